@@ -1,0 +1,1008 @@
+//! The Chorus `v1` wire protocol: every WebSocket frame, every HTTP body and the token claims.
+//!
+//! This module is the ONLY place in the workspace that knows the JSON shape of anything Chorus
+//! sends or receives. Servers, clients, tests and tools encode and decode through the types here;
+//! nobody else writes `serde_json::json!` for protocol traffic. `docs/PROTOCOL.md` is the
+//! normative description of the same shapes and must change in the same commit as this file.
+//!
+//! It must never perform I/O or depend on a runtime: it is compiled into the browser SDK too.
+//!
+//! Design notes:
+//! - Frames are JSON objects tagged by `"type"`. Unknown fields are ignored (forward compatible);
+//!   an unknown `"type"` decodes to [`WireError::UnknownType`] so the peer can answer with an
+//!   `error` frame instead of dropping the connection.
+//! - Names that the server trusts ([`RoomName`], [`EventId`]) are validated while decoding, so
+//!   code past the edge never sees an invalid one.
+//! - Event bodies and presence metas are opaque JSON kept as raw text ([`Json`]): the server
+//!   stores and forwards them without re-parsing.
+
+use std::borrow::Cow;
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
+
+/// The protocol version spoken by this module; it is also the URL prefix (`/v1/...`).
+pub const PROTOCOL_VERSION: &str = "v1";
+
+/// The WebSocket subprotocol a client offers (and the server selects) for protocol `v1`.
+pub const WS_SUBPROTOCOL: &str = "chorus.v1";
+
+/// Prefix of the optional second subprotocol that carries the token in the upgrade request,
+/// for clients that prefer not to send a `hello` frame: `chorus.token.<jwt>`.
+pub const WS_TOKEN_PREFIX: &str = "chorus.token.";
+
+/// The longest room name, in bytes.
+pub const MAX_ROOM_NAME_BYTES: usize = 128;
+
+/// The longest client-generated event id, in bytes.
+pub const MAX_EVENT_ID_BYTES: usize = 64;
+
+/// The longest user id (the token's `sub`), in bytes.
+pub const MAX_USER_ID_BYTES: usize = 128;
+
+/// Epochs and sequence numbers stay below 2^53 so JavaScript numbers represent them exactly.
+pub const MAX_SAFE_INTEGER: u64 = (1 << 53) - 1;
+
+// ---------------------------------------------------------------------------------------------
+// Validated names
+// ---------------------------------------------------------------------------------------------
+
+/// A room name: 1 to 128 bytes of ASCII letters, digits and `. _ - : / @`.
+///
+/// Validated when decoded, so every `RoomName` in the program is a valid one.
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct RoomName(String);
+
+impl RoomName {
+    /// Checks `name` and wraps it, or says what is wrong with it.
+    pub fn parse(name: impl Into<String>) -> Result<RoomName, NameError> {
+        let name = name.into();
+        check_name(&name, "room name", MAX_ROOM_NAME_BYTES, |c| {
+            c.is_ascii_alphanumeric() || matches!(c, b'.' | b'_' | b'-' | b':' | b'/' | b'@')
+        })?;
+        Ok(RoomName(name))
+    }
+
+    /// The name as text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// A client-generated event id (the idempotency key of a publish): 1 to 64 bytes of ASCII
+/// letters, digits and `. _ - :`.
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct EventId(String);
+
+impl EventId {
+    /// Checks `id` and wraps it, or says what is wrong with it.
+    pub fn parse(id: impl Into<String>) -> Result<EventId, NameError> {
+        let id = id.into();
+        check_name(&id, "event id", MAX_EVENT_ID_BYTES, |c| {
+            c.is_ascii_alphanumeric() || matches!(c, b'.' | b'_' | b'-' | b':')
+        })?;
+        Ok(EventId(id))
+    }
+
+    /// The id as text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// Why a room name, event id or user id was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid {what} {shown:?}: {reason}")]
+pub struct NameError {
+    what: &'static str,
+    shown: String,
+    reason: String,
+}
+
+fn check_name(
+    text: &str,
+    what: &'static str,
+    max: usize,
+    allowed: impl Fn(u8) -> bool,
+) -> Result<(), NameError> {
+    let fail = |reason: String| NameError {
+        what,
+        shown: text.chars().take(40).collect(),
+        reason,
+    };
+    if text.is_empty() {
+        return Err(fail("it must not be empty".into()));
+    }
+    if text.len() > max {
+        return Err(fail(format!(
+            "it is {} bytes long, the limit is {max}",
+            text.len()
+        )));
+    }
+    if let Some(bad) = text.bytes().find(|&c| !allowed(c)) {
+        return Err(fail(format!(
+            "character {:?} is not allowed (letters, digits and . _ - : are; rooms also allow / @)",
+            bad as char
+        )));
+    }
+    Ok(())
+}
+
+macro_rules! name_impls {
+    ($ty:ident) => {
+        impl TryFrom<String> for $ty {
+            type Error = NameError;
+            fn try_from(value: String) -> Result<Self, Self::Error> {
+                $ty::parse(value)
+            }
+        }
+        impl From<$ty> for String {
+            fn from(value: $ty) -> String {
+                value.0
+            }
+        }
+        impl fmt::Display for $ty {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+        impl fmt::Debug for $ty {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                fmt::Debug::fmt(&self.0, f)
+            }
+        }
+        impl std::str::FromStr for $ty {
+            type Err = NameError;
+            fn from_str(s: &str) -> Result<Self, Self::Err> {
+                $ty::parse(s)
+            }
+        }
+    };
+}
+name_impls!(RoomName);
+name_impls!(EventId);
+
+/// Checks a user id (a token's `sub`): 1 to 128 bytes, no control characters.
+pub fn check_user_id(user: &str) -> Result<(), NameError> {
+    check_name(user, "user id", MAX_USER_ID_BYTES, |c| {
+        !c.is_ascii_control()
+    })
+}
+
+// ---------------------------------------------------------------------------------------------
+// Opaque JSON
+// ---------------------------------------------------------------------------------------------
+
+/// An opaque JSON value (event body, presence meta) kept as its raw text.
+///
+/// The server never looks inside; it stores and forwards the exact text it was given.
+#[derive(Clone, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Json(Box<RawValue>);
+
+impl Json {
+    /// Parses `text` as one JSON value (any type).
+    pub fn from_text(text: impl Into<String>) -> Result<Json, serde_json::Error> {
+        RawValue::from_string(text.into()).map(Json)
+    }
+
+    /// Serializes any value into opaque JSON.
+    pub fn from_value<T: Serialize + ?Sized>(value: &T) -> Json {
+        Json(serde_json::value::to_raw_value(value).expect("a Serialize value always encodes"))
+    }
+
+    /// JSON `null`.
+    pub fn null() -> Json {
+        Json::from_text("null").expect("null is JSON")
+    }
+
+    /// The raw JSON text.
+    pub fn as_text(&self) -> &str {
+        self.0.get()
+    }
+
+    /// The size of the raw JSON text in bytes (what limits are measured on).
+    pub fn len(&self) -> usize {
+        self.0.get().len()
+    }
+
+    /// Never true: a JSON value has at least one byte. Present for API symmetry with `len`.
+    pub fn is_empty(&self) -> bool {
+        self.0.get().is_empty()
+    }
+
+    /// Decodes the value into a concrete type.
+    pub fn decode<'a, T: Deserialize<'a>>(&'a self) -> Result<T, serde_json::Error> {
+        serde_json::from_str(self.0.get())
+    }
+}
+
+impl PartialEq for Json {
+    fn eq(&self, other: &Json) -> bool {
+        self.as_text() == other.as_text()
+    }
+}
+
+impl fmt::Debug for Json {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_text())
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Shared pieces
+// ---------------------------------------------------------------------------------------------
+
+/// A position in a room's history: the last event a client has, under the history's epoch.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Cursor {
+    /// Identifies one lineage of the room's history; a different epoch means the old seqs are void.
+    pub epoch: u64,
+    /// The last sequence number the client has seen (0 = none).
+    pub seq: u64,
+}
+
+/// One connection of a user in a room's presence.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct PresenceConn {
+    /// The connection id (as in `welcome`).
+    pub conn: String,
+    /// Free-form JSON the connection announced (name, color, status, ...).
+    pub meta: Json,
+    /// When this connection joined the room, in milliseconds since the Unix epoch.
+    pub since: u64,
+}
+
+/// One user in a room's presence, aggregating all of that user's connections (tabs, devices).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct PresenceUser {
+    /// The user id (the token's `sub`).
+    pub user: String,
+    /// The display name from the token, if it has one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// The user's connections in this room, oldest first.
+    pub conns: Vec<PresenceConn>,
+}
+
+/// A full picture of a room's presence at `version`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct PresenceSnapshot {
+    /// Increases by one with every change to the room's presence.
+    pub version: u64,
+    /// Everyone present, ordered by user id.
+    pub users: Vec<PresenceUser>,
+}
+
+/// A stable, machine-readable error code. The `message` next to it is for humans.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorCode {
+    /// The frame is not valid JSON or does not have the fields its type needs.
+    BadFrame,
+    /// The frame's `type` is not one this server knows.
+    UnknownType,
+    /// The frame is larger than the server's frame limit.
+    FrameTooLarge,
+    /// No valid token was presented before other frames, or the token is malformed or forged.
+    Unauthenticated,
+    /// The token has expired.
+    TokenExpired,
+    /// The token does not grant this right on this room.
+    Forbidden,
+    /// The connection has not joined the room it publishes or signals in.
+    NotJoined,
+    /// The connection has joined as many rooms as it may.
+    TooManyRooms,
+    /// The presence meta is larger than the server allows.
+    MetaTooLarge,
+    /// `if_seq` did not match the room's head: someone published first.
+    Conflict,
+    /// The event could not be stored; it was not delivered and may be retried with the same id.
+    StorageUnavailable,
+    /// The connection fell behind its outbound queue and was closed; resume to catch up.
+    SlowConsumer,
+    /// No frame arrived within two heartbeat intervals; the connection was closed.
+    IdleTimeout,
+    /// The server is shutting down; reconnect after the hinted delay.
+    Draining,
+    /// The requested thing does not exist (HTTP).
+    NotFound,
+    /// A query parameter or body is invalid (HTTP).
+    BadRequest,
+    /// Something unexpected failed on the server.
+    Internal,
+}
+
+impl ErrorCode {
+    /// The code as it appears on the wire.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorCode::BadFrame => "bad_frame",
+            ErrorCode::UnknownType => "unknown_type",
+            ErrorCode::FrameTooLarge => "frame_too_large",
+            ErrorCode::Unauthenticated => "unauthenticated",
+            ErrorCode::TokenExpired => "token_expired",
+            ErrorCode::Forbidden => "forbidden",
+            ErrorCode::NotJoined => "not_joined",
+            ErrorCode::TooManyRooms => "too_many_rooms",
+            ErrorCode::MetaTooLarge => "meta_too_large",
+            ErrorCode::Conflict => "conflict",
+            ErrorCode::StorageUnavailable => "storage_unavailable",
+            ErrorCode::SlowConsumer => "slow_consumer",
+            ErrorCode::IdleTimeout => "idle_timeout",
+            ErrorCode::Draining => "draining",
+            ErrorCode::NotFound => "not_found",
+            ErrorCode::BadRequest => "bad_request",
+            ErrorCode::Internal => "internal",
+        }
+    }
+}
+
+impl fmt::Display for ErrorCode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// WebSocket close codes the server uses (4000-4999 are application codes).
+pub mod close_code {
+    /// No valid `hello` arrived in time, or the token was refused.
+    pub const UNAUTHENTICATED: u16 = 4001;
+    /// The outbound queue overflowed; resume to catch up.
+    pub const SLOW_CONSUMER: u16 = 4008;
+    /// No frame within two heartbeat intervals.
+    pub const IDLE_TIMEOUT: u16 = 4009;
+    /// A message exceeded the hard size cap (RFC 6455 "message too big").
+    pub const MESSAGE_TOO_BIG: u16 = 1009;
+    /// The server is restarting or shutting down (RFC 6455 "service restart").
+    pub const SERVICE_RESTART: u16 = 1012;
+}
+
+/// Why a room's history could not be resumed from the client's cursor.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ResetReason {
+    /// The history was rebuilt (e.g. the store was wiped); old seqs mean nothing now.
+    EpochChanged,
+    /// The events after the cursor were trimmed by retention (count or age).
+    HistoryTrimmed,
+    /// The cursor is ahead of the room's head.
+    CursorAhead,
+    /// The history could not be read; the client should refetch its state.
+    HistoryUnavailable,
+}
+
+// ---------------------------------------------------------------------------------------------
+// Frame decoding
+// ---------------------------------------------------------------------------------------------
+
+/// Why a frame could not be decoded.
+#[derive(Debug, thiserror::Error)]
+pub enum WireError {
+    /// The text is not JSON, or a field is missing or of the wrong type or value.
+    #[error("invalid frame: {0}")]
+    Malformed(String),
+    /// The frame's `type` is not known to this side.
+    #[error("unknown frame type {0:?}")]
+    UnknownType(String),
+}
+
+impl WireError {
+    /// The error code to answer with.
+    pub fn code(&self) -> ErrorCode {
+        match self {
+            WireError::Malformed(_) => ErrorCode::BadFrame,
+            WireError::UnknownType(_) => ErrorCode::UnknownType,
+        }
+    }
+}
+
+/// Reads a frame's `"type"` without decoding the rest.
+fn frame_type(text: &str) -> Result<Cow<'_, str>, WireError> {
+    #[derive(Deserialize)]
+    struct Probe<'b> {
+        #[serde(rename = "type", borrow)]
+        kind: Cow<'b, str>,
+    }
+    serde_json::from_str::<Probe<'_>>(text)
+        .map(|probe| probe.kind)
+        .map_err(|err| WireError::Malformed(err.to_string()))
+}
+
+fn decode_body<'a, T: Deserialize<'a>>(text: &'a str) -> Result<T, WireError> {
+    serde_json::from_str(text).map_err(|err| WireError::Malformed(err.to_string()))
+}
+
+/// Declares a frame enum whose variants each wrap one struct, tagged by `"type"`.
+///
+/// Frames are decoded in two steps (read `"type"`, then decode that variant's struct straight
+/// from the text) rather than with serde's internally tagged enums, which buffer the whole frame
+/// and cannot hold raw JSON ([`Json`]).
+macro_rules! frame_enum {
+    (
+        $(#[$meta:meta])*
+        pub enum $name:ident {
+            $( $(#[$vmeta:meta])* $tag:literal => $variant:ident($ty:ty), )*
+        }
+    ) => {
+        $(#[$meta])*
+        #[derive(Clone, Debug, PartialEq, Serialize)]
+        #[serde(tag = "type")]
+        pub enum $name {
+            $( $(#[$vmeta])* #[serde(rename = $tag)] $variant($ty), )*
+        }
+
+        impl $name {
+            /// Decodes one frame from JSON text.
+            pub fn decode(text: &str) -> Result<$name, WireError> {
+                match frame_type(text)?.as_ref() {
+                    $( $tag => decode_body(text).map($name::$variant), )*
+                    other => Err(WireError::UnknownType(other.chars().take(40).collect())),
+                }
+            }
+
+            /// Encodes the frame as JSON text.
+            pub fn encode(&self) -> String {
+                serde_json::to_string(self).expect("frames always encode")
+            }
+
+            /// The frame's `"type"`.
+            pub fn kind(&self) -> &'static str {
+                match self { $( $name::$variant(_) => $tag, )* }
+            }
+        }
+
+        impl<'de> Deserialize<'de> for $name {
+            fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+                let raw = <Box<RawValue>>::deserialize(deserializer)?;
+                $name::decode(raw.get()).map_err(serde::de::Error::custom)
+            }
+        }
+    };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Client -> server frames
+// ---------------------------------------------------------------------------------------------
+
+frame_enum! {
+    /// A frame sent by a client.
+    pub enum ClientFrame {
+        /// Authenticates the connection.
+        "hello" => Hello(Hello),
+        /// Joins a room.
+        "join" => Join(Join),
+        /// Leaves a room.
+        "leave" => Leave(Leave),
+        /// Publishes an event.
+        "publish" => Publish(Publish),
+        /// Says whether the user is typing.
+        "typing" => Typing(Typing),
+        /// Replaces this connection's presence meta.
+        "presence" => SetPresence(SetPresence),
+        /// Keeps the connection alive.
+        "ping" => Ping(Ping),
+    }
+}
+
+/// `hello`: authenticates the connection; must be the first frame unless the token came in the
+/// `Sec-WebSocket-Protocol` header.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Hello {
+    /// A JWT issued by the application's backend.
+    pub token: String,
+}
+
+/// `join`: joins a room (or refreshes the meta of a room already joined).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Join {
+    /// The room to join.
+    pub room: RoomName,
+    /// This connection's presence meta (free-form JSON; `null` when absent).
+    #[serde(default = "Json::null")]
+    pub meta: Json,
+    /// The last event the client has; the server replays everything after it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resume: Option<Cursor>,
+}
+
+/// `leave`: leaves a room.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Leave {
+    /// The room to leave.
+    pub room: RoomName,
+}
+
+/// `publish`: publishes an event to a joined room.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Publish {
+    /// The room to publish to.
+    pub room: RoomName,
+    /// Client-generated unique id; publishing the same id again is acknowledged, not repeated.
+    pub id: EventId,
+    /// The event's content (any JSON).
+    pub body: Json,
+    /// `false` for ephemeral events (cursors, progress): fanned out, never stored or sequenced.
+    #[serde(default = "default_true", skip_serializing_if = "is_true")]
+    pub durable: bool,
+    /// Only store the event if the room's head is still this seq (optimistic concurrency).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub if_seq: Option<u64>,
+}
+
+/// `typing`: says whether the user is typing in a room.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Typing {
+    /// The room.
+    pub room: RoomName,
+    /// `true` while typing; the server expires it after its TTL unless refreshed.
+    pub on: bool,
+}
+
+/// `presence` (from a client): replaces this connection's presence meta in a room.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SetPresence {
+    /// The room.
+    pub room: RoomName,
+    /// The new meta.
+    pub meta: Json,
+}
+
+/// `ping`: keeps the connection alive; answered with `pong`.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Ping {
+    /// Echoed back in the `pong`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nonce: Option<u64>,
+}
+
+fn default_true() -> bool {
+    true
+}
+
+fn is_true(value: &bool) -> bool {
+    *value
+}
+
+// ---------------------------------------------------------------------------------------------
+// Server -> client frames
+// ---------------------------------------------------------------------------------------------
+
+frame_enum! {
+    /// A frame sent by the server.
+    pub enum ServerFrame {
+        /// The connection is authenticated.
+        "welcome" => Welcome(Welcome),
+        /// The connection is a member of a room.
+        "joined" => Joined(Joined),
+        /// The connection left a room.
+        "left" => Left(Left),
+        /// An event published to a joined room.
+        "event" => Event(Event),
+        /// A publish was accepted.
+        "ack" => Ack(Ack),
+        /// A publish was refused.
+        "nack" => Nack(Nack),
+        /// A change to a room's presence.
+        "presence" => Presence(PresenceDiff),
+        /// A user started or stopped typing.
+        "typing" => Typing(TypingNotice),
+        /// The client's cursor can not be resumed.
+        "reset" => Reset(Reset),
+        /// A frame was refused or something went wrong.
+        "error" => Error(ErrorFrame),
+        /// The answer to `ping`.
+        "pong" => Pong(Ping),
+        /// The server is shutting down.
+        "draining" => Draining(Draining),
+    }
+}
+
+impl ServerFrame {
+    /// An `error` frame.
+    pub fn error(
+        code: ErrorCode,
+        message: impl Into<String>,
+        room: Option<RoomName>,
+    ) -> ServerFrame {
+        ServerFrame::Error(ErrorFrame {
+            code,
+            message: message.into(),
+            room,
+        })
+    }
+}
+
+/// `welcome`: the connection is authenticated.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Welcome {
+    /// This connection's id (as it appears in presence).
+    pub conn: String,
+    /// The authenticated user id.
+    pub user: String,
+    /// Send a frame (at least a `ping`) this often; silence for twice as long closes the connection.
+    pub heartbeat_ms: u64,
+    /// The protocol version, `"v1"`.
+    pub protocol: String,
+}
+
+/// `joined`: the connection is a member of the room.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Joined {
+    /// The room.
+    pub room: RoomName,
+    /// The room history's epoch.
+    pub epoch: u64,
+    /// The seq of the newest stored event at the time of joining (0 = none yet).
+    pub head: u64,
+    /// Everyone present, including this connection.
+    pub presence: PresenceSnapshot,
+    /// Users typing right now.
+    pub typing: Vec<String>,
+}
+
+/// `left`: the connection left the room.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Left {
+    /// The room.
+    pub room: RoomName,
+}
+
+/// `event`: an event as delivered to clients (and as kept in history).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Event {
+    /// The room it was published to.
+    pub room: RoomName,
+    /// Its place in the room's history; absent for ephemeral events.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seq: Option<u64>,
+    /// The publisher's id for it (idempotency key).
+    pub id: EventId,
+    /// The authenticated user who published it (never taken from the client).
+    pub from: String,
+    /// When the server accepted it, in milliseconds since the Unix epoch.
+    pub at: u64,
+    /// The content, exactly as published.
+    pub body: Json,
+}
+
+/// `ack`: a publish was accepted.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Ack {
+    /// The room.
+    pub room: RoomName,
+    /// The publish's id.
+    pub id: EventId,
+    /// The stored event's seq; absent for ephemeral publishes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seq: Option<u64>,
+    /// `true` when this id had already been accepted: the seq is the original one.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub duplicate: bool,
+}
+
+/// `nack`: a publish was refused; nothing was stored or delivered.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Nack {
+    /// The room.
+    pub room: RoomName,
+    /// The publish's id.
+    pub id: EventId,
+    /// Why.
+    pub code: ErrorCode,
+    /// Why, for humans.
+    pub message: String,
+    /// The room's head, for `conflict`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub head: Option<u64>,
+}
+
+/// `presence` (from the server): a change to a room's presence.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct PresenceDiff {
+    /// The room.
+    pub room: RoomName,
+    /// The presence version after this change.
+    pub version: u64,
+    /// Users who arrived (full entries).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub joins: Vec<PresenceUser>,
+    /// Users whose connections or metas changed (full entries that replace the old ones).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub updates: Vec<PresenceUser>,
+    /// Users who left (after the grace period).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub leaves: Vec<String>,
+}
+
+/// `typing` (from the server): a user started or stopped typing.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TypingNotice {
+    /// The room.
+    pub room: RoomName,
+    /// Who.
+    pub user: String,
+    /// Whether they are typing now.
+    pub on: bool,
+}
+
+/// `reset`: the client's cursor for this room can not be resumed: drop local state and refetch.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Reset {
+    /// The room.
+    pub room: RoomName,
+    /// Why.
+    pub reason: ResetReason,
+    /// The current epoch.
+    pub epoch: u64,
+    /// Continue from here: later events follow live.
+    pub head: u64,
+}
+
+/// `error`: a frame was refused or something went wrong; the connection stays open unless closed.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ErrorFrame {
+    /// What went wrong.
+    pub code: ErrorCode,
+    /// What went wrong, for humans.
+    pub message: String,
+    /// The room it concerns, when it concerns one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub room: Option<RoomName>,
+}
+
+/// `draining`: the server is shutting down; reconnect (to any node) after the hinted delay.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Draining {
+    /// Wait this long before reconnecting.
+    pub retry_after_ms: u64,
+}
+
+// ---------------------------------------------------------------------------------------------
+// HTTP bodies
+// ---------------------------------------------------------------------------------------------
+
+/// The body of every HTTP error response.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ErrorBody {
+    /// What went wrong.
+    pub code: ErrorCode,
+    /// What went wrong, for humans.
+    pub message: String,
+}
+
+/// `GET /v1/rooms/{room}/events?after=&limit=`: one page of a room's history.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct EventsPage {
+    /// The room.
+    pub room: RoomName,
+    /// The history's epoch.
+    pub epoch: u64,
+    /// The room's head when the page was read.
+    pub head: u64,
+    /// The oldest seq still kept (head + 1 when nothing is kept).
+    pub oldest: u64,
+    /// Events with seq > `after`, oldest first, at most `limit`.
+    pub events: Vec<Event>,
+    /// Pass as `after` to read the next page; absent when this page reaches the head.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_after: Option<u64>,
+}
+
+/// `GET /v1/rooms/{room}/presence`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct PresenceBody {
+    /// The room.
+    pub room: RoomName,
+    /// The presence at this moment.
+    #[serde(flatten)]
+    pub presence: PresenceSnapshot,
+}
+
+/// `GET /healthz`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct HealthBody {
+    /// `"ok"`.
+    pub status: String,
+}
+
+/// `POST /v1/dev/token` request (dev mode only).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct DevTokenRequest {
+    /// The display name to issue a token for.
+    pub name: String,
+}
+
+/// `POST /v1/dev/token` response.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct DevTokenResponse {
+    /// A token granting publish on every room.
+    pub token: String,
+    /// The user id derived from the name.
+    pub user: String,
+}
+
+/// The claims of a Chorus access token (a JWT, HS256 by default).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TokenClaims {
+    /// The user id.
+    pub sub: String,
+    /// The user's display name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// Expiry, in seconds since the Unix epoch.
+    pub exp: u64,
+    /// Room grants: pattern (`doc:42`, `doc:*`, `*`) to right.
+    #[serde(default)]
+    pub rooms: std::collections::BTreeMap<String, RoomRight>,
+}
+
+/// What a token allows in the rooms matching a grant's pattern.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RoomRight {
+    /// Join, receive events, presence and typing; send presence and typing.
+    Read,
+    /// Everything `read` allows, and publish.
+    Publish,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn check_client(text: &str, expect: Result<&str, &str>) {
+        let got = ClientFrame::decode(text);
+        match (got, expect) {
+            (Ok(frame), Ok(debug)) => assert_eq!(format!("{frame:?}"), debug, "for {text}"),
+            (Err(err), Err(code_and_text)) => {
+                let (code, fragment) = code_and_text.split_once(' ').unwrap_or((code_and_text, ""));
+                assert_eq!(err.code().as_str(), code, "for {text}: {err}");
+                assert!(
+                    err.to_string().contains(fragment),
+                    "{err} lacks {fragment:?}"
+                );
+            }
+            (got, expect) => panic!("for {text}: got {got:?}, expected {expect:?}"),
+        }
+    }
+
+    #[test]
+    fn client_frames_decode_or_explain_why_not() {
+        check_client(
+            r#"{"type":"hello","token":"t"}"#,
+            Ok(r#"Hello(Hello { token: "t" })"#),
+        );
+        check_client(
+            r#"{"type":"join","room":"doc:1","extra":1}"#,
+            Ok(r#"Join(Join { room: "doc:1", meta: null, resume: None })"#),
+        );
+        check_client(
+            r#"{"type":"join","room":"doc:1","meta":{"c":"red"},"resume":{"epoch":7,"seq":3}}"#,
+            Ok(
+                r#"Join(Join { room: "doc:1", meta: {"c":"red"}, resume: Some(Cursor { epoch: 7, seq: 3 }) })"#,
+            ),
+        );
+        check_client(
+            r#"{"type":"publish","room":"r","id":"a1","body":[1, 2]}"#,
+            Ok(
+                r#"Publish(Publish { room: "r", id: "a1", body: [1, 2], durable: true, if_seq: None })"#,
+            ),
+        );
+        check_client(
+            r#"{"type":"publish","room":"r","id":"a1","body":"x","durable":false,"if_seq":4}"#,
+            Ok(
+                r#"Publish(Publish { room: "r", id: "a1", body: "x", durable: false, if_seq: Some(4) })"#,
+            ),
+        );
+        check_client(r#"{"type":"ping"}"#, Ok("Ping(Ping { nonce: None })"));
+        check_client(
+            r#"{"type":"teleport","room":"r"}"#,
+            Err("unknown_type teleport"),
+        );
+        check_client(r#"{"type":"join"}"#, Err("bad_frame missing field `room`"));
+        check_client(
+            r#"{"type":"join","room":"a b"}"#,
+            Err("bad_frame invalid room name"),
+        );
+        check_client(
+            r#"{"type":"join","room":""}"#,
+            Err("bad_frame must not be empty"),
+        );
+        check_client(
+            &format!(r#"{{"type":"join","room":"{}"}}"#, "r".repeat(129)),
+            Err("bad_frame 129 bytes"),
+        );
+        check_client(
+            r#"{"type":"publish","room":"r","id":"a/b","body":1}"#,
+            Err("bad_frame invalid event id"),
+        );
+        check_client(
+            r#"{"type":"publish","room":"r","id":"a"}"#,
+            Err("bad_frame missing field `body`"),
+        );
+        check_client("not json", Err("bad_frame"));
+        check_client(r#"{"no":"type"}"#, Err("bad_frame"));
+        check_client(r#"[1,2]"#, Err("bad_frame"));
+    }
+
+    #[test]
+    fn server_frames_round_trip_with_documented_shapes() {
+        let event = ServerFrame::Event(Event {
+            room: RoomName::parse("doc:1").unwrap(),
+            seq: Some(5),
+            id: EventId::parse("c1-9").unwrap(),
+            from: "ana".into(),
+            at: 1_700_000_000_000,
+            body: Json::from_text(r#"{"text":"hi"}"#).unwrap(),
+        });
+        let text = event.encode();
+        assert_eq!(
+            text,
+            r#"{"type":"event","room":"doc:1","seq":5,"id":"c1-9","from":"ana","at":1700000000000,"body":{"text":"hi"}}"#
+        );
+        assert_eq!(ServerFrame::decode(&text).unwrap(), event);
+
+        let ack = ServerFrame::Ack(Ack {
+            room: RoomName::parse("r").unwrap(),
+            id: EventId::parse("x").unwrap(),
+            seq: Some(1),
+            duplicate: false,
+        });
+        assert_eq!(
+            ack.encode(),
+            r#"{"type":"ack","room":"r","id":"x","seq":1}"#
+        );
+        let err = ServerFrame::error(ErrorCode::FrameTooLarge, "too big", None);
+        assert_eq!(
+            err.encode(),
+            r#"{"type":"error","code":"frame_too_large","message":"too big"}"#
+        );
+        assert!(matches!(
+            ServerFrame::decode(r#"{"type":"bogus"}"#),
+            Err(WireError::UnknownType(_))
+        ));
+        // Frames nested in other bodies (polling batches) decode through the same path.
+        let nested: Vec<ServerFrame> = serde_json::from_str(&format!("[{text}]")).unwrap();
+        assert_eq!(nested, vec![event]);
+    }
+
+    #[test]
+    fn client_frames_round_trip() {
+        let frames = [
+            ClientFrame::Hello(Hello { token: "t".into() }),
+            ClientFrame::Join(Join {
+                room: RoomName::parse("a").unwrap(),
+                meta: Json::from_text(r#"{"n":1}"#).unwrap(),
+                resume: Some(Cursor { epoch: 1, seq: 2 }),
+            }),
+            ClientFrame::Publish(Publish {
+                room: RoomName::parse("a").unwrap(),
+                id: EventId::parse("i").unwrap(),
+                body: Json::null(),
+                durable: false,
+                if_seq: Some(3),
+            }),
+            ClientFrame::Typing(Typing {
+                room: RoomName::parse("a").unwrap(),
+                on: true,
+            }),
+            ClientFrame::Ping(Ping { nonce: Some(9) }),
+        ];
+        for frame in frames {
+            assert_eq!(ClientFrame::decode(&frame.encode()).unwrap(), frame);
+        }
+    }
+
+    #[test]
+    fn user_ids_are_checked() {
+        assert!(check_user_id("ana@example.com").is_ok());
+        assert!(check_user_id("").is_err());
+        assert!(check_user_id("a\nb").is_err());
+        assert!(check_user_id(&"u".repeat(129)).is_err());
+    }
+}

@@ -1,0 +1,126 @@
+//! Server configuration: command-line flags with environment fallbacks (clap).
+//!
+//! Every knob has a documented default that is safe for production except where noted; tests
+//! build a [`Config`] directly with [`Config::for_tests`].
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Parser, ValueEnum};
+
+use crate::hub::HubConfig;
+use crate::store::Retention;
+
+/// Where history lives.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum StoreKind {
+    /// SQLite file (durable, the default).
+    Sqlite,
+    /// Process memory (lost on restart; tests and demos).
+    Memory,
+}
+
+/// `chorus-server` flags.
+#[derive(Clone, Debug, Parser)]
+#[command(
+    name = "chorus-server",
+    version,
+    about = "Chorus real-time hub: rooms, history, presence and typing."
+)]
+pub struct Config {
+    /// Address to listen on.
+    #[arg(long, env = "CHORUS_BIND", default_value = "127.0.0.1:8080")]
+    pub bind: SocketAddr,
+    /// History store.
+    #[arg(long, env = "CHORUS_STORE", value_enum, default_value_t = StoreKind::Sqlite)]
+    pub store: StoreKind,
+    /// SQLite database file (with --store sqlite).
+    #[arg(long, env = "CHORUS_DB", default_value = "chorus.db")]
+    pub db: PathBuf,
+    /// Keep at most this many newest events per room.
+    #[arg(long, env = "CHORUS_RETENTION_EVENTS", default_value_t = 1000)]
+    pub retention_events: u64,
+    /// Forget events older than this many seconds.
+    #[arg(long, env = "CHORUS_RETENTION_SECS", default_value_t = 86_400)]
+    pub retention_secs: u64,
+    /// HS256 secret that access tokens are signed with (required unless --dev).
+    #[arg(long, env = "CHORUS_JWT_SECRET", hide_env_values = true)]
+    pub jwt_secret: Option<String>,
+    /// Development mode: a fixed insecure secret and `POST /v1/dev/token`. Never in production.
+    #[arg(long, env = "CHORUS_DEV")]
+    pub dev: bool,
+    /// Clients must send a frame this often (milliseconds); twice as long silent closes them.
+    #[arg(long, env = "CHORUS_HEARTBEAT_MS", default_value_t = 15_000)]
+    pub heartbeat_ms: u64,
+    /// How long a disconnected user still shows as present (milliseconds).
+    #[arg(long, env = "CHORUS_PRESENCE_GRACE_MS", default_value_t = 5_000)]
+    pub presence_grace_ms: u64,
+    /// How long `typing` lasts without a refresh (milliseconds).
+    #[arg(long, env = "CHORUS_TYPING_TTL_MS", default_value_t = 6_000)]
+    pub typing_ttl_ms: u64,
+    /// Largest frame a client may send, in bytes; larger ones are refused with an error frame.
+    #[arg(long, env = "CHORUS_MAX_FRAME_BYTES", default_value_t = 64 * 1024)]
+    pub max_frame_bytes: usize,
+    /// Largest presence meta, in bytes.
+    #[arg(long, env = "CHORUS_MAX_META_BYTES", default_value_t = 2048)]
+    pub max_meta_bytes: usize,
+    /// Most rooms one connection may join.
+    #[arg(long, env = "CHORUS_MAX_ROOMS_PER_CONN", default_value_t = 100)]
+    pub max_rooms_per_conn: usize,
+    /// Frames queued per connection before it counts as a slow consumer and is closed.
+    #[arg(long, env = "CHORUS_OUTBOUND_QUEUE", default_value_t = 1024)]
+    pub outbound_queue: usize,
+    /// Reconnect hint sent to clients when the server shuts down (milliseconds).
+    #[arg(long, env = "CHORUS_DRAIN_RETRY_MS", default_value_t = 1_000)]
+    pub drain_retry_ms: u64,
+}
+
+/// The secret used by `--dev`. Public knowledge: dev tokens prove nothing.
+pub const DEV_SECRET: &str = "chorus-dev-secret-not-for-production";
+
+impl Config {
+    /// Defaults suitable for in-process tests: memory store, dev secret, port 0.
+    pub fn for_tests() -> Config {
+        let mut config = Config::parse_from([
+            "chorus-server",
+            "--store",
+            "memory",
+            "--bind",
+            "127.0.0.1:0",
+        ]);
+        config.jwt_secret = Some(DEV_SECRET.into());
+        config
+    }
+
+    /// The hub's part of the configuration.
+    pub fn hub(&self) -> HubConfig {
+        HubConfig {
+            heartbeat: Duration::from_millis(self.heartbeat_ms),
+            presence_grace: Duration::from_millis(self.presence_grace_ms),
+            typing_ttl: Duration::from_millis(self.typing_ttl_ms),
+            max_meta_bytes: self.max_meta_bytes,
+            max_rooms_per_conn: self.max_rooms_per_conn,
+            ..HubConfig::default()
+        }
+    }
+
+    /// The retention policy.
+    pub fn retention(&self) -> Retention {
+        Retention {
+            max_events: self.retention_events,
+            max_age: Duration::from_secs(self.retention_secs),
+        }
+    }
+
+    /// The token secret in force, or why there is none.
+    pub fn secret(&self) -> Result<Vec<u8>, &'static str> {
+        match (&self.jwt_secret, self.dev) {
+            (Some(secret), _) if !secret.is_empty() => Ok(secret.as_bytes().to_vec()),
+            (_, true) => Ok(DEV_SECRET.as_bytes().to_vec()),
+            _ => Err(
+                "set --jwt-secret (or CHORUS_JWT_SECRET), or run with --dev for local development",
+            ),
+        }
+    }
+}

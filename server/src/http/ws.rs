@@ -1,0 +1,200 @@
+//! The WebSocket endpoint `/v1/ws`: one task per connection.
+//!
+//! The task authenticates the connection (token in the `Sec-WebSocket-Protocol` header or a
+//! first `hello` frame, never in the URL), then joins two loops with `select!`: client frames
+//! are decoded here (so parsing runs in parallel across connections) and passed to the hub;
+//! the hub's frames arrive on a bounded queue and are written out. Bad frames are answered
+//! with `error` frames; the connection and its rooms keep working.
+
+use axum::extract::State;
+use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
+use axum::response::Response;
+use chorus_sdk::wire::{self, ClientFrame, ErrorCode, ServerFrame, close_code};
+use futures_util::SinkExt;
+use futures_util::stream::{SplitSink, StreamExt};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::{mpsc, oneshot};
+
+use super::AppState;
+use crate::auth::{AuthError, Identity};
+use crate::driver::{HubMsg, Outbox};
+use crate::hub::encode;
+
+/// Socket buffers per connection: small, because most traffic is small frames.
+const SOCKET_BUFFER: usize = 4 * 1024;
+/// Messages beyond this many bytes close the connection (1009) instead of getting an error.
+fn hard_cap(max_frame_bytes: usize) -> usize {
+    (max_frame_bytes * 4).max(256 * 1024)
+}
+
+/// `GET /v1/ws`
+pub(super) async fn upgrade(State(state): State<AppState>, ws: WebSocketUpgrade) -> Response {
+    let mut token = None;
+    let mut speaks_v1 = false;
+    for offered in ws.requested_protocols() {
+        for protocol in offered.to_str().unwrap_or("").split(',').map(str::trim) {
+            if protocol == wire::WS_SUBPROTOCOL {
+                speaks_v1 = true;
+            } else if let Some(value) = protocol.strip_prefix(wire::WS_TOKEN_PREFIX) {
+                token = Some(value.to_owned());
+            }
+        }
+    }
+    let ws = if speaks_v1 {
+        ws.protocols([wire::WS_SUBPROTOCOL])
+    } else {
+        ws
+    };
+    let cap = hard_cap(state.limits.max_frame_bytes);
+    ws.read_buffer_size(SOCKET_BUFFER)
+        .write_buffer_size(SOCKET_BUFFER)
+        .max_message_size(cap)
+        .max_frame_size(cap)
+        .on_upgrade(move |socket| connection(socket, state, token))
+}
+
+type Sink = SplitSink<WebSocket, Message>;
+
+async fn connection(socket: WebSocket, state: AppState, header_token: Option<String>) {
+    let (mut sink, mut stream) = socket.split();
+    let write_timeout = state.limits.heartbeat * 2;
+
+    let identity = match header_token {
+        Some(token) => state.auth.verify(&token),
+        None => match tokio::time::timeout(state.limits.heartbeat, stream.next()).await {
+            Ok(Some(Ok(Message::Text(text)))) => match ClientFrame::decode(&text) {
+                Ok(ClientFrame::Hello(hello)) => state.auth.verify(&hello.token),
+                _ => Err(AuthError::Missing),
+            },
+            Ok(_) => return, // Closed before saying anything.
+            Err(_) => Err(AuthError::Missing),
+        },
+    };
+    let identity = match identity {
+        Ok(identity) => Arc::new(identity),
+        Err(err) => {
+            let frame = ServerFrame::error(err.code(), err.to_string(), None);
+            let _ = send(&mut sink, Message::Text(encode(&frame)), write_timeout).await;
+            close(&mut sink, close_code::UNAUTHENTICATED, err.code()).await;
+            return;
+        }
+    };
+    run(sink, stream, state, identity, write_timeout).await;
+}
+
+async fn run(
+    mut sink: Sink,
+    mut stream: futures_util::stream::SplitStream<WebSocket>,
+    state: AppState,
+    identity: Arc<Identity>,
+    write_timeout: Duration,
+) {
+    let conn = state.hub.next_conn_id();
+    let (frames_tx, mut frames) = mpsc::channel(state.limits.outbound_queue);
+    let (close_tx, mut close_rx) = oneshot::channel();
+    let outbox = Outbox {
+        frames: frames_tx,
+        close: close_tx,
+    };
+    if !state
+        .hub
+        .send(HubMsg::Connect {
+            conn,
+            identity,
+            outbox,
+        })
+        .await
+    {
+        close(&mut sink, close_code::SERVICE_RESTART, ErrorCode::Draining).await;
+        return;
+    }
+    loop {
+        tokio::select! {
+            biased;
+            closing = &mut close_rx => {
+                if let Ok((code, reason)) = closing {
+                    if code == close_code::SERVICE_RESTART {
+                        // Deliver what is queued (acks, the `draining` frame) before saying goodbye.
+                        while let Ok(payload) = frames.try_recv() {
+                            if !send(&mut sink, Message::Text(payload), Duration::from_secs(1)).await {
+                                break;
+                            }
+                        }
+                    } else {
+                        let message = match reason {
+                            ErrorCode::SlowConsumer => "you fell behind and were disconnected; reconnect and resume",
+                            _ => "no frame arrived within two heartbeat intervals",
+                        };
+                        let frame = ServerFrame::error(reason, message, None);
+                        let _ = send(&mut sink, Message::Text(encode(&frame)), Duration::from_secs(1)).await;
+                    }
+                    close(&mut sink, code, reason).await;
+                }
+                break;
+            }
+            outgoing = frames.recv() => match outgoing {
+                Some(payload) => {
+                    if !send(&mut sink, Message::Text(payload), write_timeout).await {
+                        break;
+                    }
+                }
+                None => break,
+            },
+            incoming = stream.next() => match incoming {
+                Some(Ok(Message::Text(text))) => {
+                    let max = state.limits.max_frame_bytes;
+                    let answer = if text.len() > max {
+                        Some(ServerFrame::error(
+                            ErrorCode::FrameTooLarge,
+                            format!("the frame is {} bytes; the limit is {max}", text.len()),
+                            None,
+                        ))
+                    } else {
+                        match ClientFrame::decode(&text) {
+                            Ok(frame) => {
+                                if !state.hub.send(HubMsg::Frame { conn, frame }).await {
+                                    break;
+                                }
+                                None
+                            }
+                            Err(err) => Some(ServerFrame::error(err.code(), err.to_string(), None)),
+                        }
+                    };
+                    if let Some(frame) = answer
+                        && !send(&mut sink, Message::Text(encode(&frame)), write_timeout).await
+                    {
+                        break;
+                    }
+                }
+                Some(Ok(Message::Binary(_))) => {
+                    let frame = ServerFrame::error(ErrorCode::BadFrame, "binary frames are not supported; send JSON text frames", None);
+                    if !send(&mut sink, Message::Text(encode(&frame)), write_timeout).await {
+                        break;
+                    }
+                }
+                Some(Ok(Message::Ping(_) | Message::Pong(_))) => {
+                    state.hub.send(HubMsg::Activity { conn }).await;
+                }
+                Some(Ok(Message::Close(_)) | Err(_)) | None => break,
+            },
+        }
+    }
+    state.hub.send(HubMsg::Disconnect { conn }).await;
+}
+
+/// Sends one message; `false` if the socket failed or the peer did not take it in time.
+async fn send(sink: &mut Sink, message: Message, timeout: Duration) -> bool {
+    matches!(
+        tokio::time::timeout(timeout, sink.send(message)).await,
+        Ok(Ok(()))
+    )
+}
+
+async fn close(sink: &mut Sink, code: u16, reason: ErrorCode) {
+    let frame = CloseFrame {
+        code,
+        reason: reason.as_str().into(),
+    };
+    let _ = send(sink, Message::Close(Some(frame)), Duration::from_secs(1)).await;
+}

@@ -1,0 +1,1107 @@
+//! The hub: a sans-IO state machine for rooms, membership, fan-out, presence, typing and
+//! connection liveness.
+//!
+//! It performs no I/O, reads no clock and has no entropy source: the driver
+//! (`crate::driver`) feeds it inputs with the current time and carries out what it asks for.
+//!
+//! # Contract
+//!
+//! - Inputs are the `handle_*` methods. Each takes the current [`Now`]. An extra
+//!   [`Hub::handle_timeout`] is harmless.
+//! - After every input the driver drains [`Hub::poll_transmit`] (frames to send, in order) and
+//!   then [`Hub::poll_action`] (appends, room loads, replays, closes) until both are empty, and
+//!   re-arms one timer at [`Hub::poll_timeout`].
+//! - The hub never assigns seqs: durable publishes become [`Action::Append`]; the store's
+//!   outcome comes back through [`Hub::handle_append_done`] and only then is the event fanned out
+//!   and acknowledged (see `crate::store`).
+//! - Broadcast frames are serialized once per event; every member gets a clone of the same
+//!   [`Payload`].
+//!
+//! # Joining and resuming without gaps or doubles
+//!
+//! A room is *loaded* (its epoch and head read from the store) when its first member joins.
+//! A joiner with a resume cursor behind the head becomes a *replaying* member: the driver streams
+//! history `(cursor, head]` straight into the connection's queue while the hub buffers the room's
+//! live events with seq > head for that member; when the replay is done the buffer follows.
+//! Seqs are strictly increasing, so the boundary has neither a gap nor a double.
+
+mod presence;
+
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap, HashSet, VecDeque};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use chorus_sdk::wire::{
+    self, Ack, Cursor, ErrorCode, Event, Join, Joined, Json, Left, Nack, Ping, PresenceDiff,
+    PresenceSnapshot, Publish, Reset, ResetReason, RoomName, ServerFrame, TypingNotice, Welcome,
+    close_code,
+};
+
+use crate::auth::Identity;
+use crate::store::{
+    AppendDone, AppendJob, AppendOutcome, AppendRequest, Origin, RoomHead, StoreError, StoredEvent,
+};
+use presence::{Arrival, Change, Presence};
+
+/// A connection's id inside this server process.
+pub type ConnId = u64;
+
+/// A serialized frame, cheap to clone (shared bytes).
+pub type Payload = axum::extract::ws::Utf8Bytes;
+
+/// The current time, as the hub needs it: monotonic for deadlines, wall clock for timestamps.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Now {
+    /// Monotonic time for timers and liveness.
+    pub instant: Instant,
+    /// Milliseconds since the Unix epoch, stamped on events and presence.
+    pub unix_ms: u64,
+}
+
+/// Tunables of the hub.
+#[derive(Clone, Debug)]
+pub struct HubConfig {
+    /// How often clients must send something; silence for twice as long closes the connection.
+    pub heartbeat: Duration,
+    /// How long a user whose last connection dropped still shows as present.
+    pub presence_grace: Duration,
+    /// How long a `typing` on lasts without a refresh.
+    pub typing_ttl: Duration,
+    /// Largest presence meta, in bytes of JSON.
+    pub max_meta_bytes: usize,
+    /// Most rooms one connection may be in.
+    pub max_rooms_per_conn: usize,
+    /// Most live frames buffered for one member while its history replay runs.
+    pub replay_buffer: usize,
+    /// Prefix of this process's connection ids on the wire.
+    pub node: String,
+}
+
+impl Default for HubConfig {
+    fn default() -> HubConfig {
+        HubConfig {
+            heartbeat: Duration::from_secs(15),
+            presence_grace: Duration::from_secs(5),
+            typing_ttl: Duration::from_secs(6),
+            max_meta_bytes: 2048,
+            max_rooms_per_conn: 100,
+            replay_buffer: 4096,
+            node: "n".into(),
+        }
+    }
+}
+
+/// A frame to send to one connection.
+#[derive(Clone, Debug)]
+pub struct Transmit {
+    /// The recipient.
+    pub conn: ConnId,
+    /// The serialized frame.
+    pub payload: Payload,
+}
+
+/// Work the driver must do for the hub.
+#[derive(Debug)]
+pub enum Action {
+    /// Submit to the store; feed the outcome to [`Hub::handle_append_done`].
+    Append(AppendJob),
+    /// Read the room's head; feed it to [`Hub::handle_room_loaded`].
+    LoadRoom(RoomName),
+    /// Send the room's events in `(after, until]` to `conn`, in order, after everything already
+    /// transmitted to it; then call [`Hub::handle_replay_done`]. If the history no longer covers
+    /// `after`, send nothing and report [`ReplayOutcome::NotCovered`].
+    Replay {
+        /// The member.
+        conn: ConnId,
+        /// The room.
+        room: RoomName,
+        /// The client's last seq.
+        after: u64,
+        /// The room's head when the member joined.
+        until: u64,
+    },
+    /// Close the connection with this WebSocket close code; the hub has already forgotten it.
+    Close {
+        /// The connection.
+        conn: ConnId,
+        /// A code from [`wire::close_code`].
+        code: u16,
+        /// Why, as a wire error code (used as the close reason).
+        reason: ErrorCode,
+    },
+}
+
+/// How a history replay ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReplayOutcome {
+    /// All events in the range were sent.
+    Done,
+    /// The history no longer reaches back to the cursor (trimmed); nothing was sent.
+    NotCovered,
+    /// The history could not be read; nothing more will be sent.
+    Failed,
+}
+
+struct Conn {
+    identity: Arc<Identity>,
+    wire_id: String,
+    last_seen: Instant,
+    /// Rooms joined or being joined.
+    rooms: HashSet<RoomName>,
+}
+
+enum RoomState {
+    /// Waiting for the store to report the head.
+    Loading {
+        joins: Vec<(ConnId, Join)>,
+        early: Vec<StoredEvent>,
+        publishes: Vec<(ConnId, Publish)>,
+    },
+    /// Ready: `head` is the newest seq fanned out.
+    Open { epoch: u64, head: u64 },
+}
+
+#[derive(Default)]
+struct Room {
+    state: Option<RoomState>,
+    members: HashMap<ConnId, Member>,
+    presence: Presence,
+    /// Who is typing: user -> (expiry, the connection that said so).
+    typing: HashMap<String, (Instant, ConnId)>,
+}
+
+enum Member {
+    Live,
+    Replaying { until: u64, buffered: Vec<Payload> },
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+enum Timer {
+    PresenceLeave(RoomName, String),
+    TypingExpiry(RoomName, String),
+}
+
+/// The hub state machine. See the module docs for the driving contract.
+pub struct Hub {
+    config: HubConfig,
+    conns: HashMap<ConnId, Conn>,
+    rooms: HashMap<RoomName, Room>,
+    timers: BinaryHeap<Reverse<(Instant, Timer)>>,
+    next_sweep: Option<Instant>,
+    transmits: VecDeque<Transmit>,
+    actions: VecDeque<Action>,
+    draining: bool,
+}
+
+impl std::fmt::Debug for Hub {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Hub")
+            .field("conns", &self.conns.len())
+            .field("rooms", &self.rooms.len())
+            .finish()
+    }
+}
+
+/// Serializes one frame.
+pub fn encode(frame: &ServerFrame) -> Payload {
+    Payload::from(frame.encode())
+}
+
+/// Serializes a stored event as the `event` frame clients receive.
+pub fn encode_event(stored: &StoredEvent) -> Payload {
+    encode(&ServerFrame::Event(stored.event.clone()))
+}
+
+impl Hub {
+    /// An empty hub.
+    pub fn new(config: HubConfig) -> Hub {
+        Hub {
+            config,
+            conns: HashMap::new(),
+            rooms: HashMap::new(),
+            timers: BinaryHeap::new(),
+            next_sweep: None,
+            transmits: VecDeque::new(),
+            actions: VecDeque::new(),
+            draining: false,
+        }
+    }
+
+    /// The hub's configuration.
+    pub fn config(&self) -> &HubConfig {
+        &self.config
+    }
+
+    // -----------------------------------------------------------------------------------------
+    // Outputs
+    // -----------------------------------------------------------------------------------------
+
+    /// The next frame to send.
+    pub fn poll_transmit(&mut self) -> Option<Transmit> {
+        self.transmits.pop_front()
+    }
+
+    /// The next piece of work for the driver.
+    pub fn poll_action(&mut self) -> Option<Action> {
+        self.actions.pop_front()
+    }
+
+    /// When [`Hub::handle_timeout`] must be called next.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        let timer = self.timers.peek().map(|Reverse((at, _))| *at);
+        [timer, self.next_sweep].into_iter().flatten().min()
+    }
+
+    // -----------------------------------------------------------------------------------------
+    // Queries
+    // -----------------------------------------------------------------------------------------
+
+    /// A room's presence, if anyone is in it on this node.
+    pub fn presence(&self, room: &RoomName) -> Option<PresenceSnapshot> {
+        self.rooms.get(room).map(|r| r.presence.snapshot())
+    }
+
+    /// Number of open connections.
+    pub fn connection_count(&self) -> usize {
+        self.conns.len()
+    }
+
+    /// Number of rooms with members (or lingering presence) on this node.
+    pub fn room_count(&self) -> usize {
+        self.rooms.len()
+    }
+
+    // -----------------------------------------------------------------------------------------
+    // Inputs
+    // -----------------------------------------------------------------------------------------
+
+    /// An authenticated connection opened; it is greeted with `welcome`.
+    pub fn handle_connect(&mut self, now: Now, conn: ConnId, identity: Arc<Identity>) {
+        let wire_id = format!("{}-{conn}", self.config.node);
+        let welcome = Welcome {
+            conn: wire_id.clone(),
+            user: identity.user.clone(),
+            heartbeat_ms: self.config.heartbeat.as_millis() as u64,
+            protocol: wire::PROTOCOL_VERSION.into(),
+        };
+        self.send(conn, &ServerFrame::Welcome(welcome));
+        self.conns.insert(
+            conn,
+            Conn {
+                identity,
+                wire_id,
+                last_seen: now.instant,
+                rooms: HashSet::new(),
+            },
+        );
+        if self.next_sweep.is_none() {
+            self.next_sweep = Some(now.instant + self.config.heartbeat);
+        }
+    }
+
+    /// A frame arrived from a connection (any frame also proves it is alive).
+    pub fn handle_frame(&mut self, now: Now, conn: ConnId, frame: wire::ClientFrame) {
+        let Some(state) = self.conns.get_mut(&conn) else {
+            return;
+        };
+        state.last_seen = now.instant;
+        match frame {
+            wire::ClientFrame::Hello(_) => self.send_error(
+                conn,
+                ErrorCode::BadFrame,
+                "this connection is already authenticated",
+                None,
+            ),
+            wire::ClientFrame::Join(join) => self.join(now, conn, join),
+            wire::ClientFrame::Leave(leave) => self.leave(now, conn, leave.room),
+            wire::ClientFrame::Publish(publish) => self.publish(now, conn, publish),
+            wire::ClientFrame::Typing(typing) => self.typing(now, conn, typing.room, typing.on),
+            wire::ClientFrame::SetPresence(update) => {
+                self.set_presence(conn, update.room, update.meta)
+            }
+            wire::ClientFrame::Ping(ping) => {
+                self.send(conn, &ServerFrame::Pong(Ping { nonce: ping.nonce }))
+            }
+        }
+    }
+
+    /// The connection is alive (e.g. a WebSocket-level ping) without sending a frame.
+    pub fn handle_activity(&mut self, now: Now, conn: ConnId) {
+        if let Some(state) = self.conns.get_mut(&conn) {
+            state.last_seen = now.instant;
+        }
+    }
+
+    /// The connection closed. Its presence lingers for the grace period.
+    pub fn handle_disconnect(&mut self, now: Now, conn: ConnId) {
+        self.drop_conn(now, conn);
+    }
+
+    /// The connection's outbound queue is full: close it (it can resume to catch up).
+    pub fn handle_slow_consumer(&mut self, now: Now, conn: ConnId) {
+        if self.drop_conn(now, conn) {
+            self.actions.push_back(Action::Close {
+                conn,
+                code: close_code::SLOW_CONSUMER,
+                reason: ErrorCode::SlowConsumer,
+            });
+        }
+    }
+
+    /// The store reported a room's head (or failed to).
+    pub fn handle_room_loaded(
+        &mut self,
+        now: Now,
+        room_name: RoomName,
+        result: Result<RoomHead, StoreError>,
+    ) {
+        let Some(room) = self.rooms.get_mut(&room_name) else {
+            return;
+        };
+        let Some(RoomState::Loading { .. }) = room.state else {
+            return;
+        };
+        let Some(RoomState::Loading {
+            joins,
+            early,
+            publishes,
+        }) = room.state.take()
+        else {
+            unreachable!()
+        };
+        match result {
+            Ok(head) => {
+                room.state = Some(RoomState::Open {
+                    epoch: head.epoch,
+                    head: head.head,
+                });
+                for (conn, join) in joins {
+                    self.complete_join(now, conn, join);
+                }
+                for stored in early {
+                    self.fan_out(now, stored);
+                }
+                for (conn, publish) in publishes {
+                    self.publish(now, conn, publish);
+                }
+            }
+            Err(err) => {
+                self.rooms.remove(&room_name);
+                let message = format!("could not open room {room_name}: {err}");
+                for (conn, _) in joins {
+                    if let Some(state) = self.conns.get_mut(&conn) {
+                        state.rooms.remove(&room_name);
+                    }
+                    self.send_error(
+                        conn,
+                        ErrorCode::StorageUnavailable,
+                        &message,
+                        Some(room_name.clone()),
+                    );
+                }
+                for (conn, publish) in publishes {
+                    self.send_nack(
+                        conn,
+                        publish.room,
+                        publish.id,
+                        ErrorCode::StorageUnavailable,
+                        message.clone(),
+                        None,
+                    );
+                }
+            }
+        }
+    }
+
+    /// The store finished an append.
+    pub fn handle_append_done(&mut self, now: Now, done: AppendDone) {
+        let Origin::Conn(conn) = done.origin;
+        match done.result {
+            Ok(AppendOutcome::Stored(stored)) => {
+                let seq = stored.seq();
+                self.fan_out(now, stored);
+                self.send_ack(conn, done.room, done.id, Some(seq), false);
+            }
+            Ok(AppendOutcome::Duplicate { seq }) => {
+                self.send_ack(conn, done.room, done.id, Some(seq), true)
+            }
+            Ok(AppendOutcome::Conflict { head }) => {
+                let message = format!("the room's head is {head}: someone published first");
+                self.send_nack(
+                    conn,
+                    done.room,
+                    done.id,
+                    ErrorCode::Conflict,
+                    message,
+                    Some(head),
+                );
+            }
+            Err(err) => {
+                let message = format!("{err}; nothing was stored, retry with the same id");
+                self.send_nack(
+                    conn,
+                    done.room,
+                    done.id,
+                    ErrorCode::StorageUnavailable,
+                    message,
+                    None,
+                );
+            }
+        }
+    }
+
+    /// A replay requested by [`Action::Replay`] ended.
+    pub fn handle_replay_done(
+        &mut self,
+        _now: Now,
+        conn: ConnId,
+        room_name: RoomName,
+        outcome: ReplayOutcome,
+    ) {
+        let Some(room) = self.rooms.get_mut(&room_name) else {
+            return;
+        };
+        let Some(Some(RoomState::Open { epoch, .. })) = Some(&room.state) else {
+            return;
+        };
+        let epoch = *epoch;
+        let Some(member) = room.members.get_mut(&conn) else {
+            return;
+        };
+        let Member::Replaying { until, buffered } = std::mem::replace(member, Member::Live) else {
+            return;
+        };
+        let reason = match outcome {
+            ReplayOutcome::Done => None,
+            ReplayOutcome::NotCovered => Some(ResetReason::HistoryTrimmed),
+            ReplayOutcome::Failed => Some(ResetReason::HistoryUnavailable),
+        };
+        if let Some(reason) = reason {
+            self.send(
+                conn,
+                &ServerFrame::Reset(Reset {
+                    room: room_name,
+                    reason,
+                    epoch,
+                    head: until,
+                }),
+            );
+        }
+        for payload in buffered {
+            self.transmits.push_back(Transmit { conn, payload });
+        }
+    }
+
+    /// Timers: presence grace, typing expiry, dead-connection sweep.
+    pub fn handle_timeout(&mut self, now: Now) {
+        while let Some(Reverse((at, _))) = self.timers.peek() {
+            if *at > now.instant {
+                break;
+            }
+            let Some(Reverse((_, timer))) = self.timers.pop() else {
+                break;
+            };
+            match timer {
+                Timer::PresenceLeave(room_name, user) => {
+                    let Some(room) = self.rooms.get_mut(&room_name) else {
+                        continue;
+                    };
+                    if let Some(change) = room.presence.expire(&user, now.instant) {
+                        self.broadcast_presence(&room_name, change, None);
+                    }
+                    self.forget_room_if_idle(&room_name);
+                }
+                Timer::TypingExpiry(room_name, user) => {
+                    let Some(room) = self.rooms.get_mut(&room_name) else {
+                        continue;
+                    };
+                    if room
+                        .typing
+                        .get(&user)
+                        .is_some_and(|(until, _)| *until <= now.instant)
+                    {
+                        room.typing.remove(&user);
+                        self.broadcast_typing(&room_name, user, false, None);
+                        self.forget_room_if_idle(&room_name);
+                    }
+                }
+            }
+        }
+        if self.next_sweep.is_some_and(|at| at <= now.instant) {
+            self.sweep_dead_connections(now);
+        }
+    }
+
+    /// The server is shutting down: tell every connection when to come back, then close it.
+    pub fn handle_drain(&mut self, retry_after: Duration) {
+        self.draining = true;
+        let payload = encode(&ServerFrame::Draining(wire::Draining {
+            retry_after_ms: retry_after.as_millis() as u64,
+        }));
+        let mut conns: Vec<ConnId> = self.conns.keys().copied().collect();
+        conns.sort_unstable();
+        for conn in conns {
+            self.transmits.push_back(Transmit {
+                conn,
+                payload: payload.clone(),
+            });
+            self.actions.push_back(Action::Close {
+                conn,
+                code: close_code::SERVICE_RESTART,
+                reason: ErrorCode::Draining,
+            });
+        }
+        self.conns.clear();
+        self.rooms.clear();
+        self.timers.clear();
+        self.next_sweep = None;
+    }
+
+    // -----------------------------------------------------------------------------------------
+    // Frame handlers
+    // -----------------------------------------------------------------------------------------
+
+    fn join(&mut self, now: Now, conn: ConnId, join: Join) {
+        let Some(state) = self.conns.get(&conn) else {
+            return;
+        };
+        let room_name = join.room.clone();
+        if !state.identity.can_join(&room_name) {
+            let message = format!("your token grants no access to room {room_name}");
+            return self.send_error(conn, ErrorCode::Forbidden, &message, Some(room_name));
+        }
+        if join.meta.len() > self.config.max_meta_bytes {
+            let message = format!(
+                "presence meta is {} bytes; the limit is {}",
+                join.meta.len(),
+                self.config.max_meta_bytes
+            );
+            return self.send_error(conn, ErrorCode::MetaTooLarge, &message, Some(room_name));
+        }
+        if state.rooms.contains(&room_name) {
+            // Joining again refreshes the meta and re-sends the room's state; no replay.
+            let joined_already = self
+                .rooms
+                .get(&room_name)
+                .is_some_and(|room| room.members.contains_key(&conn));
+            if joined_already {
+                self.set_presence(conn, room_name.clone(), join.meta);
+                self.send_joined(conn, &room_name);
+            }
+            return;
+        }
+        if state.rooms.len() >= self.config.max_rooms_per_conn {
+            let message = format!(
+                "a connection may be in at most {} rooms; leave one first",
+                self.config.max_rooms_per_conn
+            );
+            return self.send_error(conn, ErrorCode::TooManyRooms, &message, Some(room_name));
+        }
+        self.conns
+            .get_mut(&conn)
+            .expect("checked above")
+            .rooms
+            .insert(room_name.clone());
+        let room = self.rooms.entry(room_name.clone()).or_default();
+        match &mut room.state {
+            Some(RoomState::Open { .. }) => self.complete_join(now, conn, join),
+            Some(RoomState::Loading { joins, .. }) => joins.push((conn, join)),
+            None => {
+                room.state = Some(RoomState::Loading {
+                    joins: vec![(conn, join)],
+                    early: Vec::new(),
+                    publishes: Vec::new(),
+                });
+                self.actions.push_back(Action::LoadRoom(room_name));
+            }
+        }
+    }
+
+    fn complete_join(&mut self, now: Now, conn: ConnId, join: Join) {
+        let Some(state) = self.conns.get(&conn) else {
+            return;
+        };
+        if !state.rooms.contains(&join.room) {
+            return; // Left again (or disconnected) while the room was loading.
+        }
+        let identity = Arc::clone(&state.identity);
+        let wire_id = state.wire_id.clone();
+        let room_name = join.room;
+        let room = self
+            .rooms
+            .get_mut(&room_name)
+            .expect("joins are only completed for existing rooms");
+        let Some(RoomState::Open { epoch, head }) = room.state else {
+            return;
+        };
+        let change = room.presence.add(Arrival {
+            user: &identity.user,
+            name: identity.name.as_deref(),
+            conn,
+            wire_id: &wire_id,
+            meta: join.meta,
+            since: now.unix_ms,
+        });
+        if let Some(change) = change {
+            self.broadcast_presence(&room_name, change, None);
+        }
+        let room = self.rooms.get_mut(&room_name).expect("still there");
+        let member = match join.resume {
+            Some(Cursor {
+                epoch: their_epoch,
+                seq,
+            }) if their_epoch == epoch && seq < head => {
+                self.actions.push_back(Action::Replay {
+                    conn,
+                    room: room_name.clone(),
+                    after: seq,
+                    until: head,
+                });
+                Member::Replaying {
+                    until: head,
+                    buffered: Vec::new(),
+                }
+            }
+            _ => Member::Live,
+        };
+        room.members.insert(conn, member);
+        self.send_joined(conn, &room_name);
+        let reset = match join.resume {
+            Some(cursor) if cursor.epoch != epoch => Some(ResetReason::EpochChanged),
+            Some(cursor) if cursor.seq > head => Some(ResetReason::CursorAhead),
+            _ => None,
+        };
+        if let Some(reason) = reset {
+            self.send(
+                conn,
+                &ServerFrame::Reset(Reset {
+                    room: room_name,
+                    reason,
+                    epoch,
+                    head,
+                }),
+            );
+        }
+    }
+
+    fn send_joined(&mut self, conn: ConnId, room_name: &RoomName) {
+        let Some(room) = self.rooms.get(room_name) else {
+            return;
+        };
+        let Some(RoomState::Open { epoch, head }) = room.state else {
+            return;
+        };
+        let mut typing: Vec<String> = room.typing.keys().cloned().collect();
+        typing.sort_unstable();
+        let joined = Joined {
+            room: room_name.clone(),
+            epoch,
+            head,
+            presence: room.presence.snapshot(),
+            typing,
+        };
+        self.send(conn, &ServerFrame::Joined(joined));
+    }
+
+    fn leave(&mut self, now: Now, conn: ConnId, room_name: RoomName) {
+        let removed = self
+            .conns
+            .get_mut(&conn)
+            .is_some_and(|state| state.rooms.remove(&room_name));
+        if removed {
+            self.remove_member(now, conn, &room_name, false);
+        }
+        // Leaving a room one is not in is not an error: the outcome is the same.
+        self.send(conn, &ServerFrame::Left(Left { room: room_name }));
+    }
+
+    fn publish(&mut self, now: Now, conn: ConnId, publish: Publish) {
+        let Some(state) = self.conns.get(&conn) else {
+            return;
+        };
+        if !state.rooms.contains(&publish.room) {
+            let message = format!("join room {} before publishing to it", publish.room);
+            return self.send_nack(
+                conn,
+                publish.room,
+                publish.id,
+                ErrorCode::NotJoined,
+                message,
+                None,
+            );
+        }
+        if !state.identity.can_publish(&publish.room) {
+            let message = format!(
+                "your token does not grant publishing to room {}",
+                publish.room
+            );
+            return self.send_nack(
+                conn,
+                publish.room,
+                publish.id,
+                ErrorCode::Forbidden,
+                message,
+                None,
+            );
+        }
+        if self.draining {
+            let message =
+                "the server is shutting down; publish again after reconnecting".to_owned();
+            return self.send_nack(
+                conn,
+                publish.room,
+                publish.id,
+                ErrorCode::Draining,
+                message,
+                None,
+            );
+        }
+        let from = state.identity.user.clone();
+        let room = self
+            .rooms
+            .get_mut(&publish.room)
+            .expect("a joined room exists");
+        if let Some(RoomState::Loading { publishes, .. }) = &mut room.state {
+            publishes.push((conn, publish));
+            return;
+        }
+        if !publish.durable {
+            let event = Event {
+                room: publish.room.clone(),
+                seq: None,
+                id: publish.id.clone(),
+                from,
+                at: now.unix_ms,
+                body: publish.body,
+            };
+            let payload = encode(&ServerFrame::Event(event));
+            for &member in room.members.keys() {
+                if member != conn {
+                    self.transmits.push_back(Transmit {
+                        conn: member,
+                        payload: payload.clone(),
+                    });
+                }
+            }
+            return self.send_ack(conn, publish.room, publish.id, None, false);
+        }
+        let request = AppendRequest {
+            room: publish.room,
+            id: publish.id,
+            from,
+            at: now.unix_ms,
+            body: publish.body,
+            if_seq: publish.if_seq,
+        };
+        self.actions.push_back(Action::Append(AppendJob {
+            origin: Origin::Conn(conn),
+            request,
+        }));
+    }
+
+    fn typing(&mut self, now: Now, conn: ConnId, room_name: RoomName, on: bool) {
+        let Some(state) = self.conns.get(&conn) else {
+            return;
+        };
+        let user = state.identity.user.clone();
+        let Some(room) = self
+            .rooms
+            .get_mut(&room_name)
+            .filter(|room| room.members.contains_key(&conn))
+        else {
+            let message = format!("join room {room_name} before signalling typing in it");
+            return self.send_error(conn, ErrorCode::NotJoined, &message, Some(room_name));
+        };
+        if on {
+            let until = now.instant + self.config.typing_ttl;
+            room.typing.insert(user.clone(), (until, conn));
+            self.timers.push(Reverse((
+                until,
+                Timer::TypingExpiry(room_name.clone(), user.clone()),
+            )));
+            // Every refresh is forwarded: receivers expire typing locally unless refreshed.
+            self.broadcast_typing(&room_name, user, true, Some(conn));
+        } else if room.typing.remove(&user).is_some() {
+            self.broadcast_typing(&room_name, user, false, Some(conn));
+        }
+    }
+
+    fn set_presence(&mut self, conn: ConnId, room_name: RoomName, meta: Json) {
+        let Some(state) = self.conns.get(&conn) else {
+            return;
+        };
+        if meta.len() > self.config.max_meta_bytes {
+            let message = format!(
+                "presence meta is {} bytes; the limit is {}",
+                meta.len(),
+                self.config.max_meta_bytes
+            );
+            return self.send_error(conn, ErrorCode::MetaTooLarge, &message, Some(room_name));
+        }
+        let user = state.identity.user.clone();
+        let Some(room) = self
+            .rooms
+            .get_mut(&room_name)
+            .filter(|room| room.members.contains_key(&conn))
+        else {
+            let message = format!("join room {room_name} before updating presence in it");
+            return self.send_error(conn, ErrorCode::NotJoined, &message, Some(room_name));
+        };
+        if let Some(change) = room.presence.set_meta(&user, conn, meta) {
+            self.broadcast_presence(&room_name, change, None);
+        }
+    }
+
+    // -----------------------------------------------------------------------------------------
+    // Internals
+    // -----------------------------------------------------------------------------------------
+
+    /// Fans a stored event out to the room's members, in seq order, once.
+    fn fan_out(&mut self, now: Now, stored: StoredEvent) {
+        let seq = stored.seq();
+        let room_name = stored.event.room.clone();
+        let Some(room) = self.rooms.get_mut(&room_name) else {
+            return;
+        };
+        let (epoch, head) = match &mut room.state {
+            Some(RoomState::Loading { early, .. }) => return early.push(stored),
+            Some(RoomState::Open { epoch, head }) => (epoch, head),
+            None => return,
+        };
+        if stored.epoch != *epoch || seq <= *head {
+            // Already delivered (or from a history lineage this room no longer follows).
+            return;
+        }
+        if seq != *head + 1 {
+            tracing::warn!(room = %room_name, head = *head, seq, "the store reported a gap in a room's seqs");
+        }
+        *head = seq;
+        let payload = encode_event(&stored);
+        let mut overflowed = Vec::new();
+        for (&conn, member) in room.members.iter_mut() {
+            match member {
+                Member::Live => self.transmits.push_back(Transmit {
+                    conn,
+                    payload: payload.clone(),
+                }),
+                Member::Replaying { until, buffered } => {
+                    if seq > *until {
+                        buffered.push(payload.clone());
+                        if buffered.len() > self.config.replay_buffer {
+                            overflowed.push(conn);
+                        }
+                    }
+                }
+            }
+        }
+        for conn in overflowed {
+            self.handle_slow_consumer(now, conn);
+        }
+    }
+
+    /// Forgets a connection everywhere; returns whether it was known.
+    fn drop_conn(&mut self, now: Now, conn: ConnId) -> bool {
+        let Some(state) = self.conns.remove(&conn) else {
+            return false;
+        };
+        for room_name in state.rooms {
+            self.remove_member_of(now, conn, &state.identity.user, &room_name, true);
+        }
+        if self.conns.is_empty() {
+            self.next_sweep = None;
+        }
+        true
+    }
+
+    fn remove_member(&mut self, now: Now, conn: ConnId, room_name: &RoomName, linger: bool) {
+        let Some(user) = self
+            .conns
+            .get(&conn)
+            .map(|state| state.identity.user.clone())
+        else {
+            return;
+        };
+        self.remove_member_of(now, conn, &user, room_name, linger);
+    }
+
+    fn remove_member_of(
+        &mut self,
+        now: Now,
+        conn: ConnId,
+        user: &str,
+        room_name: &RoomName,
+        linger: bool,
+    ) {
+        let Some(room) = self.rooms.get_mut(room_name) else {
+            return;
+        };
+        if let Some(RoomState::Loading {
+            joins, publishes, ..
+        }) = &mut room.state
+        {
+            joins.retain(|(c, _)| *c != conn);
+            publishes.retain(|(c, _)| *c != conn);
+        }
+        room.members.remove(&conn);
+        let typing_by_this_conn = room.typing.get(user).is_some_and(|(_, by)| *by == conn);
+        if typing_by_this_conn {
+            room.typing.remove(user);
+        }
+        let linger_until = linger.then(|| now.instant + self.config.presence_grace);
+        let change = room.presence.remove(user, conn, linger_until);
+        if let Some(deadline) = linger_until {
+            self.timers.push(Reverse((
+                deadline,
+                Timer::PresenceLeave(room_name.clone(), user.to_owned()),
+            )));
+        }
+        if typing_by_this_conn {
+            self.broadcast_typing(room_name, user.to_owned(), false, None);
+        }
+        if let Some(change) = change {
+            self.broadcast_presence(room_name, change, None);
+        }
+        self.forget_room_if_idle(room_name);
+    }
+
+    /// Drops a room from memory once nobody is in it; it is reloaded from the store on demand.
+    fn forget_room_if_idle(&mut self, room_name: &RoomName) {
+        let idle = self.rooms.get(room_name).is_some_and(|room| {
+            room.members.is_empty()
+                && room.presence.is_empty()
+                && room.typing.is_empty()
+                && matches!(room.state, Some(RoomState::Open { .. }))
+        });
+        if idle {
+            self.rooms.remove(room_name);
+        }
+    }
+
+    fn sweep_dead_connections(&mut self, now: Now) {
+        let limit = self.config.heartbeat * 2;
+        let mut dead: Vec<ConnId> = self
+            .conns
+            .iter()
+            .filter(|(_, c)| now.instant.duration_since(c.last_seen) >= limit)
+            .map(|(&id, _)| id)
+            .collect();
+        dead.sort_unstable();
+        for conn in dead {
+            if self.drop_conn(now, conn) {
+                self.actions.push_back(Action::Close {
+                    conn,
+                    code: close_code::IDLE_TIMEOUT,
+                    reason: ErrorCode::IdleTimeout,
+                });
+            }
+        }
+        self.next_sweep = (!self.conns.is_empty()).then(|| now.instant + self.config.heartbeat);
+    }
+
+    fn broadcast_presence(&mut self, room_name: &RoomName, change: Change, except: Option<ConnId>) {
+        let Some(room) = self.rooms.get(room_name) else {
+            return;
+        };
+        let mut diff = PresenceDiff {
+            room: room_name.clone(),
+            version: room.presence.version(),
+            joins: vec![],
+            updates: vec![],
+            leaves: vec![],
+        };
+        match change {
+            Change::Join(user) => diff.joins.push(user),
+            Change::Update(user) => diff.updates.push(user),
+            Change::Leave(user) => diff.leaves.push(user),
+        }
+        let payload = encode(&ServerFrame::Presence(diff));
+        for &conn in room.members.keys().filter(|&&c| Some(c) != except) {
+            self.transmits.push_back(Transmit {
+                conn,
+                payload: payload.clone(),
+            });
+        }
+    }
+
+    fn broadcast_typing(
+        &mut self,
+        room_name: &RoomName,
+        user: String,
+        on: bool,
+        except: Option<ConnId>,
+    ) {
+        let Some(room) = self.rooms.get(room_name) else {
+            return;
+        };
+        let payload = encode(&ServerFrame::Typing(TypingNotice {
+            room: room_name.clone(),
+            user,
+            on,
+        }));
+        for &conn in room.members.keys().filter(|&&c| Some(c) != except) {
+            self.transmits.push_back(Transmit {
+                conn,
+                payload: payload.clone(),
+            });
+        }
+    }
+
+    fn send(&mut self, conn: ConnId, frame: &ServerFrame) {
+        self.transmits.push_back(Transmit {
+            conn,
+            payload: encode(frame),
+        });
+    }
+
+    fn send_error(&mut self, conn: ConnId, code: ErrorCode, message: &str, room: Option<RoomName>) {
+        self.send(conn, &ServerFrame::error(code, message, room));
+    }
+
+    fn send_ack(
+        &mut self,
+        conn: ConnId,
+        room: RoomName,
+        id: wire::EventId,
+        seq: Option<u64>,
+        duplicate: bool,
+    ) {
+        if self.conns.contains_key(&conn) {
+            self.send(
+                conn,
+                &ServerFrame::Ack(Ack {
+                    room,
+                    id,
+                    seq,
+                    duplicate,
+                }),
+            );
+        }
+    }
+
+    fn send_nack(
+        &mut self,
+        conn: ConnId,
+        room: RoomName,
+        id: wire::EventId,
+        code: ErrorCode,
+        message: String,
+        head: Option<u64>,
+    ) {
+        if self.conns.contains_key(&conn) {
+            self.send(
+                conn,
+                &ServerFrame::Nack(Nack {
+                    room,
+                    id,
+                    code,
+                    message,
+                    head,
+                }),
+            );
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,267 @@
+//! One room's presence: one entry per user, aggregating that user's connections.
+//!
+//! When a user's last connection goes away without an explicit `leave` (a dropped socket, a
+//! reload), its entry *lingers* until the grace period ends, so a quick reconnect shows no
+//! leave/join flicker to everyone else. Pure data: no clock, no I/O; deadlines are passed in.
+
+use std::collections::BTreeMap;
+use std::time::Instant;
+
+use chorus_sdk::wire::{Json, PresenceConn, PresenceSnapshot, PresenceUser};
+
+use super::ConnId;
+
+/// A change everyone else in the room must hear about.
+#[derive(Debug, PartialEq)]
+pub(crate) enum Change {
+    /// A user arrived.
+    Join(PresenceUser),
+    /// A present user's connections or metas changed.
+    Update(PresenceUser),
+    /// A user left.
+    Leave(String),
+}
+
+#[derive(Debug, Default)]
+pub(crate) struct Presence {
+    version: u64,
+    users: BTreeMap<String, UserEntry>,
+}
+
+#[derive(Debug)]
+struct UserEntry {
+    name: Option<String>,
+    conns: BTreeMap<ConnId, ConnEntry>,
+    /// Set while only lingering connections remain: when the user is announced as gone.
+    leave_at: Option<Instant>,
+}
+
+#[derive(Debug)]
+struct ConnEntry {
+    wire_id: String,
+    meta: Json,
+    since: u64,
+    lingering: bool,
+}
+
+impl UserEntry {
+    fn to_wire(&self, user: &str) -> PresenceUser {
+        PresenceUser {
+            user: user.to_owned(),
+            name: self.name.clone(),
+            conns: self
+                .conns
+                .values()
+                .map(|c| PresenceConn {
+                    conn: c.wire_id.clone(),
+                    meta: c.meta.clone(),
+                    since: c.since,
+                })
+                .collect(),
+        }
+    }
+}
+
+/// Everything needed to add a connection to presence.
+#[derive(Debug)]
+pub(crate) struct Arrival<'a> {
+    pub(crate) user: &'a str,
+    pub(crate) name: Option<&'a str>,
+    pub(crate) conn: ConnId,
+    pub(crate) wire_id: &'a str,
+    pub(crate) meta: Json,
+    pub(crate) since: u64,
+}
+
+impl Presence {
+    /// The version after the latest change.
+    pub(crate) fn version(&self) -> u64 {
+        self.version
+    }
+
+    /// Whether nobody is present (not even lingering).
+    pub(crate) fn is_empty(&self) -> bool {
+        self.users.is_empty()
+    }
+
+    fn changed(&mut self, change: Change) -> Option<Change> {
+        self.version += 1;
+        Some(change)
+    }
+
+    /// Adds a connection; a user's lingering connections are replaced by the new one.
+    pub(crate) fn add(&mut self, arrival: Arrival<'_>) -> Option<Change> {
+        let conn = ConnEntry {
+            wire_id: arrival.wire_id.to_owned(),
+            meta: arrival.meta,
+            since: arrival.since,
+            lingering: false,
+        };
+        match self.users.get_mut(arrival.user) {
+            Some(entry) => {
+                entry.conns.retain(|_, c| !c.lingering);
+                entry.conns.insert(arrival.conn, conn);
+                entry.leave_at = None;
+                let wire = entry.to_wire(arrival.user);
+                self.changed(Change::Update(wire))
+            }
+            None => {
+                let entry = UserEntry {
+                    name: arrival.name.map(str::to_owned),
+                    conns: BTreeMap::from([(arrival.conn, conn)]),
+                    leave_at: None,
+                };
+                let wire = entry.to_wire(arrival.user);
+                self.users.insert(arrival.user.to_owned(), entry);
+                self.changed(Change::Join(wire))
+            }
+        }
+    }
+
+    /// Replaces one connection's meta.
+    pub(crate) fn set_meta(&mut self, user: &str, conn: ConnId, meta: Json) -> Option<Change> {
+        let entry = self.users.get_mut(user)?;
+        let slot = entry.conns.get_mut(&conn)?;
+        if slot.meta == meta {
+            return None;
+        }
+        slot.meta = meta;
+        let wire = entry.to_wire(user);
+        self.changed(Change::Update(wire))
+    }
+
+    /// Removes a connection. With `linger_until`, a user's last connection stays visible until
+    /// then (the caller arms a timer and calls [`Presence::expire`]); without, the user leaves now.
+    pub(crate) fn remove(
+        &mut self,
+        user: &str,
+        conn: ConnId,
+        linger_until: Option<Instant>,
+    ) -> Option<Change> {
+        let entry = self.users.get_mut(user)?;
+        let mut removed = entry.conns.remove(&conn)?;
+        if entry.conns.values().any(|c| !c.lingering) {
+            let wire = entry.to_wire(user);
+            return self.changed(Change::Update(wire));
+        }
+        match linger_until {
+            Some(deadline) => {
+                removed.lingering = true;
+                entry.conns.insert(conn, removed);
+                entry.leave_at = Some(deadline);
+                None
+            }
+            None => {
+                self.users.remove(user);
+                self.changed(Change::Leave(user.to_owned()))
+            }
+        }
+    }
+
+    /// Announces a lingering user as gone if its grace period has ended by `now`.
+    pub(crate) fn expire(&mut self, user: &str, now: Instant) -> Option<Change> {
+        let entry = self.users.get(user)?;
+        if entry.leave_at.is_some_and(|deadline| deadline <= now) {
+            self.users.remove(user);
+            return self.changed(Change::Leave(user.to_owned()));
+        }
+        None
+    }
+
+    /// Everyone present, ordered by user id.
+    pub(crate) fn snapshot(&self) -> PresenceSnapshot {
+        PresenceSnapshot {
+            version: self.version,
+            users: self
+                .users
+                .iter()
+                .map(|(user, entry)| entry.to_wire(user))
+                .collect(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    fn arrive(presence: &mut Presence, user: &str, conn: ConnId) -> Option<Change> {
+        presence.add(Arrival {
+            user,
+            name: None,
+            conn,
+            wire_id: &format!("c{conn}"),
+            meta: Json::null(),
+            since: 1,
+        })
+    }
+
+    fn conns(change: &Option<Change>) -> Vec<String> {
+        match change {
+            Some(Change::Join(user) | Change::Update(user)) => {
+                user.conns.iter().map(|c| c.conn.clone()).collect()
+            }
+            other => panic!("expected a join or update, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn tabs_of_one_user_are_one_entry_and_reconnects_do_not_flicker() {
+        #[allow(clippy::disallowed_methods)] // Only the origin of virtual time.
+        let t0 = Instant::now();
+        let grace = Duration::from_secs(5);
+        let mut p = Presence::default();
+        assert!(matches!(arrive(&mut p, "ana", 1), Some(Change::Join(_))));
+        assert_eq!(
+            conns(&arrive(&mut p, "ana", 2)),
+            ["c1", "c2"],
+            "a second tab is an update"
+        );
+        assert_eq!(p.snapshot().users.len(), 1);
+        assert_eq!(
+            conns(&p.remove("ana", 1, Some(t0 + grace))),
+            ["c2"],
+            "closing one tab is an update"
+        );
+        assert_eq!(
+            p.remove("ana", 2, Some(t0 + grace)),
+            None,
+            "the last tab lingers silently"
+        );
+        assert_eq!(
+            p.snapshot().users[0].conns.len(),
+            1,
+            "a lingering user still shows"
+        );
+        assert_eq!(p.expire("ana", t0 + grace - Duration::from_millis(1)), None);
+        assert_eq!(
+            conns(&arrive(&mut p, "ana", 3)),
+            ["c3"],
+            "a reconnect within grace replaces the lingering tab"
+        );
+        assert_eq!(
+            p.expire("ana", t0 + grace),
+            None,
+            "the old deadline no longer applies"
+        );
+        assert_eq!(p.remove("ana", 3, Some(t0 + grace * 2)), None);
+        assert_eq!(
+            p.expire("ana", t0 + grace * 2),
+            Some(Change::Leave("ana".into()))
+        );
+        assert!(p.is_empty());
+        let version = p.version();
+        assert!(matches!(arrive(&mut p, "ben", 4), Some(Change::Join(_))));
+        assert_eq!(
+            p.remove("ben", 4, None),
+            Some(Change::Leave("ben".into())),
+            "an explicit leave is immediate"
+        );
+        assert_eq!(
+            p.version(),
+            version + 2,
+            "every announced change bumps the version"
+        );
+    }
+}

@@ -1,0 +1,129 @@
+//! `chorus-server`: the Chorus hub over axum and tokio.
+//!
+//! Layout (see ARCHITECTURE.md): [`hub`] is the sans-IO core, [`store`] sequences and keeps
+//! history, [`driver`] runs the hub on tokio, [`http`] is the axum edge, [`auth`] verifies
+//! tokens, [`config`] parses flags. [`start`] wires them together on a bound listener.
+
+pub mod auth;
+pub mod config;
+pub mod driver;
+pub mod http;
+pub mod hub;
+pub mod store;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+
+use crate::auth::Authenticator;
+use crate::config::{Config, StoreKind};
+use crate::driver::HubHandle;
+use crate::http::{AppState, EdgeLimits};
+use crate::hub::{Hub, HubConfig};
+use crate::store::{Store, StoreError};
+
+/// Milliseconds since the Unix epoch, from the system clock (drivers and stores only).
+#[allow(clippy::disallowed_methods)]
+pub fn unix_ms_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+/// Why the server could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// The configuration is incomplete.
+    #[error("configuration: {0}")]
+    Config(&'static str),
+    /// The store could not be opened.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The listener failed.
+    #[error("listener: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// A server running in this process.
+#[derive(Debug)]
+pub struct RunningServer {
+    addr: std::net::SocketAddr,
+    hub: HubHandle,
+    drain_retry: Duration,
+    stop: Option<oneshot::Sender<()>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl RunningServer {
+    /// The address it listens on.
+    pub fn local_addr(&self) -> std::net::SocketAddr {
+        self.addr
+    }
+
+    /// Graceful shutdown: finish pending writes, send `draining` to every client, close them,
+    /// stop listening.
+    pub async fn shutdown(mut self) {
+        self.hub.drain(self.drain_retry).await;
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        let _ = self.task.await;
+    }
+}
+
+/// Opens the store, starts the hub and serves HTTP on `listener`.
+pub async fn start(config: &Config, listener: TcpListener) -> Result<RunningServer, StartError> {
+    let secret = config.secret().map_err(StartError::Config)?;
+    let (outcomes_tx, outcomes_rx) = tokio::sync::mpsc::unbounded_channel();
+    let store: Arc<dyn Store> = match config.store {
+        StoreKind::Memory => Arc::new(store::memory::MemoryStore::new(
+            config.retention(),
+            outcomes_tx,
+        )),
+        StoreKind::Sqlite => Arc::new(store::sqlite::SqliteStore::open(
+            &config.db,
+            config.retention(),
+            outcomes_tx,
+        )?),
+    };
+    let hub_config = HubConfig {
+        node: format!("{:x}", store::random_epoch() & 0xffff_ffff),
+        ..config.hub()
+    };
+    let hub = driver::spawn(Hub::new(hub_config), Arc::clone(&store), outcomes_rx);
+    let state = AppState {
+        hub: hub.clone(),
+        store,
+        auth: Authenticator::hs256(&secret),
+        limits: EdgeLimits {
+            max_frame_bytes: config.max_frame_bytes,
+            outbound_queue: config.outbound_queue,
+            heartbeat: Duration::from_millis(config.heartbeat_ms),
+        },
+        dev: config.dev,
+    };
+    let addr = listener.local_addr()?;
+    let (stop, stopped) = oneshot::channel::<()>();
+    let app = http::router(state);
+    let task = tokio::spawn(async move {
+        let serve = axum::serve(
+            listener,
+            app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+        )
+        .with_graceful_shutdown(async move {
+            let _ = stopped.await;
+        });
+        if let Err(err) = serve.await {
+            tracing::error!("server stopped with an error: {err}");
+        }
+    });
+    Ok(RunningServer {
+        addr,
+        hub,
+        drain_retry: Duration::from_millis(config.drain_retry_ms),
+        stop: Some(stop),
+        task,
+    })
+}

@@ -1,0 +1,45 @@
+//! The `chorus-server` binary: parse flags, start, wait for SIGTERM or Ctrl-C, drain, exit.
+
+use anyhow::Context;
+use clap::Parser;
+use tracing_subscriber::EnvFilter;
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
+        )
+        .init();
+    let config = chorus_server::config::Config::parse();
+    if config.dev {
+        tracing::warn!(
+            "DEV MODE: tokens are signed with a public secret and POST /v1/dev/token issues them to anyone"
+        );
+    }
+    let listener = tokio::net::TcpListener::bind(config.bind)
+        .await
+        .with_context(|| format!("binding {}", config.bind))?;
+    let server = chorus_server::start(&config, listener).await?;
+    tracing::info!(addr = %server.local_addr(), store = ?config.store, "chorus-server listening");
+    shutdown_signal().await;
+    tracing::info!("shutting down: draining connections");
+    server.shutdown().await;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .expect("SIGTERM handler");
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+}

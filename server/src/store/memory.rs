@@ -1,0 +1,197 @@
+//! In-memory store: for tests, the deterministic simulation and `--store memory`.
+//!
+//! [`MemoryLog`] is the pure sequencing logic (no clock, no locks), so the hub simulation can
+//! drive it synchronously; [`MemoryStore`] wraps it for the server. Nothing survives a restart:
+//! each [`MemoryStore`] starts a new epoch, so clients resuming after a restart get `reset`.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex};
+
+use chorus_sdk::wire::{Event, EventId, RoomName};
+use futures_util::future::BoxFuture;
+
+use super::{
+    AppendDone, AppendJob, AppendOutcome, AppendRequest, OutcomeSender, Page, Retention, RoomHead,
+    Store, StoreError, StoredEvent,
+};
+
+/// The sequencing and history logic of the memory store, with time passed in.
+#[derive(Debug)]
+pub struct MemoryLog {
+    epoch: u64,
+    retention: Retention,
+    rooms: HashMap<RoomName, RoomLog>,
+}
+
+#[derive(Debug, Default)]
+struct RoomLog {
+    head: u64,
+    events: VecDeque<StoredEvent>,
+    ids: HashMap<EventId, u64>,
+}
+
+impl RoomLog {
+    fn trim(&mut self, retention: &Retention, now_ms: u64) {
+        let cutoff = now_ms.saturating_sub(retention.max_age.as_millis() as u64);
+        while let Some(front) = self.events.front() {
+            let too_many = self.events.len() as u64 > retention.max_events;
+            if !too_many && front.event.at >= cutoff {
+                break;
+            }
+            self.ids.remove(&front.event.id);
+            self.events.pop_front();
+        }
+    }
+
+    fn room_head(&self, epoch: u64) -> RoomHead {
+        let oldest = self.events.front().map_or(self.head + 1, StoredEvent::seq);
+        RoomHead {
+            epoch,
+            head: self.head,
+            oldest,
+        }
+    }
+}
+
+impl MemoryLog {
+    /// An empty history under `epoch`.
+    pub fn new(epoch: u64, retention: Retention) -> MemoryLog {
+        MemoryLog {
+            epoch,
+            retention,
+            rooms: HashMap::new(),
+        }
+    }
+
+    /// Sequences and stores one event (see [`Store`] for the rules).
+    pub fn append(&mut self, request: AppendRequest, now_ms: u64) -> AppendOutcome {
+        let room = self.rooms.entry(request.room.clone()).or_default();
+        room.trim(&self.retention, now_ms);
+        if let Some(&seq) = room.ids.get(&request.id) {
+            return AppendOutcome::Duplicate { seq };
+        }
+        if request.if_seq.is_some_and(|expected| expected != room.head) {
+            return AppendOutcome::Conflict { head: room.head };
+        }
+        room.head += 1;
+        let stored = StoredEvent {
+            epoch: self.epoch,
+            event: Event {
+                room: request.room,
+                seq: Some(room.head),
+                id: request.id,
+                from: request.from,
+                at: request.at,
+                body: request.body,
+            },
+        };
+        room.ids.insert(stored.event.id.clone(), room.head);
+        room.events.push_back(stored.clone());
+        room.trim(&self.retention, now_ms);
+        AppendOutcome::Stored(stored)
+    }
+
+    /// Reads up to `limit` events after `after`, with the head.
+    pub fn read(&mut self, room: &RoomName, after: u64, limit: usize, now_ms: u64) -> Page {
+        let Some(log) = self.rooms.get_mut(room) else {
+            return Page {
+                head: RoomHead {
+                    epoch: self.epoch,
+                    head: 0,
+                    oldest: 1,
+                },
+                events: Vec::new(),
+            };
+        };
+        log.trim(&self.retention, now_ms);
+        let events = log
+            .events
+            .iter()
+            .filter(|e| e.seq() > after)
+            .take(limit)
+            .cloned()
+            .collect();
+        Page {
+            head: log.room_head(self.epoch),
+            events,
+        }
+    }
+
+    /// The history's epoch.
+    pub fn epoch(&self) -> u64 {
+        self.epoch
+    }
+}
+
+/// The in-memory [`Store`].
+#[derive(Debug, Clone)]
+pub struct MemoryStore {
+    log: Arc<Mutex<MemoryLog>>,
+    outcomes: OutcomeSender,
+}
+
+impl MemoryStore {
+    /// A fresh store with a random epoch; outcomes go to `outcomes`.
+    pub fn new(retention: Retention, outcomes: OutcomeSender) -> MemoryStore {
+        let log = MemoryLog::new(super::random_epoch(), retention);
+        MemoryStore {
+            log: Arc::new(Mutex::new(log)),
+            outcomes,
+        }
+    }
+}
+
+impl Store for MemoryStore {
+    fn submit(&self, job: AppendJob) {
+        let room = job.request.room.clone();
+        let id = job.request.id.clone();
+        let outcome = self
+            .log
+            .lock()
+            .expect("memory store lock")
+            .append(job.request, crate::unix_ms_now());
+        // The receiver is gone only when the hub stopped; then nobody waits for the outcome.
+        let _ = self.outcomes.send(AppendDone {
+            origin: job.origin,
+            room,
+            id,
+            result: Ok(outcome),
+        });
+    }
+
+    fn read(
+        &self,
+        room: &RoomName,
+        after: u64,
+        limit: usize,
+    ) -> BoxFuture<'_, Result<Page, StoreError>> {
+        let page = self.log.lock().expect("memory store lock").read(
+            room,
+            after,
+            limit,
+            crate::unix_ms_now(),
+        );
+        Box::pin(async move { Ok(page) })
+    }
+
+    fn flush(&self) -> BoxFuture<'_, ()> {
+        Box::pin(async {})
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::contract;
+
+    #[tokio::test]
+    async fn memory_store_passes_the_store_contract() {
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+        let retention = Retention {
+            max_events: 5,
+            ..Retention::default()
+        };
+        let store = MemoryStore::new(retention, tx);
+        contract::check_store(&store, &mut rx).await;
+    }
+}

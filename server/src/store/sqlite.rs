@@ -1,0 +1,461 @@
+//! The durable embedded default: SQLite (bundled, WAL) in one file.
+//!
+//! One writer thread owns the write connection and sequences every append. It takes every job
+//! that is queued when it wakes up and commits them in one transaction, so a burst of publishes
+//! pays one fsync (`synchronous=FULL`), not one per event. Reads run on separate reader
+//! connections (WAL lets them proceed during writes) inside a read transaction, so a page and
+//! its head come from one snapshot.
+//!
+//! The history's epoch is created once per database file and kept in `meta`; a restart keeps
+//! epoch, heads and history, so clients resume across restarts without a reset.
+//!
+//! This module must not block the async runtime: the writer is a plain thread and reads go
+//! through `spawn_blocking`.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, mpsc as std_mpsc};
+use std::time::Duration;
+
+use chorus_sdk::wire::{Event, EventId, Json, RoomName};
+use futures_util::future::BoxFuture;
+use rusqlite::{Connection, OptionalExtension, params};
+use tokio::sync::oneshot;
+
+use super::{
+    AppendDone, AppendJob, AppendOutcome, OutcomeSender, Page, Retention, RoomHead, Store,
+    StoreError, StoredEvent,
+};
+
+/// Most jobs committed in one transaction.
+const MAX_BATCH: usize = 1024;
+/// How often the writer deletes events older than the age limit when it is otherwise idle.
+const AGE_SWEEP_EVERY: Duration = Duration::from_secs(60);
+/// Reader connections; reads beyond this many at once wait for one.
+const READERS: usize = 2;
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS rooms (room TEXT PRIMARY KEY, head INTEGER NOT NULL) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS events (
+    room TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    id TEXT NOT NULL,
+    sender TEXT NOT NULL,
+    at INTEGER NOT NULL,
+    body TEXT NOT NULL,
+    PRIMARY KEY (room, seq)
+) WITHOUT ROWID;
+CREATE UNIQUE INDEX IF NOT EXISTS events_by_id ON events (room, id);
+";
+
+/// The SQLite [`Store`].
+#[derive(Debug)]
+pub struct SqliteStore {
+    writer: std_mpsc::Sender<WriterMsg>,
+    readers: Arc<Vec<Mutex<Connection>>>,
+    next_reader: AtomicUsize,
+    epoch: u64,
+    retention: Retention,
+}
+
+#[derive(Debug)]
+enum WriterMsg {
+    Append(AppendJob),
+    Flush(oneshot::Sender<()>),
+}
+
+fn backend(err: rusqlite::Error) -> StoreError {
+    StoreError::Backend(err.to_string())
+}
+
+fn open_connection(path: &Path) -> Result<Connection, StoreError> {
+    let conn = Connection::open(path).map_err(backend)?;
+    conn.busy_timeout(Duration::from_secs(5)).map_err(backend)?;
+    conn.pragma_update(None, "journal_mode", "WAL")
+        .map_err(backend)?;
+    conn.pragma_update(None, "synchronous", "FULL")
+        .map_err(backend)?;
+    Ok(conn)
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the database at `path` and starts the writer thread.
+    pub fn open(
+        path: &Path,
+        retention: Retention,
+        outcomes: OutcomeSender,
+    ) -> Result<SqliteStore, StoreError> {
+        let conn = open_connection(path)?;
+        conn.execute_batch(SCHEMA).map_err(backend)?;
+        conn.execute(
+            "INSERT OR IGNORE INTO meta (key, value) VALUES ('epoch', ?1)",
+            params![super::random_epoch() as i64],
+        )
+        .map_err(backend)?;
+        let epoch: i64 = conn
+            .query_row("SELECT value FROM meta WHERE key = 'epoch'", [], |row| {
+                row.get(0)
+            })
+            .map_err(backend)?;
+        let epoch = epoch as u64;
+
+        let readers = (0..READERS)
+            .map(|_| open_connection(path).map(Mutex::new))
+            .collect::<Result<Vec<_>, _>>()?;
+        let (writer, jobs) = std_mpsc::channel();
+        let mut state = Writer {
+            conn,
+            epoch,
+            retention,
+            heads: HashMap::new(),
+            outcomes,
+            path: path.to_owned(),
+        };
+        std::thread::Builder::new()
+            .name("chorus-sqlite-writer".into())
+            .spawn(move || state.run(jobs))
+            .map_err(|err| {
+                StoreError::Backend(format!("could not start the writer thread: {err}"))
+            })?;
+        Ok(SqliteStore {
+            writer,
+            readers: Arc::new(readers),
+            next_reader: AtomicUsize::new(0),
+            epoch,
+            retention,
+        })
+    }
+}
+
+impl Store for SqliteStore {
+    fn submit(&self, job: AppendJob) {
+        if let Err(std_mpsc::SendError(WriterMsg::Append(job))) =
+            self.writer.send(WriterMsg::Append(job))
+        {
+            // The writer thread is gone (it only exits when the store is dropped); say so.
+            tracing::error!(room = %job.request.room, "sqlite writer is gone; append refused");
+        }
+    }
+
+    fn read(
+        &self,
+        room: &RoomName,
+        after: u64,
+        limit: usize,
+    ) -> BoxFuture<'_, Result<Page, StoreError>> {
+        let readers = Arc::clone(&self.readers);
+        let index = self.next_reader.fetch_add(1, Ordering::Relaxed) % readers.len();
+        let room = room.clone();
+        let (epoch, retention) = (self.epoch, self.retention);
+        Box::pin(async move {
+            tokio::task::spawn_blocking(move || {
+                let mut conn = readers[index].lock().expect("sqlite reader lock");
+                read_page(&mut conn, epoch, &retention, &room, after, limit)
+            })
+            .await
+            .map_err(|err| StoreError::Backend(format!("read task failed: {err}")))?
+        })
+    }
+
+    fn flush(&self) -> BoxFuture<'_, ()> {
+        let (done, wait) = oneshot::channel();
+        let sent = self.writer.send(WriterMsg::Flush(done)).is_ok();
+        Box::pin(async move {
+            if sent {
+                let _ = wait.await;
+            }
+        })
+    }
+}
+
+fn age_cutoff(retention: &Retention) -> u64 {
+    crate::unix_ms_now().saturating_sub(retention.max_age.as_millis() as u64)
+}
+
+fn read_page(
+    conn: &mut Connection,
+    epoch: u64,
+    retention: &Retention,
+    room: &RoomName,
+    after: u64,
+    limit: usize,
+) -> Result<Page, StoreError> {
+    let cutoff = age_cutoff(retention) as i64;
+    let tx = conn.transaction().map_err(backend)?;
+    let head: i64 = tx
+        .prepare_cached("SELECT head FROM rooms WHERE room = ?1")
+        .and_then(|mut stmt| {
+            stmt.query_row(params![room.as_str()], |row| row.get(0))
+                .optional()
+        })
+        .map_err(backend)?
+        .unwrap_or(0);
+    let oldest: Option<i64> = tx
+        .prepare_cached("SELECT MIN(seq) FROM events WHERE room = ?1 AND at >= ?2")
+        .and_then(|mut stmt| stmt.query_row(params![room.as_str(), cutoff], |row| row.get(0)))
+        .map_err(backend)?;
+    let head = head as u64;
+    let oldest = oldest.map_or(head + 1, |seq| seq as u64);
+    let mut stmt = tx
+        .prepare_cached(
+            "SELECT seq, id, sender, at, body FROM events WHERE room = ?1 AND seq > ?2 AND seq >= ?3
+             ORDER BY seq LIMIT ?4",
+        )
+        .map_err(backend)?;
+    let rows = stmt
+        .query_map(
+            params![room.as_str(), after as i64, oldest as i64, limit as i64],
+            |row| {
+                Ok((
+                    row.get::<_, i64>(0)?,
+                    row.get::<_, String>(1)?,
+                    row.get::<_, String>(2)?,
+                    row.get::<_, i64>(3)?,
+                    row.get::<_, String>(4)?,
+                ))
+            },
+        )
+        .map_err(backend)?;
+    let mut events = Vec::new();
+    for row in rows {
+        let (seq, id, sender, at, body) = row.map_err(backend)?;
+        let corrupt = |what: &str| {
+            StoreError::Backend(format!("stored {what} of {room} seq {seq} is invalid"))
+        };
+        events.push(StoredEvent {
+            epoch,
+            event: Event {
+                room: room.clone(),
+                seq: Some(seq as u64),
+                id: EventId::parse(id).map_err(|_| corrupt("id"))?,
+                from: sender,
+                at: at as u64,
+                body: Json::from_text(body).map_err(|_| corrupt("body"))?,
+            },
+        });
+    }
+    drop(stmt);
+    tx.finish().map_err(backend)?;
+    Ok(Page {
+        head: RoomHead {
+            epoch,
+            head,
+            oldest,
+        },
+        events,
+    })
+}
+
+/// The writer thread's state.
+struct Writer {
+    conn: Connection,
+    epoch: u64,
+    retention: Retention,
+    /// Heads of rooms this writer has touched; the writer is the only one that changes them.
+    heads: HashMap<RoomName, u64>,
+    outcomes: OutcomeSender,
+    path: PathBuf,
+}
+
+impl Writer {
+    fn run(&mut self, jobs: std_mpsc::Receiver<WriterMsg>) {
+        loop {
+            let first = match jobs.recv_timeout(AGE_SWEEP_EVERY) {
+                Ok(msg) => msg,
+                Err(std_mpsc::RecvTimeoutError::Timeout) => {
+                    if let Err(err) = self.sweep_by_age() {
+                        tracing::warn!(path = %self.path.display(), "age retention sweep failed: {err}");
+                    }
+                    continue;
+                }
+                Err(std_mpsc::RecvTimeoutError::Disconnected) => return,
+            };
+            let mut batch = vec![first];
+            while batch.len() < MAX_BATCH {
+                match jobs.try_recv() {
+                    Ok(msg) => batch.push(msg),
+                    Err(_) => break,
+                }
+            }
+            self.process(batch);
+        }
+    }
+
+    fn process(&mut self, batch: Vec<WriterMsg>) {
+        let mut appends = Vec::with_capacity(batch.len());
+        let mut flushes = Vec::new();
+        for msg in batch {
+            match msg {
+                WriterMsg::Append(job) => appends.push(job),
+                WriterMsg::Flush(done) => flushes.push(done),
+            }
+        }
+        if !appends.is_empty() {
+            let results = match self.append_all(&appends) {
+                Ok(outcomes) => outcomes.into_iter().map(Ok).collect(),
+                Err(err) => {
+                    tracing::error!(path = %self.path.display(), events = appends.len(), "append batch failed: {err}");
+                    // Heads may have advanced in the rolled-back transaction: reload them lazily.
+                    self.heads.clear();
+                    vec![Err(err); appends.len()]
+                }
+            };
+            for (job, result) in appends.into_iter().zip(results) {
+                let _ = self.outcomes.send(AppendDone {
+                    origin: job.origin,
+                    room: job.request.room,
+                    id: job.request.id,
+                    result,
+                });
+            }
+        }
+        for done in flushes {
+            let _ = done.send(());
+        }
+    }
+
+    fn append_all(&mut self, jobs: &[AppendJob]) -> Result<Vec<AppendOutcome>, StoreError> {
+        let tx = self.conn.transaction().map_err(backend)?;
+        let mut outcomes = Vec::with_capacity(jobs.len());
+        let mut touched: HashMap<&RoomName, u64> = HashMap::new();
+        for job in jobs {
+            let request = &job.request;
+            let head = match self.heads.get(&request.room) {
+                Some(&head) => head,
+                None => {
+                    let head: Option<i64> = tx
+                        .prepare_cached("SELECT head FROM rooms WHERE room = ?1")
+                        .and_then(|mut stmt| {
+                            stmt.query_row(params![request.room.as_str()], |row| row.get(0))
+                                .optional()
+                        })
+                        .map_err(backend)?;
+                    let head = head.unwrap_or(0) as u64;
+                    self.heads.insert(request.room.clone(), head);
+                    head
+                }
+            };
+            let existing: Option<i64> = tx
+                .prepare_cached("SELECT seq FROM events WHERE room = ?1 AND id = ?2")
+                .and_then(|mut stmt| {
+                    stmt.query_row(params![request.room.as_str(), request.id.as_str()], |row| {
+                        row.get(0)
+                    })
+                    .optional()
+                })
+                .map_err(backend)?;
+            if let Some(seq) = existing {
+                outcomes.push(AppendOutcome::Duplicate { seq: seq as u64 });
+                continue;
+            }
+            if request.if_seq.is_some_and(|expected| expected != head) {
+                outcomes.push(AppendOutcome::Conflict { head });
+                continue;
+            }
+            let seq = head + 1;
+            tx.prepare_cached("INSERT INTO events (room, seq, id, sender, at, body) VALUES (?1, ?2, ?3, ?4, ?5, ?6)")
+                .and_then(|mut stmt| {
+                    stmt.execute(params![
+                        request.room.as_str(),
+                        seq as i64,
+                        request.id.as_str(),
+                        request.from,
+                        request.at as i64,
+                        request.body.as_text()
+                    ])
+                })
+                .map_err(backend)?;
+            self.heads.insert(request.room.clone(), seq);
+            touched.insert(&request.room, seq);
+            outcomes.push(AppendOutcome::Stored(StoredEvent {
+                epoch: self.epoch,
+                event: Event {
+                    room: request.room.clone(),
+                    seq: Some(seq),
+                    id: request.id.clone(),
+                    from: request.from.clone(),
+                    at: request.at,
+                    body: request.body.clone(),
+                },
+            }));
+        }
+        for (room, head) in touched {
+            tx.prepare_cached("INSERT INTO rooms (room, head) VALUES (?1, ?2) ON CONFLICT (room) DO UPDATE SET head = excluded.head")
+                .and_then(|mut stmt| stmt.execute(params![room.as_str(), head as i64]))
+                .map_err(backend)?;
+            let keep_from = head.saturating_sub(self.retention.max_events);
+            if keep_from > 0 {
+                tx.prepare_cached("DELETE FROM events WHERE room = ?1 AND seq <= ?2")
+                    .and_then(|mut stmt| stmt.execute(params![room.as_str(), keep_from as i64]))
+                    .map_err(backend)?;
+            }
+        }
+        tx.commit().map_err(backend)?;
+        Ok(outcomes)
+    }
+
+    fn sweep_by_age(&mut self) -> Result<(), StoreError> {
+        let cutoff = age_cutoff(&self.retention) as i64;
+        let deleted = self
+            .conn
+            .execute("DELETE FROM events WHERE at < ?1", params![cutoff])
+            .map_err(backend)?;
+        if deleted > 0 {
+            tracing::debug!(deleted, "age retention removed events");
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::contract;
+
+    #[tokio::test]
+    async fn sqlite_store_passes_the_store_contract() {
+        let dir = tempfile::tempdir().unwrap();
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+        let retention = Retention {
+            max_events: 5,
+            ..Retention::default()
+        };
+        let store = SqliteStore::open(&dir.path().join("chorus.db"), retention, tx).unwrap();
+        contract::check_store(&store, &mut rx).await;
+    }
+
+    #[tokio::test]
+    async fn reopening_keeps_epoch_heads_history_and_dedupe() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("chorus.db");
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+        let store = SqliteStore::open(&path, Retention::default(), tx).unwrap();
+        let now = crate::unix_ms_now();
+        for id in ["a", "b", "c"] {
+            contract::append(&store, &mut rx, contract::request("r", id, now, None)).await;
+        }
+        let before = store
+            .read(&RoomName::parse("r").unwrap(), 0, 10)
+            .await
+            .unwrap();
+        drop(store);
+
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+        let store = SqliteStore::open(&path, Retention::default(), tx).unwrap();
+        let after = store
+            .read(&RoomName::parse("r").unwrap(), 0, 10)
+            .await
+            .unwrap();
+        assert_eq!(after, before, "epoch, head and events survive a reopen");
+        let dup = contract::append(&store, &mut rx, contract::request("r", "b", now, None)).await;
+        assert_eq!(dup, AppendOutcome::Duplicate { seq: 2 });
+        match contract::append(&store, &mut rx, contract::request("r", "d", now, None)).await {
+            AppendOutcome::Stored(stored) => {
+                assert_eq!((stored.seq(), stored.epoch), (4, before.head.epoch))
+            }
+            other => panic!("expected stored, got {other:?}"),
+        }
+    }
+}
