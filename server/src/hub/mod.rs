@@ -192,6 +192,17 @@ pub struct Hub {
     transmits: VecDeque<Transmit>,
     actions: VecDeque<Action>,
     draining: bool,
+    /// Replays still streaming for memberships that were left. Their `left` frame, and any
+    /// rejoin of the same room by the same connection (kept here), wait until the replay ends,
+    /// so no replayed event can arrive after them.
+    orphaned_replays: HashMap<(ConnId, RoomName), Rejoin>,
+}
+
+/// A rejoin (and the publishes sent after it) waiting for an orphaned replay to end.
+#[derive(Default)]
+struct Rejoin {
+    join: Option<Join>,
+    publishes: Vec<Publish>,
 }
 
 impl std::fmt::Debug for Hub {
@@ -225,6 +236,7 @@ impl Hub {
             transmits: VecDeque::new(),
             actions: VecDeque::new(),
             draining: false,
+            orphaned_replays: HashMap::new(),
         }
     }
 
@@ -454,11 +466,21 @@ impl Hub {
     /// A replay requested by [`Action::Replay`] ended.
     pub fn handle_replay_done(
         &mut self,
-        _now: Now,
+        now: Now,
         conn: ConnId,
         room_name: RoomName,
         outcome: ReplayOutcome,
     ) {
+        if let Some(rejoin) = self.orphaned_replays.remove(&(conn, room_name.clone())) {
+            self.send(conn, &ServerFrame::Left(Left { room: room_name }));
+            if let Some(join) = rejoin.join {
+                self.join(now, conn, join);
+            }
+            for publish in rejoin.publishes {
+                self.publish(now, conn, publish);
+            }
+            return;
+        }
         let Some(room) = self.rooms.get_mut(&room_name) else {
             return;
         };
@@ -516,13 +538,11 @@ impl Hub {
                     let Some(room) = self.rooms.get_mut(&room_name) else {
                         continue;
                     };
-                    if room
-                        .typing
-                        .get(&user)
-                        .is_some_and(|(until, _)| *until <= now.instant)
+                    if let Some(&(until, typist)) = room.typing.get(&user)
+                        && until <= now.instant
                     {
                         room.typing.remove(&user);
-                        self.broadcast_typing(&room_name, user, false, None);
+                        self.broadcast_typing(&room_name, user, false, Some(typist));
                         self.forget_room_if_idle(&room_name);
                     }
                 }
@@ -555,6 +575,7 @@ impl Hub {
         self.conns.clear();
         self.rooms.clear();
         self.timers.clear();
+        self.orphaned_replays.clear();
         self.next_sweep = None;
     }
 
@@ -563,6 +584,10 @@ impl Hub {
     // -----------------------------------------------------------------------------------------
 
     fn join(&mut self, now: Now, conn: ConnId, join: Join) {
+        if let Some(waiting) = self.orphaned_replays.get_mut(&(conn, join.room.clone())) {
+            waiting.join = Some(join);
+            return;
+        }
         let Some(state) = self.conns.get(&conn) else {
             return;
         };
@@ -709,14 +734,30 @@ impl Hub {
             .conns
             .get_mut(&conn)
             .is_some_and(|state| state.rooms.remove(&room_name));
+        let replaying = self
+            .rooms
+            .get(&room_name)
+            .and_then(|room| room.members.get(&conn))
+            .is_some_and(|member| matches!(member, Member::Replaying { .. }));
         if removed {
             self.remove_member(now, conn, &room_name, false);
         }
-        // Leaving a room one is not in is not an error: the outcome is the same.
-        self.send(conn, &ServerFrame::Left(Left { room: room_name }));
+        if replaying {
+            self.orphaned_replays
+                .insert((conn, room_name), Rejoin::default());
+        } else {
+            // Leaving a room one is not in is not an error: the outcome is the same.
+            self.send(conn, &ServerFrame::Left(Left { room: room_name }));
+        }
     }
 
     fn publish(&mut self, now: Now, conn: ConnId, publish: Publish) {
+        if let Some(waiting) = self.orphaned_replays.get_mut(&(conn, publish.room.clone()))
+            && waiting.join.is_some()
+        {
+            waiting.publishes.push(publish);
+            return;
+        }
         let Some(state) = self.conns.get(&conn) else {
             return;
         };
@@ -905,6 +946,8 @@ impl Hub {
         let Some(state) = self.conns.remove(&conn) else {
             return false;
         };
+        self.orphaned_replays
+            .retain(|(orphan, _), _| *orphan != conn);
         for room_name in state.rooms {
             self.remove_member_of(now, conn, &state.identity.user, &room_name, true);
         }
