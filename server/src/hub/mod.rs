@@ -730,6 +730,26 @@ impl Hub {
     }
 
     fn leave(&mut self, now: Now, conn: ConnId, room_name: RoomName) {
+        if let Some(waiting) = self.orphaned_replays.get_mut(&(conn, room_name.clone())) {
+            // Leaving again before the deferred rejoin happened cancels it; the one `left`
+            // frame sent when the replay ends answers both leaves.
+            waiting.join = None;
+            for publish in std::mem::take(&mut waiting.publishes) {
+                let message = format!(
+                    "room {} was left before this publish could be sent",
+                    publish.room
+                );
+                self.send_nack(
+                    conn,
+                    publish.room,
+                    publish.id,
+                    ErrorCode::NotJoined,
+                    message,
+                    None,
+                );
+            }
+            return;
+        }
         let removed = self
             .conns
             .get_mut(&conn)

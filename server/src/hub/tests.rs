@@ -895,19 +895,27 @@ fn simulate(seed: u64, steps: usize) -> Result<(), String> {
         }
     }
     h.run_deferred();
-    h.advance(Duration::from_secs(10));
+    // Wait out grace periods and typing TTLs while every client keeps its connection alive.
+    for _ in 0..6 {
+        for client in &clients {
+            if let Some(conn) = client.conn {
+                h.send(conn, r#"{"type":"ping"}"#);
+            }
+        }
+        h.advance(Duration::from_secs(2));
+    }
     absorb(&mut h, &mut clients).map_err(|err| format!("seed {seed}, settling: {err}"))?;
+    if let Some(client) = clients.iter().find(|c| c.conn.is_none()) {
+        return Err(format!(
+            "seed {seed}: {} lost its connection while settling",
+            client.user
+        ));
+    }
     check_converged(&mut h, &clients).map_err(|err| format!("seed {seed}, at the end: {err}"))
 }
 
 /// Delivers transmitted frames to the simulated clients, checking per-frame invariants.
 fn absorb(h: &mut Harness, clients: &mut [SimClient]) -> Result<(), String> {
-    // A connection the hub closed (idle, slow) is gone for its client too.
-    for (conn, _) in std::mem::take(&mut h.closed) {
-        if let Some(client) = clients.iter_mut().find(|c| c.conn == Some(conn)) {
-            client.conn = None;
-        }
-    }
     let by_conn: HashMap<ConnId, usize> = clients
         .iter()
         .enumerate()
@@ -919,6 +927,12 @@ fn absorb(h: &mut Harness, clients: &mut [SimClient]) -> Result<(), String> {
         };
         let client = &mut clients[who];
         for frame in frames {
+            if std::env::var("CHORUS_SIM_TRACE").is_ok_and(|u| u == client.user || u == "all") {
+                #[allow(clippy::print_stderr)]
+                {
+                    eprintln!("{who} conn {conn}: {}", render(&frame));
+                }
+            }
             match frame {
                 ServerFrame::Joined(joined) => {
                     let Some(cursor) = client.rooms.get_mut(&joined.room) else {
@@ -979,9 +993,19 @@ fn absorb(h: &mut Harness, clients: &mut [SimClient]) -> Result<(), String> {
                         users.remove(user);
                     }
                 }
+                // A publish overtaken by the client's own leave is refused; nothing else is.
+                ServerFrame::Nack(nack)
+                    if nack.code == chorus_sdk::wire::ErrorCode::NotJoined
+                        && !client.rooms.contains_key(&nack.room) => {}
                 ServerFrame::Nack(nack) => return Err(format!("unexpected nack {nack:?}")),
                 _ => {}
             }
+        }
+    }
+    // A connection the hub closed (idle, slow) is gone for its client too, after its last frames.
+    for (conn, _) in std::mem::take(&mut h.closed) {
+        if let Some(client) = clients.iter_mut().find(|c| c.conn == Some(conn)) {
+            client.conn = None;
         }
     }
     Ok(())
