@@ -798,9 +798,10 @@ pub struct EventsPage {
 pub struct PresenceBody {
     /// The room.
     pub room: RoomName,
-    /// The presence at this moment.
-    #[serde(flatten)]
-    pub presence: PresenceSnapshot,
+    /// The presence version (as in `joined` and `presence` frames).
+    pub version: u64,
+    /// Everyone present, ordered by user id.
+    pub users: Vec<PresenceUser>,
 }
 
 /// `GET /healthz`.

@@ -118,7 +118,11 @@ pub(super) async fn room_presence(
             version: 0,
             users: Vec::new(),
         });
-    Ok(Json(PresenceBody { room, presence }))
+    Ok(Json(PresenceBody {
+        room,
+        version: presence.version,
+        users: presence.users,
+    }))
 }
 
 /// `POST /v1/dev/token` (only with `--dev`): a token for any display name, valid for 12 hours.
