@@ -789,28 +789,16 @@ fn simulate(seed: u64, steps: usize) -> Result<(), String> {
         let client = &mut clients[who];
         match (client.conn, roll) {
             (None, _) => {
-                let conn = next_conn;
+                reconnect(&mut h, client, next_conn);
                 next_conn += 1;
-                client.conn = Some(conn);
-                let user = client.user.clone();
-                let rejoin: Vec<(RoomName, Option<u64>)> =
-                    client.rooms.iter().map(|(r, c)| (r.clone(), *c)).collect();
-                h.connect(conn, &user);
-                for (room, cursor) in rejoin {
-                    let resume = cursor.map_or(String::new(), |seq| {
-                        format!(r#","resume":{{"epoch":{EPOCH},"seq":{seq}}}"#)
-                    });
-                    h.send(
-                        conn,
-                        &format!(r#"{{"type":"join","room":"{room}"{resume}}}"#),
-                    );
-                }
             }
             (Some(conn), 0..=9) => {
                 let room = SIM_ROOMS[rng.random_range(0..SIM_ROOMS.len())];
                 let room_name = RoomName::parse(room).unwrap();
-                if !client.rooms.contains_key(&room_name) {
-                    client.rooms.insert(room_name, None);
+                if let std::collections::btree_map::Entry::Vacant(entry) =
+                    client.rooms.entry(room_name)
+                {
+                    entry.insert(None);
                     h.send(conn, &join(room));
                 }
             }
@@ -871,28 +859,9 @@ fn simulate(seed: u64, steps: usize) -> Result<(), String> {
     }
 
     // Settle: everyone reconnects and resumes, all pending work finishes, grace periods pass.
-    for who in 0..clients.len() {
-        if clients[who].conn.is_none() {
-            let conn = next_conn;
-            next_conn += 1;
-            clients[who].conn = Some(conn);
-            let user = clients[who].user.clone();
-            h.connect(conn, &user);
-            let rejoin: Vec<(RoomName, Option<u64>)> = clients[who]
-                .rooms
-                .iter()
-                .map(|(r, c)| (r.clone(), *c))
-                .collect();
-            for (room, cursor) in rejoin {
-                let resume = cursor.map_or(String::new(), |seq| {
-                    format!(r#","resume":{{"epoch":{EPOCH},"seq":{seq}}}"#)
-                });
-                h.send(
-                    conn,
-                    &format!(r#"{{"type":"join","room":"{room}"{resume}}}"#),
-                );
-            }
-        }
+    for client in clients.iter_mut().filter(|c| c.conn.is_none()) {
+        reconnect(&mut h, client, next_conn);
+        next_conn += 1;
     }
     h.run_deferred();
     // Wait out grace periods and typing TTLs while every client keeps its connection alive.
@@ -912,6 +881,21 @@ fn simulate(seed: u64, steps: usize) -> Result<(), String> {
         ));
     }
     check_converged(&mut h, &clients).map_err(|err| format!("seed {seed}, at the end: {err}"))
+}
+
+/// Opens a new connection for `client` and rejoins its rooms, resuming from its cursors.
+fn reconnect(h: &mut Harness, client: &mut SimClient, conn: ConnId) {
+    client.conn = Some(conn);
+    h.connect(conn, &client.user);
+    for (room, cursor) in &client.rooms {
+        let resume = cursor.map_or(String::new(), |seq| {
+            format!(r#","resume":{{"epoch":{EPOCH},"seq":{seq}}}"#)
+        });
+        h.send(
+            conn,
+            &format!(r#"{{"type":"join","room":"{room}"{resume}}}"#),
+        );
+    }
 }
 
 /// Delivers transmitted frames to the simulated clients, checking per-frame invariants.

@@ -15,6 +15,26 @@ use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::{Message, http::HeaderValue};
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
+/// Anything with an address a client can connect to.
+pub trait Addressed {
+    fn local_addr(&self) -> std::net::SocketAddr;
+}
+
+impl Addressed for RunningServer {
+    fn local_addr(&self) -> std::net::SocketAddr {
+        RunningServer::local_addr(self)
+    }
+}
+
+/// A server running in another process.
+pub struct Remote(pub std::net::SocketAddr);
+
+impl Addressed for Remote {
+    fn local_addr(&self) -> std::net::SocketAddr {
+        self.0
+    }
+}
+
 /// How long a test waits for a frame that should come.
 pub const PATIENCE: Duration = Duration::from_secs(5);
 
@@ -55,7 +75,7 @@ pub struct Client {
 
 impl Client {
     /// Opens a socket without authenticating.
-    pub async fn open(server: &RunningServer) -> Client {
+    pub async fn open(server: &impl Addressed) -> Client {
         let url = format!("ws://{}/v1/ws", server.local_addr());
         let (ws, _) = tokio_tungstenite::connect_async(url)
             .await
@@ -67,7 +87,7 @@ impl Client {
     }
 
     /// Connects and authenticates with a `hello` frame; returns after `welcome`.
-    pub async fn connect(server: &RunningServer, user: &str) -> Client {
+    pub async fn connect(server: &impl Addressed, user: &str) -> Client {
         let mut client = Client::open(server).await;
         client.user = user.into();
         client

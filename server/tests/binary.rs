@@ -1,0 +1,84 @@
+//! The real `chorus-server` binary: start-up, refusal without a secret, SIGTERM drain.
+
+mod support;
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+
+use chorus_sdk::wire::{ServerFrame, close_code};
+use chorus_server::config::DEV_SECRET;
+use support::{Client, is_ack};
+
+fn server_command() -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_chorus-server"));
+    command
+        .env_clear()
+        .env("NO_COLOR", "1")
+        .env("RUST_LOG", "info");
+    command
+}
+
+#[test]
+fn refuses_to_start_without_a_token_secret_and_says_why() {
+    let output = server_command()
+        .args(["--store", "memory", "--bind", "127.0.0.1:0"])
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("--jwt-secret"), "{stderr}");
+}
+
+#[tokio::test]
+async fn sigterm_drains_clients_and_exits_cleanly() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("chorus.db");
+    let mut child = server_command()
+        .args([
+            "--bind",
+            "127.0.0.1:0",
+            "--db",
+            db.to_str().unwrap(),
+            "--jwt-secret",
+            DEV_SECRET,
+        ])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let addr = loop {
+        let line = lines
+            .next()
+            .expect("the server logs that it listens")
+            .unwrap();
+        if let Some(rest) = line.split("addr=").nth(1) {
+            break rest.split_whitespace().next().unwrap().to_owned();
+        }
+    };
+    let server = support::Remote(addr.parse().unwrap());
+    let mut ana = Client::connect(&server, "ana").await;
+    ana.join("r", None).await;
+    ana.publish("r", "before-term", "1").await;
+    ana.recv_until(|f| is_ack(f, "before-term")).await;
+
+    let killed = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let (close, frames) = ana.until_closed().await;
+    assert!(
+        frames.iter().any(|f| matches!(f, ServerFrame::Draining(_))),
+        "{frames:?}"
+    );
+    assert_eq!(
+        close.map(|c| u16::from(c.code)),
+        Some(close_code::SERVICE_RESTART)
+    );
+    let status = tokio::task::spawn_blocking(move || child.wait())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(status.success(), "exit status {status}");
+    assert!(db.exists(), "the SQLite file was created");
+}
