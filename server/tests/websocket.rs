@@ -448,15 +448,20 @@ async fn a_consumer_that_stops_reading_is_closed_as_slow_and_others_are_unaffect
     let mut config = support::config();
     config.outbound_queue = 8;
     let server = support::start(&config).await;
-    let mut slow = Client::connect(&server, "slow").await;
+    let mut slow = Client::connect_small_buffer(&server, "slow").await;
     let mut ana = Client::connect(&server, "ana").await;
     slow.join("r", None).await;
     ana.join("r", None).await;
-    // 60 KB events: kernel socket buffers fill after a few MB, then the queue, then the close.
-    let body = format!("\"{}\"", "x".repeat(60_000));
-    for n in 0..300 {
-        ana.publish("r", &format!("big{n}"), &body).await;
-        ana.recv_until(|f| is_ack(f, &format!("big{n}"))).await;
+    // 8 KB events: about 4 MB fill the kernel buffers (the server's send buffer autotunes up to
+    // 4 MB here), then the 8-frame queue overflows and the server closes the slow client.
+    let body = format!("\"{}\"", "x".repeat(8_000));
+    // Ana reads her acks every 10 events, so her own small queue keeps up.
+    for batch in 0..80 {
+        for n in 0..10 {
+            ana.publish("r", &format!("big{batch}-{n}"), &body).await;
+        }
+        ana.recv_until(|f| is_ack(f, &format!("big{batch}-9")))
+            .await;
     }
     let (close, frames) = slow.until_closed().await;
     assert_eq!(

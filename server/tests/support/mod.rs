@@ -86,6 +86,27 @@ impl Client {
         }
     }
 
+    /// Connects with a tiny kernel receive buffer (so backpressure shows up quickly), then
+    /// authenticates like [`Client::connect`].
+    pub async fn connect_small_buffer(server: &impl Addressed, user: &str) -> Client {
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        socket.set_recv_buffer_size(4096).unwrap();
+        let stream = socket.connect(server.local_addr()).await.unwrap();
+        let url = format!("ws://{}/v1/ws", server.local_addr());
+        let (ws, _) = tokio_tungstenite::client_async(url, MaybeTlsStream::Plain(stream))
+            .await
+            .unwrap();
+        let mut client = Client {
+            ws,
+            user: user.into(),
+        };
+        client
+            .send(&ClientFrame::Hello(wire::Hello { token: token(user) }))
+            .await;
+        assert!(matches!(client.recv().await, ServerFrame::Welcome(_)));
+        client
+    }
+
     /// Connects and authenticates with a `hello` frame; returns after `welcome`.
     pub async fn connect(server: &impl Addressed, user: &str) -> Client {
         let mut client = Client::open(server).await;
