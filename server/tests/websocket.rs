@@ -446,14 +446,14 @@ async fn a_silent_connection_is_closed_and_its_presence_cleaned_up() {
 #[tokio::test]
 async fn a_consumer_that_stops_reading_is_closed_as_slow_and_others_are_unaffected() {
     let mut config = support::config();
-    config.outbound_queue = 8;
+    config.outbound_queue = 64;
     let server = support::start(&config).await;
     let mut slow = Client::connect_small_buffer(&server, "slow").await;
     let mut ana = Client::connect(&server, "ana").await;
     slow.join("r", None).await;
     ana.join("r", None).await;
     // 8 KB events: about 4 MB fill the kernel buffers (the server's send buffer autotunes up to
-    // 4 MB here), then the 8-frame queue overflows and the server closes the slow client.
+    // 4 MB here), then the 64-frame queue overflows and the server closes the slow client.
     let body = format!("\"{}\"", "x".repeat(8_000));
     // Ana reads her acks every 10 events, so her own small queue keeps up.
     for batch in 0..80 {
