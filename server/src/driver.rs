@@ -71,10 +71,12 @@ pub enum HubMsg {
         /// Answered when done.
         done: oneshot::Sender<()>,
     },
+    /// A room load requested by the hub finished (sent by the driver's own tasks).
     RoomLoaded(
         RoomName,
         Result<crate::store::RoomHead, crate::store::StoreError>,
     ),
+    /// A history replay requested by the hub finished (sent by the driver's own tasks).
     ReplayDone(ConnId, RoomName, ReplayOutcome),
 }
 

@@ -14,7 +14,7 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, mpsc as std_mpsc};
 use std::time::Duration;
 
@@ -28,8 +28,8 @@ use super::{
     StoreError, StoredEvent,
 };
 
-/// Most jobs committed in one transaction.
-const MAX_BATCH: usize = 1024;
+/// Most jobs committed in one transaction, by default.
+pub const DEFAULT_MAX_BATCH: usize = 1024;
 /// How often the writer deletes events older than the age limit when it is otherwise idle.
 const AGE_SWEEP_EVERY: Duration = Duration::from_secs(60);
 /// Reader connections; reads beyond this many at once wait for one.
@@ -58,6 +58,7 @@ pub struct SqliteStore {
     next_reader: AtomicUsize,
     epoch: u64,
     retention: Retention,
+    commits: Arc<AtomicU64>,
 }
 
 #[derive(Debug)]
@@ -87,6 +88,17 @@ impl SqliteStore {
         retention: Retention,
         outcomes: OutcomeSender,
     ) -> Result<SqliteStore, StoreError> {
+        SqliteStore::open_with_batch(path, retention, outcomes, DEFAULT_MAX_BATCH)
+    }
+
+    /// Like [`SqliteStore::open`], committing at most `max_batch` appends per transaction
+    /// (1 = one commit, so one fsync, per event; the store benchmark compares the two).
+    pub fn open_with_batch(
+        path: &Path,
+        retention: Retention,
+        outcomes: OutcomeSender,
+        max_batch: usize,
+    ) -> Result<SqliteStore, StoreError> {
         let conn = open_connection(path)?;
         conn.execute_batch(SCHEMA).map_err(backend)?;
         conn.execute(
@@ -105,6 +117,7 @@ impl SqliteStore {
             .map(|_| open_connection(path).map(Mutex::new))
             .collect::<Result<Vec<_>, _>>()?;
         let (writer, jobs) = std_mpsc::channel();
+        let commits = Arc::new(AtomicU64::new(0));
         let mut state = Writer {
             conn,
             epoch,
@@ -112,6 +125,8 @@ impl SqliteStore {
             heads: HashMap::new(),
             outcomes,
             path: path.to_owned(),
+            max_batch: max_batch.max(1),
+            commits: Arc::clone(&commits),
         };
         std::thread::Builder::new()
             .name("chorus-sqlite-writer".into())
@@ -125,7 +140,13 @@ impl SqliteStore {
             next_reader: AtomicUsize::new(0),
             epoch,
             retention,
+            commits,
         })
+    }
+
+    /// How many append transactions the writer has committed (each is one fsync).
+    pub fn commits(&self) -> u64 {
+        self.commits.load(Ordering::Relaxed)
     }
 }
 
@@ -257,6 +278,8 @@ struct Writer {
     heads: HashMap<RoomName, u64>,
     outcomes: OutcomeSender,
     path: PathBuf,
+    max_batch: usize,
+    commits: Arc<AtomicU64>,
 }
 
 impl Writer {
@@ -273,7 +296,7 @@ impl Writer {
                 Err(std_mpsc::RecvTimeoutError::Disconnected) => return,
             };
             let mut batch = vec![first];
-            while batch.len() < MAX_BATCH {
+            while batch.len() < self.max_batch {
                 match jobs.try_recv() {
                     Ok(msg) => batch.push(msg),
                     Err(_) => break,
@@ -393,6 +416,7 @@ impl Writer {
             }
         }
         tx.commit().map_err(backend)?;
+        self.commits.fetch_add(1, Ordering::Relaxed);
         Ok(outcomes)
     }
 
