@@ -554,6 +554,21 @@ async fn tokens_are_checked_before_anything_else() {
             );
         }
     };
+    // WebSocket-level pings before hello are fine.
+    let mut pinger = Client::open(&server).await;
+    pinger
+        .ws
+        .send(tokio_tungstenite::tungstenite::Message::Ping(
+            vec![1].into(),
+        ))
+        .await
+        .unwrap();
+    pinger
+        .send(&ClientFrame::Hello(wire::Hello {
+            token: support::token("ana"),
+        }))
+        .await;
+    assert!(matches!(pinger.recv().await, ServerFrame::Welcome(_)));
     // A frame before hello.
     let mut early = Client::open(&server).await;
     early.send(&support::publish("r", "x", "1")).await;

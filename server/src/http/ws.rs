@@ -56,20 +56,36 @@ pub(super) async fn upgrade(State(state): State<AppState>, ws: WebSocketUpgrade)
 
 type Sink = SplitSink<WebSocket, Message>;
 
+/// The first data message (binary ones as empty text, which fails to decode), skipping
+/// WebSocket-level pings and pongs; `None` when the socket closes first.
+async fn first_frame(stream: &mut futures_util::stream::SplitStream<WebSocket>) -> Option<String> {
+    while let Some(Ok(message)) = stream.next().await {
+        match message {
+            Message::Text(text) => return Some(text.as_str().to_owned()),
+            Message::Binary(_) => return Some(String::new()),
+            Message::Ping(_) | Message::Pong(_) => continue,
+            Message::Close(_) => return None,
+        }
+    }
+    None
+}
+
 async fn connection(socket: WebSocket, state: AppState, header_token: Option<String>) {
     let (mut sink, mut stream) = socket.split();
     let write_timeout = state.limits.heartbeat * 2;
 
     let identity = match header_token {
         Some(token) => state.auth.verify(&token),
-        None => match tokio::time::timeout(state.limits.heartbeat, stream.next()).await {
-            Ok(Some(Ok(Message::Text(text)))) => match ClientFrame::decode(&text) {
-                Ok(ClientFrame::Hello(hello)) => state.auth.verify(&hello.token),
-                _ => Err(AuthError::Missing),
-            },
-            Ok(_) => return, // Closed before saying anything.
-            Err(_) => Err(AuthError::Missing),
-        },
+        None => {
+            match tokio::time::timeout(state.limits.heartbeat, first_frame(&mut stream)).await {
+                Ok(Some(text)) => match ClientFrame::decode(&text) {
+                    Ok(ClientFrame::Hello(hello)) => state.auth.verify(&hello.token),
+                    _ => Err(AuthError::Missing),
+                },
+                Ok(None) => return, // Closed before saying anything.
+                Err(_) => Err(AuthError::Missing),
+            }
+        }
     };
     let identity = match identity {
         Ok(identity) => Arc::new(identity),

@@ -397,6 +397,8 @@ impl Hub {
                 for (conn, publish) in publishes {
                     self.publish(now, conn, publish);
                 }
+                // Everyone who waited may have gone while the room loaded.
+                self.forget_room_if_idle(&room_name);
             }
             Err(err) => {
                 self.rooms.remove(&room_name);
@@ -819,10 +821,18 @@ impl Hub {
             );
         }
         let from = state.identity.user.clone();
-        let room = self
-            .rooms
-            .get_mut(&publish.room)
-            .expect("a joined room exists");
+        let Some(room) = self.rooms.get_mut(&publish.room) else {
+            // Unreachable while `Conn::rooms` and `rooms` agree; refuse rather than panic.
+            let message = format!("join room {} before publishing to it", publish.room);
+            return self.send_nack(
+                conn,
+                publish.room,
+                publish.id,
+                ErrorCode::NotJoined,
+                message,
+                None,
+            );
+        };
         if let Some(RoomState::Loading { publishes, .. }) = &mut room.state {
             publishes.push((conn, publish));
             return;
@@ -1004,8 +1014,29 @@ impl Hub {
         }) = &mut room.state
         {
             joins.retain(|(c, _)| *c != conn);
-            publishes.retain(|(c, _)| *c != conn);
+            let (theirs, others) = std::mem::take(publishes)
+                .into_iter()
+                .partition(|(c, _)| *c == conn);
+            *publishes = others;
+            let refused: Vec<(ConnId, Publish)> = theirs;
+            for (_, publish) in refused {
+                let message = format!(
+                    "room {} was left before this publish could be sent",
+                    publish.room
+                );
+                self.send_nack(
+                    conn,
+                    publish.room,
+                    publish.id,
+                    ErrorCode::NotJoined,
+                    message,
+                    None,
+                );
+            }
         }
+        let Some(room) = self.rooms.get_mut(room_name) else {
+            return;
+        };
         room.members.remove(&conn);
         let typing_by_this_conn = room.typing.get(user).is_some_and(|(_, by)| *by == conn);
         if typing_by_this_conn {

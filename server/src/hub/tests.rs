@@ -1129,3 +1129,48 @@ fn leaving_and_rejoining_during_a_replay_never_lets_old_events_follow_the_new_jo
         ]
     );
 }
+
+#[test]
+fn leaving_or_vanishing_while_a_room_loads_refuses_queued_publishes_and_frees_the_room() {
+    let mut h = Harness::new(HubConfig::default());
+    h.connect(1, "ana");
+    h.connect(2, "ben");
+    let now = h.now();
+    let room = RoomName::parse("r").unwrap();
+    h.hub
+        .handle_frame(now, 1, ClientFrame::decode(&join("r")).unwrap());
+    h.hub.handle_frame(
+        now,
+        1,
+        ClientFrame::decode(&publish("r", "queued", "1")).unwrap(),
+    );
+    h.hub.handle_frame(
+        now,
+        1,
+        ClientFrame::decode(r#"{"type":"leave","room":"r"}"#).unwrap(),
+    );
+    h.hub
+        .handle_frame(now, 2, ClientFrame::decode(&join("r")).unwrap());
+    h.hub.handle_disconnect(now, 2);
+    while h.hub.poll_action().is_some() {}
+    let head = h.log.read(&room, 0, 0, 0).head;
+    h.hub.handle_room_loaded(now, room, Ok(head));
+    h.pump();
+    assert_eq!(
+        h.take(1),
+        ["welcome ana", "nack r queued not_joined", "left r"]
+    );
+    assert_eq!(
+        h.hub.room_count(),
+        0,
+        "nobody is left, so the room is not kept"
+    );
+    assert_eq!(
+        h.log
+            .read(&RoomName::parse("r").unwrap(), 0, 10, 0)
+            .head
+            .head,
+        0,
+        "nothing was stored"
+    );
+}
