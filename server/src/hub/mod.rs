@@ -736,20 +736,8 @@ impl Hub {
             // Leaving again before the deferred rejoin happened cancels it; the one `left`
             // frame sent when the replay ends answers both leaves.
             waiting.join = None;
-            for publish in std::mem::take(&mut waiting.publishes) {
-                let message = format!(
-                    "room {} was left before this publish could be sent",
-                    publish.room
-                );
-                self.send_nack(
-                    conn,
-                    publish.room,
-                    publish.id,
-                    ErrorCode::NotJoined,
-                    message,
-                    None,
-                );
-            }
+            let overtaken = std::mem::take(&mut waiting.publishes);
+            self.refuse_overtaken_publishes(conn, overtaken);
             return;
         }
         let removed = self
@@ -1014,25 +1002,11 @@ impl Hub {
         }) = &mut room.state
         {
             joins.retain(|(c, _)| *c != conn);
-            let (theirs, others) = std::mem::take(publishes)
+            let (theirs, others): (Vec<_>, Vec<_>) = std::mem::take(publishes)
                 .into_iter()
                 .partition(|(c, _)| *c == conn);
             *publishes = others;
-            let refused: Vec<(ConnId, Publish)> = theirs;
-            for (_, publish) in refused {
-                let message = format!(
-                    "room {} was left before this publish could be sent",
-                    publish.room
-                );
-                self.send_nack(
-                    conn,
-                    publish.room,
-                    publish.id,
-                    ErrorCode::NotJoined,
-                    message,
-                    None,
-                );
-            }
+            self.refuse_overtaken_publishes(conn, theirs.into_iter().map(|(_, p)| p));
         }
         let Some(room) = self.rooms.get_mut(room_name) else {
             return;
@@ -1138,6 +1112,28 @@ impl Hub {
                 conn,
                 payload: payload.clone(),
             });
+        }
+    }
+
+    /// Nacks publishes that were waiting for a room the connection has left since.
+    fn refuse_overtaken_publishes(
+        &mut self,
+        conn: ConnId,
+        publishes: impl IntoIterator<Item = Publish>,
+    ) {
+        for publish in publishes {
+            let message = format!(
+                "room {} was left before this publish could be sent",
+                publish.room
+            );
+            self.send_nack(
+                conn,
+                publish.room,
+                publish.id,
+                ErrorCode::NotJoined,
+                message,
+                None,
+            );
         }
     }
 
