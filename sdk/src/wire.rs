@@ -315,6 +315,18 @@ pub enum ErrorCode {
     BadRequest,
     /// Something unexpected failed on the server.
     Internal,
+    /// Too many publishes too fast; slow down (the message says for how long).
+    RateLimited,
+    /// The server (or this client address) has as many connections as it allows.
+    TooManyConnections,
+    /// This polling session already has as many held polls as it allows.
+    TooManyPolls,
+    /// The request's `Origin` is not on the server's allow-list.
+    ForbiddenOrigin,
+    /// An HTTP body is larger than the server allows.
+    BodyTooLarge,
+    /// The server can not serve requests right now (storage down, shutting down).
+    NotReady,
 }
 
 impl ErrorCode {
@@ -338,6 +350,12 @@ impl ErrorCode {
             ErrorCode::NotFound => "not_found",
             ErrorCode::BadRequest => "bad_request",
             ErrorCode::Internal => "internal",
+            ErrorCode::RateLimited => "rate_limited",
+            ErrorCode::TooManyConnections => "too_many_connections",
+            ErrorCode::TooManyPolls => "too_many_polls",
+            ErrorCode::ForbiddenOrigin => "forbidden_origin",
+            ErrorCode::BodyTooLarge => "body_too_large",
+            ErrorCode::NotReady => "not_ready",
         }
     }
 }
@@ -599,6 +617,8 @@ frame_enum! {
         "pong" => Pong(Ping),
         /// The server is shutting down.
         "draining" => Draining(Draining),
+        /// The full presence and/or typing state of a room (polling transport).
+        "state" => State(RoomState),
     }
 }
 
@@ -755,6 +775,29 @@ pub struct ErrorFrame {
     pub room: Option<RoomName>,
 }
 
+/// `state`: the full presence and/or typing state of a room, sent by the polling transport
+/// (which carries no diffs) whenever the versions the client has seen are out of date.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RoomState {
+    /// The room.
+    pub room: RoomName,
+    /// The whole presence, when it changed since the version the client has.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub presence: Option<PresenceSnapshot>,
+    /// Who is typing, when that changed since the version the client has.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub typing: Option<TypingSnapshot>,
+}
+
+/// Who is typing in a room at `version`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TypingSnapshot {
+    /// Increases with every change of who is typing.
+    pub version: u64,
+    /// Users typing now, ordered by user id.
+    pub users: Vec<String>,
+}
+
 /// `draining`: the server is shutting down; reconnect (to any node) after the hinted delay.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Draining {
@@ -802,6 +845,150 @@ pub struct PresenceBody {
     pub version: u64,
     /// Everyone present, ordered by user id.
     pub users: Vec<PresenceUser>,
+}
+
+/// `POST /v1/poll`: client frames sent over the polling transport.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct PollSend {
+    /// The polling session (client-generated, 8-64 characters, one per tab).
+    pub session: String,
+    /// The frames, processed in order (`hello` is not needed: the token is in the header).
+    pub frames: Vec<ClientFrame>,
+}
+
+/// The answer to `POST /v1/poll` and `GET /v1/poll`: server frames, oldest first.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct PollFrames {
+    /// The frames.
+    pub frames: Vec<ServerFrame>,
+}
+
+impl PollFrames {
+    /// The response body for frames that are already encoded (as `ServerFrame::encode` makes
+    /// them), without decoding them again.
+    pub fn encode_raw(frames: &[&str]) -> String {
+        let mut body =
+            String::with_capacity(16 + frames.iter().map(|f| f.len() + 1).sum::<usize>());
+        body.push_str(r#"{"frames":["#);
+        for (n, frame) in frames.iter().enumerate() {
+            if n > 0 {
+                body.push(',');
+            }
+            body.push_str(frame);
+        }
+        body.push_str("]}");
+        body
+    }
+}
+
+/// One room a long poll follows, as carried in `GET /v1/poll?r=...`:
+/// `room~epoch~seq~presence_version~typing_version` (`~` never occurs in room names).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PollCursor {
+    /// The room.
+    pub room: RoomName,
+    /// The client's history position (`None` when it has none yet).
+    pub cursor: Option<Cursor>,
+    /// The presence version the client has (0 = none).
+    pub presence_version: u64,
+    /// The typing version the client has (0 = none).
+    pub typing_version: u64,
+}
+
+impl PollCursor {
+    /// Encodes the `r` query value.
+    pub fn encode(&self) -> String {
+        let (epoch, seq) = self.cursor.map_or((String::new(), String::new()), |c| {
+            (c.epoch.to_string(), c.seq.to_string())
+        });
+        format!(
+            "{}~{epoch}~{seq}~{}~{}",
+            self.room, self.presence_version, self.typing_version
+        )
+    }
+
+    /// Decodes an `r` query value.
+    pub fn decode(text: &str) -> Result<PollCursor, String> {
+        let parts: Vec<&str> = text.split('~').collect();
+        let [room, epoch, seq, presence, typing] = parts[..] else {
+            return Err(format!(
+                "{text:?} is not room~epoch~seq~presence_version~typing_version"
+            ));
+        };
+        let number = |what: &str, value: &str| {
+            value
+                .parse::<u64>()
+                .map_err(|_| format!("{what} {value:?} in {text:?} is not a number"))
+        };
+        let room = RoomName::parse(room).map_err(|err| err.to_string())?;
+        let cursor = match (epoch, seq) {
+            ("", "") => None,
+            (epoch, seq) => Some(Cursor {
+                epoch: number("epoch", epoch)?,
+                seq: number("seq", seq)?,
+            }),
+        };
+        Ok(PollCursor {
+            room,
+            cursor,
+            presence_version: number("presence version", presence)?,
+            typing_version: number("typing version", typing)?,
+        })
+    }
+}
+
+/// `POST /v1/rooms/{room}/events` (backend API key): publish on behalf of the system or a user.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct BackendPublish {
+    /// Idempotency key: publishing it again returns the original seq.
+    pub id: EventId,
+    /// The content.
+    pub body: Json,
+    /// The user to publish as; `"system"` when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from: Option<String>,
+    /// Store only if the room's head is exactly this seq.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub if_seq: Option<u64>,
+}
+
+/// The answer to a backend publish.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Published {
+    /// The room (for a direct message, the user's inbox room `@user`).
+    pub room: RoomName,
+    /// The event's seq.
+    pub seq: u64,
+    /// `true` when the id had been published before (the seq is the original one).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub duplicate: bool,
+}
+
+/// `GET /v1/stats` (backend API key).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Stats {
+    /// Open WebSocket connections.
+    pub connections: u64,
+    /// The most WebSocket connections open at once since start.
+    pub peak_connections: u64,
+    /// Live polling sessions.
+    pub polling_sessions: u64,
+    /// Rooms with members on this node.
+    pub rooms: u64,
+    /// Distinct users connected (either transport).
+    pub users: u64,
+    /// Durable events stored per second, over the last few seconds.
+    pub events_per_second: f64,
+    /// Durable events stored since start.
+    pub events_total: u64,
+}
+
+/// The prefix of a user's inbox room: direct messages to `ana` are kept in room `@ana`.
+pub const INBOX_PREFIX: &str = "@";
+
+/// The inbox room of `user`, if the user id can name one.
+pub fn inbox_room(user: &str) -> Result<RoomName, NameError> {
+    RoomName::parse(format!("{INBOX_PREFIX}{user}"))
 }
 
 /// `GET /healthz`.
@@ -997,6 +1184,28 @@ mod tests {
         for frame in frames {
             assert_eq!(ClientFrame::decode(&frame.encode()).unwrap(), frame);
         }
+    }
+
+    #[test]
+    fn poll_cursors_and_raw_frame_batches_round_trip() {
+        let cursor = PollCursor {
+            room: RoomName::parse("doc:1/a@b").unwrap(),
+            cursor: Some(Cursor { epoch: 9, seq: 41 }),
+            presence_version: 3,
+            typing_version: 0,
+        };
+        assert_eq!(cursor.encode(), "doc:1/a@b~9~41~3~0");
+        assert_eq!(PollCursor::decode(&cursor.encode()).unwrap(), cursor);
+        let fresh = PollCursor::decode("lobby~~~0~0").unwrap();
+        assert_eq!(fresh.cursor, None);
+        for bad in ["lobby", "lobby~1~x~0~0", "bad room~~~0~0", "a~1~2~3~4~5"] {
+            assert!(PollCursor::decode(bad).is_err(), "{bad}");
+        }
+        let pong = ServerFrame::Pong(Ping { nonce: Some(1) }).encode();
+        let body = PollFrames::encode_raw(&[&pong, &pong]);
+        let decoded: PollFrames = serde_json::from_str(&body).unwrap();
+        assert_eq!(decoded.frames.len(), 2);
+        assert_eq!(PollFrames::encode_raw(&[]), r#"{"frames":[]}"#);
     }
 
     #[test]

@@ -22,11 +22,19 @@ pub struct Identity {
 impl Identity {
     /// The strongest right any grant gives on `room`, if any does.
     pub fn right_on(&self, room: &RoomName) -> Option<RoomRight> {
-        self.grants
+        // Every user may read their own inbox (`@user`), where direct messages are kept.
+        let own_inbox =
+            room.as_str().strip_prefix(chorus_sdk::wire::INBOX_PREFIX) == Some(self.user.as_str());
+        let granted = self
+            .grants
             .iter()
             .filter(|(pattern, _)| pattern_matches(pattern, room.as_str()))
             .map(|&(_, right)| right)
-            .max()
+            .max();
+        match (granted, own_inbox) {
+            (None, true) => Some(RoomRight::Read),
+            (granted, _) => granted,
+        }
     }
 
     /// Whether the user may join `room`.
@@ -53,7 +61,14 @@ impl Identity {
 }
 
 /// `*` matches every room, `doc:*` every room starting with `doc:`, anything else only itself.
+///
+/// Inbox rooms (`@user`) are only matched by patterns that start with `@` themselves, so a
+/// wildcard grant never opens other users' direct messages.
 fn pattern_matches(pattern: &str, room: &str) -> bool {
+    let inbox = chorus_sdk::wire::INBOX_PREFIX;
+    if room.starts_with(inbox) && !pattern.starts_with(inbox) {
+        return false;
+    }
     match pattern.strip_suffix('*') {
         Some(prefix) => room.starts_with(prefix),
         None => pattern == room,
@@ -168,8 +183,23 @@ mod tests {
         check("lobby2", None);
         check("doc", None);
         assert!(who.can_join(&room("doc:1")) && !who.can_publish(&room("doc:1")));
+        assert_eq!(
+            who.right_on(&room("@ana")),
+            Some(RoomRight::Read),
+            "everyone reads their own inbox"
+        );
+        assert_eq!(who.right_on(&room("@ben")), None, "but nobody else's");
         let everyone = Identity::new("b", None, &[("*", RoomRight::Publish)]);
         assert!(everyone.can_publish(&room("anything/at@all")));
+        assert!(
+            !everyone.can_join(&room("@ana")),
+            "wildcards do not reach inboxes"
+        );
+        let support = Identity::new("s", None, &[("@*", RoomRight::Read)]);
+        assert!(
+            support.can_join(&room("@ana")),
+            "an explicit inbox pattern does"
+        );
     }
 
     #[test]

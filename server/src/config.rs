@@ -71,6 +71,38 @@ pub struct Config {
     /// Frames queued per connection before it counts as a slow consumer and is closed.
     #[arg(long, env = "CHORUS_OUTBOUND_QUEUE", default_value_t = 1024)]
     pub outbound_queue: usize,
+    /// Longest a long poll is held when nothing happens (milliseconds).
+    #[arg(long, env = "CHORUS_POLL_WAIT_MS", default_value_t = 25_000)]
+    pub poll_wait_ms: u64,
+    /// A polling session without a request for this long is gone (milliseconds).
+    #[arg(long, env = "CHORUS_POLL_SESSION_TIMEOUT_MS", default_value_t = 40_000)]
+    pub poll_session_timeout_ms: u64,
+    /// Long polls one session may hold at once.
+    #[arg(long, env = "CHORUS_MAX_HELD_POLLS", default_value_t = 2)]
+    pub max_held_polls: usize,
+    /// Largest `POST /v1/poll` body, in bytes.
+    #[arg(long, env = "CHORUS_MAX_POLL_BODY_BYTES", default_value_t = 1024 * 1024)]
+    pub max_poll_body_bytes: usize,
+    /// Most WebSocket connections in total.
+    #[arg(long, env = "CHORUS_MAX_CONNECTIONS", default_value_t = 100_000)]
+    pub max_connections: usize,
+    /// Most WebSocket connections from one client address.
+    #[arg(long, env = "CHORUS_MAX_CONNECTIONS_PER_IP", default_value_t = 1_000)]
+    pub max_connections_per_ip: usize,
+    /// Sustained publishes per second per connection (a token bucket).
+    #[arg(long, env = "CHORUS_PUBLISH_RATE", default_value_t = 50.0)]
+    pub publish_rate: f64,
+    /// Publishes a connection may burst above the sustained rate.
+    #[arg(long, env = "CHORUS_PUBLISH_BURST", default_value_t = 200.0)]
+    pub publish_burst: f64,
+    /// Browser origins allowed to connect and to call the HTTP API (comma-separated, e.g.
+    /// `https://app.example.com`); empty allows any origin.
+    #[arg(long, env = "CHORUS_ALLOWED_ORIGINS", value_delimiter = ',')]
+    pub allowed_origins: Vec<String>,
+    /// The backend API key for publishing, direct messages and stats (unset: those endpoints
+    /// refuse every request).
+    #[arg(long, env = "CHORUS_API_KEY", hide_env_values = true)]
+    pub api_key: Option<String>,
     /// Reconnect hint sent to clients when the server shuts down (milliseconds).
     #[arg(long, env = "CHORUS_DRAIN_RETRY_MS", default_value_t = 1_000)]
     pub drain_retry_ms: u64,
@@ -101,6 +133,9 @@ impl Config {
             typing_ttl: Duration::from_millis(self.typing_ttl_ms),
             max_meta_bytes: self.max_meta_bytes,
             max_rooms_per_conn: self.max_rooms_per_conn,
+            poll_session_timeout: Duration::from_millis(self.poll_session_timeout_ms),
+            publish_rate: self.publish_rate,
+            publish_burst: self.publish_burst,
             ..HubConfig::default()
         }
     }

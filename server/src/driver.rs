@@ -1,25 +1,35 @@
 //! The hub driver: one tokio task that owns the [`Hub`] state machine, feeds it messages from
-//! connection tasks, store outcomes and its single timer, and carries out what it asks for.
+//! connection tasks, HTTP handlers, store outcomes and its single timer, and carries out what
+//! it asks for.
 //!
-//! It must stay thin: no protocol decisions are made here, only I/O. It is the one place that
-//! reads the clock for the hub.
+//! It must stay thin: no protocol decisions are made here, only I/O and bookkeeping of how to
+//! reach each peer. It is the one place that reads the clock for the hub.
+//!
+//! Peers come in two kinds. A WebSocket has a bounded frame queue (full = slow consumer). A
+//! polling session has no queue at all: frames that answer its own `POST` are collected into
+//! that response, and everything else only bumps a wake-up counter that its held polls watch;
+//! the poll then reads history and state itself (see `http::poll`).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Duration;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
 
-use chorus_sdk::wire::{ErrorCode, PresenceSnapshot, RoomName};
-use tokio::sync::{mpsc, oneshot};
+use chorus_sdk::wire::{
+    ClientFrame, ErrorCode, EventId, PresenceSnapshot, RoomName, ServerFrame, Stats,
+};
+use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::auth::Identity;
-use crate::hub::{Action, ConnId, Hub, Now, Payload, ReplayOutcome, encode_event};
-use crate::store::{AppendDone, Store};
+use crate::hub::{
+    Action, ConnId, ConnKind, Hub, Now, Payload, ReplayOutcome, RoomView, encode_event,
+};
+use crate::store::{AppendDone, AppendOutcome, AppendRequest, Store, StoreError};
 
 /// Events per history read while replaying.
 const REPLAY_PAGE: usize = 256;
 
-/// How the hub reaches one connection task.
+/// How the hub reaches one WebSocket connection task.
 #[derive(Debug)]
 pub struct Outbox {
     /// Frames to send, bounded: a full queue makes the connection a slow consumer.
@@ -28,10 +38,26 @@ pub struct Outbox {
     pub close: oneshot::Sender<(u16, ErrorCode)>,
 }
 
+/// Identifies a polling session: the user and the client-chosen session id.
+pub type SessionKey = (String, String);
+
+/// What a long poll gets when it starts.
+#[derive(Debug)]
+pub struct PollTicket {
+    /// The session's hub connection.
+    pub conn: ConnId,
+    /// Changes whenever something happened in one of the session's rooms after `views`.
+    pub wake: watch::Receiver<u64>,
+    /// The rooms as they were when the poll started.
+    pub views: Vec<Option<RoomView>>,
+    /// Held polls of this session; the poll decrements it when it ends.
+    pub held: Arc<AtomicUsize>,
+}
+
 /// Messages to the hub task.
 #[derive(Debug)]
 pub enum HubMsg {
-    /// An authenticated connection opened.
+    /// An authenticated WebSocket opened.
     Connect {
         /// Its id (from [`HubHandle::next_conn_id`]).
         conn: ConnId,
@@ -40,22 +66,60 @@ pub enum HubMsg {
         /// How to reach it.
         outbox: Outbox,
     },
-    /// A decoded client frame.
+    /// A decoded client frame from a WebSocket.
     Frame {
         /// From whom.
         conn: ConnId,
         /// The frame.
-        frame: chorus_sdk::wire::ClientFrame,
+        frame: ClientFrame,
     },
     /// Proof of life without a frame (WebSocket ping).
     Activity {
         /// Which connection.
         conn: ConnId,
     },
-    /// The connection is gone.
+    /// The WebSocket is gone.
     Disconnect {
         /// Which connection.
         conn: ConnId,
+    },
+    /// Frames from a polling session's `POST`; answered with the frames that reply to them.
+    PollSend {
+        /// The session.
+        session: SessionKey,
+        /// Who it is.
+        identity: Arc<Identity>,
+        /// The frames, in order.
+        frames: Vec<ClientFrame>,
+        /// Where to answer.
+        reply: oneshot::Sender<Result<Vec<Payload>, ErrorCode>>,
+    },
+    /// A long poll starts.
+    PollOpen {
+        /// The session.
+        session: SessionKey,
+        /// Who it is.
+        identity: Arc<Identity>,
+        /// The rooms it follows.
+        rooms: Vec<RoomName>,
+        /// Where to answer.
+        reply: oneshot::Sender<Result<PollTicket, ErrorCode>>,
+    },
+    /// A long poll was woken and looks at its rooms again.
+    PollView {
+        /// The session's connection.
+        conn: ConnId,
+        /// The rooms.
+        rooms: Vec<RoomName>,
+        /// Where to answer (`None` when the session is gone).
+        reply: oneshot::Sender<Option<Vec<Option<RoomView>>>>,
+    },
+    /// A backend publishes (REST, API key).
+    BackendPublish {
+        /// What to append.
+        request: AppendRequest,
+        /// Where to answer, after the event was fanned out.
+        reply: oneshot::Sender<Result<AppendOutcome, StoreError>>,
     },
     /// A room's presence, for `GET /v1/rooms/{room}/presence`.
     Presence {
@@ -63,6 +127,11 @@ pub enum HubMsg {
         room: RoomName,
         /// Where to answer (`None` when nobody is in the room on this node).
         reply: oneshot::Sender<Option<PresenceSnapshot>>,
+    },
+    /// Counters for `/v1/stats` and `/metrics`.
+    Stats {
+        /// Where to answer.
+        reply: oneshot::Sender<Stats>,
     },
     /// Shut down: finish writes, send `draining`, close every connection.
     Drain {
@@ -72,10 +141,7 @@ pub enum HubMsg {
         done: oneshot::Sender<()>,
     },
     /// A room load requested by the hub finished (sent by the driver's own tasks).
-    RoomLoaded(
-        RoomName,
-        Result<crate::store::RoomHead, crate::store::StoreError>,
-    ),
+    RoomLoaded(RoomName, Result<crate::store::RoomHead, StoreError>),
     /// A history replay requested by the hub finished (sent by the driver's own tasks).
     ReplayDone(ConnId, RoomName, ReplayOutcome),
 }
@@ -98,20 +164,34 @@ impl HubHandle {
         self.tx.send(msg).await.is_ok()
     }
 
+    /// Sends a message built around a reply channel and waits for the answer; `None` when the
+    /// hub has stopped.
+    pub async fn ask<T>(&self, msg: impl FnOnce(oneshot::Sender<T>) -> HubMsg) -> Option<T> {
+        let (reply, answer) = oneshot::channel();
+        if !self.send(msg(reply)).await {
+            return None;
+        }
+        answer.await.ok()
+    }
+
     /// The current presence of a room on this node.
     pub async fn presence(&self, room: RoomName) -> Option<PresenceSnapshot> {
-        let (reply, answer) = oneshot::channel();
-        self.send(HubMsg::Presence { room, reply }).await;
-        answer.await.ok().flatten()
+        self.ask(|reply| HubMsg::Presence { room, reply })
+            .await
+            .flatten()
     }
 
     /// Drains the hub (see [`HubMsg::Drain`]) and waits until it is done.
     pub async fn drain(&self, retry_after: Duration) {
-        let (done, wait) = oneshot::channel();
-        if self.send(HubMsg::Drain { retry_after, done }).await {
-            let _ = wait.await;
-        }
+        self.ask(|done| HubMsg::Drain { retry_after, done }).await;
     }
+}
+
+/// Limits the driver enforces for polling sessions.
+#[derive(Clone, Copy, Debug)]
+pub struct PollLimits {
+    /// Held polls per session at once.
+    pub max_held_polls: usize,
 }
 
 #[allow(clippy::disallowed_methods)] // The driver is where the hub's clock lives.
@@ -128,6 +208,7 @@ pub fn spawn(
     hub: Hub,
     store: Arc<dyn Store>,
     outcomes: mpsc::UnboundedReceiver<AppendDone>,
+    limits: PollLimits,
 ) -> HubHandle {
     let (tx, rx) = mpsc::channel(4096);
     let handle = HubHandle {
@@ -137,17 +218,56 @@ pub fn spawn(
     let driver = Driver {
         hub,
         store,
-        outboxes: HashMap::new(),
+        limits,
+        next_conn: Arc::clone(&handle.next_conn),
+        peers: HashMap::new(),
+        sessions: HashMap::new(),
+        backend: HashMap::new(),
+        next_ticket: 0,
+        counters: Counters::default(),
         loopback: tx,
     };
     tokio::spawn(driver.run(rx, outcomes));
     handle
 }
 
+enum Peer {
+    Socket(Outbox),
+    Poll(PollSession),
+}
+
+struct PollSession {
+    key: SessionKey,
+    wake: watch::Sender<u64>,
+    held: Arc<AtomicUsize>,
+    collector: Option<Collector>,
+}
+
+/// Gathers the replies to one `POST` until every durable publish in it was answered.
+struct Collector {
+    frames: Vec<Payload>,
+    awaiting: HashSet<(RoomName, EventId)>,
+    reply: oneshot::Sender<Result<Vec<Payload>, ErrorCode>>,
+}
+
+#[derive(Default)]
+struct Counters {
+    peak_sockets: u64,
+    events_total: u64,
+    /// (time, events_total) about once a second, for the recent rate.
+    samples: VecDeque<(Instant, u64)>,
+}
+
 struct Driver {
     hub: Hub,
     store: Arc<dyn Store>,
-    outboxes: HashMap<ConnId, Outbox>,
+    limits: PollLimits,
+    next_conn: Arc<AtomicU64>,
+    peers: HashMap<ConnId, Peer>,
+    sessions: HashMap<SessionKey, ConnId>,
+    backend: HashMap<u64, oneshot::Sender<Result<AppendOutcome, StoreError>>>,
+    next_ticket: u64,
+    counters: Counters,
     /// For tasks the driver spawns to report back.
     loopback: mpsc::Sender<HubMsg>,
 }
@@ -166,7 +286,7 @@ impl Driver {
                         // Every publish already submitted gets its ack before the goodbye.
                         self.store.flush().await;
                         while let Ok(outcome) = outcomes.try_recv() {
-                            self.hub.handle_append_done(now(), outcome);
+                            self.append_done(outcome);
                         }
                         self.hub.handle_drain(retry_after);
                         self.flush_outputs();
@@ -176,11 +296,18 @@ impl Driver {
                     Some(msg) => self.handle(msg),
                     None => return,
                 },
-                Some(outcome) = outcomes.recv() => self.hub.handle_append_done(now(), outcome),
+                Some(outcome) = outcomes.recv() => self.append_done(outcome),
                 () = sleep_until(deadline) => self.hub.handle_timeout(now()),
             }
             self.flush_outputs();
         }
+    }
+
+    fn append_done(&mut self, outcome: AppendDone) {
+        if let Ok(AppendOutcome::Stored(_)) = outcome.result {
+            self.counters.events_total += 1;
+        }
+        self.hub.handle_append_done(now(), outcome);
     }
 
     fn handle(&mut self, msg: HubMsg) {
@@ -191,17 +318,50 @@ impl Driver {
                 identity,
                 outbox,
             } => {
-                self.outboxes.insert(conn, outbox);
-                self.hub.handle_connect(now, conn, identity);
+                self.peers.insert(conn, Peer::Socket(outbox));
+                self.hub
+                    .handle_connect(now, conn, identity, ConnKind::Socket);
+                let (sockets, _) = self.hub.connections_by_kind();
+                self.counters.peak_sockets = self.counters.peak_sockets.max(sockets as u64);
             }
             HubMsg::Frame { conn, frame } => self.hub.handle_frame(now, conn, frame),
             HubMsg::Activity { conn } => self.hub.handle_activity(now, conn),
             HubMsg::Disconnect { conn } => {
-                self.outboxes.remove(&conn);
+                self.peers.remove(&conn);
                 self.hub.handle_disconnect(now, conn);
+            }
+            HubMsg::PollSend {
+                session,
+                identity,
+                frames,
+                reply,
+            } => self.poll_send(now, session, identity, frames, reply),
+            HubMsg::PollOpen {
+                session,
+                identity,
+                rooms,
+                reply,
+            } => {
+                let _ = reply.send(self.poll_open(now, session, identity, &rooms));
+            }
+            HubMsg::PollView { conn, rooms, reply } => {
+                let views = self
+                    .peers
+                    .contains_key(&conn)
+                    .then(|| self.views(conn, &rooms));
+                let _ = reply.send(views);
+            }
+            HubMsg::BackendPublish { request, reply } => {
+                self.next_ticket += 1;
+                self.backend.insert(self.next_ticket, reply);
+                self.hub
+                    .handle_backend_publish(now, self.next_ticket, request);
             }
             HubMsg::Presence { room, reply } => {
                 let _ = reply.send(self.hub.presence(&room));
+            }
+            HubMsg::Stats { reply } => {
+                let _ = reply.send(self.stats());
             }
             HubMsg::RoomLoaded(room, result) => self.hub.handle_room_loaded(now, room, result),
             HubMsg::ReplayDone(conn, room, outcome) => {
@@ -211,19 +371,147 @@ impl Driver {
         }
     }
 
+    /// The session's connection, opening it (as a hub connection of kind poll) if needed.
+    fn session(&mut self, now: Now, key: SessionKey, identity: Arc<Identity>) -> ConnId {
+        if let Some(&conn) = self.sessions.get(&key) {
+            self.hub.handle_activity(now, conn);
+            return conn;
+        }
+        let conn = self.next_conn.fetch_add(1, Ordering::Relaxed);
+        let (wake, _) = watch::channel(0);
+        let session = PollSession {
+            key: key.clone(),
+            wake,
+            held: Arc::new(AtomicUsize::new(0)),
+            collector: None,
+        };
+        self.peers.insert(conn, Peer::Poll(session));
+        self.sessions.insert(key, conn);
+        self.hub.handle_connect(now, conn, identity, ConnKind::Poll);
+        conn
+    }
+
+    fn poll_send(
+        &mut self,
+        now: Now,
+        key: SessionKey,
+        identity: Arc<Identity>,
+        frames: Vec<ClientFrame>,
+        reply: oneshot::Sender<Result<Vec<Payload>, ErrorCode>>,
+    ) {
+        let conn = self.session(now, key, identity);
+        let Some(Peer::Poll(session)) = self.peers.get_mut(&conn) else {
+            return;
+        };
+        if session
+            .collector
+            .as_ref()
+            .is_some_and(|c| !c.reply.is_closed())
+        {
+            let _ = reply.send(Err(ErrorCode::TooManyPolls));
+            return;
+        }
+        let awaiting = frames
+            .iter()
+            .filter_map(|frame| match frame {
+                ClientFrame::Publish(p) if p.durable => Some((p.room.clone(), p.id.clone())),
+                _ => None,
+            })
+            .collect();
+        session.collector = Some(Collector {
+            frames: Vec::new(),
+            awaiting,
+            reply,
+        });
+        for frame in frames {
+            self.hub.handle_frame(now, conn, frame);
+        }
+    }
+
+    fn poll_open(
+        &mut self,
+        now: Now,
+        key: SessionKey,
+        identity: Arc<Identity>,
+        rooms: &[RoomName],
+    ) -> Result<PollTicket, ErrorCode> {
+        let conn = self.session(now, key, identity);
+        let views = self.views(conn, rooms);
+        let Some(Peer::Poll(session)) = self.peers.get(&conn) else {
+            return Err(ErrorCode::Internal);
+        };
+        if session.held.fetch_add(1, Ordering::AcqRel) >= self.limits.max_held_polls {
+            session.held.fetch_sub(1, Ordering::AcqRel);
+            return Err(ErrorCode::TooManyPolls);
+        }
+        Ok(PollTicket {
+            conn,
+            wake: session.wake.subscribe(),
+            views,
+            held: Arc::clone(&session.held),
+        })
+    }
+
+    fn views(&self, conn: ConnId, rooms: &[RoomName]) -> Vec<Option<RoomView>> {
+        rooms
+            .iter()
+            .map(|room| self.hub.room_view(room, conn))
+            .collect()
+    }
+
+    fn stats(&mut self) -> Stats {
+        let (sockets, polls) = self.hub.connections_by_kind();
+        let now = now().instant;
+        let samples = &mut self.counters.samples;
+        if samples
+            .back()
+            .is_none_or(|(at, _)| now.duration_since(*at) >= Duration::from_secs(1))
+        {
+            samples.push_back((now, self.counters.events_total));
+            while samples.len() > 10 {
+                samples.pop_front();
+            }
+        }
+        let events_per_second = match samples.front() {
+            Some((at, total)) if now.duration_since(*at) > Duration::ZERO => {
+                (self.counters.events_total - total) as f64 / now.duration_since(*at).as_secs_f64()
+            }
+            _ => 0.0,
+        };
+        Stats {
+            connections: sockets as u64,
+            peak_connections: self.counters.peak_sockets,
+            polling_sessions: polls as u64,
+            rooms: self.hub.room_count() as u64,
+            users: self.hub.user_count() as u64,
+            events_per_second,
+            events_total: self.counters.events_total,
+        }
+    }
+
     /// Carries out everything the hub asked for, until it asks for nothing more.
     fn flush_outputs(&mut self) {
         loop {
             let mut idle = true;
             while let Some(transmit) = self.hub.poll_transmit() {
                 idle = false;
-                let Some(outbox) = self.outboxes.get(&transmit.conn) else {
-                    continue;
-                };
-                if let Err(mpsc::error::TrySendError::Full(_)) =
-                    outbox.frames.try_send(transmit.payload)
-                {
-                    self.hub.handle_slow_consumer(now(), transmit.conn);
+                match self.peers.get_mut(&transmit.conn) {
+                    Some(Peer::Socket(outbox)) => {
+                        if let Err(mpsc::error::TrySendError::Full(_)) =
+                            outbox.frames.try_send(transmit.payload)
+                        {
+                            self.hub.handle_slow_consumer(now(), transmit.conn);
+                        }
+                    }
+                    Some(Peer::Poll(session)) if transmit.reply => {
+                        if let Some(collector) = &mut session.collector {
+                            collector.take(transmit.payload);
+                        }
+                    }
+                    Some(Peer::Poll(session)) => {
+                        session.wake.send_modify(|n| *n += 1);
+                    }
+                    None => {}
                 }
             }
             while let Some(action) = self.hub.poll_action() {
@@ -231,7 +519,19 @@ impl Driver {
                 self.perform(action);
             }
             if idle {
-                return;
+                break;
+            }
+        }
+        // Answer every POST whose publishes have all been acked or refused.
+        for peer in self.peers.values_mut() {
+            if let Peer::Poll(session) = peer
+                && session
+                    .collector
+                    .as_ref()
+                    .is_some_and(|c| c.awaiting.is_empty() || c.reply.is_closed())
+                && let Some(collector) = session.collector.take()
+            {
+                let _ = collector.reply.send(Ok(collector.frames));
             }
         }
     }
@@ -253,7 +553,7 @@ impl Driver {
                 after,
                 until,
             } => {
-                let Some(outbox) = self.outboxes.get(&conn) else {
+                let Some(Peer::Socket(outbox)) = self.peers.get(&conn) else {
                     return;
                 };
                 let frames = outbox.frames.clone();
@@ -264,12 +564,34 @@ impl Driver {
                     let _ = loopback.send(HubMsg::ReplayDone(conn, room, outcome)).await;
                 });
             }
-            Action::Close { conn, code, reason } => {
-                if let Some(outbox) = self.outboxes.remove(&conn) {
-                    let _ = outbox.close.send((code, reason));
+            Action::Complete { ticket, result } => {
+                if let Some(reply) = self.backend.remove(&ticket) {
+                    let _ = reply.send(result);
                 }
             }
+            Action::Close { conn, code, reason } => match self.peers.remove(&conn) {
+                Some(Peer::Socket(outbox)) => {
+                    let _ = outbox.close.send((code, reason));
+                }
+                Some(Peer::Poll(session)) => {
+                    self.sessions.remove(&session.key);
+                    // Held polls notice the session is gone when they look again.
+                    session.wake.send_modify(|n| *n += 1);
+                }
+                None => {}
+            },
         }
+    }
+}
+
+impl Collector {
+    fn take(&mut self, payload: Payload) {
+        if let Ok(ServerFrame::Ack(wire_ack)) = ServerFrame::decode(&payload) {
+            self.awaiting.remove(&(wire_ack.room, wire_ack.id));
+        } else if let Ok(ServerFrame::Nack(nack)) = ServerFrame::decode(&payload) {
+            self.awaiting.remove(&(nack.room, nack.id));
+        }
+        self.frames.push(payload);
     }
 }
 

@@ -89,19 +89,41 @@ pub async fn start(config: &Config, listener: TcpListener) -> Result<RunningServ
         )?),
     };
     let hub_config = HubConfig {
+        // Versions below 2^53 for ~280 years, and 1000 changes per millisecond of uptime apart.
+        version_base: unix_ms_now() * 1000,
         node: format!("{:x}", store::random_epoch() & 0xffff_ffff),
         ..config.hub()
     };
-    let hub = driver::spawn(Hub::new(hub_config), Arc::clone(&store), outcomes_rx);
+    let poll_limits = driver::PollLimits {
+        max_held_polls: config.max_held_polls,
+    };
+    let hub = driver::spawn(
+        Hub::new(hub_config),
+        Arc::clone(&store),
+        outcomes_rx,
+        poll_limits,
+    );
     let state = AppState {
         hub: hub.clone(),
         store,
         auth: Authenticator::hs256(&secret),
+        api_key: config.api_key.clone().filter(|key| !key.is_empty()),
         limits: EdgeLimits {
             max_frame_bytes: config.max_frame_bytes,
+            max_poll_body_bytes: config.max_poll_body_bytes,
             outbound_queue: config.outbound_queue,
             heartbeat: Duration::from_millis(config.heartbeat_ms),
+            poll_wait: Duration::from_millis(config.poll_wait_ms),
+            max_held_polls: config.max_held_polls,
+            poll_send_timeout: Duration::from_secs(10),
+            drain_retry: Duration::from_millis(config.drain_retry_ms),
         },
+        connections: http::limits::ConnectionLimiter::new(
+            config.max_connections,
+            config.max_connections_per_ip,
+        ),
+        allowed_origins: Arc::new(config.allowed_origins.clone()),
+        counters: Arc::default(),
         dev: config.dev,
     };
     let addr = listener.local_addr()?;

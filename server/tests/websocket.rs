@@ -447,6 +447,8 @@ async fn a_silent_connection_is_closed_and_its_presence_cleaned_up() {
 async fn a_consumer_that_stops_reading_is_closed_as_slow_and_others_are_unaffected() {
     let mut config = support::config();
     config.outbound_queue = 64;
+    config.publish_rate = 1e6; // This test is about the queue, not the publish rate limit.
+    config.publish_burst = 1e6;
     let server = support::start(&config).await;
     let mut slow = Client::connect_small_buffer(&server, "slow").await;
     let mut ana = Client::connect(&server, "ana").await;

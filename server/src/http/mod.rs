@@ -1,9 +1,12 @@
 //! HTTP edge: axum routes that adapt sockets and requests to the hub and the store.
 //!
-//! Thin adapters only: validate at the edge (names, sizes, tokens), then hand typed values to
-//! the hub or the store. Every refusal is an [`ApiError`] (HTTP) or an `error` frame (WebSocket)
-//! with a stable code from `chorus_sdk::wire::ErrorCode`.
+//! Thin adapters only: validate at the edge (names, sizes, tokens, origins, limits), then hand
+//! typed values to the hub or the store. Every refusal is an [`ApiError`] (HTTP) or an `error`
+//! frame (WebSocket) with a stable code from `chorus_sdk::wire::ErrorCode`.
 
+pub mod limits;
+pub mod metrics;
+mod poll;
 mod rest;
 mod ws;
 
@@ -11,10 +14,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Json;
-use axum::http::StatusCode;
+use axum::extract::DefaultBodyLimit;
+use axum::http::{HeaderName, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use chorus_sdk::wire::{ErrorBody, ErrorCode};
+use tower_http::cors::{AllowOrigin, CorsLayer};
 
 use crate::auth::Authenticator;
 use crate::driver::HubHandle;
@@ -25,12 +30,20 @@ use crate::store::Store;
 pub struct AppState {
     /// The hub task.
     pub hub: HubHandle,
-    /// History, for the REST history endpoint.
+    /// History, for the REST history endpoint and polls.
     pub store: Arc<dyn Store>,
     /// Token verification.
     pub auth: Authenticator,
+    /// The backend API key, if one is configured.
+    pub api_key: Option<String>,
     /// Edge limits.
     pub limits: EdgeLimits,
+    /// Open WebSocket connections, in total and per address.
+    pub connections: Arc<limits::ConnectionLimiter>,
+    /// Browser origins allowed to connect (empty: any).
+    pub allowed_origins: Arc<Vec<String>>,
+    /// Counters for `/metrics`.
+    pub counters: Arc<metrics::EdgeCounters>,
     /// Whether `POST /v1/dev/token` is served.
     pub dev: bool,
 }
@@ -41,26 +54,91 @@ impl std::fmt::Debug for dyn Store {
     }
 }
 
-/// Limits enforced by the HTTP and WebSocket edge.
+/// Limits and timings enforced by the HTTP and WebSocket edge.
 #[derive(Clone, Copy, Debug)]
 pub struct EdgeLimits {
     /// Largest client frame; larger ones get `frame_too_large` and the connection stays open.
     pub max_frame_bytes: usize,
+    /// Largest `POST /v1/poll` body.
+    pub max_poll_body_bytes: usize,
     /// Outbound queue length per connection.
     pub outbound_queue: usize,
     /// How long a new connection may take to authenticate, and the write timeout.
     pub heartbeat: Duration,
+    /// Longest a long poll is held.
+    pub poll_wait: Duration,
+    /// Held polls per session.
+    pub max_held_polls: usize,
+    /// How long a `POST /v1/poll` waits for its acks.
+    pub poll_send_timeout: Duration,
+    /// The reconnect hint given while shutting down.
+    pub drain_retry: Duration,
+}
+
+impl AppState {
+    /// Whether a browser page from `origin` may use this server (no `Origin`: not a browser).
+    pub fn origin_allowed(&self, origin: Option<&HeaderValue>) -> bool {
+        match origin {
+            None => true,
+            Some(_) if self.allowed_origins.is_empty() => true,
+            Some(origin) => self
+                .allowed_origins
+                .iter()
+                .any(|allowed| allowed.as_bytes() == origin.as_bytes()),
+        }
+    }
 }
 
 /// The router with every route.
 pub fn router(state: AppState) -> axum::Router {
+    let cors_origins = if state.allowed_origins.is_empty() {
+        AllowOrigin::any()
+    } else {
+        AllowOrigin::list(
+            state
+                .allowed_origins
+                .iter()
+                .filter_map(|o| HeaderValue::from_str(o).ok()),
+        )
+    };
+    let cors = CorsLayer::new()
+        .allow_origin(cors_origins)
+        .allow_methods([Method::GET, Method::POST])
+        .allow_headers([
+            header::AUTHORIZATION,
+            header::CONTENT_TYPE,
+            HeaderName::from_static("x-requested-with"),
+        ])
+        .max_age(Duration::from_secs(600));
+    let frame_limit = DefaultBodyLimit::max(state.limits.max_frame_bytes + 1024);
+    let poll_limit = DefaultBodyLimit::max(state.limits.max_poll_body_bytes);
     axum::Router::new()
         .route("/v1/ws", get(ws::upgrade))
-        .route("/v1/rooms/{room}/events", get(rest::room_events))
+        .route(
+            "/v1/poll",
+            get(poll::poll).post(poll::send).layer(poll_limit),
+        )
+        .route(
+            "/v1/rooms/{room}/events",
+            get(rest::room_events)
+                .post(rest::backend_publish)
+                .layer(frame_limit),
+        )
+        .route(
+            "/v1/users/{user}/events",
+            post(rest::direct_message).layer(frame_limit),
+        )
         .route("/v1/rooms/{room}/presence", get(rest::room_presence))
-        .route("/v1/dev/token", post(rest::dev_token))
+        .route("/v1/stats", get(rest::stats))
+        .route(
+            "/v1/dev/token",
+            post(rest::dev_token).layer(DefaultBodyLimit::max(4096)),
+        )
         .route("/healthz", get(rest::healthz))
+        .route("/readyz", get(rest::readyz))
+        .route("/metrics", get(rest::metrics))
         .fallback(rest::not_found)
+        .layer(cors)
         .with_state(state)
 }
 

@@ -1,37 +1,109 @@
-//! REST endpoints: history pages, presence, health, dev tokens.
+//! REST endpoints: history pages, presence, backend publishing, direct messages, stats,
+//! health, readiness, metrics and dev tokens.
 
 use axum::Json;
 use axum::extract::rejection::{JsonRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
 use chorus_sdk::wire::{
-    DevTokenRequest, DevTokenResponse, ErrorCode, EventsPage, HealthBody, PresenceBody,
-    PresenceSnapshot, RoomName, RoomRight, TokenClaims,
+    BackendPublish, DevTokenRequest, DevTokenResponse, ErrorCode, EventsPage, HealthBody,
+    PresenceBody, PresenceSnapshot, Published, RoomName, RoomRight, Stats, TokenClaims,
+    check_user_id, inbox_room,
 };
 use serde::Deserialize;
 
 use super::{ApiError, AppState};
 use crate::auth::{AuthError, Identity};
+use crate::driver::HubMsg;
+use crate::store::{AppendOutcome, AppendRequest};
 
 /// The most events one history page returns.
 const MAX_PAGE: usize = 1000;
 
-fn bearer(state: &AppState, headers: &HeaderMap) -> Result<Identity, ApiError> {
-    let token = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|value| value.to_str().ok())
-        .and_then(|value| value.strip_prefix("Bearer "))
-        .ok_or(AuthError::Missing);
+/// Who is calling a room endpoint.
+enum Caller {
+    /// The application's backend (API key).
+    Backend,
+    /// A user (JWT).
+    User(Identity),
+}
+
+fn bearer_value(headers: &HeaderMap) -> Option<&str> {
+    headers
+        .get(header::AUTHORIZATION)?
+        .to_str()
+        .ok()?
+        .strip_prefix("Bearer ")
+}
+
+/// Verifies the `Authorization: Bearer <JWT>` header.
+pub(super) fn bearer(state: &AppState, headers: &HeaderMap) -> Result<Identity, ApiError> {
     let refused =
         |err: AuthError| ApiError::new(StatusCode::UNAUTHORIZED, err.code(), err.to_string());
-    state
-        .auth
-        .verify(token.map_err(|_| {
-            refused(AuthError::Invalid(
-                "send the token as `Authorization: Bearer <token>`".into(),
-            ))
-        })?)
-        .map_err(refused)
+    let token = bearer_value(headers).ok_or_else(|| {
+        refused(AuthError::Invalid(
+            "send the token as `Authorization: Bearer <token>`".into(),
+        ))
+    })?;
+    state.auth.verify(token).map_err(refused)
+}
+
+fn caller(state: &AppState, headers: &HeaderMap) -> Result<Caller, ApiError> {
+    if let (Some(key), Some(given)) = (&state.api_key, bearer_value(headers))
+        && constant_time_eq(key.as_bytes(), given.as_bytes())
+    {
+        return Ok(Caller::Backend);
+    }
+    bearer(state, headers).map(Caller::User)
+}
+
+fn backend_only(state: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
+    let key_matches = state
+        .api_key
+        .as_ref()
+        .zip(bearer_value(headers))
+        .is_some_and(|(key, given)| constant_time_eq(key.as_bytes(), given.as_bytes()));
+    if key_matches {
+        return Ok(());
+    }
+    let message = if state.api_key.is_some() {
+        "this endpoint needs the backend API key: `Authorization: Bearer <api key>`"
+    } else {
+        "this endpoint needs the backend API key, and the server has none (--api-key)"
+    };
+    Err(ApiError::new(
+        StatusCode::UNAUTHORIZED,
+        ErrorCode::Unauthenticated,
+        message,
+    ))
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+fn bad_request(message: impl Into<String>) -> ApiError {
+    ApiError::new(StatusCode::BAD_REQUEST, ErrorCode::BadRequest, message)
+}
+
+/// Unwraps a JSON body or explains what is wrong with it (413 for oversized bodies).
+pub(super) fn json_body<T>(body: Result<Json<T>, JsonRejection>) -> Result<T, ApiError> {
+    body.map(|Json(value)| value).map_err(|rejection| {
+        if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                ErrorCode::BodyTooLarge,
+                "the request body is larger than this endpoint allows",
+            )
+        } else {
+            bad_request(rejection.body_text())
+        }
+    })
+}
+
+fn parse_room(room: String) -> Result<RoomName, ApiError> {
+    RoomName::parse(room).map_err(|err| bad_request(err.to_string()))
 }
 
 fn room_for_reading(
@@ -39,22 +111,16 @@ fn room_for_reading(
     headers: &HeaderMap,
     room: String,
 ) -> Result<RoomName, ApiError> {
-    let room = RoomName::parse(room).map_err(|err| {
-        ApiError::new(
-            StatusCode::BAD_REQUEST,
-            ErrorCode::BadRequest,
-            err.to_string(),
-        )
-    })?;
-    let identity = bearer(state, headers)?;
-    if !identity.can_join(&room) {
-        return Err(ApiError::new(
+    let room = parse_room(room)?;
+    match caller(state, headers)? {
+        Caller::Backend => Ok(room),
+        Caller::User(identity) if identity.can_join(&room) => Ok(room),
+        Caller::User(_) => Err(ApiError::new(
             StatusCode::FORBIDDEN,
             ErrorCode::Forbidden,
             format!("your token grants no access to room {room}"),
-        ));
+        )),
     }
-    Ok(room)
 }
 
 #[derive(Debug, Deserialize)]
@@ -72,13 +138,7 @@ pub(super) async fn room_events(
     query: Result<Query<PageQuery>, QueryRejection>,
 ) -> Result<Json<EventsPage>, ApiError> {
     let room = room_for_reading(&state, &headers, room)?;
-    let Query(query) = query.map_err(|err| {
-        ApiError::new(
-            StatusCode::BAD_REQUEST,
-            ErrorCode::BadRequest,
-            err.body_text(),
-        )
-    })?;
+    let Query(query) = query.map_err(|err| bad_request(err.body_text()))?;
     let limit = query.limit.unwrap_or(100).clamp(1, MAX_PAGE);
     let page = state
         .store
@@ -125,6 +185,145 @@ pub(super) async fn room_presence(
     }))
 }
 
+/// `POST /v1/rooms/{room}/events` (API key)
+pub(super) async fn backend_publish(
+    State(state): State<AppState>,
+    Path(room): Path<String>,
+    headers: HeaderMap,
+    body: Result<Json<BackendPublish>, JsonRejection>,
+) -> Result<Json<Published>, ApiError> {
+    backend_only(&state, &headers)?;
+    let room = parse_room(room)?;
+    publish_as_backend(&state, room, json_body(body)?).await
+}
+
+/// `POST /v1/users/{user}/events` (API key): a direct message, kept in the user's inbox `@user`.
+pub(super) async fn direct_message(
+    State(state): State<AppState>,
+    Path(user): Path<String>,
+    headers: HeaderMap,
+    body: Result<Json<BackendPublish>, JsonRejection>,
+) -> Result<Json<Published>, ApiError> {
+    backend_only(&state, &headers)?;
+    let room = inbox_room(&user)
+        .map_err(|err| bad_request(format!("user {user:?} has no inbox room: {err}")))?;
+    publish_as_backend(&state, room, json_body(body)?).await
+}
+
+async fn publish_as_backend(
+    state: &AppState,
+    room: RoomName,
+    publish: BackendPublish,
+) -> Result<Json<Published>, ApiError> {
+    let from = publish.from.unwrap_or_else(|| "system".to_owned());
+    check_user_id(&from).map_err(|err| bad_request(err.to_string()))?;
+    if publish.body.len() > state.limits.max_frame_bytes {
+        return Err(ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            ErrorCode::BodyTooLarge,
+            format!(
+                "the body is {} bytes; the limit is {}",
+                publish.body.len(),
+                state.limits.max_frame_bytes
+            ),
+        ));
+    }
+    let request = AppendRequest {
+        room: room.clone(),
+        id: publish.id,
+        from,
+        at: crate::unix_ms_now(),
+        body: publish.body,
+        if_seq: publish.if_seq,
+    };
+    let outcome = state
+        .hub
+        .ask(|reply| HubMsg::BackendPublish { request, reply })
+        .await
+        .ok_or_else(|| {
+            ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                ErrorCode::Draining,
+                "the server is shutting down; retry with the same id",
+            )
+        })?;
+    match outcome {
+        Ok(AppendOutcome::Stored(stored)) => Ok(Json(Published {
+            room,
+            seq: stored.seq(),
+            duplicate: false,
+        })),
+        Ok(AppendOutcome::Duplicate { seq }) => Ok(Json(Published {
+            room,
+            seq,
+            duplicate: true,
+        })),
+        Ok(AppendOutcome::Conflict { head }) => Err(ApiError::new(
+            StatusCode::CONFLICT,
+            ErrorCode::Conflict,
+            format!("the room's head is {head}: someone published first"),
+        )),
+        Err(err) => Err(ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            ErrorCode::StorageUnavailable,
+            format!("{err}; nothing was stored, retry with the same id"),
+        )),
+    }
+}
+
+/// `GET /v1/stats` (API key)
+pub(super) async fn stats(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+) -> Result<Json<Stats>, ApiError> {
+    backend_only(&state, &headers)?;
+    current_stats(&state).await.map(Json)
+}
+
+async fn current_stats(state: &AppState) -> Result<Stats, ApiError> {
+    state
+        .hub
+        .ask(|reply| HubMsg::Stats { reply })
+        .await
+        .ok_or_else(|| {
+            ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                ErrorCode::NotReady,
+                "the hub has stopped",
+            )
+        })
+}
+
+/// `GET /metrics`: Prometheus text exposition format.
+pub(super) async fn metrics(State(state): State<AppState>) -> Result<Response, ApiError> {
+    let stats = current_stats(&state).await?;
+    let body = super::metrics::render(&stats, &state.counters);
+    Ok((
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        body,
+    )
+        .into_response())
+}
+
+/// `GET /readyz`: 200 when the hub runs and the store answers, 503 otherwise.
+pub(super) async fn readyz(State(state): State<AppState>) -> Result<Json<HealthBody>, ApiError> {
+    current_stats(&state).await?;
+    let probe = RoomName::parse("_readyz").expect("a valid room name");
+    state.store.read(&probe, 0, 0).await.map_err(|err| {
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            ErrorCode::NotReady,
+            format!("storage: {err}"),
+        )
+    })?;
+    Ok(Json(HealthBody {
+        status: "ready".into(),
+    }))
+}
+
 /// `POST /v1/dev/token` (only with `--dev`): a token for any display name, valid for 12 hours.
 pub(super) async fn dev_token(
     State(state): State<AppState>,
@@ -137,20 +336,10 @@ pub(super) async fn dev_token(
             "dev tokens are only issued with --dev",
         ));
     }
-    let Json(request) = body.map_err(|err| {
-        ApiError::new(
-            StatusCode::BAD_REQUEST,
-            ErrorCode::BadRequest,
-            err.body_text(),
-        )
-    })?;
+    let request = json_body(body)?;
     let name = request.name.trim();
     if name.is_empty() || name.len() > 64 {
-        return Err(ApiError::new(
-            StatusCode::BAD_REQUEST,
-            ErrorCode::BadRequest,
-            "name must be 1 to 64 bytes",
-        ));
+        return Err(bad_request("name must be 1 to 64 bytes"));
     }
     let user: String = name
         .to_lowercase()
@@ -169,7 +358,7 @@ pub(super) async fn dev_token(
     }))
 }
 
-/// `GET /healthz`
+/// `GET /healthz`: the process is up.
 pub(super) async fn healthz() -> Json<HealthBody> {
     Json(HealthBody {
         status: "ok".into(),

@@ -6,9 +6,10 @@
 //! the hub's frames arrive on a bounded queue and are written out. Bad frames are answered
 //! with `error` frames; the connection and its rooms keep working.
 
-use axum::extract::State;
 use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
-use axum::response::Response;
+use axum::extract::{ConnectInfo, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
 use chorus_sdk::wire::{self, ClientFrame, ErrorCode, ServerFrame, close_code};
 use futures_util::SinkExt;
 use futures_util::stream::{SplitSink, StreamExt};
@@ -16,7 +17,8 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
 
-use super::AppState;
+use super::metrics::EdgeCounters;
+use super::{ApiError, AppState};
 use crate::auth::{AuthError, Identity};
 use crate::driver::{HubMsg, Outbox};
 use crate::hub::encode;
@@ -29,7 +31,32 @@ fn hard_cap(max_frame_bytes: usize) -> usize {
 }
 
 /// `GET /v1/ws`
-pub(super) async fn upgrade(State(state): State<AppState>, ws: WebSocketUpgrade) -> Response {
+pub(super) async fn upgrade(
+    State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<std::net::SocketAddr>,
+    headers: HeaderMap,
+    ws: WebSocketUpgrade,
+) -> Response {
+    // Browsers always send Origin; a page from a site not on the allow-list must not ride on a
+    // user's token (cross-site WebSocket hijacking).
+    if !state.origin_allowed(headers.get(header::ORIGIN)) {
+        EdgeCounters::bump(&state.counters.rejected_origin);
+        let message = "this page's origin may not connect to this server (see --allowed-origins)";
+        return ApiError::new(StatusCode::FORBIDDEN, ErrorCode::ForbiddenOrigin, message)
+            .into_response();
+    }
+    let permit = match state.connections.acquire(peer.ip()) {
+        Ok(permit) => permit,
+        Err((code, message)) => {
+            let counter = if message.contains("per client") {
+                &state.counters.rejected_per_ip_limit
+            } else {
+                &state.counters.rejected_total_limit
+            };
+            EdgeCounters::bump(counter);
+            return ApiError::new(StatusCode::SERVICE_UNAVAILABLE, code, message).into_response();
+        }
+    };
     let mut token = None;
     let mut speaks_v1 = false;
     for offered in ws.requested_protocols() {
@@ -51,7 +78,10 @@ pub(super) async fn upgrade(State(state): State<AppState>, ws: WebSocketUpgrade)
         .write_buffer_size(SOCKET_BUFFER)
         .max_message_size(cap)
         .max_frame_size(cap)
-        .on_upgrade(move |socket| connection(socket, state, token))
+        .on_upgrade(move |socket| async move {
+            connection(socket, state, token).await;
+            drop(permit);
+        })
 }
 
 type Sink = SplitSink<WebSocket, Message>;
@@ -159,6 +189,7 @@ async fn run(
             },
             incoming = stream.next() => match incoming {
                 Some(Ok(Message::Text(text))) => {
+                    EdgeCounters::bump(&state.counters.frames_received);
                     let max = state.limits.max_frame_bytes;
                     let answer = if text.len() > max {
                         Some(ServerFrame::error(
@@ -177,6 +208,9 @@ async fn run(
                             Err(err) => Some(ServerFrame::error(err.code(), err.to_string(), None)),
                         }
                     };
+                    if answer.is_some() {
+                        EdgeCounters::bump(&state.counters.frames_refused);
+                    }
                     if let Some(frame) = answer
                         && !send(&mut sink, Message::Text(encode(&frame)), write_timeout).await
                     {

@@ -76,6 +76,15 @@ pub struct HubConfig {
     pub replay_buffer: usize,
     /// Prefix of this process's connection ids on the wire.
     pub node: String,
+    /// A polling session without a request for this long is gone (presence leaves after grace).
+    pub poll_session_timeout: Duration,
+    /// Sustained publishes per second per connection.
+    pub publish_rate: f64,
+    /// Publishes a connection may burst above the rate.
+    pub publish_burst: f64,
+    /// Where every room's presence and typing versions start. The driver sets it from the
+    /// clock, so versions after a restart never repeat ones a polling client saw before.
+    pub version_base: u64,
 }
 
 impl Default for HubConfig {
@@ -88,6 +97,10 @@ impl Default for HubConfig {
             max_rooms_per_conn: 100,
             replay_buffer: 4096,
             node: "n".into(),
+            poll_session_timeout: Duration::from_secs(40),
+            publish_rate: 50.0,
+            publish_burst: 200.0,
+            version_base: 0,
         }
     }
 }
@@ -99,6 +112,10 @@ pub struct Transmit {
     pub conn: ConnId,
     /// The serialized frame.
     pub payload: Payload,
+    /// Whether it answers the recipient's own frame (welcome, joined, left, ack, nack, error,
+    /// pong, reset) rather than reporting what others did. Polling sessions return replies in
+    /// the response to their `POST` and only use other frames as a wake-up.
+    pub reply: bool,
 }
 
 /// Work the driver must do for the hub.
@@ -121,6 +138,13 @@ pub enum Action {
         /// The room's head when the member joined.
         until: u64,
     },
+    /// A backend publish ([`Hub::handle_backend_publish`]) finished; answer its request.
+    Complete {
+        /// The ticket the request was submitted with.
+        ticket: u64,
+        /// What the store did (the event was already fanned out if stored).
+        result: Result<AppendOutcome, StoreError>,
+    },
     /// Close the connection with this WebSocket close code; the hub has already forgotten it.
     Close {
         /// The connection.
@@ -130,6 +154,17 @@ pub enum Action {
         /// Why, as a wire error code (used as the close reason).
         reason: ErrorCode,
     },
+}
+
+/// A room as a poll sees it (see [`Hub::room_view`]).
+#[derive(Clone, Debug, PartialEq)]
+pub struct RoomView {
+    /// Whether the asking connection is a member.
+    pub member: bool,
+    /// Presence with its version.
+    pub presence: PresenceSnapshot,
+    /// Typing with its version.
+    pub typing: wire::TypingSnapshot,
 }
 
 /// How a history replay ended.
@@ -146,9 +181,50 @@ pub enum ReplayOutcome {
 struct Conn {
     identity: Arc<Identity>,
     wire_id: String,
+    kind: ConnKind,
     last_seen: Instant,
     /// Rooms joined or being joined.
     rooms: HashSet<RoomName>,
+    publish_budget: TokenBucket,
+}
+
+/// How a client is connected.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ConnKind {
+    /// A WebSocket: frames are pushed; silent for two heartbeats means dead.
+    Socket,
+    /// A polling session: the client pulls history and state itself, so the hub never replays
+    /// to it; it is gone after [`HubConfig::poll_session_timeout`] without a request.
+    Poll,
+}
+
+/// A token bucket: `rate` tokens per second, at most `burst` saved up.
+#[derive(Clone, Copy, Debug)]
+struct TokenBucket {
+    tokens: f64,
+    updated: Instant,
+}
+
+impl TokenBucket {
+    fn full(burst: f64, now: Instant) -> TokenBucket {
+        TokenBucket {
+            tokens: burst,
+            updated: now,
+        }
+    }
+
+    /// Takes one token, or says how long until one is there.
+    fn take(&mut self, now: Instant, rate: f64, burst: f64) -> Result<(), Duration> {
+        let elapsed = now.saturating_duration_since(self.updated).as_secs_f64();
+        self.tokens = (self.tokens + elapsed * rate).min(burst);
+        self.updated = now;
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            Ok(())
+        } else {
+            Err(Duration::from_secs_f64((1.0 - self.tokens) / rate))
+        }
+    }
 }
 
 enum RoomState {
@@ -169,6 +245,8 @@ struct Room {
     presence: Presence,
     /// Who is typing: user -> (expiry, the connection that said so).
     typing: HashMap<String, (Instant, ConnId)>,
+    /// Increases whenever the set of typing users changes (polling clients compare it).
+    typing_version: u64,
 }
 
 enum Member {
@@ -274,9 +352,47 @@ impl Hub {
         self.rooms.get(room).map(|r| r.presence.snapshot())
     }
 
-    /// Number of open connections.
+    /// Number of open connections of either kind.
     pub fn connection_count(&self) -> usize {
         self.conns.len()
+    }
+
+    /// Open connections by kind: (sockets, polling sessions).
+    pub fn connections_by_kind(&self) -> (usize, usize) {
+        let polls = self
+            .conns
+            .values()
+            .filter(|c| c.kind == ConnKind::Poll)
+            .count();
+        (self.conns.len() - polls, polls)
+    }
+
+    /// Distinct users with at least one connection.
+    pub fn user_count(&self) -> usize {
+        self.conns
+            .values()
+            .map(|c| c.identity.user.as_str())
+            .collect::<HashSet<_>>()
+            .len()
+    }
+
+    /// What a poll needs to know about a room: whether `conn` is a member, and the room's
+    /// presence and typing state with their versions. `None` when the room is not open here.
+    pub fn room_view(&self, room: &RoomName, conn: ConnId) -> Option<RoomView> {
+        let state = self.rooms.get(room)?;
+        let Some(RoomState::Open { .. }) = state.state else {
+            return None;
+        };
+        let mut typing: Vec<String> = state.typing.keys().cloned().collect();
+        typing.sort_unstable();
+        Some(RoomView {
+            member: state.members.contains_key(&conn),
+            presence: state.presence.snapshot(),
+            typing: wire::TypingSnapshot {
+                version: state.typing_version,
+                users: typing,
+            },
+        })
     }
 
     /// Number of rooms with members (or lingering presence) on this node.
@@ -289,7 +405,13 @@ impl Hub {
     // -----------------------------------------------------------------------------------------
 
     /// An authenticated connection opened; it is greeted with `welcome`.
-    pub fn handle_connect(&mut self, now: Now, conn: ConnId, identity: Arc<Identity>) {
+    pub fn handle_connect(
+        &mut self,
+        now: Now,
+        conn: ConnId,
+        identity: Arc<Identity>,
+        kind: ConnKind,
+    ) {
         let wire_id = format!("{}-{conn}", self.config.node);
         let welcome = Welcome {
             conn: wire_id.clone(),
@@ -303,13 +425,24 @@ impl Hub {
             Conn {
                 identity,
                 wire_id,
+                kind,
                 last_seen: now.instant,
                 rooms: HashSet::new(),
+                publish_budget: TokenBucket::full(self.config.publish_burst, now.instant),
             },
         );
         if self.next_sweep.is_none() {
             self.next_sweep = Some(now.instant + self.config.heartbeat);
         }
+    }
+
+    /// A backend publishes to a room (REST, API key). The outcome comes back as
+    /// [`Action::Complete`] with `ticket`, after the event was fanned out.
+    pub fn handle_backend_publish(&mut self, _now: Now, ticket: u64, request: AppendRequest) {
+        self.actions.push_back(Action::Append(AppendJob {
+            origin: Origin::Request(ticket),
+            request,
+        }));
     }
 
     /// A frame arrived from a connection (any frame also proves it is alive).
@@ -430,7 +563,19 @@ impl Hub {
 
     /// The store finished an append.
     pub fn handle_append_done(&mut self, now: Now, done: AppendDone) {
-        let Origin::Conn(conn) = done.origin;
+        let conn = match done.origin {
+            Origin::Conn(conn) => conn,
+            Origin::Request(ticket) => {
+                if let Ok(AppendOutcome::Stored(stored)) = &done.result {
+                    self.fan_out(now, stored.clone());
+                }
+                self.actions.push_back(Action::Complete {
+                    ticket,
+                    result: done.result,
+                });
+                return;
+            }
+        };
         match done.result {
             Ok(AppendOutcome::Stored(stored)) => {
                 let seq = stored.seq();
@@ -513,7 +658,11 @@ impl Hub {
             );
         }
         for payload in buffered {
-            self.transmits.push_back(Transmit { conn, payload });
+            self.transmits.push_back(Transmit {
+                reply: false,
+                conn,
+                payload,
+            });
         }
     }
 
@@ -544,6 +693,7 @@ impl Hub {
                         && until <= now.instant
                     {
                         room.typing.remove(&user);
+                        room.typing_version += 1;
                         self.broadcast_typing(&room_name, user, false, Some(typist));
                         self.forget_room_if_idle(&room_name);
                     }
@@ -565,6 +715,7 @@ impl Hub {
         conns.sort_unstable();
         for conn in conns {
             self.transmits.push_back(Transmit {
+                reply: false,
                 conn,
                 payload: payload.clone(),
             });
@@ -630,7 +781,12 @@ impl Hub {
             .expect("checked above")
             .rooms
             .insert(room_name.clone());
-        let room = self.rooms.entry(room_name.clone()).or_default();
+        let base = self.config.version_base;
+        let room = self.rooms.entry(room_name.clone()).or_insert_with(|| Room {
+            presence: Presence::starting_at(base),
+            typing_version: base,
+            ..Room::default()
+        });
         match &mut room.state {
             Some(RoomState::Open { .. }) => self.complete_join(now, conn, join),
             Some(RoomState::Loading { joins, .. }) => joins.push((conn, join)),
@@ -654,6 +810,7 @@ impl Hub {
         }
         let identity = Arc::clone(&state.identity);
         let wire_id = state.wire_id.clone();
+        let kind = state.kind;
         let room_name = join.room;
         let room = self
             .rooms
@@ -674,7 +831,13 @@ impl Hub {
             self.broadcast_presence(&room_name, change, None);
         }
         let room = self.rooms.get_mut(&room_name).expect("still there");
-        let member = match join.resume {
+        // Polling sessions carry their cursors in every poll; the hub never replays to them.
+        let resume = if kind == ConnKind::Poll {
+            None
+        } else {
+            join.resume
+        };
+        let member = match resume {
             Some(Cursor {
                 epoch: their_epoch,
                 seq,
@@ -694,7 +857,7 @@ impl Hub {
         };
         room.members.insert(conn, member);
         self.send_joined(conn, &room_name);
-        let reset = match join.resume {
+        let reset = match resume {
             Some(cursor) if cursor.epoch != epoch => Some(ResetReason::EpochChanged),
             Some(cursor) if cursor.seq > head => Some(ResetReason::CursorAhead),
             _ => None,
@@ -768,9 +931,25 @@ impl Hub {
             waiting.publishes.push(publish);
             return;
         }
-        let Some(state) = self.conns.get(&conn) else {
+        let (rate, burst) = (self.config.publish_rate, self.config.publish_burst);
+        let Some(state) = self.conns.get_mut(&conn) else {
             return;
         };
+        if let Err(wait) = state.publish_budget.take(now.instant, rate, burst) {
+            let message = format!(
+                "at most {rate} publishes per second (bursts of {burst}); retry in {} ms",
+                wait.as_millis().max(1)
+            );
+            return self.send_nack(
+                conn,
+                publish.room,
+                publish.id,
+                ErrorCode::RateLimited,
+                message,
+                None,
+            );
+        }
+        let state = &self.conns[&conn];
         if !state.rooms.contains(&publish.room) {
             let message = format!("join room {} before publishing to it", publish.room);
             return self.send_nack(
@@ -838,6 +1017,7 @@ impl Hub {
             for &member in room.members.keys() {
                 if member != conn {
                     self.transmits.push_back(Transmit {
+                        reply: false,
                         conn: member,
                         payload: payload.clone(),
                     });
@@ -874,7 +1054,9 @@ impl Hub {
         };
         if on {
             let until = now.instant + self.config.typing_ttl;
-            room.typing.insert(user.clone(), (until, conn));
+            if room.typing.insert(user.clone(), (until, conn)).is_none() {
+                room.typing_version += 1;
+            }
             self.timers.push(Reverse((
                 until,
                 Timer::TypingExpiry(room_name.clone(), user.clone()),
@@ -882,6 +1064,7 @@ impl Hub {
             // Every refresh is forwarded: receivers expire typing locally unless refreshed.
             self.broadcast_typing(&room_name, user, true, Some(conn));
         } else if room.typing.remove(&user).is_some() {
+            room.typing_version += 1;
             self.broadcast_typing(&room_name, user, false, Some(conn));
         }
     }
@@ -941,6 +1124,7 @@ impl Hub {
         for (&conn, member) in room.members.iter_mut() {
             match member {
                 Member::Live => self.transmits.push_back(Transmit {
+                    reply: false,
                     conn,
                     payload: payload.clone(),
                 }),
@@ -1015,6 +1199,7 @@ impl Hub {
         let typing_by_this_conn = room.typing.get(user).is_some_and(|(_, by)| *by == conn);
         if typing_by_this_conn {
             room.typing.remove(user);
+            room.typing_version += 1;
         }
         let linger_until = linger.then(|| now.instant + self.config.presence_grace);
         let change = room.presence.remove(user, conn, linger_until);
@@ -1047,11 +1232,18 @@ impl Hub {
     }
 
     fn sweep_dead_connections(&mut self, now: Now) {
-        let limit = self.config.heartbeat * 2;
+        let socket_limit = self.config.heartbeat * 2;
+        let poll_limit = self.config.poll_session_timeout;
         let mut dead: Vec<ConnId> = self
             .conns
             .iter()
-            .filter(|(_, c)| now.instant.duration_since(c.last_seen) >= limit)
+            .filter(|(_, c)| {
+                let limit = match c.kind {
+                    ConnKind::Socket => socket_limit,
+                    ConnKind::Poll => poll_limit,
+                };
+                now.instant.duration_since(c.last_seen) >= limit
+            })
             .map(|(&id, _)| id)
             .collect();
         dead.sort_unstable();
@@ -1086,6 +1278,7 @@ impl Hub {
         let payload = encode(&ServerFrame::Presence(diff));
         for &conn in room.members.keys().filter(|&&c| Some(c) != except) {
             self.transmits.push_back(Transmit {
+                reply: false,
                 conn,
                 payload: payload.clone(),
             });
@@ -1109,6 +1302,7 @@ impl Hub {
         }));
         for &conn in room.members.keys().filter(|&&c| Some(c) != except) {
             self.transmits.push_back(Transmit {
+                reply: false,
                 conn,
                 payload: payload.clone(),
             });
@@ -1139,6 +1333,7 @@ impl Hub {
 
     fn send(&mut self, conn: ConnId, frame: &ServerFrame) {
         self.transmits.push_back(Transmit {
+            reply: true,
             conn,
             payload: encode(frame),
         });

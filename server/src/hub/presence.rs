@@ -74,6 +74,14 @@ pub(crate) struct Arrival<'a> {
 }
 
 impl Presence {
+    /// An empty presence whose first change is version `base + 1`.
+    pub(crate) fn starting_at(base: u64) -> Presence {
+        Presence {
+            version: base,
+            users: BTreeMap::new(),
+        }
+    }
+
     /// The version after the latest change.
     pub(crate) fn version(&self) -> u64 {
         self.version

@@ -49,6 +49,8 @@ pub struct AppendJob {
 pub enum Origin {
     /// A connection of this node (the hub's connection id).
     Conn(u64),
+    /// An HTTP request of this node (a backend publish), by ticket.
+    Request(u64),
 }
 
 /// A stored event and the epoch of the history it belongs to.

@@ -1,0 +1,122 @@
+//! Counters kept at the HTTP edge and the Prometheus text rendering of all metrics.
+
+use std::fmt::Write;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use chorus_sdk::wire::Stats;
+
+/// Counters incremented by the HTTP and WebSocket edge.
+#[derive(Debug, Default)]
+pub struct EdgeCounters {
+    /// WebSocket upgrades refused because the server is full.
+    pub rejected_total_limit: AtomicU64,
+    /// WebSocket upgrades refused because the client address has too many connections.
+    pub rejected_per_ip_limit: AtomicU64,
+    /// WebSocket upgrades refused because of their `Origin`.
+    pub rejected_origin: AtomicU64,
+    /// Client frames received over WebSocket.
+    pub frames_received: AtomicU64,
+    /// Client frames refused at the edge (malformed, unknown, too large).
+    pub frames_refused: AtomicU64,
+    /// Long polls answered.
+    pub polls: AtomicU64,
+}
+
+impl EdgeCounters {
+    /// Adds one to a counter.
+    pub fn bump(counter: &AtomicU64) {
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+fn metric(out: &mut String, name: &str, kind: &str, help: &str, samples: &[(&str, f64)]) {
+    let _ = writeln!(out, "# HELP {name} {help}");
+    let _ = writeln!(out, "# TYPE {name} {kind}");
+    for (labels, value) in samples {
+        let _ = writeln!(out, "{name}{labels} {value}");
+    }
+}
+
+/// Renders every metric in the Prometheus text exposition format (version 0.0.4).
+pub fn render(stats: &Stats, edge: &EdgeCounters) -> String {
+    let get = |c: &AtomicU64| c.load(Ordering::Relaxed) as f64;
+    let mut out = String::with_capacity(2048);
+    metric(
+        &mut out,
+        "chorus_connections",
+        "gauge",
+        "Open WebSocket connections.",
+        &[("", stats.connections as f64)],
+    );
+    metric(
+        &mut out,
+        "chorus_connections_peak",
+        "gauge",
+        "Most WebSocket connections open at once since start.",
+        &[("", stats.peak_connections as f64)],
+    );
+    metric(
+        &mut out,
+        "chorus_polling_sessions",
+        "gauge",
+        "Live polling sessions.",
+        &[("", stats.polling_sessions as f64)],
+    );
+    metric(
+        &mut out,
+        "chorus_rooms",
+        "gauge",
+        "Rooms with members on this node.",
+        &[("", stats.rooms as f64)],
+    );
+    metric(
+        &mut out,
+        "chorus_users",
+        "gauge",
+        "Distinct users connected.",
+        &[("", stats.users as f64)],
+    );
+    metric(
+        &mut out,
+        "chorus_events_stored_total",
+        "counter",
+        "Durable events stored since start.",
+        &[("", stats.events_total as f64)],
+    );
+    metric(
+        &mut out,
+        "chorus_frames_received_total",
+        "counter",
+        "Client frames received over WebSocket.",
+        &[("", get(&edge.frames_received))],
+    );
+    metric(
+        &mut out,
+        "chorus_frames_refused_total",
+        "counter",
+        "Client frames refused at the edge.",
+        &[("", get(&edge.frames_refused))],
+    );
+    metric(
+        &mut out,
+        "chorus_polls_total",
+        "counter",
+        "Long polls answered.",
+        &[("", get(&edge.polls))],
+    );
+    metric(
+        &mut out,
+        "chorus_connections_rejected_total",
+        "counter",
+        "WebSocket upgrades refused, by reason.",
+        &[
+            ("{reason=\"total_limit\"}", get(&edge.rejected_total_limit)),
+            (
+                "{reason=\"per_ip_limit\"}",
+                get(&edge.rejected_per_ip_limit),
+            ),
+            ("{reason=\"origin\"}", get(&edge.rejected_origin)),
+        ],
+    );
+    out
+}

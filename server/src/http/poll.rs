@@ -1,0 +1,326 @@
+//! The polling transport, for networks where WebSocket does not work.
+//!
+//! - `POST /v1/poll` takes a batch of client frames and answers with the frames that reply to
+//!   them (joined, ack, nack, error, ...), waiting until every durable publish is acked.
+//! - `GET /v1/poll?session=S&r=ROOM~EPOCH~SEQ~PV~TV&...&wait=MS` is a long poll. It is stateless
+//!   for correctness: it answers from the cursors it carries, the stored history and the room's
+//!   current presence and typing state, so any node can answer any poll and nothing is buffered
+//!   per session. When nothing is due it waits (up to the configured hold) on the session's wake
+//!   counter, which the hub driver bumps the moment anything happens in one of its rooms.
+//!
+//! A session exists in the hub as a connection of kind `Poll` (it counts in presence and can
+//! type); it expires after `--poll-session-timeout-ms` without a request.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{RawQuery, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use chorus_sdk::wire::{
+    ClientFrame, Draining, ErrorCode, PollCursor, PollFrames, PollSend, Reset, ResetReason,
+    RoomName, RoomState, ServerFrame,
+};
+
+use super::rest::{bearer, json_body};
+use super::{ApiError, AppState};
+use crate::auth::Identity;
+use crate::driver::{HubMsg, PollTicket, SessionKey};
+use crate::hub::{Payload, RoomView, encode, encode_event};
+
+/// Most events one poll returns per room; the client polls again at once for the rest.
+const POLL_PAGE: usize = 256;
+
+fn session_key(identity: &Identity, session: &str) -> Result<SessionKey, ApiError> {
+    let valid = (8..=64).contains(&session.len())
+        && session
+            .bytes()
+            .all(|c| c.is_ascii_alphanumeric() || c == b'-' || c == b'_');
+    if !valid {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            ErrorCode::BadRequest,
+            "session must be 8 to 64 letters, digits, '-' or '_'",
+        ));
+    }
+    Ok((identity.user.clone(), session.to_owned()))
+}
+
+fn hub_gone(state: &AppState) -> Response {
+    let draining = ServerFrame::Draining(Draining {
+        retry_after_ms: state.limits.drain_retry.as_millis() as u64,
+    });
+    frames_response(&[encode(&draining)])
+}
+
+fn frames_response(frames: &[Payload]) -> Response {
+    let texts: Vec<&str> = frames.iter().map(|f| f.as_str()).collect();
+    (
+        [(axum::http::header::CONTENT_TYPE, "application/json")],
+        PollFrames::encode_raw(&texts),
+    )
+        .into_response()
+}
+
+/// `POST /v1/poll`
+pub(super) async fn send(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Result<axum::Json<PollSend>, JsonRejection>,
+) -> Response {
+    let result = async {
+        let identity = Arc::new(bearer(&state, &headers)?);
+        let request = json_body(body)?;
+        let session = session_key(&identity, &request.session)?;
+        let mut refused = Vec::new();
+        let mut frames = Vec::new();
+        for frame in request.frames {
+            match frame {
+                ClientFrame::Hello(_) => refused.push(encode(&ServerFrame::error(
+                    ErrorCode::BadFrame,
+                    "polling sends its token in the Authorization header, not in hello",
+                    None,
+                ))),
+                ClientFrame::Publish(p) if p.body.len() > state.limits.max_frame_bytes => {
+                    let message = format!(
+                        "the body is {} bytes; the limit is {}",
+                        p.body.len(),
+                        state.limits.max_frame_bytes
+                    );
+                    refused.push(encode(&ServerFrame::Nack(chorus_sdk::wire::Nack {
+                        room: p.room,
+                        id: p.id,
+                        code: ErrorCode::FrameTooLarge,
+                        message,
+                        head: None,
+                    })));
+                }
+                frame => frames.push(frame),
+            }
+        }
+        let answer = tokio::time::timeout(
+            state.limits.poll_send_timeout,
+            state.hub.ask(|reply| HubMsg::PollSend {
+                session,
+                identity,
+                frames,
+                reply,
+            }),
+        )
+        .await;
+        match answer {
+            Ok(Some(Ok(mut replies))) => {
+                refused.append(&mut replies);
+                Ok(frames_response(&refused))
+            }
+            Ok(Some(Err(code))) => Err(ApiError::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                code,
+                "this session already has a POST in flight; send one at a time",
+            )),
+            Ok(None) => Ok(hub_gone(&state)),
+            Err(_) => Err(ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                ErrorCode::StorageUnavailable,
+                "the publishes were not acknowledged in time; retry them with the same ids",
+            )),
+        }
+    }
+    .await;
+    result.unwrap_or_else(IntoResponse::into_response)
+}
+
+/// Parsed `GET /v1/poll` query.
+struct PollQuery {
+    session: String,
+    rooms: Vec<PollCursor>,
+    wait: Duration,
+}
+
+fn parse_query(query: Option<String>, max_wait: Duration) -> Result<PollQuery, ApiError> {
+    let bad =
+        |message: String| ApiError::new(StatusCode::BAD_REQUEST, ErrorCode::BadRequest, message);
+    let pairs: Vec<(String, String)> = serde_urlencoded::from_str(query.as_deref().unwrap_or(""))
+        .map_err(|err| bad(err.to_string()))?;
+    let mut parsed = PollQuery {
+        session: String::new(),
+        rooms: Vec::new(),
+        wait: max_wait,
+    };
+    for (key, value) in pairs {
+        match key.as_str() {
+            "session" => parsed.session = value,
+            "r" => parsed.rooms.push(PollCursor::decode(&value).map_err(bad)?),
+            "wait" => {
+                let ms: u64 = value
+                    .parse()
+                    .map_err(|_| bad(format!("wait {value:?} is not a number of milliseconds")))?;
+                parsed.wait = Duration::from_millis(ms).min(max_wait);
+            }
+            _ => {} // Unknown parameters are ignored, like unknown fields.
+        }
+    }
+    if parsed.rooms.is_empty() {
+        return Err(bad(
+            "name at least one room: r=ROOM~EPOCH~SEQ~PRESENCE_VERSION~TYPING_VERSION".into(),
+        ));
+    }
+    Ok(parsed)
+}
+
+/// Decrements the session's held-poll count when the poll ends, however it ends.
+struct Held(Arc<std::sync::atomic::AtomicUsize>);
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// `GET /v1/poll`
+pub(super) async fn poll(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    RawQuery(query): RawQuery,
+) -> Response {
+    let result = async {
+        let identity = Arc::new(bearer(&state, &headers)?);
+        let query = parse_query(query, state.limits.poll_wait)?;
+        let session = session_key(&identity, &query.session)?;
+        let mut frames = Vec::new();
+        let mut followed = Vec::new();
+        for cursor in query.rooms {
+            if identity.can_join(&cursor.room) {
+                followed.push(cursor);
+            } else {
+                let message = format!("your token grants no access to room {}", cursor.room);
+                frames.push(encode(&ServerFrame::error(
+                    ErrorCode::Forbidden,
+                    message,
+                    Some(cursor.room),
+                )));
+            }
+        }
+        let rooms: Vec<RoomName> = followed.iter().map(|c| c.room.clone()).collect();
+        let ticket = match state
+            .hub
+            .ask(|reply| HubMsg::PollOpen {
+                session,
+                identity,
+                rooms: rooms.clone(),
+                reply,
+            })
+            .await
+        {
+            Some(Ok(ticket)) => ticket,
+            Some(Err(code)) => {
+                return Err(ApiError::new(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    code,
+                    format!(
+                        "at most {} polls may wait at once per session",
+                        state.limits.max_held_polls
+                    ),
+                ));
+            }
+            None => return Ok(hub_gone(&state)),
+        };
+        let PollTicket {
+            conn,
+            mut wake,
+            views,
+            held,
+        } = ticket;
+        let _held = Held(held);
+        frames.extend(due_frames(&state, &followed, &views).await);
+        if frames.is_empty() {
+            // Nothing due: hold until something happens in one of the rooms, or the wait ends.
+            if tokio::time::timeout(query.wait, wake.changed())
+                .await
+                .is_ok()
+            {
+                let Some(views) = state
+                    .hub
+                    .ask(|reply| HubMsg::PollView { conn, rooms, reply })
+                    .await
+                    .flatten()
+                else {
+                    return Ok(hub_gone(&state));
+                };
+                frames.extend(due_frames(&state, &followed, &views).await);
+            }
+        }
+        super::metrics::EdgeCounters::bump(&state.counters.polls);
+        Ok(frames_response(&frames))
+    }
+    .await;
+    result.unwrap_or_else(|err: ApiError| err.into_response())
+}
+
+/// Everything a client with these cursors has not seen yet.
+async fn due_frames(
+    state: &AppState,
+    cursors: &[PollCursor],
+    views: &[Option<RoomView>],
+) -> Vec<Payload> {
+    let mut frames = Vec::new();
+    for (cursor, view) in cursors.iter().zip(views) {
+        let room = &cursor.room;
+        if !view.as_ref().is_some_and(|v| v.member) {
+            frames.push(encode(&ServerFrame::error(
+                ErrorCode::NotJoined,
+                format!("this session is not in room {room} on this server: POST a join frame (events keep coming from your cursor)"),
+                Some(room.clone()),
+            )));
+        }
+        if let Some(view) = view {
+            let presence =
+                (view.presence.version != cursor.presence_version).then(|| view.presence.clone());
+            let typing =
+                (view.typing.version != cursor.typing_version).then(|| view.typing.clone());
+            if presence.is_some() || typing.is_some() {
+                frames.push(encode(&ServerFrame::State(RoomState {
+                    room: room.clone(),
+                    presence,
+                    typing,
+                })));
+            }
+        }
+        let Some(position) = cursor.cursor else {
+            continue;
+        };
+        let page = match state.store.read(room, position.seq, POLL_PAGE).await {
+            Ok(page) => page,
+            Err(err) => {
+                frames.push(encode(&ServerFrame::error(
+                    ErrorCode::StorageUnavailable,
+                    err.to_string(),
+                    Some(room.clone()),
+                )));
+                continue;
+            }
+        };
+        let head = page.head;
+        let reset = if head.epoch != position.epoch {
+            Some(ResetReason::EpochChanged)
+        } else if position.seq > head.head {
+            Some(ResetReason::CursorAhead)
+        } else if !head.covers_after(position.seq) {
+            Some(ResetReason::HistoryTrimmed)
+        } else {
+            None
+        };
+        match reset {
+            Some(reason) => frames.push(encode(&ServerFrame::Reset(Reset {
+                room: room.clone(),
+                reason,
+                epoch: head.epoch,
+                head: head.head,
+            }))),
+            None => frames.extend(page.events.iter().map(encode_event)),
+        }
+    }
+    frames
+}
