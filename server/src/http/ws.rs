@@ -86,6 +86,15 @@ pub(super) async fn upgrade(
 
 type Sink = SplitSink<WebSocket, Message>;
 
+/// Verifies the token of a first frame, which must be `hello`.
+fn hello_identity(state: &AppState, text: &str) -> Result<Identity, AuthError> {
+    EdgeCounters::bump(&state.counters.frames_received);
+    match ClientFrame::decode(text) {
+        Ok(ClientFrame::Hello(hello)) => state.auth.verify(&hello.token),
+        _ => Err(AuthError::Missing),
+    }
+}
+
 /// The first data message (binary ones as empty text, which fails to decode), skipping
 /// WebSocket-level pings and pongs; `None` when the socket closes first.
 async fn first_frame(stream: &mut futures_util::stream::SplitStream<WebSocket>) -> Option<String> {
@@ -108,10 +117,7 @@ async fn connection(socket: WebSocket, state: AppState, header_token: Option<Str
         Some(token) => state.auth.verify(&token),
         None => {
             match tokio::time::timeout(state.limits.heartbeat, first_frame(&mut stream)).await {
-                Ok(Some(text)) => match ClientFrame::decode(&text) {
-                    Ok(ClientFrame::Hello(hello)) => state.auth.verify(&hello.token),
-                    _ => Err(AuthError::Missing),
-                },
+                Ok(Some(text)) => hello_identity(&state, &text),
                 Ok(None) => return, // Closed before saying anything.
                 Err(_) => Err(AuthError::Missing),
             }

@@ -28,7 +28,7 @@
 mod presence;
 
 use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, BinaryHeap, HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -241,7 +241,8 @@ enum RoomState {
 #[derive(Default)]
 struct Room {
     state: Option<RoomState>,
-    members: HashMap<ConnId, Member>,
+    /// Ordered by connection id, so fan-out order is deterministic (no hidden entropy).
+    members: BTreeMap<ConnId, Member>,
     presence: Presence,
     /// Who is typing: user -> (expiry, the connection that said so).
     typing: HashMap<String, (Instant, ConnId)>,

@@ -1184,15 +1184,35 @@ fn leaving_or_vanishing_while_a_room_loads_refuses_queued_publishes_and_frees_th
 
 #[test]
 fn publishing_faster_than_the_token_bucket_allows_is_refused_then_recovers() {
-    let mut h = two_members_with(HubConfig { publish_rate: 2.0, publish_burst: 3.0, ..HubConfig::default() });
+    let mut h = two_members_with(HubConfig {
+        publish_rate: 2.0,
+        publish_burst: 3.0,
+        ..HubConfig::default()
+    });
     for n in 0..4 {
         h.send(1, &publish("r", &format!("p{n}"), "0"));
     }
-    let acks: Vec<String> = h.take(1).into_iter().filter(|f| f.starts_with("ack") || f.starts_with("nack")).collect();
-    assert_eq!(acks, ["ack r p0 #1", "ack r p1 #2", "ack r p2 #3", "nack r p3 rate_limited"]);
+    let acks: Vec<String> = h
+        .take(1)
+        .into_iter()
+        .filter(|f| f.starts_with("ack") || f.starts_with("nack"))
+        .collect();
+    assert_eq!(
+        acks,
+        [
+            "ack r p0 #1",
+            "ack r p1 #2",
+            "ack r p2 #3",
+            "nack r p3 rate_limited"
+        ]
+    );
     h.advance(Duration::from_millis(500));
     h.send(1, &publish("r", "p3", "0"));
-    assert_eq!(h.take(1), ["event r #4 p3 by ana 0", "ack r p3 #4"], "one token back after 1/rate seconds");
+    assert_eq!(
+        h.take(1),
+        ["event r #4 p3 by ana 0", "ack r p3 #4"],
+        "one token back after 1/rate seconds"
+    );
 }
 
 #[test]
@@ -1215,7 +1235,10 @@ fn backend_publishes_fan_out_and_complete_their_request() {
     assert_eq!(h.take(1), ["event r #1 b1 by system 1"]);
     assert_eq!(h.take(2), ["event r #1 b1 by system 1"]);
     assert!(matches!(&h.completed[0], (7, Ok(AppendOutcome::Stored(s))) if s.seq() == 1));
-    assert!(matches!(&h.completed[1], (8, Ok(AppendOutcome::Duplicate { seq: 1 }))));
+    assert!(matches!(
+        &h.completed[1],
+        (8, Ok(AppendOutcome::Duplicate { seq: 1 }))
+    ));
 }
 
 #[test]
@@ -1225,17 +1248,40 @@ fn polling_sessions_count_in_presence_never_replay_and_expire_on_their_own_timeo
     h.take(1);
     h.take(2);
     let now = h.now();
-    h.hub.handle_connect(now, 9, Arc::new(Identity::new("pol", None, &[("*", RoomRight::Publish)])), ConnKind::Poll);
-    h.send(9, r#"{"type":"join","room":"r","resume":{"epoch":77,"seq":0}}"#);
-    assert_eq!(h.take(9), ["welcome pol", "joined r head=1 [ana(1) ben(1) pol(1)] typing=[]"], "no replay, no reset");
+    h.hub.handle_connect(
+        now,
+        9,
+        Arc::new(Identity::new("pol", None, &[("*", RoomRight::Publish)])),
+        ConnKind::Poll,
+    );
+    h.send(
+        9,
+        r#"{"type":"join","room":"r","resume":{"epoch":77,"seq":0}}"#,
+    );
+    assert_eq!(
+        h.take(9),
+        [
+            "welcome pol",
+            "joined r head=1 [ana(1) ben(1) pol(1)] typing=[]"
+        ],
+        "no replay, no reset"
+    );
     assert_eq!(h.take(1), ["presence r v3 +pol(1)"]);
     let view = h.hub.room_view(&RoomName::parse("r").unwrap(), 9).unwrap();
     assert!(view.member);
     let typing_before = view.typing.version;
     h.send(9, r#"{"type":"typing","room":"r","on":true}"#);
     let view = h.hub.room_view(&RoomName::parse("r").unwrap(), 9).unwrap();
-    assert_eq!((view.typing.version, view.typing.users.clone()), (typing_before + 1, vec!["pol".to_owned()]));
-    assert!(!h.hub.room_view(&RoomName::parse("r").unwrap(), 42).unwrap().member);
+    assert_eq!(
+        (view.typing.version, view.typing.users.clone()),
+        (typing_before + 1, vec!["pol".to_owned()])
+    );
+    assert!(
+        !h.hub
+            .room_view(&RoomName::parse("r").unwrap(), 42)
+            .unwrap()
+            .member
+    );
     // Sockets ping; the polling session goes quiet. Sockets would be closed after 30 s, the
     // session after its own 40 s timeout.
     for _ in 0..7 {
@@ -1243,7 +1289,11 @@ fn polling_sessions_count_in_presence_never_replay_and_expire_on_their_own_timeo
         h.send(1, r#"{"type":"ping"}"#);
         h.send(2, r#"{"type":"ping"}"#);
     }
-    assert_eq!(h.closed, Vec::<(ConnId, u16)>::new(), "35 s of silence is fine for a polling session");
+    assert_eq!(
+        h.closed,
+        Vec::<(ConnId, u16)>::new(),
+        "35 s of silence is fine for a polling session"
+    );
     // The sweep runs once per heartbeat, so the session goes at the first sweep after 40 s.
     h.advance(Duration::from_secs(10));
     assert_eq!(h.closed, [(9, close_code::IDLE_TIMEOUT)]);
@@ -1254,15 +1304,22 @@ fn transmits_say_whether_they_reply_to_the_recipient() {
     let mut h = Harness::new(HubConfig::default());
     let now = h.now();
     let everyone = |user: &str| Arc::new(Identity::new(user, None, &[("*", RoomRight::Publish)]));
-    h.hub.handle_connect(now, 1, everyone("ana"), ConnKind::Poll);
-    h.hub.handle_connect(now, 2, everyone("ben"), ConnKind::Socket);
+    h.hub
+        .handle_connect(now, 1, everyone("ana"), ConnKind::Poll);
+    h.hub
+        .handle_connect(now, 2, everyone("ben"), ConnKind::Socket);
     let mut seen = Vec::new();
     let mut step = |h: &mut Harness, conn: ConnId, json: &str| {
-        h.hub.handle_frame(now, conn, ClientFrame::decode(json).unwrap());
+        h.hub
+            .handle_frame(now, conn, ClientFrame::decode(json).unwrap());
         loop {
             while let Some(t) = h.hub.poll_transmit() {
                 let kind = ServerFrame::decode(&t.payload).unwrap().kind();
-                seen.push(format!("{} {kind} {}", t.conn, if t.reply { "reply" } else { "other" }));
+                seen.push(format!(
+                    "{} {kind} {}",
+                    t.conn,
+                    if t.reply { "reply" } else { "other" }
+                ));
             }
             match h.hub.poll_action() {
                 Some(Action::LoadRoom(room)) => {
@@ -1272,7 +1329,15 @@ fn transmits_say_whether_they_reply_to_the_recipient() {
                 Some(Action::Append(job)) => {
                     let (room, id) = (job.request.room.clone(), job.request.id.clone());
                     let result = Ok(h.log.append(job.request, 0));
-                    h.hub.handle_append_done(now, AppendDone { origin: job.origin, room, id, result });
+                    h.hub.handle_append_done(
+                        now,
+                        AppendDone {
+                            origin: job.origin,
+                            room,
+                            id,
+                            result,
+                        },
+                    );
                 }
                 Some(_) => {}
                 None => break,

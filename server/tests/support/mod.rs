@@ -261,3 +261,255 @@ pub fn event_seq(frame: &ServerFrame) -> Option<u64> {
 pub fn is_ack(frame: &ServerFrame, id: &str) -> bool {
     matches!(frame, ServerFrame::Ack(ack) if ack.id.as_str() == id)
 }
+
+/// An HTTP response as a test sees it.
+#[derive(Debug)]
+pub struct HttpResponse {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: String,
+}
+
+impl HttpResponse {
+    /// A header's value (case-insensitive name).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// The body as JSON of type `T`.
+    pub fn json<T: serde::de::DeserializeOwned>(&self) -> T {
+        serde_json::from_str(&self.body).unwrap_or_else(|err| panic!("{err}: {}", self.body))
+    }
+
+    /// The error code of an error body.
+    pub fn error_code(&self) -> wire::ErrorCode {
+        self.json::<wire::ErrorBody>().code
+    }
+}
+
+/// A minimal HTTP/1.1 request over a real socket (`Connection: close`).
+pub async fn http(
+    server: &impl Addressed,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: Option<&str>,
+) -> HttpResponse {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = TcpStream::connect(server.local_addr()).await.unwrap();
+    let mut request = format!("{method} {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\n");
+    for (name, value) in headers {
+        request.push_str(&format!("{name}: {value}\r\n"));
+    }
+    if let Some(body) = body {
+        request.push_str(&format!(
+            "Content-Type: application/json\r\nContent-Length: {}\r\n",
+            body.len()
+        ));
+    }
+    request.push_str("\r\n");
+    request.push_str(body.unwrap_or(""));
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut raw = Vec::new();
+    tokio::time::timeout(PATIENCE * 6, stream.read_to_end(&mut raw))
+        .await
+        .expect("response in time")
+        .unwrap();
+    let raw = String::from_utf8(raw).unwrap();
+    let (head, body) = raw.split_once("\r\n\r\n").unwrap();
+    let mut lines = head.lines();
+    let status = lines.next().unwrap()[9..12].parse().unwrap();
+    let headers: Vec<(String, String)> = lines
+        .filter_map(|line| line.split_once(':'))
+        .map(|(n, v)| (n.trim().to_owned(), v.trim().to_owned()))
+        .collect();
+    let chunked = headers
+        .iter()
+        .any(|(n, v)| n.eq_ignore_ascii_case("transfer-encoding") && v.contains("chunked"));
+    let body = if chunked {
+        dechunk(body)
+    } else {
+        body.to_owned()
+    };
+    HttpResponse {
+        status,
+        headers,
+        body,
+    }
+}
+
+fn dechunk(mut body: &str) -> String {
+    let mut out = String::new();
+    while let Some((size, rest)) = body.split_once("\r\n") {
+        let size = usize::from_str_radix(size.trim(), 16).unwrap_or(0);
+        if size == 0 {
+            break;
+        }
+        out.push_str(&rest[..size]);
+        body = &rest[size + 2..];
+    }
+    out
+}
+
+/// A polling-transport client that tracks its cursors like the SDK does.
+pub struct PollClient {
+    pub addr: std::net::SocketAddr,
+    pub token: String,
+    pub session: String,
+    pub cursors: std::collections::BTreeMap<String, wire::PollCursor>,
+    /// Every event seq delivered per room, in order, exactly as the app would see them.
+    pub delivered: std::collections::BTreeMap<String, Vec<u64>>,
+    pub typing: std::collections::BTreeMap<String, Vec<String>>,
+    pub presence: std::collections::BTreeMap<String, Vec<String>>,
+}
+
+impl PollClient {
+    pub fn new(server: &impl Addressed, user: &str, session: &str) -> PollClient {
+        PollClient {
+            addr: server.local_addr(),
+            token: token(user),
+            session: session.into(),
+            cursors: Default::default(),
+            delivered: Default::default(),
+            typing: Default::default(),
+            presence: Default::default(),
+        }
+    }
+
+    fn auth(&self) -> String {
+        format!("Bearer {}", self.token)
+    }
+
+    /// `POST /v1/poll` with these frames; applies and returns the reply frames.
+    pub async fn send(&mut self, frames: Vec<ClientFrame>) -> Vec<ServerFrame> {
+        let body = serde_json::to_string(&wire::PollSend {
+            session: self.session.clone(),
+            frames,
+        })
+        .unwrap();
+        let auth = self.auth();
+        let response = http(
+            &Remote(self.addr),
+            "POST",
+            "/v1/poll",
+            &[("Authorization", &auth)],
+            Some(&body),
+        )
+        .await;
+        assert_eq!(response.status, 200, "{}", response.body);
+        let frames = response.json::<wire::PollFrames>().frames;
+        self.apply(&frames);
+        frames
+    }
+
+    /// Starts following `room` (a `join` over POST), keeping an existing cursor.
+    pub async fn join(&mut self, room: &str) -> Vec<ServerFrame> {
+        let name = wire::RoomName::parse(room).unwrap();
+        self.cursors
+            .entry(room.to_owned())
+            .or_insert(wire::PollCursor {
+                room: name.clone(),
+                cursor: None,
+                presence_version: 0,
+                typing_version: 0,
+            });
+        self.send(vec![ClientFrame::Join(wire::Join {
+            room: name,
+            meta: wire::Json::null(),
+            resume: None,
+        })])
+        .await
+    }
+
+    /// The `GET /v1/poll` path for the current cursors.
+    pub fn poll_path(&self, wait_ms: u64) -> String {
+        let mut path = format!("/v1/poll?session={}&wait={wait_ms}", self.session);
+        for cursor in self.cursors.values() {
+            path.push_str("&r=");
+            path.push_str(&cursor.encode().replace('@', "%40").replace('/', "%2F"));
+        }
+        path
+    }
+
+    /// One long poll; applies and returns its frames.
+    pub async fn poll(&mut self, wait_ms: u64) -> Vec<ServerFrame> {
+        let auth = self.auth();
+        let response = http(
+            &Remote(self.addr),
+            "GET",
+            &self.poll_path(wait_ms),
+            &[("Authorization", &auth)],
+            None,
+        )
+        .await;
+        assert_eq!(response.status, 200, "{}", response.body);
+        let frames = response.json::<wire::PollFrames>().frames;
+        self.apply(&frames);
+        frames
+    }
+
+    fn apply(&mut self, frames: &[ServerFrame]) {
+        for frame in frames {
+            match frame {
+                ServerFrame::Joined(joined) => {
+                    let cursor = self
+                        .cursors
+                        .get_mut(joined.room.as_str())
+                        .expect("joined a followed room");
+                    if cursor.cursor.is_none() {
+                        cursor.cursor = Some(wire::Cursor {
+                            epoch: joined.epoch,
+                            seq: joined.head,
+                        });
+                    }
+                }
+                ServerFrame::Event(event) => {
+                    let cursor = self.cursors.get_mut(event.room.as_str()).unwrap();
+                    let position = cursor.cursor.as_mut().expect("events come after a cursor");
+                    let seq = event.seq.unwrap();
+                    assert_eq!(
+                        seq,
+                        position.seq + 1,
+                        "polling delivers without gaps or doubles"
+                    );
+                    position.seq = seq;
+                    self.delivered
+                        .entry(event.room.to_string())
+                        .or_default()
+                        .push(seq);
+                }
+                ServerFrame::Reset(reset) => {
+                    let cursor = self.cursors.get_mut(reset.room.as_str()).unwrap();
+                    cursor.cursor = Some(wire::Cursor {
+                        epoch: reset.epoch,
+                        seq: reset.head,
+                    });
+                }
+                ServerFrame::State(state) => {
+                    let cursor = self.cursors.get_mut(state.room.as_str()).unwrap();
+                    if let Some(presence) = &state.presence {
+                        cursor.presence_version = presence.version;
+                        self.presence.insert(
+                            state.room.to_string(),
+                            presence.users.iter().map(|u| u.user.clone()).collect(),
+                        );
+                    }
+                    if let Some(typing) = &state.typing {
+                        cursor.typing_version = typing.version;
+                        self.typing
+                            .insert(state.room.to_string(), typing.users.clone());
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+
+    /// The client's cursor for `room`.
+    pub fn cursor(&self, room: &str) -> wire::Cursor {
+        self.cursors[room].cursor.expect("a cursor")
+    }
+}

@@ -1,0 +1,409 @@
+//! The polling transport over real HTTP: polling-only clients, mixed with WebSocket clients,
+//! switching transports, long-poll wake-up, server restarts, limits.
+
+mod support;
+
+use std::time::Duration;
+
+use chorus_sdk::wire::{self, ClientFrame, Cursor, ErrorCode, ServerFrame};
+use chorus_server::config::StoreKind;
+use support::{Client, PollClient, event_seq, is_ack, publish};
+
+async fn publish_burst(client: &mut Client, from: usize, to: usize) {
+    for n in from..to {
+        client.publish("r", &format!("e{n}"), &n.to_string()).await;
+    }
+    client
+        .recv_until(|f| is_ack(f, &format!("e{}", to - 1)))
+        .await;
+}
+
+fn typing(room: &str, on: bool) -> ClientFrame {
+    ClientFrame::Typing(wire::Typing {
+        room: wire::RoomName::parse(room).unwrap(),
+        on,
+    })
+}
+
+#[tokio::test]
+async fn a_polling_client_and_websocket_clients_see_each_others_events_presence_and_typing() {
+    let server = support::start(&support::config()).await;
+    let mut ana = Client::connect(&server, "ana").await;
+    ana.join("r", None).await;
+
+    let mut pol = PollClient::new(&server, "pol", "session-pol-1");
+    let frames = pol.join("r").await;
+    let joined = frames.iter().find_map(|f| match f {
+        ServerFrame::Joined(j) => Some(j.clone()),
+        _ => None,
+    });
+    let joined = joined.expect("the POST answers the join");
+    let users: Vec<&str> = joined
+        .presence
+        .users
+        .iter()
+        .map(|u| u.user.as_str())
+        .collect();
+    assert_eq!(users, ["ana", "pol"]);
+    // Ana (WebSocket) sees the polling user arrive.
+    assert!(matches!(ana.recv().await, ServerFrame::Presence(d) if d.joins[0].user == "pol"));
+
+    // The polling client publishes; its POST answers with the ack, Ana gets the event.
+    let frames = pol
+        .send(vec![publish("r", "p1", r#"{"via":"poll"}"#)])
+        .await;
+    assert!(
+        frames
+            .iter()
+            .any(|f| matches!(f, ServerFrame::Ack(a) if a.seq == Some(1))),
+        "{frames:?}"
+    );
+    let got = ana.recv_until(|f| event_seq(f) == Some(1)).await;
+    assert!(matches!(got.last(), Some(ServerFrame::Event(e)) if e.from == "pol"));
+
+    // Ana publishes and types; one poll brings the events in order and the typing state.
+    ana.publish("r", "a1", "1").await;
+    ana.publish("r", "a2", "2").await;
+    ana.recv_until(|f| is_ack(f, "a2")).await;
+    ana.send(&typing("r", true)).await;
+    let mut frames = Vec::new();
+    while pol.typing.get("r").is_none_or(|t| t != &["ana"]) {
+        frames.extend(pol.poll(2000).await);
+    }
+    assert_eq!(
+        pol.delivered["r"],
+        [1, 2, 3],
+        "its own event too, then Ana's, in order"
+    );
+    assert_eq!(pol.presence["r"], ["ana", "pol"]);
+
+    // The polling client types; Ana sees it.
+    pol.send(vec![typing("r", true)]).await;
+    let got = ana
+        .recv_until(|f| matches!(f, ServerFrame::Typing(_)))
+        .await;
+    assert!(matches!(got.last(), Some(ServerFrame::Typing(t)) if t.user == "pol" && t.on));
+    server.shutdown().await;
+}
+
+#[tokio::test]
+#[allow(clippy::disallowed_methods, clippy::print_stdout)] // Measures and prints the wake-up latency.
+async fn a_held_poll_returns_as_soon_as_an_event_is_published() {
+    let server = support::start(&support::config()).await;
+    let mut ana = Client::connect(&server, "ana").await;
+    ana.join("r", None).await;
+    let mut pol = PollClient::new(&server, "pol", "session-pol-2");
+    pol.join("r").await;
+    pol.poll(0).await; // Catch up on presence.
+
+    let path = pol.poll_path(10_000);
+    let auth = format!("Bearer {}", pol.token);
+    let remote = support::Remote(server.local_addr());
+    let held = tokio::spawn(async move {
+        let response =
+            support::http(&remote, "GET", &path, &[("Authorization", &auth)], None).await;
+        (std::time::Instant::now(), response)
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await; // Let the poll settle into waiting.
+    let published = std::time::Instant::now();
+    ana.publish("r", "wake", "1").await;
+    let (returned, response) = held.await.unwrap();
+    let frames = response.json::<wire::PollFrames>().frames;
+    assert!(frames.iter().any(|f| event_seq(f) == Some(1)), "{frames:?}");
+    let latency = returned.duration_since(published);
+    println!("long-poll wake-up latency after a publish: {latency:?}");
+    assert!(
+        latency < Duration::from_secs(5),
+        "the held poll returned on the publish, not at its 10 s hold"
+    );
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn switching_between_websocket_and_polling_mid_stream_loses_and_doubles_nothing() {
+    let server = support::start(&support::config()).await;
+    let mut publisher = Client::connect(&server, "pub").await;
+    publisher.join("r", None).await;
+    // Phase 1: WebSocket.
+    let mut sam = Client::connect(&server, "sam").await;
+    let joined = sam.join("r", None).await;
+    publish_burst(&mut publisher, 0, 10).await;
+    let mut seen: Vec<u64> = sam
+        .recv_until(|f| event_seq(f) == Some(10))
+        .await
+        .iter()
+        .filter_map(event_seq)
+        .collect();
+    drop(sam);
+
+    // Phase 2: polling, starting from the WebSocket cursor, while more is published.
+    publish_burst(&mut publisher, 10, 20).await;
+    let mut pol = PollClient::new(&server, "sam", "session-sam-1");
+    pol.cursors.insert(
+        "r".into(),
+        wire::PollCursor {
+            room: wire::RoomName::parse("r").unwrap(),
+            cursor: Some(Cursor {
+                epoch: joined.epoch,
+                seq: 10,
+            }),
+            presence_version: 0,
+            typing_version: 0,
+        },
+    );
+    pol.join("r").await;
+    while pol.cursor("r").seq < 20 {
+        pol.poll(1000).await;
+    }
+    publish_burst(&mut publisher, 20, 30).await;
+    while pol.cursor("r").seq < 30 {
+        pol.poll(1000).await;
+    }
+    seen.extend(&pol.delivered["r"]);
+
+    // Phase 3: back to WebSocket, resuming from the polling cursor.
+    publish_burst(&mut publisher, 30, 40).await;
+    let mut sam = Client::connect(&server, "sam").await;
+    sam.join("r", Some(pol.cursor("r"))).await;
+    publish_burst(&mut publisher, 40, 50).await;
+    seen.extend(
+        sam.recv_until(|f| event_seq(f) == Some(50))
+            .await
+            .iter()
+            .filter_map(event_seq),
+    );
+    assert_eq!(
+        seen,
+        (1..=50).collect::<Vec<u64>>(),
+        "every event exactly once, in order, across both switches"
+    );
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_poll_answered_by_a_restarted_server_on_the_same_sqlite_file_continues_from_its_cursor() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = support::config();
+    config.store = StoreKind::Sqlite;
+    config.db = dir.path().join("chorus.db");
+    let first = support::start(&config).await;
+    let mut ana = Client::connect(&first, "ana").await;
+    ana.join("r", None).await;
+    let mut pol = PollClient::new(&first, "pol", "session-pol-3");
+    pol.join("r").await;
+    for n in 1..=5 {
+        ana.publish("r", &format!("e{n}"), "0").await;
+    }
+    ana.recv_until(|f| is_ack(f, "e5")).await;
+    while pol.cursor("r").seq < 5 {
+        pol.poll(1000).await;
+    }
+    for n in 6..=7 {
+        ana.publish("r", &format!("e{n}"), "0").await;
+    }
+    ana.recv_until(|f| is_ack(f, "e7")).await;
+    first.shutdown().await;
+
+    // A fresh instance (another node, or the same after a restart) answers the same poll.
+    let second = support::start(&config).await;
+    pol.addr = second.local_addr();
+    let frames = pol.poll(1000).await;
+    assert!(
+        frames
+            .iter()
+            .any(|f| matches!(f, ServerFrame::Error(e) if e.code == ErrorCode::NotJoined)),
+        "{frames:?}"
+    );
+    assert!(
+        !frames.iter().any(|f| matches!(f, ServerFrame::Reset(_))),
+        "no reset: same history"
+    );
+    assert_eq!(pol.delivered["r"], [1, 2, 3, 4, 5, 6, 7]);
+    // Rejoining (for presence) keeps the cursor; nothing is delivered twice.
+    pol.join("r").await;
+    let mut ana = Client::connect(&second, "ana").await;
+    ana.join("r", None).await;
+    ana.publish("r", "e8", "0").await;
+    while pol.cursor("r").seq < 8 {
+        pol.poll(1000).await;
+    }
+    assert_eq!(pol.delivered["r"], [1, 2, 3, 4, 5, 6, 7, 8]);
+    second.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_polling_user_stays_present_while_polling_and_leaves_after_the_session_timeout() {
+    let mut config = support::config();
+    config.heartbeat_ms = 100;
+    config.poll_session_timeout_ms = 400;
+    config.presence_grace_ms = 100;
+    let server = support::start(&config).await;
+    let mut ana = Client::connect(&server, "ana").await;
+    ana.join("r", None).await;
+    let mut pol = PollClient::new(&server, "pol", "session-pol-4");
+    pol.join("r").await;
+    assert!(matches!(ana.recv().await, ServerFrame::Presence(d) if d.joins[0].user == "pol"));
+    // Keep polling for longer than the timeout: still present. Ana pings to stay alive too.
+    for _ in 0..8 {
+        pol.poll(100).await;
+        ana.send(&ClientFrame::Ping(wire::Ping { nonce: None }))
+            .await;
+        assert!(
+            matches!(ana.recv().await, ServerFrame::Pong(_)),
+            "no presence change while polling"
+        );
+    }
+    // Stop polling: the session expires, then the grace period passes.
+    let left = async {
+        loop {
+            ana.send(&ClientFrame::Ping(wire::Ping { nonce: None }))
+                .await;
+            if let ServerFrame::Presence(d) = ana.recv().await {
+                return d.leaves;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    };
+    assert_eq!(
+        tokio::time::timeout(Duration::from_secs(5), left)
+            .await
+            .unwrap(),
+        ["pol"]
+    );
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn polling_requests_are_checked_and_limited() {
+    let mut config = support::config();
+    config.max_held_polls = 1;
+    config.max_poll_body_bytes = 2048;
+    let server = support::start(&config).await;
+    let token = format!("Bearer {}", support::token("pol"));
+    let auth = [("Authorization", token.as_str())];
+    let check = |response: support::HttpResponse, status: u16, code: ErrorCode| {
+        assert_eq!(
+            (response.status, response.error_code()),
+            (status, code),
+            "{}",
+            response.body
+        );
+    };
+    check(
+        support::http(
+            &server,
+            "GET",
+            "/v1/poll?session=session-x1&r=r~~~0~0",
+            &[],
+            None,
+        )
+        .await,
+        401,
+        ErrorCode::Unauthenticated,
+    );
+    check(
+        support::http(
+            &server,
+            "GET",
+            "/v1/poll?session=short&r=r~~~0~0",
+            &auth,
+            None,
+        )
+        .await,
+        400,
+        ErrorCode::BadRequest,
+    );
+    check(
+        support::http(
+            &server,
+            "GET",
+            "/v1/poll?session=session-x1&r=r~x~1~0~0",
+            &auth,
+            None,
+        )
+        .await,
+        400,
+        ErrorCode::BadRequest,
+    );
+    check(
+        support::http(&server, "GET", "/v1/poll?session=session-x1", &auth, None).await,
+        400,
+        ErrorCode::BadRequest,
+    );
+    let big = format!(
+        r#"{{"session":"session-x1","frames":[{{"type":"ping","pad":"{}"}}]}}"#,
+        "x".repeat(4096)
+    );
+    check(
+        support::http(&server, "POST", "/v1/poll", &auth, Some(&big)).await,
+        413,
+        ErrorCode::BodyTooLarge,
+    );
+    check(
+        support::http(&server, "POST", "/v1/poll", &auth, Some("{\"session\":1}")).await,
+        400,
+        ErrorCode::BadRequest,
+    );
+
+    // A room the token does not grant is refused inside the answer; the others still work.
+    let reader = format!(
+        "Bearer {}",
+        support::token_with("pol", &[("doc:*", wire::RoomRight::Read)], 60)
+    );
+    let response = support::http(
+        &server,
+        "GET",
+        "/v1/poll?session=session-x2&wait=0&r=secret~~~0~0&r=doc:1~~~0~0",
+        &[("Authorization", &reader)],
+        None,
+    )
+    .await;
+    let frames = response.json::<wire::PollFrames>().frames;
+    assert!(matches!(&frames[0], ServerFrame::Error(e) if e.code == ErrorCode::Forbidden));
+
+    // A second held poll of the same session is refused while the first waits.
+    let remote = support::Remote(server.local_addr());
+    let first_auth = token.clone();
+    let first = tokio::spawn(async move {
+        support::http(
+            &remote,
+            "GET",
+            "/v1/poll?session=session-x3&wait=1500&r=r~~~0~0",
+            &[("Authorization", &first_auth)],
+            None,
+        )
+        .await
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    // The first poll answered at once (not joined) — join so it is held.
+    let _ = first.await.unwrap();
+    let mut pol = PollClient::new(&server, "pol", "session-x3");
+    pol.join("r").await;
+    pol.poll(0).await;
+    let path = pol.poll_path(1500);
+    let held_path = path.clone();
+    let held_auth = token.clone();
+    let remote = support::Remote(server.local_addr());
+    let held = tokio::spawn(async move {
+        support::http(
+            &remote,
+            "GET",
+            &held_path,
+            &[("Authorization", &held_auth)],
+            None,
+        )
+        .await
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    check(
+        support::http(&server, "GET", &path, &auth, None).await,
+        429,
+        ErrorCode::TooManyPolls,
+    );
+    assert_eq!(
+        held.await.unwrap().status,
+        200,
+        "the held poll ends normally after its wait"
+    );
+    server.shutdown().await;
+}
