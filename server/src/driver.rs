@@ -243,11 +243,21 @@ struct PollSession {
     collector: Option<Collector>,
 }
 
-/// Gathers the replies to one `POST` until every durable publish in it was answered.
+/// Gathers the replies to one `POST` until every frame in it that is answered later (a durable
+/// publish after storing, a join after its room loads) has its answer.
 struct Collector {
     frames: Vec<Payload>,
-    awaiting: HashSet<(RoomName, EventId)>,
+    awaiting: HashSet<Awaited>,
     reply: oneshot::Sender<Result<Vec<Payload>, ErrorCode>>,
+}
+
+/// A reply a `POST` waits for.
+#[derive(Debug, PartialEq, Eq, Hash)]
+enum Awaited {
+    /// `ack` or `nack` of a durable publish.
+    Publish(RoomName, EventId),
+    /// `joined`, or an `error` about the room.
+    Join(RoomName),
 }
 
 #[derive(Default)]
@@ -414,7 +424,10 @@ impl Driver {
         let awaiting = frames
             .iter()
             .filter_map(|frame| match frame {
-                ClientFrame::Publish(p) if p.durable => Some((p.room.clone(), p.id.clone())),
+                ClientFrame::Publish(p) if p.durable => {
+                    Some(Awaited::Publish(p.room.clone(), p.id.clone()))
+                }
+                ClientFrame::Join(join) => Some(Awaited::Join(join.room.clone())),
                 _ => None,
             })
             .collect();
@@ -586,10 +599,15 @@ impl Driver {
 
 impl Collector {
     fn take(&mut self, payload: Payload) {
-        if let Ok(ServerFrame::Ack(wire_ack)) = ServerFrame::decode(&payload) {
-            self.awaiting.remove(&(wire_ack.room, wire_ack.id));
-        } else if let Ok(ServerFrame::Nack(nack)) = ServerFrame::decode(&payload) {
-            self.awaiting.remove(&(nack.room, nack.id));
+        let answered = match ServerFrame::decode(&payload) {
+            Ok(ServerFrame::Ack(ack)) => Some(Awaited::Publish(ack.room, ack.id)),
+            Ok(ServerFrame::Nack(nack)) => Some(Awaited::Publish(nack.room, nack.id)),
+            Ok(ServerFrame::Joined(joined)) => Some(Awaited::Join(joined.room)),
+            Ok(ServerFrame::Error(error)) => error.room.map(Awaited::Join),
+            _ => None,
+        };
+        if let Some(answered) = answered {
+            self.awaiting.remove(&answered);
         }
         self.frames.push(payload);
     }

@@ -77,6 +77,16 @@ async fn a_polling_client_and_websocket_clients_see_each_others_events_presence_
     );
     assert_eq!(pol.presence["r"], ["ana", "pol"]);
 
+    // Joining a room nobody has opened yet (so it loads from the store first) still answers
+    // the POST with `joined`.
+    let frames = pol.join("fresh").await;
+    assert!(
+        frames
+            .iter()
+            .any(|f| matches!(f, ServerFrame::Joined(j) if j.room.as_str() == "fresh")),
+        "{frames:?}"
+    );
+
     // The polling client types; Ana sees it.
     pol.send(vec![typing("r", true)]).await;
     let got = ana
