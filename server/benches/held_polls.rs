@@ -97,6 +97,16 @@ async fn hold_one(addr: &str, token: &str, n: usize) -> TcpStream {
     held
 }
 
+/// The server process, killed and reaped when dropped (also when the benchmark panics).
+struct ServerProcess(std::process::Child);
+
+impl Drop for ServerProcess {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 #[tokio::main]
 async fn main() {
     let mut server = Command::new(env!("CARGO_BIN_EXE_chorus-server"))
@@ -120,6 +130,7 @@ async fn main() {
         .spawn()
         .unwrap();
     let mut lines = BufReader::new(server.stdout.take().unwrap()).lines();
+    let server = ServerProcess(server);
     let addr = loop {
         let line = lines.next().unwrap().unwrap();
         if let Some(rest) = line.split("addr=").nth(1) {
@@ -135,7 +146,7 @@ async fn main() {
     };
     let token = Authenticator::hs256(DEV_SECRET.as_bytes()).issue(&claims);
 
-    let pid = server.id();
+    let pid = server.0.id();
     let mut held = Vec::new();
     let mut previous: Option<(usize, u64)> = None;
     println!("held polls   server RSS   per held poll (slope from the previous level)");
@@ -163,5 +174,5 @@ async fn main() {
         }
     }
     println!("polls answered early (should be 0): {answered}");
-    let _ = server.kill();
+    drop(server);
 }
