@@ -137,6 +137,24 @@ async fn a_backend_publishes_as_the_system_or_a_user_idempotently() {
             response.body
         );
     }
+    // The API key also reads a room's history and presence, whatever the room.
+    let page = http(
+        &server,
+        "GET",
+        "/v1/rooms/doc:1/events?after=0",
+        &auth,
+        None,
+    )
+    .await;
+    assert_eq!(page.json::<wire::EventsPage>().events.len(), 2);
+    let presence = http(&server, "GET", "/v1/rooms/doc:1/presence", &auth, None).await;
+    let users: Vec<String> = presence
+        .json::<wire::PresenceBody>()
+        .users
+        .into_iter()
+        .map(|u| u.user)
+        .collect();
+    assert_eq!(users, ["ana"]);
     // A user token is not an API key.
     let user = format!("Bearer {}", support::token("ana"));
     let response = http(

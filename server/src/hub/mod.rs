@@ -932,75 +932,19 @@ impl Hub {
             waiting.publishes.push(publish);
             return;
         }
-        let (rate, burst) = (self.config.publish_rate, self.config.publish_burst);
-        let Some(state) = self.conns.get_mut(&conn) else {
+        if !self.conns.contains_key(&conn) {
             return;
+        }
+        let from = match self.admit_publish(now, conn, &publish) {
+            Ok(from) => from,
+            Err((code, message)) => {
+                return self.send_nack(conn, publish.room, publish.id, code, message, None);
+            }
         };
-        if let Err(wait) = state.publish_budget.take(now.instant, rate, burst) {
-            let message = format!(
-                "at most {rate} publishes per second (bursts of {burst}); retry in {} ms",
-                wait.as_millis().max(1)
-            );
-            return self.send_nack(
-                conn,
-                publish.room,
-                publish.id,
-                ErrorCode::RateLimited,
-                message,
-                None,
-            );
-        }
-        let state = &self.conns[&conn];
-        if !state.rooms.contains(&publish.room) {
-            let message = format!("join room {} before publishing to it", publish.room);
-            return self.send_nack(
-                conn,
-                publish.room,
-                publish.id,
-                ErrorCode::NotJoined,
-                message,
-                None,
-            );
-        }
-        if !state.identity.can_publish(&publish.room) {
-            let message = format!(
-                "your token does not grant publishing to room {}",
-                publish.room
-            );
-            return self.send_nack(
-                conn,
-                publish.room,
-                publish.id,
-                ErrorCode::Forbidden,
-                message,
-                None,
-            );
-        }
-        if self.draining {
-            let message =
-                "the server is shutting down; publish again after reconnecting".to_owned();
-            return self.send_nack(
-                conn,
-                publish.room,
-                publish.id,
-                ErrorCode::Draining,
-                message,
-                None,
-            );
-        }
-        let from = state.identity.user.clone();
-        let Some(room) = self.rooms.get_mut(&publish.room) else {
-            // Unreachable while `Conn::rooms` and `rooms` agree; refuse rather than panic.
-            let message = format!("join room {} before publishing to it", publish.room);
-            return self.send_nack(
-                conn,
-                publish.room,
-                publish.id,
-                ErrorCode::NotJoined,
-                message,
-                None,
-            );
-        };
+        let room = self
+            .rooms
+            .get_mut(&publish.room)
+            .expect("admitted publishes are to existing rooms");
         if let Some(RoomState::Loading { publishes, .. }) = &mut room.state {
             publishes.push((conn, publish));
             return;
@@ -1038,6 +982,53 @@ impl Hub {
             origin: Origin::Conn(conn),
             request,
         }));
+    }
+
+    /// Checks a publish from a known connection against the rate limit, membership, grants and
+    /// shutdown; returns the publisher's user id, or why it is refused.
+    fn admit_publish(
+        &mut self,
+        now: Now,
+        conn: ConnId,
+        publish: &Publish,
+    ) -> Result<String, (ErrorCode, String)> {
+        let (rate, burst) = (self.config.publish_rate, self.config.publish_burst);
+        let state = self
+            .conns
+            .get_mut(&conn)
+            .expect("the caller checked the connection");
+        if let Err(wait) = state.publish_budget.take(now.instant, rate, burst) {
+            let retry = wait.as_millis().max(1);
+            return Err((
+                ErrorCode::RateLimited,
+                format!(
+                    "at most {rate} publishes per second (bursts of {burst}); retry in {retry} ms"
+                ),
+            ));
+        }
+        // `Conn::rooms` and `rooms` agree, so a joined room exists; check both anyway.
+        if !state.rooms.contains(&publish.room) || !self.rooms.contains_key(&publish.room) {
+            return Err((
+                ErrorCode::NotJoined,
+                format!("join room {} before publishing to it", publish.room),
+            ));
+        }
+        if !state.identity.can_publish(&publish.room) {
+            return Err((
+                ErrorCode::Forbidden,
+                format!(
+                    "your token does not grant publishing to room {}",
+                    publish.room
+                ),
+            ));
+        }
+        if self.draining {
+            return Err((
+                ErrorCode::Draining,
+                "the server is shutting down; publish again after reconnecting".to_owned(),
+            ));
+        }
+        Ok(state.identity.user.clone())
     }
 
     fn typing(&mut self, now: Now, conn: ConnId, room_name: RoomName, on: bool) {
