@@ -1014,6 +1014,41 @@ pub struct DevTokenResponse {
     pub user: String,
 }
 
+/// A publish waiting in a client's outbox, as kept in client storage across reloads.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct OutboxRecord {
+    /// The room.
+    pub room: RoomName,
+    /// The idempotency key it will be published with.
+    pub id: EventId,
+    /// The content.
+    pub body: Json,
+    /// Optimistic concurrency, if requested.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub if_seq: Option<u64>,
+    /// When the app published it, in milliseconds since the Unix epoch.
+    pub created_ms: u64,
+}
+
+/// A client's outbox in storage (key `chorus.outbox`).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct StoredOutbox {
+    /// Waiting publishes, oldest first.
+    pub entries: Vec<OutboxRecord>,
+}
+
+impl StoredOutbox {
+    /// Encodes for storage.
+    pub fn encode(&self) -> String {
+        serde_json::to_string(self).expect("always encodes")
+    }
+
+    /// Decodes from storage; a damaged value reads as empty rather than failing the client.
+    pub fn decode(text: &str) -> StoredOutbox {
+        serde_json::from_str(text).unwrap_or_default()
+    }
+}
+
 /// The claims of a Chorus access token (a JWT, HS256 by default).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct TokenClaims {

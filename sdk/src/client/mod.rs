@@ -1,0 +1,1620 @@
+//! The sans-IO client core: one state machine that the browser SDK, the native driver, the
+//! Leptos app, the load generator and the tests all drive.
+//!
+//! It performs no I/O, reads no clock and has no entropy source of its own: time comes in as
+//! `now`, randomness from a seeded [`Rng`](rng::Rng), and everything it wants done comes out.
+//!
+//! # Contract
+//!
+//! - Inputs: the `handle_*` methods (transport results, platform signals, timers) and the app
+//!   API ([`Client::join`], [`Client::publish`], ...). Each takes `now`. An extra
+//!   [`Client::handle_timeout`] is harmless.
+//! - Outputs: after every input, drain [`Client::poll_output`] (open/send/close a socket, make an
+//!   HTTP call, save to storage) and [`Client::poll_event`] (what the app should know) until both
+//!   are empty, then arm one timer at [`Client::poll_timeout`].
+//! - Sockets and HTTP calls carry ids (`link`, `request`); results for ids the core no longer
+//!   cares about are ignored, so a driver never has to cancel anything in a hurry.
+//!
+//! # What it does
+//!
+//! Connects (WebSocket first; in `Auto` mode falls back to HTTP long polling when the socket
+//! does not complete its first round trip in time, remembers that for a while, probes the
+//! socket in the background and upgrades when it works), reconnects with jittered backoff,
+//! detects dead sockets by heartbeat, rejoins rooms from their cursors, keeps an outbox of
+//! publishes until acked (persisted through [`Output::Save`]), merges incoming events
+//! idempotently (see [`timeline`]), reconciles optimistic publishes by id, and keeps presence
+//! and typing per room.
+
+pub mod backoff;
+pub mod outbox;
+pub mod rng;
+pub mod room;
+pub mod timeline;
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::time::Duration;
+
+use web_time::Instant;
+
+use crate::wire::{
+    self, ClientFrame, Cursor, ErrorCode, Event, EventId, Json, OutboxRecord, PollCursor,
+    PresenceUser, ResetReason, RoomName, ServerFrame, StoredOutbox, close_code,
+};
+use backoff::{Backoff, BackoffConfig};
+use outbox::{Outbox, OutboxConfig, OutboxError};
+use rng::Rng;
+use room::{DiffOutcome, Presence, TypingConfig, TypingIn, TypingOut};
+use timeline::Timeline;
+
+/// Storage key of the outbox ([`StoredOutbox`]).
+pub const OUTBOX_KEY: &str = "chorus.outbox";
+/// Storage key of the remembered transport (`polling-until:<unix ms>`, or empty).
+pub const TRANSPORT_KEY: &str = "chorus.transport";
+
+/// Which transports the client may use.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TransportMode {
+    /// WebSocket, falling back to polling when it does not work (the default).
+    Auto,
+    /// WebSocket only.
+    WebSocket,
+    /// Polling only (for networks known to block WebSocket).
+    Polling,
+}
+
+/// A transport in use.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Transport {
+    /// A WebSocket.
+    WebSocket,
+    /// HTTP long polling.
+    Polling,
+}
+
+/// Why the client gave up for good.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum FailReason {
+    /// The server refused the token, and a refreshed one too.
+    AuthRefused(String),
+}
+
+/// The connection state, as a UI shows it.
+#[derive(Clone, Debug, PartialEq)]
+pub enum ConnectionState {
+    /// Trying to connect.
+    Connecting {
+        /// Over which transport.
+        transport: Transport,
+    },
+    /// Connected and in sync.
+    Connected {
+        /// Over which transport.
+        transport: Transport,
+    },
+    /// Lost the connection; trying again.
+    Reconnecting {
+        /// Consecutive attempts so far.
+        attempt: u32,
+        /// When the next attempt starts.
+        next_attempt: Instant,
+    },
+    /// The platform says there is no network; waiting for it.
+    Offline,
+    /// Gave up (see the reason); the app must act.
+    Failed {
+        /// Why.
+        reason: FailReason,
+    },
+    /// Closed by the app.
+    Closed,
+}
+
+/// The three states a connection badge shows.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Badge {
+    /// Connected over WebSocket: changes arrive as they happen.
+    Live,
+    /// Connected over polling, or connecting/reconnecting: changes arrive, maybe late.
+    Syncing,
+    /// Not connected and not about to be (no network, failed, closed).
+    Offline,
+}
+
+impl ConnectionState {
+    /// The badge for this state: `Live` only over a connected WebSocket; `Syncing` while
+    /// polling, connecting or reconnecting; `Offline` when offline, failed or closed.
+    pub fn badge(&self) -> Badge {
+        match self {
+            ConnectionState::Connected {
+                transport: Transport::WebSocket,
+            } => Badge::Live,
+            ConnectionState::Connected {
+                transport: Transport::Polling,
+            }
+            | ConnectionState::Connecting { .. }
+            | ConnectionState::Reconnecting { .. } => Badge::Syncing,
+            ConnectionState::Offline | ConnectionState::Failed { .. } | ConnectionState::Closed => {
+                Badge::Offline
+            }
+        }
+    }
+}
+
+/// Client settings. The defaults are documented on each field.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ClientConfig {
+    /// Transports allowed (default `Auto`).
+    pub transport: TransportMode,
+    /// Reconnect backoff (500 ms base, 10 s cap, reset after 10 s healthy).
+    pub backoff: BackoffConfig,
+    /// Outbox bounds (1000 publishes, 1 MiB, 24 h).
+    pub outbox: OutboxConfig,
+    /// Typing timings (3 s throttle, 5 s idle, 8 s incoming expiry).
+    pub typing: TypingConfig,
+    /// A WebSocket must deliver `welcome` within this long, or `Auto` falls back to polling (4 s).
+    pub socket_timeout: Duration,
+    /// How long a fallback to polling is remembered (10 min).
+    pub remember_fallback: Duration,
+    /// While polling in `Auto` mode, try a WebSocket this often (30 s).
+    pub probe_every: Duration,
+    /// How long a long poll may be held by the server (25 s).
+    pub poll_wait: Duration,
+    /// An HTTP call taking longer than this (plus `poll_wait` for long polls) failed (10 s).
+    pub http_timeout: Duration,
+    /// Wait before re-sending a publish refused for a passing reason (1 s).
+    pub retry_refused_after: Duration,
+}
+
+impl Default for ClientConfig {
+    fn default() -> ClientConfig {
+        ClientConfig {
+            transport: TransportMode::Auto,
+            backoff: BackoffConfig::default(),
+            outbox: OutboxConfig::default(),
+            typing: TypingConfig::default(),
+            socket_timeout: Duration::from_secs(4),
+            remember_fallback: Duration::from_secs(600),
+            probe_every: Duration::from_secs(30),
+            poll_wait: Duration::from_secs(25),
+            http_timeout: Duration::from_secs(10),
+            retry_refused_after: Duration::from_secs(1),
+        }
+    }
+}
+
+/// What the client wants a driver to do.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Output {
+    /// Open a WebSocket to `/v1/ws`, offering subprotocols `chorus.v1` and `chorus.token.<token>`;
+    /// report [`Client::handle_socket_open`], frames and [`Client::handle_socket_closed`] with `link`.
+    OpenSocket {
+        /// Identifies this socket in later calls.
+        link: u64,
+        /// The access token.
+        token: String,
+    },
+    /// Send a frame on the socket `link`.
+    Send {
+        /// The socket.
+        link: u64,
+        /// The frame.
+        frame: ClientFrame,
+    },
+    /// Close the socket `link` (no report needed).
+    CloseSocket {
+        /// The socket.
+        link: u64,
+    },
+    /// Make an HTTP call with `Authorization: Bearer <token>`; report
+    /// [`Client::handle_http_response`] with `request`.
+    Http {
+        /// Identifies this call.
+        request: u64,
+        /// The access token.
+        token: String,
+        /// What to call.
+        call: HttpCall,
+    },
+    /// Save `value` under `key` in persistent storage (restore it into [`Restored`]).
+    Save {
+        /// The key.
+        key: &'static str,
+        /// The value.
+        value: String,
+    },
+}
+
+/// The HTTP calls the client makes.
+#[derive(Clone, Debug, PartialEq)]
+pub enum HttpCall {
+    /// `POST /v1/poll` with this JSON body; the answer is [`wire::PollFrames`].
+    PollSend(wire::PollSend),
+    /// `GET /v1/poll?<query>`; the answer is [`wire::PollFrames`].
+    Poll {
+        /// The query string (without `?`), already URL-encoded.
+        query: String,
+    },
+    /// `GET /v1/rooms/<room>/events?after=<after>`; the answer is [`wire::EventsPage`].
+    History {
+        /// The room.
+        room: RoomName,
+        /// Events after this seq.
+        after: u64,
+    },
+}
+
+/// The result of an HTTP call, as the driver saw it.
+#[derive(Clone, Debug, PartialEq)]
+pub enum HttpResult {
+    /// A poll answer (2xx) with its frames.
+    Frames(Vec<ServerFrame>),
+    /// A history page (2xx).
+    Page(wire::EventsPage),
+    /// The server answered with an error status and body.
+    Refused {
+        /// HTTP status.
+        status: u16,
+        /// The error code from the body (`Internal` when there was none).
+        code: ErrorCode,
+    },
+    /// No answer: network error, timeout, unreadable body.
+    Failed,
+}
+
+/// What a driver restores from storage before starting.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Restored {
+    /// The value saved under [`OUTBOX_KEY`].
+    pub outbox: Option<String>,
+    /// The value saved under [`TRANSPORT_KEY`].
+    pub transport: Option<String>,
+}
+
+/// Things the app should know, in order.
+#[derive(Clone, Debug, PartialEq)]
+pub enum ClientEvent {
+    /// The connection state changed.
+    State(ConnectionState),
+    /// The server said who this client is (after each connect).
+    Welcome {
+        /// The authenticated user id.
+        user: String,
+    },
+    /// A room is joined (again) on the current connection.
+    Joined {
+        /// The room.
+        room: RoomName,
+    },
+    /// An own publish, shown at once, before the server has it.
+    Pending {
+        /// The room.
+        room: RoomName,
+        /// Its id (the server's copy comes as an `Event` with `own: true` and the same id).
+        id: EventId,
+        /// The content.
+        body: Json,
+    },
+    /// An event, exactly once, in order per room.
+    Event {
+        /// The event.
+        event: Event,
+        /// `true` when it is the server's copy of an own `Pending` publish: replace that one.
+        own: bool,
+    },
+    /// A publish was stored under `seq` (the outbox no longer holds it).
+    Acked {
+        /// The room.
+        room: RoomName,
+        /// The publish's id.
+        id: EventId,
+        /// Its seq.
+        seq: u64,
+    },
+    /// A publish was refused for good; its `Pending` copy should be withdrawn.
+    PublishFailed {
+        /// The room.
+        room: RoomName,
+        /// The publish's id.
+        id: EventId,
+        /// Why.
+        code: ErrorCode,
+        /// Why, for humans.
+        message: String,
+    },
+    /// A publish stayed unacknowledged past the outbox time-to-live and was given up.
+    Expired {
+        /// The room.
+        room: RoomName,
+        /// The publish's id.
+        id: EventId,
+    },
+    /// The number of publishes waiting in the outbox changed.
+    Outbox {
+        /// Waiting publishes.
+        pending: usize,
+    },
+    /// A room's presence changed (the full list).
+    Presence {
+        /// The room.
+        room: RoomName,
+        /// Everyone present.
+        users: Vec<PresenceUser>,
+    },
+    /// Who is typing in a room changed (never includes this user).
+    Typing {
+        /// The room.
+        room: RoomName,
+        /// Users typing now.
+        users: Vec<String>,
+    },
+    /// The room's history could not be resumed: drop local state and refetch it.
+    Reset {
+        /// The room.
+        room: RoomName,
+        /// Why.
+        reason: ResetReason,
+    },
+    /// The server refused something (an `error` frame).
+    Error {
+        /// What.
+        code: ErrorCode,
+        /// What, for humans.
+        message: String,
+        /// The room, if it concerns one.
+        room: Option<RoomName>,
+    },
+    /// The token was refused: call [`Client::handle_token`] with a fresh one.
+    TokenNeeded,
+}
+
+/// Why a publish was not accepted by the client.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum PublishError {
+    /// The app has not joined the room.
+    #[error("join room {0} before publishing to it")]
+    NotJoined(RoomName),
+    /// The outbox is full.
+    #[error(transparent)]
+    OutboxFull(#[from] OutboxError),
+    /// Ephemeral events are not queued, and the client is not connected.
+    #[error("ephemeral events are only sent while connected")]
+    Offline,
+    /// The client was closed.
+    #[error("the client is closed")]
+    Closed,
+}
+
+#[derive(Debug)]
+struct Room {
+    meta: Json,
+    timeline: Timeline,
+    presence: Presence,
+    typing_in: TypingIn,
+    typing_out: TypingOut,
+    /// A history fetch to repair a gap is under way.
+    repairing: Option<u64>,
+}
+
+#[derive(Debug)]
+struct SocketLink {
+    link: u64,
+    welcomed: bool,
+    /// Before `welcome`: give up at this time. After: ping at this time.
+    deadline: Instant,
+    heartbeat: Duration,
+    last_heard: Instant,
+}
+
+#[derive(Debug)]
+struct PollLink {
+    connected: bool,
+    send_in_flight: Option<(u64, Instant)>,
+    poll_in_flight: Option<(u64, Instant)>,
+    queued: Vec<ClientFrame>,
+    /// A WebSocket tried in the background (Auto mode): the link, and its deadline.
+    probe: Option<(u64, Instant)>,
+    next_probe: Option<Instant>,
+}
+
+#[derive(Debug)]
+enum Phase {
+    /// Waiting to (re)connect.
+    Waiting {
+        next: Instant,
+    },
+    Offline,
+    NeedToken,
+    Failed,
+    Closed,
+    Socket(SocketLink),
+    Polling(PollLink),
+}
+
+/// The client state machine. See the module docs for the driving contract.
+#[derive(Debug)]
+pub struct Client {
+    config: ClientConfig,
+    rng: Rng,
+    clock_origin: (Instant, u64),
+    token: String,
+    /// A token was refused and replaced; the next refusal is final.
+    token_refreshed: bool,
+    phase: Phase,
+    /// Whether the last attempt used polling (so `Waiting` knows what comes next).
+    last_transport: Transport,
+    /// In `Auto` mode: use polling first until this Unix time.
+    polling_until_ms: u64,
+    retry_hint: Option<Duration>,
+    next_id: u64,
+    id_prefix: String,
+    session: String,
+    user: Option<String>,
+    rooms: BTreeMap<RoomName, Room>,
+    outbox: Outbox,
+    /// Own publishes shown as pending and not yet seen come back, with their seq once acked.
+    pending: HashMap<EventId, (OutboxRecord, Option<u64>)>,
+    backoff: Backoff,
+    retry_refused_at: Option<Instant>,
+    outputs: VecDeque<Output>,
+    events: VecDeque<ClientEvent>,
+    state: ConnectionState,
+}
+
+impl Client {
+    /// A client that starts connecting at the first [`Client::handle_timeout`].
+    ///
+    /// `unix_ms` is the wall clock at `now` (for outbox timestamps); `seed` comes from the
+    /// platform's entropy (tests: a constant).
+    pub fn new(
+        config: ClientConfig,
+        token: String,
+        now: Instant,
+        unix_ms: u64,
+        seed: u64,
+        restored: Restored,
+    ) -> Client {
+        let mut rng = Rng::new(seed);
+        let id_prefix = rng.token(10);
+        let session = rng.token(16);
+        let stored = restored
+            .outbox
+            .as_deref()
+            .map(StoredOutbox::decode)
+            .unwrap_or_default();
+        let polling_until_ms = restored
+            .transport
+            .as_deref()
+            .and_then(|value| value.strip_prefix("polling-until:"))
+            .and_then(|ms| ms.parse().ok())
+            .unwrap_or(0);
+        let pending = stored
+            .entries
+            .iter()
+            .map(|r| (r.id.clone(), (r.clone(), None)))
+            .collect();
+        let transport = match config.transport {
+            TransportMode::Polling => Transport::Polling,
+            _ => Transport::WebSocket,
+        };
+        let mut client = Client {
+            outbox: Outbox::new(config.outbox, stored),
+            backoff: Backoff::new(config.backoff),
+            config,
+            rng,
+            clock_origin: (now, unix_ms),
+            token,
+            token_refreshed: false,
+            phase: Phase::Waiting { next: now },
+            last_transport: transport,
+            polling_until_ms,
+            retry_hint: None,
+            next_id: 0,
+            id_prefix,
+            session,
+            user: None,
+            rooms: BTreeMap::new(),
+            pending,
+            retry_refused_at: None,
+            outputs: VecDeque::new(),
+            events: VecDeque::new(),
+            state: ConnectionState::Connecting { transport },
+        };
+        if !client.outbox.is_empty() {
+            client.events.push_back(ClientEvent::Outbox {
+                pending: client.outbox.len(),
+            });
+        }
+        client
+    }
+
+    // -----------------------------------------------------------------------------------------
+    // Outputs and queries
+    // -----------------------------------------------------------------------------------------
+
+    /// The next thing for the driver to do.
+    pub fn poll_output(&mut self) -> Option<Output> {
+        self.outputs.pop_front()
+    }
+
+    /// The next thing for the app to know.
+    pub fn poll_event(&mut self) -> Option<ClientEvent> {
+        self.events.pop_front()
+    }
+
+    /// When [`Client::handle_timeout`] must be called next.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        let mut next: Option<Instant> = None;
+        let mut consider = |at: Option<Instant>| {
+            if let Some(at) = at {
+                next = Some(next.map_or(at, |n| n.min(at)));
+            }
+        };
+        match &self.phase {
+            Phase::Waiting { next } => consider(Some(*next)),
+            Phase::Socket(socket) => consider(Some(socket.deadline)),
+            Phase::Polling(poll) => {
+                consider(poll.send_in_flight.map(|(_, at)| at));
+                consider(poll.poll_in_flight.map(|(_, at)| at));
+                consider(poll.probe.map(|(_, at)| at));
+                consider(poll.next_probe);
+            }
+            Phase::Offline | Phase::NeedToken | Phase::Failed | Phase::Closed => {}
+        }
+        for room in self.rooms.values() {
+            consider(room.typing_in.next_expiry());
+            consider(room.typing_out.next_timeout());
+        }
+        consider(self.outbox.next_expiry_ms().map(|ms| self.instant_of(ms)));
+        consider(self.retry_refused_at);
+        next
+    }
+
+    /// The current connection state.
+    pub fn state(&self) -> &ConnectionState {
+        &self.state
+    }
+
+    /// Publishes waiting for their ack.
+    pub fn outbox_len(&self) -> usize {
+        self.outbox.len()
+    }
+
+    /// A room's presence, if the room is joined.
+    pub fn presence(&self, room: &RoomName) -> Option<Vec<PresenceUser>> {
+        self.rooms.get(room).map(|r| r.presence.users())
+    }
+
+    /// A room's cursor, if it has one.
+    pub fn cursor(&self, room: &RoomName) -> Option<Cursor> {
+        self.rooms.get(room).and_then(|r| r.timeline.cursor())
+    }
+
+    /// The authenticated user, once welcomed.
+    pub fn user(&self) -> Option<&str> {
+        self.user.as_deref()
+    }
+
+    // -----------------------------------------------------------------------------------------
+    // App API
+    // -----------------------------------------------------------------------------------------
+
+    /// Joins `room` with this presence meta (or updates the meta of a joined room).
+    pub fn join(&mut self, now: Instant, room: RoomName, meta: Json) {
+        let entry = self.rooms.entry(room.clone()).or_insert_with(|| Room {
+            meta: Json::null(),
+            timeline: Timeline::default(),
+            presence: Presence::default(),
+            typing_in: TypingIn::default(),
+            typing_out: TypingOut::default(),
+            repairing: None,
+        });
+        entry.meta = meta.clone();
+        let resume = entry.timeline.cursor();
+        self.send_frame(ClientFrame::Join(wire::Join { room, meta, resume }));
+        self.pump_polling(now);
+    }
+
+    /// Leaves `room`.
+    pub fn leave(&mut self, now: Instant, room: RoomName) {
+        if self.rooms.remove(&room).is_some() {
+            self.send_frame(ClientFrame::Leave(wire::Leave { room }));
+            self.pump_polling(now);
+        }
+    }
+
+    /// Publishes a durable event: shown at once as [`ClientEvent::Pending`], queued in the
+    /// outbox (so it survives disconnects and reloads), sent when connected, retried until acked.
+    pub fn publish(
+        &mut self,
+        now: Instant,
+        room: RoomName,
+        body: Json,
+    ) -> Result<EventId, PublishError> {
+        self.publish_with(now, room, body, None)
+    }
+
+    /// Like [`Client::publish`], stored only if the room's head is still `if_seq`.
+    pub fn publish_with(
+        &mut self,
+        now: Instant,
+        room: RoomName,
+        body: Json,
+        if_seq: Option<u64>,
+    ) -> Result<EventId, PublishError> {
+        if matches!(self.phase, Phase::Closed) {
+            return Err(PublishError::Closed);
+        }
+        if !self.rooms.contains_key(&room) {
+            return Err(PublishError::NotJoined(room));
+        }
+        self.next_id += 1;
+        let id = EventId::parse(format!("{}-{}", self.id_prefix, self.next_id))
+            .expect("generated ids are valid");
+        let record = OutboxRecord {
+            room: room.clone(),
+            id: id.clone(),
+            body: body.clone(),
+            if_seq,
+            created_ms: self.unix_ms(now),
+        };
+        self.outbox.push(record.clone())?;
+        let stop_typing = self
+            .rooms
+            .get_mut(&room)
+            .and_then(|state| state.typing_out.stop());
+        self.pending.insert(id.clone(), (record, None));
+        self.events.push_back(ClientEvent::Pending {
+            room: room.clone(),
+            id: id.clone(),
+            body,
+        });
+        self.outbox_changed();
+        if let Some(on) = stop_typing {
+            self.send_frame(ClientFrame::Typing(wire::Typing { room, on }));
+        }
+        self.flush_outbox();
+        self.pump_polling(now);
+        Ok(id)
+    }
+
+    /// Publishes an ephemeral event (cursor, progress): sent now if connected, never queued.
+    pub fn publish_ephemeral(
+        &mut self,
+        now: Instant,
+        room: RoomName,
+        body: Json,
+    ) -> Result<EventId, PublishError> {
+        if !self.rooms.contains_key(&room) {
+            return Err(PublishError::NotJoined(room));
+        }
+        if !matches!(self.state, ConnectionState::Connected { .. }) {
+            return Err(PublishError::Offline);
+        }
+        self.next_id += 1;
+        let id = EventId::parse(format!("{}-{}", self.id_prefix, self.next_id))
+            .expect("generated ids are valid");
+        self.send_frame(ClientFrame::Publish(wire::Publish {
+            room,
+            id: id.clone(),
+            body,
+            durable: false,
+            if_seq: None,
+        }));
+        self.pump_polling(now);
+        Ok(id)
+    }
+
+    /// The user typed (`true`) or stopped (`false`) in `room`; throttled and auto-stopped.
+    pub fn set_typing(&mut self, now: Instant, room: RoomName, on: bool) {
+        let typing = self.config.typing;
+        let Some(state) = self.rooms.get_mut(&room) else {
+            return;
+        };
+        if let Some(on) = state.typing_out.set(on, now, &typing) {
+            self.send_frame(ClientFrame::Typing(wire::Typing { room, on }));
+            self.pump_polling(now);
+        }
+    }
+
+    /// Replaces this client's presence meta in `room`.
+    pub fn set_presence(&mut self, now: Instant, room: RoomName, meta: Json) {
+        let Some(state) = self.rooms.get_mut(&room) else {
+            return;
+        };
+        state.meta = meta.clone();
+        self.send_frame(ClientFrame::SetPresence(wire::SetPresence { room, meta }));
+        self.pump_polling(now);
+    }
+
+    /// Closes the client for good.
+    pub fn close(&mut self, now: Instant) {
+        let _ = now;
+        self.drop_transport(true);
+        self.phase = Phase::Closed;
+        self.set_state(ConnectionState::Closed);
+    }
+
+    // -----------------------------------------------------------------------------------------
+    // Platform signals
+    // -----------------------------------------------------------------------------------------
+
+    /// The platform reports the network went away (`false`) or came back (`true`).
+    pub fn handle_online(&mut self, now: Instant, online: bool) {
+        match (online, &self.phase) {
+            (false, Phase::Closed | Phase::Failed | Phase::Offline) => {}
+            (false, _) => {
+                self.drop_transport(false);
+                self.phase = Phase::Offline;
+                self.set_state(ConnectionState::Offline);
+            }
+            (true, Phase::Offline | Phase::Waiting { .. }) => {
+                // Back online: retry at once, with a fresh backoff.
+                self.backoff.reset();
+                self.phase = Phase::Waiting { next: now };
+                self.handle_timeout(now);
+            }
+            (true, _) => {}
+        }
+    }
+
+    /// The page became visible (`true`) or hidden: a waiting reconnect starts at once.
+    pub fn handle_visible(&mut self, now: Instant, visible: bool) {
+        if visible && matches!(self.phase, Phase::Waiting { .. }) {
+            self.phase = Phase::Waiting { next: now };
+            self.handle_timeout(now);
+        }
+    }
+
+    /// A fresh token (after [`ClientEvent::TokenNeeded`], or any time).
+    pub fn handle_token(&mut self, now: Instant, token: String) {
+        self.token = token;
+        if matches!(self.phase, Phase::NeedToken) {
+            self.phase = Phase::Waiting { next: now };
+            self.handle_timeout(now);
+        }
+    }
+
+    // -----------------------------------------------------------------------------------------
+    // Transport results
+    // -----------------------------------------------------------------------------------------
+
+    /// The socket `link` is open.
+    pub fn handle_socket_open(&mut self, now: Instant, link: u64) {
+        // The token went in the subprotocol header; the server greets with `welcome`.
+        let _ = (now, link);
+    }
+
+    /// A frame arrived on socket `link`.
+    pub fn handle_socket_frame(&mut self, now: Instant, link: u64, frame: ServerFrame) {
+        if let Phase::Polling(poll) = &self.phase
+            && poll.probe.is_some_and(|(probe, _)| probe == link)
+        {
+            if matches!(frame, ServerFrame::Welcome(_)) {
+                self.upgrade(now, link, frame);
+            }
+            return;
+        }
+        let Phase::Socket(socket) = &mut self.phase else {
+            return;
+        };
+        if socket.link != link {
+            return;
+        }
+        socket.last_heard = now;
+        if !socket.welcomed {
+            match &frame {
+                ServerFrame::Welcome(welcome) => {
+                    socket.welcomed = true;
+                    socket.heartbeat = Duration::from_millis(welcome.heartbeat_ms.max(1000));
+                    socket.deadline = now + socket.heartbeat / 2;
+                    self.connected(now, Transport::WebSocket);
+                }
+                ServerFrame::Error(error)
+                    if matches!(
+                        error.code,
+                        ErrorCode::Unauthenticated | ErrorCode::TokenExpired
+                    ) =>
+                {
+                    let message = error.message.clone();
+                    self.auth_refused(now, message);
+                    return;
+                }
+                _ => {}
+            }
+        }
+        self.handle_frame(now, frame);
+    }
+
+    /// Socket `link` closed (or failed to open), with the close code if there was one.
+    pub fn handle_socket_closed(&mut self, now: Instant, link: u64, code: Option<u16>) {
+        if let Phase::Polling(poll) = &mut self.phase
+            && poll.probe.is_some_and(|(probe, _)| probe == link)
+        {
+            poll.probe = None;
+            poll.next_probe = Some(now + self.config.probe_every);
+            return;
+        }
+        let Phase::Socket(socket) = &self.phase else {
+            return;
+        };
+        if socket.link != link {
+            return;
+        }
+        let welcomed = socket.welcomed;
+        if code == Some(close_code::UNAUTHENTICATED) {
+            return self.auth_refused(now, "the server refused the token".into());
+        }
+        if !welcomed && self.config.transport == TransportMode::Auto {
+            // The socket never worked: try polling right away.
+            return self.start_polling(now);
+        }
+        self.reconnect_later(now);
+    }
+
+    /// An HTTP call finished.
+    pub fn handle_http_response(&mut self, now: Instant, request: u64, result: HttpResult) {
+        // History fetches (gap repair) work on any transport.
+        if let HttpResult::Page(page) = &result {
+            return self.history_page(now, request, page.clone());
+        }
+        if let Some(room) = self
+            .rooms
+            .values_mut()
+            .find(|r| r.repairing == Some(request))
+        {
+            room.repairing = None; // The repair failed; the next gap tries again.
+            return;
+        }
+        let Phase::Polling(poll) = &mut self.phase else {
+            return;
+        };
+        let is_send = poll.send_in_flight.is_some_and(|(id, _)| id == request);
+        let is_poll = poll.poll_in_flight.is_some_and(|(id, _)| id == request);
+        if !is_send && !is_poll {
+            return;
+        }
+        if is_send {
+            poll.send_in_flight = None;
+        } else {
+            poll.poll_in_flight = None;
+        }
+        match result {
+            HttpResult::Frames(frames) => {
+                if is_send && !poll.connected {
+                    poll.connected = true;
+                    poll.next_probe = (self.config.transport == TransportMode::Auto)
+                        .then(|| now + self.config.probe_every);
+                    if self.config.transport == TransportMode::Auto {
+                        self.remember_polling(now);
+                    }
+                    self.connected(now, Transport::Polling);
+                }
+                for frame in frames {
+                    self.handle_frame(now, frame);
+                }
+                self.pump_polling(now);
+            }
+            HttpResult::Refused { status: 401, code } => {
+                self.auth_refused(now, format!("the server refused the token ({code})"))
+            }
+            HttpResult::Refused { .. } | HttpResult::Failed | HttpResult::Page(_) => {
+                self.reconnect_later(now)
+            }
+        }
+    }
+
+    /// Timers: connection attempts, socket deadlines and heartbeats, HTTP timeouts, probes,
+    /// typing, outbox expiry, publish retries.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        match &mut self.phase {
+            Phase::Waiting { next } if *next <= now => self.attempt(now),
+            Phase::Socket(socket) if socket.deadline <= now => {
+                if !socket.welcomed {
+                    // No first round trip in time.
+                    let link = socket.link;
+                    self.outputs.push_back(Output::CloseSocket { link });
+                    if self.config.transport == TransportMode::Auto {
+                        self.start_polling(now);
+                    } else {
+                        self.reconnect_later(now);
+                    }
+                } else if now.duration_since(socket.last_heard) >= socket.heartbeat * 2 {
+                    // Silent for two heartbeats: the socket is dead even if nobody said so.
+                    let link = socket.link;
+                    self.outputs.push_back(Output::CloseSocket { link });
+                    self.reconnect_later(now);
+                } else {
+                    socket.deadline = now + socket.heartbeat / 2;
+                    let link = socket.link;
+                    self.outputs.push_back(Output::Send {
+                        link,
+                        frame: ClientFrame::Ping(wire::Ping { nonce: None }),
+                    });
+                }
+            }
+            Phase::Polling(poll) => {
+                let expired = |slot: &Option<(u64, Instant)>| slot.is_some_and(|(_, at)| at <= now);
+                if expired(&poll.send_in_flight) || expired(&poll.poll_in_flight) {
+                    return self.reconnect_later(now);
+                }
+                if let Some((link, at)) = poll.probe
+                    && at <= now
+                {
+                    poll.probe = None;
+                    poll.next_probe = Some(now + self.config.probe_every);
+                    self.outputs.push_back(Output::CloseSocket { link });
+                } else if poll.probe.is_none() && poll.next_probe.is_some_and(|at| at <= now) {
+                    let link = self.rng.next_u64();
+                    poll.next_probe = None;
+                    poll.probe = Some((link, now + self.config.socket_timeout));
+                    self.outputs.push_back(Output::OpenSocket {
+                        link,
+                        token: self.token.clone(),
+                    });
+                }
+            }
+            _ => {}
+        }
+        self.room_timers(now);
+        self.expire_outbox(now);
+        if self.retry_refused_at.is_some_and(|at| at <= now) {
+            self.retry_refused_at = None;
+            self.flush_outbox();
+        }
+    }
+
+    // -----------------------------------------------------------------------------------------
+    // Connection lifecycle
+    // -----------------------------------------------------------------------------------------
+
+    fn attempt(&mut self, now: Instant) {
+        let polling = match self.config.transport {
+            TransportMode::Polling => true,
+            TransportMode::WebSocket => false,
+            TransportMode::Auto => self.polling_until_ms > self.unix_ms(now),
+        };
+        if polling {
+            return self.start_polling(now);
+        }
+        let link = self.rng.next_u64();
+        self.phase = Phase::Socket(SocketLink {
+            link,
+            welcomed: false,
+            deadline: now + self.config.socket_timeout,
+            heartbeat: Duration::from_secs(15),
+            last_heard: now,
+        });
+        self.last_transport = Transport::WebSocket;
+        self.outputs.push_back(Output::OpenSocket {
+            link,
+            token: self.token.clone(),
+        });
+        self.set_state(ConnectionState::Connecting {
+            transport: Transport::WebSocket,
+        });
+    }
+
+    fn start_polling(&mut self, now: Instant) {
+        self.phase = Phase::Polling(PollLink {
+            connected: false,
+            send_in_flight: None,
+            poll_in_flight: None,
+            queued: Vec::new(),
+            probe: None,
+            next_probe: None,
+        });
+        self.last_transport = Transport::Polling;
+        self.set_state(ConnectionState::Connecting {
+            transport: Transport::Polling,
+        });
+        // The first POST joins every room (and says the outbox); its answer means connected.
+        let joins: Vec<ClientFrame> = self.join_frames();
+        if let Phase::Polling(poll) = &mut self.phase {
+            poll.queued.extend(joins);
+        }
+        self.flush_outbox();
+        self.pump_polling(now);
+    }
+
+    fn join_frames(&self) -> Vec<ClientFrame> {
+        self.rooms
+            .iter()
+            .map(|(room, state)| {
+                ClientFrame::Join(wire::Join {
+                    room: room.clone(),
+                    meta: state.meta.clone(),
+                    resume: state.timeline.cursor(),
+                })
+            })
+            .collect()
+    }
+
+    fn connected(&mut self, now: Instant, transport: Transport) {
+        self.backoff.connected(now);
+        self.token_refreshed = false;
+        self.retry_hint = None;
+        self.set_state(ConnectionState::Connected { transport });
+        if transport == Transport::WebSocket {
+            for frame in self.join_frames() {
+                self.send_frame(frame);
+            }
+            self.flush_outbox();
+        }
+    }
+
+    /// The probe socket was welcomed while polling: move everything onto it.
+    fn upgrade(&mut self, now: Instant, link: u64, welcome: ServerFrame) {
+        // Leave the polling session's rooms so presence does not show it until it expires.
+        let leaves: Vec<ClientFrame> = self
+            .rooms
+            .keys()
+            .map(|room| ClientFrame::Leave(wire::Leave { room: room.clone() }))
+            .collect();
+        if !leaves.is_empty() {
+            let request = self.rng.next_u64();
+            let body = wire::PollSend {
+                session: self.session.clone(),
+                frames: leaves,
+            };
+            self.outputs.push_back(Output::Http {
+                request,
+                token: self.token.clone(),
+                call: HttpCall::PollSend(body),
+            });
+        }
+        self.polling_until_ms = 0;
+        self.outputs.push_back(Output::Save {
+            key: TRANSPORT_KEY,
+            value: String::new(),
+        });
+        self.phase = Phase::Socket(SocketLink {
+            link,
+            welcomed: false,
+            deadline: now + self.config.socket_timeout,
+            heartbeat: Duration::from_secs(15),
+            last_heard: now,
+        });
+        self.last_transport = Transport::WebSocket;
+        // Unsent marks belong to the old transport: send everything waiting again.
+        self.handle_socket_frame(now, link, welcome);
+    }
+
+    fn remember_polling(&mut self, now: Instant) {
+        self.polling_until_ms =
+            self.unix_ms(now) + self.config.remember_fallback.as_millis() as u64;
+        self.outputs.push_back(Output::Save {
+            key: TRANSPORT_KEY,
+            value: format!("polling-until:{}", self.polling_until_ms),
+        });
+    }
+
+    fn reconnect_later(&mut self, now: Instant) {
+        self.drop_transport(false);
+        let next = match self.retry_hint.take() {
+            Some(hint) => now + hint + hint.mul_f64(self.rng.unit() * 0.5),
+            None => self.backoff.next_attempt(now, &mut self.rng),
+        };
+        self.phase = Phase::Waiting { next };
+        self.set_state(ConnectionState::Reconnecting {
+            attempt: self.backoff.attempt(),
+            next_attempt: next,
+        });
+    }
+
+    fn auth_refused(&mut self, now: Instant, message: String) {
+        self.drop_transport(false);
+        if self.token_refreshed {
+            self.phase = Phase::Failed;
+            return self.set_state(ConnectionState::Failed {
+                reason: FailReason::AuthRefused(message),
+            });
+        }
+        self.token_refreshed = true;
+        self.phase = Phase::NeedToken;
+        self.events.push_back(ClientEvent::TokenNeeded);
+        let next = self.backoff.next_attempt(now, &mut self.rng);
+        self.set_state(ConnectionState::Reconnecting {
+            attempt: self.backoff.attempt(),
+            next_attempt: next,
+        });
+    }
+
+    /// Forgets the current transport (closing a socket), keeping rooms and the outbox.
+    fn drop_transport(&mut self, goodbye: bool) {
+        match std::mem::replace(&mut self.phase, Phase::Offline) {
+            Phase::Socket(socket) => self
+                .outputs
+                .push_back(Output::CloseSocket { link: socket.link }),
+            Phase::Polling(poll) => {
+                if let Some((link, _)) = poll.probe {
+                    self.outputs.push_back(Output::CloseSocket { link });
+                }
+                if goodbye && !self.rooms.is_empty() {
+                    let frames = self
+                        .rooms
+                        .keys()
+                        .map(|room| ClientFrame::Leave(wire::Leave { room: room.clone() }))
+                        .collect();
+                    let request = self.rng.next_u64();
+                    let body = wire::PollSend {
+                        session: self.session.clone(),
+                        frames,
+                    };
+                    self.outputs.push_back(Output::Http {
+                        request,
+                        token: self.token.clone(),
+                        call: HttpCall::PollSend(body),
+                    });
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn set_state(&mut self, state: ConnectionState) {
+        if self.state != state {
+            self.state = state.clone();
+            self.events.push_back(ClientEvent::State(state));
+        }
+    }
+
+    // -----------------------------------------------------------------------------------------
+    // Sending
+    // -----------------------------------------------------------------------------------------
+
+    /// Sends a frame on the current transport; while not connected it is dropped, because
+    /// everything that matters is re-sent on connect (joins with metas, the outbox).
+    fn send_frame(&mut self, frame: ClientFrame) {
+        match &mut self.phase {
+            Phase::Socket(socket) if socket.welcomed => {
+                let link = socket.link;
+                self.outputs.push_back(Output::Send { link, frame });
+            }
+            Phase::Polling(poll) => poll.queued.push(frame),
+            _ => {}
+        }
+    }
+
+    fn flush_outbox(&mut self) {
+        let link = match &self.phase {
+            Phase::Socket(socket) if socket.welcomed => socket.link,
+            Phase::Polling(_) => u64::MAX, // One "link" for the whole polling session.
+            _ => return,
+        };
+        for record in self.outbox.unsent(link) {
+            self.send_frame(ClientFrame::Publish(wire::Publish {
+                room: record.room,
+                id: record.id,
+                body: record.body,
+                durable: true,
+                if_seq: record.if_seq,
+            }));
+        }
+    }
+
+    /// Issues the next polling requests: queued frames as one POST, and a long poll.
+    fn pump_polling(&mut self, now: Instant) {
+        let Phase::Polling(poll) = &mut self.phase else {
+            return;
+        };
+        if poll.send_in_flight.is_none() && !poll.queued.is_empty() {
+            let request = self.rng.next_u64();
+            let frames = std::mem::take(&mut poll.queued);
+            poll.send_in_flight = Some((request, now + self.config.http_timeout));
+            let body = wire::PollSend {
+                session: self.session.clone(),
+                frames,
+            };
+            self.outputs.push_back(Output::Http {
+                request,
+                token: self.token.clone(),
+                call: HttpCall::PollSend(body),
+            });
+        }
+        if poll.connected && poll.poll_in_flight.is_none() && !self.rooms.is_empty() {
+            let request = self.rng.next_u64();
+            poll.poll_in_flight = Some((
+                request,
+                now + self.config.poll_wait + self.config.http_timeout,
+            ));
+            let mut query = format!(
+                "session={}&wait={}",
+                self.session,
+                self.config.poll_wait.as_millis()
+            );
+            for (room, state) in &self.rooms {
+                let cursor = PollCursor {
+                    room: room.clone(),
+                    cursor: state.timeline.cursor(),
+                    presence_version: state.presence.version(),
+                    typing_version: state.typing_in.version(),
+                };
+                query.push_str("&r=");
+                query.push_str(&percent_encode(&cursor.encode()));
+            }
+            self.outputs.push_back(Output::Http {
+                request,
+                token: self.token.clone(),
+                call: HttpCall::Poll { query },
+            });
+        }
+    }
+
+    // -----------------------------------------------------------------------------------------
+    // Receiving
+    // -----------------------------------------------------------------------------------------
+
+    fn handle_frame(&mut self, now: Instant, frame: ServerFrame) {
+        match frame {
+            ServerFrame::Welcome(welcome) => {
+                self.user = Some(welcome.user.clone());
+                self.events
+                    .push_back(ClientEvent::Welcome { user: welcome.user });
+            }
+            ServerFrame::Joined(joined) => {
+                let Some(room) = self.rooms.get_mut(&joined.room) else {
+                    return;
+                };
+                room.timeline.joined(joined.epoch, joined.head);
+                if room.presence.snapshot(joined.presence) {
+                    let users = room.presence.users();
+                    self.events.push_back(ClientEvent::Presence {
+                        room: joined.room.clone(),
+                        users,
+                    });
+                }
+                let me = self.user.clone();
+                let typing: Vec<String> = joined
+                    .typing
+                    .into_iter()
+                    .filter(|u| Some(u) != me.as_ref())
+                    .collect();
+                let version = room.typing_in.version();
+                if room
+                    .typing_in
+                    .replace(typing, version, now, self.config.typing.incoming_ttl)
+                {
+                    let users = room.typing_in.users();
+                    self.events.push_back(ClientEvent::Typing {
+                        room: joined.room.clone(),
+                        users,
+                    });
+                }
+                self.events
+                    .push_back(ClientEvent::Joined { room: joined.room });
+            }
+            ServerFrame::Event(event) => self.receive_event(now, event),
+            ServerFrame::Ack(ack) => self.acked(ack),
+            ServerFrame::Nack(nack) => self.nacked(now, nack),
+            ServerFrame::Presence(diff) => {
+                let room_name = diff.room.clone();
+                let Some(room) = self.rooms.get_mut(&room_name) else {
+                    return;
+                };
+                match room.presence.diff(diff) {
+                    DiffOutcome::Applied => {
+                        let users = room.presence.users();
+                        self.events.push_back(ClientEvent::Presence {
+                            room: room_name,
+                            users,
+                        });
+                    }
+                    DiffOutcome::OutOfSync => {
+                        // A change was missed: joining again re-sends the snapshot (no replay).
+                        let meta = room.meta.clone();
+                        self.send_frame(ClientFrame::Join(wire::Join {
+                            room: room_name,
+                            meta,
+                            resume: None,
+                        }));
+                    }
+                    DiffOutcome::Stale => {}
+                }
+            }
+            ServerFrame::Typing(typing) => {
+                if Some(&typing.user) == self.user.as_ref() {
+                    return; // Own typing from another tab.
+                }
+                let Some(room) = self.rooms.get_mut(&typing.room) else {
+                    return;
+                };
+                let changed = if typing.on {
+                    room.typing_in
+                        .on(typing.user, now, self.config.typing.incoming_ttl)
+                } else {
+                    room.typing_in.off(&typing.user)
+                };
+                if changed {
+                    let users = room.typing_in.users();
+                    self.events.push_back(ClientEvent::Typing {
+                        room: typing.room,
+                        users,
+                    });
+                }
+            }
+            ServerFrame::State(state) => {
+                let Some(room) = self.rooms.get_mut(&state.room) else {
+                    return;
+                };
+                if let Some(presence) = state.presence
+                    && room.presence.snapshot(presence)
+                {
+                    let users = room.presence.users();
+                    self.events.push_back(ClientEvent::Presence {
+                        room: state.room.clone(),
+                        users,
+                    });
+                }
+                if let Some(typing) = state.typing {
+                    let me = self.user.clone();
+                    let users: Vec<String> = typing
+                        .users
+                        .into_iter()
+                        .filter(|u| Some(u) != me.as_ref())
+                        .collect();
+                    if room.typing_in.replace(
+                        users,
+                        typing.version,
+                        now,
+                        self.config.typing.incoming_ttl,
+                    ) {
+                        let users = room.typing_in.users();
+                        self.events.push_back(ClientEvent::Typing {
+                            room: state.room,
+                            users,
+                        });
+                    }
+                }
+            }
+            ServerFrame::Reset(reset) => {
+                let Some(room) = self.rooms.get_mut(&reset.room) else {
+                    return;
+                };
+                room.timeline.reset(reset.epoch, reset.head);
+                self.events.push_back(ClientEvent::Reset {
+                    room: reset.room.clone(),
+                    reason: reset.reason,
+                });
+                self.confirm_passed_pending(&reset.room);
+            }
+            ServerFrame::Error(error) => {
+                if error.code == ErrorCode::NotJoined
+                    && let Some(room_name) = &error.room
+                    && let (Some(room), Phase::Polling(_)) =
+                        (self.rooms.get(room_name), &self.phase)
+                {
+                    // The polling session lost its membership (e.g. another node): join again.
+                    let frame = ClientFrame::Join(wire::Join {
+                        room: room_name.clone(),
+                        meta: room.meta.clone(),
+                        resume: None,
+                    });
+                    self.send_frame(frame);
+                    return;
+                }
+                self.events.push_back(ClientEvent::Error {
+                    code: error.code,
+                    message: error.message,
+                    room: error.room,
+                });
+            }
+            ServerFrame::Draining(draining) => {
+                self.retry_hint = Some(Duration::from_millis(draining.retry_after_ms))
+            }
+            ServerFrame::Left(_) | ServerFrame::Pong(_) => {}
+        }
+    }
+
+    fn receive_event(&mut self, now: Instant, event: Event) {
+        let room_name = event.room.clone();
+        let Some(room) = self.rooms.get_mut(&room_name) else {
+            return;
+        };
+        if event.seq.is_none() {
+            self.events
+                .push_back(ClientEvent::Event { event, own: false });
+            return;
+        }
+        let merge = room.timeline.receive(event);
+        let repair = merge
+            .gap
+            .filter(|_| room.repairing.is_none() && matches!(self.phase, Phase::Socket(_)));
+        for event in merge.deliver {
+            let own = self.pending.remove(&event.id).is_some();
+            self.events.push_back(ClientEvent::Event { event, own });
+        }
+        if let Some(cursor) = repair {
+            // Missing events on a socket: fetch them from history (held ones wait meanwhile).
+            let request = self.rng.next_u64();
+            if let Some(room) = self.rooms.get_mut(&room_name) {
+                room.repairing = Some(request);
+            }
+            let call = HttpCall::History {
+                room: room_name,
+                after: cursor.seq,
+            };
+            self.outputs.push_back(Output::Http {
+                request,
+                token: self.token.clone(),
+                call,
+            });
+        }
+        let _ = now;
+    }
+
+    fn history_page(&mut self, now: Instant, request: u64, page: wire::EventsPage) {
+        let Some(room) = self.rooms.get_mut(&page.room) else {
+            return;
+        };
+        if room.repairing != Some(request) {
+            return;
+        }
+        room.repairing = None;
+        if room
+            .timeline
+            .cursor()
+            .is_some_and(|c| c.epoch != page.epoch || page.oldest > c.seq + 1)
+        {
+            room.timeline.reset(page.epoch, page.head);
+            self.events.push_back(ClientEvent::Reset {
+                room: page.room,
+                reason: ResetReason::HistoryTrimmed,
+            });
+            return;
+        }
+        for event in page.events {
+            self.receive_event(now, event);
+        }
+    }
+
+    fn acked(&mut self, ack: wire::Ack) {
+        let Some(seq) = ack.seq else { return }; // Ephemeral.
+        if self.outbox.remove(&ack.id).is_none() {
+            return;
+        }
+        self.events.push_back(ClientEvent::Acked {
+            room: ack.room.clone(),
+            id: ack.id.clone(),
+            seq,
+        });
+        self.outbox_changed();
+        if let Some((_, acked_seq)) = self.pending.get_mut(&ack.id) {
+            *acked_seq = Some(seq);
+        }
+        // If the event itself can no longer arrive (already behind the cursor), confirm it now.
+        self.confirm_passed_pending(&ack.room);
+    }
+
+    /// Confirms acked pending publishes of `room` whose seq the timeline has already passed
+    /// (their echo was skipped by a reset, or arrived before they were pending): each is shown
+    /// as the server's copy, rebuilt from the outbox record and the acked seq.
+    fn confirm_passed_pending(&mut self, room: &RoomName) {
+        let Some(cursor) = self.rooms.get(room).and_then(|r| r.timeline.cursor()) else {
+            return;
+        };
+        let mut passed: Vec<(u64, EventId)> = self
+            .pending
+            .iter()
+            .filter(|(_, (record, seq))| {
+                &record.room == room && seq.is_some_and(|seq| seq <= cursor.seq)
+            })
+            .map(|(id, (_, seq))| (seq.expect("filtered"), id.clone()))
+            .collect();
+        passed.sort();
+        for (seq, id) in passed {
+            let Some((record, _)) = self.pending.remove(&id) else {
+                continue;
+            };
+            let event = Event {
+                room: record.room,
+                seq: Some(seq),
+                id: record.id,
+                from: self.user.clone().unwrap_or_default(),
+                at: record.created_ms,
+                body: record.body,
+            };
+            self.events
+                .push_back(ClientEvent::Event { event, own: true });
+        }
+    }
+
+    fn nacked(&mut self, now: Instant, nack: wire::Nack) {
+        match nack.code {
+            ErrorCode::RateLimited | ErrorCode::StorageUnavailable | ErrorCode::Draining => {
+                // Passing conditions: keep it and send it again shortly.
+                self.outbox.resend(&nack.id);
+                let at = now + self.config.retry_refused_after;
+                self.retry_refused_at = Some(self.retry_refused_at.map_or(at, |t| t.min(at)));
+            }
+            _ => {
+                if self.outbox.remove(&nack.id).is_some() {
+                    self.pending.remove(&nack.id);
+                    self.outbox_changed();
+                    self.events.push_back(ClientEvent::PublishFailed {
+                        room: nack.room,
+                        id: nack.id,
+                        code: nack.code,
+                        message: nack.message,
+                    });
+                }
+            }
+        }
+    }
+
+    // -----------------------------------------------------------------------------------------
+    // Timers and helpers
+    // -----------------------------------------------------------------------------------------
+
+    fn room_timers(&mut self, now: Instant) {
+        let mut typing_off = Vec::new();
+        for (name, room) in &mut self.rooms {
+            if room.typing_in.expire(now) {
+                self.events.push_back(ClientEvent::Typing {
+                    room: name.clone(),
+                    users: room.typing_in.users(),
+                });
+            }
+            if let Some(on) = room.typing_out.timeout(now) {
+                typing_off.push(ClientFrame::Typing(wire::Typing {
+                    room: name.clone(),
+                    on,
+                }));
+            }
+        }
+        for frame in typing_off {
+            self.send_frame(frame);
+        }
+        self.pump_polling(now);
+    }
+
+    fn expire_outbox(&mut self, now: Instant) {
+        let expired = self.outbox.expire(self.unix_ms(now));
+        if expired.is_empty() {
+            return;
+        }
+        for record in expired {
+            self.pending.remove(&record.id);
+            self.events.push_back(ClientEvent::Expired {
+                room: record.room,
+                id: record.id,
+            });
+        }
+        self.outbox_changed();
+    }
+
+    fn outbox_changed(&mut self) {
+        self.outputs.push_back(Output::Save {
+            key: OUTBOX_KEY,
+            value: self.outbox.stored().encode(),
+        });
+        self.events.push_back(ClientEvent::Outbox {
+            pending: self.outbox.len(),
+        });
+    }
+
+    fn unix_ms(&self, now: Instant) -> u64 {
+        let (origin, origin_ms) = self.clock_origin;
+        origin_ms + now.saturating_duration_since(origin).as_millis() as u64
+    }
+
+    fn instant_of(&self, unix_ms: u64) -> Instant {
+        let (origin, origin_ms) = self.clock_origin;
+        origin + Duration::from_millis(unix_ms.saturating_sub(origin_ms))
+    }
+}
+
+/// Percent-encodes a query value (room names may hold `:`, `/`, `@`).
+fn percent_encode(value: &str) -> String {
+    let mut out = String::with_capacity(value.len());
+    for byte in value.bytes() {
+        if byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'_' | b'.' | b'~') {
+            out.push(byte as char);
+        } else {
+            out.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+pub(crate) mod tests;

@@ -1,0 +1,272 @@
+//! The offline outbox: durable publishes waiting for their ack, in order, bounded by count
+//! and bytes, expiring after a time-to-live (reported, never silently dropped), and persisted
+//! (through the client's storage outputs) so a reload or restart loses nothing.
+
+use std::collections::VecDeque;
+
+use crate::wire::{EventId, OutboxRecord, StoredOutbox};
+
+/// Outbox bounds.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct OutboxConfig {
+    /// Most waiting publishes.
+    pub max_items: usize,
+    /// Most bytes of bodies waiting.
+    pub max_bytes: usize,
+    /// A publish not acked within this many milliseconds of being made is given up.
+    pub ttl_ms: u64,
+}
+
+impl Default for OutboxConfig {
+    fn default() -> OutboxConfig {
+        OutboxConfig {
+            max_items: 1000,
+            max_bytes: 1024 * 1024,
+            ttl_ms: 24 * 3600 * 1000,
+        }
+    }
+}
+
+/// Why a publish was not queued.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum OutboxError {
+    /// The outbox holds `max_items` publishes already.
+    #[error("the outbox is full: {items} publishes are waiting (the limit is {limit})")]
+    TooManyItems {
+        /// Waiting publishes.
+        items: usize,
+        /// The limit.
+        limit: usize,
+    },
+    /// Adding this body would exceed `max_bytes`.
+    #[error(
+        "the outbox is full: {bytes} bytes are waiting and this body has {adding} (the limit is {limit})"
+    )]
+    TooManyBytes {
+        /// Bytes waiting.
+        bytes: usize,
+        /// This body's size.
+        adding: usize,
+        /// The limit.
+        limit: usize,
+    },
+}
+
+#[derive(Debug)]
+struct Entry {
+    record: OutboxRecord,
+    /// The link it was last sent on (`None`: not sent on the current link).
+    sent_on: Option<u64>,
+}
+
+/// Waiting publishes, oldest first.
+#[derive(Debug)]
+pub struct Outbox {
+    config: OutboxConfig,
+    entries: VecDeque<Entry>,
+    bytes: usize,
+}
+
+impl Outbox {
+    /// An outbox holding `restored` (from storage), with these bounds.
+    pub fn new(config: OutboxConfig, restored: StoredOutbox) -> Outbox {
+        let mut outbox = Outbox {
+            config,
+            entries: VecDeque::new(),
+            bytes: 0,
+        };
+        for record in restored.entries {
+            outbox.bytes += record.body.len();
+            outbox.entries.push_back(Entry {
+                record,
+                sent_on: None,
+            });
+        }
+        outbox
+    }
+
+    /// Queues a publish.
+    pub fn push(&mut self, record: OutboxRecord) -> Result<(), OutboxError> {
+        if self.entries.len() >= self.config.max_items {
+            return Err(OutboxError::TooManyItems {
+                items: self.entries.len(),
+                limit: self.config.max_items,
+            });
+        }
+        let adding = record.body.len();
+        if self.bytes + adding > self.config.max_bytes {
+            return Err(OutboxError::TooManyBytes {
+                bytes: self.bytes,
+                adding,
+                limit: self.config.max_bytes,
+            });
+        }
+        self.bytes += adding;
+        self.entries.push_back(Entry {
+            record,
+            sent_on: None,
+        });
+        Ok(())
+    }
+
+    /// Removes an answered publish; `None` if it was not waiting.
+    pub fn remove(&mut self, id: &EventId) -> Option<OutboxRecord> {
+        let index = self.entries.iter().position(|e| &e.record.id == id)?;
+        let entry = self.entries.remove(index)?;
+        self.bytes -= entry.record.body.len();
+        Some(entry.record)
+    }
+
+    /// Publishes not yet sent on `link`, oldest first; marks them sent on it.
+    pub fn unsent(&mut self, link: u64) -> Vec<OutboxRecord> {
+        self.entries
+            .iter_mut()
+            .filter(|e| e.sent_on != Some(link))
+            .map(|e| {
+                e.sent_on = Some(link);
+                e.record.clone()
+            })
+            .collect()
+    }
+
+    /// Marks a publish to be sent again (after a transient refusal).
+    pub fn resend(&mut self, id: &EventId) {
+        if let Some(entry) = self.entries.iter_mut().find(|e| &e.record.id == id) {
+            entry.sent_on = None;
+        }
+    }
+
+    /// Removes and returns publishes older than the time-to-live.
+    pub fn expire(&mut self, now_ms: u64) -> Vec<OutboxRecord> {
+        let ttl = self.config.ttl_ms;
+        let (expired, kept): (Vec<Entry>, Vec<Entry>) = self
+            .entries
+            .drain(..)
+            .partition(|e| now_ms.saturating_sub(e.record.created_ms) >= ttl);
+        self.entries = kept.into();
+        self.bytes = self.entries.iter().map(|e| e.record.body.len()).sum();
+        expired.into_iter().map(|e| e.record).collect()
+    }
+
+    /// When the oldest publish expires, in Unix milliseconds.
+    pub fn next_expiry_ms(&self) -> Option<u64> {
+        self.entries
+            .iter()
+            .map(|e| e.record.created_ms + self.config.ttl_ms)
+            .min()
+    }
+
+    /// Number of waiting publishes.
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// Whether nothing is waiting.
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// The storage value for the current contents.
+    pub fn stored(&self) -> StoredOutbox {
+        StoredOutbox {
+            entries: self.entries.iter().map(|e| e.record.clone()).collect(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::wire::{Json, RoomName};
+
+    fn record(id: &str, body: &str, created_ms: u64) -> OutboxRecord {
+        OutboxRecord {
+            room: RoomName::parse("r").unwrap(),
+            id: EventId::parse(id).unwrap(),
+            body: Json::from_text(body).unwrap(),
+            if_seq: None,
+            created_ms,
+        }
+    }
+
+    #[test]
+    fn bounded_by_count_and_bytes_with_clear_errors() {
+        let mut outbox = Outbox::new(
+            OutboxConfig {
+                max_items: 2,
+                max_bytes: 10,
+                ttl_ms: 1000,
+            },
+            StoredOutbox::default(),
+        );
+        outbox.push(record("a", "\"1234\"", 0)).unwrap();
+        assert!(matches!(
+            outbox.push(record("b", "\"123456\"", 0)),
+            Err(OutboxError::TooManyBytes {
+                bytes: 6,
+                adding: 8,
+                limit: 10
+            })
+        ));
+        outbox.push(record("b", "1", 0)).unwrap();
+        let err = outbox.push(record("c", "1", 0)).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "the outbox is full: 2 publishes are waiting (the limit is 2)"
+        );
+        outbox.remove(&EventId::parse("a").unwrap()).unwrap();
+        outbox.push(record("c", "\"1234567\"", 0)).unwrap(); // 1 + 9 bytes: exactly the limit
+    }
+
+    #[test]
+    fn sends_each_publish_once_per_link_in_order_and_again_on_a_new_link() {
+        let mut outbox = Outbox::new(OutboxConfig::default(), StoredOutbox::default());
+        for id in ["a", "b"] {
+            outbox.push(record(id, "1", 0)).unwrap();
+        }
+        let ids = |records: Vec<OutboxRecord>| {
+            records
+                .into_iter()
+                .map(|r| r.id.to_string())
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(ids(outbox.unsent(1)), ["a", "b"]);
+        outbox.push(record("c", "1", 0)).unwrap();
+        assert_eq!(ids(outbox.unsent(1)), ["c"]);
+        outbox.remove(&EventId::parse("b").unwrap());
+        assert_eq!(
+            ids(outbox.unsent(2)),
+            ["a", "c"],
+            "a reconnect sends everything unacked again"
+        );
+        outbox.resend(&EventId::parse("c").unwrap());
+        assert_eq!(ids(outbox.unsent(2)), ["c"]);
+    }
+
+    #[test]
+    fn expired_publishes_are_reported_and_the_rest_survive_a_reload() {
+        let mut outbox = Outbox::new(
+            OutboxConfig {
+                ttl_ms: 100,
+                ..OutboxConfig::default()
+            },
+            StoredOutbox::default(),
+        );
+        outbox.push(record("old", "1", 0)).unwrap();
+        outbox.push(record("new", "2", 60)).unwrap();
+        assert_eq!(outbox.next_expiry_ms(), Some(100));
+        let expired = outbox.expire(120);
+        assert_eq!(
+            expired.iter().map(|r| r.id.as_str()).collect::<Vec<_>>(),
+            ["old"]
+        );
+        let stored = StoredOutbox::decode(&outbox.stored().encode());
+        let reloaded = Outbox::new(OutboxConfig::default(), stored);
+        assert_eq!(reloaded.len(), 1);
+        assert_eq!(
+            StoredOutbox::decode("garbage"),
+            StoredOutbox::default(),
+            "damage reads as empty"
+        );
+    }
+}

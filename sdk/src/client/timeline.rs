@@ -1,0 +1,174 @@
+//! One room's history position and the idempotent merge of incoming events.
+//!
+//! The timeline delivers each durable event exactly once and in seq order: anything at or below
+//! the cursor (or with an id already delivered) is dropped; events beyond the next seq are held
+//! until the gap is filled, and the gap is reported so the client can resume to repair it.
+
+use std::collections::{BTreeMap, HashSet, VecDeque};
+
+use crate::wire::{Cursor, Event, EventId};
+
+/// Most out-of-order events held while waiting for a gap to fill.
+const MAX_HELD: usize = 1024;
+/// How many delivered ids are remembered for dedupe by id.
+const RECENT_IDS: usize = 1024;
+
+/// What receiving an event led to.
+#[derive(Debug, Default, PartialEq)]
+pub struct Merge {
+    /// Events to hand to the app, in order.
+    pub deliver: Vec<Event>,
+    /// Events are missing after this cursor: resume from it.
+    pub gap: Option<Cursor>,
+}
+
+/// A room's position in its history.
+#[derive(Debug, Default)]
+pub struct Timeline {
+    cursor: Option<Cursor>,
+    held: BTreeMap<u64, Event>,
+    recent: VecDeque<EventId>,
+    recent_set: HashSet<EventId>,
+}
+
+impl Timeline {
+    /// A timeline resuming from `cursor` (restored from storage or another transport).
+    pub fn at(cursor: Option<Cursor>) -> Timeline {
+        Timeline {
+            cursor,
+            ..Timeline::default()
+        }
+    }
+
+    /// The last delivered event's position, if any.
+    pub fn cursor(&self) -> Option<Cursor> {
+        self.cursor
+    }
+
+    /// The server said where the room stands on join. A timeline without a cursor starts at the
+    /// head (history before joining is the app's to fetch); one with a cursor keeps it (the
+    /// server replays from it, or sends `reset`).
+    pub fn joined(&mut self, epoch: u64, head: u64) {
+        if self.cursor.is_none() {
+            self.cursor = Some(Cursor { epoch, seq: head });
+        }
+    }
+
+    /// The history can not be resumed: continue from the head, forgetting held events.
+    pub fn reset(&mut self, epoch: u64, head: u64) {
+        self.cursor = Some(Cursor { epoch, seq: head });
+        self.held.clear();
+    }
+
+    /// Merges one event (durable: it has a seq).
+    pub fn receive(&mut self, event: Event) -> Merge {
+        let mut merge = Merge::default();
+        let (Some(cursor), Some(seq)) = (self.cursor, event.seq) else {
+            return merge; // Not positioned yet, or ephemeral: the caller handles those.
+        };
+        if seq <= cursor.seq || self.recent_set.contains(&event.id) {
+            return merge; // Already delivered.
+        }
+        if seq > cursor.seq + 1 {
+            if self.held.len() < MAX_HELD {
+                self.held.insert(seq, event);
+            }
+            merge.gap = Some(cursor);
+            return merge;
+        }
+        self.deliver(event, &mut merge);
+        while let Some(next) = self.held.remove(&(self.cursor.expect("set").seq + 1)) {
+            self.deliver(next, &mut merge);
+        }
+        // Held events at or below the cursor are stale now.
+        let seq = self.cursor.expect("set").seq;
+        self.held.retain(|&held, _| held > seq);
+        if !self.held.is_empty() {
+            merge.gap = self.cursor;
+        }
+        merge
+    }
+
+    fn deliver(&mut self, event: Event, merge: &mut Merge) {
+        let cursor = self.cursor.as_mut().expect("positioned");
+        cursor.seq = event.seq.expect("durable");
+        if self.recent.len() == RECENT_IDS
+            && let Some(old) = self.recent.pop_front()
+        {
+            self.recent_set.remove(&old);
+        }
+        self.recent.push_back(event.id.clone());
+        self.recent_set.insert(event.id.clone());
+        merge.deliver.push(event);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::wire::{Json, RoomName};
+
+    fn event(seq: u64, id: &str) -> Event {
+        Event {
+            room: RoomName::parse("r").unwrap(),
+            seq: Some(seq),
+            id: EventId::parse(id).unwrap(),
+            from: "a".into(),
+            at: 0,
+            body: Json::null(),
+        }
+    }
+
+    /// Feeds `(seq, id)` events in order; returns delivered seqs and the last gap report.
+    fn check(start: Option<u64>, input: &[(u64, &str)], delivered: &[u64], gap: Option<u64>) {
+        let mut timeline = Timeline::at(start.map(|seq| Cursor { epoch: 1, seq }));
+        let mut got = Vec::new();
+        let mut last_gap = None;
+        for &(seq, id) in input {
+            let merge = timeline.receive(event(seq, id));
+            got.extend(merge.deliver.iter().map(|e| e.seq.unwrap()));
+            last_gap = merge.gap.map(|c| c.seq);
+        }
+        assert_eq!(got, delivered, "for {input:?}");
+        assert_eq!(last_gap, gap, "gap for {input:?}");
+    }
+
+    #[test]
+    fn merge_table() {
+        check(Some(0), &[(1, "a"), (2, "b"), (3, "c")], &[1, 2, 3], None);
+        check(
+            Some(0),
+            &[(1, "a"), (1, "a"), (2, "b"), (1, "a")],
+            &[1, 2],
+            None,
+        ); // duplicates by seq
+        check(Some(5), &[(3, "x"), (5, "y"), (6, "z")], &[6], None); // replayed history below the cursor
+        check(Some(0), &[(2, "b"), (3, "c")], &[], Some(0)); // a gap: held, reported
+        check(Some(0), &[(2, "b"), (3, "c"), (1, "a")], &[1, 2, 3], None); // gap filled: all in order
+        check(Some(0), &[(3, "c"), (1, "a")], &[1], Some(1)); // partly filled: still a gap after 1
+        check(Some(0), &[(1, "a"), (2, "a")], &[1], None); // the same id under another seq is dropped
+        check(None, &[(1, "a")], &[], None); // not positioned yet: nothing delivered
+    }
+
+    #[test]
+    fn joined_positions_only_a_fresh_timeline_and_reset_repositions() {
+        let mut fresh = Timeline::default();
+        fresh.joined(7, 40);
+        assert_eq!(fresh.cursor(), Some(Cursor { epoch: 7, seq: 40 }));
+        let mut resumed = Timeline::at(Some(Cursor { epoch: 7, seq: 12 }));
+        resumed.joined(7, 40);
+        assert_eq!(
+            resumed.cursor(),
+            Some(Cursor { epoch: 7, seq: 12 }),
+            "the server replays from 12"
+        );
+        assert!(resumed.receive(event(14, "x")).gap.is_some());
+        resumed.reset(8, 3);
+        assert_eq!(resumed.cursor(), Some(Cursor { epoch: 8, seq: 3 }));
+        assert_eq!(
+            resumed.receive(event(4, "y")).deliver.len(),
+            1,
+            "held events were dropped by the reset"
+        );
+    }
+}
