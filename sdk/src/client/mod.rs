@@ -841,6 +841,8 @@ impl Client {
             return;
         }
         let welcomed = socket.welcomed;
+        // The driver closed it already: forget it without asking for another close.
+        self.phase = Phase::Offline;
         if code == Some(close_code::UNAUTHENTICATED) {
             return self.auth_refused(now, "the server refused the token".into());
         }
