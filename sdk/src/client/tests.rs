@@ -17,7 +17,6 @@ const START_MS: u64 = 1_700_000_000_000;
 
 struct Harness {
     client: Client,
-    start: Instant,
     now: Instant,
     outputs: Vec<Output>,
     events: Vec<ClientEvent>,
@@ -126,10 +125,6 @@ impl Harness {
                 _ => None,
             })
             .collect()
-    }
-
-    fn at(&self, ms: u64) -> Instant {
-        self.start + Duration::from_millis(ms)
     }
 }
 
