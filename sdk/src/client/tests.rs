@@ -36,7 +36,6 @@ impl Harness {
         let client = Client::new(config, "tok".into(), start, START_MS, 42, restored);
         let mut h = Harness {
             client,
-            start,
             now: start,
             outputs: Vec::new(),
             events: Vec::new(),
