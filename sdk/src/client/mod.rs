@@ -284,6 +284,9 @@ pub enum ClientEvent {
     Joined {
         /// The room.
         room: RoomName,
+        /// Live events follow after this position (a fresh join: the room's head, so fetch
+        /// older history up to it if needed; a resume: the client's own cursor).
+        cursor: Cursor,
     },
     /// An own publish, shown at once, before the server has it.
     Pending {
@@ -520,6 +523,14 @@ impl Client {
             state: ConnectionState::Connecting { transport },
         };
         if !client.outbox.is_empty() {
+            // After a reload, what still waits is shown again as pending.
+            for record in client.outbox.stored().entries {
+                client.events.push_back(ClientEvent::Pending {
+                    room: record.room,
+                    id: record.id,
+                    body: record.body,
+                });
+            }
             client.events.push_back(ClientEvent::Outbox {
                 pending: client.outbox.len(),
             });
@@ -1282,8 +1293,11 @@ impl Client {
                         users,
                     });
                 }
-                self.events
-                    .push_back(ClientEvent::Joined { room: joined.room });
+                let cursor = room.timeline.cursor().expect("positioned by joined");
+                self.events.push_back(ClientEvent::Joined {
+                    room: joined.room,
+                    cursor,
+                });
             }
             ServerFrame::Event(event) => self.receive_event(now, event),
             ServerFrame::Ack(ack) => self.acked(ack),
