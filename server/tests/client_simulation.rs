@@ -349,7 +349,7 @@ impl Sim {
             while let Some(transmit) = self.hub.poll_transmit() {
                 idle = false;
                 let frame = ServerFrame::decode(&transmit.payload).unwrap();
-                self.to_client(transmit.conn, frame);
+                self.send_to_client(transmit.conn, frame);
             }
             while let Some(action) = self.hub.poll_action() {
                 idle = false;
@@ -379,7 +379,7 @@ impl Sim {
                     } => {
                         let page = self.log.read(&room, after, usize::MAX, now.unix_ms);
                         for stored in page.events.into_iter().filter(|e| e.seq() <= until) {
-                            self.to_client(conn, ServerFrame::Event(stored.event));
+                            self.send_to_client(conn, ServerFrame::Event(stored.event));
                         }
                         self.hub
                             .handle_replay_done(now, conn, room, ReplayOutcome::Done);
@@ -399,7 +399,7 @@ impl Sim {
         }
     }
 
-    fn to_client(&mut self, conn: ConnId, frame: ServerFrame) {
+    fn send_to_client(&mut self, conn: ConnId, frame: ServerFrame) {
         let latency = self.latency();
         let Some(&link) = self.conn_links.get(&conn) else {
             return;
@@ -656,7 +656,7 @@ fn clients_and_hub_lose_nothing_double_nothing_and_converge_under_trouble() {
     let seeds: u64 = std::env::var("CHORUS_CLIENT_SIM_SEEDS")
         .ok()
         .and_then(|s| s.parse().ok())
-        .unwrap_or(20);
+        .unwrap_or(50);
     let first: u64 = std::env::var("CHORUS_CLIENT_SIM_SEED")
         .ok()
         .and_then(|s| s.parse().ok())
