@@ -3,9 +3,12 @@
 //! - [`wire`]: the protocol's one and only definition of every frame and HTTP body.
 //! - [`client`]: the sans-IO client core (connection, transports, outbox, merge, presence,
 //!   typing) that every driver runs.
+//! - `native` (feature `native`): the tokio driver and [`NativeClient`](native::NativeClient).
 //!
 //! Everything outside the driver modules is free of I/O and runtimes, because the same code is
 //! compiled to WebAssembly.
 
 pub mod client;
+#[cfg(feature = "native")]
+pub mod native;
 pub mod wire;

@@ -119,12 +119,13 @@ fn test() -> Result<()> {
             "clippy",
             "--workspace",
             "--all-targets",
+            "--all-features",
             "--",
             "-D",
             "warnings",
         ],
     )?;
-    run("cargo", &["test", "--workspace"])?;
+    run("cargo", &["test", "--workspace", "--all-features"])?;
     say("all checks and tests passed");
     Ok(())
 }

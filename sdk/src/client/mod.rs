@@ -410,6 +410,8 @@ struct SocketLink {
 
 #[derive(Debug)]
 struct PollLink {
+    /// Identifies this polling attempt (the outbox resends everything on a new one).
+    link: u64,
     connected: bool,
     send_in_flight: Option<(u64, Instant)>,
     poll_in_flight: Option<(u64, Instant)>,
@@ -1008,7 +1010,9 @@ impl Client {
     }
 
     fn start_polling(&mut self, now: Instant) {
+        let link = self.rng.next_u64();
         self.phase = Phase::Polling(PollLink {
+            link,
             connected: false,
             send_in_flight: None,
             poll_in_flight: None,
@@ -1191,7 +1195,7 @@ impl Client {
     fn flush_outbox(&mut self) {
         let link = match &self.phase {
             Phase::Socket(socket) if socket.welcomed => socket.link,
-            Phase::Polling(_) => u64::MAX, // One "link" for the whole polling session.
+            Phase::Polling(poll) => poll.link,
             _ => return,
         };
         for record in self.outbox.unsent(link) {
@@ -1620,7 +1624,7 @@ impl Client {
 }
 
 /// Percent-encodes a query value (room names may hold `:`, `/`, `@`).
-fn percent_encode(value: &str) -> String {
+pub(crate) fn percent_encode(value: &str) -> String {
     let mut out = String::with_capacity(value.len());
     for byte in value.bytes() {
         if byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'_' | b'.' | b'~') {

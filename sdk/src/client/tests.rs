@@ -719,3 +719,43 @@ fn typing_of_others_is_shown_and_expires_and_own_typing_is_filtered() {
         "expired locally: {events:?}"
     );
 }
+
+#[test]
+fn a_failed_polling_attempt_resends_the_outbox_on_the_next_one() {
+    let mut h = Harness::new(ClientConfig {
+        transport: TransportMode::Polling,
+        ..ClientConfig::default()
+    });
+    let now = h.now;
+    h.client.join(now, room("r"), Json::null());
+    h.client
+        .publish(now, room("r"), Json::from_text("1").unwrap())
+        .unwrap();
+    h.advance(Duration::ZERO);
+    let first = h.take_outputs().into_iter().find_map(|o| match o {
+        Output::Http {
+            request,
+            call: HttpCall::PollSend(body),
+            ..
+        } => Some((request, body)),
+        _ => None,
+    });
+    let (request, body) = first.expect("a POST");
+    assert_eq!(kinds(&body.frames), ["join r", "publish 1"]);
+    h.client
+        .handle_http_response(h.now, request, HttpResult::Failed);
+    h.drain();
+    h.advance(Duration::from_secs(1));
+    let again = h.take_outputs().into_iter().find_map(|o| match o {
+        Output::Http {
+            call: HttpCall::PollSend(body),
+            ..
+        } => Some(body),
+        _ => None,
+    });
+    assert_eq!(
+        kinds(&again.expect("a new POST").frames),
+        ["join r", "publish 1"],
+        "the unacked publish goes again"
+    );
+}

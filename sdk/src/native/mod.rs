@@ -1,0 +1,383 @@
+//! The tokio driver (feature `native`): runs the [`Client`] core with real sockets, HTTP and
+//! timers, so Rust programs, load generators and tests use the same logic as the browser.
+//!
+//! [`NativeClient`] is the ergonomic handle; one background task owns the core and does all
+//! I/O for it. It must stay thin: every decision is the core's.
+//!
+//! Plain `ws://` and `http://` only for now (TLS is for a later change).
+
+mod storage;
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use http_body_util::{BodyExt, Full};
+use hyper_util::client::legacy::Client as HttpClient;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+use tokio::sync::{mpsc, oneshot};
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::http::HeaderValue;
+
+pub use storage::{FileStorage, MemoryStorage, Storage};
+
+use crate::client::{
+    Client, ClientConfig, ClientEvent, HttpCall, HttpResult, OUTBOX_KEY, Output, PublishError,
+    Restored, TRANSPORT_KEY, percent_encode,
+};
+use crate::wire::{self, ClientFrame, ErrorCode, EventId, Json, RoomName, ServerFrame};
+
+/// What the app asks of the driver task.
+#[derive(Debug)]
+enum Command {
+    Join(RoomName, Json),
+    Leave(RoomName),
+    Publish(
+        RoomName,
+        Json,
+        oneshot::Sender<Result<EventId, PublishError>>,
+    ),
+    Typing(RoomName, bool),
+    Presence(RoomName, Json),
+    Online(bool),
+    Token(String),
+    Close,
+}
+
+/// What socket and HTTP tasks report back.
+#[derive(Debug)]
+enum Report {
+    SocketOpen(u64),
+    SocketFrame(u64, ServerFrame),
+    SocketClosed(u64, Option<u16>),
+    Http(u64, HttpResult),
+}
+
+/// A Chorus client for Rust programs: a cheap, cloneable handle to a background task that
+/// runs the core. Its events come through the [`Events`] returned with it.
+#[derive(Clone, Debug)]
+pub struct NativeClient {
+    commands: mpsc::UnboundedSender<Command>,
+}
+
+/// The events of one [`NativeClient`], in order.
+#[derive(Debug)]
+pub struct Events {
+    events: mpsc::UnboundedReceiver<ClientEvent>,
+}
+
+impl Events {
+    /// The next event; `None` once the client task has stopped.
+    pub async fn next(&mut self) -> Option<ClientEvent> {
+        self.events.recv().await
+    }
+}
+
+impl NativeClient {
+    /// Starts a client for the server at `base_url` (`http://host:port`), with this token,
+    /// settings and storage (its outbox and transport memory are restored from it).
+    pub fn start(
+        base_url: &str,
+        token: String,
+        config: ClientConfig,
+        storage: Box<dyn Storage>,
+    ) -> (NativeClient, Events) {
+        let (commands, command_rx) = mpsc::unbounded_channel();
+        let (event_tx, events) = mpsc::unbounded_channel();
+        let restored = Restored {
+            outbox: storage.load(OUTBOX_KEY),
+            transport: storage.load(TRANSPORT_KEY),
+        };
+        let seed = entropy();
+        let (now, unix_ms) = clock();
+        let core = Client::new(config, token, now, unix_ms, seed, restored);
+        let (report_tx, report_rx) = mpsc::unbounded_channel();
+        let driver = Driver {
+            core,
+            base: base_url.trim_end_matches('/').to_owned(),
+            storage,
+            sockets: HashMap::new(),
+            http: HttpClient::builder(TokioExecutor::new()).build_http(),
+            reports: report_tx,
+            events: event_tx,
+        };
+        tokio::spawn(driver.run(command_rx, report_rx));
+        (NativeClient { commands }, Events { events })
+    }
+
+    /// Joins a room with a presence meta.
+    pub fn join(&self, room: RoomName, meta: Json) {
+        let _ = self.commands.send(Command::Join(room, meta));
+    }
+
+    /// Leaves a room.
+    pub fn leave(&self, room: RoomName) {
+        let _ = self.commands.send(Command::Leave(room));
+    }
+
+    /// Publishes a durable event; returns its id at once (the ack comes as [`ClientEvent::Acked`]).
+    pub async fn publish(&self, room: RoomName, body: Json) -> Result<EventId, PublishError> {
+        let (reply, answer) = oneshot::channel();
+        self.commands
+            .send(Command::Publish(room, body, reply))
+            .map_err(|_| PublishError::Closed)?;
+        answer.await.map_err(|_| PublishError::Closed)?
+    }
+
+    /// Says whether the user is typing.
+    pub fn typing(&self, room: RoomName, on: bool) {
+        let _ = self.commands.send(Command::Typing(room, on));
+    }
+
+    /// Replaces this client's presence meta in a room.
+    pub fn set_presence(&self, room: RoomName, meta: Json) {
+        let _ = self.commands.send(Command::Presence(room, meta));
+    }
+
+    /// Tells the client whether the network is there (as a browser's online/offline events do).
+    pub fn set_online(&self, online: bool) {
+        let _ = self.commands.send(Command::Online(online));
+    }
+
+    /// Hands over a fresh token (after [`ClientEvent::TokenNeeded`]).
+    pub fn set_token(&self, token: String) {
+        let _ = self.commands.send(Command::Token(token));
+    }
+
+    /// Closes the client.
+    pub fn close(&self) {
+        let _ = self.commands.send(Command::Close);
+    }
+}
+
+#[allow(clippy::disallowed_methods)] // The driver is where the core's clock lives.
+fn clock() -> (web_time::Instant, u64) {
+    let unix_ms = web_time::SystemTime::now()
+        .duration_since(web_time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64);
+    (web_time::Instant::now(), unix_ms)
+}
+
+#[allow(clippy::disallowed_methods)] // Seeding from the clock and the address space is enough for jitter and ids.
+fn entropy() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+    hasher.write_u128(
+        web_time::SystemTime::now()
+            .duration_since(web_time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos()),
+    );
+    hasher.finish()
+}
+
+struct Driver {
+    core: Client,
+    base: String,
+    storage: Box<dyn Storage>,
+    /// Frames to write, per open socket.
+    sockets: HashMap<u64, mpsc::UnboundedSender<ClientFrame>>,
+    http: HttpClient<HttpConnector, Full<bytes::Bytes>>,
+    reports: mpsc::UnboundedSender<Report>,
+    events: mpsc::UnboundedSender<ClientEvent>,
+}
+
+impl Driver {
+    async fn run(
+        mut self,
+        mut commands: mpsc::UnboundedReceiver<Command>,
+        mut reports: mpsc::UnboundedReceiver<Report>,
+    ) {
+        loop {
+            self.flush();
+            let deadline = self.core.poll_timeout().map(tokio::time::Instant::from_std);
+            tokio::select! {
+                command = commands.recv() => match command {
+                    Some(Command::Close) | None => {
+                        self.core.close(clock().0);
+                        self.flush();
+                        return;
+                    }
+                    Some(command) => self.command(command),
+                },
+                Some(report) = reports.recv() => self.report(report),
+                () = sleep_until(deadline) => self.core.handle_timeout(clock().0),
+            }
+        }
+    }
+
+    fn command(&mut self, command: Command) {
+        let now = clock().0;
+        match command {
+            Command::Join(room, meta) => self.core.join(now, room, meta),
+            Command::Leave(room) => self.core.leave(now, room),
+            Command::Publish(room, body, reply) => {
+                let _ = reply.send(self.core.publish(now, room, body));
+            }
+            Command::Typing(room, on) => self.core.set_typing(now, room, on),
+            Command::Presence(room, meta) => self.core.set_presence(now, room, meta),
+            Command::Online(online) => self.core.handle_online(now, online),
+            Command::Token(token) => self.core.handle_token(now, token),
+            Command::Close => {}
+        }
+    }
+
+    fn report(&mut self, report: Report) {
+        let now = clock().0;
+        match report {
+            Report::SocketOpen(link) => self.core.handle_socket_open(now, link),
+            Report::SocketFrame(link, frame) => self.core.handle_socket_frame(now, link, frame),
+            Report::SocketClosed(link, code) => {
+                self.sockets.remove(&link);
+                self.core.handle_socket_closed(now, link, code);
+            }
+            Report::Http(request, result) => self.core.handle_http_response(now, request, result),
+        }
+    }
+
+    /// Carries out everything the core asked for and passes its events on.
+    fn flush(&mut self) {
+        while let Some(output) = self.core.poll_output() {
+            match output {
+                Output::OpenSocket { link, token } => self.open_socket(link, token),
+                Output::Send { link, frame } => {
+                    if let Some(socket) = self.sockets.get(&link) {
+                        let _ = socket.send(frame);
+                    }
+                }
+                Output::CloseSocket { link } => {
+                    self.sockets.remove(&link); // The writer ends, which closes the socket.
+                }
+                Output::Http {
+                    request,
+                    token,
+                    call,
+                } => self.http_call(request, token, call),
+                Output::Save { key, value } => self.storage.save(key, &value),
+            }
+        }
+        while let Some(event) = self.core.poll_event() {
+            let _ = self.events.send(event);
+        }
+    }
+
+    fn open_socket(&mut self, link: u64, token: String) {
+        let (frames, mut outgoing) = mpsc::unbounded_channel::<ClientFrame>();
+        self.sockets.insert(link, frames);
+        let reports = self.reports.clone();
+        let url = format!("{}/v1/ws", self.base.replacen("http", "ws", 1));
+        tokio::spawn(async move {
+            let request = url.into_client_request().map(|mut request| {
+                let protocols =
+                    format!("{}, {}{token}", wire::WS_SUBPROTOCOL, wire::WS_TOKEN_PREFIX);
+                if let Ok(value) = HeaderValue::from_str(&protocols) {
+                    request
+                        .headers_mut()
+                        .insert("Sec-WebSocket-Protocol", value);
+                }
+                request
+            });
+            let Ok(request) = request else {
+                let _ = reports.send(Report::SocketClosed(link, None));
+                return;
+            };
+            let socket = match tokio_tungstenite::connect_async(request).await {
+                Ok((socket, _)) => socket,
+                Err(_) => {
+                    let _ = reports.send(Report::SocketClosed(link, None));
+                    return;
+                }
+            };
+            let _ = reports.send(Report::SocketOpen(link));
+            let (mut sink, mut stream) = socket.split();
+            let code = loop {
+                tokio::select! {
+                    frame = outgoing.recv() => match frame {
+                        Some(frame) => {
+                            if sink.send(Message::text(frame.encode())).await.is_err() {
+                                break None;
+                            }
+                        }
+                        None => {
+                            let _ = sink.close().await;
+                            break None;
+                        }
+                    },
+                    message = stream.next() => match message {
+                        Some(Ok(Message::Text(text))) => {
+                            if let Ok(frame) = ServerFrame::decode(&text) {
+                                let _ = reports.send(Report::SocketFrame(link, frame));
+                            }
+                        }
+                        Some(Ok(Message::Close(frame))) => break frame.map(|f| u16::from(f.code)),
+                        Some(Ok(_)) => {}
+                        Some(Err(_)) | None => break None,
+                    },
+                }
+            };
+            let _ = reports.send(Report::SocketClosed(link, code));
+        });
+    }
+
+    fn http_call(&mut self, request: u64, token: String, call: HttpCall) {
+        let (method, path, body) = match &call {
+            HttpCall::PollSend(send) => (
+                "POST",
+                "/v1/poll".to_owned(),
+                serde_json::to_vec(send).unwrap_or_default(),
+            ),
+            HttpCall::Poll { query } => ("GET", format!("/v1/poll?{query}"), Vec::new()),
+            HttpCall::History { room, after } => (
+                "GET",
+                format!(
+                    "/v1/rooms/{}/events?after={after}&limit=1000",
+                    percent_encode(room.as_str())
+                ),
+                Vec::new(),
+            ),
+        };
+        let history = matches!(call, HttpCall::History { .. });
+        let url = format!("{}{path}", self.base);
+        let client = self.http.clone();
+        let reports = self.reports.clone();
+        tokio::spawn(async move {
+            let result = async {
+                let request = hyper::Request::builder()
+                    .method(method)
+                    .uri(url)
+                    .header("authorization", format!("Bearer {token}"))
+                    .header("content-type", "application/json")
+                    .body(Full::new(bytes::Bytes::from(body)))
+                    .ok()?;
+                let response =
+                    tokio::time::timeout(Duration::from_secs(60), client.request(request))
+                        .await
+                        .ok()?
+                        .ok()?;
+                let status = response.status().as_u16();
+                let bytes = response.into_body().collect().await.ok()?.to_bytes();
+                let text = std::str::from_utf8(&bytes).ok()?;
+                Some(if !(200..300).contains(&status) {
+                    let code = serde_json::from_str::<wire::ErrorBody>(text)
+                        .map_or(ErrorCode::Internal, |b| b.code);
+                    HttpResult::Refused { status, code }
+                } else if history {
+                    HttpResult::Page(serde_json::from_str(text).ok()?)
+                } else {
+                    HttpResult::Frames(serde_json::from_str::<wire::PollFrames>(text).ok()?.frames)
+                })
+            }
+            .await
+            .unwrap_or(HttpResult::Failed);
+            let _ = reports.send(Report::Http(request, result));
+        });
+    }
+}
+
+async fn sleep_until(deadline: Option<tokio::time::Instant>) {
+    match deadline {
+        Some(deadline) => tokio::time::sleep_until(deadline).await,
+        None => std::future::pending().await,
+    }
+}

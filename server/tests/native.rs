@@ -1,0 +1,120 @@
+//! The native SDK driver against the real server, one transport mode at a time.
+
+mod support;
+
+use std::time::Duration;
+
+use chorus_sdk::client::{
+    Badge, ClientConfig, ClientEvent, ConnectionState, Transport, TransportMode,
+};
+use chorus_sdk::native::{Events, MemoryStorage, NativeClient};
+use chorus_sdk::wire::{Json, RoomName};
+
+async fn wait_for(
+    events: &mut Events,
+    what: &str,
+    mut done: impl FnMut(&ClientEvent) -> bool,
+) -> Vec<ClientEvent> {
+    let mut seen = Vec::new();
+    loop {
+        let event = tokio::time::timeout(Duration::from_secs(10), events.next())
+            .await
+            .unwrap_or_else(|_| panic!("no {what} within 10 s; saw {seen:#?}"))
+            .expect("client running");
+        let stop = done(&event);
+        seen.push(event);
+        if stop {
+            return seen;
+        }
+    }
+}
+
+async fn round_trip(mode: TransportMode, expected: Transport) {
+    let server = support::start(&support::config()).await;
+    let base = format!("http://{}", server.local_addr());
+    let config = ClientConfig {
+        transport: mode,
+        ..ClientConfig::default()
+    };
+    let (ana, mut ana_events) = NativeClient::start(
+        &base,
+        support::token("ana"),
+        config.clone(),
+        Box::new(MemoryStorage::default()),
+    );
+    let (ben, mut ben_events) = NativeClient::start(
+        &base,
+        support::token("ben"),
+        config,
+        Box::new(MemoryStorage::default()),
+    );
+    let room = RoomName::parse("r").unwrap();
+    ana.join(room.clone(), Json::null());
+    ben.join(room.clone(), Json::null());
+    wait_for(&mut ana_events, "connected", |e| matches!(e, ClientEvent::State(ConnectionState::Connected { transport }) if *transport == expected)).await;
+    wait_for(&mut ana_events, "joined", |e| {
+        matches!(e, ClientEvent::Joined { .. })
+    })
+    .await;
+    wait_for(&mut ben_events, "joined", |e| {
+        matches!(e, ClientEvent::Joined { .. })
+    })
+    .await;
+    let mut ids = Vec::new();
+    for n in 0..5 {
+        ids.push(
+            ana.publish(room.clone(), Json::from_text(n.to_string()).unwrap())
+                .await
+                .unwrap(),
+        );
+    }
+    let last = ids.last().unwrap().clone();
+    wait_for(
+        &mut ana_events,
+        "the last ack",
+        |e| matches!(e, ClientEvent::Acked { id, .. } if *id == last),
+    )
+    .await;
+    let seen = wait_for(
+        &mut ben_events,
+        "five events",
+        |e| matches!(e, ClientEvent::Event { event, .. } if event.seq == Some(5)),
+    )
+    .await;
+    let seqs: Vec<u64> = seen
+        .iter()
+        .filter_map(|e| {
+            if let ClientEvent::Event { event, .. } = e {
+                event.seq
+            } else {
+                None
+            }
+        })
+        .collect();
+    assert_eq!(seqs, [1, 2, 3, 4, 5]);
+    ana.close();
+    ben.close();
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_websocket_client_publishes_and_receives() {
+    round_trip(TransportMode::WebSocket, Transport::WebSocket).await;
+}
+
+#[tokio::test]
+async fn a_polling_client_publishes_and_receives() {
+    round_trip(TransportMode::Polling, Transport::Polling).await;
+}
+
+#[tokio::test]
+async fn an_auto_client_uses_the_websocket_when_it_works() {
+    round_trip(TransportMode::Auto, Transport::WebSocket).await;
+    assert_eq!(
+        ConnectionState::Connected {
+            transport: Transport::WebSocket
+        }
+        .badge(),
+        Badge::Live
+    );
+}
