@@ -1071,7 +1071,7 @@ fn simulation_keeps_order_loses_nothing_doubles_nothing_and_presence_converges()
     let seeds: u64 = std::env::var("CHORUS_SIM_SEEDS")
         .ok()
         .and_then(|s| s.parse().ok())
-        .unwrap_or(300);
+        .unwrap_or(1000);
     let first: u64 = std::env::var("CHORUS_SIM_SEED")
         .ok()
         .and_then(|s| s.parse().ok())
