@@ -11,4 +11,6 @@
 pub mod client;
 #[cfg(feature = "native")]
 pub mod native;
+#[cfg(all(feature = "web", target_arch = "wasm32"))]
+pub mod web;
 pub mod wire;

@@ -4,6 +4,8 @@
 //! - `dev [ARGS...]`: setup, then build and run `chorus-server --dev` on an embedded SQLite file
 //!   (extra arguments go to the server).
 //! - `test`: setup, then format check, clippy with warnings denied, and every test.
+//! - `build-web`: builds the browser SDK into `pkg/wasm` (wasm-bindgen + `wasm-opt -Oz`) and
+//!   prints the gzipped size of what a page downloads.
 //!
 //! It must only orchestrate: no product logic lives here.
 
@@ -18,10 +20,11 @@ fn main() -> ExitCode {
         Some("setup") => setup(),
         Some("dev") => dev(&args[1..]),
         Some("test") => test(),
+        Some("build-web") => setup().and_then(|()| build_web()),
         _ => {
             #[allow(clippy::print_stderr)]
             {
-                eprintln!("usage: cargo xtask <setup | dev [server args...] | test>");
+                eprintln!("usage: cargo xtask <setup | dev [server args...] | test | build-web>");
             }
             return ExitCode::from(2);
         }
@@ -86,8 +89,147 @@ fn setup() -> Result<()> {
             run("rustup", &["component", "add", component])?;
         }
     }
+    // The browser SDK: the wasm target, wasm-bindgen's CLI at exactly the crate's version,
+    // Binaryen's wasm-opt (Debian), and for the browser tests Chromium, nginx and npm packages.
+    let installed = Command::new("rustup")
+        .args(["target", "list", "--installed"])
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+        .unwrap_or_default();
+    if !installed.contains("wasm32-unknown-unknown") {
+        run("rustup", &["target", "add", "wasm32-unknown-unknown"])?;
+    }
+    let version = wasm_bindgen_version()?;
+    let have = Command::new("wasm-bindgen")
+        .arg("--version")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+        .unwrap_or_default();
+    if !have.contains(&version) {
+        run(
+            "cargo",
+            &["install", "wasm-bindgen-cli", "--version", &version],
+        )?;
+    }
+    let missing: Vec<&str> = [
+        ("wasm-opt", "binaryen"),
+        ("chromium", "chromium"),
+        ("chromedriver", "chromium-driver"),
+        ("nginx", "nginx"),
+    ]
+    .into_iter()
+    .filter(|(program, _)| !on_path(program))
+    .map(|(_, package)| package)
+    .collect();
+    if !missing.is_empty() {
+        run("apt-get", &["update", "-qq"])?;
+        let mut args = vec!["install", "-y", "-qq"];
+        args.extend(&missing);
+        run("apt-get", &args)?;
+    }
     say("setup complete");
     Ok(())
+}
+
+fn on_path(program: &str) -> bool {
+    std::env::var_os("PATH")
+        .is_some_and(|path| std::env::split_paths(&path).any(|dir| dir.join(program).is_file()))
+        || Path::new("/usr/sbin").join(program).is_file()
+}
+
+/// The wasm-bindgen version the workspace pins (its CLI must match exactly).
+fn wasm_bindgen_version() -> Result<String> {
+    let manifest =
+        std::fs::read_to_string(root().join("Cargo.toml")).context("reading Cargo.toml")?;
+    let line = manifest
+        .lines()
+        .find(|l| l.starts_with("wasm-bindgen = "))
+        .context("wasm-bindgen is not pinned in Cargo.toml")?;
+    Ok(line
+        .split('"')
+        .nth(1)
+        .context("a quoted version")?
+        .trim_start_matches('=')
+        .to_owned())
+}
+
+fn build_web() -> Result<()> {
+    run(
+        "cargo",
+        &[
+            "build",
+            "--package",
+            "chorus-sdk",
+            "--features",
+            "web",
+            "--target",
+            "wasm32-unknown-unknown",
+            "--profile",
+            "wasm",
+        ],
+    )?;
+    let target =
+        std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| root().join("target"), PathBuf::from);
+    let wasm = target.join("wasm32-unknown-unknown/wasm/chorus_sdk.wasm");
+    let out = root().join("pkg/wasm");
+    run(
+        "wasm-bindgen",
+        &[
+            "--target",
+            "web",
+            "--no-typescript",
+            "--out-dir",
+            out.to_str().context("UTF-8 path")?,
+            wasm.to_str().context("UTF-8 path")?,
+        ],
+    )?;
+    let bg = out.join("chorus_sdk_bg.wasm");
+    let bg = bg.to_str().context("UTF-8 path")?;
+    run(
+        "wasm-opt",
+        &[
+            "-Oz",
+            "--enable-bulk-memory",
+            "--enable-nontrapping-float-to-int",
+            "--enable-sign-ext",
+            "--enable-mutable-globals",
+            bg,
+            "-o",
+            bg,
+        ],
+    )?;
+    let mut total = 0;
+    for file in [
+        "pkg/wasm/chorus_sdk_bg.wasm",
+        "pkg/wasm/chorus_sdk.js",
+        "pkg/chorus.js",
+    ] {
+        let bytes = std::fs::read(root().join(file)).with_context(|| format!("reading {file}"))?;
+        let gz = gzipped_len(&bytes)?;
+        total += gz;
+        say(&format!(
+            "{file}: {} bytes, {gz} bytes gzipped",
+            bytes.len()
+        ));
+    }
+    say(&format!(
+        "browser SDK total: {total} bytes gzipped ({:.1} KB; budget 40 KB)",
+        total as f64 / 1024.0
+    ));
+    Ok(())
+}
+
+/// The size of `bytes` after `gzip -9`.
+fn gzipped_len(bytes: &[u8]) -> Result<usize> {
+    use std::io::Write;
+    let mut child = Command::new("gzip")
+        .args(["-9", "-c"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .context("gzip")?;
+    child.stdin.take().context("stdin")?.write_all(bytes)?;
+    Ok(child.wait_with_output()?.stdout.len())
 }
 
 fn dev(server_args: &[String]) -> Result<()> {
@@ -120,6 +262,22 @@ fn test() -> Result<()> {
             "--workspace",
             "--all-targets",
             "--all-features",
+            "--",
+            "-D",
+            "warnings",
+        ],
+    )?;
+    // The browser driver only exists on wasm32: lint it there too.
+    run(
+        "cargo",
+        &[
+            "clippy",
+            "--package",
+            "chorus-sdk",
+            "--features",
+            "web",
+            "--target",
+            "wasm32-unknown-unknown",
             "--",
             "-D",
             "warnings",

@@ -1,0 +1,499 @@
+//! The browser driver (feature `web`, target wasm32): runs the [`Client`] core with the
+//! browser's WebSocket, `fetch`, one `setTimeout` armed from `poll_timeout`, `online`/`offline`
+//! and `visibilitychange`/`pageshow` events, `crypto.getRandomValues` and `localStorage`.
+//!
+//! Storage is `localStorage`: the outbox is bounded (1 MiB by default) well inside its quota,
+//! and its synchronous API lets the core save after every change without an async round trip.
+//!
+//! [`WasmClient`] is deliberately low level (strings in, `(kind, payload)` callbacks out); the
+//! npm package's `chorus.js` builds the JS-shaped API (`ChorusClient`, `Room`, promises) on
+//! top. The event payload shapes are the JS API's, defined in `events.rs` and typed in
+//! `pkg/chorus.d.ts` (they are not wire frames).
+//!
+//! Callbacks into JS are made only after every borrow of the driver state is released, so a
+//! callback may call back into the client.
+
+mod events;
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::rc::{Rc, Weak};
+
+use js_sys::{Array, Function};
+use wasm_bindgen::JsCast;
+use wasm_bindgen::prelude::*;
+use wasm_bindgen_futures::JsFuture;
+use web_sys::{CloseEvent, MessageEvent, Request, RequestInit, Response, WebSocket};
+
+use crate::client::{
+    Client, ClientConfig, ClientEvent, HttpCall, HttpResult, OUTBOX_KEY, Output, Restored,
+    TRANSPORT_KEY, TransportMode, percent_encode,
+};
+use crate::wire::{self, ErrorCode, Json, RoomName, ServerFrame};
+
+/// A socket and the closures that must live as long as it.
+struct Socket {
+    socket: WebSocket,
+    _on_open: Closure<dyn FnMut()>,
+    _on_message: Closure<dyn FnMut(MessageEvent)>,
+    _on_close: Closure<dyn FnMut(CloseEvent)>,
+}
+
+impl Drop for Socket {
+    fn drop(&mut self) {
+        self.socket.set_onopen(None);
+        self.socket.set_onmessage(None);
+        self.socket.set_onclose(None);
+        let _ = self.socket.close();
+    }
+}
+
+struct Inner {
+    core: Client,
+    base: String,
+    storage_prefix: String,
+    sockets: HashMap<u64, Socket>,
+    timer: Option<i32>,
+    timer_callback: Option<Closure<dyn FnMut()>>,
+    listeners: Vec<Closure<dyn FnMut(web_sys::Event)>>,
+    on_event: Function,
+}
+
+type Shared = Rc<RefCell<Inner>>;
+
+impl std::fmt::Debug for WasmClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("WasmClient")
+    }
+}
+
+/// The Chorus client core with browser I/O. Use it through the npm package's `ChorusClient`.
+#[wasm_bindgen]
+pub struct WasmClient {
+    inner: Shared,
+}
+
+fn window() -> web_sys::Window {
+    web_sys::window().expect("a browser window")
+}
+
+#[allow(clippy::disallowed_methods)] // The driver is where the core's clock lives.
+fn now() -> web_time::Instant {
+    web_time::Instant::now()
+}
+
+fn storage() -> Option<web_sys::Storage> {
+    window().local_storage().ok().flatten()
+}
+
+fn js_error(message: impl std::fmt::Display) -> JsError {
+    JsError::new(&message.to_string())
+}
+
+#[wasm_bindgen]
+impl WasmClient {
+    /// Starts a client. `transport` is `auto`, `websocket` or `polling`; `on_event` is called
+    /// as `on_event(kind, payload)` for every event.
+    #[wasm_bindgen(constructor)]
+    pub fn new(
+        url: &str,
+        token: String,
+        transport: &str,
+        storage_prefix: String,
+        on_event: Function,
+    ) -> Result<WasmClient, JsError> {
+        let transport = match transport {
+            "auto" | "" => TransportMode::Auto,
+            "websocket" => TransportMode::WebSocket,
+            "polling" => TransportMode::Polling,
+            other => {
+                return Err(js_error(format!(
+                    "transport must be auto, websocket or polling, not {other:?}"
+                )));
+            }
+        };
+        let load = |key: &str| {
+            storage().and_then(|s| s.get_item(&format!("{storage_prefix}{key}")).ok().flatten())
+        };
+        let restored = Restored {
+            outbox: load(OUTBOX_KEY),
+            transport: load(TRANSPORT_KEY),
+        };
+        let mut seed = [0u8; 8];
+        window()
+            .crypto()
+            .map_err(|_| js_error("crypto is not available"))?
+            .get_random_values_with_u8_array(&mut seed)
+            .map_err(|_| js_error("crypto.getRandomValues failed"))?;
+        let config = ClientConfig {
+            transport,
+            ..ClientConfig::default()
+        };
+        let core = Client::new(
+            config,
+            token,
+            now(),
+            js_sys::Date::now() as u64,
+            u64::from_le_bytes(seed),
+            restored,
+        );
+        let inner = Rc::new(RefCell::new(Inner {
+            core,
+            base: url.trim_end_matches('/').to_owned(),
+            storage_prefix,
+            sockets: HashMap::new(),
+            timer: None,
+            timer_callback: None,
+            listeners: Vec::new(),
+            on_event,
+        }));
+        listen_to_platform(&inner);
+        drive(&inner);
+        Ok(WasmClient { inner })
+    }
+
+    /// Joins a room; `meta` is JSON text.
+    pub fn join(&self, room: &str, meta: &str) -> Result<(), JsError> {
+        let room = RoomName::parse(room).map_err(js_error)?;
+        let meta = Json::from_text(meta).map_err(js_error)?;
+        self.with(|core| core.join(now(), room, meta));
+        Ok(())
+    }
+
+    /// Leaves a room.
+    pub fn leave(&self, room: &str) -> Result<(), JsError> {
+        let room = RoomName::parse(room).map_err(js_error)?;
+        self.with(|core| core.leave(now(), room));
+        Ok(())
+    }
+
+    /// Publishes a durable event (`body` is JSON text); returns its id.
+    pub fn publish(&self, room: &str, body: &str) -> Result<String, JsError> {
+        let room = RoomName::parse(room).map_err(js_error)?;
+        let body = Json::from_text(body).map_err(js_error)?;
+        self.with(|core| core.publish(now(), room, body))
+            .map(|id| id.to_string())
+            .map_err(js_error)
+    }
+
+    /// Publishes an ephemeral event (only while connected).
+    #[wasm_bindgen(js_name = publishEphemeral)]
+    pub fn publish_ephemeral(&self, room: &str, body: &str) -> Result<String, JsError> {
+        let room = RoomName::parse(room).map_err(js_error)?;
+        let body = Json::from_text(body).map_err(js_error)?;
+        self.with(|core| core.publish_ephemeral(now(), room, body))
+            .map(|id| id.to_string())
+            .map_err(js_error)
+    }
+
+    /// Says whether the user is typing in a room.
+    pub fn typing(&self, room: &str, on: bool) -> Result<(), JsError> {
+        let room = RoomName::parse(room).map_err(js_error)?;
+        self.with(|core| core.set_typing(now(), room, on));
+        Ok(())
+    }
+
+    /// Replaces this tab's presence meta (JSON text) in a room.
+    #[wasm_bindgen(js_name = setPresence)]
+    pub fn set_presence(&self, room: &str, meta: &str) -> Result<(), JsError> {
+        let room = RoomName::parse(room).map_err(js_error)?;
+        let meta = Json::from_text(meta).map_err(js_error)?;
+        self.with(|core| core.set_presence(now(), room, meta));
+        Ok(())
+    }
+
+    /// Hands over a fresh token.
+    #[wasm_bindgen(js_name = setToken)]
+    pub fn set_token(&self, token: String) {
+        self.with(|core| core.handle_token(now(), token));
+    }
+
+    /// A room's presence as JSON text (`[]` when not joined).
+    pub fn presence(&self, room: &str) -> Result<String, JsError> {
+        let room = RoomName::parse(room).map_err(js_error)?;
+        let users = self.inner.borrow().core.presence(&room).unwrap_or_default();
+        Ok(events::users_json(&users))
+    }
+
+    /// Publishes waiting for their ack.
+    #[wasm_bindgen(js_name = outboxLength)]
+    pub fn outbox_length(&self) -> usize {
+        self.inner.borrow().core.outbox_len()
+    }
+
+    /// Closes the client for good.
+    pub fn close(&self) {
+        self.with(|core| core.close(now()));
+        let mut inner = self.inner.borrow_mut();
+        inner.sockets.clear();
+        if let Some(timer) = inner.timer.take() {
+            window().clear_timeout_with_handle(timer);
+        }
+        inner.listeners.clear();
+    }
+
+    fn with<T>(&self, f: impl FnOnce(&mut Client) -> T) -> T {
+        let result = f(&mut self.inner.borrow_mut().core);
+        drive(&self.inner);
+        result
+    }
+}
+
+/// Listens for `online`/`offline`, `visibilitychange` and `pageshow`.
+fn listen_to_platform(inner: &Shared) {
+    let mut listeners = Vec::new();
+    let mut listen = |target: &web_sys::EventTarget, kind: &str, handler: fn(&mut Client)| {
+        let weak = Rc::downgrade(inner);
+        let closure = Closure::<dyn FnMut(web_sys::Event)>::new(move |_event: web_sys::Event| {
+            if let Some(inner) = weak.upgrade() {
+                handler(&mut inner.borrow_mut().core);
+                drive(&inner);
+            }
+        });
+        let _ = target.add_event_listener_with_callback(kind, closure.as_ref().unchecked_ref());
+        listeners.push(closure);
+    };
+    let window = window();
+    listen(&window, "online", |core| core.handle_online(now(), true));
+    listen(&window, "offline", |core| core.handle_online(now(), false));
+    listen(&window, "pageshow", |core| core.handle_visible(now(), true));
+    if let Some(document) = window.document() {
+        listen(&document, "visibilitychange", |core| {
+            let visible = web_sys::window()
+                .and_then(|w| w.document())
+                .is_some_and(|d| !d.hidden());
+            core.handle_visible(now(), visible);
+        });
+    }
+    inner.borrow_mut().listeners = listeners;
+}
+
+/// Carries out what the core asked for, tells JS what happened, and re-arms the one timer.
+fn drive(inner: &Shared) {
+    loop {
+        let (outputs, events) = {
+            let mut state = inner.borrow_mut();
+            let outputs: Vec<Output> = std::iter::from_fn(|| state.core.poll_output()).collect();
+            let events: Vec<ClientEvent> = std::iter::from_fn(|| state.core.poll_event()).collect();
+            (outputs, events)
+        };
+        if outputs.is_empty() && events.is_empty() {
+            break;
+        }
+        for output in outputs {
+            perform(inner, output);
+        }
+        let on_event = inner.borrow().on_event.clone();
+        for event in events {
+            let (kind, payload) = events::to_js(&event);
+            let payload = js_sys::JSON::parse(&payload).unwrap_or(JsValue::NULL);
+            let _ = on_event.call2(&JsValue::NULL, &JsValue::from_str(kind), &payload);
+        }
+    }
+    arm_timer(inner);
+}
+
+fn arm_timer(inner: &Shared) {
+    let mut state = inner.borrow_mut();
+    if let Some(timer) = state.timer.take() {
+        window().clear_timeout_with_handle(timer);
+    }
+    let Some(deadline) = state.core.poll_timeout() else {
+        return;
+    };
+    let delay = deadline
+        .saturating_duration_since(now())
+        .as_millis()
+        .min(i32::MAX as u128) as i32;
+    if state.timer_callback.is_none() {
+        let weak: Weak<RefCell<Inner>> = Rc::downgrade(inner);
+        state.timer_callback = Some(Closure::new(move || {
+            if let Some(inner) = weak.upgrade() {
+                inner.borrow_mut().timer = None;
+                inner.borrow_mut().core.handle_timeout(now());
+                drive(&inner);
+            }
+        }));
+    }
+    let callback = state
+        .timer_callback
+        .as_ref()
+        .expect("set above")
+        .as_ref()
+        .unchecked_ref();
+    state.timer = window()
+        .set_timeout_with_callback_and_timeout_and_arguments_0(callback, delay)
+        .ok();
+}
+
+fn perform(inner: &Shared, output: Output) {
+    match output {
+        Output::OpenSocket { link, token } => open_socket(inner, link, &token),
+        Output::Send { link, frame } => {
+            if let Some(socket) = inner.borrow().sockets.get(&link) {
+                let _ = socket.socket.send_with_str(&frame.encode());
+            }
+        }
+        Output::CloseSocket { link } => {
+            inner.borrow_mut().sockets.remove(&link);
+        }
+        Output::Http {
+            request,
+            token,
+            call,
+        } => http_call(inner, request, token, call),
+        Output::Save { key, value } => {
+            let prefix = inner.borrow().storage_prefix.clone();
+            if let Some(storage) = storage() {
+                let _ = storage.set_item(&format!("{prefix}{key}"), &value);
+            }
+        }
+    }
+}
+
+fn open_socket(inner: &Shared, link: u64, token: &str) {
+    let url = format!("{}/v1/ws", inner.borrow().base.replacen("http", "ws", 1));
+    let protocols = Array::of2(
+        &JsValue::from_str(wire::WS_SUBPROTOCOL),
+        &JsValue::from_str(&format!("{}{token}", wire::WS_TOKEN_PREFIX)),
+    );
+    let Ok(socket) = WebSocket::new_with_str_sequence(&url, &protocols) else {
+        inner
+            .borrow_mut()
+            .core
+            .handle_socket_closed(now(), link, None);
+        return;
+    };
+    let weak = Rc::downgrade(inner);
+    let on_open = Closure::<dyn FnMut()>::new({
+        let weak = weak.clone();
+        move || {
+            if let Some(inner) = weak.upgrade() {
+                inner.borrow_mut().core.handle_socket_open(now(), link);
+                drive(&inner);
+            }
+        }
+    });
+    let on_message = Closure::<dyn FnMut(MessageEvent)>::new({
+        let weak = weak.clone();
+        move |message: MessageEvent| {
+            let (Some(inner), Some(text)) = (weak.upgrade(), message.data().as_string()) else {
+                return;
+            };
+            if let Ok(frame) = ServerFrame::decode(&text) {
+                inner
+                    .borrow_mut()
+                    .core
+                    .handle_socket_frame(now(), link, frame);
+                drive(&inner);
+            }
+        }
+    });
+    let on_close = Closure::<dyn FnMut(CloseEvent)>::new(move |event: CloseEvent| {
+        if let Some(inner) = weak.upgrade() {
+            inner.borrow_mut().sockets.remove(&link);
+            inner
+                .borrow_mut()
+                .core
+                .handle_socket_closed(now(), link, Some(event.code()));
+            drive(&inner);
+        }
+    });
+    socket.set_onopen(Some(on_open.as_ref().unchecked_ref()));
+    socket.set_onmessage(Some(on_message.as_ref().unchecked_ref()));
+    socket.set_onclose(Some(on_close.as_ref().unchecked_ref()));
+    inner.borrow_mut().sockets.insert(
+        link,
+        Socket {
+            socket,
+            _on_open: on_open,
+            _on_message: on_message,
+            _on_close: on_close,
+        },
+    );
+}
+
+fn http_call(inner: &Shared, request: u64, token: String, call: HttpCall) {
+    let base = inner.borrow().base.clone();
+    let (method, path, body, history) = match &call {
+        HttpCall::PollSend(send) => (
+            "POST",
+            "/v1/poll".to_owned(),
+            Some(serde_json::to_string(send).unwrap_or_default()),
+            false,
+        ),
+        HttpCall::Poll { query } => ("GET", format!("/v1/poll?{query}"), None, false),
+        HttpCall::History { room, after } => (
+            "GET",
+            format!(
+                "/v1/rooms/{}/events?after={after}&limit=1000",
+                percent_encode(room.as_str())
+            ),
+            None,
+            true,
+        ),
+    };
+    let weak = Rc::downgrade(inner);
+    wasm_bindgen_futures::spawn_local(async move {
+        let result = fetch(
+            &format!("{base}{path}"),
+            method,
+            &token,
+            body.as_deref(),
+            history,
+        )
+        .await
+        .unwrap_or(HttpResult::Failed);
+        if let Some(inner) = weak.upgrade() {
+            inner
+                .borrow_mut()
+                .core
+                .handle_http_response(now(), request, result);
+            drive(&inner);
+        }
+    });
+}
+
+async fn fetch(
+    url: &str,
+    method: &str,
+    token: &str,
+    body: Option<&str>,
+    history: bool,
+) -> Option<HttpResult> {
+    let init = RequestInit::new();
+    init.set_method(method);
+    if let Some(body) = body {
+        init.set_body(&JsValue::from_str(body));
+    }
+    let request = Request::new_with_str_and_init(url, &init).ok()?;
+    request
+        .headers()
+        .set("authorization", &format!("Bearer {token}"))
+        .ok()?;
+    if body.is_some() {
+        request
+            .headers()
+            .set("content-type", "application/json")
+            .ok()?;
+    }
+    let response: Response = JsFuture::from(window().fetch_with_request(&request))
+        .await
+        .ok()?
+        .dyn_into()
+        .ok()?;
+    let status = response.status();
+    let text = JsFuture::from(response.text().ok()?)
+        .await
+        .ok()?
+        .as_string()?;
+    Some(if !(200..300).contains(&status) {
+        let code =
+            serde_json::from_str::<wire::ErrorBody>(&text).map_or(ErrorCode::Internal, |b| b.code);
+        HttpResult::Refused { status, code }
+    } else if history {
+        HttpResult::Page(serde_json::from_str(&text).ok()?)
+    } else {
+        HttpResult::Frames(serde_json::from_str::<wire::PollFrames>(&text).ok()?.frames)
+    })
+}
