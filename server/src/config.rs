@@ -103,6 +103,12 @@ pub struct Config {
     /// refuse every request).
     #[arg(long, env = "CHORUS_API_KEY", hide_env_values = true)]
     pub api_key: Option<String>,
+    /// Serve this directory (the plain-JS demo, `www/`) at `/demo/`.
+    #[arg(long, env = "CHORUS_DEMO_DIR")]
+    pub demo_dir: Option<PathBuf>,
+    /// Serve this directory (the npm package, `pkg/`) at `/pkg/`.
+    #[arg(long, env = "CHORUS_PKG_DIR")]
+    pub pkg_dir: Option<PathBuf>,
     /// Reconnect hint sent to clients when the server shuts down (milliseconds).
     #[arg(long, env = "CHORUS_DRAIN_RETRY_MS", default_value_t = 1_000)]
     pub drain_retry_ms: u64,

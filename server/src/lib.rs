@@ -125,6 +125,13 @@ pub async fn start(config: &Config, listener: TcpListener) -> Result<RunningServ
         allowed_origins: Arc::new(config.allowed_origins.clone()),
         counters: Arc::default(),
         dev: config.dev,
+        static_dirs: [
+            ("/demo", config.demo_dir.clone()),
+            ("/pkg", config.pkg_dir.clone()),
+        ]
+        .into_iter()
+        .filter_map(|(prefix, dir)| dir.map(|dir| (prefix, dir)))
+        .collect(),
     };
     let addr = listener.local_addr()?;
     let (stop, stopped) = oneshot::channel::<()>();

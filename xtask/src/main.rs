@@ -178,26 +178,20 @@ fn build_web() -> Result<()> {
             "--target",
             "web",
             "--no-typescript",
+            "--remove-name-section",
+            "--remove-producers-section",
             "--out-dir",
             out.to_str().context("UTF-8 path")?,
             wasm.to_str().context("UTF-8 path")?,
         ],
     )?;
-    let bg = out.join("chorus_sdk_bg.wasm");
-    let bg = bg.to_str().context("UTF-8 path")?;
-    run(
-        "wasm-opt",
-        &[
-            "-Oz",
-            "--enable-bulk-memory",
-            "--enable-nontrapping-float-to-int",
-            "--enable-sign-ext",
-            "--enable-mutable-globals",
-            bg,
-            "-o",
-            bg,
-        ],
-    )?;
+    // Binaryen's `wasm-opt -Oz` belongs here, but Debian's wasm-opt (108) rewrites the
+    // externref table that wasm-bindgen 0.2.130 emits, and the module then fails in the browser
+    // ("WebAssembly.Table.set(): Argument 1 is invalid"). Until a newer wasm-opt is installed,
+    // the step is skipped rather than shipping a broken package.
+    say(
+        "wasm-opt: skipped (Debian's binaryen 108 corrupts wasm-bindgen's externref table; see ARCHITECTURE.md)",
+    );
     let mut total = 0;
     for file in [
         "pkg/wasm/chorus_sdk_bg.wasm",
@@ -252,6 +246,37 @@ fn dev(server_args: &[String]) -> Result<()> {
     run("cargo", &args)
 }
 
+/// The npm package in real Chromium (tests/browser), against the real server and nginx.
+fn browser_tests() -> Result<()> {
+    build_web()?;
+    run("cargo", &["build", "--package", "chorus-server"])?;
+    let browser = root().join("tests/browser");
+    if !browser.join("node_modules/playwright-core").is_dir() {
+        say("$ npm ci (tests/browser)");
+        let status = Command::new("npm")
+            .args(["ci", "--no-audit", "--no-fund"])
+            .current_dir(&browser)
+            .status()
+            .context("could not start npm")?;
+        if !status.success() {
+            bail!("npm ci failed ({status})");
+        }
+    }
+    let target =
+        std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| root().join("target"), PathBuf::from);
+    say("$ node --test (tests/browser)");
+    let status = Command::new("node")
+        .args(["--test", "--test-concurrency=1"])
+        .env("CHORUS_SERVER_BIN", target.join("debug/chorus-server"))
+        .current_dir(&browser)
+        .status()
+        .context("could not start node")?;
+    if !status.success() {
+        bail!("browser tests failed ({status})");
+    }
+    Ok(())
+}
+
 fn test() -> Result<()> {
     setup()?;
     run("cargo", &["fmt", "--all", "--check"])?;
@@ -284,6 +309,7 @@ fn test() -> Result<()> {
         ],
     )?;
     run("cargo", &["test", "--workspace", "--all-features"])?;
+    browser_tests()?;
     say("all checks and tests passed");
     Ok(())
 }

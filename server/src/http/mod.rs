@@ -46,6 +46,8 @@ pub struct AppState {
     pub counters: Arc<metrics::EdgeCounters>,
     /// Whether `POST /v1/dev/token` is served.
     pub dev: bool,
+    /// Static directories: (URL prefix, directory), e.g. `/demo` -> `www/`.
+    pub static_dirs: Vec<(&'static str, std::path::PathBuf)>,
 }
 
 impl std::fmt::Debug for dyn Store {
@@ -112,7 +114,14 @@ pub fn router(state: AppState) -> axum::Router {
         .max_age(Duration::from_secs(600));
     let frame_limit = DefaultBodyLimit::max(state.limits.max_frame_bytes + 1024);
     let poll_limit = DefaultBodyLimit::max(state.limits.max_poll_body_bytes);
-    axum::Router::new()
+    let mut router = axum::Router::new();
+    for (prefix, dir) in &state.static_dirs {
+        router = router.nest_service(
+            prefix,
+            tower_http::services::ServeDir::new(dir).append_index_html_on_directories(true),
+        );
+    }
+    router
         .route("/v1/ws", get(ws::upgrade))
         .route(
             "/v1/poll",

@@ -1,0 +1,91 @@
+// The npm package in a real browser (Debian chromium), through the plain-JS demo page.
+import assert from "node:assert/strict";
+import { after, before, test } from "node:test";
+import { freePort, launchBrowser, messages, openDemo, startNginx, startServer, stopServer, tempDir, waitForBadge } from "./harness.mjs";
+
+let browser;
+let server;
+let port;
+const dir = tempDir();
+
+before(async () => {
+  port = await freePort();
+  server = await startServer(port, dir);
+  browser = await launchBrowser();
+});
+
+after(async () => {
+  await browser?.close();
+  await stopServer(server);
+});
+
+async function send(page, text) {
+  await page.fill("#text", text);
+  await page.press("#text", "Enter");
+}
+
+const waitForText = (page, selector, text, timeout = 10000) =>
+  page.waitForFunction(([s, t]) => document.querySelector(s)?.textContent.includes(t), [selector, text], { timeout });
+
+test("two pages see each other's messages, presence and typing", async () => {
+  const base = `http://127.0.0.1:${port}`;
+  const ana = await openDemo(browser, base, { name: "Ana", room: "t:two" });
+  const ben = await openDemo(browser, base, { name: "Ben", room: "t:two" });
+  await waitForText(ana.page, "#presence", "Ben");
+  await waitForText(ben.page, "#presence", "Ana");
+  await ana.page.type("#text", "hel");
+  await waitForText(ben.page, "#typing", "ana is typing");
+  await send(ana.page, "hello");
+  await waitForText(ben.page, "#log", "Ana: hello");
+  await waitForText(ben.page, "#typing", ""); // Sending stops typing.
+  await ana.page.waitForFunction(() => document.querySelector("#log li")?.dataset.status === "confirmed");
+  assert.deepEqual(await messages(ana.page), ["Ana: hello [confirmed]"]);
+  assert.deepEqual(await messages(ben.page), ["Ana: hello [confirmed]"]);
+  await ana.context.close();
+  await ben.context.close();
+});
+
+test("messages sent offline are delivered exactly once, in order, when back online", async () => {
+  const base = `http://127.0.0.1:${port}`;
+  const ana = await openDemo(browser, base, { name: "Ana", room: "t:offline" });
+  const ben = await openDemo(browser, base, { name: "Ben", room: "t:offline" });
+  await ana.context.setOffline(true);
+  await waitForBadge(ana.page, "offline");
+  for (const text of ["one", "two", "three"]) await send(ana.page, text);
+  await waitForText(ana.page, "#pending", "3 pending");
+  assert.deepEqual(await messages(ana.page), ["Ana: one [pending]", "Ana: two [pending]", "Ana: three [pending]"]);
+  await ana.context.setOffline(false);
+  await waitForBadge(ana.page, "live");
+  await waitForText(ben.page, "#log", "Ana: three");
+  await ana.page.waitForFunction(() => [...document.querySelectorAll("#log li")].every((li) => li.dataset.status === "confirmed"));
+  await new Promise((r) => setTimeout(r, 500)); // Anything doubled would show by now.
+  assert.deepEqual(await messages(ben.page), ["Ana: one [confirmed]", "Ana: two [confirmed]", "Ana: three [confirmed]"]);
+  assert.deepEqual(await messages(ana.page), ["Ana: one [confirmed]", "Ana: two [confirmed]", "Ana: three [confirmed]"]);
+  await ana.context.close();
+  await ben.context.close();
+});
+
+test("behind a proxy that refuses WebSocket, the client falls back to polling and everything works", async () => {
+  const proxy = await startNginx("no-websocket.conf", port);
+  try {
+    const base = `http://127.0.0.1:${proxy.port}`;
+    const started = Date.now();
+    const ana = await openDemo(browser, base, { name: "Ana", room: "t:proxy", badge: "syncing" });
+    await ana.page.waitForFunction(() => window.chorus?.state.state === "connected" && window.chorus.state.transport === "polling", null, { timeout: 10000 });
+    console.log(`fell back to polling after ${Date.now() - started} ms (page load included)`);
+    const forced = await openDemo(browser, base, { name: "Ben", room: "t:proxy", transport: "polling", badge: "syncing" });
+    const direct = await openDemo(browser, `http://127.0.0.1:${port}`, { name: "Cy", room: "t:proxy" });
+    await waitForText(ana.page, "#presence", "Cy");
+    await send(ana.page, "via polling");
+    await send(forced.page, "forced polling");
+    await send(direct.page, "via websocket");
+    for (const { page } of [ana, forced, direct]) {
+      for (const text of ["Ana: via polling", "Ben: forced polling", "Cy: via websocket"]) await waitForText(page, "#log", text);
+    }
+    await forced.page.type("#text", "x");
+    await waitForText(direct.page, "#typing", "ben is typing");
+    for (const { context } of [ana, forced, direct]) await context.close();
+  } finally {
+    await proxy.stop();
+  }
+});

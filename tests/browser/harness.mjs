@@ -1,0 +1,107 @@
+// Starts and stops what the browser tests need: the real chorus-server, real nginx, and
+// Debian's Chromium through playwright-core (never a downloaded browser).
+import { spawn } from "node:child_process";
+import { mkdtempSync, readFileSync, writeFileSync, mkdirSync } from "node:fs";
+import { createServer } from "node:net";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+import { chromium } from "playwright-core";
+
+export const root = resolve(import.meta.dirname, "../..");
+const serverBin = process.env.CHORUS_SERVER_BIN ?? join(root, "target/debug/chorus-server");
+
+export function freePort() {
+  return new Promise((ok) => {
+    const probe = createServer().listen(0, "127.0.0.1", () => {
+      const { port } = probe.address();
+      probe.close(() => ok(port));
+    });
+  });
+}
+
+/** Starts chorus-server in dev mode on `port` with a SQLite file in `dir`; resolves when it listens. */
+export function startServer(port, dir) {
+  const child = spawn(serverBin, [
+    "--dev", "--bind", `127.0.0.1:${port}`, "--db", join(dir, "chorus.db"),
+    "--demo-dir", join(root, "www"), "--pkg-dir", join(root, "pkg"), "--poll-wait-ms", "5000",
+  ], { env: { ...process.env, NO_COLOR: "1", RUST_LOG: "warn,chorus_server=info" }, stdio: ["ignore", "pipe", "inherit"] });
+  return new Promise((ok, fail) => {
+    let seen = "";
+    child.stdout.on("data", (chunk) => {
+      seen += chunk;
+      if (seen.includes("listening")) ok(child);
+    });
+    child.on("exit", (code) => fail(new Error(`chorus-server exited (${code}): ${seen}`)));
+  });
+}
+
+export async function stopServer(child, signal = "SIGTERM") {
+  if (child.exitCode !== null) return;
+  const exited = new Promise((ok) => child.once("exit", ok));
+  child.kill(signal);
+  await exited;
+}
+
+/** Starts nginx from tests/nginx/<conf> in front of `upstream`; returns { port, stop }. */
+export async function startNginx(conf, upstream) {
+  const dir = mkdtempSync(join(tmpdir(), "chorus-nginx-"));
+  for (const sub of ["body", "proxy", "fastcgi", "uwsgi", "scgi"]) mkdirSync(join(dir, sub));
+  const port = await freePort();
+  const text = readFileSync(join(root, "tests/nginx", conf), "utf8").replaceAll("LISTEN", port).replaceAll("UPSTREAM", upstream);
+  writeFileSync(join(dir, "nginx.conf"), text);
+  const nginx = process.platform === "linux" && (await exists("/usr/sbin/nginx")) ? "/usr/sbin/nginx" : "nginx";
+  const child = spawn(nginx, ["-p", dir, "-c", join(dir, "nginx.conf")], { stdio: "inherit" });
+  await waitForPort(port);
+  return { port, stop: () => stopServer(child, "SIGQUIT") };
+}
+
+async function exists(path) {
+  try {
+    readFileSync(path);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+async function waitForPort(port) {
+  for (let i = 0; i < 100; i++) {
+    try {
+      await fetch(`http://127.0.0.1:${port}/healthz`);
+      return;
+    } catch {
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  }
+  throw new Error(`nothing listens on ${port}`);
+}
+
+export function launchBrowser() {
+  return chromium.launch({
+    executablePath: process.env.CHROMIUM ?? "/usr/bin/chromium",
+    args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--disable-sync", "--no-first-run"],
+  });
+}
+
+/** Opens the demo as `name` in a fresh context; resolves once the badge shows `badge`. */
+export async function openDemo(browser, base, { name, room, transport = "auto", badge = "live" }) {
+  const context = await browser.newContext();
+  const page = await context.newPage();
+  page.on("pageerror", (error) => console.error(`[${name}] ${error}`));
+  await page.goto(`${base}/demo/?autostart=1&name=${name}&room=${room}&transport=${transport}`);
+  await waitForBadge(page, badge);
+  return { context, page };
+}
+
+export async function waitForBadge(page, badge, timeout = 15000) {
+  await page.waitForFunction((b) => document.getElementById("badge").dataset.badge === b, badge, { timeout });
+}
+
+/** The message lines of a page's log, with their status. */
+export function messages(page) {
+  return page.$$eval("#log li", (items) => items.map((li) => `${li.textContent} [${li.dataset.status}]`));
+}
+
+export function tempDir() {
+  return mkdtempSync(join(tmpdir(), "chorus-browser-"));
+}
