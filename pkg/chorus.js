@@ -27,6 +27,9 @@ export class ChorusClient {
   #state = { state: "connecting", badge: "syncing" };
   #outbox = 0;
   #getToken;
+  // Events raised while the app is still setting up (subscribing, joining) wait for the next
+  // task, so e.g. publishes restored after a reload reach listeners registered after join().
+  #held = [];
 
   /**
    * Connects (after loading the WebAssembly module). Options: `url` (the server, e.g.
@@ -43,8 +46,13 @@ export class ChorusClient {
     if (!options?.url) throw new TypeError("options.url is required");
     this.#getToken = options.getToken;
     this.#core = new WasmClient(options.url, token, options.transport ?? "auto", options.storagePrefix ?? "chorus:", (kind, payload) =>
-      this.#dispatch(kind, payload),
+      this.#held ? this.#held.push([kind, payload]) : this.#dispatch(kind, payload),
     );
+    setTimeout(() => {
+      const held = this.#held;
+      this.#held = null;
+      for (const [kind, payload] of held) this.#dispatch(kind, payload);
+    }, 0);
   }
 
   /** Subscribes to `state`, `event`, `pending`, `acked`, `publishFailed`, `expired`, `outbox`,

@@ -89,3 +89,36 @@ test("behind a proxy that refuses WebSocket, the client falls back to polling an
     await proxy.stop();
   }
 });
+
+test("killing and restarting the server: pages come back Live, and a page reloaded meanwhile keeps its outbox", async () => {
+  const front = await startNginx("front.conf", port);
+  try {
+    const base = `http://127.0.0.1:${front.port}`;
+    const ana = await openDemo(browser, base, { name: "Ana", room: "t:restart" });
+    const ben = await openDemo(browser, base, { name: "Ben", room: "t:restart" });
+    await send(ben.page, "before");
+    await waitForText(ana.page, "#log", "Ben: before");
+    await stopServer(server, "SIGKILL");
+    await waitForBadge(ana.page, "syncing");
+    await send(ana.page, "while down");
+    await send(ben.page, "ben while down");
+    await waitForText(ana.page, "#pending", "1 pending");
+    // Reload while the server is down: the page comes from nginx, the outbox from localStorage.
+    await ana.page.reload();
+    await ana.page.waitForFunction(() => document.querySelector("#log li")?.textContent === "Ana: while down");
+    assert.deepEqual(await messages(ana.page), ["Ana: while down [pending]"]);
+    server = await startServer(port, dir); // Same port, same SQLite file.
+    await waitForBadge(ana.page, "live", 20000);
+    await waitForBadge(ben.page, "live", 20000);
+    await waitForText(ben.page, "#log", "Ana: while down");
+    await waitForText(ana.page, "#log", "Ben: ben while down");
+    await ana.page.waitForFunction(() => [...document.querySelectorAll("#log li")].every((li) => li.dataset.status === "confirmed"));
+    await new Promise((r) => setTimeout(r, 500));
+    const benLines = await messages(ben.page);
+    assert.equal(benLines.length, 3, `each message once: ${benLines}`);
+    assert.ok(benLines.includes("Ana: while down [confirmed]") && benLines.includes("Ben: ben while down [confirmed]"));
+    for (const { context } of [ana, ben]) await context.close();
+  } finally {
+    await front.stop();
+  }
+});

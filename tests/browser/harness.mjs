@@ -47,7 +47,7 @@ export async function startNginx(conf, upstream) {
   const dir = mkdtempSync(join(tmpdir(), "chorus-nginx-"));
   for (const sub of ["body", "proxy", "fastcgi", "uwsgi", "scgi"]) mkdirSync(join(dir, sub));
   const port = await freePort();
-  const text = readFileSync(join(root, "tests/nginx", conf), "utf8").replaceAll("LISTEN", port).replaceAll("UPSTREAM", upstream);
+  const text = readFileSync(join(root, "tests/nginx", conf), "utf8").replaceAll("LISTEN", port).replaceAll("UPSTREAM", upstream).replaceAll("WWW", join(root, "www")).replaceAll("PKG", join(root, "pkg"));
   writeFileSync(join(dir, "nginx.conf"), text);
   const nginx = process.platform === "linux" && (await exists("/usr/sbin/nginx")) ? "/usr/sbin/nginx" : "nginx";
   const child = spawn(nginx, ["-p", dir, "-c", join(dir, "nginx.conf")], { stdio: "inherit" });

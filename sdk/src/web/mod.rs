@@ -148,7 +148,9 @@ impl WasmClient {
             on_event,
         }));
         listen_to_platform(&inner);
-        drive(&inner);
+        // The first drive waits for a timer, so the app can subscribe before the first events
+        // (e.g. publishes restored from storage after a reload) are emitted.
+        arm_timer(&inner);
         Ok(WasmClient { inner })
     }
 
