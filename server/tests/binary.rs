@@ -2,11 +2,9 @@
 
 mod support;
 
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
+use std::process::Command;
 
 use chorus_sdk::wire::{ServerFrame, close_code};
-use chorus_server::config::DEV_SECRET;
 use support::{Client, is_ack};
 
 fn server_command() -> Command {
@@ -33,39 +31,13 @@ fn refuses_to_start_without_a_token_secret_and_says_why() {
 async fn sigterm_drains_clients_and_exits_cleanly() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("chorus.db");
-    let mut child = server_command()
-        .args([
-            "--bind",
-            "127.0.0.1:0",
-            "--db",
-            db.to_str().unwrap(),
-            "--jwt-secret",
-            DEV_SECRET,
-        ])
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let addr = loop {
-        let line = lines
-            .next()
-            .expect("the server logs that it listens")
-            .unwrap();
-        if let Some(rest) = line.split("addr=").nth(1) {
-            break rest.split_whitespace().next().unwrap().to_owned();
-        }
-    };
-    let server = support::Remote(addr.parse().unwrap());
+    let server = support::ServerProcess::start(&["--db", db.to_str().unwrap()]);
     let mut ana = Client::connect(&server, "ana").await;
     ana.join("r", None).await;
     ana.publish("r", "before-term", "1").await;
     ana.recv_until(|f| is_ack(f, "before-term")).await;
 
-    let killed = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(killed.success());
+    let stopping = std::thread::spawn(move || server.stop(true));
     let (close, frames) = ana.until_closed().await;
     assert!(
         frames.iter().any(|f| matches!(f, ServerFrame::Draining(_))),
@@ -75,9 +47,8 @@ async fn sigterm_drains_clients_and_exits_cleanly() {
         close.map(|c| u16::from(c.code)),
         Some(close_code::SERVICE_RESTART)
     );
-    let status = tokio::task::spawn_blocking(move || child.wait())
+    let status = tokio::task::spawn_blocking(move || stopping.join().unwrap())
         .await
-        .unwrap()
         .unwrap();
     assert!(status.success(), "exit status {status}");
     assert!(db.exists(), "the SQLite file was created");

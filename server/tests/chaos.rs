@@ -6,18 +6,16 @@
 mod support;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
-use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use chorus_sdk::client::{ClientConfig, ClientEvent, TransportMode};
 use chorus_sdk::native::{MemoryStorage, NativeClient};
 use chorus_sdk::wire::{self, EventId, Json, RoomName};
-use chorus_server::config::DEV_SECRET;
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
+use support::ServerProcess;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinHandle;
 
@@ -25,68 +23,21 @@ const CLIENTS_PER_MODE: usize = 8;
 const PUBLISHES_EACH: usize = 100;
 const ROOM: &str = "chaos";
 
-/// The real server as a child process, killed when dropped.
-struct Server {
-    child: Child,
-    addr: SocketAddr,
-}
-
-impl Server {
-    fn start(db: &std::path::Path) -> Server {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_chorus-server"))
-            .args([
-                "--bind",
-                "127.0.0.1:0",
-                "--db",
-                db.to_str().unwrap(),
-                "--jwt-secret",
-                DEV_SECRET,
-            ])
-            .args([
-                "--poll-wait-ms",
-                "3000",
-                "--drain-retry-ms",
-                "200",
-                "--publish-rate",
-                "1000",
-                "--retention-events",
-                "100000",
-            ])
-            .env_clear()
-            .env("NO_COLOR", "1")
-            .env("RUST_LOG", "warn,chorus_server=info")
-            .stdout(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-        let addr = loop {
-            let line = lines.next().expect("the server starts").unwrap();
-            if let Some(rest) = line.split("addr=").nth(1) {
-                break rest.split_whitespace().next().unwrap().parse().unwrap();
-            }
-        };
-        // Keep draining the log so the server never blocks on a full pipe.
-        std::thread::spawn(move || for _ in lines {});
-        Server { child, addr }
-    }
-
-    fn stop(mut self, graceful: bool) {
-        if graceful {
-            let _ = Command::new("kill")
-                .args(["-TERM", &self.child.id().to_string()])
-                .status();
-        } else {
-            let _ = self.child.kill();
-        }
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// The real server on `db`, with limits loose enough for the chaos workload.
+fn start_server(db: &std::path::Path) -> ServerProcess {
+    let db = db.to_str().unwrap();
+    ServerProcess::start(&[
+        "--db",
+        db,
+        "--poll-wait-ms",
+        "3000",
+        "--drain-retry-ms",
+        "200",
+        "--publish-rate",
+        "1000",
+        "--retention-events",
+        "100000",
+    ])
 }
 
 /// A TCP proxy with a stable address in front of whatever server is current, able to cut
@@ -171,7 +122,7 @@ fn client_config(mode: TransportMode) -> ClientConfig {
 async fn clients_survive_cut_connections_and_server_restarts_in_every_transport_mode() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("chaos.db");
-    let mut server = Some(Server::start(&db));
+    let mut server = Some(start_server(&db));
     let proxy = Proxy::start(server.as_ref().unwrap().addr).await;
     let base = format!("http://{}", proxy.addr);
     let room = RoomName::parse(ROOM).unwrap();
@@ -228,7 +179,7 @@ async fn clients_survive_cut_connections_and_server_restarts_in_every_transport_
             server.take().unwrap().stop(restarts == 1);
             proxy.cut_all();
             tokio::time::sleep(Duration::from_millis(300)).await;
-            let next = Server::start(&db);
+            let next = start_server(&db);
             *proxy.upstream.lock().unwrap() = next.addr;
             server = Some(next);
             restarts += 1;

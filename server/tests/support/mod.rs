@@ -513,3 +513,69 @@ impl PollClient {
         self.cursors[room].cursor.expect("a cursor")
     }
 }
+
+/// The real `chorus-server` binary as a child process (bound to a free port, dev secret),
+/// killed when dropped.
+pub struct ServerProcess {
+    pub child: std::process::Child,
+    pub addr: std::net::SocketAddr,
+}
+
+impl ServerProcess {
+    /// Starts it with `args` added and waits until it logs the address it listens on.
+    pub fn start(args: &[&str]) -> ServerProcess {
+        use std::io::{BufRead, BufReader};
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_chorus-server"))
+            .args(["--bind", "127.0.0.1:0", "--jwt-secret", DEV_SECRET])
+            .args(args)
+            .env_clear()
+            .env("NO_COLOR", "1")
+            .env("RUST_LOG", "warn,chorus_server=info")
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        let addr = loop {
+            let line = lines
+                .next()
+                .expect("the server logs that it listens")
+                .unwrap();
+            if let Some(rest) = line.split("addr=").nth(1) {
+                break rest.split_whitespace().next().unwrap().parse().unwrap();
+            }
+        };
+        // Keep draining the log so the server never blocks on a full pipe.
+        std::thread::spawn(move || for _ in lines {});
+        ServerProcess { child, addr }
+    }
+
+    /// Stops it (SIGTERM when `graceful`, else SIGKILL) and returns how it exited.
+    pub fn stop(mut self, graceful: bool) -> std::process::ExitStatus {
+        if graceful {
+            let pid = self.child.id().to_string();
+            assert!(
+                std::process::Command::new("kill")
+                    .args(["-TERM", &pid])
+                    .status()
+                    .unwrap()
+                    .success()
+            );
+        } else {
+            let _ = self.child.kill();
+        }
+        self.child.wait().unwrap()
+    }
+}
+
+impl Addressed for ServerProcess {
+    fn local_addr(&self) -> std::net::SocketAddr {
+        self.addr
+    }
+}
+
+impl Drop for ServerProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
