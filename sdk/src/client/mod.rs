@@ -1273,31 +1273,9 @@ impl Client {
                     return;
                 };
                 room.timeline.joined(joined.epoch, joined.head);
-                if room.presence.snapshot(joined.presence) {
-                    let users = room.presence.users();
-                    self.events.push_back(ClientEvent::Presence {
-                        room: joined.room.clone(),
-                        users,
-                    });
-                }
-                let me = self.user.clone();
-                let typing: Vec<String> = joined
-                    .typing
-                    .into_iter()
-                    .filter(|u| Some(u) != me.as_ref())
-                    .collect();
-                let version = room.typing_in.version();
-                if room
-                    .typing_in
-                    .replace(typing, version, now, self.config.typing.incoming_ttl)
-                {
-                    let users = room.typing_in.users();
-                    self.events.push_back(ClientEvent::Typing {
-                        room: joined.room.clone(),
-                        users,
-                    });
-                }
                 let cursor = room.timeline.cursor().expect("positioned by joined");
+                self.apply_presence(&joined.room, joined.presence);
+                self.apply_typing(now, &joined.room, joined.typing, None);
                 self.events.push_back(ClientEvent::Joined {
                     room: joined.room,
                     cursor,
@@ -1353,37 +1331,11 @@ impl Client {
                 }
             }
             ServerFrame::State(state) => {
-                let Some(room) = self.rooms.get_mut(&state.room) else {
-                    return;
-                };
-                if let Some(presence) = state.presence
-                    && room.presence.snapshot(presence)
-                {
-                    let users = room.presence.users();
-                    self.events.push_back(ClientEvent::Presence {
-                        room: state.room.clone(),
-                        users,
-                    });
+                if let Some(presence) = state.presence {
+                    self.apply_presence(&state.room, presence);
                 }
                 if let Some(typing) = state.typing {
-                    let me = self.user.clone();
-                    let users: Vec<String> = typing
-                        .users
-                        .into_iter()
-                        .filter(|u| Some(u) != me.as_ref())
-                        .collect();
-                    if room.typing_in.replace(
-                        users,
-                        typing.version,
-                        now,
-                        self.config.typing.incoming_ttl,
-                    ) {
-                        let users = room.typing_in.users();
-                        self.events.push_back(ClientEvent::Typing {
-                            room: state.room,
-                            users,
-                        });
-                    }
+                    self.apply_typing(now, &state.room, typing.users, Some(typing.version));
                 }
             }
             ServerFrame::Reset(reset) => {
@@ -1422,6 +1374,46 @@ impl Client {
                 self.retry_hint = Some(Duration::from_millis(draining.retry_after_ms))
             }
             ServerFrame::Left(_) | ServerFrame::Pong(_) => {}
+        }
+    }
+
+    /// Replaces a room's presence with a snapshot; tells the app if anything changed.
+    fn apply_presence(&mut self, room_name: &RoomName, snapshot: wire::PresenceSnapshot) {
+        let Some(room) = self.rooms.get_mut(room_name) else {
+            return;
+        };
+        if room.presence.snapshot(snapshot) {
+            self.events.push_back(ClientEvent::Presence {
+                room: room_name.clone(),
+                users: room.presence.users(),
+            });
+        }
+    }
+
+    /// Replaces who is typing in a room (this user left out); `version` is the server's, when
+    /// it sent one (polling). Tells the app if anything changed.
+    fn apply_typing(
+        &mut self,
+        now: Instant,
+        room_name: &RoomName,
+        users: Vec<String>,
+        version: Option<u64>,
+    ) {
+        let ttl = self.config.typing.incoming_ttl;
+        let me = self.user.clone();
+        let Some(room) = self.rooms.get_mut(room_name) else {
+            return;
+        };
+        let users: Vec<String> = users
+            .into_iter()
+            .filter(|u| Some(u) != me.as_ref())
+            .collect();
+        let version = version.unwrap_or(room.typing_in.version());
+        if room.typing_in.replace(users, version, now, ttl) {
+            self.events.push_back(ClientEvent::Typing {
+                room: room_name.clone(),
+                users: room.typing_in.users(),
+            });
         }
     }
 
