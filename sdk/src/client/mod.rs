@@ -445,8 +445,6 @@ pub struct Client {
     /// A token was refused and replaced; the next refusal is final.
     token_refreshed: bool,
     phase: Phase,
-    /// Whether the last attempt used polling (so `Waiting` knows what comes next).
-    last_transport: Transport,
     /// In `Auto` mode: use polling first until this Unix time.
     polling_until_ms: u64,
     retry_hint: Option<Duration>,
@@ -510,7 +508,6 @@ impl Client {
             token,
             token_refreshed: false,
             phase: Phase::Waiting { next: now },
-            last_transport: transport,
             polling_until_ms,
             retry_hint: None,
             next_id: 0,
@@ -869,9 +866,10 @@ impl Client {
     /// An HTTP call finished.
     pub fn handle_http_response(&mut self, now: Instant, request: u64, result: HttpResult) {
         // History fetches (gap repair) work on any transport.
-        if let HttpResult::Page(page) = &result {
-            return self.history_page(now, request, page.clone());
-        }
+        let result = match result {
+            HttpResult::Page(page) => return self.history_page(request, page),
+            other => other,
+        };
         if let Some(room) = self
             .rooms
             .values_mut()
@@ -992,14 +990,7 @@ impl Client {
             return self.start_polling(now);
         }
         let link = self.rng.next_u64();
-        self.phase = Phase::Socket(SocketLink {
-            link,
-            welcomed: false,
-            deadline: now + self.config.socket_timeout,
-            heartbeat: Duration::from_secs(15),
-            last_heard: now,
-        });
-        self.last_transport = Transport::WebSocket;
+        self.phase = Phase::Socket(self.new_socket(link, now));
         self.outputs.push_back(Output::OpenSocket {
             link,
             token: self.token.clone(),
@@ -1007,6 +998,18 @@ impl Client {
         self.set_state(ConnectionState::Connecting {
             transport: Transport::WebSocket,
         });
+    }
+
+    /// A socket that must deliver `welcome` within the socket timeout.
+    fn new_socket(&self, link: u64, now: Instant) -> SocketLink {
+        SocketLink {
+            link,
+            welcomed: false,
+            deadline: now + self.config.socket_timeout,
+            // Replaced by the server's value in `welcome`.
+            heartbeat: Duration::from_secs(15),
+            last_heard: now,
+        }
     }
 
     fn start_polling(&mut self, now: Instant) {
@@ -1020,7 +1023,6 @@ impl Client {
             probe: None,
             next_probe: None,
         });
-        self.last_transport = Transport::Polling;
         self.set_state(ConnectionState::Connecting {
             transport: Transport::Polling,
         });
@@ -1084,15 +1086,8 @@ impl Client {
             key: TRANSPORT_KEY,
             value: String::new(),
         });
-        self.phase = Phase::Socket(SocketLink {
-            link,
-            welcomed: false,
-            deadline: now + self.config.socket_timeout,
-            heartbeat: Duration::from_secs(15),
-            last_heard: now,
-        });
-        self.last_transport = Transport::WebSocket;
-        // Unsent marks belong to the old transport: send everything waiting again.
+        self.phase = Phase::Socket(self.new_socket(link, now));
+        // The socket is connected from here on: `welcome` sends the joins and the outbox.
         self.handle_socket_frame(now, link, welcome);
     }
 
@@ -1281,7 +1276,7 @@ impl Client {
                     cursor,
                 });
             }
-            ServerFrame::Event(event) => self.receive_event(now, event),
+            ServerFrame::Event(event) => self.receive_event(event),
             ServerFrame::Ack(ack) => self.acked(ack),
             ServerFrame::Nack(nack) => self.nacked(now, nack),
             ServerFrame::Presence(diff) => {
@@ -1417,7 +1412,7 @@ impl Client {
         }
     }
 
-    fn receive_event(&mut self, now: Instant, event: Event) {
+    fn receive_event(&mut self, event: Event) {
         let room_name = event.room.clone();
         let Some(room) = self.rooms.get_mut(&room_name) else {
             return;
@@ -1451,10 +1446,9 @@ impl Client {
                 call,
             });
         }
-        let _ = now;
     }
 
-    fn history_page(&mut self, now: Instant, request: u64, page: wire::EventsPage) {
+    fn history_page(&mut self, request: u64, page: wire::EventsPage) {
         let Some(room) = self.rooms.get_mut(&page.room) else {
             return;
         };
@@ -1475,7 +1469,7 @@ impl Client {
             return;
         }
         for event in page.events {
-            self.receive_event(now, event);
+            self.receive_event(event);
         }
     }
 
