@@ -222,6 +222,7 @@ pub fn spawn(
         next_conn: Arc::clone(&handle.next_conn),
         peers: HashMap::new(),
         sessions: HashMap::new(),
+        collecting: Vec::new(),
         backend: HashMap::new(),
         next_ticket: 0,
         counters: Counters::default(),
@@ -275,6 +276,8 @@ struct Driver {
     next_conn: Arc<AtomicU64>,
     peers: HashMap<ConnId, Peer>,
     sessions: HashMap<SessionKey, ConnId>,
+    /// Polling sessions with a `POST` waiting for replies.
+    collecting: Vec<ConnId>,
     backend: HashMap<u64, oneshot::Sender<Result<AppendOutcome, StoreError>>>,
     next_ticket: u64,
     counters: Counters,
@@ -436,6 +439,9 @@ impl Driver {
             awaiting,
             reply,
         });
+        if !self.collecting.contains(&conn) {
+            self.collecting.push(conn);
+        }
         for frame in frames {
             self.hub.handle_frame(now, conn, frame);
         }
@@ -535,18 +541,21 @@ impl Driver {
                 break;
             }
         }
-        // Answer every POST whose publishes have all been acked or refused.
-        for peer in self.peers.values_mut() {
-            if let Peer::Poll(session) = peer
-                && session
-                    .collector
-                    .as_ref()
-                    .is_some_and(|c| c.awaiting.is_empty() || c.reply.is_closed())
-                && let Some(collector) = session.collector.take()
-            {
-                let _ = collector.reply.send(Ok(collector.frames));
-            }
-        }
+        // Answer every POST that has all its replies (or whose caller gave up).
+        let peers = &mut self.peers;
+        self.collecting.retain(|conn| {
+            let Some(Peer::Poll(session)) = peers.get_mut(conn) else {
+                return false;
+            };
+            let Some(collector) = session
+                .collector
+                .take_if(|c| c.awaiting.is_empty() || c.reply.is_closed())
+            else {
+                return session.collector.is_some();
+            };
+            let _ = collector.reply.send(Ok(collector.frames));
+            false
+        });
     }
 
     fn perform(&mut self, action: Action) {

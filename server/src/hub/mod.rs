@@ -275,6 +275,8 @@ pub struct Hub {
     /// rejoin of the same room by the same connection (kept here), wait until the replay ends,
     /// so no replayed event can arrive after them.
     orphaned_replays: HashMap<(ConnId, RoomName), Rejoin>,
+    /// How many of `conns` are polling sessions (kept, so counting is O(1)).
+    poll_sessions: usize,
 }
 
 /// A rejoin (and the publishes sent after it) waiting for an orphaned replay to end.
@@ -316,6 +318,7 @@ impl Hub {
             actions: VecDeque::new(),
             draining: false,
             orphaned_replays: HashMap::new(),
+            poll_sessions: 0,
         }
     }
 
@@ -360,12 +363,7 @@ impl Hub {
 
     /// Open connections by kind: (sockets, polling sessions).
     pub fn connections_by_kind(&self) -> (usize, usize) {
-        let polls = self
-            .conns
-            .values()
-            .filter(|c| c.kind == ConnKind::Poll)
-            .count();
-        (self.conns.len() - polls, polls)
+        (self.conns.len() - self.poll_sessions, self.poll_sessions)
     }
 
     /// Distinct users with at least one connection.
@@ -432,6 +430,9 @@ impl Hub {
                 publish_budget: TokenBucket::full(self.config.publish_burst, now.instant),
             },
         );
+        if kind == ConnKind::Poll {
+            self.poll_sessions += 1;
+        }
         if self.next_sweep.is_none() {
             self.next_sweep = Some(now.instant + self.config.heartbeat);
         }
@@ -727,6 +728,7 @@ impl Hub {
             });
         }
         self.conns.clear();
+        self.poll_sessions = 0;
         self.rooms.clear();
         self.timers.clear();
         self.orphaned_replays.clear();
@@ -1140,6 +1142,9 @@ impl Hub {
         let Some(state) = self.conns.remove(&conn) else {
             return false;
         };
+        if state.kind == ConnKind::Poll {
+            self.poll_sessions -= 1;
+        }
         self.orphaned_replays
             .retain(|(orphan, _), _| *orphan != conn);
         for room_name in state.rooms {

@@ -1254,6 +1254,7 @@ fn polling_sessions_count_in_presence_never_replay_and_expire_on_their_own_timeo
         Arc::new(Identity::new("pol", None, &[("*", RoomRight::Publish)])),
         ConnKind::Poll,
     );
+    assert_eq!(h.hub.connections_by_kind(), (2, 1));
     h.send(
         9,
         r#"{"type":"join","room":"r","resume":{"epoch":77,"seq":0}}"#,
@@ -1297,6 +1298,11 @@ fn polling_sessions_count_in_presence_never_replay_and_expire_on_their_own_timeo
     // The sweep runs once per heartbeat, so the session goes at the first sweep after 40 s.
     h.advance(Duration::from_secs(10));
     assert_eq!(h.closed, [(9, close_code::IDLE_TIMEOUT)]);
+    assert_eq!(
+        h.hub.connections_by_kind(),
+        (2, 0),
+        "the session no longer counts"
+    );
 }
 
 #[test]
