@@ -423,6 +423,25 @@ async fn connection_limits_refuse_with_a_code_in_total_and_per_address() {
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
     assert!(freed, "a closed connection's slot is reused");
+    let metrics = http(&server, "GET", "/metrics", &[], None).await.body;
+    let rejected = |reason: &str| -> f64 {
+        let prefix = format!("chorus_connections_rejected_total{{reason=\"{reason}\"}} ");
+        metrics
+            .lines()
+            .find_map(|l| l.strip_prefix(&prefix))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("no {reason} in:\n{metrics}"))
+    };
+    assert_eq!(
+        rejected("per_ip_limit"),
+        1.0,
+        "one refusal for the address limit"
+    );
+    // Waiting for the freed slot may be refused a few more times before the close lands.
+    assert!(
+        rejected("total_limit") >= 1.0,
+        "refusals for the total limit are counted apart"
+    );
     server.shutdown().await;
 }
 

@@ -4,7 +4,26 @@ use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 
-use chorus_sdk::wire::ErrorCode;
+/// Which limit refused a connection.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LimitHit {
+    /// The server holds its maximum.
+    Total(usize),
+    /// The client address holds its maximum.
+    PerIp(usize),
+}
+
+impl std::fmt::Display for LimitHit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            LimitHit::Total(max) => write!(
+                f,
+                "the server holds its maximum of {max} connections; retry later"
+            ),
+            LimitHit::PerIp(max) => write!(f, "at most {max} connections per client address"),
+        }
+    }
+}
 
 /// Counts open WebSocket connections, in total and per address.
 #[derive(Debug)]
@@ -32,23 +51,14 @@ impl ConnectionLimiter {
     }
 
     /// Takes a slot for a connection from `ip`, or says which limit is reached.
-    pub fn acquire(self: &Arc<Self>, ip: IpAddr) -> Result<ConnectionPermit, (ErrorCode, String)> {
+    pub fn acquire(self: &Arc<Self>, ip: IpAddr) -> Result<ConnectionPermit, LimitHit> {
         let mut open = self.open.lock().expect("limiter lock");
         if open.0 >= self.max_total {
-            return Err((
-                ErrorCode::TooManyConnections,
-                format!(
-                    "the server holds its maximum of {} connections; retry later",
-                    self.max_total
-                ),
-            ));
+            return Err(LimitHit::Total(self.max_total));
         }
         let from_ip = open.1.entry(ip).or_default();
         if *from_ip >= self.max_per_ip {
-            return Err((
-                ErrorCode::TooManyConnections,
-                format!("at most {} connections per client address", self.max_per_ip),
-            ));
+            return Err(LimitHit::PerIp(self.max_per_ip));
         }
         *from_ip += 1;
         open.0 += 1;
@@ -88,15 +98,9 @@ mod tests {
         let b: IpAddr = "10.0.0.2".parse().unwrap();
         let a1 = limiter.acquire(a).unwrap();
         let _a2 = limiter.acquire(a).unwrap();
-        assert!(
-            limiter
-                .acquire(a)
-                .unwrap_err()
-                .1
-                .contains("per client address")
-        );
+        assert_eq!(limiter.acquire(a).unwrap_err(), LimitHit::PerIp(2));
         let _b1 = limiter.acquire(b).unwrap();
-        assert!(limiter.acquire(b).unwrap_err().1.contains("maximum of 3"));
+        assert_eq!(limiter.acquire(b).unwrap_err(), LimitHit::Total(3));
         drop(a1);
         assert_eq!(limiter.open(), 2);
         assert!(

@@ -17,6 +17,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
 
+use super::limits::LimitHit;
 use super::metrics::EdgeCounters;
 use super::{ApiError, AppState};
 use crate::auth::{AuthError, Identity};
@@ -47,14 +48,18 @@ pub(super) async fn upgrade(
     }
     let permit = match state.connections.acquire(peer.ip()) {
         Ok(permit) => permit,
-        Err((code, message)) => {
-            let counter = if message.contains("per client") {
-                &state.counters.rejected_per_ip_limit
-            } else {
-                &state.counters.rejected_total_limit
-            };
-            EdgeCounters::bump(counter);
-            return ApiError::new(StatusCode::SERVICE_UNAVAILABLE, code, message).into_response();
+        Err(hit) => {
+            EdgeCounters::bump(match hit {
+                LimitHit::Total(_) => &state.counters.rejected_total_limit,
+                LimitHit::PerIp(_) => &state.counters.rejected_per_ip_limit,
+            });
+            let message = hit.to_string();
+            return ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                ErrorCode::TooManyConnections,
+                message,
+            )
+            .into_response();
         }
     };
     let mut token = None;
