@@ -4,9 +4,7 @@ mod support;
 
 use std::time::Duration;
 
-use chorus_sdk::client::{
-    Badge, ClientConfig, ClientEvent, ConnectionState, Transport, TransportMode,
-};
+use chorus_sdk::client::{ClientConfig, ClientEvent, ConnectionState, Transport, TransportMode};
 use chorus_sdk::native::{Events, MemoryStorage, NativeClient};
 use chorus_sdk::wire::{Json, RoomName};
 
