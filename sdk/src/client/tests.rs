@@ -44,6 +44,22 @@ impl Harness {
         h
     }
 
+    /// A WebSocket-only client that joined `rooms`, with its socket open and welcomed.
+    fn connected_socket(rooms: &[&str]) -> (Harness, u64) {
+        let mut h = Harness::new(ClientConfig {
+            transport: TransportMode::WebSocket,
+            ..ClientConfig::default()
+        });
+        for name in rooms {
+            let now = h.now;
+            h.client.join(now, room(name), Json::null());
+        }
+        h.advance(Duration::ZERO);
+        let link = h.opened_socket();
+        h.welcome(link);
+        (h, link)
+    }
+
     fn drain(&mut self) {
         while let Some(output) = self.client.poll_output() {
             self.outputs.push(output);
@@ -377,13 +393,7 @@ fn forced_modes_never_use_the_other_transport() {
 
 #[test]
 fn a_dropped_socket_reconnects_after_a_jittered_backoff_and_at_once_when_back_online() {
-    let mut h = Harness::new(ClientConfig {
-        transport: TransportMode::WebSocket,
-        ..ClientConfig::default()
-    });
-    h.advance(Duration::ZERO);
-    let link = h.opened_socket();
-    h.welcome(link);
+    let (mut h, link) = Harness::connected_socket(&[]);
     h.take_events();
     h.client.handle_socket_closed(h.now, link, Some(1006));
     h.drain();
@@ -420,13 +430,7 @@ fn a_dropped_socket_reconnects_after_a_jittered_backoff_and_at_once_when_back_on
 
 #[test]
 fn a_silent_socket_is_pinged_then_declared_dead() {
-    let mut h = Harness::new(ClientConfig {
-        transport: TransportMode::WebSocket,
-        ..ClientConfig::default()
-    });
-    h.advance(Duration::ZERO);
-    let link = h.opened_socket();
-    h.welcome(link);
+    let (mut h, link) = Harness::connected_socket(&[]);
     h.take_outputs();
     h.advance(Duration::from_secs(5));
     assert_eq!(
@@ -490,13 +494,7 @@ fn a_refused_token_asks_the_app_once_then_fails() {
 
 #[test]
 fn the_draining_hint_sets_the_next_attempt() {
-    let mut h = Harness::new(ClientConfig {
-        transport: TransportMode::WebSocket,
-        ..ClientConfig::default()
-    });
-    h.advance(Duration::ZERO);
-    let link = h.opened_socket();
-    h.welcome(link);
+    let (mut h, link) = Harness::connected_socket(&[]);
     h.server_says(
         link,
         ServerFrame::Draining(wire::Draining {
@@ -619,15 +617,7 @@ fn unacked_publishes_expire_with_an_event_not_silently() {
 
 #[test]
 fn a_gap_on_a_socket_is_repaired_from_history_and_duplicates_are_dropped() {
-    let mut h = Harness::new(ClientConfig {
-        transport: TransportMode::WebSocket,
-        ..ClientConfig::default()
-    });
-    let now = h.now;
-    h.client.join(now, room("r"), Json::null());
-    h.advance(Duration::ZERO);
-    let link = h.opened_socket();
-    h.welcome(link);
+    let (mut h, link) = Harness::connected_socket(&["r"]);
     h.server_says(link, joined("r", 0));
     h.server_says(link, event("r", 1, "a"));
     h.server_says(link, event("r", 1, "a"));
@@ -681,15 +671,7 @@ fn a_gap_on_a_socket_is_repaired_from_history_and_duplicates_are_dropped() {
 
 #[test]
 fn typing_of_others_is_shown_and_expires_and_own_typing_is_filtered() {
-    let mut h = Harness::new(ClientConfig {
-        transport: TransportMode::WebSocket,
-        ..ClientConfig::default()
-    });
-    let now = h.now;
-    h.client.join(now, room("r"), Json::null());
-    h.advance(Duration::ZERO);
-    let link = h.opened_socket();
-    h.welcome(link);
+    let (mut h, link) = Harness::connected_socket(&["r"]);
     h.server_says(link, joined("r", 0));
     h.take_events();
     let typing = |user: &str, on| {
