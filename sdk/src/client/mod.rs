@@ -1064,23 +1064,7 @@ impl Client {
     /// The probe socket was welcomed while polling: move everything onto it.
     fn upgrade(&mut self, now: Instant, link: u64, welcome: ServerFrame) {
         // Leave the polling session's rooms so presence does not show it until it expires.
-        let leaves: Vec<ClientFrame> = self
-            .rooms
-            .keys()
-            .map(|room| ClientFrame::Leave(wire::Leave { room: room.clone() }))
-            .collect();
-        if !leaves.is_empty() {
-            let request = self.rng.next_u64();
-            let body = wire::PollSend {
-                session: self.session.clone(),
-                frames: leaves,
-            };
-            self.outputs.push_back(Output::Http {
-                request,
-                token: self.token.clone(),
-                call: HttpCall::PollSend(body),
-            });
-        }
+        self.leave_polling_session();
         self.polling_until_ms = 0;
         self.outputs.push_back(Output::Save {
             key: TRANSPORT_KEY,
@@ -1141,25 +1125,39 @@ impl Client {
                 if let Some((link, _)) = poll.probe {
                     self.outputs.push_back(Output::CloseSocket { link });
                 }
-                if goodbye && !self.rooms.is_empty() {
-                    let frames = self
-                        .rooms
-                        .keys()
-                        .map(|room| ClientFrame::Leave(wire::Leave { room: room.clone() }))
-                        .collect();
-                    let request = self.rng.next_u64();
-                    let body = wire::PollSend {
-                        session: self.session.clone(),
-                        frames,
-                    };
-                    self.outputs.push_back(Output::Http {
-                        request,
-                        token: self.token.clone(),
-                        call: HttpCall::PollSend(body),
-                    });
+                if goodbye {
+                    self.leave_polling_session();
                 }
             }
             _ => {}
+        }
+    }
+
+    /// `POST /v1/poll` with these frames for this client's polling session; returns the request id.
+    fn post_frames(&mut self, frames: Vec<ClientFrame>) -> u64 {
+        let request = self.rng.next_u64();
+        let body = wire::PollSend {
+            session: self.session.clone(),
+            frames,
+        };
+        self.outputs.push_back(Output::Http {
+            request,
+            token: self.token.clone(),
+            call: HttpCall::PollSend(body),
+        });
+        request
+    }
+
+    /// Leaves every room from the polling session (best effort, the answer is not awaited), so
+    /// presence does not keep showing the session until it expires.
+    fn leave_polling_session(&mut self) {
+        if !self.rooms.is_empty() {
+            let leaves = self
+                .rooms
+                .keys()
+                .map(|room| ClientFrame::Leave(wire::Leave { room: room.clone() }))
+                .collect();
+            self.post_frames(leaves);
         }
     }
 
@@ -1209,20 +1207,18 @@ impl Client {
         let Phase::Polling(poll) = &mut self.phase else {
             return;
         };
-        if poll.send_in_flight.is_none() && !poll.queued.is_empty() {
-            let request = self.rng.next_u64();
-            let frames = std::mem::take(&mut poll.queued);
-            poll.send_in_flight = Some((request, now + self.config.http_timeout));
-            let body = wire::PollSend {
-                session: self.session.clone(),
-                frames,
-            };
-            self.outputs.push_back(Output::Http {
-                request,
-                token: self.token.clone(),
-                call: HttpCall::PollSend(body),
-            });
+        let batch = (poll.send_in_flight.is_none() && !poll.queued.is_empty())
+            .then(|| std::mem::take(&mut poll.queued));
+        if let Some(frames) = batch {
+            let request = self.post_frames(frames);
+            let deadline = now + self.config.http_timeout;
+            if let Phase::Polling(poll) = &mut self.phase {
+                poll.send_in_flight = Some((request, deadline));
+            }
         }
+        let Phase::Polling(poll) = &mut self.phase else {
+            return;
+        };
         if poll.connected && poll.poll_in_flight.is_none() && !self.rooms.is_empty() {
             let request = self.rng.next_u64();
             poll.poll_in_flight = Some((
