@@ -106,6 +106,10 @@ pub struct Config {
     /// Serve this directory (the plain-JS demo, `www/`) at `/demo/`.
     #[arg(long, env = "CHORUS_DEMO_DIR")]
     pub demo_dir: Option<PathBuf>,
+    /// Serve this directory (the built Leptos app, `app/dist/`) at `/`: unknown paths outside
+    /// `/v1/` get its `index.html`, so the app's own links survive a reload.
+    #[arg(long, env = "CHORUS_APP_DIR")]
+    pub app_dir: Option<PathBuf>,
     /// Serve this directory (the npm package, `pkg/`) at `/pkg/`.
     #[arg(long, env = "CHORUS_PKG_DIR")]
     pub pkg_dir: Option<PathBuf>,

@@ -132,6 +132,7 @@ pub async fn start(config: &Config, listener: TcpListener) -> Result<RunningServ
         .into_iter()
         .filter_map(|(prefix, dir)| dir.map(|dir| (prefix, dir)))
         .collect(),
+        app_dir: config.app_dir.clone(),
     };
     let addr = listener.local_addr()?;
     let (stop, stopped) = oneshot::channel::<()>();

@@ -524,3 +524,31 @@ async fn dev_tokens_are_only_issued_in_dev_mode() {
     );
     server.shutdown().await;
 }
+
+#[tokio::test]
+async fn the_app_is_served_at_the_root_and_api_paths_stay_json_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("index.html"),
+        "<!doctype html><title>app</title>",
+    )
+    .unwrap();
+    std::fs::write(dir.path().join("style.css"), "body{}").unwrap();
+    let mut config = config();
+    config.app_dir = Some(dir.path().to_owned());
+    let server = support::start(&config).await;
+    for (path, expect) in [
+        ("/", "<title>app</title>"),
+        ("/style.css", "body{}"),
+        ("/rooms/design", "<title>app</title>"),
+    ] {
+        let response = http(&server, "GET", path, &[], None).await;
+        assert_eq!((path, response.status), (path, 200));
+        assert!(response.body.contains(expect), "{path}: {}", response.body);
+    }
+    let api = http(&server, "GET", "/v1/no-such-endpoint", &[], None).await;
+    assert_eq!(api.status, 404);
+    assert_eq!(api.json::<wire::ErrorBody>().code, ErrorCode::NotFound);
+    let health = http(&server, "GET", "/healthz", &[], None).await;
+    assert_eq!(health.status, 200);
+}

@@ -161,7 +161,7 @@ fn build_web() -> Result<()> {
             "--package",
             "chorus-sdk",
             "--features",
-            "web",
+            "js",
             "--target",
             "wasm32-unknown-unknown",
             "--profile",
@@ -210,6 +210,50 @@ fn build_web() -> Result<()> {
         "browser SDK total: {total} bytes gzipped ({:.1} KB; budget 40 KB)",
         total as f64 / 1024.0
     ));
+    build_app(&target)
+}
+
+/// Builds the Leptos app (`app/`) into `app/dist`: wasm, its wasm-bindgen glue, the page and
+/// the stylesheet. The server serves that directory at `/` (`--app-dir`).
+fn build_app(target: &Path) -> Result<()> {
+    run(
+        "cargo",
+        &[
+            "build",
+            "--package",
+            "chorus-app",
+            "--target",
+            "wasm32-unknown-unknown",
+            "--profile",
+            "wasm",
+        ],
+    )?;
+    let dist = root().join("app/dist");
+    let wasm = target.join("wasm32-unknown-unknown/wasm/chorus-app.wasm");
+    run(
+        "wasm-bindgen",
+        &[
+            "--target",
+            "web",
+            "--no-typescript",
+            "--remove-producers-section",
+            "--out-name",
+            "chorus_app",
+            "--out-dir",
+            dist.to_str().context("UTF-8 path")?,
+            wasm.to_str().context("UTF-8 path")?,
+        ],
+    )?;
+    for file in ["index.html", "style.css"] {
+        std::fs::copy(root().join("app").join(file), dist.join(file))
+            .with_context(|| format!("copying app/{file}"))?;
+    }
+    let bytes = std::fs::read(dist.join("chorus_app_bg.wasm")).context("reading the app")?;
+    say(&format!(
+        "app/dist/chorus_app_bg.wasm: {} bytes, {} bytes gzipped",
+        bytes.len(),
+        gzipped_len(&bytes)?
+    ));
     Ok(())
 }
 
@@ -232,6 +276,9 @@ fn dev(server_args: &[String]) -> Result<()> {
     std::fs::create_dir_all(&data).context("creating .chorus/")?;
     let db = data.join("dev.db");
     let db = db.to_str().context("the database path is not UTF-8")?;
+    build_web()?;
+    let dir = |path: &str| root().join(path).to_string_lossy().into_owned();
+    let (app, demo, pkg) = (dir("app/dist"), dir("www"), dir("pkg"));
     let mut args = vec![
         "run",
         "--package",
@@ -240,10 +287,54 @@ fn dev(server_args: &[String]) -> Result<()> {
         "--dev",
         "--db",
         db,
+        "--app-dir",
+        &app,
+        "--demo-dir",
+        &demo,
+        "--pkg-dir",
+        &pkg,
     ];
     args.extend(server_args.iter().map(String::as_str));
-    say("starting chorus-server in dev mode on http://127.0.0.1:8080 (Ctrl-C stops it)");
+    say(
+        "starting chorus-server in dev mode: the app at http://127.0.0.1:8080/, the plain-JS demo at /demo/ (Ctrl-C stops it)",
+    );
     run("cargo", &args)
+}
+
+/// wasm-bindgen-test suites in headless Chromium (the browser driver's own tests and the app's
+/// component and hook tests). Chromium's flags are in `tests/webdriver.json`.
+fn wasm_tests() -> Result<()> {
+    for args in [
+        &[
+            "--package",
+            "chorus-sdk",
+            "--features",
+            "js",
+            "--test",
+            "web",
+        ][..],
+        &["--package", "chorus-app", "--test", "components"][..],
+    ] {
+        say(&format!(
+            "$ cargo test --target wasm32-unknown-unknown {}",
+            args.join(" ")
+        ));
+        let status = Command::new("cargo")
+            .args(["test", "--target", "wasm32-unknown-unknown"])
+            .args(args)
+            .env(
+                "CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER",
+                "wasm-bindgen-test-runner",
+            )
+            .env("CHROMEDRIVER", "/usr/bin/chromedriver")
+            .current_dir(root())
+            .status()
+            .context("cargo test (wasm32)")?;
+        if !status.success() {
+            bail!("wasm32 tests failed ({status})");
+        }
+    }
+    Ok(())
 }
 
 /// The npm package in real Chromium (tests/browser), against the real server and nginx.
@@ -292,23 +383,27 @@ fn test() -> Result<()> {
             "warnings",
         ],
     )?;
-    // The browser driver only exists on wasm32: lint it there too.
+    // The browser driver and the app's components only exist on wasm32: lint them there too.
     run(
         "cargo",
         &[
             "clippy",
             "--package",
             "chorus-sdk",
+            "--package",
+            "chorus-app",
             "--features",
-            "web",
+            "chorus-sdk/js",
             "--target",
             "wasm32-unknown-unknown",
+            "--all-targets",
             "--",
             "-D",
             "warnings",
         ],
     )?;
     run("cargo", &["test", "--workspace", "--all-features"])?;
+    wasm_tests()?;
     browser_tests()?;
     say("all checks and tests passed");
     Ok(())

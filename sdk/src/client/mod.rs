@@ -1606,7 +1606,7 @@ impl Client {
 }
 
 /// Percent-encodes a query value (room names may hold `:`, `/`, `@`).
-pub(crate) fn percent_encode(value: &str) -> String {
+pub fn percent_encode(value: &str) -> String {
     let mut out = String::with_capacity(value.len());
     for byte in value.bytes() {
         if byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'_' | b'.' | b'~') {

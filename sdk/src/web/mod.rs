@@ -5,31 +5,39 @@
 //! Storage is `localStorage`: the outbox is bounded (1 MiB by default) well inside its quota,
 //! and its synchronous API lets the core save after every change without an async round trip.
 //!
-//! [`WasmClient`] is deliberately low level (strings in, `(kind, payload)` callbacks out); the
-//! npm package's `chorus.js` builds the JS-shaped API (`ChorusClient`, `Room`, promises) on
-//! top. The event payload shapes are the JS API's, defined in `events.rs` and typed in
-//! `pkg/chorus.d.ts` (they are not wire frames).
+//! [`BrowserClient`] is the Rust API (typed rooms, bodies and [`ClientEvent`]s), used directly by
+//! Leptos apps. With feature `js`, `js.rs` exports `WasmClient` to JavaScript: deliberately low
+//! level (strings in, `(kind, payload)` callbacks out); the npm package's `chorus.js` builds the
+//! JS-shaped API (`ChorusClient`, `Room`, promises) on top. Those payload shapes are the JS
+//! API's, defined in `events.rs` and typed in `pkg/chorus.d.ts` (they are not wire frames).
 //!
 //! Callbacks into JS are made only after every borrow of the driver state is released, so a
 //! callback may call back into the client.
 
+#[cfg(feature = "js")]
 mod events;
+#[cfg(feature = "js")]
+mod js;
+
+#[cfg(feature = "js")]
+pub use js::WasmClient;
 
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::rc::{Rc, Weak};
 
-use js_sys::{Array, Function};
+use js_sys::Array;
 use wasm_bindgen::JsCast;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::JsFuture;
 use web_sys::{CloseEvent, MessageEvent, Request, RequestInit, Response, WebSocket};
 
+pub use crate::client::{Badge, ClientConfig, ClientEvent, ConnectionState, TransportMode};
 use crate::client::{
-    Client, ClientConfig, ClientEvent, HttpCall, HttpResult, OUTBOX_KEY, Output, Restored,
-    TRANSPORT_KEY, TransportMode, percent_encode,
+    Client, HttpCall, HttpResult, OUTBOX_KEY, Output, PublishError, Restored, TRANSPORT_KEY,
+    percent_encode,
 };
-use crate::wire::{self, ErrorCode, Json, RoomName, ServerFrame};
+use crate::wire::{self, Cursor, ErrorCode, EventId, Json, PresenceUser, RoomName, ServerFrame};
 
 /// A socket and the closures that must live as long as it.
 struct Socket {
@@ -56,21 +64,33 @@ struct Inner {
     timer: Option<i32>,
     timer_callback: Option<Closure<dyn FnMut()>>,
     listeners: Vec<Closure<dyn FnMut(web_sys::Event)>>,
-    on_event: Function,
+    on_event: Rc<dyn Fn(ClientEvent)>,
 }
 
 type Shared = Rc<RefCell<Inner>>;
 
-impl std::fmt::Debug for WasmClient {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("WasmClient")
-    }
+/// Why a [`BrowserClient`] could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// `crypto.getRandomValues` is missing or failed, so there is no seed for ids and jitter.
+    #[error("crypto.getRandomValues is not available")]
+    NoRandomness,
 }
 
-/// The Chorus client core with browser I/O. Use it through the npm package's `ChorusClient`.
-#[wasm_bindgen]
-pub struct WasmClient {
+/// The Chorus client core driven by the browser: the Rust API (Leptos apps use it directly;
+/// the npm package wraps it). Cheap to clone; every clone drives the same connection.
+///
+/// Events are delivered to the `on_event` callback given to [`BrowserClient::start`], always
+/// after every borrow of the driver state is released, so the callback may call back in.
+#[derive(Clone)]
+pub struct BrowserClient {
     inner: Shared,
+}
+
+impl std::fmt::Debug for BrowserClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("BrowserClient")
+    }
 }
 
 fn window() -> web_sys::Window {
@@ -86,32 +106,19 @@ fn storage() -> Option<web_sys::Storage> {
     window().local_storage().ok().flatten()
 }
 
-fn js_error(message: impl std::fmt::Display) -> JsError {
-    JsError::new(&message.to_string())
-}
-
-#[wasm_bindgen]
-impl WasmClient {
-    /// Starts a client. `transport` is `auto`, `websocket` or `polling`; `on_event` is called
-    /// as `on_event(kind, payload)` for every event.
-    #[wasm_bindgen(constructor)]
-    pub fn new(
+impl BrowserClient {
+    /// Starts a client for the server at `url` (`http(s)://host[:port]`), restoring the outbox
+    /// and the remembered transport from `localStorage` keys starting with `storage_prefix`.
+    ///
+    /// The first events (e.g. publishes restored after a reload) are delivered from a timer,
+    /// never from inside this call.
+    pub fn start(
         url: &str,
         token: String,
-        transport: &str,
+        config: ClientConfig,
         storage_prefix: String,
-        on_event: Function,
-    ) -> Result<WasmClient, JsError> {
-        let transport = match transport {
-            "auto" | "" => TransportMode::Auto,
-            "websocket" => TransportMode::WebSocket,
-            "polling" => TransportMode::Polling,
-            other => {
-                return Err(js_error(format!(
-                    "transport must be auto, websocket or polling, not {other:?}"
-                )));
-            }
-        };
+        on_event: impl Fn(ClientEvent) + 'static,
+    ) -> Result<BrowserClient, StartError> {
         let load = |key: &str| {
             storage().and_then(|s| s.get_item(&format!("{storage_prefix}{key}")).ok().flatten())
         };
@@ -122,13 +129,9 @@ impl WasmClient {
         let mut seed = [0u8; 8];
         window()
             .crypto()
-            .map_err(|_| js_error("crypto is not available"))?
+            .map_err(|_| StartError::NoRandomness)?
             .get_random_values_with_u8_array(&mut seed)
-            .map_err(|_| js_error("crypto.getRandomValues failed"))?;
-        let config = ClientConfig {
-            transport,
-            ..ClientConfig::default()
-        };
+            .map_err(|_| StartError::NoRandomness)?;
         let core = Client::new(
             config,
             token,
@@ -145,85 +148,76 @@ impl WasmClient {
             timer: None,
             timer_callback: None,
             listeners: Vec::new(),
-            on_event,
+            on_event: Rc::new(on_event),
         }));
         listen_to_platform(&inner);
         // The first drive waits for a timer, so the app can subscribe before the first events
         // (e.g. publishes restored from storage after a reload) are emitted.
         arm_timer(&inner);
-        Ok(WasmClient { inner })
+        Ok(BrowserClient { inner })
     }
 
-    /// Joins a room; `meta` is JSON text.
-    pub fn join(&self, room: &str, meta: &str) -> Result<(), JsError> {
-        let room = RoomName::parse(room).map_err(js_error)?;
-        let meta = Json::from_text(meta).map_err(js_error)?;
+    /// Joins a room with this tab's presence `meta`.
+    pub fn join(&self, room: RoomName, meta: Json) {
         self.with(|core| core.join(now(), room, meta));
-        Ok(())
     }
 
     /// Leaves a room.
-    pub fn leave(&self, room: &str) -> Result<(), JsError> {
-        let room = RoomName::parse(room).map_err(js_error)?;
+    pub fn leave(&self, room: RoomName) {
         self.with(|core| core.leave(now(), room));
-        Ok(())
     }
 
-    /// Publishes a durable event (`body` is JSON text); returns its id.
-    pub fn publish(&self, room: &str, body: &str) -> Result<String, JsError> {
-        let room = RoomName::parse(room).map_err(js_error)?;
-        let body = Json::from_text(body).map_err(js_error)?;
+    /// Publishes a durable event: pending at once, kept in the outbox until acked.
+    pub fn publish(&self, room: RoomName, body: Json) -> Result<EventId, PublishError> {
         self.with(|core| core.publish(now(), room, body))
-            .map(|id| id.to_string())
-            .map_err(js_error)
     }
 
-    /// Publishes an ephemeral event (only while connected).
-    #[wasm_bindgen(js_name = publishEphemeral)]
-    pub fn publish_ephemeral(&self, room: &str, body: &str) -> Result<String, JsError> {
-        let room = RoomName::parse(room).map_err(js_error)?;
-        let body = Json::from_text(body).map_err(js_error)?;
+    /// Publishes an ephemeral event (only while connected; never queued).
+    pub fn publish_ephemeral(&self, room: RoomName, body: Json) -> Result<EventId, PublishError> {
         self.with(|core| core.publish_ephemeral(now(), room, body))
-            .map(|id| id.to_string())
-            .map_err(js_error)
     }
 
-    /// Says whether the user is typing in a room.
-    pub fn typing(&self, room: &str, on: bool) -> Result<(), JsError> {
-        let room = RoomName::parse(room).map_err(js_error)?;
+    /// Says whether the user is typing in a room (throttled and expired by the core).
+    pub fn set_typing(&self, room: RoomName, on: bool) {
         self.with(|core| core.set_typing(now(), room, on));
-        Ok(())
     }
 
-    /// Replaces this tab's presence meta (JSON text) in a room.
-    #[wasm_bindgen(js_name = setPresence)]
-    pub fn set_presence(&self, room: &str, meta: &str) -> Result<(), JsError> {
-        let room = RoomName::parse(room).map_err(js_error)?;
-        let meta = Json::from_text(meta).map_err(js_error)?;
+    /// Replaces this tab's presence meta in a room.
+    pub fn set_presence(&self, room: RoomName, meta: Json) {
         self.with(|core| core.set_presence(now(), room, meta));
-        Ok(())
     }
 
-    /// Hands over a fresh token.
-    #[wasm_bindgen(js_name = setToken)]
+    /// Hands over a fresh token (after [`ClientEvent::TokenNeeded`]).
     pub fn set_token(&self, token: String) {
         self.with(|core| core.handle_token(now(), token));
     }
 
-    /// A room's presence as JSON text (`[]` when not joined).
-    pub fn presence(&self, room: &str) -> Result<String, JsError> {
-        let room = RoomName::parse(room).map_err(js_error)?;
-        let users = self.inner.borrow().core.presence(&room).unwrap_or_default();
-        Ok(events::users_json(&users))
+    /// A room's presence (`None` when not joined).
+    pub fn presence(&self, room: &RoomName) -> Option<Vec<PresenceUser>> {
+        self.inner.borrow().core.presence(room)
+    }
+
+    /// A room's cursor (the last seq seen), if it has one.
+    pub fn cursor(&self, room: &RoomName) -> Option<Cursor> {
+        self.inner.borrow().core.cursor(room)
+    }
+
+    /// The authenticated user id, once the server has welcomed the client.
+    pub fn user(&self) -> Option<String> {
+        self.inner.borrow().core.user().map(str::to_owned)
+    }
+
+    /// The current connection state.
+    pub fn state(&self) -> ConnectionState {
+        self.inner.borrow().core.state().clone()
     }
 
     /// Publishes waiting for their ack.
-    #[wasm_bindgen(js_name = outboxLength)]
-    pub fn outbox_length(&self) -> usize {
+    pub fn outbox_len(&self) -> usize {
         self.inner.borrow().core.outbox_len()
     }
 
-    /// Closes the client for good.
+    /// Closes the client for good: sockets closed, timer and listeners removed.
     pub fn close(&self) {
         self.with(|core| core.close(now()));
         let mut inner = self.inner.borrow_mut();
@@ -287,9 +281,7 @@ fn drive(inner: &Shared) {
         }
         let on_event = inner.borrow().on_event.clone();
         for event in events {
-            let (kind, payload) = events::to_js(&event);
-            let payload = js_sys::JSON::parse(&payload).unwrap_or(JsValue::NULL);
-            let _ = on_event.call2(&JsValue::NULL, &JsValue::from_str(kind), &payload);
+            on_event(event);
         }
     }
     arm_timer(inner);

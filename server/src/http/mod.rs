@@ -17,7 +17,7 @@ use axum::Json;
 use axum::extract::DefaultBodyLimit;
 use axum::http::{HeaderName, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{any, get, post};
 use chorus_sdk::wire::{ErrorBody, ErrorCode};
 use tower_http::cors::{AllowOrigin, CorsLayer};
 
@@ -48,6 +48,8 @@ pub struct AppState {
     pub dev: bool,
     /// Static directories: (URL prefix, directory), e.g. `/demo` -> `www/`.
     pub static_dirs: Vec<(&'static str, std::path::PathBuf)>,
+    /// The single-page app served at `/` (index.html for every unknown path outside `/v1/`).
+    pub app_dir: Option<std::path::PathBuf>,
 }
 
 impl std::fmt::Debug for dyn Store {
@@ -121,7 +123,7 @@ pub fn router(state: AppState) -> axum::Router {
             tower_http::services::ServeDir::new(dir).append_index_html_on_directories(true),
         );
     }
-    router
+    router = router
         .route("/v1/ws", get(ws::upgrade))
         .route(
             "/v1/poll",
@@ -145,10 +147,18 @@ pub fn router(state: AppState) -> axum::Router {
         )
         .route("/healthz", get(rest::healthz))
         .route("/readyz", get(rest::readyz))
-        .route("/metrics", get(rest::metrics))
-        .fallback(rest::not_found)
-        .layer(cors)
-        .with_state(state)
+        .route("/metrics", get(rest::metrics));
+    router = match &state.app_dir {
+        Some(dir) => router
+            // API paths stay JSON errors; everything else belongs to the app's own routing.
+            .route("/v1/{*rest}", any(rest::not_found))
+            .fallback_service(
+                tower_http::services::ServeDir::new(dir)
+                    .fallback(tower_http::services::ServeFile::new(dir.join("index.html"))),
+            ),
+        None => router.fallback(rest::not_found),
+    };
+    router.layer(cors).with_state(state)
 }
 
 /// An HTTP error: a status and a body with a stable code and a sentence.

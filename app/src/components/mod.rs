@@ -1,0 +1,15 @@
+//! The app's components: the shell ([`App`]: sign-in, room picker, room view) and the small
+//! pieces a room view is made of. Each takes signals and renders; none talks to the SDK except
+//! through [`crate::hooks`].
+
+pub mod badge;
+pub mod feed;
+pub mod presence;
+pub mod shell;
+pub mod typing;
+
+pub use badge::ConnectionBadge;
+pub use feed::{Composer, Feed};
+pub use presence::PresenceBar;
+pub use shell::App;
+pub use typing::TypingIndicator;

@@ -1,0 +1,209 @@
+//! The page: sign in with a display name, pick or create a room, then the room view. The room
+//! lives in the URL fragment (`#room=design`) so a reload returns to it.
+
+use chorus_sdk::wire::RoomName;
+use leptos::prelude::*;
+
+use super::{Composer, ConnectionBadge, Feed, PresenceBar, TypingIndicator};
+use crate::hooks::{use_activity, use_room};
+use crate::session::{self, Session};
+
+/// Rooms offered in the picker (any other name can be typed in).
+const SUGGESTED_ROOMS: [&str; 3] = ["lobby", "design", "launch"];
+
+fn room_from_fragment() -> Option<RoomName> {
+    let hash = window().location().hash().ok()?;
+    RoomName::parse(hash.strip_prefix("#room=")?).ok()
+}
+
+/// The whole app.
+#[component]
+pub fn App() -> impl IntoView {
+    let session = RwSignal::new(session::saved());
+    view! {
+        <main class="app">
+            <header class="top">
+                <h1>"Chorus"</h1>
+                {move || {
+                    session
+                        .get()
+                        .map(|s| {
+                            view! {
+                                <span class="me">{s.name}</span>
+                                <button
+                                    class="link"
+                                    on:click=move |_| {
+                                        session::forget();
+                                        session.set(None);
+                                    }
+                                >
+                                    "Sign out"
+                                </button>
+                            }
+                        })
+                }}
+            </header>
+            {move || match session.get() {
+                None => view! { <SignIn on_signed_in=Callback::new(move |s| session.set(Some(s))) /> }.into_any(),
+                Some(s) => view! { <Workspace session=s /> }.into_any(),
+            }}
+        </main>
+    }
+}
+
+/// Asks for a display name and gets a dev token for it.
+#[component]
+fn SignIn(
+    /// Called once the server issued a token.
+    on_signed_in: Callback<Session>,
+) -> impl IntoView {
+    let name = RwSignal::new(String::new());
+    let error = RwSignal::new(None::<String>);
+    let busy = RwSignal::new(false);
+    let submit = move |ev: leptos::ev::SubmitEvent| {
+        ev.prevent_default();
+        let value = name.get_untracked().trim().to_owned();
+        if value.is_empty() {
+            error.set(Some("Type a name first.".into()));
+            return;
+        }
+        busy.set(true);
+        leptos::task::spawn_local(async move {
+            match session::sign_in(&value).await {
+                Ok(s) => on_signed_in.run(s),
+                Err(why) => error.set(Some(why)),
+            }
+            busy.set(false);
+        });
+    };
+    view! {
+        <form class="sign-in" on:submit=submit>
+            <label for="name">"Your name"</label>
+            <input
+                id="name"
+                autocomplete="nickname"
+                required
+                prop:value=move || name.get()
+                on:input=move |ev| name.set(event_target_value(&ev))
+            />
+            <button type="submit" disabled=move || busy.get()>
+                "Join"
+            </button>
+            <p class="error" role="alert">
+                {move || error.get()}
+            </p>
+        </form>
+    }
+}
+
+/// The room picker and the current room.
+#[component]
+fn Workspace(
+    /// Who is signed in.
+    session: Session,
+) -> impl IntoView {
+    let room = RwSignal::new(
+        room_from_fragment()
+            .unwrap_or_else(|| RoomName::parse(SUGGESTED_ROOMS[0]).expect("a valid room name")),
+    );
+    let new_room = RwSignal::new(String::new());
+    let error = RwSignal::new(None::<String>);
+    let go = move |name: &str| match RoomName::parse(name) {
+        Ok(parsed) => {
+            let _ = window().location().set_hash(&format!("room={parsed}"));
+            error.set(None);
+            room.set(parsed);
+        }
+        Err(why) => error.set(Some(why.to_string())),
+    };
+    view! {
+        <nav class="rooms" aria-label="Rooms">
+            {SUGGESTED_ROOMS
+                .map(|name| {
+                    view! {
+                        <button
+                            class="room-link"
+                            aria-current=move || (room.read().as_str() == name).then_some("page")
+                            on:click=move |_| go(name)
+                        >
+                            {format!("#{name}")}
+                        </button>
+                    }
+                })
+                .collect_view()}
+            <form
+                class="new-room"
+                on:submit=move |ev| {
+                    ev.prevent_default();
+                    go(new_room.get_untracked().trim());
+                    new_room.set(String::new());
+                }
+            >
+                <label for="new-room">"Open room"</label>
+                <input
+                    id="new-room"
+                    placeholder="room name"
+                    prop:value=move || new_room.get()
+                    on:input=move |ev| new_room.set(event_target_value(&ev))
+                />
+            </form>
+            <p class="error" role="alert">
+                {move || error.get()}
+            </p>
+        </nav>
+        {move || {
+            let current = room.get();
+            view! { <RoomView session=session.clone() room=current /> }
+        }}
+    }
+}
+
+/// One room: badge, presence, feed, typing, composer. Rebuilt (new client) when the room changes.
+#[component]
+fn RoomView(
+    /// Who is signed in.
+    session: Session,
+    /// The room shown.
+    room: RoomName,
+) -> impl IntoView {
+    let handle = use_room(&session::server_url(), &session, room.clone());
+    let _activity = use_activity(handle);
+    let model = handle.model;
+    let typing_names = Signal::derive(move || {
+        let model = model.read();
+        model.typing.iter().map(|u| model.name_of(u)).collect()
+    });
+    let name = session.name.clone();
+    let notice = move || model.read().notice.clone();
+    view! {
+        <section class="room" aria-label=format!("Room {room}")>
+            <header class="room-header">
+                <h2>{format!("#{room}")}</h2>
+                <PresenceBar users=Signal::derive(move || model.read().presence.clone()) />
+                <ConnectionBadge state=handle.state pending=handle.pending />
+            </header>
+            {move || {
+                notice()
+                    .map(|text| {
+                        view! {
+                            <p class="notice" role="status">
+                                {text}
+                                <button
+                                    class="link"
+                                    on:click=move |_| model.update(|m| m.notice = None)
+                                >
+                                    "Dismiss"
+                                </button>
+                            </p>
+                        }
+                    })
+            }}
+            <Feed messages=Signal::derive(move || model.read().messages.clone()) />
+            <TypingIndicator names=typing_names />
+            <Composer
+                on_send=Callback::new(move |text: String| handle.send(&name, &text))
+                on_typing=Callback::new(move |on| handle.typing(on))
+            />
+        </section>
+    }
+}

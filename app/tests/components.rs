@@ -1,0 +1,196 @@
+//! Component and hook tests in a real browser (wasm-bindgen-test in headless Chromium, run by
+//! `cargo xtask test`): the connection badge, the typing indicator, the presence bar, and
+//! `use_room` turning SDK events into signals with the outbox surviving a "reload".
+#![cfg(target_arch = "wasm32")]
+
+use std::time::Duration;
+
+use chorus_app::components::{ConnectionBadge, PresenceBar, TypingIndicator};
+use chorus_app::hooks::{now, use_room};
+use chorus_app::model::Delivery;
+use chorus_app::session::Session;
+use chorus_sdk::client::{ConnectionState, Transport};
+use chorus_sdk::wire::{Json, PresenceConn, PresenceUser, RoomName};
+use leptos::prelude::*;
+use wasm_bindgen::JsCast;
+use wasm_bindgen_test::*;
+
+wasm_bindgen_test_configure!(run_in_browser);
+
+/// Waits for timers and Leptos's scheduled effects.
+async fn sleep(ms: i32) {
+    let promise = js_sys::Promise::new(&mut |resolve, _| {
+        web_sys::window()
+            .unwrap()
+            .set_timeout_with_callback_and_timeout_and_arguments_0(&resolve, ms)
+            .unwrap();
+    });
+    wasm_bindgen_futures::JsFuture::from(promise).await.unwrap();
+}
+
+/// A fresh element to mount into.
+fn host() -> web_sys::HtmlElement {
+    let document = web_sys::window().unwrap().document().unwrap();
+    let div = document.create_element("div").unwrap();
+    document.body().unwrap().append_child(&div).unwrap();
+    div.unchecked_into()
+}
+
+fn text(root: &web_sys::HtmlElement, selector: &str) -> Option<String> {
+    root.query_selector(selector)
+        .unwrap()
+        .and_then(|e| e.text_content())
+}
+
+#[wasm_bindgen_test]
+async fn the_badge_follows_state_pending_count_and_retry_countdown() {
+    let root = host();
+    let state = RwSignal::new(ConnectionState::Connected {
+        transport: Transport::WebSocket,
+    });
+    let pending = RwSignal::new(0usize);
+    let _mounted = leptos::mount::mount_to(root.clone(), move || {
+        view! { <ConnectionBadge state=state pending=pending /> }
+    });
+    sleep(10).await;
+    assert_eq!(
+        text(&root, ".badge.live .badge-label").as_deref(),
+        Some("Live")
+    );
+    assert_eq!(text(&root, ".badge-detail").as_deref(), Some("WebSocket"));
+
+    state.set(ConnectionState::Offline);
+    pending.set(2);
+    sleep(10).await;
+    assert_eq!(
+        text(&root, ".badge.offline .badge-label").as_deref(),
+        Some("Offline")
+    );
+    assert_eq!(text(&root, ".badge-detail").as_deref(), Some("2 pending"));
+
+    state.set(ConnectionState::Reconnecting {
+        attempt: 3,
+        next_attempt: now() + Duration::from_millis(2_500),
+    });
+    sleep(10).await;
+    assert_eq!(
+        text(&root, ".badge.syncing .badge-label").as_deref(),
+        Some("Syncing")
+    );
+    assert_eq!(
+        text(&root, ".badge-detail").as_deref(),
+        Some("retry in 3 s · 2 pending")
+    );
+    // The countdown moves on its own.
+    sleep(1_000).await;
+    assert_eq!(
+        text(&root, ".badge-detail").as_deref(),
+        Some("retry in 2 s · 2 pending")
+    );
+}
+
+#[wasm_bindgen_test]
+async fn the_typing_indicator_names_one_two_or_counts_more() {
+    let root = host();
+    let names = RwSignal::new(Vec::<String>::new());
+    let _mounted = leptos::mount::mount_to(root.clone(), move || {
+        view! { <TypingIndicator names=names /> }
+    });
+    sleep(10).await;
+    assert_eq!(text(&root, ".typing-text"), None);
+    for (who, expect) in [
+        (vec!["Ana"], "Ana is typing…"),
+        (vec!["Ana", "Ben"], "Ana and Ben are typing…"),
+        (vec!["Ana", "Ben", "Caio"], "3 people are typing…"),
+    ] {
+        names.set(who.into_iter().map(String::from).collect());
+        sleep(10).await;
+        assert_eq!(text(&root, ".typing-text").as_deref(), Some(expect));
+    }
+    names.set(Vec::new());
+    sleep(10).await;
+    assert_eq!(text(&root, ".typing-text"), None);
+}
+
+fn user(id: &str, tabs: usize) -> PresenceUser {
+    PresenceUser {
+        user: id.into(),
+        name: Some(format!("{id} Person")),
+        conns: (0..tabs)
+            .map(|i| PresenceConn {
+                conn: format!("{id}-{i}"),
+                meta: Json::from_text(r#"{"status":"active"}"#).unwrap(),
+                since: 0,
+            })
+            .collect(),
+    }
+}
+
+#[wasm_bindgen_test]
+async fn the_presence_bar_folds_tabs_and_overflows() {
+    let root = host();
+    let users = RwSignal::new(vec![user("ana", 2), user("ben", 1)]);
+    let _mounted = leptos::mount::mount_to(root.clone(), move || {
+        view! { <PresenceBar users=users /> }
+    });
+    sleep(10).await;
+    assert_eq!(
+        text(&root, r#"[data-user="ana"] .tabs"#).as_deref(),
+        Some("2")
+    );
+    assert_eq!(
+        text(&root, r#"[data-user="ana"] .initials"#).as_deref(),
+        Some("AP")
+    );
+    assert_eq!(text(&root, r#"[data-user="ben"] .tabs"#), None);
+    users.set(
+        ["a", "b", "c", "d", "e", "f", "g"]
+            .map(|u| user(u, 1))
+            .to_vec(),
+    );
+    sleep(10).await;
+    assert_eq!(
+        root.query_selector_all(".avatar:not(.more)")
+            .unwrap()
+            .length(),
+        5
+    );
+    assert_eq!(text(&root, ".avatar.more").as_deref(), Some("+2"));
+}
+
+#[wasm_bindgen_test]
+async fn use_room_shows_pending_publishes_and_keeps_them_across_a_reload() {
+    // No server listens on port 9: the client keeps retrying, so publishes stay pending.
+    let session = Session {
+        name: "Tess".into(),
+        user: "tess-hook-test".into(),
+        token: "not-checked-offline".into(),
+    };
+    let room = RoomName::parse("hook:1").unwrap();
+    let owner = Owner::new();
+    let handle = owner.with(|| use_room("http://127.0.0.1:9", &session, room.clone()));
+    handle.send("Tess", "written offline");
+    sleep(50).await;
+    let messages = handle.model.get_untracked().messages;
+    assert_eq!(messages.len(), 1);
+    assert_eq!(
+        (messages[0].text.as_str(), &messages[0].delivery),
+        ("written offline", &Delivery::Pending)
+    );
+    assert_eq!(handle.pending.get_untracked(), 1);
+    assert!(matches!(
+        handle.state.get_untracked(),
+        ConnectionState::Connecting { .. } | ConnectionState::Reconnecting { .. }
+    ));
+    // Disposing the owner closes the client; a new one (a reload) restores the outbox.
+    drop(owner);
+    let owner = Owner::new();
+    let again = owner.with(|| use_room("http://127.0.0.1:9", &session, room));
+    sleep(50).await;
+    assert_eq!(again.pending.get_untracked(), 1);
+    let restored = again.model.get_untracked().messages;
+    assert_eq!(restored.len(), 1, "{restored:?}");
+    assert_eq!(restored[0].text, "written offline");
+    assert_eq!(restored[0].delivery, Delivery::Pending);
+    drop(owner);
+}

@@ -1,0 +1,128 @@
+//! The browser driver's own tests, in headless Chromium (wasm-bindgen-test, run by
+//! `cargo xtask test`): deferred first events, the outbox in `localStorage` surviving a
+//! restart, reconnecting when the server is unreachable, and the JS export's input checks.
+//! Nothing listens on 127.0.0.1:9, so every connection attempt fails fast.
+#![cfg(all(target_arch = "wasm32", feature = "js"))]
+
+use std::cell::RefCell;
+use std::rc::Rc;
+
+use chorus_sdk::web::{BrowserClient, ClientConfig, ClientEvent, ConnectionState, WasmClient};
+use chorus_sdk::wire::{Json, RoomName};
+use wasm_bindgen::JsValue;
+use wasm_bindgen_test::*;
+
+wasm_bindgen_test_configure!(run_in_browser);
+
+const NOWHERE: &str = "http://127.0.0.1:9";
+
+async fn sleep(ms: i32) {
+    let promise = js_sys::Promise::new(&mut |resolve, _| {
+        web_sys::window()
+            .unwrap()
+            .set_timeout_with_callback_and_timeout_and_arguments_0(&resolve, ms)
+            .unwrap();
+    });
+    wasm_bindgen_futures::JsFuture::from(promise).await.unwrap();
+}
+
+type Seen = Rc<RefCell<Vec<ClientEvent>>>;
+
+fn start(prefix: &str) -> (BrowserClient, Seen) {
+    let seen: Seen = Rc::default();
+    let sink = seen.clone();
+    let client = BrowserClient::start(
+        NOWHERE,
+        "token".into(),
+        ClientConfig::default(),
+        prefix.into(),
+        move |event| sink.borrow_mut().push(event),
+    )
+    .unwrap();
+    (client, seen)
+}
+
+fn storage() -> web_sys::Storage {
+    web_sys::window().unwrap().local_storage().unwrap().unwrap()
+}
+
+fn has_pending(seen: &Seen, id: &chorus_sdk::wire::EventId) -> bool {
+    seen.borrow()
+        .iter()
+        .any(|e| matches!(e, ClientEvent::Pending { id: p, .. } if p == id))
+}
+
+#[wasm_bindgen_test]
+async fn the_outbox_is_kept_in_local_storage_and_restored_after_a_restart() {
+    let prefix = "web-test-outbox.";
+    let room = RoomName::parse("doc:1").unwrap();
+    let (client, seen) = start(prefix);
+    assert!(seen.borrow().is_empty(), "no event fires inside start()");
+    client.join(room.clone(), Json::null());
+    let id = client
+        .publish(room.clone(), Json::from_text(r#"{"text":"kept"}"#).unwrap())
+        .unwrap();
+    assert!(has_pending(&seen, &id));
+    let saved = storage()
+        .get_item(&format!("{prefix}chorus.outbox"))
+        .unwrap()
+        .expect("the outbox is saved");
+    assert!(saved.contains(id.as_str()), "{saved}");
+    client.close();
+
+    // A new client with the same prefix (a reload) shows the publish as pending again.
+    let (again, seen) = start(prefix);
+    assert_eq!(again.outbox_len(), 1);
+    sleep(20).await;
+    assert!(has_pending(&seen, &id), "{:?}", seen.borrow());
+    again.close();
+    storage()
+        .remove_item(&format!("{prefix}chorus.outbox"))
+        .unwrap();
+}
+
+#[wasm_bindgen_test]
+async fn an_unreachable_server_means_reconnecting_with_backoff() {
+    let (client, seen) = start("web-test-reconnect.");
+    client.join(RoomName::parse("doc:2").unwrap(), Json::null());
+    for _ in 0..100 {
+        if matches!(client.state(), ConnectionState::Reconnecting { .. }) {
+            break;
+        }
+        sleep(20).await;
+    }
+    assert!(
+        matches!(client.state(), ConnectionState::Reconnecting { .. }),
+        "{:?}",
+        seen.borrow()
+    );
+    assert!(
+        seen.borrow()
+            .iter()
+            .any(|e| matches!(e, ClientEvent::State(ConnectionState::Reconnecting { .. })))
+    );
+    client.close();
+    assert!(matches!(client.state(), ConnectionState::Closed));
+}
+
+fn message(error: JsValue) -> String {
+    js_sys::Error::from(error).message().into()
+}
+
+#[wasm_bindgen_test]
+fn the_js_export_rejects_bad_input_with_a_sentence() {
+    let noop = js_sys::Function::new_no_args("");
+    let error = WasmClient::new(NOWHERE, "t".into(), "pigeon", "x.".into(), noop.clone())
+        .map(|_| ())
+        .unwrap_err();
+    assert_eq!(
+        message(error.into()),
+        "transport must be auto, websocket or polling, not \"pigeon\""
+    );
+    let client = WasmClient::new(NOWHERE, "t".into(), "polling", "x.".into(), noop).unwrap();
+    let bad_room = client.join("no spaces allowed", "null").unwrap_err();
+    assert!(!message(bad_room.into()).is_empty());
+    let bad_json = client.join("doc:3", "{not json").unwrap_err();
+    assert!(!message(bad_json.into()).is_empty());
+    client.close();
+}

@@ -1,0 +1,122 @@
+// The Leptos app (app/, served at /) in a real browser (Debian chromium), two contexts.
+// Screenshots of each state land in tests/artifacts/app/ (gitignored) for reviewers.
+import assert from "node:assert/strict";
+import { mkdirSync } from "node:fs";
+import { join } from "node:path";
+import { after, before, test } from "node:test";
+import { freePort, launchBrowser, root, startServer, stopServer, tempDir } from "./harness.mjs";
+
+const shots = join(root, "tests/artifacts/app");
+mkdirSync(shots, { recursive: true });
+
+let browser;
+let server;
+let base;
+const dir = tempDir();
+
+before(async () => {
+  const port = await freePort();
+  server = await startServer(port, dir);
+  base = `http://127.0.0.1:${port}`;
+  browser = await launchBrowser();
+});
+
+after(async () => {
+  await browser?.close();
+  await stopServer(server);
+});
+
+/** Opens the app in a fresh context, signs in as `name` and opens `room`. */
+async function openApp(name, room, viewport = { width: 1000, height: 720 }) {
+  const context = await browser.newContext({ viewport });
+  const page = await context.newPage();
+  page.on("pageerror", (error) => console.error(`[${name}] ${error}`));
+  await page.goto(`${base}/#room=${room}`);
+  await page.getByLabel("Your name").fill(name);
+  await page.getByRole("button", { name: "Join" }).click();
+  await badge(page, "live");
+  return { context, page };
+}
+
+const badge = (page, state, timeout = 15000) =>
+  page.waitForSelector(`.badge[data-badge=${state}]`, { timeout });
+
+const until = (page, fn, arg, timeout = 10000) => page.waitForFunction(fn, arg, { timeout });
+
+/** The feed as "author: text [state]" lines. */
+const feed = (page) =>
+  page.$$eval(".feed .message", (items) =>
+    items.map((li) => `${li.querySelector(".author").textContent}: ${li.querySelector(".text").textContent} [${li.className.replace("message ", "")}]`),
+  );
+
+async function send(page, text) {
+  await page.getByRole("textbox", { name: "Message", exact: true }).fill(text);
+  await page.getByRole("textbox", { name: "Message", exact: true }).press("Enter");
+}
+
+const shoot = (page, file) => page.screenshot({ path: join(shots, file), fullPage: true });
+
+test("the app: avatars, typing, offline with pending count, back online delivers and turns Live", async () => {
+  const ana = await openApp("Ana Lima", "design");
+  // Ben is on a phone-width screen.
+  const ben = await openApp("Ben", "design", { width: 390, height: 760 });
+  try {
+    // Both see both avatars, with initials and a name tooltip.
+    for (const { page } of [ana, ben]) {
+      await until(page, () => document.querySelectorAll(".presence .avatar:not(.more)").length === 2);
+      const initials = await page.$$eval(".presence .initials", (spans) => spans.map((s) => s.textContent).sort());
+      assert.deepEqual(initials, ["AL", "B"]);
+    }
+    assert.match(await ana.page.getAttribute('.presence .avatar[title^="Ben"]', "title"), /^Ben · active · here for/);
+    await shoot(ana.page, "1-both-live.png");
+    await shoot(ben.page, "1-both-live-phone.png");
+
+    // Typing shows on the other page, then clears when the message is sent.
+    await ben.page.getByRole("textbox", { name: "Message", exact: true }).fill("hel");
+    await until(ana.page, () => document.querySelector(".typing-text")?.textContent === "Ben is typing…");
+    await shoot(ana.page, "2-typing.png");
+    await send(ben.page, "hello from Ben");
+    await until(ana.page, () => !document.querySelector(".typing-text"));
+    await until(ana.page, () => document.querySelector(".feed")?.textContent.includes("hello from Ben"));
+
+    // Offline: the badge says so, messages are pending with a count.
+    await ana.context.setOffline(true);
+    await badge(ana.page, "offline");
+    await send(ana.page, "one");
+    await send(ana.page, "two");
+    await until(ana.page, () => document.querySelector(".badge-detail")?.textContent === "2 pending");
+    assert.deepEqual((await feed(ana.page)).slice(-2), ["Ana Lima: one [pending]", "Ana Lima: two [pending]"]);
+    await shoot(ana.page, "3-offline-pending.png");
+
+    // Back online: Live again, both confirmed, Ben gets each exactly once, in order.
+    await ana.context.setOffline(false);
+    await badge(ana.page, "live");
+    await until(ana.page, () => document.querySelectorAll(".feed .message.pending").length === 0);
+    await until(ben.page, () => document.querySelector(".feed")?.textContent.includes("two"));
+    const expected = ["Ben: hello from Ben [confirmed]", "Ana Lima: one [confirmed]", "Ana Lima: two [confirmed]"];
+    assert.deepEqual(await feed(ana.page), expected);
+    assert.deepEqual(await feed(ben.page), expected);
+    assert.equal(await ana.page.textContent(".badge-detail"), "WebSocket");
+    await shoot(ana.page, "4-back-live.png");
+  } finally {
+    await ana.context.close();
+    await ben.context.close();
+  }
+});
+
+test("a reload keeps the name and room, and the feed is refilled from history", async () => {
+  const cleo = await openApp("Cleo", "launch");
+  try {
+    await send(cleo.page, "before reload");
+    await until(cleo.page, () => document.querySelectorAll(".feed .message.confirmed").length === 1);
+    await cleo.page.reload();
+    await badge(cleo.page, "live");
+    await until(cleo.page, () => document.querySelector(".feed")?.textContent.includes("before reload"));
+    assert.deepEqual(await feed(cleo.page), ["Cleo: before reload [confirmed]"]);
+    assert.equal(await cleo.page.textContent(".me"), "Cleo");
+    assert.equal(await cleo.page.getAttribute('.room-link[aria-current="page"]', "aria-current"), "page");
+    assert.equal(await cleo.page.textContent('.room-link[aria-current="page"]'), "#launch");
+  } finally {
+    await cleo.context.close();
+  }
+});
