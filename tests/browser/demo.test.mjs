@@ -84,6 +84,15 @@ test("behind a proxy that refuses WebSocket, the client falls back to polling an
     }
     await forced.page.type("#text", "x");
     await waitForText(direct.page, "#typing", "ben is typing");
+    // The fallback is remembered: after a reload the page goes straight to polling, without
+    // trying (and waiting for) a WebSocket first.
+    assert.ok(await ana.page.evaluate(() => localStorage.getItem("chorus:Ana:chorus.transport")));
+    const sockets = [];
+    ana.page.on("websocket", (ws) => sockets.push(ws.url()));
+    await ana.page.reload();
+    await ana.page.waitForFunction(() => window.chorus?.state.state === "connected" && window.chorus.state.transport === "polling", null, { timeout: 10000 });
+    await waitForText(ana.page, "#log", "Cy: via websocket");
+    assert.deepEqual(sockets, []);
     for (const { context } of [ana, forced, direct]) await context.close();
   } finally {
     await proxy.stop();

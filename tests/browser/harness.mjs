@@ -20,10 +20,10 @@ export function freePort() {
 }
 
 /** Starts chorus-server in dev mode on `port` with a SQLite file in `dir`; resolves when it listens. */
-export function startServer(port, dir) {
+export function startServer(port, dir, { demoDir = join(root, "www") } = {}) {
   const child = spawn(serverBin, [
     "--dev", "--bind", `127.0.0.1:${port}`, "--db", join(dir, "chorus.db"),
-    "--demo-dir", join(root, "www"), "--pkg-dir", join(root, "pkg"), "--app-dir", join(root, "app/dist"), "--poll-wait-ms", "5000",
+    "--demo-dir", demoDir, "--pkg-dir", join(root, "pkg"), "--app-dir", join(root, "app/dist"), "--poll-wait-ms", "5000",
   ], { env: { ...process.env, NO_COLOR: "1", RUST_LOG: "warn,chorus_server=info" }, stdio: ["ignore", "pipe", "inherit"] });
   return new Promise((ok, fail) => {
     let seen = "";

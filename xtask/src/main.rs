@@ -342,7 +342,7 @@ fn browser_tests() -> Result<()> {
     build_web()?;
     run("cargo", &["build", "--package", "chorus-server"])?;
     let browser = root().join("tests/browser");
-    if !browser.join("node_modules/playwright-core").is_dir() {
+    if npm_install_is_stale(&browser) {
         say("$ npm ci (tests/browser)");
         let status = Command::new("npm")
             .args(["ci", "--no-audit", "--no-fund"])
@@ -366,6 +366,19 @@ fn browser_tests() -> Result<()> {
         bail!("browser tests failed ({status})");
     }
     Ok(())
+}
+
+/// Whether `dir/node_modules` is missing or older than `dir/package-lock.json` (npm writes
+/// `node_modules/.package-lock.json` on every install).
+fn npm_install_is_stale(dir: &Path) -> bool {
+    let modified = |path: PathBuf| std::fs::metadata(path).and_then(|m| m.modified()).ok();
+    match (
+        modified(dir.join("node_modules/.package-lock.json")),
+        modified(dir.join("package-lock.json")),
+    ) {
+        (Some(installed), Some(locked)) => installed < locked,
+        _ => true,
+    }
 }
 
 fn test() -> Result<()> {

@@ -1,0 +1,43 @@
+// A TypeScript app bundled by Vite that imports the npm package the way users do. `tsc` checks
+// it against chorus.d.ts (including the `@ts-expect-error` lines: the typings must reject
+// them); the browser test loads Vite's build and expects a confirmed publish.
+import { ChorusClient, ChorusError, type ClientOptions, type ConnectionState } from "@chorus/client";
+
+const out = document.getElementById("out") as HTMLPreElement;
+const log = (line: string): void => {
+  out.textContent += `${line}\n`;
+};
+
+// @ts-expect-error: "pigeon" is not a transport.
+const wrongTransport: ClientOptions = { url: "", transport: "pigeon" };
+void wrongTransport;
+
+async function main(): Promise<void> {
+  const response = await fetch("/v1/dev/token", {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify({ name: "Vita" }),
+  });
+  const { token } = (await response.json()) as { token: string };
+  const client = await ChorusClient.connect({ url: location.origin, token, transport: "auto" });
+  client.on("state", (state: ConnectionState) => {
+    document.body.dataset.badge = state.badge;
+  });
+  const stop = client.on("event", ({ event, own }) => log(`event seq=${event.seq ?? "-"} own=${own}`));
+  // @ts-expect-error: there is no "message" event.
+  client.on("message", () => {});
+  // @ts-expect-error: presence payloads have no `count`.
+  client.on("presence", ({ count }) => count);
+  const room = client.join<{ status: string }>("vite:1", { meta: { status: "active" } });
+  const { id, seq }: { id: string; seq: number } = await room.publish({ text: "from vite" });
+  log(`published id=${id.length > 0} seq=${seq}`);
+  stop();
+  try {
+    client.join("not a room name");
+  } catch (error) {
+    log(`bad room refused: ${error instanceof Error}`);
+  }
+  void ChorusError;
+}
+
+main().catch((error: unknown) => log(`error ${String(error)}`));
