@@ -97,11 +97,14 @@ pub fn use_room(url: &str, session: &Session, room: RoomName) -> RoomHandle {
     let token = session.token.clone();
     let on_event = move |event: ClientEvent| {
         match &event {
-            ClientEvent::State(state) => handle.state.set(state.clone()),
-            ClientEvent::Outbox { pending } => handle.pending.set(*pending),
+            // `try_*`: the client's last events (on close) may outlive this view's signals.
+            ClientEvent::State(state) => _ = handle.state.try_set(state.clone()),
+            ClientEvent::Outbox { pending } => _ = handle.pending.try_set(*pending),
             _ => {}
         }
-        let room = handle.room.get_value();
+        let Some(room) = handle.room.try_get_value() else {
+            return;
+        };
         let follow_up = handle
             .model
             .try_update(|model| model.apply(&room, &event))
@@ -110,17 +113,17 @@ pub fn use_room(url: &str, session: &Session, room: RoomName) -> RoomHandle {
             let up_to = up_to.or_else(|| {
                 handle
                     .client
-                    .with_value(|c| c.as_ref().and_then(|c| c.cursor(&room)).map(|c| c.seq))
+                    .try_with_value(|c| c.as_ref().and_then(|c| c.cursor(&room)).map(|c| c.seq))
+                    .flatten()
             });
             let token = token.clone();
             leptos::task::spawn_local(async move {
                 let page = session::history(&token, &room, up_to, HISTORY_PAGE).await;
-                match page {
-                    Ok(page) => handle.model.update(|m| m.add_history(&page.events)),
-                    Err(why) => handle
-                        .model
-                        .update(|m| m.notice = Some(format!("History unavailable: {why}"))),
-                }
+                // The view may be gone by the time the page arrives.
+                _ = handle.model.try_update(|m| match page {
+                    Ok(page) => m.add_history(&page.events),
+                    Err(why) => m.notice = Some(format!("History unavailable: {why}")),
+                });
             });
         }
     };
