@@ -89,6 +89,11 @@ pub struct Config {
     /// Most WebSocket connections from one client address.
     #[arg(long, env = "CHORUS_MAX_CONNECTIONS_PER_IP", default_value_t = 1_000)]
     pub max_connections_per_ip: usize,
+    /// Reverse proxies (addresses or networks, comma-separated, e.g. `127.0.0.1,10.0.0.0/8`)
+    /// whose `X-Forwarded-For` names the client. Connections from them count against the
+    /// forwarded client address for `--max-connections-per-ip`; everyone else's header is ignored.
+    #[arg(long, env = "CHORUS_TRUSTED_PROXIES", value_delimiter = ',')]
+    pub trusted_proxies: Vec<ipnet::IpNet>,
     /// Sustained publishes per second per connection (a token bucket).
     #[arg(long, env = "CHORUS_PUBLISH_RATE", default_value_t = 50.0)]
     pub publish_rate: f64,

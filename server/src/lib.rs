@@ -123,6 +123,7 @@ pub async fn start(config: &Config, listener: TcpListener) -> Result<RunningServ
             config.max_connections_per_ip,
         ),
         allowed_origins: Arc::new(config.allowed_origins.clone()),
+        trusted_proxies: Arc::new(config.trusted_proxies.clone()),
         counters: Arc::default(),
         dev: config.dev,
         static_dirs: [

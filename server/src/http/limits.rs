@@ -1,8 +1,33 @@
-//! Connection limits: total and per client address, held by a permit for the connection's life.
+//! Connection limits: total and per client address, held by a permit for the connection's life;
+//! and which address a connection belongs to when it comes through trusted reverse proxies.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
+
+use ipnet::IpNet;
+
+/// The client address a connection counts against: the TCP peer, unless the peer is a trusted
+/// proxy; then the right-most `X-Forwarded-For` entry that is not itself a trusted proxy (entries
+/// to its left could be forged by the client). `forwarded_for` is the header's values joined by
+/// commas. An unparsable entry stops the walk at the last good address.
+pub fn client_ip(peer: IpAddr, forwarded_for: Option<&str>, trusted: &[IpNet]) -> IpAddr {
+    let is_trusted = |ip: &IpAddr| trusted.iter().any(|net| net.contains(ip));
+    if !is_trusted(&peer) {
+        return peer;
+    }
+    let mut client = peer;
+    for hop in forwarded_for.unwrap_or("").rsplit(',').map(str::trim) {
+        let Ok(ip) = hop.parse::<IpAddr>() else {
+            break;
+        };
+        client = ip;
+        if !is_trusted(&ip) {
+            break;
+        }
+    }
+    client
+}
 
 /// Which limit refused a connection.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -90,6 +115,39 @@ impl Drop for ConnectionPermit {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn client_ip_trusts_forwarded_for_only_from_trusted_proxies() {
+        let trusted: Vec<IpNet> = vec![
+            "127.0.0.1/32".parse().unwrap(),
+            "10.0.0.0/8".parse().unwrap(),
+        ];
+        let check = |peer: &str, header: Option<&str>, expect: &str| {
+            let got = client_ip(peer.parse().unwrap(), header, &trusted);
+            assert_eq!(got.to_string(), expect, "peer {peer}, header {header:?}");
+        };
+        // Not through a trusted proxy: the header is the client's word, ignored.
+        check("203.0.113.9", Some("198.51.100.1"), "203.0.113.9");
+        // Through the proxy: the address it saw.
+        check("127.0.0.1", Some("198.51.100.1"), "198.51.100.1");
+        // A chain of trusted proxies is skipped; a forged left-most entry is not believed.
+        check(
+            "127.0.0.1",
+            Some("6.6.6.6, 198.51.100.1, 10.1.2.3"),
+            "198.51.100.1",
+        );
+        check("127.0.0.1", Some("2001:db8::1"), "2001:db8::1");
+        // No header, or garbage: the last address known to be real.
+        check("127.0.0.1", None, "127.0.0.1");
+        check("127.0.0.1", Some(""), "127.0.0.1");
+        check("127.0.0.1", Some("not-an-ip"), "127.0.0.1");
+        check(
+            "127.0.0.1",
+            Some("198.51.100.1, 10.0.0.7, junk"),
+            "127.0.0.1",
+        );
+        check("127.0.0.1", Some("10.0.0.7"), "10.0.0.7");
+    }
 
     #[test]
     fn permits_count_per_address_and_in_total_and_free_on_drop() {

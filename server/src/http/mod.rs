@@ -42,6 +42,8 @@ pub struct AppState {
     pub connections: Arc<limits::ConnectionLimiter>,
     /// Browser origins allowed to connect (empty: any).
     pub allowed_origins: Arc<Vec<String>>,
+    /// Reverse proxies whose `X-Forwarded-For` is believed (see `limits::client_ip`).
+    pub trusted_proxies: Arc<Vec<ipnet::IpNet>>,
     /// Counters for `/metrics`.
     pub counters: Arc<metrics::EdgeCounters>,
     /// Whether `POST /v1/dev/token` is served.

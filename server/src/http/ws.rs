@@ -17,7 +17,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
 
-use super::limits::LimitHit;
+use super::limits::{LimitHit, client_ip};
 use super::metrics::EdgeCounters;
 use super::{ApiError, AppState};
 use crate::auth::{AuthError, Identity};
@@ -46,7 +46,14 @@ pub(super) async fn upgrade(
         return ApiError::new(StatusCode::FORBIDDEN, ErrorCode::ForbiddenOrigin, message)
             .into_response();
     }
-    let permit = match state.connections.acquire(peer.ip()) {
+    let forwarded_for = headers
+        .get_all("x-forwarded-for")
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .collect::<Vec<_>>()
+        .join(",");
+    let client = client_ip(peer.ip(), Some(&forwarded_for), &state.trusted_proxies);
+    let permit = match state.connections.acquire(client) {
         Ok(permit) => permit,
         Err(hit) => {
             EdgeCounters::bump(match hit {
