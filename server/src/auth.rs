@@ -17,6 +17,9 @@ pub struct Identity {
     pub name: Option<String>,
     /// Room patterns and the right each grants.
     pub grants: Vec<(String, RoomRight)>,
+    /// When the token expires (ms since the Unix epoch); a WebSocket is closed then.
+    /// `None` for identities that are not from a token (tools, tests).
+    pub expires_at_ms: Option<u64>,
 }
 
 impl Identity {
@@ -56,6 +59,7 @@ impl Identity {
                 .iter()
                 .map(|&(pattern, right)| (pattern.to_owned(), right))
                 .collect(),
+            expires_at_ms: None,
         }
     }
 }
@@ -139,6 +143,7 @@ impl Authenticator {
             user: claims.sub,
             name: claims.name,
             grants: claims.rooms.into_iter().collect(),
+            expires_at_ms: Some(claims.exp.saturating_mul(1000)),
         })
     }
 

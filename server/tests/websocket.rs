@@ -716,3 +716,22 @@ async fn http_get(
     let response = support::http(server, "GET", path, &headers, None).await;
     (response.status, response.body)
 }
+
+#[tokio::test]
+async fn a_socket_is_closed_when_its_token_expires() {
+    let server = support::start(&support::config()).await;
+    let (mut client, _) = Client::connect_with_header(
+        &server,
+        &support::token_with("ana", &[("*", RoomRight::Publish)], 1),
+    )
+    .await;
+    assert!(matches!(client.recv().await, ServerFrame::Welcome(_)));
+    let (close, frames) = client.until_closed().await;
+    let close = close.expect("a close frame");
+    assert_eq!(u16::from(close.code), close_code::UNAUTHENTICATED);
+    assert_eq!(close.reason.as_str(), "token_expired");
+    assert!(
+        matches!(frames.as_slice(), [ServerFrame::Error(e)] if e.code == ErrorCode::TokenExpired),
+        "{frames:?}"
+    );
+}

@@ -155,6 +155,10 @@ async fn run(
     write_timeout: Duration,
 ) {
     let conn = state.hub.next_conn_id();
+    // A socket must not outlive its token: at expiry the client is told and closed (4001), and
+    // reconnects with a fresh one. Polling needs no timer: every request is checked.
+    let token_expiry = tokio::time::sleep(until_unix_ms(identity.expires_at_ms));
+    tokio::pin!(token_expiry);
     let (frames_tx, mut frames) = mpsc::channel(state.limits.outbound_queue);
     let (close_tx, mut close_rx) = oneshot::channel();
     let outbox = Outbox {
@@ -195,6 +199,16 @@ async fn run(
                     }
                     close(&mut sink, code, reason).await;
                 }
+                break;
+            }
+            () = &mut token_expiry => {
+                let frame = ServerFrame::error(
+                    ErrorCode::TokenExpired,
+                    "the token has expired; reconnect with a fresh one",
+                    None,
+                );
+                let _ = send(&mut sink, Message::Text(encode(&frame)), Duration::from_secs(1)).await;
+                close(&mut sink, close_code::UNAUTHENTICATED, ErrorCode::TokenExpired).await;
                 break;
             }
             outgoing = frames.recv() => match outgoing {
@@ -265,4 +279,12 @@ async fn close(sink: &mut Sink, code: u16, reason: ErrorCode) {
         reason: reason.as_str().into(),
     };
     let _ = send(sink, Message::Close(Some(frame)), Duration::from_secs(1)).await;
+}
+
+/// How long until `unix_ms` (far in the future when `None`).
+fn until_unix_ms(unix_ms: Option<u64>) -> Duration {
+    const NEVER: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
+    unix_ms.map_or(NEVER, |at| {
+        Duration::from_millis(at.saturating_sub(crate::unix_ms_now()))
+    })
 }
