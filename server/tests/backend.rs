@@ -553,44 +553,44 @@ async fn the_app_is_served_at_the_root_and_api_paths_stay_json_errors() {
     assert_eq!(health.status, 200);
 }
 
+/// Opens a WebSocket to `server` saying it was forwarded for `forwarded` (`X-Forwarded-For`).
+async fn connect_forwarded(
+    server: &chorus_server::RunningServer,
+    forwarded: &'static str,
+) -> Result<impl Sized, tokio_tungstenite::tungstenite::Error> {
+    let mut request = format!("ws://{}/v1/ws", server.local_addr())
+        .into_client_request()
+        .unwrap();
+    request
+        .headers_mut()
+        .insert("x-forwarded-for", HeaderValue::from_static(forwarded));
+    Ok(tokio_tungstenite::connect_async(request).await?.0)
+}
+
+/// Whether a connection attempt was refused with 503 (a connection limit).
+fn refused<T>(result: Result<T, tokio_tungstenite::tungstenite::Error>) -> bool {
+    use tokio_tungstenite::tungstenite::Error;
+    matches!(result, Err(Error::Http(r)) if r.status() == 503)
+}
+
 #[tokio::test]
 async fn behind_a_trusted_proxy_each_forwarded_client_has_its_own_limit() {
-    use tokio_tungstenite::tungstenite::Error;
     let mut config = config();
     config.max_connections_per_ip = 1;
     config.trusted_proxies = vec!["127.0.0.1/32".parse().unwrap()];
     let server = support::start(&config).await;
-    let via_proxy = |forwarded: &'static str| {
-        let mut request = format!("ws://{}/v1/ws", server.local_addr())
-            .into_client_request()
-            .unwrap();
-        request
-            .headers_mut()
-            .insert("x-forwarded-for", HeaderValue::from_static(forwarded));
-        tokio_tungstenite::connect_async(request)
-    };
-    let refused =
-        |result: Result<_, Error>| matches!(result, Err(Error::Http(r)) if r.status() == 503);
     // Two clients behind the same proxy address: one slot each.
-    let _ana = via_proxy("198.51.100.1").await.unwrap();
-    let _ben = via_proxy("198.51.100.2").await.unwrap();
-    assert!(refused(via_proxy("198.51.100.1").await));
+    let _ana = connect_forwarded(&server, "198.51.100.1").await.unwrap();
+    let _ben = connect_forwarded(&server, "198.51.100.2").await.unwrap();
+    assert!(refused(connect_forwarded(&server, "198.51.100.1").await));
     // A client cannot dodge its limit by prepending a forged address.
-    assert!(refused(via_proxy("6.6.6.6, 198.51.100.2").await));
+    assert!(refused(
+        connect_forwarded(&server, "6.6.6.6, 198.51.100.2").await
+    ));
 
     // Without trusting the proxy, the header means nothing: everyone is 127.0.0.1.
-    let mut config = support::config();
-    config.max_connections_per_ip = 1;
+    config.trusted_proxies.clear();
     let plain = support::start(&config).await;
-    let direct = |forwarded: &'static str| {
-        let mut request = format!("ws://{}/v1/ws", plain.local_addr())
-            .into_client_request()
-            .unwrap();
-        request
-            .headers_mut()
-            .insert("x-forwarded-for", HeaderValue::from_static(forwarded));
-        tokio_tungstenite::connect_async(request)
-    };
-    let _first = direct("198.51.100.1").await.unwrap();
-    assert!(refused(direct("198.51.100.2").await));
+    let _first = connect_forwarded(&plain, "198.51.100.1").await.unwrap();
+    assert!(refused(connect_forwarded(&plain, "198.51.100.2").await));
 }

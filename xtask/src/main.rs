@@ -154,44 +154,17 @@ fn wasm_bindgen_version() -> Result<String> {
 }
 
 fn build_web() -> Result<()> {
-    run(
-        "cargo",
-        &[
-            "build",
-            "--package",
-            "chorus-sdk",
-            "--features",
-            "js",
-            "--target",
-            "wasm32-unknown-unknown",
-            "--profile",
-            "wasm",
-        ],
+    wasm_bindgen(
+        &build_wasm(
+            &["--package", "chorus-sdk", "--features", "js"],
+            "chorus_sdk",
+        )?,
+        &root().join("pkg/wasm"),
+        "chorus_sdk",
     )?;
-    let target =
-        std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| root().join("target"), PathBuf::from);
-    let wasm = target.join("wasm32-unknown-unknown/wasm/chorus_sdk.wasm");
-    let out = root().join("pkg/wasm");
-    run(
-        "wasm-bindgen",
-        &[
-            "--target",
-            "web",
-            "--no-typescript",
-            "--remove-name-section",
-            "--remove-producers-section",
-            "--out-dir",
-            out.to_str().context("UTF-8 path")?,
-            wasm.to_str().context("UTF-8 path")?,
-        ],
-    )?;
-    // Binaryen's `wasm-opt -Oz` belongs here, but Debian's wasm-opt (108) rewrites the
-    // externref table that wasm-bindgen 0.2.130 emits, and the module then fails in the browser
-    // ("WebAssembly.Table.set(): Argument 1 is invalid"). Until a newer wasm-opt is installed,
-    // the step is skipped rather than shipping a broken package.
-    say(
-        "wasm-opt: skipped (Debian's binaryen 108 corrupts wasm-bindgen's externref table; see ARCHITECTURE.md)",
-    );
+    // No Binaryen `wasm-opt` pass: measured on this module, `-Oz` shrinks the raw file ~10% but
+    // grows it ~8% gzipped (binaryen 108 from Debian and 132 from npm alike; 108 also corrupts
+    // wasm-bindgen 0.2.130's externref table), and `-O1` saves ~1%. See ARCHITECTURE.md.
     let mut total = 0;
     for file in [
         "pkg/wasm/chorus_sdk_bg.wasm",
@@ -210,39 +183,54 @@ fn build_web() -> Result<()> {
         "browser SDK total: {total} bytes gzipped ({:.1} KB; budget 40 KB)",
         total as f64 / 1024.0
     ));
-    build_app(&target)
+    build_app()
 }
 
-/// Builds the Leptos app (`app/`) into `app/dist`: wasm, its wasm-bindgen glue, the page and
-/// the stylesheet. The server serves that directory at `/` (`--app-dir`).
-fn build_app(target: &Path) -> Result<()> {
-    run(
-        "cargo",
-        &[
-            "build",
-            "--package",
-            "chorus-app",
-            "--target",
-            "wasm32-unknown-unknown",
-            "--profile",
-            "wasm",
-        ],
-    )?;
-    let dist = root().join("app/dist");
-    let wasm = target.join("wasm32-unknown-unknown/wasm/chorus-app.wasm");
+/// `cargo build` for wasm32 with the size-optimized `wasm` profile; returns the built module
+/// (`artifact` is its file stem).
+fn build_wasm(package_args: &[&str], artifact: &str) -> Result<PathBuf> {
+    let mut args = vec![
+        "build",
+        "--target",
+        "wasm32-unknown-unknown",
+        "--profile",
+        "wasm",
+    ];
+    args.extend_from_slice(package_args);
+    run("cargo", &args)?;
+    let target =
+        std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| root().join("target"), PathBuf::from);
+    Ok(target.join(format!("wasm32-unknown-unknown/wasm/{artifact}.wasm")))
+}
+
+/// Runs the wasm-bindgen CLI (ES module for the web, no generated typings, no name or producers
+/// sections) on `wasm`, writing `out_name.js` and `out_name_bg.wasm` into `out_dir`.
+fn wasm_bindgen(wasm: &Path, out_dir: &Path, out_name: &str) -> Result<()> {
     run(
         "wasm-bindgen",
         &[
             "--target",
             "web",
             "--no-typescript",
+            "--remove-name-section",
             "--remove-producers-section",
             "--out-name",
-            "chorus_app",
+            out_name,
             "--out-dir",
-            dist.to_str().context("UTF-8 path")?,
+            out_dir.to_str().context("UTF-8 path")?,
             wasm.to_str().context("UTF-8 path")?,
         ],
+    )
+}
+
+/// Builds the Leptos app (`app/`) into `app/dist`: wasm, its wasm-bindgen glue, the page and
+/// the stylesheet. The server serves that directory at `/` (`--app-dir`).
+fn build_app() -> Result<()> {
+    let dist = root().join("app/dist");
+    wasm_bindgen(
+        &build_wasm(&["--package", "chorus-app"], "chorus-app")?,
+        &dist,
+        "chorus_app",
     )?;
     for file in ["index.html", "style.css"] {
         std::fs::copy(root().join("app").join(file), dist.join(file))
