@@ -31,7 +31,9 @@ pub mod rng;
 pub mod room;
 pub mod timeline;
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::VecDeque;
+
+use litemap::LiteMap;
 use std::time::Duration;
 
 use web_time::Instant;
@@ -452,10 +454,10 @@ pub struct Client {
     id_prefix: String,
     session: String,
     user: Option<String>,
-    rooms: BTreeMap<RoomName, Room>,
+    rooms: LiteMap<RoomName, Room>,
     outbox: Outbox,
     /// Own publishes shown as pending and not yet seen come back, with their seq once acked.
-    pending: HashMap<EventId, (OutboxRecord, Option<u64>)>,
+    pending: LiteMap<EventId, (OutboxRecord, Option<u64>)>,
     backoff: Backoff,
     retry_refused_at: Option<Instant>,
     outputs: VecDeque<Output>,
@@ -514,7 +516,7 @@ impl Client {
             id_prefix,
             session,
             user: None,
-            rooms: BTreeMap::new(),
+            rooms: LiteMap::new(),
             pending,
             retry_refused_at: None,
             outputs: VecDeque::new(),
@@ -872,7 +874,8 @@ impl Client {
         };
         if let Some(room) = self
             .rooms
-            .values_mut()
+            .iter_mut()
+            .map(|(_, room)| room)
             .find(|r| r.repairing == Some(request))
         {
             room.repairing = None; // The repair failed; the next gap tries again.

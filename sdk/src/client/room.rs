@@ -1,7 +1,7 @@
 //! What the client knows about one room besides its timeline: presence, who is typing, and
 //! its own typing signal (throttled outgoing "on", automatic "off").
 
-use std::collections::BTreeMap;
+use litemap::LiteMap;
 use std::time::Duration;
 
 use web_time::Instant;
@@ -12,7 +12,7 @@ use crate::wire::{PresenceDiff, PresenceSnapshot, PresenceUser};
 #[derive(Debug, Default, Clone, PartialEq)]
 pub struct Presence {
     version: u64,
-    users: BTreeMap<String, PresenceUser>,
+    users: LiteMap<String, PresenceUser>,
 }
 
 /// What applying a presence diff did.
@@ -29,7 +29,7 @@ pub enum DiffOutcome {
 impl Presence {
     /// Replaces everything with a snapshot; `true` if anything changed.
     pub fn snapshot(&mut self, snapshot: PresenceSnapshot) -> bool {
-        let users: BTreeMap<String, PresenceUser> = snapshot
+        let users: LiteMap<String, PresenceUser> = snapshot
             .users
             .into_iter()
             .map(|u| (u.user.clone(), u))
@@ -72,7 +72,7 @@ impl Presence {
 /// Who else is typing, each until a local expiry unless refreshed.
 #[derive(Debug, Default)]
 pub struct TypingIn {
-    users: BTreeMap<String, Instant>,
+    users: LiteMap<String, Instant>,
     version: u64,
 }
 

@@ -4,7 +4,9 @@
 //! the cursor (or with an id already delivered) is dropped; events beyond the next seq are held
 //! until the gap is filled, and the gap is reported so the client can resume to repair it.
 
-use std::collections::{BTreeMap, HashSet, VecDeque};
+use std::collections::VecDeque;
+
+use litemap::LiteMap;
 
 use crate::wire::{Cursor, Event, EventId};
 
@@ -26,9 +28,9 @@ pub struct Merge {
 #[derive(Debug, Default)]
 pub struct Timeline {
     cursor: Option<Cursor>,
-    held: BTreeMap<u64, Event>,
+    held: LiteMap<u64, Event>,
     recent: VecDeque<EventId>,
-    recent_set: HashSet<EventId>,
+    recent_set: LiteMap<EventId, ()>,
 }
 
 impl Timeline {
@@ -66,7 +68,7 @@ impl Timeline {
         let (Some(cursor), Some(seq)) = (self.cursor, event.seq) else {
             return merge; // Not positioned yet, or ephemeral: the caller handles those.
         };
-        if seq <= cursor.seq || self.recent_set.contains(&event.id) {
+        if seq <= cursor.seq || self.recent_set.contains_key(&event.id) {
             return merge; // Already delivered.
         }
         if seq > cursor.seq + 1 {
@@ -98,7 +100,7 @@ impl Timeline {
             self.recent_set.remove(&old);
         }
         self.recent.push_back(event.id.clone());
-        self.recent_set.insert(event.id.clone());
+        self.recent_set.insert(event.id.clone(), ());
         merge.deliver.push(event);
     }
 }

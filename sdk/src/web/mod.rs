@@ -23,7 +23,6 @@ mod js;
 pub use js::WasmClient;
 
 use std::cell::RefCell;
-use std::collections::HashMap;
 use std::rc::{Rc, Weak};
 
 use js_sys::Array;
@@ -60,7 +59,7 @@ struct Inner {
     core: Client,
     base: String,
     storage_prefix: String,
-    sockets: HashMap<u64, Socket>,
+    sockets: litemap::LiteMap<u64, Socket>,
     timer: Option<i32>,
     timer_callback: Option<Closure<dyn FnMut()>>,
     listeners: Vec<Closure<dyn FnMut(web_sys::Event)>>,
@@ -144,7 +143,7 @@ impl BrowserClient {
             core,
             base: url.trim_end_matches('/').to_owned(),
             storage_prefix,
-            sockets: HashMap::new(),
+            sockets: litemap::LiteMap::new(),
             timer: None,
             timer_callback: None,
             listeners: Vec::new(),
