@@ -116,6 +116,12 @@ test("a reload keeps the name and room, and the feed is refilled from history", 
     assert.equal(await cleo.page.textContent(".me"), "Cleo");
     assert.equal(await cleo.page.getAttribute('.room-link[aria-current="page"]', "aria-current"), "page");
     assert.equal(await cleo.page.textContent('.room-link[aria-current="page"]'), "#launch");
+    // Another room, then Back: the launch room and its feed again.
+    await cleo.page.getByRole("button", { name: "#lobby" }).click();
+    await until(cleo.page, () => document.querySelector(".room h2")?.textContent === "#lobby");
+    await cleo.page.goBack();
+    await until(cleo.page, () => document.querySelector(".room h2")?.textContent === "#launch");
+    await until(cleo.page, () => document.querySelector(".feed")?.textContent.includes("before reload"));
   } finally {
     await cleo.context.close();
   }

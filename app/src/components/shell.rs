@@ -106,6 +106,15 @@ fn Workspace(
         room_from_fragment()
             .unwrap_or_else(|| RoomName::parse(SUGGESTED_ROOMS[0]).expect("a valid room name")),
     );
+    // Back/forward between rooms (the fragment changes without a reload).
+    let on_hash = window_event_listener_untyped("hashchange", move |_| {
+        if let Some(from_url) = room_from_fragment()
+            && from_url != room.get_untracked()
+        {
+            room.set(from_url);
+        }
+    });
+    on_cleanup(move || on_hash.remove());
     let new_room = RwSignal::new(String::new());
     let error = RwSignal::new(None::<String>);
     let go = move |name: &str| match RoomName::parse(name) {
