@@ -72,7 +72,7 @@ impl Sizes {
                 idle_levels: vec![1000, 5000, 10_000],
                 settle_ms: 1500,
                 room_sizes: vec![10, 100, 1000],
-                ladder: vec![10_000.0, 25_000.0, 50_000.0, 100_000.0, 200_000.0],
+                ladder: vec![10_000.0, 25_000.0, 50_000.0, 100_000.0],
                 step_ms: 3000,
                 polling_levels: vec![1000, 2000, 4000],
                 polling_events_per_s: 200.0,

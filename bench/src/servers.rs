@@ -73,6 +73,11 @@ impl Server {
         let addr = SocketAddr::from(([127, 0, 0, 1], port));
         let mut command = Command::new("taskset");
         command.args(["-c", &programs.core.to_string()]);
+        // A profiler to run the server under (e.g. `heaptrack -o /tmp/chorus`), for digging into
+        // a figure; its measurements are then the profiler's, not the server's.
+        if let Ok(wrapper) = std::env::var("CHORUS_BENCH_SERVER_WRAPPER") {
+            command.args(wrapper.split_whitespace());
+        }
         match target {
             Target::Chorus => {
                 command.arg(&programs.chorus).args([
@@ -167,7 +172,17 @@ impl Server {
 }
 
 impl Drop for Server {
+    /// SIGTERM first (so a profiler wrapping the server can write its data), SIGKILL after 5 s.
+    #[allow(clippy::disallowed_methods)] // A driver: waiting for a process reads the clock.
     fn drop(&mut self) {
+        let _ = Command::new("kill").arg(self.pid().to_string()).status();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
