@@ -31,15 +31,18 @@ struct Cli {
     /// Scenarios to run (default: all): idle, fanout, polling, reconnect.
     #[arg(long, value_delimiter = ',')]
     only: Vec<String>,
+    /// Only rewrite the report from `results.json` in `--out` (e.g. after editing `NOTES.md`).
+    #[arg(long)]
+    render_only: bool,
     /// The release `chorus-server` binary.
-    #[arg(long)]
-    chorus: PathBuf,
+    #[arg(long, required_unless_present = "render_only")]
+    chorus: Option<PathBuf>,
     /// The socket.io peer's directory.
-    #[arg(long)]
-    socketio: PathBuf,
+    #[arg(long, required_unless_present = "render_only")]
+    socketio: Option<PathBuf>,
     /// The socketioxide peer's release binary.
-    #[arg(long)]
-    socketioxide: PathBuf,
+    #[arg(long, required_unless_present = "render_only")]
+    socketioxide: Option<PathBuf>,
     /// The core servers are pinned to (the generator should run on another).
     #[arg(long, default_value_t = 0)]
     server_core: usize,
@@ -69,11 +72,16 @@ fn main() -> Result<()> {
 }
 
 async fn suite(cli: Cli) -> Result<()> {
+    if cli.render_only {
+        let json = std::fs::read_to_string(cli.out.join("results.json"))
+            .context("reading results.json")?;
+        return write_report(&cli.out, &serde_json::from_str(&json)?);
+    }
     let sizes = Sizes::new(cli.quick, cli.rounds);
     let programs = Programs {
-        chorus: cli.chorus.clone(),
-        socketio: cli.socketio.clone(),
-        socketioxide: cli.socketioxide.clone(),
+        chorus: cli.chorus.clone().unwrap_or_default(),
+        socketio: cli.socketio.clone().unwrap_or_default(),
+        socketioxide: cli.socketioxide.clone().unwrap_or_default(),
         core: cli.server_core,
     };
     let wants = |name: &str| cli.only.is_empty() || cli.only.iter().any(|o| o == name);
@@ -202,13 +210,18 @@ async fn suite(cli: Cli) -> Result<()> {
         cli.out.join("results.json"),
         serde_json::to_string_pretty(&results)?,
     )?;
-    let notes = std::fs::read_to_string(cli.out.join("NOTES.md")).ok();
-    for (name, text) in report::write(&results, notes.as_deref()) {
-        std::fs::write(cli.out.join(&name), text).with_context(|| format!("writing {name}"))?;
+    write_report(&cli.out, &results)
+}
+
+/// Writes the report and charts into `out`, with `out/NOTES.md` (hand-written) appended.
+fn write_report(out: &std::path::Path, results: &Results) -> Result<()> {
+    let notes = std::fs::read_to_string(out.join("NOTES.md")).ok();
+    for (name, text) in report::write(results, notes.as_deref()) {
+        std::fs::write(out.join(&name), text).with_context(|| format!("writing {name}"))?;
     }
     say(&format!(
         "report written to {}",
-        cli.out.join("README.md").display()
+        out.join("README.md").display()
     ));
     Ok(())
 }
