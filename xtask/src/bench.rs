@@ -15,7 +15,6 @@ use crate::{root, run, say};
 
 /// Builds everything and runs the benchmark suite.
 pub(crate) fn bench(args: &[String]) -> Result<()> {
-    let quick = args.iter().any(|a| a == "--quick");
     run(
         "cargo",
         &[
@@ -63,11 +62,11 @@ pub(crate) fn bench(args: &[String]) -> Result<()> {
         say("only one core: the servers and the generator share it (figures are not comparable)");
         ("0", "0")
     };
-    let command = if quick {
-        "cargo xtask bench --quick"
-    } else {
-        "cargo xtask bench"
-    };
+    let command = ["cargo xtask bench".to_owned()]
+        .into_iter()
+        .chain(args.iter().cloned())
+        .collect::<Vec<_>>()
+        .join(" ");
     let mut suite = vec![
         "--chorus".to_owned(),
         path(&release.join("chorus-server"))?,
@@ -80,7 +79,7 @@ pub(crate) fn bench(args: &[String]) -> Result<()> {
         "--out".to_owned(),
         path(&root().join("bench/results"))?,
         "--command".to_owned(),
-        command.to_owned(),
+        command,
     ];
     suite.extend(args.iter().cloned());
     // `ulimit -n` raises the soft open-file limit to the hard one for the generator and the

@@ -28,7 +28,9 @@ fn main() -> ExitCode {
         _ => {
             #[allow(clippy::print_stderr)]
             {
-                eprintln!("usage: cargo xtask <setup | dev [server args...] | test | build-web | bench [--quick]>");
+                eprintln!(
+                    "usage: cargo xtask <setup | dev [server args...] | test | build-web | bench [--quick]>"
+                );
             }
             return ExitCode::from(2);
         }
