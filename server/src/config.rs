@@ -118,6 +118,10 @@ pub struct Config {
     /// Serve this directory (the npm package, `pkg/`) at `/pkg/`.
     #[arg(long, env = "CHORUS_PKG_DIR")]
     pub pkg_dir: Option<PathBuf>,
+    /// Tokio worker threads (default: one per available core). `1` runs every connection on one
+    /// thread, as a Node.js server does; benchmarks use it for a like-for-like comparison.
+    #[arg(long, env = "CHORUS_WORKER_THREADS", value_parser = clap::value_parser!(u16).range(1..))]
+    pub worker_threads: Option<u16>,
     /// Reconnect hint sent to clients when the server shuts down (milliseconds).
     #[arg(long, env = "CHORUS_DRAIN_RETRY_MS", default_value_t = 1_000)]
     pub drain_retry_ms: u64,
@@ -138,6 +142,16 @@ impl Config {
         ]);
         config.jwt_secret = Some(DEV_SECRET.into());
         config
+    }
+
+    /// The tokio runtime the binary runs on: multi-threaded, with `--worker-threads` workers
+    /// when given (tokio's default, one per available core, otherwise).
+    pub fn runtime(&self) -> std::io::Result<tokio::runtime::Runtime> {
+        let mut builder = tokio::runtime::Builder::new_multi_thread();
+        if let Some(threads) = self.worker_threads {
+            builder.worker_threads(usize::from(threads));
+        }
+        builder.enable_all().build()
     }
 
     /// The hub's part of the configuration.
@@ -172,5 +186,31 @@ impl Config {
                 "set --jwt-secret (or CHORUS_JWT_SECRET), or run with --dev for local development",
             ),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn worker_threads_size_the_runtime() {
+        fn check(args: &[&str], expect: Option<usize>) {
+            let parsed = Config::try_parse_from(
+                ["chorus-server", "--store", "memory"]
+                    .iter()
+                    .chain(args)
+                    .copied(),
+            );
+            let workers = parsed
+                .ok()
+                .map(|config| config.runtime().unwrap().metrics().num_workers());
+            assert_eq!(workers, expect, "{args:?}");
+        }
+        check(&["--worker-threads", "1"], Some(1));
+        check(&["--worker-threads", "3"], Some(3));
+        check(&["--worker-threads", "0"], None);
+        let default = std::thread::available_parallelism().map_or(1, usize::from);
+        check(&[], Some(default));
     }
 }

@@ -138,6 +138,13 @@ pub async fn start(config: &Config, listener: TcpListener) -> Result<RunningServ
     let addr = listener.local_addr()?;
     let (stop, stopped) = oneshot::channel::<()>();
     let app = http::router(state);
+    // Frames are small and latency matters more than packet count: no Nagle delay (which,
+    // against a client's delayed ACK, holds a frame back for up to 40 ms).
+    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+        if let Err(err) = tcp.set_nodelay(true) {
+            tracing::debug!("TCP_NODELAY: {err}");
+        }
+    });
     let task = tokio::spawn(async move {
         let serve = axum::serve(
             listener,

@@ -4,14 +4,18 @@ use anyhow::Context;
 use clap::Parser;
 use tracing_subscriber::EnvFilter;
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
+fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(
             EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
         )
         .init();
     let config = chorus_server::config::Config::parse();
+    let runtime = config.runtime().context("starting the tokio runtime")?;
+    runtime.block_on(serve(config))
+}
+
+async fn serve(config: chorus_server::config::Config) -> anyhow::Result<()> {
     if config.dev {
         tracing::warn!(
             "DEV MODE: tokens are signed with a public secret and POST /v1/dev/token issues them to anyone"

@@ -6,8 +6,11 @@
 //! - `test`: setup, then format check, clippy with warnings denied, and every test.
 //! - `build-web`: builds the browser SDK into `pkg/wasm` (wasm-bindgen + `wasm-opt -Oz`) and
 //!   prints the gzipped size of what a page downloads.
+//! - `bench [--quick]`: the benchmark suite against socket.io and socketioxide (`bench.rs`).
 //!
 //! It must only orchestrate: no product logic lives here.
+
+mod bench;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
@@ -21,10 +24,13 @@ fn main() -> ExitCode {
         Some("dev") => dev(&args[1..]),
         Some("test") => test(),
         Some("build-web") => setup().and_then(|()| build_web()),
+        Some("bench") => bench::bench(&args[1..]),
         _ => {
             #[allow(clippy::print_stderr)]
             {
-                eprintln!("usage: cargo xtask <setup | dev [server args...] | test | build-web>");
+                eprintln!(
+                    "usage: cargo xtask <setup | dev [server args...] | test | build-web | bench [--quick]>"
+                );
             }
             return ExitCode::from(2);
         }

@@ -1,0 +1,107 @@
+//! `chorus-bench`: the load generator and benchmark suite (GitHub issue 7). One generator, in
+//! Rust on tokio, speaks Chorus's protocol and Engine.IO v4 / Socket.IO v5, so its own cost is
+//! the same for every server under test: Chorus, socket.io 4.8 (Node.js, `ws` engine) and
+//! socketioxide (axum).
+//!
+//! The library holds the parts: protocol clients ([`client`], [`engineio`], [`payload`]), the
+//! servers under test ([`servers`]), the scenarios ([`scenario`]), measurements ([`procfs`],
+//! [`stats`]) and the report ([`report`], [`svg`]). The binary (`main.rs`) runs the suite.
+//! Nothing here may send traffic anywhere but the loopback interface.
+
+#![allow(clippy::disallowed_methods)] // A driver: the generator reads the clock.
+
+pub mod client;
+pub mod engineio;
+pub mod payload;
+pub mod procfs;
+pub mod report;
+pub mod scenario;
+pub mod servers;
+pub mod stats;
+pub mod svg;
+
+use serde::{Deserialize, Serialize};
+
+use crate::scenario::{fanout, idle, polling, reconnect};
+use crate::servers::Target;
+
+/// The sizes of a run.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Sizes {
+    /// Rounds per scenario.
+    pub rounds: usize,
+    /// Connection counts of the idle scenario.
+    pub idle_levels: Vec<usize>,
+    /// Pause before reading RSS.
+    pub settle_ms: u64,
+    /// Room sizes of the fan-out scenario.
+    pub room_sizes: Vec<usize>,
+    /// The fan-out ladder, deliveries per second.
+    pub ladder: Vec<f64>,
+    /// Length of one fan-out step.
+    pub step_ms: u64,
+    /// Polling sessions at each memory reading.
+    pub polling_levels: Vec<usize>,
+    /// Publishes per second during the polling latency phase, and for how long.
+    pub polling_events_per_s: f64,
+    /// How long the polling latency phase publishes.
+    pub polling_ms: u64,
+    /// Clients in the reconnect storm.
+    pub storm_clients: usize,
+}
+
+impl Sizes {
+    /// The quick (CI smoke) or full sizes, with `rounds` overriding the default count.
+    pub fn new(quick: bool, rounds: Option<usize>) -> Sizes {
+        if quick {
+            Sizes {
+                rounds: rounds.unwrap_or(2),
+                idle_levels: vec![250, 500, 1000],
+                settle_ms: 500,
+                room_sizes: vec![100, 1000],
+                ladder: vec![10_000.0, 50_000.0],
+                step_ms: 1500,
+                polling_levels: vec![100, 200],
+                polling_events_per_s: 50.0,
+                polling_ms: 2000,
+                storm_clients: 500,
+            }
+        } else {
+            Sizes {
+                rounds: rounds.unwrap_or(3),
+                idle_levels: vec![1000, 5000, 10_000],
+                settle_ms: 1500,
+                room_sizes: vec![10, 100, 1000],
+                ladder: vec![10_000.0, 25_000.0, 50_000.0, 100_000.0],
+                step_ms: 3000,
+                polling_levels: vec![1000, 2000, 4000],
+                polling_events_per_s: 200.0,
+                polling_ms: 5000,
+                storm_clients: 5000,
+            }
+        }
+    }
+}
+
+/// Everything a suite run measured; `results.json` and the report are made from it.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Results {
+    /// The machine and the date.
+    pub machine: procfs::Machine,
+    /// The command that produced it.
+    pub command: String,
+    /// Whether it was the quick size.
+    pub quick: bool,
+    /// The sizes.
+    pub sizes: Sizes,
+    /// Scenario 1, per server and round.
+    pub idle: Vec<(Target, usize, idle::IdleRun)>,
+    /// Scenario 2, per server, round and room size.
+    pub fanout: Vec<(Target, usize, fanout::FanoutRun)>,
+    /// Scenario 3, per round (Chorus).
+    pub polling: Vec<(usize, polling::PollingRun)>,
+    /// Scenario 4, per round (Chorus).
+    pub reconnect: Vec<(usize, reconnect::ReconnectRun)>,
+    /// Runs that failed, with why.
+    pub failures: Vec<String>,
+}

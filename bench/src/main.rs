@@ -1,0 +1,246 @@
+//! The `chorus-bench` binary: runs the benchmark suite of issue 7. `cargo xtask bench [--quick]`
+//! builds everything and runs it pinned to one core, with the servers pinned to the other.
+//!
+//! The suite runs each scenario in rounds that interleave the servers (A B C A B C ...), a
+//! fresh server process per run, and writes `results.json`, a Markdown report and SVG charts.
+//! It must never send traffic anywhere but the loopback interface.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use clap::Parser;
+
+use chorus_bench::scenario::{fanout, idle, polling, reconnect};
+use chorus_bench::servers::{Programs, Server, Target};
+use chorus_bench::{Results, Sizes, procfs, report};
+
+/// Command line.
+#[derive(Debug, Parser)]
+#[command(
+    name = "chorus-bench",
+    about = "Chorus against socket.io and socketioxide."
+)]
+struct Cli {
+    /// A small, fast run (CI smoke test) instead of the full sizes.
+    #[arg(long)]
+    quick: bool,
+    /// Rounds per scenario (default: 2 quick, 3 full).
+    #[arg(long)]
+    rounds: Option<usize>,
+    /// Scenarios to run (default: all): idle, fanout, polling, reconnect.
+    #[arg(long, value_delimiter = ',')]
+    only: Vec<String>,
+    /// Only rewrite the report from `results.json` in `--out` (e.g. after editing `NOTES.md`).
+    #[arg(long)]
+    render_only: bool,
+    /// The release `chorus-server` binary.
+    #[arg(long, required_unless_present = "render_only")]
+    chorus: Option<PathBuf>,
+    /// The socket.io peer's directory.
+    #[arg(long, required_unless_present = "render_only")]
+    socketio: Option<PathBuf>,
+    /// The socketioxide peer's release binary.
+    #[arg(long, required_unless_present = "render_only")]
+    socketioxide: Option<PathBuf>,
+    /// The core servers are pinned to (the generator should run on another).
+    #[arg(long, default_value_t = 0)]
+    server_core: usize,
+    /// Where the report goes.
+    #[arg(long)]
+    out: PathBuf,
+    /// The command line to quote in the report.
+    #[arg(long, default_value = "cargo xtask bench")]
+    command: String,
+}
+
+fn say(message: &str) {
+    #[allow(clippy::print_stderr)]
+    {
+        eprintln!("chorus-bench: {message}");
+    }
+}
+
+fn main() -> Result<()> {
+    let cli = Cli::parse();
+    // One thread: the generator is pinned to one core, and its cost must not depend on
+    // scheduling between threads.
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(suite(cli))
+}
+
+async fn suite(cli: Cli) -> Result<()> {
+    if cli.render_only {
+        let json = std::fs::read_to_string(cli.out.join("results.json"))
+            .context("reading results.json")?;
+        return write_report(&cli.out, &serde_json::from_str(&json)?);
+    }
+    let sizes = Sizes::new(cli.quick, cli.rounds);
+    let programs = Programs {
+        chorus: cli.chorus.clone().unwrap_or_default(),
+        socketio: cli.socketio.clone().unwrap_or_default(),
+        socketioxide: cli.socketioxide.clone().unwrap_or_default(),
+        core: cli.server_core,
+    };
+    let wants = |name: &str| cli.only.is_empty() || cli.only.iter().any(|o| o == name);
+    let mut results = Results {
+        machine: procfs::machine(),
+        command: cli.command.clone(),
+        quick: cli.quick,
+        sizes: sizes.clone(),
+        idle: Vec::new(),
+        fanout: Vec::new(),
+        polling: Vec::new(),
+        reconnect: Vec::new(),
+        failures: Vec::new(),
+    };
+    say(&format!("machine: {:?}", results.machine));
+    let settle = Duration::from_millis(sizes.settle_ms);
+
+    if wants("idle") {
+        let levels = &sizes.idle_levels;
+        for round in 0..sizes.rounds {
+            for target in Target::ALL {
+                let label = format!("idle round {} {}", round + 1, target.label());
+                match with_server(target, &programs, |server| async move {
+                    idle::run(&server, levels, settle).await
+                })
+                .await
+                {
+                    Ok(run) => {
+                        say(&format!(
+                            "{label}: {:.2} KiB/connection, {:.0} connects/s, RSS {:?}",
+                            run.kib_per_connection, run.connects_per_second, run.rss_kib
+                        ));
+                        results.idle.push((target, round, run));
+                    }
+                    Err(err) => fail(&mut results, &label, &err),
+                }
+            }
+        }
+    }
+    if wants("fanout") {
+        for &members in &sizes.room_sizes {
+            for round in 0..sizes.rounds {
+                for target in Target::ALL {
+                    let label = format!("fanout {members} round {} {}", round + 1, target.label());
+                    let step = Duration::from_millis(sizes.step_ms);
+                    let ladder = &sizes.ladder;
+                    match with_server(target, &programs, |server| async move {
+                        fanout::run(&server, members, ladder, step).await
+                    })
+                    .await
+                    {
+                        Ok(run) => {
+                            for s in &run.steps {
+                                say(&format!(
+                                    "{label}: {:.0}/s delivered, {:.2} CPU-s/M, p50 {:.2} p99 {:.2} p99.9 {:.2} ms, generator {:.0}%",
+                                    s.deliveries_per_s,
+                                    s.cpu_s_per_million,
+                                    s.p50_ms,
+                                    s.p99_ms,
+                                    s.p999_ms,
+                                    s.generator_busy * 100.0
+                                ));
+                            }
+                            if let Some(why) = &run.stopped {
+                                say(&format!("{label}: stopped: {why}"));
+                            }
+                            results.fanout.push((target, round, run));
+                        }
+                        Err(err) => fail(&mut results, &label, &err),
+                    }
+                }
+            }
+        }
+    }
+    if wants("polling") {
+        for round in 0..sizes.rounds {
+            let label = format!("polling round {}", round + 1);
+            let (levels, rate, publish_for) = (
+                &sizes.polling_levels,
+                sizes.polling_events_per_s,
+                Duration::from_millis(sizes.polling_ms),
+            );
+            match with_server(Target::Chorus, &programs, |server| async move {
+                polling::run(&server, levels, settle, rate, publish_for).await
+            })
+            .await
+            {
+                Ok(run) => {
+                    say(&format!(
+                        "{label}: {:.2} KiB/held poll, {}/{} delivered, p50 {:.2} p99 {:.2} ms",
+                        run.kib_per_held_poll, run.delivered, run.expected, run.p50_ms, run.p99_ms
+                    ));
+                    results.polling.push((round, run));
+                }
+                Err(err) => fail(&mut results, &label, &err),
+            }
+        }
+    }
+    if wants("reconnect") {
+        for round in 0..sizes.rounds {
+            let label = format!("reconnect round {}", round + 1);
+            let clients = sizes.storm_clients;
+            match with_server(Target::Chorus, &programs, |server| async move {
+                reconnect::run(&server, clients).await
+            })
+            .await
+            {
+                Ok(run) => {
+                    say(&format!(
+                        "{label}: {} clients caught up in {:.2} s (median {:.2} s), {} missing, {} duplicates or gaps",
+                        run.caught_up,
+                        run.all_caught_up_s,
+                        run.median_caught_up_s,
+                        run.missing,
+                        run.duplicates_or_gaps
+                    ));
+                    results.reconnect.push((round, run));
+                }
+                Err(err) => fail(&mut results, &label, &err),
+            }
+        }
+    }
+
+    std::fs::create_dir_all(&cli.out).with_context(|| format!("creating {}", cli.out.display()))?;
+    std::fs::write(
+        cli.out.join("results.json"),
+        serde_json::to_string_pretty(&results)?,
+    )?;
+    write_report(&cli.out, &results)
+}
+
+/// Writes the report and charts into `out`, with `out/NOTES.md` (hand-written) appended.
+fn write_report(out: &std::path::Path, results: &Results) -> Result<()> {
+    let notes = std::fs::read_to_string(out.join("NOTES.md")).ok();
+    for (name, text) in report::write(results, notes.as_deref()) {
+        std::fs::write(out.join(&name), text).with_context(|| format!("writing {name}"))?;
+    }
+    say(&format!(
+        "report written to {}",
+        out.join("README.md").display()
+    ));
+    Ok(())
+}
+
+/// Starts a fresh `target`, runs `scenario` on it, stops it.
+async fn with_server<T, F, Fut>(target: Target, programs: &Programs, scenario: F) -> Result<T>
+where
+    F: FnOnce(std::rc::Rc<Server>) -> Fut,
+    Fut: std::future::Future<Output = Result<T>>,
+{
+    let server = std::rc::Rc::new(Server::start(target, programs)?);
+    let result = scenario(std::rc::Rc::clone(&server)).await;
+    drop(server);
+    // Let the kernel finish closing the connections before the next run starts.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    result
+}
+
+fn fail(results: &mut Results, label: &str, err: &anyhow::Error) {
+    say(&format!("{label}: FAILED: {err:#}"));
+    results.failures.push(format!("{label}: {err:#}"));
+}
