@@ -103,7 +103,7 @@ pub async fn start(config: &Config, listener: TcpListener) -> Result<RunningServ
         outcomes_rx,
         poll_limits,
     );
-    let state = AppState {
+    let state = AppState::new(http::AppStateInner {
         hub: hub.clone(),
         store,
         auth: Authenticator::hs256(&secret),
@@ -122,8 +122,8 @@ pub async fn start(config: &Config, listener: TcpListener) -> Result<RunningServ
             config.max_connections,
             config.max_connections_per_ip,
         ),
-        allowed_origins: Arc::new(config.allowed_origins.clone()),
-        trusted_proxies: Arc::new(config.trusted_proxies.clone()),
+        allowed_origins: config.allowed_origins.clone(),
+        trusted_proxies: config.trusted_proxies.clone(),
         counters: Arc::default(),
         dev: config.dev,
         static_dirs: [
@@ -134,7 +134,7 @@ pub async fn start(config: &Config, listener: TcpListener) -> Result<RunningServ
         .filter_map(|(prefix, dir)| dir.map(|dir| (prefix, dir)))
         .collect(),
         app_dir: config.app_dir.clone(),
-    };
+    });
     let addr = listener.local_addr()?;
     let (stop, stopped) = oneshot::channel::<()>();
     let app = http::router(state);

@@ -25,9 +25,29 @@ use crate::auth::Authenticator;
 use crate::driver::HubHandle;
 use crate::store::Store;
 
-/// What every handler can reach.
+/// What every handler can reach: one shared [`AppStateInner`], so every connection task holds a
+/// pointer, not its own copy of keys, paths and settings.
 #[derive(Clone, Debug)]
-pub struct AppState {
+pub struct AppState(Arc<AppStateInner>);
+
+impl AppState {
+    /// Shares `inner` with every handler.
+    pub fn new(inner: AppStateInner) -> AppState {
+        AppState(Arc::new(inner))
+    }
+}
+
+impl std::ops::Deref for AppState {
+    type Target = AppStateInner;
+
+    fn deref(&self) -> &AppStateInner {
+        &self.0
+    }
+}
+
+/// The server's shared state and settings (reached through [`AppState`]).
+#[derive(Debug)]
+pub struct AppStateInner {
     /// The hub task.
     pub hub: HubHandle,
     /// History, for the REST history endpoint and polls.
@@ -41,9 +61,9 @@ pub struct AppState {
     /// Open WebSocket connections, in total and per address.
     pub connections: Arc<limits::ConnectionLimiter>,
     /// Browser origins allowed to connect (empty: any).
-    pub allowed_origins: Arc<Vec<String>>,
+    pub allowed_origins: Vec<String>,
     /// Reverse proxies whose `X-Forwarded-For` is believed (see `limits::client_ip`).
-    pub trusted_proxies: Arc<Vec<ipnet::IpNet>>,
+    pub trusted_proxies: Vec<ipnet::IpNet>,
     /// Counters for `/metrics`.
     pub counters: Arc<metrics::EdgeCounters>,
     /// Whether `POST /v1/dev/token` is served.
@@ -81,7 +101,7 @@ pub struct EdgeLimits {
     pub drain_retry: Duration,
 }
 
-impl AppState {
+impl AppStateInner {
     /// Whether a browser page from `origin` may use this server (no `Origin`: not a browser).
     pub fn origin_allowed(&self, origin: Option<&HeaderValue>) -> bool {
         match origin {

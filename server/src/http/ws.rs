@@ -24,8 +24,11 @@ use crate::auth::{AuthError, Identity};
 use crate::driver::{HubMsg, Outbox};
 use crate::hub::encode;
 
-/// Socket buffers per connection: small, because most traffic is small frames.
-const SOCKET_BUFFER: usize = 4 * 1024;
+/// The read buffer every connection holds from its first byte to its last: small, because
+/// clients mostly send small frames (bigger ones are read in several chunks).
+const READ_BUFFER: usize = 1024;
+/// The write buffer (filled only while frames are being written).
+const WRITE_BUFFER: usize = 4 * 1024;
 /// Messages beyond this many bytes close the connection (1009) instead of getting an error.
 fn hard_cap(max_frame_bytes: usize) -> usize {
     (max_frame_bytes * 4).max(256 * 1024)
@@ -86,8 +89,8 @@ pub(super) async fn upgrade(
         ws
     };
     let cap = hard_cap(state.limits.max_frame_bytes);
-    ws.read_buffer_size(SOCKET_BUFFER)
-        .write_buffer_size(SOCKET_BUFFER)
+    ws.read_buffer_size(READ_BUFFER)
+        .write_buffer_size(WRITE_BUFFER)
         .max_message_size(cap)
         .max_frame_size(cap)
         .on_upgrade(move |socket| async move {
