@@ -192,6 +192,11 @@ fn build_web() -> Result<()> {
     build_app()
 }
 
+/// Cargo's target directory (`CARGO_TARGET_DIR`, or `target/` in the repository).
+pub(crate) fn target_dir() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| root().join("target"), PathBuf::from)
+}
+
 /// `cargo build` for wasm32 with the size-optimized `wasm` profile; returns the built module
 /// (`artifact` is its file stem).
 fn build_wasm(package_args: &[&str], artifact: &str) -> Result<PathBuf> {
@@ -204,8 +209,7 @@ fn build_wasm(package_args: &[&str], artifact: &str) -> Result<PathBuf> {
     ];
     args.extend_from_slice(package_args);
     run("cargo", &args)?;
-    let target =
-        std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| root().join("target"), PathBuf::from);
+    let target = target_dir();
     Ok(target.join(format!("wasm32-unknown-unknown/wasm/{artifact}.wasm")))
 }
 
@@ -347,8 +351,7 @@ fn browser_tests() -> Result<()> {
             bail!("npm ci failed ({status})");
         }
     }
-    let target =
-        std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| root().join("target"), PathBuf::from);
+    let target = target_dir();
     say("$ node --test (tests/browser)");
     let status = Command::new("node")
         .args(["--test", "--test-concurrency=1"])
@@ -412,6 +415,17 @@ fn test() -> Result<()> {
     run("cargo", &["test", "--workspace", "--all-features"])?;
     wasm_tests()?;
     browser_tests()?;
+    // The benchmark suite at its smallest, one round, so the harness and the peers keep working;
+    // its report goes to the target directory, not over the committed bench/results.
+    let target = target_dir();
+    let smoke = target.join("bench-smoke");
+    bench::bench(&[
+        "--quick".to_owned(),
+        "--rounds".to_owned(),
+        "1".to_owned(),
+        "--out".to_owned(),
+        smoke.to_str().context("UTF-8 path")?.to_owned(),
+    ])?;
     say("all checks and tests passed");
     Ok(())
 }
