@@ -4,15 +4,15 @@
 //! first `hello` frame, never in the URL), then joins two loops with `select!`: client frames
 //! are decoded here (so parsing runs in parallel across connections) and passed to the hub;
 //! the hub's frames arrive on a bounded queue and are written out. Bad frames are answered
-//! with `error` frames; the connection and its rooms keep working.
+//! with `error` frames; the connection and its rooms keep working. The socket is not split
+//! into halves (no lock between them): the loop never reads and writes at the same time.
 
 use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{ConnectInfo, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use chorus_sdk::wire::{self, ClientFrame, ErrorCode, ServerFrame, close_code};
-use futures_util::SinkExt;
-use futures_util::stream::{SplitSink, StreamExt};
+use futures_util::StreamExt;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
@@ -99,8 +99,6 @@ pub(super) async fn upgrade(
         })
 }
 
-type Sink = SplitSink<WebSocket, Message>;
-
 /// Verifies the token of a first frame, which must be `hello`.
 fn hello_identity(state: &AppState, text: &str) -> Result<Identity, AuthError> {
     EdgeCounters::bump(&state.counters.frames_received);
@@ -112,8 +110,8 @@ fn hello_identity(state: &AppState, text: &str) -> Result<Identity, AuthError> {
 
 /// The first data message (binary ones as empty text, which fails to decode), skipping
 /// WebSocket-level pings and pongs; `None` when the socket closes first.
-async fn first_frame(stream: &mut futures_util::stream::SplitStream<WebSocket>) -> Option<String> {
-    while let Some(Ok(message)) = stream.next().await {
+async fn first_frame(socket: &mut WebSocket) -> Option<String> {
+    while let Some(Ok(message)) = socket.next().await {
         match message {
             Message::Text(text) => return Some(text.as_str().to_owned()),
             Message::Binary(_) => return Some(String::new()),
@@ -124,14 +122,13 @@ async fn first_frame(stream: &mut futures_util::stream::SplitStream<WebSocket>) 
     None
 }
 
-async fn connection(socket: WebSocket, state: AppState, header_token: Option<String>) {
-    let (mut sink, mut stream) = socket.split();
+async fn connection(mut socket: WebSocket, state: AppState, header_token: Option<String>) {
     let write_timeout = state.limits.heartbeat * 2;
 
     let identity = match header_token {
         Some(token) => state.auth.verify(&token),
         None => {
-            match tokio::time::timeout(state.limits.heartbeat, first_frame(&mut stream)).await {
+            match tokio::time::timeout(state.limits.heartbeat, first_frame(&mut socket)).await {
                 Ok(Some(text)) => hello_identity(&state, &text),
                 Ok(None) => return, // Closed before saying anything.
                 Err(_) => Err(AuthError::Missing),
@@ -142,17 +139,16 @@ async fn connection(socket: WebSocket, state: AppState, header_token: Option<Str
         Ok(identity) => Arc::new(identity),
         Err(err) => {
             let frame = ServerFrame::error(err.code(), err.to_string(), None);
-            let _ = send(&mut sink, Message::Text(encode(&frame)), write_timeout).await;
-            close(&mut sink, close_code::UNAUTHENTICATED, err.code()).await;
+            let _ = send(&mut socket, Message::Text(encode(&frame)), write_timeout).await;
+            close(&mut socket, close_code::UNAUTHENTICATED, err.code()).await;
             return;
         }
     };
-    run(sink, stream, state, identity, write_timeout).await;
+    run(socket, state, identity, write_timeout).await;
 }
 
 async fn run(
-    mut sink: Sink,
-    mut stream: futures_util::stream::SplitStream<WebSocket>,
+    mut socket: WebSocket,
     state: AppState,
     identity: Arc<Identity>,
     write_timeout: Duration,
@@ -177,7 +173,12 @@ async fn run(
         })
         .await
     {
-        close(&mut sink, close_code::SERVICE_RESTART, ErrorCode::Draining).await;
+        close(
+            &mut socket,
+            close_code::SERVICE_RESTART,
+            ErrorCode::Draining,
+        )
+        .await;
         return;
     }
     loop {
@@ -188,7 +189,7 @@ async fn run(
                     if code == close_code::SERVICE_RESTART {
                         // Deliver what is queued (acks, the `draining` frame) before saying goodbye.
                         while let Ok(payload) = frames.try_recv() {
-                            if !send(&mut sink, Message::Text(payload), Duration::from_secs(1)).await {
+                            if !send(&mut socket, Message::Text(payload), Duration::from_secs(1)).await {
                                 break;
                             }
                         }
@@ -198,9 +199,9 @@ async fn run(
                             _ => "no frame arrived within two heartbeat intervals",
                         };
                         let frame = ServerFrame::error(reason, message, None);
-                        let _ = send(&mut sink, Message::Text(encode(&frame)), Duration::from_secs(1)).await;
+                        let _ = send(&mut socket, Message::Text(encode(&frame)), Duration::from_secs(1)).await;
                     }
-                    close(&mut sink, code, reason).await;
+                    close(&mut socket, code, reason).await;
                 }
                 break;
             }
@@ -210,19 +211,19 @@ async fn run(
                     "the token has expired; reconnect with a fresh one",
                     None,
                 );
-                let _ = send(&mut sink, Message::Text(encode(&frame)), Duration::from_secs(1)).await;
-                close(&mut sink, close_code::UNAUTHENTICATED, ErrorCode::TokenExpired).await;
+                let _ = send(&mut socket, Message::Text(encode(&frame)), Duration::from_secs(1)).await;
+                close(&mut socket, close_code::UNAUTHENTICATED, ErrorCode::TokenExpired).await;
                 break;
             }
             outgoing = frames.recv() => match outgoing {
                 Some(payload) => {
-                    if !send(&mut sink, Message::Text(payload), write_timeout).await {
+                    if !send(&mut socket, Message::Text(payload), write_timeout).await {
                         break;
                     }
                 }
                 None => break,
             },
-            incoming = stream.next() => match incoming {
+            incoming = socket.next() => match incoming {
                 Some(Ok(Message::Text(text))) => {
                     EdgeCounters::bump(&state.counters.frames_received);
                     let max = state.limits.max_frame_bytes;
@@ -247,14 +248,14 @@ async fn run(
                         EdgeCounters::bump(&state.counters.frames_refused);
                     }
                     if let Some(frame) = answer
-                        && !send(&mut sink, Message::Text(encode(&frame)), write_timeout).await
+                        && !send(&mut socket, Message::Text(encode(&frame)), write_timeout).await
                     {
                         break;
                     }
                 }
                 Some(Ok(Message::Binary(_))) => {
                     let frame = ServerFrame::error(ErrorCode::BadFrame, "binary frames are not supported; send JSON text frames", None);
-                    if !send(&mut sink, Message::Text(encode(&frame)), write_timeout).await {
+                    if !send(&mut socket, Message::Text(encode(&frame)), write_timeout).await {
                         break;
                     }
                 }
@@ -269,19 +270,19 @@ async fn run(
 }
 
 /// Sends one message; `false` if the socket failed or the peer did not take it in time.
-async fn send(sink: &mut Sink, message: Message, timeout: Duration) -> bool {
+async fn send(socket: &mut WebSocket, message: Message, timeout: Duration) -> bool {
     matches!(
-        tokio::time::timeout(timeout, sink.send(message)).await,
+        tokio::time::timeout(timeout, socket.send(message)).await,
         Ok(Ok(()))
     )
 }
 
-async fn close(sink: &mut Sink, code: u16, reason: ErrorCode) {
+async fn close(socket: &mut WebSocket, code: u16, reason: ErrorCode) {
     let frame = CloseFrame {
         code,
         reason: reason.as_str().into(),
     };
-    let _ = send(sink, Message::Close(Some(frame)), Duration::from_secs(1)).await;
+    let _ = send(socket, Message::Close(Some(frame)), Duration::from_secs(1)).await;
 }
 
 /// How long until `unix_ms` (far in the future when `None`).
