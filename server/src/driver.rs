@@ -33,7 +33,7 @@ const REPLAY_PAGE: usize = 256;
 #[derive(Debug)]
 pub struct Outbox {
     /// Frames to send, bounded: a full queue makes the connection a slow consumer.
-    pub frames: mpsc::Sender<Payload>,
+    pub frames: flume::Sender<Payload>,
     /// Asks the connection task to close with a WebSocket close code.
     pub close: oneshot::Sender<(u16, ErrorCode)>,
 }
@@ -516,7 +516,7 @@ impl Driver {
                 idle = false;
                 match self.peers.get_mut(&transmit.conn) {
                     Some(Peer::Socket(outbox)) => {
-                        if let Err(mpsc::error::TrySendError::Full(_)) =
+                        if let Err(flume::TrySendError::Full(_)) =
                             outbox.frames.try_send(transmit.payload)
                         {
                             self.hub.handle_slow_consumer(now(), transmit.conn);
@@ -632,7 +632,7 @@ async fn sleep_until(deadline: Option<tokio::time::Instant>) {
 /// Streams `(after, until]` into the connection's queue, waiting for room (real backpressure).
 async fn replay(
     store: &dyn Store,
-    frames: &mpsc::Sender<Payload>,
+    frames: &flume::Sender<Payload>,
     room: &RoomName,
     after: u64,
     until: u64,
@@ -660,7 +660,7 @@ async fn replay(
             return ReplayOutcome::Failed;
         }
         for stored in page.events.iter().take_while(|event| event.seq() <= until) {
-            if frames.send(encode_event(stored)).await.is_err() {
+            if frames.send_async(encode_event(stored)).await.is_err() {
                 return ReplayOutcome::Failed; // The connection is gone; nobody is listening.
             }
             cursor = stored.seq();

@@ -15,7 +15,7 @@ use chorus_sdk::wire::{self, ClientFrame, ErrorCode, ServerFrame, close_code};
 use futures_util::StreamExt;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::oneshot;
 
 use super::limits::{LimitHit, client_ip};
 use super::metrics::EdgeCounters;
@@ -158,7 +158,7 @@ async fn run(
     // reconnects with a fresh one. Polling needs no timer: every request is checked.
     let token_expiry = tokio::time::sleep(until_unix_ms(identity.expires_at_ms));
     tokio::pin!(token_expiry);
-    let (frames_tx, mut frames) = mpsc::channel(state.limits.outbound_queue);
+    let (frames_tx, frames) = flume::bounded(state.limits.outbound_queue);
     let (close_tx, mut close_rx) = oneshot::channel();
     let outbox = Outbox {
         frames: frames_tx,
@@ -215,13 +215,13 @@ async fn run(
                 close(&mut socket, close_code::UNAUTHENTICATED, ErrorCode::TokenExpired).await;
                 break;
             }
-            outgoing = frames.recv() => match outgoing {
-                Some(payload) => {
+            outgoing = frames.recv_async() => match outgoing {
+                Ok(payload) => {
                     if !send(&mut socket, Message::Text(payload), write_timeout).await {
                         break;
                     }
                 }
-                None => break,
+                Err(_) => break,
             },
             incoming = socket.next() => match incoming {
                 Some(Ok(Message::Text(text))) => {
