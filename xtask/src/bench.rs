@@ -6,11 +6,9 @@
 //!
 //! It only orchestrates: the scenarios, measurements and report live in `bench/`.
 
-use std::process::Command;
+use anyhow::{Context, Result};
 
-use anyhow::{Context, Result, bail};
-
-use crate::{root, run, say, target_dir};
+use crate::{npm_ci_if_stale, root, run, say, target_dir};
 
 /// Builds everything and runs the benchmark suite.
 pub(crate) fn bench(args: &[String]) -> Result<()> {
@@ -27,17 +25,7 @@ pub(crate) fn bench(args: &[String]) -> Result<()> {
     )?;
     let target = target_dir();
     let socketio = root().join("bench/peers/socketio");
-    if !socketio.join("node_modules/socket.io").is_dir() {
-        say("$ npm ci (bench/peers/socketio)");
-        let status = Command::new("npm")
-            .args(["ci", "--no-audit", "--no-fund"])
-            .current_dir(&socketio)
-            .status()
-            .context("could not start npm")?;
-        if !status.success() {
-            bail!("npm ci failed ({status})");
-        }
-    }
+    npm_ci_if_stale(&socketio)?;
     // The socketioxide peer is its own Cargo project (its own lock file); it shares the target
     // directory so repeated runs do not rebuild it.
     run(

@@ -340,17 +340,7 @@ fn browser_tests() -> Result<()> {
     build_web()?;
     run("cargo", &["build", "--package", "chorus-server"])?;
     let browser = root().join("tests/browser");
-    if npm_install_is_stale(&browser) {
-        say("$ npm ci (tests/browser)");
-        let status = Command::new("npm")
-            .args(["ci", "--no-audit", "--no-fund"])
-            .current_dir(&browser)
-            .status()
-            .context("could not start npm")?;
-        if !status.success() {
-            bail!("npm ci failed ({status})");
-        }
-    }
+    npm_ci_if_stale(&browser)?;
     let target = target_dir();
     say("$ node --test (tests/browser)");
     let status = Command::new("node")
@@ -361,6 +351,23 @@ fn browser_tests() -> Result<()> {
         .context("could not start node")?;
     if !status.success() {
         bail!("browser tests failed ({status})");
+    }
+    Ok(())
+}
+
+/// `npm ci` in `dir` when its packages are missing or older than its lock file.
+pub(crate) fn npm_ci_if_stale(dir: &Path) -> Result<()> {
+    if !npm_install_is_stale(dir) {
+        return Ok(());
+    }
+    say(&format!("$ npm ci ({})", dir.display()));
+    let status = Command::new("npm")
+        .args(["ci", "--no-audit", "--no-fund"])
+        .current_dir(dir)
+        .status()
+        .context("could not start npm")?;
+    if !status.success() {
+        bail!("npm ci failed ({status})");
     }
     Ok(())
 }
