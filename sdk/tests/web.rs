@@ -126,3 +126,50 @@ fn the_js_export_rejects_bad_input_with_a_sentence() {
     assert!(!message(bad_json.into()).is_empty());
     client.close();
 }
+
+/// Dispatches a `pagehide`/`pageshow` event as the browser does around the back/forward cache.
+fn page_transition(kind: &str, persisted: bool) {
+    let event = web_sys::Event::new(kind).unwrap();
+    js_sys::Reflect::set(&event, &"persisted".into(), &persisted.into()).unwrap();
+    web_sys::window().unwrap().dispatch_event(&event).unwrap();
+}
+
+#[wasm_bindgen_test]
+async fn the_back_forward_cache_suspends_and_resumes_the_client() {
+    let (client, _seen) = start("web-test-bfcache.");
+    client.join(RoomName::parse("doc:4").unwrap(), Json::null());
+    // A real unload (not persisted) leaves the client alone.
+    page_transition("pagehide", false);
+    assert!(!matches!(client.state(), ConnectionState::Offline));
+    page_transition("pagehide", true);
+    assert!(matches!(client.state(), ConnectionState::Offline));
+    page_transition("pageshow", true);
+    assert!(
+        matches!(
+            client.state(),
+            ConnectionState::Connecting { .. } | ConnectionState::Reconnecting { .. }
+        ),
+        "{:?}",
+        client.state()
+    );
+    client.close();
+    // A closed client's listeners are removed: a later event reaches no dropped closure (which
+    // would throw and be reported as an `error` event on the window).
+    let errors = Rc::new(RefCell::new(0));
+    let count = errors.clone();
+    let on_error = wasm_bindgen::closure::Closure::<dyn FnMut(web_sys::Event)>::new(
+        move |_: web_sys::Event| *count.borrow_mut() += 1,
+    );
+    let window = web_sys::window().unwrap();
+    use wasm_bindgen::JsCast;
+    window
+        .add_event_listener_with_callback("error", on_error.as_ref().unchecked_ref())
+        .unwrap();
+    page_transition("pagehide", true);
+    page_transition("pageshow", true);
+    window
+        .remove_event_listener_with_callback("error", on_error.as_ref().unchecked_ref())
+        .unwrap();
+    assert_eq!(*errors.borrow(), 0);
+    assert!(matches!(client.state(), ConnectionState::Closed));
+}

@@ -1,6 +1,7 @@
 //! The browser driver (feature `web`, target wasm32): runs the [`Client`] core with the
-//! browser's WebSocket, `fetch`, one `setTimeout` armed from `poll_timeout`, `online`/`offline`
-//! and `visibilitychange`/`pageshow` events, `crypto.getRandomValues` and `localStorage`.
+//! browser's WebSocket, `fetch`, one `setTimeout` armed from `poll_timeout`, `online`/`offline`,
+//! `visibilitychange` and `pagehide`/`pageshow` (back/forward cache) events,
+//! `crypto.getRandomValues` and `localStorage`.
 //!
 //! Storage is `localStorage`: the outbox is bounded (1 MiB by default) well inside its quota,
 //! and its synchronous API lets the core save after every change without an async round trip.
@@ -62,11 +63,26 @@ struct Inner {
     sockets: litemap::LiteMap<u64, Socket>,
     timer: Option<i32>,
     timer_callback: Option<Closure<dyn FnMut()>>,
-    listeners: Vec<Closure<dyn FnMut(web_sys::Event)>>,
+    listeners: Vec<Listener>,
     on_event: Rc<dyn Fn(ClientEvent)>,
 }
 
 type Shared = Rc<RefCell<Inner>>;
+
+/// A platform event listener; removed from its target when dropped.
+struct Listener {
+    target: web_sys::EventTarget,
+    kind: &'static str,
+    closure: Closure<dyn FnMut(web_sys::Event)>,
+}
+
+impl Drop for Listener {
+    fn drop(&mut self) {
+        let _ = self
+            .target
+            .remove_event_listener_with_callback(self.kind, self.closure.as_ref().unchecked_ref());
+    }
+}
 
 /// Why a [`BrowserClient`] could not start.
 #[derive(Debug, thiserror::Error)]
@@ -237,23 +253,48 @@ impl BrowserClient {
 /// Listens for `online`/`offline`, `visibilitychange` and `pageshow`.
 fn listen_to_platform(inner: &Shared) {
     let mut listeners = Vec::new();
-    let mut listen = |target: &web_sys::EventTarget, kind: &str, handler: fn(&mut Client)| {
+    let mut listen = |target: &web_sys::EventTarget,
+                      kind: &'static str,
+                      handler: fn(&mut Client, &web_sys::Event)| {
         let weak = Rc::downgrade(inner);
-        let closure = Closure::<dyn FnMut(web_sys::Event)>::new(move |_event: web_sys::Event| {
+        let closure = Closure::<dyn FnMut(web_sys::Event)>::new(move |event: web_sys::Event| {
             if let Some(inner) = weak.upgrade() {
-                handler(&mut inner.borrow_mut().core);
+                handler(&mut inner.borrow_mut().core, &event);
+                if event.type_() == "pagehide" {
+                    // Close sockets now (the core dropped its transport): a page with an open
+                    // WebSocket is not kept in the back/forward cache.
+                    inner.borrow_mut().sockets.clear();
+                }
                 drive(&inner);
             }
         });
         let _ = target.add_event_listener_with_callback(kind, closure.as_ref().unchecked_ref());
-        listeners.push(closure);
+        listeners.push(Listener {
+            target: target.clone(),
+            kind,
+            closure,
+        });
     };
     let window = window();
-    listen(&window, "online", |core| core.handle_online(now(), true));
-    listen(&window, "offline", |core| core.handle_online(now(), false));
-    listen(&window, "pageshow", |core| core.handle_visible(now(), true));
+    listen(&window, "online", |core, _| core.handle_online(now(), true));
+    listen(&window, "offline", |core, _| {
+        core.handle_online(now(), false)
+    });
+    // Entering the back/forward cache suspends the client like going offline; coming back
+    // resumes it (and reconnects at once if the network is there).
+    listen(&window, "pagehide", |core, event| {
+        if persisted(event) {
+            core.handle_online(now(), false);
+        }
+    });
+    listen(&window, "pageshow", |core, event| {
+        if persisted(event) {
+            core.handle_online(now(), self::window().navigator().on_line());
+        }
+        core.handle_visible(now(), true);
+    });
     if let Some(document) = window.document() {
-        listen(&document, "visibilitychange", |core| {
+        listen(&document, "visibilitychange", |core, _| {
             let visible = web_sys::window()
                 .and_then(|w| w.document())
                 .is_some_and(|d| !d.hidden());
@@ -261,6 +302,11 @@ fn listen_to_platform(inner: &Shared) {
         });
     }
     inner.borrow_mut().listeners = listeners;
+}
+
+/// Whether a `pagehide`/`pageshow` event is about the back/forward cache (`persisted`).
+fn persisted(event: &web_sys::Event) -> bool {
+    js_sys::Reflect::get(event, &JsValue::from_str("persisted")).is_ok_and(|v| v.is_truthy())
 }
 
 /// Carries out what the core asked for, tells JS what happened, and re-arms the one timer.
