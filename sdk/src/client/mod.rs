@@ -1333,15 +1333,7 @@ impl Client {
                 }
             }
             ServerFrame::Reset(reset) => {
-                let Some(room) = self.rooms.get_mut(&reset.room) else {
-                    return;
-                };
-                room.timeline.reset(reset.epoch, reset.head);
-                self.events.push_back(ClientEvent::Reset {
-                    room: reset.room.clone(),
-                    reason: reset.reason,
-                });
-                self.confirm_passed_pending(&reset.room);
+                self.reset_room(reset.room, reset.epoch, reset.head, reset.reason);
             }
             ServerFrame::Error(error) => {
                 if error.code == ErrorCode::NotJoined
@@ -1455,17 +1447,13 @@ impl Client {
             return;
         }
         room.repairing = None;
-        if room
-            .timeline
-            .cursor()
-            .is_some_and(|c| c.epoch != page.epoch || page.oldest > c.seq + 1)
-        {
-            room.timeline.reset(page.epoch, page.head);
-            self.events.push_back(ClientEvent::Reset {
-                room: page.room,
-                reason: ResetReason::HistoryTrimmed,
-            });
-            return;
+        let cursor = room.timeline.cursor();
+        if let Some(reason) = match cursor {
+            Some(c) if c.epoch != page.epoch => Some(ResetReason::EpochChanged),
+            Some(c) if page.oldest > c.seq + 1 => Some(ResetReason::HistoryTrimmed),
+            _ => None,
+        } {
+            return self.reset_room(page.room, page.epoch, page.head, reason);
         }
         for event in page.events {
             self.receive_event(event);
@@ -1493,6 +1481,20 @@ impl Client {
     /// Confirms acked pending publishes of `room` whose seq the timeline has already passed
     /// (their echo was skipped by a reset, or arrived before they were pending): each is shown
     /// as the server's copy, rebuilt from the outbox record and the acked seq.
+    /// The room's history can not be resumed: start again from `head` in `epoch`, tell the
+    /// app, and confirm own publishes the new position has passed (their echo will not come).
+    fn reset_room(&mut self, room_name: RoomName, epoch: u64, head: u64, reason: ResetReason) {
+        let Some(room) = self.rooms.get_mut(&room_name) else {
+            return;
+        };
+        room.timeline.reset(epoch, head);
+        self.events.push_back(ClientEvent::Reset {
+            room: room_name.clone(),
+            reason,
+        });
+        self.confirm_passed_pending(&room_name);
+    }
+
     fn confirm_passed_pending(&mut self, room: &RoomName) {
         let Some(cursor) = self.rooms.get(room).and_then(|r| r.timeline.cursor()) else {
             return;
