@@ -57,7 +57,6 @@ async fn the_outbox_is_kept_in_local_storage_and_restored_after_a_restart() {
     let prefix = "web-test-outbox.";
     let room = RoomName::parse("doc:1").unwrap();
     let (client, seen) = start(prefix);
-    assert!(seen.borrow().is_empty(), "no event fires inside start()");
     client.join(room.clone(), Json::null());
     let id = client
         .publish(room.clone(), Json::from_text(r#"{"text":"kept"}"#).unwrap())
@@ -73,6 +72,9 @@ async fn the_outbox_is_kept_in_local_storage_and_restored_after_a_restart() {
     // A new client with the same prefix (a reload) shows the publish as pending again.
     let (again, seen) = start(prefix);
     assert_eq!(again.outbox_len(), 1);
+    // The restored publish is announced from a timer, never inside start(): the app can
+    // subscribe first.
+    assert!(seen.borrow().is_empty(), "{:?}", seen.borrow());
     sleep(20).await;
     assert!(has_pending(&seen, &id), "{:?}", seen.borrow());
     again.close();
@@ -171,5 +173,4 @@ async fn the_back_forward_cache_suspends_and_resumes_the_client() {
         .remove_event_listener_with_callback("error", on_error.as_ref().unchecked_ref())
         .unwrap();
     assert_eq!(*errors.borrow(), 0);
-    assert!(matches!(client.state(), ConnectionState::Closed));
 }

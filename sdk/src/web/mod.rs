@@ -260,11 +260,6 @@ fn listen_to_platform(inner: &Shared) {
         let closure = Closure::<dyn FnMut(web_sys::Event)>::new(move |event: web_sys::Event| {
             if let Some(inner) = weak.upgrade() {
                 handler(&mut inner.borrow_mut().core, &event);
-                if event.type_() == "pagehide" {
-                    // Close sockets now (the core dropped its transport): a page with an open
-                    // WebSocket is not kept in the back/forward cache.
-                    inner.borrow_mut().sockets.clear();
-                }
                 drive(&inner);
             }
         });
@@ -280,7 +275,8 @@ fn listen_to_platform(inner: &Shared) {
     listen(&window, "offline", |core, _| {
         core.handle_online(now(), false)
     });
-    // Entering the back/forward cache suspends the client like going offline; coming back
+    // Entering the back/forward cache suspends the client like going offline (the core closes
+    // its sockets: a page with an open WebSocket is not kept in that cache); coming back
     // resumes it (and reconnects at once if the network is there).
     listen(&window, "pagehide", |core, event| {
         if persisted(event) {
