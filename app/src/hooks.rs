@@ -136,6 +136,7 @@ pub fn use_room(url: &str, session: &Session, room: RoomName) -> RoomHandle {
         on_event,
     ) {
         Ok(client) => {
+            handle.state.set(client.state());
             client.join(room, model::presence_meta(Activity::Active));
             handle.pending.set(client.outbox_len());
             handle.client.set_value(Some(client));

@@ -728,7 +728,7 @@ async fn a_socket_is_closed_when_its_token_expires() {
     let server = support::start(&support::config()).await;
     let (mut client, _) = Client::connect_with_header(
         &server,
-        &support::token_with("ana", &[("*", RoomRight::Publish)], 1),
+        &support::token_with("ana", &[("*", RoomRight::Publish)], 2), // At least a second before it expires.
     )
     .await;
     assert!(matches!(client.recv().await, ServerFrame::Welcome(_)));

@@ -37,7 +37,8 @@ test("two pages see each other's messages, presence and typing", async () => {
   await waitForText(ben.page, "#typing", "ana is typing");
   await send(ana.page, "hello");
   await waitForText(ben.page, "#log", "Ana: hello");
-  await waitForText(ben.page, "#typing", ""); // Sending stops typing.
+  // Sending stops typing.
+  await ben.page.waitForFunction(() => document.getElementById("typing").textContent === "", null, { timeout: 10000 });
   await ana.page.waitForFunction(() => document.querySelector("#log li")?.dataset.status === "confirmed");
   assert.deepEqual(await messages(ana.page), ["Ana: hello [confirmed]"]);
   assert.deepEqual(await messages(ben.page), ["Ana: hello [confirmed]"]);

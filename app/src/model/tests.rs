@@ -171,7 +171,13 @@ fn joins_and_resets_ask_for_history_and_other_rooms_are_ignored() {
         },
         own: false,
     };
+    let before = feed(&model);
     assert_eq!(model.apply(&room(), &elsewhere), FollowUp::None);
+    assert_eq!(
+        feed(&model),
+        before,
+        "another room's event is not in this feed"
+    );
     let reset = ClientEvent::Reset {
         room: room(),
         reason: ResetReason::HistoryTrimmed,
@@ -194,8 +200,9 @@ fn initials_colours_and_typing_sentences() {
     ] {
         assert_eq!(initials(name), expect, "{name:?}");
     }
-    assert_eq!(colour("ana"), colour("ana"));
-    assert_ne!(colour("ana"), colour("ben"));
+    // Pinned: the same colour on every page, visit and release.
+    assert_eq!(colour("ana"), "hsl(141, 55%, 42%)");
+    assert_eq!(colour("ben"), "hsl(130, 55%, 42%)");
     let names = |n: &[&str]| n.iter().map(|s| s.to_string()).collect::<Vec<_>>();
     assert_eq!(typing_sentence(&[]), None);
     assert_eq!(typing_sentence(&names(&["Ana"])).unwrap(), "Ana is typing…");
