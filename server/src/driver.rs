@@ -434,12 +434,12 @@ impl Driver {
                 _ => None,
             })
             .collect();
-        session.collector = Some(Collector {
+        let replaced = session.collector.replace(Collector {
             frames: Vec::new(),
             awaiting,
             reply,
         });
-        if !self.collecting.contains(&conn) {
+        if replaced.is_none() {
             self.collecting.push(conn);
         }
         for frame in frames {
@@ -622,7 +622,7 @@ impl Collector {
     }
 }
 
-async fn sleep_until(deadline: Option<tokio::time::Instant>) {
+pub(crate) async fn sleep_until(deadline: Option<tokio::time::Instant>) {
     match deadline {
         Some(deadline) => tokio::time::sleep_until(deadline).await,
         None => std::future::pending().await,

@@ -9,15 +9,24 @@ use ipnet::IpNet;
 
 /// The client address a connection counts against: the TCP peer, unless the peer is a trusted
 /// proxy; then the right-most `X-Forwarded-For` entry that is not itself a trusted proxy (entries
-/// to its left could be forged by the client). `forwarded_for` is the header's values joined by
-/// commas. An unparsable entry stops the walk at the last good address.
-pub fn client_ip(peer: IpAddr, forwarded_for: Option<&str>, trusted: &[IpNet]) -> IpAddr {
+/// to its left could be forged by the client). `forwarded_for` yields the header's values in
+/// order (each may list several hops); it is not read unless the peer is trusted. An unparsable
+/// entry stops the walk at the last good address.
+pub fn client_ip<'a>(
+    peer: IpAddr,
+    forwarded_for: impl DoubleEndedIterator<Item = &'a str>,
+    trusted: &[IpNet],
+) -> IpAddr {
     let is_trusted = |ip: &IpAddr| trusted.iter().any(|net| net.contains(ip));
     if !is_trusted(&peer) {
         return peer;
     }
     let mut client = peer;
-    for hop in forwarded_for.unwrap_or("").rsplit(',').map(str::trim) {
+    for hop in forwarded_for
+        .rev()
+        .flat_map(|value| value.rsplit(','))
+        .map(str::trim)
+    {
         let Ok(ip) = hop.parse::<IpAddr>() else {
             break;
         };
@@ -123,7 +132,7 @@ mod tests {
             "10.0.0.0/8".parse().unwrap(),
         ];
         let check = |peer: &str, header: Option<&str>, expect: &str| {
-            let got = client_ip(peer.parse().unwrap(), header, &trusted);
+            let got = client_ip(peer.parse().unwrap(), header.into_iter(), &trusted);
             assert_eq!(got.to_string(), expect, "peer {peer}, header {header:?}");
         };
         // Not through a trusted proxy: the header is the client's word, ignored.
@@ -147,6 +156,10 @@ mod tests {
             "127.0.0.1",
         );
         check("127.0.0.1", Some("10.0.0.7"), "10.0.0.7");
+        // Several header lines are one list, in order.
+        let lines = ["198.51.100.1", "10.0.0.7"];
+        let got = client_ip("127.0.0.1".parse().unwrap(), lines.into_iter(), &trusted);
+        assert_eq!(got.to_string(), "198.51.100.1");
     }
 
     #[test]

@@ -21,7 +21,7 @@ use super::limits::{LimitHit, client_ip};
 use super::metrics::EdgeCounters;
 use super::{ApiError, AppState};
 use crate::auth::{AuthError, Identity};
-use crate::driver::{HubMsg, Outbox};
+use crate::driver::{HubMsg, Outbox, sleep_until};
 use crate::hub::encode;
 
 /// The read buffer every connection holds from its first byte to its last: small, because
@@ -52,10 +52,8 @@ pub(super) async fn upgrade(
     let forwarded_for = headers
         .get_all("x-forwarded-for")
         .iter()
-        .filter_map(|value| value.to_str().ok())
-        .collect::<Vec<_>>()
-        .join(",");
-    let client = client_ip(peer.ip(), Some(&forwarded_for), &state.trusted_proxies);
+        .filter_map(|value| value.to_str().ok());
+    let client = client_ip(peer.ip(), forwarded_for, &state.trusted_proxies);
     let permit = match state.connections.acquire(client) {
         Ok(permit) => permit,
         Err(hit) => {
@@ -156,9 +154,12 @@ async fn run(
     let conn = state.hub.next_conn_id();
     // A socket must not outlive its token: at expiry the client is told and closed (4001), and
     // reconnects with a fresh one. Polling needs no timer: every request is checked.
-    let token_expiry = tokio::time::sleep(until_unix_ms(identity.expires_at_ms));
+    let token_expiry = sleep_until(identity.expires_at_ms.map(instant_of_unix_ms));
     tokio::pin!(token_expiry);
     let (frames_tx, frames) = flume::bounded(state.limits.outbound_queue);
+    // One receive stream for the connection's life: its waker stays registered across loop
+    // turns instead of being re-registered on every turn.
+    let mut outgoing = frames.stream();
     let (close_tx, mut close_rx) = oneshot::channel();
     let outbox = Outbox {
         frames: frames_tx,
@@ -215,13 +216,13 @@ async fn run(
                 close(&mut socket, close_code::UNAUTHENTICATED, ErrorCode::TokenExpired).await;
                 break;
             }
-            outgoing = frames.recv_async() => match outgoing {
-                Ok(payload) => {
+            next = outgoing.next() => match next {
+                Some(payload) => {
                     if !send(&mut socket, Message::Text(payload), write_timeout).await {
                         break;
                     }
                 }
-                Err(_) => break,
+                None => break,
             },
             incoming = socket.next() => match incoming {
                 Some(Ok(Message::Text(text))) => {
@@ -285,10 +286,9 @@ async fn close(socket: &mut WebSocket, code: u16, reason: ErrorCode) {
     let _ = send(socket, Message::Close(Some(frame)), Duration::from_secs(1)).await;
 }
 
-/// How long until `unix_ms` (far in the future when `None`).
-fn until_unix_ms(unix_ms: Option<u64>) -> Duration {
-    const NEVER: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
-    unix_ms.map_or(NEVER, |at| {
-        Duration::from_millis(at.saturating_sub(crate::unix_ms_now()))
-    })
+/// The tokio instant of a wall-clock time (ms since the Unix epoch).
+#[allow(clippy::disallowed_methods)] // The connection task is a driver: it may read the clock.
+fn instant_of_unix_ms(unix_ms: u64) -> tokio::time::Instant {
+    tokio::time::Instant::now()
+        + Duration::from_millis(unix_ms.saturating_sub(crate::unix_ms_now()))
 }
