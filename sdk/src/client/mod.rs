@@ -456,6 +456,8 @@ pub struct Client {
     user: Option<String>,
     rooms: LiteMap<RoomName, Room>,
     outbox: Outbox,
+    /// The outbox changed since it was last handed out to be saved.
+    outbox_unsaved: bool,
     /// Own publishes shown as pending and not yet seen come back, with their seq once acked.
     pending: LiteMap<EventId, (OutboxRecord, Option<u64>)>,
     backoff: Backoff,
@@ -503,6 +505,7 @@ impl Client {
         };
         let mut client = Client {
             outbox: Outbox::new(config.outbox, stored),
+            outbox_unsaved: false,
             backoff: Backoff::new(config.backoff),
             config,
             rng,
@@ -545,6 +548,15 @@ impl Client {
 
     /// The next thing for the driver to do.
     pub fn poll_output(&mut self) -> Option<Output> {
+        // The outbox is saved once per drain, whatever number of changes led to it, and before
+        // anything else goes out (a publish is on disk before it is on the wire).
+        if self.outbox_unsaved {
+            self.outbox_unsaved = false;
+            return Some(Output::Save {
+                key: OUTBOX_KEY,
+                value: self.outbox.stored().encode(),
+            });
+        }
         self.outputs.pop_front()
     }
 
@@ -1590,10 +1602,7 @@ impl Client {
     }
 
     fn outbox_changed(&mut self) {
-        self.outputs.push_back(Output::Save {
-            key: OUTBOX_KEY,
-            value: self.outbox.stored().encode(),
-        });
+        self.outbox_unsaved = true;
         self.events.push_back(ClientEvent::Outbox {
             pending: self.outbox.len(),
         });

@@ -136,24 +136,26 @@ impl Outbox {
         }
     }
 
-    /// Removes and returns publishes older than the time-to-live.
+    /// Removes and returns publishes older than the time-to-live. Entries are in publish
+    /// order, so they expire from the front (one published later never expires before one
+    /// published earlier, even if the wall clock went backwards in between).
     pub fn expire(&mut self, now_ms: u64) -> Vec<OutboxRecord> {
-        let ttl = self.config.ttl_ms;
-        let (expired, kept): (Vec<Entry>, Vec<Entry>) = self
-            .entries
-            .drain(..)
-            .partition(|e| now_ms.saturating_sub(e.record.created_ms) >= ttl);
-        self.entries = kept.into();
-        self.bytes = self.entries.iter().map(|e| e.record.body.len()).sum();
-        expired.into_iter().map(|e| e.record).collect()
+        let mut expired = Vec::new();
+        while let Some(front) = self.entries.front()
+            && now_ms.saturating_sub(front.record.created_ms) >= self.config.ttl_ms
+        {
+            let entry = self.entries.pop_front().expect("checked above");
+            self.bytes -= entry.record.body.len();
+            expired.push(entry.record);
+        }
+        expired
     }
 
     /// When the oldest publish expires, in Unix milliseconds.
     pub fn next_expiry_ms(&self) -> Option<u64> {
         self.entries
-            .iter()
+            .front()
             .map(|e| e.record.created_ms + self.config.ttl_ms)
-            .min()
     }
 
     /// Number of waiting publishes.

@@ -525,13 +525,19 @@ fn the_outbox_survives_a_reload_and_refusals_are_retried_or_reported() {
             .unwrap();
     }
     h.drain();
-    let saved = h.take_outputs().into_iter().rev().find_map(|o| match o {
-        Output::Save {
-            key: OUTBOX_KEY,
-            value,
-        } => Some(value),
-        _ => None,
-    });
+    let saves: Vec<String> = h
+        .take_outputs()
+        .into_iter()
+        .filter_map(|o| match o {
+            Output::Save {
+                key: OUTBOX_KEY,
+                value,
+            } => Some(value),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(saves.len(), 1, "three publishes, one save per drain");
+    let saved = saves.into_iter().next();
     // Reload: a new client from storage sends the same publishes, with the same ids.
     let mut h = Harness::restored(
         ClientConfig {
