@@ -1123,10 +1123,10 @@ impl Client {
         self.token_refreshed = true;
         self.phase = Phase::NeedToken;
         self.events.push_back(ClientEvent::TokenNeeded);
-        let next = self.backoff.next_attempt(now, &mut self.rng);
+        // The retry waits for the token, not for a backoff step: none is taken.
         self.set_state(ConnectionState::Reconnecting {
             attempt: self.backoff.attempt(),
-            next_attempt: next,
+            next_attempt: now,
         });
     }
 
