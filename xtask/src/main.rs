@@ -1,11 +1,11 @@
 //! `cargo xtask <command>`: all project automation, in Rust.
 //!
 //! - `setup`: installs what the other commands need when it is missing (idempotent).
-//! - `dev [ARGS...]`: setup, then build and run `chorus-server --dev` on an embedded SQLite file
-//!   (extra arguments go to the server).
+//! - `dev [ARGS...]`: setup, build the browser SDK and the app, then run `chorus-server --dev`
+//!   on an embedded SQLite file serving them (extra arguments go to the server).
 //! - `test`: setup, then format check, clippy with warnings denied, and every test.
-//! - `build-web`: builds the browser SDK into `pkg/wasm` (wasm-bindgen + `wasm-opt -Oz`) and
-//!   prints the gzipped size of what a page downloads.
+//! - `build-web`: builds the browser SDK into `pkg/wasm` (wasm-bindgen; no wasm-opt, see
+//!   `build_web`) and the app into `app/dist`, and prints the gzipped sizes.
 //! - `bench [--quick]`: the benchmark suite against socket.io and socketioxide (`bench.rs`).
 //!
 //! It must only orchestrate: no product logic lives here.
@@ -95,8 +95,8 @@ fn setup() -> Result<()> {
             run("rustup", &["component", "add", component])?;
         }
     }
-    // The browser SDK: the wasm target, wasm-bindgen's CLI at exactly the crate's version,
-    // Binaryen's wasm-opt (Debian), and for the browser tests Chromium, nginx and npm packages.
+    // The browser SDK: the wasm target and wasm-bindgen's CLI at exactly the crate's version;
+    // for the browser tests Chromium, chromedriver and nginx (npm packages come later).
     let installed = Command::new("rustup")
         .args(["target", "list", "--installed"])
         .output()
@@ -118,7 +118,6 @@ fn setup() -> Result<()> {
         )?;
     }
     let missing: Vec<&str> = [
-        ("wasm-opt", "binaryen"),
         ("chromium", "chromium"),
         ("chromedriver", "chromium-driver"),
         ("nginx", "nginx"),
@@ -338,7 +337,17 @@ fn wasm_tests() -> Result<()> {
 /// The npm package in real Chromium (tests/browser), against the real server and nginx.
 fn browser_tests() -> Result<()> {
     build_web()?;
-    run("cargo", &["build", "--package", "chorus-server"])?;
+    // The same feature set as `cargo test --workspace --all-features`, so this reuses its build.
+    run(
+        "cargo",
+        &[
+            "build",
+            "--workspace",
+            "--all-features",
+            "--bin",
+            "chorus-server",
+        ],
+    )?;
     let browser = root().join("tests/browser");
     npm_ci_if_stale(&browser)?;
     let target = target_dir();
