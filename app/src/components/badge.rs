@@ -23,8 +23,11 @@ pub fn ConnectionBadge(
     let tick = RwSignal::new(0u64);
     use_interval(Duration::from_millis(250), move || tick.update(|t| *t += 1));
     let view_model = Memo::new(move |_| {
-        tick.track();
         let state = state.get();
+        // Only a countdown needs the clock; otherwise the ticks reach nothing.
+        if matches!(state, ConnectionState::Reconnecting { .. }) {
+            tick.track();
+        }
         let retry_in_ms = match &state {
             ConnectionState::Reconnecting { next_attempt, .. } => {
                 Some(next_attempt.saturating_duration_since(now()).as_millis() as u64)

@@ -178,7 +178,11 @@ fn RoomView(
     let handle = use_room(&session::server_url(), &session, room.clone());
     let _activity = use_activity(handle);
     let model = handle.model;
-    let typing_names = Signal::derive(move || {
+    // One memo per slice of the model: a typing change does not re-render the feed, a new
+    // message does not recompute the avatars.
+    let presence = Memo::new(move |_| model.read().presence.clone());
+    let messages = Memo::new(move |_| model.read().messages.clone());
+    let typing_names = Memo::new(move |_| {
         let model = model.read();
         model.typing.iter().map(|u| model.name_of(u)).collect()
     });
@@ -188,7 +192,7 @@ fn RoomView(
         <section class="room" aria-label=format!("Room {room}")>
             <header class="room-header">
                 <h2>{format!("#{room}")}</h2>
-                <PresenceBar users=Signal::derive(move || model.read().presence.clone()) />
+                <PresenceBar users=presence />
                 <ConnectionBadge state=handle.state pending=handle.pending />
             </header>
             {move || {
@@ -207,7 +211,7 @@ fn RoomView(
                         }
                     })
             }}
-            <Feed messages=Signal::derive(move || model.read().messages.clone()) />
+            <Feed messages=messages />
             <TypingIndicator names=typing_names />
             <Composer
                 on_send=Callback::new(move |text: String| handle.send(&name, &text))
