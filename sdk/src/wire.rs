@@ -15,12 +15,17 @@
 //!   code past the edge never sees an invalid one.
 //! - Event bodies and presence metas are opaque JSON kept as raw text ([`Json`]): the server
 //!   stores and forwards them without re-parsing.
+//! - Every type's JSON shape is written by hand against the small codec in [`json`] (see the
+//!   "Wire shapes" section): no serde code is generated per type, which keeps the browser SDK
+//!   small. With the `serde` feature, each type also implements `Serialize`/`Deserialize` by
+//!   going through that same codec (for axum, jsonwebtoken and tests); there is one codec.
 
-use std::borrow::Cow;
+use std::collections::BTreeMap;
 use std::fmt;
 
-use serde::{Deserialize, Serialize};
-use serde_json::value::RawValue;
+pub mod json;
+
+use json::{Fields, JsonError, Node, ObjectWriter, Value, Wire, WireObject, Writer, wire_objects};
 
 /// The protocol version spoken by this module; it is also the URL prefix (`/v1/...`).
 pub const PROTOCOL_VERSION: &str = "v1";
@@ -51,8 +56,7 @@ pub const MAX_SAFE_INTEGER: u64 = (1 << 53) - 1;
 /// A room name: 1 to 128 bytes of ASCII letters, digits and `. _ - : / @`.
 ///
 /// Validated when decoded, so every `RoomName` in the program is a valid one.
-#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(try_from = "String", into = "String")]
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct RoomName(String);
 
 impl RoomName {
@@ -73,8 +77,7 @@ impl RoomName {
 
 /// A client-generated event id (the idempotency key of a publish): 1 to 64 bytes of ASCII
 /// letters, digits and `. _ - :`.
-#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(try_from = "String", into = "String")]
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct EventId(String);
 
 impl EventId {
@@ -178,45 +181,57 @@ pub fn check_user_id(user: &str) -> Result<(), NameError> {
 
 /// An opaque JSON value (event body, presence meta) kept as its raw text.
 ///
-/// The server never looks inside; it stores and forwards the exact text it was given.
-#[derive(Clone, Serialize, Deserialize)]
-#[serde(transparent)]
-pub struct Json(Box<RawValue>);
+/// The server never looks inside; it stores and forwards the exact text it was given (without
+/// surrounding whitespace).
+#[derive(Clone)]
+pub struct Json(Box<str>);
 
 impl Json {
     /// Parses `text` as one JSON value (any type).
-    pub fn from_text(text: impl Into<String>) -> Result<Json, serde_json::Error> {
-        RawValue::from_string(text.into()).map(Json)
+    pub fn from_text(text: impl Into<String>) -> Result<Json, JsonError> {
+        let text = text.into();
+        let raw = json::parse(&text)?.raw;
+        Ok(if raw.len() == text.len() {
+            Json(text.into_boxed_str())
+        } else {
+            Json(raw.into())
+        })
     }
 
     /// Serializes any value into opaque JSON.
-    pub fn from_value<T: Serialize + ?Sized>(value: &T) -> Json {
-        Json(serde_json::value::to_raw_value(value).expect("a Serialize value always encodes"))
+    #[cfg(feature = "serde")]
+    pub fn from_value<T: serde::Serialize + ?Sized>(value: &T) -> Json {
+        Json(
+            serde_json::to_string(value)
+                .expect("a Serialize value always encodes")
+                .into_boxed_str(),
+        )
     }
 
     /// JSON `null`.
     pub fn null() -> Json {
-        Json::from_text("null").expect("null is JSON")
+        Json("null".into())
     }
 
     /// The raw JSON text.
     pub fn as_text(&self) -> &str {
-        self.0.get()
+        &self.0
     }
 
     /// The size of the raw JSON text in bytes (what limits are measured on).
     pub fn len(&self) -> usize {
-        self.0.get().len()
+        self.0.len()
     }
 
     /// Never true: a JSON value has at least one byte. Present for API symmetry with `len`.
     pub fn is_empty(&self) -> bool {
-        self.0.get().is_empty()
+        self.0.is_empty()
     }
 
     /// Decodes the value into a concrete type.
-    pub fn decode<'a, T: Deserialize<'a>>(&'a self) -> Result<T, serde_json::Error> {
-        serde_json::from_str(self.0.get())
+    #[cfg(feature = "serde")]
+    pub fn decode<'a, T: serde::Deserialize<'a>>(&'a self) -> Result<T, serde_json::Error> {
+        serde_json::from_str(&self.0)
     }
 }
 
@@ -237,7 +252,7 @@ impl fmt::Debug for Json {
 // ---------------------------------------------------------------------------------------------
 
 /// A position in a room's history: the last event a client has, under the history's epoch.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Cursor {
     /// Identifies one lineage of the room's history; a different epoch means the old seqs are void.
     pub epoch: u64,
@@ -246,7 +261,7 @@ pub struct Cursor {
 }
 
 /// One connection of a user in a room's presence.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct PresenceConn {
     /// The connection id (as in `welcome`).
     pub conn: String,
@@ -257,19 +272,18 @@ pub struct PresenceConn {
 }
 
 /// One user in a room's presence, aggregating all of that user's connections (tabs, devices).
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct PresenceUser {
     /// The user id (the token's `sub`).
     pub user: String,
     /// The display name from the token, if it has one.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
     /// The user's connections in this room, oldest first.
     pub conns: Vec<PresenceConn>,
 }
 
 /// A full picture of a room's presence at `version`.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct PresenceSnapshot {
     /// Increases by one with every change to the room's presence.
     pub version: u64,
@@ -277,87 +291,96 @@ pub struct PresenceSnapshot {
     pub users: Vec<PresenceUser>,
 }
 
-/// A stable, machine-readable error code. The `message` next to it is for humans.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ErrorCode {
-    /// The frame is not valid JSON or does not have the fields its type needs.
-    BadFrame,
-    /// The frame's `type` is not one this server knows.
-    UnknownType,
-    /// The frame is larger than the server's frame limit.
-    FrameTooLarge,
-    /// No valid token was presented before other frames, or the token is malformed or forged.
-    Unauthenticated,
-    /// The token has expired.
-    TokenExpired,
-    /// The token does not grant this right on this room.
-    Forbidden,
-    /// The connection has not joined the room it publishes or signals in.
-    NotJoined,
-    /// The connection has joined as many rooms as it may.
-    TooManyRooms,
-    /// The presence meta is larger than the server allows.
-    MetaTooLarge,
-    /// `if_seq` did not match the room's head: someone published first.
-    Conflict,
-    /// The event could not be stored; it was not delivered and may be retried with the same id.
-    StorageUnavailable,
-    /// The connection fell behind its outbound queue and was closed; resume to catch up.
-    SlowConsumer,
-    /// No frame arrived within two heartbeat intervals; the connection was closed.
-    IdleTimeout,
-    /// The server is shutting down; reconnect after the hinted delay.
-    Draining,
-    /// The requested thing does not exist (HTTP).
-    NotFound,
-    /// A query parameter or body is invalid (HTTP).
-    BadRequest,
-    /// Something unexpected failed on the server.
-    Internal,
-    /// Too many publishes too fast; slow down (the message says for how long).
-    RateLimited,
-    /// The server (or this client address) has as many connections as it allows.
-    TooManyConnections,
-    /// This polling session already has as many held polls as it allows.
-    TooManyPolls,
-    /// The request's `Origin` is not on the server's allow-list.
-    ForbiddenOrigin,
-    /// An HTTP body is larger than the server allows.
-    BodyTooLarge,
-    /// The server can not serve requests right now (storage down, shutting down).
-    NotReady,
+/// Declares a fieldless enum whose variants travel as fixed strings.
+macro_rules! wire_enum {
+    (
+        $(#[$meta:meta])*
+        pub enum $name:ident [$($derive:ident),*] {
+            $( $(#[$vmeta:meta])* $variant:ident => $text:literal, )*
+        }
+    ) => {
+        $(#[$meta])*
+        #[derive($($derive),*)]
+        pub enum $name {
+            $( $(#[$vmeta])* $variant, )*
+        }
+
+        impl $name {
+            /// The value as it appears on the wire.
+            pub fn as_str(self) -> &'static str {
+                match self { $( $name::$variant => $text, )* }
+            }
+
+            /// Reads the wire text back.
+            pub fn from_wire(text: &str) -> Option<$name> {
+                match text { $( $text => Some($name::$variant), )* _ => None }
+            }
+        }
+
+        impl Wire for $name {
+            fn write(&self, out: &mut Writer) {
+                out.str(self.as_str());
+            }
+            fn read(node: &Node<'_>) -> Result<Self, JsonError> {
+                let text = node.str()?;
+                $name::from_wire(text).ok_or_else(|| {
+                    JsonError::new(["unknown variant `", text, "`"].concat())
+                })
+            }
+        }
+    };
 }
 
-impl ErrorCode {
-    /// The code as it appears on the wire.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ErrorCode::BadFrame => "bad_frame",
-            ErrorCode::UnknownType => "unknown_type",
-            ErrorCode::FrameTooLarge => "frame_too_large",
-            ErrorCode::Unauthenticated => "unauthenticated",
-            ErrorCode::TokenExpired => "token_expired",
-            ErrorCode::Forbidden => "forbidden",
-            ErrorCode::NotJoined => "not_joined",
-            ErrorCode::TooManyRooms => "too_many_rooms",
-            ErrorCode::MetaTooLarge => "meta_too_large",
-            ErrorCode::Conflict => "conflict",
-            ErrorCode::StorageUnavailable => "storage_unavailable",
-            ErrorCode::SlowConsumer => "slow_consumer",
-            ErrorCode::IdleTimeout => "idle_timeout",
-            ErrorCode::Draining => "draining",
-            ErrorCode::NotFound => "not_found",
-            ErrorCode::BadRequest => "bad_request",
-            ErrorCode::Internal => "internal",
-            ErrorCode::RateLimited => "rate_limited",
-            ErrorCode::TooManyConnections => "too_many_connections",
-            ErrorCode::TooManyPolls => "too_many_polls",
-            ErrorCode::ForbiddenOrigin => "forbidden_origin",
-            ErrorCode::BodyTooLarge => "body_too_large",
-            ErrorCode::NotReady => "not_ready",
+wire_enum! {
+    /// A stable, machine-readable error code. The `message` next to it is for humans.
+    pub enum ErrorCode [Clone, Copy, Debug, PartialEq, Eq, Hash] {
+            /// The frame is not valid JSON or does not have the fields its type needs.
+            BadFrame => "bad_frame",
+            /// The frame's `type` is not one this server knows.
+            UnknownType => "unknown_type",
+            /// The frame is larger than the server's frame limit.
+            FrameTooLarge => "frame_too_large",
+            /// No valid token was presented before other frames, or the token is malformed or forged.
+            Unauthenticated => "unauthenticated",
+            /// The token has expired.
+            TokenExpired => "token_expired",
+            /// The token does not grant this right on this room.
+            Forbidden => "forbidden",
+            /// The connection has not joined the room it publishes or signals in.
+            NotJoined => "not_joined",
+            /// The connection has joined as many rooms as it may.
+            TooManyRooms => "too_many_rooms",
+            /// The presence meta is larger than the server allows.
+            MetaTooLarge => "meta_too_large",
+            /// `if_seq` did not match the room's head: someone published first.
+            Conflict => "conflict",
+            /// The event could not be stored; it was not delivered and may be retried with the same id.
+            StorageUnavailable => "storage_unavailable",
+            /// The connection fell behind its outbound queue and was closed; resume to catch up.
+            SlowConsumer => "slow_consumer",
+            /// No frame arrived within two heartbeat intervals; the connection was closed.
+            IdleTimeout => "idle_timeout",
+            /// The server is shutting down; reconnect after the hinted delay.
+            Draining => "draining",
+            /// The requested thing does not exist (HTTP).
+            NotFound => "not_found",
+            /// A query parameter or body is invalid (HTTP).
+            BadRequest => "bad_request",
+            /// Something unexpected failed on the server.
+            Internal => "internal",
+            /// Too many publishes too fast; slow down (the message says for how long).
+            RateLimited => "rate_limited",
+            /// The server (or this client address) has as many connections as it allows.
+            TooManyConnections => "too_many_connections",
+            /// This polling session already has as many held polls as it allows.
+            TooManyPolls => "too_many_polls",
+            /// The request's `Origin` is not on the server's allow-list.
+            ForbiddenOrigin => "forbidden_origin",
+            /// An HTTP body is larger than the server allows.
+            BodyTooLarge => "body_too_large",
+            /// The server can not serve requests right now (storage down, shutting down).
+            NotReady => "not_ready",
         }
-    }
 }
 
 impl fmt::Display for ErrorCode {
@@ -380,18 +403,18 @@ pub mod close_code {
     pub const SERVICE_RESTART: u16 = 1012;
 }
 
-/// Why a room's history could not be resumed from the client's cursor.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ResetReason {
-    /// The history was rebuilt (e.g. the store was wiped); old seqs mean nothing now.
-    EpochChanged,
-    /// The events after the cursor were trimmed by retention (count or age).
-    HistoryTrimmed,
-    /// The cursor is ahead of the room's head.
-    CursorAhead,
-    /// The history could not be read; the client should refetch its state.
-    HistoryUnavailable,
+wire_enum! {
+    /// Why a room's history could not be resumed from the client's cursor.
+    pub enum ResetReason [Clone, Copy, Debug, PartialEq, Eq] {
+            /// The history was rebuilt (e.g. the store was wiped); old seqs mean nothing now.
+            EpochChanged => "epoch_changed",
+            /// The events after the cursor were trimmed by retention (count or age).
+            HistoryTrimmed => "history_trimmed",
+            /// The cursor is ahead of the room's head.
+            CursorAhead => "cursor_ahead",
+            /// The history could not be read; the client should refetch its state.
+            HistoryUnavailable => "history_unavailable",
+        }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -419,27 +442,26 @@ impl WireError {
     }
 }
 
-/// Reads a frame's `"type"` without decoding the rest.
-fn frame_type(text: &str) -> Result<Cow<'_, str>, WireError> {
-    #[derive(Deserialize)]
-    struct Probe<'b> {
-        #[serde(rename = "type", borrow)]
-        kind: Cow<'b, str>,
+impl From<JsonError> for WireError {
+    fn from(err: JsonError) -> WireError {
+        WireError::Malformed(err.to_string())
     }
-    serde_json::from_str::<Probe<'_>>(text)
-        .map(|probe| probe.kind)
-        .map_err(|err| WireError::Malformed(err.to_string()))
 }
 
-fn decode_body<'a, T: Deserialize<'a>>(text: &'a str) -> Result<T, WireError> {
-    serde_json::from_str(text).map_err(|err| WireError::Malformed(err.to_string()))
+/// Reads a frame's fields and its `"type"`.
+fn frame_fields<'a, 'n>(node: &'n Node<'a>) -> Result<(Fields<'a, 'n>, &'n str), WireError> {
+    let fields = node.object()?;
+    let kind = match fields.node("type") {
+        Some(kind) => kind
+            .str()
+            .map_err(|err| JsonError::new(["field `type`: ", &err.to_string()].concat()))?,
+        None => return Err(WireError::Malformed("missing field `type`".into())),
+    };
+    Ok((fields, kind))
 }
 
-/// Declares a frame enum whose variants each wrap one struct, tagged by `"type"`.
-///
-/// Frames are decoded in two steps (read `"type"`, then decode that variant's struct straight
-/// from the text) rather than with serde's internally tagged enums, which buffer the whole frame
-/// and cannot hold raw JSON ([`Json`]).
+/// Declares a frame enum whose variants each wrap one struct, tagged by `"type"`: the frame is
+/// that struct's object with a `"type"` field written first.
 macro_rules! frame_enum {
     (
         $(#[$meta:meta])*
@@ -448,24 +470,28 @@ macro_rules! frame_enum {
         }
     ) => {
         $(#[$meta])*
-        #[derive(Clone, Debug, PartialEq, Serialize)]
-        #[serde(tag = "type")]
+        #[derive(Clone, Debug, PartialEq)]
         pub enum $name {
-            $( $(#[$vmeta])* #[serde(rename = $tag)] $variant($ty), )*
+            $( $(#[$vmeta])* $variant($ty), )*
         }
 
         impl $name {
             /// Decodes one frame from JSON text.
             pub fn decode(text: &str) -> Result<$name, WireError> {
-                match frame_type(text)?.as_ref() {
-                    $( $tag => decode_body(text).map($name::$variant), )*
+                $name::read_frame(&json::parse(text)?)
+            }
+
+            fn read_frame(node: &Node<'_>) -> Result<$name, WireError> {
+                let (fields, kind) = frame_fields(node)?;
+                match kind {
+                    $( $tag => Ok($name::$variant(<$ty>::read_fields(fields)?)), )*
                     other => Err(WireError::UnknownType(other.chars().take(40).collect())),
                 }
             }
 
             /// Encodes the frame as JSON text.
             pub fn encode(&self) -> String {
-                serde_json::to_string(self).expect("frames always encode")
+                json::to_string(self)
             }
 
             /// The frame's `"type"`.
@@ -474,10 +500,16 @@ macro_rules! frame_enum {
             }
         }
 
-        impl<'de> Deserialize<'de> for $name {
-            fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-                let raw = <Box<RawValue>>::deserialize(deserializer)?;
-                $name::decode(raw.get()).map_err(serde::de::Error::custom)
+        impl Wire for $name {
+            fn write(&self, out: &mut Writer) {
+                let mut object = out.object();
+                object.str("type", self.kind());
+                match self { $( $name::$variant(body) => body.write_fields(&mut object), )* }
+                object.end();
+            }
+
+            fn read(node: &Node<'_>) -> Result<Self, JsonError> {
+                $name::read_frame(node).map_err(|err| JsonError::new(err.to_string()))
             }
         }
     };
@@ -509,34 +541,32 @@ frame_enum! {
 
 /// `hello`: authenticates the connection; must be the first frame unless the token came in the
 /// `Sec-WebSocket-Protocol` header.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct Hello {
     /// A JWT issued by the application's backend.
     pub token: String,
 }
 
 /// `join`: joins a room (or refreshes the meta of a room already joined).
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct Join {
     /// The room to join.
     pub room: RoomName,
     /// This connection's presence meta (free-form JSON; `null` when absent).
-    #[serde(default = "Json::null")]
     pub meta: Json,
     /// The last event the client has; the server replays everything after it.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub resume: Option<Cursor>,
 }
 
 /// `leave`: leaves a room.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct Leave {
     /// The room to leave.
     pub room: RoomName,
 }
 
 /// `publish`: publishes an event to a joined room.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct Publish {
     /// The room to publish to.
     pub room: RoomName,
@@ -545,15 +575,13 @@ pub struct Publish {
     /// The event's content (any JSON).
     pub body: Json,
     /// `false` for ephemeral events (cursors, progress): fanned out, never stored or sequenced.
-    #[serde(default = "default_true", skip_serializing_if = "is_true")]
     pub durable: bool,
     /// Only store the event if the room's head is still this seq (optimistic concurrency).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub if_seq: Option<u64>,
 }
 
 /// `typing`: says whether the user is typing in a room.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct Typing {
     /// The room.
     pub room: RoomName,
@@ -562,7 +590,7 @@ pub struct Typing {
 }
 
 /// `presence` (from a client): replaces this connection's presence meta in a room.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct SetPresence {
     /// The room.
     pub room: RoomName,
@@ -571,19 +599,10 @@ pub struct SetPresence {
 }
 
 /// `ping`: keeps the connection alive; answered with `pong`.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq)]
 pub struct Ping {
     /// Echoed back in the `pong`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub nonce: Option<u64>,
-}
-
-fn default_true() -> bool {
-    true
-}
-
-fn is_true(value: &bool) -> bool {
-    *value
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -638,7 +657,7 @@ impl ServerFrame {
 }
 
 /// `welcome`: the connection is authenticated.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct Welcome {
     /// This connection's id (as it appears in presence).
     pub conn: String,
@@ -651,7 +670,7 @@ pub struct Welcome {
 }
 
 /// `joined`: the connection is a member of the room.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct Joined {
     /// The room.
     pub room: RoomName,
@@ -666,19 +685,18 @@ pub struct Joined {
 }
 
 /// `left`: the connection left the room.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct Left {
     /// The room.
     pub room: RoomName,
 }
 
 /// `event`: an event as delivered to clients (and as kept in history).
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct Event {
     /// The room it was published to.
     pub room: RoomName,
     /// Its place in the room's history; absent for ephemeral events.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub seq: Option<u64>,
     /// The publisher's id for it (idempotency key).
     pub id: EventId,
@@ -691,22 +709,20 @@ pub struct Event {
 }
 
 /// `ack`: a publish was accepted.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct Ack {
     /// The room.
     pub room: RoomName,
     /// The publish's id.
     pub id: EventId,
     /// The stored event's seq; absent for ephemeral publishes.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub seq: Option<u64>,
     /// `true` when this id had already been accepted: the seq is the original one.
-    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub duplicate: bool,
 }
 
 /// `nack`: a publish was refused; nothing was stored or delivered.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct Nack {
     /// The room.
     pub room: RoomName,
@@ -717,30 +733,26 @@ pub struct Nack {
     /// Why, for humans.
     pub message: String,
     /// The room's head, for `conflict`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub head: Option<u64>,
 }
 
 /// `presence` (from the server): a change to a room's presence.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct PresenceDiff {
     /// The room.
     pub room: RoomName,
     /// The presence version after this change.
     pub version: u64,
     /// Users who arrived (full entries).
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub joins: Vec<PresenceUser>,
     /// Users whose connections or metas changed (full entries that replace the old ones).
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub updates: Vec<PresenceUser>,
     /// Users who left (after the grace period).
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub leaves: Vec<String>,
 }
 
 /// `typing` (from the server): a user started or stopped typing.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct TypingNotice {
     /// The room.
     pub room: RoomName,
@@ -751,7 +763,7 @@ pub struct TypingNotice {
 }
 
 /// `reset`: the client's cursor for this room can not be resumed: drop local state and refetch.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct Reset {
     /// The room.
     pub room: RoomName,
@@ -764,33 +776,30 @@ pub struct Reset {
 }
 
 /// `error`: a frame was refused or something went wrong; the connection stays open unless closed.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct ErrorFrame {
     /// What went wrong.
     pub code: ErrorCode,
     /// What went wrong, for humans.
     pub message: String,
     /// The room it concerns, when it concerns one.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub room: Option<RoomName>,
 }
 
 /// `state`: the full presence and/or typing state of a room, sent by the polling transport
 /// (which carries no diffs) whenever the versions the client has seen are out of date.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct RoomState {
     /// The room.
     pub room: RoomName,
     /// The whole presence, when it changed since the version the client has.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub presence: Option<PresenceSnapshot>,
     /// Who is typing, when that changed since the version the client has.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub typing: Option<TypingSnapshot>,
 }
 
 /// Who is typing in a room at `version`.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct TypingSnapshot {
     /// Increases with every change of who is typing.
     pub version: u64,
@@ -799,7 +808,7 @@ pub struct TypingSnapshot {
 }
 
 /// `draining`: the server is shutting down; reconnect (to any node) after the hinted delay.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct Draining {
     /// Wait this long before reconnecting.
     pub retry_after_ms: u64,
@@ -810,7 +819,7 @@ pub struct Draining {
 // ---------------------------------------------------------------------------------------------
 
 /// The body of every HTTP error response.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct ErrorBody {
     /// What went wrong.
     pub code: ErrorCode,
@@ -819,7 +828,7 @@ pub struct ErrorBody {
 }
 
 /// `GET /v1/rooms/{room}/events?after=&limit=`: one page of a room's history.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct EventsPage {
     /// The room.
     pub room: RoomName,
@@ -832,12 +841,11 @@ pub struct EventsPage {
     /// Events with seq > `after`, oldest first, at most `limit`.
     pub events: Vec<Event>,
     /// Pass as `after` to read the next page; absent when this page reaches the head.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub next_after: Option<u64>,
 }
 
 /// `GET /v1/rooms/{room}/presence`.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct PresenceBody {
     /// The room.
     pub room: RoomName,
@@ -848,7 +856,7 @@ pub struct PresenceBody {
 }
 
 /// `POST /v1/poll`: client frames sent over the polling transport.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct PollSend {
     /// The polling session (client-generated, 8-64 characters, one per tab).
     pub session: String,
@@ -857,7 +865,7 @@ pub struct PollSend {
 }
 
 /// The answer to `POST /v1/poll` and `GET /v1/poll`: server frames, oldest first.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct PollFrames {
     /// The frames.
     pub frames: Vec<ServerFrame>,
@@ -938,34 +946,31 @@ impl PollCursor {
 }
 
 /// `POST /v1/rooms/{room}/events` (backend API key): publish on behalf of the system or a user.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct BackendPublish {
     /// Idempotency key: publishing it again returns the original seq.
     pub id: EventId,
     /// The content.
     pub body: Json,
     /// The user to publish as; `"system"` when absent.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub from: Option<String>,
     /// Store only if the room's head is exactly this seq.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub if_seq: Option<u64>,
 }
 
 /// The answer to a backend publish.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct Published {
     /// The room (for a direct message, the user's inbox room `@user`).
     pub room: RoomName,
     /// The event's seq.
     pub seq: u64,
     /// `true` when the id had been published before (the seq is the original one).
-    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub duplicate: bool,
 }
 
 /// `GET /v1/stats` (backend API key).
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct Stats {
     /// Open WebSocket connections.
     pub connections: u64,
@@ -992,21 +997,21 @@ pub fn inbox_room(user: &str) -> Result<RoomName, NameError> {
 }
 
 /// `GET /healthz`.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct HealthBody {
     /// `"ok"`.
     pub status: String,
 }
 
 /// `POST /v1/dev/token` request (dev mode only).
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct DevTokenRequest {
     /// The display name to issue a token for.
     pub name: String,
 }
 
 /// `POST /v1/dev/token` response.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct DevTokenResponse {
     /// A token granting publish on every room.
     pub token: String,
@@ -1015,7 +1020,7 @@ pub struct DevTokenResponse {
 }
 
 /// A publish waiting in a client's outbox, as kept in client storage across reloads.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct OutboxRecord {
     /// The room.
     pub room: RoomName,
@@ -1024,14 +1029,13 @@ pub struct OutboxRecord {
     /// The content.
     pub body: Json,
     /// Optimistic concurrency, if requested.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub if_seq: Option<u64>,
     /// When the app published it, in milliseconds since the Unix epoch.
     pub created_ms: u64,
 }
 
 /// A client's outbox in storage (key `chorus.outbox`).
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq)]
 pub struct StoredOutbox {
     /// Waiting publishes, oldest first.
     pub entries: Vec<OutboxRecord>,
@@ -1040,39 +1044,770 @@ pub struct StoredOutbox {
 impl StoredOutbox {
     /// Encodes for storage.
     pub fn encode(&self) -> String {
-        serde_json::to_string(self).expect("always encodes")
+        json::to_string(self)
     }
 
     /// Decodes from storage; a damaged value reads as empty rather than failing the client.
     pub fn decode(text: &str) -> StoredOutbox {
-        serde_json::from_str(text).unwrap_or_default()
+        json::from_str(text).unwrap_or_default()
     }
 }
 
 /// The claims of a Chorus access token (a JWT, HS256 by default).
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct TokenClaims {
     /// The user id.
     pub sub: String,
     /// The user's display name.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
     /// Expiry, in seconds since the Unix epoch.
     pub exp: u64,
     /// Room grants: pattern (`doc:42`, `doc:*`, `*`) to right.
-    #[serde(default)]
     pub rooms: std::collections::BTreeMap<String, RoomRight>,
 }
 
-/// What a token allows in the rooms matching a grant's pattern.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum RoomRight {
-    /// Join, receive events, presence and typing; send presence and typing.
-    Read,
-    /// Everything `read` allows, and publish.
-    Publish,
+wire_enum! {
+    /// What a token allows in the rooms matching a grant's pattern.
+    pub enum RoomRight [Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord] {
+            /// Join, receive events, presence and typing; send presence and typing.
+            Read => "read",
+            /// Everything `read` allows, and publish.
+            Publish => "publish",
+        }
 }
+
+// ---------------------------------------------------------------------------------------------
+// Wire shapes
+// ---------------------------------------------------------------------------------------------
+//
+// The JSON shape of every type above, written against `json`. Conventions: fields are written
+// in declaration order; `Option` fields are left out when `None` and read as `None` when absent
+// or `null`; the few fields with a default say so in their docs. docs/PROTOCOL.md shows each shape.
+
+macro_rules! wire_names {
+    ($($ty:ident),*) => {
+        $(
+            impl Wire for $ty {
+                fn write(&self, out: &mut Writer) {
+                    out.str(&self.0);
+                }
+                fn read(node: &Node<'_>) -> Result<Self, JsonError> {
+                    $ty::parse(node.str()?).map_err(|err| JsonError::new(err.to_string()))
+                }
+            }
+        )*
+    };
+}
+wire_names!(RoomName, EventId);
+
+impl Wire for Json {
+    fn write(&self, out: &mut Writer) {
+        out.raw(&self.0);
+    }
+    fn read(node: &Node<'_>) -> Result<Self, JsonError> {
+        Ok(Json(node.raw.into()))
+    }
+}
+
+impl WireObject for Cursor {
+    fn write_fields(&self, out: &mut ObjectWriter<'_>) {
+        out.field("epoch", &self.epoch).field("seq", &self.seq);
+    }
+    fn read_fields(f: Fields<'_, '_>) -> Result<Self, JsonError> {
+        Ok(Cursor {
+            epoch: f.get("epoch")?,
+            seq: f.get("seq")?,
+        })
+    }
+}
+
+impl WireObject for PresenceConn {
+    fn write_fields(&self, out: &mut ObjectWriter<'_>) {
+        out.str("conn", &self.conn)
+            .field("meta", &self.meta)
+            .field("since", &self.since);
+    }
+    fn read_fields(f: Fields<'_, '_>) -> Result<Self, JsonError> {
+        Ok(PresenceConn {
+            conn: f.get("conn")?,
+            meta: f.get("meta")?,
+            since: f.get("since")?,
+        })
+    }
+}
+
+impl WireObject for PresenceUser {
+    fn write_fields(&self, out: &mut ObjectWriter<'_>) {
+        out.str("user", &self.user)
+            .opt("name", &self.name)
+            .field("conns", &self.conns);
+    }
+    fn read_fields(f: Fields<'_, '_>) -> Result<Self, JsonError> {
+        Ok(PresenceUser {
+            user: f.get("user")?,
+            name: f.opt("name")?,
+            conns: f.get("conns")?,
+        })
+    }
+}
+
+impl WireObject for PresenceSnapshot {
+    fn write_fields(&self, out: &mut ObjectWriter<'_>) {
+        out.field("version", &self.version)
+            .field("users", &self.users);
+    }
+    fn read_fields(f: Fields<'_, '_>) -> Result<Self, JsonError> {
+        Ok(PresenceSnapshot {
+            version: f.get("version")?,
+            users: f.get("users")?,
+        })
+    }
+}
+
+impl WireObject for Hello {
+    fn write_fields(&self, out: &mut ObjectWriter<'_>) {
+        out.str("token", &self.token);
+    }
+    fn read_fields(f: Fields<'_, '_>) -> Result<Self, JsonError> {
+        Ok(Hello {
+            token: f.get("token")?,
+        })
+    }
+}
+
+impl WireObject for Join {
+    fn write_fields(&self, out: &mut ObjectWriter<'_>) {
+        out.field("room", &self.room)
+            .field("meta", &self.meta)
+            .opt("resume", &self.resume);
+    }
+    fn read_fields(f: Fields<'_, '_>) -> Result<Self, JsonError> {
+        Ok(Join {
+            room: f.get("room")?,
+            meta: f.opt("meta")?.unwrap_or_else(Json::null),
+            resume: f.opt("resume")?,
+        })
+    }
+}
+
+impl WireObject for Leave {
+    fn write_fields(&self, out: &mut ObjectWriter<'_>) {
+        out.field("room", &self.room);
+    }
+    fn read_fields(f: Fields<'_, '_>) -> Result<Self, JsonError> {
+        Ok(Leave {
+            room: f.get("room")?,
+        })
+    }
+}
+
+impl WireObject for Publish {
+    fn write_fields(&self, out: &mut ObjectWriter<'_>) {
+        out.field("room", &self.room)
+            .field("id", &self.id)
+            .field("body", &self.body);
+        if !self.durable {
+            out.field("durable", &false);
+        }
+        out.opt("if_seq", &self.if_seq);
+    }
+    fn read_fields(f: Fields<'_, '_>) -> Result<Self, JsonError> {
+        Ok(Publish {
+            room: f.get("room")?,
+            id: f.get("id")?,
+            body: f.get("body")?,
+            durable: f.or("durable", true)?,
+            if_seq: f.opt("if_seq")?,
+        })
+    }
+}
+
+impl WireObject for Typing {
+    fn write_fields(&self, out: &mut ObjectWriter<'_>) {
+        out.field("room", &self.room).field("on", &self.on);
+    }
+    fn read_fields(f: Fields<'_, '_>) -> Result<Self, JsonError> {
+        Ok(Typing {
+            room: f.get("room")?,
+            on: f.get("on")?,
+        })
+    }
+}
+
+impl WireObject for SetPresence {
+    fn write_fields(&self, out: &mut ObjectWriter<'_>) {
+        out.field("room", &self.room).field("meta", &self.meta);
+    }
+    fn read_fields(f: Fields<'_, '_>) -> Result<Self, JsonError> {
+        Ok(SetPresence {
+            room: f.get("room")?,
+            meta: f.get("meta")?,
+        })
+    }
+}
+
+impl WireObject for Ping {
+    fn write_fields(&self, out: &mut ObjectWriter<'_>) {
+        out.opt("nonce", &self.nonce);
+    }
+    fn read_fields(f: Fields<'_, '_>) -> Result<Self, JsonError> {
+        Ok(Ping {
+            nonce: f.opt("nonce")?,
+        })
+    }
+}
+
+impl WireObject for Welcome {
+    fn write_fields(&self, out: &mut ObjectWriter<'_>) {
+        out.str("conn", &self.conn)
+            .str("user", &self.user)
+            .field("heartbeat_ms", &self.heartbeat_ms)
+            .str("protocol", &self.protocol);
+    }
+    fn read_fields(f: Fields<'_, '_>) -> Result<Self, JsonError> {
+        Ok(Welcome {
+            conn: f.get("conn")?,
+            user: f.get("user")?,
+            heartbeat_ms: f.get("heartbeat_ms")?,
+            protocol: f.get("protocol")?,
+        })
+    }
+}
+
+impl WireObject for Joined {
+    fn write_fields(&self, out: &mut ObjectWriter<'_>) {
+        out.field("room", &self.room)
+            .field("epoch", &self.epoch)
+            .field("head", &self.head)
+            .field("presence", &self.presence)
+            .field("typing", &self.typing);
+    }
+    fn read_fields(f: Fields<'_, '_>) -> Result<Self, JsonError> {
+        Ok(Joined {
+            room: f.get("room")?,
+            epoch: f.get("epoch")?,
+            head: f.get("head")?,
+            presence: f.get("presence")?,
+            typing: f.get("typing")?,
+        })
+    }
+}
+
+impl WireObject for Left {
+    fn write_fields(&self, out: &mut ObjectWriter<'_>) {
+        out.field("room", &self.room);
+    }
+    fn read_fields(f: Fields<'_, '_>) -> Result<Self, JsonError> {
+        Ok(Left {
+            room: f.get("room")?,
+        })
+    }
+}
+
+impl WireObject for Event {
+    fn write_fields(&self, out: &mut ObjectWriter<'_>) {
+        out.field("room", &self.room)
+            .opt("seq", &self.seq)
+            .field("id", &self.id)
+            .str("from", &self.from)
+            .field("at", &self.at)
+            .field("body", &self.body);
+    }
+    fn read_fields(f: Fields<'_, '_>) -> Result<Self, JsonError> {
+        Ok(Event {
+            room: f.get("room")?,
+            seq: f.opt("seq")?,
+            id: f.get("id")?,
+            from: f.get("from")?,
+            at: f.get("at")?,
+            body: f.get("body")?,
+        })
+    }
+}
+
+impl WireObject for Ack {
+    fn write_fields(&self, out: &mut ObjectWriter<'_>) {
+        out.field("room", &self.room)
+            .field("id", &self.id)
+            .opt("seq", &self.seq);
+        if self.duplicate {
+            out.field("duplicate", &true);
+        }
+    }
+    fn read_fields(f: Fields<'_, '_>) -> Result<Self, JsonError> {
+        Ok(Ack {
+            room: f.get("room")?,
+            id: f.get("id")?,
+            seq: f.opt("seq")?,
+            duplicate: f.or("duplicate", false)?,
+        })
+    }
+}
+
+impl WireObject for Nack {
+    fn write_fields(&self, out: &mut ObjectWriter<'_>) {
+        out.field("room", &self.room)
+            .field("id", &self.id)
+            .field("code", &self.code)
+            .str("message", &self.message)
+            .opt("head", &self.head);
+    }
+    fn read_fields(f: Fields<'_, '_>) -> Result<Self, JsonError> {
+        Ok(Nack {
+            room: f.get("room")?,
+            id: f.get("id")?,
+            code: f.get("code")?,
+            message: f.get("message")?,
+            head: f.opt("head")?,
+        })
+    }
+}
+
+impl WireObject for PresenceDiff {
+    fn write_fields(&self, out: &mut ObjectWriter<'_>) {
+        out.field("room", &self.room)
+            .field("version", &self.version)
+            .list("joins", &self.joins)
+            .list("updates", &self.updates)
+            .list("leaves", &self.leaves);
+    }
+    fn read_fields(f: Fields<'_, '_>) -> Result<Self, JsonError> {
+        Ok(PresenceDiff {
+            room: f.get("room")?,
+            version: f.get("version")?,
+            joins: f.list("joins")?,
+            updates: f.list("updates")?,
+            leaves: f.list("leaves")?,
+        })
+    }
+}
+
+impl WireObject for TypingNotice {
+    fn write_fields(&self, out: &mut ObjectWriter<'_>) {
+        out.field("room", &self.room)
+            .str("user", &self.user)
+            .field("on", &self.on);
+    }
+    fn read_fields(f: Fields<'_, '_>) -> Result<Self, JsonError> {
+        Ok(TypingNotice {
+            room: f.get("room")?,
+            user: f.get("user")?,
+            on: f.get("on")?,
+        })
+    }
+}
+
+impl WireObject for Reset {
+    fn write_fields(&self, out: &mut ObjectWriter<'_>) {
+        out.field("room", &self.room)
+            .field("reason", &self.reason)
+            .field("epoch", &self.epoch)
+            .field("head", &self.head);
+    }
+    fn read_fields(f: Fields<'_, '_>) -> Result<Self, JsonError> {
+        Ok(Reset {
+            room: f.get("room")?,
+            reason: f.get("reason")?,
+            epoch: f.get("epoch")?,
+            head: f.get("head")?,
+        })
+    }
+}
+
+impl WireObject for ErrorFrame {
+    fn write_fields(&self, out: &mut ObjectWriter<'_>) {
+        out.field("code", &self.code)
+            .str("message", &self.message)
+            .opt("room", &self.room);
+    }
+    fn read_fields(f: Fields<'_, '_>) -> Result<Self, JsonError> {
+        Ok(ErrorFrame {
+            code: f.get("code")?,
+            message: f.get("message")?,
+            room: f.opt("room")?,
+        })
+    }
+}
+
+impl WireObject for RoomState {
+    fn write_fields(&self, out: &mut ObjectWriter<'_>) {
+        out.field("room", &self.room)
+            .opt("presence", &self.presence)
+            .opt("typing", &self.typing);
+    }
+    fn read_fields(f: Fields<'_, '_>) -> Result<Self, JsonError> {
+        Ok(RoomState {
+            room: f.get("room")?,
+            presence: f.opt("presence")?,
+            typing: f.opt("typing")?,
+        })
+    }
+}
+
+impl WireObject for TypingSnapshot {
+    fn write_fields(&self, out: &mut ObjectWriter<'_>) {
+        out.field("version", &self.version)
+            .field("users", &self.users);
+    }
+    fn read_fields(f: Fields<'_, '_>) -> Result<Self, JsonError> {
+        Ok(TypingSnapshot {
+            version: f.get("version")?,
+            users: f.get("users")?,
+        })
+    }
+}
+
+impl WireObject for Draining {
+    fn write_fields(&self, out: &mut ObjectWriter<'_>) {
+        out.field("retry_after_ms", &self.retry_after_ms);
+    }
+    fn read_fields(f: Fields<'_, '_>) -> Result<Self, JsonError> {
+        Ok(Draining {
+            retry_after_ms: f.get("retry_after_ms")?,
+        })
+    }
+}
+
+impl WireObject for ErrorBody {
+    fn write_fields(&self, out: &mut ObjectWriter<'_>) {
+        out.field("code", &self.code).str("message", &self.message);
+    }
+    fn read_fields(f: Fields<'_, '_>) -> Result<Self, JsonError> {
+        Ok(ErrorBody {
+            code: f.get("code")?,
+            message: f.get("message")?,
+        })
+    }
+}
+
+impl WireObject for EventsPage {
+    fn write_fields(&self, out: &mut ObjectWriter<'_>) {
+        out.field("room", &self.room)
+            .field("epoch", &self.epoch)
+            .field("head", &self.head)
+            .field("oldest", &self.oldest)
+            .field("events", &self.events)
+            .opt("next_after", &self.next_after);
+    }
+    fn read_fields(f: Fields<'_, '_>) -> Result<Self, JsonError> {
+        Ok(EventsPage {
+            room: f.get("room")?,
+            epoch: f.get("epoch")?,
+            head: f.get("head")?,
+            oldest: f.get("oldest")?,
+            events: f.get("events")?,
+            next_after: f.opt("next_after")?,
+        })
+    }
+}
+
+impl WireObject for PresenceBody {
+    fn write_fields(&self, out: &mut ObjectWriter<'_>) {
+        out.field("room", &self.room)
+            .field("version", &self.version)
+            .field("users", &self.users);
+    }
+    fn read_fields(f: Fields<'_, '_>) -> Result<Self, JsonError> {
+        Ok(PresenceBody {
+            room: f.get("room")?,
+            version: f.get("version")?,
+            users: f.get("users")?,
+        })
+    }
+}
+
+impl WireObject for PollSend {
+    fn write_fields(&self, out: &mut ObjectWriter<'_>) {
+        out.str("session", &self.session)
+            .field("frames", &self.frames);
+    }
+    fn read_fields(f: Fields<'_, '_>) -> Result<Self, JsonError> {
+        Ok(PollSend {
+            session: f.get("session")?,
+            frames: f.get("frames")?,
+        })
+    }
+}
+
+impl WireObject for PollFrames {
+    fn write_fields(&self, out: &mut ObjectWriter<'_>) {
+        out.field("frames", &self.frames);
+    }
+    fn read_fields(f: Fields<'_, '_>) -> Result<Self, JsonError> {
+        Ok(PollFrames {
+            frames: f.get("frames")?,
+        })
+    }
+}
+
+impl WireObject for BackendPublish {
+    fn write_fields(&self, out: &mut ObjectWriter<'_>) {
+        out.field("id", &self.id)
+            .field("body", &self.body)
+            .opt("from", &self.from)
+            .opt("if_seq", &self.if_seq);
+    }
+    fn read_fields(f: Fields<'_, '_>) -> Result<Self, JsonError> {
+        Ok(BackendPublish {
+            id: f.get("id")?,
+            body: f.get("body")?,
+            from: f.opt("from")?,
+            if_seq: f.opt("if_seq")?,
+        })
+    }
+}
+
+impl WireObject for Published {
+    fn write_fields(&self, out: &mut ObjectWriter<'_>) {
+        out.field("room", &self.room).field("seq", &self.seq);
+        if self.duplicate {
+            out.field("duplicate", &true);
+        }
+    }
+    fn read_fields(f: Fields<'_, '_>) -> Result<Self, JsonError> {
+        Ok(Published {
+            room: f.get("room")?,
+            seq: f.get("seq")?,
+            duplicate: f.or("duplicate", false)?,
+        })
+    }
+}
+
+impl WireObject for Stats {
+    fn write_fields(&self, out: &mut ObjectWriter<'_>) {
+        out.field("connections", &self.connections)
+            .field("peak_connections", &self.peak_connections)
+            .field("polling_sessions", &self.polling_sessions)
+            .field("rooms", &self.rooms)
+            .field("users", &self.users)
+            .field("events_per_second", &self.events_per_second)
+            .field("events_total", &self.events_total);
+    }
+    fn read_fields(f: Fields<'_, '_>) -> Result<Self, JsonError> {
+        Ok(Stats {
+            connections: f.get("connections")?,
+            peak_connections: f.get("peak_connections")?,
+            polling_sessions: f.get("polling_sessions")?,
+            rooms: f.get("rooms")?,
+            users: f.get("users")?,
+            events_per_second: f.get("events_per_second")?,
+            events_total: f.get("events_total")?,
+        })
+    }
+}
+
+impl WireObject for HealthBody {
+    fn write_fields(&self, out: &mut ObjectWriter<'_>) {
+        out.str("status", &self.status);
+    }
+    fn read_fields(f: Fields<'_, '_>) -> Result<Self, JsonError> {
+        Ok(HealthBody {
+            status: f.get("status")?,
+        })
+    }
+}
+
+impl WireObject for DevTokenRequest {
+    fn write_fields(&self, out: &mut ObjectWriter<'_>) {
+        out.str("name", &self.name);
+    }
+    fn read_fields(f: Fields<'_, '_>) -> Result<Self, JsonError> {
+        Ok(DevTokenRequest {
+            name: f.get("name")?,
+        })
+    }
+}
+
+impl WireObject for DevTokenResponse {
+    fn write_fields(&self, out: &mut ObjectWriter<'_>) {
+        out.str("token", &self.token).str("user", &self.user);
+    }
+    fn read_fields(f: Fields<'_, '_>) -> Result<Self, JsonError> {
+        Ok(DevTokenResponse {
+            token: f.get("token")?,
+            user: f.get("user")?,
+        })
+    }
+}
+
+impl WireObject for OutboxRecord {
+    fn write_fields(&self, out: &mut ObjectWriter<'_>) {
+        out.field("room", &self.room)
+            .field("id", &self.id)
+            .field("body", &self.body)
+            .opt("if_seq", &self.if_seq)
+            .field("created_ms", &self.created_ms);
+    }
+    fn read_fields(f: Fields<'_, '_>) -> Result<Self, JsonError> {
+        Ok(OutboxRecord {
+            room: f.get("room")?,
+            id: f.get("id")?,
+            body: f.get("body")?,
+            if_seq: f.opt("if_seq")?,
+            created_ms: f.get("created_ms")?,
+        })
+    }
+}
+
+impl WireObject for StoredOutbox {
+    fn write_fields(&self, out: &mut ObjectWriter<'_>) {
+        out.field("entries", &self.entries);
+    }
+    fn read_fields(f: Fields<'_, '_>) -> Result<Self, JsonError> {
+        Ok(StoredOutbox {
+            entries: f.get("entries")?,
+        })
+    }
+}
+
+impl WireObject for TokenClaims {
+    fn write_fields(&self, out: &mut ObjectWriter<'_>) {
+        out.str("sub", &self.sub)
+            .opt("name", &self.name)
+            .field("exp", &self.exp);
+        let mut rooms = out.key("rooms").object();
+        for (pattern, right) in &self.rooms {
+            rooms.field(pattern, right);
+        }
+        rooms.end();
+    }
+    fn read_fields(f: Fields<'_, '_>) -> Result<Self, JsonError> {
+        let mut rooms = BTreeMap::new();
+        if let Some(node) = f
+            .node("rooms")
+            .filter(|node| !matches!(node.value, Value::Null))
+        {
+            let Value::Object(grants) = &node.value else {
+                return Err(node.unexpected("an object").in_field("rooms"));
+            };
+            for (pattern, right) in grants {
+                let right = RoomRight::read(right)
+                    .map_err(|err| err.in_field(pattern).in_field("rooms"))?;
+                rooms.insert(pattern.to_string(), right);
+            }
+        }
+        Ok(TokenClaims {
+            sub: f.get("sub")?,
+            name: f.opt("name")?,
+            exp: f.get("exp")?,
+            rooms,
+        })
+    }
+}
+
+wire_objects!(
+    Cursor,
+    PresenceConn,
+    PresenceUser,
+    PresenceSnapshot,
+    Hello,
+    Join,
+    Leave,
+    Publish,
+    Typing,
+    SetPresence,
+    Ping,
+    Welcome,
+    Joined,
+    Left,
+    Event,
+    Ack,
+    Nack,
+    PresenceDiff,
+    TypingNotice,
+    Reset,
+    ErrorFrame,
+    RoomState,
+    TypingSnapshot,
+    Draining,
+    ErrorBody,
+    EventsPage,
+    PresenceBody,
+    PollSend,
+    PollFrames,
+    BackendPublish,
+    Published,
+    Stats,
+    HealthBody,
+    DevTokenRequest,
+    DevTokenResponse,
+    OutboxRecord,
+    StoredOutbox,
+    TokenClaims,
+);
+
+/// `Serialize`/`Deserialize` through the wire codec, for code that speaks serde (axum bodies,
+/// jsonwebtoken claims, tests). Works with `serde_json` (which carries the text as a raw value).
+#[cfg(feature = "serde")]
+macro_rules! serde_via_wire {
+    ($($ty:ty),* $(,)?) => {
+        $(
+            impl serde::Serialize for $ty {
+                fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+                    let raw = serde_json::value::RawValue::from_string(json::to_string(self))
+                        .map_err(serde::ser::Error::custom)?;
+                    raw.serialize(serializer)
+                }
+            }
+            impl<'de> serde::Deserialize<'de> for $ty {
+                fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+                    let raw = <Box<serde_json::value::RawValue>>::deserialize(deserializer)?;
+                    json::from_str(raw.get()).map_err(serde::de::Error::custom)
+                }
+            }
+        )*
+    };
+}
+
+#[cfg(feature = "serde")]
+serde_via_wire!(
+    RoomName,
+    EventId,
+    Json,
+    ErrorCode,
+    ResetReason,
+    RoomRight,
+    ClientFrame,
+    ServerFrame,
+    Cursor,
+    PresenceConn,
+    PresenceUser,
+    PresenceSnapshot,
+    Hello,
+    Join,
+    Leave,
+    Publish,
+    Typing,
+    SetPresence,
+    Ping,
+    Welcome,
+    Joined,
+    Left,
+    Event,
+    Ack,
+    Nack,
+    PresenceDiff,
+    TypingNotice,
+    Reset,
+    ErrorFrame,
+    RoomState,
+    TypingSnapshot,
+    Draining,
+    ErrorBody,
+    EventsPage,
+    PresenceBody,
+    PollSend,
+    PollFrames,
+    BackendPublish,
+    Published,
+    Stats,
+    HealthBody,
+    DevTokenRequest,
+    DevTokenResponse,
+    OutboxRecord,
+    StoredOutbox,
+    TokenClaims,
+);
 
 #[cfg(test)]
 mod tests {

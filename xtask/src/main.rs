@@ -48,8 +48,14 @@ fn main() -> ExitCode {
 }
 
 /// The workspace root (the parent of this crate's directory).
+///
+/// Read from the environment `cargo run` sets, not only from the compile-time value: clones
+/// sharing one `CARGO_TARGET_DIR` share one xtask binary, whose compile-time path may name
+/// another (even a deleted) clone.
 fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
+    let manifest_dir = std::env::var_os("CARGO_MANIFEST_DIR")
+        .map_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")), PathBuf::from);
+    manifest_dir
         .parent()
         .expect("xtask lives in the workspace")
         .to_owned()

@@ -245,6 +245,62 @@ pub enum HttpCall {
     },
 }
 
+impl HttpCall {
+    /// The request's method.
+    pub fn method(&self) -> &'static str {
+        match self {
+            HttpCall::PollSend(_) => "POST",
+            HttpCall::Poll { .. } | HttpCall::History { .. } => "GET",
+        }
+    }
+
+    /// The request's path and query, to append to the server's base URL.
+    pub fn path(&self) -> String {
+        match self {
+            HttpCall::PollSend(_) => "/v1/poll".to_owned(),
+            HttpCall::Poll { query } => ["/v1/poll?", query].concat(),
+            HttpCall::History { room, after } => {
+                let mut path = [
+                    "/v1/rooms/",
+                    &percent_encode(room.as_str()),
+                    "/events?after=",
+                ]
+                .concat();
+                let mut number = wire::json::Writer::default();
+                number.u64(*after);
+                path.push_str(&number.finish());
+                path.push_str("&limit=1000");
+                path
+            }
+        }
+    }
+
+    /// The request's JSON body, if it has one (send it with `content-type: application/json`).
+    pub fn body(&self) -> Option<String> {
+        match self {
+            HttpCall::PollSend(send) => Some(wire::json::to_string(send)),
+            HttpCall::Poll { .. } | HttpCall::History { .. } => None,
+        }
+    }
+
+    /// Reads the server's answer to this call: its status and body text.
+    pub fn read_response(&self, status: u16, body: &str) -> HttpResult {
+        if !(200..300).contains(&status) {
+            let code = wire::json::from_str::<wire::ErrorBody>(body)
+                .map_or(ErrorCode::Internal, |body| body.code);
+            return HttpResult::Refused { status, code };
+        }
+        let result = match self {
+            HttpCall::History { .. } => wire::json::from_str(body).map(HttpResult::Page),
+            HttpCall::PollSend(_) | HttpCall::Poll { .. } => {
+                wire::json::from_str::<wire::PollFrames>(body)
+                    .map(|page| HttpResult::Frames(page.frames))
+            }
+        };
+        result.unwrap_or(HttpResult::Failed)
+    }
+}
+
 /// The result of an HTTP call, as the driver saw it.
 #[derive(Clone, Debug, PartialEq)]
 pub enum HttpResult {
@@ -1624,9 +1680,12 @@ pub fn percent_encode(value: &str) -> String {
     let mut out = String::with_capacity(value.len());
     for byte in value.bytes() {
         if byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'_' | b'.' | b'~') {
-            out.push(byte as char);
+            out.push(char::from(byte));
         } else {
-            out.push_str(&format!("%{byte:02X}"));
+            const HEX: &[u8; 16] = b"0123456789ABCDEF";
+            out.push('%');
+            out.push(char::from(HEX[usize::from(byte >> 4)]));
+            out.push(char::from(HEX[usize::from(byte & 15)]));
         }
     }
     out

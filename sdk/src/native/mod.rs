@@ -25,9 +25,9 @@ pub use storage::{FileStorage, MemoryStorage, Storage};
 
 use crate::client::{
     Client, ClientConfig, ClientEvent, HttpCall, HttpResult, OUTBOX_KEY, Output, PublishError,
-    Restored, TRANSPORT_KEY, percent_encode,
+    Restored, TRANSPORT_KEY,
 };
-use crate::wire::{self, ClientFrame, ErrorCode, EventId, Json, RoomName, ServerFrame};
+use crate::wire::{self, ClientFrame, EventId, Json, RoomName, ServerFrame};
 
 /// What the app asks of the driver task.
 #[derive(Debug)]
@@ -321,34 +321,19 @@ impl Driver {
     }
 
     fn http_call(&mut self, request: u64, token: String, call: HttpCall) {
-        let (method, path, body) = match &call {
-            HttpCall::PollSend(send) => (
-                "POST",
-                "/v1/poll".to_owned(),
-                serde_json::to_vec(send).unwrap_or_default(),
-            ),
-            HttpCall::Poll { query } => ("GET", format!("/v1/poll?{query}"), Vec::new()),
-            HttpCall::History { room, after } => (
-                "GET",
-                format!(
-                    "/v1/rooms/{}/events?after={after}&limit=1000",
-                    percent_encode(room.as_str())
-                ),
-                Vec::new(),
-            ),
-        };
-        let history = matches!(call, HttpCall::History { .. });
-        let url = format!("{}{path}", self.base);
+        let url = format!("{}{}", self.base, call.path());
         let client = self.http.clone();
         let reports = self.reports.clone();
         tokio::spawn(async move {
             let result = async {
                 let request = hyper::Request::builder()
-                    .method(method)
+                    .method(call.method())
                     .uri(url)
                     .header("authorization", format!("Bearer {token}"))
                     .header("content-type", "application/json")
-                    .body(Full::new(bytes::Bytes::from(body)))
+                    .body(Full::new(bytes::Bytes::from(
+                        call.body().unwrap_or_default(),
+                    )))
                     .ok()?;
                 let response =
                     tokio::time::timeout(Duration::from_secs(60), client.request(request))
@@ -358,15 +343,7 @@ impl Driver {
                 let status = response.status().as_u16();
                 let bytes = response.into_body().collect().await.ok()?.to_bytes();
                 let text = std::str::from_utf8(&bytes).ok()?;
-                Some(if !(200..300).contains(&status) {
-                    let code = serde_json::from_str::<wire::ErrorBody>(text)
-                        .map_or(ErrorCode::Internal, |b| b.code);
-                    HttpResult::Refused { status, code }
-                } else if history {
-                    HttpResult::Page(serde_json::from_str(text).ok()?)
-                } else {
-                    HttpResult::Frames(serde_json::from_str::<wire::PollFrames>(text).ok()?.frames)
-                })
+                Some(call.read_response(status, text))
             }
             .await
             .unwrap_or(HttpResult::Failed);

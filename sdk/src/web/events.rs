@@ -2,88 +2,26 @@
 //!
 //! These shapes belong to the npm package's API (typed in `pkg/chorus.d.ts`), not to the wire
 //! protocol; events and presence users inside them are wire types and keep their wire shape.
-
-use serde::Serialize;
+//! They are written with the wire codec's writer, like every other JSON the SDK makes.
 
 use crate::client::{Badge, ClientEvent, ConnectionState, FailReason, Transport};
-use crate::wire::{Cursor, ErrorCode, Event, EventId, Json, PresenceUser, ResetReason, RoomName};
+use crate::wire::json::{ObjectWriter, Writer};
+use crate::wire::{EventId, PresenceUser, RoomName};
 
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-struct State<'a> {
-    state: &'static str,
-    badge: &'static str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    transport: Option<&'static str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    attempt: Option<u32>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    retry_in_ms: Option<u64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    reason: Option<&'a str>,
-}
-
-#[derive(Serialize)]
-struct Own<'a> {
-    event: &'a Event,
-    own: bool,
-}
-
-#[derive(Serialize)]
-struct Publication<'a> {
-    room: &'a RoomName,
-    id: &'a EventId,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    seq: Option<u64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    body: Option<&'a Json>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    code: Option<ErrorCode>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    message: Option<&'a str>,
-}
-
-#[derive(Serialize)]
-struct Users<'a, T: Serialize> {
-    room: &'a RoomName,
-    users: &'a [T],
-}
-
-#[derive(Serialize)]
-struct Other<'a> {
-    #[serde(skip_serializing_if = "Option::is_none")]
-    room: Option<&'a RoomName>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    cursor: Option<Cursor>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    reason: Option<ResetReason>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    code: Option<ErrorCode>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    message: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    user: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pending: Option<usize>,
-}
-
-const NOTHING: Other<'static> = Other {
-    room: None,
-    cursor: None,
-    reason: None,
-    code: None,
-    message: None,
-    user: None,
-    pending: None,
-};
-
-fn text<T: Serialize>(value: &T) -> String {
-    serde_json::to_string(value).unwrap_or_else(|_| "null".into())
+/// Writes one object and returns its text.
+fn object(fields: impl FnOnce(&mut ObjectWriter<'_>)) -> String {
+    let mut out = Writer::default();
+    let mut object = out.object();
+    fields(&mut object);
+    object.end();
+    out.finish()
 }
 
 /// A room's presence list as JSON text.
 pub(super) fn users_json(users: &[PresenceUser]) -> String {
-    text(&users)
+    let mut out = Writer::default();
+    out.list(users);
+    out.finish()
 }
 
 fn transport_name(transport: Transport) -> &'static str {
@@ -99,82 +37,85 @@ fn state(state: &ConnectionState) -> String {
         Badge::Syncing => "syncing",
         Badge::Offline => "offline",
     };
-    let mut out = State {
-        state: "",
-        badge,
-        transport: None,
-        attempt: None,
-        retry_in_ms: None,
-        reason: None,
-    };
-    match state {
+    object(|out| match state {
         ConnectionState::Connecting { transport } => {
-            (out.state, out.transport) = ("connecting", Some(transport_name(*transport)))
+            out.str("state", "connecting")
+                .str("badge", badge)
+                .str("transport", transport_name(*transport));
         }
         ConnectionState::Connected { transport } => {
-            (out.state, out.transport) = ("connected", Some(transport_name(*transport)))
+            out.str("state", "connected")
+                .str("badge", badge)
+                .str("transport", transport_name(*transport));
         }
         ConnectionState::Reconnecting {
             attempt,
             next_attempt,
         } => {
-            out.state = "reconnecting";
-            out.attempt = Some(*attempt);
-            out.retry_in_ms = Some(
-                next_attempt
-                    .saturating_duration_since(super::now())
-                    .as_millis() as u64,
-            );
+            let retry_in = next_attempt.saturating_duration_since(super::now());
+            out.str("state", "reconnecting")
+                .str("badge", badge)
+                .field("attempt", &u64::from(*attempt))
+                .field("retryInMs", &(retry_in.as_millis() as u64));
         }
-        ConnectionState::Offline => out.state = "offline",
+        ConnectionState::Offline => {
+            out.str("state", "offline").str("badge", badge);
+        }
         ConnectionState::Failed {
             reason: FailReason::AuthRefused(reason),
         } => {
-            out.state = "failed";
-            out.reason = Some(reason);
+            out.str("state", "failed")
+                .str("badge", badge)
+                .str("reason", reason);
         }
-        ConnectionState::Closed => out.state = "closed",
-    }
-    text(&out)
+        ConnectionState::Closed => {
+            out.str("state", "closed").str("badge", badge);
+        }
+    })
+}
+
+fn room_and_id<'o, 'w>(
+    out: &'o mut ObjectWriter<'w>,
+    room: &RoomName,
+    id: &EventId,
+) -> &'o mut ObjectWriter<'w> {
+    out.field("room", room).field("id", id)
 }
 
 /// The event's kind and its payload as JSON text.
 pub(super) fn to_js(event: &ClientEvent) -> (&'static str, String) {
-    let publication = |room, id, seq, body, code, message| {
-        text(&Publication {
-            room,
-            id,
-            seq,
-            body,
-            code,
-            message,
-        })
-    };
     match event {
         ClientEvent::State(s) => ("state", state(s)),
         ClientEvent::Welcome { user } => (
             "welcome",
-            text(&Other {
-                user: Some(user),
-                ..NOTHING
+            object(|out| {
+                out.str("user", user);
             }),
         ),
         ClientEvent::Joined { room, cursor } => (
             "joined",
-            text(&Other {
-                room: Some(room),
-                cursor: Some(*cursor),
-                ..NOTHING
+            object(|out| {
+                out.field("room", room).field("cursor", cursor);
             }),
         ),
         ClientEvent::Pending { room, id, body } => (
             "pending",
-            publication(room, id, None, Some(body), None, None),
+            object(|out| {
+                room_and_id(out, room, id).field("body", body);
+            }),
         ),
-        ClientEvent::Event { event, own } => ("event", text(&Own { event, own: *own })),
-        ClientEvent::Acked { room, id, seq } => {
-            ("acked", publication(room, id, Some(*seq), None, None, None))
-        }
+        ClientEvent::Event { event, own } => (
+            "event",
+            object(|out| {
+                out.field("event", event).field("own", own);
+            }),
+        ),
+        ClientEvent::Acked { room, id, seq } => (
+            "acked",
+            object(|out| {
+                room_and_id(out, room, id).field("seq", seq);
+            }),
+        ),
         ClientEvent::PublishFailed {
             room,
             id,
@@ -182,26 +123,40 @@ pub(super) fn to_js(event: &ClientEvent) -> (&'static str, String) {
             message,
         } => (
             "publishFailed",
-            publication(room, id, None, None, Some(*code), Some(message)),
-        ),
-        ClientEvent::Expired { room, id } => {
-            ("expired", publication(room, id, None, None, None, None))
-        }
-        ClientEvent::Outbox { pending } => (
-            "outbox",
-            text(&Other {
-                pending: Some(*pending),
-                ..NOTHING
+            object(|out| {
+                room_and_id(out, room, id)
+                    .field("code", code)
+                    .str("message", message);
             }),
         ),
-        ClientEvent::Presence { room, users } => ("presence", text(&Users { room, users })),
-        ClientEvent::Typing { room, users } => ("typing", text(&Users { room, users })),
+        ClientEvent::Expired { room, id } => (
+            "expired",
+            object(|out| {
+                room_and_id(out, room, id);
+            }),
+        ),
+        ClientEvent::Outbox { pending } => (
+            "outbox",
+            object(|out| {
+                out.field("pending", &(*pending as u64));
+            }),
+        ),
+        ClientEvent::Presence { room, users } => (
+            "presence",
+            object(|out| {
+                out.field("room", room).field("users", users);
+            }),
+        ),
+        ClientEvent::Typing { room, users } => (
+            "typing",
+            object(|out| {
+                out.field("room", room).field("users", users);
+            }),
+        ),
         ClientEvent::Reset { room, reason } => (
             "reset",
-            text(&Other {
-                room: Some(room),
-                reason: Some(*reason),
-                ..NOTHING
+            object(|out| {
+                out.field("room", room).field("reason", reason);
             }),
         ),
         ClientEvent::Error {
@@ -210,13 +165,12 @@ pub(super) fn to_js(event: &ClientEvent) -> (&'static str, String) {
             room,
         } => (
             "error",
-            text(&Other {
-                room: room.as_ref(),
-                code: Some(*code),
-                message: Some(message),
-                ..NOTHING
+            object(|out| {
+                out.opt("room", room)
+                    .field("code", code)
+                    .str("message", message);
             }),
         ),
-        ClientEvent::TokenNeeded => ("tokenNeeded", text(&NOTHING)),
+        ClientEvent::TokenNeeded => ("tokenNeeded", "{}".to_owned()),
     }
 }

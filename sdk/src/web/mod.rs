@@ -35,9 +35,8 @@ use web_sys::{CloseEvent, MessageEvent, Request, RequestInit, Response, WebSocke
 pub use crate::client::{Badge, ClientConfig, ClientEvent, ConnectionState, TransportMode};
 use crate::client::{
     Client, HttpCall, HttpResult, OUTBOX_KEY, Output, PublishError, Restored, TRANSPORT_KEY,
-    percent_encode,
 };
-use crate::wire::{self, Cursor, ErrorCode, EventId, Json, PresenceUser, RoomName, ServerFrame};
+use crate::wire::{self, Cursor, EventId, Json, PresenceUser, RoomName, ServerFrame};
 
 /// A socket and the closures that must live as long as it.
 struct Socket {
@@ -449,36 +448,12 @@ fn open_socket(inner: &Shared, link: u64, token: &str) {
 }
 
 fn http_call(inner: &Shared, request: u64, token: String, call: HttpCall) {
-    let base = inner.borrow().base.clone();
-    let (method, path, body, history) = match &call {
-        HttpCall::PollSend(send) => (
-            "POST",
-            "/v1/poll".to_owned(),
-            Some(serde_json::to_string(send).unwrap_or_default()),
-            false,
-        ),
-        HttpCall::Poll { query } => ("GET", format!("/v1/poll?{query}"), None, false),
-        HttpCall::History { room, after } => (
-            "GET",
-            format!(
-                "/v1/rooms/{}/events?after={after}&limit=1000",
-                percent_encode(room.as_str())
-            ),
-            None,
-            true,
-        ),
-    };
+    let url = [&inner.borrow().base, call.path().as_str()].concat();
     let weak = Rc::downgrade(inner);
     wasm_bindgen_futures::spawn_local(async move {
-        let result = fetch(
-            &format!("{base}{path}"),
-            method,
-            &token,
-            body.as_deref(),
-            history,
-        )
-        .await
-        .unwrap_or(HttpResult::Failed);
+        let result = fetch(&url, &token, &call)
+            .await
+            .unwrap_or(HttpResult::Failed);
         if let Some(inner) = weak.upgrade() {
             inner
                 .borrow_mut()
@@ -489,22 +464,17 @@ fn http_call(inner: &Shared, request: u64, token: String, call: HttpCall) {
     });
 }
 
-async fn fetch(
-    url: &str,
-    method: &str,
-    token: &str,
-    body: Option<&str>,
-    history: bool,
-) -> Option<HttpResult> {
+async fn fetch(url: &str, token: &str, call: &HttpCall) -> Option<HttpResult> {
     let init = RequestInit::new();
-    init.set_method(method);
-    if let Some(body) = body {
+    init.set_method(call.method());
+    let body = call.body();
+    if let Some(body) = &body {
         init.set_body(&JsValue::from_str(body));
     }
     let request = Request::new_with_str_and_init(url, &init).ok()?;
     request
         .headers()
-        .set("authorization", &format!("Bearer {token}"))
+        .set("authorization", &["Bearer ", token].concat())
         .ok()?;
     if body.is_some() {
         request
@@ -517,18 +487,9 @@ async fn fetch(
         .ok()?
         .dyn_into()
         .ok()?;
-    let status = response.status();
     let text = JsFuture::from(response.text().ok()?)
         .await
         .ok()?
         .as_string()?;
-    Some(if !(200..300).contains(&status) {
-        let code =
-            serde_json::from_str::<wire::ErrorBody>(&text).map_or(ErrorCode::Internal, |b| b.code);
-        HttpResult::Refused { status, code }
-    } else if history {
-        HttpResult::Page(serde_json::from_str(&text).ok()?)
-    } else {
-        HttpResult::Frames(serde_json::from_str::<wire::PollFrames>(&text).ok()?.frames)
-    })
+    Some(call.read_response(response.status(), &text))
 }
