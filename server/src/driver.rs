@@ -15,14 +15,12 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use chorus_sdk::wire::{
-    ClientFrame, ErrorCode, EventId, PresenceSnapshot, RoomName, ServerFrame, Stats,
-};
+use chorus_sdk::wire::{ClientFrame, ErrorCode, PresenceSnapshot, RoomName, Stats};
 use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::auth::Identity;
 use crate::hub::{
-    Action, ConnId, ConnKind, Hub, Now, Payload, ReplayOutcome, RoomView, encode_event,
+    Action, Answered, ConnId, ConnKind, Hub, Now, Payload, ReplayOutcome, RoomView, encode_event,
 };
 use crate::store::{AppendDone, AppendOutcome, AppendRequest, Store, StoreError};
 
@@ -245,20 +243,12 @@ struct PollSession {
 }
 
 /// Gathers the replies to one `POST` until every frame in it that is answered later (a durable
-/// publish after storing, a join after its room loads) has its answer.
+/// publish after storing, a join after its room loads) has its answer, as the hub marks them
+/// (`Transmit::answers`).
 struct Collector {
     frames: Vec<Payload>,
-    awaiting: HashSet<Awaited>,
+    awaiting: HashSet<Answered>,
     reply: oneshot::Sender<Result<Vec<Payload>, ErrorCode>>,
-}
-
-/// A reply a `POST` waits for.
-#[derive(Debug, PartialEq, Eq, Hash)]
-enum Awaited {
-    /// `ack` or `nack` of a durable publish.
-    Publish(RoomName, EventId),
-    /// `joined`, or an `error` about the room.
-    Join(RoomName),
 }
 
 #[derive(Default)]
@@ -428,9 +418,9 @@ impl Driver {
             .iter()
             .filter_map(|frame| match frame {
                 ClientFrame::Publish(p) if p.durable => {
-                    Some(Awaited::Publish(p.room.clone(), p.id.clone()))
+                    Some(Answered::Publish(p.room.clone(), p.id.clone()))
                 }
-                ClientFrame::Join(join) => Some(Awaited::Join(join.room.clone())),
+                ClientFrame::Join(join) => Some(Answered::Join(join.room.clone())),
                 _ => None,
             })
             .collect();
@@ -524,7 +514,7 @@ impl Driver {
                     }
                     Some(Peer::Poll(session)) if transmit.reply => {
                         if let Some(collector) = &mut session.collector {
-                            collector.take(transmit.payload);
+                            collector.take(transmit.payload, transmit.answers);
                         }
                     }
                     Some(Peer::Poll(session)) => {
@@ -607,15 +597,8 @@ impl Driver {
 }
 
 impl Collector {
-    fn take(&mut self, payload: Payload) {
-        let answered = match ServerFrame::decode(&payload) {
-            Ok(ServerFrame::Ack(ack)) => Some(Awaited::Publish(ack.room, ack.id)),
-            Ok(ServerFrame::Nack(nack)) => Some(Awaited::Publish(nack.room, nack.id)),
-            Ok(ServerFrame::Joined(joined)) => Some(Awaited::Join(joined.room)),
-            Ok(ServerFrame::Error(error)) => error.room.map(Awaited::Join),
-            _ => None,
-        };
-        if let Some(answered) = answered {
+    fn take(&mut self, payload: Payload, answers: Option<Answered>) {
+        if let Some(answered) = answers {
             self.awaiting.remove(&answered);
         }
         self.frames.push(payload);

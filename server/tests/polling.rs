@@ -87,6 +87,39 @@ async fn a_polling_client_and_websocket_clients_see_each_others_events_presence_
         "{frames:?}"
     );
 
+    // An error about a room that is not the join's answer (typing before joining) does not
+    // answer the POST early: it still waits for `joined` while the room loads.
+    let room = wire::RoomName::parse("fresh-2").unwrap();
+    pol.cursors.insert(
+        room.to_string(),
+        wire::PollCursor {
+            room: room.clone(),
+            cursor: None,
+            presence_version: 0,
+            typing_version: 0,
+        },
+    );
+    let frames = pol
+        .send(vec![
+            typing("fresh-2", true),
+            ClientFrame::Join(wire::Join {
+                room: room.clone(),
+                meta: wire::Json::null(),
+                resume: None,
+            }),
+        ])
+        .await;
+    assert!(
+        matches!(&frames[0], ServerFrame::Error(e) if e.code == ErrorCode::NotJoined),
+        "{frames:?}"
+    );
+    assert!(
+        frames
+            .iter()
+            .any(|f| matches!(f, ServerFrame::Joined(j) if j.room == room)),
+        "{frames:?}"
+    );
+
     // The polling client types; Ana sees it.
     pol.send(vec![typing("r", true)]).await;
     let got = ana

@@ -116,6 +116,18 @@ pub struct Transmit {
     /// pong, reset) rather than reporting what others did. Polling sessions return replies in
     /// the response to their `POST` and only use other frames as a wake-up.
     pub reply: bool,
+    /// The client frame this reply is the answer to, when the client waits for one (a polling
+    /// `POST` is answered once each of its joins and durable publishes has its answer).
+    pub answers: Option<Answered>,
+}
+
+/// A client frame that waits for its answer.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum Answered {
+    /// A `join`, answered by `joined` or by an `error` refusing it.
+    Join(RoomName),
+    /// A `publish`, answered by `ack` or `nack`.
+    Publish(RoomName, wire::EventId),
 }
 
 /// Work the driver must do for the hub.
@@ -542,11 +554,11 @@ impl Hub {
                     if let Some(state) = self.conns.get_mut(&conn) {
                         state.rooms.remove(&room_name);
                     }
-                    self.send_error(
+                    self.refuse_join(
                         conn,
                         ErrorCode::StorageUnavailable,
                         &message,
-                        Some(room_name.clone()),
+                        room_name.clone(),
                     );
                 }
                 for (conn, publish) in publishes {
@@ -662,6 +674,7 @@ impl Hub {
         for payload in buffered {
             self.transmits.push_back(Transmit {
                 reply: false,
+                answers: None,
                 conn,
                 payload,
             });
@@ -718,6 +731,7 @@ impl Hub {
         for conn in conns {
             self.transmits.push_back(Transmit {
                 reply: false,
+                answers: None,
                 conn,
                 payload: payload.clone(),
             });
@@ -750,7 +764,7 @@ impl Hub {
         let room_name = join.room.clone();
         if !state.identity.can_join(&room_name) {
             let message = format!("your token grants no access to room {room_name}");
-            return self.send_error(conn, ErrorCode::Forbidden, &message, Some(room_name));
+            return self.refuse_join(conn, ErrorCode::Forbidden, &message, room_name);
         }
         if join.meta.len() > self.config.max_meta_bytes {
             let message = format!(
@@ -758,7 +772,7 @@ impl Hub {
                 join.meta.len(),
                 self.config.max_meta_bytes
             );
-            return self.send_error(conn, ErrorCode::MetaTooLarge, &message, Some(room_name));
+            return self.refuse_join(conn, ErrorCode::MetaTooLarge, &message, room_name);
         }
         if state.rooms.contains(&room_name) {
             // Joining again refreshes the meta and re-sends the room's state; no replay.
@@ -777,7 +791,7 @@ impl Hub {
                 "a connection may be in at most {} rooms; leave one first",
                 self.config.max_rooms_per_conn
             );
-            return self.send_error(conn, ErrorCode::TooManyRooms, &message, Some(room_name));
+            return self.refuse_join(conn, ErrorCode::TooManyRooms, &message, room_name);
         }
         self.conns
             .get_mut(&conn)
@@ -894,7 +908,8 @@ impl Hub {
             presence: room.presence.snapshot(),
             typing,
         };
-        self.send(conn, &ServerFrame::Joined(joined));
+        let answers = Some(Answered::Join(room_name.clone()));
+        self.send_answer(conn, &ServerFrame::Joined(joined), answers);
     }
 
     fn leave(&mut self, now: Now, conn: ConnId, room_name: RoomName) {
@@ -965,6 +980,7 @@ impl Hub {
                 if member != conn {
                     self.transmits.push_back(Transmit {
                         reply: false,
+                        answers: None,
                         conn: member,
                         payload: payload.clone(),
                     });
@@ -1119,6 +1135,7 @@ impl Hub {
             match member {
                 Member::Live => self.transmits.push_back(Transmit {
                     reply: false,
+                    answers: None,
                     conn,
                     payload: payload.clone(),
                 }),
@@ -1276,6 +1293,7 @@ impl Hub {
         for &conn in room.members.keys().filter(|&&c| Some(c) != except) {
             self.transmits.push_back(Transmit {
                 reply: false,
+                answers: None,
                 conn,
                 payload: payload.clone(),
             });
@@ -1300,6 +1318,7 @@ impl Hub {
         for &conn in room.members.keys().filter(|&&c| Some(c) != except) {
             self.transmits.push_back(Transmit {
                 reply: false,
+                answers: None,
                 conn,
                 payload: payload.clone(),
             });
@@ -1329,8 +1348,13 @@ impl Hub {
     }
 
     fn send(&mut self, conn: ConnId, frame: &ServerFrame) {
+        self.send_answer(conn, frame, None);
+    }
+
+    fn send_answer(&mut self, conn: ConnId, frame: &ServerFrame, answers: Option<Answered>) {
         self.transmits.push_back(Transmit {
             reply: true,
+            answers,
             conn,
             payload: encode(frame),
         });
@@ -1338,6 +1362,16 @@ impl Hub {
 
     fn send_error(&mut self, conn: ConnId, code: ErrorCode, message: &str, room: Option<RoomName>) {
         self.send(conn, &ServerFrame::error(code, message, room));
+    }
+
+    /// Answers a `join` with an error.
+    fn refuse_join(&mut self, conn: ConnId, code: ErrorCode, message: &str, room: RoomName) {
+        let answers = Some(Answered::Join(room.clone()));
+        self.send_answer(
+            conn,
+            &ServerFrame::error(code, message, Some(room)),
+            answers,
+        );
     }
 
     fn send_ack(
@@ -1349,15 +1383,14 @@ impl Hub {
         duplicate: bool,
     ) {
         if self.conns.contains_key(&conn) {
-            self.send(
-                conn,
-                &ServerFrame::Ack(Ack {
-                    room,
-                    id,
-                    seq,
-                    duplicate,
-                }),
-            );
+            let answers = Some(Answered::Publish(room.clone(), id.clone()));
+            let ack = Ack {
+                room,
+                id,
+                seq,
+                duplicate,
+            };
+            self.send_answer(conn, &ServerFrame::Ack(ack), answers);
         }
     }
 
@@ -1371,16 +1404,15 @@ impl Hub {
         head: Option<u64>,
     ) {
         if self.conns.contains_key(&conn) {
-            self.send(
-                conn,
-                &ServerFrame::Nack(Nack {
-                    room,
-                    id,
-                    code,
-                    message,
-                    head,
-                }),
-            );
+            let answers = Some(Answered::Publish(room.clone(), id.clone()));
+            let nack = Nack {
+                room,
+                id,
+                code,
+                message,
+                head,
+            };
+            self.send_answer(conn, &ServerFrame::Nack(nack), answers);
         }
     }
 }
