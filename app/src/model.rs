@@ -13,7 +13,7 @@ pub const IDLE_AFTER_MS: u64 = 60_000;
 pub const MAX_AVATARS: usize = 5;
 
 /// Where a message is in its life.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum Delivery {
     /// In the outbox: shown at once, not yet acknowledged by the server.
     Pending,

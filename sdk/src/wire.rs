@@ -98,7 +98,7 @@ impl EventId {
 
 /// Why a room name, event id or user id was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("invalid {what} {shown:?}: {reason}")]
+#[error("invalid {what} \"{shown}\": {reason}")]
 pub struct NameError {
     what: &'static str,
     shown: String,
@@ -113,7 +113,11 @@ fn check_name(
 ) -> Result<(), NameError> {
     let fail = |reason: String| NameError {
         what,
-        shown: text.chars().take(40).collect(),
+        shown: text
+            .chars()
+            .take(40)
+            .flat_map(char::escape_default)
+            .collect(),
         reason,
     };
     if text.is_empty() {
@@ -127,8 +131,8 @@ fn check_name(
     }
     if let Some(bad) = text.bytes().find(|&c| !allowed(c)) {
         return Err(fail(format!(
-            "character {:?} is not allowed (letters, digits and . _ - : are; rooms also allow / @)",
-            bad as char
+            "character '{}' is not allowed (letters, digits and . _ - : are; rooms also allow / @)",
+            bad.escape_ascii()
         )));
     }
     Ok(())
@@ -428,7 +432,7 @@ pub enum WireError {
     #[error("invalid frame: {0}")]
     Malformed(String),
     /// The frame's `type` is not known to this side.
-    #[error("unknown frame type {0:?}")]
+    #[error("unknown frame type \"{0}\"")]
     UnknownType(String),
 }
 
@@ -485,7 +489,7 @@ macro_rules! frame_enum {
                 let (fields, kind) = frame_fields(node)?;
                 match kind {
                     $( $tag => Ok($name::$variant(<$ty>::read_fields(fields)?)), )*
-                    other => Err(WireError::UnknownType(other.chars().take(40).collect())),
+                    other => Err(WireError::UnknownType(other.chars().take(40).flat_map(char::escape_default).collect())),
                 }
             }
 

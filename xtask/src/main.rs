@@ -111,6 +111,26 @@ fn setup() -> Result<()> {
     if !installed.contains("wasm32-unknown-unknown") {
         run("rustup", &["target", "add", "wasm32-unknown-unknown"])?;
     }
+    // The browser builds use a pinned nightly (see `build_wasm`), with the standard library's
+    // source to rebuild it.
+    if !succeeds(
+        "rustup",
+        &["run", WASM_TOOLCHAIN, "rustc", "--print", "sysroot"],
+    ) || !rust_src_installed()
+    {
+        run(
+            "rustup",
+            &[
+                "toolchain",
+                "install",
+                WASM_TOOLCHAIN,
+                "--profile",
+                "minimal",
+                "--component",
+                "rust-src",
+            ],
+        )?;
+    }
     let version = wasm_bindgen_version()?;
     let have = Command::new("wasm-bindgen")
         .arg("--version")
@@ -202,15 +222,44 @@ pub(crate) fn target_dir() -> PathBuf {
     std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| root().join("target"), PathBuf::from)
 }
 
+/// The toolchain of the browser builds: a pinned nightly, for rebuilding the standard library
+/// for size (see `build_wasm`). Everything else (tests, clippy, the server) uses stable.
+const WASM_TOOLCHAIN: &str = "nightly-2026-05-20";
+
+/// Whether the pinned nightly has the standard library's source (`rust-src`).
+fn rust_src_installed() -> bool {
+    Command::new("rustup")
+        .args([
+            "component",
+            "list",
+            "--installed",
+            "--toolchain",
+            WASM_TOOLCHAIN,
+        ])
+        .output()
+        .is_ok_and(|out| String::from_utf8_lossy(&out.stdout).contains("rust-src"))
+}
+
 /// `cargo build` for wasm32 with the size-optimized `wasm` profile; returns the built module
 /// (`artifact` is its file stem).
+///
+/// Built with [`WASM_TOOLCHAIN`], rebuilding `std` optimized for size with panics that abort
+/// without a message (`immediate-abort`: no panic formatting or locations in the module) and
+/// `Debug` formatting compiled out (user-facing messages never use `{:?}`): the SDK's module is
+/// about a fifth smaller gzipped than the same build on stable (ARCHITECTURE.md, "Browser build").
 fn build_wasm(package_args: &[&str], artifact: &str) -> Result<PathBuf> {
+    let toolchain = format!("+{WASM_TOOLCHAIN}");
     let mut args = vec![
+        toolchain.as_str(),
         "build",
         "--target",
         "wasm32-unknown-unknown",
         "--profile",
         "wasm",
+        "-Zbuild-std=std,panic_abort",
+        "-Zbuild-std-features=optimize_for_size",
+        "--config",
+        r#"target.wasm32-unknown-unknown.rustflags = ["-Zunstable-options", "-Cpanic=immediate-abort", "-Zfmt-debug=none", "-Zlocation-detail=none"]"#,
     ];
     args.extend_from_slice(package_args);
     run("cargo", &args)?;

@@ -16,7 +16,7 @@ pub fn Feed(
         <ol class="feed" role="log" aria-label="Messages" aria-live="polite">
             <For
                 each=move || messages.get()
-                key=|m| format!("{}:{:?}", m.id, m.delivery)
+                key=|m| (m.id.clone(), m.delivery.clone())
                 children=move |m: Message| {
                     let (class, note) = match &m.delivery {
                         Delivery::Pending => ("pending", "pending".to_owned()),

@@ -46,7 +46,7 @@ impl WasmClient {
             "polling" => TransportMode::Polling,
             other => {
                 return Err(js_error(format!(
-                    "transport must be auto, websocket or polling, not {other:?}"
+                    "transport must be auto, websocket or polling, not \"{other}\""
                 )));
             }
         };
