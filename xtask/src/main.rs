@@ -20,10 +20,10 @@ use anyhow::{Context, Result, bail};
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let result = match args.first().map(String::as_str) {
-        Some("setup") => setup(),
+        Some("setup") => setup(Needs::Tests),
         Some("dev") => dev(&args[1..]),
         Some("test") => test(),
-        Some("build-web") => setup().and_then(|()| build_web()),
+        Some("build-web") => setup(Needs::Build).and_then(|()| build_web()),
         Some("bench") => bench::bench(&args[1..]),
         _ => {
             #[allow(clippy::print_stderr)]
@@ -90,7 +90,16 @@ fn succeeds(program: &str, args: &[&str]) -> bool {
         .is_ok_and(|out| out.status.success())
 }
 
-fn setup() -> Result<()> {
+/// What a command needs installed.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Needs {
+    /// Building and running Chorus: Rust components, the wasm toolchain, wasm-bindgen.
+    Build,
+    /// Also the browser tests' Chromium, chromedriver and nginx.
+    Tests,
+}
+
+fn setup(needs: Needs) -> Result<()> {
     for component in ["rustfmt", "clippy"] {
         let probe = if component == "rustfmt" {
             "fmt"
@@ -142,6 +151,10 @@ fn setup() -> Result<()> {
             "cargo",
             &["install", "wasm-bindgen-cli", "--version", &version],
         )?;
+    }
+    if needs == Needs::Build {
+        say("setup complete");
+        return Ok(());
     }
     let missing: Vec<&str> = [
         ("chromium", "chromium"),
@@ -323,7 +336,7 @@ fn gzipped_len(bytes: &[u8]) -> Result<usize> {
 }
 
 fn dev(server_args: &[String]) -> Result<()> {
-    setup()?;
+    setup(Needs::Build)?;
     let data = root().join(".chorus");
     std::fs::create_dir_all(&data).context("creating .chorus/")?;
     let db = data.join("dev.db");
@@ -450,7 +463,7 @@ fn npm_install_is_stale(dir: &Path) -> bool {
 }
 
 fn test() -> Result<()> {
-    setup()?;
+    setup(Needs::Tests)?;
     run("cargo", &["fmt", "--all", "--check"])?;
     run(
         "cargo",
