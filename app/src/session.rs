@@ -1,7 +1,7 @@
 //! The two HTTP requests the app makes itself: a dev-mode token for a display name (kept in
 //! `localStorage`, so a reload keeps the identity) and a page of room history.
 
-use chorus_sdk::client::percent_encode;
+use chorus_sdk::wire::percent_encode;
 use chorus_sdk::wire::{DevTokenRequest, DevTokenResponse, EventsPage, RoomName};
 use wasm_bindgen::JsCast;
 use wasm_bindgen_futures::JsFuture;

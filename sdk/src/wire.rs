@@ -949,6 +949,100 @@ impl PollCursor {
     }
 }
 
+/// The query of `GET /v1/poll`: `session=S&wait=MS&r=CURSOR&r=CURSOR...` (see [`PollCursor`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PollQuery {
+    /// The polling session.
+    pub session: String,
+    /// How long the server may hold the poll, in milliseconds (`None`: the server's limit).
+    pub wait_ms: Option<u64>,
+    /// The rooms followed, with the client's positions.
+    pub rooms: Vec<PollCursor>,
+}
+
+impl PollQuery {
+    /// Encodes the query string (without `?`).
+    pub fn encode(&self) -> String {
+        let mut query = ["session=", &percent_encode(&self.session)].concat();
+        if let Some(wait) = self.wait_ms {
+            let mut number = Writer::default();
+            number.u64(wait);
+            query.push_str("&wait=");
+            query.push_str(&number.finish());
+        }
+        for room in &self.rooms {
+            query.push_str("&r=");
+            query.push_str(&percent_encode(&room.encode()));
+        }
+        query
+    }
+
+    /// Decodes a query string; unknown parameters are ignored, like unknown fields.
+    pub fn decode(query: &str) -> Result<PollQuery, String> {
+        let mut parsed = PollQuery {
+            session: String::new(),
+            wait_ms: None,
+            rooms: Vec::new(),
+        };
+        for pair in query.split('&').filter(|pair| !pair.is_empty()) {
+            let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+            let value = percent_decode(value)
+                .ok_or_else(|| format!("{key}: {value:?} is not percent-encoded UTF-8"))?;
+            match key {
+                "session" => parsed.session = value,
+                "r" => parsed.rooms.push(PollCursor::decode(&value)?),
+                "wait" => {
+                    let ms = value
+                        .parse()
+                        .map_err(|_| format!("wait {value:?} is not a number of milliseconds"))?;
+                    parsed.wait_ms = Some(ms);
+                }
+                _ => {}
+            }
+        }
+        if parsed.rooms.is_empty() {
+            return Err(
+                "name at least one room: r=ROOM~EPOCH~SEQ~PRESENCE_VERSION~TYPING_VERSION".into(),
+            );
+        }
+        Ok(parsed)
+    }
+}
+
+/// Percent-encodes a URL path segment or query value (room names may hold `:`, `/`, `@`).
+pub fn percent_encode(value: &str) -> String {
+    let mut out = String::with_capacity(value.len());
+    for byte in value.bytes() {
+        if byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'_' | b'.' | b'~') {
+            out.push(char::from(byte));
+        } else {
+            const HEX: &[u8; 16] = b"0123456789ABCDEF";
+            out.push('%');
+            out.push(char::from(HEX[usize::from(byte >> 4)]));
+            out.push(char::from(HEX[usize::from(byte & 15)]));
+        }
+    }
+    out
+}
+
+/// Decodes a percent-encoded query value (`+` is a space); `None` when it is not valid.
+fn percent_decode(value: &str) -> Option<String> {
+    let mut bytes = Vec::with_capacity(value.len());
+    let mut rest = value.bytes();
+    while let Some(byte) = rest.next() {
+        bytes.push(match byte {
+            b'+' => b' ',
+            b'%' => {
+                let high = char::from(rest.next()?).to_digit(16)?;
+                let low = char::from(rest.next()?).to_digit(16)?;
+                (high * 16 + low) as u8
+            }
+            other => other,
+        });
+    }
+    String::from_utf8(bytes).ok()
+}
+
 /// `POST /v1/rooms/{room}/events` (backend API key): publish on behalf of the system or a user.
 #[derive(Clone, Debug, PartialEq)]
 pub struct BackendPublish {
@@ -1527,6 +1621,35 @@ mod tests {
         let decoded: PollFrames = serde_json::from_str(&body).unwrap();
         assert_eq!(decoded.frames.len(), 2);
         assert_eq!(PollFrames::encode_raw(&[]), r#"{"frames":[]}"#);
+    }
+
+    #[test]
+    fn poll_queries_round_trip_and_refuse_bad_input() {
+        let query = PollQuery {
+            session: "tab 1/é".into(),
+            wait_ms: Some(25_000),
+            rooms: vec![
+                PollCursor::decode("doc:1/a@b~9~41~3~0").unwrap(),
+                PollCursor::decode("lobby~~~0~0").unwrap(),
+            ],
+        };
+        let text = query.encode();
+        assert_eq!(
+            text,
+            "session=tab%201%2F%C3%A9&wait=25000&r=doc%3A1%2Fa%40b~9~41~3~0&r=lobby~~~0~0"
+        );
+        assert_eq!(PollQuery::decode(&text), Ok(query));
+        let plus = PollQuery::decode("session=a+b&r=x~~~0~0&extra=1").unwrap();
+        assert_eq!((plus.session.as_str(), plus.wait_ms), ("a b", None));
+        for bad in [
+            "session=s",
+            "r=x~~~0~0&wait=soon",
+            "r=%ZZ",
+            "r=%C3",
+            "r=bad%20room~~~0~0",
+        ] {
+            assert!(PollQuery::decode(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]

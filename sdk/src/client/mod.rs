@@ -40,7 +40,7 @@ use web_time::Instant;
 
 use crate::wire::{
     self, ClientFrame, Cursor, ErrorCode, Event, EventId, Json, OutboxRecord, PollCursor,
-    PresenceUser, ResetReason, RoomName, ServerFrame, StoredOutbox, close_code,
+    PollQuery, PresenceUser, ResetReason, RoomName, ServerFrame, StoredOutbox, close_code,
 };
 use backoff::{Backoff, BackoffConfig};
 use outbox::{Outbox, OutboxConfig, OutboxError};
@@ -262,7 +262,7 @@ impl HttpCall {
             HttpCall::History { room, after } => {
                 let mut path = [
                     "/v1/rooms/",
-                    &percent_encode(room.as_str()),
+                    &wire::percent_encode(room.as_str()),
                     "/events?after=",
                 ]
                 .concat();
@@ -1296,25 +1296,26 @@ impl Client {
                 request,
                 now + self.config.poll_wait + self.config.http_timeout,
             ));
-            let mut query = format!(
-                "session={}&wait={}",
-                self.session,
-                self.config.poll_wait.as_millis()
-            );
-            for (room, state) in &self.rooms {
-                let cursor = PollCursor {
-                    room: room.clone(),
-                    cursor: state.timeline.cursor(),
-                    presence_version: state.presence.version(),
-                    typing_version: state.typing_in.version(),
-                };
-                query.push_str("&r=");
-                query.push_str(&percent_encode(&cursor.encode()));
-            }
+            let query = PollQuery {
+                session: self.session.clone(),
+                wait_ms: Some(self.config.poll_wait.as_millis() as u64),
+                rooms: self
+                    .rooms
+                    .iter()
+                    .map(|(room, state)| PollCursor {
+                        room: room.clone(),
+                        cursor: state.timeline.cursor(),
+                        presence_version: state.presence.version(),
+                        typing_version: state.typing_in.version(),
+                    })
+                    .collect(),
+            };
             self.outputs.push_back(Output::Http {
                 request,
                 token: self.token.clone(),
-                call: HttpCall::Poll { query },
+                call: HttpCall::Poll {
+                    query: query.encode(),
+                },
             });
         }
     }
@@ -1673,22 +1674,6 @@ impl Client {
         let (origin, origin_ms) = self.clock_origin;
         origin + Duration::from_millis(unix_ms.saturating_sub(origin_ms))
     }
-}
-
-/// Percent-encodes a query value (room names may hold `:`, `/`, `@`).
-pub fn percent_encode(value: &str) -> String {
-    let mut out = String::with_capacity(value.len());
-    for byte in value.bytes() {
-        if byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'_' | b'.' | b'~') {
-            out.push(char::from(byte));
-        } else {
-            const HEX: &[u8; 16] = b"0123456789ABCDEF";
-            out.push('%');
-            out.push(char::from(HEX[usize::from(byte >> 4)]));
-            out.push(char::from(HEX[usize::from(byte & 15)]));
-        }
-    }
-    out
 }
 
 #[cfg(test)]

@@ -386,7 +386,12 @@ fn perform(inner: &Shared, output: Output) {
 }
 
 fn open_socket(inner: &Shared, link: u64, token: &str) {
-    let url = format!("{}/v1/ws", inner.borrow().base.replacen("http", "ws", 1));
+    let url = {
+        let base = &inner.borrow().base;
+        // http://host → ws://host, https://host → wss://host.
+        let rest = base.strip_prefix("http").unwrap_or(base);
+        ["ws", rest, "/v1/ws"].concat()
+    };
     let protocols = Array::of2(
         &JsValue::from_str(wire::WS_SUBPROTOCOL),
         &JsValue::from_str(&format!("{}{token}", wire::WS_TOKEN_PREFIX)),

@@ -20,7 +20,7 @@ use axum::extract::{RawQuery, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use chorus_sdk::wire::{
-    ClientFrame, Draining, ErrorCode, PollCursor, PollFrames, PollSend, Reset, ResetReason,
+    self, ClientFrame, Draining, ErrorCode, PollCursor, PollFrames, PollSend, Reset, ResetReason,
     RoomName, RoomState, ServerFrame,
 };
 
@@ -140,34 +140,16 @@ struct PollQuery {
 }
 
 fn parse_query(query: Option<String>, max_wait: Duration) -> Result<PollQuery, ApiError> {
-    let bad =
-        |message: String| ApiError::new(StatusCode::BAD_REQUEST, ErrorCode::BadRequest, message);
-    let pairs: Vec<(String, String)> = serde_urlencoded::from_str(query.as_deref().unwrap_or(""))
-        .map_err(|err| bad(err.to_string()))?;
-    let mut parsed = PollQuery {
-        session: String::new(),
-        rooms: Vec::new(),
-        wait: max_wait,
-    };
-    for (key, value) in pairs {
-        match key.as_str() {
-            "session" => parsed.session = value,
-            "r" => parsed.rooms.push(PollCursor::decode(&value).map_err(bad)?),
-            "wait" => {
-                let ms: u64 = value
-                    .parse()
-                    .map_err(|_| bad(format!("wait {value:?} is not a number of milliseconds")))?;
-                parsed.wait = Duration::from_millis(ms).min(max_wait);
-            }
-            _ => {} // Unknown parameters are ignored, like unknown fields.
-        }
-    }
-    if parsed.rooms.is_empty() {
-        return Err(bad(
-            "name at least one room: r=ROOM~EPOCH~SEQ~PRESENCE_VERSION~TYPING_VERSION".into(),
-        ));
-    }
-    Ok(parsed)
+    let parsed = wire::PollQuery::decode(query.as_deref().unwrap_or("")).map_err(|message| {
+        ApiError::new(StatusCode::BAD_REQUEST, ErrorCode::BadRequest, message)
+    })?;
+    Ok(PollQuery {
+        session: parsed.session,
+        rooms: parsed.rooms,
+        wait: parsed
+            .wait_ms
+            .map_or(max_wait, |ms| Duration::from_millis(ms).min(max_wait)),
+    })
 }
 
 /// Decrements the session's held-poll count when the poll ends, however it ends.
