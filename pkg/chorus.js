@@ -45,8 +45,10 @@ export class ChorusClient {
   constructor(options, token) {
     if (!options?.url) throw new TypeError("options.url is required");
     this.#getToken = options.getToken;
-    this.#core = new WasmClient(options.url, token, options.transport ?? "auto", options.storagePrefix ?? "chorus:", (kind, payload) =>
-      this.#held ? this.#held.push([kind, payload]) : this.#dispatch(kind, payload),
+    this.#core = new WasmClient(options.url, token, options.transport ?? "auto", options.storagePrefix ?? "chorus:", (kind, text) => {
+      const payload = JSON.parse(text);
+      this.#held ? this.#held.push([kind, payload]) : this.#dispatch(kind, payload);
+    }
     );
     setTimeout(() => {
       const held = this.#held;

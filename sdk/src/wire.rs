@@ -1522,7 +1522,7 @@ mod tests {
             Err(WireError::UnknownType(_))
         ));
         // Frames nested in other bodies (polling batches) decode through the same path.
-        let nested: Vec<ServerFrame> = serde_json::from_str(&format!("[{text}]")).unwrap();
+        let nested: Vec<ServerFrame> = json::from_str(&format!("[{text}]")).unwrap();
         assert_eq!(nested, vec![event]);
     }
 
@@ -1618,7 +1618,7 @@ mod tests {
         }
         let pong = ServerFrame::Pong(Ping { nonce: Some(1) }).encode();
         let body = PollFrames::encode_raw(&[&pong, &pong]);
-        let decoded: PollFrames = serde_json::from_str(&body).unwrap();
+        let decoded: PollFrames = json::from_str(&body).unwrap();
         assert_eq!(decoded.frames.len(), 2);
         assert_eq!(PollFrames::encode_raw(&[]), r#"{"frames":[]}"#);
     }

@@ -209,13 +209,25 @@ fn build_web() -> Result<()> {
     // No Binaryen `wasm-opt` pass: measured on this module, `-Oz` shrinks the raw file ~10% but
     // grows it ~8% gzipped (binaryen 108 from Debian and 132 from npm alike; 108 also corrupts
     // wasm-bindgen 0.2.130's externref table), and `-O1` saves ~1%. See ARCHITECTURE.md.
+    // Everything the package ships except its typings and README: the module, wasm-bindgen's
+    // glue, the snippets it copies (platform.js) and chorus.js.
+    let mut files = vec![root().join("pkg/chorus.js")];
+    let mut dirs = vec![root().join("pkg/wasm")];
+    while let Some(dir) = dirs.pop() {
+        for entry in std::fs::read_dir(&dir).with_context(|| format!("listing {}", dir.display()))? {
+            let path = entry?.path();
+            if path.is_dir() {
+                dirs.push(path);
+            } else {
+                files.push(path);
+            }
+        }
+    }
+    files.sort();
     let mut total = 0;
-    for file in [
-        "pkg/wasm/chorus_sdk_bg.wasm",
-        "pkg/wasm/chorus_sdk.js",
-        "pkg/chorus.js",
-    ] {
-        let bytes = std::fs::read(root().join(file)).with_context(|| format!("reading {file}"))?;
+    for path in files {
+        let file = path.strip_prefix(root()).unwrap_or(&path).display().to_string();
+        let bytes = std::fs::read(&path).with_context(|| format!("reading {file}"))?;
         let gz = gzipped_len(&bytes)?;
         total += gz;
         say(&format!(
@@ -283,6 +295,11 @@ fn build_wasm(package_args: &[&str], artifact: &str) -> Result<PathBuf> {
 /// Runs the wasm-bindgen CLI (ES module for the web, no generated typings, no name or producers
 /// sections) on `wasm`, writing `out_name.js` and `out_name_bg.wasm` into `out_dir`.
 fn wasm_bindgen(wasm: &Path, out_dir: &Path, out_name: &str) -> Result<()> {
+    // A fresh directory: snippets of earlier builds must not linger (or be counted).
+    if out_dir.exists() {
+        std::fs::remove_dir_all(out_dir)
+            .with_context(|| format!("clearing {}", out_dir.display()))?;
+    }
     run(
         "wasm-bindgen",
         &[

@@ -31,7 +31,7 @@ fn json(text: &str) -> Result<Json, JsError> {
 #[wasm_bindgen]
 impl WasmClient {
     /// Starts a client. `transport` is `auto`, `websocket` or `polling`; `on_event` is called
-    /// as `on_event(kind, payload)` for every event.
+    /// as `on_event(kind, payload)` for every event, the payload as JSON text.
     #[wasm_bindgen(constructor)]
     pub fn new(
         url: &str,
@@ -56,8 +56,11 @@ impl WasmClient {
         };
         let client = BrowserClient::start(url, token, config, storage_prefix, move |event| {
             let (kind, payload) = events::to_js(&event);
-            let payload = js_sys::JSON::parse(&payload).unwrap_or(JsValue::NULL);
-            let _ = on_event.call2(&JsValue::NULL, &JsValue::from_str(kind), &payload);
+            let _ = on_event.call2(
+                &JsValue::NULL,
+                &JsValue::from_str(kind),
+                &JsValue::from_str(&payload),
+            );
         })
         .map_err(js_error)?;
         Ok(WasmClient { client })

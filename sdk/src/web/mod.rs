@@ -3,6 +3,11 @@
 //! `visibilitychange` and `pagehide`/`pageshow` (back/forward cache) events,
 //! `crypto.getRandomValues` and `localStorage`.
 //!
+//! The I/O itself is `platform.js` (a wasm-bindgen snippet): a small class that opens sockets,
+//! fetches, arms the timer and listens to the page, and reports everything through one callback
+//! (`report`). Every decision stays in Rust; keeping the I/O in JavaScript saves the wasm
+//! size of a web-sys binding per browser API and a closure type per callback.
+//!
 //! Storage is `localStorage`: the outbox is bounded (1 MiB by default) well inside its quota,
 //! and its synchronous API lets the core save after every change without an async round trip.
 //!
@@ -26,11 +31,7 @@ pub use js::WasmClient;
 use std::cell::RefCell;
 use std::rc::{Rc, Weak};
 
-use js_sys::Array;
-use wasm_bindgen::JsCast;
 use wasm_bindgen::prelude::*;
-use wasm_bindgen_futures::JsFuture;
-use web_sys::{CloseEvent, MessageEvent, Request, RequestInit, Response, WebSocket};
 
 pub use crate::client::{Badge, ClientConfig, ClientEvent, ConnectionState, TransportMode};
 use crate::client::{
@@ -38,50 +39,78 @@ use crate::client::{
 };
 use crate::wire::{self, Cursor, EventId, Json, PresenceUser, RoomName, ServerFrame};
 
-/// A socket and the closures that must live as long as it.
-struct Socket {
-    socket: WebSocket,
-    _on_open: Closure<dyn FnMut()>,
-    _on_message: Closure<dyn FnMut(MessageEvent)>,
-    _on_close: Closure<dyn FnMut(CloseEvent)>,
+#[wasm_bindgen(module = "/src/web/platform.js")]
+extern "C" {
+    /// The browser I/O of one client (`platform.js`).
+    type Platform;
+
+    #[wasm_bindgen(constructor)]
+    fn new(report: &ReportFn) -> Platform;
+
+    #[wasm_bindgen(method)]
+    fn open(this: &Platform, link: u64, url: &str, protocol: &str, token_protocol: &str) -> bool;
+
+    #[wasm_bindgen(method)]
+    fn send(this: &Platform, link: u64, text: &str);
+
+    #[wasm_bindgen(method, js_name = closeSocket)]
+    fn close_socket(this: &Platform, link: u64);
+
+    #[wasm_bindgen(method)]
+    fn fetch(
+        this: &Platform,
+        request: u64,
+        method: &str,
+        url: &str,
+        token: &str,
+        body: Option<String>,
+    );
+
+    #[wasm_bindgen(method)]
+    fn arm(this: &Platform, ms: Option<f64>);
+
+    #[wasm_bindgen(method)]
+    fn load(this: &Platform, key: &str) -> Option<String>;
+
+    #[wasm_bindgen(method)]
+    fn save(this: &Platform, key: &str, value: &str);
+
+    #[wasm_bindgen(method, catch)]
+    fn seed(this: &Platform) -> Result<u64, JsValue>;
+
+    #[wasm_bindgen(method)]
+    fn dispose(this: &Platform);
 }
 
-impl Drop for Socket {
-    fn drop(&mut self) {
-        self.socket.set_onopen(None);
-        self.socket.set_onmessage(None);
-        self.socket.set_onclose(None);
-        let _ = self.socket.close();
-    }
+/// `platform.js`'s one callback: `(kind, id, number, text)`, kinds as in [`report`].
+type ReportFn = Closure<dyn FnMut(u32, u64, u32, Option<String>)>;
+
+/// What `platform.js` reports: the `kind` numbers, the same as its constants.
+mod report {
+    pub(super) const TIMER: u32 = 0;
+    pub(super) const OPEN: u32 = 1;
+    pub(super) const MESSAGE: u32 = 2;
+    pub(super) const CLOSED: u32 = 3;
+    pub(super) const HTTP: u32 = 4;
+    pub(super) const NETWORK: u32 = 5;
+    pub(super) const VISIBLE: u32 = 6;
 }
 
 struct Inner {
     core: Client,
     base: String,
     storage_prefix: String,
-    sockets: litemap::LiteMap<u64, Socket>,
-    timer: Option<i32>,
-    timer_callback: Option<Closure<dyn FnMut()>>,
-    listeners: Vec<Listener>,
+    platform: Platform,
+    /// Keeps the callback `platform` holds alive.
+    _report: ReportFn,
+    /// HTTP calls in flight, to read their answers.
+    calls: Vec<(u64, HttpCall)>,
+    /// The deadline the timer is armed for.
+    armed: Option<web_time::Instant>,
     on_event: Rc<dyn Fn(ClientEvent)>,
 }
 
 type Shared = Rc<RefCell<Inner>>;
-
-/// A platform event listener; removed from its target when dropped.
-struct Listener {
-    target: web_sys::EventTarget,
-    kind: &'static str,
-    closure: Closure<dyn FnMut(web_sys::Event)>,
-}
-
-impl Drop for Listener {
-    fn drop(&mut self) {
-        let _ = self
-            .target
-            .remove_event_listener_with_callback(self.kind, self.closure.as_ref().unchecked_ref());
-    }
-}
 
 /// Why a [`BrowserClient`] could not start.
 #[derive(Debug, thiserror::Error)]
@@ -107,17 +136,9 @@ impl std::fmt::Debug for BrowserClient {
     }
 }
 
-fn window() -> web_sys::Window {
-    web_sys::window().expect("a browser window")
-}
-
 #[allow(clippy::disallowed_methods)] // The driver is where the core's clock lives.
 fn now() -> web_time::Instant {
     web_time::Instant::now()
-}
-
-fn storage() -> Option<web_sys::Storage> {
-    window().local_storage().ok().flatten()
 }
 
 impl BrowserClient {
@@ -133,41 +154,50 @@ impl BrowserClient {
         storage_prefix: String,
         on_event: impl Fn(ClientEvent) + 'static,
     ) -> Result<BrowserClient, StartError> {
-        let load = |key: &str| {
-            storage().and_then(|s| s.get_item(&format!("{storage_prefix}{key}")).ok().flatten())
-        };
+        // The callback needs the state, which needs the platform, which needs the callback:
+        // the callback finds the state through a slot filled in below.
+        let slot: Rc<RefCell<Weak<RefCell<Inner>>>> = Rc::default();
+        let report: ReportFn = Closure::new({
+            let slot = slot.clone();
+            move |kind, id, number, text| {
+                let inner = slot.borrow().upgrade();
+                if let Some(inner) = inner {
+                    on_report(&inner, kind, id, number, text);
+                }
+            }
+        });
+        let platform = Platform::new(&report);
+        let seed = platform.seed().map_err(|_| {
+            platform.dispose();
+            StartError::NoRandomness
+        })?;
+        let load = |key: &str| platform.load(&[storage_prefix.as_str(), key].concat());
         let restored = Restored {
             outbox: load(OUTBOX_KEY),
             transport: load(TRANSPORT_KEY),
         };
-        let mut seed = [0u8; 8];
-        window()
-            .crypto()
-            .map_err(|_| StartError::NoRandomness)?
-            .get_random_values_with_u8_array(&mut seed)
-            .map_err(|_| StartError::NoRandomness)?;
         let core = Client::new(
             config,
             token,
             now(),
             js_sys::Date::now() as u64,
-            u64::from_le_bytes(seed),
+            seed,
             restored,
         );
         let inner = Rc::new(RefCell::new(Inner {
             core,
             base: url.trim_end_matches('/').to_owned(),
             storage_prefix,
-            sockets: litemap::LiteMap::new(),
-            timer: None,
-            timer_callback: None,
-            listeners: Vec::new(),
+            platform,
+            _report: report,
+            calls: Vec::new(),
+            armed: None,
             on_event: Rc::new(on_event),
         }));
-        listen_to_platform(&inner);
+        *slot.borrow_mut() = Rc::downgrade(&inner);
         // The first drive waits for a timer, so the app can subscribe before the first events
         // (e.g. publishes restored from storage after a reload) are emitted.
-        arm_timer(&inner);
+        arm_timer(&mut inner.borrow_mut());
         Ok(BrowserClient { inner })
     }
 
@@ -235,11 +265,8 @@ impl BrowserClient {
     pub fn close(&self) {
         self.with(|core| core.close(now()));
         let mut inner = self.inner.borrow_mut();
-        inner.sockets.clear();
-        if let Some(timer) = inner.timer.take() {
-            window().clear_timeout_with_handle(timer);
-        }
-        inner.listeners.clear();
+        inner.platform.dispose();
+        inner.armed = None;
     }
 
     fn with<T>(&self, f: impl FnOnce(&mut Client) -> T) -> T {
@@ -249,252 +276,114 @@ impl BrowserClient {
     }
 }
 
-/// Listens for `online`/`offline`, `visibilitychange` and `pageshow`.
-fn listen_to_platform(inner: &Shared) {
-    let mut listeners = Vec::new();
-    let mut listen = |target: &web_sys::EventTarget,
-                      kind: &'static str,
-                      handler: fn(&mut Client, &web_sys::Event)| {
-        let weak = Rc::downgrade(inner);
-        let closure = Closure::<dyn FnMut(web_sys::Event)>::new(move |event: web_sys::Event| {
-            if let Some(inner) = weak.upgrade() {
-                handler(&mut inner.borrow_mut().core, &event);
-                drive(&inner);
+/// Feeds one report from `platform.js` to the core, then drives it.
+fn on_report(inner: &Shared, kind: u32, id: u64, number: u32, text: Option<String>) {
+    {
+        let mut state = inner.borrow_mut();
+        let now = now();
+        match kind {
+            report::TIMER => {
+                state.armed = None;
+                state.core.handle_timeout(now);
             }
-        });
-        let _ = target.add_event_listener_with_callback(kind, closure.as_ref().unchecked_ref());
-        listeners.push(Listener {
-            target: target.clone(),
-            kind,
-            closure,
-        });
-    };
-    let window = window();
-    listen(&window, "online", |core, _| core.handle_online(now(), true));
-    listen(&window, "offline", |core, _| {
-        core.handle_online(now(), false)
-    });
-    // Entering the back/forward cache suspends the client like going offline (the core closes
-    // its sockets: a page with an open WebSocket is not kept in that cache); coming back
-    // resumes it (and reconnects at once if the network is there).
-    listen(&window, "pagehide", |core, event| {
-        if persisted(event) {
-            core.handle_online(now(), false);
+            report::OPEN => state.core.handle_socket_open(now, id),
+            report::MESSAGE => {
+                // A frame that does not decode is dropped; the server never sends one.
+                let Some(Ok(frame)) = text.as_deref().map(ServerFrame::decode) else {
+                    return;
+                };
+                state.core.handle_socket_frame(now, id, frame);
+            }
+            report::CLOSED => {
+                let code = u16::try_from(number).ok();
+                state.core.handle_socket_closed(now, id, code);
+            }
+            report::HTTP => {
+                let Some(at) = state.calls.iter().position(|(request, _)| *request == id) else {
+                    return;
+                };
+                let (_, call) = state.calls.swap_remove(at);
+                let result = match (number, text) {
+                    (0, _) | (_, None) => HttpResult::Failed,
+                    (status, Some(text)) => {
+                        call.read_response(u16::try_from(status).unwrap_or(0), &text)
+                    }
+                };
+                state.core.handle_http_response(now, id, result);
+            }
+            report::NETWORK => state.core.handle_online(now, number == 1),
+            report::VISIBLE => state.core.handle_visible(now, number == 1),
+            _ => return,
         }
-    });
-    listen(&window, "pageshow", |core, event| {
-        if persisted(event) {
-            core.handle_online(now(), self::window().navigator().on_line());
-        }
-        core.handle_visible(now(), true);
-    });
-    if let Some(document) = window.document() {
-        listen(&document, "visibilitychange", |core, _| {
-            let visible = web_sys::window()
-                .and_then(|w| w.document())
-                .is_some_and(|d| !d.hidden());
-            core.handle_visible(now(), visible);
-        });
     }
-    inner.borrow_mut().listeners = listeners;
+    drive(inner);
 }
 
-/// Whether a `pagehide`/`pageshow` event is about the back/forward cache (`persisted`).
-fn persisted(event: &web_sys::Event) -> bool {
-    js_sys::Reflect::get(event, &JsValue::from_str("persisted")).is_ok_and(|v| v.is_truthy())
-}
-
-/// Carries out what the core asked for, tells JS what happened, and re-arms the one timer.
+/// Carries out what the core asked for, tells the app what happened, and re-arms the timer.
 fn drive(inner: &Shared) {
     loop {
-        let (outputs, events) = {
+        let events = {
             let mut state = inner.borrow_mut();
-            let outputs: Vec<Output> = std::iter::from_fn(|| state.core.poll_output()).collect();
+            while let Some(output) = state.core.poll_output() {
+                perform(&mut state, output);
+            }
             let events: Vec<ClientEvent> = std::iter::from_fn(|| state.core.poll_event()).collect();
-            (outputs, events)
+            events
         };
-        if outputs.is_empty() && events.is_empty() {
+        if events.is_empty() {
             break;
-        }
-        for output in outputs {
-            perform(inner, output);
         }
         let on_event = inner.borrow().on_event.clone();
         for event in events {
             on_event(event);
         }
     }
-    arm_timer(inner);
+    arm_timer(&mut inner.borrow_mut());
 }
 
-fn arm_timer(inner: &Shared) {
-    let mut state = inner.borrow_mut();
-    if let Some(timer) = state.timer.take() {
-        window().clear_timeout_with_handle(timer);
-    }
-    let Some(deadline) = state.core.poll_timeout() else {
+/// Arms the one timer for the core's next deadline, unless it already is.
+fn arm_timer(state: &mut Inner) {
+    let deadline = state.core.poll_timeout();
+    if deadline == state.armed {
         return;
-    };
-    let delay = deadline
-        .saturating_duration_since(now())
-        .as_millis()
-        .min(i32::MAX as u128) as i32;
-    if state.timer_callback.is_none() {
-        let weak: Weak<RefCell<Inner>> = Rc::downgrade(inner);
-        state.timer_callback = Some(Closure::new(move || {
-            if let Some(inner) = weak.upgrade() {
-                inner.borrow_mut().timer = None;
-                inner.borrow_mut().core.handle_timeout(now());
-                drive(&inner);
-            }
-        }));
     }
-    let callback = state
-        .timer_callback
-        .as_ref()
-        .expect("set above")
-        .as_ref()
-        .unchecked_ref();
-    state.timer = window()
-        .set_timeout_with_callback_and_timeout_and_arguments_0(callback, delay)
-        .ok();
+    state.armed = deadline;
+    let delay = deadline.map(|at| at.saturating_duration_since(now()).as_millis() as f64);
+    state.platform.arm(delay);
 }
 
-fn perform(inner: &Shared, output: Output) {
+/// Carries out one output. `platform.js` never reports from inside a call, so the state stays
+/// borrowed throughout.
+fn perform(state: &mut Inner, output: Output) {
     match output {
-        Output::OpenSocket { link, token } => open_socket(inner, link, &token),
-        Output::Send { link, frame } => {
-            if let Some(socket) = inner.borrow().sockets.get(&link) {
-                let _ = socket.socket.send_with_str(&frame.encode());
+        Output::OpenSocket { link, token } => {
+            // http://host → ws://host, https://host → wss://host.
+            let rest = state.base.strip_prefix("http").unwrap_or(&state.base);
+            let url = ["ws", rest, "/v1/ws"].concat();
+            let token_protocol = [wire::WS_TOKEN_PREFIX, &token].concat();
+            if !state
+                .platform
+                .open(link, &url, wire::WS_SUBPROTOCOL, &token_protocol)
+            {
+                state.core.handle_socket_closed(now(), link, None);
             }
         }
-        Output::CloseSocket { link } => {
-            inner.borrow_mut().sockets.remove(&link);
-        }
+        Output::Send { link, frame } => state.platform.send(link, &frame.encode()),
+        Output::CloseSocket { link } => state.platform.close_socket(link),
         Output::Http {
             request,
             token,
             call,
-        } => http_call(inner, request, token, call),
+        } => {
+            let url = [state.base.as_str(), &call.path()].concat();
+            state
+                .platform
+                .fetch(request, call.method(), &url, &token, call.body());
+            state.calls.push((request, call));
+        }
         Output::Save { key, value } => {
-            let prefix = inner.borrow().storage_prefix.clone();
-            if let Some(storage) = storage() {
-                let _ = storage.set_item(&format!("{prefix}{key}"), &value);
-            }
+            let key = [state.storage_prefix.as_str(), key].concat();
+            state.platform.save(&key, &value);
         }
     }
-}
-
-fn open_socket(inner: &Shared, link: u64, token: &str) {
-    let url = {
-        let base = &inner.borrow().base;
-        // http://host → ws://host, https://host → wss://host.
-        let rest = base.strip_prefix("http").unwrap_or(base);
-        ["ws", rest, "/v1/ws"].concat()
-    };
-    let protocols = Array::of2(
-        &JsValue::from_str(wire::WS_SUBPROTOCOL),
-        &JsValue::from_str(&format!("{}{token}", wire::WS_TOKEN_PREFIX)),
-    );
-    let Ok(socket) = WebSocket::new_with_str_sequence(&url, &protocols) else {
-        inner
-            .borrow_mut()
-            .core
-            .handle_socket_closed(now(), link, None);
-        return;
-    };
-    let weak = Rc::downgrade(inner);
-    let on_open = Closure::<dyn FnMut()>::new({
-        let weak = weak.clone();
-        move || {
-            if let Some(inner) = weak.upgrade() {
-                inner.borrow_mut().core.handle_socket_open(now(), link);
-                drive(&inner);
-            }
-        }
-    });
-    let on_message = Closure::<dyn FnMut(MessageEvent)>::new({
-        let weak = weak.clone();
-        move |message: MessageEvent| {
-            let (Some(inner), Some(text)) = (weak.upgrade(), message.data().as_string()) else {
-                return;
-            };
-            if let Ok(frame) = ServerFrame::decode(&text) {
-                inner
-                    .borrow_mut()
-                    .core
-                    .handle_socket_frame(now(), link, frame);
-                drive(&inner);
-            }
-        }
-    });
-    let on_close = Closure::<dyn FnMut(CloseEvent)>::new(move |event: CloseEvent| {
-        if let Some(inner) = weak.upgrade() {
-            inner.borrow_mut().sockets.remove(&link);
-            inner
-                .borrow_mut()
-                .core
-                .handle_socket_closed(now(), link, Some(event.code()));
-            drive(&inner);
-        }
-    });
-    socket.set_onopen(Some(on_open.as_ref().unchecked_ref()));
-    socket.set_onmessage(Some(on_message.as_ref().unchecked_ref()));
-    socket.set_onclose(Some(on_close.as_ref().unchecked_ref()));
-    inner.borrow_mut().sockets.insert(
-        link,
-        Socket {
-            socket,
-            _on_open: on_open,
-            _on_message: on_message,
-            _on_close: on_close,
-        },
-    );
-}
-
-fn http_call(inner: &Shared, request: u64, token: String, call: HttpCall) {
-    let url = [&inner.borrow().base, call.path().as_str()].concat();
-    let weak = Rc::downgrade(inner);
-    wasm_bindgen_futures::spawn_local(async move {
-        let result = fetch(&url, &token, &call)
-            .await
-            .unwrap_or(HttpResult::Failed);
-        if let Some(inner) = weak.upgrade() {
-            inner
-                .borrow_mut()
-                .core
-                .handle_http_response(now(), request, result);
-            drive(&inner);
-        }
-    });
-}
-
-async fn fetch(url: &str, token: &str, call: &HttpCall) -> Option<HttpResult> {
-    let init = RequestInit::new();
-    init.set_method(call.method());
-    let body = call.body();
-    if let Some(body) = &body {
-        init.set_body(&JsValue::from_str(body));
-    }
-    let request = Request::new_with_str_and_init(url, &init).ok()?;
-    request
-        .headers()
-        .set("authorization", &["Bearer ", token].concat())
-        .ok()?;
-    if body.is_some() {
-        request
-            .headers()
-            .set("content-type", "application/json")
-            .ok()?;
-    }
-    let response: Response = JsFuture::from(window().fetch_with_request(&request))
-        .await
-        .ok()?
-        .dyn_into()
-        .ok()?;
-    let text = JsFuture::from(response.text().ok()?)
-        .await
-        .ok()?
-        .as_string()?;
-    Some(call.read_response(response.status(), &text))
 }
