@@ -214,7 +214,9 @@ fn build_web() -> Result<()> {
     let mut files = vec![root().join("pkg/chorus.js")];
     let mut dirs = vec![root().join("pkg/wasm")];
     while let Some(dir) = dirs.pop() {
-        for entry in std::fs::read_dir(&dir).with_context(|| format!("listing {}", dir.display()))? {
+        for entry in
+            std::fs::read_dir(&dir).with_context(|| format!("listing {}", dir.display()))?
+        {
             let path = entry?.path();
             if path.is_dir() {
                 dirs.push(path);
@@ -226,7 +228,11 @@ fn build_web() -> Result<()> {
     files.sort();
     let mut total = 0;
     for path in files {
-        let file = path.strip_prefix(root()).unwrap_or(&path).display().to_string();
+        let file = path
+            .strip_prefix(root())
+            .unwrap_or(&path)
+            .display()
+            .to_string();
         let bytes = std::fs::read(&path).with_context(|| format!("reading {file}"))?;
         let gz = gzipped_len(&bytes)?;
         total += gz;

@@ -550,11 +550,12 @@ impl Client {
             .and_then(|value| value.strip_prefix("polling-until:"))
             .and_then(|ms| ms.parse().ok())
             .unwrap_or(0);
-        let pending = stored
-            .entries
-            .iter()
-            .map(|r| (r.id.clone(), (r.clone(), None)))
-            .collect();
+        let pending = map_from(
+            stored
+                .entries
+                .iter()
+                .map(|r| (r.id.clone(), (r.clone(), None))),
+        );
         let transport = match config.transport {
             TransportMode::Polling => Transport::Polling,
             _ => Transport::WebSocket,
@@ -1674,6 +1675,18 @@ impl Client {
         let (origin, origin_ms) = self.clock_origin;
         origin + Duration::from_millis(unix_ms.saturating_sub(origin_ms))
     }
+}
+
+/// A map from entries; cheap when they come in key order (as the server sends lists), and
+/// without the code size of a sort (`collect` into a `LiteMap` sorts).
+pub(crate) fn map_from<K: Ord, V>(entries: impl IntoIterator<Item = (K, V)>) -> LiteMap<K, V> {
+    let mut map = LiteMap::new();
+    for (key, value) in entries {
+        if let Some((key, value)) = map.try_append(key, value) {
+            map.insert(key, value);
+        }
+    }
+    map
 }
 
 #[cfg(test)]

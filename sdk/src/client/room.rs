@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use web_time::Instant;
 
+use super::map_from;
 use crate::wire::{PresenceDiff, PresenceSnapshot, PresenceUser};
 
 /// A room's presence: one entry per user, applied from snapshots and diffs.
@@ -29,11 +30,7 @@ pub enum DiffOutcome {
 impl Presence {
     /// Replaces everything with a snapshot; `true` if anything changed.
     pub fn snapshot(&mut self, snapshot: PresenceSnapshot) -> bool {
-        let users: LiteMap<String, PresenceUser> = snapshot
-            .users
-            .into_iter()
-            .map(|u| (u.user.clone(), u))
-            .collect();
+        let users = map_from(snapshot.users.into_iter().map(|u| (u.user.clone(), u)));
         let changed = users != self.users;
         self.version = snapshot.version;
         self.users = users;
@@ -97,7 +94,7 @@ impl TypingIn {
     ) -> bool {
         self.version = version;
         let before: Vec<String> = self.users.keys().cloned().collect();
-        self.users = users.into_iter().map(|u| (u, now + ttl)).collect();
+        self.users = map_from(users.into_iter().map(|u| (u, now + ttl)));
         before != self.users.keys().cloned().collect::<Vec<_>>()
     }
 

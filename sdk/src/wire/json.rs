@@ -281,7 +281,14 @@ impl<T: Wire> Wire for Vec<T> {
         out.list(self);
     }
     fn read(node: &Node<'_>) -> Result<Self, JsonError> {
-        node.array()?.iter().map(T::read).collect()
+        // A loop rather than `collect`: one small function per item type instead of the
+        // iterator adapters' (this code ships in the browser SDK).
+        let items = node.array()?;
+        let mut out = Vec::with_capacity(items.len());
+        for item in items {
+            out.push(T::read(item)?);
+        }
+        Ok(out)
     }
 }
 
