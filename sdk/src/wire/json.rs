@@ -541,52 +541,54 @@ impl<'a> Parser<'a> {
         value
     }
 
-    fn object(&mut self) -> Result<Value<'a>, JsonError> {
-        let mut members = Vec::new();
+    /// Reads comma-separated items up to the `close` bracket, each with `item`.
+    fn items(
+        &mut self,
+        close: u8,
+        mut item: impl FnMut(&mut Parser<'a>) -> Result<(), JsonError>,
+    ) -> Result<(), JsonError> {
         self.skip_whitespace();
-        if self.peek() == Some(b'}') {
+        if self.peek() == Some(close) {
             self.at += 1;
-            return Ok(Value::Object(members));
+            return Ok(());
         }
         loop {
-            self.skip_whitespace();
-            if self.peek() != Some(b'"') {
-                return Err(self.error("expected a string key"));
-            }
-            let key = self.string()?;
-            self.expect(b':', "expected `:`")?;
-            members.push((key, self.value()?));
+            item(self)?;
             self.skip_whitespace();
             match self.peek() {
                 Some(b',') => self.at += 1,
-                Some(b'}') => {
+                Some(byte) if byte == close => {
                     self.at += 1;
-                    return Ok(Value::Object(members));
+                    return Ok(());
                 }
+                _ if close == b']' => return Err(self.error("expected `,` or `]`")),
                 _ => return Err(self.error("expected `,` or `}`")),
             }
         }
     }
 
+    fn object(&mut self) -> Result<Value<'a>, JsonError> {
+        let mut members = Vec::new();
+        self.items(b'}', |parser| {
+            parser.skip_whitespace();
+            if parser.peek() != Some(b'"') {
+                return Err(parser.error("expected a string key"));
+            }
+            let key = parser.string()?;
+            parser.expect(b':', "expected `:`")?;
+            members.push((key, parser.value()?));
+            Ok(())
+        })?;
+        Ok(Value::Object(members))
+    }
+
     fn array(&mut self) -> Result<Value<'a>, JsonError> {
         let mut items = Vec::new();
-        self.skip_whitespace();
-        if self.peek() == Some(b']') {
-            self.at += 1;
-            return Ok(Value::Array(items));
-        }
-        loop {
-            items.push(self.value()?);
-            self.skip_whitespace();
-            match self.peek() {
-                Some(b',') => self.at += 1,
-                Some(b']') => {
-                    self.at += 1;
-                    return Ok(Value::Array(items));
-                }
-                _ => return Err(self.error("expected `,` or `]`")),
-            }
-        }
+        self.items(b']', |parser| {
+            items.push(parser.value()?);
+            Ok(())
+        })?;
+        Ok(Value::Array(items))
     }
 
     fn literal(&mut self, word: &str, value: Value<'a>) -> Result<Value<'a>, JsonError> {
