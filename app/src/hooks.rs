@@ -7,6 +7,7 @@
 use std::time::Duration;
 
 use chorus_sdk::client::ClientEvent;
+use chorus_sdk::time::Instant;
 use chorus_sdk::web::{BrowserClient, ClientConfig, ConnectionState};
 use chorus_sdk::wire::RoomName;
 use leptos::prelude::*;
@@ -19,8 +20,8 @@ const HISTORY_PAGE: u64 = 50;
 
 /// The current time for countdowns. Views read the clock only through this function.
 #[allow(clippy::disallowed_methods)] // Hooks are the app's driver: they own the clock.
-pub fn now() -> web_time::Instant {
-    web_time::Instant::now()
+pub fn now() -> Instant {
+    Instant::now()
 }
 
 /// Calls `tick` every `period` until the owner is disposed.

@@ -3,6 +3,7 @@
 //! - [`wire`]: the protocol's one and only definition of every frame and HTTP body.
 //! - [`client`]: the sans-IO client core (connection, transports, outbox, merge, presence,
 //!   typing) that every driver runs.
+//! - [`time`]: the core's clock type ([`time::Instant`]), which works in the browser too.
 //! - `native` (feature `native`): the tokio driver and [`NativeClient`](native::NativeClient).
 //!
 //! Everything outside the driver modules is free of I/O and runtimes, because the same code is
@@ -11,6 +12,7 @@
 pub mod client;
 #[cfg(feature = "native")]
 pub mod native;
+pub mod time;
 #[cfg(all(feature = "web", target_arch = "wasm32"))]
 pub mod web;
 pub mod wire;

@@ -7,8 +7,11 @@
 use std::cell::RefCell;
 use std::rc::Rc;
 
-use chorus_sdk::web::{BrowserClient, ClientConfig, ClientEvent, ConnectionState, WasmClient};
+use chorus_sdk::web::{
+    BrowserClient, ClientConfig, ClientEvent, ConnectionState, EventCallback, WasmClient,
+};
 use chorus_sdk::wire::{Json, RoomName};
+use wasm_bindgen::JsCast;
 use wasm_bindgen::JsValue;
 use wasm_bindgen_test::*;
 
@@ -113,15 +116,15 @@ fn message(error: JsValue) -> String {
 
 #[wasm_bindgen_test]
 fn the_js_export_rejects_bad_input_with_a_sentence() {
-    let noop = js_sys::Function::new_no_args("");
-    let error = WasmClient::new(NOWHERE, "t".into(), "pigeon", "x.".into(), noop.clone())
+    let noop = || js_sys::Function::new_no_args("").unchecked_into::<EventCallback>();
+    let error = WasmClient::new(NOWHERE, "t".into(), "pigeon", "x.".into(), noop())
         .map(|_| ())
         .unwrap_err();
     assert_eq!(
         message(error.into()),
         "transport must be auto, websocket or polling, not \"pigeon\""
     );
-    let client = WasmClient::new(NOWHERE, "t".into(), "polling", "x.".into(), noop).unwrap();
+    let client = WasmClient::new(NOWHERE, "t".into(), "polling", "x.".into(), noop()).unwrap();
     let bad_room = client.join("no spaces allowed", "null").unwrap_err();
     assert!(!message(bad_room.into()).is_empty());
     let bad_json = client.join("doc:3", "{not json").unwrap_err();

@@ -2,7 +2,9 @@ use chorus_sdk::client::{ClientEvent, ConnectionState, Transport};
 use chorus_sdk::wire::{
     Cursor, ErrorCode, Event, EventId, Json, PresenceConn, PresenceUser, ResetReason, RoomName,
 };
-use web_time::{Duration, Instant};
+use std::time::Duration;
+
+use chorus_sdk::time::Instant;
 
 use super::*;
 

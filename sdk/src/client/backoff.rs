@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use web_time::Instant;
+use crate::time::Instant;
 
 use super::rng::Rng;
 

@@ -36,7 +36,7 @@ use std::collections::VecDeque;
 use litemap::LiteMap;
 use std::time::Duration;
 
-use web_time::Instant;
+use crate::time::Instant;
 
 use crate::wire::{
     self, ClientFrame, Cursor, ErrorCode, Event, EventId, Json, OutboxRecord, PollCursor,

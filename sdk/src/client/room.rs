@@ -4,7 +4,7 @@
 use litemap::LiteMap;
 use std::time::Duration;
 
-use web_time::Instant;
+use crate::time::Instant;
 
 use super::map_from;
 use crate::wire::{PresenceDiff, PresenceSnapshot, PresenceUser};

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use web_time::Instant;
+use crate::time::Instant;
 
 use super::*;
 use crate::wire::{Ack, Joined, Nack, PresenceSnapshot, Welcome};

@@ -153,11 +153,11 @@ impl NativeClient {
 }
 
 #[allow(clippy::disallowed_methods)] // The driver is where the core's clock lives.
-fn clock() -> (web_time::Instant, u64) {
-    let unix_ms = web_time::SystemTime::now()
-        .duration_since(web_time::UNIX_EPOCH)
+fn clock() -> (std::time::Instant, u64) {
+    let unix_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as u64);
-    (web_time::Instant::now(), unix_ms)
+    (std::time::Instant::now(), unix_ms)
 }
 
 #[allow(clippy::disallowed_methods)] // Seeding from the clock and the address space is enough for jitter and ids.
@@ -165,8 +165,8 @@ fn entropy() -> u64 {
     use std::hash::{BuildHasher, Hasher};
     let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
     hasher.write_u128(
-        web_time::SystemTime::now()
-            .duration_since(web_time::UNIX_EPOCH)
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_nanos()),
     );
     hasher.finish()

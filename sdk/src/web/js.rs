@@ -3,7 +3,6 @@
 //! turns every [`ClientEvent`] into `on_event(kind, payload)` with the payload shapes of
 //! `events.rs`.
 
-use js_sys::Function;
 use wasm_bindgen::prelude::*;
 
 use super::{BrowserClient, ClientConfig, TransportMode, events};
@@ -14,6 +13,22 @@ use crate::wire::{Json, RoomName};
 #[derive(Debug)]
 pub struct WasmClient {
     client: BrowserClient,
+}
+
+#[wasm_bindgen]
+extern "C" {
+    /// The JS function `WasmClient` reports events to: `(kind: string, payload: string)`.
+    #[wasm_bindgen(typescript_type = "(kind: string, payload: string) => void")]
+    pub type EventCallback;
+
+    /// Calls it; an exception it throws is caught (one listener must not stop the client).
+    #[wasm_bindgen(method, catch, js_name = call)]
+    fn call2(
+        this: &EventCallback,
+        this_arg: &JsValue,
+        kind: &str,
+        payload: &str,
+    ) -> Result<JsValue, JsValue>;
 }
 
 fn js_error(message: impl std::fmt::Display) -> JsError {
@@ -38,7 +53,7 @@ impl WasmClient {
         token: String,
         transport: &str,
         storage_prefix: String,
-        on_event: Function,
+        on_event: EventCallback,
     ) -> Result<WasmClient, JsError> {
         let transport = match transport {
             "auto" | "" => TransportMode::Auto,
@@ -56,11 +71,7 @@ impl WasmClient {
         };
         let client = BrowserClient::start(url, token, config, storage_prefix, move |event| {
             let (kind, payload) = events::to_js(&event);
-            let _ = on_event.call2(
-                &JsValue::NULL,
-                &JsValue::from_str(kind),
-                &JsValue::from_str(&payload),
-            );
+            let _ = on_event.call2(&JsValue::NULL, kind, &payload);
         })
         .map_err(js_error)?;
         Ok(WasmClient { client })

@@ -26,7 +26,7 @@ mod events;
 mod js;
 
 #[cfg(feature = "js")]
-pub use js::WasmClient;
+pub use js::{EventCallback, WasmClient};
 
 use std::cell::RefCell;
 use std::rc::{Rc, Weak};
@@ -37,6 +37,7 @@ pub use crate::client::{Badge, ClientConfig, ClientEvent, ConnectionState, Trans
 use crate::client::{
     Client, HttpCall, HttpResult, OUTBOX_KEY, Output, PublishError, Restored, TRANSPORT_KEY,
 };
+use crate::time::Instant;
 use crate::wire::{self, Cursor, EventId, Json, PresenceUser, RoomName, ServerFrame};
 
 #[wasm_bindgen(module = "/src/web/platform.js")]
@@ -82,6 +83,13 @@ extern "C" {
     fn dispose(this: &Platform);
 }
 
+#[wasm_bindgen]
+extern "C" {
+    /// `Date.now()`: milliseconds since the Unix epoch.
+    #[wasm_bindgen(js_namespace = Date, js_name = now)]
+    fn date_now() -> f64;
+}
+
 /// `platform.js`'s one callback: `(kind, id, number, text)`, kinds as in [`report`].
 type ReportFn = Closure<dyn FnMut(u32, u64, u32, Option<String>)>;
 
@@ -106,7 +114,7 @@ struct Inner {
     /// HTTP calls in flight, to read their answers.
     calls: Vec<(u64, HttpCall)>,
     /// The deadline the timer is armed for.
-    armed: Option<web_time::Instant>,
+    armed: Option<Instant>,
     on_event: Rc<dyn Fn(ClientEvent)>,
 }
 
@@ -137,8 +145,8 @@ impl std::fmt::Debug for BrowserClient {
 }
 
 #[allow(clippy::disallowed_methods)] // The driver is where the core's clock lives.
-fn now() -> web_time::Instant {
-    web_time::Instant::now()
+fn now() -> Instant {
+    Instant::now()
 }
 
 impl BrowserClient {
@@ -176,14 +184,7 @@ impl BrowserClient {
             outbox: load(OUTBOX_KEY),
             transport: load(TRANSPORT_KEY),
         };
-        let core = Client::new(
-            config,
-            token,
-            now(),
-            js_sys::Date::now() as u64,
-            seed,
-            restored,
-        );
+        let core = Client::new(config, token, now(), date_now() as u64, seed, restored);
         let inner = Rc::new(RefCell::new(Inner {
             core,
             base: url.trim_end_matches('/').to_owned(),
