@@ -5,6 +5,11 @@
 
 use wasm_bindgen::prelude::*;
 
+/// The npm package's allocator: Talc instead of Rust's default dlmalloc, for size (a Rust app
+/// using the SDK through `BrowserClient` keeps its own choice; this is only in the `js` build).
+#[global_allocator]
+static ALLOCATOR: talc::wasm::WasmDynamicTalc = talc::wasm::new_wasm_dynamic_allocator();
+
 use super::{BrowserClient, ClientConfig, TransportMode, events};
 use crate::wire::{Json, RoomName};
 
