@@ -1,6 +1,7 @@
 //! The browser driver's own tests, in headless Chromium (wasm-bindgen-test, run by
 //! `cargo xtask test`): deferred first events, the outbox in `localStorage` surviving a
-//! restart, reconnecting when the server is unreachable, and the JS export's input checks.
+//! restart, reconnecting when the server is unreachable, the JS export's input checks, the
+//! back/forward cache, and nothing left behind by a closed or dropped client.
 //! Nothing listens on 127.0.0.1:9, so every connection attempt fails fast.
 #![cfg(all(target_arch = "wasm32", feature = "js"))]
 
@@ -160,20 +161,63 @@ async fn the_back_forward_cache_suspends_and_resumes_the_client() {
     client.close();
     // A closed client's listeners are removed: a later event reaches no dropped closure (which
     // would throw and be reported as an `error` event on the window).
-    let errors = Rc::new(RefCell::new(0));
-    let count = errors.clone();
-    let on_error = wasm_bindgen::closure::Closure::<dyn FnMut(web_sys::Event)>::new(
-        move |_: web_sys::Event| *count.borrow_mut() += 1,
-    );
-    let window = web_sys::window().unwrap();
-    use wasm_bindgen::JsCast;
-    window
-        .add_event_listener_with_callback("error", on_error.as_ref().unchecked_ref())
-        .unwrap();
+    assert_eq!(errors_during(page_events), 0);
+}
+
+#[wasm_bindgen_test]
+async fn a_client_dropped_without_close_leaves_nothing_behind() {
+    let (client, seen) = start("web-test-drop.");
+    client.join(RoomName::parse("doc:5").unwrap(), Json::null());
+    drop((client, seen));
+    assert_eq!(errors_during(page_events), 0);
+    // Nor does its timer fire into a dropped closure.
+    let timers = errors_during_async(|| sleep(50)).await;
+    assert_eq!(timers, 0);
+}
+
+/// The page events a client listens to.
+fn page_events() {
     page_transition("pagehide", true);
     page_transition("pageshow", true);
-    window
+    let window = web_sys::window().unwrap();
+    for kind in ["online", "offline"] {
+        window
+            .dispatch_event(&web_sys::Event::new(kind).unwrap())
+            .unwrap();
+    }
+}
+
+/// Counts the uncaught exceptions (`error` events on the window) while `f` runs.
+fn errors_during(f: impl FnOnce()) -> usize {
+    let (count, on_error) = count_errors();
+    f();
+    stop_counting(&on_error);
+    *count.borrow()
+}
+
+async fn errors_during_async<F: std::future::Future<Output = ()>>(f: impl FnOnce() -> F) -> usize {
+    let (count, on_error) = count_errors();
+    f().await;
+    stop_counting(&on_error);
+    *count.borrow()
+}
+
+type ErrorListener = wasm_bindgen::closure::Closure<dyn FnMut(web_sys::Event)>;
+
+fn count_errors() -> (Rc<RefCell<usize>>, ErrorListener) {
+    let count = Rc::new(RefCell::new(0));
+    let counter = count.clone();
+    let on_error = ErrorListener::new(move |_: web_sys::Event| *counter.borrow_mut() += 1);
+    web_sys::window()
+        .unwrap()
+        .add_event_listener_with_callback("error", on_error.as_ref().unchecked_ref())
+        .unwrap();
+    (count, on_error)
+}
+
+fn stop_counting(on_error: &ErrorListener) {
+    web_sys::window()
+        .unwrap()
         .remove_event_listener_with_callback("error", on_error.as_ref().unchecked_ref())
         .unwrap();
-    assert_eq!(*errors.borrow(), 0);
 }

@@ -120,6 +120,14 @@ struct Inner {
 
 type Shared = Rc<RefCell<Inner>>;
 
+impl Drop for Inner {
+    /// The last handle is gone (with or without `close`): stop `platform.js` too, so no socket,
+    /// timer or page listener outlives the callback it would report to.
+    fn drop(&mut self) {
+        self.platform.dispose();
+    }
+}
+
 /// Why a [`BrowserClient`] could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {

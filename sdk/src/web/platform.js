@@ -15,8 +15,10 @@ const NETWORK = 5; // the network went online (`number` 1) or offline (0)
 const VISIBLE = 6; // the page became visible (1) or hidden (0)
 
 export class Platform {
-  constructor(report) {
-    this.report = report;
+  constructor(sink) {
+    // After `dispose` nothing is reported (a fetch may still be answered then).
+    this.live = true;
+    const report = (this.report = (kind, id, number, text) => this.live && sink(kind, id, number, text));
     this.sockets = new Map();
     this.timer = undefined;
     this.listeners = [];
@@ -113,5 +115,6 @@ export class Platform {
     this.arm(undefined);
     for (const [target, kind, handler] of this.listeners) target.removeEventListener(kind, handler);
     this.listeners = [];
+    this.live = false;
   }
 }
