@@ -30,7 +30,6 @@ pub struct Timeline {
     cursor: Option<Cursor>,
     held: LiteMap<u64, Event>,
     recent: VecDeque<EventId>,
-    recent_set: LiteMap<EventId, ()>,
 }
 
 impl Timeline {
@@ -68,7 +67,7 @@ impl Timeline {
         let (Some(cursor), Some(seq)) = (self.cursor, event.seq) else {
             return merge; // Not positioned yet, or ephemeral: the caller handles those.
         };
-        if seq <= cursor.seq || self.recent_set.contains_key(&event.id) {
+        if seq <= cursor.seq || self.recent.contains(&event.id) {
             return merge; // Already delivered.
         }
         if seq > cursor.seq + 1 {
@@ -94,13 +93,10 @@ impl Timeline {
     fn deliver(&mut self, event: Event, merge: &mut Merge) {
         let cursor = self.cursor.as_mut().expect("positioned");
         cursor.seq = event.seq.expect("durable");
-        if self.recent.len() == RECENT_IDS
-            && let Some(old) = self.recent.pop_front()
-        {
-            self.recent_set.remove(&old);
+        if self.recent.len() == RECENT_IDS {
+            self.recent.pop_front();
         }
         self.recent.push_back(event.id.clone());
-        self.recent_set.insert(event.id.clone(), ());
         merge.deliver.push(event);
     }
 }
