@@ -1548,9 +1548,6 @@ impl Client {
         self.confirm_passed_pending(&ack.room);
     }
 
-    /// Confirms acked pending publishes of `room` whose seq the timeline has already passed
-    /// (their echo was skipped by a reset, or arrived before they were pending): each is shown
-    /// as the server's copy, rebuilt from the outbox record and the acked seq.
     /// The room's history can not be resumed: start again from `head` in `epoch`, tell the
     /// app, and confirm own publishes the new position has passed (their echo will not come).
     fn reset_room(&mut self, room_name: RoomName, epoch: u64, head: u64, reason: ResetReason) {
@@ -1565,6 +1562,9 @@ impl Client {
         self.confirm_passed_pending(&room_name);
     }
 
+    /// Confirms acked pending publishes of `room` whose seq the timeline has already passed
+    /// (their echo was skipped by a reset, or arrived before they were pending): each is shown
+    /// as the server's copy, rebuilt from the outbox record and the acked seq.
     fn confirm_passed_pending(&mut self, room: &RoomName) {
         let Some(cursor) = self.rooms.get(room).and_then(|r| r.timeline.cursor()) else {
             return;
