@@ -138,6 +138,29 @@ fn check_name(
     Ok(())
 }
 
+/// `Serialize`/`Deserialize` (with the `serde` feature) through the wire codec, for code that
+/// speaks serde (axum bodies, jsonwebtoken claims, tests). Works with `serde_json`, which
+/// carries the text as a raw value. Every macro below that gives a type its wire shape calls it.
+macro_rules! serde_via_wire {
+    ($ty:ty) => {
+        #[cfg(feature = "serde")]
+        impl serde::Serialize for $ty {
+            fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+                let raw = serde_json::value::RawValue::from_string(json::to_string(self))
+                    .map_err(serde::ser::Error::custom)?;
+                raw.serialize(serializer)
+            }
+        }
+        #[cfg(feature = "serde")]
+        impl<'de> serde::Deserialize<'de> for $ty {
+            fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+                let raw = <Box<serde_json::value::RawValue>>::deserialize(deserializer)?;
+                json::from_str(raw.get()).map_err(serde::de::Error::custom)
+            }
+        }
+    };
+}
+
 macro_rules! name_impls {
     ($ty:ident) => {
         impl TryFrom<String> for $ty {
@@ -321,6 +344,8 @@ macro_rules! wire_enum {
             }
         }
 
+        serde_via_wire!($name);
+
         impl Wire for $name {
             fn write(&self, out: &mut Writer) {
                 out.str(self.as_str());
@@ -338,53 +363,53 @@ macro_rules! wire_enum {
 wire_enum! {
     /// A stable, machine-readable error code. The `message` next to it is for humans.
     pub enum ErrorCode [Clone, Copy, Debug, PartialEq, Eq, Hash] {
-            /// The frame is not valid JSON or does not have the fields its type needs.
-            BadFrame => "bad_frame",
-            /// The frame's `type` is not one this server knows.
-            UnknownType => "unknown_type",
-            /// The frame is larger than the server's frame limit.
-            FrameTooLarge => "frame_too_large",
-            /// No valid token was presented before other frames, or the token is malformed or forged.
-            Unauthenticated => "unauthenticated",
-            /// The token has expired.
-            TokenExpired => "token_expired",
-            /// The token does not grant this right on this room.
-            Forbidden => "forbidden",
-            /// The connection has not joined the room it publishes or signals in.
-            NotJoined => "not_joined",
-            /// The connection has joined as many rooms as it may.
-            TooManyRooms => "too_many_rooms",
-            /// The presence meta is larger than the server allows.
-            MetaTooLarge => "meta_too_large",
-            /// `if_seq` did not match the room's head: someone published first.
-            Conflict => "conflict",
-            /// The event could not be stored; it was not delivered and may be retried with the same id.
-            StorageUnavailable => "storage_unavailable",
-            /// The connection fell behind its outbound queue and was closed; resume to catch up.
-            SlowConsumer => "slow_consumer",
-            /// No frame arrived within two heartbeat intervals; the connection was closed.
-            IdleTimeout => "idle_timeout",
-            /// The server is shutting down; reconnect after the hinted delay.
-            Draining => "draining",
-            /// The requested thing does not exist (HTTP).
-            NotFound => "not_found",
-            /// A query parameter or body is invalid (HTTP).
-            BadRequest => "bad_request",
-            /// Something unexpected failed on the server.
-            Internal => "internal",
-            /// Too many publishes too fast; slow down (the message says for how long).
-            RateLimited => "rate_limited",
-            /// The server (or this client address) has as many connections as it allows.
-            TooManyConnections => "too_many_connections",
-            /// This polling session already has as many held polls as it allows.
-            TooManyPolls => "too_many_polls",
-            /// The request's `Origin` is not on the server's allow-list.
-            ForbiddenOrigin => "forbidden_origin",
-            /// An HTTP body is larger than the server allows.
-            BodyTooLarge => "body_too_large",
-            /// The server can not serve requests right now (storage down, shutting down).
-            NotReady => "not_ready",
-        }
+        /// The frame is not valid JSON or does not have the fields its type needs.
+        BadFrame => "bad_frame",
+        /// The frame's `type` is not one this server knows.
+        UnknownType => "unknown_type",
+        /// The frame is larger than the server's frame limit.
+        FrameTooLarge => "frame_too_large",
+        /// No valid token was presented before other frames, or the token is malformed or forged.
+        Unauthenticated => "unauthenticated",
+        /// The token has expired.
+        TokenExpired => "token_expired",
+        /// The token does not grant this right on this room.
+        Forbidden => "forbidden",
+        /// The connection has not joined the room it publishes or signals in.
+        NotJoined => "not_joined",
+        /// The connection has joined as many rooms as it may.
+        TooManyRooms => "too_many_rooms",
+        /// The presence meta is larger than the server allows.
+        MetaTooLarge => "meta_too_large",
+        /// `if_seq` did not match the room's head: someone published first.
+        Conflict => "conflict",
+        /// The event could not be stored; it was not delivered and may be retried with the same id.
+        StorageUnavailable => "storage_unavailable",
+        /// The connection fell behind its outbound queue and was closed; resume to catch up.
+        SlowConsumer => "slow_consumer",
+        /// No frame arrived within two heartbeat intervals; the connection was closed.
+        IdleTimeout => "idle_timeout",
+        /// The server is shutting down; reconnect after the hinted delay.
+        Draining => "draining",
+        /// The requested thing does not exist (HTTP).
+        NotFound => "not_found",
+        /// A query parameter or body is invalid (HTTP).
+        BadRequest => "bad_request",
+        /// Something unexpected failed on the server.
+        Internal => "internal",
+        /// Too many publishes too fast; slow down (the message says for how long).
+        RateLimited => "rate_limited",
+        /// The server (or this client address) has as many connections as it allows.
+        TooManyConnections => "too_many_connections",
+        /// This polling session already has as many held polls as it allows.
+        TooManyPolls => "too_many_polls",
+        /// The request's `Origin` is not on the server's allow-list.
+        ForbiddenOrigin => "forbidden_origin",
+        /// An HTTP body is larger than the server allows.
+        BodyTooLarge => "body_too_large",
+        /// The server can not serve requests right now (storage down, shutting down).
+        NotReady => "not_ready",
+    }
 }
 
 impl fmt::Display for ErrorCode {
@@ -410,15 +435,15 @@ pub mod close_code {
 wire_enum! {
     /// Why a room's history could not be resumed from the client's cursor.
     pub enum ResetReason [Clone, Copy, Debug, PartialEq, Eq] {
-            /// The history was rebuilt (e.g. the store was wiped); old seqs mean nothing now.
-            EpochChanged => "epoch_changed",
-            /// The events after the cursor were trimmed by retention (count or age).
-            HistoryTrimmed => "history_trimmed",
-            /// The cursor is ahead of the room's head.
-            CursorAhead => "cursor_ahead",
-            /// The history could not be read; the client should refetch its state.
-            HistoryUnavailable => "history_unavailable",
-        }
+        /// The history was rebuilt (e.g. the store was wiped); old seqs mean nothing now.
+        EpochChanged => "epoch_changed",
+        /// The events after the cursor were trimmed by retention (count or age).
+        HistoryTrimmed => "history_trimmed",
+        /// The cursor is ahead of the room's head.
+        CursorAhead => "cursor_ahead",
+        /// The history could not be read; the client should refetch its state.
+        HistoryUnavailable => "history_unavailable",
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -456,9 +481,7 @@ impl From<JsonError> for WireError {
 fn frame_fields<'a, 'n>(node: &'n Node<'a>) -> Result<(Fields<'a, 'n>, &'n str), WireError> {
     let fields = node.object()?;
     let kind = match fields.node("type") {
-        Some(kind) => kind
-            .str()
-            .map_err(|err| JsonError::new(["field `type`: ", &err.to_string()].concat()))?,
+        Some(kind) => kind.str().map_err(|err| err.in_field("type"))?,
         None => return Err(WireError::Malformed("missing field `type`".into())),
     };
     Ok((fields, kind))
@@ -503,6 +526,8 @@ macro_rules! frame_enum {
                 match self { $( $name::$variant(_) => $tag, )* }
             }
         }
+
+        serde_via_wire!($name);
 
         impl Wire for $name {
             fn write(&self, out: &mut Writer) {
@@ -965,10 +990,7 @@ impl PollQuery {
     pub fn encode(&self) -> String {
         let mut query = ["session=", &percent_encode(&self.session)].concat();
         if let Some(wait) = self.wait_ms {
-            let mut number = Writer::default();
-            number.u64(wait);
-            query.push_str("&wait=");
-            query.push_str(&number.finish());
+            query.push_str(&format!("&wait={wait}"));
         }
         for room in &self.rooms {
             query.push_str("&r=");
@@ -1167,11 +1189,11 @@ pub struct TokenClaims {
 wire_enum! {
     /// What a token allows in the rooms matching a grant's pattern.
     pub enum RoomRight [Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord] {
-            /// Join, receive events, presence and typing; send presence and typing.
-            Read => "read",
-            /// Everything `read` allows, and publish.
-            Publish => "publish",
-        }
+        /// Join, receive events, presence and typing; send presence and typing.
+        Read => "read",
+        /// Everything `read` allows, and publish.
+        Publish => "publish",
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1194,10 +1216,13 @@ macro_rules! wire_names {
                     $ty::parse(node.str()?).map_err(|err| JsonError::new(err.to_string()))
                 }
             }
+            serde_via_wire!($ty);
         )*
     };
 }
 wire_names!(RoomName, EventId);
+
+serde_via_wire!(Json);
 
 impl Wire for Json {
     fn write(&self, out: &mut Writer) {
@@ -1230,6 +1255,7 @@ macro_rules! wire_shapes {
                 }
             }
             wire_objects!($ty);
+            serde_via_wire!($ty);
         )*
     };
     (@write $out:ident, $value:expr, $key:expr, req) => { $out.field($key, &$value) };
@@ -1332,79 +1358,7 @@ impl WireObject for TokenClaims {
 }
 
 wire_objects!(TokenClaims);
-
-/// `Serialize`/`Deserialize` through the wire codec, for code that speaks serde (axum bodies,
-/// jsonwebtoken claims, tests). Works with `serde_json` (which carries the text as a raw value).
-#[cfg(feature = "serde")]
-macro_rules! serde_via_wire {
-    ($($ty:ty),* $(,)?) => {
-        $(
-            impl serde::Serialize for $ty {
-                fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-                    let raw = serde_json::value::RawValue::from_string(json::to_string(self))
-                        .map_err(serde::ser::Error::custom)?;
-                    raw.serialize(serializer)
-                }
-            }
-            impl<'de> serde::Deserialize<'de> for $ty {
-                fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-                    let raw = <Box<serde_json::value::RawValue>>::deserialize(deserializer)?;
-                    json::from_str(raw.get()).map_err(serde::de::Error::custom)
-                }
-            }
-        )*
-    };
-}
-
-#[cfg(feature = "serde")]
-serde_via_wire!(
-    RoomName,
-    EventId,
-    Json,
-    ErrorCode,
-    ResetReason,
-    RoomRight,
-    ClientFrame,
-    ServerFrame,
-    Cursor,
-    PresenceConn,
-    PresenceUser,
-    PresenceSnapshot,
-    Hello,
-    Join,
-    Leave,
-    Publish,
-    Typing,
-    SetPresence,
-    Ping,
-    Welcome,
-    Joined,
-    Left,
-    Event,
-    Ack,
-    Nack,
-    PresenceDiff,
-    TypingNotice,
-    Reset,
-    ErrorFrame,
-    RoomState,
-    TypingSnapshot,
-    Draining,
-    ErrorBody,
-    EventsPage,
-    PresenceBody,
-    PollSend,
-    PollFrames,
-    BackendPublish,
-    Published,
-    Stats,
-    HealthBody,
-    DevTokenRequest,
-    DevTokenResponse,
-    OutboxRecord,
-    StoredOutbox,
-    TokenClaims,
-);
+serde_via_wire!(TokenClaims);
 
 #[cfg(test)]
 mod tests {

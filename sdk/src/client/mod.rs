@@ -259,19 +259,10 @@ impl HttpCall {
         match self {
             HttpCall::PollSend(_) => "/v1/poll".to_owned(),
             HttpCall::Poll { query } => ["/v1/poll?", query].concat(),
-            HttpCall::History { room, after } => {
-                let mut path = [
-                    "/v1/rooms/",
-                    &wire::percent_encode(room.as_str()),
-                    "/events?after=",
-                ]
-                .concat();
-                let mut number = wire::json::Writer::default();
-                number.u64(*after);
-                path.push_str(&number.finish());
-                path.push_str("&limit=1000");
-                path
-            }
+            HttpCall::History { room, after } => format!(
+                "/v1/rooms/{}/events?after={after}&limit=1000",
+                wire::percent_encode(room.as_str())
+            ),
         }
     }
 

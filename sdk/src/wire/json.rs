@@ -99,17 +99,18 @@ impl<'a> Node<'a> {
 
     /// The node as a non-negative integer (no fraction, no exponent).
     pub fn u64(&self) -> Result<u64, JsonError> {
+        self.number("an unsigned integer")
+    }
+
+    /// The node as a number of type `T`, parsed from its text; `expected` names `T` in errors.
+    fn number<T: std::str::FromStr>(&self, expected: &str) -> Result<T, JsonError> {
         match self.value {
             Value::Number => self
                 .raw
                 .parse()
-                .map_err(|_| self.unexpected_number("an unsigned integer")),
-            _ => Err(self.unexpected("an unsigned integer")),
+                .map_err(|_| JsonError(["expected ", expected, ", found ", self.raw].concat())),
+            _ => Err(self.unexpected(expected)),
         }
-    }
-
-    fn unexpected_number(&self, expected: &str) -> JsonError {
-        JsonError(["expected ", expected, ", found ", self.raw].concat())
     }
 
     /// The node as a boolean.
@@ -266,13 +267,7 @@ impl Wire for f64 {
         }
     }
     fn read(node: &Node<'_>) -> Result<Self, JsonError> {
-        match node.value {
-            Value::Number => node
-                .raw
-                .parse()
-                .map_err(|_| node.unexpected_number("a number")),
-            _ => Err(node.unexpected("a number")),
-        }
+        node.number("a number")
     }
 }
 
@@ -360,19 +355,9 @@ impl Writer {
     }
 
     /// Appends an unsigned integer.
-    pub fn u64(&mut self, mut value: u64) {
-        let mut digits = [0u8; 20];
-        let mut start = digits.len();
-        loop {
-            start -= 1;
-            digits[start] = b'0' + (value % 10) as u8;
-            value /= 10;
-            if value == 0 {
-                break;
-            }
-        }
-        self.0
-            .extend(digits[start..].iter().copied().map(char::from));
+    pub fn u64(&mut self, value: u64) {
+        use std::fmt::Write as _;
+        let _ = write!(self.0, "{value}");
     }
 
     /// Appends an array.
@@ -479,12 +464,7 @@ struct Parser<'a> {
 
 impl<'a> Parser<'a> {
     fn error(&self, what: &str) -> JsonError {
-        let mut message = String::with_capacity(what.len() + 24);
-        message.push_str(what);
-        message.push_str(" at byte ");
-        let mut number = Writer(message);
-        number.u64(self.at as u64);
-        JsonError(number.0)
+        JsonError(format!("{what} at byte {}", self.at))
     }
 
     fn peek(&self) -> Option<u8> {
