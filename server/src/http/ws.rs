@@ -136,10 +136,14 @@ async fn connection(mut socket: WebSocket, state: AppState, header_token: Option
     let identity = match identity {
         Ok(identity) => Arc::new(identity),
         Err(err) => {
-            let frame = ServerFrame::error(err.code(), err.to_string(), None);
-            let _ = send(&mut socket, Message::Text(encode(&frame)), write_timeout).await;
-            close(&mut socket, close_code::UNAUTHENTICATED, err.code()).await;
-            return;
+            let message = err.to_string();
+            return goodbye(
+                &mut socket,
+                close_code::UNAUTHENTICATED,
+                err.code(),
+                &message,
+            )
+            .await;
         }
     };
     run(socket, state, identity, write_timeout).await;
@@ -194,26 +198,20 @@ async fn run(
                                 break;
                             }
                         }
+                        close(&mut socket, code, reason).await;
                     } else {
                         let message = match reason {
                             ErrorCode::SlowConsumer => "you fell behind and were disconnected; reconnect and resume",
                             _ => "no frame arrived within two heartbeat intervals",
                         };
-                        let frame = ServerFrame::error(reason, message, None);
-                        let _ = send(&mut socket, Message::Text(encode(&frame)), Duration::from_secs(1)).await;
+                        goodbye(&mut socket, code, reason, message).await;
                     }
-                    close(&mut socket, code, reason).await;
                 }
                 break;
             }
             () = &mut token_expiry => {
-                let frame = ServerFrame::error(
-                    ErrorCode::TokenExpired,
-                    "the token has expired; reconnect with a fresh one",
-                    None,
-                );
-                let _ = send(&mut socket, Message::Text(encode(&frame)), Duration::from_secs(1)).await;
-                close(&mut socket, close_code::UNAUTHENTICATED, ErrorCode::TokenExpired).await;
+                let message = "the token has expired; reconnect with a fresh one";
+                goodbye(&mut socket, close_code::UNAUTHENTICATED, ErrorCode::TokenExpired, message).await;
                 break;
             }
             next = outgoing.next() => match next {
@@ -276,6 +274,18 @@ async fn send(socket: &mut WebSocket, message: Message, timeout: Duration) -> bo
         tokio::time::timeout(timeout, socket.send(message)).await,
         Ok(Ok(()))
     )
+}
+
+/// Tells the client why with an `error` frame, then closes with `code`.
+async fn goodbye(socket: &mut WebSocket, code: u16, reason: ErrorCode, message: &str) {
+    let frame = ServerFrame::error(reason, message, None);
+    let _ = send(
+        socket,
+        Message::Text(encode(&frame)),
+        Duration::from_secs(1),
+    )
+    .await;
+    close(socket, code, reason).await;
 }
 
 async fn close(socket: &mut WebSocket, code: u16, reason: ErrorCode) {
