@@ -121,8 +121,6 @@ async fn first_frame(socket: &mut WebSocket) -> Option<String> {
 }
 
 async fn connection(mut socket: WebSocket, state: AppState, header_token: Option<String>) {
-    let write_timeout = state.limits.heartbeat * 2;
-
     let identity = match header_token {
         Some(token) => state.auth.verify(&token),
         None => {
@@ -146,15 +144,12 @@ async fn connection(mut socket: WebSocket, state: AppState, header_token: Option
             .await;
         }
     };
-    run(socket, state, identity, write_timeout).await;
+    run(socket, state, identity).await;
 }
 
-async fn run(
-    mut socket: WebSocket,
-    state: AppState,
-    identity: Arc<Identity>,
-    write_timeout: Duration,
-) {
+async fn run(mut socket: WebSocket, state: AppState, identity: Arc<Identity>) {
+    // A peer that takes no frame for two heartbeats is gone.
+    let write_timeout = state.limits.heartbeat * 2;
     let conn = state.hub.next_conn_id();
     // A socket must not outlive its token: at expiry the client is told and closed (4001), and
     // reconnects with a fresh one. Polling needs no timer: every request is checked.
