@@ -8,7 +8,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use anyhow::{Context, Result};
+use anyhow::{Context, Result, bail};
 use clap::Parser;
 
 use chorus_bench::scenario::{fanout, idle, polling, reconnect};
@@ -191,11 +191,11 @@ async fn suite(cli: Cli) -> Result<()> {
             {
                 Ok(run) => {
                     say(&format!(
-                        "{label}: {} clients caught up in {:.2} s (median {:.2} s), {} missing, {} duplicates or gaps",
+                        "{label}: {}/{} clients caught up in {:.2} s (median {:.2} s), {} duplicates or gaps",
                         run.caught_up,
+                        run.clients,
                         run.all_caught_up_s,
                         run.median_caught_up_s,
-                        run.missing,
                         run.duplicates_or_gaps
                     ));
                     results.reconnect.push((round, run));
@@ -210,7 +210,17 @@ async fn suite(cli: Cli) -> Result<()> {
         cli.out.join("results.json"),
         serde_json::to_string_pretty(&results)?,
     )?;
-    write_report(&cli.out, &results)
+    write_report(&cli.out, &results)?;
+    // The report says what failed; the exit status must too (the smoke run in `cargo xtask
+    // test` relies on it).
+    if !results.failures.is_empty() {
+        bail!(
+            "{} scenario run(s) failed: {}",
+            results.failures.len(),
+            results.failures.join("; ")
+        );
+    }
+    Ok(())
 }
 
 /// Writes the report and charts into `out`, with `out/NOTES.md` (hand-written) appended.
