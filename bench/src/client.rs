@@ -153,36 +153,18 @@ pub async fn join(
         }
         Protocol::SocketIo => {
             let name = serde_json::Value::from(room).to_string();
-            let join = engineio::encode_event("join", &[&name]);
-            // socketioxide runs its (async) connect handler after acknowledging the connect,
-            // so a `join` sent at once can arrive before the handler that answers it exists:
-            // send it again when no answer came within a second (joining twice is harmless).
-            for _ in 0..JOIN_ATTEMPTS {
-                ws.send(Message::text(join.clone())).await?;
-                let answered = tokio::time::timeout(Duration::from_secs(1), async {
-                    loop {
-                        match engineio::decode(&recv_text(ws).await?)? {
-                            Incoming::Event { name, .. } if name == "joined" => {
-                                return anyhow::Ok(());
-                            }
-                            Incoming::Ping => ws.send(Message::text(engineio::PONG)).await?,
-                            _ => {}
-                        }
-                    }
-                })
-                .await;
-                match answered {
-                    Ok(result) => return result.map(|()| None),
-                    Err(_) => continue,
+            ws.send(Message::text(engineio::encode_event("join", &[&name])))
+                .await?;
+            loop {
+                match engineio::decode(&recv_text(ws).await?)? {
+                    Incoming::Event { name, .. } if name == "joined" => return Ok(None),
+                    Incoming::Ping => ws.send(Message::text(engineio::PONG)).await?,
+                    _ => {}
                 }
             }
-            bail!("no answer to {JOIN_ATTEMPTS} joins")
         }
     }
 }
-
-/// How often a Socket.IO `join` is sent before the connection counts as failed.
-const JOIN_ATTEMPTS: usize = 10;
 
 /// The next text message (pings and pongs of the WebSocket layer are skipped).
 pub async fn recv_text(ws: &mut Ws) -> Result<String> {

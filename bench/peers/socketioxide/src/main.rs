@@ -7,8 +7,12 @@
 use serde_json::Value;
 use socketioxide::SocketIo;
 use socketioxide::extract::{Data, SocketRef};
+use socketioxide::handler::ConnectHandler;
 
-async fn on_connect(socket: SocketRef) {
+/// Registers the socket's handlers. It is a connect *middleware*: socketioxide runs those before
+/// it acknowledges the connect, whereas an async connect handler is spawned after the
+/// acknowledgement, so a `join` the client sends at once could find no handler yet.
+async fn register(socket: SocketRef) -> Result<(), std::convert::Infallible> {
     socket.on("join", async |socket: SocketRef, Data::<String>(room)| {
         socket.join(room.clone());
         let _ = socket.emit("joined", &room);
@@ -19,6 +23,7 @@ async fn on_connect(socket: SocketRef) {
             let _ = io.to(room).emit("msg", &payload).await;
         },
     );
+    Ok(())
 }
 
 fn main() {
@@ -32,7 +37,7 @@ fn main() {
         .expect("tokio runtime");
     runtime.block_on(async move {
         let (layer, io) = SocketIo::builder().max_buffer_size(1024).build_layer();
-        io.ns("/", on_connect);
+        io.ns("/", (async || {}).with(register));
         let app = axum::Router::new().layer(layer);
         let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
             .await
