@@ -131,12 +131,12 @@ impl Session {
                 resume: None,
             })],
         };
-        let body = serde_json::to_string(&send)?;
+        let body = wire::json::to_string(&send);
         let (status, answer) = http.request("POST", "/v1/poll", Some(&body)).await?;
         if status != 200 {
             bail!("join answered {status}: {answer}");
         }
-        let frames: wire::PollFrames = serde_json::from_str(&answer)?;
+        let frames: wire::PollFrames = wire::json::from_str(&answer)?;
         let joined = frames
             .frames
             .into_iter()
@@ -159,17 +159,18 @@ impl Session {
 
     /// One poll (`wait_ms` 0 answers at once); events are recorded in `tally`.
     async fn poll(&mut self, wait_ms: u64, tally: &Tally) -> Result<()> {
-        let path = format!(
-            "/v1/poll?session={}&wait={wait_ms}&r={}",
-            self.name,
-            self.cursor.encode()
-        );
+        let query = wire::PollQuery {
+            session: self.name.clone(),
+            wait_ms: Some(wait_ms),
+            rooms: vec![self.cursor.clone()],
+        };
+        let path = ["/v1/poll?", &query.encode()].concat();
         let (status, answer) = self.http.request("GET", &path, None).await?;
         if status != 200 {
             bail!("poll answered {status}: {answer}");
         }
         let received_us = client::now_us();
-        for frame in serde_json::from_str::<wire::PollFrames>(&answer)?.frames {
+        for frame in wire::json::from_str::<wire::PollFrames>(&answer)?.frames {
             match frame {
                 ServerFrame::Event(event) => {
                     if let (Some(seq), Some(cursor)) = (event.seq, self.cursor.cursor.as_mut()) {
@@ -232,7 +233,8 @@ pub async fn run(
     let rooms = sessions.div_ceil(ROOM_SIZE);
     let mut publishers = Vec::new();
     for (p, first) in (0..rooms).step_by(ROOMS_PER_PUBLISHER).enumerate() {
-        let mut ws = client::open(Protocol::Chorus, server.addr, 1_000_000 + p).await?;
+        // Numbered after the sessions, so it binds a source address as they do.
+        let mut ws = client::open(Protocol::Chorus, server.addr, sessions + p).await?;
         for room in first..rooms.min(first + ROOMS_PER_PUBLISHER) {
             client::join(&mut ws, Protocol::Chorus, &format!("poll-{room}"), None).await?;
         }
