@@ -15,7 +15,7 @@ use crate::servers::Server;
 use crate::stats;
 
 /// How many of the members publish (round-robin), so no one connection carries every publish.
-const PUBLISHERS: usize = 10;
+pub const PUBLISHERS: usize = 10;
 
 /// The p99 above which the ladder stops, in milliseconds.
 pub const P99_LIMIT_MS: f64 = 100.0;
