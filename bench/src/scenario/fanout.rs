@@ -95,14 +95,8 @@ pub async fn run(
         let cpu_before = server.cpu_seconds()?;
         let generator_before = super::generator_cpu_seconds();
         let start_us = client::now_us() + 10_000;
-        // Open loop: publish k is due at start + k × interval whatever happened before it
-        // (a late one is sent at once, and its latency counts from when it was due).
         for k in 0..count {
-            let due_us = start_us + (k as f64 * interval_us) as u64;
-            let now = client::now_us();
-            if due_us > now {
-                tokio::time::sleep(Duration::from_micros(due_us - now)).await;
-            }
+            let due_us = super::due(start_us, interval_us, k).await;
             publishers[k as usize % publishers.len()].send(Command::Publish {
                 id: next_id,
                 step,

@@ -46,6 +46,18 @@ pub async fn connect_members(
     Ok((members, took))
 }
 
+/// Open loop: waits until publish `k` of a schedule (from `start_us`, one every `interval_us`)
+/// is due and returns when it was due. A late publish is not waited for, whatever happened
+/// before it, and its latency counts from when it was due.
+pub async fn due(start_us: u64, interval_us: f64, k: u64) -> u64 {
+    let due_us = start_us + (k as f64 * interval_us) as u64;
+    let now = client::now_us();
+    if due_us > now {
+        tokio::time::sleep(Duration::from_micros(due_us - now)).await;
+    }
+    due_us
+}
+
 /// CPU seconds this process (the generator) has used.
 pub fn generator_cpu_seconds() -> f64 {
     crate::procfs::cpu_seconds(std::process::id()).unwrap_or(f64::NAN)

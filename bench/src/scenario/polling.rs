@@ -249,11 +249,7 @@ pub async fn run(
     let interval_us = 1e6 / events_per_s;
     let start_us = client::now_us() + 10_000;
     for k in 0..count {
-        let due_us = start_us + (k as f64 * interval_us) as u64;
-        let now = client::now_us();
-        if due_us > now {
-            tokio::time::sleep(Duration::from_micros(due_us - now)).await;
-        }
+        let due_us = super::due(start_us, interval_us, k).await;
         let room = k as usize % rooms;
         let frame = client::publish_frame(Protocol::Chorus, &format!("poll-{room}"), k, 0, due_us);
         publishers[room / ROOMS_PER_PUBLISHER]
