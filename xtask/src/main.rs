@@ -4,8 +4,9 @@
 //! - `dev [ARGS...]`: setup, build the browser SDK and the app, then run `chorus-server --dev`
 //!   on an embedded SQLite file serving them (extra arguments go to the server).
 //! - `test`: setup, then format check, clippy with warnings denied, and every test.
-//! - `build-web`: builds the browser SDK into `pkg/wasm` (wasm-bindgen; no wasm-opt, see
-//!   `build_web`) and the app into `app/dist`, and prints the gzipped sizes.
+//! - `build-web`: builds the browser SDK into `pkg/` (wasm-bindgen, then esbuild bundles one
+//!   minified module; no wasm-opt, see `build_web`) and the app into `app/dist`, and prints
+//!   the gzipped sizes.
 //! - `bench [--quick]`: the benchmark suite against socket.io and socketioxide (`bench.rs`).
 //!
 //! It must only orchestrate: no product logic lives here.
@@ -198,42 +199,42 @@ fn wasm_bindgen_version() -> Result<String> {
 }
 
 fn build_web() -> Result<()> {
+    let pkg = root().join("pkg");
     wasm_bindgen(
         &build_wasm(
             &["--package", "chorus-sdk", "--features", "js"],
             "chorus_sdk",
         )?,
-        &root().join("pkg/wasm"),
-        "chorus_sdk",
+        &pkg.join("wasm"),
+        "chorus",
     )?;
     // No Binaryen `wasm-opt` pass: measured on this module, `-Oz` shrinks the raw file ~10% but
-    // grows it ~8% gzipped (binaryen 108 from Debian and 132 from npm alike; 108 also corrupts
+    // grows it ~6% gzipped (binaryen 108 from Debian and 132 from npm alike; 108 also corrupts
     // wasm-bindgen 0.2.130's externref table), and `-O1` saves ~1%. See ARCHITECTURE.md.
-    // Everything the package ships except its typings and README: the module, wasm-bindgen's
-    // glue, the snippets it copies (platform.js) and chorus.js.
-    let mut files = vec![root().join("pkg/chorus.js")];
-    let mut dirs = vec![root().join("pkg/wasm")];
-    while let Some(dir) = dirs.pop() {
-        for entry in
-            std::fs::read_dir(&dir).with_context(|| format!("listing {}", dir.display()))?
-        {
-            let path = entry?.path();
-            if path.is_dir() {
-                dirs.push(path);
-            } else {
-                files.push(path);
-            }
-        }
-    }
-    files.sort();
+    std::fs::copy(pkg.join("wasm/chorus_bg.wasm"), pkg.join("chorus_bg.wasm"))
+        .context("copying the module into pkg/")?;
+    // One minified ES module (with a source map) from the hand-written API (pkg/src), the
+    // wasm-bindgen glue and the snippet it imports (platform.js): what bundlers would make of
+    // it anyway, measured as users receive it.
+    npm_ci_if_stale(&pkg)?;
+    run(
+        "pkg/node_modules/.bin/esbuild",
+        &[
+            "pkg/src/chorus.js",
+            "--bundle",
+            "--format=esm",
+            "--minify",
+            "--sourcemap",
+            "--legal-comments=none",
+            "--log-level=warning",
+            "--outfile=pkg/chorus.js",
+        ],
+    )?;
+    // What the package ships to browsers: the module and the wasm it loads (not the typings,
+    // the README or the source map, which browsers fetch only with developer tools open).
     let mut total = 0;
-    for path in files {
-        let file = path
-            .strip_prefix(root())
-            .unwrap_or(&path)
-            .display()
-            .to_string();
-        let bytes = std::fs::read(&path).with_context(|| format!("reading {file}"))?;
+    for file in ["pkg/chorus.js", "pkg/chorus_bg.wasm"] {
+        let bytes = std::fs::read(root().join(file)).with_context(|| format!("reading {file}"))?;
         let gz = gzipped_len(&bytes)?;
         total += gz;
         say(&format!(

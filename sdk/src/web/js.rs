@@ -1,5 +1,5 @@
 //! The JavaScript export (feature `js`): `WasmClient`, a thin string-typed shell over
-//! [`BrowserClient`] for the npm package's `chorus.js`. It validates JS input at the edge and
+//! [`BrowserClient`] for the npm package's `src/chorus.js`. It validates JS input at the edge and
 //! turns every [`ClientEvent`] into `on_event(kind, payload)` with the payload shapes of
 //! `events.rs`.
 

@@ -13,7 +13,7 @@
 //!
 //! [`BrowserClient`] is the Rust API (typed rooms, bodies and [`ClientEvent`]s), used directly by
 //! Leptos apps. With feature `js`, `js.rs` exports `WasmClient` to JavaScript: deliberately low
-//! level (strings in, `(kind, payload)` callbacks out); the npm package's `chorus.js` builds the
+//! level (strings in, `(kind, payload)` callbacks out); the npm package's `src/chorus.js` builds the
 //! JS-shaped API (`ChorusClient`, `Room`, promises) on top. Those payload shapes are the JS
 //! API's, defined in `events.rs` and typed in `pkg/chorus.d.ts` (they are not wire frames).
 //!

@@ -1,7 +1,7 @@
 // The JS-shaped API of the Chorus client. The client core (connection, fallback, outbox,
 // merge, presence, typing) runs in WebAssembly; this file only adapts it to idiomatic JS:
 // an event emitter, Room objects and promises for acknowledgements.
-import init, { WasmClient } from "./wasm/chorus_sdk.js";
+import init, { WasmClient } from "../wasm/chorus.js";
 
 let ready;
 
