@@ -73,7 +73,10 @@ export interface EventMap {
   tokenNeeded: Record<string, never>;
 }
 
+/** Thrown (or rejected with) when a call is refused; see pkg/README.md, "Errors". */
 export class ChorusError extends Error {
+  /** `invalid_room`, `invalid_json`, `not_joined`, `outbox_full`, `offline`, `closed`,
+   * `no_randomness`, or a server's code for a refused publish. */
   readonly code: ErrorCode;
 }
 

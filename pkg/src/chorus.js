@@ -3,6 +3,21 @@
 // an event emitter, Room objects and promises for acknowledgements.
 import init, { WasmClient } from "../wasm/chorus.js";
 
+// The operations of `WasmClient.call`; `op` in sdk/src/web/js.rs has the same numbers.
+const JOIN = 0;
+const LEAVE = 1;
+const PUBLISH = 2;
+const EPHEMERAL = 3;
+const TYPING = 4;
+const SET_PRESENCE = 5;
+const PRESENCE = 6;
+const TOKEN = 7;
+const CLOSE = 8;
+const TRANSPORTS = ["auto", "websocket", "polling"];
+// JSON text for the core; what JSON cannot carry (`undefined`, a function) reaches it as
+// `undefined`, which the core refuses with `invalid_json`.
+const json = (value) => String(JSON.stringify(value));
+
 let ready;
 
 /** Loads the WebAssembly module (once). Called by `ChorusClient.connect`. */
@@ -44,12 +59,14 @@ export class ChorusClient {
 
   constructor(options, token) {
     if (!options?.url) throw new TypeError("options.url is required");
+    const transport = TRANSPORTS.indexOf(options.transport ?? "auto");
+    if (transport < 0) throw new TypeError(`options.transport must be auto, websocket or polling, not ${JSON.stringify(options.transport)}`);
     this.#getToken = options.getToken;
-    this.#core = new WasmClient(options.url, token, options.transport ?? "auto", options.storagePrefix ?? "chorus:", (kind, text) => {
+    this.#core = WasmClient.start(options.url, token, transport, options.storagePrefix ?? "chorus:", (kind, text) => {
       const payload = JSON.parse(text);
       this.#held ? this.#held.push([kind, payload]) : this.#dispatch(kind, payload);
-    }
-    );
+    });
+    if (!this.#core) throw new ChorusError("no_randomness", "crypto.getRandomValues is not available");
     setTimeout(() => {
       const held = this.#held;
       this.#held = null;
@@ -77,10 +94,10 @@ export class ChorusClient {
 
   /** Joins a room (or updates this tab's presence meta in it). */
   join(name, { meta = null } = {}) {
-    this.#core.join(name, JSON.stringify(meta));
+    this._call(JOIN, name, json(meta));
     let room = this.#rooms.get(name);
     if (!room) {
-      room = new Room(this, this.#core, name);
+      room = new Room(this, name);
       this.#rooms.set(name, room);
     }
     return room;
@@ -88,22 +105,29 @@ export class ChorusClient {
 
   /** Closes the client. */
   close() {
-    this.#core.close();
+    this._call(CLOSE, "", "");
+  }
+
+  /** Runs one operation of the core; throws a `ChorusError` when it is refused. */
+  _call(op, room, arg) {
+    const answer = JSON.parse(this.#core.call(op, room, arg));
+    if (answer.code) throw new ChorusError(answer.code, answer.message);
+    return answer.ok;
   }
 
   _publish(room, body) {
     let id;
     try {
-      id = this.#core.publish(room, JSON.stringify(body));
+      id = this._call(PUBLISH, room, json(body));
     } catch (error) {
-      return Promise.reject(new ChorusError("outbox_full", String(error.message ?? error)));
+      return Promise.reject(error);
     }
     return new Promise((resolve, reject) => this.#waiting.set(id, { resolve, reject, id }));
   }
 
   _leave(name) {
     this.#rooms.delete(name);
-    this.#core.leave(name);
+    this._call(LEAVE, name, "");
   }
 
   #dispatch(kind, payload) {
@@ -113,7 +137,7 @@ export class ChorusClient {
     if (kind === "publishFailed") this.#settle(payload.id, (w) => w.reject(new ChorusError(payload.code, payload.message)));
     if (kind === "expired") this.#settle(payload.id, (w) => w.reject(new ChorusError("expired", "the publish was not acknowledged in time")));
     if (kind === "tokenNeeded" && this.#getToken) {
-      Promise.resolve(this.#getToken()).then((token) => this.#core.setToken(token));
+      Promise.resolve(this.#getToken()).then((token) => this._call(TOKEN, "", token));
     }
     for (const listener of this.#listeners.get(kind) ?? []) {
       try {
@@ -137,11 +161,9 @@ export class ChorusClient {
 
 export class Room {
   #client;
-  #core;
 
-  constructor(client, core, name) {
+  constructor(client, name) {
     this.#client = client;
-    this.#core = core;
     this.name = name;
   }
 
@@ -152,22 +174,22 @@ export class Room {
 
   /** Sends an ephemeral event (cursor, progress) if connected; returns its id. */
   publishEphemeral(body) {
-    return this.#core.publishEphemeral(this.name, JSON.stringify(body));
+    return this.#client._call(EPHEMERAL, this.name, json(body));
   }
 
   /** Says whether the user is typing (throttled; stops by itself when idle or on publish). */
   typing(on) {
-    this.#core.typing(this.name, on);
+    this.#client._call(TYPING, this.name, String(!!on));
   }
 
   /** Replaces this tab's presence meta. */
   setPresence(meta) {
-    this.#core.setPresence(this.name, JSON.stringify(meta));
+    this.#client._call(SET_PRESENCE, this.name, json(meta));
   }
 
   /** Everyone present now. */
   presence() {
-    return JSON.parse(this.#core.presence(this.name));
+    return this.#client._call(PRESENCE, this.name, "");
   }
 
   /** Leaves the room. */

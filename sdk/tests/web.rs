@@ -9,11 +9,10 @@ use std::cell::RefCell;
 use std::rc::Rc;
 
 use chorus_sdk::web::{
-    BrowserClient, ClientConfig, ClientEvent, ConnectionState, EventCallback, WasmClient,
+    BrowserClient, ClientConfig, ClientEvent, ConnectionState, EventCallback, WasmClient, op,
 };
 use chorus_sdk::wire::{Json, RoomName};
 use wasm_bindgen::JsCast;
-use wasm_bindgen::JsValue;
 use wasm_bindgen_test::*;
 
 wasm_bindgen_test_configure!(run_in_browser);
@@ -111,26 +110,33 @@ async fn an_unreachable_server_means_reconnecting_with_backoff() {
     assert!(matches!(client.state(), ConnectionState::Closed));
 }
 
-fn message(error: JsValue) -> String {
-    js_sys::Error::from(error).message().into()
-}
-
 #[wasm_bindgen_test]
-fn the_js_export_rejects_bad_input_with_a_sentence() {
+fn the_js_export_refuses_bad_input_with_a_code_and_a_sentence() {
     let noop = || js_sys::Function::new_no_args("").unchecked_into::<EventCallback>();
-    let error = WasmClient::new(NOWHERE, "t".into(), "pigeon", "x.".into(), noop())
-        .map(|_| ())
-        .unwrap_err();
-    assert_eq!(
-        message(error.into()),
-        "transport must be auto, websocket or polling, not \"pigeon\""
+    let client = WasmClient::start(NOWHERE, "t".into(), 2, "x.".into(), noop()).unwrap();
+    let refused = |answer: String, code: &str| {
+        let prefix = format!(r#"{{"code":"{code}","message":""#);
+        assert!(answer.starts_with(&prefix), "{answer}");
+        assert!(answer.len() > prefix.len() + 10, "a sentence: {answer}");
+    };
+    refused(
+        client.call(op::JOIN, "no spaces allowed", "null"),
+        "invalid_room",
     );
-    let client = WasmClient::new(NOWHERE, "t".into(), "polling", "x.".into(), noop()).unwrap();
-    let bad_room = client.join("no spaces allowed", "null").unwrap_err();
-    assert!(!message(bad_room.into()).is_empty());
-    let bad_json = client.join("doc:3", "{not json").unwrap_err();
-    assert!(!message(bad_json.into()).is_empty());
-    client.close();
+    refused(client.call(op::JOIN, "doc:3", "{not json"), "invalid_json");
+    refused(client.call(op::PUBLISH, "doc:3", "1"), "not_joined");
+    refused(client.call(99, "doc:3", ""), "unknown_op");
+    assert_eq!(
+        client.call(op::JOIN, "doc:3", r#"{"m":1}"#),
+        r#"{"ok":null}"#
+    );
+    let id = client.call(op::PUBLISH, "doc:3", "[1,2]");
+    assert!(id.starts_with(r#"{"ok":""#), "{id}");
+    assert_eq!(client.call(op::PRESENCE, "doc:3", ""), r#"{"ok":[]}"#);
+    // Ephemeral events are never queued, and the client is not connected.
+    refused(client.call(op::EPHEMERAL, "doc:3", "1"), "offline");
+    assert_eq!(client.call(op::CLOSE, "", ""), r#"{"ok":null}"#);
+    refused(client.call(op::PUBLISH, "doc:3", "1"), "closed");
 }
 
 /// Dispatches a `pagehide`/`pageshow` event as the browser does around the back/forward cache.

@@ -46,6 +46,44 @@ test("two pages see each other's messages, presence and typing", async () => {
   await ben.context.close();
 });
 
+test("the JS API refuses bad input with a ChorusError code and a sentence, and keeps working", async () => {
+  const base = `http://127.0.0.1:${port}`;
+  const { context, page } = await openDemo(browser, base, { name: "Eve", room: "t:errors" });
+  const outcome = await page.evaluate(async () => {
+    const { ChorusClient } = await import("/pkg/chorus.js");
+    const response = await fetch("/v1/dev/token", { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ name: "Eve" }) });
+    const { token } = await response.json();
+    const caught = (f) => {
+      try {
+        f();
+        return "no error";
+      } catch (error) {
+        return `${error.name} ${error.code}: ${error.message}`;
+      }
+    };
+    const result = {};
+    result.transport = await ChorusClient.connect({ url: location.origin, token, transport: "pigeon" }).then(
+      () => "no error",
+      (error) => `${error.name}: ${error.message}`,
+    );
+    const client = await ChorusClient.connect({ url: location.origin, token, storagePrefix: "chorus:errors:" });
+    result.room = caught(() => client.join("no spaces allowed"));
+    const room = client.join("t:errors");
+    result.body = await room.publish(undefined).then(() => "no error", (error) => `${error.name} ${error.code}`);
+    if (client.state.badge !== "live") await new Promise((resolve) => client.on("state", (s) => s.badge === "live" && resolve()));
+    result.acked = typeof (await room.publish({ ok: true })).seq;
+    client.close();
+    result.closed = await room.publish(1).then(() => "no error", (error) => `${error.name} ${error.code}`);
+    return result;
+  });
+  assert.equal(outcome.transport, 'TypeError: options.transport must be auto, websocket or polling, not "pigeon"');
+  assert.match(outcome.room, /^ChorusError invalid_room: .{10,}/);
+  assert.equal(outcome.body, "ChorusError invalid_json");
+  assert.equal(outcome.acked, "number");
+  assert.equal(outcome.closed, "ChorusError closed");
+  await context.close();
+});
+
 test("messages sent offline are delivered exactly once, in order, when back online", async () => {
   const base = `http://127.0.0.1:${port}`;
   const ana = await openDemo(browser, base, { name: "Ana", room: "t:offline" });

@@ -1,7 +1,12 @@
 //! The JavaScript export (feature `js`): `WasmClient`, a thin string-typed shell over
 //! [`BrowserClient`] for the npm package's `src/chorus.js`. It validates JS input at the edge and
-//! turns every [`ClientEvent`] into `on_event(kind, payload)` with the payload shapes of
-//! `events.rs`.
+//! turns every [`ClientEvent`](super::ClientEvent) into `on_event(kind, payload)` with the
+//! payload shapes of `events.rs`.
+//!
+//! Everything after the start goes through one method, [`WasmClient::call`], with an operation
+//! number from [`op`] (`src/chorus.js` has the same numbers) and an answer in JSON: each
+//! exported method costs wasm-bindgen glue on both sides of the boundary, and the SDK has a size
+//! budget (ARCHITECTURE.md, "Browser build").
 
 use wasm_bindgen::prelude::*;
 
@@ -11,7 +16,31 @@ use wasm_bindgen::prelude::*;
 static ALLOCATOR: talc::wasm::WasmDynamicTalc = talc::wasm::new_wasm_dynamic_allocator();
 
 use super::{BrowserClient, ClientConfig, TransportMode, events};
-use crate::wire::{Json, RoomName};
+use crate::client::PublishError;
+use crate::wire::json::{self, Writer};
+use crate::wire::{EventId, Json, RoomName};
+
+/// The operations of [`WasmClient::call`]: `(room, arg)` each takes, and its `ok` value.
+pub mod op {
+    /// Join `room` with presence meta `arg` (JSON): `null`.
+    pub const JOIN: u32 = 0;
+    /// Leave `room`: `null`.
+    pub const LEAVE: u32 = 1;
+    /// Publish body `arg` (JSON) durably: the event id.
+    pub const PUBLISH: u32 = 2;
+    /// Publish body `arg` (JSON) ephemerally: the event id.
+    pub const EPHEMERAL: u32 = 3;
+    /// Typing in `room` on (`arg` is `true`) or off: `null`.
+    pub const TYPING: u32 = 4;
+    /// Replace this tab's presence meta in `room` with `arg` (JSON): `null`.
+    pub const SET_PRESENCE: u32 = 5;
+    /// Who is in `room`: the presence list (`[]` when not joined).
+    pub const PRESENCE: u32 = 6;
+    /// A fresh token `arg` (`room` ignored): `null`.
+    pub const TOKEN: u32 = 7;
+    /// Close the client for good (arguments ignored): `null`.
+    pub const CLOSE: u32 = 8;
+}
 
 /// The Chorus client core with browser I/O. Use it through the npm package's `ChorusClient`.
 #[wasm_bindgen]
@@ -36,39 +65,39 @@ extern "C" {
     ) -> Result<JsValue, JsValue>;
 }
 
-fn js_error(message: impl std::fmt::Display) -> JsError {
-    JsError::new(&message.to_string())
+/// A refused call: a stable code and a sentence.
+type Refusal = (&'static str, String);
+
+fn publish_refusal(err: PublishError) -> Refusal {
+    let code = match err {
+        PublishError::NotJoined(_) => "not_joined",
+        PublishError::OutboxFull(_) => "outbox_full",
+        PublishError::Offline => "offline",
+        PublishError::Closed => "closed",
+    };
+    (code, err.to_string())
 }
 
-fn room(room: &str) -> Result<RoomName, JsError> {
-    RoomName::parse(room).map_err(js_error)
-}
-
-fn json(text: &str) -> Result<Json, JsError> {
-    Json::from_text(text).map_err(js_error)
+fn id_json(id: Result<EventId, PublishError>) -> Result<String, Refusal> {
+    Ok(json::to_string(&id.map_err(publish_refusal)?))
 }
 
 #[wasm_bindgen]
 impl WasmClient {
-    /// Starts a client. `transport` is `auto`, `websocket` or `polling`; `on_event` is called
-    /// as `on_event(kind, payload)` for every event, the payload as JSON text.
-    #[wasm_bindgen(constructor)]
-    pub fn new(
+    /// Starts a client. `transport` is 0 (auto), 1 (WebSocket only) or 2 (polling only);
+    /// `on_event` is called as `on_event(kind, payload)` for every event, the payload as JSON
+    /// text. `undefined` when the browser has no `crypto.getRandomValues`.
+    pub fn start(
         url: &str,
         token: String,
-        transport: &str,
+        transport: u32,
         storage_prefix: String,
         on_event: EventCallback,
-    ) -> Result<WasmClient, JsError> {
+    ) -> Option<WasmClient> {
         let transport = match transport {
-            "auto" | "" => TransportMode::Auto,
-            "websocket" => TransportMode::WebSocket,
-            "polling" => TransportMode::Polling,
-            other => {
-                return Err(js_error(format!(
-                    "transport must be auto, websocket or polling, not \"{other}\""
-                )));
-            }
+            1 => TransportMode::WebSocket,
+            2 => TransportMode::Polling,
+            _ => TransportMode::Auto,
         };
         let config = ClientConfig {
             transport,
@@ -78,72 +107,52 @@ impl WasmClient {
             let (kind, payload) = events::to_js(&event);
             let _ = on_event.call2(&JsValue::NULL, kind, &payload);
         })
-        .map_err(js_error)?;
-        Ok(WasmClient { client })
+        .ok()?;
+        Some(WasmClient { client })
     }
 
-    /// Joins a room; `meta` is JSON text.
-    pub fn join(&self, room_name: &str, meta: &str) -> Result<(), JsError> {
-        self.client.join(room(room_name)?, json(meta)?);
-        Ok(())
+    /// Runs operation `op` (see [`op`]) on `room` with `arg`. Answers JSON text:
+    /// `{"ok":value}`, or `{"code":…,"message":…}` when refused (`invalid_room`,
+    /// `invalid_json`, `not_joined`, `outbox_full`, `offline`, `closed`, `unknown_op`).
+    pub fn call(&self, op: u32, room: &str, arg: &str) -> String {
+        match self.run(op, room, arg) {
+            Ok(value) => ["{\"ok\":", &value, "}"].concat(),
+            Err((code, message)) => {
+                let mut out = Writer::default();
+                let mut object = out.object();
+                object.str("code", code).str("message", &message);
+                object.end();
+                out.finish()
+            }
+        }
     }
+}
 
-    /// Leaves a room.
-    pub fn leave(&self, room_name: &str) -> Result<(), JsError> {
-        self.client.leave(room(room_name)?);
-        Ok(())
-    }
-
-    /// Publishes a durable event (`body` is JSON text); returns its id.
-    pub fn publish(&self, room_name: &str, body: &str) -> Result<String, JsError> {
-        self.client
-            .publish(room(room_name)?, json(body)?)
-            .map(|id| id.to_string())
-            .map_err(js_error)
-    }
-
-    /// Publishes an ephemeral event (only while connected).
-    #[wasm_bindgen(js_name = publishEphemeral)]
-    pub fn publish_ephemeral(&self, room_name: &str, body: &str) -> Result<String, JsError> {
-        self.client
-            .publish_ephemeral(room(room_name)?, json(body)?)
-            .map(|id| id.to_string())
-            .map_err(js_error)
-    }
-
-    /// Says whether the user is typing in a room.
-    pub fn typing(&self, room_name: &str, on: bool) -> Result<(), JsError> {
-        self.client.set_typing(room(room_name)?, on);
-        Ok(())
-    }
-
-    /// Replaces this tab's presence meta (JSON text) in a room.
-    #[wasm_bindgen(js_name = setPresence)]
-    pub fn set_presence(&self, room_name: &str, meta: &str) -> Result<(), JsError> {
-        self.client.set_presence(room(room_name)?, json(meta)?);
-        Ok(())
-    }
-
-    /// Hands over a fresh token.
-    #[wasm_bindgen(js_name = setToken)]
-    pub fn set_token(&self, token: String) {
-        self.client.set_token(token);
-    }
-
-    /// A room's presence as JSON text (`[]` when not joined).
-    pub fn presence(&self, room_name: &str) -> Result<String, JsError> {
-        let users = self.client.presence(&room(room_name)?).unwrap_or_default();
-        Ok(events::users_json(&users))
-    }
-
-    /// Publishes waiting for their ack.
-    #[wasm_bindgen(js_name = outboxLength)]
-    pub fn outbox_length(&self) -> usize {
-        self.client.outbox_len()
-    }
-
-    /// Closes the client for good.
-    pub fn close(&self) {
-        self.client.close();
+impl WasmClient {
+    fn run(&self, op: u32, room: &str, arg: &str) -> Result<String, Refusal> {
+        let client = &self.client;
+        match op {
+            op::TOKEN => client.set_token(arg.to_owned()),
+            op::CLOSE => client.close(),
+            op::JOIN..=op::PRESENCE => {
+                let room =
+                    RoomName::parse(room).map_err(|err| ("invalid_room", err.to_string()))?;
+                let json = || Json::from_text(arg).map_err(|err| ("invalid_json", err.to_string()));
+                match op {
+                    op::JOIN => client.join(room, json()?),
+                    op::LEAVE => client.leave(room),
+                    op::PUBLISH => return id_json(client.publish(room, json()?)),
+                    op::EPHEMERAL => return id_json(client.publish_ephemeral(room, json()?)),
+                    op::TYPING => client.set_typing(room, arg == "true"),
+                    op::SET_PRESENCE => client.set_presence(room, json()?),
+                    _ => {
+                        let users = client.presence(&room).unwrap_or_default();
+                        return Ok(events::users_json(&users));
+                    }
+                }
+            }
+            _ => return Err(("unknown_op", ["no operation ", &op.to_string()].concat())),
+        }
+        Ok("null".to_owned())
     }
 }

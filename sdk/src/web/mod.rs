@@ -13,8 +13,8 @@
 //!
 //! [`BrowserClient`] is the Rust API (typed rooms, bodies and [`ClientEvent`]s), used directly by
 //! Leptos apps. With feature `js`, `js.rs` exports `WasmClient` to JavaScript: deliberately low
-//! level (strings in, `(kind, payload)` callbacks out); the npm package's `src/chorus.js` builds the
-//! JS-shaped API (`ChorusClient`, `Room`, promises) on top. Those payload shapes are the JS
+//! level (numbered operations with strings in and JSON answers out, `(kind, payload)` callbacks);
+//! the npm package's `src/chorus.js` builds the JS-shaped API (`ChorusClient`, `Room`, promises) on top. Those payload shapes are the JS
 //! API's, defined in `events.rs` and typed in `pkg/chorus.d.ts` (they are not wire frames).
 //!
 //! Callbacks into JS are made only after every borrow of the driver state is released, so a
@@ -26,7 +26,7 @@ mod events;
 mod js;
 
 #[cfg(feature = "js")]
-pub use js::{EventCallback, WasmClient};
+pub use js::{EventCallback, WasmClient, op};
 
 use std::cell::RefCell;
 use std::rc::{Rc, Weak};

@@ -156,21 +156,30 @@ impl<'a, 'n> Fields<'a, 'n> {
 
     /// A field that must be present.
     pub fn get<T: Wire>(&self, key: &str) -> Result<T, JsonError> {
-        match self.node(key) {
-            Some(node) => T::read(node).map_err(|err| err.in_field(key)),
-            None => Err(JsonError(["missing field `", key, "`"].concat())),
-        }
+        T::read(self.present(key)?).map_err(|err| err.in_field(key))
     }
 
     /// A field that may be absent or `null`.
     pub fn opt<T: Wire>(&self, key: &str) -> Result<Option<T>, JsonError> {
-        match self.node(key) {
-            None
-            | Some(Node {
-                value: Value::Null, ..
-            }) => Ok(None),
+        match self.non_null(key) {
+            None => Ok(None),
             Some(node) => T::read(node).map(Some).map_err(|err| err.in_field(key)),
         }
+    }
+
+    // The parts of `get` and `opt` that do not depend on the field's type, kept out of line:
+    // those two are instantiated for every field type, and this code ships in the browser SDK.
+
+    #[inline(never)]
+    fn present(&self, key: &str) -> Result<&'n Node<'a>, JsonError> {
+        self.node(key)
+            .ok_or_else(|| JsonError(["missing field `", key, "`"].concat()))
+    }
+
+    #[inline(never)]
+    fn non_null(&self, key: &str) -> Option<&'n Node<'a>> {
+        self.node(key)
+            .filter(|node| !matches!(node.value, Value::Null))
     }
 
     /// A field that takes `default` when absent or `null`.
