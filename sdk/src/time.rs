@@ -7,6 +7,17 @@
 #[cfg(not(target_arch = "wasm32"))]
 pub use std::time::Instant;
 
+use std::time::Duration;
+
+/// Whole milliseconds in `duration` (saturating), without `Duration::as_millis`'s `u128`
+/// arithmetic, which costs wasm size in the browser SDK.
+pub fn millis(duration: Duration) -> u64 {
+    duration
+        .as_secs()
+        .saturating_mul(1000)
+        .saturating_add(u64::from(duration.subsec_millis()))
+}
+
 #[cfg(target_arch = "wasm32")]
 pub use browser::Instant;
 

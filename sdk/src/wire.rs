@@ -113,11 +113,7 @@ fn check_name(
 ) -> Result<(), NameError> {
     let fail = |reason: String| NameError {
         what,
-        shown: text
-            .chars()
-            .take(40)
-            .flat_map(char::escape_default)
-            .collect(),
+        shown: shown(text),
         reason,
     };
     if text.is_empty() {
@@ -129,13 +125,22 @@ fn check_name(
             text.len()
         )));
     }
-    if let Some(bad) = text.bytes().find(|&c| !allowed(c)) {
+    if let Some(bad) = text.chars().find(|&c| !c.is_ascii() || !allowed(c as u8)) {
         return Err(fail(format!(
             "character '{}' is not allowed (letters, digits and . _ - : are; rooms also allow / @)",
-            bad.escape_ascii()
+            shown(bad.encode_utf8(&mut [0; 4]))
         )));
     }
     Ok(())
+}
+
+/// Untrusted text quoted in an error message: its first 40 characters, control characters
+/// (newlines included) replaced by U+FFFD so a message stays one clean line in logs.
+fn shown(text: &str) -> String {
+    text.chars()
+        .take(40)
+        .map(|c| if c.is_control() { '\u{FFFD}' } else { c })
+        .collect()
 }
 
 /// `Serialize`/`Deserialize` (with the `serde` feature) through the wire codec, for code that
@@ -512,7 +517,7 @@ macro_rules! frame_enum {
                 let (fields, kind) = frame_fields(node)?;
                 match kind {
                     $( $tag => Ok($name::$variant(<$ty>::read_fields(fields)?)), )*
-                    other => Err(WireError::UnknownType(other.chars().take(40).flat_map(char::escape_default).collect())),
+                    other => Err(WireError::UnknownType(shown(other))),
                 }
             }
 
@@ -1436,6 +1441,22 @@ mod tests {
         );
         check_client("not json", Err("bad_frame"));
         check_client(r#"{"no":"type"}"#, Err("bad_frame"));
+    }
+
+    #[test]
+    fn errors_quote_untrusted_text_shortened_and_on_one_line() {
+        let err = RoomName::parse("caf\u{e9} r\noom").unwrap_err().to_string();
+        assert_eq!(
+            err,
+            "invalid room name \"caf\u{e9} r\u{FFFD}oom\": character '\u{e9}' is not allowed \
+             (letters, digits and . _ - : are; rooms also allow / @)"
+        );
+        let long = format!("{}\n", "x".repeat(60));
+        let err = ClientFrame::decode(&format!(r#"{{"type":"{}"}}"#, long.escape_default()));
+        assert_eq!(
+            err.unwrap_err().to_string(),
+            format!("unknown frame type \"{}\"", "x".repeat(40))
+        );
         check_client(r#"[1,2]"#, Err("bad_frame"));
     }
 

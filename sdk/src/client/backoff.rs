@@ -68,7 +68,7 @@ impl Backoff {
             .saturating_mul(1 << exponent)
             .min(self.config.cap);
         self.attempt = self.attempt.saturating_add(1);
-        now + ceiling.mul_f64(rng.unit())
+        now + rng.below(ceiling)
     }
 
     /// A connection came up at `now`; once it stays up for `healthy_after`, the backoff resets.

@@ -36,7 +36,7 @@ use std::collections::VecDeque;
 use litemap::LiteMap;
 use std::time::Duration;
 
-use crate::time::Instant;
+use crate::time::{Instant, millis};
 
 use crate::wire::{
     self, ClientFrame, Cursor, ErrorCode, Event, EventId, Json, OutboxRecord, PollCursor,
@@ -1139,8 +1139,7 @@ impl Client {
     }
 
     fn remember_polling(&mut self, now: Instant) {
-        self.polling_until_ms =
-            self.unix_ms(now) + self.config.remember_fallback.as_millis() as u64;
+        self.polling_until_ms = self.unix_ms(now) + millis(self.config.remember_fallback);
         self.outputs.push_back(Output::Save {
             key: TRANSPORT_KEY,
             value: format!("polling-until:{}", self.polling_until_ms),
@@ -1150,7 +1149,7 @@ impl Client {
     fn reconnect_later(&mut self, now: Instant) {
         self.drop_transport(false);
         let next = match self.retry_hint.take() {
-            Some(hint) => now + hint + hint.mul_f64(self.rng.unit() * 0.5),
+            Some(hint) => now + hint + self.rng.below(hint / 2),
             None => self.backoff.next_attempt(now, &mut self.rng),
         };
         self.phase = Phase::Waiting { next };
@@ -1290,7 +1289,7 @@ impl Client {
             ));
             let query = PollQuery {
                 session: self.session.clone(),
-                wait_ms: Some(self.config.poll_wait.as_millis() as u64),
+                wait_ms: Some(millis(self.config.poll_wait)),
                 rooms: self
                     .rooms
                     .iter()
@@ -1659,7 +1658,7 @@ impl Client {
 
     fn unix_ms(&self, now: Instant) -> u64 {
         let (origin, origin_ms) = self.clock_origin;
-        origin_ms + now.saturating_duration_since(origin).as_millis() as u64
+        origin_ms + millis(now.saturating_duration_since(origin))
     }
 
     fn instant_of(&self, unix_ms: u64) -> Instant {

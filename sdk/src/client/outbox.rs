@@ -2,8 +2,6 @@
 //! and bytes, expiring after a time-to-live (reported, never silently dropped), and persisted
 //! (through the client's storage outputs) so a reload or restart loses nothing.
 
-use std::collections::VecDeque;
-
 use crate::wire::{EventId, OutboxRecord, StoredOutbox};
 
 /// Outbox bounds.
@@ -63,7 +61,9 @@ struct Entry {
 #[derive(Debug)]
 pub struct Outbox {
     config: OutboxConfig,
-    entries: VecDeque<Entry>,
+    /// A `Vec`, not a `VecDeque`: removing from the front moves at most `max_items` small
+    /// entries, and a second collection type costs wasm size in the browser SDK.
+    entries: Vec<Entry>,
     bytes: usize,
 }
 
@@ -72,12 +72,12 @@ impl Outbox {
     pub fn new(config: OutboxConfig, restored: StoredOutbox) -> Outbox {
         let mut outbox = Outbox {
             config,
-            entries: VecDeque::new(),
+            entries: Vec::new(),
             bytes: 0,
         };
         for record in restored.entries {
             outbox.bytes += record.body.len();
-            outbox.entries.push_back(Entry {
+            outbox.entries.push(Entry {
                 record,
                 sent_on: None,
             });
@@ -102,7 +102,7 @@ impl Outbox {
             });
         }
         self.bytes += adding;
-        self.entries.push_back(Entry {
+        self.entries.push(Entry {
             record,
             sent_on: None,
         });
@@ -112,7 +112,7 @@ impl Outbox {
     /// Removes an answered publish; `None` if it was not waiting.
     pub fn remove(&mut self, id: &EventId) -> Option<OutboxRecord> {
         let index = self.entries.iter().position(|e| &e.record.id == id)?;
-        let entry = self.entries.remove(index)?;
+        let entry = self.entries.remove(index);
         self.bytes -= entry.record.body.len();
         Some(entry.record)
     }
@@ -140,11 +140,14 @@ impl Outbox {
     /// order, so they expire from the front (one published later never expires before one
     /// published earlier, even if the wall clock went backwards in between).
     pub fn expire(&mut self, now_ms: u64) -> Vec<OutboxRecord> {
-        let mut expired = Vec::new();
-        while let Some(front) = self.entries.front()
-            && now_ms.saturating_sub(front.record.created_ms) >= self.config.ttl_ms
-        {
-            let entry = self.entries.pop_front().expect("checked above");
+        let ttl_ms = self.config.ttl_ms;
+        let count = self
+            .entries
+            .iter()
+            .take_while(|e| now_ms.saturating_sub(e.record.created_ms) >= ttl_ms)
+            .count();
+        let mut expired = Vec::with_capacity(count);
+        for entry in self.entries.drain(..count) {
             self.bytes -= entry.record.body.len();
             expired.push(entry.record);
         }
@@ -154,7 +157,7 @@ impl Outbox {
     /// When the oldest publish expires, in Unix milliseconds.
     pub fn next_expiry_ms(&self) -> Option<u64> {
         self.entries
-            .front()
+            .first()
             .map(|e| e.record.created_ms + self.config.ttl_ms)
     }
 

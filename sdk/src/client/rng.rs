@@ -3,6 +3,8 @@
 //! Drivers seed it from the platform's entropy (`getrandom`, `crypto.getRandomValues`); tests
 //! seed it with a fixed number, so every run of a scenario is the same.
 
+use std::time::Duration;
+
 /// SplitMix64: tiny, fast, good enough for jitter and ids (not for secrets).
 #[derive(Clone, Debug)]
 pub struct Rng(u64);
@@ -22,9 +24,18 @@ impl Rng {
         z ^ (z >> 31)
     }
 
-    /// A uniform number in `[0, 1)`.
-    pub fn unit(&mut self) -> f64 {
-        (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
+    /// A uniformly random duration in `[0, max)`, to the microsecond (zero when `max` is
+    /// under a microsecond). Integer arithmetic only: floating-point `Duration` scaling costs
+    /// wasm size in the browser SDK.
+    pub fn below(&mut self, max: Duration) -> Duration {
+        let micros = max
+            .as_secs()
+            .saturating_mul(1_000_000)
+            .saturating_add(u64::from(max.subsec_micros()));
+        Duration::from_micros(match micros {
+            0 => 0,
+            _ => self.next_u64() % micros,
+        })
     }
 
     /// `len` random characters from `[0-9a-z]`.

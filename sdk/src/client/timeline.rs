@@ -4,8 +4,6 @@
 //! the cursor (or with an id already delivered) is dropped; events beyond the next seq are held
 //! until the gap is filled, and the gap is reported so the client can resume to repair it.
 
-use std::collections::VecDeque;
-
 use litemap::LiteMap;
 
 use crate::wire::{Cursor, Event, EventId};
@@ -29,7 +27,10 @@ pub struct Merge {
 pub struct Timeline {
     cursor: Option<Cursor>,
     held: LiteMap<u64, Event>,
-    recent: VecDeque<EventId>,
+    /// The last [`RECENT_IDS`] delivered ids, as a ring: `next_recent` is overwritten next
+    /// once it is full (only membership matters, not order).
+    recent: Vec<EventId>,
+    next_recent: usize,
 }
 
 impl Timeline {
@@ -93,10 +94,12 @@ impl Timeline {
     fn deliver(&mut self, event: Event, merge: &mut Merge) {
         let cursor = self.cursor.as_mut().expect("positioned");
         cursor.seq = event.seq.expect("durable");
-        if self.recent.len() == RECENT_IDS {
-            self.recent.pop_front();
+        if self.recent.len() < RECENT_IDS {
+            self.recent.push(event.id.clone());
+        } else {
+            self.recent[self.next_recent] = event.id.clone();
+            self.next_recent = (self.next_recent + 1) % RECENT_IDS;
         }
-        self.recent.push_back(event.id.clone());
         merge.deliver.push(event);
     }
 }
@@ -167,6 +170,33 @@ mod tests {
             resumed.receive(event(4, "y")).deliver.len(),
             1,
             "held events were dropped by the reset"
+        );
+    }
+
+    #[test]
+    fn the_last_ids_are_remembered_and_older_ones_forgotten() {
+        let total = RECENT_IDS as u64 + 100;
+        let mut timeline = Timeline::at(Some(Cursor { epoch: 1, seq: 0 }));
+        for seq in 1..=total {
+            assert_eq!(
+                timeline
+                    .receive(event(seq, &format!("e{seq}")))
+                    .deliver
+                    .len(),
+                1
+            );
+        }
+        let next = total + 1;
+        for recent in [total, total - RECENT_IDS as u64 + 1] {
+            let merge = timeline.receive(event(next, &format!("e{recent}")));
+            assert!(merge.deliver.is_empty(), "e{recent} was delivered lately");
+        }
+        let forgotten = total - RECENT_IDS as u64;
+        let merge = timeline.receive(event(next, &format!("e{forgotten}")));
+        assert_eq!(
+            merge.deliver.len(),
+            1,
+            "e{forgotten} is no longer remembered"
         );
     }
 }

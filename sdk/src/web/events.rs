@@ -56,7 +56,7 @@ fn state(state: &ConnectionState) -> String {
             out.str("state", "reconnecting")
                 .str("badge", badge)
                 .field("attempt", &u64::from(*attempt))
-                .field("retryInMs", &(retry_in.as_millis() as u64));
+                .field("retryInMs", &crate::time::millis(retry_in));
         }
         ConnectionState::Offline => {
             out.str("state", "offline").str("badge", badge);

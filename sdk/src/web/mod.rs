@@ -357,7 +357,7 @@ fn arm_timer(state: &mut Inner) {
         return;
     }
     state.armed = deadline;
-    let delay = deadline.map(|at| at.saturating_duration_since(now()).as_millis() as f64);
+    let delay = deadline.map(|at| crate::time::millis(at.saturating_duration_since(now())) as f64);
     state.platform.arm(delay);
 }
 
