@@ -958,9 +958,8 @@ impl PollCursor {
             ));
         };
         let number = |what: &str, value: &str| {
-            value
-                .parse::<u64>()
-                .map_err(|_| format!("{what} {value:?} in {text:?} is not a number"))
+            json::parse_u64(value)
+                .ok_or_else(|| format!("{what} {value:?} in {text:?} is not a number"))
         };
         let room = RoomName::parse(room).map_err(|err| err.to_string())?;
         let cursor = match (epoch, seq) {
@@ -1019,9 +1018,8 @@ impl PollQuery {
                 "session" => parsed.session = value,
                 "r" => parsed.rooms.push(PollCursor::decode(&value)?),
                 "wait" => {
-                    let ms = value
-                        .parse()
-                        .map_err(|_| format!("wait {value:?} is not a number of milliseconds"))?;
+                    let ms = json::parse_u64(&value)
+                        .ok_or_else(|| format!("wait {value:?} is not a number of milliseconds"))?;
                     parsed.wait_ms = Some(ms);
                 }
                 _ => {}

@@ -539,7 +539,7 @@ impl Client {
             .transport
             .as_deref()
             .and_then(|value| value.strip_prefix("polling-until:"))
-            .and_then(|ms| ms.parse().ok())
+            .and_then(wire::json::parse_u64)
             .unwrap_or(0);
         let pending = map_from(
             stored

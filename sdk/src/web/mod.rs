@@ -195,7 +195,7 @@ impl BrowserClient {
         let core = Client::new(config, token, now(), date_now() as u64, seed, restored);
         let inner = Rc::new(RefCell::new(Inner {
             core,
-            base: url.trim_end_matches('/').to_owned(),
+            base: without_trailing_slashes(url).to_owned(),
             storage_prefix,
             platform,
             _report: report,
@@ -283,6 +283,14 @@ impl BrowserClient {
         drive(&self.inner);
         result
     }
+}
+
+/// `url` without trailing `/`s (`str::trim_end_matches` brings a pattern searcher along).
+fn without_trailing_slashes(mut url: &str) -> &str {
+    while let Some(rest) = url.strip_suffix('/') {
+        url = rest;
+    }
+    url
 }
 
 /// Feeds one report from `platform.js` to the core, then drives it.

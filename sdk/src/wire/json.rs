@@ -99,7 +99,12 @@ impl<'a> Node<'a> {
 
     /// The node as a non-negative integer (no fraction, no exponent).
     pub fn u64(&self) -> Result<u64, JsonError> {
-        self.number("an unsigned integer")
+        match self.value {
+            Value::Number => parse_u64(self.raw).ok_or_else(|| {
+                JsonError(["expected an unsigned integer, found ", self.raw].concat())
+            }),
+            _ => Err(self.unexpected("an unsigned integer")),
+        }
     }
 
     /// The node as a number of type `T`, parsed from its text; `expected` names `T` in errors.
@@ -191,6 +196,19 @@ impl<'a, 'n> Fields<'a, 'n> {
     pub fn list<T: Wire>(&self, key: &str) -> Result<Vec<T>, JsonError> {
         Ok(self.opt(key)?.unwrap_or_default())
     }
+}
+
+/// Decimal digits (at least one, nothing else) as a `u64`; `None` if they overflow. Used for
+/// every integer the SDK reads instead of `str::parse`, whose generic code is larger (this
+/// ships in the browser SDK).
+pub fn parse_u64(text: &str) -> Option<u64> {
+    if text.is_empty() {
+        return None;
+    }
+    text.bytes().try_fold(0u64, |n, b| match b {
+        b'0'..=b'9' => n.checked_mul(10)?.checked_add(u64::from(b - b'0')),
+        _ => None,
+    })
 }
 
 /// A type with a JSON shape on the wire.

@@ -307,3 +307,36 @@ fn random_damage_is_refused_exactly_when_serde_json_refuses_it() {
         agree(&text);
     }
 }
+
+#[test]
+fn integers_read_as_std_reads_them_without_a_sign() {
+    let max = u64::MAX.to_string();
+    let over = "18446744073709551616";
+    for text in [
+        "0",
+        "7",
+        "0042",
+        "1700000000000",
+        max.as_str(),
+        over,
+        "",
+        "-1",
+        "+1",
+        "1.0",
+        "1e3",
+        "12a",
+        " 1",
+    ] {
+        let std = if text.starts_with('+') {
+            None
+        } else {
+            text.parse::<u64>().ok()
+        };
+        assert_eq!(parse_u64(text), std, "for {text:?}");
+    }
+    let node = parse(over).unwrap();
+    assert_eq!(
+        node.u64().unwrap_err().to_string(),
+        format!("expected an unsigned integer, found {over}")
+    );
+}
