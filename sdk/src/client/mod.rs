@@ -26,6 +26,7 @@
 //! and typing per room.
 
 pub mod backoff;
+mod map;
 pub mod outbox;
 pub mod rng;
 pub mod room;
@@ -33,7 +34,7 @@ pub mod timeline;
 
 use std::collections::VecDeque;
 
-use litemap::LiteMap;
+pub(crate) use map::Map;
 use std::time::Duration;
 
 use crate::time::{Instant, millis};
@@ -501,12 +502,12 @@ pub struct Client {
     id_prefix: String,
     session: String,
     user: Option<String>,
-    rooms: LiteMap<RoomName, Room>,
+    rooms: Map<RoomName, Room>,
     outbox: Outbox,
     /// The outbox changed since it was last handed out to be saved.
     outbox_unsaved: bool,
     /// Own publishes shown as pending and not yet seen come back, with their seq once acked.
-    pending: LiteMap<EventId, (OutboxRecord, Option<u64>)>,
+    pending: Map<EventId, (OutboxRecord, Option<u64>)>,
     backoff: Backoff,
     retry_refused_at: Option<Instant>,
     outputs: VecDeque<Output>,
@@ -541,7 +542,7 @@ impl Client {
             .and_then(|value| value.strip_prefix("polling-until:"))
             .and_then(wire::json::parse_u64)
             .unwrap_or(0);
-        let pending = map_from(
+        let pending = Map::from_iter(
             stored
                 .entries
                 .iter()
@@ -567,7 +568,7 @@ impl Client {
             id_prefix,
             session,
             user: None,
-            rooms: LiteMap::new(),
+            rooms: Map::new(),
             pending,
             retry_refused_at: None,
             outputs: VecDeque::new(),
@@ -672,7 +673,7 @@ impl Client {
 
     /// Joins `room` with this presence meta (or updates the meta of a joined room).
     pub fn join(&mut self, now: Instant, room: RoomName, meta: Json) {
-        let entry = self.rooms.entry(room.clone()).or_insert_with(|| Room {
+        let entry = self.rooms.get_or_insert_with(room.clone(), || Room {
             meta: Json::null(),
             timeline: Timeline::default(),
             presence: Presence::default(),
@@ -1614,7 +1615,7 @@ impl Client {
 
     fn room_timers(&mut self, now: Instant) {
         let mut typing_off = Vec::new();
-        for (name, room) in &mut self.rooms {
+        for (name, room) in self.rooms.iter_mut() {
             if room.typing_in.expire(now) {
                 self.events.push_back(ClientEvent::Typing {
                     room: name.clone(),
@@ -1665,18 +1666,6 @@ impl Client {
         let (origin, origin_ms) = self.clock_origin;
         origin + Duration::from_millis(unix_ms.saturating_sub(origin_ms))
     }
-}
-
-/// A map from entries; cheap when they come in key order (as the server sends lists), and
-/// without the code size of a sort (`collect` into a `LiteMap` sorts).
-pub(crate) fn map_from<K: Ord, V>(entries: impl IntoIterator<Item = (K, V)>) -> LiteMap<K, V> {
-    let mut map = LiteMap::new();
-    for (key, value) in entries {
-        if let Some((key, value)) = map.try_append(key, value) {
-            map.insert(key, value);
-        }
-    }
-    map
 }
 
 #[cfg(test)]

@@ -1,19 +1,18 @@
 //! What the client knows about one room besides its timeline: presence, who is typing, and
 //! its own typing signal (throttled outgoing "on", automatic "off").
 
-use litemap::LiteMap;
 use std::time::Duration;
 
 use crate::time::Instant;
 
-use super::map_from;
+use super::Map;
 use crate::wire::{PresenceDiff, PresenceSnapshot, PresenceUser};
 
 /// A room's presence: one entry per user, applied from snapshots and diffs.
 #[derive(Debug, Default, Clone, PartialEq)]
 pub struct Presence {
     version: u64,
-    users: LiteMap<String, PresenceUser>,
+    users: Map<String, PresenceUser>,
 }
 
 /// What applying a presence diff did.
@@ -30,7 +29,7 @@ pub enum DiffOutcome {
 impl Presence {
     /// Replaces everything with a snapshot; `true` if anything changed.
     pub fn snapshot(&mut self, snapshot: PresenceSnapshot) -> bool {
-        let users = map_from(snapshot.users.into_iter().map(|u| (u.user.clone(), u)));
+        let users = Map::from_iter(snapshot.users.into_iter().map(|u| (u.user.clone(), u)));
         let changed = users != self.users;
         self.version = snapshot.version;
         self.users = users;
@@ -69,7 +68,7 @@ impl Presence {
 /// Who else is typing, each until a local expiry unless refreshed.
 #[derive(Debug, Default)]
 pub struct TypingIn {
-    users: LiteMap<String, Instant>,
+    users: Map<String, Instant>,
     version: u64,
 }
 
@@ -94,7 +93,7 @@ impl TypingIn {
     ) -> bool {
         self.version = version;
         let before: Vec<String> = self.users.keys().cloned().collect();
-        self.users = map_from(users.into_iter().map(|u| (u, now + ttl)));
+        self.users = Map::from_iter(users.into_iter().map(|u| (u, now + ttl)));
         before != self.users.keys().cloned().collect::<Vec<_>>()
     }
 

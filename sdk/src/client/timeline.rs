@@ -4,8 +4,7 @@
 //! the cursor (or with an id already delivered) is dropped; events beyond the next seq are held
 //! until the gap is filled, and the gap is reported so the client can resume to repair it.
 
-use litemap::LiteMap;
-
+use super::Map;
 use crate::wire::{Cursor, Event, EventId};
 
 /// Most out-of-order events held while waiting for a gap to fill.
@@ -26,7 +25,7 @@ pub struct Merge {
 #[derive(Debug, Default)]
 pub struct Timeline {
     cursor: Option<Cursor>,
-    held: LiteMap<u64, Event>,
+    held: Map<u64, Event>,
     /// The last [`RECENT_IDS`] delivered ids, as a ring: `next_recent` is overwritten next
     /// once it is full (only membership matters, not order).
     recent: Vec<EventId>,
