@@ -8,15 +8,6 @@ use crate::client::{Badge, ClientEvent, ConnectionState, FailReason, Transport};
 use crate::wire::json::{ObjectWriter, Writer};
 use crate::wire::{EventId, PresenceUser, RoomName};
 
-/// Writes one object and returns its text.
-fn object(fields: impl FnOnce(&mut ObjectWriter<'_>)) -> String {
-    let mut out = Writer::default();
-    let mut object = out.object();
-    fields(&mut object);
-    object.end();
-    out.finish()
-}
-
 /// A room's presence list as JSON text.
 pub(super) fn users_json(users: &[PresenceUser]) -> String {
     let mut out = Writer::default();
@@ -31,47 +22,40 @@ fn transport_name(transport: Transport) -> &'static str {
     }
 }
 
-fn state(state: &ConnectionState) -> String {
+fn state(out: &mut ObjectWriter<'_>, state: &ConnectionState) {
     let badge = match state.badge() {
         Badge::Live => "live",
         Badge::Syncing => "syncing",
         Badge::Offline => "offline",
     };
-    object(|out| match state {
-        ConnectionState::Connecting { transport } => {
-            out.str("state", "connecting")
-                .str("badge", badge)
-                .str("transport", transport_name(*transport));
-        }
-        ConnectionState::Connected { transport } => {
-            out.str("state", "connected")
-                .str("badge", badge)
-                .str("transport", transport_name(*transport));
+    let name = match state {
+        ConnectionState::Connecting { .. } => "connecting",
+        ConnectionState::Connected { .. } => "connected",
+        ConnectionState::Reconnecting { .. } => "reconnecting",
+        ConnectionState::Offline => "offline",
+        ConnectionState::Failed { .. } => "failed",
+        ConnectionState::Closed => "closed",
+    };
+    out.str("state", name).str("badge", badge);
+    match state {
+        ConnectionState::Connecting { transport } | ConnectionState::Connected { transport } => {
+            out.str("transport", transport_name(*transport));
         }
         ConnectionState::Reconnecting {
             attempt,
             next_attempt,
         } => {
             let retry_in = next_attempt.saturating_duration_since(super::now());
-            out.str("state", "reconnecting")
-                .str("badge", badge)
-                .field("attempt", &u64::from(*attempt))
+            out.field("attempt", &u64::from(*attempt))
                 .field("retryInMs", &crate::time::millis(retry_in));
-        }
-        ConnectionState::Offline => {
-            out.str("state", "offline").str("badge", badge);
         }
         ConnectionState::Failed {
             reason: FailReason::AuthRefused(reason),
         } => {
-            out.str("state", "failed")
-                .str("badge", badge)
-                .str("reason", reason);
+            out.str("reason", reason);
         }
-        ConnectionState::Closed => {
-            out.str("state", "closed").str("badge", badge);
-        }
-    })
+        ConnectionState::Offline | ConnectionState::Closed => {}
+    }
 }
 
 fn room_and_id<'o, 'w>(
@@ -84,93 +68,76 @@ fn room_and_id<'o, 'w>(
 
 /// The event's kind and its payload as JSON text.
 pub(super) fn to_js(event: &ClientEvent) -> (&'static str, String) {
-    match event {
-        ClientEvent::State(s) => ("state", state(s)),
-        ClientEvent::Welcome { user } => (
-            "welcome",
-            object(|out| {
-                out.str("user", user);
-            }),
-        ),
-        ClientEvent::Joined { room, cursor } => (
-            "joined",
-            object(|out| {
-                out.field("room", room).field("cursor", cursor);
-            }),
-        ),
-        ClientEvent::Pending { room, id, body } => (
-            "pending",
-            object(|out| {
-                room_and_id(out, room, id).field("body", body);
-            }),
-        ),
-        ClientEvent::Event { event, own } => (
-            "event",
-            object(|out| {
-                out.field("event", event).field("own", own);
-            }),
-        ),
-        ClientEvent::Acked { room, id, seq } => (
-            "acked",
-            object(|out| {
-                room_and_id(out, room, id).field("seq", seq);
-            }),
-        ),
+    let mut text = Writer::default();
+    let mut out = text.object();
+    let kind = match event {
+        ClientEvent::State(s) => {
+            state(&mut out, s);
+            "state"
+        }
+        ClientEvent::Welcome { user } => {
+            out.str("user", user);
+            "welcome"
+        }
+        ClientEvent::Joined { room, cursor } => {
+            out.field("room", room).field("cursor", cursor);
+            "joined"
+        }
+        ClientEvent::Pending { room, id, body } => {
+            room_and_id(&mut out, room, id).field("body", body);
+            "pending"
+        }
+        ClientEvent::Event { event, own } => {
+            out.field("event", event).field("own", own);
+            "event"
+        }
+        ClientEvent::Acked { room, id, seq } => {
+            room_and_id(&mut out, room, id).field("seq", seq);
+            "acked"
+        }
         ClientEvent::PublishFailed {
             room,
             id,
             code,
             message,
-        } => (
-            "publishFailed",
-            object(|out| {
-                room_and_id(out, room, id)
-                    .field("code", code)
-                    .str("message", message);
-            }),
-        ),
-        ClientEvent::Expired { room, id } => (
-            "expired",
-            object(|out| {
-                room_and_id(out, room, id);
-            }),
-        ),
-        ClientEvent::Outbox { pending } => (
-            "outbox",
-            object(|out| {
-                out.field("pending", &(*pending as u64));
-            }),
-        ),
-        ClientEvent::Presence { room, users } => (
-            "presence",
-            object(|out| {
-                out.field("room", room).field("users", users);
-            }),
-        ),
-        ClientEvent::Typing { room, users } => (
-            "typing",
-            object(|out| {
-                out.field("room", room).field("users", users);
-            }),
-        ),
-        ClientEvent::Reset { room, reason } => (
-            "reset",
-            object(|out| {
-                out.field("room", room).field("reason", reason);
-            }),
-        ),
+        } => {
+            room_and_id(&mut out, room, id)
+                .field("code", code)
+                .str("message", message);
+            "publishFailed"
+        }
+        ClientEvent::Expired { room, id } => {
+            room_and_id(&mut out, room, id);
+            "expired"
+        }
+        ClientEvent::Outbox { pending } => {
+            out.field("pending", &(*pending as u64));
+            "outbox"
+        }
+        ClientEvent::Presence { room, users } => {
+            out.field("room", room).field("users", users);
+            "presence"
+        }
+        ClientEvent::Typing { room, users } => {
+            out.field("room", room).field("users", users);
+            "typing"
+        }
+        ClientEvent::Reset { room, reason } => {
+            out.field("room", room).field("reason", reason);
+            "reset"
+        }
         ClientEvent::Error {
             code,
             message,
             room,
-        } => (
-            "error",
-            object(|out| {
-                out.opt("room", room)
-                    .field("code", code)
-                    .str("message", message);
-            }),
-        ),
-        ClientEvent::TokenNeeded => ("tokenNeeded", "{}".to_owned()),
-    }
+        } => {
+            out.opt("room", room)
+                .field("code", code)
+                .str("message", message);
+            "error"
+        }
+        ClientEvent::TokenNeeded => "tokenNeeded",
+    };
+    out.end();
+    (kind, text.finish())
 }
