@@ -182,11 +182,17 @@ impl Sim {
             {
                 self.apps[index].client.handle_timeout(now);
             }
-            while let Some(output) = self.apps[index].client.poll_output() {
+            loop {
+                let outputs = self.apps[index].client.poll_outputs();
+                if outputs.is_empty() {
+                    break;
+                }
                 busy = true;
-                self.client_output(index, output);
+                for output in outputs {
+                    self.client_output(index, output);
+                }
             }
-            while let Some(event) = self.apps[index].client.poll_event() {
+            for event in self.apps[index].client.poll_events() {
                 self.app_event(index, event);
             }
         }

@@ -9,9 +9,10 @@
 //! - Inputs: the `handle_*` methods (transport results, platform signals, timers) and the app
 //!   API ([`Client::join`], [`Client::publish`], ...). Each takes `now`. An extra
 //!   [`Client::handle_timeout`] is harmless.
-//! - Outputs: after every input, drain [`Client::poll_output`] (open/send/close a socket, make an
-//!   HTTP call, save to storage) and [`Client::poll_event`] (what the app should know) until both
-//!   are empty, then arm one timer at [`Client::poll_timeout`].
+//! - Outputs: after every input, take [`Client::poll_outputs`] (open/send/close a socket, make
+//!   an HTTP call, save to storage; carrying them out may feed the core again, so take until
+//!   none are left) and [`Client::poll_events`] (what the app should know), then arm one timer at
+//!   [`Client::poll_timeout`].
 //! - Sockets and HTTP calls carry ids (`link`, `request`); results for ids the core no longer
 //!   cares about are ignored, so a driver never has to cancel anything in a hurry.
 //!
@@ -31,8 +32,6 @@ pub mod outbox;
 pub mod rng;
 pub mod room;
 pub mod timeline;
-
-use std::collections::VecDeque;
 
 pub(crate) use map::Map;
 use std::time::Duration;
@@ -510,8 +509,8 @@ pub struct Client {
     pending: Map<EventId, (OutboxRecord, Option<u64>)>,
     backoff: Backoff,
     retry_refused_at: Option<Instant>,
-    outputs: VecDeque<Output>,
-    events: VecDeque<ClientEvent>,
+    outputs: Vec<Output>,
+    events: Vec<ClientEvent>,
     state: ConnectionState,
 }
 
@@ -571,20 +570,20 @@ impl Client {
             rooms: Map::new(),
             pending,
             retry_refused_at: None,
-            outputs: VecDeque::new(),
-            events: VecDeque::new(),
+            outputs: Vec::new(),
+            events: Vec::new(),
             state: ConnectionState::Connecting { transport },
         };
         if !client.outbox.is_empty() {
             // After a reload, what still waits is shown again as pending.
             for record in client.outbox.stored().entries {
-                client.events.push_back(ClientEvent::Pending {
+                client.events.push(ClientEvent::Pending {
                     room: record.room,
                     id: record.id,
                     body: record.body,
                 });
             }
-            client.events.push_back(ClientEvent::Outbox {
+            client.events.push(ClientEvent::Outbox {
                 pending: client.outbox.len(),
             });
         }
@@ -595,23 +594,25 @@ impl Client {
     // Outputs and queries
     // -----------------------------------------------------------------------------------------
 
-    /// The next thing for the driver to do.
-    pub fn poll_output(&mut self) -> Option<Output> {
+    /// What the driver must do, in order (empty when nothing is waiting).
+    pub fn poll_outputs(&mut self) -> Vec<Output> {
+        let mut outputs = std::mem::take(&mut self.outputs);
         // The outbox is saved once per drain, whatever number of changes led to it, and before
         // anything else goes out (a publish is on disk before it is on the wire).
         if self.outbox_unsaved {
             self.outbox_unsaved = false;
-            return Some(Output::Save {
+            let save = Output::Save {
                 key: OUTBOX_KEY,
                 value: self.outbox.stored().encode(),
-            });
+            };
+            outputs.insert(0, save);
         }
-        self.outputs.pop_front()
+        outputs
     }
 
-    /// The next thing for the app to know.
-    pub fn poll_event(&mut self) -> Option<ClientEvent> {
-        self.events.pop_front()
+    /// What the app should know, in order (empty when nothing happened).
+    pub fn poll_events(&mut self) -> Vec<ClientEvent> {
+        std::mem::take(&mut self.events)
     }
 
     /// When [`Client::handle_timeout`] must be called next.
@@ -736,7 +737,7 @@ impl Client {
             .get_mut(&room)
             .and_then(|state| state.typing_out.stop());
         self.pending.insert(id.clone(), (record, None));
-        self.events.push_back(ClientEvent::Pending {
+        self.events.push(ClientEvent::Pending {
             room: room.clone(),
             id: id.clone(),
             body,
@@ -989,7 +990,7 @@ impl Client {
                 if !socket.welcomed {
                     // No first round trip in time.
                     let link = socket.link;
-                    self.outputs.push_back(Output::CloseSocket { link });
+                    self.outputs.push(Output::CloseSocket { link });
                     if self.config.transport == TransportMode::Auto {
                         self.start_polling(now);
                     } else {
@@ -998,12 +999,12 @@ impl Client {
                 } else if now.duration_since(socket.last_heard) >= socket.heartbeat * 2 {
                     // Silent for two heartbeats: the socket is dead even if nobody said so.
                     let link = socket.link;
-                    self.outputs.push_back(Output::CloseSocket { link });
+                    self.outputs.push(Output::CloseSocket { link });
                     self.reconnect_later(now);
                 } else {
                     socket.deadline = now + socket.heartbeat / 2;
                     let link = socket.link;
-                    self.outputs.push_back(Output::Send {
+                    self.outputs.push(Output::Send {
                         link,
                         frame: ClientFrame::Ping(wire::Ping { nonce: None }),
                     });
@@ -1019,12 +1020,12 @@ impl Client {
                 {
                     poll.probe = None;
                     poll.next_probe = Some(now + self.config.probe_every);
-                    self.outputs.push_back(Output::CloseSocket { link });
+                    self.outputs.push(Output::CloseSocket { link });
                 } else if poll.probe.is_none() && poll.next_probe.is_some_and(|at| at <= now) {
                     let link = self.rng.next_u64();
                     poll.next_probe = None;
                     poll.probe = Some((link, now + self.config.socket_timeout));
-                    self.outputs.push_back(Output::OpenSocket {
+                    self.outputs.push(Output::OpenSocket {
                         link,
                         token: self.token.clone(),
                     });
@@ -1055,7 +1056,7 @@ impl Client {
         }
         let link = self.rng.next_u64();
         self.phase = Phase::Socket(self.new_socket(link, now));
-        self.outputs.push_back(Output::OpenSocket {
+        self.outputs.push(Output::OpenSocket {
             link,
             token: self.token.clone(),
         });
@@ -1130,7 +1131,7 @@ impl Client {
         // Leave the polling session's rooms so presence does not show it until it expires.
         self.leave_polling_session();
         self.polling_until_ms = 0;
-        self.outputs.push_back(Output::Save {
+        self.outputs.push(Output::Save {
             key: TRANSPORT_KEY,
             value: String::new(),
         });
@@ -1141,7 +1142,7 @@ impl Client {
 
     fn remember_polling(&mut self, now: Instant) {
         self.polling_until_ms = self.unix_ms(now) + millis(self.config.remember_fallback);
-        self.outputs.push_back(Output::Save {
+        self.outputs.push(Output::Save {
             key: TRANSPORT_KEY,
             value: format!("polling-until:{}", self.polling_until_ms),
         });
@@ -1170,7 +1171,7 @@ impl Client {
         }
         self.token_refreshed = true;
         self.phase = Phase::NeedToken;
-        self.events.push_back(ClientEvent::TokenNeeded);
+        self.events.push(ClientEvent::TokenNeeded);
         // The retry waits for the token, not for a backoff step: none is taken.
         self.set_state(ConnectionState::Reconnecting {
             attempt: self.backoff.attempt(),
@@ -1181,12 +1182,10 @@ impl Client {
     /// Forgets the current transport (closing a socket), keeping rooms and the outbox.
     fn drop_transport(&mut self, goodbye: bool) {
         match std::mem::replace(&mut self.phase, Phase::Offline) {
-            Phase::Socket(socket) => self
-                .outputs
-                .push_back(Output::CloseSocket { link: socket.link }),
+            Phase::Socket(socket) => self.outputs.push(Output::CloseSocket { link: socket.link }),
             Phase::Polling(poll) => {
                 if let Some((link, _)) = poll.probe {
-                    self.outputs.push_back(Output::CloseSocket { link });
+                    self.outputs.push(Output::CloseSocket { link });
                 }
                 if goodbye {
                     self.leave_polling_session();
@@ -1203,7 +1202,7 @@ impl Client {
             session: self.session.clone(),
             frames,
         };
-        self.outputs.push_back(Output::Http {
+        self.outputs.push(Output::Http {
             request,
             token: self.token.clone(),
             call: HttpCall::PollSend(body),
@@ -1227,7 +1226,7 @@ impl Client {
     fn set_state(&mut self, state: ConnectionState) {
         if self.state != state {
             self.state = state.clone();
-            self.events.push_back(ClientEvent::State(state));
+            self.events.push(ClientEvent::State(state));
         }
     }
 
@@ -1241,7 +1240,7 @@ impl Client {
         match &mut self.phase {
             Phase::Socket(socket) if socket.welcomed => {
                 let link = socket.link;
-                self.outputs.push_back(Output::Send { link, frame });
+                self.outputs.push(Output::Send { link, frame });
             }
             Phase::Polling(poll) => poll.queued.push(frame),
             _ => {}
@@ -1302,7 +1301,7 @@ impl Client {
                     })
                     .collect(),
             };
-            self.outputs.push_back(Output::Http {
+            self.outputs.push(Output::Http {
                 request,
                 token: self.token.clone(),
                 call: HttpCall::Poll {
@@ -1321,7 +1320,7 @@ impl Client {
             ServerFrame::Welcome(welcome) => {
                 self.user = Some(welcome.user.clone());
                 self.events
-                    .push_back(ClientEvent::Welcome { user: welcome.user });
+                    .push(ClientEvent::Welcome { user: welcome.user });
             }
             ServerFrame::Joined(joined) => {
                 let Some(room) = self.rooms.get_mut(&joined.room) else {
@@ -1331,7 +1330,7 @@ impl Client {
                 let cursor = room.timeline.cursor().expect("positioned by joined");
                 self.apply_presence(&joined.room, joined.presence);
                 self.apply_typing(now, &joined.room, joined.typing, None);
-                self.events.push_back(ClientEvent::Joined {
+                self.events.push(ClientEvent::Joined {
                     room: joined.room,
                     cursor,
                 });
@@ -1347,7 +1346,7 @@ impl Client {
                 match room.presence.diff(diff) {
                     DiffOutcome::Applied => {
                         let users = room.presence.users();
-                        self.events.push_back(ClientEvent::Presence {
+                        self.events.push(ClientEvent::Presence {
                             room: room_name,
                             users,
                         });
@@ -1379,7 +1378,7 @@ impl Client {
                 };
                 if changed {
                     let users = room.typing_in.users();
-                    self.events.push_back(ClientEvent::Typing {
+                    self.events.push(ClientEvent::Typing {
                         room: typing.room,
                         users,
                     });
@@ -1411,7 +1410,7 @@ impl Client {
                     self.send_frame(frame);
                     return;
                 }
-                self.events.push_back(ClientEvent::Error {
+                self.events.push(ClientEvent::Error {
                     code: error.code,
                     message: error.message,
                     room: error.room,
@@ -1430,7 +1429,7 @@ impl Client {
             return;
         };
         if room.presence.snapshot(snapshot) {
-            self.events.push_back(ClientEvent::Presence {
+            self.events.push(ClientEvent::Presence {
                 room: room_name.clone(),
                 users: room.presence.users(),
             });
@@ -1457,7 +1456,7 @@ impl Client {
             .collect();
         let version = version.unwrap_or(room.typing_in.version());
         if room.typing_in.replace(users, version, now, ttl) {
-            self.events.push_back(ClientEvent::Typing {
+            self.events.push(ClientEvent::Typing {
                 room: room_name.clone(),
                 users: room.typing_in.users(),
             });
@@ -1470,8 +1469,7 @@ impl Client {
             return;
         };
         if event.seq.is_none() {
-            self.events
-                .push_back(ClientEvent::Event { event, own: false });
+            self.events.push(ClientEvent::Event { event, own: false });
             return;
         }
         let merge = room.timeline.receive(event);
@@ -1480,7 +1478,7 @@ impl Client {
             .filter(|_| room.repairing.is_none() && matches!(self.phase, Phase::Socket(_)));
         for event in merge.deliver {
             let own = self.pending.remove(&event.id).is_some();
-            self.events.push_back(ClientEvent::Event { event, own });
+            self.events.push(ClientEvent::Event { event, own });
         }
         if let Some(cursor) = repair {
             // Missing events on a socket: fetch them from history (held ones wait meanwhile).
@@ -1492,7 +1490,7 @@ impl Client {
                 room: room_name,
                 after: cursor.seq,
             };
-            self.outputs.push_back(Output::Http {
+            self.outputs.push(Output::Http {
                 request,
                 token: self.token.clone(),
                 call,
@@ -1526,7 +1524,7 @@ impl Client {
         if self.outbox.remove(&ack.id).is_none() {
             return;
         }
-        self.events.push_back(ClientEvent::Acked {
+        self.events.push(ClientEvent::Acked {
             room: ack.room.clone(),
             id: ack.id.clone(),
             seq,
@@ -1546,7 +1544,7 @@ impl Client {
             return;
         };
         room.timeline.reset(epoch, head);
-        self.events.push_back(ClientEvent::Reset {
+        self.events.push(ClientEvent::Reset {
             room: room_name.clone(),
             reason,
         });
@@ -1581,8 +1579,7 @@ impl Client {
                 at: record.created_ms,
                 body: record.body,
             };
-            self.events
-                .push_back(ClientEvent::Event { event, own: true });
+            self.events.push(ClientEvent::Event { event, own: true });
         }
     }
 
@@ -1598,7 +1595,7 @@ impl Client {
                 if self.outbox.remove(&nack.id).is_some() {
                     self.pending.remove(&nack.id);
                     self.outbox_changed();
-                    self.events.push_back(ClientEvent::PublishFailed {
+                    self.events.push(ClientEvent::PublishFailed {
                         room: nack.room,
                         id: nack.id,
                         code: nack.code,
@@ -1617,7 +1614,7 @@ impl Client {
         let mut typing_off = Vec::new();
         for (name, room) in self.rooms.iter_mut() {
             if room.typing_in.expire(now) {
-                self.events.push_back(ClientEvent::Typing {
+                self.events.push(ClientEvent::Typing {
                     room: name.clone(),
                     users: room.typing_in.users(),
                 });
@@ -1642,7 +1639,7 @@ impl Client {
         }
         for record in expired {
             self.pending.remove(&record.id);
-            self.events.push_back(ClientEvent::Expired {
+            self.events.push(ClientEvent::Expired {
                 room: record.room,
                 id: record.id,
             });
@@ -1652,7 +1649,7 @@ impl Client {
 
     fn outbox_changed(&mut self) {
         self.outbox_unsaved = true;
-        self.events.push_back(ClientEvent::Outbox {
+        self.events.push(ClientEvent::Outbox {
             pending: self.outbox.len(),
         });
     }

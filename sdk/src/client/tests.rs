@@ -61,12 +61,8 @@ impl Harness {
     }
 
     fn drain(&mut self) {
-        while let Some(output) = self.client.poll_output() {
-            self.outputs.push(output);
-        }
-        while let Some(event) = self.client.poll_event() {
-            self.events.push(event);
-        }
+        self.outputs.extend(self.client.poll_outputs());
+        self.events.extend(self.client.poll_events());
     }
 
     /// Moves virtual time forward, firing timers at their deadlines.

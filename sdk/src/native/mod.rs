@@ -238,27 +238,37 @@ impl Driver {
 
     /// Carries out everything the core asked for and passes its events on.
     fn flush(&mut self) {
-        while let Some(output) = self.core.poll_output() {
-            match output {
-                Output::OpenSocket { link, token } => self.open_socket(link, token),
-                Output::Send { link, frame } => {
-                    if let Some(socket) = self.sockets.get(&link) {
-                        let _ = socket.send(frame);
-                    }
-                }
-                Output::CloseSocket { link } => {
-                    self.sockets.remove(&link); // The writer ends, which closes the socket.
-                }
-                Output::Http {
-                    request,
-                    token,
-                    call,
-                } => self.http_call(request, token, call),
-                Output::Save { key, value } => self.storage.save(key, &value),
+        loop {
+            let outputs = self.core.poll_outputs();
+            if outputs.is_empty() {
+                break;
+            }
+            for output in outputs {
+                self.perform(output);
             }
         }
-        while let Some(event) = self.core.poll_event() {
+        for event in self.core.poll_events() {
             let _ = self.events.send(event);
+        }
+    }
+
+    fn perform(&mut self, output: Output) {
+        match output {
+            Output::OpenSocket { link, token } => self.open_socket(link, token),
+            Output::Send { link, frame } => {
+                if let Some(socket) = self.sockets.get(&link) {
+                    let _ = socket.send(frame);
+                }
+            }
+            Output::CloseSocket { link } => {
+                self.sockets.remove(&link); // The writer ends, which closes the socket.
+            }
+            Output::Http {
+                request,
+                token,
+                call,
+            } => self.http_call(request, token, call),
+            Output::Save { key, value } => self.storage.save(key, &value),
         }
     }
 

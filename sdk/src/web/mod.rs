@@ -341,11 +341,16 @@ fn drive(inner: &Shared) {
     loop {
         let events = {
             let mut state = inner.borrow_mut();
-            while let Some(output) = state.core.poll_output() {
-                perform(&mut state, output);
+            loop {
+                let outputs = state.core.poll_outputs();
+                if outputs.is_empty() {
+                    break;
+                }
+                for output in outputs {
+                    perform(&mut state, output);
+                }
             }
-            let events: Vec<ClientEvent> = std::iter::from_fn(|| state.core.poll_event()).collect();
-            events
+            state.core.poll_events()
         };
         if events.is_empty() {
             break;
