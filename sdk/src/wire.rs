@@ -109,7 +109,7 @@ fn check_name(
     text: &str,
     what: &'static str,
     max: usize,
-    allowed: impl Fn(u8) -> bool,
+    allowed: fn(u8) -> bool,
 ) -> Result<(), NameError> {
     let fail = |reason: String| NameError {
         what,
@@ -125,7 +125,9 @@ fn check_name(
             text.len()
         )));
     }
-    if let Some(bad) = text.chars().find(|&c| !c.is_ascii() || !allowed(c as u8)) {
+    if let Some(at) = text.bytes().position(|c| !allowed(c)) {
+        // Each check allows or refuses all non-ASCII bytes alike, so `at` starts a character.
+        let bad = text[at..].chars().next().unwrap_or('\u{FFFD}');
         return Err(fail(format!(
             "character '{}' is not allowed (letters, digits and . _ - : are; rooms also allow / @)",
             shown(bad.encode_utf8(&mut [0; 4]))
@@ -345,7 +347,8 @@ macro_rules! wire_enum {
 
             /// Reads the wire text back.
             pub fn from_wire(text: &str) -> Option<$name> {
-                match text { $( $text => Some($name::$variant), )* _ => None }
+                // A search of a table rather than a `match` on strings: smaller in wasm.
+                [$( $name::$variant, )*].into_iter().find(|value| value.as_str() == text)
             }
         }
 
@@ -1439,6 +1442,34 @@ mod tests {
         );
         check_client("not json", Err("bad_frame"));
         check_client(r#"{"no":"type"}"#, Err("bad_frame"));
+    }
+
+    #[test]
+    fn user_ids_may_be_any_text_without_control_characters() {
+        assert!(check_user_id("José Ñúñez 🎉").is_ok());
+        let err = check_user_id("ana\u{7}").unwrap_err().to_string();
+        assert!(
+            err.starts_with("invalid user id \"ana\u{FFFD}\": character '\u{FFFD}'"),
+            "{err}"
+        );
+        assert!(check_user_id("").is_err());
+    }
+
+    #[test]
+    fn wire_enums_read_back_every_name_and_refuse_others() {
+        for code in [
+            ErrorCode::BadFrame,
+            ErrorCode::TooManyPolls,
+            ErrorCode::Internal,
+        ] {
+            assert_eq!(ErrorCode::from_wire(code.as_str()), Some(code));
+        }
+        assert_eq!(
+            ResetReason::from_wire("history_trimmed"),
+            Some(ResetReason::HistoryTrimmed)
+        );
+        assert_eq!(ErrorCode::from_wire("bad_frame "), None);
+        assert_eq!(ErrorCode::from_wire(""), None);
     }
 
     #[test]
