@@ -3,6 +3,7 @@
 //! - [`wire`]: the protocol's one and only definition of every frame and HTTP body.
 //! - [`client`]: the sans-IO client core (connection, transports, outbox, merge, presence,
 //!   typing) that every driver runs.
+//! - [`text`]: numbers and messages without `core::fmt` (for the browser build's size).
 //! - [`time`]: the core's clock type ([`time::Instant`]), which works in the browser too.
 //! - `native` (feature `native`): the tokio driver and [`NativeClient`](native::NativeClient).
 //!
@@ -12,6 +13,7 @@
 pub mod client;
 #[cfg(feature = "native")]
 pub mod native;
+pub mod text;
 pub mod time;
 #[cfg(all(feature = "web", target_arch = "wasm32"))]
 pub mod web;

@@ -23,6 +23,8 @@
 use std::collections::BTreeMap;
 use std::fmt;
 
+use crate::text::{Decimal, decimal, write_pieces};
+
 pub mod json;
 
 use json::{Fields, JsonError, Node, ObjectWriter, Value, Wire, WireObject, Writer, wire_objects};
@@ -97,13 +99,25 @@ impl EventId {
 }
 
 /// Why a room name, event id or user id was refused.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("invalid {what} \"{shown}\": {reason}")]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NameError {
     what: &'static str,
     shown: String,
     reason: String,
 }
+
+impl fmt::Display for NameError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let NameError {
+            what,
+            shown,
+            reason,
+        } = self;
+        write_pieces(f, &["invalid ", what, " \"", shown, "\": ", reason])
+    }
+}
+
+impl std::error::Error for NameError {}
 
 fn check_name(
     text: &str,
@@ -120,18 +134,27 @@ fn check_name(
         return Err(fail("it must not be empty".into()));
     }
     if text.len() > max {
-        return Err(fail(format!(
-            "it is {} bytes long, the limit is {max}",
-            text.len()
-        )));
+        return Err(fail(
+            [
+                "it is ",
+                decimal(text.len() as u64).as_str(),
+                " bytes long, the limit is ",
+                decimal(max as u64).as_str(),
+            ]
+            .concat(),
+        ));
     }
     if let Some(at) = text.bytes().position(|c| !allowed(c)) {
         // Each check allows or refuses all non-ASCII bytes alike, so `at` starts a character.
         let bad = text[at..].chars().next().unwrap_or('\u{FFFD}');
-        return Err(fail(format!(
-            "character '{}' is not allowed (letters, digits and . _ - : are; rooms also allow / @)",
-            shown(bad.encode_utf8(&mut [0; 4]))
-        )));
+        return Err(fail(
+            [
+                "character '",
+                &shown(bad.encode_utf8(&mut [0; 4])),
+                "' is not allowed (letters, digits and . _ - : are; rooms also allow / @)",
+            ]
+            .concat(),
+        ));
     }
     Ok(())
 }
@@ -459,15 +482,24 @@ wire_enum! {
 // ---------------------------------------------------------------------------------------------
 
 /// Why a frame could not be decoded.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug)]
 pub enum WireError {
     /// The text is not JSON, or a field is missing or of the wrong type or value.
-    #[error("invalid frame: {0}")]
     Malformed(String),
     /// The frame's `type` is not known to this side.
-    #[error("unknown frame type \"{0}\"")]
     UnknownType(String),
 }
+
+impl fmt::Display for WireError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            WireError::Malformed(why) => write_pieces(f, &["invalid frame: ", why]),
+            WireError::UnknownType(kind) => write_pieces(f, &["unknown frame type \"", kind, "\""]),
+        }
+    }
+}
+
+impl std::error::Error for WireError {}
 
 impl WireError {
     /// The error code to answer with.
@@ -943,13 +975,23 @@ pub struct PollCursor {
 impl PollCursor {
     /// Encodes the `r` query value.
     pub fn encode(&self) -> String {
-        let (epoch, seq) = self.cursor.map_or((String::new(), String::new()), |c| {
-            (c.epoch.to_string(), c.seq.to_string())
-        });
-        format!(
-            "{}~{epoch}~{seq}~{}~{}",
-            self.room, self.presence_version, self.typing_version
-        )
+        let epoch = self.cursor.map(|c| decimal(c.epoch));
+        let seq = self.cursor.map(|c| decimal(c.seq));
+        fn or_empty(n: &Option<Decimal>) -> &str {
+            n.as_ref().map_or("", Decimal::as_str)
+        }
+        [
+            self.room.as_str(),
+            "~",
+            or_empty(&epoch),
+            "~",
+            or_empty(&seq),
+            "~",
+            decimal(self.presence_version).as_str(),
+            "~",
+            decimal(self.typing_version).as_str(),
+        ]
+        .concat()
     }
 
     /// Decodes an `r` query value.
@@ -997,7 +1039,8 @@ impl PollQuery {
     pub fn encode(&self) -> String {
         let mut query = ["session=", &percent_encode(&self.session)].concat();
         if let Some(wait) = self.wait_ms {
-            query.push_str(&format!("&wait={wait}"));
+            query.push_str("&wait=");
+            query.push_str(decimal(wait).as_str());
         }
         for room in &self.rooms {
             query.push_str("&r=");

@@ -36,6 +36,7 @@ pub mod timeline;
 pub(crate) use map::Map;
 use std::time::Duration;
 
+use crate::text::{decimal, write_pieces};
 use crate::time::{Instant, millis};
 
 use crate::wire::{
@@ -259,10 +260,14 @@ impl HttpCall {
         match self {
             HttpCall::PollSend(_) => "/v1/poll".to_owned(),
             HttpCall::Poll { query } => ["/v1/poll?", query].concat(),
-            HttpCall::History { room, after } => format!(
-                "/v1/rooms/{}/events?after={after}&limit=1000",
-                wire::percent_encode(room.as_str())
-            ),
+            HttpCall::History { room, after } => [
+                "/v1/rooms/",
+                &wire::percent_encode(room.as_str()),
+                "/events?after=",
+                decimal(*after).as_str(),
+                "&limit=1000",
+            ]
+            .concat(),
         }
     }
 
@@ -420,21 +425,39 @@ pub enum ClientEvent {
 }
 
 /// Why a publish was not accepted by the client.
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum PublishError {
     /// The app has not joined the room.
-    #[error("join room {0} before publishing to it")]
     NotJoined(RoomName),
     /// The outbox is full.
-    #[error(transparent)]
-    OutboxFull(#[from] OutboxError),
+    OutboxFull(OutboxError),
     /// Ephemeral events are not queued, and the client is not connected.
-    #[error("ephemeral events are only sent while connected")]
     Offline,
     /// The client was closed.
-    #[error("the client is closed")]
     Closed,
 }
+
+impl From<OutboxError> for PublishError {
+    fn from(err: OutboxError) -> PublishError {
+        PublishError::OutboxFull(err)
+    }
+}
+
+impl std::fmt::Display for PublishError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            PublishError::NotJoined(room) => write_pieces(
+                f,
+                &["join room ", room.as_str(), " before publishing to it"],
+            ),
+            PublishError::OutboxFull(err) => err.fmt(f),
+            PublishError::Offline => f.write_str("ephemeral events are only sent while connected"),
+            PublishError::Closed => f.write_str("the client is closed"),
+        }
+    }
+}
+
+impl std::error::Error for PublishError {}
 
 #[derive(Debug)]
 struct Room {
@@ -722,7 +745,7 @@ impl Client {
             return Err(PublishError::NotJoined(room));
         }
         self.next_id += 1;
-        let id = EventId::parse(format!("{}-{}", self.id_prefix, self.next_id))
+        let id = EventId::parse([&self.id_prefix, "-", decimal(self.next_id).as_str()].concat())
             .expect("generated ids are valid");
         let record = OutboxRecord {
             room: room.clone(),
@@ -765,7 +788,7 @@ impl Client {
             return Err(PublishError::Offline);
         }
         self.next_id += 1;
-        let id = EventId::parse(format!("{}-{}", self.id_prefix, self.next_id))
+        let id = EventId::parse([&self.id_prefix, "-", decimal(self.next_id).as_str()].concat())
             .expect("generated ids are valid");
         self.send_frame(ClientFrame::Publish(wire::Publish {
             room,
@@ -973,7 +996,8 @@ impl Client {
                 self.pump_polling(now);
             }
             HttpResult::Refused { status: 401, code } => {
-                self.auth_refused(now, format!("the server refused the token ({code})"))
+                let message = ["the server refused the token (", code.as_str(), ")"].concat();
+                self.auth_refused(now, message)
             }
             HttpResult::Refused { .. } | HttpResult::Failed | HttpResult::Page(_) => {
                 self.reconnect_later(now)
@@ -1144,7 +1168,7 @@ impl Client {
         self.polling_until_ms = self.unix_ms(now) + millis(self.config.remember_fallback);
         self.outputs.push(Output::Save {
             key: TRANSPORT_KEY,
-            value: format!("polling-until:{}", self.polling_until_ms),
+            value: ["polling-until:", decimal(self.polling_until_ms).as_str()].concat(),
         });
     }
 

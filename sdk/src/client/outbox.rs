@@ -2,6 +2,9 @@
 //! and bytes, expiring after a time-to-live (reported, never silently dropped), and persisted
 //! (through the client's storage outputs) so a reload or restart loses nothing.
 
+use std::fmt;
+
+use crate::text::{decimal, write_pieces};
 use crate::wire::{EventId, OutboxRecord, StoredOutbox};
 
 /// Outbox bounds.
@@ -26,10 +29,9 @@ impl Default for OutboxConfig {
 }
 
 /// Why a publish was not queued.
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum OutboxError {
     /// The outbox holds `max_items` publishes already.
-    #[error("the outbox is full: {items} publishes are waiting (the limit is {limit})")]
     TooManyItems {
         /// Waiting publishes.
         items: usize,
@@ -37,9 +39,6 @@ pub enum OutboxError {
         limit: usize,
     },
     /// Adding this body would exceed `max_bytes`.
-    #[error(
-        "the outbox is full: {bytes} bytes are waiting and this body has {adding} (the limit is {limit})"
-    )]
     TooManyBytes {
         /// Bytes waiting.
         bytes: usize,
@@ -49,6 +48,42 @@ pub enum OutboxError {
         limit: usize,
     },
 }
+
+impl fmt::Display for OutboxError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let n = |n: usize| decimal(n as u64);
+        match *self {
+            OutboxError::TooManyItems { items, limit } => write_pieces(
+                f,
+                &[
+                    "the outbox is full: ",
+                    n(items).as_str(),
+                    " publishes are waiting (the limit is ",
+                    n(limit).as_str(),
+                    ")",
+                ],
+            ),
+            OutboxError::TooManyBytes {
+                bytes,
+                adding,
+                limit,
+            } => write_pieces(
+                f,
+                &[
+                    "the outbox is full: ",
+                    n(bytes).as_str(),
+                    " bytes are waiting and this body has ",
+                    n(adding).as_str(),
+                    " (the limit is ",
+                    n(limit).as_str(),
+                    ")",
+                ],
+            ),
+        }
+    }
+}
+
+impl std::error::Error for OutboxError {}
 
 #[derive(Debug)]
 struct Entry {

@@ -151,7 +151,12 @@ impl WasmClient {
                     }
                 }
             }
-            _ => return Err(("unknown_op", ["no operation ", &op.to_string()].concat())),
+            _ => {
+                return Err((
+                    "unknown_op",
+                    ["no operation ", crate::text::decimal(op.into()).as_str()].concat(),
+                ));
+            }
         }
         Ok("null".to_owned())
     }

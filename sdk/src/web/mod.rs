@@ -129,12 +129,21 @@ impl Drop for Inner {
 }
 
 /// Why a [`BrowserClient`] could not start.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug)]
 pub enum StartError {
     /// `crypto.getRandomValues` is missing or failed, so there is no seed for ids and jitter.
-    #[error("crypto.getRandomValues is not available")]
     NoRandomness,
 }
+
+impl std::fmt::Display for StartError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            StartError::NoRandomness => f.write_str("crypto.getRandomValues is not available"),
+        }
+    }
+}
+
+impl std::error::Error for StartError {}
 
 /// The Chorus client core driven by the browser: the Rust API (Leptos apps use it directly;
 /// the npm package wraps it). Cheap to clone; every clone drives the same connection.

@@ -383,8 +383,7 @@ impl Writer {
 
     /// Appends an unsigned integer.
     pub fn u64(&mut self, value: u64) {
-        use std::fmt::Write as _;
-        let _ = write!(self.0, "{value}");
+        self.0.push_str(crate::text::decimal(value).as_str());
     }
 
     /// Appends an array.
@@ -491,7 +490,8 @@ struct Parser<'a> {
 
 impl<'a> Parser<'a> {
     fn error(&self, what: &str) -> JsonError {
-        JsonError(format!("{what} at byte {}", self.at))
+        let at = crate::text::decimal(self.at as u64);
+        JsonError([what, " at byte ", at.as_str()].concat())
     }
 
     fn peek(&self) -> Option<u8> {
