@@ -62,10 +62,13 @@ export class ChorusClient {
     const transport = TRANSPORTS.indexOf(options.transport ?? "auto");
     if (transport < 0) throw new TypeError(`options.transport must be auto, websocket or polling, not ${JSON.stringify(options.transport)}`);
     this.#getToken = options.getToken;
-    this.#core = WasmClient.start(options.url, token, transport, options.storagePrefix ?? "chorus:", (kind, text) => {
+    const onEvent = (kind, text) => {
       const payload = JSON.parse(text);
       this.#held ? this.#held.push([kind, payload]) : this.#dispatch(kind, payload);
-    });
+    };
+    // The browser I/O reports to the core through a plain function (see `start` in js.rs).
+    const report = (kind, id, number, text) => this.#core.report(kind, id, number, text);
+    this.#core = WasmClient.start(options.url, token, transport, options.storagePrefix ?? "chorus:", onEvent, report);
     if (!this.#core) throw new ChorusError("no_randomness", "crypto.getRandomValues is not available");
     setTimeout(() => {
       const held = this.#held;

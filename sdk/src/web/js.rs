@@ -15,7 +15,9 @@ use wasm_bindgen::prelude::*;
 #[global_allocator]
 static ALLOCATOR: talc::wasm::WasmDynamicTalc = talc::wasm::new_wasm_dynamic_allocator();
 
-use super::{BrowserClient, ClientConfig, TransportMode, events};
+use std::rc::Rc;
+
+use super::{BrowserClient, ClientConfig, ClientEvent, TransportMode, events};
 use crate::client::PublishError;
 use crate::wire::json::{self, Writer};
 use crate::wire::{EventId, Json, RoomName};
@@ -87,12 +89,17 @@ impl WasmClient {
     /// Starts a client. `transport` is 0 (auto), 1 (WebSocket only) or 2 (polling only);
     /// `on_event` is called as `on_event(kind, payload)` for every event, the payload as JSON
     /// text. `undefined` when the browser has no `crypto.getRandomValues`.
+    ///
+    /// `report` must pass each of its calls on to [`WasmClient::report`] of the client this
+    /// returns: `platform.js` reports through it (a plain JS function, not a Rust closure, which
+    /// would cost wasm-bindgen closure glue).
     pub fn start(
         url: &str,
         token: String,
         transport: u32,
         storage_prefix: String,
         on_event: EventCallback,
+        report: &JsValue,
     ) -> Option<WasmClient> {
         let transport = match transport {
             1 => TransportMode::WebSocket,
@@ -103,12 +110,20 @@ impl WasmClient {
             transport,
             ..ClientConfig::default()
         };
-        let client = BrowserClient::start(url, token, config, storage_prefix, move |event| {
+        let on_event = Rc::new(move |event: ClientEvent| {
             let (kind, payload) = events::to_js(&event);
             let _ = on_event.call2(&JsValue::NULL, kind, &payload);
-        })
-        .ok()?;
+        });
+        let client =
+            BrowserClient::start_reporting_to(url, token, config, storage_prefix, report, on_event)
+                .ok()?;
         Some(WasmClient { client })
+    }
+
+    /// What `platform.js` reports (see `start`): `kind` as in `web::report`, a socket or
+    /// request `id`, a `number` (status, close code, flag) and an optional `text`.
+    pub fn report(&self, kind: u32, id: u64, number: u32, text: Option<String>) {
+        self.client.report(kind, id, number, text);
     }
 
     /// Runs operation `op` (see [`op`]) on `room` with `arg`. Answers JSON text:

@@ -45,8 +45,10 @@ extern "C" {
     /// The browser I/O of one client (`platform.js`).
     type Platform;
 
+    /// `report` is a JS function: a Rust [`ReportFn`] or, in the npm package, a plain JS
+    /// function that calls [`WasmClient`]'s `report` export.
     #[wasm_bindgen(constructor)]
-    fn new(report: &ReportFn) -> Platform;
+    fn new(report: &JsValue) -> Platform;
 
     #[wasm_bindgen(method)]
     fn open(this: &Platform, link: u64, url: &str, protocol: &str, token_protocol: &str) -> bool;
@@ -109,8 +111,8 @@ struct Inner {
     base: String,
     storage_prefix: String,
     platform: Platform,
-    /// Keeps the callback `platform` holds alive.
-    _report: ReportFn,
+    /// Keeps the Rust callback `platform` holds alive (none when it reports to JS).
+    _report: Option<ReportFn>,
     /// HTTP calls in flight, to read their answers.
     calls: Vec<(u64, HttpCall)>,
     /// The deadline the timer is armed for.
@@ -191,7 +193,50 @@ impl BrowserClient {
                 }
             }
         });
-        let platform = Platform::new(&report);
+        let platform = Platform::new(report.as_ref());
+        let client = BrowserClient::launch(
+            url,
+            token,
+            config,
+            storage_prefix,
+            platform,
+            Some(report),
+            Rc::new(on_event),
+        )?;
+        *slot.borrow_mut() = Rc::downgrade(&client.inner);
+        Ok(client)
+    }
+
+    /// Starts a client whose `platform.js` reports to `report`, a JS function that must pass
+    /// each report to [`BrowserClient::report`] (the npm package's way: no Rust closure type).
+    #[cfg(feature = "js")]
+    fn start_reporting_to(
+        url: &str,
+        token: String,
+        config: ClientConfig,
+        storage_prefix: String,
+        report: &JsValue,
+        on_event: Rc<dyn Fn(ClientEvent)>,
+    ) -> Result<BrowserClient, StartError> {
+        let platform = Platform::new(report);
+        BrowserClient::launch(url, token, config, storage_prefix, platform, None, on_event)
+    }
+
+    /// Feeds one report of `platform.js` (see [`BrowserClient::start_reporting_to`]).
+    #[cfg(feature = "js")]
+    fn report(&self, kind: u32, id: u64, number: u32, text: Option<String>) {
+        on_report(&self.inner, kind, id, number, text);
+    }
+
+    fn launch(
+        url: &str,
+        token: String,
+        config: ClientConfig,
+        storage_prefix: String,
+        platform: Platform,
+        report: Option<ReportFn>,
+        on_event: Rc<dyn Fn(ClientEvent)>,
+    ) -> Result<BrowserClient, StartError> {
         let seed = platform.seed().map_err(|_| {
             platform.dispose();
             StartError::NoRandomness
@@ -210,9 +255,8 @@ impl BrowserClient {
             _report: report,
             calls: Vec::new(),
             armed: None,
-            on_event: Rc::new(on_event),
+            on_event,
         }));
-        *slot.borrow_mut() = Rc::downgrade(&inner);
         // The first drive waits for a timer, so the app can subscribe before the first events
         // (e.g. publishes restored from storage after a reload) are emitted.
         arm_timer(&mut inner.borrow_mut());
