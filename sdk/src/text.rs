@@ -7,34 +7,27 @@
 
 use std::fmt;
 
-/// An unsigned integer's decimal digits, on the stack.
-#[derive(Clone, Copy, Debug)]
-pub struct Decimal {
-    digits: [u8; 20],
-    start: usize,
-}
-
-impl Decimal {
-    /// The digits as text.
-    pub fn as_str(&self) -> &str {
-        std::str::from_utf8(&self.digits[self.start..]).unwrap_or("0")
+/// Appends the decimal digits of `n`.
+pub fn push_decimal(out: &mut String, mut n: u64) {
+    let mut digits = [0u8; 20];
+    let mut start = digits.len();
+    loop {
+        start -= 1;
+        digits[start] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
     }
+    // ASCII digits pushed as chars: no UTF-8 validation code.
+    out.extend(digits[start..].iter().map(|&digit| char::from(digit)));
 }
 
 /// The decimal digits of `n`.
-pub fn decimal(mut n: u64) -> Decimal {
-    let mut out = Decimal {
-        digits: [b'0'; 20],
-        start: 20,
-    };
-    loop {
-        out.start -= 1;
-        out.digits[out.start] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            return out;
-        }
-    }
+pub fn decimal(n: u64) -> String {
+    let mut out = String::new();
+    push_decimal(&mut out, n);
+    out
 }
 
 /// Writes `pieces` one after another: a `Display` impl's body.
@@ -49,7 +42,7 @@ mod tests {
     #[test]
     fn decimal_matches_std() {
         for n in [0, 7, 10, 99, 1_700_000_000_000, u64::MAX] {
-            assert_eq!(decimal(n).as_str(), n.to_string());
+            assert_eq!(decimal(n), n.to_string());
         }
     }
 }

@@ -23,7 +23,7 @@
 use std::collections::BTreeMap;
 use std::fmt;
 
-use crate::text::{Decimal, decimal, write_pieces};
+use crate::text::{decimal, write_pieces};
 
 pub mod json;
 
@@ -137,9 +137,9 @@ fn check_name(
         return Err(fail(
             [
                 "it is ",
-                decimal(text.len() as u64).as_str(),
+                &decimal(text.len() as u64),
                 " bytes long, the limit is ",
-                decimal(max as u64).as_str(),
+                &decimal(max as u64),
             ]
             .concat(),
         ));
@@ -977,8 +977,8 @@ impl PollCursor {
     pub fn encode(&self) -> String {
         let epoch = self.cursor.map(|c| decimal(c.epoch));
         let seq = self.cursor.map(|c| decimal(c.seq));
-        fn or_empty(n: &Option<Decimal>) -> &str {
-            n.as_ref().map_or("", Decimal::as_str)
+        fn or_empty(n: &Option<String>) -> &str {
+            n.as_deref().unwrap_or("")
         }
         [
             self.room.as_str(),
@@ -987,9 +987,9 @@ impl PollCursor {
             "~",
             or_empty(&seq),
             "~",
-            decimal(self.presence_version).as_str(),
+            &decimal(self.presence_version),
             "~",
-            decimal(self.typing_version).as_str(),
+            &decimal(self.typing_version),
         ]
         .concat()
     }
@@ -1040,7 +1040,7 @@ impl PollQuery {
         let mut query = ["session=", &percent_encode(&self.session)].concat();
         if let Some(wait) = self.wait_ms {
             query.push_str("&wait=");
-            query.push_str(decimal(wait).as_str());
+            query.push_str(&decimal(wait));
         }
         for room in &self.rooms {
             query.push_str("&r=");

@@ -264,7 +264,7 @@ impl HttpCall {
                 "/v1/rooms/",
                 &wire::percent_encode(room.as_str()),
                 "/events?after=",
-                decimal(*after).as_str(),
+                &decimal(*after),
                 "&limit=1000",
             ]
             .concat(),
@@ -745,7 +745,7 @@ impl Client {
             return Err(PublishError::NotJoined(room));
         }
         self.next_id += 1;
-        let id = EventId::parse([&self.id_prefix, "-", decimal(self.next_id).as_str()].concat())
+        let id = EventId::parse([&self.id_prefix, "-", &decimal(self.next_id)].concat())
             .expect("generated ids are valid");
         let record = OutboxRecord {
             room: room.clone(),
@@ -788,7 +788,7 @@ impl Client {
             return Err(PublishError::Offline);
         }
         self.next_id += 1;
-        let id = EventId::parse([&self.id_prefix, "-", decimal(self.next_id).as_str()].concat())
+        let id = EventId::parse([&self.id_prefix, "-", &decimal(self.next_id)].concat())
             .expect("generated ids are valid");
         self.send_frame(ClientFrame::Publish(wire::Publish {
             room,
@@ -1168,7 +1168,7 @@ impl Client {
         self.polling_until_ms = self.unix_ms(now) + millis(self.config.remember_fallback);
         self.outputs.push(Output::Save {
             key: TRANSPORT_KEY,
-            value: ["polling-until:", decimal(self.polling_until_ms).as_str()].concat(),
+            value: ["polling-until:", &decimal(self.polling_until_ms)].concat(),
         });
     }
 

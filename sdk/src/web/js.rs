@@ -169,7 +169,7 @@ impl WasmClient {
             _ => {
                 return Err((
                     "unknown_op",
-                    ["no operation ", crate::text::decimal(op.into()).as_str()].concat(),
+                    ["no operation ", &crate::text::decimal(op.into())].concat(),
                 ));
             }
         }

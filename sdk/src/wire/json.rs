@@ -383,7 +383,7 @@ impl Writer {
 
     /// Appends an unsigned integer.
     pub fn u64(&mut self, value: u64) {
-        self.0.push_str(crate::text::decimal(value).as_str());
+        crate::text::push_decimal(&mut self.0, value);
     }
 
     /// Appends an array.
@@ -491,7 +491,7 @@ struct Parser<'a> {
 impl<'a> Parser<'a> {
     fn error(&self, what: &str) -> JsonError {
         let at = crate::text::decimal(self.at as u64);
-        JsonError([what, " at byte ", at.as_str()].concat())
+        JsonError([what, " at byte ", &at].concat())
     }
 
     fn peek(&self) -> Option<u8> {
