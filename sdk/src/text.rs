@@ -1,11 +1,9 @@
-//! Text without `core::fmt`: decimal numbers and `Display` from pieces.
+//! Text without `core::fmt`: decimal numbers and error messages from pieces.
 //!
 //! Everything the browser SDK runs builds its text with these (and `concat`) instead of
 //! `format!`, `write!` or `to_string` on numbers: `core::fmt`'s machinery (argument tables,
 //! padding, integer formatting) is about 3 KB of wasm, and the SDK has a size budget
 //! (ARCHITECTURE.md, "Browser build"). Server-only code may format as it likes.
-
-use std::fmt;
 
 /// Appends the decimal digits of `n`.
 pub fn push_decimal(out: &mut String, mut n: u64) {
@@ -30,10 +28,29 @@ pub fn decimal(n: u64) -> String {
     out
 }
 
-/// Writes `pieces` one after another: a `Display` impl's body.
-pub fn write_pieces(f: &mut fmt::Formatter<'_>, pieces: &[&str]) -> fmt::Result {
-    pieces.iter().try_for_each(|piece| f.write_str(piece))
+/// An error whose message is built from pieces (`concat`) rather than formatted; code the
+/// browser runs asks for [`Message::message`] instead of `to_string`, which would bring
+/// `core::fmt::write` along. `Display` comes from it through [`message_display!`].
+pub trait Message {
+    /// The error as a sentence.
+    fn message(&self) -> String;
 }
+
+/// Implements `Display` (the message) and `std::error::Error` for [`Message`] types.
+macro_rules! message_display {
+    ($($ty:ty),* $(,)?) => {
+        $(
+            impl std::fmt::Display for $ty {
+                fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                    f.write_str(&$crate::text::Message::message(self))
+                }
+            }
+
+            impl std::error::Error for $ty {}
+        )*
+    };
+}
+pub(crate) use message_display;
 
 #[cfg(test)]
 mod tests {

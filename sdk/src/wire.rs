@@ -23,7 +23,7 @@
 use std::collections::BTreeMap;
 use std::fmt;
 
-use crate::text::{decimal, write_pieces};
+use crate::text::{Message, decimal, message_display};
 
 pub mod json;
 
@@ -106,18 +106,18 @@ pub struct NameError {
     reason: String,
 }
 
-impl fmt::Display for NameError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+impl Message for NameError {
+    fn message(&self) -> String {
         let NameError {
             what,
             shown,
             reason,
         } = self;
-        write_pieces(f, &["invalid ", what, " \"", shown, "\": ", reason])
+        ["invalid ", what, " \"", shown, "\": ", reason].concat()
     }
 }
 
-impl std::error::Error for NameError {}
+message_display!(NameError);
 
 fn check_name(
     text: &str,
@@ -490,16 +490,16 @@ pub enum WireError {
     UnknownType(String),
 }
 
-impl fmt::Display for WireError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+impl Message for WireError {
+    fn message(&self) -> String {
         match self {
-            WireError::Malformed(why) => write_pieces(f, &["invalid frame: ", why]),
-            WireError::UnknownType(kind) => write_pieces(f, &["unknown frame type \"", kind, "\""]),
+            WireError::Malformed(why) => ["invalid frame: ", why].concat(),
+            WireError::UnknownType(kind) => ["unknown frame type \"", kind, "\""].concat(),
         }
     }
 }
 
-impl std::error::Error for WireError {}
+message_display!(WireError);
 
 impl WireError {
     /// The error code to answer with.
@@ -513,7 +513,7 @@ impl WireError {
 
 impl From<JsonError> for WireError {
     fn from(err: JsonError) -> WireError {
-        WireError::Malformed(err.to_string())
+        WireError::Malformed(err.into_message())
     }
 }
 
@@ -578,7 +578,7 @@ macro_rules! frame_enum {
             }
 
             fn read(node: &Node<'_>) -> Result<Self, JsonError> {
-                $name::read_frame(node).map_err(|err| JsonError::new(err.to_string()))
+                $name::read_frame(node).map_err(|err| JsonError::new(err.message()))
             }
         }
     };
@@ -1262,7 +1262,7 @@ macro_rules! wire_names {
                     out.str(&self.0);
                 }
                 fn read(node: &Node<'_>) -> Result<Self, JsonError> {
-                    $ty::parse(node.str()?).map_err(|err| JsonError::new(err.to_string()))
+                    $ty::parse(node.str()?).map_err(|err| JsonError::new(err.message()))
                 }
             }
             serde_via_wire!($ty);

@@ -36,7 +36,7 @@ pub mod timeline;
 pub(crate) use map::Map;
 use std::time::Duration;
 
-use crate::text::{decimal, write_pieces};
+use crate::text::{Message, decimal, message_display};
 use crate::time::{Instant, millis};
 
 use crate::wire::{
@@ -443,21 +443,20 @@ impl From<OutboxError> for PublishError {
     }
 }
 
-impl std::fmt::Display for PublishError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+impl Message for PublishError {
+    fn message(&self) -> String {
         match self {
-            PublishError::NotJoined(room) => write_pieces(
-                f,
-                &["join room ", room.as_str(), " before publishing to it"],
-            ),
-            PublishError::OutboxFull(err) => err.fmt(f),
-            PublishError::Offline => f.write_str("ephemeral events are only sent while connected"),
-            PublishError::Closed => f.write_str("the client is closed"),
+            PublishError::NotJoined(room) => {
+                ["join room ", room.as_str(), " before publishing to it"].concat()
+            }
+            PublishError::OutboxFull(err) => err.message(),
+            PublishError::Offline => "ephemeral events are only sent while connected".to_owned(),
+            PublishError::Closed => "the client is closed".to_owned(),
         }
     }
 }
 
-impl std::error::Error for PublishError {}
+message_display!(PublishError);
 
 #[derive(Debug)]
 struct Room {

@@ -2,9 +2,7 @@
 //! and bytes, expiring after a time-to-live (reported, never silently dropped), and persisted
 //! (through the client's storage outputs) so a reload or restart loses nothing.
 
-use std::fmt;
-
-use crate::text::{decimal, write_pieces};
+use crate::text::{Message, decimal, message_display};
 use crate::wire::{EventId, OutboxRecord, StoredOutbox};
 
 /// Outbox bounds.
@@ -49,41 +47,37 @@ pub enum OutboxError {
     },
 }
 
-impl fmt::Display for OutboxError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+impl Message for OutboxError {
+    fn message(&self) -> String {
         let n = |n: usize| decimal(n as u64);
         match *self {
-            OutboxError::TooManyItems { items, limit } => write_pieces(
-                f,
-                &[
-                    "the outbox is full: ",
-                    n(items).as_str(),
-                    " publishes are waiting (the limit is ",
-                    n(limit).as_str(),
-                    ")",
-                ],
-            ),
+            OutboxError::TooManyItems { items, limit } => [
+                "the outbox is full: ",
+                &n(items),
+                " publishes are waiting (the limit is ",
+                &n(limit),
+                ")",
+            ]
+            .concat(),
             OutboxError::TooManyBytes {
                 bytes,
                 adding,
                 limit,
-            } => write_pieces(
-                f,
-                &[
-                    "the outbox is full: ",
-                    n(bytes).as_str(),
-                    " bytes are waiting and this body has ",
-                    n(adding).as_str(),
-                    " (the limit is ",
-                    n(limit).as_str(),
-                    ")",
-                ],
-            ),
+            } => [
+                "the outbox is full: ",
+                &n(bytes),
+                " bytes are waiting and this body has ",
+                &n(adding),
+                " (the limit is ",
+                &n(limit),
+                ")",
+            ]
+            .concat(),
         }
     }
 }
 
-impl std::error::Error for OutboxError {}
+message_display!(OutboxError);
 
 #[derive(Debug)]
 struct Entry {

@@ -19,6 +19,7 @@ use std::rc::Rc;
 
 use super::{BrowserClient, ClientConfig, ClientEvent, TransportMode, events};
 use crate::client::PublishError;
+use crate::text::Message;
 use crate::wire::json::{self, Writer};
 use crate::wire::{EventId, Json, RoomName};
 
@@ -77,7 +78,7 @@ fn publish_refusal(err: PublishError) -> Refusal {
         PublishError::Offline => "offline",
         PublishError::Closed => "closed",
     };
-    (code, err.to_string())
+    (code, err.message())
 }
 
 fn id_json(id: Result<EventId, PublishError>) -> Result<String, Refusal> {
@@ -150,9 +151,9 @@ impl WasmClient {
             op::TOKEN => client.set_token(arg.to_owned()),
             op::CLOSE => client.close(),
             op::JOIN..=op::PRESENCE => {
-                let room =
-                    RoomName::parse(room).map_err(|err| ("invalid_room", err.to_string()))?;
-                let json = || Json::from_text(arg).map_err(|err| ("invalid_json", err.to_string()));
+                let room = RoomName::parse(room).map_err(|err| ("invalid_room", err.message()))?;
+                let json =
+                    || Json::from_text(arg).map_err(|err| ("invalid_json", err.into_message()));
                 match op {
                     op::JOIN => client.join(room, json()?),
                     op::LEAVE => client.leave(room),

@@ -30,6 +30,11 @@ impl JsonError {
         JsonError(message.into())
     }
 
+    /// The explanation.
+    pub fn into_message(self) -> String {
+        self.0
+    }
+
     /// The same error, said to be about field `key`.
     pub fn in_field(self, key: &str) -> JsonError {
         JsonError(["field `", key, "`: ", &self.0].concat())
