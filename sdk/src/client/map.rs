@@ -133,17 +133,13 @@ impl<K, V> Map<K, V> {
     }
 }
 
-/// Built by appending while keys come in order (as the server sends lists), inserting
-/// otherwise; a repeated key keeps its last value.
+/// Built by inserting each entry (a repeated key keeps its last value); entries already in key
+/// order (as the server sends lists) only ever append.
 impl<K: Ord, V> FromIterator<(K, V)> for Map<K, V> {
     fn from_iter<I: IntoIterator<Item = (K, V)>>(entries: I) -> Map<K, V> {
         let mut map = Map::new();
         for (key, value) in entries {
-            if map.0.last().is_none_or(|(last, _)| *last < key) {
-                map.0.push((key, value));
-            } else {
-                map.insert(key, value);
-            }
+            map.insert(key, value);
         }
         map
     }

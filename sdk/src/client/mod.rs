@@ -1581,18 +1581,17 @@ impl Client {
         let Some(cursor) = self.rooms.get(room).and_then(|r| r.timeline.cursor()) else {
             return;
         };
-        let mut passed: Vec<(u64, EventId)> = self
+        // In seq order: the earliest passed one first, until none is left (there are few).
+        while let Some((seq, id)) = self
             .pending
             .iter()
-            .filter(|(_, (record, seq))| {
-                &record.room == room && seq.is_some_and(|seq| seq <= cursor.seq)
-            })
-            .map(|(id, (_, seq))| (seq.expect("filtered"), id.clone()))
-            .collect();
-        passed.sort();
-        for (seq, id) in passed {
+            .filter(|(_, (record, _))| &record.room == room)
+            .filter_map(|(id, (_, seq))| seq.filter(|&seq| seq <= cursor.seq).map(|seq| (seq, id)))
+            .min()
+            .map(|(seq, id)| (seq, id.clone()))
+        {
             let Some((record, _)) = self.pending.remove(&id) else {
-                continue;
+                break;
             };
             let event = Event {
                 room: record.room,

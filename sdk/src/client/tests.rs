@@ -5,7 +5,7 @@ use std::time::Duration;
 use crate::time::Instant;
 
 use super::*;
-use crate::wire::{Ack, Joined, Nack, PresenceSnapshot, Welcome};
+use crate::wire::{Ack, Joined, Nack, PresenceSnapshot, Reset, Welcome};
 
 /// The origin of virtual time in tests.
 #[allow(clippy::disallowed_methods)]
@@ -740,5 +740,57 @@ fn a_failed_polling_attempt_resends_the_outbox_on_the_next_one() {
         kinds(&again.expect("a new POST").frames),
         ["join r", "publish 1"],
         "the unacked publish goes again"
+    );
+}
+
+#[test]
+fn acked_publishes_a_reset_skips_are_shown_as_own_events_in_seq_order() {
+    let (mut h, link) = Harness::connected_socket(&["r"]);
+    h.server_says(link, joined("r", 0));
+    let now = h.now;
+    let ids: Vec<EventId> = (0..3)
+        .map(|n| {
+            let body = Json::from_text(n.to_string()).unwrap();
+            h.client.publish(now, room("r"), body).unwrap()
+        })
+        .collect();
+    // Acked out of order, their echoes never come: the history moved on without them.
+    for (id, seq) in ids.iter().zip([6, 5, 7]) {
+        let ack = Ack {
+            room: room("r"),
+            id: id.clone(),
+            seq: Some(seq),
+            duplicate: false,
+        };
+        h.server_says(link, ServerFrame::Ack(ack));
+    }
+    h.take_events();
+    let reset = Reset {
+        room: room("r"),
+        reason: ResetReason::HistoryTrimmed,
+        epoch: 5,
+        head: 6,
+    };
+    h.server_says(link, ServerFrame::Reset(reset));
+    let shown: Vec<(u64, String)> = h
+        .take_events()
+        .into_iter()
+        .filter_map(|e| match e {
+            ClientEvent::Event { event, own: true } => {
+                Some((event.seq.unwrap(), event.id.to_string()))
+            }
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        shown,
+        [(5, ids[1].to_string()), (6, ids[0].to_string())],
+        "the two at or below the new head, in seq order; the third still waits for its echo"
+    );
+    h.server_says(link, event("r", 7, ids[2].as_str()));
+    assert!(
+        h.take_events()
+            .iter()
+            .any(|e| matches!(e, ClientEvent::Event { own: true, .. }))
     );
 }
