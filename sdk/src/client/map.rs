@@ -133,36 +133,16 @@ impl<K, V> Map<K, V> {
     }
 }
 
-/// Built by inserting each entry (a repeated key keeps its last value); entries already in key
-/// order (as the server sends lists) only ever append.
-impl<K: Ord, V> FromIterator<(K, V)> for Map<K, V> {
-    fn from_iter<I: IntoIterator<Item = (K, V)>>(entries: I) -> Map<K, V> {
-        let mut map = Map::new();
-        for (key, value) in entries {
-            map.insert(key, value);
-        }
-        map
-    }
-}
-
-impl<K, V> IntoIterator for Map<K, V> {
-    type Item = (K, V);
-    type IntoIter = std::vec::IntoIter<(K, V)>;
-
-    fn into_iter(self) -> Self::IntoIter {
-        self.0.into_iter()
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn keeps_keys_sorted_and_unique_whatever_the_order_they_come_in() {
-        let mut map: Map<u64, &str> = [(5, "e"), (1, "a"), (9, "i"), (1, "A")]
-            .into_iter()
-            .collect();
+        let mut map = Map::new();
+        for (key, value) in [(5, "e"), (1, "a"), (9, "i"), (1, "A")] {
+            map.insert(key, value);
+        }
         assert_eq!(map.keys().copied().collect::<Vec<_>>(), [1, 5, 9]);
         assert_eq!(
             map.get(&1),

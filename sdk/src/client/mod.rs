@@ -563,12 +563,10 @@ impl Client {
             .and_then(|value| value.strip_prefix("polling-until:"))
             .and_then(wire::json::parse_u64)
             .unwrap_or(0);
-        let pending = Map::from_iter(
-            stored
-                .entries
-                .iter()
-                .map(|r| (r.id.clone(), (r.clone(), None))),
-        );
+        let mut pending = Map::new();
+        for record in &stored.entries {
+            pending.insert(record.id.clone(), (record.clone(), None));
+        }
         let transport = match config.transport {
             TransportMode::Polling => Transport::Polling,
             _ => Transport::WebSocket,
@@ -1469,16 +1467,12 @@ impl Client {
         version: Option<u64>,
     ) {
         let ttl = self.config.typing.incoming_ttl;
-        let me = self.user.clone();
         let Some(room) = self.rooms.get_mut(room_name) else {
             return;
         };
-        let users: Vec<String> = users
-            .into_iter()
-            .filter(|u| Some(u) != me.as_ref())
-            .collect();
         let version = version.unwrap_or(room.typing_in.version());
-        if room.typing_in.replace(users, version, now, ttl) {
+        let me = self.user.as_deref();
+        if room.typing_in.replace(users, me, version, now, ttl) {
             self.events.push(ClientEvent::Typing {
                 room: room_name.clone(),
                 users: room.typing_in.users(),

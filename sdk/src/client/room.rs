@@ -29,7 +29,10 @@ pub enum DiffOutcome {
 impl Presence {
     /// Replaces everything with a snapshot; `true` if anything changed.
     pub fn snapshot(&mut self, snapshot: PresenceSnapshot) -> bool {
-        let users = Map::from_iter(snapshot.users.into_iter().map(|u| (u.user.clone(), u)));
+        let mut users = Map::new();
+        for user in snapshot.users {
+            users.insert(user.user.clone(), user);
+        }
         let changed = users != self.users;
         self.version = snapshot.version;
         self.users = users;
@@ -83,18 +86,25 @@ impl TypingIn {
         self.users.remove(user).is_some()
     }
 
-    /// Replaces the set (polling state frames); `true` if it changed.
+    /// Replaces the set (joins and polling state frames), leaving out `me` (own typing in
+    /// another tab); `true` if it changed.
     pub fn replace(
         &mut self,
         users: Vec<String>,
+        me: Option<&str>,
         version: u64,
         now: Instant,
         ttl: Duration,
     ) -> bool {
         self.version = version;
-        let before: Vec<String> = self.users.keys().cloned().collect();
-        self.users = Map::from_iter(users.into_iter().map(|u| (u, now + ttl)));
-        before != self.users.keys().cloned().collect::<Vec<_>>()
+        let before = self.users();
+        self.users = Map::new();
+        for user in users {
+            if Some(user.as_str()) != me {
+                self.users.insert(user, now + ttl);
+            }
+        }
+        before != self.users()
     }
 
     /// Drops users whose expiry passed; `true` if the set changed.
@@ -233,11 +243,14 @@ mod tests {
         );
         assert!(typing.expire(t0 + Duration::from_secs(13)));
         assert!(typing.users().is_empty());
-        assert!(typing.replace(vec!["ben".into()], 9, t0, ttl));
+        let users = vec!["me".into(), "ben".into()];
+        assert!(typing.replace(users, Some("me"), 9, t0, ttl));
         assert_eq!(
             (typing.users(), typing.version()),
-            (vec!["ben".to_owned()], 9)
+            (vec!["ben".to_owned()], 9),
+            "own typing (another tab) is left out"
         );
+        assert!(!typing.replace(vec!["ben".into()], Some("me"), 10, t0, ttl));
     }
 
     #[test]
