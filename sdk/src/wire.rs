@@ -162,10 +162,11 @@ fn check_name(
 /// Untrusted text quoted in an error message: its first 40 characters, control characters
 /// (newlines included) replaced by U+FFFD so a message stays one clean line in logs.
 fn shown(text: &str) -> String {
-    text.chars()
-        .take(40)
-        .map(|c| if c.is_control() { '\u{FFFD}' } else { c })
-        .collect()
+    let mut out = String::new();
+    for c in text.chars().take(40) {
+        out.push(if c.is_control() { '\u{FFFD}' } else { c });
+    }
+    out
 }
 
 /// `Serialize`/`Deserialize` (with the `serde` feature) through the wire codec, for code that

@@ -1122,16 +1122,15 @@ impl Client {
     }
 
     fn join_frames(&self) -> Vec<ClientFrame> {
-        self.rooms
-            .iter()
-            .map(|(room, state)| {
-                ClientFrame::Join(wire::Join {
-                    room: room.clone(),
-                    meta: state.meta.clone(),
-                    resume: state.timeline.cursor(),
-                })
-            })
-            .collect()
+        let mut frames = Vec::with_capacity(self.rooms.len());
+        for (room, state) in self.rooms.iter() {
+            frames.push(ClientFrame::Join(wire::Join {
+                room: room.clone(),
+                meta: state.meta.clone(),
+                resume: state.timeline.cursor(),
+            }));
+        }
+        frames
     }
 
     fn connected(&mut self, now: Instant, transport: Transport) {
@@ -1235,11 +1234,10 @@ impl Client {
     /// presence does not keep showing the session until it expires.
     fn leave_polling_session(&mut self) {
         if !self.rooms.is_empty() {
-            let leaves = self
-                .rooms
-                .keys()
-                .map(|room| ClientFrame::Leave(wire::Leave { room: room.clone() }))
-                .collect();
+            let mut leaves = Vec::with_capacity(self.rooms.len());
+            for room in self.rooms.keys() {
+                leaves.push(ClientFrame::Leave(wire::Leave { room: room.clone() }));
+            }
             self.post_frames(leaves);
         }
     }
@@ -1308,19 +1306,19 @@ impl Client {
                 request,
                 now + self.config.poll_wait + self.config.http_timeout,
             ));
+            let mut rooms = Vec::with_capacity(self.rooms.len());
+            for (room, state) in self.rooms.iter() {
+                rooms.push(PollCursor {
+                    room: room.clone(),
+                    cursor: state.timeline.cursor(),
+                    presence_version: state.presence.version(),
+                    typing_version: state.typing_in.version(),
+                });
+            }
             let query = PollQuery {
                 session: self.session.clone(),
                 wait_ms: Some(millis(self.config.poll_wait)),
-                rooms: self
-                    .rooms
-                    .iter()
-                    .map(|(room, state)| PollCursor {
-                        room: room.clone(),
-                        cursor: state.timeline.cursor(),
-                        presence_version: state.presence.version(),
-                        typing_version: state.typing_in.version(),
-                    })
-                    .collect(),
+                rooms,
             };
             self.outputs.push(Output::Http {
                 request,

@@ -148,14 +148,14 @@ impl Outbox {
 
     /// Publishes not yet sent on `link`, oldest first; marks them sent on it.
     pub fn unsent(&mut self, link: u64) -> Vec<OutboxRecord> {
-        self.entries
-            .iter_mut()
-            .filter(|e| e.sent_on != Some(link))
-            .map(|e| {
-                e.sent_on = Some(link);
-                e.record.clone()
-            })
-            .collect()
+        let mut unsent = Vec::new();
+        for entry in &mut self.entries {
+            if entry.sent_on != Some(link) {
+                entry.sent_on = Some(link);
+                unsent.push(entry.record.clone());
+            }
+        }
+        unsent
     }
 
     /// Marks a publish to be sent again (after a transient refusal).
@@ -200,10 +200,19 @@ impl Outbox {
         self.entries.is_empty()
     }
 
+    /// Copies of the waiting publishes, oldest first.
+    fn records(&self) -> Vec<OutboxRecord> {
+        let mut records = Vec::with_capacity(self.entries.len());
+        for entry in &self.entries {
+            records.push(entry.record.clone());
+        }
+        records
+    }
+
     /// The storage value for the current contents.
     pub fn stored(&self) -> StoredOutbox {
         StoredOutbox {
-            entries: self.entries.iter().map(|e| e.record.clone()).collect(),
+            entries: self.records(),
         }
     }
 }

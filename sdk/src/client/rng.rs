@@ -41,8 +41,10 @@ impl Rng {
     /// `len` random characters from `[0-9a-z]`.
     pub fn token(&mut self, len: usize) -> String {
         const ALPHABET: &[u8] = b"0123456789abcdefghijklmnopqrstuvwxyz";
-        (0..len)
-            .map(|_| ALPHABET[(self.next_u64() % 36) as usize] as char)
-            .collect()
+        let mut out = String::with_capacity(len);
+        for _ in 0..len {
+            out.push(char::from(ALPHABET[(self.next_u64() % 36) as usize]));
+        }
+        out
     }
 }

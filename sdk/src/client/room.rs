@@ -64,7 +64,11 @@ impl Presence {
 
     /// Everyone present, ordered by user id.
     pub fn users(&self) -> Vec<PresenceUser> {
-        self.users.values().cloned().collect()
+        let mut users = Vec::with_capacity(self.users.len());
+        for user in self.users.values() {
+            users.push(user.clone());
+        }
+        users
     }
 }
 
@@ -121,7 +125,11 @@ impl TypingIn {
 
     /// Users typing now, ordered.
     pub fn users(&self) -> Vec<String> {
-        self.users.keys().cloned().collect()
+        let mut users = Vec::with_capacity(self.users.len());
+        for user in self.users.keys() {
+            users.push(user.clone());
+        }
+        users
     }
 
     /// The server's typing version last seen (polling).
