@@ -242,9 +242,17 @@ fn build_web() -> Result<()> {
             bytes.len()
         ));
     }
+    // Reported, not enforced: like the benchmarks' targets, the size is a figure to watch
+    // rather than a test that fails; ARCHITECTURE.md ("Browser build") keeps its history.
+    const BUDGET: usize = 40 * 1024;
     say(&format!(
-        "browser SDK total: {total} bytes gzipped ({:.1} KB; budget 40 KB)",
-        total as f64 / 1024.0
+        "browser SDK total: {total} bytes gzipped ({:.1} KB; budget 40 KB: {})",
+        total as f64 / 1024.0,
+        if total <= BUDGET {
+            format!("{} bytes to spare", BUDGET - total)
+        } else {
+            format!("{} bytes over", total - BUDGET)
+        }
     ));
     build_app()
 }
