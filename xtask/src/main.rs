@@ -208,9 +208,9 @@ fn build_web() -> Result<()> {
         &pkg.join("wasm"),
         "chorus",
     )?;
-    // No Binaryen `wasm-opt` pass: measured on this module, `-Oz` shrinks the raw file ~10% but
-    // grows it ~6% gzipped (binaryen 108 from Debian and 132 from npm alike; 108 also corrupts
-    // wasm-bindgen 0.2.130's externref table), and `-O1` saves ~1%. See ARCHITECTURE.md.
+    // No Binaryen `wasm-opt` pass: on this module `-Oz` (binaryen 132 from npm) shrinks the raw
+    // file ~10% but grows it ~7% gzipped, and `-O1` saves 0.4%; Debian's binaryen 108 can no
+    // longer parse it (`table.fill`). See ARCHITECTURE.md.
     std::fs::copy(pkg.join("wasm/chorus_bg.wasm"), pkg.join("chorus_bg.wasm"))
         .context("copying the module into pkg/")?;
     // One minified ES module (with a source map) from the hand-written API (pkg/src), the
