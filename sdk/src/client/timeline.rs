@@ -26,10 +26,12 @@ pub struct Merge {
 pub struct Timeline {
     cursor: Option<Cursor>,
     held: Map<u64, Event>,
-    /// The last [`RECENT_IDS`] delivered ids, as a ring: `next_recent` is overwritten next
-    /// once it is full (only membership matters, not order).
+    /// The last [`RECENT_IDS`] delivered ids in delivery order, as a ring: `next_recent` is
+    /// overwritten next once it is full.
     recent: Vec<EventId>,
     next_recent: usize,
+    /// The same ids, sorted, to look one up without a scan (this runs for every event).
+    recent_ids: Map<EventId, ()>,
 }
 
 impl Timeline {
@@ -67,7 +69,7 @@ impl Timeline {
         let (Some(cursor), Some(seq)) = (self.cursor, event.seq) else {
             return merge; // Not positioned yet, or ephemeral: the caller handles those.
         };
-        if seq <= cursor.seq || self.recent.contains(&event.id) {
+        if seq <= cursor.seq || self.recent_ids.contains_key(&event.id) {
             return merge; // Already delivered.
         }
         if seq > cursor.seq + 1 {
@@ -96,9 +98,11 @@ impl Timeline {
         if self.recent.len() < RECENT_IDS {
             self.recent.push(event.id.clone());
         } else {
-            self.recent[self.next_recent] = event.id.clone();
+            let oldest = std::mem::replace(&mut self.recent[self.next_recent], event.id.clone());
+            self.recent_ids.remove(&oldest);
             self.next_recent = (self.next_recent + 1) % RECENT_IDS;
         }
+        self.recent_ids.insert(event.id.clone(), ());
         merge.deliver.push(event);
     }
 }
