@@ -15,6 +15,7 @@
 //!   field they are about (``field `room`: ...``), so `bad_frame` messages say what is wrong.
 
 use std::borrow::Cow;
+use std::collections::BTreeMap;
 use std::fmt;
 
 /// The deepest nesting of arrays and objects [`parse`] accepts.
@@ -316,6 +317,29 @@ impl<T: Wire> Wire for Vec<T> {
             out.push(T::read(item)?);
         }
         Ok(out)
+    }
+}
+
+/// An object whose keys are free text (e.g. a token's room grants), in key order.
+impl<T: Wire> Wire for BTreeMap<String, T> {
+    fn write(&self, out: &mut Writer) {
+        let mut object = out.object();
+        for (key, value) in self {
+            object.field(key, value);
+        }
+        object.end();
+    }
+    fn read(node: &Node<'_>) -> Result<Self, JsonError> {
+        let Value::Object(members) = &node.value else {
+            return Err(node.unexpected("an object"));
+        };
+        let mut map = BTreeMap::new();
+        for (key, value) in members {
+            let value = T::read(value).map_err(|err| err.in_field(key))?;
+            // When a key repeats, the first one counts (as for `Fields`).
+            map.entry(key.to_string()).or_insert(value);
+        }
+        Ok(map)
     }
 }
 
