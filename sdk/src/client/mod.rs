@@ -563,15 +563,27 @@ impl Client {
             .and_then(|value| value.strip_prefix("polling-until:"))
             .and_then(wire::json::parse_u64)
             .unwrap_or(0);
+        // After a reload, what still waits is pending again, and shown as such.
         let mut pending = Map::new();
+        let mut events = Vec::new();
         for record in &stored.entries {
             pending.insert(record.id.clone(), (record.clone(), None));
+            events.push(ClientEvent::Pending {
+                room: record.room.clone(),
+                id: record.id.clone(),
+                body: record.body.clone(),
+            });
+        }
+        if !events.is_empty() {
+            events.push(ClientEvent::Outbox {
+                pending: stored.entries.len(),
+            });
         }
         let transport = match config.transport {
             TransportMode::Polling => Transport::Polling,
             _ => Transport::WebSocket,
         };
-        let mut client = Client {
+        Client {
             outbox: Outbox::new(config.outbox, stored),
             outbox_unsaved: false,
             backoff: Backoff::new(config.backoff),
@@ -591,23 +603,9 @@ impl Client {
             pending,
             retry_refused_at: None,
             outputs: Vec::new(),
-            events: Vec::new(),
+            events,
             state: ConnectionState::Connecting { transport },
-        };
-        if !client.outbox.is_empty() {
-            // After a reload, what still waits is shown again as pending.
-            for record in client.outbox.stored().entries {
-                client.events.push(ClientEvent::Pending {
-                    room: record.room,
-                    id: record.id,
-                    body: record.body,
-                });
-            }
-            client.events.push(ClientEvent::Outbox {
-                pending: client.outbox.len(),
-            });
         }
-        client
     }
 
     // -----------------------------------------------------------------------------------------
@@ -741,9 +739,7 @@ impl Client {
         if !self.rooms.contains_key(&room) {
             return Err(PublishError::NotJoined(room));
         }
-        self.next_id += 1;
-        let id = EventId::parse([&self.id_prefix, "-", &decimal(self.next_id)].concat())
-            .expect("generated ids are valid");
+        let id = self.next_event_id();
         let record = OutboxRecord {
             room: room.clone(),
             id: id.clone(),
@@ -784,9 +780,7 @@ impl Client {
         if !matches!(self.state, ConnectionState::Connected { .. }) {
             return Err(PublishError::Offline);
         }
-        self.next_id += 1;
-        let id = EventId::parse([&self.id_prefix, "-", &decimal(self.next_id)].concat())
-            .expect("generated ids are valid");
+        let id = self.next_event_id();
         self.send_frame(ClientFrame::Publish(wire::Publish {
             room,
             id: id.clone(),
@@ -1666,6 +1660,13 @@ impl Client {
         self.events.push(ClientEvent::Outbox {
             pending: self.outbox.len(),
         });
+    }
+
+    /// A fresh id for an own publish: this client's random prefix and a counter.
+    fn next_event_id(&mut self) -> EventId {
+        self.next_id += 1;
+        EventId::parse([&self.id_prefix, "-", &decimal(self.next_id)].concat())
+            .expect("generated ids are valid")
     }
 
     fn unix_ms(&self, now: Instant) -> u64 {

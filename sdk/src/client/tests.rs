@@ -545,9 +545,19 @@ fn the_outbox_survives_a_reload_and_refusals_are_retried_or_reported() {
             transport: None,
         },
     );
-    assert!(
-        h.take_events()
-            .contains(&ClientEvent::Outbox { pending: 3 })
+    // What waits is shown as pending again, in order, then the count.
+    let restored: Vec<String> = h
+        .take_events()
+        .into_iter()
+        .map(|e| match e {
+            ClientEvent::Pending { body, .. } => format!("pending {}", body.as_text()),
+            ClientEvent::Outbox { pending } => format!("outbox {pending}"),
+            other => format!("unexpected {other:?}"),
+        })
+        .collect();
+    assert_eq!(
+        restored,
+        ["pending 0", "pending 1", "pending 2", "outbox 3"]
     );
     let now = h.now;
     h.client.join(now, room("r"), Json::null());
