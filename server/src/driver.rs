@@ -414,16 +414,7 @@ impl Driver {
             let _ = reply.send(Err(ErrorCode::TooManyPolls));
             return;
         }
-        let awaiting = frames
-            .iter()
-            .filter_map(|frame| match frame {
-                ClientFrame::Publish(p) if p.durable => {
-                    Some(Answered::Publish(p.room.clone(), p.id.clone()))
-                }
-                ClientFrame::Join(join) => Some(Answered::Join(join.room.clone())),
-                _ => None,
-            })
-            .collect();
+        let awaiting = frames.iter().filter_map(Answered::awaited).collect();
         let replaced = session.collector.replace(Collector {
             frames: Vec::new(),
             awaiting,

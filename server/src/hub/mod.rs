@@ -126,8 +126,22 @@ pub struct Transmit {
 pub enum Answered {
     /// A `join`, answered by `joined` or by an `error` refusing it.
     Join(RoomName),
-    /// A `publish`, answered by `ack` or `nack`.
+    /// A durable `publish`, answered by `ack` or `nack`.
     Publish(RoomName, wire::EventId),
+}
+
+impl Answered {
+    /// What answers `frame`, if the hub answers it (later, possibly: after storing or
+    /// loading): the hub marks that reply's [`Transmit::answers`] with the same value.
+    pub fn awaited(frame: &wire::ClientFrame) -> Option<Answered> {
+        match frame {
+            wire::ClientFrame::Publish(p) if p.durable => {
+                Some(Answered::Publish(p.room.clone(), p.id.clone()))
+            }
+            wire::ClientFrame::Join(join) => Some(Answered::Join(join.room.clone())),
+            _ => None,
+        }
+    }
 }
 
 /// Work the driver must do for the hub.
@@ -1382,16 +1396,14 @@ impl Hub {
         seq: Option<u64>,
         duplicate: bool,
     ) {
-        if self.conns.contains_key(&conn) {
-            let answers = Some(Answered::Publish(room.clone(), id.clone()));
-            let ack = Ack {
-                room,
-                id,
-                seq,
-                duplicate,
-            };
-            self.send_answer(conn, &ServerFrame::Ack(ack), answers);
-        }
+        let answers = Answered::Publish(room.clone(), id.clone());
+        let ack = Ack {
+            room,
+            id,
+            seq,
+            duplicate,
+        };
+        self.answer_publish(conn, &ServerFrame::Ack(ack), answers);
     }
 
     fn send_nack(
@@ -1403,16 +1415,22 @@ impl Hub {
         message: String,
         head: Option<u64>,
     ) {
+        let answers = Answered::Publish(room.clone(), id.clone());
+        let nack = Nack {
+            room,
+            id,
+            code,
+            message,
+            head,
+        };
+        self.answer_publish(conn, &ServerFrame::Nack(nack), answers);
+    }
+
+    /// Sends a publish's `ack` or `nack`, unless its connection has gone meanwhile (a durable
+    /// publish is answered after storing).
+    fn answer_publish(&mut self, conn: ConnId, frame: &ServerFrame, answers: Answered) {
         if self.conns.contains_key(&conn) {
-            let answers = Some(Answered::Publish(room.clone(), id.clone()));
-            let nack = Nack {
-                room,
-                id,
-                code,
-                message,
-                head,
-            };
-            self.send_answer(conn, &ServerFrame::Nack(nack), answers);
+            self.send_answer(conn, frame, Some(answers));
         }
     }
 }
