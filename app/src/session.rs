@@ -1,8 +1,7 @@
 //! The two HTTP requests the app makes itself: a dev-mode token for a display name (kept in
 //! `localStorage`, so a reload keeps the identity) and a page of room history.
 
-use chorus_sdk::wire::percent_encode;
-use chorus_sdk::wire::{DevTokenRequest, DevTokenResponse, EventsPage, RoomName};
+use chorus_sdk::wire::{self, DevTokenRequest, DevTokenResponse, EventsPage, RoomName};
 use wasm_bindgen::JsCast;
 use wasm_bindgen_futures::JsFuture;
 use web_sys::{Request, RequestInit, Response};
@@ -116,11 +115,7 @@ pub async fn history(
     count: u64,
 ) -> Result<EventsPage, String> {
     let after = up_to.map_or(0, |seq| seq.saturating_sub(count));
-    let url = format!(
-        "{}/v1/rooms/{}/events?after={after}&limit={count}",
-        server_url(),
-        percent_encode(room.as_str())
-    );
+    let url = [server_url(), wire::events_path(room, after, count)].concat();
     let text = request(&url, "GET", Some(token), None).await?;
     let mut page: EventsPage = serde_json::from_str(&text).map_err(|e| e.to_string())?;
     if let Some(up_to) = up_to {

@@ -1081,6 +1081,20 @@ impl PollQuery {
     }
 }
 
+/// The path and query of `GET /v1/rooms/{room}/events`: events after seq `after`, at most
+/// `limit` of them.
+pub fn events_path(room: &RoomName, after: u64, limit: u64) -> String {
+    [
+        "/v1/rooms/",
+        &percent_encode(room.as_str()),
+        "/events?after=",
+        &decimal(after),
+        "&limit=",
+        &decimal(limit),
+    ]
+    .concat()
+}
+
 /// Percent-encodes a URL path segment or query value (room names may hold `:`, `/`, `@`).
 pub fn percent_encode(value: &str) -> String {
     let mut out = String::with_capacity(value.len());
@@ -1656,6 +1670,15 @@ mod tests {
         let decoded: PollFrames = json::from_str(&body).unwrap();
         assert_eq!(decoded.frames.len(), 2);
         assert_eq!(PollFrames::encode_raw(&[]), r#"{"frames":[]}"#);
+    }
+
+    #[test]
+    fn history_paths_encode_the_room() {
+        let room = RoomName::parse("doc:1/a@b").unwrap();
+        assert_eq!(
+            events_path(&room, 41, 50),
+            "/v1/rooms/doc%3A1%2Fa%40b/events?after=41&limit=50"
+        );
     }
 
     #[test]

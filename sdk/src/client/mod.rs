@@ -260,14 +260,7 @@ impl HttpCall {
         match self {
             HttpCall::PollSend(_) => "/v1/poll".to_owned(),
             HttpCall::Poll { query } => ["/v1/poll?", query].concat(),
-            HttpCall::History { room, after } => [
-                "/v1/rooms/",
-                &wire::percent_encode(room.as_str()),
-                "/events?after=",
-                &decimal(*after),
-                "&limit=1000",
-            ]
-            .concat(),
+            HttpCall::History { room, after } => wire::events_path(room, *after, 1000),
         }
     }
 
