@@ -1,8 +1,8 @@
 //! The client core's clock type. [`Instant`] is `std::time::Instant` on native targets; in the
 //! browser, where `std` has no clock, it is a monotonic instant read from `performance.now()`.
 //!
-//! Written here rather than taken from `web-time` because that crate brings `js-sys`, whose
-//! closure shims alone were about 5 KB of the browser SDK's wasm.
+//! Written here rather than taken from `web-time` because that crate brings `js-sys`: dropping
+//! both took the gzipped browser SDK from 56.7 to 54.5 KB (ARCHITECTURE.md, "Browser build").
 
 #[cfg(not(target_arch = "wasm32"))]
 pub use std::time::Instant;

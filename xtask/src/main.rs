@@ -310,7 +310,7 @@ fn build_wasm(package_args: &[&str], artifact: &str) -> Result<PathBuf> {
 /// Runs the wasm-bindgen CLI (ES module for the web, no generated typings, no name or producers
 /// sections) on `wasm`, writing `out_name.js` and `out_name_bg.wasm` into `out_dir`.
 fn wasm_bindgen(wasm: &Path, out_dir: &Path, out_name: &str) -> Result<()> {
-    // A fresh directory: snippets of earlier builds must not linger (or be counted).
+    // A fresh directory: snippets (hash-named) of earlier builds must not linger.
     if out_dir.exists() {
         std::fs::remove_dir_all(out_dir)
             .with_context(|| format!("clearing {}", out_dir.display()))?;
