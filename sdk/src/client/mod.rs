@@ -20,7 +20,8 @@
 //!
 //! Connects (WebSocket first; in `Auto` mode falls back to HTTP long polling when the socket
 //! does not complete its first round trip in time, remembers that for a while, probes the
-//! socket in the background and upgrades when it works), reconnects with jittered backoff,
+//! socket in the background and upgrades when it works; a socket refused outright is probed
+//! again as soon as polling works, since a restarting server refuses it too), reconnects with jittered backoff,
 //! detects dead sockets by heartbeat, rejoins rooms from their cursors, keeps an outbox of
 //! publishes until acked (persisted through [`Output::Save`]), merges incoming events
 //! idempotently (see [`timeline`]), reconciles optimistic publishes by id, and keeps presence
@@ -483,6 +484,10 @@ struct PollLink {
     /// A WebSocket tried in the background (Auto mode): the link, and its deadline.
     probe: Option<(u64, Instant)>,
     next_probe: Option<Instant>,
+    /// Polling because a socket was refused at once, which a server that is down (or
+    /// restarting) causes as well as a proxy blocking WebSocket: once polling works, the
+    /// socket is probed at once, and polling is remembered only if that probe fails too.
+    unsure: bool,
 }
 
 #[derive(Debug)]
@@ -911,9 +916,7 @@ impl Client {
         if let Phase::Polling(poll) = &mut self.phase
             && poll.probe.is_some_and(|(probe, _)| probe == link)
         {
-            poll.probe = None;
-            poll.next_probe = Some(now + self.config.probe_every);
-            return;
+            return self.probe_failed(now);
         }
         let Phase::Socket(socket) = &self.phase else {
             return;
@@ -928,8 +931,8 @@ impl Client {
             return self.auth_refused(now, "the server refused the token".into());
         }
         if !welcomed && self.config.transport == TransportMode::Auto {
-            // The socket never worked: try polling right away.
-            return self.start_polling(now);
+            // The socket never worked: try polling right away (unsure why it failed).
+            return self.start_polling(now, true);
         }
         self.reconnect_later(now);
     }
@@ -967,10 +970,13 @@ impl Client {
             HttpResult::Frames(frames) => {
                 if is_send && !poll.connected {
                     poll.connected = true;
-                    poll.next_probe = (self.config.transport == TransportMode::Auto)
-                        .then(|| now + self.config.probe_every);
                     if self.config.transport == TransportMode::Auto {
-                        self.remember_polling(now);
+                        if poll.unsure {
+                            poll.next_probe = Some(now);
+                        } else {
+                            poll.next_probe = Some(now + self.config.probe_every);
+                            self.remember_polling(now);
+                        }
                     }
                     self.connected(now, Transport::Polling);
                 }
@@ -1000,7 +1006,7 @@ impl Client {
                     let link = socket.link;
                     self.outputs.push(Output::CloseSocket { link });
                     if self.config.transport == TransportMode::Auto {
-                        self.start_polling(now);
+                        self.start_polling(now, false);
                     } else {
                         self.reconnect_later(now);
                     }
@@ -1026,9 +1032,8 @@ impl Client {
                 if let Some((link, at)) = poll.probe
                     && at <= now
                 {
-                    poll.probe = None;
-                    poll.next_probe = Some(now + self.config.probe_every);
                     self.outputs.push(Output::CloseSocket { link });
+                    self.probe_failed(now);
                 } else if poll.probe.is_none() && poll.next_probe.is_some_and(|at| at <= now) {
                     let link = self.rng.next_u64();
                     poll.next_probe = None;
@@ -1060,7 +1065,7 @@ impl Client {
             TransportMode::Auto => self.polling_until_ms > self.unix_ms(now),
         };
         if polling {
-            return self.start_polling(now);
+            return self.start_polling(now, false);
         }
         let link = self.rng.next_u64();
         self.phase = Phase::Socket(self.new_socket(link, now));
@@ -1085,7 +1090,8 @@ impl Client {
         }
     }
 
-    fn start_polling(&mut self, now: Instant) {
+    /// Connects by polling; `unsure`: see [`PollLink::unsure`].
+    fn start_polling(&mut self, now: Instant, unsure: bool) {
         let link = self.rng.next_u64();
         self.phase = Phase::Polling(PollLink {
             link,
@@ -1095,6 +1101,7 @@ impl Client {
             queued: Vec::new(),
             probe: None,
             next_probe: None,
+            unsure,
         });
         self.set_state(ConnectionState::Connecting {
             transport: Transport::Polling,
@@ -1145,6 +1152,19 @@ impl Client {
         self.phase = Phase::Socket(self.new_socket(link, now));
         // The socket is connected from here on: `welcome` sends the joins and the outbox.
         self.handle_socket_frame(now, link, welcome);
+    }
+
+    /// The background socket failed (closed or silent): polling it is, remembered, with the
+    /// next probe later.
+    fn probe_failed(&mut self, now: Instant) {
+        let Phase::Polling(poll) = &mut self.phase else {
+            return;
+        };
+        poll.probe = None;
+        poll.next_probe = Some(now + self.config.probe_every);
+        if std::mem::take(&mut poll.unsure) {
+            self.remember_polling(now);
+        }
     }
 
     fn remember_polling(&mut self, now: Instant) {

@@ -804,3 +804,92 @@ fn acked_publishes_a_reset_skips_are_shown_as_own_events_in_seq_order() {
             .any(|e| matches!(e, ClientEvent::Event { own: true, .. }))
     );
 }
+
+/// The polling POST a client just made, answered as the server would: connected.
+fn answer_poll_send(h: &mut Harness) {
+    let request = h
+        .take_outputs()
+        .iter()
+        .find_map(|o| match o {
+            Output::Http {
+                request,
+                call: HttpCall::PollSend(_),
+                ..
+            } => Some(*request),
+            _ => None,
+        })
+        .expect("a polling POST");
+    h.client
+        .handle_http_response(h.now, request, HttpResult::Frames(vec![joined("r", 0)]));
+    h.drain();
+}
+
+fn saved_transport(outputs: &[Output]) -> Option<String> {
+    outputs.iter().find_map(|o| match o {
+        Output::Save {
+            key: TRANSPORT_KEY,
+            value,
+        } => Some(value.clone()),
+        _ => None,
+    })
+}
+
+#[test]
+fn a_socket_refused_at_once_is_probed_again_as_soon_as_polling_works() {
+    // A refused socket is what a restarting server looks like too: when polling then works,
+    // the socket is tried at once, and polling is not remembered unless that fails as well.
+    let mut h = Harness::new(ClientConfig::default());
+    let now = h.now;
+    h.client.join(now, room("r"), Json::null());
+    h.advance(Duration::ZERO);
+    let link = h.opened_socket();
+    h.client.handle_socket_closed(h.now, link, None);
+    h.drain();
+    answer_poll_send(&mut h);
+    assert_eq!(
+        h.client.state(),
+        &ConnectionState::Connected {
+            transport: Transport::Polling
+        }
+    );
+    h.advance(Duration::ZERO);
+    let outputs = h.take_outputs();
+    assert_eq!(saved_transport(&outputs), None, "not remembered yet");
+    let probe = outputs
+        .iter()
+        .find_map(|o| match o {
+            Output::OpenSocket { link, .. } => Some(*link),
+            _ => None,
+        })
+        .expect("the socket is probed at once");
+    h.welcome(probe);
+    assert_eq!(h.client.state().badge(), Badge::Live);
+
+    // Behind a proxy that refuses WebSocket, the probe fails too: now polling is remembered,
+    // and the next probe waits.
+    let mut h = Harness::new(ClientConfig::default());
+    let now = h.now;
+    h.client.join(now, room("r"), Json::null());
+    h.advance(Duration::ZERO);
+    let link = h.opened_socket();
+    h.client.handle_socket_closed(h.now, link, None);
+    h.drain();
+    answer_poll_send(&mut h);
+    h.advance(Duration::ZERO);
+    let probe = h.opened_socket();
+    h.client.handle_socket_closed(h.now, probe, None);
+    h.drain();
+    assert_eq!(
+        saved_transport(&h.take_outputs()),
+        Some(format!("polling-until:{}", START_MS + 600_000))
+    );
+    h.advance(Duration::from_secs(29));
+    assert!(
+        !h.take_outputs()
+            .iter()
+            .any(|o| matches!(o, Output::OpenSocket { .. })),
+        "no probe before 30 s"
+    );
+    h.advance(Duration::from_secs(1));
+    h.opened_socket();
+}
