@@ -3,7 +3,7 @@
 // an event emitter, Room objects and promises for acknowledgements.
 import init, { WasmClient } from "../wasm/chorus.js";
 
-// The operations of `WasmClient.call`; `op` in sdk/src/web/js.rs has the same numbers.
+// The operations of `WasmClient.call`; `op` in sdk/src/js_abi.rs has the same numbers (a test checks).
 const JOIN = 0;
 const LEAVE = 1;
 const PUBLISH = 2;

@@ -3,6 +3,7 @@
 //! - [`wire`]: the protocol's one and only definition of every frame and HTTP body.
 //! - [`client`]: the sans-IO client core (connection, transports, outbox, merge, presence,
 //!   typing) that every driver runs.
+//! - [`js_abi`]: the numbers shared with the package's JavaScript (operations, report kinds).
 //! - [`text`]: numbers and messages without `core::fmt` (for the browser build's size).
 //! - [`time`]: the core's clock type ([`time::Instant`]), which works in the browser too.
 //! - `native` (feature `native`): the tokio driver and [`NativeClient`](native::NativeClient).
@@ -11,6 +12,7 @@
 //! compiled to WebAssembly.
 
 pub mod client;
+pub mod js_abi;
 #[cfg(feature = "native")]
 pub mod native;
 pub mod text;

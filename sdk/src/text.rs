@@ -3,7 +3,7 @@
 //! Everything the browser SDK runs builds its text with these (and `concat`) instead of
 //! `format!`, `write!` or `to_string` on numbers: leaving out `core::fmt`'s machinery (argument
 //! tables, padding, integer formatting) took 1.5 KB off the gzipped package, which has a size
-//! budget (ARCHITECTURE.md, "Browser build"). Server-only code may format as it likes.
+//! budget (docs/SIZE.md). Server-only code may format as it likes.
 
 /// Appends the decimal digits of `n`.
 pub fn push_decimal(out: &mut String, mut n: u64) {

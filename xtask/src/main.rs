@@ -242,18 +242,23 @@ fn build_web() -> Result<()> {
             bytes.len()
         ));
     }
-    // Reported, not enforced: like the benchmarks' targets, the size is a figure to watch
-    // rather than a test that fails; ARCHITECTURE.md ("Browser build") keeps its history.
-    const BUDGET: usize = 40 * 1024;
+    // Enforced: the core entry (the module and its wasm) may not grow past its budget; every
+    // build, and so every test run, fails when it does. docs/SIZE.md keeps the history.
+    const BUDGET: usize = 44 * 1024;
+    let verdict = if total <= BUDGET {
+        format!("{} bytes to spare", BUDGET - total)
+    } else {
+        format!("{} bytes over", total - BUDGET)
+    };
     say(&format!(
-        "browser SDK total: {total} bytes gzipped ({:.1} KB; budget 40 KB: {})",
+        "browser SDK total: {total} bytes gzipped ({:.1} KB; budget 44 KB: {verdict})",
         total as f64 / 1024.0,
-        if total <= BUDGET {
-            format!("{} bytes to spare", BUDGET - total)
-        } else {
-            format!("{} bytes over", total - BUDGET)
-        }
     ));
+    if total > BUDGET {
+        bail!(
+            "the browser SDK's core entry is {total} bytes gzipped, over its 44 KB budget ({verdict})"
+        );
+    }
     build_app()
 }
 

@@ -6,7 +6,7 @@
 //! Everything after the start goes through one method, [`WasmClient::call`], with an operation
 //! number from [`op`] (`src/chorus.js` has the same numbers) and an answer in JSON: each
 //! exported method costs wasm-bindgen glue on both sides of the boundary, and the SDK has a size
-//! budget (ARCHITECTURE.md, "Browser build").
+//! budget (docs/SIZE.md).
 
 use wasm_bindgen::prelude::*;
 
@@ -23,27 +23,7 @@ use crate::text::Message;
 use crate::wire::json::{self, Writer};
 use crate::wire::{EventId, Json, RoomName};
 
-/// The operations of [`WasmClient::call`]: `(room, arg)` each takes, and its `ok` value.
-pub mod op {
-    /// Join `room` with presence meta `arg` (JSON): `null`.
-    pub const JOIN: u32 = 0;
-    /// Leave `room`: `null`.
-    pub const LEAVE: u32 = 1;
-    /// Publish body `arg` (JSON) durably: the event id.
-    pub const PUBLISH: u32 = 2;
-    /// Publish body `arg` (JSON) ephemerally: the event id.
-    pub const EPHEMERAL: u32 = 3;
-    /// Typing in `room` on (`arg` is `true`) or off: `null`.
-    pub const TYPING: u32 = 4;
-    /// Replace this tab's presence meta in `room` with `arg` (JSON): `null`.
-    pub const SET_PRESENCE: u32 = 5;
-    /// Who is in `room`: the presence list (`[]` when not joined).
-    pub const PRESENCE: u32 = 6;
-    /// A fresh token `arg` (`room` ignored): `null`.
-    pub const TOKEN: u32 = 7;
-    /// Close the client for good (arguments ignored): `null`.
-    pub const CLOSE: u32 = 8;
-}
+pub use crate::js_abi::op;
 
 /// The Chorus client core with browser I/O. Use it through the npm package's `ChorusClient`.
 #[wasm_bindgen]

@@ -95,16 +95,7 @@ extern "C" {
 /// `platform.js`'s one callback: `(kind, id, number, text)`, kinds as in [`report`].
 type ReportFn = Closure<dyn FnMut(u32, u64, u32, Option<String>)>;
 
-/// What `platform.js` reports: the `kind` numbers, the same as its constants.
-mod report {
-    pub(super) const TIMER: u32 = 0;
-    pub(super) const OPEN: u32 = 1;
-    pub(super) const MESSAGE: u32 = 2;
-    pub(super) const CLOSED: u32 = 3;
-    pub(super) const HTTP: u32 = 4;
-    pub(super) const NETWORK: u32 = 5;
-    pub(super) const VISIBLE: u32 = 6;
-}
+use crate::js_abi::report;
 
 struct Inner {
     core: Client,

@@ -3,9 +3,9 @@
 // (sdk/src/web/mod.rs) decides everything; this class only carries it out and reports what
 // happened through one callback, `report(kind, id, number, text)`, never from inside one of its
 // own methods. It is JavaScript because every web-sys binding and every Rust closure type costs
-// wasm size, and the SDK has a size budget (ARCHITECTURE.md, "Browser build").
+// wasm size, and the SDK has a size budget (docs/SIZE.md).
 
-// Report kinds; `report` in mod.rs has the same numbers.
+// Report kinds; `report` in sdk/src/js_abi.rs has the same numbers (a test checks).
 const TIMER = 0; // the timer fired
 const OPEN = 1; // socket `id` opened
 const MESSAGE = 2; // socket `id` received `text`
