@@ -1,6 +1,7 @@
 //! The wire types against their documented shapes: decoding tables that say why each refusal
 //! happens, round trips, and every JSON example in `docs/PROTOCOL.md` read and written exactly.
 
+use super::json::Wire;
 use super::*;
 
 fn check_client(text: &str, expect: Result<&str, &str>) {
