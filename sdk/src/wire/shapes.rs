@@ -136,7 +136,7 @@ macro_rules! frame_enum {
                         <$ty as $crate::wire::json::WireObject>::read_fields(fields)?,
                     )), )*
                     other => Err($crate::wire::WireError::UnknownType(
-                        $crate::wire::shown(other),
+                        $crate::wire::names::shown(other),
                     )),
                 }
             }
