@@ -1,0 +1,162 @@
+//! JSON documents that are not frames: HTTP request and response bodies ([`ErrorBody`],
+//! [`EventsPage`], [`PresenceBody`], the polling batches [`PollSend`] and [`PollFrames`], backend
+//! publish, stats, health, dev tokens) and the client's stored outbox ([`StoredOutbox`]).
+//!
+//! Plain data: each type's JSON shape is in `shapes.rs`, and this module must never read or
+//! write JSON by hand.
+
+use super::json;
+use super::{ClientFrame, ErrorCode, Event, EventId, Json, PresenceUser, RoomName, ServerFrame};
+
+/// The body of every HTTP error response.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ErrorBody {
+    /// What went wrong.
+    pub code: ErrorCode,
+    /// What went wrong, for humans.
+    pub message: String,
+}
+
+/// `GET /v1/rooms/{room}/events?after=&limit=`: one page of a room's history.
+#[derive(Clone, Debug, PartialEq)]
+pub struct EventsPage {
+    /// The room.
+    pub room: RoomName,
+    /// The history's epoch.
+    pub epoch: u64,
+    /// The room's head when the page was read.
+    pub head: u64,
+    /// The oldest seq still kept (head + 1 when nothing is kept).
+    pub oldest: u64,
+    /// Events with seq > `after`, oldest first, at most `limit`.
+    pub events: Vec<Event>,
+    /// Pass as `after` to read the next page; absent when this page reaches the head.
+    pub next_after: Option<u64>,
+}
+
+/// `GET /v1/rooms/{room}/presence`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct PresenceBody {
+    /// The room.
+    pub room: RoomName,
+    /// The presence version (as in `joined` and `presence` frames).
+    pub version: u64,
+    /// Everyone present, ordered by user id.
+    pub users: Vec<PresenceUser>,
+}
+
+/// `POST /v1/poll`: client frames sent over the polling transport.
+#[derive(Clone, Debug, PartialEq)]
+pub struct PollSend {
+    /// The polling session (client-generated, 8-64 characters, one per tab).
+    pub session: String,
+    /// The frames, processed in order (`hello` is not needed: the token is in the header).
+    pub frames: Vec<ClientFrame>,
+}
+
+/// The answer to `POST /v1/poll` and `GET /v1/poll`: server frames, oldest first.
+#[derive(Clone, Debug, PartialEq)]
+pub struct PollFrames {
+    /// The frames.
+    pub frames: Vec<ServerFrame>,
+}
+
+/// `POST /v1/rooms/{room}/events` (backend API key): publish on behalf of the system or a user.
+#[derive(Clone, Debug, PartialEq)]
+pub struct BackendPublish {
+    /// Idempotency key: publishing it again returns the original seq.
+    pub id: EventId,
+    /// The content.
+    pub body: Json,
+    /// The user to publish as; `"system"` when absent.
+    pub from: Option<String>,
+    /// Store only if the room's head is exactly this seq.
+    pub if_seq: Option<u64>,
+}
+
+/// The answer to a backend publish.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Published {
+    /// The room (for a direct message, the user's inbox room `@user`).
+    pub room: RoomName,
+    /// The event's seq.
+    pub seq: u64,
+    /// `true` when the id had been published before (the seq is the original one).
+    pub duplicate: bool,
+}
+
+/// `GET /v1/stats` (backend API key).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Stats {
+    /// Open WebSocket connections.
+    pub connections: u64,
+    /// The most WebSocket connections open at once since start.
+    pub peak_connections: u64,
+    /// Live polling sessions.
+    pub polling_sessions: u64,
+    /// Rooms with members on this node.
+    pub rooms: u64,
+    /// Distinct users connected (either transport).
+    pub users: u64,
+    /// Durable events stored per second, over the last few seconds.
+    pub events_per_second: f64,
+    /// Durable events stored since start.
+    pub events_total: u64,
+}
+
+/// `GET /healthz`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct HealthBody {
+    /// `"ok"`.
+    pub status: String,
+}
+
+/// `POST /v1/dev/token` request (dev mode only).
+#[derive(Clone, Debug, PartialEq)]
+pub struct DevTokenRequest {
+    /// The display name to issue a token for.
+    pub name: String,
+}
+
+/// `POST /v1/dev/token` response.
+#[derive(Clone, Debug, PartialEq)]
+pub struct DevTokenResponse {
+    /// A token granting publish on every room.
+    pub token: String,
+    /// The user id derived from the name.
+    pub user: String,
+}
+
+/// A publish waiting in a client's outbox, as kept in client storage across reloads.
+#[derive(Clone, Debug, PartialEq)]
+pub struct OutboxRecord {
+    /// The room.
+    pub room: RoomName,
+    /// The idempotency key it will be published with.
+    pub id: EventId,
+    /// The content.
+    pub body: Json,
+    /// Optimistic concurrency, if requested.
+    pub if_seq: Option<u64>,
+    /// When the app published it, in milliseconds since the Unix epoch.
+    pub created_ms: u64,
+}
+
+/// A client's outbox in storage (key `chorus.outbox`).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct StoredOutbox {
+    /// Waiting publishes, oldest first.
+    pub entries: Vec<OutboxRecord>,
+}
+
+impl StoredOutbox {
+    /// Encodes for storage.
+    pub fn encode(&self) -> String {
+        json::to_string(self)
+    }
+
+    /// Decodes from storage; a damaged value reads as empty rather than failing the client.
+    pub fn decode(text: &str) -> StoredOutbox {
+        json::from_str(text).unwrap_or_default()
+    }
+}

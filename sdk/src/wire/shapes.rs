@@ -1,0 +1,317 @@
+//! How every wire type travels as JSON, all in one place: names and enums as strings, `Json` as
+//! its raw text, structs as objects listed in the `wire_shapes!` catalogue below (one line per
+//! type: each field and how it travels), frames as their struct's object after a `"type"`.
+//!
+//! The macros here (`serde_via_wire!`, `wire_enum!`, `frame_enum!`, `wire_names!`,
+//! `wire_shapes!`) generate both directions from that one description, against the codec in
+//! `json`; `wire_enum!` and `frame_enum!` are invoked where their enums are declared, with each
+//! variant's text or tag, so they name everything by its full path. The tests check every shape
+//! against its documented example, and `docs/PROTOCOL.md` shows each one.
+//!
+//! This module must never hold a second description of a shape (a serde derive or a reader
+//! beside a catalogue line; the one hand-written writer, `PollFrames::encode_raw`, sits here
+//! next to the line it must agree with), and must never grow generic code: what a macro
+//! expands to, the browser SDK carries once per type.
+
+use std::collections::BTreeMap;
+
+use super::json::{Fields, JsonError, Node, ObjectWriter, Wire, WireObject, Writer, wire_objects};
+use super::{
+    Ack, BackendPublish, Cursor, DevTokenRequest, DevTokenResponse, Draining, ErrorBody,
+    ErrorFrame, Event, EventId, EventsPage, HealthBody, Hello, Join, Joined, Json, Leave, Left,
+    Nack, OutboxRecord, Ping, PollFrames, PollSend, PresenceBody, PresenceConn, PresenceDiff,
+    PresenceSnapshot, PresenceUser, Publish, Published, Reset, RoomName, RoomState, SetPresence,
+    Stats, StoredOutbox, TokenClaims, Typing, TypingNotice, TypingSnapshot, Welcome, WireError,
+};
+use crate::text::Message;
+
+/// `Serialize`/`Deserialize` (with the `serde` feature) through the wire codec, for code that
+/// speaks serde (axum bodies, jsonwebtoken claims, tests). Works with `serde_json`, which
+/// carries the text as a raw value. Every macro here that gives a type its wire shape calls it.
+macro_rules! serde_via_wire {
+    ($ty:ty) => {
+        #[cfg(feature = "serde")]
+        impl serde::Serialize for $ty {
+            fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+                let raw =
+                    serde_json::value::RawValue::from_string($crate::wire::json::to_string(self))
+                        .map_err(serde::ser::Error::custom)?;
+                raw.serialize(serializer)
+            }
+        }
+        #[cfg(feature = "serde")]
+        impl<'de> serde::Deserialize<'de> for $ty {
+            fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+                let raw = <Box<serde_json::value::RawValue>>::deserialize(deserializer)?;
+                $crate::wire::json::from_str(raw.get()).map_err(serde::de::Error::custom)
+            }
+        }
+    };
+}
+
+/// Declares a fieldless enum whose variants travel as fixed strings.
+macro_rules! wire_enum {
+    (
+        $(#[$meta:meta])*
+        pub enum $name:ident [$($derive:ident),*] {
+            $( $(#[$vmeta:meta])* $variant:ident => $text:literal, )*
+        }
+    ) => {
+        $(#[$meta])*
+        #[derive($($derive),*)]
+        pub enum $name {
+            $( $(#[$vmeta])* $variant, )*
+        }
+
+        impl $name {
+            /// The value as it appears on the wire.
+            pub fn as_str(self) -> &'static str {
+                match self { $( $name::$variant => $text, )* }
+            }
+
+            /// Reads the wire text back.
+            pub fn from_wire(text: &str) -> Option<$name> {
+                // A search of a table rather than a `match` on strings: smaller in wasm.
+                [$( $name::$variant, )*].into_iter().find(|value| value.as_str() == text)
+            }
+        }
+
+        $crate::wire::shapes::serde_via_wire!($name);
+
+        impl $crate::wire::json::Wire for $name {
+            fn write(&self, out: &mut $crate::wire::json::Writer) {
+                out.str(self.as_str());
+            }
+            fn read(
+                node: &$crate::wire::json::Node<'_>,
+            ) -> Result<Self, $crate::wire::json::JsonError> {
+                let text = node.str()?;
+                $name::from_wire(text).ok_or_else(|| {
+                    $crate::wire::json::JsonError::new(["unknown variant `", text, "`"].concat())
+                })
+            }
+        }
+    };
+}
+
+/// Reads a frame's fields and its `"type"`.
+pub(super) fn frame_fields<'a, 'n>(
+    node: &'n Node<'a>,
+) -> Result<(Fields<'a, 'n>, &'n str), WireError> {
+    let fields = node.object()?;
+    let kind = match fields.node("type") {
+        Some(kind) => kind.str().map_err(|err| err.in_field("type"))?,
+        None => return Err(WireError::Malformed("missing field `type`".into())),
+    };
+    Ok((fields, kind))
+}
+
+/// Declares a frame enum whose variants each wrap one struct, tagged by `"type"`: the frame is
+/// that struct's object with a `"type"` field written first.
+macro_rules! frame_enum {
+    (
+        $(#[$meta:meta])*
+        pub enum $name:ident {
+            $( $(#[$vmeta:meta])* $tag:literal => $variant:ident($ty:ty), )*
+        }
+    ) => {
+        $(#[$meta])*
+        #[derive(Clone, Debug, PartialEq)]
+        pub enum $name {
+            $( $(#[$vmeta])* $variant($ty), )*
+        }
+
+        impl $name {
+            /// Decodes one frame from JSON text.
+            pub fn decode(text: &str) -> Result<$name, $crate::wire::WireError> {
+                $name::read_frame(&$crate::wire::json::parse(text)?)
+            }
+
+            fn read_frame(
+                node: &$crate::wire::json::Node<'_>,
+            ) -> Result<$name, $crate::wire::WireError> {
+                let (fields, kind) = $crate::wire::shapes::frame_fields(node)?;
+                match kind {
+                    $( $tag => Ok($name::$variant(
+                        <$ty as $crate::wire::json::WireObject>::read_fields(fields)?,
+                    )), )*
+                    other => Err($crate::wire::WireError::UnknownType(
+                        $crate::wire::names::shown(other),
+                    )),
+                }
+            }
+
+            /// Encodes the frame as JSON text.
+            pub fn encode(&self) -> String {
+                $crate::wire::json::to_string(self)
+            }
+
+            /// The frame's `"type"`.
+            pub fn kind(&self) -> &'static str {
+                match self { $( $name::$variant(_) => $tag, )* }
+            }
+        }
+
+        $crate::wire::shapes::serde_via_wire!($name);
+
+        impl $crate::wire::json::Wire for $name {
+            fn write(&self, out: &mut $crate::wire::json::Writer) {
+                let mut object = out.object();
+                object.str("type", self.kind());
+                match self {
+                    $( $name::$variant(body) => {
+                        $crate::wire::json::WireObject::write_fields(body, &mut object)
+                    } )*
+                }
+                object.end();
+            }
+
+            fn read(
+                node: &$crate::wire::json::Node<'_>,
+            ) -> Result<Self, $crate::wire::json::JsonError> {
+                $name::read_frame(node).map_err(|err| {
+                    $crate::wire::json::JsonError::new($crate::text::Message::message(&err))
+                })
+            }
+        }
+    };
+}
+
+// The macros above are invoked where their types are declared.
+pub(super) use {frame_enum, serde_via_wire, wire_enum};
+
+macro_rules! wire_names {
+    ($($ty:ident),*) => {
+        $(
+            impl Wire for $ty {
+                fn write(&self, out: &mut Writer) {
+                    out.str(&self.0);
+                }
+                fn read(node: &Node<'_>) -> Result<Self, JsonError> {
+                    $ty::parse(node.str()?).map_err(|err| JsonError::new(err.message()))
+                }
+            }
+            serde_via_wire!($ty);
+        )*
+    };
+}
+wire_names!(RoomName, EventId);
+
+serde_via_wire!(Json);
+
+impl Wire for Json {
+    fn write(&self, out: &mut Writer) {
+        out.raw(&self.0);
+    }
+    fn read(node: &Node<'_>) -> Result<Self, JsonError> {
+        Ok(Json(node.raw.into()))
+    }
+}
+
+/// Implements [`WireObject`] (and [`Wire`]) for structs from a list of their fields, each with
+/// how it travels; the JSON key is the field's name, fields are written in the listed order:
+///
+/// - `req`: always written; must be present.
+/// - `opt`: an `Option`, left out when `None`; absent or `null` reads as `None`.
+/// - `list`: a `Vec`, left out when empty; absent or `null` reads as empty.
+/// - `or(value)`: left out when equal to `value`; absent or `null` reads as `value`.
+/// - `default(value)`: always written; absent or `null` reads as `value`.
+macro_rules! wire_shapes {
+    ($( $ty:ident { $( $field:ident: $mode:ident $(($value:expr))? ),* $(,)? } )*) => {
+        $(
+            impl WireObject for $ty {
+                fn write_fields(&self, out: &mut ObjectWriter<'_>) {
+                    $( wire_shapes!(@write out, self.$field, stringify!($field), $mode $(($value))?); )*
+                }
+                fn read_fields(f: Fields<'_, '_>) -> Result<Self, JsonError> {
+                    Ok($ty {
+                        $( $field: wire_shapes!(@read f, stringify!($field), $mode $(($value))?), )*
+                    })
+                }
+            }
+            wire_objects!($ty);
+            serde_via_wire!($ty);
+        )*
+    };
+    (@write $out:ident, $value:expr, $key:expr, req) => { $out.field($key, &$value) };
+    (@write $out:ident, $value:expr, $key:expr, default($default:expr)) => { $out.field($key, &$value) };
+    (@write $out:ident, $value:expr, $key:expr, opt) => { $out.opt($key, &$value) };
+    (@write $out:ident, $value:expr, $key:expr, list) => { $out.list($key, &$value) };
+    (@write $out:ident, $value:expr, $key:expr, or($default:expr)) => {
+        if $value != $default {
+            $out.field($key, &$value);
+        }
+    };
+    (@read $f:ident, $key:expr, req) => { $f.get($key)? };
+    (@read $f:ident, $key:expr, opt) => { $f.opt($key)? };
+    (@read $f:ident, $key:expr, list) => { $f.list($key)? };
+    (@read $f:ident, $key:expr, or($default:expr)) => { $f.or($key, $default)? };
+    (@read $f:ident, $key:expr, default($default:expr)) => { $f.or($key, $default)? };
+}
+
+wire_shapes! {
+    Cursor { epoch: req, seq: req }
+    PresenceConn { conn: req, meta: req, since: req }
+    PresenceUser { user: req, name: opt, conns: req }
+    PresenceSnapshot { version: req, users: req }
+    Hello { token: req }
+    Join { room: req, meta: default(Json::null()), resume: opt }
+    Leave { room: req }
+    Publish { room: req, id: req, body: req, durable: or(true), if_seq: opt }
+    Typing { room: req, on: req }
+    SetPresence { room: req, meta: req }
+    Ping { nonce: opt }
+    Welcome { conn: req, user: req, heartbeat_ms: req, protocol: req }
+    Joined { room: req, epoch: req, head: req, presence: req, typing: req }
+    Left { room: req }
+    Event { room: req, seq: opt, id: req, from: req, at: req, body: req }
+    Ack { room: req, id: req, seq: opt, duplicate: or(false) }
+    Nack { room: req, id: req, code: req, message: req, head: opt }
+    PresenceDiff { room: req, version: req, joins: list, updates: list, leaves: list }
+    TypingNotice { room: req, user: req, on: req }
+    Reset { room: req, reason: req, epoch: req, head: req }
+    ErrorFrame { code: req, message: req, room: opt }
+    RoomState { room: req, presence: opt, typing: opt }
+    TypingSnapshot { version: req, users: req }
+    Draining { retry_after_ms: req }
+    ErrorBody { code: req, message: req }
+    EventsPage { room: req, epoch: req, head: req, oldest: req, events: req, next_after: opt }
+    PresenceBody { room: req, version: req, users: req }
+    PollSend { session: req, frames: req }
+    PollFrames { frames: req }
+    BackendPublish { id: req, body: req, from: opt, if_seq: opt }
+    Published { room: req, seq: req, duplicate: or(false) }
+    Stats {
+        connections: req,
+        peak_connections: req,
+        polling_sessions: req,
+        rooms: req,
+        users: req,
+        events_per_second: req,
+        events_total: req,
+    }
+    HealthBody { status: req }
+    DevTokenRequest { name: req }
+    DevTokenResponse { token: req, user: req }
+    OutboxRecord { room: req, id: req, body: req, if_seq: opt, created_ms: req }
+    StoredOutbox { entries: req }
+    TokenClaims { sub: req, name: opt, exp: req, rooms: default(BTreeMap::new()) }
+}
+
+impl PollFrames {
+    /// The response body for frames that are already encoded (as `ServerFrame::encode` makes
+    /// them), without decoding them again.
+    pub fn encode_raw(frames: &[&str]) -> String {
+        let mut body =
+            String::with_capacity(16 + frames.iter().map(|f| f.len() + 1).sum::<usize>());
+        body.push_str(r#"{"frames":["#);
+        for (n, frame) in frames.iter().enumerate() {
+            if n > 0 {
+                body.push(',');
+            }
+            body.push_str(frame);
+        }
+        body.push_str("]}");
+        body
+    }
+}
