@@ -197,7 +197,7 @@ fn now() -> Now {
     // tokio's clock, so tests can pause and advance time.
     Now {
         instant: tokio::time::Instant::now().into_std(),
-        unix_ms: crate::unix_ms_now(),
+        unix_ms: crate::clock::unix_ms_now(),
     }
 }
 

@@ -295,5 +295,5 @@ async fn close(socket: &mut WebSocket, code: u16, reason: ErrorCode) {
 #[allow(clippy::disallowed_methods)] // The connection task is a driver: it may read the clock.
 fn instant_of_unix_ms(unix_ms: u64) -> tokio::time::Instant {
     tokio::time::Instant::now()
-        + Duration::from_millis(unix_ms.saturating_sub(crate::unix_ms_now()))
+        + Duration::from_millis(unix_ms.saturating_sub(crate::clock::unix_ms_now()))
 }
