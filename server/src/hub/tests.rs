@@ -8,14 +8,14 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use chorus_sdk::wire::{ClientFrame, RoomRight, ServerFrame, close_code};
+use chorus_sdk::wire::{ClientFrame, Json, RoomRight, ServerFrame, close_code};
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 
 use super::*;
 use crate::auth::Identity;
-use crate::store::Retention;
 use crate::store::memory::MemoryLog;
+use crate::store::{AppendDone, AppendRequest, Retention};
 
 const EPOCH: u64 = 77;
 
