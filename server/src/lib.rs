@@ -89,7 +89,7 @@ pub async fn start(config: &Config, listener: TcpListener) -> Result<RunningServ
         node: format!("{:x}", store::random_epoch() & 0xffff_ffff),
         ..config.hub()
     };
-    let poll_limits = driver::PollLimits {
+    let poll_limits = driver::poll::PollLimits {
         max_held_polls: config.max_held_polls,
     };
     let hub = driver::spawn(
