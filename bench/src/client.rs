@@ -59,7 +59,7 @@ pub fn chorus_token(user: &str) -> String {
     let claims = wire::TokenClaims {
         sub: user.into(),
         name: None,
-        exp: chorus_server::unix_ms_now() / 1000 + 6 * 3600,
+        exp: chorus_server::clock::unix_ms_now() / 1000 + 6 * 3600,
         rooms: [("*".to_owned(), wire::RoomRight::Publish)]
             .into_iter()
             .collect(),

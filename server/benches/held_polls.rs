@@ -137,7 +137,7 @@ async fn main() {
             break rest.split_whitespace().next().unwrap().to_owned();
         }
     };
-    let exp = chorus_server::unix_ms_now() / 1000 + 3600;
+    let exp = chorus_server::clock::unix_ms_now() / 1000 + 3600;
     let claims = TokenClaims {
         sub: "bench".into(),
         name: None,

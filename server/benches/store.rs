@@ -22,7 +22,7 @@ fn job(n: usize) -> AppendJob {
             room: RoomName::parse(format!("room-{}", n % ROOMS)).unwrap(),
             id: EventId::parse(format!("e{n}")).unwrap(),
             from: "bench".into(),
-            at: chorus_server::unix_ms_now(),
+            at: chorus_server::clock::unix_ms_now(),
             body: Json::from_text(r#"{"text":"a typical chat message of some sixty bytes or so"}"#)
                 .unwrap(),
             if_seq: None,

@@ -210,7 +210,7 @@ mod tests {
     #[test]
     fn tokens_verify_or_are_refused_with_their_code() {
         let auth = Authenticator::hs256(b"secret");
-        let far = crate::unix_ms_now() / 1000 + 3600;
+        let far = crate::clock::unix_ms_now() / 1000 + 3600;
         let token = auth.issue(&claims("ana", far, &[("doc:*", RoomRight::Publish)]));
         let who = auth.verify(&token).unwrap();
         assert_eq!(who.user, "ana");

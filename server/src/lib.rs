@@ -2,9 +2,11 @@
 //!
 //! Layout (see ARCHITECTURE.md): [`hub`] is the sans-IO core, [`store`] sequences and keeps
 //! history, [`driver`] runs the hub on tokio, [`http`] is the axum edge, [`auth`] verifies
-//! tokens, [`config`] parses flags. [`start`] wires them together on a bound listener.
+//! tokens, [`config`] parses flags, [`clock`] is the wall clock beneath them all. [`start`]
+//! wires them together on a bound listener.
 
 pub mod auth;
+pub mod clock;
 pub mod config;
 pub mod driver;
 pub mod http;
@@ -18,19 +20,12 @@ use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 
 use crate::auth::Authenticator;
+use crate::clock::unix_ms_now;
 use crate::config::{Config, StoreKind};
 use crate::driver::HubHandle;
 use crate::http::{AppState, EdgeLimits};
 use crate::hub::{Hub, HubConfig};
 use crate::store::{Store, StoreError};
-
-/// Milliseconds since the Unix epoch, from the system clock (drivers and stores only).
-#[allow(clippy::disallowed_methods)]
-pub fn unix_ms_now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
-}
 
 /// Why the server could not start.
 #[derive(Debug, thiserror::Error)]
@@ -94,7 +89,7 @@ pub async fn start(config: &Config, listener: TcpListener) -> Result<RunningServ
         node: format!("{:x}", store::random_epoch() & 0xffff_ffff),
         ..config.hub()
     };
-    let poll_limits = driver::PollLimits {
+    let poll_limits = driver::poll::PollLimits {
         max_held_polls: config.max_held_polls,
     };
     let hub = driver::spawn(

@@ -354,7 +354,7 @@ impl Sim {
             let mut idle = true;
             while let Some(transmit) = self.hub.poll_transmit() {
                 idle = false;
-                let frame = ServerFrame::decode(&transmit.payload).unwrap();
+                let frame = ServerFrame::decode(transmit.payload.as_str()).unwrap();
                 self.send_to_client(transmit.conn, frame);
             }
             while let Some(action) = self.hub.poll_action() {

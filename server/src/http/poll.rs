@@ -10,6 +10,9 @@
 //!
 //! A session exists in the hub as a connection of kind `Poll` (it counts in presence and can
 //! type); it expires after `--poll-session-timeout-ms` without a request.
+//!
+//! How a poll is answered end to end, across these handlers, the driver and the hub, is told
+//! once, in [`crate::driver::poll`].
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -27,7 +30,8 @@ use chorus_sdk::wire::{
 use super::rest::{bearer, json_body};
 use super::{ApiError, AppState};
 use crate::auth::Identity;
-use crate::driver::{HubMsg, PollTicket, SessionKey};
+use crate::driver::HubMsg;
+use crate::driver::poll::{PollTicket, SessionKey};
 use crate::hub::{Payload, RoomView, encode, encode_event};
 
 /// Most events one poll returns per room; the client polls again at once for the rest.

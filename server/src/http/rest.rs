@@ -232,7 +232,7 @@ async fn publish_as_backend(
         room: room.clone(),
         id: publish.id,
         from,
-        at: crate::unix_ms_now(),
+        at: crate::clock::unix_ms_now(),
         body: publish.body,
         if_seq: publish.if_seq,
     };
@@ -349,7 +349,7 @@ pub(super) async fn dev_token(
     let claims = TokenClaims {
         sub: user.clone(),
         name: Some(name.to_owned()),
-        exp: crate::unix_ms_now() / 1000 + 12 * 3600,
+        exp: crate::clock::unix_ms_now() / 1000 + 12 * 3600,
         rooms: [("*".to_owned(), RoomRight::Publish)].into_iter().collect(),
     };
     Ok(Json(DevTokenResponse {

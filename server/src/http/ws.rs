@@ -7,7 +7,7 @@
 //! with `error` frames; the connection and its rooms keep working. The socket is not split
 //! into halves (no lock between them): the loop never reads and writes at the same time.
 
-use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
+use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
 use axum::extract::{ConnectInfo, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -22,7 +22,7 @@ use super::metrics::EdgeCounters;
 use super::{ApiError, AppState};
 use crate::auth::{AuthError, Identity};
 use crate::driver::{HubMsg, Outbox, sleep_until};
-use crate::hub::encode;
+use crate::hub::{Payload, encode};
 
 /// The read buffer every connection holds from its first byte to its last: small, because
 /// clients mostly send small frames (bigger ones are read in several chunks).
@@ -189,7 +189,7 @@ async fn run(mut socket: WebSocket, state: AppState, identity: Arc<Identity>) {
                     if code == close_code::SERVICE_RESTART {
                         // Deliver what is queued (acks, the `draining` frame) before saying goodbye.
                         while let Ok(payload) = frames.try_recv() {
-                            if !send(&mut socket, Message::Text(payload), Duration::from_secs(1)).await {
+                            if !send(&mut socket, text_message(payload), Duration::from_secs(1)).await {
                                 break;
                             }
                         }
@@ -211,7 +211,7 @@ async fn run(mut socket: WebSocket, state: AppState, identity: Arc<Identity>) {
             }
             next = outgoing.next() => match next {
                 Some(payload) => {
-                    if !send(&mut socket, Message::Text(payload), write_timeout).await {
+                    if !send(&mut socket, text_message(payload), write_timeout).await {
                         break;
                     }
                 }
@@ -242,14 +242,14 @@ async fn run(mut socket: WebSocket, state: AppState, identity: Arc<Identity>) {
                         EdgeCounters::bump(&state.counters.frames_refused);
                     }
                     if let Some(frame) = answer
-                        && !send(&mut socket, Message::Text(encode(&frame)), write_timeout).await
+                        && !send(&mut socket, text_message(encode(&frame)), write_timeout).await
                     {
                         break;
                     }
                 }
                 Some(Ok(Message::Binary(_))) => {
                     let frame = ServerFrame::error(ErrorCode::BadFrame, "binary frames are not supported; send JSON text frames", None);
-                    if !send(&mut socket, Message::Text(encode(&frame)), write_timeout).await {
+                    if !send(&mut socket, text_message(encode(&frame)), write_timeout).await {
                         break;
                     }
                 }
@@ -263,6 +263,13 @@ async fn run(mut socket: WebSocket, state: AppState, identity: Arc<Identity>) {
     state.hub.send(HubMsg::Disconnect { conn }).await;
 }
 
+/// The WebSocket text message carrying a hub payload. The payload's shared bytes are handed
+/// over, not copied; axum checks that they are UTF-8, which a payload always is.
+fn text_message(payload: Payload) -> Message {
+    let text = Utf8Bytes::try_from(payload.into_bytes()).expect("a payload is UTF-8 text");
+    Message::Text(text)
+}
+
 /// Sends one message; `false` if the socket failed or the peer did not take it in time.
 async fn send(socket: &mut WebSocket, message: Message, timeout: Duration) -> bool {
     matches!(
@@ -274,12 +281,7 @@ async fn send(socket: &mut WebSocket, message: Message, timeout: Duration) -> bo
 /// Tells the client why with an `error` frame, then closes with `code`.
 async fn goodbye(socket: &mut WebSocket, code: u16, reason: ErrorCode, message: &str) {
     let frame = ServerFrame::error(reason, message, None);
-    let _ = send(
-        socket,
-        Message::Text(encode(&frame)),
-        Duration::from_secs(1),
-    )
-    .await;
+    let _ = send(socket, text_message(encode(&frame)), Duration::from_secs(1)).await;
     close(socket, code, reason).await;
 }
 
@@ -295,5 +297,5 @@ async fn close(socket: &mut WebSocket, code: u16, reason: ErrorCode) {
 #[allow(clippy::disallowed_methods)] // The connection task is a driver: it may read the clock.
 fn instant_of_unix_ms(unix_ms: u64) -> tokio::time::Instant {
     tokio::time::Instant::now()
-        + Duration::from_millis(unix_ms.saturating_sub(crate::unix_ms_now()))
+        + Duration::from_millis(unix_ms.saturating_sub(crate::clock::unix_ms_now()))
 }

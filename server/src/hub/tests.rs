@@ -8,14 +8,14 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use chorus_sdk::wire::{ClientFrame, RoomRight, ServerFrame, close_code};
+use chorus_sdk::wire::{ClientFrame, Json, RoomRight, ServerFrame, close_code};
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 
 use super::*;
 use crate::auth::Identity;
-use crate::store::Retention;
 use crate::store::memory::MemoryLog;
+use crate::store::{AppendDone, AppendRequest, Retention};
 
 const EPOCH: u64 = 77;
 
@@ -118,8 +118,8 @@ impl Harness {
             let mut idle = true;
             while let Some(transmit) = self.hub.poll_transmit() {
                 idle = false;
-                let frame =
-                    ServerFrame::decode(&transmit.payload).expect("the hub sends valid frames");
+                let frame = ServerFrame::decode(transmit.payload.as_str())
+                    .expect("the hub sends valid frames");
                 self.frames.entry(transmit.conn).or_default().push(frame);
             }
             while let Some(action) = self.hub.poll_action() {
@@ -1320,7 +1320,7 @@ fn transmits_say_whether_they_reply_to_the_recipient() {
             .handle_frame(now, conn, ClientFrame::decode(json).unwrap());
         loop {
             while let Some(t) = h.hub.poll_transmit() {
-                let kind = ServerFrame::decode(&t.payload).unwrap().kind();
+                let kind = ServerFrame::decode(t.payload.as_str()).unwrap().kind();
                 seen.push(format!(
                     "{} {kind} {}",
                     t.conn,

@@ -149,7 +149,7 @@ impl Store for MemoryStore {
             .log
             .lock()
             .expect("memory store lock")
-            .append(job.request, crate::unix_ms_now());
+            .append(job.request, crate::clock::unix_ms_now());
         // The receiver is gone only when the hub stopped; then nobody waits for the outcome.
         let _ = self.outcomes.send(AppendDone {
             origin: job.origin,
@@ -169,7 +169,7 @@ impl Store for MemoryStore {
             room,
             after,
             limit,
-            crate::unix_ms_now(),
+            crate::clock::unix_ms_now(),
         );
         Box::pin(async move { Ok(page) })
     }

@@ -230,7 +230,7 @@ pub(crate) mod contract {
         store: &dyn Store,
         outcomes: &mut mpsc::UnboundedReceiver<AppendDone>,
     ) {
-        let now = crate::unix_ms_now();
+        let now = crate::clock::unix_ms_now();
         assert_eq!(
             seq_of(&append(store, outcomes, request("a", "1", now, None)).await),
             1

@@ -192,7 +192,7 @@ impl Store for SqliteStore {
 }
 
 fn age_cutoff(retention: &Retention) -> u64 {
-    crate::unix_ms_now().saturating_sub(retention.max_age.as_millis() as u64)
+    crate::clock::unix_ms_now().saturating_sub(retention.max_age.as_millis() as u64)
 }
 
 fn read_page(
@@ -456,7 +456,7 @@ mod tests {
         let path = dir.path().join("chorus.db");
         let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
         let store = SqliteStore::open(&path, Retention::default(), tx).unwrap();
-        let now = crate::unix_ms_now();
+        let now = crate::clock::unix_ms_now();
         for id in ["a", "b", "c"] {
             contract::append(&store, &mut rx, contract::request("r", id, now, None)).await;
         }

@@ -58,7 +58,7 @@ pub fn token(user: &str) -> String {
 
 /// A token with specific grants and lifetime (negative = already expired).
 pub fn token_with(user: &str, grants: &[(&str, RoomRight)], valid_secs: i64) -> String {
-    let now = chorus_server::unix_ms_now() as i64 / 1000;
+    let now = chorus_server::clock::unix_ms_now() as i64 / 1000;
     Authenticator::hs256(DEV_SECRET.as_bytes()).issue(&TokenClaims {
         sub: user.into(),
         name: Some(user.to_uppercase()),

@@ -8,21 +8,25 @@
 //! Peers come in two kinds. A WebSocket has a bounded frame queue (full = slow consumer). A
 //! polling session has no queue at all: frames that answer its own `POST` are collected into
 //! that response, and everything else only bumps a wake-up counter that its held polls watch;
-//! the poll then reads history and state itself (see `http::poll`).
+//! the poll then reads history and state itself. [`poll`] holds the driver's side of polling
+//! and explains how a poll is answered end to end.
 
-use std::collections::{HashMap, HashSet, VecDeque};
+pub mod poll;
+
+use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use chorus_sdk::wire::{ClientFrame, ErrorCode, PresenceSnapshot, RoomName, Stats};
-use tokio::sync::{mpsc, oneshot, watch};
+use tokio::sync::{mpsc, oneshot};
 
 use crate::auth::Identity;
 use crate::hub::{
-    Action, Answered, ConnId, ConnKind, Hub, Now, Payload, ReplayOutcome, RoomView, encode_event,
+    Action, ConnId, ConnKind, Hub, Now, Payload, ReplayOutcome, RoomView, encode_event,
 };
 use crate::store::{AppendDone, AppendOutcome, AppendRequest, Store, StoreError};
+use poll::{PollLimits, PollSession, PollTicket, SessionKey};
 
 /// Events per history read while replaying.
 const REPLAY_PAGE: usize = 256;
@@ -34,22 +38,6 @@ pub struct Outbox {
     pub frames: flume::Sender<Payload>,
     /// Asks the connection task to close with a WebSocket close code.
     pub close: oneshot::Sender<(u16, ErrorCode)>,
-}
-
-/// Identifies a polling session: the user and the client-chosen session id.
-pub type SessionKey = (String, String);
-
-/// What a long poll gets when it starts.
-#[derive(Debug)]
-pub struct PollTicket {
-    /// The session's hub connection.
-    pub conn: ConnId,
-    /// Changes whenever something happened in one of the session's rooms after `views`.
-    pub wake: watch::Receiver<u64>,
-    /// The rooms as they were when the poll started.
-    pub views: Vec<Option<RoomView>>,
-    /// Held polls of this session; the poll decrements it when it ends.
-    pub held: Arc<AtomicUsize>,
 }
 
 /// Messages to the hub task.
@@ -185,19 +173,12 @@ impl HubHandle {
     }
 }
 
-/// Limits the driver enforces for polling sessions.
-#[derive(Clone, Copy, Debug)]
-pub struct PollLimits {
-    /// Held polls per session at once.
-    pub max_held_polls: usize,
-}
-
 #[allow(clippy::disallowed_methods)] // The driver is where the hub's clock lives.
 fn now() -> Now {
     // tokio's clock, so tests can pause and advance time.
     Now {
         instant: tokio::time::Instant::now().into_std(),
-        unix_ms: crate::unix_ms_now(),
+        unix_ms: crate::clock::unix_ms_now(),
     }
 }
 
@@ -235,22 +216,6 @@ enum Peer {
     Poll(PollSession),
 }
 
-struct PollSession {
-    key: SessionKey,
-    wake: watch::Sender<u64>,
-    held: Arc<AtomicUsize>,
-    collector: Option<Collector>,
-}
-
-/// Gathers the replies to one `POST` until every frame in it that is answered later (a durable
-/// publish after storing, a join after its room loads) has its answer, as the hub marks them
-/// (`Transmit::answers`).
-struct Collector {
-    frames: Vec<Payload>,
-    awaiting: HashSet<Answered>,
-    reply: oneshot::Sender<Result<Vec<Payload>, ErrorCode>>,
-}
-
 #[derive(Default)]
 struct Counters {
     peak_sockets: u64,
@@ -265,6 +230,7 @@ struct Driver {
     limits: PollLimits,
     next_conn: Arc<AtomicU64>,
     peers: HashMap<ConnId, Peer>,
+    /// Polling sessions' hub connections (see [`poll`]).
     sessions: HashMap<SessionKey, ConnId>,
     /// Polling sessions with a `POST` waiting for replies.
     collecting: Vec<ConnId>,
@@ -348,11 +314,7 @@ impl Driver {
                 let _ = reply.send(self.poll_open(now, session, identity, &rooms));
             }
             HubMsg::PollView { conn, rooms, reply } => {
-                let views = self
-                    .peers
-                    .contains_key(&conn)
-                    .then(|| self.views(conn, &rooms));
-                let _ = reply.send(views);
+                let _ = reply.send(self.poll_view(conn, &rooms));
             }
             HubMsg::BackendPublish { request, reply } => {
                 self.next_ticket += 1;
@@ -372,91 +334,6 @@ impl Driver {
             }
             HubMsg::Drain { .. } => unreachable!("handled in run"),
         }
-    }
-
-    /// The session's connection, opening it (as a hub connection of kind poll) if needed.
-    fn session(&mut self, now: Now, key: SessionKey, identity: Arc<Identity>) -> ConnId {
-        if let Some(&conn) = self.sessions.get(&key) {
-            self.hub.handle_activity(now, conn);
-            return conn;
-        }
-        let conn = self.next_conn.fetch_add(1, Ordering::Relaxed);
-        let (wake, _) = watch::channel(0);
-        let session = PollSession {
-            key: key.clone(),
-            wake,
-            held: Arc::new(AtomicUsize::new(0)),
-            collector: None,
-        };
-        self.peers.insert(conn, Peer::Poll(session));
-        self.sessions.insert(key, conn);
-        self.hub.handle_connect(now, conn, identity, ConnKind::Poll);
-        conn
-    }
-
-    fn poll_send(
-        &mut self,
-        now: Now,
-        key: SessionKey,
-        identity: Arc<Identity>,
-        frames: Vec<ClientFrame>,
-        reply: oneshot::Sender<Result<Vec<Payload>, ErrorCode>>,
-    ) {
-        let conn = self.session(now, key, identity);
-        let Some(Peer::Poll(session)) = self.peers.get_mut(&conn) else {
-            return;
-        };
-        if session
-            .collector
-            .as_ref()
-            .is_some_and(|c| !c.reply.is_closed())
-        {
-            let _ = reply.send(Err(ErrorCode::TooManyPolls));
-            return;
-        }
-        let awaiting = frames.iter().filter_map(Answered::awaited).collect();
-        let replaced = session.collector.replace(Collector {
-            frames: Vec::new(),
-            awaiting,
-            reply,
-        });
-        if replaced.is_none() {
-            self.collecting.push(conn);
-        }
-        for frame in frames {
-            self.hub.handle_frame(now, conn, frame);
-        }
-    }
-
-    fn poll_open(
-        &mut self,
-        now: Now,
-        key: SessionKey,
-        identity: Arc<Identity>,
-        rooms: &[RoomName],
-    ) -> Result<PollTicket, ErrorCode> {
-        let conn = self.session(now, key, identity);
-        let views = self.views(conn, rooms);
-        let Some(Peer::Poll(session)) = self.peers.get(&conn) else {
-            return Err(ErrorCode::Internal);
-        };
-        if session.held.fetch_add(1, Ordering::AcqRel) >= self.limits.max_held_polls {
-            session.held.fetch_sub(1, Ordering::AcqRel);
-            return Err(ErrorCode::TooManyPolls);
-        }
-        Ok(PollTicket {
-            conn,
-            wake: session.wake.subscribe(),
-            views,
-            held: Arc::clone(&session.held),
-        })
-    }
-
-    fn views(&self, conn: ConnId, rooms: &[RoomName]) -> Vec<Option<RoomView>> {
-        rooms
-            .iter()
-            .map(|room| self.hub.room_view(room, conn))
-            .collect()
     }
 
     fn stats(&mut self) -> Stats {
@@ -503,14 +380,7 @@ impl Driver {
                             self.hub.handle_slow_consumer(now(), transmit.conn);
                         }
                     }
-                    Some(Peer::Poll(session)) if transmit.reply => {
-                        if let Some(collector) = &mut session.collector {
-                            collector.take(transmit.payload, transmit.answers);
-                        }
-                    }
-                    Some(Peer::Poll(session)) => {
-                        session.wake.send_modify(|n| *n += 1);
-                    }
+                    Some(Peer::Poll(session)) => session.deliver(transmit),
                     None => {}
                 }
             }
@@ -522,21 +392,7 @@ impl Driver {
                 break;
             }
         }
-        // Answer every POST that has all its replies (or whose caller gave up).
-        let peers = &mut self.peers;
-        self.collecting.retain(|conn| {
-            let Some(Peer::Poll(session)) = peers.get_mut(conn) else {
-                return false;
-            };
-            let Some(collector) = session
-                .collector
-                .take_if(|c| c.awaiting.is_empty() || c.reply.is_closed())
-            else {
-                return session.collector.is_some();
-            };
-            let _ = collector.reply.send(Ok(collector.frames));
-            false
-        });
+        self.answer_complete_posts();
     }
 
     fn perform(&mut self, action: Action) {
@@ -576,23 +432,10 @@ impl Driver {
                 Some(Peer::Socket(outbox)) => {
                     let _ = outbox.close.send((code, reason));
                 }
-                Some(Peer::Poll(session)) => {
-                    self.sessions.remove(&session.key);
-                    // Held polls notice the session is gone when they look again.
-                    session.wake.send_modify(|n| *n += 1);
-                }
+                Some(Peer::Poll(session)) => self.forget_session(session),
                 None => {}
             },
         }
-    }
-}
-
-impl Collector {
-    fn take(&mut self, payload: Payload, answers: Option<Answered>) {
-        if let Some(answered) = answers {
-            self.awaiting.remove(&answered);
-        }
-        self.frames.push(payload);
     }
 }
 

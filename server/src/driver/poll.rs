@@ -1,0 +1,245 @@
+//! Polling sessions in the driver, and how a poll is answered end to end.
+//!
+//! Polling (for networks where WebSocket does not work) has three parts: the HTTP handlers
+//! (`http::poll`), this module (the driver's side), and two fields of the hub's [`Transmit`]:
+//! `reply` and `answers`. A session is a hub connection of kind [`ConnKind::Poll`]: it joins
+//! rooms, counts in presence and types like a socket, but the driver keeps no frame queue for it.
+//!
+//! # `POST /v1/poll`: frames in, their replies out
+//!
+//! 1. `http::poll::send` checks the token and the frames, answers the ones it refuses itself,
+//!    and sends the rest as [`HubMsg::PollSend`].
+//! 2. `Driver::poll_send` opens the session's hub connection if needed (a [`SessionKey`]: the
+//!    user and a client-chosen id), refuses a second `POST` in flight, and sets up a
+//!    `Collector` that awaits the answer to each join and durable publish
+//!    ([`Answered::awaited`]); then it feeds the frames to the hub.
+//! 3. The hub marks each frame that replies to the connection's own frames
+//!    ([`Transmit::reply`]) and which awaited frame it answers ([`Transmit::answers`]): a
+//!    durable publish is answered after storing, a join after its room has loaded. The driver's
+//!    output loop hands a session's replies to its collector (`PollSession::deliver`).
+//! 4. After every round of outputs, each `POST` whose collector awaits nothing more (or whose
+//!    caller gave up) gets its frames (`Driver::answer_complete_posts`). The handler gives up
+//!    after its timeout and tells the client to retry with the same ids.
+//!
+//! # `GET /v1/poll`: a long poll
+//!
+//! 1. `http::poll::poll` parses the cursors (room, epoch, seq, presence and typing versions),
+//!    refuses rooms the token does not grant, and sends [`HubMsg::PollOpen`].
+//! 2. `Driver::poll_open` counts the poll against [`PollLimits::max_held_polls`] and answers
+//!    with a [`PollTicket`]: the session's wake counter, a [`RoomView`] per room (membership,
+//!    presence and typing with their versions, from [`Hub::room_view`]) and the held-poll count
+//!    the poll releases when it ends.
+//! 3. The handler answers from what the poll carries: the stored history after each cursor (or
+//!    a `reset`), a `state` frame where a version differs, an `error` where the session is not
+//!    a member.
+//! 4. When nothing is due it waits, up to the requested wait, on the wake counter: every frame
+//!    the hub sends the session that is not a reply bumps it, and so does the session's end.
+//!    A woken poll asks for fresh views ([`HubMsg::PollView`]) and answers from them.
+//!
+//! Nothing the driver keeps per session is needed to answer a poll correctly (only presence
+//! membership and wake-ups), so any node, or a restarted one, can answer any poll. A session
+//! without a request for `poll_session_timeout` is closed by the hub's sweep, like a silent
+//! socket.
+//!
+//! [`Hub::room_view`]: crate::hub::Hub::room_view
+//! [`HubMsg::PollSend`]: super::HubMsg::PollSend
+//! [`HubMsg::PollOpen`]: super::HubMsg::PollOpen
+//! [`HubMsg::PollView`]: super::HubMsg::PollView
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use chorus_sdk::wire::{ClientFrame, ErrorCode, RoomName};
+use tokio::sync::{oneshot, watch};
+
+use super::{Driver, Peer};
+use crate::auth::Identity;
+use crate::hub::{Answered, ConnId, ConnKind, Now, Payload, RoomView, Transmit};
+
+/// Identifies a polling session: the user and the client-chosen session id.
+pub type SessionKey = (String, String);
+
+/// What a long poll gets when it starts.
+#[derive(Debug)]
+pub struct PollTicket {
+    /// The session's hub connection.
+    pub conn: ConnId,
+    /// Changes whenever something happened in one of the session's rooms after `views`.
+    pub wake: watch::Receiver<u64>,
+    /// The rooms as they were when the poll started.
+    pub views: Vec<Option<RoomView>>,
+    /// Held polls of this session; the poll decrements it when it ends.
+    pub held: Arc<AtomicUsize>,
+}
+
+/// Limits the driver enforces for polling sessions.
+#[derive(Clone, Copy, Debug)]
+pub struct PollLimits {
+    /// Held polls per session at once.
+    pub max_held_polls: usize,
+}
+
+/// A polling session as the driver keeps it: no frame queue, only what its requests wait on.
+pub(super) struct PollSession {
+    key: SessionKey,
+    wake: watch::Sender<u64>,
+    held: Arc<AtomicUsize>,
+    collector: Option<Collector>,
+}
+
+/// Gathers the replies to one `POST` until every frame in it that is answered later (a durable
+/// publish after storing, a join after its room loads) has its answer, as the hub marks them
+/// (`Transmit::answers`).
+struct Collector {
+    frames: Vec<Payload>,
+    awaiting: HashSet<Answered>,
+    reply: oneshot::Sender<Result<Vec<Payload>, ErrorCode>>,
+}
+
+impl Driver {
+    /// The session's connection, opening it (as a hub connection of kind poll) if needed.
+    fn session(&mut self, now: Now, key: SessionKey, identity: Arc<Identity>) -> ConnId {
+        if let Some(&conn) = self.sessions.get(&key) {
+            self.hub.handle_activity(now, conn);
+            return conn;
+        }
+        let conn = self.next_conn.fetch_add(1, Ordering::Relaxed);
+        let (wake, _) = watch::channel(0);
+        let session = PollSession {
+            key: key.clone(),
+            wake,
+            held: Arc::new(AtomicUsize::new(0)),
+            collector: None,
+        };
+        self.peers.insert(conn, Peer::Poll(session));
+        self.sessions.insert(key, conn);
+        self.hub.handle_connect(now, conn, identity, ConnKind::Poll);
+        conn
+    }
+
+    pub(super) fn poll_send(
+        &mut self,
+        now: Now,
+        key: SessionKey,
+        identity: Arc<Identity>,
+        frames: Vec<ClientFrame>,
+        reply: oneshot::Sender<Result<Vec<Payload>, ErrorCode>>,
+    ) {
+        let conn = self.session(now, key, identity);
+        let Some(Peer::Poll(session)) = self.peers.get_mut(&conn) else {
+            return;
+        };
+        if session
+            .collector
+            .as_ref()
+            .is_some_and(|c| !c.reply.is_closed())
+        {
+            let _ = reply.send(Err(ErrorCode::TooManyPolls));
+            return;
+        }
+        let awaiting = frames.iter().filter_map(Answered::awaited).collect();
+        let replaced = session.collector.replace(Collector {
+            frames: Vec::new(),
+            awaiting,
+            reply,
+        });
+        if replaced.is_none() {
+            self.collecting.push(conn);
+        }
+        for frame in frames {
+            self.hub.handle_frame(now, conn, frame);
+        }
+    }
+
+    pub(super) fn poll_open(
+        &mut self,
+        now: Now,
+        key: SessionKey,
+        identity: Arc<Identity>,
+        rooms: &[RoomName],
+    ) -> Result<PollTicket, ErrorCode> {
+        let conn = self.session(now, key, identity);
+        let views = self.views(conn, rooms);
+        let Some(Peer::Poll(session)) = self.peers.get(&conn) else {
+            return Err(ErrorCode::Internal);
+        };
+        if session.held.fetch_add(1, Ordering::AcqRel) >= self.limits.max_held_polls {
+            session.held.fetch_sub(1, Ordering::AcqRel);
+            return Err(ErrorCode::TooManyPolls);
+        }
+        Ok(PollTicket {
+            conn,
+            wake: session.wake.subscribe(),
+            views,
+            held: Arc::clone(&session.held),
+        })
+    }
+
+    /// The rooms as a woken poll sees them; `None` when the session is gone.
+    pub(super) fn poll_view(
+        &self,
+        conn: ConnId,
+        rooms: &[RoomName],
+    ) -> Option<Vec<Option<RoomView>>> {
+        self.peers
+            .contains_key(&conn)
+            .then(|| self.views(conn, rooms))
+    }
+
+    fn views(&self, conn: ConnId, rooms: &[RoomName]) -> Vec<Option<RoomView>> {
+        rooms
+            .iter()
+            .map(|room| self.hub.room_view(room, conn))
+            .collect()
+    }
+
+    /// Answers every `POST` that has all its replies (or whose caller gave up).
+    pub(super) fn answer_complete_posts(&mut self) {
+        let peers = &mut self.peers;
+        self.collecting.retain(|conn| {
+            let Some(Peer::Poll(session)) = peers.get_mut(conn) else {
+                return false;
+            };
+            let Some(collector) = session
+                .collector
+                .take_if(|c| c.awaiting.is_empty() || c.reply.is_closed())
+            else {
+                return session.collector.is_some();
+            };
+            let _ = collector.reply.send(Ok(collector.frames));
+            false
+        });
+    }
+
+    /// The hub closed the session (it timed out, or the server drains).
+    pub(super) fn forget_session(&mut self, session: PollSession) {
+        self.sessions.remove(&session.key);
+        // Held polls notice the session is gone when they look again.
+        session.wake.send_modify(|n| *n += 1);
+    }
+}
+
+impl PollSession {
+    /// Takes a frame the hub sent this session: a reply goes into the waiting `POST`'s
+    /// response; anything else only wakes the held polls, which read history and state
+    /// themselves.
+    pub(super) fn deliver(&mut self, transmit: Transmit) {
+        if transmit.reply {
+            if let Some(collector) = &mut self.collector {
+                collector.take(transmit.payload, transmit.answers);
+            }
+        } else {
+            self.wake.send_modify(|n| *n += 1);
+        }
+    }
+}
+
+impl Collector {
+    fn take(&mut self, payload: Payload, answers: Option<Answered>) {
+        if let Some(answered) = answers {
+            self.awaiting.remove(&answered);
+        }
+        self.frames.push(payload);
+    }
+}

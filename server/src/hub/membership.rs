@@ -1,0 +1,423 @@
+//! Membership: joining a room (loading it from the store first when it is not open here),
+//! resuming with a history replay, and leaving, including leaving and rejoining while a replay
+//! still streams.
+//!
+//! # Joining and resuming without gaps or doubles
+//!
+//! A room is *loaded* (its epoch and head read from the store) when its first member joins.
+//! A joiner with a resume cursor behind the head becomes a *replaying* member: the driver streams
+//! history `(cursor, head]` straight into the connection's queue while the hub buffers the room's
+//! live events with seq > head for that member; when the replay is done the buffer follows.
+//! Seqs are strictly increasing, so the boundary has neither a gap nor a double.
+//!
+//! # Leaving while replaying
+//!
+//! A member that leaves while its replay streams leaves an *orphaned* replay behind. Its
+//! `left`, and any rejoin of the room by the same connection (a [`Rejoin`], with the publishes
+//! sent after it), wait until [`Hub::handle_replay_done`], so no replayed event can arrive
+//! after them.
+
+use std::cmp::Reverse;
+use std::sync::Arc;
+
+use chorus_sdk::wire::{
+    Cursor, ErrorCode, Join, Joined, Left, Publish, Reset, ResetReason, RoomName, ServerFrame,
+};
+
+use super::presence::{Arrival, Presence};
+use super::{
+    Action, Answered, ConnId, ConnKind, Hub, Member, Now, ReplayOutcome, Room, RoomState, Timer,
+    Transmit,
+};
+use crate::store::{RoomHead, StoreError};
+
+/// A rejoin (and the publishes sent after it) waiting for an orphaned replay to end.
+#[derive(Default)]
+pub(super) struct Rejoin {
+    pub(super) join: Option<Join>,
+    pub(super) publishes: Vec<Publish>,
+}
+
+impl Hub {
+    /// The store reported a room's head (or failed to).
+    pub fn handle_room_loaded(
+        &mut self,
+        now: Now,
+        room_name: RoomName,
+        result: Result<RoomHead, StoreError>,
+    ) {
+        let Some(room) = self.rooms.get_mut(&room_name) else {
+            return;
+        };
+        let Some(RoomState::Loading { .. }) = room.state else {
+            return;
+        };
+        let Some(RoomState::Loading {
+            joins,
+            early,
+            publishes,
+        }) = room.state.take()
+        else {
+            unreachable!()
+        };
+        match result {
+            Ok(head) => {
+                room.state = Some(RoomState::Open {
+                    epoch: head.epoch,
+                    head: head.head,
+                });
+                for (conn, join) in joins {
+                    self.complete_join(now, conn, join);
+                }
+                for stored in early {
+                    self.fan_out(now, stored);
+                }
+                for (conn, publish) in publishes {
+                    self.publish(now, conn, publish);
+                }
+                // Everyone who waited may have gone while the room loaded.
+                self.forget_room_if_idle(&room_name);
+            }
+            Err(err) => {
+                self.rooms.remove(&room_name);
+                let message = format!("could not open room {room_name}: {err}");
+                for (conn, _) in joins {
+                    if let Some(state) = self.conns.get_mut(&conn) {
+                        state.rooms.remove(&room_name);
+                    }
+                    self.refuse_join(
+                        conn,
+                        ErrorCode::StorageUnavailable,
+                        &message,
+                        room_name.clone(),
+                    );
+                }
+                for (conn, publish) in publishes {
+                    self.send_nack(
+                        conn,
+                        publish.room,
+                        publish.id,
+                        ErrorCode::StorageUnavailable,
+                        message.clone(),
+                        None,
+                    );
+                }
+            }
+        }
+    }
+
+    /// A replay requested by [`Action::Replay`] ended.
+    pub fn handle_replay_done(
+        &mut self,
+        now: Now,
+        conn: ConnId,
+        room_name: RoomName,
+        outcome: ReplayOutcome,
+    ) {
+        if let Some(rejoin) = self.orphaned_replays.remove(&(conn, room_name.clone())) {
+            self.send(conn, &ServerFrame::Left(Left { room: room_name }));
+            if let Some(join) = rejoin.join {
+                self.join(now, conn, join);
+            }
+            for publish in rejoin.publishes {
+                self.publish(now, conn, publish);
+            }
+            return;
+        }
+        let Some(room) = self.rooms.get_mut(&room_name) else {
+            return;
+        };
+        let Some(Some(RoomState::Open { epoch, .. })) = Some(&room.state) else {
+            return;
+        };
+        let epoch = *epoch;
+        let Some(member) = room.members.get_mut(&conn) else {
+            return;
+        };
+        let Member::Replaying { until, buffered } = std::mem::replace(member, Member::Live) else {
+            return;
+        };
+        let reason = match outcome {
+            ReplayOutcome::Done => None,
+            ReplayOutcome::NotCovered => Some(ResetReason::HistoryTrimmed),
+            ReplayOutcome::Failed => Some(ResetReason::HistoryUnavailable),
+        };
+        if let Some(reason) = reason {
+            self.send(
+                conn,
+                &ServerFrame::Reset(Reset {
+                    room: room_name,
+                    reason,
+                    epoch,
+                    head: until,
+                }),
+            );
+        }
+        for payload in buffered {
+            self.transmits.push_back(Transmit {
+                reply: false,
+                answers: None,
+                conn,
+                payload,
+            });
+        }
+    }
+
+    pub(super) fn join(&mut self, now: Now, conn: ConnId, join: Join) {
+        if let Some(waiting) = self.orphaned_replays.get_mut(&(conn, join.room.clone())) {
+            waiting.join = Some(join);
+            return;
+        }
+        let Some(state) = self.conns.get(&conn) else {
+            return;
+        };
+        let room_name = join.room.clone();
+        if !state.identity.can_join(&room_name) {
+            let message = format!("your token grants no access to room {room_name}");
+            return self.refuse_join(conn, ErrorCode::Forbidden, &message, room_name);
+        }
+        if join.meta.len() > self.config.max_meta_bytes {
+            let message = format!(
+                "presence meta is {} bytes; the limit is {}",
+                join.meta.len(),
+                self.config.max_meta_bytes
+            );
+            return self.refuse_join(conn, ErrorCode::MetaTooLarge, &message, room_name);
+        }
+        if state.rooms.contains(&room_name) {
+            // Joining again refreshes the meta and re-sends the room's state; no replay.
+            let joined_already = self
+                .rooms
+                .get(&room_name)
+                .is_some_and(|room| room.members.contains_key(&conn));
+            if joined_already {
+                self.set_presence(conn, room_name.clone(), join.meta);
+                self.send_joined(conn, &room_name);
+            }
+            return;
+        }
+        if state.rooms.len() >= self.config.max_rooms_per_conn {
+            let message = format!(
+                "a connection may be in at most {} rooms; leave one first",
+                self.config.max_rooms_per_conn
+            );
+            return self.refuse_join(conn, ErrorCode::TooManyRooms, &message, room_name);
+        }
+        self.conns
+            .get_mut(&conn)
+            .expect("checked above")
+            .rooms
+            .insert(room_name.clone());
+        let base = self.config.version_base;
+        let room = self.rooms.entry(room_name.clone()).or_insert_with(|| Room {
+            presence: Presence::starting_at(base),
+            typing_version: base,
+            ..Room::default()
+        });
+        match &mut room.state {
+            Some(RoomState::Open { .. }) => self.complete_join(now, conn, join),
+            Some(RoomState::Loading { joins, .. }) => joins.push((conn, join)),
+            None => {
+                room.state = Some(RoomState::Loading {
+                    joins: vec![(conn, join)],
+                    early: Vec::new(),
+                    publishes: Vec::new(),
+                });
+                self.actions.push_back(Action::LoadRoom(room_name));
+            }
+        }
+    }
+
+    fn complete_join(&mut self, now: Now, conn: ConnId, join: Join) {
+        let Some(state) = self.conns.get(&conn) else {
+            return;
+        };
+        if !state.rooms.contains(&join.room) {
+            return; // Left again (or disconnected) while the room was loading.
+        }
+        let identity = Arc::clone(&state.identity);
+        let wire_id = state.wire_id.clone();
+        let kind = state.kind;
+        let room_name = join.room;
+        let room = self
+            .rooms
+            .get_mut(&room_name)
+            .expect("joins are only completed for existing rooms");
+        let Some(RoomState::Open { epoch, head }) = room.state else {
+            return;
+        };
+        let change = room.presence.add(Arrival {
+            user: &identity.user,
+            name: identity.name.as_deref(),
+            conn,
+            wire_id: &wire_id,
+            meta: join.meta,
+            since: now.unix_ms,
+        });
+        if let Some(change) = change {
+            self.broadcast_presence(&room_name, change, None);
+        }
+        let room = self.rooms.get_mut(&room_name).expect("still there");
+        // Polling sessions carry their cursors in every poll; the hub never replays to them.
+        let resume = if kind == ConnKind::Poll {
+            None
+        } else {
+            join.resume
+        };
+        let member = match resume {
+            Some(Cursor {
+                epoch: their_epoch,
+                seq,
+            }) if their_epoch == epoch && seq < head => {
+                self.actions.push_back(Action::Replay {
+                    conn,
+                    room: room_name.clone(),
+                    after: seq,
+                    until: head,
+                });
+                Member::Replaying {
+                    until: head,
+                    buffered: Vec::new(),
+                }
+            }
+            _ => Member::Live,
+        };
+        room.members.insert(conn, member);
+        self.send_joined(conn, &room_name);
+        let reset = match resume {
+            Some(cursor) if cursor.epoch != epoch => Some(ResetReason::EpochChanged),
+            Some(cursor) if cursor.seq > head => Some(ResetReason::CursorAhead),
+            _ => None,
+        };
+        if let Some(reason) = reset {
+            self.send(
+                conn,
+                &ServerFrame::Reset(Reset {
+                    room: room_name,
+                    reason,
+                    epoch,
+                    head,
+                }),
+            );
+        }
+    }
+
+    fn send_joined(&mut self, conn: ConnId, room_name: &RoomName) {
+        let Some(room) = self.rooms.get(room_name) else {
+            return;
+        };
+        let Some(RoomState::Open { epoch, head }) = room.state else {
+            return;
+        };
+        let mut typing: Vec<String> = room.typing.keys().cloned().collect();
+        typing.sort_unstable();
+        let joined = Joined {
+            room: room_name.clone(),
+            epoch,
+            head,
+            presence: room.presence.snapshot(),
+            typing,
+        };
+        let answers = Some(Answered::Join(room_name.clone()));
+        self.send_answer(conn, &ServerFrame::Joined(joined), answers);
+    }
+
+    /// Answers a `join` with an error.
+    fn refuse_join(&mut self, conn: ConnId, code: ErrorCode, message: &str, room: RoomName) {
+        let answers = Some(Answered::Join(room.clone()));
+        self.send_answer(
+            conn,
+            &ServerFrame::error(code, message, Some(room)),
+            answers,
+        );
+    }
+
+    pub(super) fn leave(&mut self, now: Now, conn: ConnId, room_name: RoomName) {
+        if let Some(waiting) = self.orphaned_replays.get_mut(&(conn, room_name.clone())) {
+            // Leaving again before the deferred rejoin happened cancels it; the one `left`
+            // frame sent when the replay ends answers both leaves.
+            waiting.join = None;
+            let overtaken = std::mem::take(&mut waiting.publishes);
+            self.refuse_overtaken_publishes(conn, overtaken);
+            return;
+        }
+        let removed = self
+            .conns
+            .get_mut(&conn)
+            .is_some_and(|state| state.rooms.remove(&room_name));
+        let replaying = self
+            .rooms
+            .get(&room_name)
+            .and_then(|room| room.members.get(&conn))
+            .is_some_and(|member| matches!(member, Member::Replaying { .. }));
+        if removed {
+            self.remove_member(now, conn, &room_name, false);
+        }
+        if replaying {
+            self.orphaned_replays
+                .insert((conn, room_name), Rejoin::default());
+        } else {
+            // Leaving a room one is not in is not an error: the outcome is the same.
+            self.send(conn, &ServerFrame::Left(Left { room: room_name }));
+        }
+    }
+
+    fn remove_member(&mut self, now: Now, conn: ConnId, room_name: &RoomName, linger: bool) {
+        let Some(user) = self
+            .conns
+            .get(&conn)
+            .map(|state| state.identity.user.clone())
+        else {
+            return;
+        };
+        self.remove_member_of(now, conn, &user, room_name, linger);
+    }
+
+    pub(super) fn remove_member_of(
+        &mut self,
+        now: Now,
+        conn: ConnId,
+        user: &str,
+        room_name: &RoomName,
+        linger: bool,
+    ) {
+        let Some(room) = self.rooms.get_mut(room_name) else {
+            return;
+        };
+        if let Some(RoomState::Loading {
+            joins, publishes, ..
+        }) = &mut room.state
+        {
+            joins.retain(|(c, _)| *c != conn);
+            let (theirs, others): (Vec<_>, Vec<_>) = std::mem::take(publishes)
+                .into_iter()
+                .partition(|(c, _)| *c == conn);
+            *publishes = others;
+            self.refuse_overtaken_publishes(conn, theirs.into_iter().map(|(_, p)| p));
+        }
+        let Some(room) = self.rooms.get_mut(room_name) else {
+            return;
+        };
+        room.members.remove(&conn);
+        let typing_by_this_conn = room.typing.get(user).is_some_and(|(_, by)| *by == conn);
+        if typing_by_this_conn {
+            room.typing.remove(user);
+            room.typing_version += 1;
+        }
+        let linger_until = linger.then(|| now.instant + self.config.presence_grace);
+        let change = room.presence.remove(user, conn, linger_until);
+        if let Some(deadline) = linger_until {
+            self.timers.push(Reverse((
+                deadline,
+                Timer::PresenceLeave(room_name.clone(), user.to_owned()),
+            )));
+        }
+        if typing_by_this_conn {
+            self.broadcast_typing(room_name, user.to_owned(), false, None);
+        }
+        if let Some(change) = change {
+            self.broadcast_presence(room_name, change, None);
+        }
+        self.forget_room_if_idle(room_name);
+    }
+}

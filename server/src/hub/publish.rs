@@ -1,0 +1,325 @@
+//! Publishing: admitting a publish (rate limit, membership, grants, shutdown), handing a
+//! durable one to the store as [`Action::Append`], fanning each stored event out once and in seq
+//! order, and answering the publisher with `ack` or `nack`.
+//!
+//! The order that keeps the invariants: a stored event is queued to every member (`fan_out`)
+//! before its publisher's `ack` is queued (in [`Hub::handle_append_done`]). An ephemeral publish
+//! goes straight to the other members and is acked at once.
+
+use std::time::{Duration, Instant};
+
+use chorus_sdk::wire::{self, Ack, ErrorCode, Event, Nack, Publish, RoomName, ServerFrame};
+
+use super::{
+    Action, Answered, ConnId, Hub, Member, Now, RoomState, Transmit, encode, encode_event,
+};
+use crate::store::{AppendDone, AppendJob, AppendOutcome, AppendRequest, Origin, StoredEvent};
+
+/// A token bucket: `rate` tokens per second, at most `burst` saved up.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct TokenBucket {
+    tokens: f64,
+    updated: Instant,
+}
+
+impl TokenBucket {
+    pub(super) fn full(burst: f64, now: Instant) -> TokenBucket {
+        TokenBucket {
+            tokens: burst,
+            updated: now,
+        }
+    }
+
+    /// Takes one token, or says how long until one is there.
+    fn take(&mut self, now: Instant, rate: f64, burst: f64) -> Result<(), Duration> {
+        let elapsed = now.saturating_duration_since(self.updated).as_secs_f64();
+        self.tokens = (self.tokens + elapsed * rate).min(burst);
+        self.updated = now;
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            Ok(())
+        } else {
+            Err(Duration::from_secs_f64((1.0 - self.tokens) / rate))
+        }
+    }
+}
+
+impl Hub {
+    /// A backend publishes to a room (REST, API key). The outcome comes back as
+    /// [`Action::Complete`] with `ticket`, after the event was fanned out.
+    pub fn handle_backend_publish(&mut self, _now: Now, ticket: u64, request: AppendRequest) {
+        self.actions.push_back(Action::Append(AppendJob {
+            origin: Origin::Request(ticket),
+            request,
+        }));
+    }
+
+    /// The store finished an append.
+    pub fn handle_append_done(&mut self, now: Now, done: AppendDone) {
+        let conn = match done.origin {
+            Origin::Conn(conn) => conn,
+            Origin::Request(ticket) => {
+                if let Ok(AppendOutcome::Stored(stored)) = &done.result {
+                    self.fan_out(now, stored.clone());
+                }
+                self.actions.push_back(Action::Complete {
+                    ticket,
+                    result: done.result,
+                });
+                return;
+            }
+        };
+        match done.result {
+            Ok(AppendOutcome::Stored(stored)) => {
+                let seq = stored.seq();
+                self.fan_out(now, stored);
+                self.send_ack(conn, done.room, done.id, Some(seq), false);
+            }
+            Ok(AppendOutcome::Duplicate { seq }) => {
+                self.send_ack(conn, done.room, done.id, Some(seq), true)
+            }
+            Ok(AppendOutcome::Conflict { head }) => {
+                let message = format!("the room's head is {head}: someone published first");
+                self.send_nack(
+                    conn,
+                    done.room,
+                    done.id,
+                    ErrorCode::Conflict,
+                    message,
+                    Some(head),
+                );
+            }
+            Err(err) => {
+                let message = format!("{err}; nothing was stored, retry with the same id");
+                self.send_nack(
+                    conn,
+                    done.room,
+                    done.id,
+                    ErrorCode::StorageUnavailable,
+                    message,
+                    None,
+                );
+            }
+        }
+    }
+
+    pub(super) fn publish(&mut self, now: Now, conn: ConnId, publish: Publish) {
+        if let Some(waiting) = self.orphaned_replays.get_mut(&(conn, publish.room.clone()))
+            && waiting.join.is_some()
+        {
+            waiting.publishes.push(publish);
+            return;
+        }
+        if !self.conns.contains_key(&conn) {
+            return;
+        }
+        let from = match self.admit_publish(now, conn, &publish) {
+            Ok(from) => from,
+            Err((code, message)) => {
+                return self.send_nack(conn, publish.room, publish.id, code, message, None);
+            }
+        };
+        let room = self
+            .rooms
+            .get_mut(&publish.room)
+            .expect("admitted publishes are to existing rooms");
+        if let Some(RoomState::Loading { publishes, .. }) = &mut room.state {
+            publishes.push((conn, publish));
+            return;
+        }
+        if !publish.durable {
+            let event = Event {
+                room: publish.room.clone(),
+                seq: None,
+                id: publish.id.clone(),
+                from,
+                at: now.unix_ms,
+                body: publish.body,
+            };
+            let payload = encode(&ServerFrame::Event(event));
+            for &member in room.members.keys() {
+                if member != conn {
+                    self.transmits.push_back(Transmit {
+                        reply: false,
+                        answers: None,
+                        conn: member,
+                        payload: payload.clone(),
+                    });
+                }
+            }
+            return self.send_ack(conn, publish.room, publish.id, None, false);
+        }
+        let request = AppendRequest {
+            room: publish.room,
+            id: publish.id,
+            from,
+            at: now.unix_ms,
+            body: publish.body,
+            if_seq: publish.if_seq,
+        };
+        self.actions.push_back(Action::Append(AppendJob {
+            origin: Origin::Conn(conn),
+            request,
+        }));
+    }
+
+    /// Checks a publish from a known connection against the rate limit, membership, grants and
+    /// shutdown; returns the publisher's user id, or why it is refused.
+    fn admit_publish(
+        &mut self,
+        now: Now,
+        conn: ConnId,
+        publish: &Publish,
+    ) -> Result<String, (ErrorCode, String)> {
+        let (rate, burst) = (self.config.publish_rate, self.config.publish_burst);
+        let state = self
+            .conns
+            .get_mut(&conn)
+            .expect("the caller checked the connection");
+        if let Err(wait) = state.publish_budget.take(now.instant, rate, burst) {
+            let retry = wait.as_millis().max(1);
+            return Err((
+                ErrorCode::RateLimited,
+                format!(
+                    "at most {rate} publishes per second (bursts of {burst}); retry in {retry} ms"
+                ),
+            ));
+        }
+        // `Conn::rooms` and `rooms` agree, so a joined room exists; check both anyway.
+        if !state.rooms.contains(&publish.room) || !self.rooms.contains_key(&publish.room) {
+            return Err((
+                ErrorCode::NotJoined,
+                format!("join room {} before publishing to it", publish.room),
+            ));
+        }
+        if !state.identity.can_publish(&publish.room) {
+            return Err((
+                ErrorCode::Forbidden,
+                format!(
+                    "your token does not grant publishing to room {}",
+                    publish.room
+                ),
+            ));
+        }
+        if self.draining {
+            return Err((
+                ErrorCode::Draining,
+                "the server is shutting down; publish again after reconnecting".to_owned(),
+            ));
+        }
+        Ok(state.identity.user.clone())
+    }
+
+    /// Fans a stored event out to the room's members, in seq order, once.
+    pub(super) fn fan_out(&mut self, now: Now, stored: StoredEvent) {
+        let seq = stored.seq();
+        let room_name = stored.event.room.clone();
+        let Some(room) = self.rooms.get_mut(&room_name) else {
+            return;
+        };
+        let (epoch, head) = match &mut room.state {
+            Some(RoomState::Loading { early, .. }) => return early.push(stored),
+            Some(RoomState::Open { epoch, head }) => (epoch, head),
+            None => return,
+        };
+        if stored.epoch != *epoch || seq <= *head {
+            // Already delivered (or from a history lineage this room no longer follows).
+            return;
+        }
+        if seq != *head + 1 {
+            tracing::warn!(room = %room_name, head = *head, seq, "the store reported a gap in a room's seqs");
+        }
+        *head = seq;
+        let payload = encode_event(&stored);
+        let mut overflowed = Vec::new();
+        for (&conn, member) in room.members.iter_mut() {
+            match member {
+                Member::Live => self.transmits.push_back(Transmit {
+                    reply: false,
+                    answers: None,
+                    conn,
+                    payload: payload.clone(),
+                }),
+                Member::Replaying { until, buffered } => {
+                    if seq > *until {
+                        buffered.push(payload.clone());
+                        if buffered.len() > self.config.replay_buffer {
+                            overflowed.push(conn);
+                        }
+                    }
+                }
+            }
+        }
+        for conn in overflowed {
+            self.handle_slow_consumer(now, conn);
+        }
+    }
+
+    /// Nacks publishes that were waiting for a room the connection has left since.
+    pub(super) fn refuse_overtaken_publishes(
+        &mut self,
+        conn: ConnId,
+        publishes: impl IntoIterator<Item = Publish>,
+    ) {
+        for publish in publishes {
+            let message = format!(
+                "room {} was left before this publish could be sent",
+                publish.room
+            );
+            self.send_nack(
+                conn,
+                publish.room,
+                publish.id,
+                ErrorCode::NotJoined,
+                message,
+                None,
+            );
+        }
+    }
+
+    fn send_ack(
+        &mut self,
+        conn: ConnId,
+        room: RoomName,
+        id: wire::EventId,
+        seq: Option<u64>,
+        duplicate: bool,
+    ) {
+        let answers = Answered::Publish(room.clone(), id.clone());
+        let ack = Ack {
+            room,
+            id,
+            seq,
+            duplicate,
+        };
+        self.answer_publish(conn, &ServerFrame::Ack(ack), answers);
+    }
+
+    pub(super) fn send_nack(
+        &mut self,
+        conn: ConnId,
+        room: RoomName,
+        id: wire::EventId,
+        code: ErrorCode,
+        message: String,
+        head: Option<u64>,
+    ) {
+        let answers = Answered::Publish(room.clone(), id.clone());
+        let nack = Nack {
+            room,
+            id,
+            code,
+            message,
+            head,
+        };
+        self.answer_publish(conn, &ServerFrame::Nack(nack), answers);
+    }
+
+    /// Sends a publish's `ack` or `nack`, unless its connection has gone meanwhile (a durable
+    /// publish is answered after storing).
+    fn answer_publish(&mut self, conn: ConnId, frame: &ServerFrame, answers: Answered) {
+        if self.conns.contains_key(&conn) {
+            self.send_answer(conn, frame, Some(answers));
+        }
+    }
+}
