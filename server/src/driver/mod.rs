@@ -33,7 +33,7 @@ const REPLAY_PAGE: usize = 256;
 
 /// How the hub reaches one WebSocket connection task.
 #[derive(Debug)]
-pub struct Outbox {
+pub struct SocketSender {
     /// Frames to send, bounded: a full queue makes the connection a slow consumer.
     pub frames: flume::Sender<Payload>,
     /// Asks the connection task to close with a WebSocket close code.
@@ -50,7 +50,7 @@ pub enum HubMsg {
         /// Who it is.
         identity: Arc<Identity>,
         /// How to reach it.
-        outbox: Outbox,
+        sender: SocketSender,
     },
     /// A decoded client frame from a WebSocket.
     Frame {
@@ -212,7 +212,7 @@ pub fn spawn(
 }
 
 enum Peer {
-    Socket(Outbox),
+    Socket(SocketSender),
     Poll(PollSession),
 }
 
@@ -285,9 +285,9 @@ impl Driver {
             HubMsg::Connect {
                 conn,
                 identity,
-                outbox,
+                sender,
             } => {
-                self.peers.insert(conn, Peer::Socket(outbox));
+                self.peers.insert(conn, Peer::Socket(sender));
                 self.hub
                     .handle_connect(now, conn, identity, ConnKind::Socket);
                 let (sockets, _) = self.hub.connections_by_kind();
@@ -373,9 +373,9 @@ impl Driver {
             while let Some(transmit) = self.hub.poll_transmit() {
                 idle = false;
                 match self.peers.get_mut(&transmit.conn) {
-                    Some(Peer::Socket(outbox)) => {
+                    Some(Peer::Socket(sender)) => {
                         if let Err(flume::TrySendError::Full(_)) =
-                            outbox.frames.try_send(transmit.payload)
+                            sender.frames.try_send(transmit.payload)
                         {
                             self.hub.handle_slow_consumer(now(), transmit.conn);
                         }
@@ -412,10 +412,10 @@ impl Driver {
                 after,
                 until,
             } => {
-                let Some(Peer::Socket(outbox)) = self.peers.get(&conn) else {
+                let Some(Peer::Socket(sender)) = self.peers.get(&conn) else {
                     return;
                 };
-                let frames = outbox.frames.clone();
+                let frames = sender.frames.clone();
                 let store = Arc::clone(&self.store);
                 let loopback = self.loopback.clone();
                 tokio::spawn(async move {
@@ -429,8 +429,8 @@ impl Driver {
                 }
             }
             Action::Close { conn, code, reason } => match self.peers.remove(&conn) {
-                Some(Peer::Socket(outbox)) => {
-                    let _ = outbox.close.send((code, reason));
+                Some(Peer::Socket(sender)) => {
+                    let _ = sender.close.send((code, reason));
                 }
                 Some(Peer::Poll(session)) => self.forget_session(session),
                 None => {}

@@ -21,7 +21,7 @@ use super::limits::{LimitHit, client_ip};
 use super::metrics::EdgeCounters;
 use super::{ApiError, AppState};
 use crate::auth::{AuthError, Identity};
-use crate::driver::{HubMsg, Outbox, sleep_until};
+use crate::driver::{HubMsg, SocketSender, sleep_until};
 use crate::hub::{Payload, encode};
 
 /// The read buffer every connection holds from its first byte to its last: small, because
@@ -160,7 +160,7 @@ async fn run(mut socket: WebSocket, state: AppState, identity: Arc<Identity>) {
     // turns instead of being re-registered on every turn.
     let mut outgoing = frames.stream();
     let (close_tx, mut close_rx) = oneshot::channel();
-    let outbox = Outbox {
+    let sender = SocketSender {
         frames: frames_tx,
         close: close_tx,
     };
@@ -169,7 +169,7 @@ async fn run(mut socket: WebSocket, state: AppState, identity: Arc<Identity>) {
         .send(HubMsg::Connect {
             conn,
             identity,
-            outbox,
+            sender,
         })
         .await
     {

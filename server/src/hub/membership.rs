@@ -26,7 +26,7 @@ use chorus_sdk::wire::{
 
 use super::presence::{Arrival, Presence};
 use super::{
-    Action, Answered, ConnId, ConnKind, Hub, Member, Now, ReplayOutcome, Room, RoomState, Timer,
+    Action, Answered, ConnId, ConnKind, Hub, Member, Now, ReplayOutcome, Room, RoomLoad, Timer,
     Transmit,
 };
 use crate::store::{RoomHead, StoreError};
@@ -49,10 +49,10 @@ impl Hub {
         let Some(room) = self.rooms.get_mut(&room_name) else {
             return;
         };
-        let Some(RoomState::Loading { .. }) = room.state else {
+        let Some(RoomLoad::Loading { .. }) = room.state else {
             return;
         };
-        let Some(RoomState::Loading {
+        let Some(RoomLoad::Loading {
             joins,
             early,
             publishes,
@@ -62,7 +62,7 @@ impl Hub {
         };
         match result {
             Ok(head) => {
-                room.state = Some(RoomState::Open {
+                room.state = Some(RoomLoad::Open {
                     epoch: head.epoch,
                     head: head.head,
                 });
@@ -127,7 +127,7 @@ impl Hub {
         let Some(room) = self.rooms.get_mut(&room_name) else {
             return;
         };
-        let Some(Some(RoomState::Open { epoch, .. })) = Some(&room.state) else {
+        let Some(Some(RoomLoad::Open { epoch, .. })) = Some(&room.state) else {
             return;
         };
         let epoch = *epoch;
@@ -215,10 +215,10 @@ impl Hub {
             ..Room::default()
         });
         match &mut room.state {
-            Some(RoomState::Open { .. }) => self.complete_join(now, conn, join),
-            Some(RoomState::Loading { joins, .. }) => joins.push((conn, join)),
+            Some(RoomLoad::Open { .. }) => self.complete_join(now, conn, join),
+            Some(RoomLoad::Loading { joins, .. }) => joins.push((conn, join)),
             None => {
-                room.state = Some(RoomState::Loading {
+                room.state = Some(RoomLoad::Loading {
                     joins: vec![(conn, join)],
                     early: Vec::new(),
                     publishes: Vec::new(),
@@ -243,7 +243,7 @@ impl Hub {
             .rooms
             .get_mut(&room_name)
             .expect("joins are only completed for existing rooms");
-        let Some(RoomState::Open { epoch, head }) = room.state else {
+        let Some(RoomLoad::Open { epoch, head }) = room.state else {
             return;
         };
         let change = room.presence.add(Arrival {
@@ -306,7 +306,7 @@ impl Hub {
         let Some(room) = self.rooms.get(room_name) else {
             return;
         };
-        let Some(RoomState::Open { epoch, head }) = room.state else {
+        let Some(RoomLoad::Open { epoch, head }) = room.state else {
             return;
         };
         let mut typing: Vec<String> = room.typing.keys().cloned().collect();
@@ -384,7 +384,7 @@ impl Hub {
         let Some(room) = self.rooms.get_mut(room_name) else {
             return;
         };
-        if let Some(RoomState::Loading {
+        if let Some(RoomLoad::Loading {
             joins, publishes, ..
         }) = &mut room.state
         {

@@ -230,7 +230,7 @@ pub enum ConnKind {
     Poll,
 }
 
-enum RoomState {
+enum RoomLoad {
     /// Waiting for the store to report the head.
     Loading {
         joins: Vec<(ConnId, Join)>,
@@ -243,7 +243,7 @@ enum RoomState {
 
 #[derive(Default)]
 struct Room {
-    state: Option<RoomState>,
+    state: Option<RoomLoad>,
     /// Ordered by connection id, so fan-out order is deterministic (no hidden entropy).
     members: BTreeMap<ConnId, Member>,
     presence: Presence,
@@ -365,7 +365,7 @@ impl Hub {
     /// presence and typing state with their versions. `None` when the room is not open here.
     pub fn room_view(&self, room: &RoomName, conn: ConnId) -> Option<RoomView> {
         let state = self.rooms.get(room)?;
-        let Some(RoomState::Open { .. }) = state.state else {
+        let Some(RoomLoad::Open { .. }) = state.state else {
             return None;
         };
         let mut typing: Vec<String> = state.typing.keys().cloned().collect();
@@ -494,7 +494,7 @@ impl Hub {
             room.members.is_empty()
                 && room.presence.is_empty()
                 && room.typing.is_empty()
-                && matches!(room.state, Some(RoomState::Open { .. }))
+                && matches!(room.state, Some(RoomLoad::Open { .. }))
         });
         if idle {
             self.rooms.remove(room_name);

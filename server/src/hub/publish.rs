@@ -10,9 +10,7 @@ use std::time::{Duration, Instant};
 
 use chorus_sdk::wire::{self, Ack, ErrorCode, Event, Nack, Publish, RoomName, ServerFrame};
 
-use super::{
-    Action, Answered, ConnId, Hub, Member, Now, RoomState, Transmit, encode, encode_event,
-};
+use super::{Action, Answered, ConnId, Hub, Member, Now, RoomLoad, Transmit, encode, encode_event};
 use crate::store::{AppendDone, AppendJob, AppendOutcome, AppendRequest, Origin, StoredEvent};
 
 /// A token bucket: `rate` tokens per second, at most `burst` saved up.
@@ -123,7 +121,7 @@ impl Hub {
             .rooms
             .get_mut(&publish.room)
             .expect("admitted publishes are to existing rooms");
-        if let Some(RoomState::Loading { publishes, .. }) = &mut room.state {
+        if let Some(RoomLoad::Loading { publishes, .. }) = &mut room.state {
             publishes.push((conn, publish));
             return;
         }
@@ -218,8 +216,8 @@ impl Hub {
             return;
         };
         let (epoch, head) = match &mut room.state {
-            Some(RoomState::Loading { early, .. }) => return early.push(stored),
-            Some(RoomState::Open { epoch, head }) => (epoch, head),
+            Some(RoomLoad::Loading { early, .. }) => return early.push(stored),
+            Some(RoomLoad::Open { epoch, head }) => (epoch, head),
             None => return,
         };
         if stored.epoch != *epoch || seq <= *head {
