@@ -29,6 +29,8 @@
 //!   ([`Cursor`], presence) and [`WireError`].
 //! - `bodies.rs`: HTTP bodies ([`ErrorBody`], [`EventsPage`], [`PresenceBody`], polling batches,
 //!   backend publish, stats, health, dev tokens) and the client's [`StoredOutbox`].
+//! - `resume.rs`: [`RoomHead`] and the one rule for whether a [`Cursor`] can resume
+//!   ([`RoomHead::resume`]).
 //! - `query.rs`: what travels in URLs: the long poll's [`PollQuery`] of [`PollCursor`]s,
 //!   [`events_path`], [`percent_encode`].
 //! - `claims.rs`: [`TokenClaims`], [`RoomRight`].
@@ -44,6 +46,7 @@ pub mod json;
 mod names;
 mod opaque;
 mod query;
+mod resume;
 mod shapes;
 #[cfg(test)]
 mod tests;
@@ -65,6 +68,7 @@ pub use names::{
 };
 pub use opaque::Json;
 pub use query::{PollCursor, PollQuery, events_path, percent_encode};
+pub use resume::RoomHead;
 
 /// The protocol version spoken by this module; it is also the URL prefix (`/v1/...`).
 pub const PROTOCOL_VERSION: &str = "v1";

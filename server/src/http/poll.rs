@@ -23,8 +23,8 @@ use axum::extract::{RawQuery, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use chorus_sdk::wire::{
-    self, ClientFrame, Draining, ErrorCode, PollCursor, PollFrames, PollSend, Reset, ResetReason,
-    RoomName, RoomState, ServerFrame,
+    self, ClientFrame, Draining, ErrorCode, PollCursor, PollFrames, PollSend, Reset, RoomName,
+    RoomState, ServerFrame,
 };
 
 use super::rest::{bearer, json_body};
@@ -289,15 +289,7 @@ async fn due_frames(
             }
         };
         let head = page.head;
-        let reset = if head.epoch != position.epoch {
-            Some(ResetReason::EpochChanged)
-        } else if position.seq > head.head {
-            Some(ResetReason::CursorAhead)
-        } else if !head.covers_after(position.seq) {
-            Some(ResetReason::HistoryTrimmed)
-        } else {
-            None
-        };
+        let reset = head.resume(position).err();
         match reset {
             Some(reason) => frames.push(encode(&ServerFrame::Reset(Reset {
                 room: room.clone(),

@@ -21,7 +21,7 @@ use std::cmp::Reverse;
 use std::sync::Arc;
 
 use chorus_sdk::wire::{
-    Cursor, ErrorCode, Join, Joined, Left, Publish, Reset, ResetReason, RoomName, ServerFrame,
+    ErrorCode, Join, Joined, Left, Publish, Reset, ResetReason, RoomName, ServerFrame,
 };
 
 use super::presence::{Arrival, Presence};
@@ -65,6 +65,7 @@ impl Hub {
                 room.state = Some(RoomLoad::Open {
                     epoch: head.epoch,
                     head: head.head,
+                    oldest: head.oldest,
                 });
                 for (conn, join) in joins {
                     self.complete_join(now, conn, join);
@@ -243,7 +244,12 @@ impl Hub {
             .rooms
             .get_mut(&room_name)
             .expect("joins are only completed for existing rooms");
-        let Some(RoomLoad::Open { epoch, head }) = room.state else {
+        let Some(RoomLoad::Open {
+            epoch,
+            head,
+            oldest,
+        }) = room.state
+        else {
             return;
         };
         let change = room.presence.add(Arrival {
@@ -264,15 +270,22 @@ impl Hub {
         } else {
             join.resume
         };
-        let member = match resume {
-            Some(Cursor {
-                epoch: their_epoch,
-                seq,
-            }) if their_epoch == epoch && seq < head => {
+        // The one resume rule (`RoomHead::resume`): behind the head with the history kept
+        // means a replay; up to date means live; anything else a reset after `joined`.
+        let verdict = resume.map(|cursor| {
+            let span = RoomHead {
+                epoch,
+                head,
+                oldest,
+            };
+            (cursor, span.resume(cursor))
+        });
+        let member = match verdict {
+            Some((cursor, Ok(()))) if cursor.seq < head => {
                 self.actions.push_back(Action::Replay {
                     conn,
                     room: room_name.clone(),
-                    after: seq,
+                    after: cursor.seq,
                     until: head,
                 });
                 Member::Replaying {
@@ -284,11 +297,7 @@ impl Hub {
         };
         room.members.insert(conn, member);
         self.send_joined(conn, &room_name);
-        let reset = match resume {
-            Some(cursor) if cursor.epoch != epoch => Some(ResetReason::EpochChanged),
-            Some(cursor) if cursor.seq > head => Some(ResetReason::CursorAhead),
-            _ => None,
-        };
+        let reset = verdict.and_then(|(_, verdict)| verdict.err());
         if let Some(reason) = reset {
             self.send(
                 conn,
@@ -306,7 +315,7 @@ impl Hub {
         let Some(room) = self.rooms.get(room_name) else {
             return;
         };
-        let Some(RoomLoad::Open { epoch, head }) = room.state else {
+        let Some(RoomLoad::Open { epoch, head, .. }) = room.state else {
             return;
         };
         let mut typing: Vec<String> = room.typing.keys().cloned().collect();

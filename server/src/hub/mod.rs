@@ -237,8 +237,9 @@ enum RoomLoad {
         early: Vec<StoredEvent>,
         publishes: Vec<(ConnId, Publish)>,
     },
-    /// Ready: `head` is the newest seq fanned out.
-    Open { epoch: u64, head: u64 },
+    /// Ready: `head` is the newest seq fanned out; `oldest` the oldest seq kept when the room
+    /// was loaded (retention may have dropped more since: a replay finds that when it reads).
+    Open { epoch: u64, head: u64, oldest: u64 },
 }
 
 #[derive(Default)]

@@ -217,7 +217,7 @@ impl Hub {
         };
         let (epoch, head) = match &mut room.state {
             Some(RoomLoad::Loading { early, .. }) => return early.push(stored),
-            Some(RoomLoad::Open { epoch, head }) => (epoch, head),
+            Some(RoomLoad::Open { epoch, head, .. }) => (epoch, head),
             None => return,
         };
         if stored.epoch != *epoch || seq <= *head {

@@ -100,23 +100,8 @@ pub struct AppendDone {
     pub result: Result<AppendOutcome, StoreError>,
 }
 
-/// Where a room's history stands.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct RoomHead {
-    /// The history's epoch.
-    pub epoch: u64,
-    /// The newest seq (0 when nothing was ever stored).
-    pub head: u64,
-    /// The oldest seq still kept; `head + 1` when nothing is kept.
-    pub oldest: u64,
-}
-
-impl RoomHead {
-    /// Whether every event after `seq` is still kept.
-    pub fn covers_after(&self, seq: u64) -> bool {
-        seq >= self.head || self.oldest <= seq + 1
-    }
-}
+/// Where a room's history stands; the resume rule lives on it (`RoomHead::resume`).
+pub use chorus_sdk::wire::RoomHead;
 
 /// A page of history read from the store.
 #[derive(Clone, Debug, PartialEq)]
