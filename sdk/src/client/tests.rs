@@ -4,6 +4,7 @@ use std::time::Duration;
 
 use crate::time::Instant;
 
+use super::outbox::OutboxConfig;
 use super::*;
 use crate::wire::{Ack, Joined, Nack, PresenceSnapshot, Reset, Welcome};
 
