@@ -6,7 +6,9 @@ use crate::time::Instant;
 
 use super::outbox::OutboxConfig;
 use super::*;
-use crate::wire::{Ack, Joined, Nack, PresenceSnapshot, Reset, Welcome, close_code};
+use crate::wire::{
+    Ack, Joined, Nack, PresenceSnapshot, Reset, ResetReason, ServerFrame, Welcome, close_code,
+};
 
 /// The origin of virtual time in tests.
 #[allow(clippy::disallowed_methods)]
