@@ -26,12 +26,30 @@
 //! publishes until acked (persisted through [`Output::Save`]), merges incoming events
 //! idempotently (see [`timeline`]), reconciles optimistic publishes by id, and keeps presence
 //! and typing per room.
+//!
+//! # Where things are
+//!
+//! - This file: [`Client`] (its state), its constructor, the outputs it hands over
+//!   ([`Client::poll_outputs`], [`Client::poll_events`], [`Client::poll_timeout`]), the
+//!   queries, [`Client::close`], and the conversions between `now` and the wall clock.
+//! - `api.rs`: the public types ([`ClientConfig`], [`Output`], [`HttpCall`], [`HttpResult`],
+//!   [`ClientEvent`], [`ConnectionState`], [`PublishError`], ...), re-exported here.
+//! - `link.rs`: the connection and transport state machine (phases, socket, polling and probe
+//!   links, attempts, fallback and upgrade, heartbeats, the polling pump) and the `handle_*`
+//!   inputs from the driver and the platform.
+//! - `rooms.rs`: joining and leaving, the server's frames about rooms (events, presence,
+//!   typing, history pages, reset), typing timers.
+//! - `publish.rs`: publishing, the outbox on each link, acks, nacks, confirming passed pending
+//!   publishes, expiry.
+//! - Parts each room or the client owns: [`timeline`] (merge), [`outbox`], [`room`] (presence,
+//!   typing), [`backoff`], [`rng`], `map.rs` (the core's ordered map).
 
 mod api;
 pub mod backoff;
 mod link;
 mod map;
 pub mod outbox;
+mod publish;
 pub mod rng;
 pub mod room;
 mod rooms;
@@ -44,13 +62,9 @@ pub use api::{
 pub(crate) use map::Map;
 use std::time::Duration;
 
-use crate::text::decimal;
 use crate::time::{Instant, millis};
 
-use crate::wire::{
-    self, ClientFrame, Cursor, ErrorCode, Event, EventId, Json, OutboxRecord, PresenceUser,
-    RoomName, StoredOutbox,
-};
+use crate::wire::{self, Cursor, EventId, OutboxRecord, PresenceUser, RoomName, StoredOutbox};
 use backoff::Backoff;
 use link::Phase;
 use outbox::Outbox;
@@ -241,84 +255,6 @@ impl Client {
     // App API
     // -----------------------------------------------------------------------------------------
 
-    /// Publishes a durable event: shown at once as [`ClientEvent::Pending`], queued in the
-    /// outbox (so it survives disconnects and reloads), sent when connected, retried until acked.
-    pub fn publish(
-        &mut self,
-        now: Instant,
-        room: RoomName,
-        body: Json,
-    ) -> Result<EventId, PublishError> {
-        self.publish_with(now, room, body, None)
-    }
-
-    /// Like [`Client::publish`], stored only if the room's head is still `if_seq`.
-    pub fn publish_with(
-        &mut self,
-        now: Instant,
-        room: RoomName,
-        body: Json,
-        if_seq: Option<u64>,
-    ) -> Result<EventId, PublishError> {
-        if matches!(self.phase, Phase::Closed) {
-            return Err(PublishError::Closed);
-        }
-        if !self.rooms.contains_key(&room) {
-            return Err(PublishError::NotJoined(room));
-        }
-        let id = self.next_event_id();
-        let record = OutboxRecord {
-            room: room.clone(),
-            id: id.clone(),
-            body: body.clone(),
-            if_seq,
-            created_ms: self.unix_ms(now),
-        };
-        self.outbox.push(record.clone())?;
-        let stop_typing = self
-            .rooms
-            .get_mut(&room)
-            .and_then(|state| state.typing_out.stop());
-        self.pending.insert(id.clone(), (record, None));
-        self.events.push(ClientEvent::Pending {
-            room: room.clone(),
-            id: id.clone(),
-            body,
-        });
-        self.outbox_changed();
-        if let Some(on) = stop_typing {
-            self.send_frame(ClientFrame::Typing(wire::Typing { room, on }));
-        }
-        self.flush_outbox();
-        self.pump_polling(now);
-        Ok(id)
-    }
-
-    /// Publishes an ephemeral event (cursor, progress): sent now if connected, never queued.
-    pub fn publish_ephemeral(
-        &mut self,
-        now: Instant,
-        room: RoomName,
-        body: Json,
-    ) -> Result<EventId, PublishError> {
-        if !self.rooms.contains_key(&room) {
-            return Err(PublishError::NotJoined(room));
-        }
-        if !matches!(self.state, ConnectionState::Connected { .. }) {
-            return Err(PublishError::Offline);
-        }
-        let id = self.next_event_id();
-        self.send_frame(ClientFrame::Publish(wire::Publish {
-            room,
-            id: id.clone(),
-            body,
-            durable: false,
-            if_seq: None,
-        }));
-        self.pump_polling(now);
-        Ok(id)
-    }
-
     /// Closes the client for good.
     pub fn close(&mut self, now: Instant) {
         let _ = now;
@@ -328,134 +264,8 @@ impl Client {
     }
 
     // -----------------------------------------------------------------------------------------
-    // Sending
+    // Clock
     // -----------------------------------------------------------------------------------------
-
-    fn flush_outbox(&mut self) {
-        let link = match &self.phase {
-            Phase::Socket(socket) if socket.welcomed => socket.link,
-            Phase::Polling(poll) => poll.link,
-            _ => return,
-        };
-        for record in self.outbox.unsent(link) {
-            self.send_frame(ClientFrame::Publish(wire::Publish {
-                room: record.room,
-                id: record.id,
-                body: record.body,
-                durable: true,
-                if_seq: record.if_seq,
-            }));
-        }
-    }
-
-    // -----------------------------------------------------------------------------------------
-    // Receiving
-    // -----------------------------------------------------------------------------------------
-
-    fn acked(&mut self, ack: wire::Ack) {
-        let Some(seq) = ack.seq else { return }; // Ephemeral.
-        if self.outbox.remove(&ack.id).is_none() {
-            return;
-        }
-        self.events.push(ClientEvent::Acked {
-            room: ack.room.clone(),
-            id: ack.id.clone(),
-            seq,
-        });
-        self.outbox_changed();
-        if let Some((_, acked_seq)) = self.pending.get_mut(&ack.id) {
-            *acked_seq = Some(seq);
-        }
-        // If the event itself can no longer arrive (already behind the cursor), confirm it now.
-        self.confirm_passed_pending(&ack.room);
-    }
-
-    /// Confirms acked pending publishes of `room` whose seq the timeline has already passed
-    /// (their echo was skipped by a reset, or arrived before they were pending): each is shown
-    /// as the server's copy, rebuilt from the outbox record and the acked seq.
-    fn confirm_passed_pending(&mut self, room: &RoomName) {
-        let Some(cursor) = self.rooms.get(room).and_then(|r| r.timeline.cursor()) else {
-            return;
-        };
-        // In seq order: the earliest passed one first, until none is left (there are few).
-        while let Some((seq, id)) = self
-            .pending
-            .iter()
-            .filter(|(_, (record, _))| &record.room == room)
-            .filter_map(|(id, (_, seq))| seq.filter(|&seq| seq <= cursor.seq).map(|seq| (seq, id)))
-            .min()
-            .map(|(seq, id)| (seq, id.clone()))
-        {
-            let Some((record, _)) = self.pending.remove(&id) else {
-                break;
-            };
-            let event = Event {
-                room: record.room,
-                seq: Some(seq),
-                id: record.id,
-                from: self.user.clone().unwrap_or_default(),
-                at: record.created_ms,
-                body: record.body,
-            };
-            self.events.push(ClientEvent::Event { event, own: true });
-        }
-    }
-
-    fn nacked(&mut self, now: Instant, nack: wire::Nack) {
-        match nack.code {
-            ErrorCode::RateLimited | ErrorCode::StorageUnavailable | ErrorCode::Draining => {
-                // Passing conditions: keep it and send it again shortly.
-                self.outbox.resend(&nack.id);
-                let at = now + self.config.retry_refused_after;
-                self.retry_refused_at = Some(self.retry_refused_at.map_or(at, |t| t.min(at)));
-            }
-            _ => {
-                if self.outbox.remove(&nack.id).is_some() {
-                    self.pending.remove(&nack.id);
-                    self.outbox_changed();
-                    self.events.push(ClientEvent::PublishFailed {
-                        room: nack.room,
-                        id: nack.id,
-                        code: nack.code,
-                        message: nack.message,
-                    });
-                }
-            }
-        }
-    }
-
-    // -----------------------------------------------------------------------------------------
-    // Timers and helpers
-    // -----------------------------------------------------------------------------------------
-
-    fn expire_outbox(&mut self, now: Instant) {
-        let expired = self.outbox.expire(self.unix_ms(now));
-        if expired.is_empty() {
-            return;
-        }
-        for record in expired {
-            self.pending.remove(&record.id);
-            self.events.push(ClientEvent::Expired {
-                room: record.room,
-                id: record.id,
-            });
-        }
-        self.outbox_changed();
-    }
-
-    fn outbox_changed(&mut self) {
-        self.outbox_unsaved = true;
-        self.events.push(ClientEvent::Outbox {
-            pending: self.outbox.len(),
-        });
-    }
-
-    /// A fresh id for an own publish: this client's random prefix and a counter.
-    fn next_event_id(&mut self) -> EventId {
-        self.next_id += 1;
-        EventId::parse([&self.id_prefix, "-", &decimal(self.next_id)].concat())
-            .expect("generated ids are valid")
-    }
 
     fn unix_ms(&self, now: Instant) -> u64 {
         let (origin, origin_ms) = self.clock_origin;

@@ -7,7 +7,8 @@ use crate::time::Instant;
 use super::outbox::OutboxConfig;
 use super::*;
 use crate::wire::{
-    Ack, Joined, Nack, PresenceSnapshot, Reset, ResetReason, ServerFrame, Welcome, close_code,
+    Ack, ClientFrame, ErrorCode, Event, Joined, Json, Nack, PresenceSnapshot, Reset, ResetReason,
+    ServerFrame, Welcome, close_code,
 };
 
 /// The origin of virtual time in tests.
