@@ -4,8 +4,12 @@ use std::time::Duration;
 
 use crate::time::Instant;
 
+use super::outbox::OutboxConfig;
 use super::*;
-use crate::wire::{Ack, Joined, Nack, PresenceSnapshot, Reset, Welcome};
+use crate::wire::{
+    Ack, ClientFrame, ErrorCode, Event, Joined, Json, Nack, PresenceSnapshot, Reset, ResetReason,
+    ServerFrame, Welcome, close_code,
+};
 
 /// The origin of virtual time in tests.
 #[allow(clippy::disallowed_methods)]

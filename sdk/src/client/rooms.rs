@@ -1,0 +1,325 @@
+//! Per-room state and the frames about rooms: joining and leaving, presence and typing set by
+//! the app, and everything the server sends (`handle_frame`: welcome, joined, events merged
+//! through each room's [`Timeline`], presence snapshots and diffs, typing, polling state, reset,
+//! errors, draining hints; acks and nacks are handed to `publish.rs`), gap repair from history
+//! pages, and the typing timers.
+//!
+//! It must never choose a transport or change the connection phase (frames leave through
+//! `send_frame`, which drops them while not connected: joins are re-sent on connect), perform
+//! I/O or read a clock.
+
+use std::time::Duration;
+
+use super::room::{DiffOutcome, Presence, TypingIn, TypingOut};
+use super::timeline::Timeline;
+use super::{Client, ClientEvent, HttpCall, Output, Phase};
+use crate::time::Instant;
+use crate::wire::{self, ClientFrame, ErrorCode, Event, Json, ResetReason, RoomName, ServerFrame};
+
+/// What the client keeps per joined room.
+#[derive(Debug)]
+pub(super) struct Room {
+    pub(super) meta: Json,
+    pub(super) timeline: Timeline,
+    pub(super) presence: Presence,
+    pub(super) typing_in: TypingIn,
+    pub(super) typing_out: TypingOut,
+    /// A history fetch to repair a gap is under way.
+    pub(super) repairing: Option<u64>,
+}
+
+impl Client {
+    // -----------------------------------------------------------------------------------------
+    // App API
+    // -----------------------------------------------------------------------------------------
+
+    /// Joins `room` with this presence meta (or updates the meta of a joined room).
+    pub fn join(&mut self, now: Instant, room: RoomName, meta: Json) {
+        let entry = self.rooms.get_or_insert_with(room.clone(), || Room {
+            meta: Json::null(),
+            timeline: Timeline::default(),
+            presence: Presence::default(),
+            typing_in: TypingIn::default(),
+            typing_out: TypingOut::default(),
+            repairing: None,
+        });
+        entry.meta = meta.clone();
+        let resume = entry.timeline.cursor();
+        self.send_frame(ClientFrame::Join(wire::Join { room, meta, resume }));
+        self.pump_polling(now);
+    }
+
+    /// Leaves `room`.
+    pub fn leave(&mut self, now: Instant, room: RoomName) {
+        if self.rooms.remove(&room).is_some() {
+            self.send_frame(ClientFrame::Leave(wire::Leave { room }));
+            self.pump_polling(now);
+        }
+    }
+
+    /// The user typed (`true`) or stopped (`false`) in `room`; throttled and auto-stopped.
+    pub fn set_typing(&mut self, now: Instant, room: RoomName, on: bool) {
+        let typing = self.config.typing;
+        let Some(state) = self.rooms.get_mut(&room) else {
+            return;
+        };
+        if let Some(on) = state.typing_out.set(on, now, &typing) {
+            self.send_frame(ClientFrame::Typing(wire::Typing { room, on }));
+            self.pump_polling(now);
+        }
+    }
+
+    /// Replaces this client's presence meta in `room`.
+    pub fn set_presence(&mut self, now: Instant, room: RoomName, meta: Json) {
+        let Some(state) = self.rooms.get_mut(&room) else {
+            return;
+        };
+        state.meta = meta.clone();
+        self.send_frame(ClientFrame::SetPresence(wire::SetPresence { room, meta }));
+        self.pump_polling(now);
+    }
+
+    // -----------------------------------------------------------------------------------------
+    // Receiving
+    // -----------------------------------------------------------------------------------------
+
+    pub(super) fn handle_frame(&mut self, now: Instant, frame: ServerFrame) {
+        match frame {
+            ServerFrame::Welcome(welcome) => {
+                self.user = Some(welcome.user.clone());
+                self.events
+                    .push(ClientEvent::Welcome { user: welcome.user });
+            }
+            ServerFrame::Joined(joined) => {
+                let Some(room) = self.rooms.get_mut(&joined.room) else {
+                    return;
+                };
+                room.timeline.joined(joined.epoch, joined.head);
+                let cursor = room.timeline.cursor().expect("positioned by joined");
+                self.apply_presence(&joined.room, joined.presence);
+                self.apply_typing(now, &joined.room, joined.typing, None);
+                self.events.push(ClientEvent::Joined {
+                    room: joined.room,
+                    cursor,
+                });
+            }
+            ServerFrame::Event(event) => self.receive_event(event),
+            ServerFrame::Ack(ack) => self.acked(ack),
+            ServerFrame::Nack(nack) => self.nacked(now, nack),
+            ServerFrame::Presence(diff) => {
+                let room_name = diff.room.clone();
+                let Some(room) = self.rooms.get_mut(&room_name) else {
+                    return;
+                };
+                match room.presence.diff(diff) {
+                    DiffOutcome::Applied => {
+                        let users = room.presence.users();
+                        self.events.push(ClientEvent::Presence {
+                            room: room_name,
+                            users,
+                        });
+                    }
+                    DiffOutcome::OutOfSync => {
+                        // A change was missed: joining again re-sends the snapshot (no replay).
+                        let meta = room.meta.clone();
+                        self.send_frame(ClientFrame::Join(wire::Join {
+                            room: room_name,
+                            meta,
+                            resume: None,
+                        }));
+                    }
+                    DiffOutcome::Stale => {}
+                }
+            }
+            ServerFrame::Typing(typing) => {
+                if Some(&typing.user) == self.user.as_ref() {
+                    return; // Own typing from another tab.
+                }
+                let Some(room) = self.rooms.get_mut(&typing.room) else {
+                    return;
+                };
+                let changed = if typing.on {
+                    room.typing_in
+                        .on(typing.user, now, self.config.typing.incoming_ttl)
+                } else {
+                    room.typing_in.off(&typing.user)
+                };
+                if changed {
+                    let users = room.typing_in.users();
+                    self.events.push(ClientEvent::Typing {
+                        room: typing.room,
+                        users,
+                    });
+                }
+            }
+            ServerFrame::State(state) => {
+                if let Some(presence) = state.presence {
+                    self.apply_presence(&state.room, presence);
+                }
+                if let Some(typing) = state.typing {
+                    self.apply_typing(now, &state.room, typing.users, Some(typing.version));
+                }
+            }
+            ServerFrame::Reset(reset) => {
+                self.reset_room(reset.room, reset.epoch, reset.head, reset.reason);
+            }
+            ServerFrame::Error(error) => {
+                if error.code == ErrorCode::NotJoined
+                    && let Some(room_name) = &error.room
+                    && let (Some(room), Phase::Polling(_)) =
+                        (self.rooms.get(room_name), &self.phase)
+                {
+                    // The polling session lost its membership (e.g. another node): join again.
+                    let frame = ClientFrame::Join(wire::Join {
+                        room: room_name.clone(),
+                        meta: room.meta.clone(),
+                        resume: None,
+                    });
+                    self.send_frame(frame);
+                    return;
+                }
+                self.events.push(ClientEvent::Error {
+                    code: error.code,
+                    message: error.message,
+                    room: error.room,
+                });
+            }
+            ServerFrame::Draining(draining) => {
+                self.retry_hint = Some(Duration::from_millis(draining.retry_after_ms))
+            }
+            ServerFrame::Left(_) | ServerFrame::Pong(_) => {}
+        }
+    }
+
+    /// Replaces a room's presence with a snapshot; tells the app if anything changed.
+    fn apply_presence(&mut self, room_name: &RoomName, snapshot: wire::PresenceSnapshot) {
+        let Some(room) = self.rooms.get_mut(room_name) else {
+            return;
+        };
+        if room.presence.snapshot(snapshot) {
+            self.events.push(ClientEvent::Presence {
+                room: room_name.clone(),
+                users: room.presence.users(),
+            });
+        }
+    }
+
+    /// Replaces who is typing in a room (this user left out); `version` is the server's, when
+    /// it sent one (polling). Tells the app if anything changed.
+    fn apply_typing(
+        &mut self,
+        now: Instant,
+        room_name: &RoomName,
+        users: Vec<String>,
+        version: Option<u64>,
+    ) {
+        let ttl = self.config.typing.incoming_ttl;
+        let Some(room) = self.rooms.get_mut(room_name) else {
+            return;
+        };
+        let version = version.unwrap_or(room.typing_in.version());
+        let me = self.user.as_deref();
+        if room.typing_in.replace(users, me, version, now, ttl) {
+            self.events.push(ClientEvent::Typing {
+                room: room_name.clone(),
+                users: room.typing_in.users(),
+            });
+        }
+    }
+
+    fn receive_event(&mut self, event: Event) {
+        let room_name = event.room.clone();
+        let Some(room) = self.rooms.get_mut(&room_name) else {
+            return;
+        };
+        if event.seq.is_none() {
+            self.events.push(ClientEvent::Event { event, own: false });
+            return;
+        }
+        let merge = room.timeline.receive(event);
+        let repair = merge
+            .gap
+            .filter(|_| room.repairing.is_none() && matches!(self.phase, Phase::Socket(_)));
+        for event in merge.deliver {
+            let own = self.pending.remove(&event.id).is_some();
+            self.events.push(ClientEvent::Event { event, own });
+        }
+        if let Some(cursor) = repair {
+            // Missing events on a socket: fetch them from history (held ones wait meanwhile).
+            let request = self.rng.next_u64();
+            if let Some(room) = self.rooms.get_mut(&room_name) {
+                room.repairing = Some(request);
+            }
+            let call = HttpCall::History {
+                room: room_name,
+                after: cursor.seq,
+            };
+            self.outputs.push(Output::Http {
+                request,
+                token: self.token.clone(),
+                call,
+            });
+        }
+    }
+
+    pub(super) fn history_page(&mut self, request: u64, page: wire::EventsPage) {
+        let Some(room) = self.rooms.get_mut(&page.room) else {
+            return;
+        };
+        if room.repairing != Some(request) {
+            return;
+        }
+        room.repairing = None;
+        let cursor = room.timeline.cursor();
+        if let Some(reason) = match cursor {
+            Some(c) if c.epoch != page.epoch => Some(ResetReason::EpochChanged),
+            Some(c) if page.oldest > c.seq + 1 => Some(ResetReason::HistoryTrimmed),
+            _ => None,
+        } {
+            return self.reset_room(page.room, page.epoch, page.head, reason);
+        }
+        for event in page.events {
+            self.receive_event(event);
+        }
+    }
+
+    /// The room's history can not be resumed: start again from `head` in `epoch`, tell the
+    /// app, and confirm own publishes the new position has passed (their echo will not come).
+    fn reset_room(&mut self, room_name: RoomName, epoch: u64, head: u64, reason: ResetReason) {
+        let Some(room) = self.rooms.get_mut(&room_name) else {
+            return;
+        };
+        room.timeline.reset(epoch, head);
+        self.events.push(ClientEvent::Reset {
+            room: room_name.clone(),
+            reason,
+        });
+        self.confirm_passed_pending(&room_name);
+    }
+
+    // -----------------------------------------------------------------------------------------
+    // Timers
+    // -----------------------------------------------------------------------------------------
+
+    pub(super) fn room_timers(&mut self, now: Instant) {
+        let mut typing_off = Vec::new();
+        for (name, room) in self.rooms.iter_mut() {
+            if room.typing_in.expire(now) {
+                self.events.push(ClientEvent::Typing {
+                    room: name.clone(),
+                    users: room.typing_in.users(),
+                });
+            }
+            if let Some(on) = room.typing_out.timeout(now) {
+                typing_off.push(ClientFrame::Typing(wire::Typing {
+                    room: name.clone(),
+                    on,
+                }));
+            }
+        }
+        for frame in typing_off {
+            self.send_frame(frame);
+        }
+        self.pump_polling(now);
+    }
+}
