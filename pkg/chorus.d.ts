@@ -64,7 +64,7 @@ export interface EventMap {
   acked: { room: string; id: string; seq: number };
   publishFailed: { room: string; id: string; code: ErrorCode; message: string };
   expired: { room: string; id: string };
-  outbox: { pending: number };
+  outbox: { queued: number };
   presence: { room: string; users: PresenceUser[] };
   typing: { room: string; users: string[] };
   /** The room's history could not be resumed: refetch it. */
@@ -87,7 +87,7 @@ export class ChorusClient {
   on<K extends keyof EventMap>(kind: K, listener: (payload: EventMap[K]) => void): () => void;
   readonly state: ConnectionState;
   /** Publishes waiting for the server's ack. */
-  readonly pending: number;
+  readonly queued: number;
   join<Meta = unknown>(room: string, options?: { meta?: Meta }): Room;
   close(): void;
 }

@@ -41,7 +41,7 @@ pub struct RoomHandle {
     /// The connection state.
     pub state: RwSignal<ConnectionState>,
     /// Publishes waiting for their ack.
-    pub pending: RwSignal<usize>,
+    pub queued: RwSignal<usize>,
     client: StoredValue<Option<BrowserClient>, LocalStorage>,
 }
 
@@ -92,7 +92,7 @@ pub fn use_room(url: &str, session: &Session, room: RoomName) -> RoomHandle {
         state: RwSignal::new(ConnectionState::Connecting {
             transport: chorus_sdk::client::Transport::WebSocket,
         }),
-        pending: RwSignal::new(0),
+        queued: RwSignal::new(0),
         client: StoredValue::new_local(None),
     };
     let token = session.token.clone();
@@ -100,7 +100,7 @@ pub fn use_room(url: &str, session: &Session, room: RoomName) -> RoomHandle {
         match &event {
             // `try_*`: the client's last events (on close) may outlive this view's signals.
             ClientEvent::State(state) => _ = handle.state.try_set(state.clone()),
-            ClientEvent::Outbox { pending } => _ = handle.pending.try_set(*pending),
+            ClientEvent::Outbox { queued } => _ = handle.queued.try_set(*queued),
             _ => {}
         }
         let Some(room) = handle.room.try_get_value() else {
@@ -139,7 +139,7 @@ pub fn use_room(url: &str, session: &Session, room: RoomName) -> RoomHandle {
         Ok(client) => {
             handle.state.set(client.state());
             client.join(room, model::presence_meta(Activity::Active));
-            handle.pending.set(client.outbox_len());
+            handle.queued.set(client.outbox_len());
             handle.client.set_value(Some(client));
         }
         Err(error) => handle

@@ -321,10 +321,10 @@ pub struct BadgeView {
     pub detail: String,
 }
 
-/// The badge for a connection state, `pending` outbox items and, when reconnecting, the
+/// The badge for a connection state, `queued` outbox items and, when reconnecting, the
 /// milliseconds until the next attempt.
-pub fn badge(state: &ConnectionState, pending: usize, retry_in_ms: Option<u64>) -> BadgeView {
-    let pending_text = match pending {
+pub fn badge(state: &ConnectionState, queued: usize, retry_in_ms: Option<u64>) -> BadgeView {
+    let pending_text = match queued {
         0 => String::new(),
         1 => "1 pending".into(),
         n => format!("{n} pending"),

@@ -177,7 +177,7 @@ async fn use_room_shows_pending_publishes_and_keeps_them_across_a_reload() {
         (messages[0].text.as_str(), &messages[0].delivery),
         ("written offline", &Delivery::Pending)
     );
-    assert_eq!(handle.pending.get_untracked(), 1);
+    assert_eq!(handle.queued.get_untracked(), 1);
     // The SDK's state events reach the signal: the unreachable server means reconnecting.
     for _ in 0..100 {
         if matches!(
@@ -201,7 +201,7 @@ async fn use_room_shows_pending_publishes_and_keeps_them_across_a_reload() {
     let owner = Owner::new();
     let again = owner.with(|| use_room("http://127.0.0.1:9", &session, room));
     sleep(50).await;
-    assert_eq!(again.pending.get_untracked(), 1);
+    assert_eq!(again.queued.get_untracked(), 1);
     let restored = again.model.get_untracked().messages;
     assert_eq!(restored.len(), 1, "{restored:?}");
     assert_eq!(restored[0].text, "written offline");

@@ -91,7 +91,7 @@ export class ChorusClient {
   }
 
   /** Publishes waiting for the server's ack (sent when back online). */
-  get pending() {
+  get queued() {
     return this.#outbox;
   }
 
@@ -135,7 +135,7 @@ export class ChorusClient {
 
   #dispatch(kind, payload) {
     if (kind === "state") this.#state = payload;
-    if (kind === "outbox") this.#outbox = payload.pending;
+    if (kind === "outbox") this.#outbox = payload.queued;
     if (kind === "acked") this.#settle(payload.id, (w) => w.resolve({ id: payload.id, seq: payload.seq }));
     if (kind === "publishFailed") this.#settle(payload.id, (w) => w.reject(new ChorusError(payload.code, payload.message)));
     if (kind === "expired") this.#settle(payload.id, (w) => w.reject(new ChorusError("expired", "the publish was not acknowledged in time")));

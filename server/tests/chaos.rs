@@ -277,7 +277,7 @@ impl Seen {
             ClientEvent::Acked { id, seq, .. } => {
                 self.acked.insert(id, seq);
             }
-            ClientEvent::Outbox { pending } => self.outbox = pending,
+            ClientEvent::Outbox { queued } => self.outbox = queued,
             ClientEvent::PublishFailed { id, code, .. } => {
                 self.problems.push(format!("{id} failed: {code}"))
             }

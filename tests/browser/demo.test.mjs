@@ -91,7 +91,7 @@ test("messages sent offline are delivered exactly once, in order, when back onli
   await ana.context.setOffline(true);
   await waitForBadge(ana.page, "offline");
   for (const text of ["one", "two", "three"]) await send(ana.page, text);
-  await waitForText(ana.page, "#pending", "3 pending");
+  await waitForText(ana.page, "#queued", "3 waiting to be sent");
   assert.deepEqual(await messages(ana.page), ["Ana: one [pending]", "Ana: two [pending]", "Ana: three [pending]"]);
   await ana.context.setOffline(false);
   await waitForBadge(ana.page, "live");
@@ -150,7 +150,7 @@ test("killing and restarting the server: pages come back Live, and a page reload
     await waitForBadge(ana.page, "syncing");
     await send(ana.page, "while down");
     await send(ben.page, "ben while down");
-    await waitForText(ana.page, "#pending", "1 pending");
+    await waitForText(ana.page, "#queued", "1 waiting to be sent");
     // Reload while the server is down: the page comes from nginx, the outbox from localStorage.
     await ana.page.reload();
     await ana.page.waitForFunction(() => document.querySelector("#log li")?.textContent === "Ana: while down");

@@ -17,7 +17,7 @@ pub fn ConnectionBadge(
     state: Signal<ConnectionState>,
     /// Publishes waiting for their ack.
     #[prop(into)]
-    pending: Signal<usize>,
+    queued: Signal<usize>,
 ) -> impl IntoView {
     // Ticks so the retry countdown moves; nothing else depends on it.
     let tick = RwSignal::new(0u64);
@@ -34,7 +34,7 @@ pub fn ConnectionBadge(
             }
             _ => None,
         };
-        model::badge(&state, pending.get(), retry_in_ms)
+        model::badge(&state, queued.get(), retry_in_ms)
     });
     view! {
         <div

@@ -193,7 +193,7 @@ fn RoomView(
             <header class="room-header">
                 <h2>{format!("#{room}")}</h2>
                 <PresenceBar users=presence />
-                <ConnectionBadge state=handle.state pending=handle.pending />
+                <ConnectionBadge state=handle.state queued=handle.queued />
             </header>
             {move || {
                 notice()

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use super::backoff::BackoffConfig;
 use super::outbox::{OutboxConfig, OutboxError};
-use super::room::TypingConfig;
+use super::presence::TypingConfig;
 use crate::text::{Message, message_display};
 use crate::time::Instant;
 use crate::wire::{
@@ -357,7 +357,7 @@ pub enum ClientEvent {
     /// The number of publishes waiting in the outbox changed.
     Outbox {
         /// Waiting publishes.
-        pending: usize,
+        queued: usize,
     },
     /// A room's presence changed (the full list).
     Presence {

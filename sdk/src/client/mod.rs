@@ -41,7 +41,7 @@
 //!   typing, history pages, reset), typing timers.
 //! - `publish.rs`: publishing, the outbox on each link, acks, nacks, confirming passed pending
 //!   publishes, expiry.
-//! - Parts each room or the client owns: [`timeline`] (merge), [`outbox`], [`room`] (presence,
+//! - Parts each room or the client owns: [`timeline`] (merge), [`outbox`], [`presence`] (presence,
 //!   typing), [`backoff`], [`rng`], `map.rs` (the core's ordered map).
 
 mod api;
@@ -49,9 +49,9 @@ pub mod backoff;
 mod link;
 mod map;
 pub mod outbox;
+pub mod presence;
 mod publish;
 pub mod rng;
-pub mod room;
 mod rooms;
 pub mod timeline;
 
@@ -92,8 +92,9 @@ pub struct Client {
     outbox: Outbox,
     /// The outbox changed since it was last handed out to be saved.
     outbox_unsaved: bool,
-    /// Own publishes shown as pending and not yet seen come back, with their seq once acked.
-    pending: Map<EventId, (OutboxRecord, Option<u64>)>,
+    /// Own publishes shown as pending and not yet confirmed by their echo, with their seq once
+    /// acked.
+    unconfirmed: Map<EventId, (OutboxRecord, Option<u64>)>,
     backoff: Backoff,
     retry_refused_at: Option<Instant>,
     outputs: Vec<Output>,
@@ -129,10 +130,10 @@ impl Client {
             .and_then(wire::json::parse_u64)
             .unwrap_or(0);
         // After a reload, what still waits is pending again, and shown as such.
-        let mut pending = Map::new();
+        let mut unconfirmed = Map::new();
         let mut events = Vec::new();
         for record in &stored.entries {
-            pending.insert(record.id.clone(), (record.clone(), None));
+            unconfirmed.insert(record.id.clone(), (record.clone(), None));
             events.push(ClientEvent::Pending {
                 room: record.room.clone(),
                 id: record.id.clone(),
@@ -141,7 +142,7 @@ impl Client {
         }
         if !events.is_empty() {
             events.push(ClientEvent::Outbox {
-                pending: stored.entries.len(),
+                queued: stored.entries.len(),
             });
         }
         let transport = match config.transport {
@@ -165,7 +166,7 @@ impl Client {
             session,
             user: None,
             rooms: Map::new(),
-            pending,
+            unconfirmed,
             retry_refused_at: None,
             outputs: Vec::new(),
             events,

@@ -56,7 +56,7 @@ impl Client {
             .rooms
             .get_mut(&room)
             .and_then(|state| state.typing_out.stop());
-        self.pending.insert(id.clone(), (record, None));
+        self.unconfirmed.insert(id.clone(), (record, None));
         self.events.push(ClientEvent::Pending {
             room: room.clone(),
             id: id.clone(),
@@ -132,7 +132,7 @@ impl Client {
             seq,
         });
         self.outbox_changed();
-        if let Some((_, acked_seq)) = self.pending.get_mut(&ack.id) {
+        if let Some((_, acked_seq)) = self.unconfirmed.get_mut(&ack.id) {
             *acked_seq = Some(seq);
         }
         // If the event itself can no longer arrive (already behind the cursor), confirm it now.
@@ -148,14 +148,14 @@ impl Client {
         };
         // In seq order: the earliest passed one first, until none is left (there are few).
         while let Some((seq, id)) = self
-            .pending
+            .unconfirmed
             .iter()
             .filter(|(_, (record, _))| &record.room == room)
             .filter_map(|(id, (_, seq))| seq.filter(|&seq| seq <= cursor.seq).map(|seq| (seq, id)))
             .min()
             .map(|(seq, id)| (seq, id.clone()))
         {
-            let Some((record, _)) = self.pending.remove(&id) else {
+            let Some((record, _)) = self.unconfirmed.remove(&id) else {
                 break;
             };
             let event = Event {
@@ -180,7 +180,7 @@ impl Client {
             }
             _ => {
                 if self.outbox.remove(&nack.id).is_some() {
-                    self.pending.remove(&nack.id);
+                    self.unconfirmed.remove(&nack.id);
                     self.outbox_changed();
                     self.events.push(ClientEvent::PublishFailed {
                         room: nack.room,
@@ -203,7 +203,7 @@ impl Client {
             return;
         }
         for record in expired {
-            self.pending.remove(&record.id);
+            self.unconfirmed.remove(&record.id);
             self.events.push(ClientEvent::Expired {
                 room: record.room,
                 id: record.id,
@@ -215,7 +215,7 @@ impl Client {
     fn outbox_changed(&mut self) {
         self.outbox_unsaved = true;
         self.events.push(ClientEvent::Outbox {
-            pending: self.outbox.len(),
+            queued: self.outbox.len(),
         });
     }
 

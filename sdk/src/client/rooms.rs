@@ -10,7 +10,7 @@
 
 use std::time::Duration;
 
-use super::room::{DiffOutcome, Presence, TypingIn, TypingOut};
+use super::presence::{DiffOutcome, Presence, TypingIn, TypingOut};
 use super::timeline::Timeline;
 use super::{Client, ClientEvent, HttpCall, Output, Phase};
 use crate::time::Instant;
@@ -241,7 +241,7 @@ impl Client {
             .gap
             .filter(|_| room.repairing.is_none() && matches!(self.phase, Phase::Socket(_)));
         for event in merge.deliver {
-            let own = self.pending.remove(&event.id).is_some();
+            let own = self.unconfirmed.remove(&event.id).is_some();
             self.events.push(ClientEvent::Event { event, own });
         }
         if let Some(cursor) = repair {
@@ -270,12 +270,12 @@ impl Client {
             return;
         }
         room.repairing = None;
-        let cursor = room.timeline.cursor();
-        if let Some(reason) = match cursor {
-            Some(c) if c.epoch != page.epoch => Some(ResetReason::EpochChanged),
-            Some(c) if page.oldest > c.seq + 1 => Some(ResetReason::HistoryTrimmed),
-            _ => None,
-        } {
+        let span = wire::RoomHead {
+            epoch: page.epoch,
+            head: page.head,
+            oldest: page.oldest,
+        };
+        if let Some(Err(reason)) = room.timeline.cursor().map(|cursor| span.resume(cursor)) {
             return self.reset_room(page.room, page.epoch, page.head, reason);
         }
         for event in page.events {

@@ -243,7 +243,7 @@ fn connects_over_websocket_then_joins_and_sends_what_waited() {
         id,
         seq: 1
     }));
-    assert!(events.contains(&ClientEvent::Outbox { pending: 0 }));
+    assert!(events.contains(&ClientEvent::Outbox { queued: 0 }));
     assert_eq!(h.client.outbox_len(), 0);
 }
 
@@ -438,7 +438,7 @@ fn a_silent_socket_is_pinged_then_declared_dead() {
         ["ping"],
         "a ping every half heartbeat"
     );
-    h.server_says(link, ServerFrame::Pong(wire::Ping { nonce: None }));
+    h.server_says(link, ServerFrame::Pong(wire::Pong { nonce: None }));
     h.advance(Duration::from_secs(19));
     assert_eq!(
         h.client.state().badge(),
@@ -555,7 +555,7 @@ fn the_outbox_survives_a_reload_and_refusals_are_retried_or_reported() {
         .into_iter()
         .map(|e| match e {
             ClientEvent::Pending { body, .. } => format!("pending {}", body.as_text()),
-            ClientEvent::Outbox { pending } => format!("outbox {pending}"),
+            ClientEvent::Outbox { queued } => format!("outbox {queued}"),
             other => format!("unexpected {other:?}"),
         })
         .collect();
@@ -628,7 +628,7 @@ fn unacked_publishes_expire_with_an_event_not_silently() {
         room: room("r"),
         id
     }));
-    assert!(events.contains(&ClientEvent::Outbox { pending: 0 }));
+    assert!(events.contains(&ClientEvent::Outbox { queued: 0 }));
 }
 
 #[test]

@@ -110,8 +110,8 @@ pub(super) fn to_js(event: &ClientEvent) -> (&'static str, String) {
             room_and_id(&mut out, room, id);
             "expired"
         }
-        ClientEvent::Outbox { pending } => {
-            out.field("pending", &(*pending as u64));
+        ClientEvent::Outbox { queued } => {
+            out.field("queued", &(*queued as u64));
             "outbox"
         }
         ClientEvent::Presence { room, users } => {

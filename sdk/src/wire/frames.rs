@@ -104,6 +104,13 @@ pub struct Ping {
 // Server -> client frames
 // ---------------------------------------------------------------------------------------------
 
+/// `pong`: the answer to a `ping`.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Pong {
+    /// The `ping`'s nonce, echoed back.
+    pub nonce: Option<u64>,
+}
+
 frame_enum! {
     /// A frame sent by the server.
     pub enum ServerFrame {
@@ -128,7 +135,7 @@ frame_enum! {
         /// A frame was refused or something went wrong.
         "error" => Error(ErrorFrame),
         /// The answer to `ping`.
-        "pong" => Pong(Ping),
+        "pong" => Pong(Pong),
         /// The server is shutting down.
         "draining" => Draining(Draining),
         /// The full presence and/or typing state of a room (polling transport).

@@ -19,7 +19,7 @@ use super::json::{Fields, JsonError, Node, ObjectWriter, Wire, WireObject, Write
 use super::{
     Ack, BackendPublish, Cursor, DevTokenRequest, DevTokenResponse, Draining, ErrorBody,
     ErrorFrame, Event, EventId, EventsPage, HealthBody, Hello, Join, Joined, Json, Leave, Left,
-    Nack, OutboxRecord, Ping, PollFrames, PollSend, PresenceBody, PresenceConn, PresenceDiff,
+    Nack, OutboxRecord, Ping, PollFrames, PollSend, Pong, PresenceBody, PresenceConn, PresenceDiff,
     PresenceSnapshot, PresenceUser, Publish, Published, Reset, RoomName, RoomState, SetPresence,
     Stats, StoredOutbox, TokenClaims, Typing, TypingNotice, TypingSnapshot, Welcome, WireError,
 };
@@ -261,6 +261,7 @@ wire_shapes! {
     Typing { room: req, on: req }
     SetPresence { room: req, meta: req }
     Ping { nonce: opt }
+    Pong { nonce: opt }
     Welcome { conn: req, user: req, heartbeat_ms: req, protocol: req }
     Joined { room: req, epoch: req, head: req, presence: req, typing: req }
     Left { room: req }

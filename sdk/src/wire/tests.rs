@@ -278,7 +278,7 @@ fn poll_cursors_and_raw_frame_batches_round_trip() {
     for bad in ["lobby", "lobby~1~x~0~0", "bad room~~~0~0", "a~1~2~3~4~5"] {
         assert!(PollCursor::decode(bad).is_err(), "{bad}");
     }
-    let pong = ServerFrame::Pong(Ping { nonce: Some(1) }).encode();
+    let pong = ServerFrame::Pong(Pong { nonce: Some(1) }).encode();
     let body = PollFrames::encode_raw(&[&pong, &pong]);
     let decoded: PollFrames = json::from_str(&body).unwrap();
     assert_eq!(decoded.frames.len(), 2);

@@ -43,7 +43,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chorus_sdk::wire::{
-    self, ErrorCode, Join, Ping, PresenceSnapshot, Publish, RoomName, ServerFrame, close_code,
+    self, ErrorCode, Join, Pong, PresenceSnapshot, Publish, RoomName, ServerFrame, close_code,
 };
 
 use crate::auth::Identity;
@@ -412,7 +412,7 @@ impl Hub {
                 self.set_presence(conn, update.room, update.meta)
             }
             wire::ClientFrame::Ping(ping) => {
-                self.send(conn, &ServerFrame::Pong(Ping { nonce: ping.nonce }))
+                self.send(conn, &ServerFrame::Pong(Pong { nonce: ping.nonce }))
             }
         }
     }
