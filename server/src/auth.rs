@@ -1,83 +1,15 @@
-//! Access tokens: verifying a JWT into an [`Identity`] and checking room grants.
+//! Access tokens: verifying a JWT into an [`Identity`] (what an identity may do is
+//! `crate::identity`'s business).
 //!
 //! Tokens are minted by the application's backend (HS256 with a shared secret by default) and
 //! carry the user id (`sub`), display name, expiry and room grants (see
 //! `chorus_sdk::wire::TokenClaims`). The hub trusts an [`Identity`] completely, so nothing may
 //! construct one from client input except [`Authenticator::verify`] (and tests).
 
-use chorus_sdk::wire::{ErrorCode, RoomName, RoomRight, TokenClaims, check_user_id};
+use crate::identity::Identity;
+use chorus_sdk::wire::{ErrorCode, TokenClaims, check_user_id};
+
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
-
-/// Who a connection is and what it may do, as proven by its token.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Identity {
-    /// The user id (`sub`); stamped as `from` on everything the user publishes.
-    pub user: String,
-    /// The display name, if the token has one.
-    pub name: Option<String>,
-    /// Room patterns and the right each grants.
-    pub grants: Vec<(String, RoomRight)>,
-    /// When the token expires (ms since the Unix epoch); a WebSocket is closed then.
-    /// `None` for identities that are not from a token (tools, tests).
-    pub expires_at_ms: Option<u64>,
-}
-
-impl Identity {
-    /// The strongest right any grant gives on `room`, if any does.
-    pub fn right_on(&self, room: &RoomName) -> Option<RoomRight> {
-        // Every user may read their own inbox (`@user`), where direct messages are kept.
-        let own_inbox =
-            room.as_str().strip_prefix(chorus_sdk::wire::INBOX_PREFIX) == Some(self.user.as_str());
-        let granted = self
-            .grants
-            .iter()
-            .filter(|(pattern, _)| pattern_matches(pattern, room.as_str()))
-            .map(|&(_, right)| right)
-            .max();
-        match (granted, own_inbox) {
-            (None, true) => Some(RoomRight::Read),
-            (granted, _) => granted,
-        }
-    }
-
-    /// Whether the user may join `room`.
-    pub fn can_join(&self, room: &RoomName) -> bool {
-        self.right_on(room).is_some()
-    }
-
-    /// Whether the user may publish to `room`.
-    pub fn can_publish(&self, room: &RoomName) -> bool {
-        self.right_on(room) == Some(RoomRight::Publish)
-    }
-
-    /// An identity with the given grants, for tests and tools.
-    pub fn new(user: &str, name: Option<&str>, grants: &[(&str, RoomRight)]) -> Identity {
-        Identity {
-            user: user.to_owned(),
-            name: name.map(str::to_owned),
-            grants: grants
-                .iter()
-                .map(|&(pattern, right)| (pattern.to_owned(), right))
-                .collect(),
-            expires_at_ms: None,
-        }
-    }
-}
-
-/// `*` matches every room, `doc:*` every room starting with `doc:`, anything else only itself.
-///
-/// Inbox rooms (`@user`) are only matched by patterns that start with `@` themselves, so a
-/// wildcard grant never opens other users' direct messages.
-fn pattern_matches(pattern: &str, room: &str) -> bool {
-    let inbox = chorus_sdk::wire::INBOX_PREFIX;
-    if room.starts_with(inbox) && !pattern.starts_with(inbox) {
-        return false;
-    }
-    match pattern.strip_suffix('*') {
-        Some(prefix) => room.starts_with(prefix),
-        None => pattern == room,
-    }
-}
 
 /// Why a token was refused.
 #[derive(Debug, thiserror::Error)]
@@ -157,6 +89,7 @@ impl Authenticator {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use chorus_sdk::wire::RoomRight;
 
     fn claims(sub: &str, exp: u64, rooms: &[(&str, RoomRight)]) -> TokenClaims {
         TokenClaims {
@@ -165,46 +98,6 @@ mod tests {
             exp,
             rooms: rooms.iter().map(|&(p, r)| (p.to_owned(), r)).collect(),
         }
-    }
-
-    #[test]
-    fn grants_match_by_exact_name_prefix_and_wildcard() {
-        let who = Identity::new(
-            "ana",
-            None,
-            &[
-                ("doc:*", RoomRight::Read),
-                ("doc:7", RoomRight::Publish),
-                ("lobby", RoomRight::Publish),
-            ],
-        );
-        let room = |name: &str| RoomName::parse(name).unwrap();
-        let check = |name: &str, expect: Option<RoomRight>| {
-            assert_eq!(who.right_on(&room(name)), expect, "{name}")
-        };
-        check("doc:1", Some(RoomRight::Read));
-        check("doc:7", Some(RoomRight::Publish));
-        check("lobby", Some(RoomRight::Publish));
-        check("lobby2", None);
-        check("doc", None);
-        assert!(who.can_join(&room("doc:1")) && !who.can_publish(&room("doc:1")));
-        assert_eq!(
-            who.right_on(&room("@ana")),
-            Some(RoomRight::Read),
-            "everyone reads their own inbox"
-        );
-        assert_eq!(who.right_on(&room("@ben")), None, "but nobody else's");
-        let everyone = Identity::new("b", None, &[("*", RoomRight::Publish)]);
-        assert!(everyone.can_publish(&room("anything/at@all")));
-        assert!(
-            !everyone.can_join(&room("@ana")),
-            "wildcards do not reach inboxes"
-        );
-        let support = Identity::new("s", None, &[("@*", RoomRight::Read)]);
-        assert!(
-            support.can_join(&room("@ana")),
-            "an explicit inbox pattern does"
-        );
     }
 
     #[test]

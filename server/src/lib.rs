@@ -11,6 +11,7 @@ pub mod config;
 pub mod driver;
 pub mod http;
 pub mod hub;
+pub mod identity;
 pub mod store;
 
 use std::sync::Arc;

@@ -14,8 +14,8 @@ use chorus_sdk::client::{
     Client, ClientConfig, ClientEvent, OUTBOX_KEY, Output, Restored, TransportMode,
 };
 use chorus_sdk::wire::{ClientFrame, EventId, Json, RoomName, RoomRight, ServerFrame};
-use chorus_server::auth::Identity;
 use chorus_server::hub::{Action, ConnId, ConnKind, Hub, HubConfig, Now, ReplayOutcome};
+use chorus_server::identity::Identity;
 use chorus_server::store::memory::MemoryLog;
 use chorus_server::store::{AppendDone, Retention};
 use rand::rngs::SmallRng;

@@ -21,10 +21,10 @@ use std::time::{Duration, Instant};
 use chorus_sdk::wire::{ClientFrame, ErrorCode, PresenceSnapshot, RoomName, Stats};
 use tokio::sync::{mpsc, oneshot};
 
-use crate::auth::Identity;
 use crate::hub::{
     Action, ConnId, ConnKind, Hub, Now, Payload, ReplayOutcome, RoomView, encode_event,
 };
+use crate::identity::Identity;
 use crate::store::{AppendDone, AppendOutcome, AppendRequest, Store, StoreError};
 use poll::{PollLimits, PollSession, PollTicket, SessionKey};
 

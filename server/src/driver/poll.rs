@@ -54,8 +54,8 @@ use chorus_sdk::wire::{ClientFrame, ErrorCode, RoomName};
 use tokio::sync::{oneshot, watch};
 
 use super::{Driver, Peer};
-use crate::auth::Identity;
 use crate::hub::{Answered, ConnId, ConnKind, Now, Payload, RoomView, Transmit};
+use crate::identity::Identity;
 
 /// Identifies a polling session: the user and the client-chosen session id.
 pub type SessionKey = (String, String);

@@ -29,10 +29,10 @@ use chorus_sdk::wire::{
 
 use super::rest::{bearer, json_body};
 use super::{ApiError, AppState};
-use crate::auth::Identity;
 use crate::driver::HubMsg;
 use crate::driver::poll::{PollTicket, SessionKey};
 use crate::hub::{Payload, RoomView, encode, encode_event};
+use crate::identity::Identity;
 
 /// Most events one poll returns per room; the client polls again at once for the rest.
 const POLL_PAGE: usize = 256;

@@ -14,8 +14,9 @@ use chorus_sdk::wire::{
 use serde::Deserialize;
 
 use super::{ApiError, AppState};
-use crate::auth::{AuthError, Identity};
+use crate::auth::AuthError;
 use crate::driver::HubMsg;
+use crate::identity::Identity;
 use crate::store::{AppendOutcome, AppendRequest};
 
 /// The most events one history page returns.

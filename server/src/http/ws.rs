@@ -20,9 +20,10 @@ use tokio::sync::oneshot;
 use super::limits::{LimitHit, client_ip};
 use super::metrics::EdgeCounters;
 use super::{ApiError, AppState};
-use crate::auth::{AuthError, Identity};
+use crate::auth::AuthError;
 use crate::driver::{HubMsg, SocketSender, sleep_until};
 use crate::hub::{Payload, encode};
+use crate::identity::Identity;
 
 /// The read buffer every connection holds from its first byte to its last: small, because
 /// clients mostly send small frames (bigger ones are read in several chunks).

@@ -10,7 +10,7 @@ use chorus_sdk::wire::{self, ErrorCode, ServerFrame, Welcome, close_code};
 
 use super::publish::TokenBucket;
 use super::{Action, Conn, ConnId, ConnKind, Hub, Now};
-use crate::auth::Identity;
+use crate::identity::Identity;
 
 impl Hub {
     /// An authenticated connection opened; it is greeted with `welcome`.

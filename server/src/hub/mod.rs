@@ -46,7 +46,7 @@ use chorus_sdk::wire::{
     self, ErrorCode, Join, Pong, PresenceSnapshot, Publish, RoomName, ServerFrame, close_code,
 };
 
-use crate::auth::Identity;
+use crate::identity::Identity;
 use crate::store::{AppendJob, AppendOutcome, StoreError, StoredEvent};
 use membership::Rejoin;
 pub use payload::{Payload, encode, encode_event};

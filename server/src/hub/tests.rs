@@ -13,7 +13,7 @@ use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 
 use super::*;
-use crate::auth::Identity;
+use crate::identity::Identity;
 use crate::store::memory::MemoryLog;
 use crate::store::{AppendDone, AppendRequest, Retention};
 
