@@ -43,14 +43,14 @@ fn text(root: &web_sys::HtmlElement, selector: &str) -> Option<String> {
 }
 
 #[wasm_bindgen_test]
-async fn the_badge_follows_state_pending_count_and_retry_countdown() {
+async fn the_badge_follows_state_queued_count_and_retry_countdown() {
     let root = host();
     let state = RwSignal::new(ConnectionState::Connected {
         transport: Transport::WebSocket,
     });
-    let pending = RwSignal::new(0usize);
+    let queued = RwSignal::new(0usize);
     let _mounted = leptos::mount::mount_to(root.clone(), move || {
-        view! { <ConnectionBadge state=state pending=pending /> }
+        view! { <ConnectionBadge state=state queued=queued /> }
     });
     sleep(10).await;
     assert_eq!(
@@ -60,7 +60,7 @@ async fn the_badge_follows_state_pending_count_and_retry_countdown() {
     assert_eq!(text(&root, ".badge-detail").as_deref(), Some("WebSocket"));
 
     state.set(ConnectionState::Offline);
-    pending.set(2);
+    queued.set(2);
     sleep(10).await;
     assert_eq!(
         text(&root, ".badge.offline .badge-label").as_deref(),
