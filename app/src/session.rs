@@ -1,10 +1,12 @@
 //! The two HTTP requests the app makes itself: a dev-mode token for a display name (kept in
 //! `localStorage`, so a reload keeps the identity) and a page of room history.
+//!
+//! Both go through gloo (`gloo-net`'s `Request` for `fetch`, `gloo-storage`'s `LocalStorage`),
+//! so this file holds no web-sys glue of its own.
 
-use chorus_sdk::wire::{self, DevTokenRequest, DevTokenResponse, EventsPage, RoomName};
-use wasm_bindgen::JsCast;
-use wasm_bindgen_futures::JsFuture;
-use web_sys::{Request, RequestInit, Response};
+use chorus_sdk::wire::{self, DevTokenRequest, DevTokenResponse, ErrorBody, EventsPage, RoomName};
+use gloo_net::http::Request;
+use gloo_storage::{LocalStorage, Storage};
 
 const SESSION_KEY: &str = "chorus-app.session";
 
@@ -26,57 +28,29 @@ pub fn server_url() -> String {
         .unwrap_or_default()
 }
 
-fn storage() -> Option<web_sys::Storage> {
-    web_sys::window()?.local_storage().ok().flatten()
-}
-
 /// The session saved by an earlier visit.
 pub fn saved() -> Option<Session> {
-    let text = storage()?.get_item(SESSION_KEY).ok()??;
-    serde_json::from_str(&text).ok()
+    LocalStorage::get(SESSION_KEY).ok()
 }
 
 /// Forgets the saved session (sign out).
 pub fn forget() {
-    if let Some(storage) = storage() {
-        let _ = storage.remove_item(SESSION_KEY);
-    }
+    LocalStorage::delete(SESSION_KEY);
 }
 
-async fn request(
-    url: &str,
-    method: &str,
-    token: Option<&str>,
-    body: Option<String>,
-) -> Result<String, String> {
-    let init = RequestInit::new();
-    init.set_method(method);
-    if let Some(body) = &body {
-        init.set_body(&body.into());
-    }
-    let request = Request::new_with_str_and_init(url, &init).map_err(|_| "bad request URL")?;
-    let headers = request.headers();
-    if body.is_some() {
-        let _ = headers.set("content-type", "application/json");
-    }
-    if let Some(token) = token {
-        let _ = headers.set("authorization", &format!("Bearer {token}"));
-    }
-    let window = web_sys::window().ok_or("no window")?;
-    let response: Response = JsFuture::from(window.fetch_with_request(&request))
+/// Sends `request` and answers the body of a successful response, or a sentence saying why
+/// not (the server's own message when it sent an `ErrorBody`).
+async fn send(request: Result<Request, gloo_net::Error>) -> Result<String, String> {
+    let response = request
+        .map_err(|e| e.to_string())?
+        .send()
         .await
-        .map_err(|_| "the server cannot be reached")?
-        .dyn_into()
-        .map_err(|_| "not a response")?;
-    let text = JsFuture::from(response.text().map_err(|_| "no body")?)
-        .await
-        .ok()
-        .and_then(|t| t.as_string())
-        .unwrap_or_default();
+        .map_err(|_| "the server cannot be reached")?;
+    let text = response.text().await.unwrap_or_default();
     if response.ok() {
         Ok(text)
     } else {
-        Err(serde_json::from_str::<chorus_sdk::wire::ErrorBody>(&text)
+        Err(serde_json::from_str::<ErrorBody>(&text)
             .map(|e| e.message)
             .unwrap_or_else(|_| format!("the server answered {}", response.status())))
     }
@@ -84,26 +58,19 @@ async fn request(
 
 /// Asks the server (in dev mode) for a token for `name` and saves the session.
 pub async fn sign_in(name: &str) -> Result<Session, String> {
-    let body = serde_json::to_string(&DevTokenRequest {
+    let body = DevTokenRequest {
         name: name.to_owned(),
-    })
-    .map_err(|e| e.to_string())?;
-    let text = request(
-        &format!("{}/v1/dev/token", server_url()),
-        "POST",
-        None,
-        Some(body),
-    )
-    .await?;
+    };
+    let url = format!("{}/v1/dev/token", server_url());
+    let text = send(Request::post(&url).json(&body)).await?;
     let answer: DevTokenResponse = serde_json::from_str(&text).map_err(|e| e.to_string())?;
     let session = Session {
         name: name.to_owned(),
         user: answer.user,
         token: answer.token,
     };
-    if let (Some(storage), Ok(text)) = (storage(), serde_json::to_string(&session)) {
-        let _ = storage.set_item(SESSION_KEY, &text);
-    }
+    // Storage full or forbidden: the session still works until the page is reloaded.
+    let _ = LocalStorage::set(SESSION_KEY, &session);
     Ok(session)
 }
 
@@ -116,7 +83,8 @@ pub async fn history(
 ) -> Result<EventsPage, String> {
     let after = up_to.map_or(0, |seq| seq.saturating_sub(count));
     let url = [server_url(), wire::events_path(room, after, count)].concat();
-    let text = request(&url, "GET", Some(token), None).await?;
+    let request = Request::get(&url).header("authorization", &format!("Bearer {token}"));
+    let text = send(request.build()).await?;
     let mut page: EventsPage = serde_json::from_str(&text).map_err(|e| e.to_string())?;
     if let Some(up_to) = up_to {
         page.events

@@ -3,6 +3,9 @@
 //! These shapes belong to the npm package's API (typed in `pkg/chorus.d.ts`), not to the wire
 //! protocol; events and presence users inside them are wire types and keep their wire shape.
 //! They are written with the wire codec's writer, like every other JSON the SDK makes.
+//!
+//! Text and `JSON.parse`, not JS values built by serde-wasm-bindgen: that was measured 4 KB
+//! bigger and three times slower per event (ARCHITECTURE.md, "Dependencies").
 
 use crate::client::{Badge, ClientEvent, ConnectionState, FailReason, Transport};
 use crate::wire::json::{ObjectWriter, Writer};
