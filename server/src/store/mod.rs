@@ -269,6 +269,14 @@ pub(crate) mod contract {
             .unwrap();
         let seqs: Vec<u64> = page.events.iter().map(StoredEvent::seq).collect();
         assert_eq!(seqs, vec![7, 8]);
+        // A cursor past every seq reads nothing, however large (SQLite's integers are signed).
+        for after in [10, 1 << 63, u64::MAX] {
+            let page = store
+                .read(&RoomName::parse("a").unwrap(), after, 10)
+                .await
+                .unwrap();
+            assert_eq!((page.head.head, page.events.len()), (9, 0), "after {after}");
+        }
         let empty = store
             .read(&RoomName::parse("nobody-here").unwrap(), 0, 10)
             .await
