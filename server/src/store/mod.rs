@@ -237,6 +237,11 @@ pub(crate) mod contract {
             append(store, outcomes, request("a", "3", now, Some(1))).await,
             AppendOutcome::Conflict { head: 2 }
         );
+        assert_eq!(
+            append(store, outcomes, request("a", "2", now, Some(0))).await,
+            AppendOutcome::Duplicate { seq: 2 },
+            "a stored id is a duplicate whatever its if_seq says"
+        );
         // Many jobs in flight at once keep their order and get one outcome each.
         for n in 3..=9 {
             store.submit(AppendJob {
