@@ -213,4 +213,24 @@ mod tests {
         let default = std::thread::available_parallelism().map_or(1, usize::from);
         check(&[], Some(default));
     }
+
+    #[test]
+    fn with_dev_and_a_jwt_secret_only_the_jwt_secret_is_accepted() {
+        let secret = |args: &[&str]| {
+            let base = ["chorus-server", "--store", "memory"];
+            Config::try_parse_from(base.iter().chain(args).copied())
+                .unwrap()
+                .secret()
+        };
+        assert_eq!(
+            secret(&["--dev", "--jwt-secret", "s3cret"]),
+            Ok(b"s3cret".to_vec())
+        );
+        assert_eq!(secret(&["--dev"]), Ok(DEV_SECRET.as_bytes().to_vec()));
+        assert!(secret(&[]).is_err());
+        assert!(
+            secret(&["--jwt-secret", ""]).is_err(),
+            "an empty secret is none"
+        );
+    }
 }

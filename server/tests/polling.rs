@@ -436,3 +436,172 @@ async fn polling_requests_are_checked_and_limited() {
     );
     server.shutdown().await;
 }
+
+fn leave(room: &str) -> ClientFrame {
+    ClientFrame::Leave(wire::Leave {
+        room: wire::RoomName::parse(room).unwrap(),
+    })
+}
+
+fn join(room: &str) -> ClientFrame {
+    ClientFrame::Join(wire::Join {
+        room: wire::RoomName::parse(room).unwrap(),
+        meta: wire::Json::null(),
+        resume: None,
+    })
+}
+
+#[tokio::test]
+async fn a_batch_is_answered_once_every_frame_in_it_is_whatever_it_does_while_rooms_load() {
+    let server = support::start(&support::config()).await;
+    let mut pol = PollClient::new(&server, "pol", "session-b1");
+    for room in ["r", "s", "t"] {
+        let cursor = wire::PollCursor {
+            room: wire::RoomName::parse(room).unwrap(),
+            cursor: None,
+            presence_version: 0,
+            typing_version: 0,
+        };
+        pol.cursors.insert(room.to_owned(), cursor);
+    }
+    // Rooms r and s are not loaded yet: the join of r is cancelled while r loads.
+    let frames = pol
+        .send(vec![
+            join("r"),
+            leave("r"),
+            join("s"),
+            publish("s", "x", "1"),
+        ])
+        .await;
+    let kinds: Vec<String> = frames
+        .iter()
+        .map(|f| match f {
+            ServerFrame::Left(l) => format!("left {}", l.room),
+            ServerFrame::Joined(j) => format!("joined {}", j.room),
+            ServerFrame::Ack(a) => format!("ack {} {}", a.room, a.id),
+            other => other.kind().to_owned(),
+        })
+        .collect();
+    assert_eq!(kinds, ["welcome", "left r", "joined s", "ack s x"]);
+    // Publishes that wait for their room are charged once: the burst (200) covers 150.
+    let mut batch = vec![join("t")];
+    batch.extend((0..150).map(|n| publish("t", &format!("t{n}"), "1")));
+    let frames = pol.send(batch).await;
+    let answers: Vec<String> = frames.iter().filter_map(support::answer_line).collect();
+    let expected: Vec<String> = (0..150).map(|n| format!("ack t t{n}")).collect();
+    assert_eq!(answers, expected);
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn each_frame_of_a_batch_is_answered_alone_with_the_websocket_nesting_limit() {
+    let server = support::start(&support::config()).await;
+    let mut pol = PollClient::new(&server, "pol", "session-f1");
+    pol.join("doc").await;
+    let auth = format!("Bearer {}", support::token("pol"));
+    let post = |frames: Vec<String>| {
+        let body = format!(
+            r#"{{"session":"session-f1","frames":[{}]}}"#,
+            frames.join(",")
+        );
+        let auth = auth.clone();
+        let remote = support::Remote(server.local_addr());
+        async move {
+            support::http(
+                &remote,
+                "POST",
+                "/v1/poll",
+                &[("Authorization", &auth)],
+                Some(&body),
+            )
+            .await
+        }
+    };
+    let table = support::frames_answered_alone();
+    let mut texts: Vec<String> = table.iter().map(|(text, _)| text.clone()).collect();
+    texts.push(publish("doc", "fine", "1").encode());
+    let response = post(texts).await;
+    assert_eq!(response.status, 200, "{}", response.body);
+    let frames = response.json::<wire::PollFrames>().frames;
+    let mut answers: Vec<String> = frames.iter().filter_map(support::answer_line).collect();
+    let mut expected: Vec<String> = table.iter().map(|(_, line)| line.to_string()).collect();
+    expected.push("ack doc fine".into());
+    answers.sort();
+    expected.sort();
+    assert_eq!(answers, expected);
+    // A frame nested past the limit makes the batch unreadable as JSON: refused whole.
+    let too_deep = format!(
+        r#"{{"type":"publish","room":"doc","id":"deeper","body":{}}}"#,
+        support::nested(128)
+    );
+    let response = post(vec![too_deep]).await;
+    assert_eq!(
+        (response.status, response.error_code()),
+        (400, ErrorCode::BadRequest),
+        "{}",
+        response.body
+    );
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn polls_answer_from_cursors_and_membership_as_the_protocol_says() {
+    let server = support::start(&support::config()).await;
+    let auth = format!("Bearer {}", support::token("pol"));
+    let get = |path: String| {
+        let auth = auth.clone();
+        let remote = support::Remote(server.local_addr());
+        async move {
+            let response =
+                support::http(&remote, "GET", &path, &[("Authorization", &auth)], None).await;
+            assert_eq!(response.status, 200, "{}", response.body);
+            response.json::<wire::PollFrames>().frames
+        }
+    };
+    let kinds = |frames: &[ServerFrame]| -> Vec<&'static str> {
+        frames.iter().map(ServerFrame::kind).collect()
+    };
+    // History in a room nobody is in on this server (as after a restart).
+    let mut ana = Client::connect(&server, "ana").await;
+    let epoch = ana.join("quiet", None).await.epoch;
+    publish_to(&mut ana, "quiet", &["q1", "q2"]).await;
+    ana.send(&leave("quiet")).await;
+    ana.recv_until(|f| matches!(f, ServerFrame::Left(_))).await;
+    // A session that is not in the room gets not_joined and the events, no state, at once
+    // (a 20 s wait would end empty).
+    let frames = get(format!(
+        "/v1/poll?session=session-q1&wait=20000&r=quiet~{epoch}~0~0~0"
+    ))
+    .await;
+    assert_eq!(kinds(&frames), ["error", "event", "event"]);
+    assert!(matches!(&frames[0], ServerFrame::Error(e) if e.code == ErrorCode::NotJoined));
+    // That GET opened the session: its first POST has no welcome.
+    let mut pol = PollClient::new(&server, "pol", "session-q1");
+    let frames = pol.join("quiet").await;
+    assert_eq!(kinds(&frames), ["joined"]);
+    let frames = pol.join("quiet").await;
+    assert_eq!(
+        kinds(&frames),
+        ["joined"],
+        "no welcome after the first POST either"
+    );
+    // An empty cursor gets no events, even once joined: the cursor comes from `joined`.
+    ana.join("quiet", None).await;
+    publish_to(&mut ana, "quiet", &["q3"]).await;
+    let frames = get("/v1/poll?session=session-q1&wait=0&r=quiet~~~0~0".into()).await;
+    assert!(frames.iter().all(|f| event_seq(f).is_none()), "{frames:?}");
+    let frames = get(format!(
+        "/v1/poll?session=session-q1&wait=0&r=quiet~{epoch}~2~0~0"
+    ))
+    .await;
+    let seqs: Vec<u64> = frames.iter().filter_map(event_seq).collect();
+    assert_eq!(seqs, [3]);
+    server.shutdown().await;
+}
+
+async fn publish_to(client: &mut Client, room: &str, ids: &[&str]) {
+    for id in ids {
+        client.publish(room, id, "1").await;
+        client.recv_until(|f| is_ack(f, id)).await;
+    }
+}

@@ -179,11 +179,13 @@ impl Client {
                 self.retry_refused_at = Some(self.retry_refused_at.map_or(at, |t| t.min(at)));
             }
             _ => {
-                if self.outbox.remove(&nack.id).is_some() {
+                // Permanent (including `bad_frame`, whose nack may lack the room: the outbox
+                // record has it).
+                if let Some(record) = self.outbox.remove(&nack.id) {
                     self.unconfirmed.remove(&nack.id);
                     self.outbox_changed();
                     self.events.push(ClientEvent::PublishFailed {
-                        room: nack.room,
+                        room: record.room,
                         id: nack.id,
                         code: nack.code,
                         message: nack.message,

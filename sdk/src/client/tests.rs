@@ -583,18 +583,31 @@ fn the_outbox_survives_a_reload_and_refusals_are_retried_or_reported() {
             }
         })
         .collect();
-    let nack = |id: &EventId, code| {
+    let nack = |id: &EventId, code, room: Option<RoomName>| {
         ServerFrame::Nack(Nack {
-            room: room("r"),
+            room,
             id: id.clone(),
             code,
             message: "m".into(),
             head: None,
+            retry_after_ms: None,
         })
     };
-    h.server_says(link, nack(&ids[0], ErrorCode::RateLimited));
-    h.server_says(link, nack(&ids[1], ErrorCode::Conflict));
+    h.server_says(link, nack(&ids[0], ErrorCode::RateLimited, Some(room("r"))));
+    h.server_says(link, nack(&ids[1], ErrorCode::Conflict, Some(room("r"))));
     assert!(h.take_events().iter().any(|e| matches!(e, ClientEvent::PublishFailed { id, code: ErrorCode::Conflict, .. } if id == &ids[1])));
+    // A publish the server could not read past its id is refused for good, and the app is told
+    // which one and in which room, though the nack does not say the room.
+    h.server_says(link, nack(&ids[2], ErrorCode::BadFrame, None));
+    let failed: Vec<_> = h
+        .take_events()
+        .into_iter()
+        .filter_map(|e| match e {
+            ClientEvent::PublishFailed { room, id, code, .. } => Some((room, id, code)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(failed, [(room("r"), ids[2].clone(), ErrorCode::BadFrame)]);
     h.advance(Duration::from_millis(999));
     assert!(h.frames_sent().is_empty());
     h.advance(Duration::from_millis(1));
@@ -603,7 +616,7 @@ fn the_outbox_survives_a_reload_and_refusals_are_retried_or_reported() {
         ["publish 0"],
         "a passing refusal is retried after a second"
     );
-    assert_eq!(h.client.outbox_len(), 2);
+    assert_eq!(h.client.outbox_len(), 1);
 }
 
 #[test]

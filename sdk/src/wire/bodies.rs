@@ -1,12 +1,15 @@
 //! JSON documents that are not frames: HTTP request and response bodies ([`ErrorBody`],
-//! [`EventsPage`], [`PresenceBody`], the polling batches [`PollSend`] and [`PollFrames`], backend
+//! [`EventsPage`], [`PresenceBody`], the polling batches [`PollSend`] (read by the server as a
+//! [`PollBatch`]) and [`PollFrames`], backend
 //! publish, stats, health, dev tokens) and the client's stored outbox ([`StoredOutbox`]).
 //!
 //! Plain data: each type's JSON shape is in `shapes.rs`, and this module must never read or
 //! write JSON by hand.
 
 use super::json;
-use super::{ClientFrame, ErrorCode, Event, EventId, Json, PresenceUser, RoomName, ServerFrame};
+use super::{
+    ClientFrame, ErrorCode, Event, EventId, Json, PresenceUser, RoomName, ServerFrame, WireError,
+};
 
 /// The body of every HTTP error response.
 #[derive(Clone, Debug, PartialEq)]
@@ -52,6 +55,17 @@ pub struct PollSend {
     pub session: String,
     /// The frames, processed in order (`hello` is not needed: the token is in the header).
     pub frames: Vec<ClientFrame>,
+}
+
+/// A `POST /v1/poll` body as the server reads it ([`PollBatch::decode`]): the same document as
+/// [`PollSend`], with each frame decoded on its own, so that one bad frame is refused alone
+/// (as on a WebSocket) and the others still count.
+#[derive(Debug)]
+pub struct PollBatch {
+    /// The polling session.
+    pub session: String,
+    /// Each frame, in order, or why it could not be decoded.
+    pub frames: Vec<Result<ClientFrame, WireError>>,
 }
 
 /// The answer to `POST /v1/poll` and `GET /v1/poll`: server frames, oldest first.

@@ -226,8 +226,8 @@ pub struct Ack {
 /// `nack`: a publish was refused; nothing was stored or delivered.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Nack {
-    /// The room.
-    pub room: RoomName,
+    /// The room; absent only when the refused frame's room could not be read (`bad_frame`).
+    pub room: Option<RoomName>,
     /// The publish's id.
     pub id: EventId,
     /// Why.
@@ -236,6 +236,8 @@ pub struct Nack {
     pub message: String,
     /// The room's head, for `conflict`.
     pub head: Option<u64>,
+    /// When to publish again, for `rate_limited` and `draining`.
+    pub retry_after_ms: Option<u64>,
 }
 
 /// `presence` (from the server): a change to a room's presence.
@@ -371,12 +373,24 @@ pub enum WireError {
     Malformed(String),
     /// The frame's `type` is not known to this side.
     UnknownType(String),
+    /// A `publish` whose `id` could be read but that is invalid otherwise: answered with a
+    /// `nack` for that id, so a client keeping an outbox can tell which publish failed.
+    InvalidPublish {
+        /// The publish's id.
+        id: EventId,
+        /// Its room, when that could be read too.
+        room: Option<RoomName>,
+        /// What is wrong with it.
+        why: String,
+    },
 }
 
 impl Message for WireError {
     fn message(&self) -> String {
         match self {
-            WireError::Malformed(why) => ["invalid frame: ", why].concat(),
+            WireError::Malformed(why) | WireError::InvalidPublish { why, .. } => {
+                ["invalid frame: ", why].concat()
+            }
             WireError::UnknownType(kind) => ["unknown frame type \"", kind, "\""].concat(),
         }
     }
@@ -388,8 +402,25 @@ impl WireError {
     /// The error code to answer with.
     pub fn code(&self) -> ErrorCode {
         match self {
-            WireError::Malformed(_) => ErrorCode::BadFrame,
+            WireError::Malformed(_) | WireError::InvalidPublish { .. } => ErrorCode::BadFrame,
             WireError::UnknownType(_) => ErrorCode::UnknownType,
+        }
+    }
+
+    /// The frame a server answers the refused client frame with, on either transport: a `nack`
+    /// (code `bad_frame`) for a publish whose id could be read, an `error` otherwise.
+    pub fn answer(self) -> ServerFrame {
+        let (code, message) = (self.code(), self.message());
+        match self {
+            WireError::InvalidPublish { id, room, .. } => ServerFrame::Nack(Nack {
+                room,
+                id,
+                code,
+                message,
+                head: None,
+                retry_after_ms: None,
+            }),
+            _ => ServerFrame::error(code, message, None),
         }
     }
 }

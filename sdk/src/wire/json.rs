@@ -18,7 +18,8 @@ use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::fmt;
 
-/// The deepest nesting of arrays and objects [`parse`] accepts.
+/// The deepest nesting of arrays and objects [`parse`] accepts, counting the outermost value:
+/// a frame is an object at level 1, so what it carries may nest 127 levels more.
 pub const MAX_DEPTH: usize = 128;
 
 /// Why a text is not the JSON a type expects.
@@ -496,11 +497,19 @@ impl ObjectWriter<'_> {
 
 /// Parses one JSON value (any type), surrounded by optional whitespace.
 pub fn parse(text: &str) -> Result<Node<'_>, JsonError> {
+    parse_enveloped(text, 0)
+}
+
+/// Parses like [`parse`], allowing `envelope_levels` more levels of nesting: for a document
+/// that carries frames inside objects and lists of its own (a polling batch), so that each
+/// frame may nest exactly as deep as it may on its own.
+pub fn parse_enveloped(text: &str, envelope_levels: usize) -> Result<Node<'_>, JsonError> {
     let mut parser = Parser {
         text,
         bytes: text.as_bytes(),
         at: 0,
         depth: 0,
+        max_depth: MAX_DEPTH + envelope_levels,
     };
     let node = parser.value()?;
     parser.skip_whitespace();
@@ -515,6 +524,7 @@ struct Parser<'a> {
     bytes: &'a [u8],
     at: usize,
     depth: usize,
+    max_depth: usize,
 }
 
 impl<'a> Parser<'a> {
@@ -567,7 +577,7 @@ impl<'a> Parser<'a> {
         &mut self,
         read: fn(&mut Parser<'a>) -> Result<Value<'a>, JsonError>,
     ) -> Result<Value<'a>, JsonError> {
-        if self.depth == MAX_DEPTH {
+        if self.depth == self.max_depth {
             return Err(self.error("nesting too deep"));
         }
         self.depth += 1;

@@ -53,7 +53,7 @@ mod tests;
 
 pub use bodies::{
     BackendPublish, DevTokenRequest, DevTokenResponse, ErrorBody, EventsPage, HealthBody,
-    OutboxRecord, PollFrames, PollSend, PresenceBody, Published, Stats, StoredOutbox,
+    OutboxRecord, PollBatch, PollFrames, PollSend, PresenceBody, Published, Stats, StoredOutbox,
 };
 pub use claims::{RoomRight, TokenClaims};
 pub use codes::{ErrorCode, ResetReason, close_code};

@@ -9,19 +9,21 @@
 //! against its documented example, and `docs/PROTOCOL.md` shows each one.
 //!
 //! This module must never hold a second description of a shape (a serde derive or a reader
-//! beside a catalogue line; the one hand-written writer, `PollFrames::encode_raw`, sits here
-//! next to the line it must agree with), and must never grow generic code: what a macro
+//! beside a catalogue line; the one hand-written writer, `PollFrames::encode_raw`, and the one
+//! hand-written reader, `PollBatch::decode` (the server's frame-by-frame reading of a
+//! `PollSend`), sit here next to the lines they must agree with), and must never grow generic code: what a macro
 //! expands to, the browser SDK carries once per type.
 
 use std::collections::BTreeMap;
 
 use super::json::{Fields, JsonError, Node, ObjectWriter, Wire, WireObject, Writer, wire_objects};
 use super::{
-    Ack, BackendPublish, Cursor, DevTokenRequest, DevTokenResponse, Draining, ErrorBody,
-    ErrorFrame, Event, EventId, EventsPage, HealthBody, Hello, Join, Joined, Json, Leave, Left,
-    Nack, OutboxRecord, Ping, PollFrames, PollSend, Pong, PresenceBody, PresenceConn, PresenceDiff,
-    PresenceSnapshot, PresenceUser, Publish, Published, Reset, RoomName, RoomState, SetPresence,
-    Stats, StoredOutbox, TokenClaims, Typing, TypingNotice, TypingSnapshot, Welcome, WireError,
+    Ack, BackendPublish, ClientFrame, Cursor, DevTokenRequest, DevTokenResponse, Draining,
+    ErrorBody, ErrorFrame, Event, EventId, EventsPage, HealthBody, Hello, Join, Joined, Json,
+    Leave, Left, Nack, OutboxRecord, Ping, PollBatch, PollFrames, PollSend, Pong, PresenceBody,
+    PresenceConn, PresenceDiff, PresenceSnapshot, PresenceUser, Publish, Published, Reset,
+    RoomName, RoomState, SetPresence, Stats, StoredOutbox, TokenClaims, Typing, TypingNotice,
+    TypingSnapshot, Welcome, WireError,
 };
 use crate::text::Message;
 
@@ -106,6 +108,22 @@ pub(super) fn frame_fields<'a, 'n>(
     Ok((fields, kind))
 }
 
+/// Why a frame of type `kind` could not be read from its `fields`: a `publish` whose `id` still
+/// reads is [`WireError::InvalidPublish`] (with its room, if that reads too), so it can be
+/// answered by a `nack` the sender matches; anything else is malformed.
+#[inline(never)]
+pub(super) fn frame_error(kind: &str, fields: Fields<'_, '_>, err: JsonError) -> WireError {
+    // The tag of `ClientFrame::Publish` (no server frame has it).
+    if kind == "publish"
+        && let Ok(id) = fields.get::<EventId>("id")
+    {
+        let room = fields.get::<RoomName>("room").ok();
+        let why = err.into_message();
+        return WireError::InvalidPublish { id, room, why };
+    }
+    WireError::from(err)
+}
+
 /// Declares a frame enum whose variants each wrap one struct, tagged by `"type"`: the frame is
 /// that struct's object with a `"type"` field written first.
 macro_rules! frame_enum {
@@ -127,14 +145,14 @@ macro_rules! frame_enum {
                 $name::read_frame(&$crate::wire::json::parse(text)?)
             }
 
-            fn read_frame(
+            pub(crate) fn read_frame(
                 node: &$crate::wire::json::Node<'_>,
             ) -> Result<$name, $crate::wire::WireError> {
                 let (fields, kind) = $crate::wire::shapes::frame_fields(node)?;
                 match kind {
-                    $( $tag => Ok($name::$variant(
-                        <$ty as $crate::wire::json::WireObject>::read_fields(fields)?,
-                    )), )*
+                    $( $tag => <$ty as $crate::wire::json::WireObject>::read_fields(fields)
+                        .map($name::$variant)
+                        .map_err(|err| $crate::wire::shapes::frame_error(kind, fields, err)), )*
                     other => Err($crate::wire::WireError::UnknownType(
                         $crate::wire::names::shown(other),
                     )),
@@ -267,7 +285,7 @@ wire_shapes! {
     Left { room: req }
     Event { room: req, seq: opt, id: req, from: req, at: req, body: req }
     Ack { room: req, id: req, seq: opt, duplicate: or(false) }
-    Nack { room: req, id: req, code: req, message: req, head: opt }
+    Nack { room: opt, id: req, code: req, message: req, head: opt, retry_after_ms: opt }
     PresenceDiff { room: req, version: req, joins: list, updates: list, leaves: list }
     TypingNotice { room: req, user: req, on: req }
     Reset { room: req, reason: req, epoch: req, head: req }
@@ -314,5 +332,31 @@ impl PollFrames {
         }
         body.push_str("]}");
         body
+    }
+}
+
+impl PollBatch {
+    /// How many levels a polling batch wraps each frame in: its object and its `frames` list.
+    const ENVELOPE_LEVELS: usize = 2;
+
+    /// Reads a `POST /v1/poll` body (the shape of `PollSend` above: `session` and `frames`):
+    /// the envelope must be valid, and each frame is decoded on its own. Nesting is counted
+    /// from each frame, as on a WebSocket: the envelope's levels do not count against it.
+    pub fn decode(text: &str) -> Result<PollBatch, WireError> {
+        let node = super::json::parse_enveloped(text, Self::ENVELOPE_LEVELS)?;
+        let fields = node.object()?;
+        let session = fields.get::<String>("session")?;
+        let frames = match fields.node("frames") {
+            Some(list) => list.array().map_err(|err| err.in_field("frames"))?,
+            None => return Err(WireError::Malformed("missing field `frames`".into())),
+        };
+        let mut decoded = Vec::with_capacity(frames.len());
+        for frame in frames {
+            decoded.push(ClientFrame::read_frame(frame));
+        }
+        Ok(PollBatch {
+            session,
+            frames: decoded,
+        })
     }
 }

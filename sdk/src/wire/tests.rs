@@ -80,6 +80,82 @@ fn client_frames_decode_or_explain_why_not() {
 }
 
 #[test]
+fn an_invalid_publish_whose_id_reads_is_answered_by_a_nack_for_it() {
+    let answer = |text: &str| match ClientFrame::decode(text) {
+        Err(err) => err.answer().encode(),
+        Ok(frame) => panic!("{text} decoded as {frame:?}"),
+    };
+    assert_eq!(
+        answer(r#"{"type":"publish","room":"r","id":"a","body":1,"durable":"yes"}"#),
+        r#"{"type":"nack","room":"r","id":"a","code":"bad_frame","message":"invalid frame: field `durable`: expected a boolean, found a string"}"#
+    );
+    assert_eq!(
+        answer(r#"{"type":"publish","room":"r","id":"a","body":1,"if_seq":1.5}"#),
+        r#"{"type":"nack","room":"r","id":"a","code":"bad_frame","message":"invalid frame: field `if_seq`: expected an unsigned integer, found 1.5"}"#
+    );
+    assert!(
+        answer(r#"{"type":"publish","room":"a b","id":"a","body":1}"#)
+            .starts_with(r#"{"type":"nack","id":"a","code":"bad_frame","#)
+    );
+    assert!(
+        answer(r#"{"type":"publish","room":"r","id":"a/b","body":1}"#)
+            .starts_with(r#"{"type":"error","code":"bad_frame","#)
+    );
+    assert!(
+        answer(r#"{"type":"join","id":"a"}"#).starts_with(r#"{"type":"error","code":"bad_frame","#)
+    );
+    assert!(answer(r#"{"type":"shout"}"#).starts_with(r#"{"type":"error","code":"unknown_type","#));
+}
+
+#[test]
+fn a_polling_batch_decodes_frame_by_frame_with_the_frame_nesting_limit() {
+    let nested = |levels: usize| format!("{}{}", "[".repeat(levels), "]".repeat(levels));
+    // The frame is level 1, its body level 2: the body may nest 127 levels.
+    let deepest = format!(
+        r#"{{"type":"publish","room":"r","id":"d","body":{}}}"#,
+        nested(127)
+    );
+    assert!(ClientFrame::decode(&deepest).is_ok());
+    let too_deep = format!(
+        r#"{{"type":"publish","room":"r","id":"d","body":{}}}"#,
+        nested(128)
+    );
+    assert!(ClientFrame::decode(&too_deep).is_err());
+    let body =
+        format!(r#"{{"session":"s","frames":[{{"type":"shout"}},{deepest},{{"type":"ping"}}]}}"#);
+    let batch = PollBatch::decode(&body).unwrap();
+    assert_eq!(batch.session, "s");
+    let kinds: Vec<Result<&str, ErrorCode>> = batch
+        .frames
+        .iter()
+        .map(|f| f.as_ref().map(ClientFrame::kind).map_err(WireError::code))
+        .collect();
+    assert_eq!(
+        kinds,
+        [Err(ErrorCode::UnknownType), Ok("publish"), Ok("ping")]
+    );
+    let body = format!(r#"{{"session":"s","frames":[{too_deep}]}}"#);
+    assert!(
+        PollBatch::decode(&body)
+            .unwrap_err()
+            .to_string()
+            .contains("nesting too deep")
+    );
+    for (body, why) in [
+        (r#"{"frames":[]}"#, "missing field `session`"),
+        (r#"{"session":"s"}"#, "missing field `frames`"),
+        (
+            r#"{"session":"s","frames":{}}"#,
+            "field `frames`: expected an array",
+        ),
+        ("[]", "expected an object"),
+    ] {
+        let err = PollBatch::decode(body).unwrap_err().to_string();
+        assert!(err.contains(why), "{body}: {err}");
+    }
+}
+
+#[test]
 fn token_claims_read_and_write_their_room_grants() {
     let text = r#"{"sub":"ana","exp":9,"rooms":{"doc:*":"publish","lobby":"read"}}"#;
     let claims: TokenClaims = json::from_str(text).unwrap();

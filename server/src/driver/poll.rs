@@ -1,25 +1,29 @@
 //! Polling sessions in the driver, and how a poll is answered end to end.
 //!
 //! Polling (for networks where WebSocket does not work) has three parts: the HTTP handlers
-//! (`http::poll`), this module (the driver's side), and two fields of the hub's [`Transmit`]:
-//! `reply` and `answers`. A session is a hub connection of kind [`ConnKind::Poll`]: it joins
-//! rooms, counts in presence and types like a socket, but the driver keeps no frame queue for it.
+//! (`http::poll`), this module (the driver's side), and two things the hub says: which frames
+//! reply to a connection's own frames ([`Transmit::reply`]) and whether it still owes the
+//! connection answers ([`Hub::owes_answers`]). A session is a hub connection of kind
+//! [`ConnKind::Poll`]: it joins rooms, counts in presence and types like a socket, but the
+//! driver keeps no frame queue for it.
 //!
 //! # `POST /v1/poll`: frames in, their replies out
 //!
-//! 1. `http::poll::send` checks the token and the frames, answers the ones it refuses itself,
-//!    and sends the rest as [`HubMsg::PollSend`].
+//! 1. `http::poll::send` checks the token and decodes the frames one by one, answers the ones it
+//!    refuses itself (as a WebSocket connection task would), and sends the rest as
+//!    [`HubMsg::PollSend`].
 //! 2. `Driver::poll_send` opens the session's hub connection if needed (a [`SessionKey`]: the
-//!    user and a client-chosen id), refuses a second `POST` in flight, and sets up a
-//!    `Collector` that awaits the answer to each join and durable publish
-//!    ([`Answered::awaited`]); then it feeds the frames to the hub.
+//!    user and a client-chosen id), refuses a second `POST` in flight, sets up a `Collector`,
+//!    and feeds the frames to the hub.
 //! 3. The hub marks each frame that replies to the connection's own frames
-//!    ([`Transmit::reply`]) and which awaited frame it answers ([`Transmit::answers`]): a
-//!    durable publish is answered after storing, a join after its room has loaded. The driver's
-//!    output loop hands a session's replies to its collector (`PollSession::deliver`).
-//! 4. After every round of outputs, each `POST` whose collector awaits nothing more (or whose
-//!    caller gave up) gets its frames (`Driver::answer_complete_posts`). The handler gives up
-//!    after its timeout and tells the client to retry with the same ids.
+//!    ([`Transmit::reply`]); the driver's output loop hands a session's replies to its
+//!    collector (`PollSession::deliver`). A durable publish is answered after storing, a join
+//!    after its room has loaded; until then the hub owes the session an answer.
+//! 4. After every round of outputs, each `POST` whose session is owed nothing more (or whose
+//!    caller gave up) gets its frames (`Driver::answer_complete_posts`). Asking the hub what
+//!    it owes, rather than matching answers to frames, holds whatever the batch does: a join
+//!    that a later `leave` cancels while its room loads, a room joined twice. The handler gives
+//!    up after its timeout and tells the client to retry with the same ids.
 //!
 //! # `GET /v1/poll`: a long poll
 //!
@@ -42,11 +46,11 @@
 //! socket.
 //!
 //! [`Hub::room_view`]: crate::hub::Hub::room_view
+//! [`Hub::owes_answers`]: crate::hub::Hub::owes_answers
 //! [`HubMsg::PollSend`]: super::HubMsg::PollSend
 //! [`HubMsg::PollOpen`]: super::HubMsg::PollOpen
 //! [`HubMsg::PollView`]: super::HubMsg::PollView
 
-use std::collections::HashSet;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -54,7 +58,7 @@ use chorus_sdk::wire::{ClientFrame, ErrorCode, RoomName};
 use tokio::sync::{oneshot, watch};
 
 use super::{Driver, Peer};
-use crate::hub::{Answered, ConnId, ConnKind, Now, Payload, RoomView, Transmit};
+use crate::hub::{ConnId, ConnKind, Now, Payload, RoomView, Transmit};
 use crate::identity::Identity;
 
 /// Identifies a polling session: the user and the client-chosen session id.
@@ -88,12 +92,11 @@ pub(super) struct PollSession {
     collector: Option<Collector>,
 }
 
-/// Gathers the replies to one `POST` until every frame in it that is answered later (a durable
-/// publish after storing, a join after its room loads) has its answer, as the hub marks them
-/// (`Transmit::answers`).
+/// Gathers the replies to one `POST` until the hub owes the session no more answers
+/// ([`Hub::owes_answers`](crate::hub::Hub::owes_answers): no join waiting for its room to load, no publish waiting for its room
+/// or the store).
 struct Collector {
     frames: Vec<Payload>,
-    awaiting: HashSet<Answered>,
     reply: oneshot::Sender<Result<Vec<Payload>, ErrorCode>>,
 }
 
@@ -138,10 +141,8 @@ impl Driver {
             let _ = reply.send(Err(ErrorCode::TooManyPolls));
             return;
         }
-        let awaiting = frames.iter().filter_map(Answered::awaited).collect();
         let replaced = session.collector.replace(Collector {
             frames: Vec::new(),
-            awaiting,
             reply,
         });
         if replaced.is_none() {
@@ -196,14 +197,15 @@ impl Driver {
 
     /// Answers every `POST` that has all its replies (or whose caller gave up).
     pub(super) fn answer_complete_posts(&mut self) {
-        let peers = &mut self.peers;
+        let (peers, hub) = (&mut self.peers, &self.hub);
         self.collecting.retain(|conn| {
             let Some(Peer::Poll(session)) = peers.get_mut(conn) else {
                 return false;
             };
+            let complete = !hub.owes_answers(*conn);
             let Some(collector) = session
                 .collector
-                .take_if(|c| c.awaiting.is_empty() || c.reply.is_closed())
+                .take_if(|c| complete || c.reply.is_closed())
             else {
                 return session.collector.is_some();
             };
@@ -227,19 +229,10 @@ impl PollSession {
     pub(super) fn deliver(&mut self, transmit: Transmit) {
         if transmit.reply {
             if let Some(collector) = &mut self.collector {
-                collector.take(transmit.payload, transmit.answers);
+                collector.frames.push(transmit.payload);
             }
         } else {
             self.wake.send_modify(|n| *n += 1);
         }
-    }
-}
-
-impl Collector {
-    fn take(&mut self, payload: Payload, answers: Option<Answered>) {
-        if let Some(answered) = answers {
-            self.awaiting.remove(&answered);
-        }
-        self.frames.push(payload);
     }
 }

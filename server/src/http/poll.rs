@@ -18,16 +18,17 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use axum::extract::rejection::JsonRejection;
+use axum::extract::rejection::StringRejection;
 use axum::extract::{RawQuery, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use chorus_sdk::wire::{
-    self, ClientFrame, Draining, ErrorCode, PollCursor, PollFrames, PollSend, Reset, RoomName,
-    RoomState, ServerFrame,
+    self, ClientFrame, Draining, ErrorCode, Nack, PollBatch, PollCursor, PollFrames, Reset,
+    RoomName, RoomState, ServerFrame,
 };
 
-use super::rest::{bearer, json_body};
+use super::metrics::EdgeCounters;
+use super::rest::{bearer, body_refused};
 use super::{ApiError, AppState};
 use crate::driver::HubMsg;
 use crate::driver::poll::{PollTicket, SessionKey};
@@ -72,36 +73,54 @@ fn frames_response(frames: &[Payload]) -> Response {
 pub(super) async fn send(
     State(state): State<AppState>,
     headers: HeaderMap,
-    body: Result<axum::Json<PollSend>, JsonRejection>,
+    body: Result<String, StringRejection>,
 ) -> Response {
     let result = async {
         let identity = Arc::new(bearer(&state, &headers)?);
-        let request = json_body(body)?;
-        let session = session_key(&identity, &request.session)?;
+        let text =
+            body.map_err(|rejection| body_refused(rejection.status(), rejection.body_text()))?;
+        let batch = PollBatch::decode(&text).map_err(|err| {
+            ApiError::new(
+                StatusCode::BAD_REQUEST,
+                ErrorCode::BadRequest,
+                err.to_string(),
+            )
+        })?;
+        let session = session_key(&identity, &batch.session)?;
+        // Each frame is answered on its own, as the WebSocket connection task answers it:
+        // refusals here, the rest by the hub.
         let mut refused = Vec::new();
         let mut frames = Vec::new();
-        for frame in request.frames {
-            match frame {
-                ClientFrame::Hello(_) => refused.push(encode(&ServerFrame::error(
+        for frame in batch.frames {
+            let answer = match frame {
+                Err(err) => Some(err.answer()),
+                Ok(ClientFrame::Hello(_)) => Some(ServerFrame::error(
                     ErrorCode::BadFrame,
                     "polling sends its token in the Authorization header, not in hello",
                     None,
-                ))),
-                ClientFrame::Publish(p) if p.body.len() > state.limits.max_frame_bytes => {
+                )),
+                Ok(ClientFrame::Publish(p)) if p.body.len() > state.limits.max_frame_bytes => {
                     let message = format!(
                         "the body is {} bytes; the limit is {}",
                         p.body.len(),
                         state.limits.max_frame_bytes
                     );
-                    refused.push(encode(&ServerFrame::Nack(chorus_sdk::wire::Nack {
-                        room: p.room,
+                    Some(ServerFrame::Nack(Nack {
+                        room: Some(p.room),
                         id: p.id,
                         code: ErrorCode::FrameTooLarge,
                         message,
                         head: None,
-                    })));
+                        retry_after_ms: None,
+                    }))
                 }
-                frame => frames.push(frame),
+                Ok(frame) => {
+                    frames.push(frame);
+                    None
+                }
+            };
+            if let Some(answer) = answer {
+                refused.push(encode(&answer));
             }
         }
         let answer = tokio::time::timeout(
@@ -201,14 +220,21 @@ pub(super) async fn poll(
             .await
         {
             Some(Ok(ticket)) => ticket,
-            Some(Err(code)) => {
+            Some(Err(ErrorCode::TooManyPolls)) => {
                 return Err(ApiError::new(
                     StatusCode::TOO_MANY_REQUESTS,
-                    code,
+                    ErrorCode::TooManyPolls,
                     format!(
                         "at most {} polls may wait at once per session",
                         state.limits.max_held_polls
                     ),
+                ));
+            }
+            Some(Err(code)) => {
+                return Err(ApiError::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    code,
+                    "the polling session could not be opened; try again",
                 ));
             }
             None => return Ok(hub_gone(&state)),
@@ -238,7 +264,7 @@ pub(super) async fn poll(
                 frames.extend(due_frames(&state, &followed, &views).await);
             }
         }
-        super::metrics::EdgeCounters::bump(&state.counters.polls);
+        EdgeCounters::bump(&state.counters.polls);
         Ok(frames_response(&frames))
     }
     .await;

@@ -90,17 +90,22 @@ fn bad_request(message: impl Into<String>) -> ApiError {
 
 /// Unwraps a JSON body or explains what is wrong with it (413 for oversized bodies).
 pub(super) fn json_body<T>(body: Result<Json<T>, JsonRejection>) -> Result<T, ApiError> {
-    body.map(|Json(value)| value).map_err(|rejection| {
-        if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-            ApiError::new(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                ErrorCode::BodyTooLarge,
-                "the request body is larger than this endpoint allows",
-            )
-        } else {
-            bad_request(rejection.body_text())
-        }
-    })
+    body.map(|Json(value)| value)
+        .map_err(|rejection| body_refused(rejection.status(), rejection.body_text()))
+}
+
+/// Why a request body was refused before it was read: 413 `body_too_large` for an oversized
+/// one, 400 `bad_request` otherwise.
+pub(super) fn body_refused(status: StatusCode, why: String) -> ApiError {
+    if status == StatusCode::PAYLOAD_TOO_LARGE {
+        ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            ErrorCode::BodyTooLarge,
+            "the request body is larger than this endpoint allows",
+        )
+    } else {
+        bad_request(why)
+    }
 }
 
 fn parse_room(room: String) -> Result<RoomName, ApiError> {

@@ -236,7 +236,8 @@ async fn run(mut socket: WebSocket, state: AppState, identity: Arc<Identity>) {
                                 }
                                 None
                             }
-                            Err(err) => Some(ServerFrame::error(err.code(), err.to_string(), None)),
+                            // A publish whose id reads gets a `nack` for it, anything else an `error`.
+                            Err(err) => Some(err.answer()),
                         }
                     };
                     if answer.is_some() {

@@ -38,6 +38,7 @@ impl Hub {
                 last_seen: now.instant,
                 rooms: HashSet::new(),
                 publish_budget: TokenBucket::full(self.config.publish_burst, now.instant),
+                appends_in_flight: 0,
             },
         );
         if kind == ConnKind::Poll {

@@ -26,8 +26,7 @@ use chorus_sdk::wire::{
 
 use super::presence::{Arrival, Presence};
 use super::{
-    Action, Answered, ConnId, ConnKind, Hub, Member, Now, ReplayOutcome, Room, RoomLoad, Timer,
-    Transmit,
+    Action, ConnId, ConnKind, Hub, Member, Now, ReplayOutcome, Room, RoomLoad, Timer, Transmit,
 };
 use crate::store::{RoomHead, StoreError};
 
@@ -73,8 +72,9 @@ impl Hub {
                 for stored in early {
                     self.fan_out(now, stored);
                 }
+                // Admitted when they arrived: they go on without being charged again.
                 for (conn, publish) in publishes {
-                    self.publish(now, conn, publish);
+                    self.send_on_admitted(now, conn, publish);
                 }
                 // Everyone who waited may have gone while the room loaded.
                 self.forget_room_if_idle(&room_name);
@@ -157,7 +157,6 @@ impl Hub {
         for payload in buffered {
             self.transmits.push_back(Transmit {
                 reply: false,
-                answers: None,
                 conn,
                 payload,
             });
@@ -327,18 +326,12 @@ impl Hub {
             presence: room.presence.snapshot(),
             typing,
         };
-        let answers = Some(Answered::Join(room_name.clone()));
-        self.send_answer(conn, &ServerFrame::Joined(joined), answers);
+        self.send(conn, &ServerFrame::Joined(joined));
     }
 
     /// Answers a `join` with an error.
     fn refuse_join(&mut self, conn: ConnId, code: ErrorCode, message: &str, room: RoomName) {
-        let answers = Some(Answered::Join(room.clone()));
-        self.send_answer(
-            conn,
-            &ServerFrame::error(code, message, Some(room)),
-            answers,
-        );
+        self.send(conn, &ServerFrame::error(code, message, Some(room)));
     }
 
     pub(super) fn leave(&mut self, now: Now, conn: ConnId, room_name: RoomName) {

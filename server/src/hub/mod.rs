@@ -122,32 +122,6 @@ pub struct Transmit {
     /// pong, reset) rather than reporting what others did. Polling sessions return replies in
     /// the response to their `POST` and only use other frames as a wake-up.
     pub reply: bool,
-    /// The client frame this reply is the answer to, when the client waits for one (a polling
-    /// `POST` is answered once each of its joins and durable publishes has its answer).
-    pub answers: Option<Answered>,
-}
-
-/// A client frame that waits for its answer.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
-pub enum Answered {
-    /// A `join`, answered by `joined` or by an `error` refusing it.
-    Join(RoomName),
-    /// A durable `publish`, answered by `ack` or `nack`.
-    Publish(RoomName, wire::EventId),
-}
-
-impl Answered {
-    /// What answers `frame`, if the hub answers it (later, possibly: after storing or
-    /// loading): the hub marks that reply's [`Transmit::answers`] with the same value.
-    pub fn awaited(frame: &wire::ClientFrame) -> Option<Answered> {
-        match frame {
-            wire::ClientFrame::Publish(p) if p.durable => {
-                Some(Answered::Publish(p.room.clone(), p.id.clone()))
-            }
-            wire::ClientFrame::Join(join) => Some(Answered::Join(join.room.clone())),
-            _ => None,
-        }
-    }
 }
 
 /// Work the driver must do for the hub.
@@ -218,6 +192,8 @@ struct Conn {
     /// Rooms joined or being joined.
     rooms: HashSet<RoomName>,
     publish_budget: TokenBucket,
+    /// Durable publishes handed to the store whose outcome has not come back yet.
+    appends_in_flight: usize,
 }
 
 /// How a client is connected.
@@ -274,7 +250,8 @@ pub struct Hub {
     next_sweep: Option<Instant>,
     transmits: VecDeque<Transmit>,
     actions: VecDeque<Action>,
-    draining: bool,
+    /// Set when the server began shutting down: the reconnect hint, in milliseconds.
+    draining: Option<u64>,
     /// Replays still streaming for memberships that were left. Their `left` frame, and any
     /// rejoin of the same room by the same connection (kept here), wait until the replay ends,
     /// so no replayed event can arrive after them.
@@ -303,7 +280,7 @@ impl Hub {
             next_sweep: None,
             transmits: VecDeque::new(),
             actions: VecDeque::new(),
-            draining: false,
+            draining: None,
             orphaned_replays: HashMap::new(),
             poll_sessions: 0,
         }
@@ -381,6 +358,23 @@ impl Hub {
         })
     }
 
+    /// Whether the hub still owes `conn` the answer to a frame it sent: a `join` whose room is
+    /// loading (`joined` or an `error` follows), or a publish waiting for its room or in the
+    /// store (`ack` or `nack` follows). A polling `POST` is answered once this is false.
+    pub fn owes_answers(&self, conn: ConnId) -> bool {
+        let Some(state) = self.conns.get(&conn) else {
+            return false;
+        };
+        // A room the connection is in (or joining) that is still loading holds its join and
+        // any publishes it sent there since.
+        state.appends_in_flight > 0
+            || state.rooms.iter().any(|room| {
+                self.rooms
+                    .get(room)
+                    .is_some_and(|r| matches!(r.state, Some(RoomLoad::Loading { .. })))
+            })
+    }
+
     /// Number of rooms with members (or lingering presence) on this node.
     pub fn room_count(&self) -> usize {
         self.rooms.len()
@@ -393,6 +387,13 @@ impl Hub {
 
     /// A frame arrived from a connection (any frame also proves it is alive).
     pub fn handle_frame(&mut self, now: Now, conn: ConnId, frame: wire::ClientFrame) {
+        let frame = match (self.draining, frame) {
+            // Not lost, not left unanswered: the client publishes again after reconnecting.
+            (Some(retry_after), wire::ClientFrame::Publish(publish)) => {
+                return self.refuse_draining(conn, publish, retry_after);
+            }
+            (_, frame) => frame,
+        };
         let Some(state) = self.conns.get_mut(&conn) else {
             return;
         };
@@ -458,16 +459,26 @@ impl Hub {
 
     /// The server is shutting down: tell every connection when to come back, then close it.
     pub fn handle_drain(&mut self, retry_after: Duration) {
-        self.draining = true;
-        let payload = encode(&ServerFrame::Draining(wire::Draining {
-            retry_after_ms: retry_after.as_millis() as u64,
-        }));
+        let retry_after_ms = retry_after.as_millis() as u64;
+        self.draining = Some(retry_after_ms);
+        // Publishes waiting for a room to load will not be stored: refuse them before goodbye.
+        let mut waiting = Vec::new();
+        for room in self.rooms.values_mut() {
+            if let Some(RoomLoad::Loading { publishes, .. }) = &mut room.state {
+                waiting.append(publishes);
+            }
+        }
+        // In a fixed order (rooms are a hash map); each room's publishes keep theirs.
+        waiting.sort_by(|(a, p), (b, q)| (a, &p.room).cmp(&(b, &q.room)));
+        for (conn, publish) in waiting {
+            self.refuse_draining(conn, publish, retry_after_ms);
+        }
+        let payload = encode(&ServerFrame::Draining(wire::Draining { retry_after_ms }));
         let mut conns: Vec<ConnId> = self.conns.keys().copied().collect();
         conns.sort_unstable();
         for conn in conns {
             self.transmits.push_back(Transmit {
                 reply: false,
-                answers: None,
                 conn,
                 payload: payload.clone(),
             });
@@ -503,13 +514,8 @@ impl Hub {
     }
 
     fn send(&mut self, conn: ConnId, frame: &ServerFrame) {
-        self.send_answer(conn, frame, None);
-    }
-
-    fn send_answer(&mut self, conn: ConnId, frame: &ServerFrame, answers: Option<Answered>) {
         self.transmits.push_back(Transmit {
             reply: true,
-            answers,
             conn,
             payload: encode(frame),
         });

@@ -1,4 +1,5 @@
-//! Publishing: admitting a publish (rate limit, membership, grants, shutdown), handing a
+//! Publishing: admitting a publish (rate limit, membership, grants; refused while the server
+//! shuts down), handing a
 //! durable one to the store as [`Action::Append`], fanning each stored event out once and in seq
 //! order, and answering the publisher with `ack` or `nack`.
 //!
@@ -10,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use chorus_sdk::wire::{self, Ack, ErrorCode, Event, Nack, Publish, RoomName, ServerFrame};
 
-use super::{Action, Answered, ConnId, Hub, Member, Now, RoomLoad, Transmit, encode, encode_event};
+use super::{Action, ConnId, Hub, Member, Now, RoomLoad, Transmit, encode, encode_event};
 use crate::store::{AppendDone, AppendJob, AppendOutcome, AppendRequest, Origin, StoredEvent};
 
 /// A token bucket: `rate` tokens per second, at most `burst` saved up.
@@ -42,6 +43,35 @@ impl TokenBucket {
     }
 }
 
+/// Why a publish is refused before it reaches the store.
+struct Refusal {
+    code: ErrorCode,
+    message: String,
+    /// When to publish again, if waiting helps.
+    retry_after_ms: Option<u64>,
+}
+
+impl Refusal {
+    fn new(code: ErrorCode, message: String) -> Refusal {
+        Refusal {
+            code,
+            message,
+            retry_after_ms: None,
+        }
+    }
+
+    fn nack(self, publish: Publish) -> Nack {
+        Nack {
+            room: Some(publish.room),
+            id: publish.id,
+            code: self.code,
+            message: self.message,
+            head: None,
+            retry_after_ms: self.retry_after_ms,
+        }
+    }
+}
+
 impl Hub {
     /// A backend publishes to a room (REST, API key). The outcome comes back as
     /// [`Action::Complete`] with `ticket`, after the event was fanned out.
@@ -55,7 +85,12 @@ impl Hub {
     /// The store finished an append.
     pub fn handle_append_done(&mut self, now: Now, done: AppendDone) {
         let conn = match done.origin {
-            Origin::Conn(conn) => conn,
+            Origin::Conn(conn) => {
+                if let Some(state) = self.conns.get_mut(&conn) {
+                    state.appends_in_flight = state.appends_in_flight.saturating_sub(1);
+                }
+                conn
+            }
             Origin::Request(ticket) => {
                 if let Ok(AppendOutcome::Stored(stored)) = &done.result {
                     self.fan_out(now, stored.clone());
@@ -111,16 +146,22 @@ impl Hub {
         if !self.conns.contains_key(&conn) {
             return;
         }
-        let from = match self.admit_publish(now, conn, &publish) {
-            Ok(from) => from,
-            Err((code, message)) => {
-                return self.send_nack(conn, publish.room, publish.id, code, message, None);
-            }
+        if let Err(refusal) = self.admit_publish(now, conn, &publish) {
+            return self.answer_publish(conn, &ServerFrame::Nack(refusal.nack(publish)));
+        }
+        self.send_on_admitted(now, conn, publish);
+    }
+
+    /// Sends an admitted publish on: it waits while its room loads (and is not admitted, nor
+    /// charged against the rate limit, a second time when the room opens), an ephemeral one is
+    /// fanned out at once, a durable one goes to the store.
+    pub(super) fn send_on_admitted(&mut self, now: Now, conn: ConnId, publish: Publish) {
+        let Some(from) = self.conns.get(&conn).map(|c| c.identity.user.clone()) else {
+            return;
         };
-        let room = self
-            .rooms
-            .get_mut(&publish.room)
-            .expect("admitted publishes are to existing rooms");
+        let Some(room) = self.rooms.get_mut(&publish.room) else {
+            return;
+        };
         if let Some(RoomLoad::Loading { publishes, .. }) = &mut room.state {
             publishes.push((conn, publish));
             return;
@@ -139,7 +180,6 @@ impl Hub {
                 if member != conn {
                     self.transmits.push_back(Transmit {
                         reply: false,
-                        answers: None,
                         conn: member,
                         payload: payload.clone(),
                     });
@@ -155,43 +195,42 @@ impl Hub {
             body: publish.body,
             if_seq: publish.if_seq,
         };
+        if let Some(state) = self.conns.get_mut(&conn) {
+            state.appends_in_flight += 1;
+        }
         self.actions.push_back(Action::Append(AppendJob {
             origin: Origin::Conn(conn),
             request,
         }));
     }
 
-    /// Checks a publish from a known connection against the rate limit, membership, grants and
-    /// shutdown; returns the publisher's user id, or why it is refused.
-    fn admit_publish(
-        &mut self,
-        now: Now,
-        conn: ConnId,
-        publish: &Publish,
-    ) -> Result<String, (ErrorCode, String)> {
+    /// Checks a publish from a known connection against the rate limit, membership and grants;
+    /// says why it is refused, if it is.
+    fn admit_publish(&mut self, now: Now, conn: ConnId, publish: &Publish) -> Result<(), Refusal> {
         let (rate, burst) = (self.config.publish_rate, self.config.publish_burst);
         let state = self
             .conns
             .get_mut(&conn)
             .expect("the caller checked the connection");
         if let Err(wait) = state.publish_budget.take(now.instant, rate, burst) {
-            let retry = wait.as_millis().max(1);
-            return Err((
-                ErrorCode::RateLimited,
-                format!(
+            let retry = (wait.as_millis() as u64).max(1);
+            return Err(Refusal {
+                code: ErrorCode::RateLimited,
+                message: format!(
                     "at most {rate} publishes per second (bursts of {burst}); retry in {retry} ms"
                 ),
-            ));
+                retry_after_ms: Some(retry),
+            });
         }
         // `Conn::rooms` and `rooms` agree, so a joined room exists; check both anyway.
         if !state.rooms.contains(&publish.room) || !self.rooms.contains_key(&publish.room) {
-            return Err((
+            return Err(Refusal::new(
                 ErrorCode::NotJoined,
                 format!("join room {} before publishing to it", publish.room),
             ));
         }
         if !state.identity.can_publish(&publish.room) {
-            return Err((
+            return Err(Refusal::new(
                 ErrorCode::Forbidden,
                 format!(
                     "your token does not grant publishing to room {}",
@@ -199,13 +238,20 @@ impl Hub {
                 ),
             ));
         }
-        if self.draining {
-            return Err((
-                ErrorCode::Draining,
-                "the server is shutting down; publish again after reconnecting".to_owned(),
-            ));
-        }
-        Ok(state.identity.user.clone())
+        Ok(())
+    }
+
+    /// Refuses a publish because the server is shutting down, with the drain's reconnect hint.
+    /// The hub forgot every connection when the drain began, so this answers whoever sent it.
+    pub(super) fn refuse_draining(&mut self, conn: ConnId, publish: Publish, retry_after: u64) {
+        let refusal = Refusal {
+            code: ErrorCode::Draining,
+            message: format!(
+                "the server is shutting down; publish again after reconnecting in {retry_after} ms"
+            ),
+            retry_after_ms: Some(retry_after),
+        };
+        self.send(conn, &ServerFrame::Nack(refusal.nack(publish)));
     }
 
     /// Fans a stored event out to the room's members, in seq order, once.
@@ -234,7 +280,6 @@ impl Hub {
             match member {
                 Member::Live => self.transmits.push_back(Transmit {
                     reply: false,
-                    answers: None,
                     conn,
                     payload: payload.clone(),
                 }),
@@ -283,14 +328,13 @@ impl Hub {
         seq: Option<u64>,
         duplicate: bool,
     ) {
-        let answers = Answered::Publish(room.clone(), id.clone());
         let ack = Ack {
             room,
             id,
             seq,
             duplicate,
         };
-        self.answer_publish(conn, &ServerFrame::Ack(ack), answers);
+        self.answer_publish(conn, &ServerFrame::Ack(ack));
     }
 
     pub(super) fn send_nack(
@@ -302,22 +346,22 @@ impl Hub {
         message: String,
         head: Option<u64>,
     ) {
-        let answers = Answered::Publish(room.clone(), id.clone());
         let nack = Nack {
-            room,
+            room: Some(room),
             id,
             code,
             message,
             head,
+            retry_after_ms: None,
         };
-        self.answer_publish(conn, &ServerFrame::Nack(nack), answers);
+        self.answer_publish(conn, &ServerFrame::Nack(nack));
     }
 
     /// Sends a publish's `ack` or `nack`, unless its connection has gone meanwhile (a durable
     /// publish is answered after storing).
-    fn answer_publish(&mut self, conn: ConnId, frame: &ServerFrame, answers: Answered) {
+    fn answer_publish(&mut self, conn: ConnId, frame: &ServerFrame) {
         if self.conns.contains_key(&conn) {
-            self.send_answer(conn, frame, Some(answers));
+            self.send(conn, frame);
         }
     }
 }

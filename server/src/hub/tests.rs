@@ -249,7 +249,13 @@ fn render(frame: &ServerFrame) -> String {
                 if a.duplicate { " dup" } else { "" }
             )
         }
-        ServerFrame::Nack(n) => format!("nack {} {} {}", n.room, n.id, n.code),
+        ServerFrame::Nack(n) => {
+            let room = n.room.as_ref().map_or("?".to_owned(), |r| r.to_string());
+            let retry = n
+                .retry_after_ms
+                .map_or(String::new(), |ms| format!(" retry={ms}"));
+            format!("nack {room} {} {}{retry}", n.id, n.code)
+        }
         ServerFrame::Presence(p) => {
             let mut parts = vec![format!("presence {} v{}", p.room, p.version)];
             parts.extend(
@@ -987,7 +993,10 @@ fn absorb(h: &mut Harness, clients: &mut [SimClient]) -> Result<(), String> {
                 // A publish overtaken by the client's own leave is refused; nothing else is.
                 ServerFrame::Nack(nack)
                     if nack.code == chorus_sdk::wire::ErrorCode::NotJoined
-                        && !client.rooms.contains_key(&nack.room) => {}
+                        && nack
+                            .room
+                            .as_ref()
+                            .is_some_and(|r| !client.rooms.contains_key(r)) => {}
                 ServerFrame::Nack(nack) => return Err(format!("unexpected nack {nack:?}")),
                 _ => {}
             }
@@ -1203,7 +1212,7 @@ fn publishing_faster_than_the_token_bucket_allows_is_refused_then_recovers() {
             "ack r p0 #1",
             "ack r p1 #2",
             "ack r p2 #3",
-            "nack r p3 rate_limited"
+            "nack r p3 rate_limited retry=500"
         ]
     );
     h.advance(Duration::from_millis(500));
@@ -1365,5 +1374,115 @@ fn transmits_say_whether_they_reply_to_the_recipient() {
             "2 event other",
             "1 ack reply",
         ]
+    );
+}
+
+#[test]
+fn publishes_waiting_for_their_room_are_charged_once_against_the_rate_limit() {
+    let mut h = Harness::new(HubConfig {
+        publish_rate: 0.001,
+        publish_burst: 3.0,
+        ..HubConfig::default()
+    });
+    h.connect(1, "ana");
+    let now = h.now();
+    h.hub
+        .handle_frame(now, 1, ClientFrame::decode(&join("r")).unwrap());
+    for n in 0..3 {
+        let frame = ClientFrame::decode(&publish("r", &format!("p{n}"), "0")).unwrap();
+        h.hub.handle_frame(now, 1, frame);
+    }
+    h.pump();
+    let answers: Vec<String> = h
+        .take(1)
+        .into_iter()
+        .filter(|f| f.starts_with("ack") || f.starts_with("nack"))
+        .collect();
+    assert_eq!(
+        answers,
+        ["ack r p0 #1", "ack r p1 #2", "ack r p2 #3"],
+        "the burst covers the three publishes, however long the room took to load"
+    );
+    h.send(1, &publish("r", "p3", "0"));
+    assert!(
+        h.take(1)[0].starts_with("nack r p3 rate_limited"),
+        "the burst is spent"
+    );
+}
+
+#[test]
+fn the_hub_owes_a_connection_answers_until_its_joins_and_publishes_have_them() {
+    let mut h = Harness::new(HubConfig::default());
+    let now = h.now();
+    let everyone = Arc::new(Identity::new("pol", None, &[("*", RoomRight::Publish)]));
+    h.hub.handle_connect(now, 1, everyone, ConnKind::Poll);
+    assert!(!h.hub.owes_answers(1));
+    // A batch that cancels a join while its room loads, then joins and publishes elsewhere.
+    for json in [
+        join("r"),
+        r#"{"type":"leave","room":"r"}"#.to_owned(),
+        join("s"),
+        publish("s", "x", "1"),
+    ] {
+        h.hub
+            .handle_frame(now, 1, ClientFrame::decode(&json).unwrap());
+    }
+    assert!(h.hub.owes_answers(1), "room s is loading");
+    h.defer = true;
+    h.pump();
+    assert!(h.hub.owes_answers(1), "the publish is in the store");
+    h.run_deferred();
+    assert!(!h.hub.owes_answers(1));
+    assert_eq!(
+        h.take(1),
+        [
+            "welcome pol",
+            "left r",
+            "joined s head=0 [pol(1)] typing=[]",
+            "event s #1 x by pol 1",
+            "ack s x #1"
+        ]
+    );
+    // Joining a loading room twice is owed (and answered) once the room is open.
+    for json in [join("t"), join("t")] {
+        h.hub
+            .handle_frame(now, 1, ClientFrame::decode(&json).unwrap());
+    }
+    assert!(h.hub.owes_answers(1));
+    h.pump();
+    assert!(!h.hub.owes_answers(1));
+    assert_eq!(h.take(1), ["joined t head=0 [pol(1)] typing=[]"]);
+}
+
+#[test]
+fn publishes_during_the_drain_are_refused_with_draining_and_the_reconnect_hint() {
+    let mut h = two_members();
+    h.connect(3, "cy");
+    let now = h.now();
+    // Cy's publish waits for its room to load when the drain begins: it will not be stored.
+    for json in [join("q"), publish("q", "waiting", "1")] {
+        h.hub
+            .handle_frame(now, 3, ClientFrame::decode(&json).unwrap());
+    }
+    h.hub.handle_drain(Duration::from_millis(1500));
+    h.pump();
+    assert_eq!(h.take(1), ["draining 1500"]);
+    assert_eq!(
+        h.take(3),
+        [
+            "welcome cy",
+            "nack q waiting draining retry=1500",
+            "draining 1500"
+        ]
+    );
+    // A publish arriving after the drain began is answered, not dropped.
+    h.send(1, &publish("r", "late", "1"));
+    assert_eq!(h.take(1), ["nack r late draining retry=1500"]);
+    assert_eq!(
+        h.log
+            .read(&RoomName::parse("r").unwrap(), 0, 10, 0)
+            .head
+            .head,
+        0
     );
 }

@@ -59,7 +59,6 @@ impl Hub {
         for &conn in room.members.keys().filter(|&&c| Some(c) != except) {
             self.transmits.push_back(Transmit {
                 reply: false,
-                answers: None,
                 conn,
                 payload: payload.clone(),
             });
@@ -117,7 +116,6 @@ impl Hub {
         for &conn in room.members.keys().filter(|&&c| Some(c) != except) {
             self.transmits.push_back(Transmit {
                 reply: false,
-                answers: None,
                 conn,
                 payload: payload.clone(),
             });

@@ -237,6 +237,11 @@ pub(crate) mod contract {
             append(store, outcomes, request("a", "3", now, Some(1))).await,
             AppendOutcome::Conflict { head: 2 }
         );
+        assert_eq!(
+            append(store, outcomes, request("a", "2", now, Some(0))).await,
+            AppendOutcome::Duplicate { seq: 2 },
+            "a stored id is a duplicate whatever its if_seq says"
+        );
         // Many jobs in flight at once keep their order and get one outcome each.
         for n in 3..=9 {
             store.submit(AppendJob {
@@ -269,6 +274,14 @@ pub(crate) mod contract {
             .unwrap();
         let seqs: Vec<u64> = page.events.iter().map(StoredEvent::seq).collect();
         assert_eq!(seqs, vec![7, 8]);
+        // A cursor past every seq reads nothing, however large (SQLite's integers are signed).
+        for after in [10, 1 << 63, u64::MAX] {
+            let page = store
+                .read(&RoomName::parse("a").unwrap(), after, 10)
+                .await
+                .unwrap();
+            assert_eq!((page.head.head, page.events.len()), (9, 0), "after {after}");
+        }
         let empty = store
             .read(&RoomName::parse("nobody-here").unwrap(), 0, 10)
             .await

@@ -227,7 +227,14 @@ fn read_page(
         .map_err(backend)?;
     let rows = stmt
         .query_map(
-            params![room.as_str(), after as i64, oldest as i64, limit as i64],
+            // SQLite integers are signed: an `after` past i64::MAX (beyond any seq, which stay
+            // below 2^53) reads as i64::MAX, not as a negative number that reads from seq 1.
+            params![
+                room.as_str(),
+                i64::try_from(after).unwrap_or(i64::MAX),
+                oldest as i64,
+                limit as i64
+            ],
             |row| {
                 Ok((
                     row.get::<_, i64>(0)?,

@@ -579,3 +579,63 @@ impl Drop for ServerProcess {
         let _ = self.child.wait();
     }
 }
+
+/// JSON nested `levels` deep (arrays), e.g. 2 gives `[[]]`.
+pub fn nested(levels: usize) -> String {
+    format!("{}{}", "[".repeat(levels), "]".repeat(levels))
+}
+
+/// Frames a client may get wrong (and one at the nesting limit that is right), each with the
+/// answer it gets on either transport, as [`answer_line`] renders it, from a member of `doc`.
+/// A publish whose id reads is nacked with it (and its room, `-` when that does not read).
+pub fn frames_answered_alone() -> Vec<(String, &'static str)> {
+    vec![
+        (
+            r#"{"type":"publish","room":"doc","id":"p-durable","body":1,"durable":"yes"}"#.into(),
+            "nack doc p-durable bad_frame",
+        ),
+        (
+            r#"{"type":"publish","room":"doc","id":"p-if-seq","body":1,"if_seq":-1}"#.into(),
+            "nack doc p-if-seq bad_frame",
+        ),
+        (
+            r#"{"type":"publish","room":"doc","id":"p-no-body"}"#.into(),
+            "nack doc p-no-body bad_frame",
+        ),
+        (
+            r#"{"type":"publish","room":"bad room","id":"p-room","body":1}"#.into(),
+            "nack - p-room bad_frame",
+        ),
+        (
+            r#"{"type":"publish","room":"doc","id":"bad id!","body":1}"#.into(),
+            "error bad_frame",
+        ),
+        (
+            r#"{"type":"shout","room":"doc"}"#.into(),
+            "error unknown_type",
+        ),
+        (r#"{"type":"join"}"#.into(), "error bad_frame"),
+        // The frame is level 1 of the nesting limit (128), its body level 2.
+        (
+            format!(
+                r#"{{"type":"publish","room":"doc","id":"deep","body":{}}}"#,
+                nested(127)
+            ),
+            "ack doc deep",
+        ),
+    ]
+}
+
+/// One line for an answer to a client's own frame: `ack ROOM ID`, `nack ROOM ID CODE` (room
+/// `-` when absent) or `error CODE`; `None` for other frames.
+pub fn answer_line(frame: &ServerFrame) -> Option<String> {
+    match frame {
+        ServerFrame::Ack(ack) => Some(format!("ack {} {}", ack.room, ack.id)),
+        ServerFrame::Nack(nack) => {
+            let room = nack.room.as_ref().map_or("-".to_owned(), |r| r.to_string());
+            Some(format!("nack {room} {} {}", nack.id, nack.code))
+        }
+        ServerFrame::Error(error) => Some(format!("error {}", error.code)),
+        _ => None,
+    }
+}
