@@ -194,11 +194,7 @@ impl Sim {
             return;
         };
         let next = EventId::parse(format!("{prefix}-{}", counter + 1)).unwrap();
-        if self
-            .apps
-            .iter()
-            .any(|app| app.published.iter().any(|id| *id == next))
-        {
+        if self.apps.iter().any(|app| app.published.contains(&next)) {
             return; // Too late: the owner published it already.
         }
         self.counts.ids_taken_first += 1;
