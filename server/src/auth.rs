@@ -20,6 +20,9 @@ pub enum AuthError {
     /// The token's `exp` has passed.
     #[error("the token has expired")]
     Expired,
+    /// The token's `nbf` has not come yet.
+    #[error("the token is not valid yet (its nbf is in the future)")]
+    NotYetValid,
     /// The token is malformed, forged, or its claims are invalid.
     #[error("the token is invalid: {0}")]
     Invalid(String),
@@ -30,7 +33,9 @@ impl AuthError {
     pub fn code(&self) -> ErrorCode {
         match self {
             AuthError::Expired => ErrorCode::TokenExpired,
-            AuthError::Missing | AuthError::Invalid(_) => ErrorCode::Unauthenticated,
+            AuthError::Missing | AuthError::NotYetValid | AuthError::Invalid(_) => {
+                ErrorCode::Unauthenticated
+            }
         }
     }
 }
@@ -53,7 +58,10 @@ impl Authenticator {
     /// An authenticator for tokens signed with `secret` (HS256).
     pub fn hs256(secret: &[u8]) -> Authenticator {
         let mut validation = Validation::new(Algorithm::HS256);
+        // `exp` and `nbf` are both checked, with the same leeway (none): a token is used only
+        // inside the window its issuer wrote, `nbf <= now < exp`.
         validation.leeway = 0;
+        validation.validate_nbf = true;
         validation.required_spec_claims = ["exp", "sub"].into_iter().map(String::from).collect();
         Authenticator {
             decoding: DecodingKey::from_secret(secret),
@@ -67,6 +75,7 @@ impl Authenticator {
         let data = jsonwebtoken::decode::<TokenClaims>(token, &self.decoding, &self.validation)
             .map_err(|err| match err.kind() {
                 jsonwebtoken::errors::ErrorKind::ExpiredSignature => AuthError::Expired,
+                jsonwebtoken::errors::ErrorKind::ImmatureSignature => AuthError::NotYetValid,
                 _ => AuthError::Invalid(err.to_string()),
             })?;
         let claims = data.claims;
@@ -126,5 +135,38 @@ mod tests {
         );
         let bad_sub = auth.issue(&claims("", far, &[]));
         assert!(matches!(auth.verify(&bad_sub), Err(AuthError::Invalid(_))));
+    }
+
+    /// A token signed with `secret` carrying exactly these claims (`TokenClaims` has no `nbf`:
+    /// jsonwebtoken reads the registered claims from the payload itself).
+    fn raw_token(claims: serde_json::Value) -> String {
+        jsonwebtoken::encode(
+            &Header::new(Algorithm::HS256),
+            &claims,
+            &EncodingKey::from_secret(b"secret"),
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn a_token_is_refused_before_its_nbf_and_accepted_from_it() {
+        let auth = Authenticator::hs256(b"secret");
+        let now = crate::clock::unix_ms_now() / 1000;
+        let check = |nbf: u64, accepted: bool| {
+            let token = raw_token(serde_json::json!({"sub": "ana", "exp": now + 7200, "nbf": nbf}));
+            let result = auth.verify(&token);
+            assert_eq!(result.is_ok(), accepted, "nbf {nbf} at {now}: {result:?}");
+            if let Err(err) = result {
+                assert!(matches!(err, AuthError::NotYetValid), "{err:?}");
+                assert_eq!(err.code(), ErrorCode::Unauthenticated);
+                assert!(err.to_string().contains("not valid yet"));
+            }
+        };
+        check(now + 3600, false); // An hour ahead: the issue's case.
+        check(now + 5, false); // No leeway, as for `exp`.
+        check(now.saturating_sub(1), true);
+        check(now.saturating_sub(3600), true);
+        let without_nbf = raw_token(serde_json::json!({"sub": "ana", "exp": now + 60}));
+        assert!(auth.verify(&without_nbf).is_ok(), "nbf stays optional");
     }
 }

@@ -64,12 +64,13 @@ impl Identity {
 
 /// `*` matches every room, `doc:*` every room starting with `doc:`, anything else only itself.
 ///
-/// Inbox rooms (`@user`) are only matched by patterns that start with `@` themselves, so a
-/// wildcard grant never opens other users' direct messages.
+/// Inbox rooms (`@user`) are matched only by a pattern that names them exactly: no wildcard
+/// reaches an inbox, not `*`, not `@an*` (which would open `@anabel` too), not `@*`. A user's
+/// direct messages are theirs; a tool that must read many inboxes (support) uses the backend API
+/// key, which is the operator's, not a user token that could leak with a browser.
 fn pattern_matches(pattern: &str, room: &str) -> bool {
-    let inbox = chorus_sdk::wire::INBOX_PREFIX;
-    if room.starts_with(inbox) && !pattern.starts_with(inbox) {
-        return false;
+    if room.starts_with(chorus_sdk::wire::INBOX_PREFIX) {
+        return pattern == room;
     }
     match pattern.strip_suffix('*') {
         Some(prefix) => room.starts_with(prefix),
@@ -114,10 +115,29 @@ mod tests {
             !everyone.can_join(&room("@ana")),
             "wildcards do not reach inboxes"
         );
-        let support = Identity::new("s", None, &[("@*", RoomRight::Read)]);
-        assert!(
-            support.can_join(&room("@ana")),
-            "an explicit inbox pattern does"
-        );
+    }
+
+    #[test]
+    fn inboxes_are_reached_only_by_their_exact_name() {
+        let room = |name: &str| RoomName::parse(name).unwrap();
+        let check = |pattern: &str, inbox: &str, expect: Option<RoomRight>| {
+            let who = Identity::new("zed", None, &[(pattern, RoomRight::Read)]);
+            assert_eq!(who.right_on(&room(inbox)), expect, "{pattern} on {inbox}");
+        };
+        // The case: a grant meant for `@an` (or `@ana`) must not open `@anabel`.
+        check("@an*", "@anabel", None);
+        check("@an*", "@an", None);
+        check("@*", "@ana", None);
+        check("*", "@ana", None);
+        check("@ana", "@anabel", None);
+        check("@ana", "@ana", Some(RoomRight::Read));
+        // Wildcards still work for every other room.
+        check("an*", "anabel", Some(RoomRight::Read));
+        // The own inbox needs no grant, and an exact grant can raise its right.
+        let ana = Identity::new("ana", None, &[("@ana", RoomRight::Publish)]);
+        assert_eq!(ana.right_on(&room("@ana")), Some(RoomRight::Publish));
+        let anabel = Identity::new("anabel", None, &[("@an*", RoomRight::Publish)]);
+        assert_eq!(anabel.right_on(&room("@anabel")), Some(RoomRight::Read));
+        assert_eq!(anabel.right_on(&room("@ana")), None);
     }
 }

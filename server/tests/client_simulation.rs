@@ -1,8 +1,10 @@
 //! Deterministic simulation of many SDK client cores and the hub core over a seeded virtual
 //! network: latency, cut connections, server restarts (history kept, like SQLite), page reloads
-//! (outbox restored from storage) and offline flaps. Invariants checked after the network heals:
-//! every publish acked and stored exactly once, every member's stream gapless, ordered and
-//! caught up, outboxes empty, presence converged.
+//! (outbox restored from storage) and offline flaps, with an attacker in every room who publishes
+//! each other user's next event id first (ids travel in every event). Invariants checked after
+//! the network heals: every publish acked and stored exactly once (the attacker's copies
+//! neither replace nor swallow anyone's), only the user's own events confirmed as own, every
+//! member's stream gapless, ordered and caught up, outboxes empty, presence converged.
 //!
 //! A failing seed prints itself: `CHORUS_CLIENT_SIM_SEED=<seed> CHORUS_CLIENT_SIM_SEEDS=1`.
 
@@ -13,7 +15,9 @@ use std::time::{Duration, Instant};
 use chorus_sdk::client::{
     Client, ClientConfig, ClientEvent, OUTBOX_KEY, Output, Restored, TransportMode,
 };
-use chorus_sdk::wire::{ClientFrame, EventId, Json, RoomName, RoomRight, ServerFrame};
+use chorus_sdk::wire::{
+    ClientFrame, EventId, Join, Json, Publish, RoomName, RoomRight, ServerFrame,
+};
 use chorus_server::hub::{Action, ConnId, ConnKind, Hub, HubConfig, Now, ReplayOutcome};
 use chorus_server::identity::Identity;
 use chorus_server::store::memory::MemoryLog;
@@ -23,6 +27,8 @@ use rand::{Rng, SeedableRng};
 
 const ROOMS: [&str; 2] = ["doc:a", "doc:b"];
 const TICK: Duration = Duration::from_millis(10);
+/// The attacker's user id: a member of every room, connected straight to the hub.
+const ATTACKER: &str = "mallory";
 
 /// One direction of a socket: frames in order, each with its delivery time.
 type Queue<T> = VecDeque<(Instant, T)>;
@@ -64,6 +70,8 @@ struct Sim {
     conn_links: HashMap<ConnId, u64>,
     next_conn: ConnId,
     apps: Vec<App>,
+    /// The attacker's hub connection (it has no client core and no network delay).
+    attacker: ConnId,
     counts: Counts,
 }
 
@@ -76,6 +84,8 @@ struct Counts {
     restarts: usize,
     reloads: usize,
     offline_flaps: usize,
+    /// Ids the attacker published before their owner did.
+    ids_taken_first: usize,
 }
 
 fn client_config() -> ClientConfig {
@@ -105,8 +115,10 @@ impl Sim {
             conn_links: HashMap::new(),
             next_conn: 1,
             apps: Vec::new(),
+            attacker: 0,
             counts: Counts::default(),
         };
+        sim.connect_attacker();
         for n in 0..apps {
             let user = format!("user{}", n % (apps / 2).max(1)); // Two tabs per user.
             let client = Client::new(
@@ -145,6 +157,57 @@ impl Sim {
             sim.apps.push(app);
         }
         sim
+    }
+
+    /// Connects the attacker to the hub and joins it to every room.
+    fn connect_attacker(&mut self) {
+        self.attacker = self.next_conn;
+        self.next_conn += 1;
+        let identity = Identity::new(ATTACKER, None, &[("*", RoomRight::Publish)]);
+        let now = self.hub_now();
+        self.hub
+            .handle_connect(now, self.attacker, Arc::new(identity), ConnKind::Socket);
+        for room in ROOMS {
+            let join = Join {
+                room: RoomName::parse(room).unwrap(),
+                meta: Json::null(),
+                resume: None,
+            };
+            self.hub
+                .handle_frame(now, self.attacker, ClientFrame::Join(join));
+        }
+    }
+
+    /// The attacker saw a frame: for another user's event, it publishes that user's next id
+    /// (the SDK's ids are `<prefix>-<counter>`) at once, before the owner does.
+    fn attacker_sees(&mut self, frame: ServerFrame) {
+        let ServerFrame::Event(event) = frame else {
+            return;
+        };
+        if event.from == ATTACKER || event.seq.is_none() {
+            return;
+        }
+        let Some((prefix, counter)) = event.id.as_str().rsplit_once('-') else {
+            return;
+        };
+        let Ok(counter) = counter.parse::<u64>() else {
+            return;
+        };
+        let next = EventId::parse(format!("{prefix}-{}", counter + 1)).unwrap();
+        if self.apps.iter().any(|app| app.published.contains(&next)) {
+            return; // Too late: the owner published it already.
+        }
+        self.counts.ids_taken_first += 1;
+        let publish = Publish {
+            room: event.room,
+            id: next,
+            body: Json::from_text(r#""not yours""#).unwrap(),
+            durable: true,
+            if_seq: None,
+        };
+        let now = self.hub_now();
+        self.hub
+            .handle_frame(now, self.attacker, ClientFrame::Publish(publish));
     }
 
     fn latency(&mut self) -> Duration {
@@ -237,6 +300,13 @@ impl Sim {
         match event {
             ClientEvent::Event { event, own } => {
                 let Some(seq) = event.seq else { return };
+                assert!(
+                    !own || event.from == app.user,
+                    "{}'s event {} shown as own to {}",
+                    event.from,
+                    event.id,
+                    app.user
+                );
                 if own {
                     *app.confirmed
                         .last_mut()
@@ -390,6 +460,10 @@ impl Sim {
                         self.hub
                             .handle_replay_done(now, conn, room, ReplayOutcome::Done);
                     }
+                    Action::Close { conn, .. } if conn == self.attacker => {
+                        self.hub.handle_disconnect(now, conn);
+                        self.connect_attacker();
+                    }
                     Action::Close { conn, code, .. } => {
                         if let Some(&link) = self.conn_links.get(&conn) {
                             self.cut_with(link, Some(code));
@@ -406,6 +480,9 @@ impl Sim {
     }
 
     fn send_to_client(&mut self, conn: ConnId, frame: ServerFrame) {
+        if conn == self.attacker {
+            return self.attacker_sees(frame);
+        }
         let latency = self.latency();
         let Some(&link) = self.conn_links.get(&conn) else {
             return;
@@ -451,6 +528,7 @@ impl Sim {
         }
         self.conn_links.clear();
         self.hub = Hub::new(HubConfig::default());
+        self.connect_attacker();
     }
 
     fn reload(&mut self, index: usize) {
@@ -575,14 +653,18 @@ impl Sim {
             .into_iter()
             .map(|r| (r.clone(), self.log_head(&r)))
             .collect();
-        // Stored exactly once: the log holds exactly as many events as the apps published
-        // (a repeated id would make it hold more), and every publish is among them (below).
-        let mut stored_ids: BTreeMap<String, u64> = BTreeMap::new();
+        // Stored exactly once: the log holds exactly as many of the apps' events as the apps
+        // published (a repeated id would make it hold more), and every publish is among them
+        // (below), under its sender: the attacker's copies of an id are its own events.
+        let mut stored_ids: BTreeMap<(String, String), u64> = BTreeMap::new();
         let mut stored = 0;
         for room in heads.keys().cloned().collect::<Vec<_>>() {
             for event in self.log_read(&room) {
-                stored += 1;
-                stored_ids.insert(event.event.id.to_string(), event.seq());
+                let key = (event.event.from.clone(), event.event.id.to_string());
+                if stored_ids.insert(key, event.seq()).is_some() {
+                    return Err(format!("{} stored twice by one sender", event.event.id));
+                }
+                stored += usize::from(event.event.from != ATTACKER);
             }
         }
         let published: usize = self.apps.iter().map(|app| app.published.len()).sum();
@@ -599,7 +681,7 @@ impl Sim {
                 ));
             }
             for id in &app.published {
-                let Some(&seq) = stored_ids.get(id.as_str()) else {
+                let Some(&seq) = stored_ids.get(&(app.user.clone(), id.to_string())) else {
                     return Err(format!("app {index}: publish {id} was lost"));
                 };
                 if let Some(&acked) = app.acked.get(id)
@@ -646,6 +728,7 @@ impl Sim {
                 .iter()
                 .filter(|a| a.rooms.contains(room))
                 .map(|a| a.user.clone())
+                .chain([ATTACKER.to_owned()])
                 .collect();
             for (index, app) in self
                 .apps
@@ -700,6 +783,7 @@ fn clients_and_hub_lose_nothing_double_nothing_and_converge_under_trouble() {
                 total.restarts += counts.restarts;
                 total.reloads += counts.reloads;
                 total.offline_flaps += counts.offline_flaps;
+                total.ids_taken_first += counts.ids_taken_first;
             }
             Err(err) => panic!(
                 "seed {seed}: {err}\nreplay with: CHORUS_CLIENT_SIM_SEED={seed} CHORUS_CLIENT_SIM_SEEDS=1 cargo test -p chorus-server --test client_simulation"
@@ -711,7 +795,7 @@ fn clients_and_hub_lose_nothing_double_nothing_and_converge_under_trouble() {
         println!("{seeds} seeds: {total:?}");
     }
     assert!(
-        total.published > 0 && total.cuts > 0 && total.reloads > 0,
+        total.published > 0 && total.cuts > 0 && total.reloads > 0 && total.ids_taken_first > 0,
         "the workload did something: {total:?}"
     );
 }

@@ -605,3 +605,109 @@ async fn publish_to(client: &mut Client, room: &str, ids: &[&str]) {
         client.recv_until(|f| is_ack(f, id)).await;
     }
 }
+
+/// Issue 14: a polling session kept the identity and grants of the token that opened it.
+#[tokio::test]
+async fn every_polling_request_acts_with_its_own_token_and_a_session_belongs_to_one_user() {
+    let server = support::start(&support::config()).await;
+    let mut ana = PollClient::new(&server, "ana", "session-ana-1");
+    ana.join("doc:1").await;
+    ana.join("secret").await;
+    ana.poll(0).await;
+    let presence_of = |room: &'static str| {
+        let remote = support::Remote(server.local_addr());
+        async move {
+            let auth = format!("Bearer {}", support::token("ben"));
+            let path = format!("/v1/rooms/{room}/presence");
+            let response =
+                support::http(&remote, "GET", &path, &[("Authorization", &auth)], None).await;
+            assert_eq!(response.status, 200, "{}", response.body);
+            let body = response.json::<wire::PresenceBody>();
+            body.users.into_iter().map(|u| u.user).collect::<Vec<_>>()
+        }
+    };
+    assert_eq!(presence_of("secret").await, ["ana"]);
+
+    // The next request carries a token that only reads doc:*: it acts with that token, and
+    // the session leaves the room the token no longer grants.
+    ana.token = support::token_with("ana", &[("doc:*", wire::RoomRight::Read)], 600);
+    let frames = ana.send(vec![publish("doc:1", "p1", "1")]).await;
+    let refused_secret = frames.iter().any(|f| {
+        matches!(f, ServerFrame::Error(e) if e.code == ErrorCode::Forbidden
+            && e.room.as_ref().is_some_and(|r| r.as_str() == "secret"))
+    });
+    assert!(refused_secret, "{frames:?}");
+    assert!(
+        frames.iter().any(
+            |f| matches!(f, ServerFrame::Nack(n) if n.id.as_str() == "p1" && n.code == ErrorCode::Forbidden)
+        ),
+        "the read-only token may not publish: {frames:?}"
+    );
+    assert!(presence_of("secret").await.is_empty(), "ana left secret");
+    assert_eq!(presence_of("doc:1").await, ["ana"], "and still reads doc:1");
+    let frames = ana.poll(0).await;
+    assert!(
+        frames.iter().all(|f| match f {
+            ServerFrame::Error(e) =>
+                e.code == ErrorCode::Forbidden && e.room.as_ref().unwrap().as_str() == "secret",
+            _ => true,
+        }),
+        "doc:1 is still joined; secret is refused: {frames:?}"
+    );
+
+    let post = |token: String| {
+        let remote = support::Remote(server.local_addr());
+        async move {
+            let body = serde_json::to_string(&wire::PollSend {
+                session: "session-ana-1".into(),
+                frames: vec![publish("doc:1", "p2", "2")],
+            })
+            .unwrap();
+            let auth = format!("Bearer {token}");
+            support::http(
+                &remote,
+                "POST",
+                "/v1/poll",
+                &[("Authorization", &auth)],
+                Some(&body),
+            )
+            .await
+        }
+    };
+    // An expired token is refused on an open session too.
+    let expired = post(support::token_with(
+        "ana",
+        &[("*", wire::RoomRight::Publish)],
+        -10,
+    ))
+    .await;
+    assert_eq!(
+        (expired.status, expired.error_code()),
+        (401, ErrorCode::TokenExpired),
+        "{}",
+        expired.body
+    );
+    // Another user's token on ana's session id is refused, with a clear error.
+    let other = post(support::token("mallory")).await;
+    assert_eq!(
+        (other.status, other.error_code()),
+        (403, ErrorCode::Forbidden),
+        "{}",
+        other.body
+    );
+    assert!(
+        other.body.contains("belongs to another user"),
+        "{}",
+        other.body
+    );
+    let path = ana.poll_path(0);
+    let auth = format!("Bearer {}", support::token("mallory"));
+    let other = support::http(&server, "GET", &path, &[("Authorization", &auth)], None).await;
+    assert_eq!(other.status, 403, "{}", other.body);
+    assert_eq!(
+        presence_of("doc:1").await,
+        ["ana"],
+        "mallory never joined as ana"
+    );
+    server.shutdown().await;
+}

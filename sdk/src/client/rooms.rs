@@ -241,7 +241,10 @@ impl Client {
             .gap
             .filter(|_| room.repairing.is_none() && matches!(self.phase, Phase::Socket(_)));
         for event in merge.deliver {
-            let own = self.unconfirmed.remove(&event.id).is_some();
+            // Ids are idempotency keys per sender: another user's event with the id of one of
+            // ours (ids travel in every event, so anyone can copy one) is theirs, not our echo.
+            let own = self.user.as_deref() == Some(event.from.as_str())
+                && self.unconfirmed.remove(&event.id).is_some();
             self.events.push(ClientEvent::Event { event, own });
         }
         if let Some(cursor) = repair {

@@ -173,11 +173,16 @@ fn joined(name: &str, head: u64) -> ServerFrame {
 }
 
 fn event(name: &str, seq: u64, id: &str) -> ServerFrame {
+    event_from(name, seq, id, "other")
+}
+
+/// An event published by `from` (`"me"` is the harness's own user).
+fn event_from(name: &str, seq: u64, id: &str, from: &str) -> ServerFrame {
     ServerFrame::Event(Event {
         room: room(name),
         seq: Some(seq),
         id: EventId::parse(id).unwrap(),
-        from: "other".into(),
+        from: from.into(),
         at: 0,
         body: Json::null(),
     })
@@ -212,11 +217,7 @@ fn connects_over_websocket_then_joins_and_sends_what_waited() {
     assert_eq!(kinds(&h.frames_sent()), ["join r", "publish 1"]);
     h.server_says(link, joined("r", 0));
     // The server's copy arrives first, then the ack: shown once, as the own event.
-    let mut echo = event("r", 1, id.as_str());
-    if let ServerFrame::Event(e) = &mut echo {
-        e.from = "me".into();
-    }
-    h.server_says(link, echo);
+    h.server_says(link, event_from("r", 1, id.as_str(), "me"));
     h.server_says(
         link,
         ServerFrame::Ack(Ack {
@@ -814,7 +815,7 @@ fn acked_publishes_a_reset_skips_are_shown_as_own_events_in_seq_order() {
         [(5, ids[1].to_string()), (6, ids[0].to_string())],
         "the two at or below the new head, in seq order; the third still waits for its echo"
     );
-    h.server_says(link, event("r", 7, ids[2].as_str()));
+    h.server_says(link, event_from("r", 7, ids[2].as_str(), "me"));
     assert!(
         h.take_events()
             .iter()
@@ -909,4 +910,44 @@ fn a_socket_refused_at_once_is_probed_again_as_soon_as_polling_works() {
     );
     h.advance(Duration::from_secs(1));
     h.opened_socket();
+}
+
+#[test]
+fn another_users_event_with_an_own_pending_id_is_not_taken_for_the_echo() {
+    // Ids travel in every event, so a member can publish one of ours (issue 14): the server
+    // stores both (ids are per sender), and only the copy `from` this user confirms ours.
+    let (mut h, link) = Harness::connected_socket(&["r"]);
+    h.server_says(link, joined("r", 0));
+    h.take_events();
+    let now = h.now;
+    let id = h
+        .client
+        .publish(now, room("r"), Json::from_text("1").unwrap())
+        .unwrap();
+    h.drain();
+    h.server_says(link, event_from("r", 1, id.as_str(), "mallory"));
+    h.server_says(link, event_from("r", 2, id.as_str(), "me"));
+    h.server_says(
+        link,
+        ServerFrame::Ack(Ack {
+            room: room("r"),
+            id: id.clone(),
+            seq: Some(2),
+            duplicate: false,
+        }),
+    );
+    let shown: Vec<(u64, String, bool)> = h
+        .take_events()
+        .into_iter()
+        .filter_map(|e| match e {
+            ClientEvent::Event { event, own } => Some((event.seq.unwrap(), event.from, own)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        shown,
+        [(1, "mallory".to_owned(), false), (2, "me".to_owned(), true)],
+        "mallory's copy is mallory's; ours is confirmed by our own copy"
+    );
+    assert_eq!(h.client.outbox_len(), 0);
 }

@@ -1,7 +1,7 @@
 //! One room's history position and the idempotent merge of incoming events.
 //!
 //! The timeline delivers each durable event exactly once and in seq order: anything at or below
-//! the cursor (or with an id already delivered) is dropped; events beyond the next seq are held
+//! the cursor (or with a sender and id already delivered) is dropped; events beyond the next seq are held
 //! until the gap is filled, and the gap is reported so the client can resume to repair it.
 
 use super::Map;
@@ -9,7 +9,7 @@ use crate::wire::{Cursor, Event, EventId};
 
 /// Most out-of-order events held while waiting for a gap to fill.
 const MAX_HELD: usize = 1024;
-/// How many delivered ids are remembered for dedupe by id.
+/// How many delivered (sender, id) keys are remembered for dedupe by id.
 const RECENT_IDS: usize = 1024;
 
 /// What receiving an event led to.
@@ -26,12 +26,13 @@ pub struct Merge {
 pub struct Timeline {
     cursor: Option<Cursor>,
     held: Map<u64, Event>,
-    /// The last [`RECENT_IDS`] delivered ids in delivery order, as a ring: `next_recent` is
-    /// overwritten next once it is full.
-    recent: Vec<EventId>,
+    /// The last [`RECENT_IDS`] delivered events' (sender, id) in delivery order, as a ring:
+    /// `next_recent` is overwritten next once it is full. Ids are idempotency keys per sender,
+    /// so another sender's event with an equal id is a different event.
+    recent: Vec<(String, EventId)>,
     next_recent: usize,
-    /// The same ids, sorted, to look one up without a scan (this runs for every event).
-    recent_ids: Map<EventId, ()>,
+    /// The same keys, sorted, to look one up without a scan (this runs for every event).
+    recent_ids: Map<(String, EventId), ()>,
 }
 
 impl Timeline {
@@ -69,7 +70,11 @@ impl Timeline {
         let (Some(cursor), Some(seq)) = (self.cursor, event.seq) else {
             return merge; // Not positioned yet, or ephemeral: the caller handles those.
         };
-        if seq <= cursor.seq || self.recent_ids.contains_key(&event.id) {
+        if seq <= cursor.seq
+            || self
+                .recent_ids
+                .contains_key(&(event.from.clone(), event.id.clone()))
+        {
             return merge; // Already delivered.
         }
         if seq > cursor.seq + 1 {
@@ -95,14 +100,15 @@ impl Timeline {
     fn deliver(&mut self, event: Event, merge: &mut Merge) {
         let cursor = self.cursor.as_mut().expect("positioned");
         cursor.seq = event.seq.expect("durable");
+        let key = (event.from.clone(), event.id.clone());
         if self.recent.len() < RECENT_IDS {
-            self.recent.push(event.id.clone());
+            self.recent.push(key.clone());
         } else {
-            let oldest = std::mem::replace(&mut self.recent[self.next_recent], event.id.clone());
+            let oldest = std::mem::replace(&mut self.recent[self.next_recent], key.clone());
             self.recent_ids.remove(&oldest);
             self.next_recent = (self.next_recent + 1) % RECENT_IDS;
         }
-        self.recent_ids.insert(event.id.clone(), ());
+        self.recent_ids.insert(key, ());
         merge.deliver.push(event);
     }
 }
@@ -152,6 +158,25 @@ mod tests {
         check(Some(0), &[(3, "c"), (1, "a")], &[1], Some(1)); // partly filled: still a gap after 1
         check(Some(0), &[(1, "a"), (2, "a")], &[1], None); // the same id under another seq is dropped
         check(None, &[(1, "a")], &[], None); // not positioned yet: nothing delivered
+    }
+
+    #[test]
+    fn an_equal_id_from_another_sender_is_another_event() {
+        let mut timeline = Timeline::at(Some(Cursor { epoch: 1, seq: 0 }));
+        let from = |seq: u64, sender: &str| Event {
+            from: sender.into(),
+            ..event(seq, "x")
+        };
+        assert_eq!(timeline.receive(from(1, "mallory")).deliver.len(), 1);
+        assert_eq!(
+            timeline.receive(from(2, "ana")).deliver.len(),
+            1,
+            "ana's x is not mallory's x"
+        );
+        assert!(
+            timeline.receive(from(3, "ana")).deliver.is_empty(),
+            "ana's x again (stored twice across an epoch) is dropped"
+        );
     }
 
     #[test]

@@ -26,7 +26,7 @@ use crate::hub::{
 };
 use crate::identity::Identity;
 use crate::store::{AppendDone, AppendOutcome, AppendRequest, Store, StoreError};
-use poll::{PollLimits, PollSession, PollTicket, SessionKey};
+use poll::{PollLimits, PollRefusal, PollSession, PollTicket, SessionKey};
 
 /// Events per history read while replaying.
 const REPLAY_PAGE: usize = 256;
@@ -78,7 +78,7 @@ pub enum HubMsg {
         /// The frames, in order.
         frames: Vec<ClientFrame>,
         /// Where to answer.
-        reply: oneshot::Sender<Result<Vec<Payload>, ErrorCode>>,
+        reply: oneshot::Sender<Result<Vec<Payload>, PollRefusal>>,
     },
     /// A long poll starts.
     PollOpen {
@@ -89,7 +89,7 @@ pub enum HubMsg {
         /// The rooms it follows.
         rooms: Vec<RoomName>,
         /// Where to answer.
-        reply: oneshot::Sender<Result<PollTicket, ErrorCode>>,
+        reply: oneshot::Sender<Result<PollTicket, PollRefusal>>,
     },
     /// A long poll was woken and looks at its rooms again.
     PollView {

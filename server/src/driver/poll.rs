@@ -13,8 +13,10 @@
 //!    refuses itself (as a WebSocket connection task would), and sends the rest as
 //!    [`HubMsg::PollSend`].
 //! 2. `Driver::poll_send` opens the session's hub connection if needed (a [`SessionKey`]: the
-//!    user and a client-chosen id), refuses a second `POST` in flight, sets up a `Collector`,
-//!    and feeds the frames to the hub.
+//!    client-chosen id; the session belongs to the user who opened it and refuses everyone
+//!    else's token), hands the hub this request's identity (`Hub::handle_token`: every request
+//!    acts with its own token's grants, and rooms it no longer grants are left), refuses a
+//!    second `POST` in flight, sets up a `Collector`, and feeds the frames to the hub.
 //! 3. The hub marks each frame that replies to the connection's own frames
 //!    ([`Transmit::reply`]); the driver's output loop hands a session's replies to its
 //!    collector (`PollSession::deliver`). A durable publish is answered after storing, a join
@@ -29,7 +31,8 @@
 //!
 //! 1. `http::poll::poll` parses the cursors (room, epoch, seq, presence and typing versions),
 //!    refuses rooms the token does not grant, and sends [`HubMsg::PollOpen`].
-//! 2. `Driver::poll_open` counts the poll against [`PollLimits::max_held_polls`] and answers
+//! 2. `Driver::poll_open` takes the session and the request's identity as a `POST` does,
+//!    counts the poll against [`PollLimits::max_held_polls`] and answers
 //!    with a [`PollTicket`]: the session's wake counter, a [`RoomView`] per room (membership,
 //!    presence and typing with their versions, from [`Hub::room_view`]) and the held-poll count
 //!    the poll releases when it ends.
@@ -54,15 +57,29 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use chorus_sdk::wire::{ClientFrame, ErrorCode, RoomName};
+use chorus_sdk::wire::{ClientFrame, RoomName};
 use tokio::sync::{oneshot, watch};
 
 use super::{Driver, Peer};
 use crate::hub::{ConnId, ConnKind, Now, Payload, RoomView, Transmit};
 use crate::identity::Identity;
 
-/// Identifies a polling session: the user and the client-chosen session id.
-pub type SessionKey = (String, String);
+/// Identifies a polling session: the client-chosen session id. The session belongs to the user
+/// whose token opened it.
+pub type SessionKey = String;
+
+/// Why the driver refused a polling request.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PollRefusal {
+    /// The session already has a `POST` in flight.
+    PostInFlight,
+    /// The session already holds [`PollLimits::max_held_polls`] polls.
+    TooManyHeld,
+    /// The session id belongs to another user's session.
+    OtherUser,
+    /// The session's state is inconsistent (a bug): nothing was done.
+    Internal,
+}
 
 /// What a long poll gets when it starts.
 #[derive(Debug)]
@@ -87,6 +104,8 @@ pub struct PollLimits {
 /// A polling session as the driver keeps it: no frame queue, only what its requests wait on.
 pub(super) struct PollSession {
     key: SessionKey,
+    /// Whose session it is: requests with another user's token are refused.
+    user: String,
     wake: watch::Sender<u64>,
     held: Arc<AtomicUsize>,
     collector: Option<Collector>,
@@ -97,20 +116,34 @@ pub(super) struct PollSession {
 /// or the store).
 struct Collector {
     frames: Vec<Payload>,
-    reply: oneshot::Sender<Result<Vec<Payload>, ErrorCode>>,
+    reply: oneshot::Sender<Result<Vec<Payload>, PollRefusal>>,
 }
 
 impl Driver {
     /// The session's connection, opening it (as a hub connection of kind poll) if needed.
-    fn session(&mut self, now: Now, key: SessionKey, identity: Arc<Identity>) -> ConnId {
+    /// Every request is authorized by its own token: an open session takes this request's
+    /// identity (and leaves rooms it no longer grants); another user's token is refused.
+    fn session(
+        &mut self,
+        now: Now,
+        key: SessionKey,
+        identity: Arc<Identity>,
+    ) -> Result<ConnId, PollRefusal> {
         if let Some(&conn) = self.sessions.get(&key) {
+            if let Some(Peer::Poll(session)) = self.peers.get(&conn)
+                && session.user != identity.user
+            {
+                return Err(PollRefusal::OtherUser);
+            }
             self.hub.handle_activity(now, conn);
-            return conn;
+            self.hub.handle_token(now, conn, identity);
+            return Ok(conn);
         }
         let conn = self.next_conn.fetch_add(1, Ordering::Relaxed);
         let (wake, _) = watch::channel(0);
         let session = PollSession {
             key: key.clone(),
+            user: identity.user.clone(),
             wake,
             held: Arc::new(AtomicUsize::new(0)),
             collector: None,
@@ -118,7 +151,7 @@ impl Driver {
         self.peers.insert(conn, Peer::Poll(session));
         self.sessions.insert(key, conn);
         self.hub.handle_connect(now, conn, identity, ConnKind::Poll);
-        conn
+        Ok(conn)
     }
 
     pub(super) fn poll_send(
@@ -127,9 +160,15 @@ impl Driver {
         key: SessionKey,
         identity: Arc<Identity>,
         frames: Vec<ClientFrame>,
-        reply: oneshot::Sender<Result<Vec<Payload>, ErrorCode>>,
+        reply: oneshot::Sender<Result<Vec<Payload>, PollRefusal>>,
     ) {
-        let conn = self.session(now, key, identity);
+        let conn = match self.session(now, key, identity) {
+            Ok(conn) => conn,
+            Err(refusal) => {
+                let _ = reply.send(Err(refusal));
+                return;
+            }
+        };
         let Some(Peer::Poll(session)) = self.peers.get_mut(&conn) else {
             return;
         };
@@ -138,7 +177,7 @@ impl Driver {
             .as_ref()
             .is_some_and(|c| !c.reply.is_closed())
         {
-            let _ = reply.send(Err(ErrorCode::TooManyPolls));
+            let _ = reply.send(Err(PollRefusal::PostInFlight));
             return;
         }
         let replaced = session.collector.replace(Collector {
@@ -159,15 +198,15 @@ impl Driver {
         key: SessionKey,
         identity: Arc<Identity>,
         rooms: &[RoomName],
-    ) -> Result<PollTicket, ErrorCode> {
-        let conn = self.session(now, key, identity);
+    ) -> Result<PollTicket, PollRefusal> {
+        let conn = self.session(now, key, identity)?;
         let views = self.views(conn, rooms);
         let Some(Peer::Poll(session)) = self.peers.get(&conn) else {
-            return Err(ErrorCode::Internal);
+            return Err(PollRefusal::Internal);
         };
         if session.held.fetch_add(1, Ordering::AcqRel) >= self.limits.max_held_polls {
             session.held.fetch_sub(1, Ordering::AcqRel);
-            return Err(ErrorCode::TooManyPolls);
+            return Err(PollRefusal::TooManyHeld);
         }
         Ok(PollTicket {
             conn,

@@ -9,7 +9,9 @@
 //!   counter, which the hub driver bumps the moment anything happens in one of its rooms.
 //!
 //! A session exists in the hub as a connection of kind `Poll` (it counts in presence and can
-//! type); it expires after `--poll-session-timeout-ms` without a request.
+//! type); it expires after `--poll-session-timeout-ms` without a request. Each request is
+//! authorized by its own token (the session takes that token's identity and grants), and a
+//! session belongs to the user who opened it.
 //!
 //! How a poll is answered end to end, across these handlers, the driver and the hub, is told
 //! once, in [`crate::driver::poll`].
@@ -31,14 +33,13 @@ use super::metrics::EdgeCounters;
 use super::rest::{bearer, body_refused};
 use super::{ApiError, AppState};
 use crate::driver::HubMsg;
-use crate::driver::poll::{PollTicket, SessionKey};
+use crate::driver::poll::{PollRefusal, PollTicket, SessionKey};
 use crate::hub::{Payload, RoomView, encode, encode_event};
-use crate::identity::Identity;
 
 /// Most events one poll returns per room; the client polls again at once for the rest.
 const POLL_PAGE: usize = 256;
 
-fn session_key(identity: &Identity, session: &str) -> Result<SessionKey, ApiError> {
+fn session_key(session: &str) -> Result<SessionKey, ApiError> {
     let valid = (8..=64).contains(&session.len())
         && session
             .bytes()
@@ -50,7 +51,36 @@ fn session_key(identity: &Identity, session: &str) -> Result<SessionKey, ApiErro
             "session must be 8 to 64 letters, digits, '-' or '_'",
         ));
     }
-    Ok((identity.user.clone(), session.to_owned()))
+    Ok(session.to_owned())
+}
+
+/// The HTTP answer to a refusal of the driver.
+fn refusal_answer(state: &AppState, refusal: PollRefusal) -> ApiError {
+    match refusal {
+        PollRefusal::PostInFlight => ApiError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            ErrorCode::TooManyPolls,
+            "this session already has a POST in flight; send one at a time",
+        ),
+        PollRefusal::TooManyHeld => ApiError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            ErrorCode::TooManyPolls,
+            format!(
+                "at most {} polls may wait at once per session",
+                state.limits.max_held_polls
+            ),
+        ),
+        PollRefusal::OtherUser => ApiError::new(
+            StatusCode::FORBIDDEN,
+            ErrorCode::Forbidden,
+            "this polling session belongs to another user: open your own with a new session id",
+        ),
+        PollRefusal::Internal => ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            ErrorCode::Internal,
+            "the polling session is in an unexpected state; open a new one",
+        ),
+    }
 }
 
 fn hub_gone(state: &AppState) -> Response {
@@ -86,7 +116,7 @@ pub(super) async fn send(
                 err.to_string(),
             )
         })?;
-        let session = session_key(&identity, &batch.session)?;
+        let session = session_key(&batch.session)?;
         // Each frame is answered on its own, as the WebSocket connection task answers it:
         // refusals here, the rest by the hub.
         let mut refused = Vec::new();
@@ -138,11 +168,7 @@ pub(super) async fn send(
                 refused.append(&mut replies);
                 Ok(frames_response(&refused))
             }
-            Ok(Some(Err(code))) => Err(ApiError::new(
-                StatusCode::TOO_MANY_REQUESTS,
-                code,
-                "this session already has a POST in flight; send one at a time",
-            )),
+            Ok(Some(Err(refusal))) => Err(refusal_answer(&state, refusal)),
             Ok(None) => Ok(hub_gone(&state)),
             Err(_) => Err(ApiError::new(
                 StatusCode::SERVICE_UNAVAILABLE,
@@ -193,7 +219,7 @@ pub(super) async fn poll(
     let result = async {
         let identity = Arc::new(bearer(&state, &headers)?);
         let query = parse_query(query, state.limits.poll_wait)?;
-        let session = session_key(&identity, &query.session)?;
+        let session = session_key(&query.session)?;
         let mut frames = Vec::new();
         let mut followed = Vec::new();
         for cursor in query.rooms {
@@ -220,23 +246,7 @@ pub(super) async fn poll(
             .await
         {
             Some(Ok(ticket)) => ticket,
-            Some(Err(ErrorCode::TooManyPolls)) => {
-                return Err(ApiError::new(
-                    StatusCode::TOO_MANY_REQUESTS,
-                    ErrorCode::TooManyPolls,
-                    format!(
-                        "at most {} polls may wait at once per session",
-                        state.limits.max_held_polls
-                    ),
-                ));
-            }
-            Some(Err(code)) => {
-                return Err(ApiError::new(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    code,
-                    "the polling session could not be opened; try again",
-                ));
-            }
+            Some(Err(refusal)) => return Err(refusal_answer(&state, refusal)),
             None => return Ok(hub_gone(&state)),
         };
         let PollTicket {

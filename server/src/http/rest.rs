@@ -51,21 +51,14 @@ pub(super) fn bearer(state: &AppState, headers: &HeaderMap) -> Result<Identity, 
 }
 
 fn caller(state: &AppState, headers: &HeaderMap) -> Result<Caller, ApiError> {
-    if let (Some(key), Some(given)) = (&state.api_key, bearer_value(headers))
-        && constant_time_eq(key.as_bytes(), given.as_bytes())
-    {
+    if api_key_matches(state, headers) {
         return Ok(Caller::Backend);
     }
     bearer(state, headers).map(Caller::User)
 }
 
 fn backend_only(state: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
-    let key_matches = state
-        .api_key
-        .as_ref()
-        .zip(bearer_value(headers))
-        .is_some_and(|(key, given)| constant_time_eq(key.as_bytes(), given.as_bytes()));
-    if key_matches {
+    if api_key_matches(state, headers) {
         return Ok(());
     }
     let message = if state.api_key.is_some() {
@@ -80,8 +73,21 @@ fn backend_only(state: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
     ))
 }
 
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+/// Whether the request carries the backend API key (`Authorization: Bearer <key>`).
+///
+/// Compared in constant time by `subtle` (a timing side channel must not reveal how many
+/// leading bytes of a guess are right). Only the length can show: keys are long random strings,
+/// so their length is no secret worth keeping.
+fn api_key_matches(state: &AppState, headers: &HeaderMap) -> bool {
+    let (Some(key), Some(given)) = (&state.api_key, bearer_value(headers)) else {
+        return false;
+    };
+    key_equals(key.as_bytes(), given.as_bytes())
+}
+
+fn key_equals(key: &[u8], given: &[u8]) -> bool {
+    use subtle::ConstantTimeEq;
+    bool::from(key.ct_eq(given))
 }
 
 fn bad_request(message: impl Into<String>) -> ApiError {
@@ -377,4 +383,24 @@ pub(super) async fn not_found() -> ApiError {
         ErrorCode::NotFound,
         "no such endpoint; see docs/PROTOCOL.md",
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::key_equals;
+
+    #[test]
+    fn the_api_key_matches_only_itself() {
+        let key = b"k3y-with-enough-entropy";
+        assert!(key_equals(key, key));
+        for given in [
+            &b""[..],
+            b"k3y-with-enough-entrop",
+            b"k3y-with-enough-entropyy",
+            b"K3y-with-enough-entropy",
+            b"k3y-with-enough-entropY",
+        ] {
+            assert!(!key_equals(key, given), "{given:?}");
+        }
+    }
 }

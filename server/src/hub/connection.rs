@@ -6,7 +6,7 @@
 use std::collections::HashSet;
 use std::sync::Arc;
 
-use chorus_sdk::wire::{self, ErrorCode, ServerFrame, Welcome, close_code};
+use chorus_sdk::wire::{self, ErrorCode, RoomName, ServerFrame, Welcome, close_code};
 
 use super::publish::TokenBucket;
 use super::{Action, Conn, ConnId, ConnKind, Hub, Now};
@@ -53,6 +53,36 @@ impl Hub {
     pub fn handle_activity(&mut self, now: Now, conn: ConnId) {
         if let Some(state) = self.conns.get_mut(&conn) {
             state.last_seen = now.instant;
+        }
+    }
+
+    /// The connection presented a token again (every polling request carries its own): from
+    /// now on it acts with `identity`, and it leaves every room that token no longer grants,
+    /// each with an `error` `forbidden` that says so. The driver makes sure the user is the
+    /// same (a session belongs to one user); a token for another user is refused before this.
+    pub fn handle_token(&mut self, now: Now, conn: ConnId, identity: Arc<Identity>) {
+        let Some(state) = self.conns.get_mut(&conn) else {
+            return;
+        };
+        debug_assert_eq!(
+            state.identity.user, identity.user,
+            "one user per connection"
+        );
+        if state.identity == identity {
+            return;
+        }
+        state.identity = identity;
+        let mut revoked: Vec<RoomName> = state
+            .rooms
+            .iter()
+            .filter(|room| !state.identity.can_join(room))
+            .cloned()
+            .collect();
+        revoked.sort(); // Deterministic output order (`rooms` is a hash set).
+        for room in revoked {
+            let message = format!("your token no longer grants access to room {room}; it was left");
+            self.send_error(conn, ErrorCode::Forbidden, &message, Some(room.clone()));
+            self.leave(now, conn, room);
         }
     }
 

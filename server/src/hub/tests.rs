@@ -1486,3 +1486,26 @@ fn publishes_during_the_drain_are_refused_with_draining_and_the_reconnect_hint()
         0
     );
 }
+
+#[test]
+fn a_new_token_replaces_the_grants_and_leaves_the_rooms_it_no_longer_grants() {
+    let mut h = two_members();
+    h.send(1, &join("lobby"));
+    h.take(1);
+    h.take(2);
+    // Issue 14: a polling session kept the grants of the token that opened it.
+    let reader = Identity::new("ana", None, &[("r", RoomRight::Read)]);
+    let now = h.now();
+    h.hub.handle_token(now, 1, Arc::new(reader));
+    h.pump();
+    assert_eq!(h.take(1), ["error forbidden lobby", "left lobby"]);
+    h.send(1, &publish("r", "a", "1"));
+    assert_eq!(h.take(1), ["nack r a forbidden"]);
+    assert_eq!(
+        h.take(2),
+        Vec::<String>::new(),
+        "ana is still in r, reading"
+    );
+    h.send(1, &join("lobby"));
+    assert_eq!(h.take(1), ["error forbidden lobby"]);
+}

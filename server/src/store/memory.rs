@@ -27,7 +27,9 @@ pub struct MemoryLog {
 struct RoomLog {
     head: u64,
     events: VecDeque<StoredEvent>,
-    ids: HashMap<EventId, u64>,
+    /// The kept events' seqs by sender and id: ids are idempotency keys per sender, so one
+    /// user can never make another's publish a "duplicate".
+    ids: HashMap<(String, EventId), u64>,
 }
 
 impl RoomLog {
@@ -38,8 +40,10 @@ impl RoomLog {
             if !too_many && front.event.at >= cutoff {
                 break;
             }
-            self.ids.remove(&front.event.id);
-            self.events.pop_front();
+            let Some(gone) = self.events.pop_front() else {
+                break;
+            };
+            self.ids.remove(&(gone.event.from, gone.event.id));
         }
     }
 
@@ -67,9 +71,11 @@ impl MemoryLog {
     pub fn append(&mut self, request: AppendRequest, now_ms: u64) -> AppendOutcome {
         let room = self.rooms.entry(request.room.clone()).or_default();
         room.trim(&self.retention, now_ms);
-        if let Some(&seq) = room.ids.get(&request.id) {
+        let key = (request.from, request.id);
+        if let Some(&seq) = room.ids.get(&key) {
             return AppendOutcome::Duplicate { seq };
         }
+        let (from, id) = key;
         if request.if_seq.is_some_and(|expected| expected != room.head) {
             return AppendOutcome::Conflict { head: room.head };
         }
@@ -79,13 +85,14 @@ impl MemoryLog {
             event: Event {
                 room: request.room,
                 seq: Some(room.head),
-                id: request.id,
-                from: request.from,
+                id,
+                from,
                 at: request.at,
                 body: request.body,
             },
         };
-        room.ids.insert(stored.event.id.clone(), room.head);
+        let key = (stored.event.from.clone(), stored.event.id.clone());
+        room.ids.insert(key, room.head);
         room.events.push_back(stored.clone());
         room.trim(&self.retention, now_ms);
         AppendOutcome::Stored(stored)

@@ -1,7 +1,7 @@
 //! History and sequencing storage behind one trait, chosen at start-up.
 //!
 //! The store is the room's *sequencer*: it decides each durable event's seq (gapless, strictly
-//! increasing per room), refuses duplicates by client id, checks `if_seq`, and keeps the history
+//! increasing per room), refuses duplicates by (sender, id), checks `if_seq`, and keeps the history
 //! for replay under a retention policy. The hub never assigns a seq itself; it fans out exactly
 //! what the store reports as stored, in the order the store reports it. That boundary is what
 //! lets a Redis engine later sequence one room for many server nodes.
@@ -74,7 +74,8 @@ impl StoredEvent {
 pub enum AppendOutcome {
     /// Stored under a new seq; the hub fans it out.
     Stored(StoredEvent),
-    /// That id was already stored in the room (within the history window) under `seq`.
+    /// The same sender already stored that id in the room (within the history window) under
+    /// `seq`. Ids are idempotency keys per sender: another sender's equal id is no duplicate.
     Duplicate {
         /// The original seq.
         seq: u64,
@@ -176,10 +177,20 @@ pub(crate) mod contract {
     use chorus_sdk::wire::Json;
 
     pub(crate) fn request(room: &str, id: &str, at: u64, if_seq: Option<u64>) -> AppendRequest {
+        request_from("ana", room, id, at, if_seq)
+    }
+
+    pub(crate) fn request_from(
+        from: &str,
+        room: &str,
+        id: &str,
+        at: u64,
+        if_seq: Option<u64>,
+    ) -> AppendRequest {
         AppendRequest {
             room: RoomName::parse(room).unwrap(),
             id: EventId::parse(id).unwrap(),
-            from: "ana".into(),
+            from: from.into(),
             at,
             body: Json::from_text(format!(r#"{{"n":"{id}"}}"#)).unwrap(),
             if_seq,
@@ -208,6 +219,54 @@ pub(crate) mod contract {
             AppendOutcome::Stored(stored) => stored.seq(),
             other => panic!("expected stored, got {other:?}"),
         }
+    }
+
+    /// Ids are idempotency keys per sender (issue 14): `mallory` publishing `ana`'s next id
+    /// first neither takes `ana`'s event's place nor makes it a duplicate; each sender's retry is
+    /// still a duplicate of its own event.
+    async fn check_ids_are_per_sender(
+        store: &dyn Store,
+        outcomes: &mut mpsc::UnboundedReceiver<AppendDone>,
+        now: u64,
+    ) {
+        let first = append(
+            store,
+            outcomes,
+            request_from("mallory", "c", "x", now, None),
+        )
+        .await;
+        assert_eq!(seq_of(&first), 1);
+        let victim = append(store, outcomes, request_from("ana", "c", "x", now, None)).await;
+        assert_eq!(
+            seq_of(&victim),
+            2,
+            "another sender's equal id is no duplicate"
+        );
+        assert_eq!(
+            append(store, outcomes, request_from("ana", "c", "x", now, None)).await,
+            AppendOutcome::Duplicate { seq: 2 },
+            "a sender's retry is a duplicate of its own event"
+        );
+        assert_eq!(
+            append(
+                store,
+                outcomes,
+                request_from("mallory", "c", "x", now, None)
+            )
+            .await,
+            AppendOutcome::Duplicate { seq: 1 }
+        );
+        let page = store
+            .read(&RoomName::parse("c").unwrap(), 0, 10)
+            .await
+            .unwrap();
+        let kept: Vec<(u64, &str)> = page
+            .events
+            .iter()
+            .map(|e| (e.seq(), e.event.from.as_str()))
+            .collect();
+        assert_eq!(kept, vec![(1, "mallory"), (2, "ana")]);
+        assert_eq!(page.events[1].event.body.as_text(), r#"{"n":"x"}"#);
     }
 
     /// Sequencing, dedupe, `if_seq`, reads, and count retention (`max_events` must be 5).
@@ -242,6 +301,7 @@ pub(crate) mod contract {
             AppendOutcome::Duplicate { seq: 2 },
             "a stored id is a duplicate whatever its if_seq says"
         );
+        check_ids_are_per_sender(store, outcomes, now).await;
         // Many jobs in flight at once keep their order and get one outcome each.
         for n in 3..=9 {
             store.submit(AppendJob {

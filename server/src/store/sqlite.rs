@@ -35,7 +35,8 @@ const AGE_SWEEP_EVERY: Duration = Duration::from_secs(60);
 /// Reader connections; reads beyond this many at once wait for one.
 const READERS: usize = 2;
 
-const SCHEMA: &str = "
+/// The tables, as every version of the schema has them (`CREATE ... IF NOT EXISTS`).
+const TABLES: &str = "
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS rooms (room TEXT PRIMARY KEY, head INTEGER NOT NULL) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS events (
@@ -47,8 +48,50 @@ CREATE TABLE IF NOT EXISTS events (
     body TEXT NOT NULL,
     PRIMARY KEY (room, seq)
 ) WITHOUT ROWID;
-CREATE UNIQUE INDEX IF NOT EXISTS events_by_id ON events (room, id);
 ";
+
+/// The schema version this code writes, kept in SQLite's `user_version`.
+const SCHEMA_VERSION: i64 = 1;
+
+/// The steps from each older version to the next: `MIGRATIONS[v]` turns version `v` into
+/// `v + 1`. Version 0 is a new file, or one written before versions were recorded.
+const MIGRATIONS: [&str; SCHEMA_VERSION as usize] = [
+    // 0 -> 1: ids are idempotency keys per sender, (room, sender, id), no longer per room: with
+    // (room, id) any member could publish another user's next id first (ids travel in every
+    // event) and make the victim's publish a "duplicate" that was never stored.
+    "CREATE UNIQUE INDEX IF NOT EXISTS events_by_sender_id ON events (room, sender, id);
+     DROP INDEX IF EXISTS events_by_id;",
+];
+
+/// Creates the tables and brings the file to [`SCHEMA_VERSION`], in one transaction (a crash
+/// half-way leaves the old version, which the next start migrates again). A file written by a
+/// newer version is refused rather than misread.
+fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
+    let tx = conn.transaction().map_err(backend)?;
+    tx.execute_batch(TABLES).map_err(backend)?;
+    let version: i64 = tx
+        .query_row("PRAGMA user_version", [], |row| row.get(0))
+        .map_err(backend)?;
+    if !(0..=SCHEMA_VERSION).contains(&version) {
+        return Err(StoreError::Backend(format!(
+            "the database has schema version {version}, newer than this server's \
+             {SCHEMA_VERSION}: run a newer chorus-server on it"
+        )));
+    }
+    for step in &MIGRATIONS[version as usize..] {
+        tx.execute_batch(step).map_err(backend)?;
+    }
+    if version < SCHEMA_VERSION {
+        tx.pragma_update(None, "user_version", SCHEMA_VERSION)
+            .map_err(backend)?;
+        tracing::info!(
+            from = version,
+            to = SCHEMA_VERSION,
+            "migrated the database schema"
+        );
+    }
+    tx.commit().map_err(backend)
+}
 
 /// The SQLite [`Store`].
 #[derive(Debug)]
@@ -99,8 +142,8 @@ impl SqliteStore {
         outcomes: OutcomeSender,
         max_batch: usize,
     ) -> Result<SqliteStore, StoreError> {
-        let conn = open_connection(path)?;
-        conn.execute_batch(SCHEMA).map_err(backend)?;
+        let mut conn = open_connection(path)?;
+        migrate(&mut conn)?;
         conn.execute(
             "INSERT OR IGNORE INTO meta (key, value) VALUES ('epoch', ?1)",
             params![super::random_epoch() as i64],
@@ -368,12 +411,12 @@ impl Writer {
                 }
             };
             let existing: Option<i64> = tx
-                .prepare_cached("SELECT seq FROM events WHERE room = ?1 AND id = ?2")
+                .prepare_cached(
+                    "SELECT seq FROM events WHERE room = ?1 AND sender = ?2 AND id = ?3",
+                )
                 .and_then(|mut stmt| {
-                    stmt.query_row(params![request.room.as_str(), request.id.as_str()], |row| {
-                        row.get(0)
-                    })
-                    .optional()
+                    let key = params![request.room.as_str(), request.from, request.id.as_str()];
+                    stmt.query_row(key, |row| row.get(0)).optional()
                 })
                 .map_err(backend)?;
             if let Some(seq) = existing {
@@ -455,6 +498,110 @@ mod tests {
         };
         let store = SqliteStore::open(&dir.path().join("chorus.db"), retention, tx).unwrap();
         contract::check_store(&store, &mut rx).await;
+    }
+
+    /// The schema before ids were scoped by sender (as of commit d6f0651, `SCHEMA` in this
+    /// file): ids unique per room, no `user_version`.
+    const SCHEMA_BEFORE_SENDER_IDS: &str = "
+        CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID;
+        CREATE TABLE IF NOT EXISTS rooms (room TEXT PRIMARY KEY, head INTEGER NOT NULL) WITHOUT ROWID;
+        CREATE TABLE IF NOT EXISTS events (
+            room TEXT NOT NULL,
+            seq INTEGER NOT NULL,
+            id TEXT NOT NULL,
+            sender TEXT NOT NULL,
+            at INTEGER NOT NULL,
+            body TEXT NOT NULL,
+            PRIMARY KEY (room, seq)
+        ) WITHOUT ROWID;
+        CREATE UNIQUE INDEX IF NOT EXISTS events_by_id ON events (room, id);
+    ";
+
+    #[tokio::test]
+    async fn a_file_of_the_old_schema_is_migrated_keeping_its_data_and_ids_become_per_sender() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("old.db");
+        let now = crate::clock::unix_ms_now();
+        {
+            let old = Connection::open(&path).unwrap();
+            old.execute_batch(SCHEMA_BEFORE_SENDER_IDS).unwrap();
+            old.execute("INSERT INTO meta (key, value) VALUES ('epoch', 777)", [])
+                .unwrap();
+            old.execute("INSERT INTO rooms (room, head) VALUES ('r', 2)", [])
+                .unwrap();
+            for (seq, id, sender) in [(1, "x", "mallory"), (2, "y", "ana")] {
+                old.execute(
+                    "INSERT INTO events (room, seq, id, sender, at, body) VALUES ('r', ?1, ?2, ?3, ?4, '{\"old\":true}')",
+                    params![seq, id, sender, now as i64],
+                )
+                .unwrap();
+            }
+        }
+
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+        let store = SqliteStore::open(&path, Retention::default(), tx).unwrap();
+        let room = RoomName::parse("r").unwrap();
+        let page = store.read(&room, 0, 10).await.unwrap();
+        assert_eq!(
+            (page.head.epoch, page.head.head),
+            (777, 2),
+            "epoch and head kept"
+        );
+        let kept: Vec<(u64, &str, &str)> = page
+            .events
+            .iter()
+            .map(|e| (e.seq(), e.event.id.as_str(), e.event.from.as_str()))
+            .collect();
+        assert_eq!(kept, vec![(1, "x", "mallory"), (2, "y", "ana")]);
+        assert_eq!(page.events[0].event.body.as_text(), r#"{"old":true}"#);
+
+        // The new rule holds on the migrated rows: mallory's "x" is no duplicate of ana's
+        // next "x", while each sender's own old ids still are duplicates.
+        let append = |from: &str, id: &str| contract::request_from(from, "r", id, now, None);
+        match contract::append(&store, &mut rx, append("ana", "x")).await {
+            AppendOutcome::Stored(stored) => assert_eq!(stored.seq(), 3),
+            other => panic!("ana's x must be stored, got {other:?}"),
+        }
+        for (from, id, seq) in [("mallory", "x", 1), ("ana", "y", 2), ("ana", "x", 3)] {
+            assert_eq!(
+                contract::append(&store, &mut rx, append(from, id)).await,
+                AppendOutcome::Duplicate { seq },
+                "{from}'s {id}"
+            );
+        }
+        drop(store);
+
+        let check = Connection::open(&path).unwrap();
+        let version: i64 = check
+            .query_row("PRAGMA user_version", [], |row| row.get(0))
+            .unwrap();
+        assert_eq!(version, SCHEMA_VERSION);
+        let indexes: Vec<String> = check
+            .prepare("SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'events' AND sql IS NOT NULL ORDER BY name")
+            .unwrap()
+            .query_map([], |row| row.get(0))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect();
+        assert_eq!(indexes, vec!["events_by_sender_id".to_owned()]);
+        drop(check);
+        // Opening again is a no-op migration.
+        let (tx, _rx) = tokio::sync::mpsc::unbounded_channel();
+        let again = SqliteStore::open(&path, Retention::default(), tx).unwrap();
+        assert_eq!(again.read(&room, 0, 10).await.unwrap().head.head, 3);
+    }
+
+    #[test]
+    fn a_file_from_a_newer_schema_is_refused_with_a_clear_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("newer.db");
+        Connection::open(&path)
+            .unwrap()
+            .pragma_update(None, "user_version", SCHEMA_VERSION + 1)
+            .unwrap();
+        let (tx, _rx) = tokio::sync::mpsc::unbounded_channel();
+        let err = SqliteStore::open(&path, Retention::default(), tx).unwrap_err();
+        assert!(err.to_string().contains("newer than this server"), "{err}");
     }
 
     #[tokio::test]
