@@ -236,8 +236,11 @@ mod tests {
             let parsed = Config::try_parse_from(["chorus-server", "--trusted-proxies", value]);
             match (parsed, expect) {
                 (Ok(config), Ok(nets)) => {
-                    let got: Vec<String> =
-                        config.trusted_proxies.iter().map(|n| n.to_string()).collect();
+                    let got: Vec<String> = config
+                        .trusted_proxies
+                        .iter()
+                        .map(|n| n.to_string())
+                        .collect();
                     assert_eq!(got, nets, "{value}");
                 }
                 (Err(err), Err(says)) => {

@@ -11,7 +11,9 @@ use std::time::{Duration, Instant};
 use chorus_sdk::wire::{self, Ack, ErrorCode, Event, Nack, Publish, RoomName, ServerFrame};
 
 use super::{Action, Answered, ConnId, Hub, Member, Now, RoomLoad, Transmit, encode, encode_event};
-use crate::store::{AppendDone, AppendJob, AppendOutcome, AppendRequest, Origin, StoredEvent};
+use crate::store::{
+    AppendDone, AppendJob, AppendOutcome, AppendRequest, Origin, StoreError, StoredEvent,
+};
 
 /// A token bucket: `rate` tokens per second, at most `burst` saved up.
 #[derive(Clone, Copy, Debug)]
@@ -46,6 +48,12 @@ impl Hub {
     /// A backend publishes to a room (REST, API key). The outcome comes back as
     /// [`Action::Complete`] with `ticket`, after the event was fanned out.
     pub fn handle_backend_publish(&mut self, _now: Now, ticket: u64, request: AppendRequest) {
+        if self.draining.is_some() {
+            // Nothing new is stored once the drain began: every append it waits for was
+            // submitted before, so all of them are answered before the connections close.
+            let result = Err(StoreError::Closed);
+            return self.actions.push_back(Action::Complete { ticket, result });
+        }
         self.actions.push_back(Action::Append(AppendJob {
             origin: Origin::Request(ticket),
             request,
@@ -161,14 +169,17 @@ impl Hub {
         }));
     }
 
-    /// Checks a publish from a known connection against the rate limit, membership, grants and
-    /// shutdown; returns the publisher's user id, or why it is refused.
+    /// Checks a publish from a known connection against shutdown, the rate limit, membership
+    /// and grants; returns the publisher's user id, or why it is refused.
     fn admit_publish(
         &mut self,
         now: Now,
         conn: ConnId,
         publish: &Publish,
     ) -> Result<String, (ErrorCode, String)> {
+        if let Some(retry_after) = self.draining {
+            return Err((ErrorCode::Draining, draining_message(retry_after)));
+        }
         let (rate, burst) = (self.config.publish_rate, self.config.publish_burst);
         let state = self
             .conns
@@ -197,12 +208,6 @@ impl Hub {
                     "your token does not grant publishing to room {}",
                     publish.room
                 ),
-            ));
-        }
-        if self.draining {
-            return Err((
-                ErrorCode::Draining,
-                "the server is shutting down; publish again after reconnecting".to_owned(),
             ));
         }
         Ok(state.identity.user.clone())
@@ -320,4 +325,13 @@ impl Hub {
             self.send_answer(conn, frame, Some(answers));
         }
     }
+}
+
+/// The message of a `nack draining`: when to reconnect (the `draining` frame's hint, which the
+/// connection got first) and that the publish was not stored.
+pub fn draining_message(retry_after: Duration) -> String {
+    format!(
+        "the server is shutting down and did not store this publish; reconnect in {} ms and publish it again",
+        retry_after.as_millis()
+    )
 }
