@@ -205,9 +205,7 @@ async fn run(mut socket: WebSocket, state: AppState, identity: Arc<Identity>) {
     loop {
         let stalling = output.busy();
         if stalling && !was_busy {
-            write_stall
-                .as_mut()
-                .reset(tokio::time::Instant::now() + write_timeout);
+            write_stall.as_mut().reset(in_from_now(write_timeout));
         }
         was_busy = stalling;
         tokio::select! {
@@ -247,13 +245,13 @@ async fn run(mut socket: WebSocket, state: AppState, identity: Arc<Identity>) {
             () = &mut write_stall, if stalling => break,
             io = std::future::poll_fn(|cx| output.poll(cx, &mut socket, &mut outgoing)) => match io {
                 Io::Wrote => {
-                    write_stall.as_mut().reset(tokio::time::Instant::now() + write_timeout);
+                    write_stall.as_mut().reset(in_from_now(write_timeout));
                 }
                 Io::Failed | Io::QueueEnded => break,
                 Io::Read(incoming) => {
                     // Inbound traffic proves the peer alive too: a slow link that takes its
                     // frames slower than the kernel wakes writers still pings.
-                    write_stall.as_mut().reset(tokio::time::Instant::now() + write_timeout);
+                    write_stall.as_mut().reset(in_from_now(write_timeout));
                     match incoming {
                         Some(Ok(Message::Text(text))) => {
                             if let Some(reply) = read_frame(&state, conn, &text).await {
@@ -491,6 +489,12 @@ async fn close(socket: &mut WebSocket, code: u16, reason: ErrorCode) {
         }
     };
     let _ = tokio::time::timeout(CLOSE_LINGER, linger).await;
+}
+
+/// The tokio instant `after` from now.
+#[allow(clippy::disallowed_methods)] // The connection task is a driver: it may read the clock.
+fn in_from_now(after: Duration) -> tokio::time::Instant {
+    tokio::time::Instant::now() + after
 }
 
 /// The tokio instant of a wall-clock time (ms since the Unix epoch).
