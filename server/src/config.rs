@@ -92,7 +92,7 @@ pub struct Config {
     /// Reverse proxies (addresses or networks, comma-separated, e.g. `127.0.0.1,10.0.0.0/8`)
     /// whose `X-Forwarded-For` names the client. Connections from them count against the
     /// forwarded client address for `--max-connections-per-ip`; everyone else's header is ignored.
-    #[arg(long, env = "CHORUS_TRUSTED_PROXIES", value_delimiter = ',')]
+    #[arg(long, env = "CHORUS_TRUSTED_PROXIES", value_delimiter = ',', value_parser = parse_trusted_proxy)]
     pub trusted_proxies: Vec<ipnet::IpNet>,
     /// Sustained publishes per second per connection (a token bucket).
     #[arg(long, env = "CHORUS_PUBLISH_RATE", default_value_t = 50.0)]
@@ -125,6 +125,22 @@ pub struct Config {
     /// Reconnect hint sent to clients when the server shuts down (milliseconds).
     #[arg(long, env = "CHORUS_DRAIN_RETRY_MS", default_value_t = 1_000)]
     pub drain_retry_ms: u64,
+}
+
+/// One `--trusted-proxies` entry: a network in CIDR form (`10.0.0.0/8`, `fd00::/8`) or a plain
+/// address (`127.0.0.1`, `::1`), which is the network of that one address.
+fn parse_trusted_proxy(text: &str) -> Result<ipnet::IpNet, String> {
+    let text = text.trim();
+    if let Ok(net) = text.parse::<ipnet::IpNet>() {
+        return Ok(net);
+    }
+    text.parse::<std::net::IpAddr>()
+        .map(ipnet::IpNet::from)
+        .map_err(|_| {
+            format!(
+                "`{text}` is neither an IP address (127.0.0.1, ::1) nor a network (10.0.0.0/8, fd00::/8)"
+            )
+        })
 }
 
 /// The secret used by `--dev`. Public knowledge: dev tokens prove nothing.
@@ -232,5 +248,34 @@ mod tests {
             secret(&["--jwt-secret", ""]).is_err(),
             "an empty secret is none"
         );
+    }
+
+    #[test]
+    fn trusted_proxies_are_addresses_or_networks() {
+        fn check(value: &str, expect: Result<&[&str], &str>) {
+            let parsed = Config::try_parse_from(["chorus-server", "--trusted-proxies", value]);
+            match (parsed, expect) {
+                (Ok(config), Ok(nets)) => {
+                    let got: Vec<String> = config
+                        .trusted_proxies
+                        .iter()
+                        .map(|n| n.to_string())
+                        .collect();
+                    assert_eq!(got, nets, "{value}");
+                }
+                (Err(err), Err(says)) => {
+                    let text = err.to_string();
+                    assert!(text.contains(says), "{value}: {text}");
+                }
+                (parsed, expect) => panic!("{value}: {:?} but expected {expect:?}", parsed.err()),
+            }
+        }
+        check("127.0.0.1", Ok(&["127.0.0.1/32"]));
+        check("::1", Ok(&["::1/128"]));
+        // The example in `--help`.
+        check("127.0.0.1,10.0.0.0/8", Ok(&["127.0.0.1/32", "10.0.0.0/8"]));
+        check("fd00::/8, 192.168.1.7", Ok(&["fd00::/8", "192.168.1.7/32"]));
+        check("proxy.local", Err("is neither an IP address"));
+        check("10.0.0.0/33", Err("is neither an IP address"));
     }
 }

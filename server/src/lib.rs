@@ -48,9 +48,14 @@ pub struct RunningServer {
     addr: std::net::SocketAddr,
     hub: HubHandle,
     drain_retry: Duration,
+    connections: Arc<http::limits::ConnectionLimiter>,
     stop: Option<oneshot::Sender<()>>,
     task: tokio::task::JoinHandle<()>,
 }
+
+/// How long shutdown waits for WebSocket connections to write their last frames and close
+/// (each frame must be taken within a second; a peer that takes nothing is given up on).
+const SOCKETS_CLOSE_LIMIT: Duration = Duration::from_secs(10);
 
 impl RunningServer {
     /// The address it listens on.
@@ -58,14 +63,30 @@ impl RunningServer {
         self.addr
     }
 
-    /// Graceful shutdown: finish pending writes, send `draining` to every client, close them,
-    /// stop listening.
+    /// Graceful shutdown: send `draining` to every client, ack every publish already being
+    /// stored (refusing new ones), close every connection (1012), stop listening, and return
+    /// once every WebSocket connection task has written its last frames and its close frame
+    /// (upgraded connections are no longer axum's, so its graceful shutdown does not wait for
+    /// them; returning earlier would let the runtime's end cut them off mid-goodbye).
     pub async fn shutdown(mut self) {
         self.hub.drain(self.drain_retry).await;
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
         }
-        let _ = self.task.await;
+        let (connections, task) = (Arc::clone(&self.connections), self.task);
+        let everything = async move {
+            connections.all_closed().await;
+            let _ = task.await;
+        };
+        if tokio::time::timeout(SOCKETS_CLOSE_LIMIT, everything)
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                open = self.connections.open(),
+                "connections still open after {SOCKETS_CLOSE_LIMIT:?}; exiting anyway"
+            );
+        }
     }
 }
 
@@ -99,6 +120,8 @@ pub async fn start(config: &Config, listener: TcpListener) -> Result<RunningServ
         outcomes_rx,
         poll_limits,
     );
+    let connections =
+        http::limits::ConnectionLimiter::new(config.max_connections, config.max_connections_per_ip);
     let state = AppState::new(http::AppStateInner {
         hub: hub.clone(),
         store,
@@ -114,10 +137,7 @@ pub async fn start(config: &Config, listener: TcpListener) -> Result<RunningServ
             poll_send_timeout: Duration::from_secs(10),
             drain_retry: Duration::from_millis(config.drain_retry_ms),
         },
-        connections: http::limits::ConnectionLimiter::new(
-            config.max_connections,
-            config.max_connections_per_ip,
-        ),
+        connections: Arc::clone(&connections),
         allowed_origins: config.allowed_origins.clone(),
         trusted_proxies: config.trusted_proxies.clone(),
         counters: Arc::default(),
@@ -157,6 +177,7 @@ pub async fn start(config: &Config, listener: TcpListener) -> Result<RunningServ
         addr,
         hub,
         drain_retry: Duration::from_millis(config.drain_retry_ms),
+        connections,
         stop: Some(stop),
         task,
     })

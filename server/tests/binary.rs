@@ -53,3 +53,155 @@ async fn sigterm_drains_clients_and_exits_cleanly() {
     assert!(status.success(), "exit status {status}");
     assert!(db.exists(), "the SQLite file was created");
 }
+
+/// What one client saw of a shutdown under load.
+#[derive(Debug, Default)]
+struct Witness {
+    /// Ids it published.
+    sent: Vec<String>,
+    /// Ids acked.
+    acked: std::collections::BTreeSet<String>,
+    /// Ids nacked, with the code.
+    nacked: Vec<(String, chorus_sdk::wire::ErrorCode)>,
+    /// Whether `draining` arrived (before the close).
+    draining: bool,
+    /// The close code, if a close frame arrived.
+    close: Option<u16>,
+}
+
+/// One client publishing as fast as a busy app would until the server closes it.
+async fn publish_until_closed(client: Client, user: &str) -> Witness {
+    use futures_util::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::Message;
+    let (mut write, mut read) = client.ws.split();
+    let prefix = user.to_owned();
+    let writer = tokio::spawn(async move {
+        let mut sent = Vec::new();
+        for n in 0.. {
+            let id = format!("{prefix}-{n}");
+            let frame = support::publish("r", &id, "1").encode();
+            if write.send(Message::text(frame)).await.is_err() {
+                break;
+            }
+            sent.push(id);
+            tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+        }
+        sent
+    });
+    let mut witness = Witness::default();
+    while let Some(message) = read.next().await {
+        match message {
+            Ok(Message::Text(text)) => match ServerFrame::decode(&text).unwrap() {
+                ServerFrame::Ack(ack) => {
+                    witness.acked.insert(ack.id.to_string());
+                }
+                ServerFrame::Nack(nack) => witness.nacked.push((nack.id.to_string(), nack.code)),
+                ServerFrame::Draining(_) => witness.draining = true,
+                _ => {}
+            },
+            Ok(Message::Close(frame)) => {
+                witness.close = frame.map(|f| u16::from(f.code));
+                break;
+            }
+            Ok(_) => {}
+            Err(_) => break,
+        }
+    }
+    witness.sent = writer.await.unwrap();
+    witness
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_shutdown_under_load_acks_everything_stored_and_closes_every_connection_cleanly() {
+    // Dozens of SIGTERMs while clients publish: every time, each connection gets `draining`
+    // and close 1012, every stored event was acked, and a publish that was not stored got a
+    // `nack draining` or nothing (the client resends it after reconnecting).
+    const SHUTDOWNS: usize = 30;
+    const CLIENTS: usize = 4;
+    let mut nacked_draining = 0;
+    for round in 0..SHUTDOWNS {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("chorus.db");
+        let server = support::ServerProcess::start(&[
+            "--db",
+            db.to_str().unwrap(),
+            "--publish-rate",
+            "100000",
+            "--publish-burst",
+            "100000",
+        ]);
+        let mut clients = Vec::new();
+        for k in 0..CLIENTS {
+            let user = format!("u{k}");
+            let mut client = Client::connect(&server, &user).await;
+            client.join("r", None).await;
+            clients.push(tokio::spawn(async move {
+                publish_until_closed(client, &user).await
+            }));
+        }
+        // Let the load build up, a little differently each round.
+        tokio::time::sleep(std::time::Duration::from_millis(100 + 7 * round as u64)).await;
+        let stopping = std::thread::spawn(move || server.stop(true));
+        let mut witnesses = Vec::new();
+        for client in clients {
+            witnesses.push(client.await.unwrap());
+        }
+        let status = tokio::task::spawn_blocking(move || stopping.join().unwrap())
+            .await
+            .unwrap();
+        assert!(status.success(), "round {round}: exit status {status}");
+
+        let stored: std::collections::BTreeSet<String> = {
+            let conn = rusqlite::Connection::open(&db).unwrap();
+            let mut query = conn.prepare("SELECT id FROM events").unwrap();
+            query
+                .query_map([], |row| row.get::<_, String>(0))
+                .unwrap()
+                .map(Result::unwrap)
+                .collect()
+        };
+        for (k, witness) in witnesses.iter().enumerate() {
+            let context = format!(
+                "round {round}, client u{k}: {} sent, {} acked, {} nacked",
+                witness.sent.len(),
+                witness.acked.len(),
+                witness.nacked.len()
+            );
+            assert!(witness.draining, "{context}: no draining frame");
+            assert_eq!(
+                witness.close,
+                Some(close_code::SERVICE_RESTART),
+                "{context}: no close 1012"
+            );
+            let prefix = format!("u{k}-");
+            let own_stored: Vec<&String> =
+                stored.iter().filter(|id| id.starts_with(&prefix)).collect();
+            let unacked: Vec<&&String> = own_stored
+                .iter()
+                .filter(|id| !witness.acked.contains(id.as_str()))
+                .collect();
+            assert!(
+                unacked.is_empty(),
+                "{context}: stored but never acked: {unacked:?}"
+            );
+            assert_eq!(
+                own_stored.len(),
+                witness.acked.len(),
+                "{context}: acked but not stored"
+            );
+            for (id, code) in &witness.nacked {
+                assert_eq!(
+                    *code,
+                    chorus_sdk::wire::ErrorCode::Draining,
+                    "{context}: {id}"
+                );
+                assert!(!stored.contains(id), "{context}: {id} nacked but stored");
+                nacked_draining += 1;
+            }
+        }
+    }
+    assert!(
+        nacked_draining > 0,
+        "in {SHUTDOWNS} shutdowns under load, no publish arrived during a drain"
+    );
+}

@@ -252,13 +252,7 @@ impl Driver {
             tokio::select! {
                 msg = inbox.recv() => match msg {
                     Some(HubMsg::Drain { retry_after, done }) => {
-                        // Every publish already submitted gets its ack before the goodbye.
-                        self.store.flush().await;
-                        while let Ok(outcome) = outcomes.try_recv() {
-                            self.append_done(outcome);
-                        }
-                        self.hub.handle_drain(retry_after);
-                        self.flush_outputs();
+                        self.drain(retry_after, &mut inbox, &mut outcomes).await;
                         let _ = done.send(());
                         return;
                     }
@@ -270,6 +264,46 @@ impl Driver {
             }
             self.flush_outputs();
         }
+    }
+
+    /// Shuts down without losing an ack, in four steps:
+    ///
+    /// 1. The hub tells every connection `draining`; from here on it refuses publishes
+    ///    (`nack draining`), backend publishes and new connections, so nothing new is stored.
+    /// 2. The store finishes every append submitted before, and each outcome is fed to the hub,
+    ///    which acks it; connections stay open meanwhile.
+    /// 3. The inbox is closed, and what is already in it is handled by the draining hub (a
+    ///    publish gets its nack, a connection its `draining` and close). A connection task
+    ///    whose message is refused after this point answers for itself (see `http::ws`).
+    /// 4. The hub closes every connection (1012) after its last frames.
+    ///
+    /// Each connection task writes what is queued for it, then the close frame; the server
+    /// waits for those tasks before it exits (see [`crate::RunningServer::shutdown`]).
+    async fn drain(
+        &mut self,
+        retry_after: Duration,
+        inbox: &mut mpsc::Receiver<HubMsg>,
+        outcomes: &mut mpsc::UnboundedReceiver<AppendDone>,
+    ) {
+        self.hub.handle_drain(retry_after);
+        self.flush_outputs();
+        self.store.flush().await;
+        while let Ok(outcome) = outcomes.try_recv() {
+            self.append_done(outcome);
+        }
+        self.flush_outputs();
+        inbox.close();
+        while let Some(msg) = inbox.recv().await {
+            match msg {
+                HubMsg::Drain { done, .. } => {
+                    let _ = done.send(());
+                }
+                msg => self.handle(msg),
+            }
+            self.flush_outputs();
+        }
+        self.hub.handle_drain_complete();
+        self.flush_outputs();
     }
 
     fn append_done(&mut self, outcome: AppendDone) {
@@ -311,7 +345,9 @@ impl Driver {
                 rooms,
                 reply,
             } => {
-                let _ = reply.send(self.poll_open(now, session, identity, &rooms));
+                if let Some(answer) = self.poll_open(now, session, identity, &rooms) {
+                    let _ = reply.send(answer);
+                }
             }
             HubMsg::PollView { conn, rooms, reply } => {
                 let _ = reply.send(self.poll_view(conn, &rooms));

@@ -198,22 +198,27 @@ impl Driver {
         key: SessionKey,
         identity: Arc<Identity>,
         rooms: &[RoomName],
-    ) -> Result<PollTicket, PollRefusal> {
-        let conn = self.session(now, key, identity)?;
+    ) -> Option<Result<PollTicket, PollRefusal>> {
+        let conn = match self.session(now, key, identity) {
+            Ok(conn) => conn,
+            Err(refusal) => return Some(Err(refusal)),
+        };
         let views = self.views(conn, rooms);
+        // No session: the hub closed it as it opened (the server drains). No answer tells the
+        // poll to answer `draining`.
         let Some(Peer::Poll(session)) = self.peers.get(&conn) else {
-            return Err(PollRefusal::Internal);
+            return None;
         };
         if session.held.fetch_add(1, Ordering::AcqRel) >= self.limits.max_held_polls {
             session.held.fetch_sub(1, Ordering::AcqRel);
-            return Err(PollRefusal::TooManyHeld);
+            return Some(Err(PollRefusal::TooManyHeld));
         }
-        Ok(PollTicket {
+        Some(Ok(PollTicket {
             conn,
             wake: session.wake.subscribe(),
             views,
             held: Arc::clone(&session.held),
-        })
+        }))
     }
 
     /// The rooms as a woken poll sees them; `None` when the session is gone.
@@ -256,6 +261,10 @@ impl Driver {
     /// The hub closed the session (it timed out, or the server drains).
     pub(super) fn forget_session(&mut self, session: PollSession) {
         self.sessions.remove(&session.key);
+        // A `POST` still waiting gets what it has: an ack already sent is never lost.
+        if let Some(collector) = session.collector {
+            let _ = collector.reply.send(Ok(collector.frames));
+        }
         // Held polls notice the session is gone when they look again.
         session.wake.send_modify(|n| *n += 1);
     }

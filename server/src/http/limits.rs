@@ -65,6 +65,8 @@ pub struct ConnectionLimiter {
     max_total: usize,
     max_per_ip: usize,
     open: Mutex<(usize, HashMap<IpAddr, usize>)>,
+    /// Woken when the last connection closes (shutdown waits for it).
+    all_closed: tokio::sync::Notify,
 }
 
 /// Held while a connection is open; releases its slot when dropped.
@@ -81,6 +83,7 @@ impl ConnectionLimiter {
             max_total,
             max_per_ip,
             open: Mutex::new((0, HashMap::new())),
+            all_closed: tokio::sync::Notify::new(),
         })
     }
 
@@ -106,12 +109,30 @@ impl ConnectionLimiter {
     pub fn open(&self) -> usize {
         self.open.lock().expect("limiter lock").0
     }
+
+    /// Resolves once no connection is open (each permit is held until its connection task
+    /// has written its close frame).
+    pub async fn all_closed(&self) {
+        loop {
+            let closed = self.all_closed.notified();
+            tokio::pin!(closed);
+            // Registered before looking, so a close between the look and the wait is not missed.
+            closed.as_mut().enable();
+            if self.open() == 0 {
+                return;
+            }
+            closed.await;
+        }
+    }
 }
 
 impl Drop for ConnectionPermit {
     fn drop(&mut self) {
         let mut open = self.limiter.open.lock().expect("limiter lock");
         open.0 -= 1;
+        if open.0 == 0 {
+            self.limiter.all_closed.notify_waiters();
+        }
         if let Some(count) = open.1.get_mut(&self.ip) {
             *count -= 1;
             if *count == 0 {

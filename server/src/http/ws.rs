@@ -5,15 +5,17 @@
 //! are decoded here (so parsing runs in parallel across connections) and passed to the hub;
 //! the hub's frames arrive on a bounded queue and are written out. Bad frames are answered
 //! with `error` frames; the connection and its rooms keep working. The socket is not split
-//! into halves (no lock between them): the loop never reads and writes at the same time.
+//! into halves (no lock between them); one future polls its reading and writing sides
+//! together ([`Output`]), so the task reads while a slow peer takes its frames.
 
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
 use axum::extract::{ConnectInfo, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use chorus_sdk::wire::{self, ClientFrame, ErrorCode, ServerFrame, close_code};
-use futures_util::StreamExt;
+use futures_util::{SinkExt, StreamExt};
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Duration;
 use tokio::sync::oneshot;
 
@@ -22,7 +24,7 @@ use super::metrics::EdgeCounters;
 use super::{ApiError, AppState};
 use crate::auth::AuthError;
 use crate::driver::{HubMsg, SocketSender, sleep_until};
-use crate::hub::{Payload, encode};
+use crate::hub::{ConnId, Payload, draining_message, encode};
 use crate::identity::Identity;
 
 /// The read buffer every connection holds from its first byte to its last: small, because
@@ -30,6 +32,8 @@ use crate::identity::Identity;
 const READ_BUFFER: usize = 1024;
 /// The write buffer (filled only while frames are being written).
 const WRITE_BUFFER: usize = 4 * 1024;
+/// How long a closing connection waits for the peer's close frame (see [`close`]).
+const CLOSE_LINGER: Duration = Duration::from_secs(1);
 /// Messages beyond this many bytes close the connection (1009) instead of getting an error.
 fn hard_cap(max_frame_bytes: usize) -> usize {
     (max_frame_bytes * 4).max(256 * 1024)
@@ -149,7 +153,7 @@ async fn connection(mut socket: WebSocket, state: AppState, header_token: Option
 }
 
 async fn run(mut socket: WebSocket, state: AppState, identity: Arc<Identity>) {
-    // A peer that takes no frame for two heartbeats is gone.
+    // A peer that takes no frame and sends none for two heartbeats is gone.
     let write_timeout = state.limits.heartbeat * 2;
     let conn = state.hub.next_conn_id();
     // A socket must not outlive its token: at expiry the client is told and closed (4001), and
@@ -174,33 +178,61 @@ async fn run(mut socket: WebSocket, state: AppState, identity: Arc<Identity>) {
         })
         .await
     {
-        close(
+        // The hub takes no more messages: the server is shutting down.
+        let draining = ServerFrame::Draining(wire::Draining {
+            retry_after_ms: state.limits.drain_retry.as_millis() as u64,
+        });
+        let _ = send(
+            &mut socket,
+            text_message(encode(&draining)),
+            Duration::from_secs(1),
+        )
+        .await;
+        return close(
             &mut socket,
             close_code::SERVICE_RESTART,
             ErrorCode::Draining,
         )
         .await;
-        return;
     }
+    let mut output = Output::default();
+    // Armed while output waits for the peer: neither a frame taken nor one sent for
+    // `write_timeout` means it is gone (a peer that sends but never reads falls behind in its
+    // queue instead: slow consumer).
+    let write_stall = tokio::time::sleep(write_timeout);
+    tokio::pin!(write_stall);
+    let mut was_busy = false;
     loop {
+        let stalling = output.busy();
+        if stalling && !was_busy {
+            write_stall.as_mut().reset(in_from_now(write_timeout));
+        }
+        was_busy = stalling;
         tokio::select! {
             biased;
             closing = &mut close_rx => {
-                if let Ok((code, reason)) = closing {
-                    if code == close_code::SERVICE_RESTART {
-                        // Deliver what is queued (acks, the `draining` frame) before saying goodbye.
-                        while let Ok(payload) = frames.try_recv() {
-                            if !send(&mut socket, text_message(payload), Duration::from_secs(1)).await {
-                                break;
-                            }
-                        }
-                        close(&mut socket, code, reason).await;
-                    } else {
+                match closing {
+                    Ok((code, reason)) if code != close_code::SERVICE_RESTART => {
                         let message = match reason {
                             ErrorCode::SlowConsumer => "you fell behind and were disconnected; reconnect and resume",
                             _ => "no frame arrived within two heartbeat intervals",
                         };
                         goodbye(&mut socket, code, reason, message).await;
+                    }
+                    // The server drains (or its hub stopped without a word, which only a
+                    // shutdown does): deliver what is queued (acks, `draining`), then say goodbye.
+                    _ => {
+                        for message in output.take() {
+                            if !send(&mut socket, message, Duration::from_secs(1)).await {
+                                break;
+                            }
+                        }
+                        while let Ok(payload) = frames.try_recv() {
+                            if !send(&mut socket, text_message(payload), Duration::from_secs(1)).await {
+                                break;
+                            }
+                        }
+                        close(&mut socket, close_code::SERVICE_RESTART, ErrorCode::Draining).await;
                     }
                 }
                 break;
@@ -210,59 +242,206 @@ async fn run(mut socket: WebSocket, state: AppState, identity: Arc<Identity>) {
                 goodbye(&mut socket, close_code::UNAUTHENTICATED, ErrorCode::TokenExpired, message).await;
                 break;
             }
-            next = outgoing.next() => match next {
-                Some(payload) => {
-                    if !send(&mut socket, text_message(payload), write_timeout).await {
-                        break;
-                    }
+            () = &mut write_stall, if stalling => break,
+            io = std::future::poll_fn(|cx| output.poll(cx, &mut socket, &mut outgoing)) => match io {
+                Io::Wrote => {
+                    write_stall.as_mut().reset(in_from_now(write_timeout));
                 }
-                None => break,
-            },
-            incoming = socket.next() => match incoming {
-                Some(Ok(Message::Text(text))) => {
-                    EdgeCounters::bump(&state.counters.frames_received);
-                    let max = state.limits.max_frame_bytes;
-                    let answer = if text.len() > max {
-                        Some(ServerFrame::error(
-                            ErrorCode::FrameTooLarge,
-                            format!("the frame is {} bytes; the limit is {max}", text.len()),
-                            None,
-                        ))
-                    } else {
-                        match ClientFrame::decode(&text) {
-                            Ok(frame) => {
-                                if !state.hub.send(HubMsg::Frame { conn, frame }).await {
-                                    break;
-                                }
-                                None
+                Io::Failed | Io::QueueEnded => break,
+                Io::Read(incoming) => {
+                    // Inbound traffic proves the peer alive too: a slow link that takes its
+                    // frames slower than the kernel wakes writers still pings.
+                    write_stall.as_mut().reset(in_from_now(write_timeout));
+                    match incoming {
+                        Some(Ok(Message::Text(text))) => {
+                            if let Some(reply) = read_frame(&state, conn, &text).await {
+                                output.reply(text_message(encode(&reply)));
                             }
-                            // A publish whose id reads gets a `nack` for it, anything else an `error`.
-                            Err(err) => Some(err.answer()),
                         }
-                    };
-                    if answer.is_some() {
-                        EdgeCounters::bump(&state.counters.frames_refused);
-                    }
-                    if let Some(frame) = answer
-                        && !send(&mut socket, text_message(encode(&frame)), write_timeout).await
-                    {
-                        break;
+                        Some(Ok(Message::Binary(_))) => {
+                            state.hub.send(HubMsg::Activity { conn }).await;
+                            let frame = ServerFrame::error(ErrorCode::BadFrame, "binary frames are not supported; send JSON text frames", None);
+                            output.reply(text_message(encode(&frame)));
+                        }
+                        Some(Ok(Message::Ping(_) | Message::Pong(_))) => {
+                            state.hub.send(HubMsg::Activity { conn }).await;
+                        }
+                        Some(Err(err)) => {
+                            if let Some(size) = over_hard_cap(err) {
+                                let cap = hard_cap(state.limits.max_frame_bytes);
+                                let message = format!("the message is at least {size} bytes; messages over {cap} bytes close the connection");
+                                goodbye(&mut socket, close_code::MESSAGE_TOO_BIG, ErrorCode::FrameTooLarge, &message).await;
+                            }
+                            break;
+                        }
+                        Some(Ok(Message::Close(_))) | None => break,
                     }
                 }
-                Some(Ok(Message::Binary(_))) => {
-                    let frame = ServerFrame::error(ErrorCode::BadFrame, "binary frames are not supported; send JSON text frames", None);
-                    if !send(&mut socket, text_message(encode(&frame)), write_timeout).await {
-                        break;
-                    }
-                }
-                Some(Ok(Message::Ping(_) | Message::Pong(_))) => {
-                    state.hub.send(HubMsg::Activity { conn }).await;
-                }
-                Some(Ok(Message::Close(_)) | Err(_)) | None => break,
             },
         }
     }
     state.hub.send(HubMsg::Disconnect { conn }).await;
+}
+
+/// Takes one text message from the peer: decodes it and passes it to the hub; returns the
+/// answer the connection gives itself (an `error` for a frame it refuses, or a `nack` for a
+/// publish the hub no longer takes because the server is shutting down).
+async fn read_frame(state: &AppState, conn: ConnId, text: &str) -> Option<ServerFrame> {
+    EdgeCounters::bump(&state.counters.frames_received);
+    let max = state.limits.max_frame_bytes;
+    let answer = if text.len() > max {
+        ServerFrame::error(
+            ErrorCode::FrameTooLarge,
+            format!("the frame is {} bytes; the limit is {max}", text.len()),
+            None,
+        )
+    } else {
+        match ClientFrame::decode(text) {
+            Ok(frame) => {
+                let publish = match &frame {
+                    ClientFrame::Publish(publish) => {
+                        Some((publish.room.clone(), publish.id.clone()))
+                    }
+                    _ => None,
+                };
+                if state.hub.send(HubMsg::Frame { conn, frame }).await {
+                    return None;
+                }
+                // The hub has stopped taking frames (the last step of a drain): a publish is
+                // answered as the draining hub would; the close follows.
+                let (room, id) = publish?;
+                return Some(ServerFrame::Nack(wire::Nack {
+                    room: Some(room),
+                    id,
+                    code: ErrorCode::Draining,
+                    message: draining_message(state.limits.drain_retry),
+                    head: None,
+                    retry_after_ms: Some(state.limits.drain_retry.as_millis() as u64),
+                }));
+            }
+            // A publish whose id reads gets a `nack` for it, anything else an `error`.
+            Err(err) => err.answer(),
+        }
+    };
+    EdgeCounters::bump(&state.counters.frames_refused);
+    // A refused frame is still traffic: the peer is alive.
+    state.hub.send(HubMsg::Activity { conn }).await;
+    Some(answer)
+}
+
+/// The size of a message refused for being over the hard cap (see [`hard_cap`]), if that is
+/// why reading failed.
+fn over_hard_cap(err: axum::Error) -> Option<usize> {
+    use tokio_tungstenite::tungstenite::error::{CapacityError, Error};
+    match err.into_inner().downcast_ref::<Error>() {
+        Some(Error::Capacity(CapacityError::MessageTooLong { size, .. })) => Some(*size),
+        _ => None,
+    }
+}
+
+/// What happened on the socket (see [`Output::poll`]).
+enum Io {
+    /// A message arrived (or the stream ended, or reading failed).
+    Read(Option<Result<Message, axum::Error>>),
+    /// Output moved on: a frame went into the socket or the socket flushed.
+    Wrote,
+    /// Writing failed: the connection is broken.
+    Failed,
+    /// The hub dropped the connection's queue.
+    QueueEnded,
+}
+
+/// What a connection writes, moved into the socket as fast as the peer takes it while the
+/// same task keeps reading: the socket is one object (no lock, no split halves), and one
+/// future polls its reading and writing sides together. A slow reader therefore never stops
+/// its pings from being read (they prove it is alive), and it falls behind only in its queue
+/// (which the hub bounds: slow consumer).
+#[derive(Default)]
+struct Output {
+    /// A frame the socket has not accepted yet.
+    pending: Option<Message>,
+    /// The connection's own answer to the last frame it read; reading waits until it is out,
+    /// so a peer that sends bad frames without reading the answers cannot pile them up.
+    reply: Option<Message>,
+    /// Frames were handed to the socket and are not flushed yet.
+    unflushed: bool,
+}
+
+/// Frames moved into the socket per poll at most, so one busy connection yields in between.
+const FRAMES_PER_POLL: usize = 64;
+
+impl Output {
+    /// Whether something waits for the peer to take it.
+    fn busy(&self) -> bool {
+        self.pending.is_some() || self.reply.is_some() || self.unflushed
+    }
+
+    /// Queues the connection's own answer.
+    fn reply(&mut self, message: Message) {
+        debug_assert!(self.reply.is_none(), "reading waits for the last reply");
+        self.reply = Some(message);
+    }
+
+    /// What was taken from a queue and not written yet, in order.
+    fn take(&mut self) -> impl Iterator<Item = Message> {
+        self.pending.take().into_iter().chain(self.reply.take())
+    }
+
+    /// Writes what it can (the reply first, then the hub's queue), flushes, then reads.
+    fn poll(
+        &mut self,
+        cx: &mut Context<'_>,
+        socket: &mut WebSocket,
+        queue: &mut flume::r#async::RecvStream<'_, Payload>,
+    ) -> Poll<Io> {
+        let mut wrote = false;
+        for _ in 0..FRAMES_PER_POLL {
+            if self.pending.is_none() {
+                self.pending = match self.reply.take() {
+                    Some(reply) => Some(reply),
+                    None => match queue.poll_next_unpin(cx) {
+                        Poll::Ready(Some(payload)) => Some(text_message(payload)),
+                        Poll::Ready(None) => return Poll::Ready(Io::QueueEnded),
+                        Poll::Pending => None,
+                    },
+                };
+            }
+            if self.pending.is_none() {
+                break;
+            }
+            match socket.poll_ready_unpin(cx) {
+                Poll::Ready(Ok(())) => {}
+                Poll::Ready(Err(_)) => return Poll::Ready(Io::Failed),
+                Poll::Pending => break,
+            }
+            let message = self.pending.take().expect("checked above");
+            if socket.start_send_unpin(message).is_err() {
+                return Poll::Ready(Io::Failed);
+            }
+            self.unflushed = true;
+            wrote = true;
+        }
+        if self.unflushed {
+            match socket.poll_flush_unpin(cx) {
+                Poll::Ready(Ok(())) => {
+                    self.unflushed = false;
+                    wrote = true;
+                }
+                Poll::Ready(Err(_)) => return Poll::Ready(Io::Failed),
+                Poll::Pending => {}
+            }
+        }
+        if self.reply.is_none()
+            && let Poll::Ready(incoming) = socket.poll_next_unpin(cx)
+        {
+            return Poll::Ready(Io::Read(incoming));
+        }
+        if wrote {
+            Poll::Ready(Io::Wrote)
+        } else {
+            Poll::Pending
+        }
+    }
 }
 
 /// The WebSocket text message carrying a hub payload. The payload's shared bytes are handed
@@ -287,12 +466,37 @@ async fn goodbye(socket: &mut WebSocket, code: u16, reason: ErrorCode, message: 
     close(socket, code, reason).await;
 }
 
+/// Sends the close frame, then reads (and drops) what the peer still sends until its own
+/// close frame, for at most [`CLOSE_LINGER`]. Dropping a socket with unread input makes the
+/// kernel answer with a reset, and a reset can destroy what the peer has not read yet: the
+/// last acks, `draining`, the close frame itself.
+///
+/// Not after a message over the hard cap: the rest of that message would be buffered whole
+/// while reading on, so the socket is dropped at once (the peer may then miss the close).
 async fn close(socket: &mut WebSocket, code: u16, reason: ErrorCode) {
     let frame = CloseFrame {
         code,
         reason: reason.as_str().into(),
     };
-    let _ = send(socket, Message::Close(Some(frame)), Duration::from_secs(1)).await;
+    if !send(socket, Message::Close(Some(frame)), Duration::from_secs(1)).await
+        || code == close_code::MESSAGE_TOO_BIG
+    {
+        return;
+    }
+    let linger = async {
+        while let Some(Ok(message)) = socket.next().await {
+            if let Message::Close(_) = message {
+                break;
+            }
+        }
+    };
+    let _ = tokio::time::timeout(CLOSE_LINGER, linger).await;
+}
+
+/// The tokio instant `after` from now.
+#[allow(clippy::disallowed_methods)] // The connection task is a driver: it may read the clock.
+fn in_from_now(after: Duration) -> tokio::time::Instant {
+    tokio::time::Instant::now() + after
 }
 
 /// The tokio instant of a wall-clock time (ms since the Unix epoch).

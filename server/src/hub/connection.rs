@@ -1,19 +1,22 @@
 //! Connections: greeting a new one with `welcome`, noticing that it is alive, and forgetting it
-//! (disconnect, slow consumer, or silence found by the periodic sweep: two heartbeats for a
-//! socket, [`HubConfig::poll_session_timeout`](super::HubConfig::poll_session_timeout) for a
-//! polling session).
+//! (disconnect, slow consumer, or silence: two heartbeats for a socket, found by the periodic
+//! sweep; [`HubConfig::poll_session_timeout`](super::HubConfig::poll_session_timeout) for a
+//! polling session, found by its own expiry timer, so it goes on time rather than at the next
+//! sweep, which may be a heartbeat later).
 
-use std::collections::HashSet;
+use std::cmp::Reverse;
+use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use chorus_sdk::wire::{self, ErrorCode, RoomName, ServerFrame, Welcome, close_code};
 
 use super::publish::TokenBucket;
-use super::{Action, Conn, ConnId, ConnKind, Hub, Now};
+use super::{Action, Conn, ConnId, ConnKind, Hub, Now, Timer, Transmit};
 use crate::identity::Identity;
 
 impl Hub {
-    /// An authenticated connection opened; it is greeted with `welcome`.
+    /// An authenticated connection opened; it is greeted with `welcome` (or, while the server
+    /// drains, told `draining` and closed).
     pub fn handle_connect(
         &mut self,
         now: Now,
@@ -21,6 +24,19 @@ impl Hub {
         identity: Arc<Identity>,
         kind: ConnKind,
     ) {
+        if let Some(retry_after) = self.draining {
+            // Shutting down: come back later. The connection is never registered.
+            self.transmits.push_back(Transmit {
+                reply: true,
+                conn,
+                payload: super::draining_payload(retry_after),
+            });
+            return self.actions.push_back(Action::Close {
+                conn,
+                code: close_code::SERVICE_RESTART,
+                reason: ErrorCode::Draining,
+            });
+        }
         let wire_id = format!("{}-{conn}", self.config.node);
         let welcome = Welcome {
             conn: wire_id.clone(),
@@ -36,15 +52,17 @@ impl Hub {
                 wire_id,
                 kind,
                 last_seen: now.instant,
-                rooms: HashSet::new(),
+                rooms: BTreeSet::new(),
                 publish_budget: TokenBucket::full(self.config.publish_burst, now.instant),
                 appends_in_flight: 0,
             },
         );
         if kind == ConnKind::Poll {
             self.poll_sessions += 1;
-        }
-        if self.next_sweep.is_none() {
+            let deadline = now.instant + self.config.poll_session_timeout;
+            self.timers
+                .push(Reverse((deadline, Timer::PollSessionExpiry(conn))));
+        } else if self.next_sweep.is_none() {
             self.next_sweep = Some(now.instant + self.config.heartbeat);
         }
     }
@@ -115,24 +133,41 @@ impl Hub {
         for room_name in state.rooms {
             self.remove_member_of(now, conn, &state.identity.user, &room_name, true);
         }
-        if self.conns.is_empty() {
+        if self.conns.len() == self.poll_sessions {
             self.next_sweep = None;
         }
         true
     }
 
+    /// A polling session's expiry timer fired: close the session if it made no request for
+    /// [`HubConfig::poll_session_timeout`](super::HubConfig::poll_session_timeout), or re-arm
+    /// the timer at the deadline its last request set.
+    pub(super) fn expire_poll_session(&mut self, now: Now, conn: ConnId) {
+        let Some(state) = self.conns.get(&conn) else {
+            return; // Gone already; its timer outlived it.
+        };
+        let deadline = state.last_seen + self.config.poll_session_timeout;
+        if deadline > now.instant {
+            self.timers
+                .push(Reverse((deadline, Timer::PollSessionExpiry(conn))));
+        } else if self.drop_conn(now, conn) {
+            self.actions.push_back(Action::Close {
+                conn,
+                code: close_code::IDLE_TIMEOUT,
+                reason: ErrorCode::IdleTimeout,
+            });
+        }
+    }
+
+    /// Closes every socket silent for two heartbeats (polling sessions have their own timers).
     pub(super) fn sweep_dead_connections(&mut self, now: Now) {
         let socket_limit = self.config.heartbeat * 2;
-        let poll_limit = self.config.poll_session_timeout;
         let mut dead: Vec<ConnId> = self
             .conns
             .iter()
             .filter(|(_, c)| {
-                let limit = match c.kind {
-                    ConnKind::Socket => socket_limit,
-                    ConnKind::Poll => poll_limit,
-                };
-                now.instant.duration_since(c.last_seen) >= limit
+                c.kind == ConnKind::Socket
+                    && now.instant.duration_since(c.last_seen) >= socket_limit
             })
             .map(|(&id, _)| id)
             .collect();
@@ -146,6 +181,7 @@ impl Hub {
                 });
             }
         }
-        self.next_sweep = (!self.conns.is_empty()).then(|| now.instant + self.config.heartbeat);
+        let sockets = self.conns.len() - self.poll_sessions;
+        self.next_sweep = (sockets > 0).then(|| now.instant + self.config.heartbeat);
     }
 }

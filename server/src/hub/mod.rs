@@ -38,7 +38,7 @@ mod publish;
 mod typing_and_presence;
 
 use std::cmp::Reverse;
-use std::collections::{BTreeMap, BinaryHeap, HashMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, BinaryHeap, HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -52,6 +52,7 @@ use membership::Rejoin;
 pub use payload::{Payload, encode, encode_event};
 use presence::Presence;
 use publish::TokenBucket;
+pub use publish::draining_message;
 
 /// A connection's id inside this server process.
 pub type ConnId = u64;
@@ -189,8 +190,10 @@ struct Conn {
     wire_id: String,
     kind: ConnKind,
     last_seen: Instant,
-    /// Rooms joined or being joined.
-    rooms: HashSet<RoomName>,
+    /// Rooms joined or being joined, in name order: when the connection drops, its rooms are
+    /// left in this order, so the frames that follow are the same on every run (a hash set's
+    /// order would differ between runs and a simulation seed would not replay exactly).
+    rooms: BTreeSet<RoomName>,
     publish_budget: TokenBucket,
     /// Durable publishes handed to the store whose outcome has not come back yet.
     appends_in_flight: usize,
@@ -239,6 +242,10 @@ enum Member {
 enum Timer {
     PresenceLeave(RoomName, String),
     TypingExpiry(RoomName, String),
+    /// A polling session may have gone silent: expire it if it has, or look again at its new
+    /// deadline. One such timer per session is pending at any time (it re-arms itself), so a
+    /// session expires exactly [`HubConfig::poll_session_timeout`] after its last request.
+    PollSessionExpiry(ConnId),
 }
 
 /// The hub state machine. See the module docs for the driving contract.
@@ -250,8 +257,9 @@ pub struct Hub {
     next_sweep: Option<Instant>,
     transmits: VecDeque<Transmit>,
     actions: VecDeque<Action>,
-    /// Set when the server began shutting down: the reconnect hint, in milliseconds.
-    draining: Option<u64>,
+    /// Set by [`Hub::handle_drain`]: the reconnect hint. Publishes and connections arriving
+    /// after it are refused with it.
+    draining: Option<Duration>,
     /// Replays still streaming for memberships that were left. Their `left` frame, and any
     /// rejoin of the same room by the same connection (kept here), wait until the replay ends,
     /// so no replayed event can arrive after them.
@@ -418,7 +426,7 @@ impl Hub {
         }
     }
 
-    /// Timers: presence grace, typing expiry, dead-connection sweep.
+    /// Timers: presence grace, typing expiry, polling session expiry, dead-socket sweep.
     pub fn handle_timeout(&mut self, now: Now) {
         while let Some(Reverse((at, _))) = self.timers.peek() {
             if *at > now.instant {
@@ -450,6 +458,7 @@ impl Hub {
                         self.forget_room_if_idle(&room_name);
                     }
                 }
+                Timer::PollSessionExpiry(conn) => self.expire_poll_session(now, conn),
             }
         }
         if self.next_sweep.is_some_and(|at| at <= now.instant) {
@@ -457,10 +466,15 @@ impl Hub {
         }
     }
 
-    /// The server is shutting down: tell every connection when to come back, then close it.
+    /// The server is shutting down. Every connection is told when to come back (`draining`);
+    /// from now on every publish is refused (`nack draining`), nothing new is stored, and a
+    /// connection that opens is told `draining` and closed at once. Connections stay open
+    /// until [`Hub::handle_drain_complete`], so the publishes they sent before get their acks.
     pub fn handle_drain(&mut self, retry_after: Duration) {
-        let retry_after_ms = retry_after.as_millis() as u64;
-        self.draining = Some(retry_after_ms);
+        if self.draining.is_some() {
+            return;
+        }
+        self.draining = Some(retry_after);
         // Publishes waiting for a room to load will not be stored: refuse them before goodbye.
         let mut waiting = Vec::new();
         for room in self.rooms.values_mut() {
@@ -471,9 +485,9 @@ impl Hub {
         // In a fixed order (rooms are a hash map); each room's publishes keep theirs.
         waiting.sort_by(|(a, p), (b, q)| (a, &p.room).cmp(&(b, &q.room)));
         for (conn, publish) in waiting {
-            self.refuse_draining(conn, publish, retry_after_ms);
+            self.refuse_draining(conn, publish, retry_after);
         }
-        let payload = encode(&ServerFrame::Draining(wire::Draining { retry_after_ms }));
+        let payload = draining_payload(retry_after);
         let mut conns: Vec<ConnId> = self.conns.keys().copied().collect();
         conns.sort_unstable();
         for conn in conns {
@@ -482,6 +496,15 @@ impl Hub {
                 conn,
                 payload: payload.clone(),
             });
+        }
+    }
+
+    /// The drain is complete: every append submitted before [`Hub::handle_drain`] has had
+    /// its outcome fed in (so every stored publish is acked). Closes every connection (1012).
+    pub fn handle_drain_complete(&mut self) {
+        let mut conns: Vec<ConnId> = self.conns.keys().copied().collect();
+        conns.sort_unstable();
+        for conn in conns {
             self.actions.push_back(Action::Close {
                 conn,
                 code: close_code::SERVICE_RESTART,
@@ -524,6 +547,13 @@ impl Hub {
     fn send_error(&mut self, conn: ConnId, code: ErrorCode, message: &str, room: Option<RoomName>) {
         self.send(conn, &ServerFrame::error(code, message, room));
     }
+}
+
+/// The `draining` frame.
+fn draining_payload(retry_after: Duration) -> Payload {
+    encode(&ServerFrame::Draining(wire::Draining {
+        retry_after_ms: retry_after.as_millis() as u64,
+    }))
 }
 
 #[cfg(test)]

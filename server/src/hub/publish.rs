@@ -12,7 +12,9 @@ use std::time::{Duration, Instant};
 use chorus_sdk::wire::{self, Ack, ErrorCode, Event, Nack, Publish, RoomName, ServerFrame};
 
 use super::{Action, ConnId, Hub, Member, Now, RoomLoad, Transmit, encode, encode_event};
-use crate::store::{AppendDone, AppendJob, AppendOutcome, AppendRequest, Origin, StoredEvent};
+use crate::store::{
+    AppendDone, AppendJob, AppendOutcome, AppendRequest, Origin, StoreError, StoredEvent,
+};
 
 /// A token bucket: `rate` tokens per second, at most `burst` saved up.
 #[derive(Clone, Copy, Debug)]
@@ -76,6 +78,12 @@ impl Hub {
     /// A backend publishes to a room (REST, API key). The outcome comes back as
     /// [`Action::Complete`] with `ticket`, after the event was fanned out.
     pub fn handle_backend_publish(&mut self, _now: Now, ticket: u64, request: AppendRequest) {
+        if self.draining.is_some() {
+            // Nothing new is stored once the drain began: every append it waits for was
+            // submitted before, so all of them are answered before the connections close.
+            let result = Err(StoreError::Closed);
+            return self.actions.push_back(Action::Complete { ticket, result });
+        }
         self.actions.push_back(Action::Append(AppendJob {
             origin: Origin::Request(ticket),
             request,
@@ -242,14 +250,18 @@ impl Hub {
     }
 
     /// Refuses a publish because the server is shutting down, with the drain's reconnect hint.
-    /// The hub forgot every connection when the drain began, so this answers whoever sent it.
-    pub(super) fn refuse_draining(&mut self, conn: ConnId, publish: Publish, retry_after: u64) {
+    /// It answers whoever sent it, known connection or not (after the drain completed the hub
+    /// knows none), so no publish goes unanswered.
+    pub(super) fn refuse_draining(
+        &mut self,
+        conn: ConnId,
+        publish: Publish,
+        retry_after: Duration,
+    ) {
         let refusal = Refusal {
             code: ErrorCode::Draining,
-            message: format!(
-                "the server is shutting down; publish again after reconnecting in {retry_after} ms"
-            ),
-            retry_after_ms: Some(retry_after),
+            message: draining_message(retry_after),
+            retry_after_ms: Some(retry_after.as_millis() as u64),
         };
         self.send(conn, &ServerFrame::Nack(refusal.nack(publish)));
     }
@@ -364,4 +376,13 @@ impl Hub {
             self.send(conn, frame);
         }
     }
+}
+
+/// The message of a `nack draining`: when to reconnect (the `draining` frame's hint, which the
+/// connection got first) and that the publish was not stored.
+pub fn draining_message(retry_after: Duration) -> String {
+    format!(
+        "the server is shutting down and did not store this publish; reconnect in {} ms and publish it again",
+        retry_after.as_millis()
+    )
 }
