@@ -80,6 +80,17 @@ pub struct Config {
     /// Long polls one session may hold at once.
     #[arg(long, env = "CHORUS_MAX_HELD_POLLS", default_value_t = 2)]
     pub max_held_polls: usize,
+    /// Polling sessions one user may have open at once; more are refused (503
+    /// `too_many_connections`) until one expires.
+    #[arg(long, env = "CHORUS_MAX_POLL_SESSIONS_PER_USER", default_value_t = 16)]
+    pub max_poll_sessions_per_user: usize,
+    /// Polling sessions one client address (an IPv6 /64) may have open at once.
+    #[arg(long, env = "CHORUS_MAX_POLL_SESSIONS_PER_IP", default_value_t = 256)]
+    pub max_poll_sessions_per_ip: usize,
+    /// Most bytes of events in one answer: a long poll or a history page ends early past it
+    /// (with at least one event), and the client continues from its cursor.
+    #[arg(long, env = "CHORUS_MAX_ANSWER_BYTES", default_value_t = 1024 * 1024)]
+    pub max_answer_bytes: usize,
     /// Largest `POST /v1/poll` body, in bytes.
     #[arg(long, env = "CHORUS_MAX_POLL_BODY_BYTES", default_value_t = 1024 * 1024)]
     pub max_poll_body_bytes: usize,

@@ -92,6 +92,8 @@ pub async fn start(config: &Config, listener: TcpListener) -> Result<RunningServ
     };
     let poll_limits = driver::poll::PollLimits {
         max_held_polls: config.max_held_polls,
+        max_sessions_per_user: config.max_poll_sessions_per_user,
+        max_sessions_per_address: config.max_poll_sessions_per_ip,
     };
     let hub = driver::spawn(
         Hub::new(hub_config),
@@ -111,6 +113,8 @@ pub async fn start(config: &Config, listener: TcpListener) -> Result<RunningServ
             heartbeat: Duration::from_millis(config.heartbeat_ms),
             poll_wait: Duration::from_millis(config.poll_wait_ms),
             max_held_polls: config.max_held_polls,
+            max_rooms_per_conn: config.max_rooms_per_conn,
+            max_answer_bytes: config.max_answer_bytes,
             poll_send_timeout: Duration::from_secs(10),
             drain_retry: Duration::from_millis(config.drain_retry_ms),
         },

@@ -26,7 +26,7 @@ use crate::hub::{
 };
 use crate::identity::Identity;
 use crate::store::{AppendDone, AppendOutcome, AppendRequest, Store, StoreError};
-use poll::{PollLimits, PollSession, PollTicket, SessionKey};
+use poll::{PollLimits, PollRefusal, PollSession, PollTicket, SessionCounts, SessionKey};
 
 /// Events per history read while replaying.
 const REPLAY_PAGE: usize = 256;
@@ -75,10 +75,12 @@ pub enum HubMsg {
         session: SessionKey,
         /// Who it is.
         identity: Arc<Identity>,
+        /// The client address's per-address key (`http::limits::address_key`).
+        address: std::net::IpAddr,
         /// The frames, in order.
         frames: Vec<ClientFrame>,
         /// Where to answer.
-        reply: oneshot::Sender<Result<Vec<Payload>, ErrorCode>>,
+        reply: oneshot::Sender<Result<Vec<Payload>, PollRefusal>>,
     },
     /// A long poll starts.
     PollOpen {
@@ -86,10 +88,12 @@ pub enum HubMsg {
         session: SessionKey,
         /// Who it is.
         identity: Arc<Identity>,
+        /// The client address's per-address key (`http::limits::address_key`).
+        address: std::net::IpAddr,
         /// The rooms it follows.
         rooms: Vec<RoomName>,
         /// Where to answer.
-        reply: oneshot::Sender<Result<PollTicket, ErrorCode>>,
+        reply: oneshot::Sender<Result<PollTicket, PollRefusal>>,
     },
     /// A long poll was woken and looks at its rooms again.
     PollView {
@@ -201,6 +205,7 @@ pub fn spawn(
         next_conn: Arc::clone(&handle.next_conn),
         peers: HashMap::new(),
         sessions: HashMap::new(),
+        session_counts: SessionCounts::default(),
         collecting: Vec::new(),
         backend: HashMap::new(),
         next_ticket: 0,
@@ -232,6 +237,8 @@ struct Driver {
     peers: HashMap<ConnId, Peer>,
     /// Polling sessions' hub connections (see [`poll`]).
     sessions: HashMap<SessionKey, ConnId>,
+    /// Open polling sessions per user and per address, for [`PollLimits`].
+    session_counts: SessionCounts,
     /// Polling sessions with a `POST` waiting for replies.
     collecting: Vec<ConnId>,
     backend: HashMap<u64, oneshot::Sender<Result<AppendOutcome, StoreError>>>,
@@ -302,16 +309,18 @@ impl Driver {
             HubMsg::PollSend {
                 session,
                 identity,
+                address,
                 frames,
                 reply,
-            } => self.poll_send(now, session, identity, frames, reply),
+            } => self.poll_send(now, session, identity, address, frames, reply),
             HubMsg::PollOpen {
                 session,
                 identity,
+                address,
                 rooms,
                 reply,
             } => {
-                let _ = reply.send(self.poll_open(now, session, identity, &rooms));
+                let _ = reply.send(self.poll_open(now, session, identity, address, &rooms));
             }
             HubMsg::PollView { conn, rooms, reply } => {
                 let _ = reply.send(self.poll_view(conn, &rooms));

@@ -10,7 +10,8 @@
 //! 1. `http::poll::send` checks the token and the frames, answers the ones it refuses itself,
 //!    and sends the rest as [`HubMsg::PollSend`].
 //! 2. `Driver::poll_send` opens the session's hub connection if needed (a [`SessionKey`]: the
-//!    user and a client-chosen id), refuses a second `POST` in flight, and sets up a
+//!    user and a client-chosen id; a new session only while its user and its client address
+//!    are below [`PollLimits`]' session caps, see [`PollRefusal`]), refuses a second `POST` in flight, and sets up a
 //!    `Collector` that awaits the answer to each join and durable publish
 //!    ([`Answered::awaited`]); then it feeds the frames to the hub.
 //! 3. The hub marks each frame that replies to the connection's own frames
@@ -46,7 +47,8 @@
 //! [`HubMsg::PollOpen`]: super::HubMsg::PollOpen
 //! [`HubMsg::PollView`]: super::HubMsg::PollView
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -78,11 +80,92 @@ pub struct PollTicket {
 pub struct PollLimits {
     /// Held polls per session at once.
     pub max_held_polls: usize,
+    /// Polling sessions one user may have open at once.
+    pub max_sessions_per_user: usize,
+    /// Polling sessions one client address may have open at once.
+    pub max_sessions_per_address: usize,
+}
+
+/// Why the driver refused a polling request.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum PollRefusal {
+    /// The session already has a `POST` in flight.
+    #[error("this session already has a POST in flight; send one at a time")]
+    PostInFlight,
+    /// The session holds its maximum of long polls.
+    #[error("at most {0} polls may wait at once per session")]
+    HeldPolls(usize),
+    /// Opening the session would exceed the user's session limit.
+    #[error("at most {0} polling sessions per user; close one (or let it expire) first")]
+    SessionsPerUser(usize),
+    /// Opening the session would exceed the client address's session limit.
+    #[error("at most {0} polling sessions per client address")]
+    SessionsPerAddress(usize),
+    /// The session vanished while the request was handled.
+    #[error("the polling session is gone")]
+    Gone,
+}
+
+impl PollRefusal {
+    /// The stable code a client gets.
+    pub fn code(self) -> ErrorCode {
+        match self {
+            PollRefusal::PostInFlight | PollRefusal::HeldPolls(_) => ErrorCode::TooManyPolls,
+            PollRefusal::SessionsPerUser(_) | PollRefusal::SessionsPerAddress(_) => {
+                ErrorCode::TooManyConnections
+            }
+            PollRefusal::Gone => ErrorCode::Internal,
+        }
+    }
+}
+
+/// Open polling sessions per user and per client address, the counts the session limits
+/// are checked against.
+#[derive(Default)]
+pub(super) struct SessionCounts {
+    per_user: HashMap<String, usize>,
+    per_address: HashMap<IpAddr, usize>,
+}
+
+impl SessionCounts {
+    fn admit(
+        &mut self,
+        limits: &PollLimits,
+        user: &str,
+        address: IpAddr,
+    ) -> Result<(), PollRefusal> {
+        if self.per_user.get(user).copied().unwrap_or(0) >= limits.max_sessions_per_user {
+            return Err(PollRefusal::SessionsPerUser(limits.max_sessions_per_user));
+        }
+        if self.per_address.get(&address).copied().unwrap_or(0) >= limits.max_sessions_per_address {
+            return Err(PollRefusal::SessionsPerAddress(
+                limits.max_sessions_per_address,
+            ));
+        }
+        *self.per_user.entry(user.to_owned()).or_default() += 1;
+        *self.per_address.entry(address).or_default() += 1;
+        Ok(())
+    }
+
+    fn release(&mut self, user: &str, address: IpAddr) {
+        fn decrement<K: std::hash::Hash + Eq>(map: &mut HashMap<K, usize>, key: &K) {
+            if let Some(count) = map.get_mut(key) {
+                *count -= 1;
+                if *count == 0 {
+                    map.remove(key);
+                }
+            }
+        }
+        decrement(&mut self.per_user, &user.to_owned());
+        decrement(&mut self.per_address, &address);
+    }
 }
 
 /// A polling session as the driver keeps it: no frame queue, only what its requests wait on.
 pub(super) struct PollSession {
     key: SessionKey,
+    /// The client address it counts against (the per-address key, see `http::limits`).
+    address: IpAddr,
     wake: watch::Sender<u64>,
     held: Arc<AtomicUsize>,
     collector: Option<Collector>,
@@ -94,20 +177,30 @@ pub(super) struct PollSession {
 struct Collector {
     frames: Vec<Payload>,
     awaiting: HashSet<Answered>,
-    reply: oneshot::Sender<Result<Vec<Payload>, ErrorCode>>,
+    reply: oneshot::Sender<Result<Vec<Payload>, PollRefusal>>,
 }
 
 impl Driver {
-    /// The session's connection, opening it (as a hub connection of kind poll) if needed.
-    fn session(&mut self, now: Now, key: SessionKey, identity: Arc<Identity>) -> ConnId {
+    /// The session's connection, opening it (as a hub connection of kind poll) if needed and
+    /// if the user and the address are below their session limits. `address` is the client's
+    /// per-address key; a session counts against the address that opened it.
+    fn session(
+        &mut self,
+        now: Now,
+        key: SessionKey,
+        identity: Arc<Identity>,
+        address: IpAddr,
+    ) -> Result<ConnId, PollRefusal> {
         if let Some(&conn) = self.sessions.get(&key) {
             self.hub.handle_activity(now, conn);
-            return conn;
+            return Ok(conn);
         }
+        self.session_counts.admit(&self.limits, &key.0, address)?;
         let conn = self.next_conn.fetch_add(1, Ordering::Relaxed);
         let (wake, _) = watch::channel(0);
         let session = PollSession {
             key: key.clone(),
+            address,
             wake,
             held: Arc::new(AtomicUsize::new(0)),
             collector: None,
@@ -115,7 +208,7 @@ impl Driver {
         self.peers.insert(conn, Peer::Poll(session));
         self.sessions.insert(key, conn);
         self.hub.handle_connect(now, conn, identity, ConnKind::Poll);
-        conn
+        Ok(conn)
     }
 
     pub(super) fn poll_send(
@@ -123,11 +216,19 @@ impl Driver {
         now: Now,
         key: SessionKey,
         identity: Arc<Identity>,
+        address: IpAddr,
         frames: Vec<ClientFrame>,
-        reply: oneshot::Sender<Result<Vec<Payload>, ErrorCode>>,
+        reply: oneshot::Sender<Result<Vec<Payload>, PollRefusal>>,
     ) {
-        let conn = self.session(now, key, identity);
+        let conn = match self.session(now, key, identity, address) {
+            Ok(conn) => conn,
+            Err(refusal) => {
+                let _ = reply.send(Err(refusal));
+                return;
+            }
+        };
         let Some(Peer::Poll(session)) = self.peers.get_mut(&conn) else {
+            let _ = reply.send(Err(PollRefusal::Gone));
             return;
         };
         if session
@@ -135,7 +236,7 @@ impl Driver {
             .as_ref()
             .is_some_and(|c| !c.reply.is_closed())
         {
-            let _ = reply.send(Err(ErrorCode::TooManyPolls));
+            let _ = reply.send(Err(PollRefusal::PostInFlight));
             return;
         }
         let awaiting = frames.iter().filter_map(Answered::awaited).collect();
@@ -157,16 +258,17 @@ impl Driver {
         now: Now,
         key: SessionKey,
         identity: Arc<Identity>,
+        address: IpAddr,
         rooms: &[RoomName],
-    ) -> Result<PollTicket, ErrorCode> {
-        let conn = self.session(now, key, identity);
+    ) -> Result<PollTicket, PollRefusal> {
+        let conn = self.session(now, key, identity, address)?;
         let views = self.views(conn, rooms);
         let Some(Peer::Poll(session)) = self.peers.get(&conn) else {
-            return Err(ErrorCode::Internal);
+            return Err(PollRefusal::Gone);
         };
         if session.held.fetch_add(1, Ordering::AcqRel) >= self.limits.max_held_polls {
             session.held.fetch_sub(1, Ordering::AcqRel);
-            return Err(ErrorCode::TooManyPolls);
+            return Err(PollRefusal::HeldPolls(self.limits.max_held_polls));
         }
         Ok(PollTicket {
             conn,
@@ -215,6 +317,7 @@ impl Driver {
     /// The hub closed the session (it timed out, or the server drains).
     pub(super) fn forget_session(&mut self, session: PollSession) {
         self.sessions.remove(&session.key);
+        self.session_counts.release(&session.key.0, session.address);
         // Held polls notice the session is gone when they look again.
         session.wake.send_modify(|n| *n += 1);
     }

@@ -24,8 +24,8 @@ use rusqlite::{Connection, OptionalExtension, params};
 use tokio::sync::oneshot;
 
 use super::{
-    AppendDone, AppendJob, AppendOutcome, OutcomeSender, Page, Retention, RoomHead, Store,
-    StoreError, StoredEvent,
+    AppendDone, AppendJob, AppendOutcome, OutcomeSender, Page, PageLimit, Retention, RoomHead,
+    Store, StoreError, StoredEvent,
 };
 
 /// Most jobs committed in one transaction, by default.
@@ -160,11 +160,11 @@ impl Store for SqliteStore {
         }
     }
 
-    fn read(
+    fn read_bounded(
         &self,
         room: &RoomName,
         after: u64,
-        limit: usize,
+        limit: PageLimit,
     ) -> BoxFuture<'_, Result<Page, StoreError>> {
         let readers = Arc::clone(&self.readers);
         let index = self.next_reader.fetch_add(1, Ordering::Relaxed) % readers.len();
@@ -201,7 +201,7 @@ fn read_page(
     retention: &Retention,
     room: &RoomName,
     after: u64,
-    limit: usize,
+    limit: PageLimit,
 ) -> Result<Page, StoreError> {
     let cutoff = age_cutoff(retention) as i64;
     let tx = conn.transaction().map_err(backend)?;
@@ -227,7 +227,12 @@ fn read_page(
         .map_err(backend)?;
     let rows = stmt
         .query_map(
-            params![room.as_str(), after as i64, oldest as i64, limit as i64],
+            params![
+                room.as_str(),
+                after as i64,
+                oldest as i64,
+                limit.events.min(i64::MAX as usize) as i64
+            ],
             |row| {
                 Ok((
                     row.get::<_, i64>(0)?,
@@ -240,12 +245,13 @@ fn read_page(
         )
         .map_err(backend)?;
     let mut events = Vec::new();
+    let mut bytes = 0;
     for row in rows {
         let (seq, id, sender, at, body) = row.map_err(backend)?;
         let corrupt = |what: &str| {
             StoreError::Backend(format!("stored {what} of {room} seq {seq} is invalid"))
         };
-        events.push(StoredEvent {
+        let stored = StoredEvent {
             epoch,
             event: Event {
                 room: room.clone(),
@@ -255,7 +261,13 @@ fn read_page(
                 at: at as u64,
                 body: Json::from_text(body).map_err(|_| corrupt("body"))?,
             },
-        });
+        };
+        let size = stored.wire_bytes();
+        if !limit.admits(events.len(), bytes, size) {
+            break;
+        }
+        bytes += size;
+        events.push(stored);
     }
     drop(stmt);
     tx.finish().map_err(backend)?;
@@ -448,6 +460,15 @@ mod tests {
         };
         let store = SqliteStore::open(&dir.path().join("chorus.db"), retention, tx).unwrap();
         contract::check_store(&store, &mut rx).await;
+    }
+
+    #[tokio::test]
+    async fn sqlite_store_bounds_pages_by_bytes() {
+        let dir = tempfile::tempdir().unwrap();
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+        let store =
+            SqliteStore::open(&dir.path().join("chorus.db"), Retention::default(), tx).unwrap();
+        contract::check_page_bytes(&store, &mut rx).await;
     }
 
     #[tokio::test]
