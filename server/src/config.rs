@@ -111,6 +111,13 @@ pub struct Config {
     /// Publishes a connection may burst above the sustained rate.
     #[arg(long, env = "CHORUS_PUBLISH_BURST", default_value_t = 200.0)]
     pub publish_burst: f64,
+    /// Sustained `typing` and `set_presence` frames per second per connection, together (a
+    /// token bucket); frames beyond it are dropped with one `rate_limited` error per burst.
+    #[arg(long, env = "CHORUS_SIGNAL_RATE", default_value_t = 10.0)]
+    pub signal_rate: f64,
+    /// `typing` and `set_presence` frames a connection may burst above the sustained rate.
+    #[arg(long, env = "CHORUS_SIGNAL_BURST", default_value_t = 20.0)]
+    pub signal_burst: f64,
     /// Browser origins allowed to connect and to call the HTTP API (comma-separated, e.g.
     /// `https://app.example.com`); empty allows any origin.
     #[arg(long, env = "CHORUS_ALLOWED_ORIGINS", value_delimiter = ',')]
@@ -176,6 +183,8 @@ impl Config {
             poll_session_timeout: Duration::from_millis(self.poll_session_timeout_ms),
             publish_rate: self.publish_rate,
             publish_burst: self.publish_burst,
+            signal_rate: self.signal_rate,
+            signal_burst: self.signal_burst,
             ..HubConfig::default()
         }
     }

@@ -25,11 +25,15 @@ use crate::hub::{
     Action, ConnId, ConnKind, Hub, Now, Payload, ReplayOutcome, RoomView, encode_event,
 };
 use crate::identity::Identity;
-use crate::store::{AppendDone, AppendOutcome, AppendRequest, Store, StoreError};
+use crate::store::{AppendDone, AppendOutcome, AppendRequest, PageLimit, Store, StoreError};
 use poll::{PollLimits, PollRefusal, PollSession, PollTicket, SessionCounts, SessionKey};
 
-/// Events per history read while replaying.
-const REPLAY_PAGE: usize = 256;
+/// Events per history read while replaying, and at most this many bytes of them (a page in
+/// memory is bounded however large the events are).
+const REPLAY_PAGE: PageLimit = PageLimit {
+    events: 256,
+    bytes: 1024 * 1024,
+};
 
 /// How the hub reaches one WebSocket connection task.
 #[derive(Debug)]
@@ -466,7 +470,7 @@ async fn replay(
     let mut cursor = after;
     let mut first = true;
     while cursor < until {
-        let page = match store.read(room, cursor, REPLAY_PAGE).await {
+        let page = match store.read_bounded(room, cursor, REPLAY_PAGE).await {
             Ok(page) => page,
             Err(err) => {
                 tracing::warn!(%room, "replay failed: {err}");

@@ -38,6 +38,8 @@ impl Hub {
                 last_seen: now.instant,
                 rooms: HashSet::new(),
                 publish_budget: TokenBucket::full(self.config.publish_burst, now.instant),
+                signal_budget: TokenBucket::full(self.config.signal_burst, now.instant),
+                signal_refused: false,
             },
         );
         if kind == ConnKind::Poll {
