@@ -100,6 +100,23 @@ pub struct Config {
     /// Most WebSocket connections from one client address.
     #[arg(long, env = "CHORUS_MAX_CONNECTIONS_PER_IP", default_value_t = 1_000)]
     pub max_connections_per_ip: usize,
+    /// Plain HTTP connections (not WebSockets) one client address (an IPv6 /64) may hold open;
+    /// more are answered `503 too_many_connections` and closed. Trusted proxies are exempt.
+    #[arg(
+        long,
+        env = "CHORUS_MAX_HTTP_CONNECTIONS_PER_IP",
+        default_value_t = 256
+    )]
+    pub max_http_connections_per_ip: usize,
+    /// How long a connection may take to send a request's headers, counted from when the
+    /// server starts waiting for them: on a new connection and after each response on a
+    /// kept-alive one, so it is also the idle keep-alive timeout (milliseconds).
+    #[arg(long, env = "CHORUS_HTTP_HEADER_TIMEOUT_MS", default_value_t = 10_000)]
+    pub http_header_timeout_ms: u64,
+    /// A response write that makes no progress (the client reads nothing) for this long closes
+    /// the connection (milliseconds).
+    #[arg(long, env = "CHORUS_HTTP_STALL_TIMEOUT_MS", default_value_t = 30_000)]
+    pub http_stall_timeout_ms: u64,
     /// Reverse proxies (addresses or networks, comma-separated, e.g. `127.0.0.1,10.0.0.0/8`)
     /// whose `X-Forwarded-For` names the client. Connections from them count against the
     /// forwarded client address for `--max-connections-per-ip`; everyone else's header is ignored.

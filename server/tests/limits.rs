@@ -1,10 +1,15 @@
 //! Amplification and exhaustion limits over real TCP: what one poll may ask for, how large one
-//! answer may grow, how many polling sessions a user or an address may open (IPv6 by /64).
+//! answer may grow, how many polling sessions a user or an address may open (IPv6 by /64); and
+//! the HTTP server's header, idle and stall timeouts and its per-address connection cap.
 
 mod support;
 
+use std::time::Duration;
+
 use chorus_sdk::wire::{self, ErrorCode, ServerFrame};
 use support::{Client, PollClient, is_ack};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
 
 /// Publishes `count` events to `room` whose bodies are strings of `size` bytes, and waits for
 /// the last ack.
@@ -167,4 +172,135 @@ async fn polling_sessions_are_capped_per_user_and_per_address_with_ipv6_counted_
         open("cat", "session-c1", "2001:db8:0:1::1").await.status,
         200
     );
+}
+
+/// Reads until the server closes the connection (EOF or reset); the bytes read, or `None` if
+/// it was still open after `patience`.
+async fn read_until_closed(tcp: &mut TcpStream, patience: Duration) -> Option<usize> {
+    let mut total = 0;
+    let mut buf = vec![0; 64 * 1024];
+    let read_all = async {
+        loop {
+            match tcp.read(&mut buf).await {
+                Ok(0) | Err(_) => return total,
+                Ok(n) => total += n,
+            }
+        }
+    };
+    tokio::time::timeout(patience, read_all).await.ok()
+}
+
+fn short_http_timeouts() -> chorus_server::config::Config {
+    let mut config = support::config();
+    config.http_header_timeout_ms = 300;
+    config.http_stall_timeout_ms = 300;
+    config
+}
+
+#[tokio::test]
+async fn a_slowloris_client_is_cut_after_the_header_timeout() {
+    let server = support::start(&short_http_timeouts()).await;
+    let mut tcp = TcpStream::connect(server.local_addr()).await.unwrap();
+    let (mut reader, mut writer) = tcp.split();
+    let request = b"GET /healthz HTTP/1.1\r\nHost: test\r\nX-Padding: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\r\n\r\n";
+    // A byte every 50 ms would take 6 s for the whole head; the server gives it 300 ms.
+    let trickle = async {
+        for byte in request {
+            if writer.write_all(&[*byte]).await.is_err() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        std::future::pending::<()>().await;
+    };
+    let mut buf = [0; 1024];
+    let closed = tokio::time::timeout(support::PATIENCE, async {
+        tokio::select! {
+            () = trickle => unreachable!(),
+            read = reader.read(&mut buf) => read,
+        }
+    })
+    .await
+    .expect("the server closes a slow head within the header timeout");
+    assert!(matches!(closed, Ok(0) | Err(_)), "{closed:?}");
+}
+
+#[tokio::test]
+async fn an_idle_kept_alive_connection_is_closed_after_the_header_timeout() {
+    let server = support::start(&short_http_timeouts()).await;
+    let mut tcp = TcpStream::connect(server.local_addr()).await.unwrap();
+    tcp.write_all(b"GET /healthz HTTP/1.1\r\nHost: test\r\n\r\n")
+        .await
+        .unwrap();
+    let mut buf = vec![0; 4096];
+    let n = tcp.read(&mut buf).await.unwrap();
+    let response = String::from_utf8_lossy(&buf[..n]);
+    assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+    assert!(
+        !response.to_ascii_lowercase().contains("connection: close"),
+        "kept alive: {response}"
+    );
+    // Nothing more is sent: the server closes the idle connection.
+    let started = tokio::time::Instant::now();
+    assert_eq!(
+        read_until_closed(&mut tcp, support::PATIENCE).await,
+        Some(0)
+    );
+    assert!(started.elapsed() >= Duration::from_millis(250));
+}
+
+#[tokio::test]
+async fn a_client_that_never_reads_its_response_is_cut_after_the_stall_timeout() {
+    let dir = tempfile::tempdir().unwrap();
+    let size = 64 * 1024 * 1024;
+    std::fs::File::create(dir.path().join("big.bin"))
+        .unwrap()
+        .set_len(size)
+        .unwrap();
+    let mut config = short_http_timeouts();
+    config.pkg_dir = Some(dir.path().to_owned());
+    let server = support::start(&config).await;
+    let mut tcp = TcpStream::connect(server.local_addr()).await.unwrap();
+    tcp.write_all(b"GET /pkg/big.bin HTTP/1.1\r\nHost: test\r\n\r\n")
+        .await
+        .unwrap();
+    // Read nothing while the server's writes stall for longer than the timeout.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let read = read_until_closed(&mut tcp, support::PATIENCE)
+        .await
+        .expect("the connection was closed");
+    assert!(
+        (read as u64) < size,
+        "cut before the whole response: {read} of {size} bytes"
+    );
+}
+
+#[tokio::test]
+async fn plain_http_connections_beyond_the_per_address_cap_are_refused() {
+    let mut config = support::config();
+    config.max_http_connections_per_ip = 3;
+    let server = support::start(&config).await;
+    let mut idle = Vec::new();
+    for _ in 0..3 {
+        idle.push(TcpStream::connect(server.local_addr()).await.unwrap());
+    }
+    let refused = support::http(&server, "GET", "/healthz", &[], None).await;
+    assert_eq!(
+        (refused.status, refused.error_code()),
+        (503, ErrorCode::TooManyConnections),
+        "{}",
+        refused.body
+    );
+    // A closed connection frees its slot.
+    drop(idle.pop());
+    let mut answered = None;
+    for _ in 0..50 {
+        let response = support::http(&server, "GET", "/healthz", &[], None).await;
+        if response.status == 200 {
+            answered = Some(response);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(answered.is_some(), "a slot frees when a connection closes");
 }

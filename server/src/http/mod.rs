@@ -8,6 +8,7 @@ pub mod limits;
 pub mod metrics;
 mod poll;
 mod rest;
+pub mod serve;
 mod ws;
 
 use std::sync::Arc;
