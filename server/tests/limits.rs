@@ -226,6 +226,7 @@ async fn a_slowloris_client_is_cut_after_the_header_timeout() {
 }
 
 #[tokio::test]
+#[allow(clippy::disallowed_methods)] // Measures how long the server waited, on the real clock.
 async fn an_idle_kept_alive_connection_is_closed_after_the_header_timeout() {
     let server = support::start(&short_http_timeouts()).await;
     let mut tcp = TcpStream::connect(server.local_addr()).await.unwrap();

@@ -252,6 +252,7 @@ mod tests {
     use tokio::io::AsyncWriteExt;
 
     #[tokio::test(start_paused = true)]
+    #[allow(clippy::disallowed_methods)] // A test of a driver: it reads the (paused) clock.
     async fn a_write_that_makes_no_progress_fails_after_the_stall_timeout() {
         // A pipe whose reader never reads: writes fill its buffer, then wait.
         let (writer, _reader) = tokio::io::duplex(1024);
