@@ -80,6 +80,17 @@ pub struct Config {
     /// Long polls one session may hold at once.
     #[arg(long, env = "CHORUS_MAX_HELD_POLLS", default_value_t = 2)]
     pub max_held_polls: usize,
+    /// Polling sessions one user may have open at once; more are refused (503
+    /// `too_many_connections`) until one expires.
+    #[arg(long, env = "CHORUS_MAX_POLL_SESSIONS_PER_USER", default_value_t = 16)]
+    pub max_poll_sessions_per_user: usize,
+    /// Polling sessions one client address (an IPv6 /64) may have open at once.
+    #[arg(long, env = "CHORUS_MAX_POLL_SESSIONS_PER_IP", default_value_t = 256)]
+    pub max_poll_sessions_per_ip: usize,
+    /// Most bytes of events in one answer: a long poll or a history page ends early past it
+    /// (with at least one event), and the client continues from its cursor.
+    #[arg(long, env = "CHORUS_MAX_ANSWER_BYTES", default_value_t = 1024 * 1024)]
+    pub max_answer_bytes: usize,
     /// Largest `POST /v1/poll` body, in bytes.
     #[arg(long, env = "CHORUS_MAX_POLL_BODY_BYTES", default_value_t = 1024 * 1024)]
     pub max_poll_body_bytes: usize,
@@ -89,6 +100,23 @@ pub struct Config {
     /// Most WebSocket connections from one client address.
     #[arg(long, env = "CHORUS_MAX_CONNECTIONS_PER_IP", default_value_t = 1_000)]
     pub max_connections_per_ip: usize,
+    /// Plain HTTP connections (not WebSockets) one client address (an IPv6 /64) may hold open;
+    /// more are answered `503 too_many_connections` and closed. Trusted proxies are exempt.
+    #[arg(
+        long,
+        env = "CHORUS_MAX_HTTP_CONNECTIONS_PER_IP",
+        default_value_t = 256
+    )]
+    pub max_http_connections_per_ip: usize,
+    /// How long a connection may take to send a request's headers, counted from when the
+    /// server starts waiting for them: on a new connection and after each response on a
+    /// kept-alive one, so it is also the idle keep-alive timeout (milliseconds).
+    #[arg(long, env = "CHORUS_HTTP_HEADER_TIMEOUT_MS", default_value_t = 10_000)]
+    pub http_header_timeout_ms: u64,
+    /// A response write that makes no progress (the client reads nothing) for this long closes
+    /// the connection (milliseconds).
+    #[arg(long, env = "CHORUS_HTTP_STALL_TIMEOUT_MS", default_value_t = 30_000)]
+    pub http_stall_timeout_ms: u64,
     /// Reverse proxies (addresses or networks, comma-separated, e.g. `127.0.0.1,10.0.0.0/8`)
     /// whose `X-Forwarded-For` names the client. Connections from them count against the
     /// forwarded client address for `--max-connections-per-ip`; everyone else's header is ignored.
@@ -100,6 +128,13 @@ pub struct Config {
     /// Publishes a connection may burst above the sustained rate.
     #[arg(long, env = "CHORUS_PUBLISH_BURST", default_value_t = 200.0)]
     pub publish_burst: f64,
+    /// Sustained `typing` and `set_presence` frames per second per connection, together (a
+    /// token bucket); frames beyond it are dropped with one `rate_limited` error per burst.
+    #[arg(long, env = "CHORUS_SIGNAL_RATE", default_value_t = 10.0)]
+    pub signal_rate: f64,
+    /// `typing` and `set_presence` frames a connection may burst above the sustained rate.
+    #[arg(long, env = "CHORUS_SIGNAL_BURST", default_value_t = 20.0)]
+    pub signal_burst: f64,
     /// Browser origins allowed to connect and to call the HTTP API (comma-separated, e.g.
     /// `https://app.example.com`); empty allows any origin.
     #[arg(long, env = "CHORUS_ALLOWED_ORIGINS", value_delimiter = ',')]
@@ -181,6 +216,8 @@ impl Config {
             poll_session_timeout: Duration::from_millis(self.poll_session_timeout_ms),
             publish_rate: self.publish_rate,
             publish_burst: self.publish_burst,
+            signal_rate: self.signal_rate,
+            signal_burst: self.signal_burst,
             ..HubConfig::default()
         }
     }

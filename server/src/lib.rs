@@ -113,6 +113,8 @@ pub async fn start(config: &Config, listener: TcpListener) -> Result<RunningServ
     };
     let poll_limits = driver::poll::PollLimits {
         max_held_polls: config.max_held_polls,
+        max_sessions_per_user: config.max_poll_sessions_per_user,
+        max_sessions_per_address: config.max_poll_sessions_per_ip,
     };
     let hub = driver::spawn(
         Hub::new(hub_config),
@@ -134,6 +136,8 @@ pub async fn start(config: &Config, listener: TcpListener) -> Result<RunningServ
             heartbeat: Duration::from_millis(config.heartbeat_ms),
             poll_wait: Duration::from_millis(config.poll_wait_ms),
             max_held_polls: config.max_held_polls,
+            max_rooms_per_conn: config.max_rooms_per_conn,
+            max_answer_bytes: config.max_answer_bytes,
             poll_send_timeout: Duration::from_secs(10),
             drain_retry: Duration::from_millis(config.drain_retry_ms),
         },
@@ -154,25 +158,20 @@ pub async fn start(config: &Config, listener: TcpListener) -> Result<RunningServ
     let addr = listener.local_addr()?;
     let (stop, stopped) = oneshot::channel::<()>();
     let app = http::router(state);
-    // Frames are small and latency matters more than packet count: no Nagle delay (which,
-    // against a client's delayed ACK, holds a frame back for up to 40 ms).
-    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
-        if let Err(err) = tcp.set_nodelay(true) {
-            tracing::debug!("TCP_NODELAY: {err}");
-        }
-    });
-    let task = tokio::spawn(async move {
-        let serve = axum::serve(
-            listener,
-            app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
-        )
-        .with_graceful_shutdown(async move {
+    let serve_limits = http::serve::ServeLimits {
+        header_timeout: Duration::from_millis(config.http_header_timeout_ms),
+        stall_timeout: Duration::from_millis(config.http_stall_timeout_ms),
+        max_per_address: config.max_http_connections_per_ip,
+        trusted_proxies: config.trusted_proxies.clone(),
+    };
+    let task = tokio::spawn(http::serve::serve(
+        listener,
+        app,
+        serve_limits,
+        async move {
             let _ = stopped.await;
-        });
-        if let Err(err) = serve.await {
-            tracing::error!("server stopped with an error: {err}");
-        }
-    });
+        },
+    ));
     Ok(RunningServer {
         addr,
         hub,

@@ -25,11 +25,15 @@ use crate::hub::{
     Action, ConnId, ConnKind, Hub, Now, Payload, ReplayOutcome, RoomView, encode_event,
 };
 use crate::identity::Identity;
-use crate::store::{AppendDone, AppendOutcome, AppendRequest, Store, StoreError};
-use poll::{PollLimits, PollRefusal, PollSession, PollTicket, SessionKey};
+use crate::store::{AppendDone, AppendOutcome, AppendRequest, PageLimit, Store, StoreError};
+use poll::{PollLimits, PollRefusal, PollSession, PollTicket, SessionCounts, SessionKey};
 
-/// Events per history read while replaying.
-const REPLAY_PAGE: usize = 256;
+/// Events per history read while replaying, and at most this many bytes of them (a page in
+/// memory is bounded however large the events are).
+const REPLAY_PAGE: PageLimit = PageLimit {
+    events: 256,
+    bytes: 1024 * 1024,
+};
 
 /// How the hub reaches one WebSocket connection task.
 #[derive(Debug)]
@@ -75,6 +79,8 @@ pub enum HubMsg {
         session: SessionKey,
         /// Who it is.
         identity: Arc<Identity>,
+        /// The client address's per-address key (`http::limits::address_key`).
+        address: std::net::IpAddr,
         /// The frames, in order.
         frames: Vec<ClientFrame>,
         /// Where to answer.
@@ -86,6 +92,8 @@ pub enum HubMsg {
         session: SessionKey,
         /// Who it is.
         identity: Arc<Identity>,
+        /// The client address's per-address key (`http::limits::address_key`).
+        address: std::net::IpAddr,
         /// The rooms it follows.
         rooms: Vec<RoomName>,
         /// Where to answer.
@@ -201,6 +209,7 @@ pub fn spawn(
         next_conn: Arc::clone(&handle.next_conn),
         peers: HashMap::new(),
         sessions: HashMap::new(),
+        session_counts: SessionCounts::default(),
         collecting: Vec::new(),
         backend: HashMap::new(),
         next_ticket: 0,
@@ -232,6 +241,8 @@ struct Driver {
     peers: HashMap<ConnId, Peer>,
     /// Polling sessions' hub connections (see [`poll`]).
     sessions: HashMap<SessionKey, ConnId>,
+    /// Open polling sessions per user and per address, for [`PollLimits`].
+    session_counts: SessionCounts,
     /// Polling sessions with a `POST` waiting for replies.
     collecting: Vec<ConnId>,
     backend: HashMap<u64, oneshot::Sender<Result<AppendOutcome, StoreError>>>,
@@ -336,16 +347,18 @@ impl Driver {
             HubMsg::PollSend {
                 session,
                 identity,
+                address,
                 frames,
                 reply,
-            } => self.poll_send(now, session, identity, frames, reply),
+            } => self.poll_send(now, session, identity, address, frames, reply),
             HubMsg::PollOpen {
                 session,
                 identity,
+                address,
                 rooms,
                 reply,
             } => {
-                if let Some(answer) = self.poll_open(now, session, identity, &rooms) {
+                if let Some(answer) = self.poll_open(now, session, identity, address, &rooms) {
                     let _ = reply.send(answer);
                 }
             }
@@ -493,7 +506,7 @@ async fn replay(
     let mut cursor = after;
     let mut first = true;
     while cursor < until {
-        let page = match store.read(room, cursor, REPLAY_PAGE).await {
+        let page = match store.read_bounded(room, cursor, REPLAY_PAGE).await {
             Ok(page) => page,
             Err(err) => {
                 tracing::warn!(%room, "replay failed: {err}");

@@ -14,9 +14,11 @@
 //!    [`HubMsg::PollSend`].
 //! 2. `Driver::poll_send` opens the session's hub connection if needed (a [`SessionKey`]: the
 //!    client-chosen id; the session belongs to the user who opened it and refuses everyone
-//!    else's token), hands the hub this request's identity (`Hub::handle_token`: every request
-//!    acts with its own token's grants, and rooms it no longer grants are left), refuses a
-//!    second `POST` in flight, sets up a `Collector`, and feeds the frames to the hub.
+//!    else's token; a new session only while its user and its client address are below
+//!    [`PollLimits`]' session caps, see [`PollRefusal`]), hands the hub this request's identity
+//!    (`Hub::handle_token`: every request acts with its own token's grants, and rooms it no
+//!    longer grants are left), refuses a second `POST` in flight, sets up a `Collector`, and
+//!    feeds the frames to the hub.
 //! 3. The hub marks each frame that replies to the connection's own frames
 //!    ([`Transmit::reply`]); the driver's output loop hands a session's replies to its
 //!    collector (`PollSession::deliver`). A durable publish is answered after storing, a join
@@ -54,10 +56,12 @@
 //! [`HubMsg::PollOpen`]: super::HubMsg::PollOpen
 //! [`HubMsg::PollView`]: super::HubMsg::PollView
 
+use std::collections::HashMap;
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use chorus_sdk::wire::{ClientFrame, RoomName};
+use chorus_sdk::wire::{ClientFrame, ErrorCode, RoomName};
 use tokio::sync::{oneshot, watch};
 
 use super::{Driver, Peer};
@@ -67,19 +71,6 @@ use crate::identity::Identity;
 /// Identifies a polling session: the client-chosen session id. The session belongs to the user
 /// whose token opened it.
 pub type SessionKey = String;
-
-/// Why the driver refused a polling request.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum PollRefusal {
-    /// The session already has a `POST` in flight.
-    PostInFlight,
-    /// The session already holds [`PollLimits::max_held_polls`] polls.
-    TooManyHeld,
-    /// The session id belongs to another user's session.
-    OtherUser,
-    /// The session's state is inconsistent (a bug): nothing was done.
-    Internal,
-}
 
 /// What a long poll gets when it starts.
 #[derive(Debug)]
@@ -99,6 +90,89 @@ pub struct PollTicket {
 pub struct PollLimits {
     /// Held polls per session at once.
     pub max_held_polls: usize,
+    /// Polling sessions one user may have open at once.
+    pub max_sessions_per_user: usize,
+    /// Polling sessions one client address may have open at once.
+    pub max_sessions_per_address: usize,
+}
+
+/// Why the driver refused a polling request.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum PollRefusal {
+    /// The session already has a `POST` in flight.
+    #[error("this session already has a POST in flight; send one at a time")]
+    PostInFlight,
+    /// The session holds its maximum of long polls.
+    #[error("at most {0} polls may wait at once per session")]
+    HeldPolls(usize),
+    /// Opening the session would exceed the user's session limit.
+    #[error("at most {0} polling sessions per user; close one (or let it expire) first")]
+    SessionsPerUser(usize),
+    /// Opening the session would exceed the client address's session limit.
+    #[error("at most {0} polling sessions per client address")]
+    SessionsPerAddress(usize),
+    /// The session id belongs to another user's session.
+    #[error("this polling session belongs to another user: open your own with a new session id")]
+    OtherUser,
+    /// The session vanished while the request was handled.
+    #[error("the polling session is gone")]
+    Gone,
+}
+
+impl PollRefusal {
+    /// The stable code a client gets.
+    pub fn code(self) -> ErrorCode {
+        match self {
+            PollRefusal::PostInFlight | PollRefusal::HeldPolls(_) => ErrorCode::TooManyPolls,
+            PollRefusal::SessionsPerUser(_) | PollRefusal::SessionsPerAddress(_) => {
+                ErrorCode::TooManyConnections
+            }
+            PollRefusal::OtherUser => ErrorCode::Forbidden,
+            PollRefusal::Gone => ErrorCode::Internal,
+        }
+    }
+}
+
+/// Open polling sessions per user and per client address, the counts the session limits
+/// are checked against.
+#[derive(Default)]
+pub(super) struct SessionCounts {
+    per_user: HashMap<String, usize>,
+    per_address: HashMap<IpAddr, usize>,
+}
+
+impl SessionCounts {
+    fn admit(
+        &mut self,
+        limits: &PollLimits,
+        user: &str,
+        address: IpAddr,
+    ) -> Result<(), PollRefusal> {
+        if self.per_user.get(user).copied().unwrap_or(0) >= limits.max_sessions_per_user {
+            return Err(PollRefusal::SessionsPerUser(limits.max_sessions_per_user));
+        }
+        if self.per_address.get(&address).copied().unwrap_or(0) >= limits.max_sessions_per_address {
+            return Err(PollRefusal::SessionsPerAddress(
+                limits.max_sessions_per_address,
+            ));
+        }
+        *self.per_user.entry(user.to_owned()).or_default() += 1;
+        *self.per_address.entry(address).or_default() += 1;
+        Ok(())
+    }
+
+    fn release(&mut self, user: &str, address: IpAddr) {
+        fn decrement<K: std::hash::Hash + Eq>(map: &mut HashMap<K, usize>, key: &K) {
+            if let Some(count) = map.get_mut(key) {
+                *count -= 1;
+                if *count == 0 {
+                    map.remove(key);
+                }
+            }
+        }
+        decrement(&mut self.per_user, &user.to_owned());
+        decrement(&mut self.per_address, &address);
+    }
 }
 
 /// A polling session as the driver keeps it: no frame queue, only what its requests wait on.
@@ -106,6 +180,8 @@ pub(super) struct PollSession {
     key: SessionKey,
     /// Whose session it is: requests with another user's token are refused.
     user: String,
+    /// The client address it counts against (the per-address key, see `http::limits`).
+    address: IpAddr,
     wake: watch::Sender<u64>,
     held: Arc<AtomicUsize>,
     collector: Option<Collector>,
@@ -120,14 +196,17 @@ struct Collector {
 }
 
 impl Driver {
-    /// The session's connection, opening it (as a hub connection of kind poll) if needed.
-    /// Every request is authorized by its own token: an open session takes this request's
-    /// identity (and leaves rooms it no longer grants); another user's token is refused.
+    /// The session's connection, opening it (as a hub connection of kind poll) if needed and
+    /// if the user and the address are below their session limits (`address` is the client's
+    /// per-address key; a session counts against the address that opened it). Every request is
+    /// authorized by its own token: an open session takes this request's identity (and leaves
+    /// rooms it no longer grants); another user's token is refused.
     fn session(
         &mut self,
         now: Now,
         key: SessionKey,
         identity: Arc<Identity>,
+        address: IpAddr,
     ) -> Result<ConnId, PollRefusal> {
         if let Some(&conn) = self.sessions.get(&key) {
             if let Some(Peer::Poll(session)) = self.peers.get(&conn)
@@ -139,11 +218,14 @@ impl Driver {
             self.hub.handle_token(now, conn, identity);
             return Ok(conn);
         }
+        self.session_counts
+            .admit(&self.limits, &identity.user, address)?;
         let conn = self.next_conn.fetch_add(1, Ordering::Relaxed);
         let (wake, _) = watch::channel(0);
         let session = PollSession {
             key: key.clone(),
             user: identity.user.clone(),
+            address,
             wake,
             held: Arc::new(AtomicUsize::new(0)),
             collector: None,
@@ -159,10 +241,11 @@ impl Driver {
         now: Now,
         key: SessionKey,
         identity: Arc<Identity>,
+        address: IpAddr,
         frames: Vec<ClientFrame>,
         reply: oneshot::Sender<Result<Vec<Payload>, PollRefusal>>,
     ) {
-        let conn = match self.session(now, key, identity) {
+        let conn = match self.session(now, key, identity, address) {
             Ok(conn) => conn,
             Err(refusal) => {
                 let _ = reply.send(Err(refusal));
@@ -170,6 +253,7 @@ impl Driver {
             }
         };
         let Some(Peer::Poll(session)) = self.peers.get_mut(&conn) else {
+            let _ = reply.send(Err(PollRefusal::Gone));
             return;
         };
         if session
@@ -197,9 +281,10 @@ impl Driver {
         now: Now,
         key: SessionKey,
         identity: Arc<Identity>,
+        address: IpAddr,
         rooms: &[RoomName],
     ) -> Option<Result<PollTicket, PollRefusal>> {
-        let conn = match self.session(now, key, identity) {
+        let conn = match self.session(now, key, identity, address) {
             Ok(conn) => conn,
             Err(refusal) => return Some(Err(refusal)),
         };
@@ -211,7 +296,7 @@ impl Driver {
         };
         if session.held.fetch_add(1, Ordering::AcqRel) >= self.limits.max_held_polls {
             session.held.fetch_sub(1, Ordering::AcqRel);
-            return Some(Err(PollRefusal::TooManyHeld));
+            return Some(Err(PollRefusal::HeldPolls(self.limits.max_held_polls)));
         }
         Some(Ok(PollTicket {
             conn,
@@ -261,6 +346,7 @@ impl Driver {
     /// The hub closed the session (it timed out, or the server drains).
     pub(super) fn forget_session(&mut self, session: PollSession) {
         self.sessions.remove(&session.key);
+        self.session_counts.release(&session.user, session.address);
         // A `POST` still waiting gets what it has: an ack already sent is never lost.
         if let Some(collector) = session.collector {
             let _ = collector.reply.send(Ok(collector.frames));

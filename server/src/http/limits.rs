@@ -1,5 +1,6 @@
 //! Connection limits: total and per client address, held by a permit for the connection's life;
-//! and which address a connection belongs to when it comes through trusted reverse proxies.
+//! which address a connection belongs to when it comes through trusted reverse proxies; and
+//! which addresses count as one client ([`address_key`]: an IPv6 client owns a whole /64).
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -36,6 +37,22 @@ pub fn client_ip<'a>(
         }
     }
     client
+}
+
+/// The key a per-address limit counts `ip` under: an IPv4 address itself (also when written as
+/// an IPv4-mapped IPv6 address), and for IPv6 its /64 network. One IPv6 subscriber is routinely
+/// given a /64 (SLAAC, privacy addresses) and can pick any of its 2^64 addresses per connection,
+/// so counting exact IPv6 addresses would not limit anyone.
+pub fn address_key(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V4(_) => ip,
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => IpAddr::V6(std::net::Ipv6Addr::from_bits(
+                v6.to_bits() & !((1u128 << 64) - 1),
+            )),
+        },
+    }
 }
 
 /// Which limit refused a connection.
@@ -87,8 +104,10 @@ impl ConnectionLimiter {
         })
     }
 
-    /// Takes a slot for a connection from `ip`, or says which limit is reached.
+    /// Takes a slot for a connection from `ip` (counted under its [`address_key`]), or says
+    /// which limit is reached.
     pub fn acquire(self: &Arc<Self>, ip: IpAddr) -> Result<ConnectionPermit, LimitHit> {
+        let ip = address_key(ip);
         let mut open = self.open.lock().expect("limiter lock");
         if open.0 >= self.max_total {
             return Err(LimitHit::Total(self.max_total));
@@ -199,5 +218,45 @@ mod tests {
             limiter.acquire(b).is_ok(),
             "a freed slot can be taken again"
         );
+    }
+
+    #[test]
+    fn address_keys_group_ipv6_by_64_and_keep_ipv4_exact() {
+        let check = |ip: &str, expect: &str| {
+            assert_eq!(address_key(ip.parse().unwrap()).to_string(), expect, "{ip}");
+        };
+        check("203.0.113.9", "203.0.113.9");
+        check("2001:db8:1:2:aaaa:bbbb:cccc:dddd", "2001:db8:1:2::");
+        check("2001:db8:1:2::1", "2001:db8:1:2::");
+        check("2001:db8:1:3::1", "2001:db8:1:3::");
+        check("::ffff:203.0.113.9", "203.0.113.9");
+        check("::1", "::");
+    }
+
+    #[test]
+    fn ipv6_addresses_of_one_64_share_a_per_address_limit() {
+        let limiter = ConnectionLimiter::new(100, 2);
+        let ip = |text: &str| text.parse::<IpAddr>().unwrap();
+        let _first = limiter.acquire(ip("2001:db8:0:1::1")).unwrap();
+        let _second = limiter.acquire(ip("2001:db8:0:1:ffff::2")).unwrap();
+        assert_eq!(
+            limiter
+                .acquire(ip("2001:db8:0:1:1234:5678:9abc:def0"))
+                .unwrap_err(),
+            LimitHit::PerIp(2),
+            "a third address of the same /64 is the same client"
+        );
+        assert!(
+            limiter.acquire(ip("2001:db8:0:2::1")).is_ok(),
+            "the next /64 is another client"
+        );
+        let _v4 = limiter.acquire(ip("198.51.100.1")).unwrap();
+        let _v4b = limiter.acquire(ip("::ffff:198.51.100.1")).unwrap();
+        assert_eq!(
+            limiter.acquire(ip("198.51.100.1")).unwrap_err(),
+            LimitHit::PerIp(2),
+            "an IPv4-mapped address is its IPv4 address"
+        );
+        assert!(limiter.acquire(ip("198.51.100.2")).is_ok());
     }
 }

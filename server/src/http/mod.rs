@@ -8,6 +8,7 @@ pub mod limits;
 pub mod metrics;
 mod poll;
 mod rest;
+pub mod serve;
 mod ws;
 
 use std::sync::Arc;
@@ -15,7 +16,7 @@ use std::time::Duration;
 
 use axum::Json;
 use axum::extract::DefaultBodyLimit;
-use axum::http::{HeaderName, HeaderValue, Method, StatusCode, header};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get, post};
 use chorus_sdk::wire::{ErrorBody, ErrorCode};
@@ -95,6 +96,12 @@ pub struct EdgeLimits {
     pub poll_wait: Duration,
     /// Held polls per session.
     pub max_held_polls: usize,
+    /// Most rooms one connection (or polling session) may join: also the most cursors one
+    /// long poll may carry.
+    pub max_rooms_per_conn: usize,
+    /// Most bytes of events one answer (a long poll, a history page) carries; past it the
+    /// answer ends early and the client continues from its cursor.
+    pub max_answer_bytes: usize,
     /// How long a `POST /v1/poll` waits for its acks.
     pub poll_send_timeout: Duration,
     /// The reconnect hint given while shutting down.
@@ -102,6 +109,20 @@ pub struct EdgeLimits {
 }
 
 impl AppStateInner {
+    /// The per-address key of the client behind a request from `peer` (the forwarded client
+    /// when `peer` is a trusted proxy; see `limits::client_ip` and `limits::address_key`).
+    pub fn client_address(&self, peer: std::net::IpAddr, headers: &HeaderMap) -> std::net::IpAddr {
+        let forwarded_for = headers
+            .get_all("x-forwarded-for")
+            .iter()
+            .filter_map(|value| value.to_str().ok());
+        limits::address_key(limits::client_ip(
+            peer,
+            forwarded_for,
+            &self.trusted_proxies,
+        ))
+    }
+
     /// Whether a browser page from `origin` may use this server (no `Origin`: not a browser).
     pub fn origin_allowed(&self, origin: Option<&HeaderValue>) -> bool {
         match origin {

@@ -21,7 +21,7 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use axum::extract::rejection::StringRejection;
-use axum::extract::{RawQuery, State};
+use axum::extract::{ConnectInfo, RawQuery, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use chorus_sdk::wire::{
@@ -35,6 +35,7 @@ use super::{ApiError, AppState};
 use crate::driver::HubMsg;
 use crate::driver::poll::{PollRefusal, PollTicket, SessionKey};
 use crate::hub::{Payload, RoomView, encode, encode_event};
+use crate::store::PageLimit;
 
 /// Most events one poll returns per room; the client polls again at once for the rest.
 const POLL_PAGE: usize = 256;
@@ -54,33 +55,18 @@ fn session_key(session: &str) -> Result<SessionKey, ApiError> {
     Ok(session.to_owned())
 }
 
-/// The HTTP answer to a refusal of the driver.
-fn refusal_answer(state: &AppState, refusal: PollRefusal) -> ApiError {
-    match refusal {
-        PollRefusal::PostInFlight => ApiError::new(
-            StatusCode::TOO_MANY_REQUESTS,
-            ErrorCode::TooManyPolls,
-            "this session already has a POST in flight; send one at a time",
-        ),
-        PollRefusal::TooManyHeld => ApiError::new(
-            StatusCode::TOO_MANY_REQUESTS,
-            ErrorCode::TooManyPolls,
-            format!(
-                "at most {} polls may wait at once per session",
-                state.limits.max_held_polls
-            ),
-        ),
-        PollRefusal::OtherUser => ApiError::new(
-            StatusCode::FORBIDDEN,
-            ErrorCode::Forbidden,
-            "this polling session belongs to another user: open your own with a new session id",
-        ),
-        PollRefusal::Internal => ApiError::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            ErrorCode::Internal,
-            "the polling session is in an unexpected state; open a new one",
-        ),
-    }
+/// The HTTP error for a request the driver refused: 503 `too_many_connections` for the session
+/// caps (like a refused WebSocket), 429 `too_many_polls` for a session's own limits.
+fn refusal_error(refusal: PollRefusal) -> ApiError {
+    let status = match refusal {
+        PollRefusal::SessionsPerUser(_) | PollRefusal::SessionsPerAddress(_) => {
+            StatusCode::SERVICE_UNAVAILABLE
+        }
+        PollRefusal::PostInFlight | PollRefusal::HeldPolls(_) => StatusCode::TOO_MANY_REQUESTS,
+        PollRefusal::OtherUser => StatusCode::FORBIDDEN,
+        PollRefusal::Gone => StatusCode::INTERNAL_SERVER_ERROR,
+    };
+    ApiError::new(status, refusal.code(), refusal.to_string())
 }
 
 fn hub_gone(state: &AppState) -> Response {
@@ -102,11 +88,13 @@ fn frames_response(frames: &[Payload]) -> Response {
 /// `POST /v1/poll`
 pub(super) async fn send(
     State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<std::net::SocketAddr>,
     headers: HeaderMap,
     body: Result<String, StringRejection>,
 ) -> Response {
     let result = async {
         let identity = Arc::new(bearer(&state, &headers)?);
+        let address = state.client_address(peer.ip(), &headers);
         let text =
             body.map_err(|rejection| body_refused(rejection.status(), rejection.body_text()))?;
         let batch = PollBatch::decode(&text).map_err(|err| {
@@ -158,6 +146,7 @@ pub(super) async fn send(
             state.hub.ask(|reply| HubMsg::PollSend {
                 session,
                 identity,
+                address,
                 frames,
                 reply,
             }),
@@ -168,7 +157,7 @@ pub(super) async fn send(
                 refused.append(&mut replies);
                 Ok(frames_response(&refused))
             }
-            Ok(Some(Err(refusal))) => Err(refusal_answer(&state, refusal)),
+            Ok(Some(Err(refusal))) => Err(refusal_error(refusal)),
             Ok(None) => Ok(hub_gone(&state)),
             Err(_) => Err(ApiError::new(
                 StatusCode::SERVICE_UNAVAILABLE,
@@ -188,13 +177,32 @@ struct PollQuery {
     wait: Duration,
 }
 
-fn parse_query(query: Option<String>, max_wait: Duration) -> Result<PollQuery, ApiError> {
-    let parsed = wire::PollQuery::decode(query.as_deref().unwrap_or("")).map_err(|message| {
-        ApiError::new(StatusCode::BAD_REQUEST, ErrorCode::BadRequest, message)
-    })?;
+/// Parses the query. A room named twice is followed once (its first cursor counts); more
+/// distinct rooms than a session may join (`max_rooms`) is refused, so one request can not
+/// make the server read the same history, or more histories than a member could, many times.
+fn parse_query(
+    query: Option<String>,
+    max_wait: Duration,
+    max_rooms: usize,
+) -> Result<PollQuery, ApiError> {
+    let bad =
+        |message: String| ApiError::new(StatusCode::BAD_REQUEST, ErrorCode::BadRequest, message);
+    let parsed = wire::PollQuery::decode(query.as_deref().unwrap_or("")).map_err(bad)?;
+    let mut seen = std::collections::HashSet::new();
+    let rooms: Vec<PollCursor> = parsed
+        .rooms
+        .into_iter()
+        .filter(|cursor| seen.insert(cursor.room.clone()))
+        .collect();
+    if rooms.len() > max_rooms {
+        return Err(bad(format!(
+            "the poll names {} rooms; a session may be in at most {max_rooms}",
+            rooms.len()
+        )));
+    }
     Ok(PollQuery {
         session: parsed.session,
-        rooms: parsed.rooms,
+        rooms,
         wait: parsed
             .wait_ms
             .map_or(max_wait, |ms| Duration::from_millis(ms).min(max_wait)),
@@ -213,12 +221,18 @@ impl Drop for Held {
 /// `GET /v1/poll`
 pub(super) async fn poll(
     State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<std::net::SocketAddr>,
     headers: HeaderMap,
     RawQuery(query): RawQuery,
 ) -> Response {
     let result = async {
         let identity = Arc::new(bearer(&state, &headers)?);
-        let query = parse_query(query, state.limits.poll_wait)?;
+        let address = state.client_address(peer.ip(), &headers);
+        let query = parse_query(
+            query,
+            state.limits.poll_wait,
+            state.limits.max_rooms_per_conn,
+        )?;
         let session = session_key(&query.session)?;
         let mut frames = Vec::new();
         let mut followed = Vec::new();
@@ -240,13 +254,14 @@ pub(super) async fn poll(
             .ask(|reply| HubMsg::PollOpen {
                 session,
                 identity,
+                address,
                 rooms: rooms.clone(),
                 reply,
             })
             .await
         {
             Some(Ok(ticket)) => ticket,
-            Some(Err(refusal)) => return Err(refusal_answer(&state, refusal)),
+            Some(Err(refusal)) => return Err(refusal_error(refusal)),
             None => return Ok(hub_gone(&state)),
         };
         let PollTicket {
@@ -281,13 +296,22 @@ pub(super) async fn poll(
     result.unwrap_or_else(|err: ApiError| err.into_response())
 }
 
-/// Everything a client with these cursors has not seen yet.
+/// Everything a client with these cursors has not seen yet, up to `--max-answer-bytes` of it:
+/// once the answer is that large, the remaining rooms' history waits for the next poll (whose
+/// cursors will have moved on), but an answer always carries at least one due event.
 async fn due_frames(
     state: &AppState,
     cursors: &[PollCursor],
     views: &[Option<RoomView>],
 ) -> Vec<Payload> {
     let mut frames = Vec::new();
+    let mut events = 0;
+    let answer_bytes = |frames: &[Payload]| {
+        frames
+            .iter()
+            .map(|frame| frame.as_str().len())
+            .sum::<usize>()
+    };
     for (cursor, view) in cursors.iter().zip(views) {
         let room = &cursor.room;
         if !view.as_ref().is_some_and(|v| v.member) {
@@ -313,7 +337,18 @@ async fn due_frames(
         let Some(position) = cursor.cursor else {
             continue;
         };
-        let page = match state.store.read(room, position.seq, POLL_PAGE).await {
+        let budget = state
+            .limits
+            .max_answer_bytes
+            .saturating_sub(answer_bytes(&frames));
+        if budget == 0 && events > 0 {
+            continue;
+        }
+        let limit = PageLimit {
+            events: POLL_PAGE,
+            bytes: budget,
+        };
+        let page = match state.store.read_bounded(room, position.seq, limit).await {
             Ok(page) => page,
             Err(err) => {
                 frames.push(encode(&ServerFrame::error(
@@ -333,7 +368,10 @@ async fn due_frames(
                 epoch: head.epoch,
                 head: head.head,
             }))),
-            None => frames.extend(page.events.iter().map(encode_event)),
+            None => {
+                events += page.events.len();
+                frames.extend(page.events.iter().map(encode_event));
+            }
         }
     }
     frames

@@ -17,7 +17,7 @@ use super::{ApiError, AppState};
 use crate::auth::AuthError;
 use crate::driver::HubMsg;
 use crate::identity::Identity;
-use crate::store::{AppendOutcome, AppendRequest};
+use crate::store::{AppendOutcome, AppendRequest, PageLimit};
 
 /// The most events one history page returns.
 const MAX_PAGE: usize = 1000;
@@ -142,7 +142,8 @@ pub(super) struct PageQuery {
     limit: Option<usize>,
 }
 
-/// `GET /v1/rooms/{room}/events?after=&limit=`
+/// `GET /v1/rooms/{room}/events?after=&limit=`: at most `limit` events and at most
+/// `--max-answer-bytes` of them; `next_after` is set whenever events after the page remain.
 pub(super) async fn room_events(
     State(state): State<AppState>,
     Path(room): Path<String>,
@@ -152,9 +153,13 @@ pub(super) async fn room_events(
     let room = room_for_reading(&state, &headers, room)?;
     let Query(query) = query.map_err(|err| bad_request(err.body_text()))?;
     let limit = query.limit.unwrap_or(100).clamp(1, MAX_PAGE);
+    let limit = PageLimit {
+        events: limit,
+        bytes: state.limits.max_answer_bytes,
+    };
     let page = state
         .store
-        .read(&room, query.after, limit)
+        .read_bounded(&room, query.after, limit)
         .await
         .map_err(|err| {
             ApiError::new(

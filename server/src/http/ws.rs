@@ -19,7 +19,7 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 use tokio::sync::oneshot;
 
-use super::limits::{LimitHit, client_ip};
+use super::limits::LimitHit;
 use super::metrics::EdgeCounters;
 use super::{ApiError, AppState};
 use crate::auth::AuthError;
@@ -54,11 +54,7 @@ pub(super) async fn upgrade(
         return ApiError::new(StatusCode::FORBIDDEN, ErrorCode::ForbiddenOrigin, message)
             .into_response();
     }
-    let forwarded_for = headers
-        .get_all("x-forwarded-for")
-        .iter()
-        .filter_map(|value| value.to_str().ok());
-    let client = client_ip(peer.ip(), forwarded_for, &state.trusted_proxies);
+    let client = state.client_address(peer.ip(), &headers);
     let permit = match state.connections.acquire(client) {
         Ok(permit) => permit,
         Err(hit) => {

@@ -55,6 +55,8 @@ impl Hub {
                 rooms: BTreeSet::new(),
                 publish_budget: TokenBucket::full(self.config.publish_burst, now.instant),
                 appends_in_flight: 0,
+                signal_budget: TokenBucket::full(self.config.signal_burst, now.instant),
+                signal_refused: false,
             },
         );
         if kind == ConnKind::Poll {

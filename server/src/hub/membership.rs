@@ -191,7 +191,7 @@ impl Hub {
                 .get(&room_name)
                 .is_some_and(|room| room.members.contains_key(&conn));
             if joined_already {
-                self.set_presence(conn, room_name.clone(), join.meta);
+                self.set_presence(now, conn, room_name.clone(), join.meta);
                 self.send_joined(conn, &room_name);
             }
             return;

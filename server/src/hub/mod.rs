@@ -89,6 +89,10 @@ pub struct HubConfig {
     pub publish_rate: f64,
     /// Publishes a connection may burst above the rate.
     pub publish_burst: f64,
+    /// Sustained `typing` and `set_presence` frames per second per connection (together).
+    pub signal_rate: f64,
+    /// Those frames a connection may burst above the rate.
+    pub signal_burst: f64,
     /// Where every room's presence and typing versions start. The driver sets it from the
     /// clock, so versions after a restart never repeat ones a polling client saw before.
     pub version_base: u64,
@@ -107,6 +111,8 @@ impl Default for HubConfig {
             poll_session_timeout: Duration::from_secs(40),
             publish_rate: 50.0,
             publish_burst: 200.0,
+            signal_rate: 10.0,
+            signal_burst: 20.0,
             version_base: 0,
         }
     }
@@ -197,6 +203,10 @@ struct Conn {
     publish_budget: TokenBucket,
     /// Durable publishes handed to the store whose outcome has not come back yet.
     appends_in_flight: usize,
+    /// `typing` and `set_presence` frames (see `typing_and_presence`).
+    signal_budget: TokenBucket,
+    /// Whether this burst's `rate_limited` error for those frames was sent.
+    signal_refused: bool,
 }
 
 /// How a client is connected.
@@ -418,7 +428,7 @@ impl Hub {
             wire::ClientFrame::Publish(publish) => self.publish(now, conn, publish),
             wire::ClientFrame::Typing(typing) => self.typing(now, conn, typing.room, typing.on),
             wire::ClientFrame::SetPresence(update) => {
-                self.set_presence(conn, update.room, update.meta)
+                self.set_presence(now, conn, update.room, update.meta)
             }
             wire::ClientFrame::Ping(ping) => {
                 self.send(conn, &ServerFrame::Pong(Pong { nonce: ping.nonce }))

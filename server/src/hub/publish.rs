@@ -32,7 +32,7 @@ impl TokenBucket {
     }
 
     /// Takes one token, or says how long until one is there.
-    fn take(&mut self, now: Instant, rate: f64, burst: f64) -> Result<(), Duration> {
+    pub(super) fn take(&mut self, now: Instant, rate: f64, burst: f64) -> Result<(), Duration> {
         let elapsed = now.saturating_duration_since(self.updated).as_secs_f64();
         self.tokens = (self.tokens + elapsed * rate).min(burst);
         self.updated = now;

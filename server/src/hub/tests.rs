@@ -638,6 +638,58 @@ fn typing_fans_out_refreshes_and_expires_without_refresh() {
 }
 
 #[test]
+fn typing_and_presence_frames_are_rate_limited_per_connection_and_no_op_typing_is_dropped() {
+    let mut h = two_members_with(HubConfig {
+        signal_rate: 2.0,
+        signal_burst: 3.0,
+        ..HubConfig::default()
+    });
+    let typing = |on: bool| format!(r#"{{"type":"typing","room":"r","on":{on}}}"#);
+    let presence = |n: u32| format!(r#"{{"type":"presence","room":"r","meta":{{"n":{n}}}}}"#);
+    // Refreshes right after the last one change nothing: dropped, and free.
+    for _ in 0..1000 {
+        h.send(1, &typing(true));
+    }
+    h.send(1, &typing(false));
+    h.send(1, &typing(false));
+    h.send(1, &presence(1));
+    let own = h.take(1);
+    assert!(
+        own.len() == 1 && own[0].starts_with("presence r"),
+        "within the budget: no error, only the presence everyone gets: {own:?}"
+    );
+    let seen = h.take(2);
+    assert_eq!(seen.len(), 3, "{seen:?}");
+    assert_eq!(&seen[..2], ["typing r ana on", "typing r ana off"]);
+    assert!(seen[2].starts_with("presence r"), "{seen:?}");
+    // The budget is spent: dropped, with one error for the whole burst.
+    for n in 2..100 {
+        h.send(1, &presence(n));
+        h.send(1, &typing(n % 2 == 0));
+    }
+    assert_eq!(h.take(1), ["error rate_limited r"]);
+    assert_eq!(
+        h.take(2),
+        Vec::<String>::new(),
+        "nothing reaches the others"
+    );
+    // A token comes back after 1/rate seconds; the next burst is told again.
+    h.advance(Duration::from_millis(500));
+    h.send(1, &presence(100));
+    h.send(1, &presence(101));
+    assert_eq!(h.take(2).len(), 1);
+    assert_eq!(h.take(1)[1..], ["error rate_limited r"]);
+    // A refresh a sixth of the TTL after the last forwarded one goes through.
+    let mut h = two_members();
+    h.send(1, &typing(true));
+    h.advance(Duration::from_millis(999));
+    h.send(1, &typing(true));
+    h.advance(Duration::from_millis(1));
+    h.send(1, &typing(true));
+    assert_eq!(h.take(2), ["typing r ana on", "typing r ana on"]);
+}
+
+#[test]
 fn silent_connections_are_closed_after_two_heartbeats_and_cleaned_up() {
     let mut h = two_members_with(HubConfig {
         typing_ttl: Duration::from_secs(600),

@@ -2,6 +2,14 @@
 //! both to the room's members. Neither is stored; polling clients catch up through the versions
 //! in [`Hub::room_view`]. (A room's presence itself, users aggregating connections, is
 //! `presence.rs`.)
+//!
+//! Each of these frames is fanned out to every member, so one connection could make the hub
+//! broadcast without end. Two rules keep them cheap: a frame that changes nothing is dropped
+//! before it costs anything (typing `off` while not typing, a typing refresh sooner than
+//! [`typing_refresh_min`] after the last one, presence meta equal to the current one), and the
+//! rest draw from a per-connection token bucket (`HubConfig::signal_rate`/`signal_burst`).
+//! A frame beyond the budget is dropped, and the connection hears `error rate_limited` once per
+//! burst (not once per dropped frame, which would be an amplifier of its own).
 
 use std::cmp::Reverse;
 
@@ -10,7 +18,40 @@ use chorus_sdk::wire::{ErrorCode, Json, PresenceDiff, RoomName, ServerFrame, Typ
 use super::presence::Change;
 use super::{ConnId, Hub, Now, Timer, Transmit, encode};
 
+/// The shortest time between two forwarded typing refreshes of one user in one room: clients
+/// refresh every few seconds (the SDK every 3 s), and receivers keep a user typing for the whole
+/// TTL, so a refresh sooner than a sixth of the TTL changes nothing they can see.
+pub(super) fn typing_refresh_min(typing_ttl: std::time::Duration) -> std::time::Duration {
+    typing_ttl / 6
+}
+
 impl Hub {
+    /// Takes one typing-or-presence token for `conn`; `false` when the budget is spent (the
+    /// first refusal of a burst also sends `error rate_limited`).
+    fn admit_signal(&mut self, now: Now, conn: ConnId, room: &RoomName) -> bool {
+        let (rate, burst) = (self.config.signal_rate, self.config.signal_burst);
+        let Some(state) = self.conns.get_mut(&conn) else {
+            return false;
+        };
+        match state.signal_budget.take(now.instant, rate, burst) {
+            Ok(()) => {
+                state.signal_refused = false;
+                true
+            }
+            Err(_) if state.signal_refused => false,
+            Err(wait) => {
+                state.signal_refused = true;
+                let retry = wait.as_millis().max(1);
+                let message = format!(
+                    "at most {rate} typing and presence frames per second (bursts of {burst}); \
+                     frames beyond it are dropped; retry in {retry} ms"
+                );
+                self.send_error(conn, ErrorCode::RateLimited, &message, Some(room.clone()));
+                false
+            }
+        }
+    }
+
     pub(super) fn typing(&mut self, now: Now, conn: ConnId, room_name: RoomName, on: bool) {
         let Some(state) = self.conns.get(&conn) else {
             return;
@@ -18,14 +59,25 @@ impl Hub {
         let user = state.identity.user.clone();
         let Some(room) = self
             .rooms
-            .get_mut(&room_name)
+            .get(&room_name)
             .filter(|room| room.members.contains_key(&conn))
         else {
             let message = format!("join room {room_name} before signalling typing in it");
             return self.send_error(conn, ErrorCode::NotJoined, &message, Some(room_name));
         };
+        let ttl = self.config.typing_ttl;
+        let changes_nothing = match room.typing.get(&user) {
+            // A refresh right after the last one: receivers still show the user typing.
+            Some((until, _)) if on => now.instant + ttl < *until + typing_refresh_min(ttl),
+            Some(_) => false,
+            None => !on,
+        };
+        if changes_nothing || !self.admit_signal(now, conn, &room_name) {
+            return;
+        }
+        let room = self.rooms.get_mut(&room_name).expect("checked above");
         if on {
-            let until = now.instant + self.config.typing_ttl;
+            let until = now.instant + ttl;
             if room.typing.insert(user.clone(), (until, conn)).is_none() {
                 room.typing_version += 1;
             }
@@ -65,7 +117,7 @@ impl Hub {
         }
     }
 
-    pub(super) fn set_presence(&mut self, conn: ConnId, room_name: RoomName, meta: Json) {
+    pub(super) fn set_presence(&mut self, now: Now, conn: ConnId, room_name: RoomName, meta: Json) {
         let Some(state) = self.conns.get(&conn) else {
             return;
         };
@@ -78,14 +130,18 @@ impl Hub {
             return self.send_error(conn, ErrorCode::MetaTooLarge, &message, Some(room_name));
         }
         let user = state.identity.user.clone();
-        let Some(room) = self
+        if !self
             .rooms
-            .get_mut(&room_name)
-            .filter(|room| room.members.contains_key(&conn))
-        else {
+            .get(&room_name)
+            .is_some_and(|room| room.members.contains_key(&conn))
+        {
             let message = format!("join room {room_name} before updating presence in it");
             return self.send_error(conn, ErrorCode::NotJoined, &message, Some(room_name));
         };
+        if !self.admit_signal(now, conn, &room_name) {
+            return;
+        }
+        let room = self.rooms.get_mut(&room_name).expect("checked above");
         if let Some(change) = room.presence.set_meta(&user, conn, meta) {
             self.broadcast_presence(&room_name, change, None);
         }

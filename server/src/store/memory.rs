@@ -11,8 +11,8 @@ use chorus_sdk::wire::{Event, EventId, RoomName};
 use futures_util::future::BoxFuture;
 
 use super::{
-    AppendDone, AppendJob, AppendOutcome, AppendRequest, OutcomeSender, Page, Retention, RoomHead,
-    Store, StoreError, StoredEvent,
+    AppendDone, AppendJob, AppendOutcome, AppendRequest, OutcomeSender, Page, PageLimit, Retention,
+    RoomHead, Store, StoreError, StoredEvent,
 };
 
 /// The sequencing and history logic of the memory store, with time passed in.
@@ -100,6 +100,17 @@ impl MemoryLog {
 
     /// Reads up to `limit` events after `after`, with the head.
     pub fn read(&mut self, room: &RoomName, after: u64, limit: usize, now_ms: u64) -> Page {
+        self.read_bounded(room, after, PageLimit::events(limit), now_ms)
+    }
+
+    /// Reads the events after `after` that fit in `limit`, with the head.
+    pub fn read_bounded(
+        &mut self,
+        room: &RoomName,
+        after: u64,
+        limit: PageLimit,
+        now_ms: u64,
+    ) -> Page {
         let Some(log) = self.rooms.get_mut(room) else {
             return Page {
                 head: RoomHead {
@@ -111,13 +122,16 @@ impl MemoryLog {
             };
         };
         log.trim(&self.retention, now_ms);
-        let events = log
-            .events
-            .iter()
-            .filter(|e| e.seq() > after)
-            .take(limit)
-            .cloned()
-            .collect();
+        let mut events: Vec<StoredEvent> = Vec::new();
+        let mut bytes = 0;
+        for stored in log.events.iter().filter(|e| e.seq() > after) {
+            let size = stored.wire_bytes();
+            if !limit.admits(events.len(), bytes, size) {
+                break;
+            }
+            bytes += size;
+            events.push(stored.clone());
+        }
         Page {
             head: log.room_head(self.epoch),
             events,
@@ -166,13 +180,13 @@ impl Store for MemoryStore {
         });
     }
 
-    fn read(
+    fn read_bounded(
         &self,
         room: &RoomName,
         after: u64,
-        limit: usize,
+        limit: PageLimit,
     ) -> BoxFuture<'_, Result<Page, StoreError>> {
-        let page = self.log.lock().expect("memory store lock").read(
+        let page = self.log.lock().expect("memory store lock").read_bounded(
             room,
             after,
             limit,
@@ -200,5 +214,12 @@ mod tests {
         };
         let store = MemoryStore::new(retention, tx);
         contract::check_store(&store, &mut rx).await;
+    }
+
+    #[tokio::test]
+    async fn memory_store_bounds_pages_by_bytes() {
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+        let store = MemoryStore::new(Retention::default(), tx);
+        contract::check_page_bytes(&store, &mut rx).await;
     }
 }

@@ -67,6 +67,16 @@ impl StoredEvent {
     pub fn seq(&self) -> u64 {
         self.event.seq.expect("stored events have a seq")
     }
+
+    /// About how many bytes the event takes as an `event` frame: its variable parts plus a
+    /// fixed allowance for the field names, seq and time. What [`PageLimit::bytes`] counts.
+    pub fn wire_bytes(&self) -> usize {
+        let event = &self.event;
+        128 + event.room.as_str().len()
+            + event.id.as_str().len()
+            + event.from.len()
+            + event.body.len()
+    }
 }
 
 /// What became of an append. Expected conditions are outcomes, not errors.
@@ -113,6 +123,34 @@ pub struct Page {
     pub events: Vec<StoredEvent>,
 }
 
+/// How much one read may return: at most `events` events, and no more events once their
+/// [`StoredEvent::wire_bytes`] add up past `bytes` (the first event is always returned, so a
+/// reader makes progress however large one event is). A page cut short by either bound simply
+/// ends early; the reader continues after its last event.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PageLimit {
+    /// Most events.
+    pub events: usize,
+    /// Most bytes of events, counted by [`StoredEvent::wire_bytes`].
+    pub bytes: usize,
+}
+
+impl PageLimit {
+    /// At most `events` events, however many bytes.
+    pub fn events(events: usize) -> PageLimit {
+        PageLimit {
+            events,
+            bytes: usize::MAX,
+        }
+    }
+
+    /// Whether a page that holds `count` events of `bytes` bytes may take one more of
+    /// `next_bytes` bytes.
+    pub fn admits(&self, count: usize, bytes: usize, next_bytes: usize) -> bool {
+        count < self.events && (count == 0 || bytes.saturating_add(next_bytes) <= self.bytes)
+    }
+}
+
 /// How much history to keep per room.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Retention {
@@ -154,6 +192,18 @@ pub trait Store: Send + Sync + 'static {
         room: &RoomName,
         after: u64,
         limit: usize,
+    ) -> BoxFuture<'_, Result<Page, StoreError>> {
+        self.read_bounded(room, after, PageLimit::events(limit))
+    }
+
+    /// Reads the events with seq > `after` that fit in `limit`, and the head, from one
+    /// snapshot. Events past the bound are not read at all, so a page never holds more memory
+    /// than the bound (and one event).
+    fn read_bounded(
+        &self,
+        room: &RoomName,
+        after: u64,
+        limit: PageLimit,
     ) -> BoxFuture<'_, Result<Page, StoreError>>;
 
     /// Resolves when every job submitted before the call has its outcome on the channel.
@@ -267,6 +317,56 @@ pub(crate) mod contract {
             .collect();
         assert_eq!(kept, vec![(1, "mallory"), (2, "ana")]);
         assert_eq!(page.events[1].event.body.as_text(), r#"{"n":"x"}"#);
+    }
+
+    /// Reads bounded by bytes ([`PageLimit`]): a page ends before the event that would take it
+    /// past its bytes, but always holds at least one event.
+    pub(crate) async fn check_page_bytes(
+        store: &dyn Store,
+        outcomes: &mut mpsc::UnboundedReceiver<AppendDone>,
+    ) {
+        let now = crate::clock::unix_ms_now();
+        let room = RoomName::parse("big").unwrap();
+        for n in 1..=5 {
+            let mut big = request("big", &n.to_string(), now, None);
+            big.body = Json::from_text(format!("\"{}\"", "x".repeat(1000))).unwrap();
+            append(store, outcomes, big).await;
+        }
+        let read = |after, events, bytes| {
+            let room = room.clone();
+            async move {
+                let page = store
+                    .read_bounded(&room, after, PageLimit { events, bytes })
+                    .await
+                    .unwrap();
+                assert_eq!(
+                    page.head.head, 5,
+                    "the head is known however short the page"
+                );
+                let seqs: Vec<u64> = page.events.iter().map(StoredEvent::seq).collect();
+                seqs
+            }
+        };
+        let one = store.read(&room, 0, 1).await.unwrap().events[0].wire_bytes();
+        assert!(one > 1000, "an event's size counts its body");
+        assert_eq!(
+            read(0, 100, 2 * one).await,
+            [1, 2],
+            "two fit, the third would not"
+        );
+        assert_eq!(read(0, 100, 3 * one - 1).await, [1, 2]);
+        assert_eq!(read(2, 100, 3 * one).await, [3, 4, 5]);
+        assert_eq!(
+            read(0, 2, usize::MAX).await,
+            [1, 2],
+            "the event count still bounds"
+        );
+        assert_eq!(
+            read(0, 100, 0).await,
+            [1],
+            "one event always, so readers progress"
+        );
+        assert_eq!(read(5, 100, 0).await, Vec::<u64>::new());
     }
 
     /// Sequencing, dedupe, `if_seq`, reads, and count retention (`max_events` must be 5).

@@ -24,8 +24,8 @@ use rusqlite::{Connection, OptionalExtension, params};
 use tokio::sync::oneshot;
 
 use super::{
-    AppendDone, AppendJob, AppendOutcome, OutcomeSender, Page, Retention, RoomHead, Store,
-    StoreError, StoredEvent,
+    AppendDone, AppendJob, AppendOutcome, OutcomeSender, Page, PageLimit, Retention, RoomHead,
+    Store, StoreError, StoredEvent,
 };
 
 /// Most jobs committed in one transaction, by default.
@@ -203,11 +203,11 @@ impl Store for SqliteStore {
         }
     }
 
-    fn read(
+    fn read_bounded(
         &self,
         room: &RoomName,
         after: u64,
-        limit: usize,
+        limit: PageLimit,
     ) -> BoxFuture<'_, Result<Page, StoreError>> {
         let readers = Arc::clone(&self.readers);
         let index = self.next_reader.fetch_add(1, Ordering::Relaxed) % readers.len();
@@ -244,7 +244,7 @@ fn read_page(
     retention: &Retention,
     room: &RoomName,
     after: u64,
-    limit: usize,
+    limit: PageLimit,
 ) -> Result<Page, StoreError> {
     let cutoff = age_cutoff(retention) as i64;
     let tx = conn.transaction().map_err(backend)?;
@@ -276,7 +276,7 @@ fn read_page(
                 room.as_str(),
                 i64::try_from(after).unwrap_or(i64::MAX),
                 oldest as i64,
-                limit as i64
+                limit.events.min(i64::MAX as usize) as i64
             ],
             |row| {
                 Ok((
@@ -290,12 +290,13 @@ fn read_page(
         )
         .map_err(backend)?;
     let mut events = Vec::new();
+    let mut bytes = 0;
     for row in rows {
         let (seq, id, sender, at, body) = row.map_err(backend)?;
         let corrupt = |what: &str| {
             StoreError::Backend(format!("stored {what} of {room} seq {seq} is invalid"))
         };
-        events.push(StoredEvent {
+        let stored = StoredEvent {
             epoch,
             event: Event {
                 room: room.clone(),
@@ -305,7 +306,13 @@ fn read_page(
                 at: at as u64,
                 body: Json::from_text(body).map_err(|_| corrupt("body"))?,
             },
-        });
+        };
+        let size = stored.wire_bytes();
+        if !limit.admits(events.len(), bytes, size) {
+            break;
+        }
+        bytes += size;
+        events.push(stored);
     }
     drop(stmt);
     tx.finish().map_err(backend)?;
@@ -602,6 +609,15 @@ mod tests {
         let (tx, _rx) = tokio::sync::mpsc::unbounded_channel();
         let err = SqliteStore::open(&path, Retention::default(), tx).unwrap_err();
         assert!(err.to_string().contains("newer than this server"), "{err}");
+    }
+
+    #[tokio::test]
+    async fn sqlite_store_bounds_pages_by_bytes() {
+        let dir = tempfile::tempdir().unwrap();
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+        let store =
+            SqliteStore::open(&dir.path().join("chorus.db"), Retention::default(), tx).unwrap();
+        contract::check_page_bytes(&store, &mut rx).await;
     }
 
     #[tokio::test]
