@@ -768,5 +768,7 @@ impl<'a> Parser<'a> {
     }
 }
 
+#[cfg(any(test, feature = "serde"))]
+pub mod oracle;
 #[cfg(test)]
 mod tests;
