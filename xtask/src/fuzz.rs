@@ -1,4 +1,4 @@
-//! `cargo xtask fuzz [--seconds N] [TARGET...]`: the fuzz targets in `fuzz/` (cargo-fuzz,
+//! `cargo xtask fuzz [--seconds N | --smoke] [TARGET...]`: the fuzz targets in `fuzz/` (cargo-fuzz,
 //! libFuzzer) for longer runs, and the bounded run of each that `cargo xtask test` makes.
 //!
 //! The targets build on the pinned nightly ([`crate::WASM_TOOLCHAIN`]) with AddressSanitizer,
@@ -9,8 +9,9 @@
 //!
 //! - `cargo xtask fuzz` runs every target for `--seconds` (default 300) each, adding what it
 //!   finds to the corpus, then minimizes each corpus (`cargo fuzz cmin`) so it stays small.
-//! - `cargo xtask test` (through [`smoke`]) runs each target for a few seconds with a fixed
-//!   seed over the committed corpus, writing nothing into the repository.
+//! - `cargo xtask test` (through [`smoke`]; `cargo xtask fuzz --smoke` alone) runs each target
+//!   for a few seconds with a fixed seed over the committed corpus, writing nothing into the
+//!   repository.
 
 use std::path::Path;
 use std::process::Command;
@@ -45,8 +46,12 @@ pub(crate) fn install() -> Result<()> {
     Ok(())
 }
 
-/// `cargo xtask fuzz [--seconds N] [TARGET...]`.
+/// `cargo xtask fuzz [--seconds N | --smoke] [TARGET...]`.
 pub(crate) fn fuzz(args: &[String]) -> Result<()> {
+    if args.iter().any(|arg| arg == "--smoke") {
+        crate::setup(crate::Needs::Build)?;
+        return smoke();
+    }
     let mut seconds: u64 = 300;
     let mut targets: Vec<&str> = Vec::new();
     let mut args = args.iter();

@@ -8,8 +8,8 @@
 //!   minified module; no wasm-opt, see `build_web`) and the app into `app/dist`, and prints
 //!   the gzipped sizes.
 //! - `bench [--quick]`: the benchmark suite against socket.io and socketioxide (`bench.rs`).
-//! - `fuzz [--seconds N] [TARGET...]`: the fuzz targets in `fuzz/` for N seconds each
-//!   (`fuzz.rs`); `test` runs each of them for a few seconds.
+//! - `fuzz [--seconds N | --smoke] [TARGET...]`: the fuzz targets in `fuzz/` for N seconds
+//!   each (`fuzz.rs`); `test` runs each of them for a few seconds (`--smoke`).
 //!
 //! It must only orchestrate: no product logic lives here.
 
@@ -34,7 +34,7 @@ fn main() -> ExitCode {
             #[allow(clippy::print_stderr)]
             {
                 eprintln!(
-                    "usage: cargo xtask <setup | dev [server args...] | test | build-web | bench [--quick] | fuzz [--seconds N] [target...]>"
+                    "usage: cargo xtask <setup | dev [server args...] | test | build-web | bench [--quick] | fuzz [--seconds N | --smoke] [target...]>"
                 );
             }
             return ExitCode::from(2);
