@@ -13,8 +13,9 @@
 //!   presence and typing reach members only; presence versions go up by one;
 //! - every `publish` is answered exactly once (`ack`/`nack` marked with what it answers); an
 //!   ack's seq holds that id; a `join` is answered by `joined` or an `error`;
-//! - at the end, once the store has done all its work: nothing an open connection sent is left
-//!   unanswered, and every backend publish completed once.
+//! - at the end, once the store has done all its work: every member has every event up to
+//!   the store's head, nothing an open connection sent is left unanswered, and every backend
+//!   publish completed once.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::sync::Arc;
@@ -723,7 +724,18 @@ impl Sim {
                 break;
             }
         }
+        let now_ms = self.now().unix_ms;
         for (conn, state) in &self.conns {
+            // Every member has everything the store holds: nothing was lost at the end of a
+            // stream (a live event dropped after a replay, say) with nothing after it to show it.
+            for (room, membership) in &state.rooms {
+                let head = self.log.read(room, 0, 0, now_ms).head.head;
+                assert!(
+                    membership.next.contains(&(head + 1)),
+                    "connection {conn} in {room}: expected next {:?}, the store's head is {head}",
+                    membership.next
+                );
+            }
             for ((room, id), pending) in &state.publishes {
                 assert_eq!(
                     *pending, 0,
