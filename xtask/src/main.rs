@@ -8,10 +8,13 @@
 //!   minified module; no wasm-opt, see `build_web`) and the app into `app/dist`, and prints
 //!   the gzipped sizes.
 //! - `bench [--quick]`: the benchmark suite against socket.io and socketioxide (`bench.rs`).
+//! - `fuzz [--seconds N | --smoke] [TARGET...]`: the fuzz targets in `fuzz/` for N seconds
+//!   each (`fuzz.rs`); `test` runs each of them for a few seconds (`--smoke`).
 //!
 //! It must only orchestrate: no product logic lives here.
 
 mod bench;
+mod fuzz;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
@@ -26,11 +29,12 @@ fn main() -> ExitCode {
         Some("test") => test(),
         Some("build-web") => setup(Needs::Build).and_then(|()| build_web()),
         Some("bench") => bench::bench(&args[1..]),
+        Some("fuzz") => fuzz::fuzz(&args[1..]),
         _ => {
             #[allow(clippy::print_stderr)]
             {
                 eprintln!(
-                    "usage: cargo xtask <setup | dev [server args...] | test | build-web | bench [--quick]>"
+                    "usage: cargo xtask <setup | dev [server args...] | test | build-web | bench [--quick] | fuzz [--seconds N | --smoke] [target...]>"
                 );
             }
             return ExitCode::from(2);
@@ -157,6 +161,8 @@ fn setup(needs: Needs) -> Result<()> {
         say("setup complete");
         return Ok(());
     }
+    // The fuzz targets' bounded runs (on the same pinned nightly).
+    fuzz::install()?;
     let missing: Vec<&str> = [
         ("chromium", "chromium"),
         ("chromedriver", "chromium-driver"),
@@ -547,6 +553,8 @@ fn test() -> Result<()> {
         "--out".to_owned(),
         smoke.to_str().context("UTF-8 path")?.to_owned(),
     ])?;
+    // Each fuzz target for a few seconds with a fixed seed over the committed corpus.
+    fuzz::smoke()?;
     say("all checks and tests passed");
     Ok(())
 }

@@ -778,5 +778,7 @@ impl<'a> Parser<'a> {
     }
 }
 
+#[cfg(any(test, feature = "serde"))]
+pub mod oracle;
 #[cfg(test)]
 mod tests;
