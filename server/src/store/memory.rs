@@ -193,5 +193,6 @@ mod tests {
         };
         let store = MemoryStore::new(retention, tx);
         contract::check_store(&store, &mut rx).await;
+        contract::check_one_epoch_per_store(&store).await;
     }
 }

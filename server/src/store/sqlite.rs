@@ -448,6 +448,7 @@ mod tests {
         };
         let store = SqliteStore::open(&dir.path().join("chorus.db"), retention, tx).unwrap();
         contract::check_store(&store, &mut rx).await;
+        contract::check_one_epoch_per_store(&store).await;
     }
 
     #[tokio::test]
