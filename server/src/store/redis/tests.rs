@@ -467,6 +467,21 @@ async fn opening_fails_with_the_url_when_redis_is_unreachable() {
     assert!(err.contains("http://h/ is not a Redis URL"), "{err}");
 }
 
+#[tokio::test]
+async fn tls_urls_are_supported_by_the_build() {
+    // A plain server cannot complete a TLS handshake, but the failure must come from the
+    // handshake, not from a build without TLS (or without a rustls crypto provider).
+    let server = RedisServer::start();
+    let url = format!("rediss://127.0.0.1:{}/", server.port());
+    let (tx, _rx) = unbounded_channel();
+    let err = RedisStore::open(&url, DEFAULT_PREFIX, Retention::default(), tx)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains(&url), "{err}");
+    assert!(!err.to_lowercase().contains("feature"), "{err}");
+}
+
 #[test]
 fn passwords_are_masked_in_urls() {
     fn check(url: &str, expect: &str) {
