@@ -35,6 +35,19 @@ pub struct Config {
     /// History store.
     #[arg(long, env = "CHORUS_STORE", value_enum, default_value_t = StoreKind::Sqlite)]
     pub store: StoreKind,
+    /// Use the Redis engine at this URL instead of --store: several nodes share rooms through
+    /// one Redis (`redis://[:password@]host:port[/db]`, or `rediss://` for TLS). See
+    /// docs/SCALING.md for the Redis settings and what each guarantees.
+    #[arg(
+        long,
+        env = "CHORUS_REDIS",
+        hide_env_values = true,
+        conflicts_with = "store"
+    )]
+    pub redis: Option<String>,
+    /// Prefix of every Redis key and channel, so several deployments can share one Redis.
+    #[arg(long, env = "CHORUS_REDIS_PREFIX", default_value = crate::store::redis::DEFAULT_PREFIX)]
+    pub redis_prefix: String,
     /// SQLite database file (with --store sqlite).
     #[arg(long, env = "CHORUS_DB", default_value = "chorus.db")]
     pub db: PathBuf,
@@ -314,5 +327,31 @@ mod tests {
         check("fd00::/8, 192.168.1.7", Ok(&["fd00::/8", "192.168.1.7/32"]));
         check("proxy.local", Err("is neither an IP address"));
         check("10.0.0.0/33", Err("is neither an IP address"));
+    }
+
+    #[test]
+    fn redis_replaces_the_store_flag_and_takes_a_prefix() {
+        let config =
+            Config::try_parse_from(["chorus-server", "--redis", "redis://10.0.0.5/"]).unwrap();
+        assert_eq!(config.redis.as_deref(), Some("redis://10.0.0.5/"));
+        assert_eq!(config.redis_prefix, "chorus:");
+        let config = Config::try_parse_from([
+            "chorus-server",
+            "--redis",
+            "rediss://h/",
+            "--redis-prefix",
+            "staging:",
+        ])
+        .unwrap();
+        assert_eq!(config.redis_prefix, "staging:");
+        let both = Config::try_parse_from([
+            "chorus-server",
+            "--store",
+            "memory",
+            "--redis",
+            "redis://h/",
+        ]);
+        let err = both.unwrap_err().to_string();
+        assert!(err.contains("--redis") && err.contains("--store"), "{err}");
     }
 }

@@ -37,6 +37,9 @@ pub enum StartError {
     /// The store could not be opened.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// The Redis engine could not start (unreachable, too old, a bad URL or prefix).
+    #[error("could not start the Redis engine: {0}")]
+    Redis(String),
     /// The listener failed.
     #[error("listener: {0}")]
     Io(#[from] std::io::Error),
@@ -94,12 +97,25 @@ impl RunningServer {
 pub async fn start(config: &Config, listener: TcpListener) -> Result<RunningServer, StartError> {
     let secret = config.secret().map_err(StartError::Config)?;
     let (outcomes_tx, outcomes_rx) = tokio::sync::mpsc::unbounded_channel();
-    let store: Arc<dyn Store> = match config.store {
-        StoreKind::Memory => Arc::new(store::memory::MemoryStore::new(
+    let store: Arc<dyn Store> = match (&config.redis, config.store) {
+        (Some(url), _) => Arc::new(
+            store::redis::RedisStore::open(
+                url,
+                &config.redis_prefix,
+                config.retention(),
+                outcomes_tx,
+            )
+            .await
+            .map_err(|err| match err {
+                StoreError::Backend(message) => StartError::Redis(message),
+                StoreError::Closed => StartError::Redis(err.to_string()),
+            })?,
+        ),
+        (None, StoreKind::Memory) => Arc::new(store::memory::MemoryStore::new(
             config.retention(),
             outcomes_tx,
         )),
-        StoreKind::Sqlite => Arc::new(store::sqlite::SqliteStore::open(
+        (None, StoreKind::Sqlite) => Arc::new(store::sqlite::SqliteStore::open(
             &config.db,
             config.retention(),
             outcomes_tx,

@@ -25,7 +25,17 @@ async fn serve(config: chorus_server::config::Config) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("binding {}", config.bind))?;
     let server = chorus_server::start(&config, listener).await?;
-    tracing::info!(addr = %server.local_addr(), store = ?config.store, "chorus-server listening");
+    match &config.redis {
+        Some(url) => tracing::info!(
+            addr = %server.local_addr(),
+            redis = %chorus_server::store::redis::redacted_url(url),
+            prefix = %config.redis_prefix,
+            "chorus-server listening"
+        ),
+        None => {
+            tracing::info!(addr = %server.local_addr(), store = ?config.store, "chorus-server listening")
+        }
+    }
     shutdown_signal().await;
     tracing::info!("shutting down: draining connections");
     server.shutdown().await;

@@ -100,7 +100,8 @@ fn succeeds(program: &str, args: &[&str]) -> bool {
 enum Needs {
     /// Building and running Chorus: Rust components, the wasm toolchain, wasm-bindgen.
     Build,
-    /// Also the browser tests' Chromium, chromedriver and nginx.
+    /// Also the browser tests' Chromium, chromedriver and nginx, and the Redis engine's tests'
+    /// `redis-server`.
     Tests,
 }
 
@@ -116,7 +117,8 @@ fn setup(needs: Needs) -> Result<()> {
         }
     }
     // The browser SDK: the wasm target and wasm-bindgen's CLI at exactly the crate's version;
-    // for the browser tests Chromium, chromedriver and nginx (npm packages come later).
+    // for the browser tests Chromium, chromedriver and nginx (npm packages come later); for the
+    // Redis engine's tests Debian's redis-server (the tests start their own on free ports).
     let installed = Command::new("rustup")
         .args(["target", "list", "--installed"])
         .output()
@@ -167,6 +169,7 @@ fn setup(needs: Needs) -> Result<()> {
         ("chromium", "chromium"),
         ("chromedriver", "chromium-driver"),
         ("nginx", "nginx"),
+        ("redis-server", "redis-server"),
     ]
     .into_iter()
     .filter(|(program, _)| !on_path(program))

@@ -328,8 +328,7 @@ pub(super) async fn metrics(State(state): State<AppState>) -> Result<Response, A
 /// `GET /readyz`: 200 when the hub runs and the store answers, 503 otherwise.
 pub(super) async fn readyz(State(state): State<AppState>) -> Result<Json<HealthBody>, ApiError> {
     current_stats(&state).await?;
-    let probe = RoomName::parse("_readyz").expect("a valid room name");
-    state.store.read(&probe, 0, 0).await.map_err(|err| {
+    state.store.ready().await.map_err(|err| {
         ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
             ErrorCode::NotReady,

@@ -214,6 +214,7 @@ mod tests {
         };
         let store = MemoryStore::new(retention, tx);
         contract::check_store(&store, &mut rx).await;
+        contract::check_one_epoch_per_store(&store).await;
     }
 
     #[tokio::test]

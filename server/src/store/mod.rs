@@ -6,10 +6,17 @@
 //! what the store reports as stored, in the order the store reports it. That boundary is what
 //! lets a Redis engine later sequence one room for many server nodes.
 //!
-//! Implementations: [`memory::MemoryStore`] (tests, `--store memory`) and
-//! [`sqlite::SqliteStore`] (the durable embedded default). Neither may call into the hub.
+//! Implementations: [`memory::MemoryStore`] (tests, `--store memory`),
+//! [`sqlite::SqliteStore`] (the durable embedded default) and [`redis::RedisStore`] (`--redis`:
+//! several nodes share one Redis). None may call into the hub.
+//!
+//! Epochs: SQLite and memory have one epoch per store (per database file, per process); Redis
+//! has one per room, because one room's keys can be lost while others survive (eviction, a
+//! Cluster shard's failover). The contract asks what the hub relies on: a room's epoch is
+//! stable while its history lasts, and a read of an unknown room agrees with its first append.
 
 pub mod memory;
+pub mod redis;
 pub mod sqlite;
 
 use std::time::Duration;
@@ -123,6 +130,25 @@ pub struct Page {
     pub events: Vec<StoredEvent>,
 }
 
+impl Page {
+    /// Cuts the page before the event that would take its events' [`StoredEvent::wire_bytes`]
+    /// past `bytes`, keeping the first event whatever its size (the rule of [`PageLimit`], for
+    /// stores that cannot stop reading at the bound themselves).
+    pub fn truncate_to(&mut self, bytes: usize) {
+        let mut total = 0usize;
+        let keep = self
+            .events
+            .iter()
+            .enumerate()
+            .take_while(|(n, event)| {
+                total = total.saturating_add(event.wire_bytes());
+                *n == 0 || total <= bytes
+            })
+            .count();
+        self.events.truncate(keep);
+    }
+}
+
 /// How much one read may return: at most `events` events, and no more events once their
 /// [`StoredEvent::wire_bytes`] add up past `bytes` (the first event is always returned, so a
 /// reader makes progress however large one event is). A page cut short by either bound simply
@@ -208,6 +234,14 @@ pub trait Store: Send + Sync + 'static {
 
     /// Resolves when every job submitted before the call has its outcome on the channel.
     fn flush(&self) -> BoxFuture<'_, ()>;
+
+    /// Whether the store can serve requests now (`/readyz`). By default, a read answers.
+    fn ready(&self) -> BoxFuture<'_, Result<(), StoreError>> {
+        Box::pin(async move {
+            let probe = RoomName::parse("_readyz").expect("a valid room name");
+            self.read(&probe, 0, 0).await.map(drop)
+        })
+    }
 }
 
 /// The sending half of a store's outcome channel.
@@ -369,6 +403,20 @@ pub(crate) mod contract {
         assert_eq!(read(5, 100, 0).await, Vec::<u64>::new());
     }
 
+    /// For stores with one epoch per lineage (SQLite, memory; not Redis, see the module doc):
+    /// rooms share it, known or not.
+    pub(crate) async fn check_one_epoch_per_store(store: &dyn Store) {
+        let mut epochs = Vec::new();
+        for room in ["one-epoch-a", "one-epoch-b"] {
+            let page = store
+                .read(&RoomName::parse(room).unwrap(), 0, 1)
+                .await
+                .unwrap();
+            epochs.push(page.head.epoch);
+        }
+        assert_eq!(epochs[0], epochs[1], "one epoch per store lineage");
+    }
+
     /// Sequencing, dedupe, `if_seq`, reads, and count retention (`max_events` must be 5).
     pub(crate) async fn check_store(
         store: &dyn Store,
@@ -450,9 +498,24 @@ pub(crate) mod contract {
             (empty.head.head, empty.head.oldest, empty.events.len()),
             (0, 1, 0)
         );
+        let nobody = RoomName::parse("nobody-here").unwrap();
+        let again = store.read(&nobody, 0, 10).await.unwrap();
+        assert_eq!(again.head, empty.head, "an unknown room's epoch is stable");
+        match append(store, outcomes, request("nobody-here", "1", now, None)).await {
+            AppendOutcome::Stored(stored) => assert_eq!(
+                (stored.epoch, stored.seq()),
+                (empty.head.epoch, 1),
+                "the first append keeps the epoch a read reported"
+            ),
+            other => panic!("expected stored, got {other:?}"),
+        }
+        let page_a = store
+            .read(&RoomName::parse("a").unwrap(), 0, 1)
+            .await
+            .unwrap();
         assert_eq!(
-            empty.head.epoch, page.head.epoch,
-            "one epoch per store lineage"
+            page_a.head.epoch, page.head.epoch,
+            "a room's epoch is stable"
         );
         // A trimmed id is no longer deduplicated: the window is the kept history.
         assert_eq!(

@@ -505,6 +505,7 @@ mod tests {
         };
         let store = SqliteStore::open(&dir.path().join("chorus.db"), retention, tx).unwrap();
         contract::check_store(&store, &mut rx).await;
+        contract::check_one_epoch_per_store(&store).await;
     }
 
     /// The schema before ids were scoped by sender (as of commit d6f0651, `SCHEMA` in this

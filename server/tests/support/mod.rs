@@ -2,6 +2,8 @@
 
 #![allow(dead_code, unreachable_pub)] // Each test binary uses a different subset.
 
+pub mod redis;
+
 use std::time::Duration;
 
 use chorus_sdk::wire::{self, ClientFrame, RoomRight, ServerFrame, TokenClaims};

@@ -1,0 +1,75 @@
+-- One publish, atomically: epoch, age and count retention, idempotency, if_seq, the seq, the
+-- stream entry, the dedupe record and the live message. See the module doc of store/redis.rs.
+--
+-- KEYS: 1 head hash (epoch, seq), 2 log stream, 3 ids hash (sender \n id -> seq)
+-- ARGV: 1 fresh epoch, 2 sender, 3 id, 4 at (ms), 5 body, 6 if_seq ('' for none), 7 now (ms),
+--       8 max events, 9 max age (ms), 10 live channel, 11 room
+local head_key, log_key, ids_key = KEYS[1], KEYS[2], KEYS[3]
+local sender, id, at, body = ARGV[2], ARGV[3], ARGV[4], ARGV[5]
+local now, max_events, max_age = tonumber(ARGV[7]), tonumber(ARGV[8]), tonumber(ARGV[9])
+
+-- Seqs are integers below 2^53; Lua's own number formatting would switch to exponents.
+local function int(n)
+  return string.format('%d', n)
+end
+
+-- Drops entries from the front that are past either limit, with their dedupe records. It
+-- looks at `first` entries, then at batches: usually all it finds is one entry over the count
+-- (converting entries to Lua tables is most of a script's cost, so it fetches few).
+local function trim(head, first)
+  local start, gone, count = '-', nil, first
+  while true do
+    local entries = redis.call('XRANGE', log_key, start, '+', 'COUNT', count)
+    for _, entry in ipairs(entries) do
+      local fields = entry[2]
+      local seq = tonumber(string.match(entry[1], '^%d+'))
+      if seq > head - max_events and tonumber(fields[6]) >= now - max_age then
+        if gone then redis.call('XTRIM', log_key, 'MINID', int(gone + 1)) end
+        return
+      end
+      redis.call('HDEL', ids_key, fields[4] .. '\n' .. fields[2])
+      gone = seq
+      start = '(' .. entry[1]
+    end
+    if #entries < count then break end
+    count = 64
+  end
+  if gone then redis.call('XTRIM', log_key, 'MINID', int(gone + 1)) end
+end
+
+local state = redis.call('HMGET', head_key, 'epoch', 'seq')
+local epoch, head = state[1], tonumber(state[2] or '0')
+if not epoch then
+  -- A room this Redis does not know: new, or lost (a restart without persistence, a flush,
+  -- eviction). Its history starts over under a fresh epoch, and nothing left over from an
+  -- older lineage may be served under the new one.
+  epoch = ARGV[1]
+  redis.call('DEL', log_key, ids_key)
+  redis.call('HSET', head_key, 'epoch', epoch, 'seq', '0')
+  head = 0
+end
+-- A read may have created the epoch with an expiry; a room with events keeps its head.
+redis.call('PERSIST', head_key)
+
+trim(head, 1)
+local dedupe = sender .. '\n' .. id
+local existing = redis.call('HGET', ids_key, dedupe)
+if existing then
+  return {'duplicate', existing}
+end
+if ARGV[6] ~= '' and tonumber(ARGV[6]) ~= head then
+  return {'conflict', int(head)}
+end
+
+local seq = head + 1
+redis.call('XADD', log_key, int(seq) .. '-0', 'i', id, 'f', sender, 'a', at, 'b', body)
+redis.call('HSET', head_key, 'seq', int(seq))
+redis.call('HSET', ids_key, dedupe, int(seq))
+trim(seq, 2)
+-- Every kept entry is younger than max_age, so an idle room's log and dedupe records would all
+-- have aged out by the time these expire: memory stays bounded without a sweeper.
+redis.call('PEXPIRE', log_key, max_age)
+redis.call('PEXPIRE', ids_key, max_age)
+redis.call('PUBLISH', ARGV[10],
+  epoch .. '\n' .. int(seq) .. '\n' .. at .. '\n' .. ARGV[11] .. '\n' .. id .. '\n' .. sender .. '\n' .. body)
+return {'stored', int(seq), epoch}
