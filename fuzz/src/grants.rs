@@ -176,6 +176,7 @@ fn check_tokens(input: &Input) {
             "a valid token refused: {verified:?}"
         ),
         Err(AuthError::Missing) => panic!("a token refused as missing"),
+        Err(AuthError::NotYetValid) => panic!("a token without nbf refused as not yet valid"),
         Ok(identity) => {
             assert!(!claims.expired, "an expired token accepted");
             assert_eq!(identity.user, claims_value.sub);

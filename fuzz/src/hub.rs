@@ -22,10 +22,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use arbitrary::Arbitrary;
-use chorus_sdk::wire::{ClientFrame, Cursor, EventId, Json, RoomName, RoomRight, ServerFrame};
-use chorus_server::hub::{
-    Action, Answered, ConnId, ConnKind, Hub, HubConfig, Now, ReplayOutcome, Transmit,
+use chorus_sdk::wire::{
+    ClientFrame, Cursor, ErrorCode, EventId, Json, RoomName, RoomRight, ServerFrame,
 };
+use chorus_server::hub::{Action, ConnId, ConnKind, Hub, HubConfig, Now, ReplayOutcome, Transmit};
 use chorus_server::identity::Identity;
 use chorus_server::store::memory::MemoryLog;
 use chorus_server::store::{
@@ -448,12 +448,6 @@ impl Sim {
             }
             _ => {}
         }
-        assert_eq!(
-            Answered::awaited(&frame).is_some(),
-            matches!(&frame, ClientFrame::Join(_))
-                || matches!(&frame, ClientFrame::Publish(p) if p.durable),
-            "what a polling POST waits for"
-        );
         let now = self.now();
         self.hub.handle_frame(now, conn, frame);
     }
@@ -555,7 +549,7 @@ impl Sim {
         };
         if outcome == ReplayOutcome::Done && self.conns.contains_key(&conn) {
             for stored in page.events.into_iter().filter(|e| e.seq() <= until) {
-                self.check_frame(conn, &ServerFrame::Event(stored.event), None);
+                self.check_frame(conn, &ServerFrame::Event(stored.event));
             }
         }
         self.hub.handle_replay_done(now, conn, room, outcome);
@@ -582,42 +576,47 @@ impl Sim {
             "reply flag of {}",
             transmit.payload.as_str()
         );
-        self.check_frame(transmit.conn, &frame, transmit.answers);
+        self.check_frame(transmit.conn, &frame);
     }
 
-    fn check_frame(&mut self, conn: ConnId, frame: &ServerFrame, answers: Option<Answered>) {
+    fn check_frame(&mut self, conn: ConnId, frame: &ServerFrame) {
         let text = frame.encode();
         let Some(state) = self.conns.get_mut(&conn) else {
             panic!("{text} sent to connection {conn}, which is gone");
         };
-        match (&answers, frame) {
-            (Some(Answered::Publish(room, id)), ServerFrame::Ack(a))
-                if a.room == *room && a.id == *id => {}
-            (Some(Answered::Publish(room, id)), ServerFrame::Nack(n))
-                if n.room == *room && n.id == *id => {}
-            (Some(Answered::Join(room)), ServerFrame::Joined(j)) if j.room == *room => {}
-            (Some(Answered::Join(room)), ServerFrame::Error(e))
-                if e.room.as_ref() == Some(room) => {}
-            (None, ServerFrame::Ack(_) | ServerFrame::Nack(_) | ServerFrame::Joined(_)) => {
-                panic!("{text} does not say what it answers")
-            }
-            (None, _) => {}
-            (Some(answered), _) => panic!("{text} marked as answering {answered:?}"),
-        }
-        match answers {
-            Some(Answered::Publish(room, id)) => {
-                let key = (room, id);
-                let pending = state.publishes.get_mut(&key);
-                let Some(pending) = pending.filter(|n| **n > 0) else {
-                    panic!("{text} answers a publish that was not sent or was answered already");
+        // What a frame answers is in the frame itself: an `ack`/`nack` names its publish, a
+        // refusal of a join names its room.
+        let publish = match frame {
+            ServerFrame::Ack(a) => Some((a.room.clone(), a.id.clone())),
+            ServerFrame::Nack(n) => {
+                let Some(room) = n.room.clone() else {
+                    panic!("{text}: a nack of a well-formed publish names its room");
                 };
-                *pending -= 1;
+                Some((room, n.id.clone()))
             }
-            Some(Answered::Join(ref room)) if matches!(frame, ServerFrame::Error(_)) => {
-                // A member joining again may be refused (its new meta too large) and stays in.
-                state.joins.remove(room);
-            }
-            _ => {}
+            _ => None,
+        };
+        if let Some(key) = publish {
+            let pending = state.publishes.get_mut(&key);
+            let Some(pending) = pending.filter(|n| **n > 0) else {
+                panic!("{text} answers a publish that was not sent or was answered already");
+            };
+            *pending -= 1;
+        }
+        if let ServerFrame::Error(e) = frame
+            && let Some(room) = &e.room
+            && matches!(
+                e.code,
+                ErrorCode::Forbidden
+                    | ErrorCode::TooManyRooms
+                    | ErrorCode::MetaTooLarge
+                    | ErrorCode::StorageUnavailable
+            )
+            && state.joins.get(room).is_some_and(|j| j.awaiting)
+        {
+            // A join refused (a member joining again may be refused, its new meta too large,
+            // and stays in).
+            state.joins.remove(room);
         }
         match frame {
             ServerFrame::Joined(joined) => {
