@@ -207,30 +207,7 @@ async fn run(mut socket: WebSocket, state: AppState, identity: Arc<Identity>) {
         tokio::select! {
             biased;
             closing = &mut close_rx => {
-                match closing {
-                    Ok((code, reason)) if code != close_code::SERVICE_RESTART => {
-                        let message = match reason {
-                            ErrorCode::SlowConsumer => "you fell behind and were disconnected; reconnect and resume",
-                            _ => "no frame arrived within two heartbeat intervals",
-                        };
-                        goodbye(&mut socket, code, reason, message).await;
-                    }
-                    // The server drains (or its hub stopped without a word, which only a
-                    // shutdown does): deliver what is queued (acks, `draining`), then say goodbye.
-                    _ => {
-                        for message in output.take() {
-                            if !send(&mut socket, message, Duration::from_secs(1)).await {
-                                break;
-                            }
-                        }
-                        while let Ok(payload) = frames.try_recv() {
-                            if !send(&mut socket, text_message(payload), Duration::from_secs(1)).await {
-                                break;
-                            }
-                        }
-                        close(&mut socket, close_code::SERVICE_RESTART, ErrorCode::Draining).await;
-                    }
-                }
+                hub_closes(&mut socket, &mut output, &frames, closing).await;
                 break;
             }
             () = &mut token_expiry => {
@@ -243,7 +220,17 @@ async fn run(mut socket: WebSocket, state: AppState, identity: Arc<Identity>) {
                 Io::Wrote => {
                     write_stall.as_mut().reset(in_from_now(write_timeout));
                 }
-                Io::Failed | Io::QueueEnded => break,
+                Io::Failed => break,
+                Io::QueueEnded => {
+                    // The hub drops a connection's queue together with sending its close (or
+                    // in place of one, if it stops): the close is already here, though the
+                    // queue's end can be seen first when the two land during one poll of this
+                    // loop, on another thread. Ending here without it would drop the socket
+                    // with no close frame, and often with a reset that destroys the last acks.
+                    let closing = (&mut close_rx).await;
+                    hub_closes(&mut socket, &mut output, &frames, closing).await;
+                    break;
+                }
                 Io::Read(incoming) => {
                     // Inbound traffic proves the peer alive too: a slow link that takes its
                     // frames slower than the kernel wakes writers still pings.
@@ -277,6 +264,41 @@ async fn run(mut socket: WebSocket, state: AppState, identity: Arc<Identity>) {
         }
     }
     state.hub.send(HubMsg::Disconnect { conn }).await;
+}
+
+/// Carries out the hub's close (or its silent end): a slow consumer or a silent peer is told
+/// why and closed; a draining server's connection (or one whose hub stopped without a word,
+/// which only a shutdown does) first gets what is queued for it (acks, `draining`), then 1012.
+async fn hub_closes(
+    socket: &mut WebSocket,
+    output: &mut Output,
+    frames: &flume::Receiver<Payload>,
+    closing: Result<(u16, ErrorCode), oneshot::error::RecvError>,
+) {
+    match closing {
+        Ok((code, reason)) if code != close_code::SERVICE_RESTART => {
+            let message = match reason {
+                ErrorCode::SlowConsumer => {
+                    "you fell behind and were disconnected; reconnect and resume"
+                }
+                _ => "no frame arrived within two heartbeat intervals",
+            };
+            goodbye(socket, code, reason, message).await;
+        }
+        _ => {
+            for message in output.take() {
+                if !send(socket, message, Duration::from_secs(1)).await {
+                    break;
+                }
+            }
+            while let Ok(payload) = frames.try_recv() {
+                if !send(socket, text_message(payload), Duration::from_secs(1)).await {
+                    break;
+                }
+            }
+            close(socket, close_code::SERVICE_RESTART, ErrorCode::Draining).await;
+        }
+    }
 }
 
 /// Takes one text message from the peer: decodes it and passes it to the hub; returns the
