@@ -9,7 +9,7 @@
 
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
 use axum::extract::{ConnectInfo, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use chorus_sdk::wire::{self, ClientFrame, ErrorCode, ServerFrame, close_code};
 use futures_util::StreamExt;
@@ -63,12 +63,18 @@ pub(super) async fn upgrade(
                 LimitHit::PerIp(_) => &state.counters.rejected_per_ip_limit,
             });
             let message = hit.to_string();
-            return ApiError::new(
+            let mut refusal = ApiError::new(
                 StatusCode::SERVICE_UNAVAILABLE,
                 ErrorCode::TooManyConnections,
                 message,
             )
             .into_response();
+            // The refused client's TCP connection must not stay open on keep-alive: it holds
+            // an open file, and the server refuses because it is short of them.
+            refusal
+                .headers_mut()
+                .insert(header::CONNECTION, HeaderValue::from_static("close"));
+            return refusal;
         }
     };
     let mut token = None;
