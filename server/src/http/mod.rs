@@ -8,6 +8,7 @@ pub mod limits;
 pub mod metrics;
 mod poll;
 mod rest;
+mod upgrade;
 mod ws;
 
 use std::sync::Arc;
