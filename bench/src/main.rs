@@ -28,6 +28,9 @@ struct Cli {
     /// Rounds per scenario (default: 2 quick, 3 full).
     #[arg(long)]
     rounds: Option<usize>,
+    /// Clients in the reconnect storm (default: 500 quick, 5000 full).
+    #[arg(long)]
+    storm_clients: Option<usize>,
     /// Scenarios to run (default: all): idle, fanout, polling, reconnect, big-room.
     #[arg(long, value_delimiter = ',')]
     only: Vec<String>,
@@ -77,7 +80,10 @@ async fn suite(cli: Cli) -> Result<()> {
             .context("reading results.json")?;
         return write_report(&cli.out, &serde_json::from_str(&json)?);
     }
-    let sizes = Sizes::new(cli.quick, cli.rounds);
+    let mut sizes = Sizes::new(cli.quick, cli.rounds);
+    if let Some(clients) = cli.storm_clients {
+        sizes.storm_clients = clients;
+    }
     let programs = Programs {
         chorus: cli.chorus.clone().unwrap_or_default(),
         socketio: cli.socketio.clone().unwrap_or_default(),
