@@ -50,6 +50,7 @@ pub enum StartError {
 pub struct RunningServer {
     addr: std::net::SocketAddr,
     hub: HubHandle,
+    connections: Arc<ConnectionLimiter>,
     drain_retry: Duration,
     stop: Option<oneshot::Sender<()>>,
     task: tokio::task::JoinHandle<()>,
@@ -65,6 +66,16 @@ impl RunningServer {
     /// stop listening.
     pub async fn shutdown(mut self) {
         self.hub.drain(self.drain_retry).await;
+        // The hub has queued `draining` and the closes; the connection tasks still have to
+        // write them (each gives up on a peer after a second). Returning earlier lets the
+        // process exit under them, and clients would see the socket drop without a word.
+        let connections = Arc::clone(&self.connections);
+        let _ = tokio::time::timeout(Duration::from_secs(3), async move {
+            while connections.open() > 0 {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        })
+        .await;
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
         }
@@ -127,6 +138,7 @@ pub async fn start(config: &Config, listener: TcpListener) -> Result<RunningServ
         );
     }
     let counters = Arc::<http::metrics::EdgeCounters>::default();
+    let connections = ConnectionLimiter::new(capacity.effective, config.max_connections_per_ip);
     let state = AppState::new(http::AppStateInner {
         hub: hub.clone(),
         store,
@@ -142,7 +154,7 @@ pub async fn start(config: &Config, listener: TcpListener) -> Result<RunningServ
             poll_send_timeout: Duration::from_secs(10),
             drain_retry: Duration::from_millis(config.drain_retry_ms),
         },
-        connections: ConnectionLimiter::new(capacity.effective, config.max_connections_per_ip),
+        connections: Arc::clone(&connections),
         capacity,
         allowed_origins: config.allowed_origins.clone(),
         trusted_proxies: config.trusted_proxies.clone(),
@@ -185,6 +197,7 @@ pub async fn start(config: &Config, listener: TcpListener) -> Result<RunningServ
     Ok(RunningServer {
         addr,
         hub,
+        connections,
         drain_retry: Duration::from_millis(config.drain_retry_ms),
         stop: Some(stop),
         task,
