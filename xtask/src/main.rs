@@ -161,6 +161,8 @@ fn setup(needs: Needs) -> Result<()> {
         ("chromium", "chromium"),
         ("chromedriver", "chromium-driver"),
         ("nginx", "nginx"),
+        // `ss` shows a listening socket's backlog (server/tests/binary.rs).
+        ("ss", "iproute2"),
     ]
     .into_iter()
     .filter(|(program, _)| !on_path(program))
