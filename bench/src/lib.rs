@@ -48,6 +48,15 @@ pub struct Sizes {
     pub polling_ms: u64,
     /// Clients in the reconnect storm.
     pub storm_clients: usize,
+    /// Listen backlogs (`--listen-backlog`) the storm runs at: the old 128 and the default.
+    #[serde(default)]
+    pub storm_backlogs: Vec<u32>,
+    /// Members per room in the big-room idle scenario.
+    #[serde(default)]
+    pub big_room_size: usize,
+    /// Connection counts of the big-room idle scenario.
+    #[serde(default)]
+    pub big_room_levels: Vec<usize>,
 }
 
 impl Sizes {
@@ -65,6 +74,9 @@ impl Sizes {
                 polling_events_per_s: 50.0,
                 polling_ms: 2000,
                 storm_clients: 500,
+                storm_backlogs: vec![128, 4096],
+                big_room_size: 1000,
+                big_room_levels: vec![1000, 2000],
             }
         } else {
             Sizes {
@@ -78,6 +90,9 @@ impl Sizes {
                 polling_events_per_s: 200.0,
                 polling_ms: 5000,
                 storm_clients: 5000,
+                storm_backlogs: vec![128, 4096],
+                big_room_size: 1000,
+                big_room_levels: vec![1000, 5000, 10_000],
             }
         }
     }
@@ -102,6 +117,9 @@ pub struct Results {
     pub polling: Vec<(usize, polling::PollingRun)>,
     /// Scenario 4, per round (Chorus).
     pub reconnect: Vec<(usize, reconnect::ReconnectRun)>,
+    /// Scenario 5, idle connections in big rooms, per round (Chorus).
+    #[serde(default)]
+    pub big_room_idle: Vec<(usize, idle::IdleRun)>,
     /// Runs that failed, with why.
     pub failures: Vec<String>,
 }

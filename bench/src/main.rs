@@ -28,7 +28,10 @@ struct Cli {
     /// Rounds per scenario (default: 2 quick, 3 full).
     #[arg(long)]
     rounds: Option<usize>,
-    /// Scenarios to run (default: all): idle, fanout, polling, reconnect.
+    /// Clients in the reconnect storm (default: 500 quick, 5000 full).
+    #[arg(long)]
+    storm_clients: Option<usize>,
+    /// Scenarios to run (default: all): idle, fanout, polling, reconnect, big-room.
     #[arg(long, value_delimiter = ',')]
     only: Vec<String>,
     /// Only rewrite the report from `results.json` in `--out` (e.g. after editing `NOTES.md`).
@@ -77,7 +80,10 @@ async fn suite(cli: Cli) -> Result<()> {
             .context("reading results.json")?;
         return write_report(&cli.out, &serde_json::from_str(&json)?);
     }
-    let sizes = Sizes::new(cli.quick, cli.rounds);
+    let mut sizes = Sizes::new(cli.quick, cli.rounds);
+    if let Some(clients) = cli.storm_clients {
+        sizes.storm_clients = clients;
+    }
     let programs = Programs {
         chorus: cli.chorus.clone().unwrap_or_default(),
         socketio: cli.socketio.clone().unwrap_or_default(),
@@ -94,6 +100,7 @@ async fn suite(cli: Cli) -> Result<()> {
         fanout: Vec::new(),
         polling: Vec::new(),
         reconnect: Vec::new(),
+        big_room_idle: Vec::new(),
         failures: Vec::new(),
     };
     say(&format!("machine: {:?}", results.machine));
@@ -104,8 +111,8 @@ async fn suite(cli: Cli) -> Result<()> {
         for round in 0..sizes.rounds {
             for target in Target::ALL {
                 let label = format!("idle round {} {}", round + 1, target.label());
-                match with_server(target, &programs, |server| async move {
-                    idle::run(&server, levels, settle).await
+                match with_server(target, &programs, &[], |server| async move {
+                    idle::run(&server, levels, settle, 10).await
                 })
                 .await
                 {
@@ -128,7 +135,7 @@ async fn suite(cli: Cli) -> Result<()> {
                     let label = format!("fanout {members} round {} {}", round + 1, target.label());
                     let step = Duration::from_millis(sizes.step_ms);
                     let ladder = &sizes.ladder;
-                    match with_server(target, &programs, |server| async move {
+                    match with_server(target, &programs, &[], |server| async move {
                         fanout::run(&server, members, ladder, step).await
                     })
                     .await
@@ -164,7 +171,7 @@ async fn suite(cli: Cli) -> Result<()> {
                 sizes.polling_events_per_s,
                 Duration::from_millis(sizes.polling_ms),
             );
-            match with_server(Target::Chorus, &programs, |server| async move {
+            match with_server(Target::Chorus, &programs, &[], |server| async move {
                 polling::run(&server, levels, settle, rate, publish_for).await
             })
             .await
@@ -182,23 +189,47 @@ async fn suite(cli: Cli) -> Result<()> {
     }
     if wants("reconnect") {
         for round in 0..sizes.rounds {
-            let label = format!("reconnect round {}", round + 1);
-            let clients = sizes.storm_clients;
-            match with_server(Target::Chorus, &programs, |server| async move {
-                reconnect::run(&server, clients).await
+            for &backlog in &sizes.storm_backlogs {
+                let label = format!("reconnect round {} backlog {backlog}", round + 1);
+                let clients = sizes.storm_clients;
+                let flags = ["--listen-backlog".to_owned(), backlog.to_string()];
+                match with_server(Target::Chorus, &programs, &flags, |server| async move {
+                    reconnect::run(&server, clients, backlog).await
+                })
+                .await
+                {
+                    Ok(run) => {
+                        say(&format!(
+                            "{label}: {}/{} clients caught up in {:.2} s (median {:.2} s), {} duplicates or gaps, {} connection attempts dropped by the kernel",
+                            run.caught_up,
+                            run.clients,
+                            run.all_caught_up_s,
+                            run.median_caught_up_s,
+                            run.duplicates_or_gaps,
+                            run.listen_drops.map_or("?".to_owned(), |d| d.to_string()),
+                        ));
+                        results.reconnect.push((round, run));
+                    }
+                    Err(err) => fail(&mut results, &label, &err),
+                }
+            }
+        }
+    }
+    if wants("big-room") {
+        let (levels, room_size) = (&sizes.big_room_levels, sizes.big_room_size);
+        for round in 0..sizes.rounds {
+            let label = format!("big-room idle round {}", round + 1);
+            match with_server(Target::Chorus, &programs, &[], |server| async move {
+                idle::run(&server, levels, settle, room_size).await
             })
             .await
             {
                 Ok(run) => {
                     say(&format!(
-                        "{label}: {}/{} clients caught up in {:.2} s (median {:.2} s), {} duplicates or gaps",
-                        run.caught_up,
-                        run.clients,
-                        run.all_caught_up_s,
-                        run.median_caught_up_s,
-                        run.duplicates_or_gaps
+                        "{label}: rooms of {room_size}: {:.2} KiB/connection, RSS {:?}",
+                        run.kib_per_connection, run.rss_kib
                     ));
-                    results.reconnect.push((round, run));
+                    results.big_room_idle.push((round, run));
                 }
                 Err(err) => fail(&mut results, &label, &err),
             }
@@ -236,13 +267,18 @@ fn write_report(out: &std::path::Path, results: &Results) -> Result<()> {
     Ok(())
 }
 
-/// Starts a fresh `target`, runs `scenario` on it, stops it.
-async fn with_server<T, F, Fut>(target: Target, programs: &Programs, scenario: F) -> Result<T>
+/// Starts a fresh `target` (with `flags` added, for Chorus), runs `scenario` on it, stops it.
+async fn with_server<T, F, Fut>(
+    target: Target,
+    programs: &Programs,
+    flags: &[String],
+    scenario: F,
+) -> Result<T>
 where
     F: FnOnce(std::rc::Rc<Server>) -> Fut,
     Fut: std::future::Future<Output = Result<T>>,
 {
-    let server = std::rc::Rc::new(Server::start(target, programs)?);
+    let server = std::rc::Rc::new(Server::start_with(target, programs, flags)?);
     let result = scenario(std::rc::Rc::clone(&server)).await;
     drop(server);
     // Let the kernel finish closing the connections before the next run starts.

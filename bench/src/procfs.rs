@@ -50,6 +50,29 @@ fn clock_ticks_per_second() -> u64 {
     })
 }
 
+/// Connection attempts the kernel dropped because a listen queue was full, machine-wide since
+/// boot (`TcpExt: ListenDrops` in `/proc/net/netstat`; loopback only here, so the server's).
+pub fn listen_drops() -> Option<u64> {
+    parse_netstat(
+        &std::fs::read_to_string("/proc/net/netstat").ok()?,
+        "ListenDrops",
+    )
+}
+
+/// A `TcpExt` counter from `/proc/net/netstat`: a line of names followed by a line of values.
+fn parse_netstat(netstat: &str, name: &str) -> Option<u64> {
+    let mut lines = netstat.lines();
+    while let Some(names) = lines.next() {
+        let values = lines.next()?;
+        if !names.starts_with("TcpExt:") {
+            continue;
+        }
+        let index = names.split_whitespace().position(|n| n == name)?;
+        return values.split_whitespace().nth(index)?.parse().ok();
+    }
+    None
+}
+
 /// This process's soft and hard limits on open files (`Max open files` in `/proc/self/limits`).
 pub fn open_files_limit() -> Option<(String, String)> {
     let limits = std::fs::read_to_string("/proc/self/limits").ok()?;
@@ -119,6 +142,15 @@ pub fn machine() -> Machine {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn netstat_counters_are_found_by_name() {
+        let netstat = "TcpExt: SyncookiesSent ListenOverflows ListenDrops\nTcpExt: 0 7 9\nIpExt: InNoRoutes ListenDrops\nIpExt: 1 2\n";
+        assert_eq!(parse_netstat(netstat, "ListenDrops"), Some(9));
+        assert_eq!(parse_netstat(netstat, "ListenOverflows"), Some(7));
+        assert_eq!(parse_netstat(netstat, "Missing"), None);
+        assert_eq!(parse_netstat("", "ListenDrops"), None);
+    }
 
     #[test]
     fn stat_lines_parse() {

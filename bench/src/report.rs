@@ -405,32 +405,101 @@ pub fn write(results: &Results, notes: Option<&str>) -> Vec<(String, String)> {
     if results.reconnect.is_empty() {
         let _ = writeln!(md, "Not run.\n");
     } else {
-        let runs: Vec<_> = results.reconnect.iter().map(|r| &r.1).collect();
-        let col = |f: fn(&crate::scenario::reconnect::ReconnectRun) -> f64| {
-            runs.iter().map(|r| f(r)).collect::<Vec<f64>>()
-        };
+        let first = &results.reconnect[0].1;
         let _ = writeln!(
             md,
-            "{} clients in rooms of {} are dropped at once; {} events per room are published while they are away; then all reconnect at the same moment and `join` with `resume` from their last seq. The socket.io peers are not measured: without connection-state recovery they have no history to resume from.\n",
-            runs[0].clients,
-            runs[0].clients / runs[0].rooms.max(1),
-            runs[0].missed_per_client
+            "{} clients in rooms of {} are dropped at once; {} events per room are published while they are away; then all reconnect at the same moment and `join` with `resume` from their last seq, against a server listening with each backlog (`--listen-backlog`; 128 was the old fixed value). \"dropped\" counts the connection attempts the kernel dropped from the full listen queue (`ListenDrops`); each waits for TCP's 1 s retry. The socket.io peers are not measured: without connection-state recovery they have no history to resume from.\n",
+            first.clients,
+            first.clients / first.rooms.max(1),
+            first.missed_per_client
         );
         let _ = writeln!(
             md,
-            "| all caught up (s) | median client (s) | caught up (every event) | connect retries | duplicates or gaps |\n|---|---|---|---|---|"
+            "| listen backlog | all caught up (s) | median client (s) | caught up (every event) | dropped by the kernel | connect retries | duplicates or gaps |\n|---|---|---|---|---|---|---|"
+        );
+        let mut backlogs: Vec<Option<u32>> = results
+            .reconnect
+            .iter()
+            .map(|r| r.1.listen_backlog)
+            .collect();
+        backlogs.sort();
+        backlogs.dedup();
+        for backlog in backlogs {
+            let runs: Vec<_> = results
+                .reconnect
+                .iter()
+                .map(|r| &r.1)
+                .filter(|r| r.listen_backlog == backlog)
+                .collect();
+            let col = |f: fn(&crate::scenario::reconnect::ReconnectRun) -> f64| {
+                runs.iter().map(|r| f(r)).collect::<Vec<f64>>()
+            };
+            let _ = writeln!(
+                md,
+                "| {} | {} | {} | {} | {} | {} | {} |",
+                backlog.map_or("128 (not set)".to_owned(), |b| b.to_string()),
+                spread_text(&col(|r| r.all_caught_up_s), 2),
+                spread_text(&col(|r| r.median_caught_up_s), 2),
+                runs.iter()
+                    .map(|r| format!("{}/{}", r.caught_up, r.clients))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                spread_text(&col(|r| r.listen_drops.map_or(f64::NAN, |d| d as f64)), 0),
+                spread_text(&col(|r| r.retries as f64), 0),
+                runs.iter().map(|r| r.duplicates_or_gaps).sum::<u64>()
+            );
+        }
+        md.push('\n');
+    }
+
+    // Scenario 5.
+    let _ = writeln!(md, "## 5. Idle connections in big rooms (Chorus only)\n");
+    if results.big_room_idle.is_empty() {
+        let _ = writeln!(md, "Not run.\n");
+    } else {
+        let _ = writeln!(
+            md,
+            "As scenario 1, but rooms of {} filled one member after another (each member got a `joined` frame listing everyone before it, and a presence change for everyone after it). Levels: {:?}. Beside it, Chorus in rooms of 10 from scenario 1.\n",
+            results.sizes.big_room_size, results.sizes.big_room_levels
         );
         let _ = writeln!(
             md,
-            "| {} | {} | {} | {} | {} |\n",
-            spread_text(&col(|r| r.all_caught_up_s), 2),
-            spread_text(&col(|r| r.median_caught_up_s), 2),
+            "| room size | KB per connection | RSS at the last level |\n|---|---|---|"
+        );
+        let last_rss = |runs: &[&crate::scenario::idle::IdleRun]| -> Vec<f64> {
             runs.iter()
-                .map(|r| format!("{}/{}", r.caught_up, r.clients))
-                .collect::<Vec<_>>()
-                .join(", "),
-            spread_text(&col(|r| r.retries as f64), 0),
-            runs.iter().map(|r| r.duplicates_or_gaps).sum::<u64>()
+                .filter_map(|r| r.rss_kib.last())
+                .map(|&(_, kib)| kib as f64 / 1024.0)
+                .collect()
+        };
+        let small: Vec<_> = results
+            .idle
+            .iter()
+            .filter(|r| r.0 == Target::Chorus)
+            .map(|r| &r.2)
+            .collect();
+        if !small.is_empty() {
+            let _ = writeln!(
+                md,
+                "| 10 (scenario 1) | {} | {} MiB at {} |",
+                spread_text(&idle_of(Target::Chorus), 2),
+                spread_text(&last_rss(&small), 1),
+                small[0].rss_kib.last().map_or(0, |r| r.0)
+            );
+        }
+        let big: Vec<_> = results.big_room_idle.iter().map(|r| &r.1).collect();
+        let _ = writeln!(
+            md,
+            "| {} | {} | {} MiB at {} |\n",
+            results.sizes.big_room_size,
+            spread_text(
+                &big.iter()
+                    .map(|r| r.kib_per_connection * 1.024)
+                    .collect::<Vec<_>>(),
+                2
+            ),
+            spread_text(&last_rss(&big), 1),
+            big[0].rss_kib.last().map_or(0, |r| r.0)
         );
     }
 

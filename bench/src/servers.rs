@@ -69,6 +69,11 @@ pub struct Server {
 impl Server {
     /// Starts `target` on a free loopback port and waits until it accepts connections.
     pub fn start(target: Target, programs: &Programs) -> Result<Server> {
+        Server::start_with(target, programs, &[])
+    }
+
+    /// Like [`Server::start`], with `extra` flags for Chorus (e.g. `--listen-backlog 128`).
+    pub fn start_with(target: Target, programs: &Programs, extra: &[String]) -> Result<Server> {
         let port = free_port()?;
         let addr = SocketAddr::from(([127, 0, 0, 1], port));
         let mut command = Command::new("taskset");
@@ -107,6 +112,7 @@ impl Server {
                     "--max-held-polls",
                     "2",
                 ]);
+                command.args(extra);
                 command.env("RUST_LOG", "warn");
             }
             Target::SocketIo => {

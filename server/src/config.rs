@@ -32,6 +32,11 @@ pub struct Config {
     /// Address to listen on.
     #[arg(long, env = "CHORUS_BIND", default_value = "127.0.0.1:8080")]
     pub bind: SocketAddr,
+    /// Connection attempts the kernel queues until the server accepts them (the listen
+    /// backlog; Linux caps it at `net.core.somaxconn`). A reconnect storm past it is dropped
+    /// by the kernel and waits for TCP's 1 s retry.
+    #[arg(long, env = "CHORUS_LISTEN_BACKLOG", default_value_t = 4096)]
+    pub listen_backlog: u32,
     /// History store.
     #[arg(long, env = "CHORUS_STORE", value_enum, default_value_t = StoreKind::Sqlite)]
     pub store: StoreKind,
@@ -107,9 +112,14 @@ pub struct Config {
     /// Largest `POST /v1/poll` body, in bytes.
     #[arg(long, env = "CHORUS_MAX_POLL_BODY_BYTES", default_value_t = 1024 * 1024)]
     pub max_poll_body_bytes: usize,
-    /// Most WebSocket connections in total.
+    /// Most WebSocket connections in total. The cap in force is lower when the open-file
+    /// limit is: that limit less `--reserved-files` (see the start-up log and `/metrics`).
     #[arg(long, env = "CHORUS_MAX_CONNECTIONS", default_value_t = 100_000)]
     pub max_connections: usize,
+    /// Open files kept back from WebSocket connections for everything else: health checks
+    /// and other HTTP requests, polling, the store's files, outbound connections, refusals.
+    #[arg(long, env = "CHORUS_RESERVED_FILES", default_value_t = 128)]
+    pub reserved_files: u64,
     /// Most WebSocket connections from one client address.
     #[arg(long, env = "CHORUS_MAX_CONNECTIONS_PER_IP", default_value_t = 1_000)]
     pub max_connections_per_ip: usize,

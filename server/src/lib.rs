@@ -2,8 +2,9 @@
 //!
 //! Layout (see ARCHITECTURE.md): [`hub`] is the sans-IO core, [`store`] sequences and keeps
 //! history, [`driver`] runs the hub on tokio, [`http`] is the axum edge, [`auth`] verifies
-//! tokens, [`config`] parses flags, [`clock`] is the wall clock beneath them all. [`start`]
-//! wires them together on a bound listener.
+//! tokens, [`config`] parses flags, [`clock`] is the wall clock beneath them all, [`listener`]
+//! binds the socket and minds the open-file limit. [`start`] wires them together on a bound
+//! listener.
 
 pub mod auth;
 pub mod clock;
@@ -12,6 +13,7 @@ pub mod driver;
 pub mod http;
 pub mod hub;
 pub mod identity;
+pub mod listener;
 pub mod store;
 
 use std::sync::Arc;
@@ -24,6 +26,7 @@ use crate::auth::Authenticator;
 use crate::clock::unix_ms_now;
 use crate::config::{Config, StoreKind};
 use crate::driver::HubHandle;
+use crate::http::limits::{ConnectionCapacity, ConnectionLimiter};
 use crate::http::{AppState, EdgeLimits};
 use crate::hub::{Hub, HubConfig};
 use crate::store::{Store, StoreError};
@@ -51,7 +54,7 @@ pub struct RunningServer {
     addr: std::net::SocketAddr,
     hub: HubHandle,
     drain_retry: Duration,
-    connections: Arc<http::limits::ConnectionLimiter>,
+    connections: Arc<ConnectionLimiter>,
     stop: Option<oneshot::Sender<()>>,
     task: tokio::task::JoinHandle<()>,
 }
@@ -138,8 +141,32 @@ pub async fn start(config: &Config, listener: TcpListener) -> Result<RunningServ
         outcomes_rx,
         poll_limits,
     );
-    let connections =
-        http::limits::ConnectionLimiter::new(config.max_connections, config.max_connections_per_ip);
+    let capacity = ConnectionCapacity::derive(
+        config.max_connections,
+        listener::open_file_limit(),
+        config.reserved_files,
+    );
+    let open_files = capacity
+        .open_files
+        .map_or_else(|| "none".to_owned(), |limit| limit.to_string());
+    if capacity.limited_by_open_files() {
+        tracing::warn!(
+            connection_cap = capacity.effective,
+            max_connections = capacity.configured,
+            open_files = %open_files,
+            reserved_files = capacity.reserved_files,
+            "the open-file limit caps WebSocket connections below --max-connections; raise the hard limit (e.g. LimitNOFILE=) to allow more"
+        );
+    } else {
+        tracing::info!(
+            connection_cap = capacity.effective,
+            open_files = %open_files,
+            reserved_files = capacity.reserved_files,
+            "WebSocket connections capped by --max-connections"
+        );
+    }
+    let counters = Arc::<http::metrics::EdgeCounters>::default();
+    let connections = ConnectionLimiter::new(capacity.effective, config.max_connections_per_ip);
     let state = AppState::new(http::AppStateInner {
         hub: hub.clone(),
         store,
@@ -158,9 +185,10 @@ pub async fn start(config: &Config, listener: TcpListener) -> Result<RunningServ
             drain_retry: Duration::from_millis(config.drain_retry_ms),
         },
         connections: Arc::clone(&connections),
+        capacity,
         allowed_origins: config.allowed_origins.clone(),
         trusted_proxies: config.trusted_proxies.clone(),
-        counters: Arc::default(),
+        counters: Arc::clone(&counters),
         dev: config.dev,
         static_dirs: [
             ("/demo", config.demo_dir.clone()),
@@ -181,7 +209,7 @@ pub async fn start(config: &Config, listener: TcpListener) -> Result<RunningServ
         trusted_proxies: config.trusted_proxies.clone(),
     };
     let task = tokio::spawn(http::serve::serve(
-        listener,
+        listener::PatientListener::new(listener, counters),
         app,
         serve_limits,
         async move {

@@ -11,6 +11,16 @@ fn main() -> anyhow::Result<()> {
         )
         .init();
     let config = chorus_server::config::Config::parse();
+    // Before the runtime starts: the limit is per process, and every thread sees it.
+    match chorus_server::listener::raise_open_file_limit() {
+        Some(Ok(limit)) if limit.now > limit.was => tracing::info!(
+            from = limit.was,
+            to = limit.now,
+            "raised the soft open-file limit to the hard limit"
+        ),
+        Some(Ok(_)) | None => {}
+        Some(Err(err)) => tracing::warn!("could not raise the open-file limit: {err}"),
+    }
     let runtime = config.runtime().context("starting the tokio runtime")?;
     runtime.block_on(serve(config))
 }
@@ -21,8 +31,7 @@ async fn serve(config: chorus_server::config::Config) -> anyhow::Result<()> {
             "DEV MODE: tokens are signed with a public secret and POST /v1/dev/token issues them to anyone"
         );
     }
-    let listener = tokio::net::TcpListener::bind(config.bind)
-        .await
+    let listener = chorus_server::listener::bind(config.bind, config.listen_backlog)
         .with_context(|| format!("binding {}", config.bind))?;
     let server = chorus_server::start(&config, listener).await?;
     match &config.redis {
@@ -30,11 +39,15 @@ async fn serve(config: chorus_server::config::Config) -> anyhow::Result<()> {
             addr = %server.local_addr(),
             redis = %chorus_server::store::redis::redacted_url(url),
             prefix = %config.redis_prefix,
+            listen_backlog = config.listen_backlog,
             "chorus-server listening"
         ),
-        None => {
-            tracing::info!(addr = %server.local_addr(), store = ?config.store, "chorus-server listening")
-        }
+        None => tracing::info!(
+            addr = %server.local_addr(),
+            store = ?config.store,
+            listen_backlog = config.listen_backlog,
+            "chorus-server listening"
+        ),
     }
     shutdown_signal().await;
     tracing::info!("shutting down: draining connections");

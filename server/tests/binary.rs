@@ -205,3 +205,34 @@ async fn every_shutdown_under_load_acks_everything_stored_and_closes_every_conne
         "in {SHUTDOWNS} shutdowns under load, no publish arrived during a drain"
     );
 }
+
+/// The listen backlog of the socket listening on `port`, as `ss` shows it (its Send-Q column).
+fn listen_backlog(port: u16) -> u32 {
+    let output = Command::new("ss")
+        .args(["-ltnH", &format!("sport = :{port}")])
+        .output()
+        .expect("ss (iproute2) is installed: cargo xtask setup");
+    let text = String::from_utf8_lossy(&output.stdout);
+    let columns: Vec<&str> = text.split_whitespace().collect();
+    assert_eq!(columns.first(), Some(&"LISTEN"), "{text}");
+    columns[2].parse().unwrap()
+}
+
+#[test]
+fn the_listen_backlog_is_set_by_its_flag_and_defaults_to_4096() {
+    let somaxconn: u32 = std::fs::read_to_string("/proc/sys/net/core/somaxconn")
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    let check = |args: &[&str], expect: u32| {
+        let server = support::ServerProcess::start(&[&["--store", "memory"], args].concat());
+        assert_eq!(
+            listen_backlog(server.addr.port()),
+            expect.min(somaxconn),
+            "{args:?}"
+        );
+    };
+    check(&[], 4096);
+    check(&["--listen-backlog", "1000"], 1000);
+}

@@ -170,6 +170,8 @@ fn setup(needs: Needs) -> Result<()> {
         ("chromedriver", "chromium-driver"),
         ("nginx", "nginx"),
         ("redis-server", "redis-server"),
+        // `ss` shows a listening socket's backlog (server/tests/binary.rs).
+        ("ss", "iproute2"),
     ]
     .into_iter()
     .filter(|(program, _)| !on_path(program))

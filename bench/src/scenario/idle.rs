@@ -1,6 +1,8 @@
 //! Scenario 1, idle connections: resident memory of the server at several connection counts
 //! (each connection authenticated and joined to a room of 10), the slope of RSS per
-//! connection, and how fast connections open.
+//! connection, and how fast connections open. Scenario 5 is the same in rooms of 1000, where
+//! every member once received a `joined` frame listing up to 999 others and a presence change
+//! for each later joiner: idle memory per connection must not depend on that.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -25,8 +27,14 @@ pub struct IdleRun {
     pub closed: u64,
 }
 
-/// Opens connections up to each level in turn and reads the server's RSS at each.
-pub async fn run(server: &Server, levels: &[usize], settle: Duration) -> Result<IdleRun> {
+/// Opens connections up to each level in turn, each joined to a room of `room_size` (filled one
+/// after another), and reads the server's RSS at each level.
+pub async fn run(
+    server: &Server,
+    levels: &[usize],
+    settle: Duration,
+    room_size: usize,
+) -> Result<IdleRun> {
     let protocol = server.target.protocol();
     let tally = Arc::new(Tally::default());
     tokio::time::sleep(settle).await;
@@ -38,7 +46,7 @@ pub async fn run(server: &Server, levels: &[usize], settle: Duration) -> Result<
             protocol,
             server.addr,
             members.len()..level,
-            |n| format!("idle-{}", n / 10),
+            |n| format!("idle-{}", n / room_size.max(1)),
             &tally,
         )
         .await?;

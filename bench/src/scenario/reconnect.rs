@@ -15,7 +15,7 @@ use tokio_tungstenite::tungstenite::Message;
 
 use crate::client::{self, Protocol, Ws};
 use crate::servers::Server;
-use crate::stats;
+use crate::{procfs, stats};
 
 /// Members per room.
 const ROOM_SIZE: usize = 100;
@@ -45,6 +45,13 @@ pub struct ReconnectRun {
     pub retries: u64,
     /// Events received twice or out of order (must be 0).
     pub duplicates_or_gaps: u64,
+    /// The server's listen backlog (`--listen-backlog`) in this storm.
+    #[serde(default)]
+    pub listen_backlog: Option<u32>,
+    /// Connection attempts the kernel dropped from the full listen queue during the storm
+    /// (those clients wait for TCP's 1 s retry).
+    #[serde(default)]
+    pub listen_drops: Option<u64>,
 }
 
 /// Per-client consistency counters shared by every tracking task.
@@ -130,8 +137,8 @@ fn room_name(room: usize) -> String {
     format!("storm-{room}")
 }
 
-/// Runs one storm of `clients` against a Chorus server.
-pub async fn run(server: &Server, clients: usize) -> Result<ReconnectRun> {
+/// Runs one storm of `clients` against a Chorus server listening with `listen_backlog`.
+pub async fn run(server: &Server, clients: usize, listen_backlog: u32) -> Result<ReconnectRun> {
     let rooms = clients.div_ceil(ROOM_SIZE);
     let checks = Arc::new(Checks::default());
     let mut publisher = client::open(Protocol::Chorus, server.addr, clients).await?;
@@ -164,6 +171,7 @@ pub async fn run(server: &Server, clients: usize) -> Result<ReconnectRun> {
     publish_round(&mut publisher, rooms, MISSED, BEFORE * rooms as u64).await?;
     let head = BEFORE + MISSED;
 
+    let drops_before = procfs::listen_drops();
     let storm_start = client::now_us();
     let mut tasks = Vec::with_capacity(clients);
     for (n, cursor) in cursors.into_iter().enumerate() {
@@ -186,6 +194,9 @@ pub async fn run(server: &Server, clients: usize) -> Result<ReconnectRun> {
             sockets.push(ws);
         }
     }
+    let listen_drops = procfs::listen_drops()
+        .zip(drops_before)
+        .map(|(after, before)| after.saturating_sub(before));
     let spread = stats::Spread::of(&times);
     Ok(ReconnectRun {
         clients,
@@ -196,5 +207,7 @@ pub async fn run(server: &Server, clients: usize) -> Result<ReconnectRun> {
         caught_up: times.len(),
         retries: checks.retries.load(Ordering::Relaxed),
         duplicates_or_gaps: checks.duplicates_or_gaps.load(Ordering::Relaxed),
+        listen_backlog: Some(listen_backlog),
+        listen_drops,
     })
 }

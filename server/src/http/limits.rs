@@ -1,6 +1,7 @@
 //! Connection limits: total and per client address, held by a permit for the connection's life;
-//! which address a connection belongs to when it comes through trusted reverse proxies; and
-//! which addresses count as one client ([`address_key`]: an IPv6 client owns a whole /64).
+//! the total cap in force, derived from the open-file limit; which address a connection belongs
+//! to when it comes through trusted reverse proxies; and which addresses count as one client
+//! ([`address_key`]: an IPv6 client owns a whole /64).
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -52,6 +53,46 @@ pub fn address_key(ip: IpAddr) -> IpAddr {
                 v6.to_bits() & !((1u128 << 64) - 1),
             )),
         },
+    }
+}
+
+/// The cap on WebSocket connections in force and where it comes from: every connection holds
+/// an open file, so past the process's open-file limit the server could not accept at all (not
+/// even `/healthz`). The cap keeps `reserved` files back for everything else.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ConnectionCapacity {
+    /// The soft open-file limit (`RLIMIT_NOFILE`) in force, where the platform has one.
+    pub open_files: Option<u64>,
+    /// Open files kept back from WebSocket connections (`--reserved-files`).
+    pub reserved_files: u64,
+    /// `--max-connections` as configured.
+    pub configured: usize,
+    /// The cap in force: `configured`, or the open-file limit less the reserve if lower.
+    pub effective: usize,
+}
+
+impl ConnectionCapacity {
+    /// The cap for `configured` connections under an open-file limit of `open_files`, keeping
+    /// `reserved_files` back (at least one connection is always allowed).
+    pub fn derive(
+        configured: usize,
+        open_files: Option<u64>,
+        reserved_files: u64,
+    ) -> ConnectionCapacity {
+        let by_files = open_files.map_or(usize::MAX, |limit| {
+            usize::try_from(limit.saturating_sub(reserved_files).max(1)).unwrap_or(usize::MAX)
+        });
+        ConnectionCapacity {
+            open_files,
+            reserved_files,
+            configured,
+            effective: configured.min(by_files),
+        }
+    }
+
+    /// Whether the open-file limit, not `--max-connections`, sets the cap.
+    pub fn limited_by_open_files(&self) -> bool {
+        self.effective < self.configured
     }
 }
 
@@ -122,6 +163,11 @@ impl ConnectionLimiter {
             limiter: Arc::clone(self),
             ip,
         })
+    }
+
+    /// The most connections it allows in total.
+    pub fn max_total(&self) -> usize {
+        self.max_total
     }
 
     /// Open connections.
@@ -200,6 +246,25 @@ mod tests {
         let lines = ["198.51.100.1", "10.0.0.7"];
         let got = client_ip("127.0.0.1".parse().unwrap(), lines.into_iter(), &trusted);
         assert_eq!(got.to_string(), "198.51.100.1");
+    }
+
+    #[test]
+    fn the_open_file_limit_less_the_reserve_caps_connections() {
+        fn check(configured: usize, open_files: Option<u64>, reserved: u64, expect: usize) {
+            let capacity = ConnectionCapacity::derive(configured, open_files, reserved);
+            assert_eq!(
+                capacity.effective, expect,
+                "{configured} under {open_files:?} less {reserved}"
+            );
+            assert_eq!(capacity.limited_by_open_files(), expect < configured);
+        }
+        check(100_000, Some(1024), 128, 896);
+        check(100_000, Some(1_048_576), 128, 100_000);
+        check(500, Some(1024), 128, 500);
+        check(100_000, None, 128, 100_000);
+        check(100_000, Some(u64::MAX), 128, 100_000);
+        // A reserve as large as the limit still lets one connection in.
+        check(100_000, Some(100), 128, 1);
     }
 
     #[test]

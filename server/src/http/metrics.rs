@@ -5,6 +5,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use chorus_sdk::wire::Stats;
 
+use super::limits::ConnectionCapacity;
+
 /// Counters incremented by the HTTP and WebSocket edge.
 #[derive(Debug, Default)]
 pub struct EdgeCounters {
@@ -20,6 +22,8 @@ pub struct EdgeCounters {
     pub frames_refused: AtomicU64,
     /// Long polls answered.
     pub polls: AtomicU64,
+    /// Failed accepts other than a connection reset before it was taken (out of files, ...).
+    pub accept_errors: AtomicU64,
 }
 
 impl EdgeCounters {
@@ -38,7 +42,7 @@ fn metric(out: &mut String, name: &str, kind: &str, help: &str, samples: &[(&str
 }
 
 /// Renders every metric in the Prometheus text exposition format (version 0.0.4).
-pub fn render(stats: &Stats, edge: &EdgeCounters) -> String {
+pub fn render(stats: &Stats, edge: &EdgeCounters, capacity: &ConnectionCapacity) -> String {
     let get = |c: &AtomicU64| c.load(Ordering::Relaxed) as f64;
     let mut out = String::with_capacity(2048);
     metric(
@@ -55,6 +59,22 @@ pub fn render(stats: &Stats, edge: &EdgeCounters) -> String {
         "Most WebSocket connections open at once since start.",
         &[("", stats.peak_connections as f64)],
     );
+    metric(
+        &mut out,
+        "chorus_connections_max",
+        "gauge",
+        "WebSocket connections allowed at once: --max-connections, or the open-file limit less --reserved-files if lower.",
+        &[("", capacity.effective as f64)],
+    );
+    if let Some(open_files) = capacity.open_files {
+        metric(
+            &mut out,
+            "chorus_open_files_limit",
+            "gauge",
+            "The process's soft open-file limit (RLIMIT_NOFILE), raised to the hard limit at start.",
+            &[("", open_files as f64)],
+        );
+    }
     metric(
         &mut out,
         "chorus_polling_sessions",
@@ -117,6 +137,13 @@ pub fn render(stats: &Stats, edge: &EdgeCounters) -> String {
             ),
             ("{reason=\"origin\"}", get(&edge.rejected_origin)),
         ],
+    );
+    metric(
+        &mut out,
+        "chorus_accept_errors_total",
+        "counter",
+        "Failed accepts of new TCP connections (e.g. out of open files); each is retried shortly.",
+        &[("", get(&edge.accept_errors))],
     );
     out
 }

@@ -9,6 +9,7 @@ pub mod metrics;
 mod poll;
 mod rest;
 pub mod serve;
+mod upgrade;
 mod ws;
 
 use std::sync::Arc;
@@ -61,6 +62,8 @@ pub struct AppStateInner {
     pub limits: EdgeLimits,
     /// Open WebSocket connections, in total and per address.
     pub connections: Arc<limits::ConnectionLimiter>,
+    /// The total cap in force and the open-file limit it comes from (for `/metrics`).
+    pub capacity: limits::ConnectionCapacity,
     /// Browser origins allowed to connect (empty: any).
     pub allowed_origins: Vec<String>,
     /// Reverse proxies whose `X-Forwarded-For` is believed (see `limits::client_ip`).

@@ -314,7 +314,7 @@ async fn current_stats(state: &AppState) -> Result<Stats, ApiError> {
 /// `GET /metrics`: Prometheus text exposition format.
 pub(super) async fn metrics(State(state): State<AppState>) -> Result<Response, ApiError> {
     let stats = current_stats(&state).await?;
-    let body = super::metrics::render(&stats, &state.counters);
+    let body = super::metrics::render(&stats, &state.counters, &state.capacity);
     Ok((
         [(
             header::CONTENT_TYPE,

@@ -28,12 +28,13 @@ use chorus_sdk::wire::{ErrorBody, ErrorCode};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpStream;
 use tokio::sync::watch;
 use tokio::time::Sleep;
 use tower_http::add_extension::AddExtension;
 
 use super::limits::ConnectionLimiter;
+use crate::listener::PatientListener;
 
 /// The connection limits of [`serve`].
 #[derive(Clone, Debug)]
@@ -50,9 +51,10 @@ pub struct ServeLimits {
 }
 
 /// Serves `app` on `listener` until `shutdown` resolves; then stops accepting, asks every
-/// connection to finish its request and close, and returns once all have.
+/// connection to finish its request and close, and returns once all have. Accept errors are
+/// the listener's business ([`PatientListener`]: counted, logged now and then, retried soon).
 pub async fn serve(
-    listener: TcpListener,
+    mut listener: PatientListener,
     app: axum::Router,
     limits: ServeLimits,
     shutdown: impl Future<Output = ()>,
@@ -65,16 +67,7 @@ pub async fn serve(
     loop {
         let (tcp, peer) = tokio::select! {
             () = &mut shutdown => break,
-            accepted = listener.accept() => match accepted {
-                Ok(accepted) => accepted,
-                Err(err) => {
-                    // Out of file descriptors (or another passing failure): pause rather than
-                    // spin, and keep serving the connections already open.
-                    tracing::warn!("accept failed: {err}");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
-                }
-            },
+            accepted = listener.accept() => accepted,
         };
         // Frames are small and latency matters more than packet count: no Nagle delay (which,
         // against a client's delayed ACK, holds a frame back for up to 40 ms).

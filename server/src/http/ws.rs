@@ -6,11 +6,12 @@
 //! the hub's frames arrive on a bounded queue and are written out. Bad frames are answered
 //! with `error` frames; the connection and its rooms keep working. The socket is not split
 //! into halves (no lock between them); one future polls its reading and writing sides
-//! together ([`Output`]), so the task reads while a slow peer takes its frames.
+//! together ([`Output`]), so the task reads while a slow peer takes its frames. Messages over
+//! [`FRAGMENT`] bytes go out as several frames ([`Outgoing`]), so the socket's write buffer
+//! never grows with the largest message a connection ever got.
 
-use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
 use axum::extract::{ConnectInfo, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use chorus_sdk::wire::{self, ClientFrame, ErrorCode, ServerFrame, close_code};
 use futures_util::{SinkExt, StreamExt};
@@ -18,9 +19,14 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 use tokio::sync::oneshot;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::{CloseCode, Data, OpCode};
+use tokio_tungstenite::tungstenite::protocol::frame::{Frame, Utf8Bytes};
+use tokio_tungstenite::tungstenite::protocol::{CloseFrame, WebSocketConfig};
 
 use super::limits::LimitHit;
 use super::metrics::EdgeCounters;
+use super::upgrade::{Socket as WebSocket, Upgrade};
 use super::{ApiError, AppState};
 use crate::auth::AuthError;
 use crate::driver::{HubMsg, SocketSender, sleep_until};
@@ -30,8 +36,16 @@ use crate::identity::Identity;
 /// The read buffer every connection holds from its first byte to its last: small, because
 /// clients mostly send small frames (bigger ones are read in several chunks).
 const READ_BUFFER: usize = 1024;
-/// The write buffer (filled only while frames are being written).
-const WRITE_BUFFER: usize = 4 * 1024;
+/// Bytes a frame may wait in the write buffer before it is written to the socket: none, every
+/// frame is written as soon as it is formed (each message is flushed at once anyway). The
+/// buffer then never holds more than one frame, and keeps that frame's capacity for the
+/// connection's life.
+const WRITE_BUFFER: usize = 0;
+/// The largest frame sent: longer messages (a `joined` listing a big room's presence, a large
+/// event) go out as several frames of at most this many bytes, so what the write buffer keeps
+/// does not grow with the largest message a connection ever got (it did: 55 KiB per idle
+/// connection in rooms of 1000, against 8 KiB in rooms of 10).
+const FRAGMENT: usize = 1024;
 /// How long a closing connection waits for the peer's close frame (see [`close`]).
 const CLOSE_LINGER: Duration = Duration::from_secs(1);
 /// Messages beyond this many bytes close the connection (1009) instead of getting an error.
@@ -44,7 +58,7 @@ pub(super) async fn upgrade(
     State(state): State<AppState>,
     ConnectInfo(peer): ConnectInfo<std::net::SocketAddr>,
     headers: HeaderMap,
-    ws: WebSocketUpgrade,
+    ws: Upgrade,
 ) -> Response {
     // Browsers always send Origin; a page from a site not on the allow-list must not ride on a
     // user's token (cross-site WebSocket hijacking).
@@ -63,39 +77,40 @@ pub(super) async fn upgrade(
                 LimitHit::PerIp(_) => &state.counters.rejected_per_ip_limit,
             });
             let message = hit.to_string();
-            return ApiError::new(
+            let mut refusal = ApiError::new(
                 StatusCode::SERVICE_UNAVAILABLE,
                 ErrorCode::TooManyConnections,
                 message,
             )
             .into_response();
+            // The refused client's TCP connection must not stay open on keep-alive: it holds
+            // an open file, and the server refuses because it is short of them.
+            refusal
+                .headers_mut()
+                .insert(header::CONNECTION, HeaderValue::from_static("close"));
+            return refusal;
         }
     };
     let mut token = None;
     let mut speaks_v1 = false;
-    for offered in ws.requested_protocols() {
-        for protocol in offered.to_str().unwrap_or("").split(',').map(str::trim) {
-            if protocol == wire::WS_SUBPROTOCOL {
-                speaks_v1 = true;
-            } else if let Some(value) = protocol.strip_prefix(wire::WS_TOKEN_PREFIX) {
-                token = Some(value.to_owned());
-            }
+    for protocol in ws.offered_protocols() {
+        if protocol == wire::WS_SUBPROTOCOL {
+            speaks_v1 = true;
+        } else if let Some(value) = protocol.strip_prefix(wire::WS_TOKEN_PREFIX) {
+            token = Some(value.to_owned());
         }
     }
-    let ws = if speaks_v1 {
-        ws.protocols([wire::WS_SUBPROTOCOL])
-    } else {
-        ws
-    };
     let cap = hard_cap(state.limits.max_frame_bytes);
-    ws.read_buffer_size(READ_BUFFER)
+    let config = WebSocketConfig::default()
+        .read_buffer_size(READ_BUFFER)
         .write_buffer_size(WRITE_BUFFER)
-        .max_message_size(cap)
-        .max_frame_size(cap)
-        .on_upgrade(move |socket| async move {
-            connection(socket, state, token).await;
-            drop(permit);
-        })
+        .max_message_size(Some(cap))
+        .max_frame_size(Some(cap));
+    let protocol = speaks_v1.then_some(wire::WS_SUBPROTOCOL);
+    ws.accept(protocol, config, move |socket| async move {
+        connection(socket, state, token).await;
+        drop(permit);
+    })
 }
 
 /// Verifies the token of a first frame, which must be `hello`.
@@ -114,7 +129,7 @@ async fn first_frame(socket: &mut WebSocket) -> Option<String> {
         match message {
             Message::Text(text) => return Some(text.as_str().to_owned()),
             Message::Binary(_) => return Some(String::new()),
-            Message::Ping(_) | Message::Pong(_) => continue,
+            Message::Ping(_) | Message::Pong(_) | Message::Frame(_) => continue,
             Message::Close(_) => return None,
         }
     }
@@ -178,12 +193,7 @@ async fn run(mut socket: WebSocket, state: AppState, identity: Arc<Identity>) {
         let draining = ServerFrame::Draining(wire::Draining {
             retry_after_ms: state.limits.drain_retry.as_millis() as u64,
         });
-        let _ = send(
-            &mut socket,
-            text_message(encode(&draining)),
-            Duration::from_secs(1),
-        )
-        .await;
+        let _ = send_payload(&mut socket, encode(&draining), Duration::from_secs(1)).await;
         return close(
             &mut socket,
             close_code::SERVICE_RESTART,
@@ -238,15 +248,15 @@ async fn run(mut socket: WebSocket, state: AppState, identity: Arc<Identity>) {
                     match incoming {
                         Some(Ok(Message::Text(text))) => {
                             if let Some(reply) = read_frame(&state, conn, &text).await {
-                                output.reply(text_message(encode(&reply)));
+                                output.reply(encode(&reply));
                             }
                         }
                         Some(Ok(Message::Binary(_))) => {
                             state.hub.send(HubMsg::Activity { conn }).await;
                             let frame = ServerFrame::error(ErrorCode::BadFrame, "binary frames are not supported; send JSON text frames", None);
-                            output.reply(text_message(encode(&frame)));
+                            output.reply(encode(&frame));
                         }
-                        Some(Ok(Message::Ping(_) | Message::Pong(_))) => {
+                        Some(Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_))) => {
                             state.hub.send(HubMsg::Activity { conn }).await;
                         }
                         Some(Err(err)) => {
@@ -292,7 +302,7 @@ async fn hub_closes(
                 }
             }
             while let Ok(payload) = frames.try_recv() {
-                if !send(socket, text_message(payload), Duration::from_secs(1)).await {
+                if !send_payload(socket, payload, Duration::from_secs(1)).await {
                     break;
                 }
             }
@@ -349,10 +359,10 @@ async fn read_frame(state: &AppState, conn: ConnId, text: &str) -> Option<Server
 
 /// The size of a message refused for being over the hard cap (see [`hard_cap`]), if that is
 /// why reading failed.
-fn over_hard_cap(err: axum::Error) -> Option<usize> {
+fn over_hard_cap(err: tokio_tungstenite::tungstenite::Error) -> Option<usize> {
     use tokio_tungstenite::tungstenite::error::{CapacityError, Error};
-    match err.into_inner().downcast_ref::<Error>() {
-        Some(Error::Capacity(CapacityError::MessageTooLong { size, .. })) => Some(*size),
+    match err {
+        Error::Capacity(CapacityError::MessageTooLong { size, .. }) => Some(size),
         _ => None,
     }
 }
@@ -360,7 +370,7 @@ fn over_hard_cap(err: axum::Error) -> Option<usize> {
 /// What happened on the socket (see [`Output::poll`]).
 enum Io {
     /// A message arrived (or the stream ended, or reading failed).
-    Read(Option<Result<Message, axum::Error>>),
+    Read(Option<Result<Message, tokio_tungstenite::tungstenite::Error>>),
     /// Output moved on: a frame went into the socket or the socket flushed.
     Wrote,
     /// Writing failed: the connection is broken.
@@ -376,11 +386,11 @@ enum Io {
 /// (which the hub bounds: slow consumer).
 #[derive(Default)]
 struct Output {
-    /// A frame the socket has not accepted yet.
-    pending: Option<Message>,
+    /// The message being written: its frames the socket has not accepted yet.
+    pending: Option<Outgoing>,
     /// The connection's own answer to the last frame it read; reading waits until it is out,
     /// so a peer that sends bad frames without reading the answers cannot pile them up.
-    reply: Option<Message>,
+    reply: Option<Payload>,
     /// Frames were handed to the socket and are not flushed yet.
     unflushed: bool,
 }
@@ -391,18 +401,22 @@ const FRAMES_PER_POLL: usize = 64;
 impl Output {
     /// Whether something waits for the peer to take it.
     fn busy(&self) -> bool {
-        self.pending.is_some() || self.reply.is_some() || self.unflushed
+        self.pending.as_ref().is_some_and(|message| !message.done())
+            || self.reply.is_some()
+            || self.unflushed
     }
 
     /// Queues the connection's own answer.
-    fn reply(&mut self, message: Message) {
+    fn reply(&mut self, payload: Payload) {
         debug_assert!(self.reply.is_none(), "reading waits for the last reply");
-        self.reply = Some(message);
+        self.reply = Some(payload);
     }
 
-    /// What was taken from a queue and not written yet, in order.
+    /// The frames taken from a queue and not written yet, in order (the rest of a message
+    /// partly written first).
     fn take(&mut self) -> impl Iterator<Item = Message> {
-        self.pending.take().into_iter().chain(self.reply.take())
+        let reply = self.reply.take().map(Outgoing::new);
+        self.pending.take().into_iter().chain(reply).flatten()
     }
 
     /// Writes what it can (the reply first, then the hub's queue), flushes, then reads.
@@ -414,26 +428,27 @@ impl Output {
     ) -> Poll<Io> {
         let mut wrote = false;
         for _ in 0..FRAMES_PER_POLL {
-            if self.pending.is_none() {
-                self.pending = match self.reply.take() {
+            if self.pending.as_ref().is_none_or(Outgoing::done) {
+                let next = match self.reply.take() {
                     Some(reply) => Some(reply),
                     None => match queue.poll_next_unpin(cx) {
-                        Poll::Ready(Some(payload)) => Some(text_message(payload)),
+                        Poll::Ready(Some(payload)) => Some(payload),
                         Poll::Ready(None) => return Poll::Ready(Io::QueueEnded),
                         Poll::Pending => None,
                     },
                 };
+                self.pending = next.map(Outgoing::new);
             }
-            if self.pending.is_none() {
+            let Some(message) = self.pending.as_mut() else {
                 break;
-            }
+            };
             match socket.poll_ready_unpin(cx) {
                 Poll::Ready(Ok(())) => {}
                 Poll::Ready(Err(_)) => return Poll::Ready(Io::Failed),
                 Poll::Pending => break,
             }
-            let message = self.pending.take().expect("checked above");
-            if socket.start_send_unpin(message).is_err() {
+            let frame = message.next().expect("a pending message has frames left");
+            if socket.start_send_unpin(frame).is_err() {
                 return Poll::Ready(Io::Failed);
             }
             self.unflushed = true;
@@ -462,11 +477,78 @@ impl Output {
     }
 }
 
-/// The WebSocket text message carrying a hub payload. The payload's shared bytes are handed
-/// over, not copied; axum checks that they are UTF-8, which a payload always is.
-fn text_message(payload: Payload) -> Message {
-    let text = Utf8Bytes::try_from(payload.into_bytes()).expect("a payload is UTF-8 text");
-    Message::Text(text)
+/// A hub payload as WebSocket frames, formed as the socket takes them: one text message if it
+/// is at most [`FRAGMENT`] bytes, else a text frame and continuation frames of at most that
+/// size (cut at character boundaries), so the write buffer never holds more than one small
+/// frame. The payload's shared bytes are handed over, not copied.
+struct Outgoing {
+    bytes: bytes::Bytes,
+    /// Where the next frame starts; `None` once every frame is formed.
+    next: Option<usize>,
+}
+
+impl Outgoing {
+    fn new(payload: Payload) -> Outgoing {
+        Outgoing {
+            bytes: payload.into_bytes(),
+            next: Some(0),
+        }
+    }
+
+    /// Whether every frame has been formed.
+    fn done(&self) -> bool {
+        self.next.is_none()
+    }
+}
+
+impl Iterator for Outgoing {
+    type Item = Message;
+
+    fn next(&mut self) -> Option<Message> {
+        let start = self.next?;
+        let len = self.bytes.len();
+        if start == 0 && len <= FRAGMENT {
+            self.next = None;
+            let text = Utf8Bytes::try_from(self.bytes.clone()).expect("a payload is UTF-8 text");
+            return Some(Message::Text(text));
+        }
+        let end = fragment_end(&self.bytes, start, FRAGMENT);
+        self.next = (end < len).then_some(end);
+        let opcode = if start == 0 {
+            Data::Text
+        } else {
+            Data::Continue
+        };
+        let frame = Frame::message(
+            self.bytes.slice(start..end),
+            OpCode::Data(opcode),
+            end == len,
+        );
+        Some(Message::Frame(frame))
+    }
+}
+
+/// Where the fragment of UTF-8 `text` starting at `start` ends: at most `max` bytes on (`max`
+/// at least 4, the longest UTF-8 character), on a character boundary.
+fn fragment_end(text: &[u8], start: usize, max: usize) -> usize {
+    let mut end = (start + max).min(text.len());
+    // A continuation byte (0b10xxxxxx) is inside a character.
+    while end < text.len() && text[end] & 0xC0 == 0x80 {
+        end -= 1;
+    }
+    end
+}
+
+/// Sends a hub payload as one text message (see [`Outgoing`]); `false` if the socket failed or
+/// the peer did not take it in time.
+async fn send_payload(socket: &mut WebSocket, payload: Payload, timeout: Duration) -> bool {
+    let all = async {
+        for frame in Outgoing::new(payload) {
+            socket.feed(frame).await?;
+        }
+        socket.flush().await
+    };
+    matches!(tokio::time::timeout(timeout, all).await, Ok(Ok(())))
 }
 
 /// Sends one message; `false` if the socket failed or the peer did not take it in time.
@@ -480,7 +562,7 @@ async fn send(socket: &mut WebSocket, message: Message, timeout: Duration) -> bo
 /// Tells the client why with an `error` frame, then closes with `code`.
 async fn goodbye(socket: &mut WebSocket, code: u16, reason: ErrorCode, message: &str) {
     let frame = ServerFrame::error(reason, message, None);
-    let _ = send(socket, text_message(encode(&frame)), Duration::from_secs(1)).await;
+    let _ = send_payload(socket, encode(&frame), Duration::from_secs(1)).await;
     close(socket, code, reason).await;
 }
 
@@ -493,7 +575,7 @@ async fn goodbye(socket: &mut WebSocket, code: u16, reason: ErrorCode, message: 
 /// while reading on, so the socket is dropped at once (the peer may then miss the close).
 async fn close(socket: &mut WebSocket, code: u16, reason: ErrorCode) {
     let frame = CloseFrame {
-        code,
+        code: CloseCode::from(code),
         reason: reason.as_str().into(),
     };
     if !send(socket, Message::Close(Some(frame)), Duration::from_secs(1)).await
@@ -522,4 +604,30 @@ fn in_from_now(after: Duration) -> tokio::time::Instant {
 fn instant_of_unix_ms(unix_ms: u64) -> tokio::time::Instant {
     tokio::time::Instant::now()
         + Duration::from_millis(unix_ms.saturating_sub(crate::clock::unix_ms_now()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::fragment_end;
+
+    #[test]
+    fn fragments_cover_the_text_and_end_on_character_boundaries() {
+        fn check(text: &str, max: usize, expect: &[&str]) {
+            let mut got = Vec::new();
+            let mut start = 0;
+            while start < text.len() {
+                let end = fragment_end(text.as_bytes(), start, max);
+                got.push(&text[start..end]);
+                start = end;
+            }
+            assert_eq!(got, expect, "{text:?} in pieces of {max}");
+        }
+        check("", 4, &[]);
+        check("abcd", 4, &["abcd"]);
+        check("abcdefghij", 4, &["abcd", "efgh", "ij"]);
+        // "é" is two bytes and "€" three: never cut in the middle.
+        check("abcé", 4, &["abc", "é"]);
+        check("a€€", 4, &["a€", "€"]);
+        check("€€€", 5, &["€", "€", "€"]);
+    }
 }

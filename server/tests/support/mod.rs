@@ -521,13 +521,23 @@ impl PollClient {
 pub struct ServerProcess {
     pub child: std::process::Child,
     pub addr: std::net::SocketAddr,
+    /// What it logged up to and including the line saying where it listens.
+    pub startup_log: Vec<String>,
 }
 
 impl ServerProcess {
     /// Starts it with `args` added and waits until it logs the address it listens on.
     pub fn start(args: &[&str]) -> ServerProcess {
+        ServerProcess::start_after(":", args)
+    }
+
+    /// Starts it from `sh`, which first runs `shell` (e.g. `ulimit -n 256`) and then execs the
+    /// server (so the child's pid is the server's).
+    pub fn start_after(shell: &str, args: &[&str]) -> ServerProcess {
         use std::io::{BufRead, BufReader};
-        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_chorus-server"))
+        let mut child = std::process::Command::new("sh")
+            .args(["-c", &format!("{shell}; exec \"$0\" \"$@\"")])
+            .arg(env!("CARGO_BIN_EXE_chorus-server"))
             .args(["--bind", "127.0.0.1:0", "--jwt-secret", DEV_SECRET])
             .args(args)
             .env_clear()
@@ -537,18 +547,28 @@ impl ServerProcess {
             .spawn()
             .unwrap();
         let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        let mut startup_log = Vec::new();
         let addr = loop {
             let line = lines
                 .next()
                 .expect("the server logs that it listens")
                 .unwrap();
-            if let Some(rest) = line.split("addr=").nth(1) {
-                break rest.split_whitespace().next().unwrap().parse().unwrap();
+            let addr = line
+                .split("addr=")
+                .nth(1)
+                .map(|rest| rest.split_whitespace().next().unwrap().parse().unwrap());
+            startup_log.push(line);
+            if let Some(addr) = addr {
+                break addr;
             }
         };
         // Keep draining the log so the server never blocks on a full pipe.
         std::thread::spawn(move || for _ in lines {});
-        ServerProcess { child, addr }
+        ServerProcess {
+            child,
+            addr,
+            startup_log,
+        }
     }
 
     /// Stops it (SIGTERM when `graceful`, else SIGKILL) and returns how it exited.
