@@ -92,6 +92,10 @@ pub struct Config {
     /// Longest a long poll is held when nothing happens (milliseconds).
     #[arg(long, env = "CHORUS_POLL_WAIT_MS", default_value_t = 25_000)]
     pub poll_wait_ms: u64,
+    /// How long a `POST /v1/poll` waits for the hub's answers (acks of its publishes) before
+    /// it answers 503 `storage_unavailable`; the client retries with the same ids (milliseconds).
+    #[arg(long, env = "CHORUS_POLL_ACK_WAIT_MS", default_value_t = 10_000)]
+    pub poll_ack_wait_ms: u64,
     /// A polling session without a request for this long is gone (milliseconds).
     #[arg(long, env = "CHORUS_POLL_SESSION_TIMEOUT_MS", default_value_t = 40_000)]
     pub poll_session_timeout_ms: u64,

@@ -181,7 +181,7 @@ pub async fn start(config: &Config, listener: TcpListener) -> Result<RunningServ
             max_held_polls: config.max_held_polls,
             max_rooms_per_conn: config.max_rooms_per_conn,
             max_answer_bytes: config.max_answer_bytes,
-            poll_send_timeout: Duration::from_secs(10),
+            poll_send_timeout: Duration::from_millis(config.poll_ack_wait_ms),
             drain_retry: Duration::from_millis(config.drain_retry_ms),
         },
         connections: Arc::clone(&connections),

@@ -1,12 +1,15 @@
 //! Amplification and exhaustion limits over real TCP: what one poll may ask for, how large one
 //! answer may grow, how many polling sessions a user or an address may open (IPv6 by /64); and
-//! the HTTP server's header, idle and stall timeouts and its per-address connection cap.
+//! the HTTP server's header, idle and stall timeouts and its per-address connection cap; the
+//! authentication time, the `POST /v1/poll` in-flight cap and ack wait, the events per poll
+//! and per history page, and the REST publish body.
 
 mod support;
 
 use std::time::Duration;
 
 use chorus_sdk::wire::{self, ErrorCode, ServerFrame};
+use support::redis::RedisServer;
 use support::{Client, PollClient, is_ack};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -304,4 +307,230 @@ async fn plain_http_connections_beyond_the_per_address_cap_are_refused() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     assert!(answered.is_some(), "a slot frees when a connection closes");
+}
+
+#[tokio::test]
+async fn a_socket_that_never_says_hello_is_refused_after_one_heartbeat() {
+    let mut config = support::config();
+    config.heartbeat_ms = 200;
+    let server = support::start(&config).await;
+    let mut silent = Client::open(&server).await;
+    // Without the authentication timer the socket would stay open and `until_closed` would
+    // give up.
+    let (close, frames) = silent.until_closed().await;
+    assert!(
+        frames.iter().any(|f| matches!(
+            f,
+            ServerFrame::Error(e) if e.code == ErrorCode::Unauthenticated
+        )),
+        "{frames:?}"
+    );
+    assert_eq!(close.map(|c| u16::from(c.code)), Some(4001));
+}
+
+/// A `POST /v1/poll` body for `session` carrying `frames`.
+fn poll_send_body(session: &str, frames: Vec<wire::ClientFrame>) -> String {
+    serde_json::to_string(&wire::PollSend {
+        session: session.into(),
+        frames,
+    })
+    .unwrap()
+}
+
+/// A server on the Redis engine, so a test can pause Redis's writes (`CLIENT PAUSE`) and keep
+/// publishes from being acknowledged.
+async fn redis_server(
+    redis: &RedisServer,
+    edit: impl FnOnce(&mut chorus_server::config::Config),
+) -> chorus_server::RunningServer {
+    let mut config = support::config();
+    config.redis = Some(redis.url());
+    edit(&mut config);
+    support::start(&config).await
+}
+
+#[tokio::test]
+async fn a_second_post_while_one_is_in_flight_gets_too_many_polls() {
+    let redis = RedisServer::start();
+    let server = redis_server(&redis, |_| {}).await;
+    let mut poller = PollClient::new(&server, "pia", "session-inflight1");
+    poller.join("r").await;
+    let auth = format!("Bearer {}", poller.token);
+    assert!(redis.command("CLIENT PAUSE 10000 WRITE").contains("OK"));
+
+    // Each publish waits for the store, so whichever `POST` reaches the session first stays in
+    // flight and the other is refused at once. Without the cap neither would answer until
+    // Redis resumed, and both would answer 200.
+    let post = |id: &'static str| {
+        let body = poll_send_body(&poller.session, vec![support::publish("r", id, "1")]);
+        let (addr, auth) = (server.local_addr(), auth.clone());
+        tokio::spawn(async move {
+            support::http(
+                &support::Remote(addr),
+                "POST",
+                "/v1/poll",
+                &[("Authorization", &auth)],
+                Some(&body),
+            )
+            .await
+        })
+    };
+    let mut first = post("p1");
+    let mut second = post("p2");
+    let (refused, in_flight) = tokio::select! {
+        answer = &mut first => (answer.unwrap(), second),
+        answer = &mut second => (answer.unwrap(), first),
+    };
+    assert_eq!(
+        (refused.status, refused.error_code()),
+        (429, ErrorCode::TooManyPolls),
+        "{}",
+        refused.body
+    );
+
+    // Once the store answers, the `POST` in flight gets its ack and the session takes posts
+    // again (the refused publish is retried with its id).
+    assert!(redis.command("CLIENT UNPAUSE").contains("OK"));
+    let answered = in_flight.await.unwrap();
+    assert_eq!(answered.status, 200, "{}", answered.body);
+    let frames = answered.json::<wire::PollFrames>().frames;
+    assert!(
+        frames.iter().any(|f| is_ack(f, "p1") || is_ack(f, "p2")),
+        "{frames:?}"
+    );
+    let frames = poller
+        .send(vec![
+            support::publish("r", "p1", "1"),
+            support::publish("r", "p2", "1"),
+        ])
+        .await;
+    assert!(
+        frames.iter().any(|f| is_ack(f, "p1")) && frames.iter().any(|f| is_ack(f, "p2")),
+        "{frames:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_post_whose_acks_do_not_come_in_time_gets_storage_unavailable_and_may_retry() {
+    let redis = RedisServer::start();
+    let server = redis_server(&redis, |config| config.poll_ack_wait_ms = 300).await;
+    let mut poller = PollClient::new(&server, "pia", "session-ackwait1");
+    poller.join("r").await;
+    let auth = format!("Bearer {}", poller.token);
+    assert!(redis.command("CLIENT PAUSE 10000 WRITE").contains("OK"));
+
+    // Redis holds the write for 10 s; the `POST` gives up after 300 ms. Without the ack
+    // wait it would answer 200 with a nack (or the ack) once the store did.
+    let body = poll_send_body(&poller.session, vec![support::publish("r", "p1", "1")]);
+    let response = support::http(
+        &server,
+        "POST",
+        "/v1/poll",
+        &[("Authorization", &auth)],
+        Some(&body),
+    )
+    .await;
+    assert_eq!(
+        (response.status, response.error_code()),
+        (503, ErrorCode::StorageUnavailable),
+        "{}",
+        response.body
+    );
+
+    // Retried with the same id once the store is back, the publish is acked and stored once.
+    assert!(redis.command("CLIENT UNPAUSE").contains("OK"));
+    let frames = poller.send(vec![support::publish("r", "p1", "1")]).await;
+    assert!(frames.iter().any(|f| is_ack(f, "p1")), "{frames:?}");
+    let token = format!("Bearer {}", support::token("pia"));
+    let response = support::http(
+        &server,
+        "GET",
+        "/v1/rooms/r/events?after=0",
+        &[("Authorization", &token)],
+        None,
+    )
+    .await;
+    assert_eq!(response.json::<wire::EventsPage>().events.len(), 1);
+}
+
+#[tokio::test]
+async fn polls_carry_at_most_256_events_per_room_and_history_pages_at_most_1000() {
+    let mut config = support::config();
+    config.publish_rate = 1e6;
+    config.publish_burst = 1e6;
+    config.outbound_queue = 10_000;
+    config.retention_events = 10_000;
+    let server = support::start(&config).await;
+    let mut poller = PollClient::new(&server, "pia", "session-page1");
+    poller.join("r").await;
+    poller.poll(0).await;
+    let mut writer = Client::connect(&server, "wes").await;
+    writer.join("r", None).await;
+    publish_big(&mut writer, "r", 1001, 1).await;
+
+    // Each poll answers at most 256 events; the rest come on the next polls, in order.
+    let mut answers = Vec::new();
+    while poller.delivered.get("r").map_or(0, Vec::len) < 1001 {
+        answers.push(events_in(&poller.poll(0).await));
+        assert!(answers.len() <= 10, "polling makes progress: {answers:?}");
+    }
+    assert_eq!(answers, [256, 256, 256, 233]);
+    assert_eq!(poller.delivered["r"], (1..=1001).collect::<Vec<_>>());
+
+    // A history page asked for more than 1000 events has 1000 and says where to continue; a
+    // page asked for none has one.
+    let auth = format!("Bearer {}", support::token("pia"));
+    for (limit, events, next_after) in [(5000, 1000, Some(1000)), (0, 1, Some(1))] {
+        let path = format!("/v1/rooms/r/events?after=0&limit={limit}");
+        let response =
+            support::http(&server, "GET", &path, &[("Authorization", &auth)], None).await;
+        assert_eq!(response.status, 200, "{}", response.body);
+        let page = response.json::<wire::EventsPage>();
+        assert_eq!(
+            (page.events.len(), page.next_after),
+            (events, next_after),
+            "limit={limit}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_rest_publish_body_over_the_frame_cap_is_refused_with_body_too_large() {
+    const KEY: &str = "backend-secret-key";
+    let mut config = support::config();
+    config.api_key = Some(KEY.into());
+    config.max_frame_bytes = 1000;
+    let server = support::start(&config).await;
+    let auth = format!("Bearer {KEY}");
+    let publish = |body_bytes: usize| {
+        let addr = server.local_addr();
+        let auth = auth.clone();
+        async move {
+            // The body is a JSON string: its quotes count, so `body_bytes` in all.
+            let body = format!(
+                r#"{{"id":"big-{body_bytes}","body":"{}"}}"#,
+                "x".repeat(body_bytes - 2)
+            );
+            support::http(
+                &support::Remote(addr),
+                "POST",
+                "/v1/rooms/r/events",
+                &[("Authorization", &auth)],
+                Some(&body),
+            )
+            .await
+        }
+    };
+    assert_eq!(publish(1000).await.status, 200);
+    // Just over the cap (the request itself is under the router's body limit, the cap plus
+    // 1 KiB of envelope), and far over it.
+    for bytes in [1001, 5000] {
+        let response = publish(bytes).await;
+        assert_eq!(
+            (response.status, response.error_code()),
+            (413, ErrorCode::BodyTooLarge),
+            "{bytes}: {}",
+            response.body
+        );
+    }
 }

@@ -105,7 +105,7 @@ pub struct EdgeLimits {
     /// Most bytes of events one answer (a long poll, a history page) carries; past it the
     /// answer ends early and the client continues from its cursor.
     pub max_answer_bytes: usize,
-    /// How long a `POST /v1/poll` waits for its acks.
+    /// How long a `POST /v1/poll` waits for its acks (`--poll-ack-wait-ms`).
     pub poll_send_timeout: Duration,
     /// The reconnect hint given while shutting down.
     pub drain_retry: Duration,
