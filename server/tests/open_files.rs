@@ -52,7 +52,10 @@ async fn healthy(server: &ServerProcess) {
 
 #[tokio::test]
 async fn the_soft_open_file_limit_is_raised_to_the_hard_limit_at_start() {
-    let server = ServerProcess::start_after("ulimit -S -n 256 && ulimit -H -n 4096", &[]);
+    let server = ServerProcess::start_after(
+        "ulimit -S -n 256 && ulimit -H -n 4096",
+        &["--store", "memory"],
+    );
     let log = server.startup_log.join("\n");
     assert!(log.contains("raised the soft open-file limit"), "{log}");
     assert_eq!(
@@ -69,7 +72,7 @@ async fn the_soft_open_file_limit_is_raised_to_the_hard_limit_at_start() {
 #[tokio::test]
 async fn past_the_open_file_limit_connections_are_refused_and_health_checks_still_answer() {
     // `ulimit -n` sets both: hard and soft at 256: nothing to raise. 256 less the 128 reserved leaves 128.
-    let server = ServerProcess::start_after("ulimit -n 256", &[]);
+    let server = ServerProcess::start_after("ulimit -n 256", &["--store", "memory"]);
     let log = server.startup_log.join("\n");
     assert!(
         log.contains("connection_cap=128") && log.contains("open_files=256"),
@@ -143,7 +146,7 @@ async fn past_the_open_file_limit_connections_are_refused_and_health_checks_stil
 async fn out_of_files_the_listener_backs_off_and_recovers() {
     // Plain TCP connections are not WebSockets: nothing caps them, so 300 of them run the
     // server out of files (256) and accepting fails until they close.
-    let server = ServerProcess::start_after("ulimit -n 256", &[]);
+    let server = ServerProcess::start_after("ulimit -n 256", &["--store", "memory"]);
     let mut idle = Vec::new();
     for _ in 0..300 {
         idle.push(tokio::net::TcpStream::connect(server.addr).await.unwrap());
