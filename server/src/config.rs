@@ -40,9 +40,10 @@ pub struct Config {
     /// History store.
     #[arg(long, env = "CHORUS_STORE", value_enum, default_value_t = StoreKind::Sqlite)]
     pub store: StoreKind,
-    /// Use the Redis engine at this URL instead of --store: several nodes share rooms through
-    /// one Redis (`redis://[:password@]host:port[/db]`, or `rediss://` for TLS). See
-    /// docs/SCALING.md for the Redis settings and what each guarantees.
+    /// Keep history and seqs in Redis at this URL instead of --store
+    /// (`redis://[:password@]host:port[/db]`, or `rediss://` for TLS). Live delivery across
+    /// nodes is not built yet: one node per Redis prefix. See docs/SCALING.md for the Redis
+    /// settings and what each guarantees.
     #[arg(
         long,
         env = "CHORUS_REDIS",
