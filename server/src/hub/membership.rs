@@ -144,15 +144,7 @@ impl Hub {
             ReplayOutcome::Failed => Some(ResetReason::HistoryUnavailable),
         };
         if let Some(reason) = reason {
-            self.send(
-                conn,
-                &ServerFrame::Reset(Reset {
-                    room: room_name,
-                    reason,
-                    epoch,
-                    head: until,
-                }),
-            );
+            self.send_reset(conn, room_name, reason, epoch, until);
         }
         for payload in buffered {
             self.transmits.push_back(Transmit {
@@ -298,16 +290,26 @@ impl Hub {
         self.send_joined(conn, &room_name);
         let reset = verdict.and_then(|(_, verdict)| verdict.err());
         if let Some(reason) = reset {
-            self.send(
-                conn,
-                &ServerFrame::Reset(Reset {
-                    room: room_name,
-                    reason,
-                    epoch,
-                    head,
-                }),
-            );
+            self.send_reset(conn, room_name, reason, epoch, head);
         }
+    }
+
+    /// Tells `conn` to start `room` over from `head` in `epoch`, and why.
+    fn send_reset(
+        &mut self,
+        conn: ConnId,
+        room: RoomName,
+        reason: ResetReason,
+        epoch: u64,
+        head: u64,
+    ) {
+        let reset = Reset {
+            room,
+            reason,
+            epoch,
+            head,
+        };
+        self.send(conn, &ServerFrame::Reset(reset));
     }
 
     fn send_joined(&mut self, conn: ConnId, room_name: &RoomName) {
