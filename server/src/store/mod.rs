@@ -51,6 +51,18 @@ pub struct AppendJob {
     pub request: AppendRequest,
 }
 
+impl AppendJob {
+    /// The job's outcome as the hub receives it (every store reports through this).
+    pub fn done(self, result: Result<AppendOutcome, StoreError>) -> AppendDone {
+        AppendDone {
+            origin: self.origin,
+            room: self.request.room,
+            id: self.request.id,
+            result,
+        }
+    }
+}
+
 /// Who published: the hub routes the outcome back to it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Origin {

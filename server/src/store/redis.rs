@@ -57,8 +57,8 @@ use redis::{RedisError, RedisResult, Script, Value};
 use tokio::sync::{mpsc, oneshot};
 
 use super::{
-    AppendDone, AppendJob, AppendOutcome, AppendRequest, OutcomeSender, Page, PageLimit, Retention,
-    RoomHead, Store, StoreError, StoredEvent,
+    AppendJob, AppendOutcome, AppendRequest, OutcomeSender, Page, PageLimit, Retention, RoomHead,
+    Store, StoreError, StoredEvent,
 };
 
 /// The key prefix when none is configured.
@@ -421,12 +421,7 @@ impl Writer {
                         tracing::warn!(room = %job.request.room, id = %job.request.id, "append failed: {err}");
                     }
                     // The receiver is gone only when the hub stopped.
-                    let _ = self.outcomes.send(AppendDone {
-                        origin: job.origin,
-                        room: job.request.room,
-                        id: job.request.id,
-                        result,
-                    });
+                    let _ = self.outcomes.send(job.done(result));
                 }
             }
             for done in flushes {

@@ -24,8 +24,8 @@ use rusqlite::{Connection, OptionalExtension, params};
 use tokio::sync::oneshot;
 
 use super::{
-    AppendDone, AppendJob, AppendOutcome, OutcomeSender, Page, PageLimit, Retention, RoomHead,
-    Store, StoreError, StoredEvent,
+    AppendJob, AppendOutcome, OutcomeSender, Page, PageLimit, Retention, RoomHead, Store,
+    StoreError, StoredEvent,
 };
 
 /// Most jobs committed in one transaction, by default.
@@ -383,12 +383,7 @@ impl Writer {
                 }
             };
             for (job, result) in appends.into_iter().zip(results) {
-                let _ = self.outcomes.send(AppendDone {
-                    origin: job.origin,
-                    room: job.request.room,
-                    id: job.request.id,
-                    result,
-                });
+                let _ = self.outcomes.send(job.done(result));
             }
         }
         for done in flushes {

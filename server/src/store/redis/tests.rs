@@ -8,7 +8,7 @@ use tokio::sync::mpsc::{UnboundedReceiver, unbounded_channel};
 
 use super::*;
 use crate::store::contract::{self, request};
-use crate::store::{AppendJob, Origin};
+use crate::store::{AppendDone, AppendJob, Origin};
 
 #[path = "../../../tests/support/redis.rs"]
 mod redis_server;
