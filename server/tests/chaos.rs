@@ -5,19 +5,17 @@
 
 mod support;
 
-use std::collections::{BTreeMap, BTreeSet};
-use std::net::SocketAddr;
+use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use chorus_sdk::client::{ClientConfig, ClientEvent, TransportMode};
+use chorus_sdk::client::TransportMode;
 use chorus_sdk::native::{MemoryStorage, NativeClient};
-use chorus_sdk::wire::{self, EventId, Json, RoomName};
+use chorus_sdk::wire::{EventId, Json, RoomName};
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 use support::ServerProcess;
-use tokio::net::{TcpListener, TcpStream};
-use tokio::task::JoinHandle;
+use support::chaos::{Proxy, Seen, client_config, room_head, stored_ids};
 
 const CLIENTS_PER_MODE: usize = 8;
 const PUBLISHES_EACH: usize = 100;
@@ -40,90 +38,13 @@ fn start_server(db: &std::path::Path) -> ServerProcess {
     ])
 }
 
-/// A TCP proxy with a stable address in front of whatever server is current, able to cut
-/// every connection it carries.
-struct Proxy {
-    addr: SocketAddr,
-    upstream: Arc<Mutex<SocketAddr>>,
-    connections: Arc<Mutex<Vec<JoinHandle<()>>>>,
-}
-
-impl Proxy {
-    async fn start(upstream: SocketAddr) -> Proxy {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let upstream = Arc::new(Mutex::new(upstream));
-        let connections: Arc<Mutex<Vec<JoinHandle<()>>>> = Arc::default();
-        let (target, tasks) = (Arc::clone(&upstream), Arc::clone(&connections));
-        tokio::spawn(async move {
-            while let Ok((mut inbound, _)) = listener.accept().await {
-                let to = *target.lock().unwrap();
-                let task = tokio::spawn(async move {
-                    if let Ok(mut outbound) = TcpStream::connect(to).await {
-                        let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
-                    }
-                });
-                tasks.lock().unwrap().push(task);
-            }
-        });
-        Proxy {
-            addr,
-            upstream,
-            connections,
-        }
-    }
-
-    /// Cuts one random live connection; returns whether there was one.
-    fn cut_one(&self, rng: &mut SmallRng) -> bool {
-        let mut connections = self.connections.lock().unwrap();
-        connections.retain(|task| !task.is_finished());
-        if connections.is_empty() {
-            return false;
-        }
-        let index = rng.random_range(0..connections.len());
-        let victim = connections.swap_remove(index);
-        victim.abort();
-        true
-    }
-
-    fn cut_all(&self) {
-        for task in self.connections.lock().unwrap().drain(..) {
-            task.abort();
-        }
-    }
-}
-
-/// What one client's app saw.
-#[derive(Default)]
-struct Seen {
-    start: Option<u64>,
-    stream: Vec<u64>,
-    acked: BTreeMap<EventId, u64>,
-    outbox: usize,
-    own_confirmed: BTreeMap<EventId, usize>,
-    problems: Vec<String>,
-}
-
-fn client_config(mode: TransportMode) -> ClientConfig {
-    let mut config = ClientConfig {
-        transport: mode,
-        ..ClientConfig::default()
-    };
-    config.backoff.base = Duration::from_millis(100);
-    config.backoff.cap = Duration::from_millis(1000);
-    config.socket_timeout = Duration::from_secs(2);
-    config.poll_wait = Duration::from_secs(3);
-    config.probe_every = Duration::from_secs(2);
-    config
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[allow(clippy::print_stdout)]
 async fn clients_survive_cut_connections_and_server_restarts_in_every_transport_mode() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("chaos.db");
     let mut server = Some(start_server(&db));
-    let proxy = Proxy::start(server.as_ref().unwrap().addr).await;
+    let proxy = Proxy::start(vec![server.as_ref().unwrap().addr]).await;
     let base = format!("http://{}", proxy.addr);
     let room = RoomName::parse(ROOM).unwrap();
 
@@ -180,7 +101,7 @@ async fn clients_survive_cut_connections_and_server_restarts_in_every_transport_
             proxy.cut_all();
             tokio::time::sleep(Duration::from_millis(300)).await;
             let next = start_server(&db);
-            *proxy.upstream.lock().unwrap() = next.addr;
+            proxy.set_upstream(0, next.addr);
             server = Some(next);
             restarts += 1;
         }
@@ -191,7 +112,7 @@ async fn clients_survive_cut_connections_and_server_restarts_in_every_transport_
     let expected = (clients.len() * PUBLISHES_EACH) as u64;
     let mut head = 0;
     for _ in 0..900 {
-        head = room_head(&current).await;
+        head = room_head(&current, ROOM).await;
         let done = seen.iter().all(|s| {
             let s = s.lock().unwrap();
             s.outbox == 0 && s.position() == Some(head)
@@ -206,7 +127,7 @@ async fn clients_survive_cut_connections_and_server_restarts_in_every_transport_
     }
 
     // Every publish stored exactly once, under the seq its ack said.
-    let stored = stored_ids(&current).await;
+    let stored = stored_ids(&current, ROOM).await;
     let unique: BTreeSet<&String> = stored.values().collect();
     assert_eq!(unique.len(), stored.len(), "an event was stored twice");
     let mut delivered = 0;
@@ -248,81 +169,4 @@ async fn clients_survive_cut_connections_and_server_restarts_in_every_transport_
         "chaos: {} clients (ws/polling/auto), {expected} publishes, {delivered} deliveries, {cuts} cut connections, {restarts} server restarts: 0 lost, 0 duplicated, order kept",
         clients.len()
     );
-}
-
-impl Seen {
-    fn see(&mut self, event: ClientEvent) {
-        match event {
-            ClientEvent::Joined { cursor, .. } => {
-                self.start.get_or_insert(cursor.seq);
-            }
-            ClientEvent::Event { event, own } => {
-                let Some(seq) = event.seq else { return };
-                if own {
-                    *self.own_confirmed.entry(event.id.clone()).or_default() += 1;
-                }
-                let last = self.position().unwrap_or(0);
-                if seq <= last {
-                    if !own {
-                        self.problems
-                            .push(format!("#{seq} delivered again after #{last}"));
-                    }
-                } else {
-                    if seq != last + 1 {
-                        self.problems.push(format!("gap: #{seq} after #{last}"));
-                    }
-                    self.stream.push(seq);
-                }
-            }
-            ClientEvent::Acked { id, seq, .. } => {
-                self.acked.insert(id, seq);
-            }
-            ClientEvent::Outbox { queued } => self.outbox = queued,
-            ClientEvent::PublishFailed { id, code, .. } => {
-                self.problems.push(format!("{id} failed: {code}"))
-            }
-            ClientEvent::Expired { id, .. } => self.problems.push(format!("{id} expired")),
-            ClientEvent::Reset { reason, .. } => self.problems.push(format!("reset: {reason:?}")),
-            _ => {}
-        }
-    }
-
-    /// The last seq the app has, counting from where it joined.
-    fn position(&self) -> Option<u64> {
-        self.stream.last().copied().or(self.start)
-    }
-}
-
-async fn room_head(server: &support::Remote) -> u64 {
-    let auth = format!("Bearer {}", support::token("checker"));
-    let response = support::http(
-        server,
-        "GET",
-        &format!("/v1/rooms/{ROOM}/events?after=0&limit=1"),
-        &[("Authorization", &auth)],
-        None,
-    )
-    .await;
-    response.json::<wire::EventsPage>().head
-}
-
-/// seq -> id of everything stored in the room.
-async fn stored_ids(server: &support::Remote) -> BTreeMap<u64, String> {
-    let auth = format!("Bearer {}", support::token("checker"));
-    let mut stored = BTreeMap::new();
-    let mut after = 0;
-    loop {
-        let path = format!("/v1/rooms/{ROOM}/events?after={after}&limit=1000");
-        let page: wire::EventsPage =
-            support::http(server, "GET", &path, &[("Authorization", &auth)], None)
-                .await
-                .json();
-        for event in &page.events {
-            stored.insert(event.seq.unwrap(), event.id.to_string());
-        }
-        match page.next_after {
-            Some(next) => after = next,
-            None => return stored,
-        }
-    }
 }
