@@ -14,6 +14,8 @@ pub mod client;
 pub mod engineio;
 pub mod payload;
 pub mod procfs;
+#[path = "../../server/tests/support/redis.rs"]
+pub mod redis_server;
 pub mod report;
 pub mod scenario;
 pub mod servers;
@@ -22,7 +24,7 @@ pub mod svg;
 
 use serde::{Deserialize, Serialize};
 
-use crate::scenario::{fanout, idle, polling, reconnect};
+use crate::scenario::{fanout, idle, nodes, polling, reconnect};
 use crate::servers::Target;
 
 /// The sizes of a run.
@@ -57,6 +59,12 @@ pub struct Sizes {
     /// Connection counts of the big-room idle scenario.
     #[serde(default)]
     pub big_room_levels: Vec<usize>,
+    /// Members of the room in the across-nodes scenario.
+    #[serde(default)]
+    pub nodes_members: usize,
+    /// The across-nodes ladder, deliveries per second.
+    #[serde(default)]
+    pub nodes_ladder: Vec<f64>,
 }
 
 impl Sizes {
@@ -77,6 +85,8 @@ impl Sizes {
                 storm_backlogs: vec![128, 4096],
                 big_room_size: 1000,
                 big_room_levels: vec![1000, 2000],
+                nodes_members: 100,
+                nodes_ladder: vec![1000.0, 10_000.0],
             }
         } else {
             Sizes {
@@ -93,6 +103,8 @@ impl Sizes {
                 storm_backlogs: vec![128, 4096],
                 big_room_size: 1000,
                 big_room_levels: vec![1000, 5000, 10_000],
+                nodes_members: 100,
+                nodes_ladder: vec![1000.0, 10_000.0],
             }
         }
     }
@@ -120,6 +132,9 @@ pub struct Results {
     /// Scenario 5, idle connections in big rooms, per round (Chorus).
     #[serde(default)]
     pub big_room_idle: Vec<(usize, idle::IdleRun)>,
+    /// Scenario 6, the fan-out on one node and across two on one Redis, per round (Chorus).
+    #[serde(default)]
+    pub nodes: Vec<(usize, nodes::NodesRun)>,
     /// Runs that failed, with why.
     pub failures: Vec<String>,
 }

@@ -11,7 +11,8 @@ use std::time::Duration;
 use anyhow::{Context, Result, bail};
 use clap::Parser;
 
-use chorus_bench::scenario::{fanout, idle, polling, reconnect};
+use chorus_bench::redis_server::RedisServer;
+use chorus_bench::scenario::{fanout, idle, nodes, polling, reconnect};
 use chorus_bench::servers::{Programs, Server, Target};
 use chorus_bench::{Results, Sizes, procfs, report};
 
@@ -31,7 +32,7 @@ struct Cli {
     /// Clients in the reconnect storm (default: 500 quick, 5000 full).
     #[arg(long)]
     storm_clients: Option<usize>,
-    /// Scenarios to run (default: all): idle, fanout, polling, reconnect, big-room.
+    /// Scenarios to run (default: all): idle, fanout, polling, reconnect, big-room, nodes.
     #[arg(long, value_delimiter = ',')]
     only: Vec<String>,
     /// Only rewrite the report from `results.json` in `--out` (e.g. after editing `NOTES.md`).
@@ -101,6 +102,7 @@ async fn suite(cli: Cli) -> Result<()> {
         polling: Vec::new(),
         reconnect: Vec::new(),
         big_room_idle: Vec::new(),
+        nodes: Vec::new(),
         failures: Vec::new(),
     };
     say(&format!("machine: {:?}", results.machine));
@@ -233,6 +235,45 @@ async fn suite(cli: Cli) -> Result<()> {
                 }
                 Err(err) => fail(&mut results, &label, &err),
             }
+        }
+    }
+    if wants("nodes") {
+        // One Redis for the whole scenario (each round's rooms have fresh names), and two
+        // fresh nodes on it per round.
+        let redis = RedisServer::start();
+        let flags = ["--redis".to_owned(), redis.url()];
+        let (members, ladder) = (sizes.nodes_members, &sizes.nodes_ladder);
+        let step = Duration::from_millis(sizes.step_ms);
+        for round in 0..sizes.rounds {
+            let label = format!("nodes round {}", round + 1);
+            let run = async {
+                let a = Server::start_with(Target::Chorus, &programs, &flags)?;
+                let b = Server::start_with(Target::Chorus, &programs, &flags)?;
+                nodes::run(&a, &b, members, ladder, step).await
+            };
+            match run.await {
+                Ok(run) => {
+                    for (how, ladder) in [("one node", &run.one_node), ("across", &run.across)] {
+                        for s in &ladder.steps {
+                            say(&format!(
+                                "{label} {how}: {:.0}/s delivered of {:.0}, p50 {:.2} p99 {:.2} p99.9 {:.2} ms, {:.2} CPU-s/M",
+                                s.deliveries_per_s,
+                                s.target_deliveries_per_s,
+                                s.p50_ms,
+                                s.p99_ms,
+                                s.p999_ms,
+                                s.cpu_s_per_million
+                            ));
+                        }
+                        if let Some(why) = &ladder.stopped {
+                            say(&format!("{label} {how}: stopped: {why}"));
+                        }
+                    }
+                    results.nodes.push((round, run));
+                }
+                Err(err) => fail(&mut results, &label, &err),
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
         }
     }
 

@@ -503,6 +503,66 @@ pub fn write(results: &Results, notes: Option<&str>) -> Vec<(String, String)> {
         );
     }
 
+    // Scenario 6.
+    let _ = writeln!(md, "## 6. Across nodes on one Redis (Chorus only)\n");
+    if results.nodes.is_empty() {
+        let _ = writeln!(md, "Not run.\n");
+    } else {
+        let _ = writeln!(
+            md,
+            "The fan-out ladder in a room of {} on the Redis engine: the whole room on one node, then the publishers on node A and every other member on node B (each event crosses through Redis). Both nodes and `redis-server` (no persistence) share the servers' core. Goal (issue 13): p99 across nodes within 2 ms of one node at 1k deliveries/s. Anchor: Centrifugo's Redis engine also publishes through one Lua script per publication, and its published figures are about 28M messages/min on 20 pods.\n",
+            results.sizes.nodes_members
+        );
+        let _ = writeln!(
+            md,
+            "| deliveries/s | one node p50 / p99 / p99.9 ms | across p50 / p99 / p99.9 ms | p99 difference ms | CPU-s per M deliveries (one / across, both nodes) |\n|---|---|---|---|---|"
+        );
+        for &target in &results.sizes.nodes_ladder {
+            let step = |pick: fn(
+                &crate::scenario::nodes::NodesRun,
+            ) -> &crate::scenario::fanout::FanoutRun|
+             -> Vec<&crate::scenario::fanout::Step> {
+                results
+                    .nodes
+                    .iter()
+                    .filter_map(|(_, run)| {
+                        pick(run)
+                            .steps
+                            .iter()
+                            .find(|s| s.target_deliveries_per_s == target)
+                    })
+                    .collect()
+            };
+            let (one, across) = (step(|r| &r.one_node), step(|r| &r.across));
+            let col = |steps: &[&crate::scenario::fanout::Step],
+                       f: fn(&crate::scenario::fanout::Step) -> f64|
+             -> Vec<f64> { steps.iter().map(|s| f(s)).collect() };
+            let percentiles = |steps: &[&crate::scenario::fanout::Step]| {
+                format!(
+                    "{} / {} / {}",
+                    spread_text(&col(steps, |s| s.p50_ms), 2),
+                    spread_text(&col(steps, |s| s.p99_ms), 2),
+                    spread_text(&col(steps, |s| s.p999_ms), 2)
+                )
+            };
+            let difference: Vec<f64> = one
+                .iter()
+                .zip(&across)
+                .map(|(a, b)| b.p99_ms - a.p99_ms)
+                .collect();
+            let _ = writeln!(
+                md,
+                "| {target:.0} | {} | {} | {} | {} / {} |",
+                percentiles(&one),
+                percentiles(&across),
+                spread_text(&difference, 2),
+                spread_text(&col(&one, |s| s.cpu_s_per_million), 2),
+                spread_text(&col(&across, |s| s.cpu_s_per_million), 2)
+            );
+        }
+        md.push('\n');
+    }
+
     if !results.failures.is_empty() {
         let _ = writeln!(md, "## Runs that failed\n");
         for failure in &results.failures {

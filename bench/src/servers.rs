@@ -13,7 +13,7 @@ use anyhow::{Context, Result, bail};
     Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
 )]
 pub enum Target {
-    /// Chorus (`chorus-server --worker-threads 1`, memory store).
+    /// Chorus (`chorus-server --worker-threads 1`, memory store unless `--redis` is given).
     Chorus,
     /// socket.io 4.8 on Node.js with the `ws` engine.
     SocketIo,
@@ -85,10 +85,14 @@ impl Server {
         }
         match target {
             Target::Chorus => {
-                command.arg(&programs.chorus).args([
+                // The memory store, unless the flags choose the Redis engine.
+                let store: &[&str] = if extra.iter().any(|flag| flag == "--redis") {
+                    &[]
+                } else {
+                    &["--store", "memory"]
+                };
+                command.arg(&programs.chorus).args(store).args([
                     "--dev",
-                    "--store",
-                    "memory",
                     "--bind",
                     &addr.to_string(),
                     "--worker-threads",

@@ -1,8 +1,10 @@
 //! Scenario 2, fan-out: one room of N members (the first few also publish), open-loop publish
 //! rates stepped up. Per step: deliveries per second, the server's CPU seconds per million
 //! deliveries, latency percentiles from the timestamp in each payload. The ladder stops at the
-//! first step with p99 over 100 ms or any loss.
+//! first step with p99 over 100 ms or any loss. [`ladder`] also runs it across several nodes
+//! (the publishers on one, the other members on another: scenario 6, `nodes`).
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
@@ -10,7 +12,7 @@ use std::time::Duration;
 use anyhow::Result;
 use serde::{Deserialize, Serialize};
 
-use crate::client::{self, Command, Tally};
+use crate::client::{self, Command, Protocol, Tally};
 use crate::servers::Server;
 use crate::stats;
 
@@ -68,6 +70,22 @@ pub struct FanoutRun {
     pub stopped: Option<String>,
 }
 
+/// Where the ladder's connections go, and whose CPU it counts.
+#[derive(Clone, Copy, Debug)]
+pub struct Placement<'a> {
+    /// The protocol the servers speak.
+    pub protocol: Protocol,
+    /// Every server the room spans (their CPU seconds are added up).
+    pub servers: &'a [&'a Server],
+    /// Where the publishing members connect.
+    pub publishers_at: SocketAddr,
+    /// Where the other members connect.
+    pub members_at: SocketAddr,
+    /// The room (a fresh name per run where the history outlives the server, as on Redis:
+    /// publish ids restart at 0 every run).
+    pub room: &'a str,
+}
+
 /// Runs the ladder `deliveries_per_s` (each step `step_for` long) on a room of `members`.
 pub async fn run(
     server: &Server,
@@ -75,10 +93,50 @@ pub async fn run(
     deliveries_per_s: &[f64],
     step_for: Duration,
 ) -> Result<FanoutRun> {
-    let protocol = server.target.protocol();
+    let placement = Placement {
+        protocol: server.target.protocol(),
+        servers: &[server],
+        publishers_at: server.addr,
+        members_at: server.addr,
+        room: "fan",
+    };
+    ladder(placement, members, deliveries_per_s, step_for).await
+}
+
+/// Server CPU seconds used so far, added up over `servers`.
+fn cpu_seconds(servers: &[&Server]) -> Result<f64> {
+    servers.iter().map(|server| server.cpu_seconds()).sum()
+}
+
+/// The ladder with its connections placed by `placement`: the first [`PUBLISHERS`] members (who
+/// publish, and receive like everyone) at `publishers_at`, the others at `members_at`.
+pub async fn ladder(
+    placement: Placement<'_>,
+    members: usize,
+    deliveries_per_s: &[f64],
+    step_for: Duration,
+) -> Result<FanoutRun> {
+    let protocol = placement.protocol;
     let tally = Arc::new(Tally::default());
-    let (conns, _) =
-        super::connect_members(protocol, server.addr, 0..members, |_| "fan".into(), &tally).await?;
+    let publishing = PUBLISHERS.min(members);
+    let room = |_| placement.room.to_owned();
+    let (mut conns, _) = super::connect_members(
+        protocol,
+        placement.publishers_at,
+        0..publishing,
+        room,
+        &tally,
+    )
+    .await?;
+    let (others, _) = super::connect_members(
+        protocol,
+        placement.members_at,
+        publishing..members,
+        room,
+        &tally,
+    )
+    .await?;
+    conns.extend(others);
     // Let join-time traffic (Chorus presence diffs) finish before measuring.
     tokio::time::sleep(Duration::from_secs(1)).await;
     let publishers = &conns[..PUBLISHERS.min(conns.len())];
@@ -92,7 +150,7 @@ pub async fn run(
         let interval_us = 1e6 / events_per_s;
         let refusals_before = tally.refusals.load(Ordering::Relaxed);
         let closed_before = tally.closed.load(Ordering::Relaxed);
-        let cpu_before = server.cpu_seconds()?;
+        let cpu_before = cpu_seconds(placement.servers)?;
         let generator_before = super::generator_cpu_seconds();
         let start_us = client::now_us() + 10_000;
         for k in 0..count {
@@ -111,7 +169,7 @@ pub async fn run(
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
         let end_us = client::now_us();
-        let server_cpu_s = server.cpu_seconds()? - cpu_before;
+        let server_cpu_s = cpu_seconds(placement.servers)? - cpu_before;
         let generator_busy = (super::generator_cpu_seconds() - generator_before)
             / ((end_us - start_us) as f64 / 1e6);
         let mut samples = tally.take(step);

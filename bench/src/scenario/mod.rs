@@ -4,6 +4,7 @@
 
 pub mod fanout;
 pub mod idle;
+pub mod nodes;
 pub mod polling;
 pub mod reconnect;
 

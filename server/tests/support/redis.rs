@@ -23,6 +23,7 @@ pub enum Durability {
 }
 
 /// A running `redis-server`.
+#[derive(Debug)]
 pub struct RedisServer {
     child: Option<Child>,
     port: u16,
