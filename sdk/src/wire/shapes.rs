@@ -18,12 +18,12 @@ use std::collections::BTreeMap;
 
 use super::json::{Fields, JsonError, Node, ObjectWriter, Wire, WireObject, Writer, wire_objects};
 use super::{
-    Ack, BackendPublish, ClientFrame, Cursor, DevTokenRequest, DevTokenResponse, Draining,
-    ErrorBody, ErrorFrame, Event, EventId, EventsPage, HealthBody, Hello, Join, Joined, Json,
-    Leave, Left, Nack, OutboxRecord, Ping, PollBatch, PollFrames, PollSend, Pong, PresenceBody,
-    PresenceConn, PresenceDiff, PresenceSnapshot, PresenceUser, Publish, Published, Reset,
-    RoomName, RoomState, SetPresence, Stats, StoredOutbox, TokenClaims, Typing, TypingNotice,
-    TypingSnapshot, Welcome, WireError,
+    Ack, Auth, Authed, BackendPublish, ClientFrame, Cursor, DevTokenRequest, DevTokenResponse,
+    Draining, ErrorBody, ErrorFrame, Event, EventId, EventsPage, HealthBody, Hello, Join, Joined,
+    Json, Leave, Left, Nack, OutboxRecord, Ping, PollBatch, PollFrames, PollSend, Pong,
+    PresenceBody, PresenceConn, PresenceDiff, PresenceSnapshot, PresenceUser, Publish, Published,
+    Reset, RoomName, RoomState, SetPresence, Stats, StoredOutbox, TokenClaims, Typing,
+    TypingNotice, TypingSnapshot, Welcome, WireError,
 };
 use crate::text::Message;
 
@@ -273,6 +273,8 @@ wire_shapes! {
     PresenceUser { user: req, name: opt, conns: req }
     PresenceSnapshot { version: req, users: req }
     Hello { token: req }
+    Auth { token: req }
+    Authed { user: req }
     Join { room: req, meta: default(Json::null()), resume: opt }
     Leave { room: req }
     Publish { room: req, id: req, body: req, durable: or(true), if_seq: opt }
