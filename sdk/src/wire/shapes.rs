@@ -66,6 +66,9 @@ macro_rules! wire_enum {
         }
 
         impl $name {
+            /// Every value, in declaration order.
+            pub const ALL: &'static [$name] = &[$( $name::$variant, )*];
+
             /// The value as it appears on the wire.
             pub fn as_str(self) -> &'static str {
                 match self { $( $name::$variant => $text, )* }
@@ -74,7 +77,7 @@ macro_rules! wire_enum {
             /// Reads the wire text back.
             pub fn from_wire(text: &str) -> Option<$name> {
                 // A search of a table rather than a `match` on strings: smaller in wasm.
-                [$( $name::$variant, )*].into_iter().find(|value| value.as_str() == text)
+                $name::ALL.iter().copied().find(|value| value.as_str() == text)
             }
         }
 
