@@ -16,8 +16,6 @@ const PRESENCE = 6;
 const TOKEN = 7;
 const CLOSE = 8;
 const TRANSPORTS = ["auto", "websocket", "polling"];
-// Event kinds that concern one room: also delivered to that room's listeners (`room.on`).
-const ROOM_KINDS = ["joined", "pending", "event", "acked", "publishFailed", "expired", "presence", "typing", "reset", "error"];
 
 // JSON text for the core. What JSON cannot carry is refused here with `invalid_json`, never a
 // bare TypeError: a cycle, a BigInt or a throwing `toJSON` makes `JSON.stringify` throw, and
@@ -212,6 +210,8 @@ export class ChorusClient extends Emitter {
     for (let renewed = false; ; renewed = true) {
       const response = await fetch(`${this.#url}/v1/rooms/${encodeURIComponent(room)}/events?after=${after}&limit=${limit}`, {
         headers: { authorization: `Bearer ${this.#token}` },
+      }).catch((error) => {
+        throw new ChorusError("offline", `the history request got no answer: ${error.message}`);
       });
       const body = await response.json().catch(() => ({}));
       if (response.ok) return body;
@@ -262,7 +262,8 @@ export class ChorusClient extends Emitter {
       });
     }
     this._emit(kind, payload);
-    if (payload.room !== undefined && ROOM_KINDS.includes(kind)) this.#rooms.get(payload.room)?._emit(kind, payload);
+    // Every payload with a `room` concerns that room: its listeners (`room.on`) get it too.
+    if (payload.room !== undefined) this.#rooms.get(payload.room)?._emit(kind, payload);
   }
 
   #settle(id, action) {

@@ -53,7 +53,8 @@ pub mod client_code {
     pub const NOT_JOINED: &str = "not_joined";
     /// The outbox is full.
     pub const OUTBOX_FULL: &str = "outbox_full";
-    /// An ephemeral publish while disconnected.
+    /// An ephemeral publish while disconnected (or, made by `chorus.js`, a history request
+    /// that got no answer).
     pub const OFFLINE: &str = "offline";
     /// The client was closed (also what `close()` rejects waiting publishes with).
     pub const CLOSED: &str = "closed";

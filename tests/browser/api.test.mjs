@@ -122,9 +122,11 @@ test("a token about to expire is renewed through getToken on the same WebSocket"
   const { context, page } = await openPage();
   const sockets = [];
   const sent = [];
+  const received = [];
   page.on("websocket", (socket) => {
     sockets.push(socket);
     socket.on("framesent", ({ payload }) => sent.push(String(payload)));
+    socket.on("framereceived", ({ payload }) => received.push(String(payload)));
   });
   const result = await page.evaluate(async () => {
     const { ChorusClient } = await import("/pkg/chorus.js");
@@ -140,6 +142,8 @@ test("a token about to expire is renewed through getToken on the same WebSocket"
     });
     const states = [];
     client.on("state", (s) => states.push(s.state));
+    client.on("tokenNeeded", () => states.push("tokenNeeded"));
+    client.on("error", (e) => states.push(`error ${e.code}`));
     const room = client.join("t:renew");
     await room.publish({ n: 1 });
     await new Promise((resolve) => setTimeout(resolve, 9000));
@@ -149,12 +153,13 @@ test("a token about to expire is renewed through getToken on the same WebSocket"
     client.close();
     return { asked, states: before, seq: acked.seq, state };
   });
-  assert.equal(result.asked, 1);
+  assert.equal(result.asked, 1, JSON.stringify({ result, sockets: sockets.length, sent }));
   assert.equal(sockets.length, 1, "no second WebSocket");
   assert.deepEqual(result.states.filter((s) => s !== "connected"), [], "never disconnected");
   assert.equal(result.state, "connected");
   assert.equal(result.seq, 2);
   assert.equal(sent.filter((frame) => frame.includes('"type":"auth"')).length, 1);
+  assert.equal(received.filter((frame) => frame.startsWith('{"type":"authed"')).length, 1);
   await context.close();
 });
 
@@ -238,10 +243,12 @@ test("close() rejects every publish still waiting with ChorusError closed", asyn
     const client = await ChorusClient.connect({ url: location.origin, token: await window.mint("ana", 3600), storagePrefix: "t:close:" });
     const room = client.join("t:close");
     const waiting = [room.publish({ n: 1 }), room.publish({ n: 2 })];
+    const history = await room.history().then(() => "resolved", (e) => `${e.name} ${e.code}`);
     client.close();
-    return Promise.all(waiting.map((p) => p.then(() => "resolved", (e) => `${e.name} ${e.code}`)));
+    return [history, ...(await Promise.all(waiting.map((p) => p.then(() => "resolved", (e) => `${e.name} ${e.code}`))))];
   });
-  assert.deepEqual(result, ["ChorusError closed", "ChorusError closed"]);
+  // (A history request with no network rejects with `offline`.)
+  assert.deepEqual(result, ["ChorusError offline", "ChorusError closed", "ChorusError closed"]);
   await context.close();
 });
 
