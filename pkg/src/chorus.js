@@ -1,6 +1,8 @@
 // The JS-shaped API of the Chorus client. The client core (connection, fallback, outbox,
 // merge, presence, typing) runs in WebAssembly; this file only adapts it to idiomatic JS:
-// an event emitter, Room objects and promises for acknowledgements.
+// event emitters (client-wide and per room), Room objects, promises for acknowledgements,
+// token renewal through `getToken`, and history pages. What only JS needs is done here, not in
+// the core: the wasm has a size budget (docs/SIZE.md).
 import init, { WasmClient } from "../wasm/chorus.js";
 
 // The operations of `WasmClient.call`; `op` in sdk/src/js_abi.rs has the same numbers (a test checks).
@@ -14,9 +16,65 @@ const PRESENCE = 6;
 const TOKEN = 7;
 const CLOSE = 8;
 const TRANSPORTS = ["auto", "websocket", "polling"];
-// JSON text for the core; what JSON cannot carry (`undefined`, a function) reaches it as
-// `undefined`, which the core refuses with `invalid_json`.
-const json = (value) => String(JSON.stringify(value));
+
+// JSON text for the core. What JSON cannot carry is refused here with `invalid_json`, never a
+// bare TypeError: a cycle, a BigInt or a throwing `toJSON` makes `JSON.stringify` throw, and
+// `undefined` or a function makes it return `undefined`.
+function json(value) {
+  let text;
+  try {
+    text = JSON.stringify(value);
+  } catch (error) {
+    throw new ChorusError("invalid_json", `the value cannot become JSON: ${error.message}`);
+  }
+  if (text === undefined) throw new ChorusError("invalid_json", `a ${typeof value} cannot become JSON`);
+  return text;
+}
+
+// The token from `getToken`, or "" when it throws, rejects or gives no string: the core takes
+// "" as a passing failure and asks again after its next backoff step.
+async function ask(getToken) {
+  try {
+    const token = await getToken();
+    return typeof token === "string" ? token : "";
+  } catch {
+    return "";
+  }
+}
+
+// A JWT's `exp` in milliseconds since the epoch, or undefined when it has none (or is no JWT).
+function expiry(token) {
+  try {
+    const claims = JSON.parse(atob(token.split(".")[1].replace(/-/g, "+").replace(/_/g, "/")));
+    return typeof claims.exp === "number" ? claims.exp * 1000 : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+// Listener sets by kind; an exception in one listener does not stop the others (it is
+// rethrown from a microtask, where the console shows it).
+class Emitter {
+  #listeners = new Map();
+
+  on(kind, listener) {
+    if (!this.#listeners.has(kind)) this.#listeners.set(kind, new Set());
+    this.#listeners.get(kind).add(listener);
+    return () => this.#listeners.get(kind)?.delete(listener);
+  }
+
+  _emit(kind, payload) {
+    for (const listener of this.#listeners.get(kind) ?? []) {
+      try {
+        listener(payload);
+      } catch (error) {
+        queueMicrotask(() => {
+          throw error;
+        });
+      }
+    }
+  }
+}
 
 let ready;
 
@@ -34,33 +92,42 @@ export class ChorusError extends Error {
   }
 }
 
-export class ChorusClient {
+export class ChorusClient extends Emitter {
   #core;
-  #listeners = new Map();
   #waiting = new Map();
   #rooms = new Map();
   #state = { state: "connecting", badge: "syncing" };
   #outbox = 0;
+  #url;
+  #token = "";
   #getToken;
+  #renewal;
+  #closed = false;
   // Events raised while the app is still setting up (subscribing, joining) wait for the next
   // task, so e.g. publishes restored after a reload reach listeners registered after join().
   #held = [];
 
   /**
    * Connects (after loading the WebAssembly module). Options: `url` (the server, e.g.
-   * `location.origin`), `token` or `getToken` (async, also called when the token is refused),
-   * `transport` (`auto` | `websocket` | `polling`), `storagePrefix`.
+   * `location.origin`), `token` and/or `getToken` (async; asked when there is no token, when
+   * the server refuses it, and before it expires), `transport` (`auto` | `websocket` |
+   * `polling`), `storagePrefix`, `wasmUrl`.
    */
   static async connect(options) {
+    if (options?.token === undefined && typeof options?.getToken !== "function") {
+      throw new TypeError("options.token or options.getToken is required");
+    }
     await load(options.wasmUrl);
-    const token = options.token ?? (await options.getToken());
+    const token = options.token ?? (await ask(options.getToken));
     return new ChorusClient(options, token);
   }
 
   constructor(options, token) {
+    super();
     if (!options?.url) throw new TypeError("options.url is required");
     const transport = TRANSPORTS.indexOf(options.transport ?? "auto");
     if (transport < 0) throw new TypeError(`options.transport must be auto, websocket or polling, not ${JSON.stringify(options.transport)}`);
+    this.#url = options.url.replace(/\/+$/, "");
     this.#getToken = options.getToken;
     const onEvent = (kind, text) => {
       const payload = JSON.parse(text);
@@ -68,21 +135,14 @@ export class ChorusClient {
     };
     // The browser I/O reports to the core through a plain function (see `start` in js.rs).
     const report = (kind, id, number, text) => this.#core.report(kind, id, number, text);
-    this.#core = WasmClient.start(options.url, token, transport, options.storagePrefix ?? "chorus:", onEvent, report);
+    this.#core = WasmClient.start(options.url, token ?? "", transport, options.storagePrefix ?? "chorus:", onEvent, report);
     if (!this.#core) throw new ChorusError("no_randomness", "crypto.getRandomValues is not available");
+    this.#remember(token ?? "");
     setTimeout(() => {
       const held = this.#held;
       this.#held = null;
       for (const [kind, payload] of held) this.#dispatch(kind, payload);
     }, 0);
-  }
-
-  /** Subscribes to `state`, `event`, `pending`, `acked`, `publishFailed`, `expired`, `outbox`,
-   * `presence`, `typing`, `reset`, `joined`, `error`; returns the unsubscribe function. */
-  on(kind, listener) {
-    if (!this.#listeners.has(kind)) this.#listeners.set(kind, new Set());
-    this.#listeners.get(kind).add(listener);
-    return () => this.#listeners.get(kind)?.delete(listener);
   }
 
   /** The connection state (`state`, `badge`: `live` | `syncing` | `offline`, ...). */
@@ -95,7 +155,7 @@ export class ChorusClient {
     return this.#outbox;
   }
 
-  /** Joins a room (or updates this tab's presence meta in it). */
+  /** Joins a room (or updates this tab's presence meta in it); returns its `Room`. */
   join(name, { meta = null } = {}) {
     this._call(JOIN, name, json(meta));
     let room = this.#rooms.get(name);
@@ -106,9 +166,21 @@ export class ChorusClient {
     return room;
   }
 
-  /** Closes the client. */
+  /** Hands over a fresh token: a connected WebSocket renews it in place (no reconnect). */
+  setToken(token) {
+    if (typeof token !== "string" || !token) throw new TypeError("setToken needs a non-empty token string");
+    this._call(TOKEN, "", token);
+    this.#remember(token);
+  }
+
+  /** Closes the client; publishes still waiting for their ack reject with `closed`. */
   close() {
+    this.#closed = true;
+    clearTimeout(this.#renewal);
     this._call(CLOSE, "", "");
+    const error = new ChorusError("closed", "the client was closed before the publish was acknowledged");
+    for (const waiter of this.#waiting.values()) waiter.reject(error);
+    this.#waiting.clear();
   }
 
   /** Runs one operation of the core; throws a `ChorusError` when it is refused. */
@@ -125,7 +197,7 @@ export class ChorusClient {
     } catch (error) {
       return Promise.reject(error);
     }
-    return new Promise((resolve, reject) => this.#waiting.set(id, { resolve, reject, id }));
+    return new Promise((resolve, reject) => this.#waiting.set(id, { resolve, reject }));
   }
 
   _leave(name) {
@@ -133,24 +205,65 @@ export class ChorusClient {
     this._call(LEAVE, name, "");
   }
 
+  /** `GET /v1/rooms/{room}/events?after=&limit=` with the current token (renewed once if refused). */
+  async _page(room, after, limit) {
+    for (let renewed = false; ; renewed = true) {
+      const response = await fetch(`${this.#url}/v1/rooms/${encodeURIComponent(room)}/events?after=${after}&limit=${limit}`, {
+        headers: { authorization: `Bearer ${this.#token}` },
+      }).catch((error) => {
+        throw new ChorusError("offline", `the history request got no answer: ${error.message}`);
+      });
+      const body = await response.json().catch(() => ({}));
+      if (response.ok) return body;
+      if (response.status === 401 && !renewed && this.#getToken) {
+        const token = await ask(this.#getToken);
+        if (token && !this.#closed) {
+          this.setToken(token);
+          continue;
+        }
+      }
+      throw new ChorusError(body.code ?? "internal", body.message ?? `the history request failed with HTTP ${response.status}`);
+    }
+  }
+
+  // Keeps the token for history requests and, with `getToken`, renews it before it expires:
+  // a minute before its `exp`, or after two thirds of what is left when that is less.
+  #remember(token) {
+    this.#token = token;
+    clearTimeout(this.#renewal);
+    const exp = expiry(token);
+    if (!this.#getToken || exp === undefined || this.#closed) return;
+    const left = exp - Date.now();
+    this.#renewal = setTimeout(() => this.#renew(exp), Math.max(0, left - Math.min(60000, left / 3)));
+  }
+
+  // A renewal whose `getToken` fails is tried again every 5 s while the old token lasts; after
+  // that the server refuses the old one and `tokenNeeded` takes over.
+  async #renew(exp) {
+    const token = await ask(this.#getToken);
+    if (this.#closed) return;
+    if (token) return this.setToken(token);
+    if (Date.now() < exp) this.#renewal = setTimeout(() => this.#renew(exp), 5000);
+  }
+
   #dispatch(kind, payload) {
+    // One shape per kind: an event is flat (the event's fields and `own`), like `pending`.
+    if (kind === "event") payload = { ...payload.event, own: payload.own };
     if (kind === "state") this.#state = payload;
     if (kind === "outbox") this.#outbox = payload.queued;
     if (kind === "acked") this.#settle(payload.id, (w) => w.resolve({ id: payload.id, seq: payload.seq }));
     if (kind === "publishFailed") this.#settle(payload.id, (w) => w.reject(new ChorusError(payload.code, payload.message)));
     if (kind === "expired") this.#settle(payload.id, (w) => w.reject(new ChorusError("expired", "the publish was not acknowledged in time")));
     if (kind === "tokenNeeded" && this.#getToken) {
-      Promise.resolve(this.#getToken()).then((token) => this._call(TOKEN, "", token));
+      ask(this.#getToken).then((token) => {
+        if (this.#closed) return;
+        this._call(TOKEN, "", token);
+        if (token) this.#remember(token);
+      });
     }
-    for (const listener of this.#listeners.get(kind) ?? []) {
-      try {
-        listener(payload);
-      } catch (error) {
-        queueMicrotask(() => {
-          throw error;
-        });
-      }
-    }
+    this._emit(kind, payload);
+    // Every payload with a `room` concerns that room: its listeners (`room.on`) get it too.
+    if (payload.room !== undefined) this.#rooms.get(payload.room)?._emit(kind, payload);
   }
 
   #settle(id, action) {
@@ -162,10 +275,11 @@ export class ChorusClient {
   }
 }
 
-export class Room {
+export class Room extends Emitter {
   #client;
 
   constructor(client, name) {
+    super();
     this.#client = client;
     this.name = name;
   }
@@ -195,7 +309,54 @@ export class Room {
     return this.#client._call(PRESENCE, this.name, "");
   }
 
-  /** Leaves the room. */
+  /**
+   * One page of stored events, oldest first. With `after`: the first `limit` events after that
+   * seq. Otherwise the last `limit` events before `before` (default: the newest ones).
+   * `limit` is 1 to 1000 (default 50).
+   */
+  async history({ before, after, limit = 50 } = {}) {
+    limit = Math.min(1000, Math.max(1, Math.floor(limit)));
+    const page = (head, events) => ({
+      room: this.name,
+      epoch: head.epoch,
+      head: head.head,
+      oldest: head.oldest,
+      events,
+      older: events.length && events[0].seq > head.oldest ? events[0].seq : null,
+      newer: events.length && events.at(-1).seq < head.head ? events.at(-1).seq : null,
+    });
+    if (after !== undefined) {
+      const answer = await this.#client._page(this.name, after, limit);
+      return page(answer, answer.events);
+    }
+    let head = before === undefined ? await this.#client._page(this.name, 0, 1) : undefined;
+    const end = before ?? head.head + 1;
+    // The window (end - 1 - limit, end): read forward until it is covered (a page may stop
+    // early at the server's answer size limit).
+    let from = Math.max(0, end - 1 - limit);
+    const events = [];
+    while (from < end - 1) {
+      const answer = await this.#client._page(this.name, from, end - 1 - from);
+      head = answer;
+      for (const event of answer.events) if (event.seq < end) events.push(event);
+      if (answer.next_after === undefined || !answer.events.length) break;
+      from = answer.events.at(-1).seq;
+    }
+    head ??= await this.#client._page(this.name, 0, 1);
+    return page(head, events);
+  }
+
+  /** Pages of older and older events (as `history`), from `before` (default: the newest). */
+  async *historyPages({ before, limit = 50 } = {}) {
+    for (;;) {
+      const page = await this.history({ before, limit });
+      if (page.events.length) yield page;
+      if (page.older === null) return;
+      before = page.older;
+    }
+  }
+
+  /** Leaves the room; its listeners get nothing more. */
   leave() {
     this.#client._leave(this.name);
   }

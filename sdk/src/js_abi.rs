@@ -41,6 +41,41 @@ pub mod op {
     ];
 }
 
+/// The codes of a `ChorusError` that come from the client rather than the server (the server's
+/// are [`crate::wire::ErrorCode`]); `pkg/chorus.d.ts`'s `ErrorCode` is the union of both (a
+/// test checks).
+pub mod client_code {
+    /// The room name is not a valid one.
+    pub const INVALID_ROOM: &str = "invalid_room";
+    /// A body or meta that cannot become JSON (made by `chorus.js` or refused by the core).
+    pub const INVALID_JSON: &str = "invalid_json";
+    /// A publish before `join`.
+    pub const NOT_JOINED: &str = "not_joined";
+    /// The outbox is full.
+    pub const OUTBOX_FULL: &str = "outbox_full";
+    /// An ephemeral publish while disconnected (or, made by `chorus.js`, a history request
+    /// that got no answer).
+    pub const OFFLINE: &str = "offline";
+    /// The client was closed (also what `close()` rejects waiting publishes with).
+    pub const CLOSED: &str = "closed";
+    /// The browser has no `crypto.getRandomValues` (made by `chorus.js`).
+    pub const NO_RANDOMNESS: &str = "no_randomness";
+    /// A publish not acknowledged within the outbox's time to live (made by `chorus.js`).
+    pub const EXPIRED: &str = "expired";
+
+    /// Every client code.
+    pub const ALL: &[&str] = &[
+        INVALID_ROOM,
+        INVALID_JSON,
+        NOT_JOINED,
+        OUTBOX_FULL,
+        OFFLINE,
+        CLOSED,
+        NO_RANDOMNESS,
+        EXPIRED,
+    ];
+}
+
 /// What `platform.js` reports through its one callback `(kind, id, number, text)`: the kinds.
 pub mod report {
     /// The timer fired.
@@ -113,6 +148,53 @@ mod tests {
     fn platform_js_declares_the_same_report_kinds() {
         let source = include_str!("web/platform.js");
         check("sdk/src/web/platform.js", source, super::report::ALL);
+    }
+
+    /// The string literals of `export type ErrorCode = | "a" | "b" ...;` in the typings.
+    fn error_code_union(typings: &str) -> Vec<String> {
+        let start = typings
+            .find("export type ErrorCode =")
+            .expect("chorus.d.ts declares ErrorCode");
+        let rest = &typings[start..];
+        let union = &rest[..rest.find(';').expect("the union ends with ;")];
+        union
+            .split('"')
+            .skip(1)
+            .step_by(2)
+            .map(str::to_owned)
+            .collect()
+    }
+
+    #[test]
+    fn the_typings_error_code_union_is_the_client_and_server_codes() {
+        let typings = include_str!("../../pkg/chorus.d.ts");
+        let mut union = error_code_union(typings);
+        union.sort();
+        let mut expected: Vec<String> = crate::wire::ErrorCode::ALL
+            .iter()
+            .map(|code| code.as_str().to_owned())
+            .chain(
+                super::client_code::ALL
+                    .iter()
+                    .map(|code| (*code).to_owned()),
+            )
+            .collect();
+        expected.sort();
+        expected.dedup();
+        assert_eq!(
+            union, expected,
+            "pkg/chorus.d.ts ErrorCode differs from Rust's codes"
+        );
+    }
+
+    #[test]
+    fn the_union_reader_sees_each_code() {
+        let typings =
+            "x\nexport type ErrorCode =\n  | \"a\" // one\n  | \"b_c\";\nexport type Y = \"z\";";
+        assert_eq!(
+            error_code_union(typings),
+            vec!["a".to_owned(), "b_c".to_owned()]
+        );
     }
 
     #[test]

@@ -92,12 +92,32 @@ impl Client {
         }
     }
 
-    /// A fresh token (after [`ClientEvent::TokenNeeded`], or any time).
+    /// A fresh token (after [`ClientEvent::TokenNeeded`], or any time: a connected WebSocket
+    /// renews it in place with an `auth` frame; polling uses it from the next request on).
+    ///
+    /// An empty token says the app could not get one (its token source failed): while a token
+    /// is needed, that is a passing failure, and [`ClientEvent::TokenNeeded`] comes again after
+    /// the next backoff step; otherwise it is ignored (the current token stays).
     pub fn handle_token(&mut self, now: Instant, token: String) {
+        if token.is_empty() {
+            if matches!(self.phase, Phase::NeedToken) {
+                self.token = token;
+                self.reconnect_later(now);
+            }
+            return;
+        }
         self.token = token;
-        if matches!(self.phase, Phase::NeedToken) {
-            self.phase = Phase::Waiting { next: now };
-            self.handle_timeout(now);
+        match &self.phase {
+            Phase::NeedToken => {
+                self.phase = Phase::Waiting { next: now };
+                self.handle_timeout(now);
+            }
+            Phase::Socket(socket) if socket.welcomed => {
+                let (link, token) = (socket.link, self.token.clone());
+                let frame = ClientFrame::Auth(wire::Auth { token });
+                self.outputs.push(Output::Send { link, frame });
+            }
+            _ => {}
         }
     }
 
@@ -300,6 +320,12 @@ impl Client {
     // -----------------------------------------------------------------------------------------
 
     fn attempt(&mut self, now: Instant) {
+        if self.token.is_empty() {
+            // No token yet (the app's token source failed at start or since): ask for one
+            // instead of being refused.
+            self.phase = Phase::NeedToken;
+            return self.events.push(ClientEvent::TokenNeeded);
+        }
         let polling = match self.config.transport {
             TransportMode::Polling => true,
             TransportMode::WebSocket => false,

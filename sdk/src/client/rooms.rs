@@ -187,7 +187,7 @@ impl Client {
             ServerFrame::Draining(draining) => {
                 self.retry_hint = Some(Duration::from_millis(draining.retry_after_ms))
             }
-            ServerFrame::Left(_) | ServerFrame::Pong(_) => {}
+            ServerFrame::Left(_) | ServerFrame::Pong(_) | ServerFrame::Authed(_) => {}
         }
     }
 

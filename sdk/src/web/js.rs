@@ -23,6 +23,7 @@ use crate::text::Message;
 use crate::wire::json::{self, Writer};
 use crate::wire::{EventId, Json, RoomName};
 
+use crate::js_abi::client_code;
 pub use crate::js_abi::op;
 
 /// The Chorus client core with browser I/O. Use it through the npm package's `ChorusClient`.
@@ -53,10 +54,10 @@ type Refusal = (&'static str, String);
 
 fn publish_refusal(err: PublishError) -> Refusal {
     let code = match err {
-        PublishError::NotJoined(_) => "not_joined",
-        PublishError::OutboxFull(_) => "outbox_full",
-        PublishError::Offline => "offline",
-        PublishError::Closed => "closed",
+        PublishError::NotJoined(_) => client_code::NOT_JOINED,
+        PublishError::OutboxFull(_) => client_code::OUTBOX_FULL,
+        PublishError::Offline => client_code::OFFLINE,
+        PublishError::Closed => client_code::CLOSED,
     };
     (code, err.message())
 }
@@ -131,9 +132,12 @@ impl WasmClient {
             op::TOKEN => client.set_token(arg.to_owned()),
             op::CLOSE => client.close(),
             op::JOIN..=op::PRESENCE => {
-                let room = RoomName::parse(room).map_err(|err| ("invalid_room", err.message()))?;
-                let json =
-                    || Json::from_text(arg).map_err(|err| ("invalid_json", err.into_message()));
+                let room = RoomName::parse(room)
+                    .map_err(|err| (client_code::INVALID_ROOM, err.message()))?;
+                let json = || {
+                    Json::from_text(arg)
+                        .map_err(|err| (client_code::INVALID_JSON, err.into_message()))
+                };
                 match op {
                     op::JOIN => client.join(room, json()?),
                     op::LEAVE => client.leave(room),

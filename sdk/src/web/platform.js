@@ -37,6 +37,9 @@ export class Platform {
       report(VISIBLE, 0n, 1);
     });
     on(document, "visibilitychange", () => report(VISIBLE, 0n, document.hidden ? 0 : 1));
+    // A page loaded offline starts offline: no attempt until the browser says it is back. This
+    // timer is set before the driver arms its first one, so the core hears it first.
+    if (!navigator.onLine) setTimeout(() => report(NETWORK, 0n, 0));
   }
 
   /** Opens socket `link` offering both subprotocols; false when the URL is refused at once. */

@@ -31,6 +31,8 @@ frame_enum! {
         "presence" => SetPresence(SetPresence),
         /// Keeps the connection alive.
         "ping" => Ping(Ping),
+        /// Renews the token of an authenticated WebSocket in place.
+        "auth" => Auth(Auth),
     }
 }
 
@@ -38,6 +40,15 @@ frame_enum! {
 /// `Sec-WebSocket-Protocol` header.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Hello {
+    /// A JWT issued by the application's backend.
+    pub token: String,
+}
+
+/// `auth`: a fresh token for a WebSocket that is already authenticated (renewal before the old
+/// one expires, without reconnecting). It must be the same user's; the connection then acts
+/// with the new token's grants and expiry.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Auth {
     /// A JWT issued by the application's backend.
     pub token: String,
 }
@@ -140,6 +151,8 @@ frame_enum! {
         "draining" => Draining(Draining),
         /// The full presence and/or typing state of a room (polling transport).
         "state" => State(RoomState),
+        /// An `auth` frame's token was accepted.
+        "authed" => Authed(Authed),
     }
 }
 
@@ -169,6 +182,14 @@ pub struct Welcome {
     pub heartbeat_ms: u64,
     /// The protocol version, `"v1"`.
     pub protocol: String,
+}
+
+/// `authed`: the token of an `auth` frame was accepted; the connection now acts with its grants
+/// and is closed at its expiry instead of the old one's.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Authed {
+    /// The authenticated user id (the same as before).
+    pub user: String,
 }
 
 /// `joined`: the connection is a member of the room.

@@ -58,9 +58,10 @@ pub use bodies::{
 pub use claims::{RoomRight, TokenClaims};
 pub use codes::{ErrorCode, ResetReason, close_code};
 pub use frames::{
-    Ack, ClientFrame, Cursor, Draining, ErrorFrame, Event, Hello, Join, Joined, Leave, Left, Nack,
-    Ping, Pong, PresenceConn, PresenceDiff, PresenceSnapshot, PresenceUser, Publish, Reset,
-    RoomState, ServerFrame, SetPresence, Typing, TypingNotice, TypingSnapshot, Welcome, WireError,
+    Ack, Auth, Authed, ClientFrame, Cursor, Draining, ErrorFrame, Event, Hello, Join, Joined,
+    Leave, Left, Nack, Ping, Pong, PresenceConn, PresenceDiff, PresenceSnapshot, PresenceUser,
+    Publish, Reset, RoomState, ServerFrame, SetPresence, Typing, TypingNotice, TypingSnapshot,
+    Welcome, WireError,
 };
 pub use names::{
     EventId, INBOX_PREFIX, MAX_EVENT_ID_BYTES, MAX_ROOM_NAME_BYTES, MAX_USER_ID_BYTES, NameError,

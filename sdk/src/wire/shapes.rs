@@ -18,12 +18,12 @@ use std::collections::BTreeMap;
 
 use super::json::{Fields, JsonError, Node, ObjectWriter, Wire, WireObject, Writer, wire_objects};
 use super::{
-    Ack, BackendPublish, ClientFrame, Cursor, DevTokenRequest, DevTokenResponse, Draining,
-    ErrorBody, ErrorFrame, Event, EventId, EventsPage, HealthBody, Hello, Join, Joined, Json,
-    Leave, Left, Nack, OutboxRecord, Ping, PollBatch, PollFrames, PollSend, Pong, PresenceBody,
-    PresenceConn, PresenceDiff, PresenceSnapshot, PresenceUser, Publish, Published, Reset,
-    RoomName, RoomState, SetPresence, Stats, StoredOutbox, TokenClaims, Typing, TypingNotice,
-    TypingSnapshot, Welcome, WireError,
+    Ack, Auth, Authed, BackendPublish, ClientFrame, Cursor, DevTokenRequest, DevTokenResponse,
+    Draining, ErrorBody, ErrorFrame, Event, EventId, EventsPage, HealthBody, Hello, Join, Joined,
+    Json, Leave, Left, Nack, OutboxRecord, Ping, PollBatch, PollFrames, PollSend, Pong,
+    PresenceBody, PresenceConn, PresenceDiff, PresenceSnapshot, PresenceUser, Publish, Published,
+    Reset, RoomName, RoomState, SetPresence, Stats, StoredOutbox, TokenClaims, Typing,
+    TypingNotice, TypingSnapshot, Welcome, WireError,
 };
 use crate::text::Message;
 
@@ -66,6 +66,9 @@ macro_rules! wire_enum {
         }
 
         impl $name {
+            /// Every value, in declaration order.
+            pub const ALL: &'static [$name] = &[$( $name::$variant, )*];
+
             /// The value as it appears on the wire.
             pub fn as_str(self) -> &'static str {
                 match self { $( $name::$variant => $text, )* }
@@ -74,7 +77,7 @@ macro_rules! wire_enum {
             /// Reads the wire text back.
             pub fn from_wire(text: &str) -> Option<$name> {
                 // A search of a table rather than a `match` on strings: smaller in wasm.
-                [$( $name::$variant, )*].into_iter().find(|value| value.as_str() == text)
+                $name::ALL.iter().copied().find(|value| value.as_str() == text)
             }
         }
 
@@ -273,6 +276,8 @@ wire_shapes! {
     PresenceUser { user: req, name: opt, conns: req }
     PresenceSnapshot { version: req, users: req }
     Hello { token: req }
+    Auth { token: req }
+    Authed { user: req }
     Join { room: req, meta: default(Json::null()), resume: opt }
     Leave { room: req }
     Publish { room: req, id: req, body: req, durable: or(true), if_seq: opt }

@@ -292,11 +292,11 @@ fn every_documented_example_is_exactly_what_the_codec_reads_and_writes() {
         }
     }
     let client = [
-        "hello", "join", "leave", "publish", "typing", "presence", "ping",
+        "hello", "join", "leave", "publish", "typing", "presence", "ping", "auth",
     ];
     let server = [
         "welcome", "joined", "left", "event", "ack", "nack", "presence", "typing", "reset",
-        "error", "pong", "draining", "state",
+        "error", "pong", "draining", "state", "authed",
     ];
     for kind in client {
         assert!(

@@ -63,6 +63,14 @@ pub enum HubMsg {
         /// The frame.
         frame: ClientFrame,
     },
+    /// A WebSocket renewed its token with an `auth` frame; the driver verified it and checked
+    /// that it is the same user's.
+    Auth {
+        /// Which connection.
+        conn: ConnId,
+        /// Who it is now (same user, maybe other grants and expiry).
+        identity: Arc<Identity>,
+    },
     /// Proof of life without a frame (WebSocket ping).
     Activity {
         /// Which connection.
@@ -339,6 +347,7 @@ impl Driver {
                 self.counters.peak_sockets = self.counters.peak_sockets.max(sockets as u64);
             }
             HubMsg::Frame { conn, frame } => self.hub.handle_frame(now, conn, frame),
+            HubMsg::Auth { conn, identity } => self.hub.handle_auth(now, conn, identity),
             HubMsg::Activity { conn } => self.hub.handle_activity(now, conn),
             HubMsg::Disconnect { conn } => {
                 self.peers.remove(&conn);

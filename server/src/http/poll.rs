@@ -112,9 +112,9 @@ pub(super) async fn send(
         for frame in batch.frames {
             let answer = match frame {
                 Err(err) => Some(err.answer()),
-                Ok(ClientFrame::Hello(_)) => Some(ServerFrame::error(
+                Ok(ClientFrame::Hello(_) | ClientFrame::Auth(_)) => Some(ServerFrame::error(
                     ErrorCode::BadFrame,
-                    "polling sends its token in the Authorization header, not in hello",
+                    "polling sends its token in the Authorization header of every request, not in hello or auth frames",
                     None,
                 )),
                 Ok(ClientFrame::Publish(p)) if p.body.len() > state.limits.max_frame_bytes => {

@@ -169,6 +169,11 @@ async fn run(mut socket: WebSocket, state: AppState, identity: Arc<Identity>) {
     let conn = state.hub.next_conn_id();
     // A socket must not outlive its token: at expiry the client is told and closed (4001), and
     // reconnects with a fresh one. Polling needs no timer: every request is checked.
+    // An `auth` frame may renew the token in place: the timer then follows the new one's expiry.
+    let mut token = TokenHolder {
+        user: identity.user.clone(),
+        expires_at_ms: identity.expires_at_ms,
+    };
     let token_expiry = sleep_until(identity.expires_at_ms.map(instant_of_unix_ms));
     tokio::pin!(token_expiry);
     let (frames_tx, frames) = flume::bounded(state.limits.outbound_queue);
@@ -247,8 +252,12 @@ async fn run(mut socket: WebSocket, state: AppState, identity: Arc<Identity>) {
                     write_stall.as_mut().reset(in_from_now(write_timeout));
                     match incoming {
                         Some(Ok(Message::Text(text))) => {
-                            if let Some(reply) = read_frame(&state, conn, &text).await {
+                            let expires_at_ms = token.expires_at_ms;
+                            if let Some(reply) = read_frame(&state, conn, &mut token, &text).await {
                                 output.reply(encode(&reply));
+                            }
+                            if token.expires_at_ms != expires_at_ms {
+                                token_expiry.set(sleep_until(token.expires_at_ms.map(instant_of_unix_ms)));
                             }
                         }
                         Some(Ok(Message::Binary(_))) => {
@@ -311,10 +320,56 @@ async fn hub_closes(
     }
 }
 
-/// Takes one text message from the peer: decodes it and passes it to the hub; returns the
-/// answer the connection gives itself (an `error` for a frame it refuses, or a `nack` for a
-/// publish the hub no longer takes because the server is shutting down).
-async fn read_frame(state: &AppState, conn: ConnId, text: &str) -> Option<ServerFrame> {
+/// Whose token a WebSocket holds and when it expires (an `auth` frame may replace it).
+struct TokenHolder {
+    user: String,
+    expires_at_ms: Option<u64>,
+}
+
+/// Verifies the token of an `auth` frame with the rules of the connect: a valid token of the
+/// same user replaces the connection's (the hub applies its grants and answers `authed`);
+/// anything else is refused with an `error` and the connection keeps its current token.
+async fn renew_token(
+    state: &AppState,
+    conn: ConnId,
+    holder: &mut TokenHolder,
+    token: &str,
+) -> Option<ServerFrame> {
+    let identity = match state.auth.verify(token) {
+        Ok(identity) => identity,
+        Err(err) => {
+            let message = format!(
+                "the new token was refused ({err}); the connection keeps its current token"
+            );
+            return Some(ServerFrame::error(err.code(), message, None));
+        }
+    };
+    if identity.user != holder.user {
+        let message = format!(
+            "the new token is for user {}, but this connection is {}'s; open a new connection for another user",
+            identity.user, holder.user
+        );
+        return Some(ServerFrame::error(ErrorCode::Forbidden, message, None));
+    }
+    let expires_at_ms = identity.expires_at_ms;
+    let identity = Arc::new(identity);
+    if !state.hub.send(HubMsg::Auth { conn, identity }).await {
+        return None; // Shutting down: the close follows.
+    }
+    holder.expires_at_ms = expires_at_ms;
+    None
+}
+
+/// Takes one text message from the peer: decodes it and passes it to the hub (an `auth`
+/// frame's token is verified here first); returns the answer the connection gives itself (an
+/// `error` for a frame it refuses, or a `nack` for a publish the hub no longer takes because
+/// the server is shutting down).
+async fn read_frame(
+    state: &AppState,
+    conn: ConnId,
+    token: &mut TokenHolder,
+    text: &str,
+) -> Option<ServerFrame> {
     EdgeCounters::bump(&state.counters.frames_received);
     let max = state.limits.max_frame_bytes;
     let answer = if text.len() > max {
@@ -325,6 +380,12 @@ async fn read_frame(state: &AppState, conn: ConnId, text: &str) -> Option<Server
         )
     } else {
         match ClientFrame::decode(text) {
+            Ok(ClientFrame::Auth(auth)) => {
+                state.hub.send(HubMsg::Activity { conn }).await;
+                let answer = renew_token(state, conn, token, &auth.token).await?;
+                EdgeCounters::bump(&state.counters.frames_refused);
+                return Some(answer);
+            }
             Ok(frame) => {
                 let publish = match &frame {
                     ClientFrame::Publish(publish) => {

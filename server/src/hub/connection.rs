@@ -106,6 +106,15 @@ impl Hub {
         }
     }
 
+    /// A WebSocket renewed its token with an `auth` frame (verified by the driver, same user):
+    /// as [`Hub::handle_token`], then `authed`, which therefore follows any `forbidden` for a
+    /// room the new token no longer grants.
+    pub fn handle_auth(&mut self, now: Now, conn: ConnId, identity: Arc<Identity>) {
+        let user = identity.user.clone();
+        self.handle_token(now, conn, identity);
+        self.send(conn, &ServerFrame::Authed(wire::Authed { user }));
+    }
+
     /// The connection closed. Its presence lingers for the grace period.
     pub fn handle_disconnect(&mut self, now: Now, conn: ConnId) {
         self.drop_conn(now, conn);

@@ -423,6 +423,15 @@ impl Hub {
                 "this connection is already authenticated",
                 None,
             ),
+            // The WebSocket driver verifies an `auth` frame's token and hands the identity to
+            // `handle_auth`; one that reaches the hub came some other way (polling answers it
+            // at its edge), where it has no meaning.
+            wire::ClientFrame::Auth(_) => self.send_error(
+                conn,
+                ErrorCode::BadFrame,
+                "auth renews a WebSocket's token; this connection sends its token with every request",
+                None,
+            ),
             wire::ClientFrame::Join(join) => self.join(now, conn, join),
             wire::ClientFrame::Leave(leave) => self.leave(now, conn, leave.room),
             wire::ClientFrame::Publish(publish) => self.publish(now, conn, publish),

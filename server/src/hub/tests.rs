@@ -296,6 +296,7 @@ fn render(frame: &ServerFrame) -> String {
             e.room.as_ref().map_or(String::new(), |r| format!(" {r}"))
         ),
         ServerFrame::Pong(p) => format!("pong {:?}", p.nonce),
+        ServerFrame::Authed(a) => format!("authed {}", a.user),
         ServerFrame::Draining(d) => format!("draining {}", d.retry_after_ms),
         ServerFrame::State(st) => format!("state {}", st.room),
     }

@@ -23,12 +23,41 @@ async function main(): Promise<void> {
   client.on("state", (state: ConnectionState) => {
     document.body.dataset.badge = state.badge;
   });
-  const stop = client.on("event", ({ event, own }) => log(`event seq=${event.seq ?? "-"} own=${own}`));
+  const stop = client.on("event", ({ seq, own }) => log(`event seq=${seq ?? "-"} own=${own}`));
   // @ts-expect-error: there is no "message" event.
   client.on("message", () => {});
   // @ts-expect-error: presence payloads have no `count`.
   client.on("presence", ({ count }) => count);
-  const room = client.join<{ status: string }>("vite:1", { meta: { status: "active" } });
+  const room = client.join<{ text: string }, { status: string }>("vite:1", { meta: { status: "active" } });
+  room.on("event", (event) => {
+    // A received body is typed as the room's Body; a stored event's seq is a number.
+    const text: string = event.body.text;
+    if (event.seq !== undefined) {
+      const seq: number = event.seq;
+      void seq;
+    }
+    void text;
+  });
+  // Never called: misuse the typings must reject.
+  const misuse = (): void => {
+    // @ts-expect-error: the room's bodies are { text: string }.
+    void room.publish({ title: 1 });
+    // @ts-expect-error: presence meta is { status: string }.
+    room.setPresence({ status: 1 });
+    // @ts-expect-error: rooms have no "welcome" event (it is client-wide).
+    room.on("welcome", () => {});
+  };
+  void misuse;
+  const meta: string | undefined = room.presence()[0]?.conns[0]?.meta.status;
+  void meta;
+  const page = await room.history({ limit: 10 });
+  const first: number | undefined = page.events[0]?.seq;
+  void first;
+  const code: import("@chorus/client").ErrorCode = "forbidden";
+  // @ts-expect-error: not a documented error code.
+  const wrongCode: import("@chorus/client").ErrorCode = "nope";
+  void code;
+  void wrongCode;
   const { id, seq }: { id: string; seq: number } = await room.publish({ text: "from vite" });
   log(`published id=${id.length > 0} seq=${seq}`);
   stop();

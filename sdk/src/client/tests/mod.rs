@@ -17,6 +17,8 @@ pub(crate) fn t0() -> Instant {
     Instant::now()
 }
 
+mod tokens;
+
 const START_MS: u64 = 1_700_000_000_000;
 
 struct Harness {

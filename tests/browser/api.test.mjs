@@ -1,0 +1,318 @@
+// The npm package's JS API in a real browser (Debian chromium) against the real server: per-room
+// listeners, history pages, token renewal without reconnecting, a failing getToken, close(),
+// values that cannot become JSON, and a client started while the browser is offline.
+import assert from "node:assert/strict";
+import { createHmac } from "node:crypto";
+import { after, before, test } from "node:test";
+import { freePort, launchBrowser, startServer, stopServer, tempDir } from "./harness.mjs";
+
+// The server runs with --dev and no --jwt-secret: tokens are signed with the public dev secret.
+const DEV_SECRET = "chorus-dev-secret-not-for-production";
+
+/** An HS256 JWT for `sub`, valid for `seconds`, publishing on every room (or `rooms`). */
+function mint(sub, seconds, rooms = { "*": "publish" }) {
+  const part = (value) => Buffer.from(JSON.stringify(value)).toString("base64url");
+  const head = `${part({ alg: "HS256", typ: "JWT" })}.${part({ sub, exp: Math.floor(Date.now() / 1000) + seconds, rooms })}`;
+  return `${head}.${createHmac("sha256", DEV_SECRET).update(head).digest("base64url")}`;
+}
+
+let browser;
+let server;
+let base;
+const dir = tempDir();
+
+before(async () => {
+  const port = await freePort();
+  server = await startServer(port, dir);
+  base = `http://127.0.0.1:${port}`;
+  browser = await launchBrowser();
+});
+
+after(async () => {
+  await browser?.close();
+  await stopServer(server);
+});
+
+/** A fresh page on the server's origin (the demo, not started), with `mint` exposed to it. */
+async function openPage() {
+  const context = await browser.newContext();
+  const page = await context.newPage();
+  page.on("pageerror", (error) => console.error(`[page] ${error}`));
+  await page.exposeFunction("mint", mint);
+  await page.goto(`${base}/demo/`);
+  // Loaded now, so tests that go offline can still start a client.
+  await page.evaluate(async () => (await import("/pkg/chorus.js")).load());
+  return { context, page };
+}
+
+test("room.on gets only its room's events, in the same flat shape as client.on, until unsubscribed or left", async () => {
+  const { context, page } = await openPage();
+  const result = await page.evaluate(async () => {
+    const { ChorusClient } = await import("/pkg/chorus.js");
+    const client = await ChorusClient.connect({ url: location.origin, token: await window.mint("ana", 3600) });
+    const a = client.join("t:rooms-a");
+    const b = client.join("t:rooms-b");
+    const seen = { client: [], a: [], b: [], aPending: [], aAfterStop: [] };
+    client.on("event", (e) => seen.client.push(e));
+    a.on("pending", (p) => seen.aPending.push(p));
+    const stop = a.on("event", (e) => seen.a.push(e));
+    a.on("event", (e) => seen.aAfterStop.push(e.body.n));
+    b.on("event", (e) => seen.b.push(e.body.n));
+    await a.publish({ n: 1 });
+    await b.publish({ n: 2 });
+    stop();
+    await a.publish({ n: 3 });
+    const leftRoom = [];
+    b.on("event", (e) => leftRoom.push(e));
+    b.leave();
+    const afterLeave = await b.publish({ n: 4 }).then(() => "no error", (e) => `${e.name} ${e.code}`);
+    await a.publish({ n: 5 });
+    client.close();
+    return { seen, afterLeave, leftRoom };
+  });
+  const [first] = result.seen.a;
+  assert.equal(result.seen.a.length, 1, "unsubscribed after the first event");
+  assert.deepEqual(Object.keys(first).sort(), ["at", "body", "from", "id", "own", "room", "seq"]);
+  assert.equal(first.room, "t:rooms-a");
+  assert.equal(first.seq, 1);
+  assert.equal(first.own, true);
+  assert.deepEqual(first.body, { n: 1 });
+  assert.deepEqual(result.seen.client[0], first, "client.on gets the same payload");
+  assert.deepEqual(result.seen.aPending.map((p) => [p.room, p.body.n]), [["t:rooms-a", 1], ["t:rooms-a", 3], ["t:rooms-a", 5]]);
+  assert.deepEqual(result.seen.aAfterStop, [1, 3, 5]);
+  assert.deepEqual(result.seen.b, [2], "room b never sees room a's events");
+  assert.equal(result.afterLeave, "ChorusError not_joined");
+  assert.deepEqual(result.leftRoom, []);
+  assert.deepEqual(result.seen.client.map((e) => e.body.n), [1, 2, 3, 5]);
+  await context.close();
+});
+
+test("room.history pages backwards and forwards, and historyPages walks to the oldest event", async () => {
+  const { context, page } = await openPage();
+  const result = await page.evaluate(async () => {
+    const { ChorusClient } = await import("/pkg/chorus.js");
+    const client = await ChorusClient.connect({ url: location.origin, token: await window.mint("ana", 3600) });
+    const room = client.join("t:history");
+    for (let n = 1; n <= 7; n++) await room.publish({ n });
+    const seqs = (page) => page.events.map((e) => e.seq);
+    const newest = await room.history({ limit: 3 });
+    const older = await room.history({ before: newest.older, limit: 3 });
+    const forward = await room.history({ after: 2, limit: 2 });
+    const walked = [];
+    for await (const page of room.historyPages({ limit: 3 })) walked.push(seqs(page));
+    const empty = await client.join("t:history-empty").history();
+    client.close();
+    return {
+      newest: [seqs(newest), newest.older, newest.newer, newest.head],
+      older: [seqs(older), older.older],
+      forward: [seqs(forward), forward.newer, forward.events[0].body],
+      walked,
+      empty: [empty.events.length, empty.older, empty.newer],
+    };
+  });
+  assert.deepEqual(result.newest, [[5, 6, 7], 5, null, 7]);
+  assert.deepEqual(result.older, [[2, 3, 4], 2]);
+  assert.deepEqual(result.forward, [[3, 4], 4, { n: 3 }]);
+  assert.deepEqual(result.walked, [[5, 6, 7], [2, 3, 4], [1]]);
+  assert.deepEqual(result.empty, [0, null, null]);
+  await context.close();
+});
+
+test("a token about to expire is renewed through getToken on the same WebSocket", async () => {
+  const { context, page } = await openPage();
+  const sockets = [];
+  const sent = [];
+  const received = [];
+  page.on("websocket", (socket) => {
+    sockets.push(socket);
+    socket.on("framesent", ({ payload }) => sent.push(String(payload)));
+    socket.on("framereceived", ({ payload }) => received.push(String(payload)));
+  });
+  const result = await page.evaluate(async () => {
+    const { ChorusClient } = await import("/pkg/chorus.js");
+    let asked = 0;
+    // The first token lives 6 s; the client renews it before then, and the socket outlives it.
+    const client = await ChorusClient.connect({
+      url: location.origin,
+      token: await window.mint("ana", 6),
+      getToken: () => {
+        asked += 1;
+        return window.mint("ana", 3600);
+      },
+    });
+    const states = [];
+    client.on("state", (s) => states.push(s.state));
+    client.on("tokenNeeded", () => states.push("tokenNeeded"));
+    client.on("error", (e) => states.push(`error ${e.code}`));
+    const room = client.join("t:renew");
+    await room.publish({ n: 1 });
+    await new Promise((resolve) => setTimeout(resolve, 9000));
+    const acked = await room.publish({ n: 2 });
+    const state = client.state.state;
+    const before = [...states];
+    client.close();
+    return { asked, states: before, seq: acked.seq, state };
+  });
+  assert.equal(result.asked, 1, JSON.stringify({ result, sockets: sockets.length, sent }));
+  assert.equal(sockets.length, 1, "no second WebSocket");
+  assert.deepEqual(result.states.filter((s) => s !== "connected"), [], "never disconnected");
+  assert.equal(result.state, "connected");
+  assert.equal(result.seq, 2);
+  assert.equal(sent.filter((frame) => frame.includes('"type":"auth"')).length, 1);
+  assert.equal(received.filter((frame) => frame.startsWith('{"type":"authed"')).length, 1);
+  await context.close();
+});
+
+test("a getToken that rejects is retried with the backoff until it gives a token", async () => {
+  const { context, page } = await openPage();
+  const result = await page.evaluate(async () => {
+    const { ChorusClient } = await import("/pkg/chorus.js");
+    let asked = 0;
+    const client = await ChorusClient.connect({
+      url: location.origin,
+      getToken: async () => {
+        asked += 1;
+        if (asked <= 2) throw new Error("the backend is down");
+        return window.mint("ana", 3600);
+      },
+    });
+    const states = [];
+    client.on("state", (s) => states.push(s.state));
+    await new Promise((resolve) => client.on("state", (s) => s.state === "connected" && resolve()));
+    client.close();
+    return { asked, states };
+  });
+  assert.equal(result.asked, 3);
+  assert.ok(result.states.includes("reconnecting"), result.states.join());
+  await context.close();
+});
+
+test("a client started offline with a rejecting getToken shows the restored outbox and sends it once online", async () => {
+  const { context, page } = await openPage();
+  let sockets = 0;
+  let polls = 0;
+  page.on("websocket", () => (sockets += 1));
+  page.on("request", (request) => request.url().includes("/v1/poll") && (polls += 1));
+  await context.setOffline(true);
+  const restored = await page.evaluate(async () => {
+    const { ChorusClient } = await import("/pkg/chorus.js");
+    // Before the "reload": two publishes wait in the outbox (in localStorage).
+    const before = await ChorusClient.connect({ url: location.origin, token: await window.mint("ana", 3600), storagePrefix: "t:reload:" });
+    const room = before.join("t:reload");
+    const waiting = [room.publish({ n: 1 }), room.publish({ n: 2 })].map((p) => p.catch((e) => e.code));
+    before.close();
+    const settled = await Promise.all(waiting);
+    // After the "reload", with the README's getToken (a fetch that fails while offline).
+    const getToken = async () => {
+      const response = await fetch("/v1/dev/token", { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ name: "ana" }) });
+      return (await response.json()).token;
+    };
+    const client = await ChorusClient.connect({ url: location.origin, getToken, storagePrefix: "t:reload:" });
+    window.client = client;
+    const again = client.join("t:reload");
+    window.pending = [];
+    window.confirmed = [];
+    again.on("pending", (p) => window.pending.push(p.body.n));
+    again.on("event", (e) => e.own && window.confirmed.push(e.body.n));
+    await new Promise((resolve) => setTimeout(resolve, 3000));
+    return { settled, pending: window.pending, state: client.state.state, queued: client.queued };
+  });
+  assert.deepEqual(restored.settled, ["closed", "closed"]);
+  assert.deepEqual(restored.pending, [1, 2]);
+  assert.equal(restored.state, "offline");
+  assert.equal(restored.queued, 2);
+  assert.equal(sockets, 0, "no WebSocket attempt while offline");
+  assert.equal(polls, 0, "no polling attempt while offline");
+  await context.setOffline(false);
+  await page.waitForFunction(() => window.confirmed.length === 2, null, { timeout: 15000 });
+  const after = await page.evaluate(async () => {
+    const page = await window.client.join("t:reload").history();
+    const out = { confirmed: window.confirmed, queued: window.client.queued, stored: page.events.map((e) => e.body.n) };
+    window.client.close();
+    return out;
+  });
+  assert.deepEqual(after, { confirmed: [1, 2], queued: 0, stored: [1, 2] });
+  await context.close();
+});
+
+test("close() rejects every publish still waiting with ChorusError closed", async () => {
+  const { context, page } = await openPage();
+  await context.setOffline(true);
+  const result = await page.evaluate(async () => {
+    const { ChorusClient } = await import("/pkg/chorus.js");
+    const client = await ChorusClient.connect({ url: location.origin, token: await window.mint("ana", 3600), storagePrefix: "t:close:" });
+    const room = client.join("t:close");
+    const waiting = [room.publish({ n: 1 }), room.publish({ n: 2 })];
+    const history = await room.history().then(() => "resolved", (e) => `${e.name} ${e.code}`);
+    client.close();
+    return [history, ...(await Promise.all(waiting.map((p) => p.then(() => "resolved", (e) => `${e.name} ${e.code}`))))];
+  });
+  // (A history request with no network rejects with `offline`.)
+  assert.deepEqual(result, ["ChorusError offline", "ChorusError closed", "ChorusError closed"]);
+  await context.close();
+});
+
+test("values that cannot become JSON are refused with ChorusError invalid_json", async () => {
+  const { context, page } = await openPage();
+  const result = await page.evaluate(async () => {
+    const { ChorusClient } = await import("/pkg/chorus.js");
+    const client = await ChorusClient.connect({ url: location.origin, token: await window.mint("ana", 3600), storagePrefix: "t:json:" });
+    const cycle = {};
+    cycle.self = cycle;
+    const bad = { cycle, bigint: 10n, function: () => 1, undefined: undefined, symbol: Symbol("s") };
+    const caught = (f) => {
+      try {
+        f();
+        return "no error";
+      } catch (error) {
+        return `${error.name} ${error.code}`;
+      }
+    };
+    const room = client.join("t:json");
+    const out = {};
+    for (const [name, value] of Object.entries(bad)) {
+      out[name] = [
+        await room.publish(value).then(() => "no error", (error) => `${error.name} ${error.code}`),
+        caught(() => client.join("t:json-meta", { meta: value })),
+        caught(() => room.setPresence(value)),
+        caught(() => room.publishEphemeral(value)),
+      ];
+    }
+    out.queued = client.queued;
+    client.close();
+    return out;
+  });
+  const refused = Array(4).fill("ChorusError invalid_json");
+  for (const name of ["cycle", "bigint", "function", "symbol"]) assert.deepEqual(result[name], refused, name);
+  // `meta: undefined` is no meta (null), as documented; everywhere else undefined is refused.
+  assert.deepEqual(result.undefined, [refused[0], "no error", refused[0], refused[0]]);
+  assert.equal(result.queued, 0);
+  await context.close();
+});
+
+test("a client started while the browser is offline makes no attempt until it is back online", async () => {
+  const { context, page } = await openPage();
+  let sockets = 0;
+  let requests = 0;
+  page.on("websocket", () => (sockets += 1));
+  page.on("request", (request) => request.url().includes("/v1/") && (requests += 1));
+  await context.setOffline(true);
+  const offline = await page.evaluate(async () => {
+    const { ChorusClient } = await import("/pkg/chorus.js");
+    const client = await ChorusClient.connect({ url: location.origin, token: await window.mint("ana", 3600), storagePrefix: "t:offline-load:" });
+    window.client = client;
+    client.join("t:offline-load");
+    const states = [];
+    client.on("state", (s) => states.push(s.state));
+    await new Promise((resolve) => setTimeout(resolve, 5000));
+    return { states, state: client.state.state, badge: client.state.badge };
+  });
+  assert.deepEqual(offline, { states: ["offline"], state: "offline", badge: "offline" });
+  assert.equal(sockets, 0);
+  assert.equal(requests, 0);
+  await context.setOffline(false);
+  await page.waitForFunction(() => window.client.state.badge === "live", null, { timeout: 15000 });
+  assert.equal(sockets, 1);
+  await page.evaluate(() => window.client.close());
+  await context.close();
+});
