@@ -325,7 +325,8 @@ pub(super) async fn metrics(State(state): State<AppState>) -> Result<Response, A
         .into_response())
 }
 
-/// `GET /readyz`: 200 when the hub runs and the store answers, 503 otherwise.
+/// `GET /readyz`: 200 when the hub runs, the store answers and the bus hears the other nodes
+/// (always, on one node), 503 otherwise.
 pub(super) async fn readyz(State(state): State<AppState>) -> Result<Json<HealthBody>, ApiError> {
     current_stats(&state).await?;
     state.store.ready().await.map_err(|err| {
@@ -333,6 +334,13 @@ pub(super) async fn readyz(State(state): State<AppState>) -> Result<Json<HealthB
             StatusCode::SERVICE_UNAVAILABLE,
             ErrorCode::NotReady,
             format!("storage: {err}"),
+        )
+    })?;
+    state.bus.ready().map_err(|err| {
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            ErrorCode::NotReady,
+            format!("bus: {err}"),
         )
     })?;
     Ok(Json(HealthBody {

@@ -122,6 +122,11 @@ impl KeyLayout {
     pub fn live_channel(&self, room: &RoomName) -> String {
         self.key(room, "live")
     }
+
+    /// The room's signal channel, on which nodes broadcast what they share (see `crate::bus`).
+    pub fn signal_channel(&self, room: &RoomName) -> String {
+        self.key(room, "sig")
+    }
 }
 
 /// Reads a message of a room's live channel (the format is in the module doc).
