@@ -23,7 +23,7 @@ impl Bus for LocalBus {
         Ok(())
     }
 
-    fn figures(&self) -> BusFigures {
-        BusFigures::default()
+    fn figures(&self) -> Option<BusFigures> {
+        None
     }
 }

@@ -79,7 +79,7 @@ pub struct BusFigures {
     pub lag_ms_sum: u64,
     /// Largest lag seen, in milliseconds.
     pub lag_ms_max: u64,
-    /// Signals sent and heard.
+    /// Signals this node sent.
     pub signals_sent: u64,
     /// Signals heard from other nodes.
     pub signals_heard: u64,
@@ -110,8 +110,8 @@ pub trait Bus: Send + Sync + 'static {
     /// Whether the bus hears the other nodes now.
     fn ready(&self) -> Result<(), BusError>;
 
-    /// Figures for `/metrics`.
-    fn figures(&self) -> BusFigures;
+    /// Figures for `/metrics` (`None`: a bus with nothing to report, the one-node one).
+    fn figures(&self) -> Option<BusFigures>;
 }
 
 impl std::fmt::Debug for dyn Bus {

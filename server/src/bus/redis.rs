@@ -149,10 +149,10 @@ impl Bus for RedisBus {
         }
     }
 
-    fn figures(&self) -> BusFigures {
+    fn figures(&self) -> Option<BusFigures> {
         let get = |n: &AtomicU64| n.load(Ordering::Relaxed);
         let shared = &self.shared;
-        BusFigures {
+        Some(BusFigures {
             followed_rooms: get(&shared.followed),
             reconnects: get(&shared.reconnects),
             events_heard: get(&shared.events_heard),
@@ -160,7 +160,7 @@ impl Bus for RedisBus {
             lag_ms_max: get(&shared.lag_ms_max),
             signals_sent: get(&shared.signals_sent),
             signals_heard: get(&shared.signals_heard),
-        }
+        })
     }
 }
 

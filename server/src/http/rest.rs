@@ -314,7 +314,12 @@ async fn current_stats(state: &AppState) -> Result<Stats, ApiError> {
 /// `GET /metrics`: Prometheus text exposition format.
 pub(super) async fn metrics(State(state): State<AppState>) -> Result<Response, ApiError> {
     let stats = current_stats(&state).await?;
-    let body = super::metrics::render(&stats, &state.counters, &state.capacity);
+    let mut body = super::metrics::render(&stats, &state.counters, &state.capacity);
+    super::metrics::render_engine(
+        &mut body,
+        state.store.figures().as_ref(),
+        state.bus.figures().as_ref(),
+    );
     Ok((
         [(
             header::CONTENT_TYPE,

@@ -14,8 +14,11 @@
 //! An event of another epoch than the room's, or a repair that finds the store's head behind
 //! the room's or the events after it trimmed, means the lineage the members follow is gone
 //! (Redis lost the room, rolled back, or the node missed more than retention keeps): the room
-//! takes the store's epoch and head and every member gets `reset` (the store's reason, see
-//! `RoomHead::resume`), exactly what a client resuming with that cursor would get.
+//! takes the store's epoch and every member gets `reset` with the reason a client resuming with
+//! the room's cursor would get (see `RoomHead::resume`). The reset's head is the seq before the
+//! oldest kept event for a new or trimmed lineage, and the kept events follow it, so members
+//! lose nothing the store still has; for a rolled-back room (`cursor_ahead`) it is the store's
+//! head.
 //!
 //! When the bus lost its subscription for a while ([`Hub::handle_resynced`]), every room it
 //! names is repaired the same way, since anything may have been stored meanwhile.
@@ -40,7 +43,7 @@ use crate::store::{AppendOutcome, Page, RoomHead, StoreError, StoredEvent};
 pub const MAX_HELD: usize = 4096;
 
 /// How long a failed repair waits before it is tried again.
-const REPAIR_RETRY: Duration = Duration::from_secs(1);
+pub const REPAIR_RETRY: Duration = Duration::from_millis(250);
 
 /// What answers a publish once its event has been queued to the room's members.
 #[derive(Debug)]
@@ -66,12 +69,13 @@ pub(super) struct Gaps {
     held: BTreeMap<u64, StoredEvent>,
     /// Settles waiting for the head to reach their seq.
     settles: BTreeMap<u64, Vec<Settle>>,
-    /// Settles of events of another epoch: they run once a repair said which lineage is current.
-    foreign: Vec<Settle>,
+    /// Settles of events of another epoch, with that epoch and the event's seq: once a repair
+    /// said which lineage is current, those of it wait for their event, the others run.
+    foreign: Vec<(u64, u64, Settle)>,
     /// A repair read is in flight.
     repairing: bool,
-    /// Something happened during the repair in flight that it may not have seen (a resync):
-    /// repair once more after it.
+    /// A repair is owed: something happened during the one in flight that it may not have
+    /// seen (a resync), or it failed (the retry timer runs it again).
     again: bool,
     /// A [`Timer::RepairGap`] is pending.
     timer: bool,
@@ -129,11 +133,26 @@ impl Hub {
             Ok(page) => page,
             Err(err) => {
                 tracing::warn!(room = %room_name, "repairing a gap failed: {err}");
+                room.gaps.again = true;
                 return self.arm_repair_timer(now, &room_name, REPAIR_RETRY);
             }
         };
         if let Err(reason) = page.head.resume(Cursor { epoch, seq: head }) {
-            self.reset_room(now, &room_name, reason, page.head);
+            // A new lineage (or one trimmed past the head) is followed from its oldest kept
+            // event, so the members get all of it that is left; a rolled-back one from its head
+            // (the members saw the seqs before it, under other events).
+            let restart = match reason {
+                ResetReason::CursorAhead => page.head.head,
+                _ => page.head.oldest.saturating_sub(1).min(page.head.head),
+            };
+            let to = RoomHead {
+                head: restart,
+                ..page.head
+            };
+            self.reset_room(now, &room_name, reason, to);
+            if restart < page.head.head {
+                self.request_repair(&room_name);
+            }
         } else {
             for stored in page.events {
                 self.accept_stored(now, stored, None);
@@ -189,7 +208,7 @@ impl Hub {
             .is_some_and(|&seq| seq > head + 1)
             || !room.gaps.settles.is_empty()
             || !room.gaps.foreign.is_empty();
-        if gap && !room.gaps.repairing {
+        if !room.gaps.repairing && (std::mem::take(&mut room.gaps.again) || gap) {
             self.request_repair(room_name);
         }
     }
@@ -212,7 +231,9 @@ impl Hub {
         };
         if stored.epoch != epoch {
             // Which lineage is current only the store can say: ask it.
-            room.gaps.foreign.extend(settle);
+            if let Some(settle) = settle {
+                room.gaps.foreign.push((stored.epoch, seq, settle));
+            }
             if !room.gaps.repairing {
                 self.request_repair(&room_name);
             }
@@ -273,8 +294,19 @@ impl Hub {
             oldest: to.oldest,
         });
         room.gaps.held.clear();
-        let settles = std::mem::take(&mut room.gaps.settles);
-        let foreign = std::mem::take(&mut room.gaps.foreign);
+        // The old lineage's publishes are answered now (their events are gone with it); the new
+        // one's wait for their events, which the repair reads, unless the reset's head is past.
+        let mut settle_now: Vec<Settle> = std::mem::take(&mut room.gaps.settles)
+            .into_values()
+            .flatten()
+            .collect();
+        for (epoch, seq, settle) in std::mem::take(&mut room.gaps.foreign) {
+            if epoch == to.epoch && seq > to.head {
+                room.gaps.settles.entry(seq).or_default().push(settle);
+            } else {
+                settle_now.push(settle);
+            }
+        }
         let payload = encode(&ServerFrame::Reset(chorus_sdk::wire::Reset {
             room: room_name.clone(),
             reason,
@@ -297,7 +329,7 @@ impl Hub {
                 }
             }
         }
-        for settle in settles.into_values().flatten().chain(foreign) {
+        for settle in settle_now {
             self.run_settle(settle);
         }
         let _ = now;

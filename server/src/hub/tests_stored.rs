@@ -102,11 +102,9 @@ fn an_event_of_a_new_lineage_resets_the_members_then_goes_on_in_it() {
     // The store loses every room.
     h.log = MemoryLog::new(EPOCH + 1, Retention::default());
     h.send(1, &publish("r", "a2", "2"));
-    assert_eq!(
-        h.take(1),
-        [r#"reset r "epoch_changed" head=1"#, "ack r a2 #1"]
-    );
-    assert_eq!(h.take(2), [r#"reset r "epoch_changed" head=1"#]);
+    let reset = r#"reset r "epoch_changed" head=0"#;
+    assert_eq!(h.take(1), [reset, "event r #1 a2 by ana 2", "ack r a2 #1"]);
+    assert_eq!(h.take(2), [reset, "event r #1 a2 by ana 2"]);
     h.send(2, &publish("r", "b2", "3"));
     assert_eq!(h.take(1), ["event r #2 b2 by ben 3"]);
     assert_eq!(h.take(2), ["event r #2 b2 by ben 3", "ack r b2 #2"]);
@@ -193,11 +191,31 @@ fn a_replaying_member_gets_the_reset_after_its_replay_and_only_the_new_lineage_a
     let stored = store_elsewhere(&mut h, "z1");
     hear(&mut h, stored);
     h.run_deferred();
-    assert_eq!(h.take(1), [r#"reset r "epoch_changed" head=1"#]);
-    // The replay read the new log (its events at or below the new head are never live).
+    let reset = r#"reset r "epoch_changed" head=0"#;
+    let z1 = r#"event r #1 z1 by zoe {"n":"z1"}"#;
+    assert_eq!(h.take(1), [reset, z1]);
+    // Cat's replay streamed (what it read of) the old lineage; the reset and the new lineage
+    // come after it, never before.
     let cat = h.take(3);
-    assert_eq!(
-        cat.last().map(String::as_str),
-        Some(r#"reset r "epoch_changed" head=1"#)
-    );
+    assert_eq!(cat[cat.len() - 2..], [reset, z1]);
+}
+
+#[test]
+fn a_failed_repair_is_tried_again() {
+    let mut h = two_members();
+    store_elsewhere(&mut h, "z1");
+    h.defer = true;
+    let now = h.now();
+    h.hub
+        .handle_resynced(now, vec![RoomName::parse("r").unwrap()]);
+    h.pump();
+    let (room, _) = h.repairs.pop_front().expect("a repair");
+    let now = h.now();
+    let failed = Err(StoreError::Backend("broken pipe".into()));
+    h.hub.handle_repaired(now, room, failed);
+    h.pump();
+    assert!(h.repairs.is_empty());
+    h.advance(super::super::stored::REPAIR_RETRY);
+    h.run_deferred();
+    assert_eq!(h.take(1), [r#"event r #1 z1 by zoe {"n":"z1"}"#]);
 }

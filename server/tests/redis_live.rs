@@ -1,0 +1,275 @@
+//! Live delivery across nodes on one Redis (the bus): several in-process servers on a real
+//! `redis-server`. Members on one node get what another stored, in order and once; held polls
+//! wake; a lost subscription (Redis restarted) is re-established and repaired, and a room Redis
+//! lost resets its members; a room nobody is in is no longer subscribed.
+
+mod support;
+
+use std::time::{Duration, Instant};
+
+use chorus_sdk::wire::{ResetReason, ServerFrame};
+use chorus_server::RunningServer;
+use support::redis::{Durability, RedisServer};
+use support::{Client, PollClient, event_seq, http, is_ack};
+
+const KEY: &str = "backend-secret-key";
+
+fn redis_config(redis: &RedisServer) -> chorus_server::config::Config {
+    let mut config = support::config();
+    config.redis = Some(redis.url());
+    config.api_key = Some(KEY.into());
+    config
+}
+
+/// Publishes `id` to room `r` through the backend REST API of `server`, retrying while Redis
+/// is unreachable (the node reconnects by itself).
+async fn backend_publish(server: &RunningServer, id: &str) {
+    let auth = format!("Bearer {KEY}");
+    let body = format!(r#"{{"id":"{id}","body":{{"id":"{id}"}}}}"#);
+    let deadline = Instant::now() + support::PATIENCE;
+    loop {
+        let response = http(
+            server,
+            "POST",
+            "/v1/rooms/r/events",
+            &[("Authorization", &auth)],
+            Some(&body),
+        )
+        .await;
+        if response.status == 200 {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "publish {id} kept failing: {} {}",
+            response.status,
+            response.body
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// The ids of the events in `frames`, in order.
+fn event_ids(frames: &[ServerFrame]) -> Vec<String> {
+    frames
+        .iter()
+        .filter_map(|frame| match frame {
+            ServerFrame::Event(event) => Some(event.id.to_string()),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Waits until `check` holds on what `redis-server` answers to `command`.
+async fn until_redis(redis: &RedisServer, command: &str, check: impl Fn(&str) -> bool) {
+    let deadline = Instant::now() + support::PATIENCE;
+    loop {
+        let reply = redis.command(command);
+        if check(&reply) {
+            return;
+        }
+        assert!(Instant::now() < deadline, "{command}: still {reply:?}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// `PUBSUB NUMSUB` of room `r`'s live channel, as the raw reply's last number.
+fn live_subscribers(reply: &str) -> Option<u64> {
+    reply.lines().last()?.strip_prefix(':')?.parse().ok()
+}
+
+/// Waits until `/metrics` of `server` has a line starting with `line`.
+async fn until_metric(server: &RunningServer, line: &str) {
+    let deadline = Instant::now() + support::PATIENCE;
+    loop {
+        let metrics = http(server, "GET", "/metrics", &[], None).await.body;
+        if metrics.lines().any(|l| l.starts_with(line)) {
+            return;
+        }
+        assert!(Instant::now() < deadline, "no {line:?} in\n{metrics}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test]
+async fn members_on_another_node_get_its_publishes_live_in_order_and_once() {
+    let redis = RedisServer::start();
+    let one = support::start(&redis_config(&redis)).await;
+    let two = support::start(&redis_config(&redis)).await;
+    let mut ana = Client::connect(&one, "ana").await;
+    let mut bob = Client::connect(&two, "bob").await;
+    ana.join("r", None).await;
+    bob.join("r", None).await;
+
+    // Both nodes publish, members and the backend, interleaved.
+    for n in 1..=5 {
+        ana.publish("r", &format!("a{n}"), "1").await;
+        bob.publish("r", &format!("b{n}"), "2").await;
+        backend_publish(&one, &format!("k{n}")).await;
+    }
+    let on_two = bob.recv_until(|f| event_seq(f) == Some(15)).await;
+    let on_one = ana.recv_until(|f| event_seq(f) == Some(15)).await;
+    for frames in [&on_two, &on_one] {
+        let seqs: Vec<u64> = frames.iter().filter_map(event_seq).collect();
+        assert_eq!(seqs, (1..=15).collect::<Vec<_>>(), "in order, once");
+    }
+    assert_eq!(event_ids(&on_two), event_ids(&on_one));
+    for n in 1..=5 {
+        assert!(on_two.iter().any(|f| is_ack(f, &format!("b{n}"))));
+        assert!(on_one.iter().any(|f| is_ack(f, &format!("a{n}"))));
+    }
+    bob.expect_quiet(Duration::from_millis(200)).await;
+    until_metric(&two, "chorus_bus_followed_rooms 1").await;
+    one.shutdown().await;
+    two.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_poll_held_on_one_node_wakes_when_another_node_stores() {
+    let redis = RedisServer::start();
+    let one = support::start(&redis_config(&redis)).await;
+    let two = support::start(&redis_config(&redis)).await;
+    let mut ana = Client::connect(&one, "ana").await;
+    ana.join("r", None).await;
+    let mut poller = PollClient::new(&two, "pat", "session-1");
+    poller.join("r").await;
+    // Presence of ana's join is not shared across nodes yet; the first poll may answer state.
+    poller.poll(0).await;
+
+    let held = tokio::spawn(async move {
+        // Far longer than the test runs: it only returns early if it is woken.
+        let frames = poller.poll(60_000).await;
+        (poller, frames)
+    });
+    // The poll is held on node two before node one stores.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(!held.is_finished());
+    ana.publish("r", "a1", "1").await;
+    let (poller, frames) = tokio::time::timeout(support::PATIENCE, held)
+        .await
+        .expect("the held poll woke")
+        .unwrap();
+    assert_eq!(event_ids(&frames), ["a1"]);
+    assert_eq!(poller.delivered["r"], [1]);
+    one.shutdown().await;
+    two.shutdown().await;
+}
+
+/// Redis restarts with everything kept (AOF): each node's subscriber reconnects and subscribes
+/// its rooms again, and what was stored while it was away reaches the members.
+#[tokio::test]
+async fn after_a_redis_restart_with_aof_subscriptions_come_back_and_nothing_is_missed() {
+    let mut redis = RedisServer::start_with(Durability::AofAlways);
+    let one = support::start(&redis_config(&redis)).await;
+    let two = support::start(&redis_config(&redis)).await;
+    let mut bob = Client::connect(&two, "bob").await;
+    let joined = bob.join("r", None).await;
+    backend_publish(&one, "k1").await;
+    bob.recv_until(|f| event_seq(f) == Some(1)).await;
+
+    redis.restart();
+    // Stored as soon as node one reaches Redis again: node two's subscriber may still be away.
+    backend_publish(&one, "k2").await;
+    backend_publish(&one, "k3").await;
+    let frames = bob.recv_until(|f| event_seq(f) == Some(3)).await;
+    assert_eq!(event_ids(&frames), ["k2", "k3"]);
+    until_metric(&two, "chorus_bus_reconnects_total 1").await;
+    until_redis(&redis, "PUBSUB NUMSUB chorus:{r}:live", |reply| {
+        live_subscribers(reply) == Some(1)
+    })
+    .await;
+    // Live again.
+    backend_publish(&one, "k4").await;
+    let frames = bob.recv_until(|f| event_seq(f) == Some(4)).await;
+    assert_eq!(event_ids(&frames), ["k4"]);
+    assert!(!frames.iter().any(|f| matches!(f, ServerFrame::Reset(_))));
+    let _ = joined;
+    one.shutdown().await;
+    two.shutdown().await;
+}
+
+/// Redis restarts with nothing kept: the room's lineage is gone. Members on both nodes are
+/// told `reset` (`epoch_changed`) and go on in the new lineage.
+#[tokio::test]
+async fn after_a_redis_restart_without_persistence_members_are_reset_and_go_on() {
+    let mut redis = RedisServer::start_with(Durability::None);
+    let one = support::start(&redis_config(&redis)).await;
+    let two = support::start(&redis_config(&redis)).await;
+    let mut ana = Client::connect(&one, "ana").await;
+    let mut bob = Client::connect(&two, "bob").await;
+    let before = ana.join("r", None).await;
+    bob.join("r", None).await;
+    backend_publish(&one, "k1").await;
+    ana.recv_until(|f| event_seq(f) == Some(1)).await;
+    bob.recv_until(|f| event_seq(f) == Some(1)).await;
+
+    redis.restart();
+    let is_reset = |f: &ServerFrame| matches!(f, ServerFrame::Reset(_));
+    for client in [&mut ana, &mut bob] {
+        let frames = client.recv_until(is_reset).await;
+        let Some(ServerFrame::Reset(reset)) = frames.last() else {
+            unreachable!()
+        };
+        assert_eq!(reset.reason, ResetReason::EpochChanged);
+        assert_ne!(reset.epoch, before.epoch);
+    }
+    backend_publish(&one, "k2").await;
+    for client in [&mut ana, &mut bob] {
+        let frames = client
+            .recv_until(|f| matches!(f, ServerFrame::Event(e) if e.id.as_str() == "k2"))
+            .await;
+        assert_eq!(event_ids(&frames), ["k2"], "{frames:?}");
+    }
+    one.shutdown().await;
+    two.shutdown().await;
+}
+
+/// One node alone on Redis: Redis restarts without persistence and the next publish begins a
+/// new lineage. The members hear `reset` and then the event (before the bus, the hub dropped
+/// the event of the unknown epoch and acked it: the members saw nothing).
+#[tokio::test]
+async fn one_node_hears_the_new_lineage_after_redis_lost_its_rooms() {
+    let mut redis = RedisServer::start_with(Durability::None);
+    let one = support::start(&redis_config(&redis)).await;
+    let mut ana = Client::connect(&one, "ana").await;
+    let mut bob = Client::connect(&one, "bob").await;
+    ana.join("r", None).await;
+    bob.join("r", None).await;
+    ana.publish("r", "a1", "1").await;
+    bob.recv_until(|f| event_seq(f) == Some(1)).await;
+
+    redis.restart();
+    backend_publish(&one, "k2").await;
+    let frames = bob
+        .recv_until(|f| matches!(f, ServerFrame::Event(e) if e.id.as_str() == "k2"))
+        .await;
+    assert!(
+        frames
+            .iter()
+            .any(|f| matches!(f, ServerFrame::Reset(r) if r.reason == ResetReason::EpochChanged)),
+        "{frames:?}"
+    );
+    one.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_room_is_unsubscribed_when_its_last_member_leaves() {
+    let redis = RedisServer::start();
+    let one = support::start(&redis_config(&redis)).await;
+    let two = support::start(&redis_config(&redis)).await;
+    let mut ana = Client::connect(&one, "ana").await;
+    let mut bob = Client::connect(&two, "bob").await;
+    ana.join("r", None).await;
+    bob.join("r", None).await;
+    let numsub = "PUBSUB NUMSUB chorus:{r}:live chorus:{r}:sig";
+    until_redis(&redis, numsub, |reply| reply.matches(":2").count() == 2).await;
+    ana.send_text(r#"{"type":"leave","room":"r"}"#).await;
+    ana.recv_until(|f| matches!(f, ServerFrame::Left(_))).await;
+    until_redis(&redis, numsub, |reply| reply.matches(":1").count() == 2).await;
+    bob.send_text(r#"{"type":"leave","room":"r"}"#).await;
+    bob.recv_until(|f| matches!(f, ServerFrame::Left(_))).await;
+    until_redis(&redis, numsub, |reply| reply.matches(":0").count() == 2).await;
+    until_metric(&two, "chorus_bus_followed_rooms 0").await;
+    one.shutdown().await;
+    two.shutdown().await;
+}
