@@ -139,6 +139,23 @@ pub async fn start(config: &Config, listener: TcpListener) -> Result<RunningServ
         max_sessions_per_user: config.max_poll_sessions_per_user,
         max_sessions_per_address: config.max_poll_sessions_per_ip,
     };
+    let sessions = match &config.redis {
+        Some(url) => Some(
+            bus::sessions::SessionDirectory::open(
+                url,
+                &config.redis_prefix,
+                Duration::from_millis(config.poll_session_timeout_ms),
+            )
+            .await
+            .map_err(|err| {
+                StartError::Redis(format!(
+                    "Redis at {}: {err}",
+                    store::redis::redacted_url(url)
+                ))
+            })?,
+        ),
+        None => None,
+    };
     let bus: Arc<dyn Bus> = match &config.redis {
         Some(url) => {
             let keys = store::redis::KeyLayout::new(&config.redis_prefix)?;
@@ -188,6 +205,7 @@ pub async fn start(config: &Config, listener: TcpListener) -> Result<RunningServ
         hub: hub.clone(),
         store,
         bus,
+        sessions,
         auth: Authenticator::hs256(&secret),
         api_key: config.api_key.clone().filter(|key| !key.is_empty()),
         limits: EdgeLimits {

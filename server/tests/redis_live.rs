@@ -273,3 +273,65 @@ async fn a_room_is_unsubscribed_when_its_last_member_leaves() {
     one.shutdown().await;
     two.shutdown().await;
 }
+
+/// A polling client whose requests alternate between two nodes (round robin, no stickiness):
+/// each node adopts the session from its shared record, so publishes are accepted wherever
+/// they land, every event arrives once and in order, and polls are held (not answered at once
+/// with `not_joined`).
+#[tokio::test]
+async fn a_polling_client_alternating_between_nodes_gets_everything_once_and_its_polls_held() {
+    let redis = RedisServer::start();
+    let one = support::start(&redis_config(&redis)).await;
+    let two = support::start(&redis_config(&redis)).await;
+    let nodes = [one.local_addr(), two.local_addr()];
+    let mut ana = Client::connect(&one, "ana").await;
+    ana.join("r", None).await;
+    let mut pat = PollClient::new(&one, "pat", "session-round-robin");
+    let mut request = 0usize;
+    let mut next_node = |pat: &mut PollClient| {
+        pat.addr = nodes[request % 2];
+        request += 1;
+    };
+    next_node(&mut pat);
+    let joined = pat.join("r").await;
+    assert!(joined.iter().any(|f| matches!(f, ServerFrame::Joined(_))));
+    let not_joined = |frames: &[ServerFrame]| {
+        frames.iter().any(
+            |f| matches!(f, ServerFrame::Error(e) if e.code == chorus_sdk::wire::ErrorCode::NotJoined),
+        )
+    };
+    for n in 1..=4u64 {
+        // A publish, on whichever node is next.
+        next_node(&mut pat);
+        let id = format!("p{n}");
+        let answer = pat.send(vec![support::publish("r", &id, "1")]).await;
+        assert!(answer.iter().any(|f| is_ack(f, &id)), "{answer:?}");
+        // A poll on the other node; it gets the publish (and any presence state).
+        next_node(&mut pat);
+        let frames = pat.poll(0).await;
+        assert!(!not_joined(&frames), "{frames:?}");
+    }
+    // Presence and typing versions are per node until presence is shared: the first poll on
+    // a node after one on the other answers `state` at once. The next one there is held, and
+    // wakes when ana (a WebSocket on node one) publishes.
+    next_node(&mut pat);
+    let frames = pat.poll(0).await;
+    assert!(!not_joined(&frames), "{frames:?}");
+    let mut held = tokio::spawn(async move {
+        let frames = pat.poll(60_000).await;
+        (pat, frames)
+    });
+    if let Ok(answered) = tokio::time::timeout(Duration::from_millis(300), &mut held).await {
+        panic!("the poll was answered at once: {:?}", answered.unwrap().1);
+    }
+    ana.publish("r", "a5", "1").await;
+    let (pat, frames) = tokio::time::timeout(support::PATIENCE, held)
+        .await
+        .expect("the held poll woke")
+        .unwrap();
+    assert!(!not_joined(&frames), "{frames:?}");
+    assert_eq!(event_ids(&frames), ["a5"]);
+    assert_eq!(pat.delivered["r"], [1, 2, 3, 4, 5]);
+    one.shutdown().await;
+    two.shutdown().await;
+}

@@ -12,6 +12,7 @@
 
 pub mod local;
 pub mod redis;
+pub mod sessions;
 
 use bytes::Bytes;
 use chorus_sdk::wire::RoomName;

@@ -33,7 +33,9 @@ use crate::hub::{
 };
 use crate::identity::Identity;
 use crate::store::{AppendDone, AppendOutcome, AppendRequest, Page, PageLimit, Store, StoreError};
-use poll::{PollLimits, PollRefusal, PollSession, PollTicket, SessionCounts, SessionKey};
+use poll::{
+    PollLimits, PollRefusal, PollSession, PollTicket, SessionCounts, SessionKey, SessionRecord,
+};
 
 /// Events per history read while replaying, and at most this many bytes of them (a page in
 /// memory is bounded however large the events are).
@@ -98,6 +100,27 @@ pub enum HubMsg {
         frames: Vec<ClientFrame>,
         /// Where to answer.
         reply: oneshot::Sender<Result<Vec<Payload>, PollRefusal>>,
+    },
+    /// A polling request arrives with its session's shared record (Redis engine): adopt it
+    /// before the request is handled (see `Driver::poll_adopt`).
+    PollAdopt {
+        /// The session.
+        session: SessionKey,
+        /// Who it is.
+        identity: Arc<Identity>,
+        /// The client address's per-address key.
+        address: std::net::IpAddr,
+        /// The session's rooms as recorded.
+        record: SessionRecord,
+        /// Answered once the session on this node matches the record.
+        reply: oneshot::Sender<Result<Vec<Payload>, PollRefusal>>,
+    },
+    /// The session's record as this node has it, to share after a `POST`.
+    PollRecord {
+        /// The session.
+        session: SessionKey,
+        /// Where to answer (`None` when the session is not open here).
+        reply: oneshot::Sender<Option<SessionRecord>>,
     },
     /// A long poll starts.
     PollOpen {
@@ -400,6 +423,16 @@ impl Driver {
                 if let Some(answer) = self.poll_open(now, session, identity, address, &rooms) {
                     let _ = reply.send(answer);
                 }
+            }
+            HubMsg::PollAdopt {
+                session,
+                identity,
+                address,
+                record,
+                reply,
+            } => self.poll_adopt(now, session, identity, address, record, reply),
+            HubMsg::PollRecord { session, reply } => {
+                let _ = reply.send(self.session_record(&session));
             }
             HubMsg::PollView { conn, rooms, reply } => {
                 let _ = reply.send(self.poll_view(conn, &rooms));

@@ -419,6 +419,27 @@ impl Hub {
             })
     }
 
+    /// The rooms `conn` is in (or joining), in name order, each with its presence meta (`null`
+    /// while the room loads). What a polling session's record holds (see `driver::poll`).
+    pub fn conn_rooms(&self, conn: ConnId) -> Vec<(RoomName, wire::Json)> {
+        let Some(state) = self.conns.get(&conn) else {
+            return Vec::new();
+        };
+        state
+            .rooms
+            .iter()
+            .map(|room| {
+                let meta = self
+                    .rooms
+                    .get(room)
+                    .and_then(|r| r.presence.meta_of(&state.identity.user, conn))
+                    .cloned()
+                    .unwrap_or_else(wire::Json::null);
+                (room.clone(), meta)
+            })
+            .collect()
+    }
+
     /// Number of rooms with members (or lingering presence) on this node.
     pub fn room_count(&self) -> usize {
         self.rooms.len()

@@ -43,7 +43,7 @@ use crate::store::{AppendOutcome, Page, RoomHead, StoreError, StoredEvent};
 pub const MAX_HELD: usize = 4096;
 
 /// How long a failed repair waits before it is tried again.
-pub const REPAIR_RETRY: Duration = Duration::from_millis(250);
+pub(super) const REPAIR_RETRY: Duration = Duration::from_millis(250);
 
 /// What answers a publish once its event has been queued to the room's members.
 #[derive(Debug)]
