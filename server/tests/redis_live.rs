@@ -5,7 +5,7 @@
 
 mod support;
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use chorus_sdk::wire::{ResetReason, ServerFrame};
 use chorus_server::RunningServer;
@@ -26,7 +26,8 @@ fn redis_config(redis: &RedisServer) -> chorus_server::config::Config {
 async fn backend_publish(server: &RunningServer, id: &str) {
     let auth = format!("Bearer {KEY}");
     let body = format!(r#"{{"id":"{id}","body":{{"id":"{id}"}}}}"#);
-    let deadline = Instant::now() + support::PATIENCE;
+    // About `support::PATIENCE`, counted in attempts (tests read no clock).
+    let mut attempts = 0u32;
     loop {
         let response = http(
             server,
@@ -40,7 +41,10 @@ async fn backend_publish(server: &RunningServer, id: &str) {
             return;
         }
         assert!(
-            Instant::now() < deadline,
+            {
+                attempts += 1;
+                attempts < 250
+            },
             "publish {id} kept failing: {} {}",
             response.status,
             response.body
@@ -62,13 +66,20 @@ fn event_ids(frames: &[ServerFrame]) -> Vec<String> {
 
 /// Waits until `check` holds on what `redis-server` answers to `command`.
 async fn until_redis(redis: &RedisServer, command: &str, check: impl Fn(&str) -> bool) {
-    let deadline = Instant::now() + support::PATIENCE;
+    // About `support::PATIENCE`, counted in attempts (tests read no clock).
+    let mut attempts = 0u32;
     loop {
         let reply = redis.command(command);
         if check(&reply) {
             return;
         }
-        assert!(Instant::now() < deadline, "{command}: still {reply:?}");
+        assert!(
+            {
+                attempts += 1;
+                attempts < 250
+            },
+            "{command}: still {reply:?}"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
@@ -80,13 +91,20 @@ fn live_subscribers(reply: &str) -> Option<u64> {
 
 /// Waits until `/metrics` of `server` has a line starting with `line`.
 async fn until_metric(server: &RunningServer, line: &str) {
-    let deadline = Instant::now() + support::PATIENCE;
+    // About `support::PATIENCE`, counted in attempts (tests read no clock).
+    let mut attempts = 0u32;
     loop {
         let metrics = http(server, "GET", "/metrics", &[], None).await.body;
         if metrics.lines().any(|l| l.starts_with(line)) {
             return;
         }
-        assert!(Instant::now() < deadline, "no {line:?} in\n{metrics}");
+        assert!(
+            {
+                attempts += 1;
+                attempts < 250
+            },
+            "no {line:?} in\n{metrics}"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
@@ -332,6 +350,68 @@ async fn a_polling_client_alternating_between_nodes_gets_everything_once_and_its
     assert!(!not_joined(&frames), "{frames:?}");
     assert_eq!(event_ids(&frames), ["a5"]);
     assert_eq!(pat.delivered["r"], [1, 2, 3, 4, 5]);
+    one.shutdown().await;
+    two.shutdown().await;
+}
+
+/// The subscriber connection is cut while Redis stays up (and may not reconnect for a while):
+/// `/readyz` fails naming the bus, events stored meanwhile reach the members once it is back.
+#[tokio::test]
+async fn while_the_subscriber_is_cut_off_readyz_fails_and_what_was_stored_is_repaired() {
+    let redis = RedisServer::start();
+    let one = support::start(&redis_config(&redis)).await;
+    let two = support::start(&redis_config(&redis)).await;
+    let mut bob = Client::connect(&two, "bob").await;
+    bob.join("r", None).await;
+    backend_publish(&one, "k1").await;
+    bob.recv_until(|f| event_seq(f) == Some(1)).await;
+
+    // One connection of the test's own, kept open: new ones are refused from here on.
+    let mut admin = redis::Client::open(redis.url())
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    let _: () = redis::cmd("CONFIG")
+        .arg(&["SET", "maxclients", "1"][..])
+        .query_async(&mut admin)
+        .await
+        .unwrap();
+    let _: u64 = redis::cmd("CLIENT")
+        .arg(&["KILL", "TYPE", "pubsub"][..])
+        .query_async(&mut admin)
+        .await
+        .unwrap();
+    // About `support::PATIENCE`, counted in attempts (tests read no clock).
+    let mut attempts = 0u32;
+    loop {
+        let ready = http(&two, "GET", "/readyz", &[], None).await;
+        if ready.status == 503 {
+            assert!(ready.body.contains("bus:"), "{}", ready.body);
+            break;
+        }
+        assert!(
+            {
+                attempts += 1;
+                attempts < 250
+            },
+            "still ready: {}",
+            ready.body
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // Node one's writer connection is still open: it stores while node two hears nothing.
+    backend_publish(&one, "k2").await;
+    let _: () = redis::cmd("CONFIG")
+        .arg(&["SET", "maxclients", "10000"][..])
+        .query_async(&mut admin)
+        .await
+        .unwrap();
+    let frames = bob.recv_until(|f| event_seq(f) == Some(2)).await;
+    assert_eq!(event_ids(&frames), ["k2"]);
+    until_metric(&two, "chorus_bus_reconnects_total 1").await;
+    let ready = http(&two, "GET", "/readyz", &[], None).await;
+    assert_eq!(ready.status, 200, "{}", ready.body);
     one.shutdown().await;
     two.shutdown().await;
 }

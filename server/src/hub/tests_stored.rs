@@ -159,9 +159,9 @@ fn a_room_is_followed_while_it_is_open_here_and_unfollowed_when_forgotten() {
     let mut h = two_members();
     let r = RoomName::parse("r").unwrap();
     assert_eq!(h.followed, BTreeSet::from([r.clone()]));
-    h.send(1, &r#"{"type":"leave","room":"r"}"#.to_string());
+    h.send(1, r#"{"type":"leave","room":"r"}"#);
     assert_eq!(h.followed, BTreeSet::from([r.clone()]));
-    h.send(2, &r#"{"type":"leave","room":"r"}"#.to_string());
+    h.send(2, r#"{"type":"leave","room":"r"}"#);
     assert_eq!(h.followed, BTreeSet::new());
     // Heard after it was forgotten: nothing happens.
     let stored = store_elsewhere(&mut h, "z1");
