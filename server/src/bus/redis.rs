@@ -11,7 +11,7 @@
 //! Pub/sub delivers at most once: whatever is published while the connection is down (Redis
 //! restarted, the network cut, Redis dropped a subscriber whose output buffer overflowed) is
 //! not heard. The task notices a lost connection when the message stream ends or a `PING`
-//! (every [`PING_EVERY`]) goes unanswered for [`RESPONSE_TIMEOUT`]; it reconnects with a
+//! (every 2 s) goes unanswered for 2 s; it reconnects with a
 //! backoff from 100 ms doubling to 5 s, subscribes every followed room again and then sends
 //! [`Inbound::Resynced`] with all of them, so the hub repairs each from the store. While it is
 //! down, [`Bus::ready`] fails (and `/readyz` with it).

@@ -50,6 +50,20 @@
 //! without a request for `poll_session_timeout` is closed by the hub's sweep, like a silent
 //! socket.
 //!
+//! # Sessions across nodes (Redis engine)
+//!
+//! Membership is what a node must know to hold a poll (and to accept a publish), so on the
+//! Redis engine it is shared: after every answered `POST` the handler records the session's
+//! rooms and metas ([`SessionRecord`], from [`HubMsg::PollRecord`]) in Redis
+//! (`crate::bus::sessions`), and before every `POST` or `GET` it loads the record and sends
+//! [`HubMsg::PollAdopt`]: `Driver::poll_adopt` opens the session here if needed and joins,
+//! updates and leaves rooms to match the record, answering once the hub owes the session
+//! nothing (the replies to those frames are dropped). A record of another user refuses the
+//! request as a session of another user on this node would.
+//!
+//! [`HubMsg::PollAdopt`]: super::HubMsg::PollAdopt
+//! [`HubMsg::PollRecord`]: super::HubMsg::PollRecord
+//!
 //! [`Hub::room_view`]: crate::hub::Hub::room_view
 //! [`Hub::owes_answers`]: crate::hub::Hub::owes_answers
 //! [`HubMsg::PollSend`]: super::HubMsg::PollSend

@@ -189,6 +189,10 @@ async fn adopt(
     let Some(record) = directory.load(session).await else {
         return Ok(None);
     };
+    if record.user != identity.user {
+        // The session belongs to whoever opened it, on whichever node.
+        return Err(refusal_error(PollRefusal::OtherUser));
+    }
     let adopted = state.hub.ask(|reply| HubMsg::PollAdopt {
         session: session.clone(),
         identity: Arc::clone(identity),
