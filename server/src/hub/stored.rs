@@ -74,6 +74,10 @@ pub(super) struct Gaps {
     foreign: Vec<(u64, u64, Settle)>,
     /// A repair read is in flight.
     repairing: bool,
+    /// The head it reads after: the store had that event when it read (the room's head may
+    /// have moved on since, from this node's appends), so it is what the store's answer is
+    /// checked against.
+    repair_after: u64,
     /// A repair is owed: something happened during the one in flight that it may not have
     /// seen (a resync), or it failed (the retry timer runs it again).
     again: bool,
@@ -125,10 +129,11 @@ impl Hub {
         let Some(room) = self.rooms.get_mut(&room_name) else {
             return;
         };
-        let Some(RoomLoad::Open { epoch, head, .. }) = room.state else {
+        let Some(RoomLoad::Open { epoch, .. }) = room.state else {
             return;
         };
         room.gaps.repairing = false;
+        let head = room.gaps.repair_after;
         let page = match result {
             Ok(page) => page,
             Err(err) => {
@@ -343,6 +348,7 @@ impl Hub {
             return;
         };
         room.gaps.repairing = true;
+        room.gaps.repair_after = head;
         self.actions.push_back(Action::Repair {
             room: room_name.clone(),
             after: head,

@@ -219,3 +219,27 @@ fn a_failed_repair_is_tried_again() {
     h.run_deferred();
     assert_eq!(h.take(1), [r#"event r #1 z1 by zoe {"n":"z1"}"#]);
 }
+
+/// A repair reads the store while this node's own append moves the room's head on: its answer
+/// (behind the head it came back to) is no rollback.
+#[test]
+fn a_repair_answered_after_the_head_moved_on_is_no_rollback() {
+    let mut h = two_members();
+    let r = RoomName::parse("r").unwrap();
+    h.defer = true;
+    let now = h.now();
+    h.hub.handle_resynced(now, vec![r.clone()]);
+    h.pump();
+    let (room, after) = h.repairs.pop_front().expect("a repair");
+    let page = h.log.read(&room, after, 256, now.unix_ms);
+    h.defer = false;
+    h.send(1, &publish("r", "a1", "1"));
+    assert_eq!(h.take(1), ["event r #1 a1 by ana 1", "ack r a1 #1"]);
+    let now = h.now();
+    h.hub.handle_repaired(now, room, Ok(page));
+    h.pump();
+    assert_eq!(h.take(1), Vec::<String>::new());
+    assert_eq!(h.take(2), ["event r #1 a1 by ana 1"]);
+    h.send(2, &publish("r", "b2", "2"));
+    assert_eq!(h.take(1), ["event r #2 b2 by ben 2"]);
+}
