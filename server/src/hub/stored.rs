@@ -168,6 +168,16 @@ impl Hub {
             let Some(RoomLoad::Open { head, .. }) = room.state else {
                 return;
             };
+            // The lineage stands: publishes whose events were of another epoch (stale: heard
+            // late from a lineage already replaced) are answered now; none can be of this one,
+            // or the event would have matched.
+            let foreign = std::mem::take(&mut room.gaps.foreign);
+            for (_, _, settle) in foreign {
+                self.run_settle(settle);
+            }
+            let Some(room) = self.rooms.get_mut(&room_name) else {
+                return;
+            };
             if head < page.head.head || std::mem::take(&mut room.gaps.again) {
                 // The page was bounded, or a resync came after the read: read on.
                 self.request_repair(&room_name);

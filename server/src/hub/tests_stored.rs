@@ -243,3 +243,34 @@ fn a_repair_answered_after_the_head_moved_on_is_no_rollback() {
     h.send(2, &publish("r", "b2", "2"));
     assert_eq!(h.take(1), ["event r #2 b2 by ben 2"]);
 }
+
+/// An append of the replaced lineage answered late: its event is not delivered (its lineage
+/// is gone, and the members were reset past it), but its publisher is still answered.
+#[test]
+fn a_late_event_of_a_replaced_lineage_is_dropped_but_its_publisher_is_acked() {
+    let mut h = two_members();
+    h.log = MemoryLog::new(EPOCH + 1, Retention::default());
+    let stored = store_elsewhere(&mut h, "z1");
+    hear(&mut h, stored);
+    let reset = r#"reset r "epoch_changed" head=0"#;
+    let z1 = r#"event r #1 z1 by zoe {"n":"z1"}"#;
+    assert_eq!(h.take(1), [reset, z1]);
+    assert_eq!(h.take(2), [reset, z1]);
+    let mut late = h.log.read(&RoomName::parse("r").unwrap(), 0, 1, 0).events[0].clone();
+    late.epoch = EPOCH;
+    late.event.seq = Some(5);
+    late.event.id = wire::EventId::parse("old").unwrap();
+    let now = h.now();
+    h.hub.handle_append_done(
+        now,
+        AppendDone {
+            origin: crate::store::Origin::Conn(1),
+            room: RoomName::parse("r").unwrap(),
+            id: wire::EventId::parse("old").unwrap(),
+            result: Ok(AppendOutcome::Stored(late)),
+        },
+    );
+    h.pump();
+    assert_eq!(h.take(1), ["ack r old #5"]);
+    assert_eq!(h.take(2), Vec::<String>::new());
+}
