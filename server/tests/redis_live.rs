@@ -415,3 +415,65 @@ async fn while_the_subscriber_is_cut_off_readyz_fails_and_what_was_stored_is_rep
     one.shutdown().await;
     two.shutdown().await;
 }
+
+/// The bus's signals (what presence, typing and ephemeral events will ride on): another node
+/// following the room hears them, in order, with the sender's node id; the sender does not;
+/// a node that unfollowed the room hears nothing more.
+#[tokio::test]
+async fn signals_reach_the_other_nodes_following_the_room_and_not_the_sender() {
+    use chorus_server::bus::redis::RedisBus;
+    use chorus_server::bus::{Bus, Inbound};
+    use chorus_server::store::redis::KeyLayout;
+
+    let redis = RedisServer::start();
+    let keys = KeyLayout::new("chorus:").unwrap();
+    let (a_tx, mut a_rx) = tokio::sync::mpsc::unbounded_channel();
+    let (b_tx, mut b_rx) = tokio::sync::mpsc::unbounded_channel();
+    let a = RedisBus::open(&redis.url(), keys.clone(), "node-a".into(), a_tx)
+        .await
+        .unwrap();
+    let b = RedisBus::open(&redis.url(), keys, "node-b".into(), b_tx)
+        .await
+        .unwrap();
+    let room = chorus_sdk::wire::RoomName::parse("r").unwrap();
+    a.follow(&room).wait().await;
+    b.follow(&room).wait().await;
+    for n in 0..3u8 {
+        a.signal(&room, bytes::Bytes::from(vec![b'x', n]));
+    }
+    for n in 0..3u8 {
+        let heard = tokio::time::timeout(support::PATIENCE, b_rx.recv())
+            .await
+            .expect("heard in time")
+            .unwrap();
+        assert_eq!(
+            heard,
+            Inbound::Signal {
+                room: room.clone(),
+                from_node: "node-a".into(),
+                bytes: bytes::Bytes::from(vec![b'x', n]),
+            }
+        );
+    }
+    // B answers; A hears B's and never its own.
+    b.signal(&room, bytes::Bytes::from_static(b"pong"));
+    let heard = tokio::time::timeout(support::PATIENCE, a_rx.recv())
+        .await
+        .expect("heard in time")
+        .unwrap();
+    assert!(matches!(heard, Inbound::Signal { from_node, .. } if from_node == "node-b"));
+    b.unfollow(&room);
+    until_redis(&redis, "PUBSUB NUMSUB chorus:{r}:sig", |reply| {
+        live_subscribers(reply) == Some(1)
+    })
+    .await;
+    a.signal(&room, bytes::Bytes::from_static(b"late"));
+    b.signal(&room, bytes::Bytes::from_static(b"mark"));
+    let heard = tokio::time::timeout(support::PATIENCE, a_rx.recv())
+        .await
+        .expect("heard in time")
+        .unwrap();
+    assert!(matches!(heard, Inbound::Signal { bytes, .. } if bytes == "mark"));
+    assert!(b_rx.try_recv().is_err(), "B unfollowed the room");
+    assert_eq!(a.figures().unwrap().signals_heard, 2);
+}
