@@ -506,6 +506,14 @@ impl Sim {
                         );
                         self.forget(conn);
                     }
+                    // One node: nobody else stores, so there is nothing to follow, and a
+                    // repair (never asked for without another node) reads the log at once.
+                    Action::Follow(_) | Action::Unfollow(_) => {}
+                    Action::Repair { room, after } => {
+                        let now = self.now();
+                        let page = self.log.read(&room, after, 256, now.unix_ms);
+                        self.hub.handle_repaired(now, room, Ok(page));
+                    }
                 }
             }
             if idle {

@@ -41,9 +41,9 @@ pub struct Config {
     #[arg(long, env = "CHORUS_STORE", value_enum, default_value_t = StoreKind::Sqlite)]
     pub store: StoreKind,
     /// Keep history and seqs in Redis at this URL instead of --store
-    /// (`redis://[:password@]host:port[/db]`, or `rediss://` for TLS). Live delivery across
-    /// nodes is not built yet: one node per Redis prefix. See docs/SCALING.md for the Redis
-    /// settings and what each guarantees.
+    /// (`redis://[:password@]host:port[/db]`, or `rediss://` for TLS). Nodes on one Redis
+    /// deliver every stored event to each other's members; presence and typing are still per
+    /// node. See docs/SCALING.md for the Redis settings and what each guarantees.
     #[arg(
         long,
         env = "CHORUS_REDIS",

@@ -7,6 +7,7 @@
 //! listener.
 
 pub mod auth;
+pub mod bus;
 pub mod clock;
 pub mod config;
 pub mod driver;
@@ -23,6 +24,7 @@ use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 
 use crate::auth::Authenticator;
+use crate::bus::Bus;
 use crate::clock::unix_ms_now;
 use crate::config::{Config, StoreKind};
 use crate::driver::HubHandle;
@@ -100,6 +102,8 @@ impl RunningServer {
 pub async fn start(config: &Config, listener: TcpListener) -> Result<RunningServer, StartError> {
     let secret = config.secret().map_err(StartError::Config)?;
     let (outcomes_tx, outcomes_rx) = tokio::sync::mpsc::unbounded_channel();
+    let (inbound_tx, inbound_rx) = tokio::sync::mpsc::unbounded_channel();
+    let node = format!("{:x}", store::random_epoch() & 0xffff_ffff);
     let store: Arc<dyn Store> = match (&config.redis, config.store) {
         (Some(url), _) => Arc::new(
             store::redis::RedisStore::open(
@@ -127,7 +131,7 @@ pub async fn start(config: &Config, listener: TcpListener) -> Result<RunningServ
     let hub_config = HubConfig {
         // Versions below 2^53 for ~280 years, and 1000 changes per millisecond of uptime apart.
         version_base: unix_ms_now() * 1000,
-        node: format!("{:x}", store::random_epoch() & 0xffff_ffff),
+        node: node.clone(),
         ..config.hub()
     };
     let poll_limits = driver::poll::PollLimits {
@@ -135,10 +139,40 @@ pub async fn start(config: &Config, listener: TcpListener) -> Result<RunningServ
         max_sessions_per_user: config.max_poll_sessions_per_user,
         max_sessions_per_address: config.max_poll_sessions_per_ip,
     };
+    let sessions = match &config.redis {
+        Some(url) => Some(
+            bus::sessions::SessionDirectory::open(
+                url,
+                &config.redis_prefix,
+                Duration::from_millis(config.poll_session_timeout_ms),
+            )
+            .await
+            .map_err(|err| {
+                StartError::Redis(format!(
+                    "Redis at {}: {err}",
+                    store::redis::redacted_url(url)
+                ))
+            })?,
+        ),
+        None => None,
+    };
+    let bus: Arc<dyn Bus> = match &config.redis {
+        Some(url) => {
+            let keys = store::redis::KeyLayout::new(&config.redis_prefix)?;
+            Arc::new(
+                bus::redis::RedisBus::open(url, keys, node, inbound_tx)
+                    .await
+                    .map_err(|err| StartError::Redis(err.to_string()))?,
+            )
+        }
+        None => Arc::new(bus::local::LocalBus),
+    };
     let hub = driver::spawn(
         Hub::new(hub_config),
         Arc::clone(&store),
         outcomes_rx,
+        Arc::clone(&bus),
+        inbound_rx,
         poll_limits,
     );
     let capacity = ConnectionCapacity::derive(
@@ -170,6 +204,8 @@ pub async fn start(config: &Config, listener: TcpListener) -> Result<RunningServ
     let state = AppState::new(http::AppStateInner {
         hub: hub.clone(),
         store,
+        bus,
+        sessions,
         auth: Authenticator::hs256(&secret),
         api_key: config.api_key.clone().filter(|key| !key.is_empty()),
         limits: EdgeLimits {

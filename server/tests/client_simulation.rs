@@ -470,6 +470,12 @@ impl Sim {
                         }
                     }
                     Action::Complete { .. } => {}
+                    // One node: nobody else stores, so there is nothing to follow.
+                    Action::Follow(_) | Action::Unfollow(_) => {}
+                    Action::Repair { room, after } => {
+                        let page = self.log.read(&room, after, 256, now.unix_ms);
+                        self.hub.handle_repaired(now, room, Ok(page));
+                    }
                 }
             }
             if idle {

@@ -1,6 +1,6 @@
 //! The server on the Redis engine (`--redis`), against a real `redis-server`: start-up errors,
 //! `/readyz` while Redis is away, and several nodes sequencing one room through one Redis.
-//! (Cross-node fan-out, presence and polling wake-ups are not part of this engine yet.)
+//! Live delivery across nodes (the bus) is tested in `redis_live.rs`.
 
 mod support;
 

@@ -5,6 +5,12 @@
 //! It must stay thin: no protocol decisions are made here, only I/O and bookkeeping of how to
 //! reach each peer. It is the one place that reads the clock for the hub.
 //!
+//! What the other nodes on the store did arrives from the [`Bus`] as [`Inbound`] messages and
+//! goes into the hub as they come ([`Hub::handle_stored`], [`Hub::handle_resynced`]). The hub's
+//! [`Action::Follow`] makes the bus follow a room, and the room's load (the
+//! [`Action::LoadRoom`] after it) waits until the follow is in place, so nothing stored after
+//! the head the load reads goes unheard.
+//!
 //! Peers come in two kinds. A WebSocket has a bounded frame queue (full = slow consumer). A
 //! polling session has no queue at all: frames that answer its own `POST` are collected into
 //! that response, and everything else only bumps a wake-up counter that its held polls watch;
@@ -21,16 +27,25 @@ use std::time::{Duration, Instant};
 use chorus_sdk::wire::{ClientFrame, ErrorCode, PresenceSnapshot, RoomName, Stats};
 use tokio::sync::{mpsc, oneshot};
 
+use crate::bus::{Bus, Inbound, Subscribed};
 use crate::hub::{
     Action, ConnId, ConnKind, Hub, Now, Payload, ReplayOutcome, RoomView, encode_event,
 };
 use crate::identity::Identity;
-use crate::store::{AppendDone, AppendOutcome, AppendRequest, PageLimit, Store, StoreError};
-use poll::{PollLimits, PollRefusal, PollSession, PollTicket, SessionCounts, SessionKey};
+use crate::store::{AppendDone, AppendOutcome, AppendRequest, Page, PageLimit, Store, StoreError};
+use poll::{
+    PollLimits, PollRefusal, PollSession, PollTicket, SessionCounts, SessionKey, SessionRecord,
+};
 
 /// Events per history read while replaying, and at most this many bytes of them (a page in
 /// memory is bounded however large the events are).
 const REPLAY_PAGE: PageLimit = PageLimit {
+    events: 256,
+    bytes: 1024 * 1024,
+};
+
+/// Events per repair read (see `hub::stored`): the hub reads on while it is behind.
+const REPAIR_PAGE: PageLimit = PageLimit {
     events: 256,
     bytes: 1024 * 1024,
 };
@@ -94,6 +109,27 @@ pub enum HubMsg {
         /// Where to answer.
         reply: oneshot::Sender<Result<Vec<Payload>, PollRefusal>>,
     },
+    /// A polling request arrives with its session's shared record (Redis engine): adopt it
+    /// before the request is handled (see `Driver::poll_adopt`).
+    PollAdopt {
+        /// The session.
+        session: SessionKey,
+        /// Who it is.
+        identity: Arc<Identity>,
+        /// The client address's per-address key.
+        address: std::net::IpAddr,
+        /// The session's rooms as recorded.
+        record: SessionRecord,
+        /// Answered once the session on this node matches the record.
+        reply: oneshot::Sender<Result<Vec<Payload>, PollRefusal>>,
+    },
+    /// The session's record as this node has it, to share after a `POST`.
+    PollRecord {
+        /// The session.
+        session: SessionKey,
+        /// Where to answer (`None` when the session is not open here).
+        reply: oneshot::Sender<Option<SessionRecord>>,
+    },
     /// A long poll starts.
     PollOpen {
         /// The session.
@@ -146,6 +182,8 @@ pub enum HubMsg {
     RoomLoaded(RoomName, Result<crate::store::RoomHead, StoreError>),
     /// A history replay requested by the hub finished (sent by the driver's own tasks).
     ReplayDone(ConnId, RoomName, ReplayOutcome),
+    /// A repair read requested by the hub finished (sent by the driver's own tasks).
+    Repaired(RoomName, Result<Page, StoreError>),
 }
 
 /// A cheap, cloneable handle to the hub task.
@@ -203,6 +241,8 @@ pub fn spawn(
     hub: Hub,
     store: Arc<dyn Store>,
     outcomes: mpsc::UnboundedReceiver<AppendDone>,
+    bus: Arc<dyn Bus>,
+    inbound: mpsc::UnboundedReceiver<Inbound>,
     limits: PollLimits,
 ) -> HubHandle {
     let (tx, rx) = mpsc::channel(4096);
@@ -213,6 +253,8 @@ pub fn spawn(
     let driver = Driver {
         hub,
         store,
+        bus,
+        follows: HashMap::new(),
         limits,
         next_conn: Arc::clone(&handle.next_conn),
         peers: HashMap::new(),
@@ -224,7 +266,7 @@ pub fn spawn(
         counters: Counters::default(),
         loopback: tx,
     };
-    tokio::spawn(driver.run(rx, outcomes));
+    tokio::spawn(driver.run(rx, outcomes, inbound));
     handle
 }
 
@@ -244,6 +286,9 @@ struct Counters {
 struct Driver {
     hub: Hub,
     store: Arc<dyn Store>,
+    bus: Arc<dyn Bus>,
+    /// Follows asked of the bus whose room load has not started yet (it waits for them).
+    follows: HashMap<RoomName, Subscribed>,
     limits: PollLimits,
     next_conn: Arc<AtomicU64>,
     peers: HashMap<ConnId, Peer>,
@@ -265,6 +310,7 @@ impl Driver {
         mut self,
         mut inbox: mpsc::Receiver<HubMsg>,
         mut outcomes: mpsc::UnboundedReceiver<AppendDone>,
+        mut inbound: mpsc::UnboundedReceiver<Inbound>,
     ) {
         loop {
             let deadline = self.hub.poll_timeout().map(tokio::time::Instant::from_std);
@@ -279,6 +325,7 @@ impl Driver {
                     None => return,
                 },
                 Some(outcome) = outcomes.recv() => self.append_done(outcome),
+                Some(heard) = inbound.recv() => self.heard(heard),
                 () = sleep_until(deadline) => self.hub.handle_timeout(now()),
             }
             self.flush_outputs();
@@ -332,6 +379,21 @@ impl Driver {
         self.hub.handle_append_done(now(), outcome);
     }
 
+    fn heard(&mut self, heard: Inbound) {
+        let now = now();
+        match heard {
+            Inbound::Stored(stored) => self.hub.handle_stored(now, stored),
+            Inbound::Resynced(rooms) => self.hub.handle_resynced(now, rooms),
+            // Nothing in the hub shares signals across nodes yet (presence, typing and
+            // ephemeral events are federated separately); until then they are dropped.
+            Inbound::Signal {
+                room, from_node, ..
+            } => {
+                tracing::trace!(%room, %from_node, "signal heard; nothing handles signals yet")
+            }
+        }
+    }
+
     fn handle(&mut self, msg: HubMsg) {
         let now = now();
         match msg {
@@ -371,6 +433,16 @@ impl Driver {
                     let _ = reply.send(answer);
                 }
             }
+            HubMsg::PollAdopt {
+                session,
+                identity,
+                address,
+                record,
+                reply,
+            } => self.poll_adopt(now, session, identity, address, record, reply),
+            HubMsg::PollRecord { session, reply } => {
+                let _ = reply.send(self.session_record(&session));
+            }
             HubMsg::PollView { conn, rooms, reply } => {
                 let _ = reply.send(self.poll_view(conn, &rooms));
             }
@@ -390,6 +462,7 @@ impl Driver {
             HubMsg::ReplayDone(conn, room, outcome) => {
                 self.hub.handle_replay_done(now, conn, room, outcome)
             }
+            HubMsg::Repaired(room, result) => self.hub.handle_repaired(now, room, result),
             HubMsg::Drain { .. } => unreachable!("handled in run"),
         }
     }
@@ -456,10 +529,29 @@ impl Driver {
     fn perform(&mut self, action: Action) {
         match action {
             Action::Append(job) => self.store.submit(job),
-            Action::LoadRoom(room) => {
+            Action::Follow(room) => {
+                let subscribed = self.bus.follow(&room);
+                self.follows.insert(room, subscribed);
+            }
+            Action::Unfollow(room) => {
+                self.follows.remove(&room);
+                self.bus.unfollow(&room);
+            }
+            Action::Repair { room, after } => {
                 let store = Arc::clone(&self.store);
                 let loopback = self.loopback.clone();
                 tokio::spawn(async move {
+                    let result = store.read_bounded(&room, after, REPAIR_PAGE).await;
+                    let _ = loopback.send(HubMsg::Repaired(room, result)).await;
+                });
+            }
+            Action::LoadRoom(room) => {
+                let store = Arc::clone(&self.store);
+                let loopback = self.loopback.clone();
+                let subscribed = self.follows.remove(&room).unwrap_or_default();
+                tokio::spawn(async move {
+                    // Heard from here on: the head read next misses nothing stored after it.
+                    subscribed.wait().await;
                     let result = store.read(&room, 0, 0).await.map(|page| page.head);
                     let _ = loopback.send(HubMsg::RoomLoaded(room, result)).await;
                 });

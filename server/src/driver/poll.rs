@@ -50,6 +50,20 @@
 //! without a request for `poll_session_timeout` is closed by the hub's sweep, like a silent
 //! socket.
 //!
+//! # Sessions across nodes (Redis engine)
+//!
+//! Membership is what a node must know to hold a poll (and to accept a publish), so on the
+//! Redis engine it is shared: after every answered `POST` the handler records the session's
+//! rooms and metas ([`SessionRecord`], from [`HubMsg::PollRecord`]) in Redis
+//! (`crate::bus::sessions`), and before every `POST` or `GET` it loads the record and sends
+//! [`HubMsg::PollAdopt`]: `Driver::poll_adopt` opens the session here if needed and joins,
+//! updates and leaves rooms to match the record, answering once the hub owes the session
+//! nothing (the replies to those frames are dropped). A record of another user refuses the
+//! request as a session of another user on this node would.
+//!
+//! [`HubMsg::PollAdopt`]: super::HubMsg::PollAdopt
+//! [`HubMsg::PollRecord`]: super::HubMsg::PollRecord
+//!
 //! [`Hub::room_view`]: crate::hub::Hub::room_view
 //! [`Hub::owes_answers`]: crate::hub::Hub::owes_answers
 //! [`HubMsg::PollSend`]: super::HubMsg::PollSend
@@ -71,6 +85,16 @@ use crate::identity::Identity;
 /// Identifies a polling session: the client-chosen session id. The session belongs to the user
 /// whose token opened it.
 pub type SessionKey = String;
+
+/// A polling session as the nodes on one Redis share it (see `crate::bus::sessions`): whose it
+/// is, and its rooms with their presence metas.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SessionRecord {
+    /// The user who opened the session.
+    pub user: String,
+    /// Its rooms, in name order, with its presence meta in each.
+    pub rooms: Vec<(RoomName, chorus_sdk::wire::Json)>,
+}
 
 /// What a long poll gets when it starts.
 #[derive(Debug)]
@@ -274,6 +298,93 @@ impl Driver {
         for frame in frames {
             self.hub.handle_frame(now, conn, frame);
         }
+    }
+
+    /// Brings the session on this node in line with its shared record (another node may have
+    /// handled its last `POST`): opens it if needed, joins the rooms of the record it is not in
+    /// here (with the recorded meta), updates metas that differ, leaves the rooms the record
+    /// no longer has. The replies to those frames are dropped; `reply` is answered once the
+    /// hub owes the session nothing (the joined rooms are loaded), so the request that follows
+    /// sees the session as a member. A session with a `POST` in flight here is left as it is.
+    pub(super) fn poll_adopt(
+        &mut self,
+        now: Now,
+        key: SessionKey,
+        identity: Arc<Identity>,
+        address: IpAddr,
+        record: SessionRecord,
+        reply: oneshot::Sender<Result<Vec<Payload>, PollRefusal>>,
+    ) {
+        let user = identity.user.clone();
+        let conn = match self.session(now, key, identity, address) {
+            Ok(conn) => conn,
+            Err(refusal) => {
+                let _ = reply.send(Err(refusal));
+                return;
+            }
+        };
+        let local = self.hub.conn_rooms(conn);
+        let mut frames = Vec::new();
+        if record.user == user {
+            for (room, meta) in &record.rooms {
+                match local.iter().find(|(r, _)| r == room) {
+                    None => frames.push(ClientFrame::Join(chorus_sdk::wire::Join {
+                        room: room.clone(),
+                        meta: meta.clone(),
+                        resume: None,
+                    })),
+                    Some((_, here)) if here != meta => {
+                        frames.push(ClientFrame::SetPresence(chorus_sdk::wire::SetPresence {
+                            room: room.clone(),
+                            meta: meta.clone(),
+                        }))
+                    }
+                    Some(_) => {}
+                }
+            }
+            for (room, _) in &local {
+                if !record.rooms.iter().any(|(r, _)| r == room) {
+                    frames.push(ClientFrame::Leave(chorus_sdk::wire::Leave {
+                        room: room.clone(),
+                    }));
+                }
+            }
+        }
+        let Some(Peer::Poll(session)) = self.peers.get_mut(&conn) else {
+            let _ = reply.send(Err(PollRefusal::Gone));
+            return;
+        };
+        if frames.is_empty()
+            || session
+                .collector
+                .as_ref()
+                .is_some_and(|c| !c.reply.is_closed())
+        {
+            let _ = reply.send(Ok(Vec::new()));
+            return;
+        }
+        let replaced = session.collector.replace(Collector {
+            frames: Vec::new(),
+            reply,
+        });
+        if replaced.is_none() {
+            self.collecting.push(conn);
+        }
+        for frame in frames {
+            self.hub.handle_frame(now, conn, frame);
+        }
+    }
+
+    /// The session's record as this node has it (`None` when the session is not open here).
+    pub(super) fn session_record(&self, key: &SessionKey) -> Option<SessionRecord> {
+        let conn = *self.sessions.get(key)?;
+        let Some(Peer::Poll(session)) = self.peers.get(&conn) else {
+            return None;
+        };
+        Some(SessionRecord {
+            user: session.user.clone(),
+            rooms: self.hub.conn_rooms(conn),
+        })
     }
 
     pub(super) fn poll_open(

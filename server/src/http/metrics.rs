@@ -6,6 +6,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use chorus_sdk::wire::Stats;
 
 use super::limits::ConnectionCapacity;
+use crate::bus::BusFigures;
+use crate::store::StoreFigures;
 
 /// Counters incremented by the HTTP and WebSocket edge.
 #[derive(Debug, Default)]
@@ -146,4 +148,72 @@ pub fn render(stats: &Stats, edge: &EdgeCounters, capacity: &ConnectionCapacity)
         &[("", get(&edge.accept_errors))],
     );
     out
+}
+
+/// Appends the multi-node engine's metrics: the store's append round trips and the bus's
+/// figures (neither exists on one node: nothing is rendered then).
+pub fn render_engine(out: &mut String, store: Option<&StoreFigures>, bus: Option<&BusFigures>) {
+    if let Some(store) = store {
+        metric(
+            out,
+            "chorus_redis_append_round_trip_seconds",
+            "summary",
+            "Round trips of append pipelines (EVALSHA of the append script) to Redis.",
+            &[
+                ("_sum", store.append_round_trip_micros as f64 / 1e6),
+                ("_count", store.append_round_trips as f64),
+            ],
+        );
+        metric(
+            out,
+            "chorus_redis_append_round_trip_seconds_max",
+            "gauge",
+            "The longest append round trip since start.",
+            &[("", store.append_round_trip_micros_max as f64 / 1e6)],
+        );
+    }
+    let Some(bus) = bus else {
+        return;
+    };
+    metric(
+        out,
+        "chorus_bus_followed_rooms",
+        "gauge",
+        "Rooms this node follows on the bus (open here).",
+        &[("", bus.followed_rooms as f64)],
+    );
+    metric(
+        out,
+        "chorus_bus_reconnects_total",
+        "counter",
+        "Times the bus's subscriber connection was lost and established again.",
+        &[("", bus.reconnects as f64)],
+    );
+    metric(
+        out,
+        "chorus_bus_lag_seconds",
+        "summary",
+        "Pub/sub lag of the stored events heard: time heard minus the event's at.",
+        &[
+            ("_sum", bus.lag_ms_sum as f64 / 1e3),
+            ("_count", bus.events_heard as f64),
+        ],
+    );
+    metric(
+        out,
+        "chorus_bus_lag_seconds_max",
+        "gauge",
+        "The largest pub/sub lag since start.",
+        &[("", bus.lag_ms_max as f64 / 1e3)],
+    );
+    metric(
+        out,
+        "chorus_bus_signals_total",
+        "counter",
+        "Signals sent to and heard from other nodes.",
+        &[
+            ("{direction=\"sent\"}", bus.signals_sent as f64),
+            ("{direction=\"heard\"}", bus.signals_heard as f64),
+        ],
+    );
 }

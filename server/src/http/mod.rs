@@ -54,6 +54,10 @@ pub struct AppStateInner {
     pub hub: HubHandle,
     /// History, for the REST history endpoint and polls.
     pub store: Arc<dyn Store>,
+    /// What this node hears from the others (for `/readyz` and `/metrics`).
+    pub bus: Arc<dyn crate::bus::Bus>,
+    /// Polling sessions shared between the nodes (Redis engine only).
+    pub sessions: Option<crate::bus::sessions::SessionDirectory>,
     /// Token verification.
     pub auth: Authenticator,
     /// The backend API key, if one is configured.

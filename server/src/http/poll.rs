@@ -105,6 +105,9 @@ pub(super) async fn send(
             )
         })?;
         let session = session_key(&batch.session)?;
+        if let Some(response) = adopt(&state, &session, &identity, address).await? {
+            return Ok(response);
+        }
         // Each frame is answered on its own, as the WebSocket connection task answers it:
         // refusals here, the rest by the hub.
         let mut refused = Vec::new();
@@ -144,7 +147,7 @@ pub(super) async fn send(
         let answer = tokio::time::timeout(
             state.limits.poll_send_timeout,
             state.hub.ask(|reply| HubMsg::PollSend {
-                session,
+                session: session.clone(),
                 identity,
                 address,
                 frames,
@@ -154,6 +157,7 @@ pub(super) async fn send(
         .await;
         match answer {
             Ok(Some(Ok(mut replies))) => {
+                share(&state, session).await;
                 refused.append(&mut replies);
                 Ok(frames_response(&refused))
             }
@@ -168,6 +172,58 @@ pub(super) async fn send(
     }
     .await;
     result.unwrap_or_else(IntoResponse::into_response)
+}
+
+/// On the Redis engine, brings the session on this node in line with its shared record before
+/// the request is handled (another node may have handled its last `POST`; see
+/// `crate::bus::sessions`). `Some` is the response to give instead (the server drains).
+async fn adopt(
+    state: &AppState,
+    session: &SessionKey,
+    identity: &Arc<crate::identity::Identity>,
+    address: std::net::IpAddr,
+) -> Result<Option<Response>, ApiError> {
+    let Some(directory) = &state.sessions else {
+        return Ok(None);
+    };
+    let Some(record) = directory.load(session).await else {
+        return Ok(None);
+    };
+    if record.user != identity.user {
+        // The session belongs to whoever opened it, on whichever node.
+        return Err(refusal_error(PollRefusal::OtherUser));
+    }
+    let adopted = state.hub.ask(|reply| HubMsg::PollAdopt {
+        session: session.clone(),
+        identity: Arc::clone(identity),
+        address,
+        record,
+        reply,
+    });
+    match tokio::time::timeout(state.limits.poll_send_timeout, adopted).await {
+        Ok(Some(Ok(_))) | Err(_) => Ok(None),
+        Ok(Some(Err(refusal))) => Err(refusal_error(refusal)),
+        Ok(None) => Ok(Some(hub_gone(state))),
+    }
+}
+
+/// On the Redis engine, records the session's rooms after a `POST` changed them, for the other
+/// nodes to adopt.
+async fn share(state: &AppState, session: SessionKey) {
+    let Some(directory) = &state.sessions else {
+        return;
+    };
+    let record = state
+        .hub
+        .ask(|reply| HubMsg::PollRecord {
+            session: session.clone(),
+            reply,
+        })
+        .await
+        .flatten();
+    if let Some(record) = record {
+        directory.save(&session, &record).await;
+    }
 }
 
 /// Parsed `GET /v1/poll` query.
@@ -234,6 +290,9 @@ pub(super) async fn poll(
             state.limits.max_rooms_per_conn,
         )?;
         let session = session_key(&query.session)?;
+        if let Some(response) = adopt(&state, &session, &identity, address).await? {
+            return Ok(response);
+        }
         let mut frames = Vec::new();
         let mut followed = Vec::new();
         for cursor in query.rooms {

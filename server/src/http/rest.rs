@@ -314,7 +314,12 @@ async fn current_stats(state: &AppState) -> Result<Stats, ApiError> {
 /// `GET /metrics`: Prometheus text exposition format.
 pub(super) async fn metrics(State(state): State<AppState>) -> Result<Response, ApiError> {
     let stats = current_stats(&state).await?;
-    let body = super::metrics::render(&stats, &state.counters, &state.capacity);
+    let mut body = super::metrics::render(&stats, &state.counters, &state.capacity);
+    super::metrics::render_engine(
+        &mut body,
+        state.store.figures().as_ref(),
+        state.bus.figures().as_ref(),
+    );
     Ok((
         [(
             header::CONTENT_TYPE,
@@ -325,7 +330,8 @@ pub(super) async fn metrics(State(state): State<AppState>) -> Result<Response, A
         .into_response())
 }
 
-/// `GET /readyz`: 200 when the hub runs and the store answers, 503 otherwise.
+/// `GET /readyz`: 200 when the hub runs, the store answers and the bus hears the other nodes
+/// (always, on one node), 503 otherwise.
 pub(super) async fn readyz(State(state): State<AppState>) -> Result<Json<HealthBody>, ApiError> {
     current_stats(&state).await?;
     state.store.ready().await.map_err(|err| {
@@ -333,6 +339,13 @@ pub(super) async fn readyz(State(state): State<AppState>) -> Result<Json<HealthB
             StatusCode::SERVICE_UNAVAILABLE,
             ErrorCode::NotReady,
             format!("storage: {err}"),
+        )
+    })?;
+    state.bus.ready().map_err(|err| {
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            ErrorCode::NotReady,
+            format!("bus: {err}"),
         )
     })?;
     Ok(Json(HealthBody {

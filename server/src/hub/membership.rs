@@ -70,8 +70,9 @@ impl Hub {
                     self.complete_join(now, conn, join);
                 }
                 for stored in early {
-                    self.fan_out(now, stored);
+                    self.accept_stored(now, stored, None);
                 }
+                self.repair_if_resynced_while_loading(&room_name);
                 // Admitted when they arrived: they go on without being charged again.
                 for (conn, publish) in publishes {
                     self.send_on_admitted(now, conn, publish);
@@ -81,6 +82,7 @@ impl Hub {
             }
             Err(err) => {
                 self.rooms.remove(&room_name);
+                self.actions.push_back(Action::Unfollow(room_name.clone()));
                 let message = format!("could not open room {room_name}: {err}");
                 for (conn, _) in joins {
                     if let Some(state) = self.conns.get_mut(&conn) {
@@ -215,6 +217,7 @@ impl Hub {
                     early: Vec::new(),
                     publishes: Vec::new(),
                 });
+                self.actions.push_back(Action::Follow(room_name.clone()));
                 self.actions.push_back(Action::LoadRoom(room_name));
             }
         }

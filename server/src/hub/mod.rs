@@ -25,7 +25,9 @@
 //! - `connection.rs` — connect, liveness, disconnect, slow consumers, the dead-connection sweep.
 //! - `membership.rs` — join (room loads, resume replays), leave, rejoin after an orphaned replay;
 //!   how a resume has neither gaps nor doubles.
-//! - `publish.rs` — admitting publishes (rate limit, grants), appends, fan-out, acks and nacks.
+//! - `publish.rs` — admitting publishes (rate limit, grants), appends, acks and nacks.
+//! - `stored.rs` — stored events (this node's appends, other nodes' from the bus) fanned out once
+//!   and in seq order: gaps held and repaired from the store, lost lineages reset.
 //! - `typing_and_presence.rs` — `typing` and `set_presence` frames and their broadcasts.
 //! - `presence.rs` — one room's presence: users aggregating connections, lingering in grace.
 //! - `payload.rs` — [`Payload`], a serialized frame, and [`encode`]/[`encode_event`].
@@ -35,6 +37,7 @@ mod membership;
 mod payload;
 mod presence;
 mod publish;
+mod stored;
 mod typing_and_presence;
 
 use std::cmp::Reverse;
@@ -53,6 +56,8 @@ pub use payload::{Payload, encode, encode_event};
 use presence::Presence;
 use publish::TokenBucket;
 pub use publish::draining_message;
+use stored::Gaps;
+pub use stored::MAX_HELD;
 
 /// A connection's id inside this server process.
 pub type ConnId = u64;
@@ -96,6 +101,9 @@ pub struct HubConfig {
     /// Where every room's presence and typing versions start. The driver sets it from the
     /// clock, so versions after a restart never repeat ones a polling client saw before.
     pub version_base: u64,
+    /// How long an event past a gap in a room's seqs waits for the gap to fill from the bus
+    /// before the hub reads the missing events from the store ([`Action::Repair`]).
+    pub gap_wait: Duration,
 }
 
 impl Default for HubConfig {
@@ -114,6 +122,7 @@ impl Default for HubConfig {
             signal_rate: 10.0,
             signal_burst: 20.0,
             version_base: 0,
+            gap_wait: Duration::from_millis(100),
         }
     }
 }
@@ -138,6 +147,19 @@ pub enum Action {
     Append(AppendJob),
     /// Read the room's head; feed it to [`Hub::handle_room_loaded`].
     LoadRoom(RoomName),
+    /// The room opened here: hear what other nodes store in it (and their signals) from now on,
+    /// before the [`Action::LoadRoom`] that follows reads its head.
+    Follow(RoomName),
+    /// The room is no longer open here: stop hearing about it.
+    Unfollow(RoomName),
+    /// Read the room's history after `after` (a bounded page) and feed it to
+    /// [`Hub::handle_repaired`]: events are missing between the room's head and what it heard.
+    Repair {
+        /// The room.
+        room: RoomName,
+        /// The room's head: read the events after it.
+        after: u64,
+    },
     /// Send the room's events in `(after, until]` to `conn`, in order, after everything already
     /// transmitted to it; then call [`Hub::handle_replay_done`]. If the history no longer covers
     /// `after`, send nothing and report [`ReplayOutcome::NotCovered`].
@@ -241,6 +263,8 @@ struct Room {
     typing: HashMap<String, (Instant, ConnId)>,
     /// Increases whenever the set of typing users changes (polling clients compare it).
     typing_version: u64,
+    /// Events past a gap, and acks waiting for them (see `stored`).
+    gaps: Gaps,
 }
 
 enum Member {
@@ -256,6 +280,8 @@ enum Timer {
     /// deadline. One such timer per session is pending at any time (it re-arms itself), so a
     /// session expires exactly [`HubConfig::poll_session_timeout`] after its last request.
     PollSessionExpiry(ConnId),
+    /// A gap in a room's seqs has had [`HubConfig::gap_wait`] to fill: repair it if it is open.
+    RepairGap(RoomName),
 }
 
 /// The hub state machine. See the module docs for the driving contract.
@@ -393,6 +419,27 @@ impl Hub {
             })
     }
 
+    /// The rooms `conn` is in (or joining), in name order, each with its presence meta (`null`
+    /// while the room loads). What a polling session's record holds (see `driver::poll`).
+    pub fn conn_rooms(&self, conn: ConnId) -> Vec<(RoomName, wire::Json)> {
+        let Some(state) = self.conns.get(&conn) else {
+            return Vec::new();
+        };
+        state
+            .rooms
+            .iter()
+            .map(|room| {
+                let meta = self
+                    .rooms
+                    .get(room)
+                    .and_then(|r| r.presence.meta_of(&state.identity.user, conn))
+                    .cloned()
+                    .unwrap_or_else(wire::Json::null);
+                (room.clone(), meta)
+            })
+            .collect()
+    }
+
     /// Number of rooms with members (or lingering presence) on this node.
     pub fn room_count(&self) -> usize {
         self.rooms.len()
@@ -478,6 +525,7 @@ impl Hub {
                     }
                 }
                 Timer::PollSessionExpiry(conn) => self.expire_poll_session(now, conn),
+                Timer::RepairGap(room_name) => self.repair_gap_timer(&room_name),
             }
         }
         if self.next_sweep.is_some_and(|at| at <= now.instant) {
@@ -532,7 +580,9 @@ impl Hub {
         }
         self.conns.clear();
         self.poll_sessions = 0;
-        self.rooms.clear();
+        let mut rooms: Vec<RoomName> = self.rooms.drain().map(|(name, _)| name).collect();
+        rooms.sort_unstable();
+        self.actions.extend(rooms.into_iter().map(Action::Unfollow));
         self.timers.clear();
         self.orphaned_replays.clear();
         self.next_sweep = None;
@@ -542,16 +592,19 @@ impl Hub {
     // Internals
     // -----------------------------------------------------------------------------------------
 
-    /// Drops a room from memory once nobody is in it; it is reloaded from the store on demand.
+    /// Drops a room from memory once nobody is in it and no publish waits on it (it is
+    /// reloaded from the store on demand), and stops following it.
     fn forget_room_if_idle(&mut self, room_name: &RoomName) {
         let idle = self.rooms.get(room_name).is_some_and(|room| {
             room.members.is_empty()
                 && room.presence.is_empty()
                 && room.typing.is_empty()
+                && room.gaps.is_idle()
                 && matches!(room.state, Some(RoomLoad::Open { .. }))
         });
         if idle {
             self.rooms.remove(room_name);
+            self.actions.push_back(Action::Unfollow(room_name.clone()));
         }
     }
 

@@ -126,6 +126,11 @@ impl Presence {
         }
     }
 
+    /// One connection's meta, if it is present.
+    pub(crate) fn meta_of(&self, user: &str, conn: ConnId) -> Option<&Json> {
+        Some(&self.users.get(user)?.conns.get(&conn)?.meta)
+    }
+
     /// Replaces one connection's meta.
     pub(crate) fn set_meta(&mut self, user: &str, conn: ConnId, meta: Json) -> Option<Change> {
         let entry = self.users.get_mut(user)?;

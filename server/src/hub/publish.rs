@@ -1,20 +1,19 @@
 //! Publishing: admitting a publish (rate limit, membership, grants; refused while the server
-//! shuts down), handing a
-//! durable one to the store as [`Action::Append`], fanning each stored event out once and in seq
-//! order, and answering the publisher with `ack` or `nack`.
+//! shuts down), handing a durable one to the store as [`Action::Append`], and answering the
+//! publisher with `ack` or `nack`.
 //!
-//! The order that keeps the invariants: a stored event is queued to every member (`fan_out`)
-//! before its publisher's `ack` is queued (in [`Hub::handle_append_done`]). An ephemeral publish
-//! goes straight to the other members and is acked at once.
+//! The order that keeps the invariants: a stored event is queued to every member before its
+//! publisher's `ack` is queued: [`Hub::handle_append_done`] hands the event to `stored` with the
+//! ack as its settle, which runs once the event is fanned out (after any gap before it is
+//! filled). An ephemeral publish goes straight to the other members and is acked at once.
 
 use std::time::{Duration, Instant};
 
 use chorus_sdk::wire::{self, Ack, ErrorCode, Event, Nack, Publish, RoomName, ServerFrame};
 
-use super::{Action, ConnId, Hub, Member, Now, RoomLoad, Transmit, encode, encode_event};
-use crate::store::{
-    AppendDone, AppendJob, AppendOutcome, AppendRequest, Origin, StoreError, StoredEvent,
-};
+use super::stored::Settle;
+use super::{Action, ConnId, Hub, Now, RoomLoad, Transmit, encode};
+use crate::store::{AppendDone, AppendJob, AppendOutcome, AppendRequest, Origin, StoreError};
 
 /// A token bucket: `rate` tokens per second, at most `burst` saved up.
 #[derive(Clone, Copy, Debug)]
@@ -100,21 +99,31 @@ impl Hub {
                 conn
             }
             Origin::Request(ticket) => {
-                if let Ok(AppendOutcome::Stored(stored)) = &done.result {
-                    self.fan_out(now, stored.clone());
-                }
-                self.actions.push_back(Action::Complete {
+                let stored = match &done.result {
+                    Ok(AppendOutcome::Stored(stored)) => Some(stored.clone()),
+                    _ => None,
+                };
+                let settle = Settle::Complete {
                     ticket,
                     result: done.result,
-                });
+                };
+                match stored {
+                    Some(stored) => self.accept_stored(now, stored, Some(settle)),
+                    None => self.run_settle(settle),
+                }
                 return;
             }
         };
         match done.result {
             Ok(AppendOutcome::Stored(stored)) => {
-                let seq = stored.seq();
-                self.fan_out(now, stored);
-                self.send_ack(conn, done.room, done.id, Some(seq), false);
+                let settle = Settle::Ack {
+                    conn,
+                    room: done.room,
+                    id: done.id,
+                    seq: stored.seq(),
+                };
+                // The ack follows its event, which may wait for a gap before it.
+                self.accept_stored(now, stored, Some(settle));
             }
             Ok(AppendOutcome::Duplicate { seq }) => {
                 self.send_ack(conn, done.room, done.id, Some(seq), true)
@@ -266,50 +275,6 @@ impl Hub {
         self.send(conn, &ServerFrame::Nack(refusal.nack(publish)));
     }
 
-    /// Fans a stored event out to the room's members, in seq order, once.
-    pub(super) fn fan_out(&mut self, now: Now, stored: StoredEvent) {
-        let seq = stored.seq();
-        let room_name = stored.event.room.clone();
-        let Some(room) = self.rooms.get_mut(&room_name) else {
-            return;
-        };
-        let (epoch, head) = match &mut room.state {
-            Some(RoomLoad::Loading { early, .. }) => return early.push(stored),
-            Some(RoomLoad::Open { epoch, head, .. }) => (epoch, head),
-            None => return,
-        };
-        if stored.epoch != *epoch || seq <= *head {
-            // Already delivered (or from a history lineage this room no longer follows).
-            return;
-        }
-        if seq != *head + 1 {
-            tracing::warn!(room = %room_name, head = *head, seq, "the store reported a gap in a room's seqs");
-        }
-        *head = seq;
-        let payload = encode_event(&stored);
-        let mut overflowed = Vec::new();
-        for (&conn, member) in room.members.iter_mut() {
-            match member {
-                Member::Live => self.transmits.push_back(Transmit {
-                    reply: false,
-                    conn,
-                    payload: payload.clone(),
-                }),
-                Member::Replaying { until, buffered } => {
-                    if seq > *until {
-                        buffered.push(payload.clone());
-                        if buffered.len() > self.config.replay_buffer {
-                            overflowed.push(conn);
-                        }
-                    }
-                }
-            }
-        }
-        for conn in overflowed {
-            self.handle_slow_consumer(now, conn);
-        }
-    }
-
     /// Nacks publishes that were waiting for a room the connection has left since.
     pub(super) fn refuse_overtaken_publishes(
         &mut self,
@@ -332,7 +297,7 @@ impl Hub {
         }
     }
 
-    fn send_ack(
+    pub(super) fn send_ack(
         &mut self,
         conn: ConnId,
         room: RoomName,

@@ -31,6 +31,9 @@ struct Harness {
     defer: bool,
     appends: VecDeque<AppendJob>,
     replays: VecDeque<(ConnId, RoomName, u64, u64)>,
+    repairs: VecDeque<(RoomName, u64)>,
+    /// The rooms the hub follows on the bus (its `Follow` and `Unfollow` actions).
+    followed: BTreeSet<RoomName>,
     /// Everything the hub put out, in the order it did: each frame (recipient and exact
     /// text) and each action. Two runs of one simulation seed must produce the same one.
     transcript: Vec<String>,
@@ -55,6 +58,8 @@ impl Harness {
             defer: false,
             appends: VecDeque::new(),
             replays: VecDeque::new(),
+            repairs: VecDeque::new(),
+            followed: BTreeSet::new(),
             transcript: Vec::new(),
         }
     }
@@ -151,6 +156,16 @@ impl Harness {
                         after,
                         until,
                     } => self.run_replay(conn, room, after, until),
+                    Action::Follow(room) => {
+                        self.followed.insert(room);
+                    }
+                    Action::Unfollow(room) => {
+                        self.followed.remove(&room);
+                    }
+                    Action::Repair { room, after } if self.defer => {
+                        self.repairs.push_back((room, after))
+                    }
+                    Action::Repair { room, after } => self.run_repair(room, after),
                     Action::Close { conn, code, .. } => self.closed.push((conn, code)),
                     Action::Complete { ticket, result } => self
                         .completed
@@ -180,6 +195,13 @@ impl Harness {
         self.pump();
     }
 
+    fn run_repair(&mut self, room: RoomName, after: u64) {
+        let page = self.log.read(&room, after, 256, self.now().unix_ms);
+        let now = self.now();
+        self.hub.handle_repaired(now, room, Ok(page));
+        self.pump();
+    }
+
     fn run_replay(&mut self, conn: ConnId, room: RoomName, after: u64, until: u64) {
         let page = self.log.read(&room, after, usize::MAX, self.now().unix_ms);
         let outcome = if page.head.covers_after(after) {
@@ -204,6 +226,9 @@ impl Harness {
         }
         while let Some((conn, room, after, until)) = self.replays.pop_front() {
             self.run_replay(conn, room, after, until);
+        }
+        while let Some((room, after)) = self.repairs.pop_front() {
+            self.run_repair(room, after);
         }
     }
 
@@ -808,7 +833,8 @@ fn publishes_sent_while_the_room_loads_wait_for_it() {
     h.hub.handle_frame(now, 1, frame);
     let frame = ClientFrame::decode(&publish("r", "early", "1")).unwrap();
     h.hub.handle_frame(now, 1, frame);
-    // Before the room is loaded nothing is appended.
+    // Before the room is loaded nothing is appended; the room is followed before it loads.
+    assert!(matches!(h.hub.poll_action(), Some(Action::Follow(_))));
     assert!(matches!(h.hub.poll_action(), Some(Action::LoadRoom(_))));
     assert!(h.hub.poll_action().is_none());
     let head = h.log.read(&RoomName::parse("r").unwrap(), 0, 0, 0).head;
@@ -1669,3 +1695,6 @@ fn a_new_token_replaces_the_grants_and_leaves_the_rooms_it_no_longer_grants() {
     h.send(1, &join("lobby"));
     assert_eq!(h.take(1), ["error forbidden lobby"]);
 }
+
+#[path = "tests_stored.rs"]
+mod stored;

@@ -247,6 +247,11 @@ pub trait Store: Send + Sync + 'static {
     /// Resolves when every job submitted before the call has its outcome on the channel.
     fn flush(&self) -> BoxFuture<'_, ()>;
 
+    /// Figures for `/metrics`, for stores that keep any (Redis).
+    fn figures(&self) -> Option<StoreFigures> {
+        None
+    }
+
     /// Whether the store can serve requests now (`/readyz`). By default, a read answers.
     fn ready(&self) -> BoxFuture<'_, Result<(), StoreError>> {
         Box::pin(async move {
@@ -254,6 +259,17 @@ pub trait Store: Send + Sync + 'static {
             self.read(&probe, 0, 0).await.map(drop)
         })
     }
+}
+
+/// A store's figures for `/metrics`.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct StoreFigures {
+    /// Append round trips (pipelines of append scripts) sent.
+    pub append_round_trips: u64,
+    /// Their total duration, in microseconds.
+    pub append_round_trip_micros: u64,
+    /// The longest one, in microseconds.
+    pub append_round_trip_micros_max: u64,
 }
 
 /// The sending half of a store's outcome channel.

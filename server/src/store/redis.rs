@@ -58,7 +58,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::{
     AppendJob, AppendOutcome, AppendRequest, OutcomeSender, Page, PageLimit, Retention, RoomHead,
-    Store, StoreError, StoredEvent,
+    Store, StoreError, StoreFigures, StoredEvent,
 };
 
 /// The key prefix when none is configured.
@@ -122,6 +122,11 @@ impl KeyLayout {
     pub fn live_channel(&self, room: &RoomName) -> String {
         self.key(room, "live")
     }
+
+    /// The room's signal channel, on which nodes broadcast what they share (see `crate::bus`).
+    pub fn signal_channel(&self, room: &RoomName) -> String {
+        self.key(room, "sig")
+    }
 }
 
 /// Reads a message of a room's live channel (the format is in the module doc).
@@ -165,6 +170,14 @@ struct Inner {
     read_script: Script,
     url: String,
     round_trips: Arc<AtomicU64>,
+    timing: Arc<RoundTripTiming>,
+}
+
+/// How long the writer's append round trips took (for `/metrics`).
+#[derive(Debug, Default)]
+struct RoundTripTiming {
+    micros: AtomicU64,
+    micros_max: AtomicU64,
 }
 
 impl std::fmt::Debug for RedisStore {
@@ -254,7 +267,9 @@ impl RedisStore {
 
         let (jobs, queue) = mpsc::unbounded_channel();
         let round_trips = Arc::new(AtomicU64::new(0));
+        let timing = Arc::new(RoundTripTiming::default());
         let writer = Writer {
+            timing: Arc::clone(&timing),
             conn: writes,
             keys: keys.clone(),
             retention,
@@ -273,6 +288,7 @@ impl RedisStore {
                 read_script,
                 url: shown,
                 round_trips,
+                timing,
             }),
         })
     }
@@ -371,6 +387,15 @@ impl Store for RedisStore {
         })
     }
 
+    fn figures(&self) -> Option<StoreFigures> {
+        let inner = &self.inner;
+        Some(StoreFigures {
+            append_round_trips: inner.round_trips.load(Ordering::Relaxed),
+            append_round_trip_micros: inner.timing.micros.load(Ordering::Relaxed),
+            append_round_trip_micros_max: inner.timing.micros_max.load(Ordering::Relaxed),
+        })
+    }
+
     fn ready(&self) -> BoxFuture<'_, Result<(), StoreError>> {
         Box::pin(async move {
             redis::cmd("PING")
@@ -395,6 +420,7 @@ struct Writer {
     outcomes: OutcomeSender,
     url: String,
     round_trips: Arc<AtomicU64>,
+    timing: Arc<RoundTripTiming>,
 }
 
 type JobResult = Result<AppendOutcome, StoreError>;
@@ -445,8 +471,14 @@ impl Writer {
             for &index in &pending {
                 self.push_append(&mut pipe, &jobs[index].request, now);
             }
+            #[allow(clippy::disallowed_methods)] // Measuring the round trip, not hub time.
+            let started = std::time::Instant::now();
+            let replies = pipe.query_async(&mut self.conn).await;
+            let micros = started.elapsed().as_micros() as u64;
+            self.timing.micros.fetch_add(micros, Ordering::Relaxed);
+            self.timing.micros_max.fetch_max(micros, Ordering::Relaxed);
             self.round_trips.fetch_add(1, Ordering::Relaxed);
-            let replies: Vec<RedisResult<Value>> = match pipe.query_async(&mut self.conn).await {
+            let replies: Vec<RedisResult<Value>> = match replies {
                 Ok(replies) => replies,
                 Err(err) => {
                     let err = self.backend(err);
