@@ -484,6 +484,11 @@ impl Driver {
                 Some(Peer::Poll(session)) => self.forget_session(session),
                 None => {}
             },
+            // bus: send `bytes` to the other nodes following `room` (`signal(room, bytes)`),
+            // and feed each inbound signal to `Hub::handle_signal(now, room, from_node,
+            // bytes)`, logging an `Err` and going on. Until the bus exists there is no other
+            // node: a one-node hub (`HubConfig::federated` false) never emits this.
+            Action::Signal { .. } => {}
         }
     }
 }

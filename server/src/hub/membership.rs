@@ -24,9 +24,11 @@ use chorus_sdk::wire::{
     ErrorCode, Join, Joined, Left, Publish, Reset, ResetReason, RoomName, ServerFrame,
 };
 
-use super::presence::{Arrival, Presence};
+use super::federation::RoomSignal;
+use super::presence::{Arrival, ConnKey, Presence};
 use super::{
     Action, ConnId, ConnKind, Hub, Member, Now, ReplayOutcome, Room, RoomLoad, Timer, Transmit,
+    Typist,
 };
 use crate::store::{RoomHead, StoreError};
 
@@ -76,6 +78,10 @@ impl Hub {
                 for (conn, publish) in publishes {
                     self.send_on_admitted(now, conn, publish);
                 }
+                // The other nodes hear who is here and answer with who is there, so a member
+                // sees everyone at once rather than at the next refresh.
+                self.announce_state(&room_name, true);
+                self.arm_refresh(now);
                 // Everyone who waited may have gone while the room loaded.
                 self.forget_room_if_idle(&room_name);
             }
@@ -231,6 +237,7 @@ impl Hub {
         let wire_id = state.wire_id.clone();
         let kind = state.kind;
         let room_name = join.room;
+        let key = self.local_key(conn);
         let room = self
             .rooms
             .get_mut(&room_name)
@@ -246,13 +253,16 @@ impl Hub {
         let change = room.presence.add(Arrival {
             user: &identity.user,
             name: identity.name.as_deref(),
-            conn,
+            key: key.clone(),
             wire_id: &wire_id,
             meta: join.meta,
             since: now.unix_ms,
         });
         if let Some(change) = change {
             self.broadcast_presence(&room_name, change, None);
+        }
+        if self.config.federated {
+            self.announce_conn(&room_name, &identity.user, &key);
         }
         let room = self.rooms.get_mut(&room_name).expect("still there");
         // Polling sessions carry their cursors in every poll; the hub never replays to them.
@@ -403,13 +413,21 @@ impl Hub {
             return;
         };
         room.members.remove(&conn);
-        let typing_by_this_conn = room.typing.get(user).is_some_and(|(_, by)| *by == conn);
+        let typing_by_this_conn = room
+            .typing
+            .get(user)
+            .is_some_and(|(_, by)| *by == Typist::Local(conn));
         if typing_by_this_conn {
             room.typing.remove(user);
             room.typing_version += 1;
         }
         let linger_until = linger.then(|| now.instant + self.config.presence_grace);
-        let change = room.presence.remove(user, conn, linger_until);
+        let key = ConnKey {
+            node: Arc::clone(&self.node_id),
+            conn,
+        };
+        let present = self.config.federated && room.presence.conn(user, &key).is_some();
+        let change = room.presence.remove(user, &key, linger_until);
         if let Some(deadline) = linger_until {
             self.timers.push(Reverse((
                 deadline,
@@ -418,9 +436,22 @@ impl Hub {
         }
         if typing_by_this_conn {
             self.broadcast_typing(room_name, user.to_owned(), false, None);
+            let off = RoomSignal::Typing {
+                user: user.to_owned(),
+                on: false,
+            };
+            self.signal(room_name, &off);
         }
         if let Some(change) = change {
             self.broadcast_presence(room_name, change, None);
+        }
+        if present {
+            let gone = RoomSignal::Gone {
+                conn,
+                user: user.to_owned(),
+                linger,
+            };
+            self.signal(room_name, &gone);
         }
         self.forget_room_if_idle(room_name);
     }

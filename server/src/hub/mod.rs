@@ -28,9 +28,13 @@
 //! - `publish.rs` — admitting publishes (rate limit, grants), appends, fan-out, acks and nacks.
 //! - `typing_and_presence.rs` — `typing` and `set_presence` frames and their broadcasts.
 //! - `presence.rs` — one room's presence: users aggregating connections, lingering in grace.
+//! - `federation.rs` — several nodes as one hub: the [`RoomSignal`]s nodes exchange about
+//!   presence, typing and ephemeral events ([`Action::Signal`], [`Hub::handle_signal`]), the
+//!   periodic refresh and the lease.
 //! - `payload.rs` — [`Payload`], a serialized frame, and [`encode`]/[`encode_event`].
 
 mod connection;
+mod federation;
 mod membership;
 mod payload;
 mod presence;
@@ -42,12 +46,14 @@ use std::collections::{BTreeMap, BTreeSet, BinaryHeap, HashMap, HashSet, VecDequ
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use bytes::Bytes;
 use chorus_sdk::wire::{
     self, ErrorCode, Join, Pong, PresenceSnapshot, Publish, RoomName, ServerFrame, close_code,
 };
 
 use crate::identity::Identity;
 use crate::store::{AppendJob, AppendOutcome, StoreError, StoredEvent};
+pub use federation::{ConnState, RoomSignal, SIGNAL_VERSION, SignalError};
 use membership::Rejoin;
 pub use payload::{Payload, encode, encode_event};
 use presence::Presence;
@@ -96,6 +102,16 @@ pub struct HubConfig {
     /// Where every room's presence and typing versions start. The driver sets it from the
     /// clock, so versions after a restart never repeat ones a polling client saw before.
     pub version_base: u64,
+    /// Whether other nodes share this hub's rooms (the Redis engine): presence, typing and
+    /// ephemeral events then also go out as [`Action::Signal`]. False on one node (SQLite,
+    /// memory), where the hub never emits a signal.
+    pub federated: bool,
+    /// How often a federated hub re-announces every open room's presence to the other nodes
+    /// (and checks their leases), so a lost signal heals.
+    pub federation_refresh: Duration,
+    /// How long a node may stay silent in a room before its connections there leave. Must
+    /// be a few `federation_refresh` periods, so one lost refresh does not end a lease.
+    pub federation_lease: Duration,
 }
 
 impl Default for HubConfig {
@@ -114,6 +130,9 @@ impl Default for HubConfig {
             signal_rate: 10.0,
             signal_burst: 20.0,
             version_base: 0,
+            federated: false,
+            federation_refresh: Duration::from_secs(5),
+            federation_lease: Duration::from_secs(15),
         }
     }
 }
@@ -166,6 +185,14 @@ pub enum Action {
         code: u16,
         /// Why, as a wire error code (used as the close reason).
         reason: ErrorCode,
+    },
+    /// Send these bytes (an encoded [`RoomSignal`]) to every other node following `room`;
+    /// they feed them to their [`Hub::handle_signal`]. Only a federated hub emits this.
+    Signal {
+        /// The room it is about.
+        room: RoomName,
+        /// The encoded signal.
+        bytes: Bytes,
     },
 }
 
@@ -237,10 +264,31 @@ struct Room {
     /// Ordered by connection id, so fan-out order is deterministic (no hidden entropy).
     members: BTreeMap<ConnId, Member>,
     presence: Presence,
-    /// Who is typing: user -> (expiry, the connection that said so).
-    typing: HashMap<String, (Instant, ConnId)>,
+    /// Who is typing: user -> (expiry, who said so).
+    typing: HashMap<String, (Instant, Typist)>,
     /// Increases whenever the set of typing users changes (polling clients compare it).
     typing_version: u64,
+    /// When each other node last sent a signal about this room (see `federation.rs`).
+    heard: HashMap<Arc<str>, Instant>,
+}
+
+/// Who said a user is typing.
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Typist {
+    /// A connection on this node.
+    Local(ConnId),
+    /// Another node (its `HubConfig::node`).
+    Remote(Arc<str>),
+}
+
+impl Typist {
+    /// The local connection to leave out of the broadcast (it knows it is typing).
+    fn local(&self) -> Option<ConnId> {
+        match self {
+            Typist::Local(conn) => Some(*conn),
+            Typist::Remote(_) => None,
+        }
+    }
 }
 
 enum Member {
@@ -276,6 +324,10 @@ pub struct Hub {
     orphaned_replays: HashMap<(ConnId, RoomName), Rejoin>,
     /// How many of `conns` are polling sessions (kept, so counting is O(1)).
     poll_sessions: usize,
+    /// `HubConfig::node`, shared by every presence key of this node's connections.
+    node_id: Arc<str>,
+    /// When a federated hub next re-announces its rooms and checks leases.
+    next_refresh: Option<Instant>,
 }
 
 impl std::fmt::Debug for Hub {
@@ -291,6 +343,8 @@ impl Hub {
     /// An empty hub.
     pub fn new(config: HubConfig) -> Hub {
         Hub {
+            node_id: config.node.as_str().into(),
+            next_refresh: None,
             config,
             conns: HashMap::new(),
             rooms: HashMap::new(),
@@ -326,7 +380,10 @@ impl Hub {
     /// When [`Hub::handle_timeout`] must be called next.
     pub fn poll_timeout(&self) -> Option<Instant> {
         let timer = self.timers.peek().map(|Reverse((at, _))| *at);
-        [timer, self.next_sweep].into_iter().flatten().min()
+        [timer, self.next_sweep, self.next_refresh]
+            .into_iter()
+            .flatten()
+            .min()
     }
 
     // -----------------------------------------------------------------------------------------
@@ -459,12 +516,13 @@ impl Hub {
                     let Some(room) = self.rooms.get_mut(&room_name) else {
                         continue;
                     };
-                    if let Some(&(until, typist)) = room.typing.get(&user)
-                        && until <= now.instant
+                    if let Some((until, typist)) = room.typing.get(&user)
+                        && *until <= now.instant
                     {
+                        let except = typist.local();
                         room.typing.remove(&user);
                         room.typing_version += 1;
-                        self.broadcast_typing(&room_name, user, false, Some(typist));
+                        self.broadcast_typing(&room_name, user, false, except);
                         self.forget_room_if_idle(&room_name);
                     }
                 }
@@ -473,6 +531,9 @@ impl Hub {
         }
         if self.next_sweep.is_some_and(|at| at <= now.instant) {
             self.sweep_dead_connections(now);
+        }
+        if self.next_refresh.is_some_and(|at| at <= now.instant) {
+            self.refresh_federation(now);
         }
     }
 
@@ -485,6 +546,8 @@ impl Hub {
             return;
         }
         self.draining = Some(retry_after);
+        // The other nodes hear at once that this node's connections are going.
+        self.announce_bye();
         // Publishes waiting for a room to load will not be stored: refuse them before goodbye.
         let mut waiting = Vec::new();
         for room in self.rooms.values_mut() {
@@ -527,6 +590,7 @@ impl Hub {
         self.timers.clear();
         self.orphaned_replays.clear();
         self.next_sweep = None;
+        self.next_refresh = None;
     }
 
     // -----------------------------------------------------------------------------------------
@@ -534,15 +598,32 @@ impl Hub {
     // -----------------------------------------------------------------------------------------
 
     /// Drops a room from memory once nobody is in it; it is reloaded from the store on demand.
+    /// Other nodes' connections and typists do not keep a room here: with no member of its
+    /// own, a node forgets the room (and stops following it) and what it knew of the others.
     fn forget_room_if_idle(&mut self, room_name: &RoomName) {
+        let node = &*self.node_id;
         let idle = self.rooms.get(room_name).is_some_and(|room| {
+            let presence_idle = room.presence.is_empty()
+                || (self.config.federated && !room.presence.has_conns_of(node));
+            let typing_idle = room
+                .typing
+                .values()
+                .all(|(_, typist)| matches!(typist, Typist::Remote(_)));
             room.members.is_empty()
-                && room.presence.is_empty()
-                && room.typing.is_empty()
+                && presence_idle
+                && typing_idle
                 && matches!(room.state, Some(RoomLoad::Open { .. }))
         });
         if idle {
             self.rooms.remove(room_name);
+        }
+    }
+
+    /// How this node's connection `conn` is known in presence.
+    fn local_key(&self, conn: ConnId) -> presence::ConnKey {
+        presence::ConnKey {
+            node: Arc::clone(&self.node_id),
+            conn,
         }
     }
 

@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 
 use chorus_sdk::wire::{self, Ack, ErrorCode, Event, Nack, Publish, RoomName, ServerFrame};
 
+use super::federation::RoomSignal;
 use super::{Action, ConnId, Hub, Member, Now, RoomLoad, Transmit, encode, encode_event};
 use crate::store::{
     AppendDone, AppendJob, AppendOutcome, AppendRequest, Origin, StoreError, StoredEvent,
@@ -183,7 +184,8 @@ impl Hub {
                 at: now.unix_ms,
                 body: publish.body,
             };
-            let payload = encode(&ServerFrame::Event(event));
+            let frame = ServerFrame::Event(event);
+            let payload = encode(&frame);
             for &member in room.members.keys() {
                 if member != conn {
                     self.transmits.push_back(Transmit {
@@ -193,6 +195,8 @@ impl Hub {
                     });
                 }
             }
+            // Members on other nodes get it from their node, once each; still never stored.
+            self.signal(&publish.room, &RoomSignal::Event { frame });
             return self.send_ack(conn, publish.room, publish.id, None, false);
         }
         let request = AppendRequest {

@@ -152,6 +152,7 @@ impl Harness {
                         until,
                     } => self.run_replay(conn, room, after, until),
                     Action::Close { conn, code, .. } => self.closed.push((conn, code)),
+                    Action::Signal { .. } => unreachable!("a one-node hub sends no signals"),
                     Action::Complete { ticket, result } => self
                         .completed
                         .push((ticket, result.map_err(|e| e.to_string()))),
@@ -218,7 +219,7 @@ impl Harness {
     }
 }
 
-fn render(frame: &ServerFrame) -> String {
+pub(super) fn render(frame: &ServerFrame) -> String {
     match frame {
         ServerFrame::Welcome(w) => format!("welcome {}", w.user),
         ServerFrame::Joined(j) => {
