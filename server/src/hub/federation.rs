@@ -8,8 +8,9 @@
 //!
 //! Every signal is about one room and goes to every other node following that room; the bus
 //! tells the receiver which node sent it (that node's `HubConfig::node`, the prefix of its
-//! wire connection ids). A signal is one JSON object, `{"v":1,"t":KIND,...}`; a receiver
-//! refuses an unknown `v` or `t` with a [`SignalError`] (the driver logs it and goes on).
+//! wire connection ids). A signal is one JSON object, `{"v":1,"signal":{KIND:{...}}}` (or
+//! `{"v":1,"signal":"bye"}`); a receiver refuses another `v` or an unknown kind with a
+//! [`SignalError`] (the driver logs it and goes on).
 //!
 //! - `state`: the sender's live connections in the room, in full (`conns`), and `sync: true`
 //!   when the sender just opened the room and asks the others for theirs (each answers with
@@ -24,8 +25,10 @@
 //!   it after `HubConfig::typing_ttl` without a refresh, as they do for their own members.
 //! - `event`: an ephemeral (`"durable": false`) event, as the `event` frame members get. It is
 //!   never stored; each receiver hands it once to each of its members.
-//! - `bye`: the sender is shutting down (drain): its connections in the room are gone and
-//!   linger for the grace period, like dropped sockets, without waiting for the lease.
+//! - `bye`: the sender has nobody left in the room: it forgot the room (its last member
+//!   left; each already had its `gone`), or it is shutting down (drain). Its connections in
+//!   the room that receivers still show linger for the grace period, like dropped sockets,
+//!   without waiting for the lease, and receivers forget the sender's lease for the room.
 //!
 //! # The lease
 //!
@@ -71,8 +74,11 @@ pub struct ConnState {
 }
 
 /// What one node tells the others about one room (see the module docs).
+// Externally tagged: serde then reads each variant straight from the JSON text, which the wire
+// types inside (`Json`, `ServerFrame`, read as raw JSON) need; an internally tagged enum or a
+// flattened field would buffer them first, and they cannot be read back from that buffer.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "t", rename_all = "snake_case")]
+#[serde(rename_all = "snake_case")]
 pub enum RoomSignal {
     /// The sender's live connections in the room, in full; `sync` asks for the receivers'.
     State {
@@ -105,22 +111,26 @@ pub enum RoomSignal {
         /// The frame (an `event` without a seq, for this room).
         frame: ServerFrame,
     },
-    /// The sender is shutting down: its connections are gone (they linger).
+    /// The sender has nobody left in the room (it forgot it, or it is shutting down).
     Bye,
 }
 
 #[derive(Serialize)]
 struct EnvelopeOut<'a> {
     v: u32,
-    #[serde(flatten)]
     signal: &'a RoomSignal,
+}
+
+/// The version alone, read first so a newer node's signal is refused for its version rather
+/// than for a kind this node does not know.
+#[derive(Deserialize)]
+struct VersionIn {
+    v: u32,
 }
 
 #[derive(Deserialize)]
 struct EnvelopeIn {
-    v: u32,
-    #[serde(flatten)]
-    signal: serde_json::Value,
+    signal: RoomSignal,
 }
 
 /// Why a signal from another node was refused. The driver logs it and goes on; nothing else
@@ -161,14 +171,15 @@ impl RoomSignal {
             node: node.to_owned(),
             reason: err.to_string(),
         };
-        let envelope: EnvelopeIn = serde_json::from_slice(bytes).map_err(malformed)?;
-        if envelope.v != SIGNAL_VERSION {
+        let version: VersionIn = serde_json::from_slice(bytes).map_err(malformed)?;
+        if version.v != SIGNAL_VERSION {
             return Err(SignalError::Version {
                 node: node.to_owned(),
-                version: envelope.v,
+                version: version.v,
             });
         }
-        serde_json::from_value(envelope.signal).map_err(malformed)
+        let envelope: EnvelopeIn = serde_json::from_slice(bytes).map_err(malformed)?;
+        Ok(envelope.signal)
     }
 }
 

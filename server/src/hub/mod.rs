@@ -616,6 +616,9 @@ impl Hub {
         });
         if idle {
             self.rooms.remove(room_name);
+            // Its last word there: nobody of this node is left in the room (should a `gone`
+            // have been lost, this heals it before the lease would).
+            self.signal(room_name, &RoomSignal::Bye);
         }
     }
 
@@ -649,3 +652,5 @@ fn draining_payload(retry_after: Duration) -> Payload {
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_federation;
