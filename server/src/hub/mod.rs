@@ -602,17 +602,16 @@ impl Hub {
     /// own, a node forgets the room (and stops following it) and what it knew of the others.
     fn forget_room_if_idle(&mut self, room_name: &RoomName) {
         let node = &*self.node_id;
+        let federated = self.config.federated;
         let idle = self.rooms.get(room_name).is_some_and(|room| {
-            let presence_idle = room.presence.is_empty()
-                || (self.config.federated && !room.presence.has_conns_of(node));
-            let typing_idle = room
-                .typing
-                .values()
-                .all(|(_, typist)| matches!(typist, Typist::Remote(_)));
+            // Cheapest first: a room with members is the common case.
             room.members.is_empty()
-                && presence_idle
-                && typing_idle
                 && matches!(room.state, Some(RoomLoad::Open { .. }))
+                && room
+                    .typing
+                    .values()
+                    .all(|(_, typist)| matches!(typist, Typist::Remote(_)))
+                && (room.presence.is_empty() || (federated && !room.presence.has_conns_of(node)))
         });
         if idle {
             self.rooms.remove(room_name);
