@@ -470,6 +470,7 @@ impl Sim {
                         }
                     }
                     Action::Complete { .. } => {}
+                    Action::Signal { .. } => unreachable!("a one-node hub sends no signals"),
                 }
             }
             if idle {
