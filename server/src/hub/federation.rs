@@ -165,6 +165,26 @@ impl RoomSignal {
         Bytes::from(serde_json::to_vec(&envelope).expect("a signal always serializes"))
     }
 
+    /// What a well-formed signal about `room` must also be: an `event` carries an ephemeral
+    /// event of that room, and every meta is within the limit this node enforces on its own
+    /// clients (nodes of one deployment share it).
+    fn check(&self, room: &RoomName, max_meta_bytes: usize) -> Result<(), &'static str> {
+        let meta_fits = |conn: &ConnState| conn.meta.len() <= max_meta_bytes;
+        match self {
+            RoomSignal::Event { frame } => match frame {
+                ServerFrame::Event(event) if event.room == *room && event.seq.is_none() => Ok(()),
+                _ => Err("an `event` signal must carry an ephemeral event of its room"),
+            },
+            RoomSignal::State { conns, .. } if !conns.iter().all(meta_fits) => {
+                Err("a connection's meta is over the size limit")
+            }
+            RoomSignal::Conn(conn) if !meta_fits(conn) => {
+                Err("a connection's meta is over the size limit")
+            }
+            _ => Ok(()),
+        }
+    }
+
     /// Reads a signal another node (`node`) sent.
     pub fn decode(node: &str, bytes: &[u8]) -> Result<RoomSignal, SignalError> {
         let malformed = |err: serde_json::Error| SignalError::Malformed {
@@ -194,6 +214,13 @@ impl Hub {
         bytes: &[u8],
     ) -> Result<(), SignalError> {
         let signal = RoomSignal::decode(from_node, bytes)?;
+        // Checked before anything changes: a refused signal does not even renew the lease.
+        signal
+            .check(&room, self.config.max_meta_bytes)
+            .map_err(|reason| SignalError::Malformed {
+                node: from_node.to_owned(),
+                reason: reason.to_owned(),
+            })?;
         if from_node == &*self.node_id {
             return Ok(());
         }
@@ -231,13 +258,6 @@ impl Hub {
             }
             RoomSignal::Typing { user, on } => self.remote_typing(now, &room, &node, user, on),
             RoomSignal::Event { frame } => {
-                let ServerFrame::Event(event) = &frame else {
-                    return Err(self.malformed(from_node, "an `event` signal must carry an event"));
-                };
-                if event.room != room || event.seq.is_some() {
-                    let reason = "an `event` signal must carry an ephemeral event of its room";
-                    return Err(self.malformed(from_node, reason));
-                }
                 let payload = encode(&frame);
                 let Some(state) = self.rooms.get(&room) else {
                     return Ok(());
@@ -259,13 +279,6 @@ impl Hub {
         }
         self.forget_room_if_idle(&room);
         Ok(())
-    }
-
-    fn malformed(&self, node: &str, reason: &str) -> SignalError {
-        SignalError::Malformed {
-            node: node.to_owned(),
-            reason: reason.to_owned(),
-        }
     }
 
     /// Sends `signal` about `room` to the other nodes, if there are any and this node is not

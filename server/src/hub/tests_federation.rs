@@ -593,13 +593,18 @@ fn bad_signals_are_refused_with_an_error_and_change_nothing() {
     let before = c.nodes[0].hub.presence(&room);
     let event_with_seq = r#"{"v":1,"signal":{"event":{"frame":{"type":"event","room":"r","seq":4,"id":"e","from":"x","at":1,"body":1}}}}"#;
     let other_room = r#"{"v":1,"signal":{"event":{"frame":{"type":"event","room":"q","id":"e","from":"x","at":1,"body":1}}}}"#;
-    let cases: [(&[u8], &str); 6] = [
+    let big = format!(
+        r#"{{"v":1,"signal":{{"conn":{{"conn":1,"wire":"b-1","user":"u","meta":"{}","since":1}}}}}}"#,
+        "x".repeat(HubConfig::default().max_meta_bytes)
+    );
+    let cases: [(&[u8], &str); 7] = [
         (b"\xff\x00", "malformed"),
         (b"{}", "malformed"),
         (br#"{"v":2,"signal":"bye"}"#, "version 2"),
         (br#"{"v":1,"signal":"shout"}"#, "unknown variant"),
         (event_with_seq.as_bytes(), "ephemeral event of its room"),
         (other_room.as_bytes(), "ephemeral event of its room"),
+        (big.as_bytes(), "over the size limit"),
     ];
     for (bytes, expect) in cases {
         let now = c.now();
@@ -613,6 +618,8 @@ fn bad_signals_are_refused_with_an_error_and_change_nothing() {
     c.pump(0);
     assert_eq!(c.take(0, 1), Vec::<String>::new());
     assert_eq!(c.nodes[0].hub.presence(&room), before);
+    let heard = &c.nodes[0].hub.rooms[&room].heard;
+    assert!(heard.is_empty(), "a refused signal does not renew a lease");
 }
 
 #[test]
