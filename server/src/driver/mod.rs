@@ -485,9 +485,11 @@ impl Driver {
                 None => {}
             },
             // bus: send `bytes` to the other nodes following `room` (`signal(room, bytes)`),
-            // and feed each inbound signal to `Hub::handle_signal(now, room, from_node,
-            // bytes)`, logging an `Err` and going on. Until the bus exists there is no other
-            // node: a one-node hub (`HubConfig::federated` false) never emits this.
+            // and feed each inbound signal to `Hub::handle_signal(now(), room, from_node,
+            // &bytes)` (`from_node` is the sender's `HubConfig::node`), then `flush_outputs`;
+            // log an `Err` (`SignalError`) and go on. Until the bus exists the signals of the
+            // Redis engine's hub (`HubConfig::federated`) are dropped here; the one-node
+            // engines' hubs never emit any.
             Action::Signal { .. } => {}
         }
     }
