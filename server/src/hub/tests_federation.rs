@@ -336,7 +336,19 @@ fn a_user_on_two_nodes_is_one_user_with_two_connections_everywhere() {
         Vec::<String>::new(),
         "a node without members has no room"
     );
-    c.join(2, 4, "cat");
+    c.connect(2, 4, "cat");
+    c.send(2, 4, &join("r"));
+    assert_eq!(
+        c.take(2, 4),
+        [
+            "welcome cat",
+            "joined r head=0 [cat(1)] typing=[]",
+            "presence r +ana(1)", // Node a's answer,
+            "presence r ~ana(2)", // then node b's.
+            "presence r +ben(1)"
+        ],
+        "a late joiner on a third node sees the others' members at once, not at the next refresh"
+    );
     for node in [0, 1, 2] {
         assert_eq!(
             c.presence(node),
