@@ -8,7 +8,8 @@
 //!
 //! Every signal is about one room and goes to every other node following that room; the bus
 //! tells the receiver which node sent it (that node's `HubConfig::node`, the prefix of its
-//! wire connection ids). A signal is one JSON object, `{"v":1,"signal":{KIND:{...}}}` (or
+//! wire connection ids) and delivers one node's signals in the order it sent them (Redis
+//! pub/sub on one connection does), so a `state` never overtakes the `gone` sent after it. A signal is one JSON object, `{"v":1,"signal":{KIND:{...}}}` (or
 //! `{"v":1,"signal":"bye"}`); a receiver refuses another `v` or an unknown kind with a
 //! [`SignalError`] (the driver logs it and goes on).
 //!
@@ -357,8 +358,8 @@ impl Hub {
         }
     }
 
-    /// Tells the other nodes this one is shutting down: in every room where it has
-    /// connections, they are gone (and linger there for the grace period).
+    /// Tells the other nodes this one is shutting down: in every room it has open, its
+    /// connections are gone (and linger there for the grace period).
     pub(super) fn announce_bye(&mut self) {
         if !self.config.federated {
             return;
