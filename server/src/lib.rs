@@ -128,10 +128,6 @@ pub async fn start(config: &Config, listener: TcpListener) -> Result<RunningServ
         // Versions below 2^53 for ~280 years, and 1000 changes per millisecond of uptime apart.
         version_base: unix_ms_now() * 1000,
         node: format!("{:x}", store::random_epoch() & 0xffff_ffff),
-        // With Redis, other nodes may share the rooms: presence, typing and ephemeral events
-        // go out as signals (carried by the bus, which lands with the Redis transport; until
-        // then the driver drops them). SQLite and memory are one node: no signals at all.
-        federated: config.redis.is_some(),
         ..config.hub()
     };
     let poll_limits = driver::poll::PollLimits {
