@@ -553,7 +553,8 @@ impl Sim {
         let outcome = match how % 3 {
             0 if page.head.covers_after(after) => ReplayOutcome::Done,
             0 | 1 => ReplayOutcome::NotCovered,
-            _ => ReplayOutcome::Failed,
+            // The store failed before anything was sent: the hub goes on later from `after`.
+            _ => ReplayOutcome::Interrupted { after },
         };
         if outcome == ReplayOutcome::Done && self.conns.contains_key(&conn) {
             for stored in page.events.into_iter().filter(|e| e.seq() <= until) {

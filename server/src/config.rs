@@ -246,6 +246,11 @@ impl Config {
             publish_burst: self.publish_burst,
             signal_rate: self.signal_rate,
             signal_burst: self.signal_burst,
+            // With Redis, other nodes may share the rooms: presence, typing and ephemeral
+            // events go out as signals (carried by the bus, which lands with the Redis
+            // transport; until then the driver drops them). SQLite and memory are one node:
+            // no signals at all.
+            federated: self.redis.is_some(),
             ..HubConfig::default()
         }
     }
@@ -350,6 +355,12 @@ mod tests {
             Config::try_parse_from(["chorus-server", "--redis", "redis://10.0.0.5/"]).unwrap();
         assert_eq!(config.redis.as_deref(), Some("redis://10.0.0.5/"));
         assert_eq!(config.redis_prefix, "chorus:");
+        assert!(
+            config.hub().federated,
+            "Redis nodes share presence and typing"
+        );
+        let one_node = Config::try_parse_from(["chorus-server", "--store", "memory"]).unwrap();
+        assert!(!one_node.hub().federated, "one node sends no signals");
         let config = Config::try_parse_from([
             "chorus-server",
             "--redis",

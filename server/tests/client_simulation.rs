@@ -476,6 +476,7 @@ impl Sim {
                         let page = self.log.read(&room, after, 256, now.unix_ms);
                         self.hub.handle_repaired(now, room, Ok(page));
                     }
+                    Action::Signal { .. } => unreachable!("a one-node hub sends no signals"),
                 }
             }
             if idle {

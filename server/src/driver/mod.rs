@@ -384,12 +384,16 @@ impl Driver {
         match heard {
             Inbound::Stored(stored) => self.hub.handle_stored(now, stored),
             Inbound::Resynced(rooms) => self.hub.handle_resynced(now, rooms),
-            // Nothing in the hub shares signals across nodes yet (presence, typing and
-            // ephemeral events are federated separately); until then they are dropped.
+            // Presence, typing and ephemeral events of another node (`hub::federation`). A
+            // signal the hub refuses (a node of another version, bad bytes) changes nothing.
             Inbound::Signal {
-                room, from_node, ..
+                room,
+                from_node,
+                bytes,
             } => {
-                tracing::trace!(%room, %from_node, "signal heard; nothing handles signals yet")
+                if let Err(err) = self.hub.handle_signal(now, room, &from_node, &bytes) {
+                    tracing::warn!(%from_node, "signal refused: {err}");
+                }
             }
         }
     }
@@ -585,6 +589,9 @@ impl Driver {
                 Some(Peer::Poll(session)) => self.forget_session(session),
                 None => {}
             },
+            // Only a federated hub (the Redis engine's) signals; the bus carries it to the
+            // other nodes following the room, in order.
+            Action::Signal { room, bytes } => self.bus.signal(&room, bytes),
         }
     }
 }
@@ -610,8 +617,8 @@ async fn replay(
         let page = match store.read_bounded(room, cursor, REPLAY_PAGE).await {
             Ok(page) => page,
             Err(err) => {
-                tracing::warn!(%room, "replay failed: {err}");
-                return ReplayOutcome::Failed;
+                tracing::warn!(%room, "replay interrupted after #{cursor}: {err}");
+                return ReplayOutcome::Interrupted { after: cursor };
             }
         };
         if first && !page.head.covers_after(after) {
@@ -624,11 +631,13 @@ async fn replay(
             .is_none_or(|event| event.seq() != cursor + 1)
         {
             // Trimmed while replaying: the client must start over.
-            return ReplayOutcome::Failed;
+            return ReplayOutcome::NotCovered;
         }
         for stored in page.events.iter().take_while(|event| event.seq() <= until) {
             if frames.send_async(encode_event(stored)).await.is_err() {
-                return ReplayOutcome::Failed; // The connection is gone; nobody is listening.
+                // The connection is gone; nobody is listening (the hub hears of it and forgets
+                // the member, so the retry it would schedule finds nothing to do).
+                return ReplayOutcome::Interrupted { after: cursor };
             }
             cursor = stored.seq();
         }

@@ -24,9 +24,11 @@ use chorus_sdk::wire::{
     ErrorCode, Join, Joined, Left, Publish, Reset, ResetReason, RoomName, ServerFrame,
 };
 
-use super::presence::{Arrival, Presence};
+use super::federation::RoomSignal;
+use super::presence::{Arrival, ConnKey, Presence};
 use super::{
     Action, ConnId, ConnKind, Hub, Member, Now, ReplayOutcome, Room, RoomLoad, Timer, Transmit,
+    Typist,
 };
 use crate::store::{RoomHead, StoreError};
 
@@ -77,6 +79,10 @@ impl Hub {
                 for (conn, publish) in publishes {
                     self.send_on_admitted(now, conn, publish);
                 }
+                // The other nodes hear who is here and answer with who is there, so a member
+                // sees everyone at once rather than at the next refresh.
+                self.announce_state(&room_name, true);
+                self.arm_refresh(now);
                 // Everyone who waited may have gone while the room loaded.
                 self.forget_room_if_idle(&room_name);
             }
@@ -137,13 +143,20 @@ impl Hub {
         let Some(member) = room.members.get_mut(&conn) else {
             return;
         };
+        if let ReplayOutcome::Interrupted { after } = outcome {
+            if matches!(member, Member::Replaying { .. }) {
+                let at = now.instant + super::REPLAY_RETRY;
+                let timer = Timer::RetryReplay(conn, room_name, after);
+                self.timers.push(Reverse((at, timer)));
+            }
+            return;
+        }
         let Member::Replaying { until, buffered } = std::mem::replace(member, Member::Live) else {
             return;
         };
         let reason = match outcome {
-            ReplayOutcome::Done => None,
+            ReplayOutcome::Done | ReplayOutcome::Interrupted { .. } => None,
             ReplayOutcome::NotCovered => Some(ResetReason::HistoryTrimmed),
-            ReplayOutcome::Failed => Some(ResetReason::HistoryUnavailable),
         };
         if let Some(reason) = reason {
             self.send_reset(conn, room_name, reason, epoch, until);
@@ -154,6 +167,30 @@ impl Hub {
                 conn,
                 payload,
             });
+        }
+    }
+
+    /// A [`Timer::RetryReplay`] fired: the replay goes on from `after` while the member is
+    /// still replaying in that room (it may have left, or its connection gone, meanwhile).
+    pub(super) fn retry_replay(&mut self, now: Now, conn: ConnId, room_name: RoomName, after: u64) {
+        let replaying = self
+            .rooms
+            .get(&room_name)
+            .and_then(|room| room.members.get(&conn));
+        if let Some(&Member::Replaying { until, .. }) = replaying {
+            self.actions.push_back(Action::Replay {
+                conn,
+                room: room_name,
+                after,
+                until,
+            });
+        } else if self
+            .orphaned_replays
+            .contains_key(&(conn, room_name.clone()))
+        {
+            // Left while the replay waited to go on: nothing runs that would end it, so end it
+            // here (the `left`, and any rejoin, follow).
+            self.handle_replay_done(now, conn, room_name, ReplayOutcome::Done);
         }
     }
 
@@ -234,6 +271,7 @@ impl Hub {
         let wire_id = state.wire_id.clone();
         let kind = state.kind;
         let room_name = join.room;
+        let key = self.local_key(conn);
         let room = self
             .rooms
             .get_mut(&room_name)
@@ -249,13 +287,16 @@ impl Hub {
         let change = room.presence.add(Arrival {
             user: &identity.user,
             name: identity.name.as_deref(),
-            conn,
+            key: key.clone(),
             wire_id: &wire_id,
             meta: join.meta,
             since: now.unix_ms,
         });
         if let Some(change) = change {
             self.broadcast_presence(&room_name, change, None);
+        }
+        if self.config.federated {
+            self.announce_conn(&room_name, &identity.user, &key);
         }
         let room = self.rooms.get_mut(&room_name).expect("still there");
         // Polling sessions carry their cursors in every poll; the hub never replays to them.
@@ -406,13 +447,21 @@ impl Hub {
             return;
         };
         room.members.remove(&conn);
-        let typing_by_this_conn = room.typing.get(user).is_some_and(|(_, by)| *by == conn);
+        let typing_by_this_conn = room
+            .typing
+            .get(user)
+            .is_some_and(|(_, by)| *by == Typist::Local(conn));
         if typing_by_this_conn {
             room.typing.remove(user);
             room.typing_version += 1;
         }
         let linger_until = linger.then(|| now.instant + self.config.presence_grace);
-        let change = room.presence.remove(user, conn, linger_until);
+        let key = ConnKey {
+            node: Arc::clone(&self.node_id),
+            conn,
+        };
+        let present = self.config.federated && room.presence.conn(user, &key).is_some();
+        let change = room.presence.remove(user, &key, linger_until);
         if let Some(deadline) = linger_until {
             self.timers.push(Reverse((
                 deadline,
@@ -421,9 +470,22 @@ impl Hub {
         }
         if typing_by_this_conn {
             self.broadcast_typing(room_name, user.to_owned(), false, None);
+            let off = RoomSignal::Typing {
+                user: user.to_owned(),
+                on: false,
+            };
+            self.signal(room_name, &off);
         }
         if let Some(change) = change {
             self.broadcast_presence(room_name, change, None);
+        }
+        if present {
+            let gone = RoomSignal::Gone {
+                conn,
+                user: user.to_owned(),
+                linger,
+            };
+            self.signal(room_name, &gone);
         }
         self.forget_room_if_idle(room_name);
     }

@@ -30,9 +30,13 @@
 //!   and in seq order: gaps held and repaired from the store, lost lineages reset.
 //! - `typing_and_presence.rs` — `typing` and `set_presence` frames and their broadcasts.
 //! - `presence.rs` — one room's presence: users aggregating connections, lingering in grace.
+//! - `federation.rs` — several nodes as one hub: the [`RoomSignal`]s nodes exchange about
+//!   presence, typing and ephemeral events ([`Action::Signal`], [`Hub::handle_signal`]), the
+//!   periodic refresh and the lease.
 //! - `payload.rs` — [`Payload`], a serialized frame, and [`encode`]/[`encode_event`].
 
 mod connection;
+mod federation;
 mod membership;
 mod payload;
 mod presence;
@@ -45,12 +49,14 @@ use std::collections::{BTreeMap, BTreeSet, BinaryHeap, HashMap, HashSet, VecDequ
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use bytes::Bytes;
 use chorus_sdk::wire::{
     self, ErrorCode, Join, Pong, PresenceSnapshot, Publish, RoomName, ServerFrame, close_code,
 };
 
 use crate::identity::Identity;
 use crate::store::{AppendJob, AppendOutcome, StoreError, StoredEvent};
+pub use federation::{ConnState, RoomSignal, SIGNAL_VERSION, SignalError};
 use membership::Rejoin;
 pub use payload::{Payload, encode, encode_event};
 use presence::Presence;
@@ -104,6 +110,16 @@ pub struct HubConfig {
     /// How long an event past a gap in a room's seqs waits for the gap to fill from the bus
     /// before the hub reads the missing events from the store ([`Action::Repair`]).
     pub gap_wait: Duration,
+    /// Whether other nodes share this hub's rooms (the Redis engine): presence, typing and
+    /// ephemeral events then also go out as [`Action::Signal`]. False on one node (SQLite,
+    /// memory), where the hub never emits a signal.
+    pub federated: bool,
+    /// How often a federated hub re-announces every open room's presence to the other nodes
+    /// (and checks their leases), so a lost signal heals.
+    pub federation_refresh: Duration,
+    /// How long a node may stay silent in a room before its connections there leave. Must
+    /// be a few `federation_refresh` periods, so one lost refresh does not end a lease.
+    pub federation_lease: Duration,
 }
 
 impl Default for HubConfig {
@@ -123,6 +139,9 @@ impl Default for HubConfig {
             signal_burst: 20.0,
             version_base: 0,
             gap_wait: Duration::from_millis(100),
+            federated: false,
+            federation_refresh: Duration::from_secs(5),
+            federation_lease: Duration::from_secs(15),
         }
     }
 }
@@ -189,6 +208,14 @@ pub enum Action {
         /// Why, as a wire error code (used as the close reason).
         reason: ErrorCode,
     },
+    /// Send these bytes (an encoded [`RoomSignal`]) to every other node following `room`;
+    /// they feed them to their [`Hub::handle_signal`]. Only a federated hub emits this.
+    Signal {
+        /// The room it is about.
+        room: RoomName,
+        /// The encoded signal.
+        bytes: Bytes,
+    },
 }
 
 /// A room as a poll sees it (see [`Hub::room_view`]).
@@ -207,11 +234,21 @@ pub struct RoomView {
 pub enum ReplayOutcome {
     /// All events in the range were sent.
     Done,
-    /// The history no longer reaches back to the cursor (trimmed); nothing was sent.
+    /// The history no longer reaches back to the cursor (trimmed before or while replaying);
+    /// nothing more will be sent.
     NotCovered,
-    /// The history could not be read; nothing more will be sent.
-    Failed,
+    /// The history could not be read (the store is unreachable for now) after the events up to
+    /// `after` were sent. The hub tries again from there after [`REPLAY_RETRY`], and the
+    /// member stays replaying meanwhile (live events are buffered, as during any replay): a
+    /// store that is down for a moment costs the client a delay, not a `reset`.
+    Interrupted {
+        /// The last seq sent (the replay's own `after` if none was).
+        after: u64,
+    },
 }
+
+/// How long a replay interrupted by a failed read waits before it goes on.
+pub const REPLAY_RETRY: Duration = Duration::from_millis(250);
 
 struct Conn {
     identity: Arc<Identity>,
@@ -259,12 +296,33 @@ struct Room {
     /// Ordered by connection id, so fan-out order is deterministic (no hidden entropy).
     members: BTreeMap<ConnId, Member>,
     presence: Presence,
-    /// Who is typing: user -> (expiry, the connection that said so).
-    typing: HashMap<String, (Instant, ConnId)>,
+    /// Who is typing: user -> (expiry, who said so).
+    typing: HashMap<String, (Instant, Typist)>,
     /// Increases whenever the set of typing users changes (polling clients compare it).
     typing_version: u64,
     /// Events past a gap, and acks waiting for them (see `stored`).
     gaps: Gaps,
+    /// When each other node last sent a signal about this room (see `federation.rs`).
+    heard: HashMap<Arc<str>, Instant>,
+}
+
+/// Who said a user is typing.
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Typist {
+    /// A connection on this node.
+    Local(ConnId),
+    /// Another node (its `HubConfig::node`).
+    Remote(Arc<str>),
+}
+
+impl Typist {
+    /// The local connection to leave out of the broadcast (it knows it is typing).
+    fn local(&self) -> Option<ConnId> {
+        match self {
+            Typist::Local(conn) => Some(*conn),
+            Typist::Remote(_) => None,
+        }
+    }
 }
 
 enum Member {
@@ -282,6 +340,8 @@ enum Timer {
     PollSessionExpiry(ConnId),
     /// A gap in a room's seqs has had [`HubConfig::gap_wait`] to fill: repair it if it is open.
     RepairGap(RoomName),
+    /// A replay was interrupted after `u64`: go on from there if the member still replays.
+    RetryReplay(ConnId, RoomName, u64),
 }
 
 /// The hub state machine. See the module docs for the driving contract.
@@ -302,6 +362,10 @@ pub struct Hub {
     orphaned_replays: HashMap<(ConnId, RoomName), Rejoin>,
     /// How many of `conns` are polling sessions (kept, so counting is O(1)).
     poll_sessions: usize,
+    /// `HubConfig::node`, shared by every presence key of this node's connections.
+    node_id: Arc<str>,
+    /// When a federated hub next re-announces its rooms and checks leases.
+    next_refresh: Option<Instant>,
 }
 
 impl std::fmt::Debug for Hub {
@@ -317,6 +381,8 @@ impl Hub {
     /// An empty hub.
     pub fn new(config: HubConfig) -> Hub {
         Hub {
+            node_id: config.node.as_str().into(),
+            next_refresh: None,
             config,
             conns: HashMap::new(),
             rooms: HashMap::new(),
@@ -352,7 +418,10 @@ impl Hub {
     /// When [`Hub::handle_timeout`] must be called next.
     pub fn poll_timeout(&self) -> Option<Instant> {
         let timer = self.timers.peek().map(|Reverse((at, _))| *at);
-        [timer, self.next_sweep].into_iter().flatten().min()
+        [timer, self.next_sweep, self.next_refresh]
+            .into_iter()
+            .flatten()
+            .min()
     }
 
     // -----------------------------------------------------------------------------------------
@@ -432,7 +501,10 @@ impl Hub {
                 let meta = self
                     .rooms
                     .get(room)
-                    .and_then(|r| r.presence.meta_of(&state.identity.user, conn))
+                    .and_then(|r| {
+                        r.presence
+                            .meta_of(&state.identity.user, &self.local_key(conn))
+                    })
                     .cloned()
                     .unwrap_or_else(wire::Json::null);
                 (room.clone(), meta)
@@ -515,21 +587,28 @@ impl Hub {
                     let Some(room) = self.rooms.get_mut(&room_name) else {
                         continue;
                     };
-                    if let Some(&(until, typist)) = room.typing.get(&user)
-                        && until <= now.instant
+                    if let Some((until, typist)) = room.typing.get(&user)
+                        && *until <= now.instant
                     {
+                        let except = typist.local();
                         room.typing.remove(&user);
                         room.typing_version += 1;
-                        self.broadcast_typing(&room_name, user, false, Some(typist));
+                        self.broadcast_typing(&room_name, user, false, except);
                         self.forget_room_if_idle(&room_name);
                     }
                 }
                 Timer::PollSessionExpiry(conn) => self.expire_poll_session(now, conn),
                 Timer::RepairGap(room_name) => self.repair_gap_timer(&room_name),
+                Timer::RetryReplay(conn, room_name, after) => {
+                    self.retry_replay(now, conn, room_name, after)
+                }
             }
         }
         if self.next_sweep.is_some_and(|at| at <= now.instant) {
             self.sweep_dead_connections(now);
+        }
+        if self.next_refresh.is_some_and(|at| at <= now.instant) {
+            self.refresh_federation(now);
         }
     }
 
@@ -542,6 +621,8 @@ impl Hub {
             return;
         }
         self.draining = Some(retry_after);
+        // The other nodes hear at once that this node's connections are going.
+        self.announce_bye();
         // Publishes waiting for a room to load will not be stored: refuse them before goodbye.
         let mut waiting = Vec::new();
         for room in self.rooms.values_mut() {
@@ -586,6 +667,7 @@ impl Hub {
         self.timers.clear();
         self.orphaned_replays.clear();
         self.next_sweep = None;
+        self.next_refresh = None;
     }
 
     // -----------------------------------------------------------------------------------------
@@ -593,18 +675,37 @@ impl Hub {
     // -----------------------------------------------------------------------------------------
 
     /// Drops a room from memory once nobody is in it and no publish waits on it (it is
-    /// reloaded from the store on demand), and stops following it.
+    /// reloaded from the store on demand), and stops following it. Other nodes' connections
+    /// and typists do not keep a room here: with no member of its own, a node forgets the room
+    /// and what it knew of the others.
     fn forget_room_if_idle(&mut self, room_name: &RoomName) {
+        let node = &*self.node_id;
+        let federated = self.config.federated;
         let idle = self.rooms.get(room_name).is_some_and(|room| {
+            // Cheapest first: a room with members is the common case.
             room.members.is_empty()
-                && room.presence.is_empty()
-                && room.typing.is_empty()
                 && room.gaps.is_idle()
                 && matches!(room.state, Some(RoomLoad::Open { .. }))
+                && room
+                    .typing
+                    .values()
+                    .all(|(_, typist)| matches!(typist, Typist::Remote(_)))
+                && (room.presence.is_empty() || (federated && !room.presence.has_conns_of(node)))
         });
         if idle {
             self.rooms.remove(room_name);
+            // Its last word there: nobody of this node is left in the room (should a `gone`
+            // have been lost, this heals it before the lease would).
+            self.signal(room_name, &RoomSignal::Bye);
             self.actions.push_back(Action::Unfollow(room_name.clone()));
+        }
+    }
+
+    /// How this node's connection `conn` is known in presence.
+    fn local_key(&self, conn: ConnId) -> presence::ConnKey {
+        presence::ConnKey {
+            node: Arc::clone(&self.node_id),
+            conn,
         }
     }
 
@@ -630,3 +731,5 @@ fn draining_payload(retry_after: Duration) -> Payload {
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_federation;

@@ -3,13 +3,31 @@
 //! When a user's last connection goes away without an explicit `leave` (a dropped socket, a
 //! reload), its entry *lingers* until the grace period ends, so a quick reconnect shows no
 //! leave/join flicker to everyone else. Pure data: no clock, no I/O; deadlines are passed in.
+//!
+//! A connection is known by its [`ConnKey`]: the node that holds it and its id there. With
+//! several nodes (see `federation.rs`) a room's presence holds this node's connections and
+//! the ones other nodes announced, side by side: a user with a tab on each of two nodes is one
+//! user with two connections, and every rule here (lingering included) treats them alike.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::Instant;
 
 use chorus_sdk::wire::{Json, PresenceConn, PresenceSnapshot, PresenceUser};
 
 use super::ConnId;
+use super::federation::ConnState;
+
+/// A connection as presence knows it: the node that holds it (`HubConfig::node`) and its id
+/// there. Ordered by node, then id, so a user's connections are listed in the same order on
+/// every node (and, on one node, in connection order as before).
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub(crate) struct ConnKey {
+    /// The node holding the connection.
+    pub(crate) node: Arc<str>,
+    /// Its id on that node.
+    pub(crate) conn: ConnId,
+}
 
 /// A change everyone else in the room must hear about.
 #[derive(Debug, PartialEq)]
@@ -31,7 +49,7 @@ pub(crate) struct Presence {
 #[derive(Debug)]
 struct UserEntry {
     name: Option<String>,
-    conns: BTreeMap<ConnId, ConnEntry>,
+    conns: BTreeMap<ConnKey, ConnEntry>,
     /// Set while only lingering connections remain: when the user is announced as gone.
     leave_at: Option<Instant>,
 }
@@ -42,6 +60,19 @@ struct ConnEntry {
     meta: Json,
     since: u64,
     lingering: bool,
+}
+
+impl ConnEntry {
+    fn to_state(&self, user: &str, entry: &UserEntry, key: &ConnKey) -> ConnState {
+        ConnState {
+            conn: key.conn,
+            wire: self.wire_id.clone(),
+            user: user.to_owned(),
+            name: entry.name.clone(),
+            meta: self.meta.clone(),
+            since: self.since,
+        }
+    }
 }
 
 impl UserEntry {
@@ -67,7 +98,7 @@ impl UserEntry {
 pub(crate) struct Arrival<'a> {
     pub(crate) user: &'a str,
     pub(crate) name: Option<&'a str>,
-    pub(crate) conn: ConnId,
+    pub(crate) key: ConnKey,
     pub(crate) wire_id: &'a str,
     pub(crate) meta: Json,
     pub(crate) since: u64,
@@ -108,7 +139,7 @@ impl Presence {
         match self.users.get_mut(arrival.user) {
             Some(entry) => {
                 entry.conns.retain(|_, c| !c.lingering);
-                entry.conns.insert(arrival.conn, conn);
+                entry.conns.insert(arrival.key, conn);
                 entry.leave_at = None;
                 let wire = entry.to_wire(arrival.user);
                 self.changed(Change::Update(wire))
@@ -116,7 +147,7 @@ impl Presence {
             None => {
                 let entry = UserEntry {
                     name: arrival.name.map(str::to_owned),
-                    conns: BTreeMap::from([(arrival.conn, conn)]),
+                    conns: BTreeMap::from([(arrival.key, conn)]),
                     leave_at: None,
                 };
                 let wire = entry.to_wire(arrival.user);
@@ -127,14 +158,14 @@ impl Presence {
     }
 
     /// One connection's meta, if it is present.
-    pub(crate) fn meta_of(&self, user: &str, conn: ConnId) -> Option<&Json> {
-        Some(&self.users.get(user)?.conns.get(&conn)?.meta)
+    pub(crate) fn meta_of(&self, user: &str, conn: &ConnKey) -> Option<&Json> {
+        Some(&self.users.get(user)?.conns.get(conn)?.meta)
     }
 
     /// Replaces one connection's meta.
-    pub(crate) fn set_meta(&mut self, user: &str, conn: ConnId, meta: Json) -> Option<Change> {
+    pub(crate) fn set_meta(&mut self, user: &str, conn: &ConnKey, meta: Json) -> Option<Change> {
         let entry = self.users.get_mut(user)?;
-        let slot = entry.conns.get_mut(&conn)?;
+        let slot = entry.conns.get_mut(conn)?;
         if slot.meta == meta {
             return None;
         }
@@ -148,11 +179,11 @@ impl Presence {
     pub(crate) fn remove(
         &mut self,
         user: &str,
-        conn: ConnId,
+        conn: &ConnKey,
         linger_until: Option<Instant>,
     ) -> Option<Change> {
         let entry = self.users.get_mut(user)?;
-        let mut removed = entry.conns.remove(&conn)?;
+        let mut removed = entry.conns.remove(conn)?;
         if entry.conns.values().any(|c| !c.lingering) {
             let wire = entry.to_wire(user);
             return self.changed(Change::Update(wire));
@@ -160,7 +191,7 @@ impl Presence {
         match linger_until {
             Some(deadline) => {
                 removed.lingering = true;
-                entry.conns.insert(conn, removed);
+                entry.conns.insert(conn.clone(), removed);
                 entry.leave_at = Some(deadline);
                 None
             }
@@ -179,6 +210,52 @@ impl Presence {
             return self.changed(Change::Leave(user.to_owned()));
         }
         None
+    }
+
+    /// One connection's meta and whether it is lingering, if it is present.
+    pub(crate) fn conn(&self, user: &str, conn: &ConnKey) -> Option<(&Json, bool)> {
+        let slot = self.users.get(user)?.conns.get(conn)?;
+        Some((&slot.meta, slot.lingering))
+    }
+
+    /// Whether any connection of `node` is present (lingering ones too).
+    pub(crate) fn has_conns_of(&self, node: &str) -> bool {
+        self.users
+            .values()
+            .any(|entry| entry.conns.keys().any(|key| &*key.node == node))
+    }
+
+    /// Every connection of `node` that is present: (user, key, lingering), in order.
+    pub(crate) fn conns_of(&self, node: &str) -> Vec<(String, ConnKey, bool)> {
+        let mut found = Vec::new();
+        for (user, entry) in &self.users {
+            for (key, slot) in entry.conns.iter().filter(|(key, _)| &*key.node == node) {
+                found.push((user.clone(), key.clone(), slot.lingering));
+            }
+        }
+        found
+    }
+
+    /// What `node` announces to the others about its own connections: the live ones (a
+    /// lingering connection is already announced as gone).
+    pub(crate) fn state_of(&self, node: &str) -> Vec<ConnState> {
+        let mut state = Vec::new();
+        for (user, entry) in &self.users {
+            let live = entry
+                .conns
+                .iter()
+                .filter(|(key, slot)| &*key.node == node && !slot.lingering);
+            for (key, slot) in live {
+                state.push(slot.to_state(user, entry, key));
+            }
+        }
+        state
+    }
+
+    /// One connection as its node announces it, if it is present.
+    pub(crate) fn conn_state(&self, user: &str, key: &ConnKey) -> Option<ConnState> {
+        let entry = self.users.get(user)?;
+        Some(entry.conns.get(key)?.to_state(user, entry, key))
     }
 
     /// Everyone present, ordered by user id.
@@ -203,11 +280,18 @@ mod tests {
         presence.add(Arrival {
             user,
             name: None,
-            conn,
+            key: key(conn),
             wire_id: &format!("c{conn}"),
             meta: Json::null(),
             since: 1,
         })
+    }
+
+    fn key(conn: ConnId) -> ConnKey {
+        ConnKey {
+            node: "n".into(),
+            conn,
+        }
     }
 
     fn conns(change: &Option<Change>) -> Vec<String> {
@@ -233,12 +317,12 @@ mod tests {
         );
         assert_eq!(p.snapshot().users.len(), 1);
         assert_eq!(
-            conns(&p.remove("ana", 1, Some(t0 + grace))),
+            conns(&p.remove("ana", &key(1), Some(t0 + grace))),
             ["c2"],
             "closing one tab is an update"
         );
         assert_eq!(
-            p.remove("ana", 2, Some(t0 + grace)),
+            p.remove("ana", &key(2), Some(t0 + grace)),
             None,
             "the last tab lingers silently"
         );
@@ -258,7 +342,7 @@ mod tests {
             None,
             "the old deadline no longer applies"
         );
-        assert_eq!(p.remove("ana", 3, Some(t0 + grace * 2)), None);
+        assert_eq!(p.remove("ana", &key(3), Some(t0 + grace * 2)), None);
         assert_eq!(
             p.expire("ana", t0 + grace * 2),
             Some(Change::Leave("ana".into()))
@@ -267,7 +351,7 @@ mod tests {
         let version = p.version();
         assert!(matches!(arrive(&mut p, "ben", 4), Some(Change::Join(_))));
         assert_eq!(
-            p.remove("ben", 4, None),
+            p.remove("ben", &key(4), None),
             Some(Change::Leave("ben".into())),
             "an explicit leave is immediate"
         );

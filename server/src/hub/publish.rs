@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 
 use chorus_sdk::wire::{self, Ack, ErrorCode, Event, Nack, Publish, RoomName, ServerFrame};
 
+use super::federation::RoomSignal;
 use super::stored::Settle;
 use super::{Action, ConnId, Hub, Now, RoomLoad, Transmit, encode};
 use crate::store::{AppendDone, AppendJob, AppendOutcome, AppendRequest, Origin, StoreError};
@@ -192,7 +193,8 @@ impl Hub {
                 at: now.unix_ms,
                 body: publish.body,
             };
-            let payload = encode(&ServerFrame::Event(event));
+            let frame = ServerFrame::Event(event);
+            let payload = encode(&frame);
             for &member in room.members.keys() {
                 if member != conn {
                     self.transmits.push_back(Transmit {
@@ -202,6 +204,8 @@ impl Hub {
                     });
                 }
             }
+            // Members on other nodes get it from their node, once each; still never stored.
+            self.signal(&publish.room, &RoomSignal::Event { frame });
             return self.send_ack(conn, publish.room, publish.id, None, false);
         }
         let request = AppendRequest {

@@ -167,6 +167,7 @@ impl Harness {
                     }
                     Action::Repair { room, after } => self.run_repair(room, after),
                     Action::Close { conn, code, .. } => self.closed.push((conn, code)),
+                    Action::Signal { .. } => unreachable!("a one-node hub sends no signals"),
                     Action::Complete { ticket, result } => self
                         .completed
                         .push((ticket, result.map_err(|e| e.to_string()))),
@@ -243,7 +244,7 @@ impl Harness {
     }
 }
 
-fn render(frame: &ServerFrame) -> String {
+pub(super) fn render(frame: &ServerFrame) -> String {
     match frame {
         ServerFrame::Welcome(w) => format!("welcome {}", w.user),
         ServerFrame::Joined(j) => {
@@ -525,6 +526,58 @@ fn resume_replays_exactly_the_missed_events_with_live_ones_after() {
             "ack r a6 #6",
             "event r #7 a7 by ana 7",
             "ack r a7 #7"
+        ]
+    );
+}
+
+#[test]
+fn a_replay_interrupted_by_the_store_goes_on_later_without_a_reset() {
+    let mut h = two_members();
+    for n in 1..=3 {
+        h.send(1, &publish("r", &format!("a{n}"), &n.to_string()));
+    }
+    h.disconnect(2);
+    for n in 4..=6 {
+        h.send(1, &publish("r", &format!("a{n}"), &n.to_string()));
+    }
+    h.take(1);
+    h.frames.clear();
+    h.defer = true;
+    h.connect(3, "ben");
+    h.send(
+        3,
+        r#"{"type":"join","room":"r","resume":{"epoch":77,"seq":3}}"#,
+    );
+    // The store sends #4, then fails (Redis restarting); a live event comes meanwhile.
+    let (conn, room, after, until) = h.replays.pop_front().expect("a replay");
+    assert_eq!((conn, after, until), (3, 3, 6));
+    let page = h.log.read(&room, after, 1, h.now().unix_ms);
+    for stored in page.events {
+        h.frames
+            .entry(conn)
+            .or_default()
+            .push(ServerFrame::Event(stored.event));
+    }
+    let now = h.now();
+    h.hub
+        .handle_replay_done(now, conn, room, ReplayOutcome::Interrupted { after: 4 });
+    h.pump();
+    h.send(1, &publish("r", "a7", "7"));
+    h.run_deferred();
+    assert!(h.replays.is_empty(), "no retry before its time");
+    // After the retry delay the replay goes on from #4.
+    h.advance(crate::hub::REPLAY_RETRY);
+    assert_eq!(h.replays.front().map(|r| (r.2, r.3)), Some((4, 6)));
+    h.run_deferred();
+    assert_eq!(
+        h.take(3),
+        [
+            "welcome ben",
+            "joined r head=6 [ana(1) ben(1)] typing=[]",
+            "event r #4 a4 by ana 4",
+            "event r #5 a5 by ana 5",
+            "event r #6 a6 by ana 6",
+            "event r #7 a7 by ana 7",
         ]
     );
 }

@@ -15,8 +15,9 @@ use std::cmp::Reverse;
 
 use chorus_sdk::wire::{ErrorCode, Json, PresenceDiff, RoomName, ServerFrame, TypingNotice};
 
+use super::federation::RoomSignal;
 use super::presence::Change;
-use super::{ConnId, Hub, Now, Timer, Transmit, encode};
+use super::{ConnId, Hub, Now, Timer, Transmit, Typist, encode};
 
 /// The shortest time between two forwarded typing refreshes of one user in one room: clients
 /// refresh every few seconds (the SDK every 3 s), and receivers keep a user typing for the whole
@@ -78,7 +79,11 @@ impl Hub {
         let room = self.rooms.get_mut(&room_name).expect("checked above");
         if on {
             let until = now.instant + ttl;
-            if room.typing.insert(user.clone(), (until, conn)).is_none() {
+            if room
+                .typing
+                .insert(user.clone(), (until, Typist::Local(conn)))
+                .is_none()
+            {
                 room.typing_version += 1;
             }
             self.timers.push(Reverse((
@@ -86,10 +91,12 @@ impl Hub {
                 Timer::TypingExpiry(room_name.clone(), user.clone()),
             )));
             // Every refresh is forwarded: receivers expire typing locally unless refreshed.
-            self.broadcast_typing(&room_name, user, true, Some(conn));
+            self.broadcast_typing(&room_name, user.clone(), true, Some(conn));
+            self.signal(&room_name, &RoomSignal::Typing { user, on: true });
         } else if room.typing.remove(&user).is_some() {
             room.typing_version += 1;
-            self.broadcast_typing(&room_name, user, false, Some(conn));
+            self.broadcast_typing(&room_name, user.clone(), false, Some(conn));
+            self.signal(&room_name, &RoomSignal::Typing { user, on: false });
         }
     }
 
@@ -141,9 +148,13 @@ impl Hub {
         if !self.admit_signal(now, conn, &room_name) {
             return;
         }
+        let key = self.local_key(conn);
         let room = self.rooms.get_mut(&room_name).expect("checked above");
-        if let Some(change) = room.presence.set_meta(&user, conn, meta) {
+        if let Some(change) = room.presence.set_meta(&user, &key, meta) {
             self.broadcast_presence(&room_name, change, None);
+            if self.config.federated {
+                self.announce_conn(&room_name, &user, &key);
+            }
         }
     }
 

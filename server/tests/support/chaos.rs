@@ -95,10 +95,18 @@ pub struct Seen {
     pub outbox: usize,
     pub own_confirmed: BTreeMap<EventId, usize>,
     pub problems: Vec<String>,
+    /// The latest events other than stored events and acks, for a failure's message.
+    pub recent: std::collections::VecDeque<String>,
 }
 
 impl Seen {
     pub fn see(&mut self, event: ClientEvent) {
+        if !matches!(event, ClientEvent::Event { .. } | ClientEvent::Acked { .. }) {
+            if self.recent.len() == 20 {
+                self.recent.pop_front();
+            }
+            self.recent.push_back(format!("{event:?}"));
+        }
         match event {
             ClientEvent::Joined { cursor, .. } => {
                 self.start.get_or_insert(cursor.seq);
