@@ -94,7 +94,12 @@ impl Hub {
     pub fn handle_append_done(&mut self, now: Now, done: AppendDone) {
         let conn = match done.origin {
             Origin::Conn(conn) => {
-                if let Some(state) = self.conns.get_mut(&conn) {
+                // A stored event's publish is answered once its ack goes out, which may wait
+                // for a gap before the event (`stored`): until then the hub still owes it.
+                let stored = matches!(done.result, Ok(AppendOutcome::Stored(_)));
+                if let Some(state) = self.conns.get_mut(&conn)
+                    && !stored
+                {
                     state.appends_in_flight = state.appends_in_flight.saturating_sub(1);
                 }
                 conn

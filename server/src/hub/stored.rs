@@ -392,7 +392,12 @@ impl Hub {
                 room,
                 id,
                 seq,
-            } => self.send_ack(conn, room, id, Some(seq), false),
+            } => {
+                if let Some(state) = self.conns.get_mut(&conn) {
+                    state.appends_in_flight = state.appends_in_flight.saturating_sub(1);
+                }
+                self.send_ack(conn, room, id, Some(seq), false)
+            }
             Settle::Complete { ticket, result } => {
                 self.actions.push_back(Action::Complete { ticket, result })
             }

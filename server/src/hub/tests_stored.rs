@@ -64,6 +64,27 @@ fn a_gap_that_does_not_fill_is_repaired_from_the_store_and_the_ack_waits_for_its
 }
 
 #[test]
+fn a_publish_whose_ack_waits_behind_a_gap_is_still_owed_an_answer() {
+    // A polling session's POST is answered once the hub owes it nothing: an ack held behind a
+    // gap must keep it waiting, or the ack would come after the answer and never reach it.
+    let mut h = two_members();
+    store_elsewhere(&mut h, "z1");
+    h.send(1, &publish("r", "a2", "2"));
+    assert_eq!(h.take(1), Vec::<String>::new());
+    assert!(h.hub.owes_answers(1), "the ack of #2 is still to come");
+    h.advance(h.hub.config().gap_wait);
+    assert_eq!(
+        h.take(1),
+        [
+            r#"event r #1 z1 by zoe {"n":"z1"}"#,
+            "event r #2 a2 by ana 2",
+            "ack r a2 #2"
+        ]
+    );
+    assert!(!h.hub.owes_answers(1));
+}
+
+#[test]
 fn a_backend_publish_behind_a_gap_completes_after_its_event() {
     let mut h = two_members();
     store_elsewhere(&mut h, "z1");

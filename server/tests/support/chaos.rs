@@ -95,13 +95,16 @@ pub struct Seen {
     pub outbox: usize,
     pub own_confirmed: BTreeMap<EventId, usize>,
     pub problems: Vec<String>,
-    /// The latest events other than stored events and acks, for a failure's message.
+    /// The latest events other than stored events, acks and presence, for a failure's message.
     pub recent: std::collections::VecDeque<String>,
 }
 
 impl Seen {
     pub fn see(&mut self, event: ClientEvent) {
-        if !matches!(event, ClientEvent::Event { .. } | ClientEvent::Acked { .. }) {
+        if !matches!(
+            event,
+            ClientEvent::Event { .. } | ClientEvent::Acked { .. } | ClientEvent::Presence { .. }
+        ) {
             if self.recent.len() == 20 {
                 self.recent.pop_front();
             }
