@@ -171,12 +171,23 @@ impl Client {
     }
 
     pub(super) fn nacked(&mut self, now: Instant, nack: wire::Nack) {
-        match nack.code {
-            ErrorCode::RateLimited | ErrorCode::StorageUnavailable | ErrorCode::Draining => {
+        let joined = nack.room.as_ref().and_then(|room| self.rooms.get(room));
+        match (nack.code, joined) {
+            (ErrorCode::NotJoined, Some(room)) => {
+                // The server lost a membership this client holds (a polling session whose
+                // request reached a node that did not know it): join again, then publish again
+                // shortly (the join goes first, so the server has it by then).
+                let frame = ClientFrame::Join(wire::Join {
+                    room: nack.room.clone().expect("checked above"),
+                    meta: room.meta.clone(),
+                    resume: room.timeline.cursor(),
+                });
+                self.send_frame(frame);
+                self.retry_refused(now, &nack.id);
+            }
+            (ErrorCode::RateLimited | ErrorCode::StorageUnavailable | ErrorCode::Draining, _) => {
                 // Passing conditions: keep it and send it again shortly.
-                self.outbox.resend(&nack.id);
-                let at = now + self.config.retry_refused_after;
-                self.retry_refused_at = Some(self.retry_refused_at.map_or(at, |t| t.min(at)));
+                self.retry_refused(now, &nack.id);
             }
             _ => {
                 // Permanent (including `bad_frame`, whose nack may lack the room: the outbox
@@ -198,6 +209,13 @@ impl Client {
     // -----------------------------------------------------------------------------------------
     // Timers and helpers
     // -----------------------------------------------------------------------------------------
+
+    /// Keeps a refused publish and sends it again after `retry_refused_after`.
+    fn retry_refused(&mut self, now: Instant, id: &wire::EventId) {
+        self.outbox.resend(id);
+        let at = now + self.config.retry_refused_after;
+        self.retry_refused_at = Some(self.retry_refused_at.map_or(at, |t| t.min(at)));
+    }
 
     pub(super) fn expire_outbox(&mut self, now: Instant) {
         let expired = self.outbox.expire(self.unix_ms(now));

@@ -623,6 +623,51 @@ fn the_outbox_survives_a_reload_and_refusals_are_retried_or_reported() {
 }
 
 #[test]
+fn a_publish_refused_as_not_joined_in_a_joined_room_joins_again_then_publishes_again() {
+    // The server lost the membership (a polling request reached a node that did not know the
+    // session): the client joins again, resuming from its cursor, and sends the publish again.
+    let mut h = Harness::new(ClientConfig::default());
+    let now = h.now;
+    h.client.handle_online(now, true);
+    h.client
+        .join(now, room("r"), Json::from_text(r#"{"c":1}"#).unwrap());
+    h.advance(Duration::ZERO);
+    let link = h.opened_socket();
+    h.welcome(link);
+    h.server_says(link, joined("r", 0));
+    let id = h.client.publish(now, room("r"), Json::null()).unwrap();
+    h.advance(Duration::ZERO);
+    assert_eq!(kinds(&h.frames_sent()), ["join r", "publish null"]);
+    h.server_says(
+        link,
+        ServerFrame::Nack(Nack {
+            room: Some(room("r")),
+            id: id.clone(),
+            code: ErrorCode::NotJoined,
+            message: "join room r before publishing to it".into(),
+            head: None,
+            retry_after_ms: None,
+        }),
+    );
+    assert!(
+        !h.take_events()
+            .iter()
+            .any(|e| matches!(e, ClientEvent::PublishFailed { .. })),
+        "not a failure: the client is in the room"
+    );
+    let sent = h.frames_sent();
+    assert_eq!(kinds(&sent), ["join r @0"]);
+    let ClientFrame::Join(join) = &sent[0] else {
+        unreachable!()
+    };
+    assert_eq!(join.meta.as_text(), r#"{"c":1}"#);
+    assert_eq!(join.resume.map(|c| (c.epoch, c.seq)), Some((5, 0)));
+    h.advance(Duration::from_secs(1));
+    assert_eq!(kinds(&h.frames_sent()), ["publish null"]);
+    assert_eq!(h.client.outbox_len(), 1);
+}
+
+#[test]
 fn unacked_publishes_expire_with_an_event_not_silently() {
     let config = ClientConfig {
         outbox: OutboxConfig {
