@@ -12,6 +12,7 @@
 //! and explains how a poll is answered end to end.
 
 pub mod poll;
+pub mod queue;
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
@@ -27,6 +28,7 @@ use crate::hub::{
 use crate::identity::Identity;
 use crate::store::{AppendDone, AppendOutcome, AppendRequest, PageLimit, Store, StoreError};
 use poll::{PollLimits, PollRefusal, PollSession, PollTicket, SessionCounts, SessionKey};
+pub use queue::{FrameQueue, FrameReceiver, FrameSender};
 
 /// Events per history read while replaying, and at most this many bytes of them (a page in
 /// memory is bounded however large the events are).
@@ -39,7 +41,7 @@ const REPLAY_PAGE: PageLimit = PageLimit {
 #[derive(Debug)]
 pub struct SocketSender {
     /// Frames to send, bounded: a full queue makes the connection a slow consumer.
-    pub frames: flume::Sender<Payload>,
+    pub frames: FrameSender,
     /// Asks the connection task to close with a WebSocket close code.
     pub close: oneshot::Sender<(u16, ErrorCode)>,
 }
@@ -423,7 +425,7 @@ impl Driver {
                 idle = false;
                 match self.peers.get_mut(&transmit.conn) {
                     Some(Peer::Socket(sender)) => {
-                        if let Err(flume::TrySendError::Full(_)) =
+                        if let Err(queue::TrySendError::Full(_)) =
                             sender.frames.try_send(transmit.payload)
                         {
                             self.hub.handle_slow_consumer(now(), transmit.conn);
@@ -498,7 +500,7 @@ pub(crate) async fn sleep_until(deadline: Option<tokio::time::Instant>) {
 /// Streams `(after, until]` into the connection's queue, waiting for room (real backpressure).
 async fn replay(
     store: &dyn Store,
-    frames: &flume::Sender<Payload>,
+    frames: &FrameSender,
     room: &RoomName,
     after: u64,
     until: u64,
@@ -526,7 +528,7 @@ async fn replay(
             return ReplayOutcome::Failed;
         }
         for stored in page.events.iter().take_while(|event| event.seq() <= until) {
-            if frames.send_async(encode_event(stored)).await.is_err() {
+            if frames.send(encode_event(stored)).await.is_err() {
                 return ReplayOutcome::Failed; // The connection is gone; nobody is listening.
             }
             cursor = stored.seq();
