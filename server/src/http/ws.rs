@@ -208,7 +208,7 @@ async fn run(mut socket: WebSocket, state: AppState, identity: Arc<Identity>) {
     // Every connection holds this loop's state for its whole life, sized by the largest
     // future awaited in it; so the futures of the frame handler and of the closing paths are
     // boxed (heap-allocated while they run) rather than inline (312 bytes less per idle
-    // connection).
+    // connection, measured in a test build).
     loop {
         let stalling = output.busy();
         if stalling && !was_busy {
