@@ -103,6 +103,10 @@ impl Server {
                     "1000000",
                     "--max-connections-per-ip",
                     "1000000",
+                    // Every client comes from one address, and a storm has thousands of
+                    // connections at once between accept and upgrade (256 by default).
+                    "--max-http-connections-per-ip",
+                    "1000000",
                     "--publish-rate",
                     "1000000",
                     "--publish-burst",

@@ -18,6 +18,7 @@
 //! and explains how a poll is answered end to end.
 
 pub mod poll;
+pub mod queue;
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
@@ -36,6 +37,7 @@ use crate::store::{AppendDone, AppendOutcome, AppendRequest, Page, PageLimit, St
 use poll::{
     PollLimits, PollRefusal, PollSession, PollTicket, SessionCounts, SessionKey, SessionRecord,
 };
+pub use queue::{FrameQueue, FrameReceiver, FrameSender};
 
 /// Events per history read while replaying, and at most this many bytes of them (a page in
 /// memory is bounded however large the events are).
@@ -54,7 +56,7 @@ const REPAIR_PAGE: PageLimit = PageLimit {
 #[derive(Debug)]
 pub struct SocketSender {
     /// Frames to send, bounded: a full queue makes the connection a slow consumer.
-    pub frames: flume::Sender<Payload>,
+    pub frames: FrameSender,
     /// Asks the connection task to close with a WebSocket close code.
     pub close: oneshot::Sender<(u16, ErrorCode)>,
 }
@@ -509,7 +511,7 @@ impl Driver {
                 idle = false;
                 match self.peers.get_mut(&transmit.conn) {
                     Some(Peer::Socket(sender)) => {
-                        if let Err(flume::TrySendError::Full(_)) =
+                        if let Err(queue::TrySendError::Full(_)) =
                             sender.frames.try_send(transmit.payload)
                         {
                             self.hub.handle_slow_consumer(now(), transmit.conn);
@@ -606,7 +608,7 @@ pub(crate) async fn sleep_until(deadline: Option<tokio::time::Instant>) {
 /// Streams `(after, until]` into the connection's queue, waiting for room (real backpressure).
 async fn replay(
     store: &dyn Store,
-    frames: &flume::Sender<Payload>,
+    frames: &FrameSender,
     room: &RoomName,
     after: u64,
     until: u64,
@@ -634,7 +636,7 @@ async fn replay(
             return ReplayOutcome::NotCovered;
         }
         for stored in page.events.iter().take_while(|event| event.seq() <= until) {
-            if frames.send_async(encode_event(stored)).await.is_err() {
+            if frames.send(encode_event(stored)).await.is_err() {
                 // The connection is gone; nobody is listening (the hub hears of it and forgets
                 // the member, so the retry it would schedule finds nothing to do).
                 return ReplayOutcome::Interrupted { after: cursor };

@@ -29,7 +29,7 @@ use super::metrics::EdgeCounters;
 use super::upgrade::{Socket as WebSocket, Upgrade};
 use super::{ApiError, AppState};
 use crate::auth::AuthError;
-use crate::driver::{HubMsg, SocketSender, sleep_until};
+use crate::driver::{FrameQueue, FrameReceiver, HubMsg, SocketSender, sleep_until};
 use crate::hub::{ConnId, Payload, draining_message, encode};
 use crate::identity::Identity;
 
@@ -176,10 +176,7 @@ async fn run(mut socket: WebSocket, state: AppState, identity: Arc<Identity>) {
     };
     let token_expiry = sleep_until(identity.expires_at_ms.map(instant_of_unix_ms));
     tokio::pin!(token_expiry);
-    let (frames_tx, frames) = flume::bounded(state.limits.outbound_queue);
-    // One receive stream for the connection's life: its waker stays registered across loop
-    // turns instead of being re-registered on every turn.
-    let mut outgoing = frames.stream();
+    let (frames_tx, mut frames) = FrameQueue::bounded(state.limits.outbound_queue);
     let (close_tx, mut close_rx) = oneshot::channel();
     let sender = SocketSender {
         frames: frames_tx,
@@ -213,6 +210,10 @@ async fn run(mut socket: WebSocket, state: AppState, identity: Arc<Identity>) {
     let write_stall = tokio::time::sleep(write_timeout);
     tokio::pin!(write_stall);
     let mut was_busy = false;
+    // Every connection holds this loop's state for its whole life, sized by the largest
+    // future awaited in it; so the futures of the frame handler and of the closing paths are
+    // boxed (heap-allocated while they run) rather than inline (312 bytes less per idle
+    // connection, measured in a test build).
     loop {
         let stalling = output.busy();
         if stalling && !was_busy {
@@ -222,16 +223,16 @@ async fn run(mut socket: WebSocket, state: AppState, identity: Arc<Identity>) {
         tokio::select! {
             biased;
             closing = &mut close_rx => {
-                hub_closes(&mut socket, &mut output, &frames, closing).await;
+                Box::pin(hub_closes(&mut socket, &mut output, &mut frames, closing)).await;
                 break;
             }
             () = &mut token_expiry => {
                 let message = "the token has expired; reconnect with a fresh one";
-                goodbye(&mut socket, close_code::UNAUTHENTICATED, ErrorCode::TokenExpired, message).await;
+                Box::pin(goodbye(&mut socket, close_code::UNAUTHENTICATED, ErrorCode::TokenExpired, message)).await;
                 break;
             }
             () = &mut write_stall, if stalling => break,
-            io = std::future::poll_fn(|cx| output.poll(cx, &mut socket, &mut outgoing)) => match io {
+            io = std::future::poll_fn(|cx| output.poll(cx, &mut socket, &mut frames)) => match io {
                 Io::Wrote => {
                     write_stall.as_mut().reset(in_from_now(write_timeout));
                 }
@@ -243,7 +244,7 @@ async fn run(mut socket: WebSocket, state: AppState, identity: Arc<Identity>) {
                     // loop, on another thread. Ending here without it would drop the socket
                     // with no close frame, and often with a reset that destroys the last acks.
                     let closing = (&mut close_rx).await;
-                    hub_closes(&mut socket, &mut output, &frames, closing).await;
+                    Box::pin(hub_closes(&mut socket, &mut output, &mut frames, closing)).await;
                     break;
                 }
                 Io::Read(incoming) => {
@@ -253,7 +254,7 @@ async fn run(mut socket: WebSocket, state: AppState, identity: Arc<Identity>) {
                     match incoming {
                         Some(Ok(Message::Text(text))) => {
                             let expires_at_ms = token.expires_at_ms;
-                            if let Some(reply) = read_frame(&state, conn, &mut token, &text).await {
+                            if let Some(reply) = Box::pin(read_frame(&state, conn, &mut token, &text)).await {
                                 output.reply(encode(&reply));
                             }
                             if token.expires_at_ms != expires_at_ms {
@@ -272,7 +273,7 @@ async fn run(mut socket: WebSocket, state: AppState, identity: Arc<Identity>) {
                             if let Some(size) = over_hard_cap(err) {
                                 let cap = hard_cap(state.limits.max_frame_bytes);
                                 let message = format!("the message is at least {size} bytes; messages over {cap} bytes close the connection");
-                                goodbye(&mut socket, close_code::MESSAGE_TOO_BIG, ErrorCode::FrameTooLarge, &message).await;
+                                Box::pin(goodbye(&mut socket, close_code::MESSAGE_TOO_BIG, ErrorCode::FrameTooLarge, &message)).await;
                             }
                             break;
                         }
@@ -291,7 +292,7 @@ async fn run(mut socket: WebSocket, state: AppState, identity: Arc<Identity>) {
 async fn hub_closes(
     socket: &mut WebSocket,
     output: &mut Output,
-    frames: &flume::Receiver<Payload>,
+    frames: &mut FrameReceiver,
     closing: Result<(u16, ErrorCode), oneshot::error::RecvError>,
 ) {
     match closing {
@@ -310,7 +311,7 @@ async fn hub_closes(
                     break;
                 }
             }
-            while let Ok(payload) = frames.try_recv() {
+            while let Some(payload) = frames.try_recv() {
                 if !send_payload(socket, payload, Duration::from_secs(1)).await {
                     break;
                 }
@@ -485,14 +486,14 @@ impl Output {
         &mut self,
         cx: &mut Context<'_>,
         socket: &mut WebSocket,
-        queue: &mut flume::r#async::RecvStream<'_, Payload>,
+        queue: &mut FrameReceiver,
     ) -> Poll<Io> {
         let mut wrote = false;
         for _ in 0..FRAMES_PER_POLL {
             if self.pending.as_ref().is_none_or(Outgoing::done) {
                 let next = match self.reply.take() {
                     Some(reply) => Some(reply),
-                    None => match queue.poll_next_unpin(cx) {
+                    None => match queue.poll_recv(cx) {
                         Poll::Ready(Some(payload)) => Some(payload),
                         Poll::Ready(None) => return Poll::Ready(Io::QueueEnded),
                         Poll::Pending => None,
