@@ -270,7 +270,42 @@ fn build_web() -> Result<()> {
             "the browser SDK's core entry is {total} bytes gzipped, over its 44 KB budget ({verdict})"
         );
     }
+    build_extra_entries()?;
     build_app()
+}
+
+/// The package's other entry points (`@chorus/client/store`, `@chorus/client/react`): minified
+/// one by one, not bundled (react.js keeps importing `react` and `./store.js`), and counted
+/// apart from the core entry, whose budget they do not touch: only apps that import them load them.
+fn build_extra_entries() -> Result<()> {
+    run(
+        "pkg/node_modules/.bin/esbuild",
+        &[
+            "pkg/src/store.js",
+            "pkg/src/react.js",
+            "--format=esm",
+            "--minify",
+            "--sourcemap",
+            "--legal-comments=none",
+            "--log-level=warning",
+            "--outdir=pkg",
+        ],
+    )?;
+    for (file, entry) in [
+        ("pkg/store.js", "store entry (@chorus/client/store)"),
+        (
+            "pkg/react.js",
+            "React entry (@chorus/client/react; it imports the store entry, React not counted)",
+        ),
+    ] {
+        let bytes = std::fs::read(root().join(file)).with_context(|| format!("reading {file}"))?;
+        say(&format!(
+            "{entry}: {file}: {} bytes, {} bytes gzipped",
+            bytes.len(),
+            gzipped_len(&bytes)?
+        ));
+    }
+    Ok(())
 }
 
 /// Cargo's target directory (`CARGO_TARGET_DIR`, or `target/` in the repository).
