@@ -26,7 +26,7 @@ before(async () => {
   const [{ filename }] = JSON.parse(execFileSync("npm", ["pack", "--json", "--pack-destination", dir], { cwd: join(root, "pkg"), encoding: "utf8" }));
   writeFileSync(join(project, "package.json"), JSON.stringify({ name: "bundled", private: true, type: "module" }));
   execFileSync("npm", ["install", "--no-audit", "--no-fund", "--offline", join(dir, filename)], { cwd: project, stdio: "inherit" });
-  copyFileSync(join(import.meta.dirname, "bundler-app/main.js"), join(project, "main.js"));
+  for (const file of ["main.js", "wasm-url.js"]) copyFileSync(join(import.meta.dirname, "bundler-app", file), join(project, file));
 
   // Vite: follows `new URL("chorus_bg.wasm", import.meta.url)` and emits the wasm as an asset.
   writeFileSync(join(project, "index.html"), page("vite", '<script type="module" src="./main.js"></script>'));
@@ -44,6 +44,9 @@ before(async () => {
   await esbuild({ entryPoints: [join(project, "main.js")], bundle: true, format: "esm", minify: true, outdir: join(dist, "esbuild"), logLevel: "warning" });
   copyFileSync(join(project, "node_modules/@chorus/client/chorus_bg.wasm"), join(dist, "esbuild/chorus_bg.wasm"));
   writeFileSync(join(dist, "esbuild/index.html"), page("esbuild", '<script type="module" src="main.js"></script>'));
+  // esbuild, the other way: the wasm imported with the file loader, its URL passed as `wasmUrl`.
+  await esbuild({ entryPoints: [join(project, "wasm-url.js")], bundle: true, format: "esm", minify: true, loader: { ".wasm": "file" }, outdir: join(dist, "esbuild-file-loader"), logLevel: "warning" });
+  writeFileSync(join(dist, "esbuild-file-loader/index.html"), page("esbuild-file-loader", '<script type="module" src="wasm-url.js"></script>'));
 
   const port = await freePort();
   server = await startServer(port, dir, { demoDir: dist });
@@ -56,7 +59,7 @@ after(async () => {
   await stopServer(server);
 });
 
-for (const bundler of ["vite", "webpack", "esbuild"]) {
+for (const bundler of ["vite", "webpack", "esbuild", "esbuild-file-loader"]) {
   test(`the packed tarball bundled by ${bundler} connects, publishes and receives in Chromium`, async () => {
     const tab = await (await browser.newContext()).newPage();
     tab.on("pageerror", (error) => console.error(`[${bundler}] ${error}`));

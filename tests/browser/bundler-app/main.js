@@ -18,7 +18,8 @@ async function main() {
     if (!response.ok) throw new Error(`no token (HTTP ${response.status})`);
     return (await response.json()).token;
   };
-  const client = await ChorusClient.connect({ url: location.origin, getToken });
+  // `chorusWasmUrl`: set by wasm-url.js (esbuild's file loader); otherwise the module's default.
+  const client = await ChorusClient.connect({ url: location.origin, getToken, wasmUrl: globalThis.chorusWasmUrl });
   const room = client.join(`bundler:${document.body.dataset.bundler}`);
   const store = roomStore(room, { history: 0 });
   room.on("event", ({ seq, own, body }) => log(`event seq=${seq} own=${own} text=${body.text}`));
