@@ -19,9 +19,10 @@ use wasm_bindgen_test::*;
 
 wasm_bindgen_test_configure!(run_in_browser);
 
-/// Starts Leptos's executor (for effects and tasks) as mounting an app does.
+/// Starts Leptos's executor (for effects and tasks) as mounting an app does (an empty view:
+/// `mount_to_body` keeps it mounted for the rest of the page).
 fn start_executor() {
-    std::mem::forget(leptos::mount::mount_to_body(|| ()));
+    leptos::mount::mount_to_body(|| ());
 }
 
 /// Waits for timers and Leptos's scheduled effects.

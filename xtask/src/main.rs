@@ -450,8 +450,21 @@ fn dev(server_args: &[String]) -> Result<()> {
 }
 
 /// wasm-bindgen-test suites in headless Chromium (the browser driver's own tests and the app's
-/// component and hook tests). Chromium's flags are in `tests/webdriver.json`.
+/// component and hook tests), after building the Leptos example for wasm32 (natively it is an
+/// empty `main`). Chromium's flags are in `tests/webdriver.json`.
 fn wasm_tests() -> Result<()> {
+    run(
+        "cargo",
+        &[
+            "build",
+            "--target",
+            "wasm32-unknown-unknown",
+            "--package",
+            "chorus-examples",
+            "--example",
+            "leptos_room",
+        ],
+    )?;
     for args in [
         &[
             "--package",
@@ -560,7 +573,8 @@ fn test() -> Result<()> {
             "warnings",
         ],
     )?;
-    // The browser driver and the app's components only exist on wasm32: lint them there too.
+    // The browser driver, the app's components and the Leptos example only exist on wasm32:
+    // lint them there too.
     run(
         "cargo",
         &[
@@ -569,6 +583,8 @@ fn test() -> Result<()> {
             "chorus-sdk",
             "--package",
             "chorus-app",
+            "--package",
+            "chorus-examples",
             "--features",
             "chorus-sdk/js",
             "--target",
