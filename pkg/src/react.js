@@ -46,11 +46,7 @@ export function useRoom(client, name, options = {}) {
         if (entry.users > 0) return;
         shared.get(client)?.delete(name);
         entry.store.close();
-        try {
-          entry.store.room.leave();
-        } catch {
-          // The client is closed already.
-        }
+        entry.store.room.leave();
       }, 0);
     };
   }, [entry, client, name]);
