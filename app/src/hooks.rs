@@ -203,6 +203,34 @@ impl RoomHandle {
 ///
 /// # Panics
 /// Outside a component tree that called [`provide_chorus`](crate::chorus::provide_chorus).
+///
+/// # Example
+///
+/// ```no_run
+/// use chorus_app::chorus::provide_chorus;
+/// use chorus_app::hooks::use_room;
+/// use chorus_app::session::Session;
+/// use chorus_sdk::wire::RoomName;
+/// use leptos::prelude::*;
+///
+/// #[component]
+/// fn Rooms(session: Session) -> impl IntoView {
+///     // One client for everything below; every room view shares it.
+///     provide_chorus("https://rt.example.com", session);
+///     let room = RwSignal::new(RoomName::parse("lobby").unwrap());
+///     view! { <Room room=room /> }
+/// }
+///
+/// #[component]
+/// fn Room(#[prop(into)] room: Signal<RoomName>) -> impl IntoView {
+///     let handle = use_room(room); // follows `room` when it changes
+///     let (messages, typing) = (handle.messages(), handle.typing());
+///     view! {
+///         <p>{move || messages.read().len()} " messages, " {move || typing.read().len()} " typing"</p>
+///         <button on:click=move |_| handle.send("Ana", "hello")>"Say hello"</button>
+///     }
+/// }
+/// ```
 pub fn use_room(room: Signal<RoomName>) -> RoomHandle {
     let chorus = use_chorus();
     let handle = RoomHandle {
