@@ -178,8 +178,12 @@ impl RoomHandle {
         });
     }
 
-    /// Starts showing `room`: an empty model, the room joined, who is there already.
+    /// Starts showing `room`: the room joined, who is there already, and this tab's publishes
+    /// in it that are not confirmed yet (their `Pending` events came while another room was
+    /// shown, or before this view existed).
     fn show(&self, room: &RoomName) {
+        // The fresh model first: joining may deliver the client's queued events at once, and
+        // they belong in it.
         self.model.set_value(RoomModel::default());
         self.messages.set(Vec::new());
         self.typing.set(Vec::new());
@@ -187,7 +191,24 @@ impl RoomHandle {
         self.chorus
             .hold(room, model::presence_meta(Activity::Active));
         let present = self.chorus.presence(room);
-        self.model.update_value(|m| m.presence.clone_from(&present));
+        let waiting = self
+            .chorus
+            .with_client(|c| c.unconfirmed(room))
+            .unwrap_or_default();
+        self.model.update_value(|m| {
+            m.presence.clone_from(&present);
+            for record in waiting {
+                let pending = ClientEvent::Pending {
+                    room: record.room,
+                    id: record.id,
+                    body: record.body,
+                };
+                // Already shown ones (delivered while joining) are skipped.
+                m.apply(room, &pending);
+            }
+        });
+        self.messages
+            .set(self.model.with_value(|m| m.messages.clone()));
         self.presence.set(present);
         // A room already joined by another view has no `joined` event coming: load its history now.
         if let Some(cursor) = self.chorus.cursor(room) {

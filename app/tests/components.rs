@@ -275,5 +275,15 @@ async fn use_room_follows_the_room_signal_on_one_client() {
         "the other view stays on a"
     );
     assert_eq!(one.queued().get_untracked(), 2, "one client, one outbox");
+    // Back on the first room: its unsent message is shown as pending again.
+    room.set(first.clone());
+    sleep(50).await;
+    let back: Vec<(String, Delivery)> = one
+        .messages()
+        .get_untracked()
+        .into_iter()
+        .map(|m| (m.text, m.delivery))
+        .collect();
+    assert_eq!(back, [("in a".to_owned(), Delivery::Pending)]);
     drop(owner);
 }

@@ -327,6 +327,12 @@ impl BrowserClient {
         self.inner.borrow().core.cursor(room)
     }
 
+    /// This tab's publishes in `room` not confirmed yet, oldest first (see
+    /// [`Client::unconfirmed`]): what a room view opened after publishing shows as pending.
+    pub fn unconfirmed(&self, room: &RoomName) -> Vec<wire::OutboxRecord> {
+        self.inner.borrow().core.unconfirmed(room)
+    }
+
     /// The authenticated user id, once the server has welcomed the client.
     pub fn user(&self) -> Option<String> {
         self.inner.borrow().core.user().map(str::to_owned)
