@@ -80,5 +80,15 @@ test("useRoom shows the feed, presence and typing, publishes and receives", asyn
   // A page opened later loads the room's history into the feed.
   const cleo = await open("Cleo", "react:1");
   assert.deepEqual(await stored(cleo, 2), ["hello from Ada [stored]", "hi Ada [stored]"]);
+
+  // Unmounting the last component using the room leaves it; mounting it again joins again.
+  const present = (page, n) => page.waitForFunction((count) => document.querySelectorAll("#presence li").length === count, n, { timeout: 15000 });
+  await present(ada, 3);
+  await cleo.click("#toggle");
+  await present(ada, 2);
+  assert.deepEqual((await texts(ada, "presence")).sort(), ["Ada", "Bob"]);
+  await cleo.click("#toggle");
+  await present(ada, 3);
+  assert.deepEqual(await stored(cleo, 2), ["hello from Ada [stored]", "hi Ada [stored]"]);
   for (const page of [ada, bob, cleo]) await page.context().close();
 });

@@ -5,8 +5,9 @@
 //!   on an embedded SQLite file serving them (extra arguments go to the server).
 //! - `test`: setup, then format check, clippy with warnings denied, and every test.
 //! - `build-web`: builds the browser SDK into `pkg/` (wasm-bindgen, then esbuild bundles one
-//!   minified module; no wasm-opt, see `build_web`) and the app into `app/dist`, and prints
-//!   the gzipped sizes.
+//!   minified module; no wasm-opt, see `build_web`; the store and React entries minified
+//!   beside it) and the app into `app/dist`, and prints the gzipped sizes (the core entry
+//!   against its budget, the other entries apart).
 //! - `bench [--quick]`: the benchmark suite against socket.io and socketioxide (`bench.rs`).
 //! - `fuzz [--seconds N | --smoke] [TARGET...]`: the fuzz targets in `fuzz/` for N seconds
 //!   each (`fuzz.rs`); `test` runs each of them for a few seconds (`--smoke`).

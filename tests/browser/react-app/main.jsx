@@ -69,7 +69,16 @@ function App() {
       made?.close();
     };
   }, []);
-  return <Room client={client} roomName={params.get("room") ?? "react:1"} />;
+  const [shown, setShown] = useState(true);
+  // Hiding the room unmounts its only `useRoom`: the room is left (and joined again when shown).
+  return (
+    <>
+      <button id="toggle" onClick={() => setShown(!shown)}>
+        {shown ? "Hide room" : "Show room"}
+      </button>
+      {shown && <Room client={client} roomName={params.get("room") ?? "react:1"} />}
+    </>
+  );
 }
 
 createRoot(document.getElementById("root")).render(
