@@ -34,7 +34,7 @@ export function roomStore(room, { history = 50 } = {}) {
     feed: freeze([]),
     presence: freeze([...presence]),
     typing: freeze([]),
-    connection: client.state,
+    connection: freeze({ ...client.state }),
   });
   // `loaded`: the newest events are in the feed; `generation` drops pages asked for before a reset.
   let loaded = false;
@@ -80,7 +80,8 @@ export function roomStore(room, { history = 50 } = {}) {
   };
 
   const stops = [
-    client.on("state", (connection) => set({ connection })),
+    // A frozen copy: the client's own payload object also goes to its other listeners.
+    client.on("state", (connection) => set({ connection: freeze({ ...connection }) })),
     room.on("joined", load),
     room.on("pending", ({ room: name, id, body }) =>
       setFeed([...snapshot.feed, freeze({ room: name, id, body, own: true, status: "pending" })]),

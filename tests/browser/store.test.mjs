@@ -72,7 +72,7 @@ test("a room store's snapshots: history, pending then stored, presence, typing, 
     benRoom.typing(true);
     const typing = await until(store, (s) => s.typing.length === 1);
     const unchanged = store.getSnapshot() === typing;
-    const frozen = [Object.isFrozen(typing), Object.isFrozen(typing.feed), Object.isFrozen(typing.feed[0]), Object.isFrozen(typing.presence), Object.isFrozen(typing.typing)];
+    const frozen = [Object.isFrozen(typing), Object.isFrozen(typing.feed), Object.isFrozen(typing.feed[0]), Object.isFrozen(typing.presence), Object.isFrozen(typing.typing), Object.isFrozen(typing.connection)];
     // The feed array is shared between snapshots while only typing changes.
     const feedShared = typing.feed === stored.feed;
     stop();
@@ -109,7 +109,7 @@ test("a room store's snapshots: history, pending then stored, presence, typing, 
   assert.deepEqual(result.stored, [[1, 1, "stored", false], [2, 2, "stored", false], [3, 3, "stored", true]]);
   assert.deepEqual(result.typing, ["ben"]);
   assert.equal(result.unchanged, true, "no change, same snapshot");
-  assert.deepEqual(result.frozen, [true, true, true, true, true]);
+  assert.deepEqual(result.frozen, [true, true, true, true, true, true]);
   assert.equal(result.feedShared, true, "a typing update keeps the feed array");
   assert.equal(result.afterStop, true, "an unsubscribed listener is not called");
   assert.equal(result.afterClose, true, "a closed store does not change");
