@@ -217,10 +217,11 @@ impl RoomHandle {
     }
 }
 
-/// Shows the room named by `room` through the app's client (from [`provide_chorus`]) and keeps
-/// the returned signals up to date until the calling component is disposed. When `room`
-/// changes, the view follows it: the old room is left (unless another view still shows it),
-/// the new one joined, its feed loaded from history.
+/// Shows the room named by `room` through the app's client (from
+/// [`provide_chorus`](crate::chorus::provide_chorus)) and keeps the returned signals up to date
+/// until the calling component is disposed. When `room` changes, the view follows it: the old
+/// room is left (unless another view still shows it), the new one joined, its feed loaded from
+/// history.
 ///
 /// # Panics
 /// Outside a component tree that called [`provide_chorus`](crate::chorus::provide_chorus).
