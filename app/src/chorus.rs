@@ -7,7 +7,6 @@
 //! the dev token expired), a fresh one is fetched for the same name and handed over, so the app
 //! keeps working past a token's expiry. Nothing here renders.
 
-use std::collections::HashMap;
 use std::rc::Rc;
 
 use chorus_sdk::client::{ClientEvent, Transport};
@@ -34,7 +33,7 @@ pub struct Chorus {
     listeners: StoredValue<Vec<(u64, Listener)>, LocalStorage>,
     next_listener: StoredValue<u64>,
     /// How many room views use each joined room (joined at the first, left after the last).
-    joined: StoredValue<HashMap<RoomName, usize>>,
+    joined: StoredValue<Vec<(RoomName, usize)>>,
 }
 
 /// Starts the app's client for `session` against the server at `url` and provides it as
@@ -53,7 +52,7 @@ pub fn provide_chorus(url: &str, session: Session) -> Chorus {
         session: StoredValue::new(session.clone()),
         listeners: StoredValue::new_local(Vec::new()),
         next_listener: StoredValue::new(0),
-        joined: StoredValue::new(HashMap::new()),
+        joined: StoredValue::new(Vec::new()),
     };
     let on_event = move |event: ClientEvent| {
         match &event {
@@ -165,10 +164,15 @@ impl Chorus {
     pub(crate) fn hold(&self, room: &RoomName, meta: Json) {
         let first = self
             .joined
-            .try_update_value(|joined| {
-                let count = joined.entry(room.clone()).or_insert(0);
-                *count += 1;
-                *count == 1
+            .try_update_value(|joined| match joined.iter_mut().find(|(r, _)| r == room) {
+                Some((_, count)) => {
+                    *count += 1;
+                    false
+                }
+                None => {
+                    joined.push((room.clone(), 1));
+                    true
+                }
             })
             .unwrap_or(false);
         if first {
@@ -180,13 +184,16 @@ impl Chorus {
     pub(crate) fn release(&self, room: &RoomName) {
         let last = self
             .joined
-            .try_update_value(|joined| match joined.get_mut(room) {
-                Some(count) if *count > 1 => {
-                    *count -= 1;
-                    false
+            .try_update_value(|joined| {
+                let Some(at) = joined.iter().position(|(r, _)| r == room) else {
+                    return false;
+                };
+                joined[at].1 -= 1;
+                if joined[at].1 > 0 {
+                    return false;
                 }
-                Some(_) => joined.remove(room).is_some(),
-                None => false,
+                joined.swap_remove(at);
+                true
             })
             .unwrap_or(false);
         if last {
