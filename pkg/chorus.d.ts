@@ -177,6 +177,8 @@ export class ChorusClient {
 
 export class Room<Body = unknown, Meta = unknown> {
   readonly name: string;
+  /** The client this room belongs to. */
+  readonly client: ChorusClient;
   on<K extends keyof RoomEventMap>(kind: K, listener: (payload: RoomEventMap<Body, Meta>[K]) => void): () => void;
   /** Resolves once stored; stays queued (and survives reloads) while offline. */
   publish(body: Body): Promise<{ id: string; seq: number }>;

@@ -1,19 +1,21 @@
-//! Hooks: [`use_room`] wraps the SDK for one room and turns its events into signals;
-//! [`use_interval`] and [`use_activity`] are the small timers the views need.
+//! Hooks: [`use_room`] shows one room through the app's client (see [`crate::chorus`]) as
+//! read-only signals and follows a reactive room name; [`use_interval`] and [`use_activity`] are
+//! the small timers the views need.
 //!
-//! Every hook cleans up what it started when its owner is disposed (a room view is rebuilt when
-//! the room changes, which closes the old client).
+//! Every hook cleans up what it started when its owner is disposed (a room view leaves its room,
+//! unless another view still shows it).
 
 use std::time::Duration;
 
 use chorus_sdk::client::ClientEvent;
 use chorus_sdk::time::Instant;
-use chorus_sdk::web::{BrowserClient, ClientConfig, ConnectionState};
-use chorus_sdk::wire::RoomName;
+use chorus_sdk::web::ConnectionState;
+use chorus_sdk::wire::{PresenceUser, RoomName};
 use leptos::prelude::*;
 
-use crate::model::{self, Activity, FollowUp, RoomModel};
-use crate::session::{self, Session};
+use crate::chorus::{Chorus, use_chorus};
+use crate::model::{self, Activity, FollowUp, Message, RoomModel};
+use crate::session;
 
 /// How many history events a join or reset shows.
 const HISTORY_PAGE: u64 = 50;
@@ -31,127 +33,259 @@ pub fn use_interval(period: Duration, tick: impl Fn() + 'static) {
     }
 }
 
-/// One room, live: what to show (signals) and what the user can do (methods).
+/// One room, live: what to show (read-only signals, one per part, so a typing update does not
+/// touch the feed) and what the user can do (methods). `Copy`.
 #[derive(Clone, Copy, Debug)]
 pub struct RoomHandle {
-    /// The room.
-    pub room: StoredValue<RoomName>,
-    /// Feed, presence, typing and notice.
-    pub model: RwSignal<RoomModel>,
-    /// The connection state.
-    pub state: RwSignal<ConnectionState>,
-    /// Publishes waiting for their ack.
-    pub queued: RwSignal<usize>,
-    client: StoredValue<Option<BrowserClient>, LocalStorage>,
+    room: Signal<RoomName>,
+    messages: RwSignal<Vec<Message>>,
+    presence: RwSignal<Vec<PresenceUser>>,
+    typing: RwSignal<Vec<String>>,
+    notice: RwSignal<Option<String>>,
+    /// The reducer's whole state, not reactive: each event updates it, then only the signal
+    /// of the part that changed is set.
+    model: StoredValue<RoomModel, LocalStorage>,
+    chorus: Chorus,
 }
 
 impl RoomHandle {
+    /// The room shown.
+    pub fn room(&self) -> Signal<RoomName> {
+        self.room
+    }
+
+    /// The feed: confirmed messages in seq order, then pending ones.
+    pub fn messages(&self) -> ReadSignal<Vec<Message>> {
+        self.messages.read_only()
+    }
+
+    /// Who is here.
+    pub fn presence(&self) -> ReadSignal<Vec<PresenceUser>> {
+        self.presence.read_only()
+    }
+
+    /// The users typing now (ids, never this user).
+    pub fn typing(&self) -> ReadSignal<Vec<String>> {
+        self.typing.read_only()
+    }
+
+    /// A short notice to show (after a reset, a refused publish).
+    pub fn notice(&self) -> ReadSignal<Option<String>> {
+        self.notice.read_only()
+    }
+
+    /// The connection state (the app's one client).
+    pub fn state(&self) -> ReadSignal<ConnectionState> {
+        self.chorus.state()
+    }
+
+    /// Publishes waiting for their ack (the app's one client, every room).
+    pub fn queued(&self) -> ReadSignal<usize> {
+        self.chorus.queued()
+    }
+
+    /// Hides the notice.
+    pub fn dismiss_notice(&self) {
+        self.model.update_value(|m| m.notice = None);
+        self.notice.set(None);
+    }
+
     /// Publishes a message; it shows as pending at once and is kept until acked, even offline.
     pub fn send(&self, name: &str, text: &str) {
-        let room = self.room.get_value();
-        self.client.with_value(|client| {
-            if let Some(client) = client
-                && let Err(error) = client.publish(room, model::message_body(name, text))
-            {
-                self.model
-                    .update(|m| m.notice = Some(format!("Not sent: {error}")));
-            }
-        });
+        let room = self.room.get_untracked();
+        let sent = self
+            .chorus
+            .with_client(|client| client.publish(room, model::message_body(name, text)));
+        if let Some(Err(error)) = sent {
+            self.set_notice(Some(format!("Not sent: {error}")));
+        }
     }
 
     /// Says whether this user is typing (the SDK throttles and expires it).
-    pub fn typing(&self, on: bool) {
-        let room = self.room.get_value();
-        self.client.with_value(|client| {
-            if let Some(client) = client {
-                client.set_typing(room, on);
-            }
-        });
+    pub fn set_typing(&self, on: bool) {
+        let room = self.room.get_untracked();
+        self.chorus
+            .with_client(|client| client.set_typing(room, on));
     }
 
     /// Announces this tab's activity in the room's presence.
     pub fn set_activity(&self, activity: Activity) {
-        let room = self.room.get_value();
-        self.client.with_value(|client| {
-            if let Some(client) = client {
-                client.set_presence(room, model::presence_meta(activity));
+        let room = self.room.get_untracked();
+        self.chorus
+            .with_client(|client| client.set_presence(room, model::presence_meta(activity)));
+    }
+
+    fn set_notice(&self, notice: Option<String>) {
+        _ = self
+            .model
+            .try_update_value(|m| m.notice.clone_from(&notice));
+        _ = self.notice.try_set(notice);
+    }
+
+    /// Folds one client event into the model and sets the signal of the part it changed.
+    fn apply(&self, event: &ClientEvent) {
+        let Some(room) = self.room.try_get_untracked() else {
+            return;
+        };
+        let Some(follow_up) = self.model.try_update_value(|m| m.apply(&room, event)) else {
+            return;
+        };
+        let concerns_room = |r: &RoomName| r == &room;
+        self.model.with_value(|m| match event {
+            ClientEvent::Presence { room: r, .. } if concerns_room(r) => {
+                self.presence.set(m.presence.clone());
+            }
+            ClientEvent::Typing { room: r, .. } if concerns_room(r) => {
+                self.typing.set(m.typing.clone());
+            }
+            ClientEvent::Pending { room: r, .. }
+            | ClientEvent::PublishFailed { room: r, .. }
+            | ClientEvent::Expired { room: r, .. }
+            | ClientEvent::Reset { room: r, .. }
+                if concerns_room(r) =>
+            {
+                self.messages.set(m.messages.clone());
+                self.notice.set(m.notice.clone());
+            }
+            ClientEvent::Event { event, .. } if concerns_room(&event.room) => {
+                self.messages.set(m.messages.clone());
+            }
+            _ => {}
+        });
+        if let FollowUp::FetchHistory { up_to } = follow_up {
+            self.fetch_history(room, up_to);
+        }
+    }
+
+    fn fetch_history(self, room: RoomName, up_to: Option<u64>) {
+        let up_to = up_to.or_else(|| self.chorus.cursor(&room).map(|c| c.seq));
+        let token = self.chorus.session().token;
+        leptos::task::spawn_local(async move {
+            let page = session::history(&token, &room, up_to, HISTORY_PAGE).await;
+            // The view may be gone, or on another room, by the time the page arrives.
+            if self.room.try_get_untracked().as_ref() != Some(&room) {
+                return;
+            }
+            match page {
+                Ok(page) => {
+                    _ = self.model.try_update_value(|m| m.add_history(&page.events));
+                    if let Some(messages) = self.model.try_with_value(|m| m.messages.clone()) {
+                        _ = self.messages.try_set(messages);
+                    }
+                }
+                Err(why) => self.set_notice(Some(format!("History unavailable: {why}"))),
             }
         });
+    }
+
+    /// Starts showing `room`: the room joined, who is there already, and this tab's publishes
+    /// in it that are not confirmed yet (their `Pending` events came while another room was
+    /// shown, or before this view existed).
+    fn show(&self, room: &RoomName) {
+        // The fresh model first: joining may deliver the client's queued events at once, and
+        // they belong in it.
+        self.model.set_value(RoomModel::default());
+        self.messages.set(Vec::new());
+        self.typing.set(Vec::new());
+        self.notice.set(None);
+        self.chorus
+            .hold(room, model::presence_meta(Activity::Active));
+        let present = self.chorus.presence(room);
+        let waiting = self
+            .chorus
+            .with_client(|c| c.unconfirmed(room))
+            .unwrap_or_default();
+        self.model.update_value(|m| {
+            m.presence.clone_from(&present);
+            for record in waiting {
+                let pending = ClientEvent::Pending {
+                    room: record.room,
+                    id: record.id,
+                    body: record.body,
+                };
+                // Already shown ones (delivered while joining) are skipped.
+                m.apply(room, &pending);
+            }
+        });
+        self.messages
+            .set(self.model.with_value(|m| m.messages.clone()));
+        self.presence.set(present);
+        // A room already joined by another view has no `joined` event coming: load its history now.
+        if let Some(cursor) = self.chorus.cursor(room) {
+            self.fetch_history(room.clone(), Some(cursor.seq));
+        }
     }
 }
 
-/// Connects to the server as `session`, joins `room` and keeps the returned signals up to date
-/// until the calling component is disposed (then the client is closed).
+/// Shows the room named by `room` through the app's client (from
+/// [`provide_chorus`](crate::chorus::provide_chorus)) and keeps the returned signals up to date
+/// until the calling component is disposed. When `room` changes, the view follows it: the old
+/// room is left (unless another view still shows it), the new one joined, its feed loaded from
+/// history.
 ///
-/// `url` is the server's origin; the outbox and remembered transport are kept in
-/// `localStorage` under a per-user prefix, so a reload while offline loses nothing.
-pub fn use_room(url: &str, session: &Session, room: RoomName) -> RoomHandle {
+/// # Panics
+/// Outside a component tree that called [`provide_chorus`](crate::chorus::provide_chorus).
+///
+/// # Example
+///
+/// ```no_run
+/// use chorus_app::chorus::provide_chorus;
+/// use chorus_app::hooks::use_room;
+/// use chorus_app::session::Session;
+/// use chorus_sdk::wire::RoomName;
+/// use leptos::prelude::*;
+///
+/// #[component]
+/// fn Rooms(session: Session) -> impl IntoView {
+///     // One client for everything below; every room view shares it.
+///     provide_chorus("https://rt.example.com", session);
+///     let room = RwSignal::new(RoomName::parse("lobby").unwrap());
+///     view! { <Room room=room /> }
+/// }
+///
+/// #[component]
+/// fn Room(#[prop(into)] room: Signal<RoomName>) -> impl IntoView {
+///     let handle = use_room(room); // follows `room` when it changes
+///     let (messages, typing) = (handle.messages(), handle.typing());
+///     view! {
+///         <p>{move || messages.read().len()} " messages, " {move || typing.read().len()} " typing"</p>
+///         <button on:click=move |_| handle.send("Ana", "hello")>"Say hello"</button>
+///     }
+/// }
+/// ```
+pub fn use_room(room: Signal<RoomName>) -> RoomHandle {
+    let chorus = use_chorus();
     let handle = RoomHandle {
-        room: StoredValue::new(room.clone()),
-        model: RwSignal::new(RoomModel::default()),
-        state: RwSignal::new(ConnectionState::Connecting {
-            transport: chorus_sdk::client::Transport::WebSocket,
-        }),
-        queued: RwSignal::new(0),
-        client: StoredValue::new_local(None),
+        room,
+        messages: RwSignal::new(Vec::new()),
+        presence: RwSignal::new(Vec::new()),
+        typing: RwSignal::new(Vec::new()),
+        notice: RwSignal::new(chorus.problem().get_untracked()),
+        model: StoredValue::new_local(RoomModel::default()),
+        chorus,
     };
-    let token = session.token.clone();
-    let on_event = move |event: ClientEvent| {
-        match &event {
-            // `try_*`: the client's last events (on close) may outlive this view's signals.
-            ClientEvent::State(state) => _ = handle.state.try_set(state.clone()),
-            ClientEvent::Outbox { queued } => _ = handle.queued.try_set(*queued),
-            _ => {}
-        }
-        let Some(room) = handle.room.try_get_value() else {
-            return;
-        };
-        let follow_up = handle
-            .model
-            .try_update(|model| model.apply(&room, &event))
-            .unwrap_or(FollowUp::None);
-        if let FollowUp::FetchHistory { up_to } = follow_up {
-            let up_to = up_to.or_else(|| {
-                handle
-                    .client
-                    .try_with_value(|c| c.as_ref().and_then(|c| c.cursor(&room)).map(|c| c.seq))
-                    .flatten()
-            });
-            let token = token.clone();
-            leptos::task::spawn_local(async move {
-                let page = session::history(&token, &room, up_to, HISTORY_PAGE).await;
-                // The view may be gone by the time the page arrives.
-                _ = handle.model.try_update(|m| match page {
-                    Ok(page) => m.add_history(&page.events),
-                    Err(why) => m.notice = Some(format!("History unavailable: {why}")),
-                });
-            });
-        }
-    };
-    let prefix = format!("chorus-app.{}.", session.user);
-    match BrowserClient::start(
-        url,
-        session.token.clone(),
-        ClientConfig::default(),
-        prefix,
-        on_event,
-    ) {
-        Ok(client) => {
-            handle.state.set(client.state());
-            client.join(room, model::presence_meta(Activity::Active));
-            handle.queued.set(client.outbox_len());
-            handle.client.set_value(Some(client));
-        }
-        Err(error) => handle
-            .model
-            .update(|m| m.notice = Some(format!("Cannot start: {error}"))),
-    }
-    on_cleanup(move || {
-        handle.client.update_value(|client| {
-            if let Some(client) = client.take() {
-                client.close();
+    let listener = chorus.listen(move |event| handle.apply(event));
+    let first = room.get_untracked();
+    handle.show(&first);
+    // The room joined now; changes of `room` move the view to the new one.
+    let shown = StoredValue::new(first);
+    Effect::watch(
+        move || room.get(),
+        move |next, _, _| {
+            let previous = shown.get_value();
+            if &previous != next {
+                chorus.release(&previous);
+                shown.set_value(next.clone());
+                handle.show(next);
             }
-        });
+        },
+        false,
+    );
+    on_cleanup(move || {
+        chorus.unlisten(listener);
+        if let Some(room) = shown.try_get_value() {
+            chorus.release(&room);
+        }
     });
     handle
 }

@@ -162,12 +162,17 @@ impl RoomModel {
 
     /// A user's display name (from presence), or the id when unknown.
     pub fn name_of(&self, user: &str) -> String {
-        self.presence
-            .iter()
-            .find(|u| u.user == user)
-            .and_then(|u| u.name.clone())
-            .unwrap_or_else(|| user.to_owned())
+        display_name(&self.presence, user)
     }
+}
+
+/// A user's display name from a presence list, or the id when the user is not in it.
+pub fn display_name(presence: &[PresenceUser], user: &str) -> String {
+    presence
+        .iter()
+        .find(|u| u.user == user)
+        .and_then(|u| u.name.clone())
+        .unwrap_or_else(|| user.to_owned())
 }
 
 /// Up to two initials: "Ana Lima" -> "AL", "ben" -> "B", "" -> "?".

@@ -60,6 +60,7 @@ async fn send(request: Result<Request, gloo_net::Error>) -> Result<String, Strin
 pub async fn sign_in(name: &str) -> Result<Session, String> {
     let body = DevTokenRequest {
         name: name.to_owned(),
+        ttl_seconds: None,
     };
     let url = format!("{}/v1/dev/token", server_url());
     let text = send(Request::post(&url).json(&body)).await?;

@@ -1,10 +1,12 @@
 //! Component and hook tests in a real browser (wasm-bindgen-test in headless Chromium, run by
 //! `cargo xtask test`): the connection badge, the typing indicator, the presence bar, and
-//! `use_room` turning SDK events into signals with the outbox surviving a "reload".
+//! `use_room` turning SDK events into signals with the outbox surviving a "reload", and following
+//! a reactive room name on the app's one client.
 #![cfg(target_arch = "wasm32")]
 
 use std::time::Duration;
 
+use chorus_app::chorus::provide_chorus;
 use chorus_app::components::{ConnectionBadge, PresenceBar, TypingIndicator};
 use chorus_app::hooks::{now, use_room};
 use chorus_app::model::Delivery;
@@ -16,6 +18,12 @@ use wasm_bindgen::JsCast;
 use wasm_bindgen_test::*;
 
 wasm_bindgen_test_configure!(run_in_browser);
+
+/// Starts Leptos's executor (for effects and tasks) as mounting an app does (an empty view:
+/// `mount_to_body` keeps it mounted for the rest of the page).
+fn start_executor() {
+    leptos::mount::mount_to_body(|| ());
+}
 
 /// Waits for timers and Leptos's scheduled effects.
 async fn sleep(ms: i32) {
@@ -167,21 +175,25 @@ async fn use_room_shows_pending_publishes_and_keeps_them_across_a_reload() {
         token: "not-checked-offline".into(),
     };
     let room = RoomName::parse("hook:1").unwrap();
+    start_executor();
     let owner = Owner::new();
-    let handle = owner.with(|| use_room("http://127.0.0.1:9", &session, room.clone()));
+    let handle = owner.with(|| {
+        provide_chorus("http://127.0.0.1:9", session.clone());
+        use_room(Signal::stored(room.clone()))
+    });
     handle.send("Tess", "written offline");
     sleep(50).await;
-    let messages = handle.model.get_untracked().messages;
+    let messages = handle.messages().get_untracked();
     assert_eq!(messages.len(), 1);
     assert_eq!(
         (messages[0].text.as_str(), &messages[0].delivery),
         ("written offline", &Delivery::Pending)
     );
-    assert_eq!(handle.queued.get_untracked(), 1);
+    assert_eq!(handle.queued().get_untracked(), 1);
     // The SDK's state events reach the signal: the unreachable server means reconnecting.
     for _ in 0..100 {
         if matches!(
-            handle.state.get_untracked(),
+            handle.state().get_untracked(),
             ConnectionState::Reconnecting { .. }
         ) {
             break;
@@ -190,21 +202,88 @@ async fn use_room_shows_pending_publishes_and_keeps_them_across_a_reload() {
     }
     assert!(
         matches!(
-            handle.state.get_untracked(),
+            handle.state().get_untracked(),
             ConnectionState::Reconnecting { .. }
         ),
         "{:?}",
-        handle.state.get_untracked()
+        handle.state().get_untracked()
     );
     // Disposing the owner closes the client; a new one (a reload) restores the outbox.
     drop(owner);
     let owner = Owner::new();
-    let again = owner.with(|| use_room("http://127.0.0.1:9", &session, room));
+    let again = owner.with(|| {
+        provide_chorus("http://127.0.0.1:9", session.clone());
+        use_room(Signal::stored(room))
+    });
     sleep(50).await;
-    assert_eq!(again.queued.get_untracked(), 1);
-    let restored = again.model.get_untracked().messages;
+    assert_eq!(again.queued().get_untracked(), 1);
+    let restored = again.messages().get_untracked();
     assert_eq!(restored.len(), 1, "{restored:?}");
     assert_eq!(restored[0].text, "written offline");
     assert_eq!(restored[0].delivery, Delivery::Pending);
+    drop(owner);
+}
+
+#[wasm_bindgen_test]
+async fn use_room_follows_the_room_signal_on_one_client() {
+    let session = Session {
+        name: "Uma".into(),
+        user: "uma-follow-test".into(),
+        token: "not-checked-offline".into(),
+    };
+    let first = RoomName::parse("follow:a").unwrap();
+    let second = RoomName::parse("follow:b").unwrap();
+    start_executor();
+    let owner = Owner::new();
+    let room = owner.with(|| RwSignal::new(first.clone()));
+    let (one, two) = owner.with(|| {
+        provide_chorus("http://127.0.0.1:9", session.clone());
+        // Two views of the same room share the app's client (and its outbox).
+        (
+            use_room(room.into()),
+            use_room(Signal::stored(first.clone())),
+        )
+    });
+    one.send("Uma", "in a");
+    sleep(50).await;
+    assert_eq!(one.messages().get_untracked().len(), 1);
+    assert_eq!(
+        two.messages().get_untracked().len(),
+        1,
+        "the other view sees it too"
+    );
+    assert_eq!(one.queued().get_untracked(), 1);
+    room.set(second.clone());
+    sleep(50).await;
+    assert_eq!(one.room().get_untracked(), second);
+    assert!(
+        one.messages().get_untracked().is_empty(),
+        "the new room's feed"
+    );
+    one.send("Uma", "in b");
+    sleep(50).await;
+    let texts: Vec<String> = one
+        .messages()
+        .get_untracked()
+        .into_iter()
+        .map(|m| m.text)
+        .collect();
+    assert_eq!(texts, ["in b"]);
+    assert_eq!(
+        two.messages().get_untracked().len(),
+        1,
+        "the other view stays on a"
+    );
+    assert_eq!(one.queued().get_untracked(), 2, "one client, one outbox");
+    // Back on the first room: its unsent message is shown as pending again.
+    room.set(first.clone());
+    sleep(50).await;
+    let back: Vec<(String, Delivery)> = one
+        .messages()
+        .get_untracked()
+        .into_iter()
+        .map(|m| (m.text, m.delivery))
+        .collect();
+    assert_eq!(back, [("in a".to_owned(), Delivery::Pending)]);
     drop(owner);
 }

@@ -284,6 +284,11 @@ export class Room extends Emitter {
     this.name = name;
   }
 
+  /** The client this room belongs to. */
+  get client() {
+    return this.#client;
+  }
+
   /** Publishes a durable event; resolves with `{ id, seq }` once stored (queued while offline). */
   publish(body) {
     return this.#client._publish(this.name, body);

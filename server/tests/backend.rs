@@ -522,6 +522,38 @@ async fn dev_tokens_are_only_issued_in_dev_mode() {
         (empty.status, empty.error_code()),
         (400, ErrorCode::BadRequest)
     );
+    // `ttl_seconds` sets the token's life (12 hours without it), within 1 s to 12 hours.
+    let auth =
+        chorus_server::auth::Authenticator::hs256(chorus_server::config::DEV_SECRET.as_bytes());
+    let now_ms = chorus_server::clock::unix_ms_now();
+    for (body, life_s) in [
+        (r#"{"name":"Ana"}"#, 12 * 3600),
+        (r#"{"name":"Ana","ttl_seconds":30}"#, 30),
+    ] {
+        let token: wire::DevTokenResponse = http(&server, "POST", "/v1/dev/token", &[], Some(body))
+            .await
+            .json();
+        let expires_at_ms = auth.verify(&token.token).unwrap().expires_at_ms.unwrap();
+        let life_ms = expires_at_ms - now_ms / 1000 * 1000;
+        assert!(
+            (life_s * 1000..=(life_s + 2) * 1000).contains(&life_ms),
+            "{body}: {life_ms} ms"
+        );
+    }
+    for ttl in ["0", "43201"] {
+        let body = format!(r#"{{"name":"Ana","ttl_seconds":{ttl}}}"#);
+        let refused = http(&server, "POST", "/v1/dev/token", &[], Some(&body)).await;
+        assert_eq!(
+            (refused.status, refused.error_code()),
+            (400, ErrorCode::BadRequest),
+            "{ttl}"
+        );
+        assert!(
+            refused.body.contains("ttl_seconds must be 1 to 43200"),
+            "{}",
+            refused.body
+        );
+    }
     server.shutdown().await;
 }
 

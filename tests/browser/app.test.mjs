@@ -125,3 +125,45 @@ test("a reload keeps the name and room, and the feed is refilled from history", 
     await cleo.context.close();
   }
 });
+
+test("past its token's expiry the app renews its dev token and keeps sending and receiving", async () => {
+  // A session signed in with a 3-second token, as if saved by an earlier visit.
+  const response = await fetch(`${base}/v1/dev/token`, {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify({ name: "Dana", ttl_seconds: 3 }),
+  });
+  const short = await response.json();
+  const context = await browser.newContext({ viewport: { width: 1000, height: 720 } });
+  const session = JSON.stringify({ name: "Dana", user: short.user, token: short.token });
+  await context.addInitScript((saved) => {
+    if (!localStorage.getItem("chorus-app.session")) localStorage.setItem("chorus-app.session", saved);
+  }, session);
+  const page = await context.newPage();
+  page.on("pageerror", (error) => console.error(`[Dana] ${error}`));
+  const sockets = [];
+  page.on("websocket", (socket) => sockets.push(socket));
+  await page.goto(`${base}/#room=expiry`);
+  await badge(page, "live");
+  const eve = await openApp("Eve", "expiry");
+  try {
+    await send(page, "before expiry");
+    await until(eve.page, () => document.querySelector(".feed")?.textContent.includes("before expiry"));
+    // The server closes the socket at the token's expiry; the app gets a fresh token for the
+    // same name (saved for the next visit) and reconnects on it.
+    await until(page, (old) => JSON.parse(localStorage.getItem("chorus-app.session")).token !== old, short.token, 15000);
+    await badge(page, "live");
+    assert.ok(sockets.length >= 2, "a new socket after the expiry");
+    await send(page, "after expiry");
+    await until(page, () => document.querySelectorAll(".feed .message.confirmed").length === 2);
+    await until(eve.page, () => document.querySelector(".feed")?.textContent.includes("after expiry"));
+    assert.deepEqual(await feed(eve.page), ["Dana: before expiry [confirmed]", "Dana: after expiry [confirmed]"]);
+    // And it receives past the expiry too.
+    await send(eve.page, "hi Dana");
+    await until(page, () => document.querySelector(".feed")?.textContent.includes("hi Dana"));
+    assert.equal(await page.textContent(".me"), "Dana");
+  } finally {
+    await eve.context.close();
+    await context.close();
+  }
+});

@@ -5,8 +5,9 @@
 //!   on an embedded SQLite file serving them (extra arguments go to the server).
 //! - `test`: setup, then format check, clippy with warnings denied, and every test.
 //! - `build-web`: builds the browser SDK into `pkg/` (wasm-bindgen, then esbuild bundles one
-//!   minified module; no wasm-opt, see `build_web`) and the app into `app/dist`, and prints
-//!   the gzipped sizes.
+//!   minified module; no wasm-opt, see `build_web`; the store and React entries minified
+//!   beside it) and the app into `app/dist`, and prints the gzipped sizes (the core entry
+//!   against its budget, the other entries apart).
 //! - `bench [--quick]`: the benchmark suite against socket.io and socketioxide (`bench.rs`).
 //! - `fuzz [--seconds N | --smoke] [TARGET...]`: the fuzz targets in `fuzz/` for N seconds
 //!   each (`fuzz.rs`); `test` runs each of them for a few seconds (`--smoke`).
@@ -270,7 +271,42 @@ fn build_web() -> Result<()> {
             "the browser SDK's core entry is {total} bytes gzipped, over its 44 KB budget ({verdict})"
         );
     }
+    build_extra_entries()?;
     build_app()
+}
+
+/// The package's other entry points (`@chorus/client/store`, `@chorus/client/react`): minified
+/// one by one, not bundled (react.js keeps importing `react` and `./store.js`), and counted
+/// apart from the core entry, whose budget they do not touch: only apps that import them load them.
+fn build_extra_entries() -> Result<()> {
+    run(
+        "pkg/node_modules/.bin/esbuild",
+        &[
+            "pkg/src/store.js",
+            "pkg/src/react.js",
+            "--format=esm",
+            "--minify",
+            "--sourcemap",
+            "--legal-comments=none",
+            "--log-level=warning",
+            "--outdir=pkg",
+        ],
+    )?;
+    for (file, entry) in [
+        ("pkg/store.js", "store entry (@chorus/client/store)"),
+        (
+            "pkg/react.js",
+            "React entry (@chorus/client/react; it imports the store entry, React not counted)",
+        ),
+    ] {
+        let bytes = std::fs::read(root().join(file)).with_context(|| format!("reading {file}"))?;
+        say(&format!(
+            "{entry}: {file}: {} bytes, {} bytes gzipped",
+            bytes.len(),
+            gzipped_len(&bytes)?
+        ));
+    }
+    Ok(())
 }
 
 /// Cargo's target directory (`CARGO_TARGET_DIR`, or `target/` in the repository).
@@ -415,8 +451,21 @@ fn dev(server_args: &[String]) -> Result<()> {
 }
 
 /// wasm-bindgen-test suites in headless Chromium (the browser driver's own tests and the app's
-/// component and hook tests). Chromium's flags are in `tests/webdriver.json`.
+/// component and hook tests), after building the Leptos example for wasm32 (natively it is an
+/// empty `main`). Chromium's flags are in `tests/webdriver.json`.
 fn wasm_tests() -> Result<()> {
+    run(
+        "cargo",
+        &[
+            "build",
+            "--target",
+            "wasm32-unknown-unknown",
+            "--package",
+            "chorus-examples",
+            "--example",
+            "leptos_room",
+        ],
+    )?;
     for args in [
         &[
             "--package",
@@ -525,7 +574,8 @@ fn test() -> Result<()> {
             "warnings",
         ],
     )?;
-    // The browser driver and the app's components only exist on wasm32: lint them there too.
+    // The browser driver, the app's components and the Leptos example only exist on wasm32:
+    // lint them there too.
     run(
         "cargo",
         &[
@@ -534,6 +584,8 @@ fn test() -> Result<()> {
             "chorus-sdk",
             "--package",
             "chorus-app",
+            "--package",
+            "chorus-examples",
             "--features",
             "chorus-sdk/js",
             "--target",

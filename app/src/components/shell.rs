@@ -5,7 +5,9 @@ use chorus_sdk::wire::RoomName;
 use leptos::prelude::*;
 
 use super::{Composer, ConnectionBadge, Feed, PresenceBar, TypingIndicator};
+use crate::chorus::provide_chorus;
 use crate::hooks::{use_activity, use_room};
+use crate::model;
 use crate::session::{self, Session};
 
 /// Rooms offered in the picker (any other name can be typed in).
@@ -96,12 +98,14 @@ fn SignIn(
     }
 }
 
-/// The room picker and the current room.
+/// The room picker and the current room, on the app's one client (provided here for
+/// everything below; closed on sign-out).
 #[component]
 fn Workspace(
     /// Who is signed in.
     session: Session,
 ) -> impl IntoView {
+    provide_chorus(&session::server_url(), session.clone());
     let room = RwSignal::new(
         room_from_fragment()
             .unwrap_or_else(|| RoomName::parse(SUGGESTED_ROOMS[0]).expect("a valid room name")),
@@ -160,62 +164,60 @@ fn Workspace(
                 {move || error.get()}
             </p>
         </nav>
-        {move || {
-            let current = room.get();
-            view! { <RoomView session=session.clone() room=current /> }
-        }}
+        <RoomView name=session.name.clone() room=room />
     }
 }
 
-/// One room: badge, presence, feed, typing, composer. Rebuilt (new client) when the room changes.
+/// One room: badge, presence, feed, typing, composer. Follows `room` (the same view, the same
+/// client: the old room is left and the new one joined).
 #[component]
 fn RoomView(
-    /// Who is signed in.
-    session: Session,
+    /// The signed-in user's display name (put in message bodies).
+    name: String,
     /// The room shown.
-    room: RoomName,
+    #[prop(into)]
+    room: Signal<RoomName>,
 ) -> impl IntoView {
-    let handle = use_room(&session::server_url(), &session, room.clone());
+    let handle = use_room(room);
     let _activity = use_activity(handle);
-    let model = handle.model;
-    // One memo per slice of the model: a typing change does not re-render the feed, a new
-    // message does not recompute the avatars.
-    let presence = Memo::new(move |_| model.read().presence.clone());
-    let messages = Memo::new(move |_| model.read().messages.clone());
+    let presence = handle.presence();
+    let typing = handle.typing();
+    // Recomputed on typing or presence changes only; the feed is a signal of its own.
     let typing_names = Memo::new(move |_| {
-        let model = model.read();
-        model.typing.iter().map(|u| model.name_of(u)).collect()
+        let presence = presence.read();
+        typing
+            .read()
+            .iter()
+            .map(|u| model::display_name(&presence, u))
+            .collect()
     });
-    let name = session.name.clone();
-    let notice = move || model.read().notice.clone();
+    let notice = handle.notice();
     view! {
-        <section class="room" aria-label=format!("Room {room}")>
+        <section class="room" aria-label=move || format!("Room {}", room.read())>
             <header class="room-header">
-                <h2>{format!("#{room}")}</h2>
+                <h2>{move || format!("#{}", room.read())}</h2>
                 <PresenceBar users=presence />
-                <ConnectionBadge state=handle.state queued=handle.queued />
+                <ConnectionBadge state=handle.state() queued=handle.queued() />
             </header>
             {move || {
-                notice()
+                notice
+                    .get()
                     .map(|text| {
                         view! {
                             <p class="notice" role="status">
                                 {text}
-                                <button
-                                    class="link"
-                                    on:click=move |_| model.update(|m| m.notice = None)
-                                >
+                                <button class="link" on:click=move |_| handle.dismiss_notice()>
                                     "Dismiss"
                                 </button>
                             </p>
                         }
                     })
             }}
-            <Feed messages=messages />
+            <Feed messages=handle.messages() />
             <TypingIndicator names=typing_names />
             <Composer
                 on_send=Callback::new(move |text: String| handle.send(&name, &text))
-                on_typing=Callback::new(move |on| handle.typing(on))
+                on_typing=Callback::new(move |on| handle.set_typing(on))
             />
         </section>
     }

@@ -242,6 +242,20 @@ impl Client {
         self.rooms.get(room).map(|r| r.presence.users())
     }
 
+    /// This client's publishes in `room` that have not come back as its own events yet (in the
+    /// outbox, or acked with their event still to come), oldest first. Their `Pending` events
+    /// were emitted when they were published (or restored): a view opened later shows these.
+    pub fn unconfirmed(&self, room: &RoomName) -> Vec<OutboxRecord> {
+        let mut records = Vec::new();
+        for (record, _) in self.unconfirmed.values() {
+            if &record.room == room {
+                records.push(record.clone());
+            }
+        }
+        records.sort_by_key(|record| record.created_ms);
+        records
+    }
+
     /// A room's cursor, if it has one.
     pub fn cursor(&self, room: &RoomName) -> Option<Cursor> {
         self.rooms.get(room).and_then(|r| r.timeline.cursor())

@@ -57,6 +57,40 @@ enum Report {
 
 /// A Chorus client for Rust programs: a cheap, cloneable handle to a background task that
 /// runs the core. Its events come through the [`Events`] returned with it.
+///
+/// Join a room, publish, and read events until the publish is stored (a complete program is
+/// `examples/native_client.rs`):
+///
+/// ```no_run
+/// use chorus_sdk::client::{ClientConfig, ClientEvent};
+/// use chorus_sdk::native::{MemoryStorage, NativeClient};
+/// use chorus_sdk::wire::{Json, RoomName};
+///
+/// # async fn run(token: String) {
+/// let (client, mut events) = NativeClient::start(
+///     "http://127.0.0.1:8080",
+///     token, // a JWT from your backend
+///     ClientConfig::default(),
+///     Box::new(MemoryStorage::default()),
+/// );
+/// let room = RoomName::parse("doc:1").unwrap();
+/// client.join(room.clone(), Json::null());
+/// // Queued at once (kept while offline), sent when connected.
+/// let id = client
+///     .publish(room, Json::from_text(r#"{"text":"hello"}"#).unwrap())
+///     .await
+///     .unwrap();
+/// while let Some(event) = events.next().await {
+///     match event {
+///         ClientEvent::Event { event, own: false } => println!("{}: {}", event.from, event.body.as_text()),
+///         ClientEvent::Acked { id: acked, seq, .. } if acked == id => break, // stored as `seq`
+///         ClientEvent::TokenNeeded => client.set_token("a fresh JWT".to_owned()),
+///         _ => {}
+///     }
+/// }
+/// client.close();
+/// # }
+/// ```
 #[derive(Clone, Debug)]
 pub struct NativeClient {
     commands: mpsc::UnboundedSender<Command>,
@@ -78,6 +112,32 @@ impl Events {
 impl NativeClient {
     /// Starts a client for the server at `base_url` (`http://host:port`), with this token,
     /// settings and storage (its outbox and transport memory are restored from it).
+    ///
+    /// Must be called inside a tokio runtime (it spawns the client's task). With no server
+    /// there, publishes wait in the outbox:
+    ///
+    /// ```
+    /// use chorus_sdk::client::{ClientConfig, ClientEvent};
+    /// use chorus_sdk::native::{MemoryStorage, NativeClient};
+    /// use chorus_sdk::wire::{Json, RoomName};
+    ///
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+    /// let storage = Box::new(MemoryStorage::default());
+    /// let (client, mut events) =
+    ///     NativeClient::start("http://127.0.0.1:9", "token".into(), ClientConfig::default(), storage);
+    /// let room = RoomName::parse("doc:1").unwrap();
+    /// client.join(room.clone(), Json::null());
+    /// let id = client.publish(room, Json::from_text("1").unwrap()).await.unwrap();
+    /// // Shown at once as pending; it stays in the outbox until a server stores it.
+    /// loop {
+    ///     if let Some(ClientEvent::Pending { id: pending, .. }) = events.next().await {
+    ///         assert_eq!(pending, id);
+    ///         break;
+    ///     }
+    /// }
+    /// client.close();
+    /// # });
+    /// ```
     pub fn start(
         base_url: &str,
         token: String,

@@ -143,6 +143,34 @@ impl std::error::Error for StartError {}
 ///
 /// Events are delivered to the `on_event` callback given to [`BrowserClient::start`], always
 /// after every borrow of the driver state is released, so the callback may call back in.
+///
+/// In a browser (wasm32; a Leptos room on it is `examples/leptos_room.rs`, the app's context
+/// and hook are `app/src/chorus.rs` and `app/src/hooks.rs`):
+///
+/// ```no_run
+/// use chorus_sdk::client::ClientEvent;
+/// use chorus_sdk::web::{BrowserClient, ClientConfig};
+/// use chorus_sdk::wire::{Json, RoomName};
+///
+/// let token = "a JWT from your backend".to_owned();
+/// let client = BrowserClient::start(
+///     "https://rt.example.com",
+///     token,
+///     ClientConfig::default(),
+///     "chorus:".to_owned(), // localStorage prefix (outbox, remembered transport)
+///     |event| match event {
+///         ClientEvent::Pending { body, .. } => { /* show it at once, marked pending */ }
+///         ClientEvent::Event { event, own } => { /* show it; `own` confirms a pending one */ }
+///         ClientEvent::TokenNeeded => { /* fetch a fresh token, then `set_token` */ }
+///         _ => {}
+///     },
+/// )
+/// .expect("crypto.getRandomValues is available");
+/// let room = RoomName::parse("doc:1").unwrap();
+/// client.join(room.clone(), Json::null());
+/// // Shown at once (a `Pending` event), kept in localStorage until the server stores it.
+/// let id = client.publish(room, Json::from_text(r#"{"text":"hello"}"#).unwrap());
+/// ```
 #[derive(Clone)]
 pub struct BrowserClient {
     inner: Shared,
@@ -297,6 +325,12 @@ impl BrowserClient {
     /// A room's cursor (the last seq seen), if it has one.
     pub fn cursor(&self, room: &RoomName) -> Option<Cursor> {
         self.inner.borrow().core.cursor(room)
+    }
+
+    /// This tab's publishes in `room` not confirmed yet, oldest first (see
+    /// [`Client::unconfirmed`]): what a room view opened after publishing shows as pending.
+    pub fn unconfirmed(&self, room: &RoomName) -> Vec<wire::OutboxRecord> {
+        self.inner.borrow().core.unconfirmed(room)
     }
 
     /// The authenticated user id, once the server has welcomed the client.

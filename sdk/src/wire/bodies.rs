@@ -130,6 +130,9 @@ pub struct HealthBody {
 pub struct DevTokenRequest {
     /// The display name to issue a token for.
     pub name: String,
+    /// How long the token is valid, 1 to 43200 seconds (default: 43200, 12 hours). Short ones
+    /// let a dev app (and its tests) see a token expire.
+    pub ttl_seconds: Option<u64>,
 }
 
 /// `POST /v1/dev/token` response.

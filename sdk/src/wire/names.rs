@@ -26,6 +26,14 @@ pub struct RoomName(pub(super) String);
 
 impl RoomName {
     /// Checks `name` and wraps it, or says what is wrong with it.
+    ///
+    /// ```
+    /// use chorus_sdk::wire::RoomName;
+    ///
+    /// let room = RoomName::parse("doc:42").unwrap();
+    /// assert_eq!(room.as_str(), "doc:42");
+    /// assert!(RoomName::parse("no spaces").is_err());
+    /// ```
     pub fn parse(name: impl Into<String>) -> Result<RoomName, NameError> {
         let name = name.into();
         check_name(&name, "room name", MAX_ROOM_NAME_BYTES, |c| {

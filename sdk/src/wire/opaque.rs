@@ -18,6 +18,14 @@ pub struct Json(pub(super) Box<str>);
 
 impl Json {
     /// Parses `text` as one JSON value (any type).
+    ///
+    /// ```
+    /// use chorus_sdk::wire::Json;
+    ///
+    /// let body = Json::from_text(r#" {"text": "hi"} "#).unwrap();
+    /// assert_eq!(body.as_text(), r#"{"text": "hi"}"#); // kept as given, minus outer whitespace
+    /// assert!(Json::from_text("{oops").is_err());
+    /// ```
     pub fn from_text(text: impl Into<String>) -> Result<Json, JsonError> {
         let text = text.into();
         let raw = json::parse(&text)?.raw;

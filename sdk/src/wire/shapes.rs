@@ -315,7 +315,7 @@ wire_shapes! {
         events_total: req,
     }
     HealthBody { status: req }
-    DevTokenRequest { name: req }
+    DevTokenRequest { name: req, ttl_seconds: opt }
     DevTokenResponse { token: req, user: req }
     OutboxRecord { room: req, id: req, body: req, if_seq: opt, created_ms: req }
     StoredOutbox { entries: req }

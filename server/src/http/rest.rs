@@ -353,7 +353,11 @@ pub(super) async fn readyz(State(state): State<AppState>) -> Result<Json<HealthB
     }))
 }
 
-/// `POST /v1/dev/token` (only with `--dev`): a token for any display name, valid for 12 hours.
+/// The longest (and default) life of a dev token: 12 hours.
+const DEV_TOKEN_MAX_TTL_SECONDS: u64 = 12 * 3600;
+
+/// `POST /v1/dev/token` (only with `--dev`): a token for any display name, valid for
+/// `ttl_seconds` (1 to 12 hours' worth; default 12 hours).
 pub(super) async fn dev_token(
     State(state): State<AppState>,
     body: Result<Json<DevTokenRequest>, JsonRejection>,
@@ -370,6 +374,12 @@ pub(super) async fn dev_token(
     if name.is_empty() || name.len() > 64 {
         return Err(bad_request("name must be 1 to 64 bytes"));
     }
+    let ttl = request.ttl_seconds.unwrap_or(DEV_TOKEN_MAX_TTL_SECONDS);
+    if !(1..=DEV_TOKEN_MAX_TTL_SECONDS).contains(&ttl) {
+        return Err(bad_request(format!(
+            "ttl_seconds must be 1 to {DEV_TOKEN_MAX_TTL_SECONDS}"
+        )));
+    }
     let user: String = name
         .to_lowercase()
         .chars()
@@ -378,7 +388,7 @@ pub(super) async fn dev_token(
     let claims = TokenClaims {
         sub: user.clone(),
         name: Some(name.to_owned()),
-        exp: crate::clock::unix_ms_now() / 1000 + 12 * 3600,
+        exp: crate::clock::unix_ms_now() / 1000 + ttl,
         rooms: [("*".to_owned(), RoomRight::Publish)].into_iter().collect(),
     };
     Ok(Json(DevTokenResponse {

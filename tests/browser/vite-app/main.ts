@@ -2,6 +2,8 @@
 // it against chorus.d.ts (including the `@ts-expect-error` lines: the typings must reject
 // them); the browser test loads Vite's build and expects a confirmed publish.
 import { ChorusClient, ChorusError, type ClientOptions, type ConnectionState } from "@chorus/client";
+import { roomStore, type FeedEntry, type RoomSnapshot } from "@chorus/client/store";
+import type { UseRoomResult, useRoom } from "@chorus/client/react";
 
 const out = document.getElementById("out") as HTMLPreElement;
 const log = (line: string): void => {
@@ -50,6 +52,26 @@ async function main(): Promise<void> {
   void misuse;
   const meta: string | undefined = room.presence()[0]?.conns[0]?.meta.status;
   void meta;
+  // The store and the React hook carry the room's types.
+  const store = roomStore(room, { history: 0 });
+  const snapshot: RoomSnapshot<{ text: string }, { status: string }> = store.getSnapshot();
+  const entry: FeedEntry<{ text: string }> | undefined = snapshot.feed[0];
+  const entryText: string | undefined = entry?.body.text;
+  const stopStore: () => void = store.subscribe((s) => void s.typing.length);
+  stopStore();
+  store.close();
+  const typedHook = (use: typeof useRoom): UseRoomResult<{ text: string }> => use<{ text: string }>(client, "vite:1", { history: 10 });
+  void typedHook;
+  void entryText;
+  // Never called: misuse the typings must reject.
+  const storeMisuse = (): void => {
+    // @ts-expect-error: snapshots are read-only.
+    snapshot.feed.push(snapshot.feed[0]!);
+    // @ts-expect-error: the feed's bodies are { text: string }.
+    const wrong: number = snapshot.feed[0]!.body.text;
+    void wrong;
+  };
+  void storeMisuse;
   const page = await room.history({ limit: 10 });
   const first: number | undefined = page.events[0]?.seq;
   void first;

@@ -998,3 +998,53 @@ fn another_users_event_with_an_own_pending_id_is_not_taken_for_the_echo() {
     );
     assert_eq!(h.client.outbox_len(), 0);
 }
+
+#[test]
+fn unconfirmed_lists_a_rooms_own_publishes_until_their_event_comes_back() {
+    let mut h = Harness::new(ClientConfig::default());
+    let now = h.now;
+    h.client.join(now, room("r"), Json::null());
+    h.client.join(now, room("other"), Json::null());
+    let first = h
+        .client
+        .publish(now, room("r"), Json::from_text("1").unwrap())
+        .unwrap();
+    h.advance(Duration::from_millis(5));
+    let now = h.now;
+    h.client
+        .publish(now, room("other"), Json::from_text("2").unwrap())
+        .unwrap();
+    let second = h
+        .client
+        .publish(now, room("r"), Json::from_text("3").unwrap())
+        .unwrap();
+    let ids = |h: &Harness| -> Vec<String> {
+        h.client
+            .unconfirmed(&room("r"))
+            .iter()
+            .map(|r| r.id.as_str().to_owned())
+            .collect()
+    };
+    assert_eq!(
+        ids(&h),
+        [first.as_str(), second.as_str()],
+        "oldest first, this room only"
+    );
+    let link = h.opened_socket();
+    h.welcome(link);
+    h.server_says(link, joined("r", 0));
+    // Acked but its event not seen yet: still unconfirmed; its event confirms it.
+    h.server_says(
+        link,
+        ServerFrame::Ack(Ack {
+            room: room("r"),
+            id: first.clone(),
+            seq: Some(1),
+            duplicate: false,
+        }),
+    );
+    assert_eq!(ids(&h), [first.as_str(), second.as_str()]);
+    h.server_says(link, event_from("r", 1, first.as_str(), "me"));
+    assert_eq!(ids(&h), [second.as_str()]);
+    assert_eq!(h.client.unconfirmed(&room("other")).len(), 1);
+}
