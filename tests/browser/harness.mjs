@@ -19,10 +19,14 @@ export function freePort() {
   });
 }
 
-/** Starts chorus-server in dev mode on `port` with a SQLite file in `dir`; resolves when it listens. */
-export function startServer(port, dir, { demoDir = join(root, "www") } = {}) {
+/**
+ * Starts chorus-server in dev mode on `port`, with a SQLite file in `dir` or, given `redis` (a
+ * `redis://` URL), on the Redis engine; resolves when it listens.
+ */
+export function startServer(port, dir, { demoDir = join(root, "www"), redis } = {}) {
+  const engine = redis ? ["--redis", redis] : ["--db", join(dir, "chorus.db")];
   const child = spawn(serverBin, [
-    "--dev", "--bind", `127.0.0.1:${port}`, "--db", join(dir, "chorus.db"),
+    "--dev", "--bind", `127.0.0.1:${port}`, ...engine,
     "--demo-dir", demoDir, "--pkg-dir", join(root, "pkg"), "--app-dir", join(root, "app/dist"), "--poll-wait-ms", "5000",
   ], { env: { ...process.env, NO_COLOR: "1", RUST_LOG: "warn,chorus_server=info" }, stdio: ["ignore", "pipe", "inherit"] });
   return new Promise((ok, fail) => {
@@ -35,6 +39,22 @@ export function startServer(port, dir, { demoDir = join(root, "www") } = {}) {
   });
 }
 
+/** Starts Debian's redis-server on a free loopback port with its own directory (no persistence). */
+export async function startRedis() {
+  const dir = mkdtempSync(join(tmpdir(), "chorus-redis-"));
+  const port = await freePort();
+  const child = spawn("redis-server", ["--port", String(port), "--bind", "127.0.0.1", "--dir", dir, "--save", "", "--appendonly", "no"], { stdio: ["ignore", "pipe", "inherit"] });
+  await new Promise((ok, fail) => {
+    let seen = "";
+    child.stdout.on("data", (chunk) => {
+      seen += chunk;
+      if (seen.includes("Ready to accept connections")) ok();
+    });
+    child.on("exit", (code) => fail(new Error(`redis-server exited (${code}): ${seen}`)));
+  });
+  return { url: `redis://127.0.0.1:${port}/`, stop: () => stopServer(child) };
+}
+
 export async function stopServer(child, signal = "SIGTERM") {
   if (child.exitCode !== null) return;
   const exited = new Promise((ok) => child.once("exit", ok));
@@ -42,12 +62,15 @@ export async function stopServer(child, signal = "SIGTERM") {
   await exited;
 }
 
-/** Starts nginx from tests/nginx/<conf> in front of `upstream`; returns { port, stop }. */
+/**
+ * Starts nginx from tests/nginx/<conf> in front of `upstream` (a port, or a list of ports for a
+ * conf with an upstream block); returns { port, stop }.
+ */
 export async function startNginx(conf, upstream) {
   const dir = mkdtempSync(join(tmpdir(), "chorus-nginx-"));
   for (const sub of ["body", "proxy", "fastcgi", "uwsgi", "scgi"]) mkdirSync(join(dir, sub));
   const port = await freePort();
-  const text = readFileSync(join(root, "tests/nginx", conf), "utf8").replaceAll("LISTEN", port).replaceAll("UPSTREAM", upstream).replaceAll("WWW", join(root, "www")).replaceAll("PKG", join(root, "pkg"));
+  const text = readFileSync(join(root, "tests/nginx", conf), "utf8").replaceAll("LISTEN", port).replaceAll("SERVERS", [upstream].flat().map((p) => `server 127.0.0.1:${p};`).join(" ")).replaceAll("UPSTREAM", upstream).replaceAll("WWW", join(root, "www")).replaceAll("PKG", join(root, "pkg"));
   writeFileSync(join(dir, "nginx.conf"), text);
   const nginx = process.platform === "linux" && (await exists("/usr/sbin/nginx")) ? "/usr/sbin/nginx" : "nginx";
   const child = spawn(nginx, ["-p", dir, "-c", join(dir, "nginx.conf")], { stdio: "inherit" });
