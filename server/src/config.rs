@@ -41,9 +41,10 @@ pub struct Config {
     #[arg(long, env = "CHORUS_STORE", value_enum, default_value_t = StoreKind::Sqlite)]
     pub store: StoreKind,
     /// Keep history and seqs in Redis at this URL instead of --store
-    /// (`redis://[:password@]host:port[/db]`, or `rediss://` for TLS). Nodes on one Redis
-    /// deliver every stored event to each other's members; presence and typing are still per
-    /// node. See docs/SCALING.md for the Redis settings and what each guarantees.
+    /// (`redis://[:password@]host:port[/db]`, or `rediss://` for TLS). Nodes on one Redis act
+    /// as one hub behind any load balancer: stored and ephemeral events, presence, typing and
+    /// polling sessions cross nodes. See docs/SCALING.md for the Redis settings and what each
+    /// guarantees.
     #[arg(
         long,
         env = "CHORUS_REDIS",
