@@ -306,6 +306,14 @@ struct Room {
     heard: HashMap<Arc<str>, Instant>,
 }
 
+impl Room {
+    /// Takes another node's versions where they are higher (see `federation.rs`).
+    fn raise_versions(&mut self, presence: u64, typing: u64) {
+        self.presence.raise_version(presence);
+        self.typing_version = self.typing_version.max(typing);
+    }
+}
+
 /// Who said a user is typing.
 #[derive(Clone, Debug, PartialEq, Eq)]
 enum Typist {
