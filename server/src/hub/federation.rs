@@ -287,6 +287,7 @@ impl Hub {
         }
         match signal {
             RoomSignal::State { conns, sync } => {
+                let before = self.rooms.get(&room).map(|r| r.presence.version());
                 let listed: HashSet<u64> = conns.iter().map(|c| c.conn).collect();
                 for conn in conns {
                     self.apply_remote_conn(&room, &node, conn);
@@ -300,7 +301,13 @@ impl Hub {
                         self.remove_remote_conn(now, &room, &user, &key, true);
                     }
                 }
-                if sync {
+                let after = self.rooms.get(&room).map(|r| r.presence.version());
+                // A `state` that changed several things here leaves this node's version above
+                // the sender's (each change took one): saying so at once, rather than at the
+                // next refresh, lets the others take it now (what a room opening on one more
+                // node does every time). It ends there: taking a version changes nothing.
+                let ahead = versions.is_some_and(|v| after.is_some_and(|a| a > v.presence));
+                if sync || (after != before && ahead) {
                     self.announce_state(&room, false);
                 }
             }

@@ -73,8 +73,7 @@ fn versions_agree_on_every_node_once_presence_does() {
     c.connect(2, 3, "cat");
     c.send(2, 3, &join("r"));
     // Each node opened the room with its own base (as real nodes' clocks give them); the
-    // syncs that opening sends bring them together.
-    c.advance(config.federation_refresh);
+    // syncs that opening sends bring them together at once, without waiting for a refresh.
     let (presence, typing) = agreed(&c, "after the room opened on three nodes");
 
     // A change on one node lands on one version everywhere at once, without a refresh.
