@@ -498,6 +498,7 @@ impl Driver {
             users: self.hub.user_count() as u64,
             events_per_second,
             events_total: self.counters.events_total,
+            nodes: None,
         }
     }
 
