@@ -94,3 +94,62 @@ async fn stats_from_any_node_add_up_the_live_nodes() {
     one.shutdown().await;
     two.shutdown().await;
 }
+
+async fn presence(server: &RunningServer) -> wire::PresenceBody {
+    let auth = format!("Bearer {KEY}");
+    let response = http(
+        server,
+        "GET",
+        "/v1/rooms/r/presence",
+        &[("Authorization", &auth)],
+        None,
+    )
+    .await;
+    assert_eq!(response.status, 200, "{}", response.body);
+    response.json()
+}
+
+fn users(body: &wire::PresenceBody) -> Vec<String> {
+    body.users.iter().map(|u| u.user.clone()).collect()
+}
+
+#[tokio::test]
+async fn presence_from_a_node_where_nobody_of_the_room_is_lists_everyone() {
+    let redis = RedisServer::start();
+    let one = support::start(&redis_config(&redis)).await;
+    let two = support::start(&redis_config(&redis)).await;
+    let three = support::start(&redis_config(&redis)).await;
+    let mut ana = Client::connect(&one, "ana").await;
+    ana.join("r", None).await;
+    let mut ben = Client::connect(&two, "ben").await;
+    ben.join("r", None).await;
+    // Both nodes know each other's member (node two asked node one when it opened the room).
+    ben.recv_until(|f| {
+        matches!(
+            f,
+            wire::ServerFrame::Presence(_) | wire::ServerFrame::State(_)
+        )
+    })
+    .await;
+
+    // Node three has nobody in the room: it asks the others, and answers with both.
+    let on_three = presence(&three).await;
+    assert_eq!(users(&on_three), ["ana", "ben"]);
+    for server in [&one, &two] {
+        let body = presence(server).await;
+        assert_eq!(users(&body), ["ana", "ben"]);
+        assert_eq!(body.version, on_three.version, "one version on every node");
+    }
+
+    // The room stays open on node three for a while, kept current by the others' signals.
+    ana.send_text(r#"{"type":"leave","room":"r"}"#).await;
+    let mut attempts = 0;
+    while users(&presence(&three).await) != ["ben"] {
+        attempts += 1;
+        assert!(attempts < 50, "node three never heard ana leave");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    one.shutdown().await;
+    two.shutdown().await;
+    three.shutdown().await;
+}

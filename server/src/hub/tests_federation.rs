@@ -782,3 +782,6 @@ fn presence_converges_on_every_node_over_a_lossy_network() {
 
 /// Presence and typing versions agree across nodes (what lets a poll be held on any node).
 mod versions;
+
+/// Presence lookups on a node without members in the room (the backend REST API).
+mod observe;
