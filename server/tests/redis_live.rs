@@ -298,6 +298,7 @@ async fn a_room_is_unsubscribed_when_its_last_member_leaves() {
 /// its polls are held on both nodes (the nodes' presence and typing versions agree, so neither
 /// answers `state` at once), waking when an event is stored.
 #[tokio::test]
+#[allow(clippy::print_stdout)] // A figure: how many polls the versions took to agree.
 async fn a_polling_client_alternating_between_nodes_gets_everything_once_and_its_polls_held() {
     let redis = RedisServer::start();
     let one = support::start(&redis_config(&redis)).await;
@@ -342,7 +343,7 @@ async fn a_polling_client_alternating_between_nodes_gets_everything_once_and_its
         assert!(!not_joined(&frames), "{frames:?}");
         quiet = if state(&frames) { 0 } else { quiet + 1 };
         if quiet == 2 {
-            eprintln!(
+            println!(
                 "the nodes' versions agreed after {} alternating polls",
                 attempt + 1
             );
