@@ -66,10 +66,12 @@ impl Hub {
                 now.instant + OBSERVE_SETTLE
             }
         };
+        // One timer per observed room at any time: it re-arms itself while lookups go on.
         let until = now.instant + OBSERVE_KEEP;
-        room.observed_until = Some(until);
-        self.timers
-            .push(Reverse((until, Timer::ObserveEnd(room_name.clone()))));
+        if room.observed_until.replace(until).is_none() {
+            self.timers
+                .push(Reverse((until, Timer::ObserveEnd(room_name.clone()))));
+        }
         if ready_at <= now.instant {
             PresenceLookup::Ready(Some(room.presence.snapshot()))
         } else {
@@ -77,17 +79,21 @@ impl Hub {
         }
     }
 
-    /// An observed room's keep time may have ended: forget it if nothing else holds it.
+    /// An observed room's keep time may have ended: forget it if nothing else holds it, or
+    /// look again when the time a later lookup set ends.
     pub(super) fn end_observation(&mut self, now: Now, room_name: &RoomName) {
         let Some(room) = self.rooms.get_mut(room_name) else {
             return;
         };
-        if room
-            .observed_until
-            .is_some_and(|until| until <= now.instant)
-        {
-            room.observed_until = None;
-            self.forget_room_if_idle(room_name);
+        match room.observed_until {
+            Some(until) if until <= now.instant => {
+                room.observed_until = None;
+                self.forget_room_if_idle(room_name);
+            }
+            Some(until) => self
+                .timers
+                .push(Reverse((until, Timer::ObserveEnd(room_name.clone())))),
+            None => {}
         }
     }
 }

@@ -45,8 +45,12 @@ fn a_node_without_members_answers_presence_after_asking_the_others() {
     // Kept current by the signals while observed.
     c.send(0, 1, r#"{"type":"leave","room":"r"}"#);
     assert_eq!(users(lookup(&mut c, 2)), ["ben"]);
-    // Forgotten after the keep time without lookups; the others forget its lease.
-    c.advance(OBSERVE_KEEP);
+    // Every lookup keeps it longer; forgotten after the keep time without lookups.
+    c.advance(OBSERVE_KEEP / 2);
+    lookup(&mut c, 2);
+    c.advance(OBSERVE_KEEP - SECOND);
+    assert_eq!(c.presence(2), ["ben[b-2]"], "kept by the later lookup");
+    c.advance(SECOND);
     assert_eq!(c.presence(2), Vec::<String>::new());
     assert_eq!(c.presence(1), ["ben[b-2]"]);
 
