@@ -151,7 +151,7 @@ async fn a_poll_held_on_one_node_wakes_when_another_node_stores() {
     ana.join("r", None).await;
     let mut poller = PollClient::new(&two, "pat", "session-1");
     poller.join("r").await;
-    // Presence of ana's join is not shared across nodes yet; the first poll may answer state.
+    // The first poll answers the room's presence (`state`): the session has seen none yet.
     poller.poll(0).await;
 
     let held = tokio::spawn(async move {
