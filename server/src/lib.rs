@@ -59,6 +59,12 @@ pub struct RunningServer {
     connections: Arc<ConnectionLimiter>,
     stop: Option<oneshot::Sender<()>>,
     task: tokio::task::JoinHandle<()>,
+    /// On the Redis engine: this node's figures for `/v1/stats` elsewhere, and the task that
+    /// publishes them (see `bus::node_stats`).
+    node_stats: Option<(
+        bus::node_stats::NodeStatsDirectory,
+        tokio::task::JoinHandle<()>,
+    )>,
 }
 
 /// How long shutdown waits for WebSocket connections to write their last frames and close
@@ -77,6 +83,11 @@ impl RunningServer {
     /// (upgraded connections are no longer axum's, so its graceful shutdown does not wait for
     /// them; returning earlier would let the runtime's end cut them off mid-goodbye).
     pub async fn shutdown(mut self) {
+        // Out of the deployment's stats at once, rather than when its record goes stale.
+        if let Some((directory, publisher)) = self.node_stats.take() {
+            publisher.abort();
+            directory.withdraw().await;
+        }
         self.hub.drain(self.drain_retry).await;
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
@@ -156,6 +167,19 @@ pub async fn start(config: &Config, listener: TcpListener) -> Result<RunningServ
         ),
         None => None,
     };
+    let node_stats = match &config.redis {
+        Some(url) => Some(
+            bus::node_stats::NodeStatsDirectory::open(url, &config.redis_prefix, &node)
+                .await
+                .map_err(|err| {
+                    StartError::Redis(format!(
+                        "Redis at {}: {err}",
+                        store::redis::redacted_url(url)
+                    ))
+                })?,
+        ),
+        None => None,
+    };
     let bus: Arc<dyn Bus> = match &config.redis {
         Some(url) => {
             let keys = store::redis::KeyLayout::new(&config.redis_prefix)?;
@@ -206,6 +230,7 @@ pub async fn start(config: &Config, listener: TcpListener) -> Result<RunningServ
         store,
         bus,
         sessions,
+        node_stats: node_stats.clone(),
         auth: Authenticator::hs256(&secret),
         api_key: config.api_key.clone().filter(|key| !key.is_empty()),
         limits: EdgeLimits {
@@ -252,7 +277,12 @@ pub async fn start(config: &Config, listener: TcpListener) -> Result<RunningServ
             let _ = stopped.await;
         },
     ));
+    let node_stats = node_stats.map(|directory| {
+        let publisher = tokio::spawn(publish_node_stats(directory.clone(), hub.clone()));
+        (directory, publisher)
+    });
     Ok(RunningServer {
+        node_stats,
         addr,
         hub,
         drain_retry: Duration::from_millis(config.drain_retry_ms),
@@ -260,4 +290,17 @@ pub async fn start(config: &Config, listener: TcpListener) -> Result<RunningServ
         stop: Some(stop),
         task,
     })
+}
+
+/// Publishes this node's figures for the deployment's `/v1/stats` every
+/// `bus::node_stats::PUBLISH_EVERY`, until the hub stops.
+async fn publish_node_stats(directory: bus::node_stats::NodeStatsDirectory, hub: HubHandle) {
+    let mut tick = tokio::time::interval(bus::node_stats::PUBLISH_EVERY);
+    loop {
+        tick.tick().await;
+        let Some(stats) = hub.ask(|reply| driver::HubMsg::Stats { reply }).await else {
+            return;
+        };
+        directory.publish(&stats, unix_ms_now()).await;
+    }
 }

@@ -265,6 +265,10 @@ async fn stats_readiness_and_prometheus_metrics_describe_the_server() {
     );
     assert_eq!((stats.rooms, stats.users, stats.events_total), (1, 2, 1));
     assert_eq!(
+        stats.nodes, None,
+        "one node: its own figures, no node count"
+    );
+    assert_eq!(
         http(&server, "GET", "/v1/stats", &[], None).await.status,
         401
     );

@@ -151,7 +151,7 @@ async fn a_poll_held_on_one_node_wakes_when_another_node_stores() {
     ana.join("r", None).await;
     let mut poller = PollClient::new(&two, "pat", "session-1");
     poller.join("r").await;
-    // Presence of ana's join is not shared across nodes yet; the first poll may answer state.
+    // The first poll answers the room's presence (`state`): the session has seen none yet.
     poller.poll(0).await;
 
     let held = tokio::spawn(async move {
@@ -292,11 +292,13 @@ async fn a_room_is_unsubscribed_when_its_last_member_leaves() {
     two.shutdown().await;
 }
 
-/// A polling client whose requests alternate between two nodes (round robin, no stickiness):
-/// each node adopts the session from its shared record, so publishes are accepted wherever
-/// they land, every event arrives once and in order, and polls are held (not answered at once
-/// with `not_joined`).
+/// A polling client whose requests strictly alternate between two nodes (round robin, no
+/// stickiness): each node adopts the session from its shared record, so publishes are accepted
+/// wherever they land, every event arrives once and in order, and once presence has settled
+/// its polls are held on both nodes (the nodes' presence and typing versions agree, so neither
+/// answers `state` at once), waking when an event is stored.
 #[tokio::test]
+#[allow(clippy::print_stdout)] // A figure: how many polls the versions took to agree.
 async fn a_polling_client_alternating_between_nodes_gets_everything_once_and_its_polls_held() {
     let redis = RedisServer::start();
     let one = support::start(&redis_config(&redis)).await;
@@ -306,7 +308,7 @@ async fn a_polling_client_alternating_between_nodes_gets_everything_once_and_its
     ana.join("r", None).await;
     let mut pat = PollClient::new(&one, "pat", "session-round-robin");
     let mut request = 0usize;
-    let mut next_node = |pat: &mut PollClient| {
+    let mut next_node = move |pat: &mut PollClient| {
         pat.addr = nodes[request % 2];
         request += 1;
     };
@@ -318,6 +320,7 @@ async fn a_polling_client_alternating_between_nodes_gets_everything_once_and_its
             |f| matches!(f, ServerFrame::Error(e) if e.code == chorus_sdk::wire::ErrorCode::NotJoined),
         )
     };
+    let state = |frames: &[ServerFrame]| frames.iter().any(|f| matches!(f, ServerFrame::State(_)));
     for n in 1..=4u64 {
         // A publish, on whichever node is next.
         next_node(&mut pat);
@@ -329,27 +332,53 @@ async fn a_polling_client_alternating_between_nodes_gets_everything_once_and_its
         let frames = pat.poll(0).await;
         assert!(!not_joined(&frames), "{frames:?}");
     }
-    // Presence and typing versions are per node until presence is shared: the first poll on
-    // a node after one on the other answers `state` at once. The next one there is held, and
-    // wakes when ana (a WebSocket on node one) publishes.
-    next_node(&mut pat);
-    let frames = pat.poll(0).await;
-    assert!(!not_joined(&frames), "{frames:?}");
-    let mut held = tokio::spawn(async move {
-        let frames = pat.poll(60_000).await;
-        (pat, frames)
-    });
-    if let Ok(answered) = tokio::time::timeout(Duration::from_millis(300), &mut held).await {
-        panic!("the poll was answered at once: {:?}", answered.unwrap().1);
+    // Presence settles (the session joined on both nodes; the nodes exchange their members
+    // and versions): strictly alternating polls stop getting `state`, on both nodes. Bounded
+    // by two federation refreshes, counted in attempts (tests read no clock).
+    let mut quiet = 0;
+    for attempt in 0.. {
+        assert!(attempt < 150, "the nodes' versions never agreed");
+        next_node(&mut pat);
+        let frames = pat.poll(0).await;
+        assert!(!not_joined(&frames), "{frames:?}");
+        quiet = if state(&frames) { 0 } else { quiet + 1 };
+        if quiet == 2 {
+            println!(
+                "the nodes' versions agreed after {} alternating polls",
+                attempt + 1
+            );
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    ana.publish("r", "a5", "1").await;
-    let (pat, frames) = tokio::time::timeout(support::PATIENCE, held)
-        .await
-        .expect("the held poll woke")
-        .unwrap();
-    assert!(!not_joined(&frames), "{frames:?}");
-    assert_eq!(event_ids(&frames), ["a5"]);
-    assert_eq!(pat.delivered["r"], [1, 2, 3, 4, 5]);
+    // Now every poll with nothing due is held, on whichever node it lands: each one below is
+    // still waiting 300 ms in, and returns with ana's next event alone, no `state`.
+    for n in 5..=8u64 {
+        next_node(&mut pat);
+        let mut held = tokio::spawn(async move {
+            let frames = pat.poll(60_000).await;
+            (pat, frames)
+        });
+        if let Ok(answered) = tokio::time::timeout(Duration::from_millis(300), &mut held).await {
+            panic!("poll {n} was answered at once: {:?}", answered.unwrap().1);
+        }
+        let id = format!("a{n}");
+        ana.publish("r", &id, "1").await;
+        let (woken, frames) = tokio::time::timeout(support::PATIENCE, held)
+            .await
+            .expect("the held poll woke")
+            .unwrap();
+        pat = woken;
+        assert_eq!(event_ids(&frames), [id.as_str()], "{frames:?}");
+        assert!(!state(&frames), "{frames:?}");
+    }
+    // And one with nothing due at all runs out its wait on each node: empty.
+    for _ in 0..2 {
+        next_node(&mut pat);
+        let frames = pat.poll(500).await;
+        assert!(frames.is_empty(), "{frames:?}");
+    }
+    assert_eq!(pat.delivered["r"], [1, 2, 3, 4, 5, 6, 7, 8]);
     one.shutdown().await;
     two.shutdown().await;
 }

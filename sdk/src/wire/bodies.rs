@@ -116,6 +116,8 @@ pub struct Stats {
     pub events_per_second: f64,
     /// Durable events stored since start.
     pub events_total: u64,
+    /// How many live nodes the figures add up, on the Redis engine (absent on one node).
+    pub nodes: Option<u64>,
 }
 
 /// `GET /healthz`.

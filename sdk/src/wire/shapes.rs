@@ -313,6 +313,7 @@ wire_shapes! {
         users: req,
         events_per_second: req,
         events_total: req,
+        nodes: opt,
     }
     HealthBody { status: req }
     DevTokenRequest { name: req, ttl_seconds: opt }

@@ -11,6 +11,7 @@
 //! opened with. It never calls into the hub, and it drops its own node's signals.
 
 pub mod local;
+pub mod node_stats;
 pub mod redis;
 pub mod sessions;
 

@@ -30,7 +30,8 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::bus::{Bus, Inbound, Subscribed};
 use crate::hub::{
-    Action, ConnId, ConnKind, Hub, Now, Payload, ReplayOutcome, RoomView, encode_event,
+    Action, ConnId, ConnKind, Hub, Now, Payload, PresenceLookup, ReplayOutcome, RoomView,
+    encode_event,
 };
 use crate::identity::Identity;
 use crate::store::{AppendDone, AppendOutcome, AppendRequest, Page, PageLimit, Store, StoreError};
@@ -161,12 +162,13 @@ pub enum HubMsg {
         /// Where to answer, after the event was fanned out.
         reply: oneshot::Sender<Result<AppendOutcome, StoreError>>,
     },
-    /// A room's presence, for `GET /v1/rooms/{room}/presence`.
+    /// A room's presence, for `GET /v1/rooms/{room}/presence` (see `Hub::lookup_presence`:
+    /// with several nodes, the answer may be to ask again shortly).
     Presence {
         /// Which room.
         room: RoomName,
-        /// Where to answer (`None` when nobody is in the room on this node).
-        reply: oneshot::Sender<Option<PresenceSnapshot>>,
+        /// Where to answer.
+        reply: oneshot::Sender<PresenceLookup>,
     },
     /// Counters for `/v1/stats` and `/metrics`.
     Stats {
@@ -216,11 +218,19 @@ impl HubHandle {
         answer.await.ok()
     }
 
-    /// The current presence of a room on this node.
+    /// The current presence of a room: on several nodes, everyone's, also where nobody of
+    /// the room is on this node (see `Hub::lookup_presence`; at most [`PRESENCE_LOOKUPS`]
+    /// waits of up to `hub::OBSERVE_SETTLE`, after which it answers what it has: nobody).
     pub async fn presence(&self, room: RoomName) -> Option<PresenceSnapshot> {
-        self.ask(|reply| HubMsg::Presence { room, reply })
-            .await
-            .flatten()
+        // Bounded: a room that cannot be opened (its store fails) answers what is known.
+        for _ in 0..PRESENCE_LOOKUPS {
+            let room = room.clone();
+            match self.ask(|reply| HubMsg::Presence { room, reply }).await? {
+                PresenceLookup::Ready(presence) => return presence,
+                PresenceLookup::Pending(wait) => tokio::time::sleep(wait).await,
+            }
+        }
+        None
     }
 
     /// Drains the hub (see [`HubMsg::Drain`]) and waits until it is done.
@@ -228,6 +238,9 @@ impl HubHandle {
         self.ask(|done| HubMsg::Drain { retry_after, done }).await;
     }
 }
+
+/// How many times a presence lookup asks the hub while a room opens to observe it.
+pub const PRESENCE_LOOKUPS: usize = 10;
 
 #[allow(clippy::disallowed_methods)] // The driver is where the hub's clock lives.
 fn now() -> Now {
@@ -459,7 +472,7 @@ impl Driver {
                     .handle_backend_publish(now, self.next_ticket, request);
             }
             HubMsg::Presence { room, reply } => {
-                let _ = reply.send(self.hub.presence(&room));
+                let _ = reply.send(self.hub.lookup_presence(now, &room));
             }
             HubMsg::Stats { reply } => {
                 let _ = reply.send(self.stats());
@@ -500,6 +513,7 @@ impl Driver {
             users: self.hub.user_count() as u64,
             events_per_second,
             events_total: self.counters.events_total,
+            nodes: None,
         }
     }
 

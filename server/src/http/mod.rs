@@ -58,6 +58,8 @@ pub struct AppStateInner {
     pub bus: Arc<dyn crate::bus::Bus>,
     /// Polling sessions shared between the nodes (Redis engine only).
     pub sessions: Option<crate::bus::sessions::SessionDirectory>,
+    /// The nodes' figures, for a deployment-wide `/v1/stats` (Redis engine only).
+    pub node_stats: Option<crate::bus::node_stats::NodeStatsDirectory>,
     /// Token verification.
     pub auth: Authenticator,
     /// The backend API key, if one is configured.

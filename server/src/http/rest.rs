@@ -294,7 +294,11 @@ pub(super) async fn stats(
     headers: HeaderMap,
 ) -> Result<Json<Stats>, ApiError> {
     backend_only(&state, &headers)?;
-    current_stats(&state).await.map(Json)
+    let own = current_stats(&state).await?;
+    Ok(Json(match &state.node_stats {
+        Some(directory) => directory.deployment(own, crate::clock::unix_ms_now()).await,
+        None => own,
+    }))
 }
 
 async fn current_stats(state: &AppState) -> Result<Stats, ApiError> {

@@ -39,9 +39,25 @@
 //! The lease is checked at every refresh tick, so a dead node's members are gone between
 //! `federation_lease` and `federation_lease + federation_refresh` after its last signal.
 //!
-//! Each node keeps its own presence version counter: every change a signal makes bumps the
-//! room's version here, as a local change does, so a polling client comparing versions sees
-//! it. Versions are never compared across nodes.
+//! # Versions agree across nodes
+//!
+//! A polling client carries the presence and typing versions it saw to whichever node answers
+//! its next poll, and a node answers `state` at once when they differ from its own; so the
+//! versions of one room must be the same on every node once their states are. Every signal
+//! carries the sender's versions of the room after its change (`versions`), and every node
+//! treats them as a Lamport clock: a change of its own takes its version plus one; a signal
+//! first raises the receiver's versions to the sender's minus one, then applies (each change
+//! it makes takes the version plus one, so a change the sender and receiver make alike lands
+//! on the sender's version), then raises them to the sender's. So a change one node makes and
+//! the others apply carries one version everywhere, concurrent changes end on one version too
+//! (each node's count of changes is the same), and what ordering between nodes can still
+//! leave unequal (a grace period or a typing TTL ending a moment apart on two nodes, a
+//! receiver applying several changes from one `state`) is evened out by the next refresh:
+//! the `state` every node sends every `HubConfig::federation_refresh` carries its versions
+//! and the others take the highest. Versions still only grow on each node. A member of a
+//! node whose presence version moved by more than one since the last change it was told
+//! gets the whole presence (a `state` frame) rather than a `presence` diff, which it could
+//! not tell from a missed one.
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -116,10 +132,22 @@ pub enum RoomSignal {
     Bye,
 }
 
+/// The sender's presence and typing versions of the room, after the change its signal
+/// carries (see the module docs: receivers merge them as a Lamport clock).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RoomVersions {
+    /// The room's presence version on the sender.
+    pub presence: u64,
+    /// The room's typing version on the sender.
+    pub typing: u64,
+}
+
 #[derive(Serialize)]
 struct EnvelopeOut<'a> {
     v: u32,
     signal: &'a RoomSignal,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    versions: Option<RoomVersions>,
 }
 
 /// The version alone, read first so a newer node's signal is refused for its version rather
@@ -132,6 +160,8 @@ struct VersionIn {
 #[derive(Deserialize)]
 struct EnvelopeIn {
     signal: RoomSignal,
+    #[serde(default)]
+    versions: Option<RoomVersions>,
 }
 
 /// Why a signal from another node was refused. The driver logs it and goes on; nothing else
@@ -157,11 +187,17 @@ pub enum SignalError {
 }
 
 impl RoomSignal {
-    /// The bytes that travel between nodes.
+    /// The bytes that travel between nodes, without versions (a node that forgot the room).
     pub fn encode(&self) -> Bytes {
+        self.encode_with(None)
+    }
+
+    /// The bytes that travel between nodes, with the sender's versions of the room.
+    pub fn encode_with(&self, versions: Option<RoomVersions>) -> Bytes {
         let envelope = EnvelopeOut {
             v: SIGNAL_VERSION,
             signal: self,
+            versions,
         };
         Bytes::from(serde_json::to_vec(&envelope).expect("a signal always serializes"))
     }
@@ -188,6 +224,15 @@ impl RoomSignal {
 
     /// Reads a signal another node (`node`) sent.
     pub fn decode(node: &str, bytes: &[u8]) -> Result<RoomSignal, SignalError> {
+        Ok(RoomSignal::decode_with_versions(node, bytes)?.0)
+    }
+
+    /// Reads a signal another node (`node`) sent, with the versions it carries (none from a
+    /// node that sends none: it forgot the room, or it is of a release before them).
+    pub fn decode_with_versions(
+        node: &str,
+        bytes: &[u8],
+    ) -> Result<(RoomSignal, Option<RoomVersions>), SignalError> {
         let malformed = |err: serde_json::Error| SignalError::Malformed {
             node: node.to_owned(),
             reason: err.to_string(),
@@ -200,7 +245,7 @@ impl RoomSignal {
             });
         }
         let envelope: EnvelopeIn = serde_json::from_slice(bytes).map_err(malformed)?;
-        Ok(envelope.signal)
+        Ok((envelope.signal, envelope.versions))
     }
 }
 
@@ -214,7 +259,7 @@ impl Hub {
         from_node: &str,
         bytes: &[u8],
     ) -> Result<(), SignalError> {
-        let signal = RoomSignal::decode(from_node, bytes)?;
+        let (signal, versions) = RoomSignal::decode_with_versions(from_node, bytes)?;
         // Checked before anything changes: a refused signal does not even renew the lease.
         signal
             .check(&room, self.config.max_meta_bytes)
@@ -233,8 +278,16 @@ impl Hub {
             None => from_node.into(),
         };
         state.heard.insert(Arc::clone(&node), now.instant);
+        // A change this signal makes here lands on the sender's version (see the module docs).
+        if let Some(versions) = versions {
+            state.raise_versions(
+                versions.presence.saturating_sub(1),
+                versions.typing.saturating_sub(1),
+            );
+        }
         match signal {
             RoomSignal::State { conns, sync } => {
+                let before = self.rooms.get(&room).map(|r| r.presence.version());
                 let listed: HashSet<u64> = conns.iter().map(|c| c.conn).collect();
                 for conn in conns {
                     self.apply_remote_conn(&room, &node, conn);
@@ -248,7 +301,13 @@ impl Hub {
                         self.remove_remote_conn(now, &room, &user, &key, true);
                     }
                 }
-                if sync {
+                let after = self.rooms.get(&room).map(|r| r.presence.version());
+                // A `state` that changed several things here leaves this node's version above
+                // the sender's (each change took one): saying so at once, rather than at the
+                // next refresh, lets the others take it now (what a room opening on one more
+                // node does every time). It ends there: taking a version changes nothing.
+                let ahead = versions.is_some_and(|v| after.is_some_and(|a| a > v.presence));
+                if sync || (after != before && ahead) {
                     self.announce_state(&room, false);
                 }
             }
@@ -278,6 +337,11 @@ impl Hub {
                 }
             }
         }
+        if let Some(versions) = versions
+            && let Some(state) = self.rooms.get_mut(&room)
+        {
+            state.raise_versions(versions.presence, versions.typing);
+        }
         self.forget_room_if_idle(&room);
         Ok(())
     }
@@ -286,9 +350,13 @@ impl Hub {
     /// shutting down (after its `bye`, nothing it says may bring its connections back).
     pub(super) fn signal(&mut self, room: &RoomName, signal: &RoomSignal) {
         if self.config.federated && self.draining.is_none() {
+            let versions = self.rooms.get(room).map(|state| RoomVersions {
+                presence: state.presence.version(),
+                typing: state.typing_version,
+            });
             self.actions.push_back(Action::Signal {
                 room: room.clone(),
-                bytes: signal.encode(),
+                bytes: signal.encode_with(versions),
             });
         }
     }

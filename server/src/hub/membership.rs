@@ -81,6 +81,9 @@ impl Hub {
                 }
                 // The other nodes hear who is here and answer with who is there, so a member
                 // sees everyone at once rather than at the next refresh.
+                if let Some(room) = self.rooms.get_mut(&room_name) {
+                    room.synced_at = Some(now.instant);
+                }
                 self.announce_state(&room_name, true);
                 self.arm_refresh(now);
                 // Everyone who waited may have gone while the room loaded.

@@ -38,6 +38,7 @@
 mod connection;
 mod federation;
 mod membership;
+mod observe;
 mod payload;
 mod presence;
 mod publish;
@@ -56,8 +57,9 @@ use chorus_sdk::wire::{
 
 use crate::identity::Identity;
 use crate::store::{AppendJob, AppendOutcome, StoreError, StoredEvent};
-pub use federation::{ConnState, RoomSignal, SIGNAL_VERSION, SignalError};
+pub use federation::{ConnState, RoomSignal, RoomVersions, SIGNAL_VERSION, SignalError};
 use membership::Rejoin;
+pub use observe::{OBSERVE_KEEP, OBSERVE_SETTLE, PresenceLookup};
 pub use payload::{Payload, encode, encode_event};
 use presence::Presence;
 use publish::TokenBucket;
@@ -304,6 +306,18 @@ struct Room {
     gaps: Gaps,
     /// When each other node last sent a signal about this room (see `federation.rs`).
     heard: HashMap<Arc<str>, Instant>,
+    /// When this node asked the others for their state in this room (it opened it).
+    synced_at: Option<Instant>,
+    /// Until when the room stays open for presence lookups without members (see `observe.rs`).
+    observed_until: Option<Instant>,
+}
+
+impl Room {
+    /// Takes another node's versions where they are higher (see `federation.rs`).
+    fn raise_versions(&mut self, presence: u64, typing: u64) {
+        self.presence.raise_version(presence);
+        self.typing_version = self.typing_version.max(typing);
+    }
 }
 
 /// Who said a user is typing.
@@ -342,6 +356,8 @@ enum Timer {
     RepairGap(RoomName),
     /// A replay was interrupted after `u64`: go on from there if the member still replays.
     RetryReplay(ConnId, RoomName, u64),
+    /// A room opened to observe its presence may be forgotten (see `observe.rs`).
+    ObserveEnd(RoomName),
 }
 
 /// The hub state machine. See the module docs for the driving contract.
@@ -598,6 +614,7 @@ impl Hub {
                     }
                 }
                 Timer::PollSessionExpiry(conn) => self.expire_poll_session(now, conn),
+                Timer::ObserveEnd(room_name) => self.end_observation(now, &room_name),
                 Timer::RepairGap(room_name) => self.repair_gap_timer(&room_name),
                 Timer::RetryReplay(conn, room_name, after) => {
                     self.retry_replay(now, conn, room_name, after)
@@ -684,6 +701,7 @@ impl Hub {
         let idle = self.rooms.get(room_name).is_some_and(|room| {
             // Cheapest first: a room with members is the common case.
             room.members.is_empty()
+                && room.observed_until.is_none()
                 && room.gaps.is_idle()
                 && matches!(room.state, Some(RoomLoad::Open { .. }))
                 && room

@@ -43,6 +43,8 @@ pub(crate) enum Change {
 #[derive(Debug, Default)]
 pub(crate) struct Presence {
     version: u64,
+    /// The version the members were last told (see [`Presence::told_members`]).
+    told: u64,
     users: BTreeMap<String, UserEntry>,
 }
 
@@ -109,6 +111,7 @@ impl Presence {
     pub(crate) fn starting_at(base: u64) -> Presence {
         Presence {
             version: base,
+            told: base,
             users: BTreeMap::new(),
         }
     }
@@ -116,6 +119,22 @@ impl Presence {
     /// The version after the latest change.
     pub(crate) fn version(&self) -> u64 {
         self.version
+    }
+
+    /// Takes another node's version where it is higher (see `federation.rs`); nothing else
+    /// changes, and the version never goes back.
+    pub(crate) fn raise_version(&mut self, version: u64) {
+        self.version = self.version.max(version);
+    }
+
+    /// The members are told the current version: `true` when it is exactly one past the last
+    /// one they were told, so a diff brings them up to date; `false` when the version moved
+    /// further (another node's versions were taken), and only the whole presence will do. On
+    /// one node every change moves the version by one, so it is always `true` there.
+    pub(crate) fn told_members(&mut self) -> bool {
+        let next = self.version == self.told + 1;
+        self.told = self.version;
+        next
     }
 
     /// Whether nobody is present (not even lingering).

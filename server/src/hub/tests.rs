@@ -324,7 +324,21 @@ pub(super) fn render(frame: &ServerFrame) -> String {
         ServerFrame::Pong(p) => format!("pong {:?}", p.nonce),
         ServerFrame::Authed(a) => format!("authed {}", a.user),
         ServerFrame::Draining(d) => format!("draining {}", d.retry_after_ms),
-        ServerFrame::State(st) => format!("state {}", st.room),
+        ServerFrame::State(st) => {
+            let mut parts = vec![format!("state {}", st.room)];
+            if let Some(presence) = &st.presence {
+                let users: Vec<String> = presence
+                    .users
+                    .iter()
+                    .map(|u| format!("{}({})", u.user, u.conns.len()))
+                    .collect();
+                parts.push(format!("[{}]", users.join(" ")));
+            }
+            if let Some(typing) = &st.typing {
+                parts.push(format!("typing=[{}]", typing.users.join(" ")));
+            }
+            parts.join(" ")
+        }
     }
 }
 

@@ -13,7 +13,9 @@
 
 use std::cmp::Reverse;
 
-use chorus_sdk::wire::{ErrorCode, Json, PresenceDiff, RoomName, ServerFrame, TypingNotice};
+use chorus_sdk::wire::{
+    ErrorCode, Json, PresenceDiff, RoomName, RoomState, ServerFrame, TypingNotice,
+};
 
 use super::federation::RoomSignal;
 use super::presence::Change;
@@ -164,22 +166,34 @@ impl Hub {
         change: Change,
         except: Option<ConnId>,
     ) {
-        let Some(room) = self.rooms.get(room_name) else {
+        let Some(room) = self.rooms.get_mut(room_name) else {
             return;
         };
-        let mut diff = PresenceDiff {
-            room: room_name.clone(),
-            version: room.presence.version(),
-            joins: vec![],
-            updates: vec![],
-            leaves: vec![],
+        // A diff that is not the next version would look like a missed one to the members
+        // (the SDK joins again for a snapshot): after taking another node's higher version,
+        // they get the whole presence instead.
+        let frame = if room.presence.told_members() {
+            let mut diff = PresenceDiff {
+                room: room_name.clone(),
+                version: room.presence.version(),
+                joins: vec![],
+                updates: vec![],
+                leaves: vec![],
+            };
+            match change {
+                Change::Join(user) => diff.joins.push(user),
+                Change::Update(user) => diff.updates.push(user),
+                Change::Leave(user) => diff.leaves.push(user),
+            }
+            ServerFrame::Presence(diff)
+        } else {
+            ServerFrame::State(RoomState {
+                room: room_name.clone(),
+                presence: Some(room.presence.snapshot()),
+                typing: None,
+            })
         };
-        match change {
-            Change::Join(user) => diff.joins.push(user),
-            Change::Update(user) => diff.updates.push(user),
-            Change::Leave(user) => diff.leaves.push(user),
-        }
-        let payload = encode(&ServerFrame::Presence(diff));
+        let payload = encode(&frame);
         for &conn in room.members.keys().filter(|&&c| Some(c) != except) {
             self.transmits.push_back(Transmit {
                 reply: false,

@@ -1,0 +1,123 @@
+//! Presence and typing versions agree on every node once presence and typing do: a polling
+//! client carries the versions one node gave it to the next, which holds the poll only when
+//! its own are the same. And a member never gets a presence diff that skips a version (its
+//! SDK would take it for a missed one): after a node takes another's higher version, its
+//! members get the whole presence instead.
+
+use super::*;
+
+/// Room `r`'s (presence, typing) versions on every node.
+fn versions(c: &Cluster) -> Vec<(u64, u64)> {
+    let room = RoomName::parse("r").unwrap();
+    (0..c.nodes.len())
+        .map(|node| {
+            let view = c.nodes[node].hub.room_view(&room, 0).expect("open");
+            (view.presence.version, view.typing.version)
+        })
+        .collect()
+}
+
+/// Asserts every node has the same versions, and returns them.
+fn agreed(c: &Cluster, context: &str) -> (u64, u64) {
+    let all = versions(c);
+    assert!(
+        all.iter().all(|v| *v == all[0]),
+        "{context}: versions differ across nodes: {all:?}"
+    );
+    all[0]
+}
+
+/// What a member sees of presence, frame by frame: each diff must be the next version after
+/// the last one it knows (from `joined`, a `state` or the diff before).
+fn check_diffs_are_contiguous(c: &mut Cluster) {
+    for node in 0..c.nodes.len() {
+        let mut conns: Vec<ConnId> = c.nodes[node].frames.keys().copied().collect();
+        conns.sort_unstable();
+        for conn in conns {
+            let mut known: Option<u64> = None;
+            for frame in &c.nodes[node].frames[&conn] {
+                match frame {
+                    ServerFrame::Joined(joined) => known = Some(joined.presence.version),
+                    ServerFrame::State(state) => {
+                        if let Some(presence) = &state.presence {
+                            known = Some(presence.version);
+                        }
+                    }
+                    ServerFrame::Presence(diff) => {
+                        if let Some(before) = known
+                            && diff.version > before
+                        {
+                            assert_eq!(
+                                diff.version,
+                                before + 1,
+                                "node {node} conn {conn}: a diff skipped a version"
+                            );
+                        }
+                        known = Some(known.unwrap_or(0).max(diff.version));
+                    }
+                    _ => {}
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn versions_agree_on_every_node_once_presence_does() {
+    let mut c = Cluster::new(3);
+    let config = HubConfig::default();
+    c.connect(0, 1, "ana");
+    c.send(0, 1, &join("r"));
+    c.connect(1, 2, "ben");
+    c.send(1, 2, &join("r"));
+    c.connect(2, 3, "cat");
+    c.send(2, 3, &join("r"));
+    // Each node opened the room with its own base (as real nodes' clocks give them); the
+    // syncs that opening sends bring them together at once, without waiting for a refresh.
+    let (presence, typing) = agreed(&c, "after the room opened on three nodes");
+
+    // A change on one node lands on one version everywhere at once, without a refresh.
+    c.send(1, 2, r#"{"type":"presence","room":"r","meta":{"x":1}}"#);
+    assert_eq!(agreed(&c, "after a meta change"), (presence + 1, typing));
+    c.send(0, 1, r#"{"type":"typing","room":"r","on":true}"#);
+    assert_eq!(agreed(&c, "after typing on"), (presence + 1, typing + 1));
+    c.connect(2, 4, "dan");
+    c.send(2, 4, &join("r"));
+    assert_eq!(agreed(&c, "after a join"), (presence + 2, typing + 1));
+
+    // Concurrent changes on two nodes (each sent before hearing the other's) end on one
+    // version too.
+    c.latency = Duration::from_millis(20);
+    c.send(0, 1, r#"{"type":"presence","room":"r","meta":{"x":2}}"#);
+    c.send(2, 3, r#"{"type":"presence","room":"r","meta":{"x":3}}"#);
+    c.advance(Duration::from_millis(50));
+    assert_eq!(agreed(&c, "after concurrent changes").0, presence + 4);
+
+    // The typing TTL ends on each node on its own timer; a dropped socket's grace period
+    // too: the versions still agree after them.
+    c.advance(config.typing_ttl);
+    c.disconnect(2, 4);
+    c.advance(config.presence_grace + SECOND);
+    assert!(c.presence(0).iter().all(|u| !u.starts_with("dan")));
+    agreed(&c, "after typing expired and a dropped user left");
+
+    // Signals lost: node a's changes reach nobody, and the others' versions fall behind.
+    c.loss = Some(Box::new(|from, _| from == 0));
+    c.send(0, 1, r#"{"type":"presence","room":"r","meta":{"x":4}}"#);
+    c.send(0, 1, r#"{"type":"typing","room":"r","on":true}"#);
+    c.connect(0, 5, "eve");
+    c.send(0, 5, &join("r"));
+    let all = versions(&c);
+    assert_ne!(all[0], all[1], "the others missed node a's changes");
+    // Node b changes meanwhile: it reaches node a, whose versions are ahead.
+    c.send(1, 2, r#"{"type":"presence","room":"r","meta":{"x":5}}"#);
+    c.loss = None;
+    c.advance(config.federation_refresh * 2);
+    for node in [1, 2] {
+        assert_eq!(c.presence_with_metas(node), c.presence_with_metas(0));
+    }
+    let (healed, _) = agreed(&c, "after the refresh healed the lost signals");
+    assert!(healed > presence + 4, "versions only grow");
+
+    check_diffs_are_contiguous(&mut c);
+}
