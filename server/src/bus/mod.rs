@@ -12,6 +12,7 @@
 
 pub mod local;
 pub mod redis;
+pub mod redis_cluster;
 pub mod sessions;
 
 use bytes::Bytes;
