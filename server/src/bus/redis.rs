@@ -28,6 +28,7 @@ use redis::aio::PubSubSink;
 use tokio::sync::{mpsc, oneshot};
 
 use super::{Bus, BusError, BusFigures, Inbound, InboundSender, Subscribed};
+use crate::store::redis::target::key_slot;
 use crate::store::redis::{KeyLayout, RedisConn, RedisTarget, decode_live};
 
 /// How often the subscriber connection is checked with a `PING`.
@@ -455,15 +456,18 @@ async fn within<T>(
 /// Publishes the node's signals, in order, every one queued when it wakes in one pipeline.
 /// Signals are best effort: a batch that fails is dropped (and logged).
 async fn publish_signals(
-    mut conn: RedisConn,
+    conn: RedisConn,
     publish: &'static str,
     keys: KeyLayout,
     node: String,
     shared: Arc<Shared>,
     mut queue: mpsc::UnboundedReceiver<(RoomName, Bytes)>,
 ) {
+    let cluster = matches!(conn, RedisConn::Cluster(_));
     while let Some(first) = queue.recv().await {
-        let mut pipe = redis::pipe();
+        // On a cluster a pipeline holds one slot's commands (see `store::redis::writer`): one
+        // per slot, sent together. A room is one slot, so its signals keep their order.
+        let mut pipes: HashMap<u16, (redis::Pipeline, u64)> = HashMap::new();
         let mut count = 0u64;
         let mut next = Some(first);
         while let Some((room, bytes)) = next.take() {
@@ -471,20 +475,31 @@ async fn publish_signals(
             message.extend_from_slice(node.as_bytes());
             message.push(b'\n');
             message.extend_from_slice(&bytes);
-            pipe.cmd(publish)
-                .arg(keys.signal_channel(&room))
-                .arg(message)
-                .ignore();
+            let channel = keys.signal_channel(&room);
+            let slot = if cluster {
+                key_slot(channel.as_bytes())
+            } else {
+                0
+            };
+            let (pipe, in_pipe) = pipes.entry(slot).or_insert_with(|| (redis::pipe(), 0));
+            pipe.cmd(publish).arg(channel).arg(message).ignore();
+            *in_pipe += 1;
             count += 1;
             if count < 1024 {
                 next = queue.try_recv().ok();
             }
         }
-        match pipe.query_async::<()>(&mut conn).await {
-            Ok(()) => {
-                shared.signals_sent.fetch_add(count, Ordering::Relaxed);
+        let sent = pipes.into_values().map(|(pipe, in_pipe)| {
+            let mut conn = conn.clone();
+            async move { (pipe.query_async::<()>(&mut conn).await, in_pipe) }
+        });
+        for (result, in_pipe) in futures_util::future::join_all(sent).await {
+            match result {
+                Ok(()) => {
+                    shared.signals_sent.fetch_add(in_pipe, Ordering::Relaxed);
+                }
+                Err(err) => tracing::warn!("{in_pipe} signals were not sent: {err}"),
             }
-            Err(err) => tracing::warn!("{count} signals were not sent: {err}"),
         }
     }
 }

@@ -55,6 +55,8 @@ pub(super) struct ClusterSubscriber {
     pushes: mpsc::UnboundedReceiver<PushInfo>,
     rooms: Rooms,
     states: HashMap<RoomName, State>,
+    /// A node was lost: subscribe the lost rooms as soon as the pushes are handled.
+    resubscribe_soon: bool,
     url: String,
 }
 
@@ -79,6 +81,7 @@ impl ClusterSubscriber {
             pushes,
             rooms,
             states: HashMap::new(),
+            resubscribe_soon: false,
             url,
         })
     }
@@ -117,6 +120,9 @@ impl ClusterSubscriber {
                     while let Ok(push) = self.pushes.try_recv() {
                         self.take(push, &mut repaired);
                     }
+                    if std::mem::take(&mut self.resubscribe_soon) {
+                        self.subscribe_lost().await;
+                    }
                     if !repaired.is_empty() {
                         repaired.sort_unstable();
                         repaired.dedup();
@@ -139,18 +145,34 @@ impl ClusterSubscriber {
         }
     }
 
-    /// Subscribes the lost rooms again and checks every node answers.
-    async fn check(&mut self) {
-        let mut lost: Vec<RoomName> = self
+    /// Subscribes the lost rooms again, all at once (a room of a shard that is still down
+    /// stays lost, and is tried again at the next check).
+    async fn subscribe_lost(&mut self) {
+        let lost: Vec<RoomName> = self
             .states
             .iter()
             .filter(|(_, state)| **state == State::Lost)
             .map(|(room, _)| room.clone())
             .collect();
-        lost.sort_unstable();
-        for room in lost {
-            self.subscribe(&room).await;
+        let sent = lost.into_iter().map(|room| {
+            let mut conn = self.conn.clone();
+            let channels = self.rooms.room_channels(&room);
+            async move { (within(conn.ssubscribe(&channels)).await, room) }
+        });
+        for (result, room) in futures_util::future::join_all(sent).await {
+            match result {
+                // Confirmed by its push (which may already have been handled).
+                Ok(()) => {}
+                Err(err) => {
+                    tracing::debug!(%room, url = %self.url, "SSUBSCRIBE failed: {err}; retrying");
+                }
+            }
         }
+    }
+
+    /// Subscribes the lost rooms again and checks every node answers.
+    async fn check(&mut self) {
+        self.subscribe_lost().await;
         let shared = &self.rooms.shared;
         match within(redis::cmd("PING").query_async::<Value>(&mut self.conn)).await {
             Ok(_) => {
@@ -195,7 +217,13 @@ impl ClusterSubscriber {
                 }
             }
             PushKind::Disconnection => {
-                tracing::warn!(url = %self.url, "the bus lost a cluster node; its rooms are repaired when it is back");
+                // The push does not say which node, so every followed room is subscribed again
+                // (a no-op on a node that kept it) and repaired once confirmed.
+                tracing::warn!(url = %self.url, "the bus lost a cluster node; subscribing every room again");
+                for state in self.states.values_mut() {
+                    *state = State::Lost;
+                }
+                self.resubscribe_soon = true;
             }
             _ => {}
         }
