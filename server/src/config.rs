@@ -386,4 +386,25 @@ mod tests {
         let err = both.unwrap_err().to_string();
         assert!(err.contains("--redis") && err.contains("--store"), "{err}");
     }
+
+    #[test]
+    fn redis_cluster_takes_the_nodes_urls_and_needs_redis() {
+        let config = Config::try_parse_from([
+            "chorus-server",
+            "--redis",
+            "redis://10.0.0.1:6379,redis://10.0.0.2:6379",
+            "--redis-cluster",
+        ])
+        .unwrap();
+        assert!(config.redis_cluster);
+        assert!(
+            !Config::try_parse_from(["chorus-server", "--redis", "redis://h/"])
+                .unwrap()
+                .redis_cluster
+        );
+        let err = Config::try_parse_from(["chorus-server", "--redis-cluster"])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("--redis <REDIS>"), "{err}");
+    }
 }

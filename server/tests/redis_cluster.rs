@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use chorus_sdk::wire::{ResetReason, ServerFrame};
 use support::redis::{RedisCluster, RedisServer};
-use support::{Client, event_seq, is_ack};
+use support::{Client, PollClient, event_seq, is_ack};
 
 fn cluster_config(cluster: &RedisCluster) -> chorus_server::config::Config {
     let mut config = support::config();
@@ -31,10 +31,11 @@ async fn recv_until_all(
     let mut done = BTreeSet::new();
     while done.len() < rooms.len() {
         let frame = client.recv().await;
-        if let ServerFrame::Event(event) = &frame {
-            if event.seq == Some(seq) && rooms.iter().any(|(room, _)| room == event.room.as_str()) {
-                done.insert(event.room.to_string());
-            }
+        if let ServerFrame::Event(event) = &frame
+            && event.seq == Some(seq)
+            && rooms.iter().any(|(room, _)| room == event.room.as_str())
+        {
+            done.insert(event.room.to_string());
         }
         frames.push(frame);
     }
@@ -263,10 +264,10 @@ async fn a_lost_shard_resets_its_rooms_and_leaves_the_others_alone() {
     let mut heard = BTreeSet::new();
     while heard.len() < rooms.len() {
         let frame = ana.recv().await;
-        if let ServerFrame::Event(e) = &frame {
-            if e.id.as_str().starts_with("after-") {
-                heard.insert(e.room.to_string());
-            }
+        if let ServerFrame::Event(e) = &frame
+            && e.id.as_str().starts_with("after-")
+        {
+            heard.insert(e.room.to_string());
         }
         frames.push(frame);
     }
@@ -386,4 +387,36 @@ async fn the_bus_reports_the_rooms_of_a_lost_shard_resynced() {
         }
     }
     assert!(a.ready().is_ok());
+}
+
+/// A polling client whose requests alternate between two nodes on the cluster: the session
+/// record (on the shard of its session id) lets each node adopt it, so every publish is
+/// accepted and every event arrives once, in order; the record's key carries the hash tag.
+#[tokio::test]
+async fn a_polling_session_alternating_between_nodes_on_a_cluster_is_adopted() {
+    let cluster = RedisCluster::start();
+    let one = support::start(&cluster_config(&cluster)).await;
+    let two = support::start(&cluster_config(&cluster)).await;
+    let nodes = [one.local_addr(), two.local_addr()];
+    let mut pat = PollClient::new(&one, "pat", "session-rr");
+    let joined = pat.join("r").await;
+    assert!(joined.iter().any(|f| matches!(f, ServerFrame::Joined(_))));
+    for n in 1..=4u64 {
+        pat.addr = nodes[(n % 2) as usize];
+        let id = format!("p{n}");
+        let answer = pat.send(vec![support::publish("r", &id, "1")]).await;
+        assert!(answer.iter().any(|f| is_ack(f, &id)), "{answer:?}");
+        pat.addr = nodes[((n + 1) % 2) as usize];
+        let frames = pat.poll(0).await;
+        assert!(
+            !frames.iter().any(|f| matches!(f, ServerFrame::Error(e) if e.code == chorus_sdk::wire::ErrorCode::NotJoined)),
+            "{frames:?}"
+        );
+    }
+    assert_eq!(pat.delivered["r"], [1, 2, 3, 4]);
+    let key = "chorus:session:{session-rr}";
+    let master = &cluster.masters()[cluster.master_of(key)];
+    assert!(master.command(&format!("EXISTS {key}")).contains(":1"));
+    one.shutdown().await;
+    two.shutdown().await;
 }

@@ -15,6 +15,9 @@
 //! backoff from 100 ms doubling to 5 s, subscribes every followed room again and then sends
 //! [`Inbound::Resynced`] with all of them, so the hub repairs each from the store. While it is
 //! down, [`Bus::ready`] fails (and `/readyz` with it).
+//!
+//! On a Redis Cluster (`--redis-cluster`) the subscriber is [`super::redis_cluster`]'s (sharded
+//! pub/sub); the signal publisher here sends `SPUBLISH`, one pipeline per slot.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};

@@ -14,7 +14,7 @@
 //! 5. increments the seq, `XADD`s the event to the room's stream under the entry id `<seq>-0`,
 //!    records the dedupe key, trims again, sets the log's and the records' expiry to the age
 //!    limit (every kept entry would have aged out by then, so an idle room frees itself);
-//! 6. `PUBLISH`es the stored event on the room's live channel.
+//! 6. `PUBLISH`es (on a cluster `SPUBLISH`es) the stored event on the room's live channel.
 //!
 //! Reads are a second script (`redis/read.lua`): the head, the oldest kept seq and the page come
 //! from one snapshot. A read of an unknown room creates its epoch (with an expiry, removed by
@@ -37,14 +37,23 @@
 //!
 //! ## Order and failures
 //!
-//! One task owns the write connection: it takes every job queued when it wakes, sends them as
-//! one pipeline (one round trip) and hands the outcomes over in submission order. An error
-//! reaching Redis fails the jobs in flight with [`StoreError::Backend`], whose message names the
-//! URL; such a job may still have been stored, and the client's retry (same id) is then answered
-//! `Duplicate`. After Redis lost its script cache (a restart) a job answered `NOSCRIPT` did not
-//! run: the writer loads the script and runs it again, unless a later job of the same pipeline
-//! already ran (another node loaded the script meanwhile), in which case it fails the job rather
-//! than reorder the room's seqs.
+//! One task owns the writes (`redis/writer.rs`): it takes every job queued when it wakes, sends
+//! them as one pipeline (one round trip; on a Redis Cluster one pipeline per slot, all in
+//! flight at once) and hands the outcomes over in submission order. An error reaching Redis
+//! fails the jobs in flight with [`StoreError::Backend`], whose message names the URL; such a
+//! job may still have been stored, and the client's retry (same id) is then answered
+//! `Duplicate`. After Redis lost its script cache (a restart, a failover) a job answered
+//! `NOSCRIPT` did not run: the writer loads the script (on a cluster, on that slot's master)
+//! and runs it again, unless a later job of the same pipeline already ran (another node loaded
+//! the script meanwhile), in which case it fails the job rather than reorder the room's seqs.
+//!
+//! ## Redis Cluster
+//!
+//! [`RedisTarget`] says whether the nodes share one server or a cluster (`--redis-cluster`).
+//! On a cluster every script runs on the master of its room's slot (all its keys share the
+//! `{R}` tag), the append script publishes with `SPUBLISH` (sharded pub/sub: the message stays
+//! on the room's shard; the command is the script's last argument) and the bus subscribes with
+//! `SSUBSCRIBE` (`crate::bus::redis_cluster`).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};

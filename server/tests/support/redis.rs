@@ -252,10 +252,8 @@ impl RedisCluster {
                     _ => false,
                 }
             });
-            if serves {
-                if let Some(index) = self.masters.iter().position(|m| m.port == port) {
-                    return index;
-                }
+            if serves && let Some(index) = self.masters.iter().position(|m| m.port == port) {
+                return index;
             }
         }
         panic!("no master serves slot {slot} of {key}:\n{nodes}");
