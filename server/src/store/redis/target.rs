@@ -41,12 +41,7 @@ impl RedisTarget {
 
     /// Reads `--redis` (`text`) with `--redis-cluster` (`cluster`).
     pub fn parse(text: &str, cluster: bool) -> Result<RedisTarget, StoreError> {
-        let mut urls: Vec<String> = text
-            .split(',')
-            .map(str::trim)
-            .filter(|url| !url.is_empty())
-            .map(str::to_owned)
-            .collect();
+        let mut urls = split_urls(text);
         let shown = urls
             .iter()
             .map(|url| redacted_url(url))
@@ -220,6 +215,29 @@ impl RedisTarget {
         }
         text
     }
+}
+
+/// The URLs in `text`, split at each comma followed by a scheme (`x://`) or by nothing (a
+/// password may contain commas), trimmed, empty ones dropped.
+fn split_urls(text: &str) -> Vec<String> {
+    let mut urls = Vec::new();
+    let mut start = 0;
+    for (at, _) in text.match_indices(',') {
+        let rest = text[at + 1..].trim_start();
+        let starts_url = rest.find("://").is_some_and(|end| {
+            end > 0
+                && rest[..end]
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"+.-".contains(&b))
+        });
+        if rest.is_empty() || starts_url {
+            urls.push(text[start..at].trim().to_owned());
+            start = at + 1;
+        }
+    }
+    urls.push(text[start..].trim().to_owned());
+    urls.retain(|url| !url.is_empty());
+    urls
 }
 
 /// Every text inside `value` (a fan-out's answer is a map of node to reply).
@@ -408,5 +426,18 @@ mod tests {
         );
         check("unix:///tmp/r.sock", true, Err("is not a Redis URL"));
         check(" , ", true, Err("--redis is empty"));
+        check(
+            "redis://:pa,ss@h:1/",
+            false,
+            Ok(RedisTarget::single("redis://:pa,ss@h:1/")),
+        );
+        check(
+            "redis://:pa,ss@a:1,rediss://b:2",
+            true,
+            Ok(RedisTarget::Cluster(vec![
+                "redis://:pa,ss@a:1".into(),
+                "rediss://b:2".into(),
+            ])),
+        );
     }
 }
