@@ -294,7 +294,7 @@ impl RedisCluster {
 
 impl RedisServer {
     /// Starts one cluster-enabled node on free ports (client and cluster bus).
-    fn start_cluster_node() -> RedisServer {
+    pub fn start_cluster_node() -> RedisServer {
         let mut server = RedisServer {
             child: None,
             port: 0,

@@ -128,9 +128,53 @@ impl RedisTarget {
                     .response_timeout(response_timeout)
                     .retries(retries as u32)
                     .build()?;
-                Ok(RedisConn::Cluster(client.get_async_connection().await?))
+                match client.get_async_connection().await {
+                    Ok(conn) => Ok(RedisConn::Cluster(conn)),
+                    Err(err) => Err(self.diagnose(urls, err).await),
+                }
             }
         }
+    }
+
+    /// Says why connecting to the cluster failed, asking each seed itself (the cluster client
+    /// reports "no connections found" alike for a seed that is down, one that is no cluster
+    /// and a cluster that serves no slot).
+    async fn diagnose(&self, urls: &[String], err: RedisError) -> RedisError {
+        let mut reasons = Vec::new();
+        for url in urls {
+            let shown = redacted_url(url);
+            let answer = async {
+                let client = redis::Client::open(url.as_str())?;
+                let mut conn = client.get_multiplexed_async_connection().await?;
+                redis::cmd("CLUSTER")
+                    .arg("INFO")
+                    .query_async::<String>(&mut conn)
+                    .await
+            };
+            let reason = match tokio::time::timeout(CONNECT_TIMEOUT, answer).await {
+                Err(_) => "no answer in time".to_owned(),
+                Ok(Err(err)) if err.to_string().contains("cluster support disabled") => {
+                    "this Redis is not a cluster (cluster support disabled); drop --redis-cluster (or point --redis at a cluster's nodes)".to_owned()
+                }
+                Ok(Err(err)) => err.to_string(),
+                Ok(Ok(info)) => {
+                    let state = info
+                        .lines()
+                        .find_map(|line| line.trim().strip_prefix("cluster_state:"))
+                        .unwrap_or("unknown")
+                        .to_owned();
+                    format!(
+                        "the cluster is down (cluster_state:{state}): every slot must be served by a master before Chorus starts"
+                    )
+                }
+            };
+            reasons.push(format!("{shown}: {reason}"));
+        }
+        RedisError::from((
+            redis::ErrorKind::ClusterConnectionNotFound,
+            "no usable cluster node",
+            format!("{err}; {}", reasons.join("; ")),
+        ))
     }
 
     /// The cluster client's settings shared by every connection to it.
@@ -173,11 +217,16 @@ impl RedisTarget {
                 Ok(())
             }
             RedisConn::Cluster(cluster) => {
-                let state: String = redis::cmd("CLUSTER")
-                    .arg("INFO")
-                    .query_async(cluster)
-                    .await
-                    .map_err(|err| err.to_string())?;
+                let state: String =
+                    match redis::cmd("CLUSTER").arg("INFO").query_async(cluster).await {
+                        Ok(state) => state,
+                        Err(err) => {
+                            let RedisTarget::Cluster(urls) = self else {
+                                return Err(err.to_string());
+                            };
+                            return Err(self.diagnose(urls, err).await.to_string());
+                        }
+                    };
                 let state_line = state
                     .lines()
                     .find_map(|line| line.trim().strip_prefix("cluster_state:"))

@@ -683,6 +683,20 @@ async fn opening_names_the_wrong_kind_of_redis() {
     .to_string();
     assert!(err.contains("add --redis-cluster"), "{err}");
 
+    // A cluster node whose cluster was never created: no slot is served.
+    let lone = RedisServer::start_cluster_node();
+    let (tx, _rx) = unbounded_channel();
+    let err = RedisStore::open_on(
+        &RedisTarget::Cluster(vec![lone.url()]),
+        DEFAULT_PREFIX,
+        Retention::default(),
+        tx,
+    )
+    .await
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains("the cluster is down"), "{err}");
+
     let (tx, _rx) = unbounded_channel();
     let err = RedisStore::open_on(
         &RedisTarget::Cluster(vec![format!("redis://127.0.0.1:{}/", server.port() ^ 1)]),
