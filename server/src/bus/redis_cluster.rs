@@ -16,7 +16,7 @@
 //! their members when the shard lost them). Rooms of the other shards are not disturbed.
 //! A room the server unsubscribed (`sunsubscribe` push: its slot moved away) or whose
 //! `SSUBSCRIBE` failed (its shard was down) is subscribed again every 2 s until it is
-//! confirmed, then repaired likewise. A `PING` to every node every 2 s decides
+//! confirmed, then repaired likewise. A `PING` to every master every 2 s decides
 //! [`crate::bus::Bus::ready`].
 
 use std::collections::HashMap;
@@ -170,7 +170,7 @@ impl ClusterSubscriber {
         }
     }
 
-    /// Subscribes the lost rooms again and checks every node answers.
+    /// Subscribes the lost rooms again and checks every master answers.
     async fn check(&mut self) {
         self.subscribe_lost().await;
         let shared = &self.rooms.shared;
