@@ -2,7 +2,8 @@
 //! test. Members on one node get what the other stored, in order and once, in rooms spread
 //! over every shard; signals cross; a shard's master killed and restarted (no persistence: its
 //! rooms are lost) resets the members of its rooms, who go on, while the rooms of the other
-//! shards are not disturbed. Start-up names a misconfiguration.
+//! shards are not disturbed; a polling session is adopted across nodes; a room's shard
+//! channels are unsubscribed when its last member leaves. Start-up names a misconfiguration.
 
 mod support;
 
@@ -423,6 +424,42 @@ async fn a_polling_session_alternating_between_nodes_on_a_cluster_is_adopted() {
     let key = "chorus:session:{session-rr}";
     let master = &cluster.masters()[cluster.master_of(key)];
     assert!(master.command(&format!("EXISTS {key}")).contains(":1"));
+    one.shutdown().await;
+    two.shutdown().await;
+}
+
+/// A room's shard channels are subscribed on its master while someone is in it on a node,
+/// and unsubscribed when its last member there leaves.
+#[tokio::test]
+async fn a_rooms_shard_channels_are_unsubscribed_when_its_last_member_leaves() {
+    let cluster = RedisCluster::start();
+    let master = &cluster.masters()[cluster.master_of("chorus:{r}:live")];
+    let one = support::start(&cluster_config(&cluster)).await;
+    let two = support::start(&cluster_config(&cluster)).await;
+    let mut ana = Client::connect(&one, "ana").await;
+    let mut bob = Client::connect(&two, "bob").await;
+    ana.join("r", None).await;
+    bob.join("r", None).await;
+    let numsub = "PUBSUB SHARDNUMSUB chorus:{r}:live chorus:{r}:sig";
+    let until = |count: &'static str| async move {
+        let mut attempts = 0;
+        loop {
+            let reply = master.command(numsub);
+            if reply.matches(count).count() == 2 {
+                return;
+            }
+            attempts += 1;
+            assert!(attempts < 250, "{numsub}: {reply}");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    };
+    until(":2").await;
+    ana.send_text(r#"{"type":"leave","room":"r"}"#).await;
+    ana.recv_until(|f| matches!(f, ServerFrame::Left(_))).await;
+    until(":1").await;
+    bob.send_text(r#"{"type":"leave","room":"r"}"#).await;
+    bob.recv_until(|f| matches!(f, ServerFrame::Left(_))).await;
+    until(":0").await;
     one.shutdown().await;
     two.shutdown().await;
 }
