@@ -163,9 +163,13 @@ impl RedisTarget {
                         .find_map(|line| line.trim().strip_prefix("cluster_state:"))
                         .unwrap_or("unknown")
                         .to_owned();
-                    format!(
-                        "the cluster is down (cluster_state:{state}): every slot must be served by a master before Chorus starts"
-                    )
+                    if state == "ok" {
+                        "answers, cluster_state:ok".to_owned()
+                    } else {
+                        format!(
+                            "the cluster is down (cluster_state:{state}): every slot must be served by a master before Chorus starts"
+                        )
+                    }
                 }
             };
             reasons.push(format!("{shown}: {reason}"));
