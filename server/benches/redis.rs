@@ -5,13 +5,15 @@
 //! port, first without persistence, then with AOF `appendfsync always` (docs/SCALING.md says
 //! what each guarantees), and prints one line per configuration: every publish submitted at
 //! once (the writer pipelines what is queued), and one publish at a time (a round trip each).
+//! Then it starts a Redis Cluster of three masters (no replicas, no persistence) and measures
+//! 100 rooms spread over the three shards (the writer sends one pipeline per slot).
 
 #![allow(clippy::print_stdout, missing_docs)]
 
 use std::time::Instant;
 
 use chorus_sdk::wire::{EventId, Json, RoomName};
-use chorus_server::store::redis::RedisStore;
+use chorus_server::store::redis::{RedisStore, RedisTarget};
 use chorus_server::store::{AppendJob, AppendRequest, Origin, Retention, Store};
 
 #[path = "../tests/support/redis.rs"]
@@ -32,19 +34,26 @@ fn job(n: usize, rooms: usize) -> AppendJob {
     }
 }
 
-/// Commands Redis has run so far (scripts' own commands included), from `INFO commandstats`.
-fn commands_run(server: &redis_server::RedisServer) -> u64 {
-    server
-        .command("INFO commandstats")
-        .lines()
-        .filter_map(|line| line.split("calls=").nth(1))
-        .filter_map(|rest| rest.split(',').next()?.parse::<u64>().ok())
+/// Commands the servers have run so far (scripts' own commands included), from
+/// `INFO commandstats`.
+fn commands_run(servers: &[&redis_server::RedisServer]) -> u64 {
+    servers
+        .iter()
+        .map(|server| {
+            server
+                .command("INFO commandstats")
+                .lines()
+                .filter_map(|line| line.split("calls=").nth(1))
+                .filter_map(|rest| rest.split(',').next()?.parse::<u64>().ok())
+                .sum::<u64>()
+        })
         .sum()
 }
 
 #[allow(clippy::disallowed_methods)] // A benchmark measures wall time.
 async fn measure(
-    server: &redis_server::RedisServer,
+    servers: &[&redis_server::RedisServer],
+    target: &RedisTarget,
     label: &str,
     rooms: usize,
     events: usize,
@@ -52,11 +61,11 @@ async fn measure(
 ) {
     let (tx, mut outcomes) = tokio::sync::mpsc::unbounded_channel();
     let prefix = format!("bench{rooms}{one_at_a_time}:");
-    let store = RedisStore::open(&server.url(), &prefix, Retention::default(), tx)
+    let store = RedisStore::open_on(target, &prefix, Retention::default(), tx)
         .await
         .unwrap();
     let trips_before = store.round_trips();
-    let commands_before = commands_run(server);
+    let commands_before = commands_run(servers);
     let started = Instant::now();
     if one_at_a_time {
         for n in 0..events {
@@ -73,10 +82,10 @@ async fn measure(
     }
     let seconds = started.elapsed().as_secs_f64();
     let trips = store.round_trips() - trips_before;
-    // The INFO call itself counts once.
-    let commands = commands_run(server) - commands_before - 1;
+    // Each INFO call itself counts once.
+    let commands = commands_run(servers) - commands_before - servers.len() as u64;
     println!(
-        "{label:<6} {:<13} {rooms:>3} room(s) {events:>6} publishes in {seconds:>6.3} s = {:>8.0} publishes/s; \
+        "{label:<8} {:<13} {rooms:>3} room(s) {events:>6} publishes in {seconds:>6.3} s = {:>8.0} publishes/s; \
          {trips} round trips ({:.1} publishes each), {:.1} Redis commands per publish (1 EVALSHA + script)",
         if one_at_a_time {
             "one at a time"
@@ -96,9 +105,17 @@ async fn main() {
         ("aof", redis_server::Durability::AofAlways),
     ] {
         let server = redis_server::RedisServer::start_with(durability);
+        let target = RedisTarget::single(&server.url());
         for rooms in [1, 100] {
-            measure(&server, label, rooms, 100_000, false).await;
+            measure(&[&server], &target, label, rooms, 100_000, false).await;
         }
-        measure(&server, label, 1, 5_000, true).await;
+        measure(&[&server], &target, label, 1, 5_000, true).await;
     }
+    let cluster = redis_server::RedisCluster::start();
+    let masters: Vec<&redis_server::RedisServer> = cluster.masters().iter().collect();
+    let target = RedisTarget::parse(&cluster.urls(), true).unwrap();
+    for rooms in [1, 100] {
+        measure(&masters, &target, "cluster", rooms, 100_000, false).await;
+    }
+    measure(&masters, &target, "cluster", 1, 5_000, true).await;
 }

@@ -52,6 +52,12 @@ pub struct Config {
         conflicts_with = "store"
     )]
     pub redis: Option<String>,
+    /// The Redis is a Redis Cluster (7.0 or newer): --redis then takes one or more of its
+    /// nodes' URLs, comma-separated (`redis://10.0.0.1:6379,redis://10.0.0.2:6379`); the other
+    /// nodes are discovered. Each room lives on one shard; live messages and signals use
+    /// sharded pub/sub. See docs/SCALING.md.
+    #[arg(long, env = "CHORUS_REDIS_CLUSTER", requires = "redis")]
+    pub redis_cluster: bool,
     /// Prefix of every Redis key and channel, so several deployments can share one Redis.
     #[arg(long, env = "CHORUS_REDIS_PREFIX", default_value = crate::store::redis::DEFAULT_PREFIX)]
     pub redis_prefix: String,
@@ -380,5 +386,26 @@ mod tests {
         ]);
         let err = both.unwrap_err().to_string();
         assert!(err.contains("--redis") && err.contains("--store"), "{err}");
+    }
+
+    #[test]
+    fn redis_cluster_takes_the_nodes_urls_and_needs_redis() {
+        let config = Config::try_parse_from([
+            "chorus-server",
+            "--redis",
+            "redis://10.0.0.1:6379,redis://10.0.0.2:6379",
+            "--redis-cluster",
+        ])
+        .unwrap();
+        assert!(config.redis_cluster);
+        assert!(
+            !Config::try_parse_from(["chorus-server", "--redis", "redis://h/"])
+                .unwrap()
+                .redis_cluster
+        );
+        let err = Config::try_parse_from(["chorus-server", "--redis-cluster"])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("--redis <REDIS>"), "{err}");
     }
 }

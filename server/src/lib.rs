@@ -115,10 +115,17 @@ pub async fn start(config: &Config, listener: TcpListener) -> Result<RunningServ
     let (outcomes_tx, outcomes_rx) = tokio::sync::mpsc::unbounded_channel();
     let (inbound_tx, inbound_rx) = tokio::sync::mpsc::unbounded_channel();
     let node = format!("{:x}", store::random_epoch() & 0xffff_ffff);
-    let store: Arc<dyn Store> = match (&config.redis, config.store) {
-        (Some(url), _) => Arc::new(
-            store::redis::RedisStore::open(
-                url,
+    let redis_target = match &config.redis {
+        Some(text) => Some(
+            store::redis::RedisTarget::parse(text, config.redis_cluster)
+                .map_err(|err| StartError::Redis(err.to_string()))?,
+        ),
+        None => None,
+    };
+    let store: Arc<dyn Store> = match (&redis_target, config.store) {
+        (Some(target), _) => Arc::new(
+            store::redis::RedisStore::open_on(
+                target,
                 &config.redis_prefix,
                 config.retention(),
                 outcomes_tx,
@@ -150,41 +157,31 @@ pub async fn start(config: &Config, listener: TcpListener) -> Result<RunningServ
         max_sessions_per_user: config.max_poll_sessions_per_user,
         max_sessions_per_address: config.max_poll_sessions_per_ip,
     };
-    let sessions = match &config.redis {
-        Some(url) => Some(
+    let sessions = match &redis_target {
+        Some(target) => Some(
             bus::sessions::SessionDirectory::open(
-                url,
+                target,
                 &config.redis_prefix,
                 Duration::from_millis(config.poll_session_timeout_ms),
             )
             .await
-            .map_err(|err| {
-                StartError::Redis(format!(
-                    "Redis at {}: {err}",
-                    store::redis::redacted_url(url)
-                ))
-            })?,
+            .map_err(|err| StartError::Redis(format!("Redis at {}: {err}", target.shown())))?,
         ),
         None => None,
     };
-    let node_stats = match &config.redis {
-        Some(url) => Some(
-            bus::node_stats::NodeStatsDirectory::open(url, &config.redis_prefix, &node)
+    let node_stats = match &redis_target {
+        Some(target) => Some(
+            bus::node_stats::NodeStatsDirectory::open(target, &config.redis_prefix, &node)
                 .await
-                .map_err(|err| {
-                    StartError::Redis(format!(
-                        "Redis at {}: {err}",
-                        store::redis::redacted_url(url)
-                    ))
-                })?,
+                .map_err(|err| StartError::Redis(format!("Redis at {}: {err}", target.shown())))?,
         ),
         None => None,
     };
-    let bus: Arc<dyn Bus> = match &config.redis {
-        Some(url) => {
+    let bus: Arc<dyn Bus> = match &redis_target {
+        Some(target) => {
             let keys = store::redis::KeyLayout::new(&config.redis_prefix)?;
             Arc::new(
-                bus::redis::RedisBus::open(url, keys, node, inbound_tx)
+                bus::redis::RedisBus::open_on(target, keys, node, inbound_tx)
                     .await
                     .map_err(|err| StartError::Redis(err.to_string()))?,
             )

@@ -37,7 +37,8 @@ async fn serve(config: chorus_server::config::Config) -> anyhow::Result<()> {
     match &config.redis {
         Some(url) => tracing::info!(
             addr = %server.local_addr(),
-            redis = %chorus_server::store::redis::redacted_url(url),
+            redis = %chorus_server::store::redis::redacted_urls(url),
+            redis_cluster = config.redis_cluster,
             prefix = %config.redis_prefix,
             listen_backlog = config.listen_backlog,
             "chorus-server listening"

@@ -13,6 +13,7 @@
 pub mod local;
 pub mod node_stats;
 pub mod redis;
+pub mod redis_cluster;
 pub mod sessions;
 
 use bytes::Bytes;

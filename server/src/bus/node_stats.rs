@@ -6,6 +6,7 @@
 //! [`PUBLISH_EVERY`]; a record older than [`NODE_STALE_AFTER`] is a node that died (or was cut
 //! off): it is left out of the sums and removed by the next reader. A node shutting down removes
 //! its record at once. Redis hashes have no per-field expiry before 7.4, hence the timestamps.
+//! On a Redis Cluster the hash is one key, so it lives on one shard.
 //!
 //! Which figures add up: `connections`, `polling_sessions` (a session adopted on two nodes
 //! counts on both, as it holds a connection on both), `events_per_second` and `events_total`
@@ -16,7 +17,7 @@
 use std::time::Duration;
 
 use chorus_sdk::wire::Stats;
-use redis::aio::ConnectionManager;
+use crate::store::redis::{RedisConn, RedisTarget};
 
 /// How often each node publishes its figures.
 pub const PUBLISH_EVERY: Duration = Duration::from_secs(2);
@@ -36,7 +37,7 @@ struct Figures {
 /// Where the nodes on one Redis keep their figures.
 #[derive(Clone)]
 pub struct NodeStatsDirectory {
-    conn: ConnectionManager,
+    conn: RedisConn,
     key: String,
     node: String,
 }
@@ -53,16 +54,11 @@ impl std::fmt::Debug for NodeStatsDirectory {
 impl NodeStatsDirectory {
     /// The records under `prefix`; this node's is `node`.
     pub async fn open(
-        url: &str,
+        target: &RedisTarget,
         prefix: &str,
         node: &str,
     ) -> Result<NodeStatsDirectory, redis::RedisError> {
-        let client = redis::Client::open(url)?;
-        let config = redis::aio::ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(Duration::from_secs(2)))
-            .set_response_timeout(Some(Duration::from_secs(2)))
-            .set_number_of_retries(1);
-        let conn = ConnectionManager::new_with_config(client, config).await?;
+        let conn = target.connect(Duration::from_secs(2), 1).await?;
         Ok(NodeStatsDirectory {
             conn,
             key: format!("{prefix}nodes"),

@@ -15,6 +15,9 @@
 //! backoff from 100 ms doubling to 5 s, subscribes every followed room again and then sends
 //! [`Inbound::Resynced`] with all of them, so the hub repairs each from the store. While it is
 //! down, [`Bus::ready`] fails (and `/readyz` with it).
+//!
+//! On a Redis Cluster (`--redis-cluster`) the subscriber is [`super::redis_cluster`]'s (sharded
+//! pub/sub); the signal publisher here sends `SPUBLISH`, one pipeline per slot.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -24,11 +27,12 @@ use std::time::Duration;
 use bytes::Bytes;
 use chorus_sdk::wire::RoomName;
 use futures_util::StreamExt;
-use redis::aio::{ConnectionManager, ConnectionManagerConfig, PubSubSink};
+use redis::aio::PubSubSink;
 use tokio::sync::{mpsc, oneshot};
 
 use super::{Bus, BusError, BusFigures, Inbound, InboundSender, Subscribed};
-use crate::store::redis::{KeyLayout, decode_live, redacted_url};
+use crate::store::redis::target::key_slot;
+use crate::store::redis::{KeyLayout, RedisConn, RedisTarget, decode_live};
 
 /// How often the subscriber connection is checked with a `PING`.
 const PING_EVERY: Duration = Duration::from_secs(2);
@@ -50,17 +54,17 @@ pub struct RedisBus {
 }
 
 #[derive(Debug)]
-enum Command {
+pub(super) enum Command {
     Follow(RoomName, oneshot::Sender<()>),
     Unfollow(RoomName),
 }
 
 #[derive(Debug, Default)]
-struct Shared {
-    up: AtomicBool,
-    down_reason: Mutex<String>,
+pub(super) struct Shared {
+    pub(super) up: AtomicBool,
+    pub(super) down_reason: Mutex<String>,
     followed: AtomicU64,
-    reconnects: AtomicU64,
+    pub(super) reconnects: AtomicU64,
     events_heard: AtomicU64,
     lag_ms_sum: AtomicU64,
     lag_ms_max: AtomicU64,
@@ -69,44 +73,74 @@ struct Shared {
 }
 
 impl RedisBus {
-    /// Connects the subscriber and the signal publisher to `url` and starts their tasks (on the
-    /// current tokio runtime). `node` is this node's id, stamped on its signals. Fails when
-    /// Redis cannot be reached, naming the URL (its password masked).
+    /// Connects the subscriber and the signal publisher to one server at `url`; see
+    /// [`RedisBus::open_on`].
     pub async fn open(
         url: &str,
         keys: KeyLayout,
         node: String,
         inbound: InboundSender,
     ) -> Result<RedisBus, BusError> {
-        let shown = redacted_url(url);
-        let fail = |err: redis::RedisError| BusError::Down(format!("Redis at {shown}: {err}"));
-        let client = redis::Client::open(url).map_err(fail)?;
-        let config = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(RESPONSE_TIMEOUT))
-            .set_response_timeout(Some(RESPONSE_TIMEOUT))
-            .set_number_of_retries(2)
-            .set_max_delay(Duration::from_secs(1));
-        let publisher = ConnectionManager::new_with_config(client.clone(), config)
-            .await
-            .map_err(fail)?;
-        let pubsub = connect(&client).await.map_err(fail)?;
+        let target =
+            RedisTarget::parse(url, false).map_err(|err| BusError::Down(err.to_string()))?;
+        RedisBus::open_on(&target, keys, node, inbound).await
+    }
+
+    /// Connects the subscriber and the signal publisher to `target` (one server, or a cluster:
+    /// see [`super::redis_cluster`]) and starts their tasks (on the current tokio runtime).
+    /// `node` is this node's id, stamped on its signals. Fails when Redis cannot be reached,
+    /// naming the URLs (passwords masked).
+    pub async fn open_on(
+        target: &RedisTarget,
+        keys: KeyLayout,
+        node: String,
+        inbound: InboundSender,
+    ) -> Result<RedisBus, BusError> {
+        let shown = target.shown();
+        let fail = |err: redis::RedisError| {
+            BusError::Down(format!("Redis at {shown}: {}", target.explain(&err)))
+        };
+        let publisher = target.connect(RESPONSE_TIMEOUT, 2).await.map_err(fail)?;
         let shared = Arc::new(Shared::default());
         shared.up.store(true, Ordering::Release);
         let (commands, command_queue) = mpsc::unbounded_channel();
         let (signals, signal_queue) = mpsc::unbounded_channel();
-        let subscriber = Subscriber {
-            client,
+        let rooms = Rooms {
             keys: keys.clone(),
             node: node.clone(),
             inbound,
             shared: Arc::clone(&shared),
-            url: shown,
             followed: HashSet::new(),
             channels: HashMap::new(),
         };
-        tokio::spawn(subscriber.run(pubsub, command_queue));
+        let publish = match target {
+            RedisTarget::Single(url) => {
+                let client = redis::Client::open(url.as_str()).map_err(fail)?;
+                let pubsub = connect(&client).await.map_err(fail)?;
+                let subscriber = Subscriber {
+                    client,
+                    rooms,
+                    url: shown.clone(),
+                };
+                tokio::spawn(subscriber.run(pubsub, command_queue));
+                "PUBLISH"
+            }
+            RedisTarget::Cluster(urls) => {
+                let subscriber = super::redis_cluster::ClusterSubscriber::connect(
+                    target,
+                    urls,
+                    rooms,
+                    shown.clone(),
+                )
+                .await
+                .map_err(fail)?;
+                tokio::spawn(subscriber.run(command_queue));
+                "SPUBLISH"
+            }
+        };
         tokio::spawn(publish_signals(
             publisher,
+            publish,
             keys,
             node,
             Arc::clone(&shared),
@@ -175,23 +209,29 @@ async fn connect(client: &redis::Client) -> redis::RedisResult<redis::aio::PubSu
 }
 
 /// Which of a room's channels a message came on.
-#[derive(Clone, Copy, Debug)]
-enum Channel {
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Channel {
     Live,
     Signal,
 }
 
-/// The subscriber task's state.
+/// The rooms a node follows, their channels, and what is heard on them: shared by the
+/// subscriber of one server and that of a cluster.
+pub(super) struct Rooms {
+    pub(super) keys: KeyLayout,
+    pub(super) node: String,
+    pub(super) inbound: InboundSender,
+    pub(super) shared: Arc<Shared>,
+    pub(super) followed: HashSet<RoomName>,
+    /// Channel name -> (room, which channel), for the rooms followed.
+    pub(super) channels: HashMap<String, (RoomName, Channel)>,
+}
+
+/// The subscriber task's state (one server).
 struct Subscriber {
     client: redis::Client,
-    keys: KeyLayout,
-    node: String,
-    inbound: InboundSender,
-    shared: Arc<Shared>,
+    rooms: Rooms,
     url: String,
-    followed: HashSet<RoomName>,
-    /// Channel name -> (room, which channel), for the rooms followed.
-    channels: HashMap<String, (RoomName, Channel)>,
 }
 
 /// Why the connected loop ended.
@@ -202,88 +242,12 @@ enum Ended {
     Lost(String),
 }
 
-impl Subscriber {
-    async fn run(
-        mut self,
-        first: redis::aio::PubSub,
-        mut commands: mpsc::UnboundedReceiver<Command>,
-    ) {
-        let mut pubsub = Some(first);
-        let mut backoff = FIRST_BACKOFF;
-        let mut connected_before = false;
-        loop {
-            let connection = match pubsub.take() {
-                Some(connection) => Ok(connection),
-                None => connect(&self.client).await,
-            };
-            let reason = match connection {
-                Ok(connection) => {
-                    let (mut sink, stream) = connection.split();
-                    match self.resubscribe(&mut sink).await {
-                        Ok(()) => {
-                            backoff = FIRST_BACKOFF;
-                            self.shared.up.store(true, Ordering::Release);
-                            if connected_before {
-                                self.shared.reconnects.fetch_add(1, Ordering::Relaxed);
-                                tracing::info!(url = %self.url, rooms = self.followed.len(), "the bus's subscriber connection is back; repairing followed rooms");
-                                let mut rooms: Vec<RoomName> =
-                                    self.followed.iter().cloned().collect();
-                                rooms.sort_unstable();
-                                if !rooms.is_empty() {
-                                    let _ = self.inbound.send(Inbound::Resynced(rooms));
-                                }
-                            }
-                            connected_before = true;
-                            match self.serve(sink, stream, &mut commands).await {
-                                Ended::Stopped => return,
-                                Ended::Lost(reason) => reason,
-                            }
-                        }
-                        Err(err) => err.to_string(),
-                    }
-                }
-                Err(err) => err.to_string(),
-            };
-            if self.shared.up.swap(false, Ordering::AcqRel) {
-                tracing::warn!(url = %self.url, "the bus's subscriber connection is lost: {reason}; reconnecting");
-            }
-            *self.shared.down_reason.lock().expect("not poisoned") =
-                format!("Redis at {}: {reason}", self.url);
-            // Wait out the backoff, still taking follows and unfollows (answered at once: the
-            // rooms are subscribed, and repaired, when the connection is back).
-            let sleep = tokio::time::sleep(backoff);
-            tokio::pin!(sleep);
-            loop {
-                tokio::select! {
-                    () = &mut sleep => break,
-                    command = commands.recv() => match command {
-                        None => return,
-                        Some(command) => self.note(command),
-                    },
-                }
-            }
-            backoff = (backoff * 2).min(MAX_BACKOFF);
-        }
-    }
-
-    /// Records a follow or unfollow while disconnected.
-    fn note(&mut self, command: Command) {
-        match command {
-            Command::Follow(room, done) => {
-                self.add(room);
-                let _ = done.send(());
-            }
-            Command::Unfollow(room) => {
-                self.remove(&room);
-            }
-        }
-    }
-
-    fn room_channels(&self, room: &RoomName) -> [String; 2] {
+impl Rooms {
+    pub(super) fn room_channels(&self, room: &RoomName) -> [String; 2] {
         [self.keys.live_channel(room), self.keys.signal_channel(room)]
     }
 
-    fn add(&mut self, room: RoomName) -> bool {
+    pub(super) fn add(&mut self, room: RoomName) -> bool {
         if !self.followed.insert(room.clone()) {
             return false;
         }
@@ -296,7 +260,7 @@ impl Subscriber {
         true
     }
 
-    fn remove(&mut self, room: &RoomName) -> bool {
+    pub(super) fn remove(&mut self, room: &RoomName) -> bool {
         if !self.followed.remove(room) {
             return false;
         }
@@ -309,64 +273,12 @@ impl Subscriber {
         true
     }
 
-    async fn resubscribe(&self, sink: &mut PubSubSink) -> redis::RedisResult<()> {
-        let channels: Vec<&String> = self.channels.keys().collect();
-        for batch in channels.chunks(SUBSCRIBE_BATCH) {
-            within(sink.subscribe(batch)).await?;
-        }
-        Ok(())
-    }
-
-    async fn serve(
-        &mut self,
-        mut sink: PubSubSink,
-        mut stream: redis::aio::PubSubStream,
-        commands: &mut mpsc::UnboundedReceiver<Command>,
-    ) -> Ended {
-        let mut ping = tokio::time::interval(PING_EVERY);
-        ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            tokio::select! {
-                command = commands.recv() => match command {
-                    None => return Ended::Stopped,
-                    Some(Command::Follow(room, done)) => {
-                        if self.add(room.clone()) {
-                            let channels = self.room_channels(&room);
-                            if let Err(err) = within(sink.subscribe(&channels)).await {
-                                // Followed all the same: the resubscription covers it.
-                                let _ = done.send(());
-                                return Ended::Lost(err.to_string());
-                            }
-                        }
-                        let _ = done.send(());
-                    }
-                    Some(Command::Unfollow(room)) => {
-                        if self.remove(&room) {
-                            let channels = self.room_channels(&room);
-                            if let Err(err) = within(sink.unsubscribe(&channels)).await {
-                                return Ended::Lost(err.to_string());
-                            }
-                        }
-                    }
-                },
-                message = stream.next() => match message {
-                    None => return Ended::Lost("the connection closed".into()),
-                    Some(message) => self.hear(&message),
-                },
-                _ = ping.tick() => {
-                    if let Err(err) = within(sink.ping::<redis::Value>()).await {
-                        return Ended::Lost(format!("PING failed: {err}"));
-                    }
-                }
-            }
-        }
-    }
-
-    fn hear(&mut self, message: &redis::Msg) {
-        let Some((room, channel)) = self.channels.get(message.get_channel_name()) else {
+    /// Hands what was heard on `channel_name` to the hub (or drops it: a room unfollowed a
+    /// moment ago, a node's own signal, a message that does not decode).
+    pub(super) fn hear(&self, channel_name: &str, payload: &[u8]) {
+        let Some((room, channel)) = self.channels.get(channel_name) else {
             return; // A room unfollowed a moment ago.
         };
-        let payload = message.get_payload_bytes();
         match channel {
             Channel::Live => match decode_live(payload) {
                 Ok(stored) => {
@@ -400,6 +312,137 @@ impl Subscriber {
     }
 }
 
+impl Subscriber {
+    async fn run(
+        mut self,
+        first: redis::aio::PubSub,
+        mut commands: mpsc::UnboundedReceiver<Command>,
+    ) {
+        let mut pubsub = Some(first);
+        let mut backoff = FIRST_BACKOFF;
+        let mut connected_before = false;
+        loop {
+            let connection = match pubsub.take() {
+                Some(connection) => Ok(connection),
+                None => connect(&self.client).await,
+            };
+            let reason = match connection {
+                Ok(connection) => {
+                    let (mut sink, stream) = connection.split();
+                    match self.resubscribe(&mut sink).await {
+                        Ok(()) => {
+                            backoff = FIRST_BACKOFF;
+                            self.rooms.shared.up.store(true, Ordering::Release);
+                            if connected_before {
+                                self.rooms.shared.reconnects.fetch_add(1, Ordering::Relaxed);
+                                tracing::info!(url = %self.url, rooms = self.rooms.followed.len(), "the bus's subscriber connection is back; repairing followed rooms");
+                                let mut rooms: Vec<RoomName> =
+                                    self.rooms.followed.iter().cloned().collect();
+                                rooms.sort_unstable();
+                                if !rooms.is_empty() {
+                                    let _ = self.rooms.inbound.send(Inbound::Resynced(rooms));
+                                }
+                            }
+                            connected_before = true;
+                            match self.serve(sink, stream, &mut commands).await {
+                                Ended::Stopped => return,
+                                Ended::Lost(reason) => reason,
+                            }
+                        }
+                        Err(err) => err.to_string(),
+                    }
+                }
+                Err(err) => err.to_string(),
+            };
+            if self.rooms.shared.up.swap(false, Ordering::AcqRel) {
+                tracing::warn!(url = %self.url, "the bus's subscriber connection is lost: {reason}; reconnecting");
+            }
+            *self.rooms.shared.down_reason.lock().expect("not poisoned") =
+                format!("Redis at {}: {reason}", self.url);
+            // Wait out the backoff, still taking follows and unfollows (answered at once: the
+            // rooms are subscribed, and repaired, when the connection is back).
+            let sleep = tokio::time::sleep(backoff);
+            tokio::pin!(sleep);
+            loop {
+                tokio::select! {
+                    () = &mut sleep => break,
+                    command = commands.recv() => match command {
+                        None => return,
+                        Some(command) => self.note(command),
+                    },
+                }
+            }
+            backoff = (backoff * 2).min(MAX_BACKOFF);
+        }
+    }
+
+    /// Records a follow or unfollow while disconnected.
+    fn note(&mut self, command: Command) {
+        match command {
+            Command::Follow(room, done) => {
+                self.rooms.add(room);
+                let _ = done.send(());
+            }
+            Command::Unfollow(room) => {
+                self.rooms.remove(&room);
+            }
+        }
+    }
+
+    async fn resubscribe(&self, sink: &mut PubSubSink) -> redis::RedisResult<()> {
+        let channels: Vec<&String> = self.rooms.channels.keys().collect();
+        for batch in channels.chunks(SUBSCRIBE_BATCH) {
+            within(sink.subscribe(batch)).await?;
+        }
+        Ok(())
+    }
+
+    async fn serve(
+        &mut self,
+        mut sink: PubSubSink,
+        mut stream: redis::aio::PubSubStream,
+        commands: &mut mpsc::UnboundedReceiver<Command>,
+    ) -> Ended {
+        let mut ping = tokio::time::interval(PING_EVERY);
+        ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                command = commands.recv() => match command {
+                    None => return Ended::Stopped,
+                    Some(Command::Follow(room, done)) => {
+                        if self.rooms.add(room.clone()) {
+                            let channels = self.rooms.room_channels(&room);
+                            if let Err(err) = within(sink.subscribe(&channels)).await {
+                                // Followed all the same: the resubscription covers it.
+                                let _ = done.send(());
+                                return Ended::Lost(err.to_string());
+                            }
+                        }
+                        let _ = done.send(());
+                    }
+                    Some(Command::Unfollow(room)) => {
+                        if self.rooms.remove(&room) {
+                            let channels = self.rooms.room_channels(&room);
+                            if let Err(err) = within(sink.unsubscribe(&channels)).await {
+                                return Ended::Lost(err.to_string());
+                            }
+                        }
+                    }
+                },
+                message = stream.next() => match message {
+                    None => return Ended::Lost("the connection closed".into()),
+                    Some(message) => self.rooms.hear(message.get_channel_name(), message.get_payload_bytes()),
+                },
+                _ = ping.tick() => {
+                    if let Err(err) = within(sink.ping::<redis::Value>()).await {
+                        return Ended::Lost(format!("PING failed: {err}"));
+                    }
+                }
+            }
+        }
+    }
+}
+
 /// A subscriber request, failed when it takes longer than [`RESPONSE_TIMEOUT`].
 async fn within<T>(
     request: impl std::future::Future<Output = redis::RedisResult<T>>,
@@ -416,14 +459,18 @@ async fn within<T>(
 /// Publishes the node's signals, in order, every one queued when it wakes in one pipeline.
 /// Signals are best effort: a batch that fails is dropped (and logged).
 async fn publish_signals(
-    mut conn: ConnectionManager,
+    conn: RedisConn,
+    publish: &'static str,
     keys: KeyLayout,
     node: String,
     shared: Arc<Shared>,
     mut queue: mpsc::UnboundedReceiver<(RoomName, Bytes)>,
 ) {
+    let cluster = matches!(conn, RedisConn::Cluster(_));
     while let Some(first) = queue.recv().await {
-        let mut pipe = redis::pipe();
+        // On a cluster a pipeline holds one slot's commands (see `store::redis::writer`): one
+        // per slot, sent together. A room is one slot, so its signals keep their order.
+        let mut pipes: HashMap<u16, (redis::Pipeline, u64)> = HashMap::new();
         let mut count = 0u64;
         let mut next = Some(first);
         while let Some((room, bytes)) = next.take() {
@@ -431,20 +478,31 @@ async fn publish_signals(
             message.extend_from_slice(node.as_bytes());
             message.push(b'\n');
             message.extend_from_slice(&bytes);
-            pipe.cmd("PUBLISH")
-                .arg(keys.signal_channel(&room))
-                .arg(message)
-                .ignore();
+            let channel = keys.signal_channel(&room);
+            let slot = if cluster {
+                key_slot(channel.as_bytes())
+            } else {
+                0
+            };
+            let (pipe, in_pipe) = pipes.entry(slot).or_insert_with(|| (redis::pipe(), 0));
+            pipe.cmd(publish).arg(channel).arg(message).ignore();
+            *in_pipe += 1;
             count += 1;
             if count < 1024 {
                 next = queue.try_recv().ok();
             }
         }
-        match pipe.query_async::<()>(&mut conn).await {
-            Ok(()) => {
-                shared.signals_sent.fetch_add(count, Ordering::Relaxed);
+        let sent = pipes.into_values().map(|(pipe, in_pipe)| {
+            let mut conn = conn.clone();
+            async move { (pipe.query_async::<()>(&mut conn).await, in_pipe) }
+        });
+        for (result, in_pipe) in futures_util::future::join_all(sent).await {
+            match result {
+                Ok(()) => {
+                    shared.signals_sent.fetch_add(in_pipe, Ordering::Relaxed);
+                }
+                Err(err) => tracing::warn!("{in_pipe} signals were not sent: {err}"),
             }
-            Err(err) => tracing::warn!("{count} signals were not sent: {err}"),
         }
     }
 }

@@ -2,21 +2,21 @@
 //! recorded after every `POST` the session makes, so that whichever node its next request
 //! reaches can *adopt* the session (join its rooms there) instead of answering `not_joined`.
 //!
-//! The record is `P` + `session:` + the session id, a string holding the JSON array
+//! The record is `P` + `session:{` + the session id + `}`, a string holding the JSON array
 //! `[user, [[room, meta-text], ...]]`, with an expiry of the session timeout, renewed by every
-//! request (`POST` or `GET`) of the session on any node.
+//! request (`POST` or `GET`) of the session on any node. The session id is the key's hash tag,
+//! so on a Redis Cluster the record lives on one shard like a room does.
 
 use std::time::Duration;
 
-use chorus_sdk::wire::{Json, RoomName};
-use redis::aio::ConnectionManager;
-
 use crate::driver::poll::SessionRecord;
+use crate::store::redis::{RedisConn, RedisTarget};
+use chorus_sdk::wire::{Json, RoomName};
 
 /// Where the nodes keep their polling sessions' records.
 #[derive(Clone)]
 pub struct SessionDirectory {
-    conn: ConnectionManager,
+    conn: RedisConn,
     prefix: String,
     ttl: Duration,
 }
@@ -30,18 +30,14 @@ impl std::fmt::Debug for SessionDirectory {
 }
 
 impl SessionDirectory {
-    /// Records under `prefix`, expiring `ttl` (the session timeout) after the last request.
+    /// Records under `prefix` on `target`, expiring `ttl` (the session timeout) after the
+    /// last request.
     pub async fn open(
-        url: &str,
+        target: &RedisTarget,
         prefix: &str,
         ttl: Duration,
     ) -> Result<SessionDirectory, redis::RedisError> {
-        let client = redis::Client::open(url)?;
-        let config = redis::aio::ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(Duration::from_secs(2)))
-            .set_response_timeout(Some(Duration::from_secs(2)))
-            .set_number_of_retries(1);
-        let conn = ConnectionManager::new_with_config(client, config).await?;
+        let conn = target.connect(Duration::from_secs(2), 1).await?;
         Ok(SessionDirectory {
             conn,
             prefix: prefix.to_owned(),
@@ -50,7 +46,7 @@ impl SessionDirectory {
     }
 
     fn key(&self, session: &str) -> String {
-        format!("{}session:{session}", self.prefix)
+        format!("{}session:{{{session}}}", self.prefix)
     }
 
     fn ttl_ms(&self) -> u64 {

@@ -14,7 +14,7 @@
 //! 5. increments the seq, `XADD`s the event to the room's stream under the entry id `<seq>-0`,
 //!    records the dedupe key, trims again, sets the log's and the records' expiry to the age
 //!    limit (every kept entry would have aged out by then, so an idle room frees itself);
-//! 6. `PUBLISH`es the stored event on the room's live channel.
+//! 6. `PUBLISH`es (on a cluster `SPUBLISH`es) the stored event on the room's live channel.
 //!
 //! Reads are a second script (`redis/read.lua`): the head, the oldest kept seq and the page come
 //! from one snapshot. A read of an unknown room creates its epoch (with an expiry, removed by
@@ -37,14 +37,23 @@
 //!
 //! ## Order and failures
 //!
-//! One task owns the write connection: it takes every job queued when it wakes, sends them as
-//! one pipeline (one round trip) and hands the outcomes over in submission order. An error
-//! reaching Redis fails the jobs in flight with [`StoreError::Backend`], whose message names the
-//! URL; such a job may still have been stored, and the client's retry (same id) is then answered
-//! `Duplicate`. After Redis lost its script cache (a restart) a job answered `NOSCRIPT` did not
-//! run: the writer loads the script and runs it again, unless a later job of the same pipeline
-//! already ran (another node loaded the script meanwhile), in which case it fails the job rather
-//! than reorder the room's seqs.
+//! One task owns the writes (`redis/writer.rs`): it takes every job queued when it wakes, sends
+//! them as one pipeline (one round trip; on a Redis Cluster one pipeline per slot, all in
+//! flight at once) and hands the outcomes over in submission order. An error reaching Redis
+//! fails the jobs in flight with [`StoreError::Backend`], whose message names the URL; such a
+//! job may still have been stored, and the client's retry (same id) is then answered
+//! `Duplicate`. After Redis lost its script cache (a restart, a failover) a job answered
+//! `NOSCRIPT` did not run: the writer loads the script (on a cluster, on that slot's master)
+//! and runs it again, unless a later job of the same pipeline already ran (another node loaded
+//! the script meanwhile), in which case it fails the job rather than reorder the room's seqs.
+//!
+//! ## Redis Cluster
+//!
+//! [`RedisTarget`] says whether the nodes share one server or a cluster (`--redis-cluster`).
+//! On a cluster every script runs on the master of its room's slot (all its keys share the
+//! `{R}` tag), the append script publishes with `SPUBLISH` (sharded pub/sub: the message stays
+//! on the room's shard; the command is the script's last argument) and the bus subscribes with
+//! `SSUBSCRIBE` (`crate::bus::redis_cluster`).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -52,9 +61,14 @@ use std::time::Duration;
 
 use chorus_sdk::wire::{Event, EventId, Json, RoomName};
 use futures_util::future::BoxFuture;
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
-use redis::{RedisError, RedisResult, Script, Value};
+use redis::{RedisError, Script, Value};
 use tokio::sync::{mpsc, oneshot};
+
+pub mod target;
+mod writer;
+
+pub use target::{RedisConn, RedisTarget};
+use writer::{RoundTripTiming, Writer, WriterMsg};
 
 use super::{
     AppendJob, AppendOutcome, AppendRequest, OutcomeSender, Page, PageLimit, Retention, RoomHead,
@@ -67,12 +81,10 @@ pub const DEFAULT_PREFIX: &str = "chorus:";
 pub const MAX_BATCH: usize = 1024;
 /// Longest a single request (a pipeline, a read) may take before it counts as failed.
 const RESPONSE_TIMEOUT: Duration = Duration::from_secs(5);
-/// Longest a connection attempt may take.
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 /// Reads of one page never ask for more than this many events.
 const MAX_READ_LIMIT: usize = 100_000;
 
-const APPEND_LUA: &str = include_str!("redis/append.lua");
+pub(crate) const APPEND_LUA: &str = include_str!("redis/append.lua");
 const READ_LUA: &str = include_str!("redis/read.lua");
 
 /// Where a deployment's keys live: the prefix and the per-room names (see the module doc).
@@ -164,20 +176,13 @@ pub struct RedisStore {
 
 struct Inner {
     jobs: mpsc::UnboundedSender<WriterMsg>,
-    reads: ConnectionManager,
+    reads: RedisConn,
     keys: KeyLayout,
     retention: Retention,
     read_script: Script,
     url: String,
     round_trips: Arc<AtomicU64>,
     timing: Arc<RoundTripTiming>,
-}
-
-/// How long the writer's append round trips took (for `/metrics`).
-#[derive(Debug, Default)]
-struct RoundTripTiming {
-    micros: AtomicU64,
-    micros_max: AtomicU64,
 }
 
 impl std::fmt::Debug for RedisStore {
@@ -189,10 +194,12 @@ impl std::fmt::Debug for RedisStore {
     }
 }
 
-#[derive(Debug)]
-enum WriterMsg {
-    Append(AppendJob),
-    Flush(oneshot::Sender<()>),
+/// Comma-separated URLs (a cluster's nodes) with every password replaced by `***`.
+pub fn redacted_urls(text: &str) -> String {
+    text.split(',')
+        .map(|url| redacted_url(url.trim()))
+        .collect::<Vec<_>>()
+        .join(",")
 }
 
 /// `url` with any password replaced by `***`, for messages and logs.
@@ -220,44 +227,37 @@ pub fn redacted_url(url: &str) -> String {
 }
 
 impl RedisStore {
-    /// Connects to `url` (`redis://` or `rediss://`), checks the server can run the scripts,
-    /// loads them and starts the writer task (on the current tokio runtime). Fails when Redis
-    /// cannot be reached, with a message that names the URL (its password masked).
+    /// Connects to one server at `url` (`redis://` or `rediss://`); see [`RedisStore::open_on`].
     pub async fn open(
         url: &str,
         prefix: &str,
         retention: Retention,
         outcomes: OutcomeSender,
     ) -> Result<RedisStore, StoreError> {
+        let target = RedisTarget::parse(url, false)?;
+        RedisStore::open_on(&target, prefix, retention, outcomes).await
+    }
+
+    /// Connects to `target` (one server or a cluster), checks it can run the scripts, loads
+    /// them (on every master of a cluster) and starts the writer task (on the current tokio
+    /// runtime). Fails when Redis cannot be reached or is not what `target` says, with a
+    /// message that names the URLs (passwords masked).
+    pub async fn open_on(
+        target: &RedisTarget,
+        prefix: &str,
+        retention: Retention,
+        outcomes: OutcomeSender,
+    ) -> Result<RedisStore, StoreError> {
         let keys = KeyLayout::new(prefix)?;
-        let shown = redacted_url(url);
-        let fail = |err: RedisError| StoreError::Backend(format!("Redis at {shown}: {err}"));
-        if url.starts_with("rediss://") {
-            // rustls needs a process-wide crypto provider; another part may have installed one.
-            let _ = rustls::crypto::ring::default_provider().install_default();
-        }
-        if !["redis://", "rediss://", "redis+unix://", "unix://"]
-            .iter()
-            .any(|scheme| url.starts_with(scheme))
-        {
-            return Err(StoreError::Backend(format!(
-                "{shown} is not a Redis URL: use redis://host:port/ (or rediss:// for TLS)"
-            )));
-        }
-        let client = redis::Client::open(url).map_err(fail)?;
-        let config = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(CONNECT_TIMEOUT))
-            .set_response_timeout(Some(RESPONSE_TIMEOUT))
-            .set_number_of_retries(2)
-            .set_max_delay(Duration::from_secs(1));
+        let shown = target.shown();
+        let fail = |err: RedisError| {
+            StoreError::Backend(format!("Redis at {shown}: {}", target.explain(&err)))
+        };
         // Writes and reads have a connection each, so a long pipeline does not hold reads up.
-        let mut writes = ConnectionManager::new_with_config(client.clone(), config.clone())
-            .await
-            .map_err(fail)?;
-        let reads = ConnectionManager::new_with_config(client, config)
-            .await
-            .map_err(fail)?;
-        check_version(&mut writes)
+        let mut writes = target.connect(RESPONSE_TIMEOUT, 2).await.map_err(fail)?;
+        let reads = target.connect(RESPONSE_TIMEOUT, 2).await.map_err(fail)?;
+        target
+            .check(&mut writes)
             .await
             .map_err(|err| StoreError::Backend(format!("Redis at {shown}: {err}")))?;
         let append_script = Script::new(APPEND_LUA);
@@ -308,28 +308,6 @@ impl RedisStore {
     }
 }
 
-/// Refuses servers older than 6.2 (exclusive `XRANGE` bounds and `XTRIM MINID` are needed).
-async fn check_version(conn: &mut ConnectionManager) -> Result<(), String> {
-    let info: String = redis::cmd("INFO")
-        .arg("server")
-        .query_async(conn)
-        .await
-        .map_err(|err| err.to_string())?;
-    let version = info
-        .lines()
-        .find_map(|line| line.strip_prefix("redis_version:"))
-        .map(str::trim)
-        .unwrap_or("0");
-    let mut parts = version.split('.').map(|n| n.parse::<u32>().unwrap_or(0));
-    let (major, minor) = (parts.next().unwrap_or(0), parts.next().unwrap_or(0));
-    if (major, minor) < (6, 2) {
-        return Err(format!(
-            "Redis {version} is too old: Chorus needs 6.2 or newer"
-        ));
-    }
-    Ok(())
-}
-
 impl Store for RedisStore {
     fn submit(&self, job: AppendJob) {
         if let Err(mpsc::error::SendError(WriterMsg::Append(job))) =
@@ -352,11 +330,12 @@ impl Store for RedisStore {
         Box::pin(async move {
             let inner = &self.inner;
             let retention = inner.retention;
-            let reply: Value = inner
-                .read_script
-                .key(inner.keys.head(&room))
-                .key(inner.keys.log(&room))
-                .key(inner.keys.ids(&room))
+            let mut read = redis::cmd("EVALSHA");
+            read.arg(inner.read_script.get_hash())
+                .arg(3)
+                .arg(inner.keys.head(&room))
+                .arg(inner.keys.log(&room))
+                .arg(inner.keys.ids(&room))
                 .arg(super::random_epoch())
                 // Lua numbers are doubles: a cursor past every seq (seqs stay below 2^53) is
                 // read as 2^53, not rounded into an invalid stream id.
@@ -365,10 +344,21 @@ impl Store for RedisStore {
                 .arg(crate::clock::unix_ms_now())
                 .arg(retention.max_events)
                 .arg(max_age_ms(&retention))
-                .arg(max_age_ms(&retention))
-                .invoke_async(&mut inner.reads.clone())
-                .await
-                .map_err(|err| self.backend(err))?;
+                .arg(max_age_ms(&retention));
+            let mut conn = inner.reads.clone();
+            let reply: Value = match read.query_async(&mut conn).await {
+                // Redis lost its script cache (a restart; on a cluster, this room's master):
+                // load the script where the room lives and read again (a read has no effect
+                // worth keeping in order, unlike an append).
+                Err(err) if err.code() == Some("NOSCRIPT") => {
+                    conn.load_script(READ_LUA, &inner.keys.head(&room))
+                        .await
+                        .map_err(|err| self.backend(err))?;
+                    read.query_async(&mut conn).await
+                }
+                other => other,
+            }
+            .map_err(|err| self.backend(err))?;
             let mut page = decode_page(&room, reply).map_err(|what| {
                 StoreError::Backend(format!("Redis at {}: read of {room}: {what}", inner.url))
             })?;
@@ -407,156 +397,8 @@ impl Store for RedisStore {
 }
 
 /// The age limit in milliseconds, at least 1 (`PEXPIRE 0` would delete at once).
-fn max_age_ms(retention: &Retention) -> u64 {
+pub(crate) fn max_age_ms(retention: &Retention) -> u64 {
     (retention.max_age.as_millis() as u64).max(1)
-}
-
-/// The writer task's state: it alone sends appends, so their outcomes keep submission order.
-struct Writer {
-    conn: ConnectionManager,
-    keys: KeyLayout,
-    retention: Retention,
-    script: Script,
-    outcomes: OutcomeSender,
-    url: String,
-    round_trips: Arc<AtomicU64>,
-    timing: Arc<RoundTripTiming>,
-}
-
-type JobResult = Result<AppendOutcome, StoreError>;
-
-impl Writer {
-    async fn run(mut self, mut queue: mpsc::UnboundedReceiver<WriterMsg>) {
-        while let Some(first) = queue.recv().await {
-            let mut appends = Vec::new();
-            let mut flushes = Vec::new();
-            let mut next = Some(first);
-            while let Some(msg) = next.take() {
-                match msg {
-                    WriterMsg::Append(job) => appends.push(job),
-                    WriterMsg::Flush(done) => flushes.push(done),
-                }
-                if appends.len() < MAX_BATCH {
-                    next = queue.try_recv().ok();
-                }
-            }
-            if !appends.is_empty() {
-                let results = self.append_all(&appends).await;
-                for (job, result) in appends.into_iter().zip(results) {
-                    if let Err(err) = &result {
-                        tracing::warn!(room = %job.request.room, id = %job.request.id, "append failed: {err}");
-                    }
-                    // The receiver is gone only when the hub stopped.
-                    let _ = self.outcomes.send(job.done(result));
-                }
-            }
-            for done in flushes {
-                let _ = done.send(());
-            }
-        }
-    }
-
-    fn backend(&self, err: impl std::fmt::Display) -> StoreError {
-        StoreError::Backend(format!("Redis at {}: {err}", self.url))
-    }
-
-    /// Runs `jobs` in one pipeline (twice for the jobs Redis answered `NOSCRIPT`).
-    async fn append_all(&mut self, jobs: &[AppendJob]) -> Vec<JobResult> {
-        let mut results: Vec<Option<JobResult>> = vec![None; jobs.len()];
-        let mut pending: Vec<usize> = (0..jobs.len()).collect();
-        for attempt in 0..2 {
-            let mut pipe = redis::pipe();
-            pipe.ignore_errors();
-            let now = crate::clock::unix_ms_now();
-            for &index in &pending {
-                self.push_append(&mut pipe, &jobs[index].request, now);
-            }
-            #[allow(clippy::disallowed_methods)] // Measuring the round trip, not hub time.
-            let started = std::time::Instant::now();
-            let replies = pipe.query_async(&mut self.conn).await;
-            let micros = started.elapsed().as_micros() as u64;
-            self.timing.micros.fetch_add(micros, Ordering::Relaxed);
-            self.timing.micros_max.fetch_max(micros, Ordering::Relaxed);
-            self.round_trips.fetch_add(1, Ordering::Relaxed);
-            let replies: Vec<RedisResult<Value>> = match replies {
-                Ok(replies) => replies,
-                Err(err) => {
-                    let err = self.backend(err);
-                    for index in pending {
-                        results[index] = Some(Err(err.clone()));
-                    }
-                    break;
-                }
-            };
-            let no_script = |reply: &RedisResult<Value>| {
-                reply
-                    .as_ref()
-                    .is_err_and(|err| err.code() == Some("NOSCRIPT"))
-            };
-            let first_missing = replies.iter().position(no_script);
-            // Running the missing ones again is only safe when nothing after them ran.
-            let retry = first_missing.is_some_and(|first| replies[first..].iter().all(no_script))
-                && attempt == 0;
-            let mut again = Vec::new();
-            for (&index, reply) in pending.iter().zip(replies) {
-                results[index] = Some(if no_script(&reply) {
-                    if retry {
-                        again.push(index);
-                        continue;
-                    }
-                    Err(self.backend(
-                        "the script cache was emptied while this publish was in flight; publish again",
-                    ))
-                } else {
-                    reply.map_err(|err| self.backend(err)).and_then(|value| {
-                        decode_append(&jobs[index].request, value)
-                            .map_err(|what| self.backend(what))
-                    })
-                });
-            }
-            if again.is_empty() {
-                break;
-            }
-            if let Err(err) = self.script.load_async(&mut self.conn).await {
-                let err = self.backend(err);
-                for index in again {
-                    results[index] = Some(Err(err.clone()));
-                }
-                break;
-            }
-            pending = again;
-        }
-        results
-            .into_iter()
-            .map(|result| result.unwrap_or(Err(StoreError::Closed)))
-            .collect()
-    }
-
-    fn push_append(&self, pipe: &mut redis::Pipeline, request: &AppendRequest, now: u64) {
-        let room = &request.room;
-        pipe.cmd("EVALSHA")
-            .arg(self.script.get_hash())
-            .arg(3)
-            .arg(self.keys.head(room))
-            .arg(self.keys.log(room))
-            .arg(self.keys.ids(room))
-            .arg(super::random_epoch())
-            .arg(&request.from)
-            .arg(request.id.as_str())
-            .arg(request.at)
-            .arg(request.body.as_text())
-            .arg(
-                request
-                    .if_seq
-                    .map(|seq| seq.to_string())
-                    .unwrap_or_default(),
-            )
-            .arg(now)
-            .arg(self.retention.max_events)
-            .arg(max_age_ms(&self.retention))
-            .arg(self.keys.live_channel(room))
-            .arg(room.as_str());
-    }
 }
 
 fn text(value: &Value) -> Option<&str> {
@@ -575,7 +417,10 @@ fn number(value: &Value) -> Option<u64> {
 }
 
 /// Reads the append script's answer: `stored seq epoch`, `duplicate seq` or `conflict head`.
-fn decode_append(request: &AppendRequest, value: Value) -> Result<AppendOutcome, String> {
+pub(crate) fn decode_append(
+    request: &AppendRequest,
+    value: Value,
+) -> Result<AppendOutcome, String> {
     let Value::Array(items) = value else {
         return Err(format!("unexpected append reply {value:?}"));
     };

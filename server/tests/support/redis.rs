@@ -29,6 +29,8 @@ pub struct RedisServer {
     port: u16,
     durability: Durability,
     dir: tempfile::TempDir,
+    /// More `redis-server` arguments (a cluster node's).
+    extra: Vec<String>,
 }
 
 impl RedisServer {
@@ -44,6 +46,7 @@ impl RedisServer {
             port: 0,
             durability,
             dir: tempfile::tempdir().expect("a temporary directory for redis-server"),
+            extra: Vec::new(),
         };
         // A port picked by the kernel can be taken before redis-server binds it: try a few.
         for _ in 0..5 {
@@ -137,6 +140,7 @@ impl RedisServer {
                 args.extend(["--appendonly", "yes", "--appendfsync", "always"])
             }
         }
+        args.extend(self.extra.iter().map(String::as_str));
         let child = Command::new("redis-server")
             .args(&args)
             .stdin(Stdio::null())
@@ -169,6 +173,158 @@ impl RedisServer {
         panic!(
             "redis-server did not answer PING within 15 s; its log:\n{}",
             self.log()
+        );
+    }
+}
+
+/// A Redis Cluster of three masters without replicas, each a [`RedisServer`] keeping nothing on
+/// disk but its `nodes.conf` (so a restarted master comes back with its node id and slots, and
+/// without its keys). Every master serves its own slots while another is down
+/// (`cluster-require-full-coverage no`); a master is judged failed after 2 s unreachable.
+#[derive(Debug)]
+pub struct RedisCluster {
+    masters: Vec<RedisServer>,
+}
+
+impl RedisCluster {
+    /// Starts three nodes and joins them with `redis-cli --cluster create`.
+    pub fn start() -> RedisCluster {
+        let masters: Vec<RedisServer> = (0..3).map(|_| RedisServer::start_cluster_node()).collect();
+        let mut create = Command::new("redis-cli");
+        create.arg("--cluster").arg("create");
+        for master in &masters {
+            create.arg(format!("127.0.0.1:{}", master.port));
+        }
+        let output = create
+            .args(["--cluster-replicas", "0", "--cluster-yes"])
+            .stdin(Stdio::null())
+            .output()
+            .expect("redis-cli (Debian's redis-tools) runs");
+        assert!(
+            output.status.success(),
+            "redis-cli --cluster create failed:\n{}{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+        let cluster = RedisCluster { masters };
+        cluster.wait_until_ok();
+        cluster
+    }
+
+    /// The masters' URLs, comma-separated (the form `--redis` takes with `--redis-cluster`).
+    pub fn urls(&self) -> String {
+        self.masters
+            .iter()
+            .map(RedisServer::url)
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+
+    /// The masters.
+    pub fn masters(&self) -> &[RedisServer] {
+        &self.masters
+    }
+
+    /// The master that serves `key`'s slot.
+    pub fn master_of(&self, key: &str) -> usize {
+        let slot: u16 = self.masters[0]
+            .command(&format!("CLUSTER KEYSLOT {key}"))
+            .trim()
+            .trim_start_matches(':')
+            .parse()
+            .expect("CLUSTER KEYSLOT answers a number");
+        let nodes = self.masters[0].command("CLUSTER NODES");
+        for line in nodes.lines() {
+            let fields: Vec<&str> = line.trim().split(' ').collect();
+            let Some(address) = fields.get(1) else {
+                continue;
+            };
+            let port: u16 = address
+                .split(['@', ':'])
+                .nth(1)
+                .and_then(|port| port.parse().ok())
+                .unwrap_or(0);
+            let serves = fields.iter().skip(8).any(|range| {
+                let mut ends = range.split('-').map(|n| n.parse::<u16>().ok());
+                match (ends.next().flatten(), ends.next()) {
+                    (Some(start), Some(Some(end))) => (start..=end).contains(&slot),
+                    (Some(only), None) => only == slot,
+                    _ => false,
+                }
+            });
+            if serves && let Some(index) = self.masters.iter().position(|m| m.port == port) {
+                return index;
+            }
+        }
+        panic!("no master serves slot {slot} of {key}:\n{nodes}");
+    }
+
+    /// Kills master `index` with SIGKILL.
+    pub fn kill(&mut self, index: usize) {
+        self.masters[index].kill();
+    }
+
+    /// Starts master `index` again (empty, with its `nodes.conf`) and waits until every
+    /// master says the cluster is ok.
+    pub fn restart(&mut self, index: usize) {
+        self.masters[index].restart();
+        self.wait_until_ok();
+    }
+
+    /// Waits until every running master answers `cluster_state:ok`.
+    pub fn wait_until_ok(&self) {
+        #[allow(clippy::disallowed_methods)] // Waiting for real processes to agree.
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let all_ok = self
+                .masters
+                .iter()
+                .filter(|master| master.child.is_some())
+                .all(|master| master.command("CLUSTER INFO").contains("cluster_state:ok"));
+            if all_ok {
+                return;
+            }
+            #[allow(clippy::disallowed_methods)]
+            let late = Instant::now() > deadline;
+            assert!(!late, "the cluster did not reach cluster_state:ok in 30 s");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl RedisServer {
+    /// Starts one cluster-enabled node on free ports (client and cluster bus).
+    pub fn start_cluster_node() -> RedisServer {
+        let mut server = RedisServer {
+            child: None,
+            port: 0,
+            durability: Durability::None,
+            dir: tempfile::tempdir().expect("a temporary directory for redis-server"),
+            extra: Vec::new(),
+        };
+        for _ in 0..5 {
+            server.port = free_port();
+            server.extra = [
+                "--cluster-enabled",
+                "yes",
+                "--cluster-config-file",
+                "nodes.conf",
+                "--cluster-port",
+                &free_port().to_string(),
+                "--cluster-node-timeout",
+                "2000",
+                "--cluster-require-full-coverage",
+                "no",
+            ]
+            .map(String::from)
+            .to_vec();
+            if server.spawn() {
+                return server;
+            }
+        }
+        panic!(
+            "a cluster node did not start on free ports; its log:\n{}",
+            server.log()
         );
     }
 }

@@ -3,7 +3,8 @@
 --
 -- KEYS: 1 head hash (epoch, seq), 2 log stream, 3 ids hash (sender \n id -> seq)
 -- ARGV: 1 fresh epoch, 2 sender, 3 id, 4 at (ms), 5 body, 6 if_seq ('' for none), 7 now (ms),
---       8 max events, 9 max age (ms), 10 live channel, 11 room
+--       8 max events, 9 max age (ms), 10 live channel, 11 room, 12 the publish command:
+--       PUBLISH on one server, SPUBLISH on a cluster (the message stays on the room's shard)
 local head_key, log_key, ids_key = KEYS[1], KEYS[2], KEYS[3]
 local sender, id, at, body = ARGV[2], ARGV[3], ARGV[4], ARGV[5]
 local now, max_events, max_age = tonumber(ARGV[7]), tonumber(ARGV[8]), tonumber(ARGV[9])
@@ -70,6 +71,6 @@ trim(seq, 2)
 -- have aged out by the time these expire: memory stays bounded without a sweeper.
 redis.call('PEXPIRE', log_key, max_age)
 redis.call('PEXPIRE', ids_key, max_age)
-redis.call('PUBLISH', ARGV[10],
+redis.call(ARGV[12], ARGV[10],
   epoch .. '\n' .. int(seq) .. '\n' .. at .. '\n' .. ARGV[11] .. '\n' .. id .. '\n' .. sender .. '\n' .. body)
 return {'stored', int(seq), epoch}

@@ -13,7 +13,7 @@ use crate::store::{AppendDone, AppendJob, Origin};
 #[path = "../../../tests/support/redis.rs"]
 mod redis_server;
 
-use redis_server::{Durability, RedisServer};
+use redis_server::{Durability, RedisCluster, RedisServer};
 
 fn small() -> Retention {
     Retention {
@@ -516,4 +516,196 @@ fn live_messages_decode_and_bad_ones_are_refused() {
     ] {
         assert!(decode_live(bad).is_err(), "{bad:?}");
     }
+}
+
+async fn open_cluster(
+    cluster: &RedisCluster,
+    retention: Retention,
+) -> (RedisStore, UnboundedReceiver<AppendDone>) {
+    let (tx, rx) = unbounded_channel();
+    let target = RedisTarget::parse(&cluster.urls(), true).unwrap();
+    let store = RedisStore::open_on(&target, DEFAULT_PREFIX, retention, tx)
+        .await
+        .expect("the store opens on the cluster");
+    (store, rx)
+}
+
+#[tokio::test]
+async fn redis_store_passes_the_store_contract_on_a_cluster() {
+    let cluster = RedisCluster::start();
+    let (store, mut rx) = open_cluster(&cluster, small()).await;
+    contract::check_store(&store, &mut rx).await;
+    let (store, mut rx) = open_cluster(&cluster, small()).await;
+    contract::check_page_bytes(&store, &mut rx).await;
+}
+
+/// Rooms on all three shards, their jobs interleaved in batches: each room's seqs rise in
+/// submission order, every outcome comes back in submission order, and a master that lost
+/// its keys and scripts (killed, restarted) serves its rooms again under a new epoch while
+/// the other shards' rooms keep their lineage.
+#[tokio::test]
+async fn on_a_cluster_outcomes_keep_submission_order_and_a_lost_shard_starts_over() {
+    let mut cluster = RedisCluster::start();
+    let (store, mut rx) = open_cluster(&cluster, Retention::default()).await;
+    let rooms: Vec<String> = (0..30).map(|n| format!("room-{n}")).collect();
+    let mut shards = BTreeSet::new();
+    for name in &rooms {
+        shards.insert(cluster.master_of(&store.keys().head(&room(name))));
+    }
+    assert_eq!(shards.len(), 3, "the rooms are spread over every shard");
+    let now = crate::clock::unix_ms_now();
+    const EACH: u64 = 20;
+    let mut n = 0;
+    for round in 0..EACH {
+        for name in &rooms {
+            store.submit(AppendJob {
+                origin: Origin::Conn(n),
+                request: request(name, &format!("e{round}"), now, None),
+            });
+            n += 1;
+        }
+    }
+    let mut last: std::collections::HashMap<RoomName, (u64, u64)> = Default::default();
+    for expect in 0..n {
+        let done = rx.recv().await.unwrap();
+        assert_eq!(
+            done.origin,
+            Origin::Conn(expect),
+            "outcomes in submission order"
+        );
+        let event = stored(done.result.unwrap());
+        let entry = last
+            .entry(event.event.room.clone())
+            .or_insert((event.epoch, 0));
+        assert_eq!(
+            event.seq(),
+            entry.1 + 1,
+            "each room's seqs in submission order"
+        );
+        entry.1 = event.seq();
+    }
+    let lost_shard = cluster.master_of(&store.keys().head(&room(&rooms[0])));
+    cluster.kill(lost_shard);
+    cluster.restart(lost_shard);
+    for name in &rooms {
+        let r = room(name);
+        let (epoch, head) = last[&r];
+        let mut outcome = None;
+        for _ in 0..100 {
+            store.submit(AppendJob {
+                origin: Origin::Conn(0),
+                request: request(name, "after", now, None),
+            });
+            match rx.recv().await.unwrap().result {
+                Ok(done) => {
+                    outcome = Some(stored(done));
+                    break;
+                }
+                Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+            }
+        }
+        let next = outcome.expect("appends work again once the master is back");
+        if cluster.master_of(&store.keys().head(&r)) == lost_shard {
+            assert_ne!(next.epoch, epoch, "{name} was lost with its shard");
+            assert_eq!(next.seq(), 1);
+        } else {
+            assert_eq!(
+                (next.epoch, next.seq()),
+                (epoch, head + 1),
+                "{name} is untouched"
+            );
+        }
+        let page = read_when_back(&store, &r).await;
+        assert_eq!(page.head.epoch, next.epoch);
+    }
+}
+
+#[tokio::test]
+async fn the_live_message_is_published_on_the_rooms_shard() {
+    let cluster = RedisCluster::start();
+    let (store, mut rx) = open_cluster(&cluster, Retention::default()).await;
+    let channel = store.keys().live_channel(&room("doc:1"));
+    let master = cluster.master_of(&channel);
+    let url = cluster.masters()[master].url();
+    let client = ::redis::Client::open(format!("{url}?protocol=resp3")).unwrap();
+    let (tx, mut pushes) = unbounded_channel();
+    let config = ::redis::AsyncConnectionConfig::new().set_push_sender(tx);
+    let mut conn = client
+        .get_multiplexed_async_connection_with_config(&config)
+        .await
+        .unwrap();
+    ::redis::cmd("SSUBSCRIBE")
+        .arg(&channel)
+        .exec_async(&mut conn)
+        .await
+        .unwrap();
+    let now = crate::clock::unix_ms_now();
+    let event = stored(contract::append(&store, &mut rx, request("doc:1", "m1", now, None)).await);
+    loop {
+        let push = tokio::time::timeout(Duration::from_secs(5), pushes.recv())
+            .await
+            .expect("a push")
+            .unwrap();
+        if push.kind == ::redis::PushKind::SMessage {
+            let Some(Value::BulkString(payload)) = push.data.get(1) else {
+                panic!("{push:?}")
+            };
+            assert_eq!(decode_live(payload).unwrap(), event);
+            break;
+        }
+    }
+}
+
+#[tokio::test]
+async fn opening_names_the_wrong_kind_of_redis() {
+    let server = RedisServer::start();
+    let (tx, _rx) = unbounded_channel();
+    let target = RedisTarget::parse(&server.url(), true).unwrap();
+    let err = RedisStore::open_on(&target, DEFAULT_PREFIX, Retention::default(), tx)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("not a cluster") && err.contains(&server.url()),
+        "{err}"
+    );
+
+    let cluster = RedisCluster::start();
+    let (tx, _rx) = unbounded_channel();
+    let err = RedisStore::open(
+        &cluster.masters()[0].url(),
+        DEFAULT_PREFIX,
+        Retention::default(),
+        tx,
+    )
+    .await
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains("add --redis-cluster"), "{err}");
+
+    // A cluster node whose cluster was never created: no slot is served.
+    let lone = RedisServer::start_cluster_node();
+    let (tx, _rx) = unbounded_channel();
+    let err = RedisStore::open_on(
+        &RedisTarget::Cluster(vec![lone.url()]),
+        DEFAULT_PREFIX,
+        Retention::default(),
+        tx,
+    )
+    .await
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains("the cluster is down"), "{err}");
+
+    let (tx, _rx) = unbounded_channel();
+    let err = RedisStore::open_on(
+        &RedisTarget::Cluster(vec![format!("redis://127.0.0.1:{}/", server.port() ^ 1)]),
+        DEFAULT_PREFIX,
+        Retention::default(),
+        tx,
+    )
+    .await
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains("Redis at redis://127.0.0.1:"), "{err}");
 }
