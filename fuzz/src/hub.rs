@@ -514,6 +514,9 @@ impl Sim {
                         let page = self.log.read(&room, after, 256, now.unix_ms);
                         self.hub.handle_repaired(now, room, Ok(page));
                     }
+                    Action::Signal { room, .. } => {
+                        panic!("a one-node hub signalled other nodes about {room}")
+                    }
                 }
             }
             if idle {
