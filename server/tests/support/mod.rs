@@ -227,9 +227,12 @@ impl Client {
         loop {
             match self.recv().await {
                 ServerFrame::Joined(joined) if joined.room == room => return joined,
-                ServerFrame::Presence(_) | ServerFrame::Typing(_) | ServerFrame::Event(_) => {
-                    continue;
-                }
+                // Other rooms' traffic; `state` is what a node sends when its presence version
+                // moved by more than one (it took another node's).
+                ServerFrame::Presence(_)
+                | ServerFrame::Typing(_)
+                | ServerFrame::Event(_)
+                | ServerFrame::State(_) => continue,
                 other => panic!("{}: expected joined {room}, got {other:?}", self.user),
             }
         }
