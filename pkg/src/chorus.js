@@ -156,6 +156,7 @@ export class ChorusClient extends Emitter {
   #user;
   #prefix;
   #base;
+  #learned;
   #lease;
   // Events raised while the app is still setting up (subscribing, joining) wait for the next
   // task, so e.g. publishes restored after a reload reach listeners registered after join().
@@ -193,7 +194,8 @@ export class ChorusClient extends Emitter {
     // Encoded, so that no user's (or server's) keys start with another one's prefix.
     const base = `${options.storagePrefix ?? "chorus:"}${encodeURIComponent(this.#url)}|`;
     this.#user = String(claims(token ?? "").sub ?? (token ? "" : stored(base + "user") ?? ""));
-    stored((this.#base = base) + "user", this.#user);
+    if (this.#user) stored((this.#base = base) + "user", this.#user);
+    this.#base = base;
     const prefix = (this.#prefix = `${base}${encodeURIComponent(this.#user)}|`);
     const lease = prefix + Math.random().toString(36).slice(2) + LEASE;
     const renew = () => stored(lease, this.#closed ? null : String(Date.now()));
@@ -267,9 +269,13 @@ export class ChorusClient extends Emitter {
     for (const key of keys) if (key.startsWith(this.#prefix) || key === this.#base + "user") stored(key, null);
   }
 
-  // Whether `token` is for this client's user (its outbox must never be sent as anyone else).
+  // Whether `token` is for this client's user (its outbox must never be sent as anyone else). A
+  // client that started knowing no user (no token, and no user started here before) takes the
+  // first token's user.
   #sameUser(token) {
-    return String(claims(token).sub ?? "") === this.#user;
+    const sub = String(claims(token).sub ?? "");
+    if (!this.#user && this.#learned === undefined && sub) stored(this.#base + "user", (this.#learned = sub));
+    return sub === (this.#user || this.#learned || "");
   }
 
   /** Runs one operation of the core; throws a `ChorusError` when it is refused. */
