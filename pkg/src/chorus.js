@@ -64,6 +64,7 @@ function expiry(token) {
 // gone or 15 s old, so no tab overwrites another's and a closed or crashed tab's publishes are sent.
 const OUTBOX = ":chorus.outbox";
 const LEASE = ":lease";
+const TRANSPORT = ":chorus.transport";
 const STALE_MS = 15000;
 
 function stored(key, value) {
@@ -80,17 +81,19 @@ function adopt(prefix, tab) {
   try {
     keys = Object.keys(localStorage);
   } catch {}
-  const found = [];
+  // Every other tab with a key here (outbox, transport or lease) and no fresh lease: its outbox.
+  const found = new Map();
   for (const key of keys) {
-    const other = key.startsWith(prefix) && key.endsWith(OUTBOX) && key.slice(prefix.length, -OUTBOX.length);
-    if (!other || other === tab || Date.now() - (stored(prefix + other + LEASE) ?? 0) < STALE_MS) continue;
-    found.push([other, stored(key)]);
+    const other = key.startsWith(prefix) && key.slice(prefix.length, key.lastIndexOf(":"));
+    if (!other || other === tab || found.has(other) || Date.now() - (stored(prefix + other + LEASE) ?? 0) < STALE_MS) continue;
+    found.set(other, stored(prefix + other + OUTBOX));
   }
   // One outbox moves as it is (the reload of a single tab); several are merged in publish order.
-  let merged = found[0]?.[1];
-  if (found.length > 1) {
+  const outboxes = [...found.values()].filter(Boolean);
+  let merged = outboxes[0];
+  if (outboxes.length > 1) {
     const entries = [];
-    for (const [, text] of found) {
+    for (const text of outboxes) {
       try {
         entries.push(...JSON.parse(text).entries);
       } catch {}
@@ -98,8 +101,13 @@ function adopt(prefix, tab) {
     merged = JSON.stringify({ entries: entries.sort((a, b) => a.created_ms - b.created_ms) });
   }
   if (merged) stored(prefix + tab + OUTBOX, merged);
-  // Only once they are under this tab's key (a crash in between sends them twice, never loses them).
-  for (const [other] of found) for (const part of [OUTBOX, ":chorus.transport", LEASE]) stored(prefix + other + part, null);
+  for (const other of found.keys()) {
+    // The remembered transport (a fallback to polling) carries over too.
+    const transport = stored(prefix + other + TRANSPORT);
+    if (transport) stored(prefix + tab + TRANSPORT, transport);
+    // Removed only once under this tab's key (a crash in between sends twice, never loses).
+    for (const part of [OUTBOX, TRANSPORT, LEASE]) stored(prefix + other + part, null);
+  }
 }
 
 // Listener sets by kind; an exception in one listener does not stop the others (it is
