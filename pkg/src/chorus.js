@@ -65,7 +65,7 @@ function expiry(token) {
 const OUTBOX = ":chorus.outbox";
 const LEASE = ":lease";
 const TRANSPORT = ":chorus.transport";
-const STALE_MS = 15000;
+const STALE_MS = 15 * 1000;
 
 function stored(key, value) {
   try {
