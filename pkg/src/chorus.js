@@ -202,8 +202,8 @@ export class ChorusClient extends Emitter {
     // Encoded, so that no user's (or server's) keys start with another one's prefix.
     const base = `${options.storagePrefix ?? "chorus:"}${encodeURIComponent(this.#url)}|`;
     this.#user = String(claims(token ?? "").sub ?? (token ? "" : stored(base + "user") ?? ""));
-    if (this.#user) stored((this.#base = base) + "user", this.#user);
     this.#base = base;
+    if (this.#user) stored(base + "user", this.#user);
     const prefix = (this.#prefix = `${base}${encodeURIComponent(this.#user)}|`);
     const lease = prefix + Math.random().toString(36).slice(2) + LEASE;
     const renew = () => stored(lease, this.#closed ? null : String(Date.now()));
@@ -360,7 +360,7 @@ export class ChorusClient extends Emitter {
     if (kind === "tokenNeeded" && this.#getToken) {
       ask(this.#getToken).then((token) => {
         if (this.#closed) return;
-        // A token for another user counts as none: the client stops asking (`failed`).
+        // A token for another user counts as none (asked again after the next backoff step).
         if (!this.#sameUser(token)) token = "";
         this._call(TOKEN, "", token);
         if (token) this.#remember(token);
