@@ -16,8 +16,8 @@
 
 use std::time::Duration;
 
-use chorus_sdk::wire::Stats;
 use crate::store::redis::{RedisConn, RedisTarget};
+use chorus_sdk::wire::Stats;
 
 /// How often each node publishes its figures.
 pub const PUBLISH_EVERY: Duration = Duration::from_secs(2);
