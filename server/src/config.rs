@@ -37,6 +37,13 @@ pub struct Config {
     /// by the kernel and waits for TCP's 1 s retry.
     #[arg(long, env = "CHORUS_LISTEN_BACKLOG", default_value_t = 4096)]
     pub listen_backlog: u32,
+    /// Serve HTTPS and WSS with this PEM certificate chain (the server's certificate first,
+    /// then its intermediates); needs --tls-key. Without both, plain HTTP and WS.
+    #[arg(long, env = "CHORUS_TLS_CERT", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// The PEM private key (PKCS#8, PKCS#1 or SEC1) of --tls-cert.
+    #[arg(long, env = "CHORUS_TLS_KEY", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
     /// History store.
     #[arg(long, env = "CHORUS_STORE", value_enum, default_value_t = StoreKind::Sqlite)]
     pub store: StoreKind,

@@ -45,6 +45,9 @@ pub enum StartError {
     /// The Redis engine could not start (unreachable, too old, a bad URL or prefix).
     #[error("could not start the Redis engine: {0}")]
     Redis(String),
+    /// The TLS certificate or key could not be used.
+    #[error(transparent)]
+    Tls(#[from] http::tls::TlsSetupError),
     /// The listener failed.
     #[error("listener: {0}")]
     Io(#[from] std::io::Error),
@@ -112,6 +115,15 @@ impl RunningServer {
 /// Opens the store, starts the hub and serves HTTP on `listener`.
 pub async fn start(config: &Config, listener: TcpListener) -> Result<RunningServer, StartError> {
     let secret = config.secret().map_err(StartError::Config)?;
+    let tls = match (&config.tls_cert, &config.tls_key) {
+        (Some(cert), Some(key)) => Some(http::tls::acceptor(cert, key)?),
+        (None, None) => None,
+        _ => {
+            return Err(StartError::Config(
+                "--tls-cert and --tls-key go together: give both or neither",
+            ));
+        }
+    };
     let (outcomes_tx, outcomes_rx) = tokio::sync::mpsc::unbounded_channel();
     let (inbound_tx, inbound_rx) = tokio::sync::mpsc::unbounded_channel();
     let node = format!("{:x}", store::random_epoch() & 0xffff_ffff);
@@ -270,6 +282,7 @@ pub async fn start(config: &Config, listener: TcpListener) -> Result<RunningServ
         listener::PatientListener::new(listener, counters),
         app,
         serve_limits,
+        tls,
         async move {
             let _ = stopped.await;
         },

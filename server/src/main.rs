@@ -41,12 +41,14 @@ async fn serve(config: chorus_server::config::Config) -> anyhow::Result<()> {
             redis_cluster = config.redis_cluster,
             prefix = %config.redis_prefix,
             listen_backlog = config.listen_backlog,
+            tls = config.tls_cert.is_some(),
             "chorus-server listening"
         ),
         None => tracing::info!(
             addr = %server.local_addr(),
             store = ?config.store,
             listen_backlog = config.listen_backlog,
+            tls = config.tls_cert.is_some(),
             "chorus-server listening"
         ),
     }

@@ -4,17 +4,19 @@
 //! [`NativeClient`] is the ergonomic handle; one background task owns the core and does all
 //! I/O for it. It must stay thin: every decision is the core's.
 //!
-//! Plain `ws://` and `http://` only for now (TLS is for a later change).
+//! Both transports speak plain (`http://`, `ws://`) and TLS (`https://`, `wss://`, rustls);
+//! which CAs a TLS client trusts is [`TlsOptions`] (`tls.rs`).
 
 mod storage;
+mod tls;
 
 use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
 use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::Client as HttpClient;
-use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use tokio::sync::{mpsc, oneshot};
 use tokio_tungstenite::tungstenite::Message;
@@ -22,6 +24,9 @@ use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::http::HeaderValue;
 
 pub use storage::{FileStorage, MemoryStorage, Storage};
+pub use tls::{TlsOptions, TlsOptionsError};
+
+use tls::Connector;
 
 use crate::client::{
     Client, ClientConfig, ClientEvent, HttpCall, HttpResult, OUTBOX_KEY, Output, PublishError,
@@ -95,7 +100,11 @@ enum Report {
 #[derive(Clone, Debug)]
 pub struct NativeClient {
     commands: mpsc::UnboundedSender<Command>,
+    last_error: LastError,
 }
+
+/// The latest transport failure, shared by the handle and the driver's tasks.
+type LastError = Arc<Mutex<Option<String>>>;
 
 /// The events of one [`NativeClient`], in order.
 #[derive(Debug)]
@@ -111,7 +120,8 @@ impl Events {
 }
 
 impl NativeClient {
-    /// Starts a client for the server at `base_url` (`http://host:port`), with this token,
+    /// Starts a client for the server at `base_url` (`http://host:port`, or `https://` with
+    /// the platform's CAs; see [`NativeClient::start_with_tls`] for others), with this token,
     /// settings and storage (its outbox and transport memory are restored from it).
     ///
     /// Must be called inside a tokio runtime (it spawns the client's task). With no server
@@ -145,6 +155,20 @@ impl NativeClient {
         config: ClientConfig,
         storage: Box<dyn Storage>,
     ) -> (NativeClient, Events) {
+        NativeClient::start_with_tls(base_url, token, config, storage, TlsOptions::default())
+    }
+
+    /// [`NativeClient::start`] for an `https://` server whose certificate the platform does
+    /// not vouch for (a self-signed deployment): `tls` says which CAs to trust. A refused
+    /// certificate is a failed connection attempt like any other (the state goes to
+    /// `Reconnecting`); [`NativeClient::last_error`] says why.
+    pub fn start_with_tls(
+        base_url: &str,
+        token: String,
+        config: ClientConfig,
+        storage: Box<dyn Storage>,
+        tls: TlsOptions,
+    ) -> (NativeClient, Events) {
         let (commands, command_rx) = mpsc::unbounded_channel();
         let (event_tx, events) = mpsc::unbounded_channel();
         let restored = Restored {
@@ -155,17 +179,27 @@ impl NativeClient {
         let (now, unix_ms) = clock();
         let core = Client::new(config, token, now, unix_ms, seed, restored);
         let (report_tx, report_rx) = mpsc::unbounded_channel();
+        let connector = Connector::new(base_url, &tls);
+        let last_error = LastError::default();
         let driver = Driver {
             core,
             base: base_url.trim_end_matches('/').to_owned(),
             storage,
             sockets: HashMap::new(),
-            http: HttpClient::builder(TokioExecutor::new()).build_http(),
+            http: HttpClient::builder(TokioExecutor::new()).build(connector.clone()),
+            connector,
+            last_error: Arc::clone(&last_error),
             reports: report_tx,
             events: event_tx,
         };
         tokio::spawn(driver.run(command_rx, report_rx));
-        (NativeClient { commands }, Events { events })
+        (
+            NativeClient {
+                commands,
+                last_error,
+            },
+            Events { events },
+        )
     }
 
     /// Joins a room with a presence meta.
@@ -205,6 +239,17 @@ impl NativeClient {
     /// Hands over a fresh token (after [`ClientEvent::TokenNeeded`]).
     pub fn set_token(&self, token: String) {
         let _ = self.commands.send(Command::Token(token));
+    }
+
+    /// Why the latest connection attempt or HTTP call failed in transport (a refused TLS
+    /// certificate, a refused TCP connection), e.g. `invalid peer certificate: UnknownIssuer`;
+    /// `None` once a connection succeeds again. Refusals the server answers (a bad token,
+    /// a refused publish) are [`ClientEvent`]s instead.
+    pub fn last_error(&self) -> Option<String> {
+        self.last_error
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .clone()
     }
 
     /// Closes the client.
@@ -247,7 +292,9 @@ struct Driver {
     storage: Box<dyn Storage>,
     /// Frames to write, per open socket.
     sockets: HashMap<u64, mpsc::UnboundedSender<ClientFrame>>,
-    http: HttpClient<HttpConnector, Full<bytes::Bytes>>,
+    http: HttpClient<Connector, Full<bytes::Bytes>>,
+    connector: Connector,
+    last_error: LastError,
     reports: mpsc::UnboundedSender<Report>,
     events: mpsc::UnboundedSender<ClientEvent>,
 }
@@ -354,6 +401,8 @@ impl Driver {
         self.sockets.insert(link, frames);
         let reports = self.reports.clone();
         let url = format!("{}/v1/ws", self.base.replacen("http", "ws", 1));
+        let connector = self.connector.clone();
+        let last_error = Arc::clone(&self.last_error);
         tokio::spawn(async move {
             let request = url.into_client_request().map(|mut request| {
                 let protocols =
@@ -369,9 +418,22 @@ impl Driver {
                 let _ = reports.send(Report::SocketClosed(link, None));
                 return;
             };
-            let socket = match tokio_tungstenite::connect_async(request).await {
-                Ok((socket, _)) => socket,
-                Err(_) => {
+            let opened = async {
+                let stream = connector
+                    .connect(request.uri())
+                    .await
+                    .map_err(|err| tls::describe(&err))?;
+                tokio_tungstenite::client_async(request, stream)
+                    .await
+                    .map_err(|err| tls::describe(&err))
+            };
+            let socket = match opened.await {
+                Ok((socket, _)) => {
+                    set_last_error(&last_error, None);
+                    socket
+                }
+                Err(reason) => {
+                    set_last_error(&last_error, Some(reason));
                     let _ = reports.send(Report::SocketClosed(link, None));
                     return;
                 }
@@ -411,6 +473,7 @@ impl Driver {
         let url = format!("{}{}", self.base, call.path());
         let client = self.http.clone();
         let reports = self.reports.clone();
+        let last_error = Arc::clone(&self.last_error);
         tokio::spawn(async move {
             let result = async {
                 let request = hyper::Request::builder()
@@ -423,10 +486,19 @@ impl Driver {
                     )))
                     .ok()?;
                 let response =
-                    tokio::time::timeout(Duration::from_secs(60), client.request(request))
+                    match tokio::time::timeout(Duration::from_secs(60), client.request(request))
                         .await
                         .ok()?
-                        .ok()?;
+                    {
+                        Ok(response) => {
+                            set_last_error(&last_error, None);
+                            response
+                        }
+                        Err(err) => {
+                            set_last_error(&last_error, Some(tls::describe(&err)));
+                            return None;
+                        }
+                    };
                 let status = response.status().as_u16();
                 let bytes = response.into_body().collect().await.ok()?.to_bytes();
                 let text = std::str::from_utf8(&bytes).ok()?;
@@ -437,6 +509,12 @@ impl Driver {
             let _ = reports.send(Report::Http(request, result));
         });
     }
+}
+
+fn set_last_error(last_error: &LastError, reason: Option<String>) {
+    *last_error
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner()) = reason;
 }
 
 async fn sleep_until(deadline: Option<tokio::time::Instant>) {

@@ -9,6 +9,7 @@ pub mod metrics;
 mod poll;
 mod rest;
 pub mod serve;
+pub mod tls;
 mod upgrade;
 mod ws;
 

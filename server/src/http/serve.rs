@@ -14,6 +14,11 @@
 //!   from trusted proxies are not capped here: everyone behind the proxy shares its address.
 //!   A refused connection gets `503` with `too_many_connections` and is closed, unread.
 //!
+//! - With `--tls-cert/--tls-key` ([`serve`]'s `tls`), each connection's TLS handshake runs in
+//!   its own task and must finish within the header timeout; then the connection is served
+//!   as a plain one is. Without them the plain path is the same code it always was (the
+//!   connection is generic over its stream, so neither path pays for the other).
+//!
 //! It must never parse requests itself or decide anything about routes: that is axum's.
 
 use std::future::Future;
@@ -53,10 +58,12 @@ pub struct ServeLimits {
 /// Serves `app` on `listener` until `shutdown` resolves; then stops accepting, asks every
 /// connection to finish its request and close, and returns once all have. Accept errors are
 /// the listener's business ([`PatientListener`]: counted, logged now and then, retried soon).
+/// With `tls`, every connection is HTTPS (and its WebSockets WSS).
 pub async fn serve(
     mut listener: PatientListener,
     app: axum::Router,
     limits: ServeLimits,
+    tls: Option<tokio_rustls::TlsAcceptor>,
     shutdown: impl Future<Output = ()>,
 ) {
     let per_address = ConnectionLimiter::new(usize::MAX, limits.max_per_address);
@@ -93,25 +100,21 @@ pub async fn serve(
         let limits = Arc::clone(&limits);
         let mut stop = stop_rx.clone();
         let open = open_rx.clone();
+        let tls = tls.clone();
         tokio::spawn(async move {
-            let io = TokioIo::new(StallGuard::new(tcp, limits.stall_timeout));
-            let service = TowerToHyperService::new(AddExtension::new(app, ConnectInfo(peer)));
-            let mut builder = hyper::server::conn::http1::Builder::new();
-            builder
-                .timer(TokioTimer::new())
-                .header_read_timeout(limits.header_timeout)
-                .keep_alive(true);
-            let conn = builder.serve_connection(io, service).with_upgrades();
-            tokio::pin!(conn);
-            loop {
-                tokio::select! {
-                    result = conn.as_mut() => {
-                        if let Err(err) = result {
-                            tracing::debug!(%peer, "connection ended: {err}");
+            match tls {
+                None => serve_connection(tcp, peer, app, &limits, &mut stop).await,
+                Some(acceptor) => {
+                    // A peer that never finishes its handshake is cut like one that never
+                    // finishes its request head.
+                    let handshake = acceptor.accept(tcp);
+                    match tokio::time::timeout(limits.header_timeout, handshake).await {
+                        Ok(Ok(stream)) => {
+                            serve_connection(stream, peer, app, &limits, &mut stop).await;
                         }
-                        break;
+                        Ok(Err(err)) => tracing::debug!(%peer, "TLS handshake failed: {err}"),
+                        Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
                     }
-                    Ok(()) = stop.changed() => conn.as_mut().graceful_shutdown(),
                 }
             }
             drop(permit);
@@ -122,6 +125,39 @@ pub async fn serve(
     stop_tx.send_replace(());
     drop(open_rx);
     open_tx.closed().await;
+}
+
+/// Serves one accepted connection (TCP, or TLS over it) until it ends or, after `stop`
+/// changes, finishes its request and closes.
+async fn serve_connection<S>(
+    stream: S,
+    peer: std::net::SocketAddr,
+    app: axum::Router,
+    limits: &ServeLimits,
+    stop: &mut watch::Receiver<()>,
+) where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let io = TokioIo::new(StallGuard::new(stream, limits.stall_timeout));
+    let service = TowerToHyperService::new(AddExtension::new(app, ConnectInfo(peer)));
+    let mut builder = hyper::server::conn::http1::Builder::new();
+    builder
+        .timer(TokioTimer::new())
+        .header_read_timeout(limits.header_timeout)
+        .keep_alive(true);
+    let conn = builder.serve_connection(io, service).with_upgrades();
+    tokio::pin!(conn);
+    loop {
+        tokio::select! {
+            result = conn.as_mut() => {
+                if let Err(err) = result {
+                    tracing::debug!(%peer, "connection ended: {err}");
+                }
+                break;
+            }
+            Ok(()) = stop.changed() => conn.as_mut().graceful_shutdown(),
+        }
+    }
 }
 
 /// Answers a connection over the per-address cap with `503 too_many_connections` and closes it
