@@ -101,8 +101,8 @@ fn succeeds(program: &str, args: &[&str]) -> bool {
 enum Needs {
     /// Building and running Chorus: Rust components, the wasm toolchain, wasm-bindgen.
     Build,
-    /// Also the browser tests' Chromium, chromedriver and nginx, and the Redis engine's tests'
-    /// `redis-server`.
+    /// Also the browser tests' Chromium, chromedriver and nginx, the Redis engine's tests'
+    /// `redis-server`, and `openssl` for the TLS tests' certificates.
     Tests,
 }
 
@@ -173,6 +173,8 @@ fn setup(needs: Needs) -> Result<()> {
         ("redis-server", "redis-server"),
         // `ss` shows a listening socket's backlog (server/tests/binary.rs).
         ("ss", "iproute2"),
+        // The TLS tests make their CA and server certificate with it (server/tests/tls.rs).
+        ("openssl", "openssl"),
     ]
     .into_iter()
     .filter(|(program, _)| !on_path(program))
