@@ -15,7 +15,7 @@ use chorus_sdk::wire::{EventId, Json, RoomName};
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 use support::ServerProcess;
-use support::chaos::{Proxy, Seen, client_config, room_head, stored_ids};
+use support::chaos::{Proxy, Seen, check_clients, client_config, room_head, stored_ids};
 
 const CLIENTS_PER_MODE: usize = 8;
 const PUBLISHES_EACH: usize = 100;
@@ -130,40 +130,7 @@ async fn clients_survive_cut_connections_and_server_restarts_in_every_transport_
     let stored = stored_ids(&current, ROOM).await;
     let unique: BTreeSet<&String> = stored.values().collect();
     assert_eq!(unique.len(), stored.len(), "an event was stored twice");
-    let mut delivered = 0;
-    for (index, record) in seen.iter().enumerate() {
-        let record = record.lock().unwrap();
-        assert!(
-            record.problems.is_empty(),
-            "client {index}: {:?}",
-            record.problems
-        );
-        assert_eq!(
-            record.outbox, 0,
-            "client {index}: publishes left in the outbox"
-        );
-        assert_eq!(
-            record.position(),
-            Some(head),
-            "client {index} did not catch up to #{head}"
-        );
-        for id in &published[index] {
-            let seq = record
-                .acked
-                .get(id)
-                .unwrap_or_else(|| panic!("client {index}: {id} never acked"));
-            assert_eq!(
-                stored.get(seq).map(String::as_str),
-                Some(id.as_str()),
-                "client {index}: ack of {id}"
-            );
-        }
-        assert!(
-            record.own_confirmed.values().all(|&n| n == 1),
-            "client {index}: an own publish shown twice"
-        );
-        delivered += record.stream.len();
-    }
+    let delivered = check_clients(&seen, &published, &stored, head);
     assert_eq!(head, expected, "the room holds exactly what was published");
     println!(
         "chaos: {} clients (ws/polling/auto), {expected} publishes, {delivered} deliveries, {cuts} cut connections, {restarts} server restarts: 0 lost, 0 duplicated, order kept",

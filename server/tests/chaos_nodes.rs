@@ -17,7 +17,7 @@ use chorus_sdk::native::{MemoryStorage, NativeClient};
 use chorus_sdk::wire::{self, EventId, Json, RoomName};
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
-use support::chaos::{Proxy, Seen, client_config, room_head, stored_ids};
+use support::chaos::{Proxy, Seen, check_clients, client_config, room_head, stored_ids};
 use support::redis::{Durability, RedisServer};
 use support::{Remote, ServerProcess};
 
@@ -229,41 +229,7 @@ async fn three_nodes_lose_and_double_nothing_through_node_kills_and_a_redis_rest
             "backend publish {id}"
         );
     }
-    let mut delivered = 0;
-    for (index, record) in seen.iter().enumerate() {
-        let record = record.lock().unwrap();
-        assert!(
-            record.problems.is_empty(),
-            "client {index}: {:?}",
-            record.problems
-        );
-        assert_eq!(
-            record.outbox, 0,
-            "client {index}: publishes left; its latest events: {:#?}",
-            record.recent
-        );
-        assert_eq!(
-            record.position(),
-            Some(head),
-            "client {index} did not catch up to #{head}"
-        );
-        for id in &published[index] {
-            let seq = record
-                .acked
-                .get(id)
-                .unwrap_or_else(|| panic!("client {index}: {id} never acked"));
-            assert_eq!(
-                stored.get(seq).map(String::as_str),
-                Some(id.as_str()),
-                "client {index}: ack of {id}"
-            );
-        }
-        assert!(
-            record.own_confirmed.values().all(|&n| n == 1),
-            "client {index}: an own publish shown twice"
-        );
-        delivered += record.stream.len();
-    }
+    let delivered = check_clients(&seen, &published, &stored, head);
     assert_eq!(head, expected, "the room holds exactly what was published");
     for (node, view) in views.iter().enumerate() {
         let view = view.as_ref().expect("every node answers presence");

@@ -151,6 +151,54 @@ impl Seen {
     }
 }
 
+/// Checks what every client's app saw against the room's stored history (`stored`: seq -> id)
+/// once the calm is over: no problems (gaps, doubles, failures, resets), an empty outbox, the
+/// stream caught up to `head`, each of its publishes (`published[client]`) acked under the seq
+/// that holds it, and no own publish shown twice. Returns how many events were delivered.
+pub fn check_clients(
+    seen: &[Arc<Mutex<Seen>>],
+    published: &[Vec<EventId>],
+    stored: &BTreeMap<u64, String>,
+    head: u64,
+) -> usize {
+    let mut delivered = 0;
+    for (index, record) in seen.iter().enumerate() {
+        let record = record.lock().unwrap();
+        assert!(
+            record.problems.is_empty(),
+            "client {index}: {:?}",
+            record.problems
+        );
+        assert_eq!(
+            record.outbox, 0,
+            "client {index}: publishes left; its latest events: {:#?}",
+            record.recent
+        );
+        assert_eq!(
+            record.position(),
+            Some(head),
+            "client {index} did not catch up to #{head}"
+        );
+        for id in &published[index] {
+            let seq = record
+                .acked
+                .get(id)
+                .unwrap_or_else(|| panic!("client {index}: {id} never acked"));
+            assert_eq!(
+                stored.get(seq).map(String::as_str),
+                Some(id.as_str()),
+                "client {index}: ack of {id}"
+            );
+        }
+        assert!(
+            record.own_confirmed.values().all(|&n| n == 1),
+            "client {index}: an own publish shown twice"
+        );
+        delivered += record.stream.len();
+    }
+    delivered
+}
+
 /// A client that recovers fast: short backoff, socket timeout and polls.
 pub fn client_config(mode: TransportMode) -> ClientConfig {
     let mut config = ClientConfig {
