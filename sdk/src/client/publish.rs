@@ -50,7 +50,6 @@ impl Client {
             body: body.clone(),
             if_seq,
             created_ms: self.unix_ms(now),
-            user: self.user.clone(),
         };
         self.outbox.push(record.clone())?;
         let stop_typing = self
@@ -107,7 +106,7 @@ impl Client {
             Phase::Polling(poll) => poll.link,
             _ => return,
         };
-        for record in self.outbox.unsent(link, self.user.as_deref()) {
+        for record in self.outbox.unsent(link) {
             self.send_frame(ClientFrame::Publish(wire::Publish {
                 room: record.room,
                 id: record.id,
@@ -233,7 +232,7 @@ impl Client {
         self.outbox_changed();
     }
 
-    pub(super) fn outbox_changed(&mut self) {
+    fn outbox_changed(&mut self) {
         self.outbox_unsaved = true;
         self.events.push(ClientEvent::Outbox {
             queued: self.outbox.len(),
