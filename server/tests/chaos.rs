@@ -10,12 +10,11 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use chorus_sdk::client::TransportMode;
-use chorus_sdk::native::{MemoryStorage, NativeClient};
 use chorus_sdk::wire::{EventId, Json, RoomName};
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 use support::ServerProcess;
-use support::chaos::{Proxy, Seen, check_clients, client_config, room_head, stored_ids};
+use support::chaos::{Proxy, Seen, check_clients, room_head, start_recorded_client, stored_ids};
 
 const CLIENTS_PER_MODE: usize = 8;
 const PUBLISHES_EACH: usize = 100;
@@ -55,29 +54,15 @@ async fn clients_survive_cut_connections_and_server_restarts_in_every_transport_
     ];
     let mut clients = Vec::new();
     let mut seen: Vec<Arc<Mutex<Seen>>> = Vec::new();
-    let mut readers = Vec::new();
     for (n, mode) in modes
         .iter()
         .flat_map(|m| std::iter::repeat_n(*m, CLIENTS_PER_MODE))
         .enumerate()
     {
-        let token = support::token(&format!("user{n}"));
-        let (client, mut events) = NativeClient::start(
-            &base,
-            token,
-            client_config(mode),
-            Box::new(MemoryStorage::default()),
-        );
-        client.join(room.clone(), Json::null());
+        let user = format!("user{n}");
+        let (client, record) = start_recorded_client(&base, &user, mode, &room);
         clients.push(client);
-        let record: Arc<Mutex<Seen>> = Arc::default();
-        seen.push(Arc::clone(&record));
-        // The app: records what it sees, checking order and uniqueness as events arrive.
-        readers.push(tokio::spawn(async move {
-            while let Some(event) = events.next().await {
-                record.lock().unwrap().see(event);
-            }
-        }));
+        seen.push(record);
     }
 
     // Publishers and chaos run together.

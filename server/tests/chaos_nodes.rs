@@ -13,11 +13,10 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use chorus_sdk::client::TransportMode;
-use chorus_sdk::native::{MemoryStorage, NativeClient};
 use chorus_sdk::wire::{self, EventId, Json, RoomName};
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
-use support::chaos::{Proxy, Seen, check_clients, client_config, room_head, stored_ids};
+use support::chaos::{Proxy, Seen, check_clients, room_head, start_recorded_client, stored_ids};
 use support::redis::{Durability, RedisServer};
 use support::{Remote, ServerProcess};
 
@@ -101,7 +100,6 @@ async fn three_nodes_lose_and_double_nothing_through_node_kills_and_a_redis_rest
     ];
     let mut clients = Vec::new();
     let mut seen: Vec<Arc<Mutex<Seen>>> = Vec::new();
-    let mut readers = Vec::new();
     let mut socket_users = BTreeSet::new();
     for (n, mode) in modes
         .iter()
@@ -112,21 +110,9 @@ async fn three_nodes_lose_and_double_nothing_through_node_kills_and_a_redis_rest
         if mode == TransportMode::WebSocket {
             socket_users.insert(user.clone());
         }
-        let (client, mut events) = NativeClient::start(
-            &base,
-            support::token(&user),
-            client_config(mode),
-            Box::new(MemoryStorage::default()),
-        );
-        client.join(room.clone(), Json::null());
+        let (client, record) = start_recorded_client(&base, &user, mode, &room);
         clients.push(client);
-        let record: Arc<Mutex<Seen>> = Arc::default();
-        seen.push(Arc::clone(&record));
-        readers.push(tokio::spawn(async move {
-            while let Some(event) = events.next().await {
-                record.lock().unwrap().see(event);
-            }
-        }));
+        seen.push(record);
     }
 
     let mut rng = SmallRng::seed_from_u64(11);

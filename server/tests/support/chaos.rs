@@ -199,6 +199,31 @@ pub fn check_clients(
     delivered
 }
 
+/// Starts a native client of `user` on `base` in `mode`, joins `room`, and records what its
+/// app sees (checking order and uniqueness as events arrive) until the client closes.
+pub fn start_recorded_client(
+    base: &str,
+    user: &str,
+    mode: TransportMode,
+    room: &chorus_sdk::wire::RoomName,
+) -> (chorus_sdk::native::NativeClient, Arc<Mutex<Seen>>) {
+    let (client, mut events) = chorus_sdk::native::NativeClient::start(
+        base,
+        token(user),
+        client_config(mode),
+        Box::new(chorus_sdk::native::MemoryStorage::default()),
+    );
+    client.join(room.clone(), chorus_sdk::wire::Json::null());
+    let record: Arc<Mutex<Seen>> = Arc::default();
+    let app = Arc::clone(&record);
+    tokio::spawn(async move {
+        while let Some(event) = events.next().await {
+            app.lock().unwrap().see(event);
+        }
+    });
+    (client, record)
+}
+
 /// A client that recovers fast: short backoff, socket timeout and polls.
 pub fn client_config(mode: TransportMode) -> ClientConfig {
     let mut config = ClientConfig {
