@@ -86,7 +86,13 @@ impl Client {
     pub(super) fn handle_frame(&mut self, now: Instant, frame: ServerFrame) {
         match frame {
             ServerFrame::Welcome(welcome) => {
+                if self.outbox.claim(&welcome.user) {
+                    self.outbox_changed();
+                }
                 self.user = Some(welcome.user.clone());
+                // The outbox waited for the user (see `connected`): its publishes go now.
+                self.flush_outbox();
+                self.pump_polling(now);
                 self.events
                     .push(ClientEvent::Welcome { user: welcome.user });
             }

@@ -650,7 +650,33 @@ fn a_failed_polling_attempt_resends_the_outbox_on_the_next_one() {
         _ => None,
     });
     let (request, body) = first.expect("a POST");
-    assert_eq!(kinds(&body.frames), ["join r", "publish 1"]);
+    // The outbox waits for the first welcome: until then the client does not know its user.
+    assert_eq!(kinds(&body.frames), ["join r"]);
+    let welcome = Welcome {
+        conn: "n-1".into(),
+        user: "me".into(),
+        heartbeat_ms: 10_000,
+        protocol: "v1".into(),
+    };
+    h.client.handle_http_response(
+        h.now,
+        request,
+        HttpResult::Frames(vec![ServerFrame::Welcome(welcome)]),
+    );
+    h.drain();
+    let (request, body) = h
+        .take_outputs()
+        .into_iter()
+        .find_map(|o| match o {
+            Output::Http {
+                request,
+                call: HttpCall::PollSend(body),
+                ..
+            } => Some((request, body)),
+            _ => None,
+        })
+        .expect("a POST after the welcome");
+    assert_eq!(kinds(&body.frames), ["publish 1"]);
     h.client
         .handle_http_response(h.now, request, HttpResult::Failed);
     h.drain();
@@ -898,4 +924,65 @@ fn unconfirmed_lists_a_rooms_own_publishes_until_their_event_comes_back() {
     h.server_says(link, event_from("r", 1, first.as_str(), "me"));
     assert_eq!(ids(&h), [second.as_str()]);
     assert_eq!(h.client.unconfirmed(&room("other")).len(), 1);
+}
+
+#[test]
+fn a_restored_publish_of_another_user_is_held_and_own_ones_are_stamped_and_sent() {
+    // Saved by an earlier client: one publish of "ana", one of "me" (the harness's welcomed user).
+    let saved = StoredOutbox {
+        entries: ["ana", "me"]
+            .into_iter()
+            .map(|user| OutboxRecord {
+                room: room("r"),
+                id: EventId::parse(format!("{user}-1")).unwrap(),
+                body: Json::null(),
+                if_seq: None,
+                created_ms: START_MS,
+                user: Some(user.into()),
+            })
+            .collect(),
+    };
+    let mut h = Harness::restored(
+        ClientConfig {
+            transport: TransportMode::WebSocket,
+            ..ClientConfig::default()
+        },
+        Restored {
+            outbox: Some(saved.encode()),
+            transport: None,
+        },
+    );
+    let now = h.now;
+    h.client.join(now, room("r"), Json::null());
+    // Published before the server said who this is: no user yet, claimed at the welcome.
+    h.client.publish(now, room("r"), Json::null()).unwrap();
+    h.advance(Duration::ZERO);
+    let link = h.opened_socket();
+    h.welcome(link);
+    let published: Vec<String> = h
+        .frames_sent()
+        .into_iter()
+        .filter_map(|frame| match frame {
+            ClientFrame::Publish(publish) => Some(publish.id.to_string()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        published.len(),
+        2,
+        "ana's publish is never sent as me: {published:?}"
+    );
+    assert_eq!(published[0], "me-1");
+    assert_eq!(
+        h.client.outbox_len(),
+        3,
+        "ana's publish is held, not dropped"
+    );
+    let stored = StoredOutbox::decode(&h.client.outbox.stored().encode());
+    let users: Vec<Option<String>> = stored.entries.into_iter().map(|r| r.user).collect();
+    assert_eq!(
+        users,
+        [Some("ana".into()), Some("me".into()), Some("me".into())],
+        "the publish made before the welcome is stored as the welcomed user's"
+    );
 }
