@@ -90,9 +90,9 @@ impl Client {
                     self.outbox_changed();
                 }
                 self.user = Some(welcome.user.clone());
-                // The outbox waited for the user (see `connected`): its publishes go now.
+                // The outbox waited for the user: its publishes go now (over polling, in the
+                // `POST` that follows the answer, once its other frames are applied).
                 self.flush_outbox();
-                self.pump_polling(now);
                 self.events
                     .push(ClientEvent::Welcome { user: welcome.user });
             }

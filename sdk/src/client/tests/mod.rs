@@ -19,6 +19,7 @@ pub(crate) fn t0() -> Instant {
 
 mod refusals;
 mod tokens;
+mod users;
 
 const START_MS: u64 = 1_700_000_000_000;
 
@@ -116,13 +117,7 @@ impl Harness {
 
     fn welcome(&mut self, link: u64) {
         self.client.handle_socket_open(self.now, link);
-        let welcome = Welcome {
-            conn: "n-1".into(),
-            user: "me".into(),
-            heartbeat_ms: 10_000,
-            protocol: "v1".into(),
-        };
-        self.server_says(link, ServerFrame::Welcome(welcome));
+        self.server_says(link, welcome());
     }
 
     fn frames_sent(&mut self) -> Vec<ClientFrame> {
@@ -160,6 +155,16 @@ fn kinds(frames: &[ClientFrame]) -> Vec<String> {
             other => other.kind().to_owned(),
         })
         .collect()
+}
+
+/// The server's greeting of user "me" (on a socket, or in the answer opening a polling session).
+fn welcome() -> ServerFrame {
+    ServerFrame::Welcome(Welcome {
+        conn: "n-1".into(),
+        user: "me".into(),
+        heartbeat_ms: 10_000,
+        protocol: "v1".into(),
+    })
 }
 
 fn joined(name: &str, head: u64) -> ServerFrame {
@@ -277,8 +282,11 @@ fn auto_mode_falls_back_to_polling_when_the_socket_is_silent_remembers_it_and_up
         .expect("a polling POST right after the socket timed out");
     assert_eq!(kinds(&body.frames), ["join r"]);
     assert_eq!(h.client.state().badge(), Badge::Syncing);
-    h.client
-        .handle_http_response(h.now, request, HttpResult::Frames(vec![joined("r", 3)]));
+    h.client.handle_http_response(
+        h.now,
+        request,
+        HttpResult::Frames(vec![welcome(), joined("r", 3)]),
+    );
     h.drain();
     assert_eq!(
         h.client.state(),
@@ -652,17 +660,8 @@ fn a_failed_polling_attempt_resends_the_outbox_on_the_next_one() {
     let (request, body) = first.expect("a POST");
     // The outbox waits for the first welcome: until then the client does not know its user.
     assert_eq!(kinds(&body.frames), ["join r"]);
-    let welcome = Welcome {
-        conn: "n-1".into(),
-        user: "me".into(),
-        heartbeat_ms: 10_000,
-        protocol: "v1".into(),
-    };
-    h.client.handle_http_response(
-        h.now,
-        request,
-        HttpResult::Frames(vec![ServerFrame::Welcome(welcome)]),
-    );
+    h.client
+        .handle_http_response(h.now, request, HttpResult::Frames(vec![welcome()]));
     h.drain();
     let (request, body) = h
         .take_outputs()
@@ -747,7 +746,8 @@ fn acked_publishes_a_reset_skips_are_shown_as_own_events_in_seq_order() {
     );
 }
 
-/// The polling POST a client just made, answered as the server would: connected.
+/// The polling POST a client just made, answered as the server would for a new session:
+/// welcomed and connected.
 fn answer_poll_send(h: &mut Harness) {
     let request = h
         .take_outputs()
@@ -761,8 +761,11 @@ fn answer_poll_send(h: &mut Harness) {
             _ => None,
         })
         .expect("a polling POST");
-    h.client
-        .handle_http_response(h.now, request, HttpResult::Frames(vec![joined("r", 0)]));
+    h.client.handle_http_response(
+        h.now,
+        request,
+        HttpResult::Frames(vec![welcome(), joined("r", 0)]),
+    );
     h.drain();
 }
 
@@ -924,65 +927,4 @@ fn unconfirmed_lists_a_rooms_own_publishes_until_their_event_comes_back() {
     h.server_says(link, event_from("r", 1, first.as_str(), "me"));
     assert_eq!(ids(&h), [second.as_str()]);
     assert_eq!(h.client.unconfirmed(&room("other")).len(), 1);
-}
-
-#[test]
-fn a_restored_publish_of_another_user_is_held_and_own_ones_are_stamped_and_sent() {
-    // Saved by an earlier client: one publish of "ana", one of "me" (the harness's welcomed user).
-    let saved = StoredOutbox {
-        entries: ["ana", "me"]
-            .into_iter()
-            .map(|user| OutboxRecord {
-                room: room("r"),
-                id: EventId::parse(format!("{user}-1")).unwrap(),
-                body: Json::null(),
-                if_seq: None,
-                created_ms: START_MS,
-                user: Some(user.into()),
-            })
-            .collect(),
-    };
-    let mut h = Harness::restored(
-        ClientConfig {
-            transport: TransportMode::WebSocket,
-            ..ClientConfig::default()
-        },
-        Restored {
-            outbox: Some(saved.encode()),
-            transport: None,
-        },
-    );
-    let now = h.now;
-    h.client.join(now, room("r"), Json::null());
-    // Published before the server said who this is: no user yet, claimed at the welcome.
-    h.client.publish(now, room("r"), Json::null()).unwrap();
-    h.advance(Duration::ZERO);
-    let link = h.opened_socket();
-    h.welcome(link);
-    let published: Vec<String> = h
-        .frames_sent()
-        .into_iter()
-        .filter_map(|frame| match frame {
-            ClientFrame::Publish(publish) => Some(publish.id.to_string()),
-            _ => None,
-        })
-        .collect();
-    assert_eq!(
-        published.len(),
-        2,
-        "ana's publish is never sent as me: {published:?}"
-    );
-    assert_eq!(published[0], "me-1");
-    assert_eq!(
-        h.client.outbox_len(),
-        3,
-        "ana's publish is held, not dropped"
-    );
-    let stored = StoredOutbox::decode(&h.client.outbox.stored().encode());
-    let users: Vec<Option<String>> = stored.entries.into_iter().map(|r| r.user).collect();
-    assert_eq!(
-        users,
-        [Some("ana".into()), Some("me".into()), Some("me".into())],
-        "the publish made before the welcome is stored as the welcomed user's"
-    );
 }
