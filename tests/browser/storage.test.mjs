@@ -1,7 +1,8 @@
 // Client storage shared by several tabs and several users (ARCHITECTURE.md, "Client storage"):
 // two tabs of one user in ONE browser context (one localStorage) publish offline and reload, and
 // every publish is delivered once; a second user on the same browser never sends the first one's
-// publishes, which wait for the first user to come back; signOut() clears the user's storage.
+// publishes, which wait for the first user to come back; signing out with publishes queued drops
+// them (never sent, nothing of the user left in localStorage) and the next user's go once.
 import assert from "node:assert/strict";
 import { createHmac } from "node:crypto";
 import { after, before, test } from "node:test";
@@ -48,6 +49,7 @@ function start(page, user, room) {
       const { ChorusClient } = await import("/pkg/chorus.js");
       const client = (window.client = await ChorusClient.connect({ url: location.origin, token: await window.mint(user, 3600), transport: "polling" }));
       window.pending = [];
+      window.rejected ??= [];
       window.own = [];
       window.seen = [];
       window.room = client.join(room);
@@ -60,7 +62,8 @@ function start(page, user, room) {
   );
 }
 
-const publish = (page, numbers) => page.evaluate((numbers) => numbers.forEach((n) => window.room.publish({ n }).catch(() => {})), numbers);
+// Publishes `numbers`; a publish that rejects adds its error code to `window.rejected`.
+const publish = (page, numbers) => page.evaluate((numbers) => numbers.forEach((n) => window.room.publish({ n }).catch((error) => window.rejected.push(error.code))), numbers);
 
 async function history(page, room) {
   return page.evaluate(async (room) => (await window.client.join(room).history({ limit: 100 })).events.map((e) => e.body.n), room);
@@ -98,7 +101,7 @@ test("two tabs of one user publish offline, both reload, and every publish is de
   await context.close();
 });
 
-test("another user on the same browser never sends the first user's publishes; they wait for that user; signOut clears them", async () => {
+test("another user on the same browser never sends the first user's publishes; they are held for that user", async () => {
   const context = await browser.newContext();
   const page = await openPage(context);
   const observer = await openPage(await browser.newContext());
@@ -106,6 +109,7 @@ test("another user on the same browser never sends the first user's publishes; t
   await context.setOffline(true);
   await start(page, "ana", "t:users");
   await publish(page, [1, 2]);
+  // Switching users without signing out: ana's publishes stay stored (held) for her.
   await page.evaluate(() => window.client.close());
   assert.deepEqual(await start(page, "bob", "t:users"), [], "bob is not shown ana's publishes");
   await publish(page, [3]);
@@ -117,15 +121,39 @@ test("another user on the same browser never sends the first user's publishes; t
   assert.deepEqual(await start(page, "ana", "t:users"), [1, 2], "ana's publishes waited for her");
   await observer.waitForFunction(() => window.seen.length >= 3, null, { timeout: 20000 });
   assert.deepEqual(await history(observer, "t:users"), [3, 1, 2]);
-  // Signing out drops what is still waiting: ana's next start sends nothing.
+  await page.evaluate(() => window.client.close());
+  await context.close();
+});
+
+test("signing out with publishes queued, then signing in as another user: the queued ones are dropped, never sent; the new user's are delivered once", async () => {
+  const context = await browser.newContext();
+  const page = await openPage(context);
+  const observer = await openPage(await browser.newContext());
+  await start(observer, "obi", "t:signout");
   await context.setOffline(true);
-  await publish(page, [4]);
-  await page.evaluate(() => window.client.signOut());
-  const left = await page.evaluate(() => Object.keys(localStorage).filter((key) => key.includes("|ana|")));
-  assert.deepEqual(left, [], "nothing of ana's is left in localStorage");
+  await start(page, "ana", "t:signout");
+  await publish(page, [1, 2]);
+  assert.equal(await page.evaluate(() => window.client.queued), 2, "ana's publishes are queued");
+  const rejected = await page.evaluate(async () => {
+    window.client.signOut();
+    await new Promise((resolve) => setTimeout(resolve, 0));
+    return window.rejected.slice();
+  });
+  assert.deepEqual(rejected, ["closed", "closed"], "the queued publishes reject in the tab that signs out");
+  const left = await page.evaluate(() => Object.keys(localStorage).filter((key) => key.includes("|ana|") || key.endsWith("|user")));
+  assert.deepEqual(left, [], "nothing of ana's (nor the last user) is left in localStorage");
+  // Still offline: bob signs in on the same page and queues his own.
+  assert.deepEqual(await start(page, "bob", "t:signout"), [], "bob is not shown ana's publishes");
+  await publish(page, [3, 4]);
   await context.setOffline(false);
-  assert.deepEqual(await start(page, "ana", "t:users"), []);
+  await observer.waitForFunction(() => window.seen.length >= 2, null, { timeout: 20000 });
+  await new Promise((resolve) => setTimeout(resolve, 1500));
+  assert.deepEqual(await observer.evaluate(() => window.seen), [3, 4], "bob's publishes, once each; none of ana's");
+  assert.equal(await page.evaluate(() => window.client.queued), 0);
+  // Ana coming back finds nothing to send: signing out dropped her publishes.
+  await page.evaluate(() => window.client.close());
+  assert.deepEqual(await start(page, "ana", "t:signout"), []);
   await new Promise((resolve) => setTimeout(resolve, 2000));
-  assert.deepEqual(await history(observer, "t:users"), [3, 1, 2]);
+  assert.deepEqual(await history(observer, "t:signout"), [3, 4]);
   await context.close();
 });
