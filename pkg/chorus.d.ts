@@ -55,7 +55,7 @@ export interface ClientOptions {
   getToken?: () => string | Promise<string>;
   /** `auto` (default): WebSocket, falling back to polling; or force one transport. */
   transport?: "auto" | Transport;
-  /** Prefix of the localStorage keys (outbox, remembered transport). Default `chorus:`. */
+  /** Prefix of the localStorage keys (outbox, remembered transport), which are per server, user and tab. Default `chorus:`. */
   storagePrefix?: string;
   /** Where the .wasm file is, if not next to the module. */
   wasmUrl?: string | URL;
@@ -169,10 +169,12 @@ export class ChorusClient {
   /** Publishes waiting for the server's ack. */
   readonly queued: number;
   join<Body = unknown, Meta = unknown>(room: string, options?: { meta?: Meta }): Room<Body, Meta>;
-  /** A fresh token; a connected WebSocket renews it in place. */
+  /** A fresh token for the same user (a `TypeError` for another `sub`); a connected WebSocket renews it in place. */
   setToken(token: string): void;
-  /** Closes the client; publishes still waiting reject with `closed`. */
+  /** Closes the client; publishes still waiting reject with `closed` and stay stored for the next client of this user. */
   close(): void;
+  /** Closes the client and removes this user's stored outboxes (all tabs; never sent) and transports on this server. */
+  signOut(): void;
 }
 
 export class Room<Body = unknown, Meta = unknown> {

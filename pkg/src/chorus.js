@@ -42,13 +42,71 @@ async function ask(getToken) {
   }
 }
 
+// A JWT's claims, or {} when the token is no JWT.
+function claims(token) {
+  try {
+    return JSON.parse(atob(token.split(".")[1].replace(/-/g, "+").replace(/_/g, "/"))) ?? {};
+  } catch {
+    return {};
+  }
+}
+
 // A JWT's `exp` in milliseconds since the epoch, or undefined when it has none (or is no JWT).
 function expiry(token) {
+  const exp = claims(token).exp;
+  return typeof exp === "number" ? exp * 1000 : undefined;
+}
+
+// Storage for several tabs and users (ARCHITECTURE.md, "Client storage"). Every client keeps its
+// outbox and transport under `<storagePrefix><url>|<user>|<tab>:` (a fresh tab id per client),
+// and a lease there that it renews every 5 s and removes when its page goes away or it closes.
+// A client that starts adopts the outboxes of its user's clients on that server whose lease is
+// gone or 15 s old, so no tab overwrites another's and a closed or crashed tab's publishes are sent.
+const OUTBOX = ":chorus.outbox";
+const LEASE = ":lease";
+const TRANSPORT = ":chorus.transport";
+const STALE_MS = 15 * 1000;
+
+function stored(key, value) {
   try {
-    const claims = JSON.parse(atob(token.split(".")[1].replace(/-/g, "+").replace(/_/g, "/")));
-    return typeof claims.exp === "number" ? claims.exp * 1000 : undefined;
+    if (value === undefined) return localStorage.getItem(key) ?? undefined;
+    value === null ? localStorage.removeItem(key) : localStorage.setItem(key, value);
   } catch {
-    return undefined;
+    // Storage full or forbidden: the outbox still works for this page's lifetime.
+  }
+}
+
+function adopt(prefix, tab) {
+  let keys = [];
+  try {
+    keys = Object.keys(localStorage);
+  } catch {}
+  // Every other tab with a key here (outbox, transport or lease) and no fresh lease: its outbox.
+  const found = new Map();
+  for (const key of keys) {
+    const other = key.startsWith(prefix) && key.slice(prefix.length, key.lastIndexOf(":"));
+    if (!other || other === tab || found.has(other) || Date.now() - (stored(prefix + other + LEASE) ?? 0) < STALE_MS) continue;
+    found.set(other, stored(prefix + other + OUTBOX));
+  }
+  // One outbox moves as it is (the reload of a single tab); several are merged in publish order.
+  const outboxes = [...found.values()].filter(Boolean);
+  let merged = outboxes[0];
+  if (outboxes.length > 1) {
+    const entries = [];
+    for (const text of outboxes) {
+      try {
+        entries.push(...JSON.parse(text).entries);
+      } catch {}
+    }
+    merged = JSON.stringify({ entries: entries.sort((a, b) => a.created_ms - b.created_ms) });
+  }
+  if (merged) stored(prefix + tab + OUTBOX, merged);
+  for (const other of found.keys()) {
+    // The remembered transport (a fallback to polling) carries over too.
+    const transport = stored(prefix + other + TRANSPORT);
+    if (transport) stored(prefix + tab + TRANSPORT, transport);
+    // Removed only once under this tab's key (a crash in between sends twice, never loses).
+    for (const part of [OUTBOX, TRANSPORT, LEASE]) stored(prefix + other + part, null);
   }
 }
 
@@ -103,6 +161,11 @@ export class ChorusClient extends Emitter {
   #getToken;
   #renewal;
   #closed = false;
+  #user;
+  #prefix;
+  #base;
+  #learned;
+  #lease;
   // Events raised while the app is still setting up (subscribing, joining) wait for the next
   // task, so e.g. publishes restored after a reload reach listeners registered after join().
   #held = [];
@@ -135,7 +198,20 @@ export class ChorusClient extends Emitter {
     };
     // The browser I/O reports to the core through a plain function (see `start` in js.rs).
     const report = (kind, id, number, text) => this.#core.report(kind, id, number, text);
-    this.#core = WasmClient.start(options.url, token ?? "", transport, options.storagePrefix ?? "chorus:", onEvent, report);
+    // Without a token yet (an offline start with `getToken`) the user is the last one seen here.
+    // Encoded, so that no user's (or server's) keys start with another one's prefix.
+    const base = `${options.storagePrefix ?? "chorus:"}${encodeURIComponent(this.#url)}|`;
+    this.#user = String(claims(token ?? "").sub ?? (token ? "" : stored(base + "user") ?? ""));
+    this.#base = base;
+    if (this.#user) stored(base + "user", this.#user);
+    const prefix = (this.#prefix = `${base}${encodeURIComponent(this.#user)}|`);
+    const lease = prefix + Math.random().toString(36).slice(2) + LEASE;
+    const renew = () => stored(lease, this.#closed ? null : String(Date.now()));
+    renew();
+    adopt(prefix, lease.slice(prefix.length, -LEASE.length));
+    this.#lease = [setInterval(renew, 5000), () => stored(lease, null)];
+    addEventListener("pagehide", this.#lease[1]);
+    this.#core = WasmClient.start(options.url, token ?? "", transport, lease.slice(0, -LEASE.length + 1), onEvent, report);
     if (!this.#core) throw new ChorusError("no_randomness", "crypto.getRandomValues is not available");
     this.#remember(token ?? "");
     setTimeout(() => {
@@ -169,6 +245,7 @@ export class ChorusClient extends Emitter {
   /** Hands over a fresh token: a connected WebSocket renews it in place (no reconnect). */
   setToken(token) {
     if (typeof token !== "string" || !token) throw new TypeError("setToken needs a non-empty token string");
+    if (!this.#sameUser(token)) throw new TypeError("setToken needs a token for the same user: for another user, signOut() or close() and connect again");
     this._call(TOKEN, "", token);
     this.#remember(token);
   }
@@ -177,10 +254,36 @@ export class ChorusClient extends Emitter {
   close() {
     this.#closed = true;
     clearTimeout(this.#renewal);
+    clearInterval(this.#lease[0]);
+    removeEventListener("pagehide", this.#lease[1]);
+    this.#lease[1]();
     this._call(CLOSE, "", "");
     const error = new ChorusError("closed", "the client was closed before the publish was acknowledged");
     for (const waiter of this.#waiting.values()) waiter.reject(error);
     this.#waiting.clear();
+  }
+
+  /**
+   * Closes the client and clears what this browser keeps for its user on its server: the
+   * outboxes of all the user's tabs (publishes still waiting are dropped, never sent) and their
+   * remembered transports. Cursors live only in memory and go with the client.
+   */
+  signOut() {
+    this.close();
+    let keys = [];
+    try {
+      keys = Object.keys(localStorage);
+    } catch {}
+    for (const key of keys) if (key.startsWith(this.#prefix) || key === this.#base + "user") stored(key, null);
+  }
+
+  // Whether `token` is for this client's user (its outbox must never be sent as anyone else). A
+  // client that started knowing no user (no token, and no user started here before) takes the
+  // first token's user.
+  #sameUser(token) {
+    const sub = String(claims(token).sub ?? "");
+    if (!this.#user && this.#learned === undefined && sub) stored(this.#base + "user", (this.#learned = sub));
+    return sub === (this.#user || this.#learned || "");
   }
 
   /** Runs one operation of the core; throws a `ChorusError` when it is refused. */
@@ -242,7 +345,7 @@ export class ChorusClient extends Emitter {
   async #renew(exp) {
     const token = await ask(this.#getToken);
     if (this.#closed) return;
-    if (token) return this.setToken(token);
+    if (token && this.#sameUser(token)) return this.setToken(token);
     if (Date.now() < exp) this.#renewal = setTimeout(() => this.#renew(exp), 5000);
   }
 
@@ -257,6 +360,8 @@ export class ChorusClient extends Emitter {
     if (kind === "tokenNeeded" && this.#getToken) {
       ask(this.#getToken).then((token) => {
         if (this.#closed) return;
+        // A token for another user counts as none (asked again after the next backoff step).
+        if (!this.#sameUser(token)) token = "";
         this._call(TOKEN, "", token);
         if (token) this.#remember(token);
       });

@@ -229,7 +229,20 @@ impl Client {
         }
         match result {
             HttpResult::Frames(frames) => {
+                // `welcome` comes only in the answer to the `POST` that opens the session.
+                if is_send && frames.iter().any(|f| matches!(f, ServerFrame::Welcome(_))) {
+                    self.session_welcomed = true;
+                }
                 if is_send && !poll.connected {
+                    if !self.session_welcomed {
+                        // The server holds the session, but the answer that opened it (and its
+                        // `welcome`) was lost: no answer on this session will ever say who the
+                        // client is, and nothing counts as connected before it does.
+                        for frame in frames {
+                            self.handle_frame(now, frame);
+                        }
+                        return self.renew_session(now);
+                    }
                     poll.connected = true;
                     if self.config.transport == TransportMode::Auto {
                         if poll.unsure {
@@ -380,6 +393,15 @@ impl Client {
         }
         self.flush_outbox();
         self.pump_polling(now);
+    }
+
+    /// Leaves the polling session whose `welcome` was lost (best effort, as on an upgrade) and
+    /// picks a new session id, which the server greets, for the next attempt after a backoff
+    /// step (a server that never greets, e.g. one draining, is not asked in a loop).
+    fn renew_session(&mut self, now: Instant) {
+        self.leave_polling_session();
+        self.session = self.rng.token(16);
+        self.reconnect_later(now);
     }
 
     fn join_frames(&self) -> Vec<ClientFrame> {

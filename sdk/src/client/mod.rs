@@ -86,7 +86,11 @@ pub struct Client {
     retry_hint: Option<Duration>,
     next_id: u64,
     id_prefix: String,
+    /// The polling session id (a new one when the session's `welcome` was lost).
     session: String,
+    /// The server greeted `session` with `welcome`; until then no polling link counts as
+    /// connected (see `handle_http_response`).
+    session_welcomed: bool,
     user: Option<String>,
     rooms: Map<RoomName, Room>,
     outbox: Outbox,
@@ -164,6 +168,7 @@ impl Client {
             next_id: 0,
             id_prefix,
             session,
+            session_welcomed: false,
             user: None,
             rooms: Map::new(),
             unconfirmed,

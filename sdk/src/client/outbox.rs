@@ -146,16 +146,35 @@ impl Outbox {
         Some(entry.record)
     }
 
-    /// Publishes not yet sent on `link`, oldest first; marks them sent on it.
-    pub fn unsent(&mut self, link: u64) -> Vec<OutboxRecord> {
+    /// Publishes of `user` (or of no user yet) not yet sent on `link`, oldest first; marks them
+    /// sent on it. Another user's publishes are held: kept, never sent as `user`. Nothing
+    /// while the user is unknown (`None`).
+    pub fn unsent(&mut self, link: u64, user: Option<&str>) -> Vec<OutboxRecord> {
         let mut unsent = Vec::new();
+        if user.is_none() {
+            return unsent;
+        }
         for entry in &mut self.entries {
-            if entry.sent_on != Some(link) {
+            let own = entry.record.user.is_none() || entry.record.user.as_deref() == user;
+            if own && entry.sent_on != Some(link) {
                 entry.sent_on = Some(link);
                 unsent.push(entry.record.clone());
             }
         }
         unsent
+    }
+
+    /// Gives the publishes made before the server named the user (or restored without one) to
+    /// `user`; whether any changed (the outbox must then be saved).
+    pub fn claim(&mut self, user: &str) -> bool {
+        let mut changed = false;
+        for entry in &mut self.entries {
+            if entry.record.user.is_none() {
+                entry.record.user = Some(user.to_owned());
+                changed = true;
+            }
+        }
+        changed
     }
 
     /// Marks a publish to be sent again (after a transient refusal).
@@ -229,6 +248,7 @@ mod tests {
             body: Json::from_text(body).unwrap(),
             if_seq: None,
             created_ms,
+            user: None,
         }
     }
 
@@ -273,17 +293,49 @@ mod tests {
                 .map(|r| r.id.to_string())
                 .collect::<Vec<_>>()
         };
-        assert_eq!(ids(outbox.unsent(1)), ["a", "b"]);
+        assert_eq!(ids(outbox.unsent(1, Some("me"))), ["a", "b"]);
         outbox.push(record("c", "1", 0)).unwrap();
-        assert_eq!(ids(outbox.unsent(1)), ["c"]);
+        assert_eq!(ids(outbox.unsent(1, Some("me"))), ["c"]);
         outbox.remove(&EventId::parse("b").unwrap());
         assert_eq!(
-            ids(outbox.unsent(2)),
+            ids(outbox.unsent(2, Some("me"))),
             ["a", "c"],
             "a reconnect sends everything unacked again"
         );
         outbox.resend(&EventId::parse("c").unwrap());
-        assert_eq!(ids(outbox.unsent(2)), ["c"]);
+        assert_eq!(ids(outbox.unsent(2, Some("me"))), ["c"]);
+    }
+
+    #[test]
+    fn another_users_publishes_are_held_and_unclaimed_ones_go_to_the_welcomed_user() {
+        let mut outbox = Outbox::new(OutboxConfig::default(), StoredOutbox::default());
+        let of = |id: &str, user: Option<&str>| OutboxRecord {
+            user: user.map(str::to_owned),
+            ..record(id, "1", 0)
+        };
+        outbox.push(of("ana-1", Some("ana"))).unwrap();
+        outbox.push(of("unclaimed", None)).unwrap();
+        outbox.push(of("bob-1", Some("bob"))).unwrap();
+        let ids = |records: Vec<OutboxRecord>| {
+            records
+                .into_iter()
+                .map(|r| r.id.to_string())
+                .collect::<Vec<_>>()
+        };
+        assert!(outbox.claim("bob"), "the unclaimed publish is bob's now");
+        assert!(!outbox.claim("bob"), "nothing left to claim");
+        assert_eq!(ids(outbox.unsent(1, Some("bob"))), ["unclaimed", "bob-1"]);
+        assert_eq!(outbox.len(), 3, "ana's publish is held, not dropped");
+        let reloaded = Outbox::new(
+            OutboxConfig::default(),
+            StoredOutbox::decode(&outbox.stored().encode()),
+        );
+        let mut reloaded = reloaded;
+        assert_eq!(
+            ids(reloaded.unsent(1, Some("ana"))),
+            ["ana-1"],
+            "the user survives storage and ana's publish waits for her"
+        );
     }
 
     #[test]

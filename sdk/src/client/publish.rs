@@ -50,6 +50,7 @@ impl Client {
             body: body.clone(),
             if_seq,
             created_ms: self.unix_ms(now),
+            user: self.user.clone(),
         };
         self.outbox.push(record.clone())?;
         let stop_typing = self
@@ -106,7 +107,7 @@ impl Client {
             Phase::Polling(poll) => poll.link,
             _ => return,
         };
-        for record in self.outbox.unsent(link) {
+        for record in self.outbox.unsent(link, self.user.as_deref()) {
             self.send_frame(ClientFrame::Publish(wire::Publish {
                 room: record.room,
                 id: record.id,
@@ -232,7 +233,7 @@ impl Client {
         self.outbox_changed();
     }
 
-    fn outbox_changed(&mut self) {
+    pub(super) fn outbox_changed(&mut self) {
         self.outbox_unsaved = true;
         self.events.push(ClientEvent::Outbox {
             queued: self.outbox.len(),

@@ -86,7 +86,13 @@ impl Client {
     pub(super) fn handle_frame(&mut self, now: Instant, frame: ServerFrame) {
         match frame {
             ServerFrame::Welcome(welcome) => {
+                if self.outbox.claim(&welcome.user) {
+                    self.outbox_changed();
+                }
                 self.user = Some(welcome.user.clone());
+                // The outbox waited for the user: its publishes go now (over polling, in the
+                // `POST` that follows the answer, once its other frames are applied).
+                self.flush_outbox();
                 self.events
                     .push(ClientEvent::Welcome { user: welcome.user });
             }

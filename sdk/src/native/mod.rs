@@ -49,6 +49,7 @@ enum Command {
     Online(bool),
     Token(String),
     Close,
+    SignOut,
 }
 
 /// What socket and HTTP tasks report back.
@@ -255,6 +256,14 @@ impl NativeClient {
     pub fn close(&self) {
         let _ = self.commands.send(Command::Close);
     }
+
+    /// Closes the client and clears what its storage keeps for the user: the outbox (publishes
+    /// still waiting are dropped, never sent) and the remembered transport. Cursors live only
+    /// in memory and go with the client. The storage given to [`NativeClient::start`] belongs
+    /// to one user (give each user their own, e.g. a [`FileStorage`] directory per user).
+    pub fn sign_out(&self) {
+        let _ = self.commands.send(Command::SignOut);
+    }
 }
 
 #[allow(clippy::disallowed_methods)] // The driver is where the core's clock lives.
@@ -306,6 +315,14 @@ impl Driver {
                         self.flush();
                         return;
                     }
+                    Some(Command::SignOut) => {
+                        self.core.close(clock().0);
+                        self.flush();
+                        // After the flush: a last save of the outbox must not bring it back.
+                        self.storage.save(OUTBOX_KEY, "");
+                        self.storage.save(TRANSPORT_KEY, "");
+                        return;
+                    }
                     Some(command) => self.command(command),
                 },
                 Some(report) = reports.recv() => self.report(report),
@@ -326,7 +343,7 @@ impl Driver {
             Command::Presence(room, meta) => self.core.set_presence(now, room, meta),
             Command::Online(online) => self.core.handle_online(now, online),
             Command::Token(token) => self.core.handle_token(now, token),
-            Command::Close => {}
+            Command::Close | Command::SignOut => {}
         }
     }
 
@@ -504,5 +521,53 @@ async fn sleep_until(deadline: Option<tokio::time::Instant>) {
     match deadline {
         Some(deadline) => tokio::time::sleep_until(deadline).await,
         None => std::future::pending().await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Signing out drops the user's waiting publishes and remembered transport from storage,
+    /// where closing keeps them for the next start.
+    #[test]
+    fn sign_out_clears_the_users_storage_and_close_keeps_it() {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        for sign_out in [false, true] {
+            let dir = std::env::temp_dir().join(format!(
+                "chorus-sign-out-test-{}-{sign_out}",
+                std::process::id()
+            ));
+            let storage = Box::new(FileStorage::new(&dir).unwrap());
+            runtime.block_on(async {
+                // Nothing listens on port 9: the publish waits in the outbox.
+                let (client, mut events) = NativeClient::start(
+                    "http://127.0.0.1:9",
+                    "token".into(),
+                    ClientConfig::default(),
+                    storage,
+                );
+                let room = RoomName::parse("r").unwrap();
+                client.join(room.clone(), Json::from_text("null").unwrap());
+                let publishing = client.publish(room, Json::from_text("1").unwrap());
+                publishing.await.unwrap();
+                if sign_out {
+                    client.sign_out();
+                } else {
+                    client.close();
+                }
+                while events.next().await.is_some() {}
+            });
+            let after = FileStorage::new(&dir).unwrap().load(OUTBOX_KEY);
+            let _ = std::fs::remove_dir_all(&dir);
+            if sign_out {
+                assert_eq!(after, None, "signing out cleared the outbox");
+            } else {
+                assert!(after.unwrap().contains("\"r\""), "closing kept the outbox");
+            }
+        }
     }
 }

@@ -159,6 +159,9 @@ pub struct OutboxRecord {
     pub if_seq: Option<u64>,
     /// When the app published it, in milliseconds since the Unix epoch.
     pub created_ms: u64,
+    /// The user it is published as (set once the server has welcomed the client; `None`
+    /// before): a client sends only its own user's records and holds the others.
+    pub user: Option<String>,
 }
 
 /// A client's outbox in storage (key `chorus.outbox`).

@@ -318,7 +318,7 @@ wire_shapes! {
     HealthBody { status: req }
     DevTokenRequest { name: req, ttl_seconds: opt }
     DevTokenResponse { token: req, user: req }
-    OutboxRecord { room: req, id: req, body: req, if_seq: opt, created_ms: req }
+    OutboxRecord { room: req, id: req, body: req, if_seq: opt, created_ms: req, user: opt }
     StoredOutbox { entries: req }
     TokenClaims { sub: req, name: opt, exp: req, rooms: default(BTreeMap::new()) }
 }

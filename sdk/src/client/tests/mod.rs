@@ -19,6 +19,7 @@ pub(crate) fn t0() -> Instant {
 
 mod refusals;
 mod tokens;
+mod users;
 
 const START_MS: u64 = 1_700_000_000_000;
 
@@ -116,13 +117,7 @@ impl Harness {
 
     fn welcome(&mut self, link: u64) {
         self.client.handle_socket_open(self.now, link);
-        let welcome = Welcome {
-            conn: "n-1".into(),
-            user: "me".into(),
-            heartbeat_ms: 10_000,
-            protocol: "v1".into(),
-        };
-        self.server_says(link, ServerFrame::Welcome(welcome));
+        self.server_says(link, welcome());
     }
 
     fn frames_sent(&mut self) -> Vec<ClientFrame> {
@@ -160,6 +155,16 @@ fn kinds(frames: &[ClientFrame]) -> Vec<String> {
             other => other.kind().to_owned(),
         })
         .collect()
+}
+
+/// The server's greeting of user "me" (on a socket, or in the answer opening a polling session).
+fn welcome() -> ServerFrame {
+    ServerFrame::Welcome(Welcome {
+        conn: "n-1".into(),
+        user: "me".into(),
+        heartbeat_ms: 10_000,
+        protocol: "v1".into(),
+    })
 }
 
 fn joined(name: &str, head: u64) -> ServerFrame {
@@ -277,8 +282,11 @@ fn auto_mode_falls_back_to_polling_when_the_socket_is_silent_remembers_it_and_up
         .expect("a polling POST right after the socket timed out");
     assert_eq!(kinds(&body.frames), ["join r"]);
     assert_eq!(h.client.state().badge(), Badge::Syncing);
-    h.client
-        .handle_http_response(h.now, request, HttpResult::Frames(vec![joined("r", 3)]));
+    h.client.handle_http_response(
+        h.now,
+        request,
+        HttpResult::Frames(vec![welcome(), joined("r", 3)]),
+    );
     h.drain();
     assert_eq!(
         h.client.state(),
@@ -650,7 +658,24 @@ fn a_failed_polling_attempt_resends_the_outbox_on_the_next_one() {
         _ => None,
     });
     let (request, body) = first.expect("a POST");
-    assert_eq!(kinds(&body.frames), ["join r", "publish 1"]);
+    // The outbox waits for the first welcome: until then the client does not know its user.
+    assert_eq!(kinds(&body.frames), ["join r"]);
+    h.client
+        .handle_http_response(h.now, request, HttpResult::Frames(vec![welcome()]));
+    h.drain();
+    let (request, body) = h
+        .take_outputs()
+        .into_iter()
+        .find_map(|o| match o {
+            Output::Http {
+                request,
+                call: HttpCall::PollSend(body),
+                ..
+            } => Some((request, body)),
+            _ => None,
+        })
+        .expect("a POST after the welcome");
+    assert_eq!(kinds(&body.frames), ["publish 1"]);
     h.client
         .handle_http_response(h.now, request, HttpResult::Failed);
     h.drain();
@@ -721,7 +746,8 @@ fn acked_publishes_a_reset_skips_are_shown_as_own_events_in_seq_order() {
     );
 }
 
-/// The polling POST a client just made, answered as the server would: connected.
+/// The polling POST a client just made, answered as the server would for a new session:
+/// welcomed and connected.
 fn answer_poll_send(h: &mut Harness) {
     let request = h
         .take_outputs()
@@ -735,8 +761,11 @@ fn answer_poll_send(h: &mut Harness) {
             _ => None,
         })
         .expect("a polling POST");
-    h.client
-        .handle_http_response(h.now, request, HttpResult::Frames(vec![joined("r", 0)]));
+    h.client.handle_http_response(
+        h.now,
+        request,
+        HttpResult::Frames(vec![welcome(), joined("r", 0)]),
+    );
     h.drain();
 }
 
