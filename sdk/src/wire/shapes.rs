@@ -299,7 +299,7 @@ wire_shapes! {
     TypingSnapshot { version: req, users: req }
     Draining { retry_after_ms: req }
     ErrorBody { code: req, message: req }
-    EventsPage { room: req, epoch: req, head: req, oldest: req, events: req, next_after: opt }
+    EventsPage { room: req, epoch: req, head: req, oldest: req, events: req, next_after: opt, next_before: opt }
     PresenceBody { room: req, version: req, users: req }
     PollSend { session: req, frames: req }
     PollFrames { frames: req }

@@ -250,6 +250,13 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn memory_store_filters_history_by_type_and_sender_with_a_bounded_scan() {
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+        let store = MemoryStore::new(Retention::default(), tx);
+        crate::store::filter::contract::check_filtered_reads(&store, &mut rx).await;
+    }
+
+    #[tokio::test]
     async fn memory_store_bounds_pages_by_bytes() {
         let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
         let store = MemoryStore::new(Retention::default(), tx);

@@ -579,6 +579,7 @@ fn a_gap_on_a_socket_is_repaired_from_history_and_duplicates_are_dropped() {
             })
             .collect(),
         next_after: None,
+        next_before: None,
     };
     h.client
         .handle_http_response(h.now, request, HttpResult::Page(page));
