@@ -17,6 +17,7 @@ pub(crate) fn t0() -> Instant {
     Instant::now()
 }
 
+mod notices;
 mod refusals;
 mod tokens;
 
