@@ -4,7 +4,9 @@
 use chorus_sdk::wire::RoomName;
 use leptos::prelude::*;
 
-use super::{Composer, ConnectionBadge, Feed, PresenceBar, TypingIndicator};
+use super::{
+    ActivityPanel, Composer, ConnectionBadge, Feed, NoticeBanner, PresenceBar, TypingIndicator,
+};
 use crate::chorus::provide_chorus;
 use crate::hooks::{use_activity, use_room};
 use crate::model;
@@ -130,6 +132,7 @@ fn Workspace(
         Err(why) => error.set(Some(why.to_string())),
     };
     view! {
+        <NoticeBanner />
         <nav class="rooms" aria-label="Rooms">
             {SUGGESTED_ROOMS
                 .map(|name| {
@@ -164,7 +167,7 @@ fn Workspace(
                 {move || error.get()}
             </p>
         </nav>
-        <RoomView name=session.name.clone() room=room />
+        <RoomView name=session.name.clone() user=session.user.clone() room=room />
     }
 }
 
@@ -174,6 +177,8 @@ fn Workspace(
 fn RoomView(
     /// The signed-in user's display name (put in message bodies).
     name: String,
+    /// The signed-in user's id (the activity panel's "Only mine").
+    user: String,
     /// The room shown.
     #[prop(into)]
     room: Signal<RoomName>,
@@ -192,6 +197,8 @@ fn RoomView(
             .collect()
     });
     let notice = handle.notice();
+    let messages = handle.messages();
+    let revision = Signal::derive(move || messages.with(Vec::len));
     view! {
         <section class="room" aria-label=move || format!("Room {}", room.read())>
             <header class="room-header">
@@ -213,12 +220,13 @@ fn RoomView(
                         }
                     })
             }}
-            <Feed messages=handle.messages() />
+            <Feed messages=messages />
             <TypingIndicator names=typing_names />
             <Composer
                 on_send=Callback::new(move |text: String| handle.send(&name, &text))
                 on_typing=Callback::new(move |on| handle.set_typing(on))
             />
+            <ActivityPanel room=room user=user revision=revision />
         </section>
     }
 }
