@@ -208,7 +208,7 @@ export class ChorusClient extends Emitter {
   /** `GET /v1/rooms/{room}/events?…` (`query`: after, before, limit, type, user) with the current token (renewed once if refused). */
   async _page(room, query) {
     for (let renewed = false; ; renewed = true) {
-      const response = await fetch(`${this.#url}/v1/rooms/${encodeURIComponent(room)}/events?${new URLSearchParams(query)}`, {
+      const response = await fetch(`${this.#url}/v1/rooms/${encodeURIComponent(room)}/events?${new URLSearchParams(Object.entries(query).filter((entry) => entry[1] !== undefined))}`, {
         headers: { authorization: `Bearer ${this.#token}` },
       }).catch((error) => {
         throw new ChorusError("offline", `the history request got no answer: ${error.message}`);
@@ -318,12 +318,12 @@ export class Room extends Emitter {
    * One page of stored events, oldest first. With `after`: the first `limit` events after that
    * seq. Otherwise the last `limit` events before `before` (default: the newest ones).
    * `limit` is 1 to 1000 (default 50). With `type` (the body's top-level `"type"`) and/or
-   * `user` (the sender), only those events: the server filters, and a page may hold fewer
-   * than `limit` while `older`/`newer` still say where more may be.
+   * `user` (the sender), only those events: the server filters, looking at a bounded number
+   * of events per page, so a page may hold fewer than `limit` (even none) while `older`
+   * (`newer` with `after`) says where to go on.
    */
   async history({ before, after, limit = 50, type, user } = {}) {
     limit = Math.min(1000, Math.max(1, Math.floor(limit)));
-    if (type !== undefined || user !== undefined) return this.#filtered(before, after, limit, { type, user });
     const page = (head, events) => ({
       room: this.name,
       epoch: head.epoch,
@@ -333,6 +333,12 @@ export class Room extends Emitter {
       older: events.length && events[0].seq > head.oldest ? events[0].seq : null,
       newer: events.length && events.at(-1).seq < head.head ? events.at(-1).seq : null,
     });
+    if (type ?? user) {
+      const answer = await this.#client._page(this.name, { type, user, limit, [after === undefined ? "before" : "after"]: after ?? before ?? 2 ** 53 });
+      const found = page(answer, answer.events);
+      found[after === undefined ? "older" : "newer"] = answer.next_before ?? answer.next_after ?? null;
+      return found;
+    }
     if (after !== undefined) {
       const answer = await this.#client._page(this.name, { after, limit });
       return page(answer, answer.events);
@@ -352,31 +358,6 @@ export class Room extends Emitter {
     }
     head ??= await this.#client._page(this.name, { after: 0, limit: 1 });
     return page(head, events);
-  }
-
-  // A filtered page: asks again from where the server stopped looking (it looks at a bounded
-  // number of events per request) until `limit` events are found, none are left, or 10 asks.
-  async #filtered(before, after, limit, filter) {
-    for (const key in filter) if (filter[key] === undefined) delete filter[key];
-    const forward = after !== undefined;
-    let events = [];
-    let answer;
-    let cursor = forward ? after : (before ?? 2 ** 53);
-    for (let asks = 0; asks < 10 && cursor !== undefined && events.length < limit; asks++) {
-      answer = await this.#client._page(this.name, { ...filter, limit: limit - events.length, [forward ? "after" : "before"]: cursor });
-      events = forward ? events.concat(answer.events) : answer.events.concat(events);
-      cursor = forward ? answer.next_after : answer.next_before;
-    }
-    const edge = forward ? events.at(-1)?.seq : events[0]?.seq;
-    return {
-      room: this.name,
-      epoch: answer.epoch,
-      head: answer.head,
-      oldest: answer.oldest,
-      events,
-      older: forward ? (events.length && events[0].seq > answer.oldest ? events[0].seq : null) : (cursor ?? null),
-      newer: forward ? (cursor ?? null) : (edge !== undefined && edge < answer.head ? edge : null),
-    };
   }
 
   /** Pages of older and older events (as `history`, filtered alike), from `before` (default: the newest). */
