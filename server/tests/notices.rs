@@ -81,7 +81,11 @@ async fn a_notice_reaches_everyone_a_user_or_one_connection_over_websockets() {
     for client in [&mut ana, &mut ana_tab, &mut ben] {
         let notice = next_notice(client).await;
         assert_eq!(
-            (notice.id.as_str(), notice.level.as_str(), notice.body.as_text()),
+            (
+                notice.id.as_str(),
+                notice.level.as_str(),
+                notice.body.as_text()
+            ),
             ("maint-1", "warning", r#"{"text":"down at 22:00"}"#)
         );
         assert!(notice.at > 0);
@@ -90,12 +94,23 @@ async fn a_notice_reaches_everyone_a_user_or_one_connection_over_websockets() {
     let to_ben = post_notice(&server, "/v1/users/ben/notices", r#"{"body":"hi ben"}"#).await;
     let to_ben = to_ben.json::<NoticeSent>();
     assert_eq!(to_ben.delivered, 1);
-    assert!(to_ben.id.starts_with("notice-"), "made by the server: {}", to_ben.id);
+    assert!(
+        to_ben.id.starts_with("notice-"),
+        "made by the server: {}",
+        to_ben.id
+    );
     let notice = next_notice(&mut ben).await;
-    assert_eq!((notice.level.as_str(), notice.body.as_text()), ("info", r#""hi ben""#));
+    assert_eq!(
+        (notice.level.as_str(), notice.body.as_text()),
+        ("info", r#""hi ben""#)
+    );
 
     let conns = conns_of(&server, "ana").await;
-    assert_eq!(conns.len(), 1, "only the tab in the room is listed: {conns:?}");
+    assert_eq!(
+        conns.len(),
+        1,
+        "only the tab in the room is listed: {conns:?}"
+    );
     let one = post_notice(
         &server,
         &format!("/v1/connections/{}/notices", conns[0]),
@@ -131,7 +146,12 @@ async fn a_polling_session_gets_its_notice_on_its_next_poll_and_a_held_poll_wake
     cid.poll(0).await;
 
     // Sent between polls: kept for the next one, which answers at once.
-    let sent = post_notice(&server, "/v1/users/cid/notices", r#"{"id":"p1","body":"one"}"#).await;
+    let sent = post_notice(
+        &server,
+        "/v1/users/cid/notices",
+        r#"{"id":"p1","body":"one"}"#,
+    )
+    .await;
     assert_eq!(sent.json::<NoticeSent>().delivered, 1);
     let frames = cid.poll(20_000).await;
     let notices: Vec<String> = frames
@@ -144,7 +164,10 @@ async fn a_polling_session_gets_its_notice_on_its_next_poll_and_a_held_poll_wake
     assert_eq!(notices, ["p1"]);
     // Taken: the next poll does not repeat it.
     assert!(
-        !cid.poll(0).await.iter().any(|f| matches!(f, ServerFrame::Notice(_))),
+        !cid.poll(0)
+            .await
+            .iter()
+            .any(|f| matches!(f, ServerFrame::Notice(_))),
         "a kept notice is answered once"
     );
 
@@ -182,15 +205,50 @@ async fn bad_notice_requests_get_clear_codes() {
     let big = format!(r#"{{"body":"{}"}}"#, "x".repeat(70_000));
     // (path, body, status, code)
     let table = [
-        ("/v1/notices", r#"{"body":1,"level":"loud"}"#, 400, ErrorCode::BadRequest),
-        ("/v1/notices", r#"{"body":1,"id":"no spaces"}"#, 400, ErrorCode::BadRequest),
-        ("/v1/notices", r#"{"level":"info"}"#, 400, ErrorCode::BadRequest),
+        (
+            "/v1/notices",
+            r#"{"body":1,"level":"loud"}"#,
+            400,
+            ErrorCode::BadRequest,
+        ),
+        (
+            "/v1/notices",
+            r#"{"body":1,"id":"no spaces"}"#,
+            400,
+            ErrorCode::BadRequest,
+        ),
+        (
+            "/v1/notices",
+            r#"{"level":"info"}"#,
+            400,
+            ErrorCode::BadRequest,
+        ),
         ("/v1/notices", "not json", 400, ErrorCode::BadRequest),
         ("/v1/notices", big.as_str(), 413, ErrorCode::BodyTooLarge),
-        ("/v1/connections/17/notices", r#"{"body":1}"#, 400, ErrorCode::BadRequest),
-        ("/v1/connections/n-x/notices", r#"{"body":1}"#, 400, ErrorCode::BadRequest),
-        ("/v1/connections/zz-99/notices", r#"{"body":1}"#, 404, ErrorCode::NotFound),
-        ("/v1/users/%0A/notices", r#"{"body":1}"#, 400, ErrorCode::BadRequest),
+        (
+            "/v1/connections/17/notices",
+            r#"{"body":1}"#,
+            400,
+            ErrorCode::BadRequest,
+        ),
+        (
+            "/v1/connections/n-x/notices",
+            r#"{"body":1}"#,
+            400,
+            ErrorCode::BadRequest,
+        ),
+        (
+            "/v1/connections/zz-99/notices",
+            r#"{"body":1}"#,
+            404,
+            ErrorCode::NotFound,
+        ),
+        (
+            "/v1/users/%0A/notices",
+            r#"{"body":1}"#,
+            400,
+            ErrorCode::BadRequest,
+        ),
     ];
     for (path, body, status, code) in table {
         let response = post_notice(&server, path, body).await;
@@ -226,7 +284,14 @@ async fn bad_notice_requests_get_clear_codes() {
     // Without the API key: 401, whatever the body.
     for key in [None, Some("Bearer wrong")] {
         let headers: Vec<(&str, &str)> = key.iter().map(|k| ("Authorization", *k)).collect();
-        let response = http(&server, "POST", "/v1/notices", &headers, Some(r#"{"body":1}"#)).await;
+        let response = http(
+            &server,
+            "POST",
+            "/v1/notices",
+            &headers,
+            Some(r#"{"body":1}"#),
+        )
+        .await;
         assert_eq!(
             (response.status, response.error_code()),
             (401, ErrorCode::Unauthenticated)

@@ -74,9 +74,15 @@ async fn notices_sent_through_one_node_reach_connections_on_another() {
 
     // One connection of the other node, by the id its room presence lists (on any node).
     let key = format!("Bearer {KEY}");
-    let presence = http(&a, "GET", "/v1/rooms/r/presence", &[("Authorization", &key)], None)
-        .await
-        .json::<wire::PresenceBody>();
+    let presence = http(
+        &a,
+        "GET",
+        "/v1/rooms/r/presence",
+        &[("Authorization", &key)],
+        None,
+    )
+    .await
+    .json::<wire::PresenceBody>();
     let ben_conn = presence
         .users
         .iter()

@@ -20,10 +20,10 @@ use super::json::{Fields, JsonError, Node, ObjectWriter, Wire, WireObject, Write
 use super::{
     Ack, Auth, Authed, BackendPublish, ClientFrame, Cursor, DevTokenRequest, DevTokenResponse,
     Draining, ErrorBody, ErrorFrame, Event, EventId, EventsPage, HealthBody, Hello, Join, Joined,
-    Json, Leave, Left, Nack, Notice, NoticeSent, SendNotice, OutboxRecord, Ping, PollBatch, PollFrames, PollSend, Pong,
-    PresenceBody, PresenceConn, PresenceDiff, PresenceSnapshot, PresenceUser, Publish, Published,
-    Reset, RoomName, RoomState, SetPresence, Stats, StoredOutbox, TokenClaims, Typing,
-    TypingNotice, TypingSnapshot, Welcome, WireError,
+    Json, Leave, Left, Nack, Notice, NoticeSent, OutboxRecord, Ping, PollBatch, PollFrames,
+    PollSend, Pong, PresenceBody, PresenceConn, PresenceDiff, PresenceSnapshot, PresenceUser,
+    Publish, Published, Reset, RoomName, RoomState, SendNotice, SetPresence, Stats, StoredOutbox,
+    TokenClaims, Typing, TypingNotice, TypingSnapshot, Welcome, WireError,
 };
 use crate::text::Message;
 

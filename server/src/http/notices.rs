@@ -9,7 +9,7 @@ use axum::Json;
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
-use chorus_sdk::wire::{EventId, ErrorCode, NOTICE_LEVELS, Notice, NoticeSent, SendNotice};
+use chorus_sdk::wire::{ErrorCode, EventId, NOTICE_LEVELS, Notice, NoticeSent, SendNotice};
 
 use super::rest::{backend_only, bad_request, json_body};
 use super::{ApiError, AppState};
@@ -47,9 +47,7 @@ pub(super) async fn to_connection(
 ) -> Result<Json<NoticeSent>, ApiError> {
     backend_only(&state, &headers)?;
     let well_formed = conn.rsplit_once('-').is_some_and(|(node, number)| {
-        !node.is_empty()
-            && !number.is_empty()
-            && number.bytes().all(|b| b.is_ascii_digit())
+        !node.is_empty() && !number.is_empty() && number.bytes().all(|b| b.is_ascii_digit())
     });
     if !well_formed {
         return Err(bad_request(format!(
@@ -147,11 +145,11 @@ pub(super) fn render(out: &mut String, figures: &NoticeFigures) {
         "# HELP chorus_notices_sent_total Notices the backend sent through this node, by target."
     );
     let _ = writeln!(out, "# TYPE chorus_notices_sent_total counter");
-    for (target, count) in ["everyone", "user", "connection"]
-        .iter()
-        .zip(figures.sent)
-    {
-        let _ = writeln!(out, "chorus_notices_sent_total{{target=\"{target}\"}} {count}");
+    for (target, count) in ["everyone", "user", "connection"].iter().zip(figures.sent) {
+        let _ = writeln!(
+            out,
+            "chorus_notices_sent_total{{target=\"{target}\"}} {count}"
+        );
     }
     let _ = writeln!(
         out,

@@ -85,7 +85,10 @@ fn a_bad_notice_signal_is_refused_and_changes_nothing() {
         b"\xff",
     ] {
         assert!(
-            cluster.nodes[1].hub.handle_notice_signal("a", bytes).is_err(),
+            cluster.nodes[1]
+                .hub
+                .handle_notice_signal("a", bytes)
+                .is_err(),
             "{bytes:?}"
         );
     }

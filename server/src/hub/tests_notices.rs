@@ -57,7 +57,11 @@ fn a_notice_reaches_exactly_the_connections_its_target_names() {
     for (target, expected) in table {
         let mut h = four_connections();
         let outcome = send_notice(&mut h, target.clone(), "n1");
-        assert_eq!(outcome, NoticeOutcome::Delivered(expected.len()), "{target:?}");
+        assert_eq!(
+            outcome,
+            NoticeOutcome::Delivered(expected.len()),
+            "{target:?}"
+        );
         for conn in 1..=4 {
             let got = h.take(conn);
             if expected.contains(&conn) {
@@ -92,7 +96,11 @@ fn an_unknown_or_closed_connection_is_no_such_connection() {
             "{wire_id}"
         );
     }
-    assert_eq!(h.hub.notice_figures().sent, [0, 0, 0], "refused ones are not counted");
+    assert_eq!(
+        h.hub.notice_figures().sent,
+        [0, 0, 0],
+        "refused ones are not counted"
+    );
 }
 
 #[test]

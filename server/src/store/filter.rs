@@ -201,7 +201,10 @@ pub(crate) mod contract {
             };
             let page = store.read_filtered(room, read).await.unwrap();
             let seqs: Vec<u64> = page.events.iter().map(StoredEvent::seq).collect();
-            assert!(seqs.len() <= limit.min(budget), "{filter:?} {from:?}: {seqs:?}");
+            assert!(
+                seqs.len() <= limit.min(budget),
+                "{filter:?} {from:?}: {seqs:?}"
+            );
             assert!(seqs.is_sorted(), "oldest first: {seqs:?}");
             assert!(page.events.iter().all(|e| filter.matches(e)), "{seqs:?}");
             let Some(scanned) = page.scanned else {
@@ -243,7 +246,11 @@ pub(crate) mod contract {
                 Some(kind) => format!(r#"{{"type":"{kind}","n":{seq}}}"#),
                 None => format!(r#"{{"n":{seq}}}"#),
             };
-            let at = if seq == 1 { now - 10 * 24 * 3600 * 1000 } else { now };
+            let at = if seq == 1 {
+                now - 10 * 24 * 3600 * 1000
+            } else {
+                now
+            };
             let request = AppendRequest {
                 room: room.clone(),
                 id: EventId::parse(format!("e{seq}")).unwrap(),
@@ -261,7 +268,10 @@ pub(crate) mod contract {
                     *seq > 1
                         && *seq < below
                         && filter.user.as_deref().is_none_or(|u| u == *from)
-                        && filter.event_type.as_deref().is_none_or(|t| Some(t) == *kind)
+                        && filter
+                            .event_type
+                            .as_deref()
+                            .is_none_or(|t| Some(t) == *kind)
                 })
                 .map(|(seq, ..)| *seq)
                 .collect()
@@ -283,7 +293,15 @@ pub(crate) mod contract {
                     "{filter:?} forward, limit {limit}, budget {budget}"
                 );
                 assert_eq!(
-                    walk(store, &room, filter, ReadFrom::Before(u64::MAX), limit, budget).await,
+                    walk(
+                        store,
+                        &room,
+                        filter,
+                        ReadFrom::Before(u64::MAX),
+                        limit,
+                        budget
+                    )
+                    .await,
                     expected(filter, u64::MAX),
                     "{filter:?} backward, limit {limit}, budget {budget}"
                 );
@@ -325,6 +343,9 @@ pub(crate) mod contract {
             .read_filtered(&RoomName::parse("feed-empty").unwrap(), read)
             .await
             .unwrap();
-        assert_eq!((empty.events.len(), empty.scanned, empty.head.head), (0, None, 0));
+        assert_eq!(
+            (empty.events.len(), empty.scanned, empty.head.head),
+            (0, None, 0)
+        );
     }
 }

@@ -45,8 +45,7 @@ fn a_notice_in_a_polling_answer_is_handed_to_the_app() {
     );
     h.drain();
     assert!(
-        h.take_events()
-            .contains(&ClientEvent::Notice(notice("n2"))),
+        h.take_events().contains(&ClientEvent::Notice(notice("n2"))),
         "the notice reaches the app"
     );
 }

@@ -35,7 +35,10 @@ pub(super) fn candidate_query(
     let (index, condition) = match indexed {
         Some((index, column, value)) => {
             values.push(Value::Text(value.clone()));
-            (format!(" INDEXED BY {index}"), format!(" AND {column} = ?4"))
+            (
+                format!(" INDEXED BY {index}"),
+                format!(" AND {column} = ?4"),
+            )
         }
         None => (String::new(), String::new()),
     };
@@ -154,7 +157,9 @@ mod tests {
                     .collect();
                 let plan = plan.join("; ");
                 assert!(
-                    plan.contains(index) && plan.contains("SEARCH") && !plan.contains("TEMP B-TREE"),
+                    plan.contains(index)
+                        && plan.contains("SEARCH")
+                        && !plan.contains("TEMP B-TREE"),
                     "{filter:?} {from:?}: {plan}"
                 );
             }
@@ -205,7 +210,10 @@ mod tests {
             budget: 100,
         };
         use crate::store::Store;
-        let page = store.read_filtered(&RoomName::parse("r").unwrap(), read).await.unwrap();
+        let page = store
+            .read_filtered(&RoomName::parse("r").unwrap(), read)
+            .await
+            .unwrap();
         let seqs: Vec<u64> = page.events.iter().map(|e| e.seq()).collect();
         assert_eq!(seqs, [1, 4]);
     }
