@@ -58,7 +58,8 @@ async fn history_filters_by_type_and_sender_forward_and_backward() {
     let server = server(&dir).await;
     publish_feed(&server).await;
     // (query, seqs, next_after, next_before)
-    let table: [(&str, &[u64], Option<u64>, Option<u64>); 10] = [
+    type Case<'a> = (&'a str, &'a [u64], Option<u64>, Option<u64>);
+    let table: [Case<'_>; 10] = [
         ("type=comment", &[1, 4, 6, 7], None, None),
         ("type=comment&user=ana", &[1, 6], None, None),
         ("user=ben", &[2, 4, 7], None, None),

@@ -21,10 +21,13 @@ fn send(cluster: &mut Cluster, node: usize, target: NoticeTarget) -> NoticeOutco
 
 const SHOWN: &str = r#"notice m1 critical "restart""#;
 
+/// A connection: (node, connection id there).
+type At = (usize, ConnId);
+
 #[test]
 fn a_notice_sent_through_one_node_reaches_its_targets_on_every_node_once() {
     // (target, sent through node, connections that get it as (node, conn))
-    let table: [(NoticeTarget, usize, &[(usize, ConnId)]); 4] = [
+    let table: [(NoticeTarget, usize, &[At]); 4] = [
         (NoticeTarget::Everyone, 0, &[(0, 1), (1, 1), (1, 2), (2, 1)]),
         (NoticeTarget::User("ben".into()), 0, &[(1, 1), (2, 1)]),
         (NoticeTarget::Connection("b-2".into()), 0, &[(1, 2)]),
