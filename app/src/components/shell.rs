@@ -167,7 +167,7 @@ fn Workspace(
                 {move || error.get()}
             </p>
         </nav>
-        <RoomView name=session.name.clone() user=session.user.clone() room=room />
+        <RoomView name=session.name.clone() room=room />
     }
 }
 
@@ -177,8 +177,6 @@ fn Workspace(
 fn RoomView(
     /// The signed-in user's display name (put in message bodies).
     name: String,
-    /// The signed-in user's id (the activity panel's "Only mine").
-    user: String,
     /// The room shown.
     #[prop(into)]
     room: Signal<RoomName>,
@@ -226,7 +224,7 @@ fn RoomView(
                 on_send=Callback::new(move |text: String| handle.send(&name, &text))
                 on_typing=Callback::new(move |on| handle.set_typing(on))
             />
-            <ActivityPanel room=room user=user revision=revision />
+            <ActivityPanel room=room revision=revision />
         </section>
     }
 }

@@ -85,7 +85,7 @@ async fn send(
             .map_err(|err| bad_request(format!("id: {err}")))?
             .as_str()
             .to_owned(),
-        None => format!("notice-{:x}", rand::random::<u64>()),
+        None => format!("notice-{:016x}", rand::random::<u64>()),
     };
     let notice = Notice {
         id: id.clone(),
