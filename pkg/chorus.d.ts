@@ -123,12 +123,26 @@ export interface RoomEventMap<Body = unknown, Meta = unknown> {
   error: { code: ErrorCode; message: string; room: string };
 }
 
+/**
+ * A notice from the application's backend (`client.on("notice")`): not a room event, never
+ * stored; a client that was not connected when it was sent never gets it.
+ */
+export interface Notice<Body = unknown> {
+  /** The backend's id for it (or one the server made). */
+  id: string;
+  level: "info" | "warning" | "critical";
+  body: Body;
+  /** When the server accepted it, milliseconds since the Unix epoch. */
+  at: number;
+}
+
 export interface EventMap extends Omit<RoomEventMap, "error"> {
   state: ConnectionState;
   welcome: { user: string };
   outbox: { queued: number };
   error: { code: ErrorCode; message: string; room?: string };
   tokenNeeded: Record<string, never>;
+  notice: Notice;
 }
 
 /** One page of a room's history, oldest first. */
@@ -146,13 +160,21 @@ export interface HistoryPage<Body = unknown> {
   newer: number | null;
 }
 
-export interface HistoryOptions {
+export interface HistoryOptions extends HistoryFilter {
   /** Events before this seq (default: the newest events). */
   before?: number;
   /** Events after this seq instead (oldest first from there). */
   after?: number;
   /** 1 to 1000; default 50. */
   limit?: number;
+}
+
+/** The activity feed: only some events, filtered by the server (a page may hold fewer than `limit`). */
+export interface HistoryFilter {
+  /** Only events whose body's top-level `"type"` is this string. */
+  type?: string;
+  /** Only events this user published (`from`). */
+  user?: string;
 }
 
 /** Thrown (or rejected with) when a call is refused; see pkg/README.md, "Errors". */
@@ -189,6 +211,6 @@ export class Room<Body = unknown, Meta = unknown> {
   setPresence(meta: Meta): void;
   presence(): PresenceUser<Meta>[];
   history(options?: HistoryOptions): Promise<HistoryPage<Body>>;
-  historyPages(options?: { before?: number; limit?: number }): AsyncIterableIterator<HistoryPage<Body>>;
+  historyPages(options?: { before?: number; limit?: number } & HistoryFilter): AsyncIterableIterator<HistoryPage<Body>>;
   leave(): void;
 }

@@ -11,7 +11,7 @@ use std::rc::Rc;
 
 use chorus_sdk::client::{ClientEvent, Transport};
 use chorus_sdk::web::{BrowserClient, ClientConfig, ConnectionState};
-use chorus_sdk::wire::{Cursor, Json, PresenceUser, RoomName};
+use chorus_sdk::wire::{Cursor, Json, Notice, PresenceUser, RoomName};
 use leptos::prelude::*;
 
 use crate::session::{self, Session};
@@ -34,6 +34,8 @@ pub struct Chorus {
     next_listener: StoredValue<u64>,
     /// How many room views use each joined room (joined at the first, left after the last).
     joined: StoredValue<Vec<(RoomName, usize)>>,
+    /// The latest notice from the backend (`ClientEvent::Notice`), until dismissed.
+    backend_notice: RwSignal<Option<Notice>>,
 }
 
 /// Starts the app's client for `session` against the server at `url` and provides it as
@@ -53,6 +55,7 @@ pub fn provide_chorus(url: &str, session: Session) -> Chorus {
         listeners: StoredValue::new_local(Vec::new()),
         next_listener: StoredValue::new(0),
         joined: StoredValue::new(Vec::new()),
+        backend_notice: RwSignal::new(None),
     };
     let on_event = move |event: ClientEvent| {
         match &event {
@@ -60,6 +63,7 @@ pub fn provide_chorus(url: &str, session: Session) -> Chorus {
             ClientEvent::State(state) => _ = chorus.state.try_set(state.clone()),
             ClientEvent::Outbox { queued } => _ = chorus.queued.try_set(*queued),
             ClientEvent::TokenNeeded => chorus.renew_token(),
+            ClientEvent::Notice(notice) => _ = chorus.backend_notice.try_set(Some(notice.clone())),
             _ => {}
         }
         // A copy of the list: a listener may add or remove listeners.
@@ -114,6 +118,16 @@ impl Chorus {
     /// Publishes waiting for the server's ack (read-only).
     pub fn queued(&self) -> ReadSignal<usize> {
         self.queued.read_only()
+    }
+
+    /// The latest notice from the application's backend, until [`Chorus::dismiss_backend_notice`].
+    pub fn backend_notice(&self) -> ReadSignal<Option<Notice>> {
+        self.backend_notice.read_only()
+    }
+
+    /// Hides the backend notice shown.
+    pub fn dismiss_backend_notice(&self) {
+        self.backend_notice.set(None);
     }
 
     /// Why the client could not start (`None` when it runs).

@@ -1,6 +1,7 @@
 //! Hooks: [`use_room`] shows one room through the app's client (see [`crate::chorus`]) as
-//! read-only signals and follows a reactive room name; [`use_interval`] and [`use_activity`] are
-//! the small timers the views need.
+//! read-only signals and follows a reactive room name; [`use_activity_feed`] lists a room's
+//! newest messages from the filtered history; [`use_interval`] and [`use_activity`] are the
+//! small timers the views need.
 //!
 //! Every hook cleans up what it started when its owner is disposed (a room view leaves its room,
 //! unless another view still shows it).
@@ -321,4 +322,70 @@ pub fn use_activity(room: RoomHandle) -> ReadSignal<Activity> {
     });
     use_interval(Duration::from_secs(5), update);
     activity
+}
+
+/// One row of the activity panel: the event's seq, its author's name and its text.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ActivityRow {
+    /// The event's seq (the row's key).
+    pub seq: u64,
+    /// Who wrote it (the body's `name`, else the sender).
+    pub name: String,
+    /// What it says.
+    pub text: String,
+}
+
+/// How many events the activity panel lists.
+const ACTIVITY_COUNT: u64 = 10;
+
+/// The newest messages of `room`, newest first, from the stored history filtered by the
+/// server (type [`model::MESSAGE_TYPE`], and only the signed-in user's while `only_mine`);
+/// fetched again whenever the room, `only_mine` or `revision` changes. The second signal is
+/// why the last fetch failed, if it did.
+pub fn use_activity_feed(
+    room: Signal<RoomName>,
+    only_mine: Signal<bool>,
+    revision: Signal<usize>,
+) -> (ReadSignal<Vec<ActivityRow>>, ReadSignal<Option<String>>) {
+    let chorus = use_chorus();
+    let rows = RwSignal::new(Vec::new());
+    let error = RwSignal::new(None);
+    Effect::new(move |_| {
+        let room = room.get();
+        let mine = only_mine.get();
+        revision.track();
+        let session = chorus.session();
+        leptos::task::spawn_local(async move {
+            let user = mine.then_some(session.user.as_str());
+            let page = session::activity(
+                &session.token,
+                &room,
+                model::MESSAGE_TYPE,
+                user,
+                ACTIVITY_COUNT,
+            )
+            .await;
+            match page {
+                Ok(page) => {
+                    let found = page
+                        .events
+                        .iter()
+                        .rev()
+                        .map(|event| {
+                            let (name, text) = model::body_fields(&event.body, &event.from);
+                            ActivityRow {
+                                seq: event.seq.unwrap_or_default(),
+                                name,
+                                text,
+                            }
+                        })
+                        .collect();
+                    _ = rows.try_set(found);
+                    _ = error.try_set(None);
+                }
+                Err(why) => _ = error.try_set(Some(why)),
+            }
+        });
+    });
+    (rows.read_only(), error.read_only())
 }

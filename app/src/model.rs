@@ -38,12 +38,29 @@ pub struct Message {
     pub delivery: Delivery,
 }
 
-/// The body the app publishes: `{"name": ..., "text": ...}`.
+/// The event type of the app's messages (the body's `"type"`, what the activity panel filters).
+pub const MESSAGE_TYPE: &str = "message";
+
+/// The body the app publishes: `{"type": "message", "name": ..., "text": ...}`.
 pub fn message_body(name: &str, text: &str) -> Json {
-    Json::from_value(&serde_json::json!({ "name": name, "text": text }))
+    Json::from_value(&serde_json::json!({ "type": MESSAGE_TYPE, "name": name, "text": text }))
 }
 
-fn body_fields(body: &Json, fallback_name: &str) -> (String, String) {
+/// What a banner shows of a backend notice: its body's `"text"` when it has one, else the
+/// body's JSON text.
+pub fn notice_text(notice: &chorus_sdk::wire::Notice) -> String {
+    let value: Value = notice.body.decode().unwrap_or(Value::Null);
+    match value.get("text").and_then(Value::as_str) {
+        Some(text) => text.to_owned(),
+        None => match value {
+            Value::String(text) => text,
+            _ => notice.body.as_text().to_owned(),
+        },
+    }
+}
+
+/// What a message body shows: its `name` (else `fallback_name`) and its `text` (else its JSON).
+pub fn body_fields(body: &Json, fallback_name: &str) -> (String, String) {
     let value: Value = body.decode().unwrap_or(Value::Null);
     let field = |key: &str| value.get(key).and_then(Value::as_str).map(str::to_owned);
     (

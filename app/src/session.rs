@@ -75,6 +75,34 @@ pub async fn sign_in(name: &str) -> Result<Session, String> {
     Ok(session)
 }
 
+/// The activity panel's page: the newest `count` events of `event_type` in `room` (only
+/// `user`'s, when given), oldest first; the server filters them (`?type=&user=&before=`).
+pub async fn activity(
+    token: &str,
+    room: &RoomName,
+    event_type: &str,
+    user: Option<&str>,
+    count: u64,
+) -> Result<EventsPage, String> {
+    let mut url = [
+        server_url().as_str(),
+        "/v1/rooms/",
+        &wire::percent_encode(room.as_str()),
+        "/events?type=",
+        &wire::percent_encode(event_type),
+        "&before=9007199254740992&limit=",
+        &count.to_string(),
+    ]
+    .concat();
+    if let Some(user) = user {
+        url.push_str("&user=");
+        url.push_str(&wire::percent_encode(user));
+    }
+    let request = Request::get(&url).header("authorization", &format!("Bearer {token}"));
+    let text = send(request.build()).await?;
+    serde_json::from_str(&text).map_err(|e| e.to_string())
+}
+
 /// The last `count` events of a room up to seq `up_to` (the latest when `None`).
 pub async fn history(
     token: &str,

@@ -517,6 +517,9 @@ impl Sim {
                     Action::Signal { room, .. } => {
                         panic!("a one-node hub signalled other nodes about {room}")
                     }
+                    Action::Notice { conn, .. } => {
+                        panic!("a notice for {conn}, though nobody sent one")
+                    }
                 }
             }
             if idle {

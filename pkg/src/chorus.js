@@ -308,10 +308,10 @@ export class ChorusClient extends Emitter {
     this._call(LEAVE, name, "");
   }
 
-  /** `GET /v1/rooms/{room}/events?after=&limit=` with the current token (renewed once if refused). */
-  async _page(room, after, limit) {
+  /** `GET /v1/rooms/{room}/events?…` (`query`: after, before, limit, type, user) with the current token (renewed once if refused). */
+  async _page(room, query) {
     for (let renewed = false; ; renewed = true) {
-      const response = await fetch(`${this.#url}/v1/rooms/${encodeURIComponent(room)}/events?after=${after}&limit=${limit}`, {
+      const response = await fetch(`${this.#url}/v1/rooms/${encodeURIComponent(room)}/events?${new URLSearchParams(Object.entries(query).filter((entry) => entry[1] !== undefined))}`, {
         headers: { authorization: `Bearer ${this.#token}` },
       }).catch((error) => {
         throw new ChorusError("offline", `the history request got no answer: ${error.message}`);
@@ -422,9 +422,12 @@ export class Room extends Emitter {
   /**
    * One page of stored events, oldest first. With `after`: the first `limit` events after that
    * seq. Otherwise the last `limit` events before `before` (default: the newest ones).
-   * `limit` is 1 to 1000 (default 50).
+   * `limit` is 1 to 1000 (default 50). With `type` (the body's top-level `"type"`) and/or
+   * `user` (the sender), only those events: the server filters, looking at a bounded number
+   * of events per page, so a page may hold fewer than `limit` (even none) while `older`
+   * (`newer` with `after`) says where to go on.
    */
-  async history({ before, after, limit = 50 } = {}) {
+  async history({ before, after, limit = 50, type, user } = {}) {
     limit = Math.min(1000, Math.max(1, Math.floor(limit)));
     const page = (head, events) => ({
       room: this.name,
@@ -435,31 +438,37 @@ export class Room extends Emitter {
       older: events.length && events[0].seq > head.oldest ? events[0].seq : null,
       newer: events.length && events.at(-1).seq < head.head ? events.at(-1).seq : null,
     });
+    if (type ?? user) {
+      const answer = await this.#client._page(this.name, { type, user, limit, [after === undefined ? "before" : "after"]: after ?? before ?? 2 ** 53 });
+      const found = page(answer, answer.events);
+      found[after === undefined ? "older" : "newer"] = answer.next_before ?? answer.next_after ?? null;
+      return found;
+    }
     if (after !== undefined) {
-      const answer = await this.#client._page(this.name, after, limit);
+      const answer = await this.#client._page(this.name, { after, limit });
       return page(answer, answer.events);
     }
-    let head = before === undefined ? await this.#client._page(this.name, 0, 1) : undefined;
+    let head = before === undefined ? await this.#client._page(this.name, { after: 0, limit: 1 }) : undefined;
     const end = before ?? head.head + 1;
     // The window (end - 1 - limit, end): read forward until it is covered (a page may stop
     // early at the server's answer size limit).
     let from = Math.max(0, end - 1 - limit);
     const events = [];
     while (from < end - 1) {
-      const answer = await this.#client._page(this.name, from, end - 1 - from);
+      const answer = await this.#client._page(this.name, { after: from, limit: end - 1 - from });
       head = answer;
       for (const event of answer.events) if (event.seq < end) events.push(event);
       if (answer.next_after === undefined || !answer.events.length) break;
       from = answer.events.at(-1).seq;
     }
-    head ??= await this.#client._page(this.name, 0, 1);
+    head ??= await this.#client._page(this.name, { after: 0, limit: 1 });
     return page(head, events);
   }
 
-  /** Pages of older and older events (as `history`), from `before` (default: the newest). */
-  async *historyPages({ before, limit = 50 } = {}) {
+  /** Pages of older and older events (as `history`, filtered alike), from `before` (default: the newest). */
+  async *historyPages({ before, limit = 50, type, user } = {}) {
     for (;;) {
-      const page = await this.history({ before, limit });
+      const page = await this.history({ before, limit, type, user });
       if (page.events.length) yield page;
       if (page.older === null) return;
       before = page.older;

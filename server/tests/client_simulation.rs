@@ -477,6 +477,8 @@ impl Sim {
                         self.hub.handle_repaired(now, room, Ok(page));
                     }
                     Action::Signal { .. } => unreachable!("a one-node hub sends no signals"),
+                    // The simulation sends no notices.
+                    Action::Notice { .. } => unreachable!("nobody sends notices here"),
                 }
             }
             if idle {

@@ -23,10 +23,11 @@ export function freePort() {
  * Starts chorus-server in dev mode on `port`, with a SQLite file in `dir` or, given `redis` (a
  * `redis://` URL), on the Redis engine; resolves when it listens.
  */
-export function startServer(port, dir, { demoDir = join(root, "www"), redis } = {}) {
+export function startServer(port, dir, { demoDir = join(root, "www"), redis, apiKey } = {}) {
   const engine = redis ? ["--redis", redis] : ["--db", join(dir, "chorus.db")];
+  const backend = apiKey ? ["--api-key", apiKey] : [];
   const child = spawn(serverBin, [
-    "--dev", "--bind", `127.0.0.1:${port}`, ...engine,
+    "--dev", "--bind", `127.0.0.1:${port}`, ...engine, ...backend,
     "--demo-dir", demoDir, "--pkg-dir", join(root, "pkg"), "--app-dir", join(root, "app/dist"), "--poll-wait-ms", "5000",
   ], { env: { ...process.env, NO_COLOR: "1", RUST_LOG: "warn,chorus_server=info" }, stdio: ["ignore", "pipe", "inherit"] });
   return new Promise((ok, fail) => {

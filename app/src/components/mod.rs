@@ -2,12 +2,14 @@
 //! pieces a room view is made of. Each takes signals and renders; none talks to the SDK except
 //! through [`crate::hooks`].
 
+pub mod activity;
 pub mod badge;
 pub mod feed;
 pub mod presence;
 pub mod shell;
 pub mod typing;
 
+pub use activity::{ActivityPanel, NoticeBanner};
 pub use badge::ConnectionBadge;
 pub use feed::{Composer, Feed};
 pub use presence::PresenceBar;

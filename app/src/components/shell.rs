@@ -4,7 +4,9 @@
 use chorus_sdk::wire::RoomName;
 use leptos::prelude::*;
 
-use super::{Composer, ConnectionBadge, Feed, PresenceBar, TypingIndicator};
+use super::{
+    ActivityPanel, Composer, ConnectionBadge, Feed, NoticeBanner, PresenceBar, TypingIndicator,
+};
 use crate::chorus::provide_chorus;
 use crate::hooks::{use_activity, use_room};
 use crate::model;
@@ -130,6 +132,7 @@ fn Workspace(
         Err(why) => error.set(Some(why.to_string())),
     };
     view! {
+        <NoticeBanner />
         <nav class="rooms" aria-label="Rooms">
             {SUGGESTED_ROOMS
                 .map(|name| {
@@ -192,6 +195,8 @@ fn RoomView(
             .collect()
     });
     let notice = handle.notice();
+    let messages = handle.messages();
+    let revision = Signal::derive(move || messages.with(Vec::len));
     view! {
         <section class="room" aria-label=move || format!("Room {}", room.read())>
             <header class="room-header">
@@ -213,12 +218,13 @@ fn RoomView(
                         }
                     })
             }}
-            <Feed messages=handle.messages() />
+            <Feed messages=messages />
             <TypingIndicator names=typing_names />
             <Composer
                 on_send=Callback::new(move |text: String| handle.send(&name, &text))
                 on_typing=Callback::new(move |on| handle.set_typing(on))
             />
+            <ActivityPanel room=room revision=revision />
         </section>
     }
 }

@@ -304,3 +304,28 @@ fn badge_says_live_syncing_or_offline_with_details() {
         "offline Offline: 3 pending",
     );
 }
+
+#[test]
+fn a_backend_notice_shows_its_text_or_its_json() {
+    let notice = |body: &str| chorus_sdk::wire::Notice {
+        id: "n".into(),
+        level: "info".into(),
+        body: Json::from_text(body).unwrap(),
+        at: 0,
+    };
+    for (body, shown) in [
+        (r#"{"text":"Down at 22:00"}"#, "Down at 22:00"),
+        (r#""plain words""#, "plain words"),
+        (r#"{"code":7}"#, r#"{"code":7}"#),
+    ] {
+        assert_eq!(notice_text(&notice(body)), shown, "{body}");
+    }
+}
+
+#[test]
+fn messages_carry_the_type_the_activity_panel_filters_by() {
+    assert_eq!(
+        message_body("Ana", "hi").event_type().as_deref(),
+        Some(MESSAGE_TYPE)
+    );
+}

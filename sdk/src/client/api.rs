@@ -391,6 +391,9 @@ pub enum ClientEvent {
     },
     /// The token was refused: call [`Client::handle_token`] with a fresh one.
     TokenNeeded,
+    /// A notice from the application's backend (not a room event: never stored, so a client
+    /// that was not connected when it was sent never sees it).
+    Notice(crate::wire::Notice),
 }
 
 /// Why a publish was not accepted by the client.

@@ -193,6 +193,7 @@ impl Client {
             ServerFrame::Draining(draining) => {
                 self.retry_hint = Some(Duration::from_millis(draining.retry_after_ms))
             }
+            ServerFrame::Notice(notice) => self.events.push(ClientEvent::Notice(notice)),
             ServerFrame::Left(_) | ServerFrame::Pong(_) | ServerFrame::Authed(_) => {}
         }
     }

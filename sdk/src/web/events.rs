@@ -140,6 +140,13 @@ pub(super) fn to_js(event: &ClientEvent) -> (&'static str, String) {
             "error"
         }
         ClientEvent::TokenNeeded => "tokenNeeded",
+        ClientEvent::Notice(notice) => {
+            out.str("id", &notice.id)
+                .str("level", &notice.level)
+                .field("body", &notice.body)
+                .field("at", &notice.at);
+            "notice"
+        }
     };
     out.end();
     (kind, text.finish())

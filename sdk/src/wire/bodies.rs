@@ -35,6 +35,9 @@ pub struct EventsPage {
     pub events: Vec<Event>,
     /// Pass as `after` to read the next page; absent when this page reaches the head.
     pub next_after: Option<u64>,
+    /// Reading backward (`before`): pass as `before` to read the page of older events; absent
+    /// when no older events are kept.
+    pub next_before: Option<u64>,
 }
 
 /// `GET /v1/rooms/{room}/presence`.

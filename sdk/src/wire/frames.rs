@@ -153,6 +153,8 @@ frame_enum! {
         "state" => State(RoomState),
         /// An `auth` frame's token was accepted.
         "authed" => Authed(Authed),
+        /// A message from the application's backend, outside any room.
+        "notice" => Notice(super::Notice),
     }
 }
 

@@ -44,6 +44,7 @@ mod codes;
 mod frames;
 pub mod json;
 mod names;
+mod notice;
 mod opaque;
 mod query;
 mod resume;
@@ -67,6 +68,7 @@ pub use names::{
     EventId, INBOX_PREFIX, MAX_EVENT_ID_BYTES, MAX_ROOM_NAME_BYTES, MAX_USER_ID_BYTES, NameError,
     RoomName, check_user_id, inbox_room,
 };
+pub use notice::{MAX_EVENT_TYPE_BYTES, NOTICE_LEVELS, Notice, NoticeSent, SendNotice};
 pub use opaque::Json;
 pub use query::{PollCursor, PollQuery, events_path, percent_encode};
 pub use resume::RoomHead;

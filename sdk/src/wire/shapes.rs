@@ -20,10 +20,10 @@ use super::json::{Fields, JsonError, Node, ObjectWriter, Wire, WireObject, Write
 use super::{
     Ack, Auth, Authed, BackendPublish, ClientFrame, Cursor, DevTokenRequest, DevTokenResponse,
     Draining, ErrorBody, ErrorFrame, Event, EventId, EventsPage, HealthBody, Hello, Join, Joined,
-    Json, Leave, Left, Nack, OutboxRecord, Ping, PollBatch, PollFrames, PollSend, Pong,
-    PresenceBody, PresenceConn, PresenceDiff, PresenceSnapshot, PresenceUser, Publish, Published,
-    Reset, RoomName, RoomState, SetPresence, Stats, StoredOutbox, TokenClaims, Typing,
-    TypingNotice, TypingSnapshot, Welcome, WireError,
+    Json, Leave, Left, Nack, Notice, NoticeSent, OutboxRecord, Ping, PollBatch, PollFrames,
+    PollSend, Pong, PresenceBody, PresenceConn, PresenceDiff, PresenceSnapshot, PresenceUser,
+    Publish, Published, Reset, RoomName, RoomState, SendNotice, SetPresence, Stats, StoredOutbox,
+    TokenClaims, Typing, TypingNotice, TypingSnapshot, Welcome, WireError,
 };
 use crate::text::Message;
 
@@ -299,7 +299,7 @@ wire_shapes! {
     TypingSnapshot { version: req, users: req }
     Draining { retry_after_ms: req }
     ErrorBody { code: req, message: req }
-    EventsPage { room: req, epoch: req, head: req, oldest: req, events: req, next_after: opt }
+    EventsPage { room: req, epoch: req, head: req, oldest: req, events: req, next_after: opt, next_before: opt }
     PresenceBody { room: req, version: req, users: req }
     PollSend { session: req, frames: req }
     PollFrames { frames: req }
@@ -318,6 +318,9 @@ wire_shapes! {
     HealthBody { status: req }
     DevTokenRequest { name: req, ttl_seconds: opt }
     DevTokenResponse { token: req, user: req }
+    Notice { id: req, level: req, body: req, at: req }
+    SendNotice { id: opt, level: opt, body: req }
+    NoticeSent { id: req, delivered: req }
     OutboxRecord { room: req, id: req, body: req, if_seq: opt, created_ms: req, user: opt }
     StoredOutbox { entries: req }
     TokenClaims { sub: req, name: opt, exp: req, rooms: default(BTreeMap::new()) }

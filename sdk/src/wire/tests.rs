@@ -286,7 +286,9 @@ fn every_documented_example_is_exactly_what_the_codec_reads_and_writes() {
                     || exact::<Published>(line)
                     || exact::<EventsPage>(line)
                     || exact::<PresenceBody>(line)
-                    || exact::<Stats>(line),
+                    || exact::<Stats>(line)
+                    || exact::<SendNotice>(line)
+                    || exact::<NoticeSent>(line),
                 "PROTOCOL.md example is not what the codec reads and writes: {line}"
             );
         }
@@ -296,7 +298,7 @@ fn every_documented_example_is_exactly_what_the_codec_reads_and_writes() {
     ];
     let server = [
         "welcome", "joined", "left", "event", "ack", "nack", "presence", "typing", "reset",
-        "error", "pong", "draining", "state", "authed",
+        "error", "pong", "draining", "state", "authed", "notice",
     ];
     for kind in client {
         assert!(

@@ -30,8 +30,8 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::bus::{Bus, Inbound, Subscribed};
 use crate::hub::{
-    Action, ConnId, ConnKind, Hub, Now, Payload, PresenceLookup, ReplayOutcome, RoomView,
-    encode_event,
+    Action, ConnId, ConnKind, Hub, NOTICE_ROOM, NoticeFigures, NoticeOutcome, NoticeTarget, Now,
+    Payload, PresenceLookup, ReplayOutcome, RoomView, encode_event, notice_room,
 };
 use crate::identity::Identity;
 use crate::store::{AppendDone, AppendOutcome, AppendRequest, Page, PageLimit, Store, StoreError};
@@ -182,6 +182,27 @@ pub enum HubMsg {
         /// Answered when done.
         done: oneshot::Sender<()>,
     },
+    /// The backend sends a notice (REST, API key; see `hub::notices`).
+    Notice {
+        /// To whom.
+        target: NoticeTarget,
+        /// The notice.
+        notice: chorus_sdk::wire::Notice,
+        /// Where to answer.
+        reply: oneshot::Sender<NoticeOutcome>,
+    },
+    /// The notices a polling session keeps for its next long poll (taken: each is answered once).
+    PollNotices {
+        /// The session's connection.
+        conn: ConnId,
+        /// Where to answer.
+        reply: oneshot::Sender<Vec<Payload>>,
+    },
+    /// Notice counts for `/metrics`.
+    NoticeFigures {
+        /// Where to answer.
+        reply: oneshot::Sender<NoticeFigures>,
+    },
     /// A room load requested by the hub finished (sent by the driver's own tasks).
     RoomLoaded(RoomName, Result<crate::store::RoomHead, StoreError>),
     /// A history replay requested by the hub finished (sent by the driver's own tasks).
@@ -265,6 +286,11 @@ pub fn spawn(
         tx: tx.clone(),
         next_conn: Arc::new(AtomicU64::new(1)),
     };
+    // Notices from the other nodes arrive on the reserved room's signal channel, followed
+    // for as long as the node runs (see `hub::notices`).
+    if hub.config().federated {
+        drop(bus.follow(&notice_room()));
+    }
     let driver = Driver {
         hub,
         store,
@@ -405,6 +431,15 @@ impl Driver {
                 room,
                 from_node,
                 bytes,
+            } if room.as_str() == NOTICE_ROOM => {
+                if let Err(err) = self.hub.handle_notice_signal(&from_node, &bytes) {
+                    tracing::warn!("{err}");
+                }
+            }
+            Inbound::Signal {
+                room,
+                from_node,
+                bytes,
             } => {
                 if let Err(err) = self.hub.handle_signal(now, room, &from_node, &bytes) {
                     tracing::warn!(%from_node, "signal refused: {err}");
@@ -476,6 +511,19 @@ impl Driver {
             }
             HubMsg::Stats { reply } => {
                 let _ = reply.send(self.stats());
+            }
+            HubMsg::Notice {
+                target,
+                notice,
+                reply,
+            } => {
+                let _ = reply.send(self.hub.handle_notice(&target, notice));
+            }
+            HubMsg::PollNotices { conn, reply } => {
+                let _ = reply.send(self.take_poll_notices(conn));
+            }
+            HubMsg::NoticeFigures { reply } => {
+                let _ = reply.send(self.hub.notice_figures());
             }
             HubMsg::RoomLoaded(room, result) => self.hub.handle_room_loaded(now, room, result),
             HubMsg::ReplayDone(conn, room, outcome) => {
@@ -553,6 +601,11 @@ impl Driver {
                 let subscribed = self.bus.follow(&room);
                 self.follows.insert(room, subscribed);
             }
+            // The notice room stays followed while the node runs, even should a room of that
+            // name open and close here (see `hub::notices`).
+            Action::Unfollow(room) if room.as_str() == NOTICE_ROOM => {
+                self.follows.remove(&room);
+            }
             Action::Unfollow(room) => {
                 self.follows.remove(&room);
                 self.bus.unfollow(&room);
@@ -608,6 +661,11 @@ impl Driver {
             // Only a federated hub (the Redis engine's) signals; the bus carries it to the
             // other nodes following the room, in order.
             Action::Signal { room, bytes } => self.bus.signal(&room, bytes),
+            Action::Notice { conn, payload } => {
+                if let Some(Peer::Poll(session)) = self.peers.get_mut(&conn) {
+                    session.keep_notice(payload);
+                }
+            }
         }
     }
 }

@@ -70,7 +70,7 @@
 //! [`HubMsg::PollOpen`]: super::HubMsg::PollOpen
 //! [`HubMsg::PollView`]: super::HubMsg::PollView
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -209,7 +209,13 @@ pub(super) struct PollSession {
     wake: watch::Sender<u64>,
     held: Arc<AtomicUsize>,
     collector: Option<Collector>,
+    /// Notices for the session's next long poll, oldest first, at most [`MAX_KEPT_NOTICES`]
+    /// (the one exception to "nothing per session": a notice is not in any history).
+    notices: VecDeque<Payload>,
 }
+
+/// The most notices a polling session keeps for its next poll; past it the oldest go.
+pub const MAX_KEPT_NOTICES: usize = 16;
 
 /// Gathers the replies to one `POST` until the hub owes the session no more answers
 /// ([`Hub::owes_answers`](crate::hub::Hub::owes_answers): no join waiting for its room to load, no publish waiting for its room
@@ -253,6 +259,7 @@ impl Driver {
             wake,
             held: Arc::new(AtomicUsize::new(0)),
             collector: None,
+            notices: VecDeque::new(),
         };
         self.peers.insert(conn, Peer::Poll(session));
         self.sessions.insert(key, conn);
@@ -454,6 +461,14 @@ impl Driver {
         });
     }
 
+    /// Takes the notices the session keeps (see [`PollSession::keep_notice`]).
+    pub(super) fn take_poll_notices(&mut self, conn: ConnId) -> Vec<Payload> {
+        match self.peers.get_mut(&conn) {
+            Some(Peer::Poll(session)) => session.notices.drain(..).collect(),
+            _ => Vec::new(),
+        }
+    }
+
     /// The hub closed the session (it timed out, or the server drains).
     pub(super) fn forget_session(&mut self, session: PollSession) {
         self.sessions.remove(&session.key);
@@ -468,6 +483,15 @@ impl Driver {
 }
 
 impl PollSession {
+    /// Keeps a notice for the session's next long poll and wakes the polls it holds.
+    pub(super) fn keep_notice(&mut self, payload: Payload) {
+        if self.notices.len() == MAX_KEPT_NOTICES {
+            self.notices.pop_front();
+        }
+        self.notices.push_back(payload);
+        self.wake.send_modify(|n| *n += 1);
+    }
+
     /// Takes a frame the hub sent this session: a reply goes into the waiting `POST`'s
     /// response; anything else only wakes the held polls, which read history and state
     /// themselves.

@@ -4,8 +4,10 @@
 //! typed values to the hub or the store. Every refusal is an [`ApiError`] (HTTP) or an `error`
 //! frame (WebSocket) with a stable code from `chorus_sdk::wire::ErrorCode`.
 
+mod activity;
 pub mod limits;
 pub mod metrics;
+mod notices;
 mod poll;
 mod rest;
 pub mod serve;
@@ -193,6 +195,15 @@ pub fn router(state: AppState) -> axum::Router {
             post(rest::direct_message).layer(frame_limit),
         )
         .route("/v1/rooms/{room}/presence", get(rest::room_presence))
+        .route("/v1/notices", post(notices::to_everyone).layer(frame_limit))
+        .route(
+            "/v1/users/{user}/notices",
+            post(notices::to_user).layer(frame_limit),
+        )
+        .route(
+            "/v1/connections/{conn}/notices",
+            post(notices::to_connection).layer(frame_limit),
+        )
         .route("/v1/stats", get(rest::stats))
         .route(
             "/v1/dev/token",

@@ -330,6 +330,7 @@ pub(super) async fn poll(
             held,
         } = ticket;
         let _held = Held(held);
+        frames.extend(kept_notices(&state, conn).await);
         frames.extend(due_frames(&state, &followed, &views).await);
         if frames.is_empty() {
             // Nothing due: hold until something happens in one of the rooms, or the wait ends.
@@ -345,6 +346,7 @@ pub(super) async fn poll(
                 else {
                     return Ok(hub_gone(&state));
                 };
+                frames.extend(kept_notices(&state, conn).await);
                 frames.extend(due_frames(&state, &followed, &views).await);
             }
         }
@@ -353,6 +355,16 @@ pub(super) async fn poll(
     }
     .await;
     result.unwrap_or_else(|err: ApiError| err.into_response())
+}
+
+/// The notices the session kept since its last poll (see `hub::notices`), taken: a notice is
+/// answered once, first in the answer.
+async fn kept_notices(state: &AppState, conn: crate::hub::ConnId) -> Vec<Payload> {
+    state
+        .hub
+        .ask(|reply| HubMsg::PollNotices { conn, reply })
+        .await
+        .unwrap_or_default()
 }
 
 /// Everything a client with these cursors has not seen yet, up to `--max-answer-bytes` of it:

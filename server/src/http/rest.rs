@@ -57,7 +57,7 @@ fn caller(state: &AppState, headers: &HeaderMap) -> Result<Caller, ApiError> {
     bearer(state, headers).map(Caller::User)
 }
 
-fn backend_only(state: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
+pub(super) fn backend_only(state: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
     if api_key_matches(state, headers) {
         return Ok(());
     }
@@ -90,7 +90,7 @@ fn key_equals(key: &[u8], given: &[u8]) -> bool {
     bool::from(key.ct_eq(given))
 }
 
-fn bad_request(message: impl Into<String>) -> ApiError {
+pub(super) fn bad_request(message: impl Into<String>) -> ApiError {
     ApiError::new(StatusCode::BAD_REQUEST, ErrorCode::BadRequest, message)
 }
 
@@ -138,12 +138,19 @@ fn room_for_reading(
 #[derive(Debug, Deserialize)]
 pub(super) struct PageQuery {
     #[serde(default)]
-    after: u64,
+    after: Option<u64>,
     limit: Option<usize>,
+    /// Activity feed filters and backward paging (see `http::activity`); not flattened
+    /// into a struct of their own, because serde's `flatten` reads numbers in a query as text.
+    #[serde(rename = "type")]
+    event_type: Option<String>,
+    user: Option<String>,
+    before: Option<u64>,
 }
 
 /// `GET /v1/rooms/{room}/events?after=&limit=`: at most `limit` events and at most
 /// `--max-answer-bytes` of them; `next_after` is set whenever events after the page remain.
+/// With `type`, `user` or `before`, a filtered page (`http::activity`).
 pub(super) async fn room_events(
     State(state): State<AppState>,
     Path(room): Path<String>,
@@ -157,17 +164,22 @@ pub(super) async fn room_events(
         events: limit,
         bytes: state.limits.max_answer_bytes,
     };
+    let activity = super::activity::ActivityQuery {
+        event_type: query.event_type,
+        user: query.user,
+        before: query.before,
+    };
+    if activity.is_used() {
+        return super::activity::filtered_page(&state, room, query.after, limit, activity)
+            .await
+            .map(Json);
+    }
+    let after = query.after.unwrap_or(0);
     let page = state
         .store
-        .read_bounded(&room, query.after, limit)
+        .read_bounded(&room, after, limit)
         .await
-        .map_err(|err| {
-            ApiError::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                ErrorCode::StorageUnavailable,
-                err.to_string(),
-            )
-        })?;
+        .map_err(storage_unavailable)?;
     let last = page.events.last().map(|e| e.seq());
     let next_after = last.filter(|&seq| seq < page.head.head);
     Ok(Json(EventsPage {
@@ -177,7 +189,17 @@ pub(super) async fn room_events(
         oldest: page.head.oldest,
         events: page.events.into_iter().map(|stored| stored.event).collect(),
         next_after,
+        next_before: None,
     }))
+}
+
+/// 503 `storage_unavailable` for a read that failed.
+pub(super) fn storage_unavailable(err: crate::store::StoreError) -> ApiError {
+    ApiError::new(
+        StatusCode::SERVICE_UNAVAILABLE,
+        ErrorCode::StorageUnavailable,
+        err.to_string(),
+    )
 }
 
 /// `GET /v1/rooms/{room}/presence`
@@ -324,6 +346,7 @@ pub(super) async fn metrics(State(state): State<AppState>) -> Result<Response, A
         state.store.figures().as_ref(),
         state.bus.figures().as_ref(),
     );
+    super::notices::render(&mut body, &super::notices::figures(&state).await);
     Ok((
         [(
             header::CONTENT_TYPE,

@@ -34,10 +34,13 @@
 //!   presence, typing and ephemeral events ([`Action::Signal`], [`Hub::handle_signal`]), the
 //!   periodic refresh and the lease.
 //! - `payload.rs` — [`Payload`], a serialized frame, and [`encode`]/[`encode_event`].
+//! - `notices.rs` — notices from the backend to everyone, a user or one connection, on this
+//!   node and (federated) the others ([`Hub::handle_notice`], [`Hub::handle_notice_signal`]).
 
 mod connection;
 mod federation;
 mod membership;
+mod notices;
 mod observe;
 mod payload;
 mod presence;
@@ -59,6 +62,9 @@ use crate::identity::Identity;
 use crate::store::{AppendJob, AppendOutcome, StoreError, StoredEvent};
 pub use federation::{ConnState, RoomSignal, RoomVersions, SIGNAL_VERSION, SignalError};
 use membership::Rejoin;
+pub use notices::{
+    NOTICE_ROOM, NoticeFigures, NoticeOutcome, NoticeSignalError, NoticeTarget, notice_room,
+};
 pub use observe::{OBSERVE_KEEP, OBSERVE_SETTLE, PresenceLookup};
 pub use payload::{Payload, encode, encode_event};
 use presence::Presence;
@@ -217,6 +223,14 @@ pub enum Action {
         room: RoomName,
         /// The encoded signal.
         bytes: Bytes,
+    },
+    /// A notice for a polling session: keep it (a few at most) for the session's next long
+    /// poll, and wake the polls it holds. (A WebSocket gets its notices as a [`Transmit`].)
+    Notice {
+        /// The session's connection.
+        conn: ConnId,
+        /// The `notice` frame.
+        payload: Payload,
     },
 }
 
@@ -382,6 +396,8 @@ pub struct Hub {
     node_id: Arc<str>,
     /// When a federated hub next re-announces its rooms and checks leases.
     next_refresh: Option<Instant>,
+    /// Notices sent and delivered, for `/metrics` (see `notices.rs`).
+    notice_figures: NoticeFigures,
 }
 
 impl std::fmt::Debug for Hub {
@@ -409,6 +425,7 @@ impl Hub {
             draining: None,
             orphaned_replays: HashMap::new(),
             poll_sessions: 0,
+            notice_figures: NoticeFigures::default(),
         }
     }
 

@@ -168,6 +168,11 @@ impl Harness {
                     Action::Repair { room, after } => self.run_repair(room, after),
                     Action::Close { conn, code, .. } => self.closed.push((conn, code)),
                     Action::Signal { .. } => unreachable!("a one-node hub sends no signals"),
+                    // A polling session's kept notice, recorded as if it was sent.
+                    Action::Notice { conn, payload } => {
+                        let frame = ServerFrame::decode(payload.as_str()).expect("valid frame");
+                        self.frames.entry(conn).or_default().push(frame);
+                    }
                     Action::Complete { ticket, result } => self
                         .completed
                         .push((ticket, result.map_err(|e| e.to_string()))),
@@ -323,6 +328,7 @@ pub(super) fn render(frame: &ServerFrame) -> String {
         ),
         ServerFrame::Pong(p) => format!("pong {:?}", p.nonce),
         ServerFrame::Authed(a) => format!("authed {}", a.user),
+        ServerFrame::Notice(n) => format!("notice {} {} {}", n.id, n.level, n.body.as_text()),
         ServerFrame::Draining(d) => format!("draining {}", d.retry_after_ms),
         ServerFrame::State(st) => {
             let mut parts = vec![format!("state {}", st.room)];
@@ -1765,3 +1771,6 @@ fn a_new_token_replaces_the_grants_and_leaves_the_rooms_it_no_longer_grants() {
 
 #[path = "tests_stored.rs"]
 mod stored;
+
+#[path = "tests_notices.rs"]
+mod notices;

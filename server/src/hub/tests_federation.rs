@@ -155,6 +155,20 @@ impl Cluster {
                 idle = false;
                 let now = self.now();
                 match action {
+                    // Notices travel as they are, never lost (see `tests_notices.rs`).
+                    Action::Signal { room, bytes } if room.as_str() == super::NOTICE_ROOM => {
+                        self.wire.push_back(InFlight {
+                            at: self.elapsed + self.latency,
+                            from: node,
+                            room,
+                            bytes,
+                        });
+                    }
+                    Action::Notice { conn, payload } => {
+                        let frame = ServerFrame::decode(payload.as_str()).expect("valid frame");
+                        let frames = &mut self.nodes[node].frames;
+                        frames.entry(conn).or_default().push(frame);
+                    }
                     Action::LoadRoom(room) => {
                         let head = self.log.read(&room, 0, 0, now.unix_ms).head;
                         self.nodes[node].hub.handle_room_loaded(now, room, Ok(head));
@@ -209,8 +223,13 @@ impl Cluster {
             let now = self.now();
             for to in (0..self.nodes.len()).filter(|&to| to != signal.from) {
                 let hub = &mut self.nodes[to].hub;
-                hub.handle_signal(now, signal.room.clone(), NAMES[signal.from], &signal.bytes)
-                    .expect("nodes understand each other");
+                if signal.room.as_str() == super::NOTICE_ROOM {
+                    hub.handle_notice_signal(NAMES[signal.from], &signal.bytes)
+                        .expect("nodes understand each other's notices");
+                } else {
+                    hub.handle_signal(now, signal.room.clone(), NAMES[signal.from], &signal.bytes)
+                        .expect("nodes understand each other");
+                }
                 self.pump(to);
             }
         }
@@ -785,3 +804,6 @@ mod versions;
 
 /// Presence lookups on a node without members in the room (the backend REST API).
 mod observe;
+
+#[path = "tests_federation_notices.rs"]
+mod notices;

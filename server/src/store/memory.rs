@@ -11,8 +11,8 @@ use chorus_sdk::wire::{Event, EventId, RoomName};
 use futures_util::future::BoxFuture;
 
 use super::{
-    AppendDone, AppendJob, AppendOutcome, AppendRequest, OutcomeSender, Page, PageLimit, Retention,
-    RoomHead, Store, StoreError, StoredEvent,
+    AppendDone, AppendJob, AppendOutcome, AppendRequest, FilteredPage, FilteredRead, OutcomeSender,
+    Page, PageLimit, Retention, RoomHead, Store, StoreError, StoredEvent,
 };
 
 /// The sequencing and history logic of the memory store, with time passed in.
@@ -101,6 +101,25 @@ impl MemoryLog {
     /// Reads up to `limit` events after `after`, with the head.
     pub fn read(&mut self, room: &RoomName, after: u64, limit: usize, now_ms: u64) -> Page {
         self.read_bounded(room, after, PageLimit::events(limit), now_ms)
+    }
+
+    /// A filtered read (see `store::filter`): the kept log scanned in reading order, at most
+    /// `read.budget` events of it.
+    pub fn read_filtered(
+        &mut self,
+        room: &RoomName,
+        read: &FilteredRead,
+        now_ms: u64,
+    ) -> FilteredPage {
+        // The head, with retention applied as any read applies it.
+        let head = self
+            .read_bounded(room, 0, PageLimit::events(0), now_ms)
+            .head;
+        let log = match self.rooms.get_mut(room) {
+            Some(log) => &*log.events.make_contiguous(),
+            None => &[],
+        };
+        FilteredPage::from_log(head, log, read)
     }
 
     /// Reads the events after `after` that fit in `limit`, with the head.
@@ -195,6 +214,19 @@ impl Store for MemoryStore {
         Box::pin(async move { Ok(page) })
     }
 
+    fn read_filtered(
+        &self,
+        room: &RoomName,
+        read: FilteredRead,
+    ) -> BoxFuture<'_, Result<FilteredPage, StoreError>> {
+        let page = self.log.lock().expect("memory store lock").read_filtered(
+            room,
+            &read,
+            crate::clock::unix_ms_now(),
+        );
+        Box::pin(async move { Ok(page) })
+    }
+
     fn flush(&self) -> BoxFuture<'_, ()> {
         Box::pin(async {})
     }
@@ -215,6 +247,13 @@ mod tests {
         let store = MemoryStore::new(retention, tx);
         contract::check_store(&store, &mut rx).await;
         contract::check_one_epoch_per_store(&store).await;
+    }
+
+    #[tokio::test]
+    async fn memory_store_filters_history_by_type_and_sender_with_a_bounded_scan() {
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+        let store = MemoryStore::new(Retention::default(), tx);
+        crate::store::filter::contract::check_filtered_reads(&store, &mut rx).await;
     }
 
     #[tokio::test]

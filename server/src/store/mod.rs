@@ -15,9 +15,12 @@
 //! Cluster shard's failover). The contract asks what the hub relies on: a room's epoch is
 //! stable while its history lasts, and a read of an unknown room agrees with its first append.
 
+mod filter;
 pub mod memory;
 pub mod redis;
 pub mod sqlite;
+
+pub use filter::{EventFilter, FilteredPage, FilteredRead, ReadFrom};
 
 use std::time::Duration;
 
@@ -243,6 +246,15 @@ pub trait Store: Send + Sync + 'static {
         after: u64,
         limit: PageLimit,
     ) -> BoxFuture<'_, Result<Page, StoreError>>;
+
+    /// Reads one page of the events that pass `read.filter`, forward or backward, looking at
+    /// no more than `read.budget` candidate events (see `store::filter`), with the head, from
+    /// one snapshot.
+    fn read_filtered(
+        &self,
+        room: &RoomName,
+        read: FilteredRead,
+    ) -> BoxFuture<'_, Result<FilteredPage, StoreError>>;
 
     /// Resolves when every job submitted before the call has its outcome on the channel.
     fn flush(&self) -> BoxFuture<'_, ()>;

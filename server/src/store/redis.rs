@@ -28,7 +28,8 @@
 //! - `P{R}:head` — hash: `epoch` (the lineage, decimal) and `seq` (the head); no expiry once the
 //!   room has an event;
 //! - `P{R}:log` — stream of the kept events, entry id `<seq>-0`, fields `i` (id), `f` (sender),
-//!   `a` (at, ms) and `b` (body, the exact JSON text);
+//!   `a` (at, ms), `b` (body, the exact JSON text) and, when the event has a type
+//!   (`Json::event_type`), `t` (the type, which filtered reads match: `redis/filtered.rs`);
 //! - `P{R}:ids` — hash: `<sender>\n<id>` → seq, exactly the ids of the kept events (the dedupe
 //!   window is the kept history, as in the other stores);
 //! - `P{R}:live` — the pub/sub channel. Its message is the stored event, seven fields joined by
@@ -64,15 +65,18 @@ use futures_util::future::BoxFuture;
 use redis::{RedisError, Script, Value};
 use tokio::sync::{mpsc, oneshot};
 
+mod filtered;
 pub mod target;
 mod writer;
+
+pub use filtered::MAX_FILTER_BUDGET;
 
 pub use target::{RedisConn, RedisTarget};
 use writer::{RoundTripTiming, Writer, WriterMsg};
 
 use super::{
-    AppendJob, AppendOutcome, AppendRequest, OutcomeSender, Page, PageLimit, Retention, RoomHead,
-    Store, StoreError, StoreFigures, StoredEvent,
+    AppendJob, AppendOutcome, AppendRequest, FilteredPage, FilteredRead, OutcomeSender, Page,
+    PageLimit, Retention, RoomHead, Store, StoreError, StoreFigures, StoredEvent,
 };
 
 /// The key prefix when none is configured.
@@ -365,6 +369,15 @@ impl Store for RedisStore {
             page.truncate_to(limit.bytes);
             Ok(page)
         })
+    }
+
+    fn read_filtered(
+        &self,
+        room: &RoomName,
+        read: FilteredRead,
+    ) -> BoxFuture<'_, Result<FilteredPage, StoreError>> {
+        let room = room.clone();
+        Box::pin(async move { self.filtered(&room, &read).await })
     }
 
     fn flush(&self) -> BoxFuture<'_, ()> {

@@ -24,9 +24,11 @@ use rusqlite::{Connection, OptionalExtension, params};
 use tokio::sync::oneshot;
 
 use super::{
-    AppendJob, AppendOutcome, OutcomeSender, Page, PageLimit, Retention, RoomHead, Store,
-    StoreError, StoredEvent,
+    AppendJob, AppendOutcome, FilteredPage, FilteredRead, OutcomeSender, Page, PageLimit,
+    Retention, RoomHead, Store, StoreError, StoredEvent,
 };
+
+mod filtered;
 
 /// Most jobs committed in one transaction, by default.
 pub const DEFAULT_MAX_BATCH: usize = 1024;
@@ -51,7 +53,7 @@ CREATE TABLE IF NOT EXISTS events (
 ";
 
 /// The schema version this code writes, kept in SQLite's `user_version`.
-const SCHEMA_VERSION: i64 = 1;
+const SCHEMA_VERSION: i64 = 2;
 
 /// The steps from each older version to the next: `MIGRATIONS[v]` turns version `v` into
 /// `v + 1`. Version 0 is a new file, or one written before versions were recorded.
@@ -61,6 +63,15 @@ const MIGRATIONS: [&str; SCHEMA_VERSION as usize] = [
     // event) and make the victim's publish a "duplicate" that was never stored.
     "CREATE UNIQUE INDEX IF NOT EXISTS events_by_sender_id ON events (room, sender, id);
      DROP INDEX IF EXISTS events_by_id;",
+    // 1 -> 2: the activity feed filters history by event type and by sender (`filtered.rs`):
+    // each event's type (`Json::event_type`, here with SQLite's JSON functions for the rows
+    // stored before) and an index for each filter, so a filtered page walks only its matches.
+    "ALTER TABLE events ADD COLUMN type TEXT;
+     UPDATE events SET type = json_extract(body, '$.type')
+         WHERE json_type(body, '$.type') = 'text'
+         AND length(CAST(json_extract(body, '$.type') AS BLOB)) BETWEEN 1 AND 64;
+     CREATE INDEX IF NOT EXISTS events_by_type ON events (room, type, seq) WHERE type IS NOT NULL;
+     CREATE INDEX IF NOT EXISTS events_by_sender ON events (room, sender, seq);",
 ];
 
 /// Creates the tables and brings the file to [`SCHEMA_VERSION`], in one transaction (a crash
@@ -223,6 +234,25 @@ impl Store for SqliteStore {
         })
     }
 
+    fn read_filtered(
+        &self,
+        room: &RoomName,
+        read: FilteredRead,
+    ) -> BoxFuture<'_, Result<FilteredPage, StoreError>> {
+        let readers = Arc::clone(&self.readers);
+        let index = self.next_reader.fetch_add(1, Ordering::Relaxed) % readers.len();
+        let room = room.clone();
+        let (epoch, retention) = (self.epoch, self.retention);
+        Box::pin(async move {
+            tokio::task::spawn_blocking(move || {
+                let mut conn = readers[index].lock().expect("sqlite reader lock");
+                filtered::read_filtered(&mut conn, epoch, &retention, &room, &read)
+            })
+            .await
+            .map_err(|err| StoreError::Backend(format!("read task failed: {err}")))?
+        })
+    }
+
     fn flush(&self) -> BoxFuture<'_, ()> {
         let (done, wait) = oneshot::channel();
         let sent = self.writer.send(WriterMsg::Flush(done)).is_ok();
@@ -246,22 +276,8 @@ fn read_page(
     after: u64,
     limit: PageLimit,
 ) -> Result<Page, StoreError> {
-    let cutoff = age_cutoff(retention) as i64;
     let tx = conn.transaction().map_err(backend)?;
-    let head: i64 = tx
-        .prepare_cached("SELECT head FROM rooms WHERE room = ?1")
-        .and_then(|mut stmt| {
-            stmt.query_row(params![room.as_str()], |row| row.get(0))
-                .optional()
-        })
-        .map_err(backend)?
-        .unwrap_or(0);
-    let oldest: Option<i64> = tx
-        .prepare_cached("SELECT MIN(seq) FROM events WHERE room = ?1 AND at >= ?2")
-        .and_then(|mut stmt| stmt.query_row(params![room.as_str(), cutoff], |row| row.get(0)))
-        .map_err(backend)?;
-    let head = head as u64;
-    let oldest = oldest.map_or(head + 1, |seq| seq as u64);
+    let RoomHead { head, oldest, .. } = room_head(&tx, epoch, retention, room)?;
     let mut stmt = tx
         .prepare_cached(
             "SELECT seq, id, sender, at, body FROM events WHERE room = ?1 AND seq > ?2 AND seq >= ?3
@@ -293,20 +309,7 @@ fn read_page(
     let mut bytes = 0;
     for row in rows {
         let (seq, id, sender, at, body) = row.map_err(backend)?;
-        let corrupt = |what: &str| {
-            StoreError::Backend(format!("stored {what} of {room} seq {seq} is invalid"))
-        };
-        let stored = StoredEvent {
-            epoch,
-            event: Event {
-                room: room.clone(),
-                seq: Some(seq as u64),
-                id: EventId::parse(id).map_err(|_| corrupt("id"))?,
-                from: sender,
-                at: at as u64,
-                body: Json::from_text(body).map_err(|_| corrupt("body"))?,
-            },
-        };
+        let stored = decode_row(epoch, room, seq, id, sender, at, body)?;
         let size = stored.wire_bytes();
         if !limit.admits(events.len(), bytes, size) {
             break;
@@ -323,6 +326,59 @@ fn read_page(
             oldest,
         },
         events,
+    })
+}
+
+/// A room's head and oldest kept seq, read in `tx` (the snapshot its page is read from).
+fn room_head(
+    tx: &rusqlite::Transaction<'_>,
+    epoch: u64,
+    retention: &Retention,
+    room: &RoomName,
+) -> Result<RoomHead, StoreError> {
+    let cutoff = age_cutoff(retention) as i64;
+    let head: i64 = tx
+        .prepare_cached("SELECT head FROM rooms WHERE room = ?1")
+        .and_then(|mut stmt| {
+            stmt.query_row(params![room.as_str()], |row| row.get(0))
+                .optional()
+        })
+        .map_err(backend)?
+        .unwrap_or(0);
+    let oldest: Option<i64> = tx
+        .prepare_cached("SELECT MIN(seq) FROM events WHERE room = ?1 AND at >= ?2")
+        .and_then(|mut stmt| stmt.query_row(params![room.as_str(), cutoff], |row| row.get(0)))
+        .map_err(backend)?;
+    let head = head as u64;
+    Ok(RoomHead {
+        epoch,
+        head,
+        oldest: oldest.map_or(head + 1, |seq| seq as u64),
+    })
+}
+
+/// One row of `events` (`seq, id, sender, at, body`) as a stored event.
+fn decode_row(
+    epoch: u64,
+    room: &RoomName,
+    seq: i64,
+    id: String,
+    sender: String,
+    at: i64,
+    body: String,
+) -> Result<StoredEvent, StoreError> {
+    let corrupt =
+        |what: &str| StoreError::Backend(format!("stored {what} of {room} seq {seq} is invalid"));
+    Ok(StoredEvent {
+        epoch,
+        event: Event {
+            room: room.clone(),
+            seq: Some(seq as u64),
+            id: EventId::parse(id).map_err(|_| corrupt("id"))?,
+            from: sender,
+            at: at as u64,
+            body: Json::from_text(body).map_err(|_| corrupt("body"))?,
+        },
     })
 }
 
@@ -430,7 +486,7 @@ impl Writer {
                 continue;
             }
             let seq = head + 1;
-            tx.prepare_cached("INSERT INTO events (room, seq, id, sender, at, body) VALUES (?1, ?2, ?3, ?4, ?5, ?6)")
+            tx.prepare_cached("INSERT INTO events (room, seq, id, sender, at, body, type) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)")
                 .and_then(|mut stmt| {
                     stmt.execute(params![
                         request.room.as_str(),
@@ -438,7 +494,8 @@ impl Writer {
                         request.id.as_str(),
                         request.from,
                         request.at as i64,
-                        request.body.as_text()
+                        request.body.as_text(),
+                        request.body.event_type()
                     ])
                 })
                 .map_err(backend)?;
@@ -586,7 +643,10 @@ mod tests {
             .unwrap()
             .map(Result::unwrap)
             .collect();
-        assert_eq!(indexes, vec!["events_by_sender_id".to_owned()]);
+        assert_eq!(
+            indexes,
+            ["events_by_sender", "events_by_sender_id", "events_by_type"]
+        );
         drop(check);
         // Opening again is a no-op migration.
         let (tx, _rx) = tokio::sync::mpsc::unbounded_channel();

@@ -40,8 +40,19 @@ async function main(): Promise<void> {
     }
     void text;
   });
+  // Backend notices, and the activity feed's filters.
+  client.on("notice", ({ id, level, at }) => {
+    const shown: "info" | "warning" | "critical" = level;
+    void [id, shown, at];
+  });
+  const feed = (): Promise<unknown> => room.history({ type: "comment", user: "vita", before: 10, limit: 5 });
+  void feed;
   // Never called: misuse the typings must reject.
   const misuse = (): void => {
+    // @ts-expect-error: notices are client-wide, not a room's.
+    room.on("notice", () => {});
+    // @ts-expect-error: the type filter is a string.
+    void room.history({ type: 7 });
     // @ts-expect-error: the room's bodies are { text: string }.
     void room.publish({ title: 1 });
     // @ts-expect-error: presence meta is { status: string }.

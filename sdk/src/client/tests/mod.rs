@@ -17,6 +17,7 @@ pub(crate) fn t0() -> Instant {
     Instant::now()
 }
 
+mod notices;
 mod refusals;
 mod tokens;
 mod users;
@@ -587,6 +588,7 @@ fn a_gap_on_a_socket_is_repaired_from_history_and_duplicates_are_dropped() {
             })
             .collect(),
         next_after: None,
+        next_before: None,
     };
     h.client
         .handle_http_response(h.now, request, HttpResult::Page(page));

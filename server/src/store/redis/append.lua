@@ -4,7 +4,8 @@
 -- KEYS: 1 head hash (epoch, seq), 2 log stream, 3 ids hash (sender \n id -> seq)
 -- ARGV: 1 fresh epoch, 2 sender, 3 id, 4 at (ms), 5 body, 6 if_seq ('' for none), 7 now (ms),
 --       8 max events, 9 max age (ms), 10 live channel, 11 room, 12 the publish command:
---       PUBLISH on one server, SPUBLISH on a cluster (the message stays on the room's shard)
+--       PUBLISH on one server, SPUBLISH on a cluster (the message stays on the room's shard),
+--       13 the event's type ('' for none; kept as the entry's field `t`, see read_filtered.lua)
 local head_key, log_key, ids_key = KEYS[1], KEYS[2], KEYS[3]
 local sender, id, at, body = ARGV[2], ARGV[3], ARGV[4], ARGV[5]
 local now, max_events, max_age = tonumber(ARGV[7]), tonumber(ARGV[8]), tonumber(ARGV[9])
@@ -63,7 +64,11 @@ if ARGV[6] ~= '' and tonumber(ARGV[6]) ~= head then
 end
 
 local seq = head + 1
-redis.call('XADD', log_key, int(seq) .. '-0', 'i', id, 'f', sender, 'a', at, 'b', body)
+if ARGV[13] ~= '' then
+  redis.call('XADD', log_key, int(seq) .. '-0', 'i', id, 'f', sender, 'a', at, 'b', body, 't', ARGV[13])
+else
+  redis.call('XADD', log_key, int(seq) .. '-0', 'i', id, 'f', sender, 'a', at, 'b', body)
+end
 redis.call('HSET', head_key, 'seq', int(seq))
 redis.call('HSET', ids_key, dedupe, int(seq))
 trim(seq, 2)

@@ -537,6 +537,8 @@ async fn redis_store_passes_the_store_contract_on_a_cluster() {
     contract::check_store(&store, &mut rx).await;
     let (store, mut rx) = open_cluster(&cluster, small()).await;
     contract::check_page_bytes(&store, &mut rx).await;
+    let (store, mut rx) = open_cluster(&cluster, Retention::default()).await;
+    crate::store::filter::contract::check_filtered_reads(&store, &mut rx).await;
 }
 
 /// Rooms on all three shards, their jobs interleaved in batches: each room's seqs rise in
@@ -708,4 +710,11 @@ async fn opening_names_the_wrong_kind_of_redis() {
     .unwrap_err()
     .to_string();
     assert!(err.contains("Redis at redis://127.0.0.1:"), "{err}");
+}
+
+#[tokio::test]
+async fn redis_store_filters_history_by_type_and_sender_with_a_bounded_scan() {
+    let server = RedisServer::start();
+    let (store, mut rx) = open(&server, DEFAULT_PREFIX, Retention::default()).await;
+    crate::store::filter::contract::check_filtered_reads(&store, &mut rx).await;
 }

@@ -217,6 +217,7 @@ impl Writer {
             .arg(max_age_ms(&self.retention))
             .arg(self.keys.live_channel(room))
             .arg(room.as_str())
-            .arg(publish);
+            .arg(publish)
+            .arg(request.body.event_type().unwrap_or_default());
     }
 }
