@@ -480,6 +480,25 @@ async fn token_comes_from_a_dev_server_and_works() {
     let done = cli.run(&["token", "--user", "Zoe", "--json"]).await;
     let answer: Value = serde_json::from_str(done.stdout.trim()).unwrap();
     assert_eq!(field(&answer, "user"), "zoe");
+    // Grants asked for: read-only here, nothing elsewhere.
+    let done = cli
+        .run(&[
+            "token",
+            "--user",
+            "Zoe",
+            "--rooms",
+            "news=read,doc:*=publish",
+        ])
+        .await;
+    assert_eq!(done.code, Some(0), "{done:?}");
+    cli.token = done.stdout.trim().to_owned();
+    cli.send("doc:9", r#"{"n":2}"#).await;
+    let done = cli.run(&["send", "news", r#"{"n":1}"#]).await;
+    assert_eq!(done.code, Some(3), "{done:?}");
+    assert!(done.stderr.contains("forbidden"), "{done:?}");
+    let done = cli.run(&["token", "--rooms", "news=admin"]).await;
+    assert_eq!(done.code, Some(2), "{done:?}");
+    assert!(done.stderr.contains("not a right"), "{done:?}");
     server.shutdown().await;
 }
 

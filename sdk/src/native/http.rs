@@ -21,7 +21,7 @@ use super::tls::{self, Connector};
 ///
 /// # async fn run() -> Result<(), String> {
 /// let api = HttpApi::new("http://127.0.0.1:8080", &TlsOptions::default());
-/// let request = DevTokenRequest { name: "Ana".into(), ttl_seconds: None };
+/// let request = DevTokenRequest { name: "Ana".into(), ttl_seconds: None, rooms: None };
 /// let body = json::to_string(&request);
 /// let answer = api.request("POST", "/v1/dev/token", None, Some(body)).await?;
 /// if answer.status == 200 {

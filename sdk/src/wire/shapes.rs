@@ -316,7 +316,7 @@ wire_shapes! {
         nodes: opt,
     }
     HealthBody { status: req }
-    DevTokenRequest { name: req, ttl_seconds: opt }
+    DevTokenRequest { name: req, ttl_seconds: opt, rooms: opt }
     DevTokenResponse { token: req, user: req }
     OutboxRecord { room: req, id: req, body: req, if_seq: opt, created_ms: req }
     StoredOutbox { entries: req }
