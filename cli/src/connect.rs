@@ -230,6 +230,16 @@ impl Connection {
             output::stderr(line);
         }
     }
+
+    /// Closes the client and gives its task a moment to say goodbye (leave its rooms, close
+    /// its socket), so the server drops this member at once rather than after its grace.
+    pub(crate) async fn close(mut self) {
+        self.client.close();
+        let drained = async { while self.events.next().await.is_some() {} };
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(1), drained).await;
+        // The socket's own task writes the close frame once the driver has let go of it.
+        tokio::task::yield_now().await;
+    }
 }
 
 /// Whether an `error` about the command's room means it cannot go on: the token does not

@@ -72,6 +72,6 @@ pub(crate) async fn run(server: &ServerOptions, args: PresenceArgs) -> Result<()
             Err(failure) => break Err(failure),
         }
     };
-    connection.client.close();
+    connection.close().await;
     result
 }

@@ -41,7 +41,7 @@ pub(crate) async fn run(server: &ServerOptions, args: SendArgs) -> Result<(), Fa
         .client
         .last_error()
         .map_or(String::new(), |why| format!(" (last error: {why})"));
-    connection.client.close();
+    connection.close().await;
     match result {
         Ok(result) => result,
         Err(_) => Err(Failure::timed_out(format!(

@@ -77,7 +77,7 @@ pub(crate) async fn run(server: &ServerOptions, args: TailArgs) -> Result<(), Fa
             Err(failure) => break Err(failure),
         }
     };
-    connection.client.close();
+    connection.close().await;
     result
 }
 
