@@ -129,7 +129,9 @@ impl RoomModel {
                 self.presence = users.clone();
             }
             ClientEvent::Typing { room: r, users } if r == room => self.typing = users.clone(),
-            ClientEvent::Reset { room: r, reason } if r == room => {
+            ClientEvent::Reset {
+                room: r, reason, ..
+            } if r == room => {
                 self.messages.retain(|m| m.delivery == Delivery::Pending);
                 self.notice = Some(match reason {
                     ResetReason::HistoryTrimmed => {

@@ -61,6 +61,7 @@ pub async fn sign_in(name: &str) -> Result<Session, String> {
     let body = DevTokenRequest {
         name: name.to_owned(),
         ttl_seconds: None,
+        rooms: None,
     };
     let url = format!("{}/v1/dev/token", server_url());
     let text = send(Request::post(&url).json(&body)).await?;

@@ -2,7 +2,7 @@
 
 mod support;
 
-use chorus_sdk::wire::{self, Cursor, ErrorCode, ServerFrame};
+use chorus_sdk::wire::{self, Cursor, ErrorCode, RoomRight, ServerFrame};
 use futures_util::SinkExt;
 use support::{Client, event_seq, http};
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
@@ -542,6 +542,38 @@ async fn dev_tokens_are_only_issued_in_dev_mode() {
         assert!(
             (life_s * 1000..=(life_s + 2) * 1000).contains(&life_ms),
             "{body}: {life_ms} ms"
+        );
+    }
+    // `rooms` sets the grants (publish on every room without it).
+    for (body, grants) in [
+        (
+            r#"{"name":"Ana"}"#,
+            vec![("*".to_owned(), RoomRight::Publish)],
+        ),
+        (
+            r#"{"name":"Ana","rooms":{"doc:*":"publish","lobby":"read"}}"#,
+            vec![
+                ("doc:*".to_owned(), RoomRight::Publish),
+                ("lobby".to_owned(), RoomRight::Read),
+            ],
+        ),
+    ] {
+        let token: wire::DevTokenResponse = http(&server, "POST", "/v1/dev/token", &[], Some(body))
+            .await
+            .json();
+        assert_eq!(auth.verify(&token.token).unwrap().grants, grants, "{body}");
+    }
+    let many: Vec<String> = (0..65).map(|n| format!(r#""r{n}":"read""#)).collect();
+    for rooms in [
+        r#"{"":"read"}"#.to_owned(),
+        format!("{{{}}}", many.join(",")),
+    ] {
+        let body = format!(r#"{{"name":"Ana","rooms":{rooms}}}"#);
+        let refused = http(&server, "POST", "/v1/dev/token", &[], Some(&body)).await;
+        assert_eq!(
+            (refused.status, refused.error_code()),
+            (400, ErrorCode::BadRequest),
+            "{rooms}"
         );
     }
     for ttl in ["0", "43201"] {

@@ -359,7 +359,9 @@ impl Sim {
                 panic!("publish {id} failed with {code}")
             }
             ClientEvent::Expired { id, .. } => panic!("publish {id} expired"),
-            ClientEvent::Reset { room, reason } => panic!("unexpected reset of {room}: {reason:?}"),
+            ClientEvent::Reset { room, reason, .. } => {
+                panic!("unexpected reset of {room}: {reason:?}")
+            }
             _ => {}
         }
     }

@@ -183,6 +183,7 @@ fn joins_and_resets_ask_for_history_and_other_rooms_are_ignored() {
     let reset = ClientEvent::Reset {
         room: room(),
         reason: ResetReason::HistoryTrimmed,
+        cursor: chorus_sdk::wire::Cursor { epoch: 1, seq: 9 },
     };
     assert_eq!(
         model.apply(&room(), &reset),

@@ -379,6 +379,8 @@ pub enum ClientEvent {
         room: RoomName,
         /// Why.
         reason: ResetReason,
+        /// Live events follow after this position (the room's head in its current epoch).
+        cursor: Cursor,
     },
     /// The server refused something (an `error` frame).
     Error {

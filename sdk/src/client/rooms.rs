@@ -14,7 +14,9 @@ use super::presence::{DiffOutcome, Presence, TypingIn, TypingOut};
 use super::timeline::Timeline;
 use super::{Client, ClientEvent, HttpCall, Output, Phase};
 use crate::time::Instant;
-use crate::wire::{self, ClientFrame, ErrorCode, Event, Json, ResetReason, RoomName, ServerFrame};
+use crate::wire::{
+    self, ClientFrame, Cursor, ErrorCode, Event, Json, ResetReason, RoomName, ServerFrame,
+};
 
 /// What the client keeps per joined room.
 #[derive(Debug)]
@@ -35,9 +37,17 @@ impl Client {
 
     /// Joins `room` with this presence meta (or updates the meta of a joined room).
     pub fn join(&mut self, now: Instant, room: RoomName, meta: Json) {
+        self.join_from(now, room, meta, None);
+    }
+
+    /// Joins `room` resuming from `cursor` (saved by an earlier run, from a `Joined`, `Reset`
+    /// or the last `Event` seen): the server replays every event after it, or answers `reset`
+    /// when its history cannot (the app gets [`ClientEvent::Reset`]). With `None`, or for a
+    /// room already joined (which keeps its own position), this is [`Client::join`].
+    pub fn join_from(&mut self, now: Instant, room: RoomName, meta: Json, cursor: Option<Cursor>) {
         let entry = self.rooms.get_or_insert_with(room.clone(), || Room {
             meta: Json::null(),
-            timeline: Timeline::default(),
+            timeline: Timeline::at(cursor),
             presence: Presence::default(),
             typing_in: TypingIn::default(),
             typing_out: TypingOut::default(),
@@ -303,6 +313,7 @@ impl Client {
         self.events.push(ClientEvent::Reset {
             room: room_name.clone(),
             reason,
+            cursor: Cursor { epoch, seq: head },
         });
         self.confirm_passed_pending(&room_name);
     }

@@ -7,6 +7,7 @@
 //! Both transports speak plain (`http://`, `ws://`) and TLS (`https://`, `wss://`, rustls);
 //! which CAs a TLS client trusts is [`TlsOptions`] (`tls.rs`).
 
+mod http;
 mod storage;
 mod tls;
 
@@ -23,6 +24,7 @@ use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::http::HeaderValue;
 
+pub use http::{HttpAnswer, HttpApi};
 pub use storage::{FileStorage, MemoryStorage, Storage};
 pub use tls::{TlsOptions, TlsOptionsError};
 
@@ -32,12 +34,12 @@ use crate::client::{
     Client, ClientConfig, ClientEvent, HttpCall, HttpResult, OUTBOX_KEY, Output, PublishError,
     Restored, TRANSPORT_KEY,
 };
-use crate::wire::{self, ClientFrame, EventId, Json, RoomName, ServerFrame};
+use crate::wire::{self, ClientFrame, Cursor, EventId, Json, RoomName, ServerFrame};
 
 /// What the app asks of the driver task.
 #[derive(Debug)]
 enum Command {
-    Join(RoomName, Json),
+    Join(RoomName, Json, Option<Cursor>),
     Leave(RoomName),
     Publish(
         RoomName,
@@ -204,7 +206,15 @@ impl NativeClient {
 
     /// Joins a room with a presence meta.
     pub fn join(&self, room: RoomName, meta: Json) {
-        let _ = self.commands.send(Command::Join(room, meta));
+        let _ = self.commands.send(Command::Join(room, meta, None));
+    }
+
+    /// Joins a room resuming from a cursor an earlier run saved (see [`Client::join_from`]):
+    /// every event after it comes as [`ClientEvent::Event`], or a [`ClientEvent::Reset`] says
+    /// the server's history cannot serve it. Save the position from [`ClientEvent::Joined`],
+    /// [`ClientEvent::Reset`] and each event's seq to resume from it next time.
+    pub fn join_from(&self, room: RoomName, meta: Json, cursor: Option<Cursor>) {
+        let _ = self.commands.send(Command::Join(room, meta, cursor));
     }
 
     /// Leaves a room.
@@ -334,7 +344,7 @@ impl Driver {
     fn command(&mut self, command: Command) {
         let now = clock().0;
         match command {
-            Command::Join(room, meta) => self.core.join(now, room, meta),
+            Command::Join(room, meta, cursor) => self.core.join_from(now, room, meta, cursor),
             Command::Leave(room) => self.core.leave(now, room),
             Command::Publish(room, body, reply) => {
                 let _ = reply.send(self.core.publish(now, room, body));

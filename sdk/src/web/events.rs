@@ -125,7 +125,7 @@ pub(super) fn to_js(event: &ClientEvent) -> (&'static str, String) {
             out.field("room", room).field("users", users);
             "typing"
         }
-        ClientEvent::Reset { room, reason } => {
+        ClientEvent::Reset { room, reason, .. } => {
             out.field("room", room).field("reason", reason);
             "reset"
         }

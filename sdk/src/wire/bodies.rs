@@ -6,9 +6,12 @@
 //! Plain data: each type's JSON shape is in `shapes.rs`, and this module must never read or
 //! write JSON by hand.
 
+use std::collections::BTreeMap;
+
 use super::json;
 use super::{
-    ClientFrame, ErrorCode, Event, EventId, Json, PresenceUser, RoomName, ServerFrame, WireError,
+    ClientFrame, ErrorCode, Event, EventId, Json, PresenceUser, RoomName, RoomRight, ServerFrame,
+    WireError,
 };
 
 /// The body of every HTTP error response.
@@ -138,6 +141,9 @@ pub struct DevTokenRequest {
     /// How long the token is valid, 1 to 43200 seconds (default: 43200, 12 hours). Short ones
     /// let a dev app (and its tests) see a token expire.
     pub ttl_seconds: Option<u64>,
+    /// The token's room grants, pattern to right (default: `{"*":"publish"}`, every room), so
+    /// a dev setup can try a read-only or a refused room.
+    pub rooms: Option<BTreeMap<String, RoomRight>>,
 }
 
 /// `POST /v1/dev/token` response.

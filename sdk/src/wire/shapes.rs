@@ -316,7 +316,7 @@ wire_shapes! {
         nodes: opt,
     }
     HealthBody { status: req }
-    DevTokenRequest { name: req, ttl_seconds: opt }
+    DevTokenRequest { name: req, ttl_seconds: opt, rooms: opt }
     DevTokenResponse { token: req, user: req }
     Notice { id: req, level: req, body: req, at: req }
     SendNotice { id: opt, level: opt, body: req }

@@ -382,9 +382,12 @@ pub(super) async fn readyz(State(state): State<AppState>) -> Result<Json<HealthB
 
 /// The longest (and default) life of a dev token: 12 hours.
 const DEV_TOKEN_MAX_TTL_SECONDS: u64 = 12 * 3600;
+/// The most room grants a dev token may be asked for.
+const DEV_TOKEN_MAX_GRANTS: usize = 64;
 
 /// `POST /v1/dev/token` (only with `--dev`): a token for any display name, valid for
-/// `ttl_seconds` (1 to 12 hours' worth; default 12 hours).
+/// `ttl_seconds` (1 to 12 hours' worth; default 12 hours), with the `rooms` grants asked for
+/// (default: publish on every room).
 pub(super) async fn dev_token(
     State(state): State<AppState>,
     body: Result<Json<DevTokenRequest>, JsonRejection>,
@@ -412,11 +415,26 @@ pub(super) async fn dev_token(
         .chars()
         .map(|c| if c.is_alphanumeric() { c } else { '-' })
         .collect();
+    let rooms = match request.rooms {
+        Some(rooms) => {
+            if rooms.len() > DEV_TOKEN_MAX_GRANTS
+                || rooms
+                    .keys()
+                    .any(|pattern| pattern.is_empty() || pattern.len() > 256)
+            {
+                return Err(bad_request(format!(
+                    "rooms must hold at most {DEV_TOKEN_MAX_GRANTS} patterns of 1 to 256 bytes"
+                )));
+            }
+            rooms
+        }
+        None => [("*".to_owned(), RoomRight::Publish)].into_iter().collect(),
+    };
     let claims = TokenClaims {
         sub: user.clone(),
         name: Some(name.to_owned()),
         exp: crate::clock::unix_ms_now() / 1000 + ttl,
-        rooms: [("*".to_owned(), RoomRight::Publish)].into_iter().collect(),
+        rooms,
     };
     Ok(Json(DevTokenResponse {
         token: state.auth.issue(&claims),

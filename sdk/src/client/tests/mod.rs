@@ -19,6 +19,7 @@ pub(crate) fn t0() -> Instant {
 
 mod notices;
 mod refusals;
+mod resume;
 mod tokens;
 mod users;
 
