@@ -15,6 +15,7 @@ const SET_PRESENCE = 5;
 const PRESENCE = 6;
 const TOKEN = 7;
 const CLOSE = 8;
+const SET_CURSOR = 9;
 const TRANSPORTS = ["auto", "websocket", "polling"];
 
 // JSON text for the core. What JSON cannot carry is refused here with `invalid_json`, never a
@@ -251,6 +252,10 @@ export class ChorusClient extends Emitter {
     if (kind === "event") payload = { ...payload.event, own: payload.own };
     if (kind === "state") this.#state = payload;
     if (kind === "outbox") this.#outbox = payload.queued;
+    if (kind === "cursors") {
+      const room = this.#rooms.get(payload.room);
+      if (room) room._cursors = payload.cursors;
+    }
     if (kind === "acked") this.#settle(payload.id, (w) => w.resolve({ id: payload.id, seq: payload.seq }));
     if (kind === "publishFailed") this.#settle(payload.id, (w) => w.reject(new ChorusError(payload.code, payload.message)));
     if (kind === "expired") this.#settle(payload.id, (w) => w.reject(new ChorusError("expired", "the publish was not acknowledged in time")));
@@ -277,6 +282,8 @@ export class ChorusClient extends Emitter {
 
 export class Room extends Emitter {
   #client;
+  // The others' live cursors, as the last `cursors` event listed them.
+  _cursors = [];
 
   constructor(client, name) {
     super();
@@ -312,6 +319,20 @@ export class Room extends Emitter {
   /** Everyone present now. */
   presence() {
     return this.#client._call(PRESENCE, this.name, "");
+  }
+
+  /**
+   * Replaces this tab's live cursor (any small JSON: position, selection, viewport; `null`
+   * removes it). At most one frame per 50 ms goes out, the last value always among them, and
+   * it is sent again after a reconnect.
+   */
+  setCursor(value) {
+    this.#client._call(SET_CURSOR, this.name, json(value));
+  }
+
+  /** The other members' live cursors now: `[{ conn, user, value }]`, one per connection. */
+  cursors() {
+    return this._cursors;
   }
 
   /**

@@ -15,8 +15,8 @@ use super::presence::TypingConfig;
 use crate::text::{Message, message_display};
 use crate::time::Instant;
 use crate::wire::{
-    self, ClientFrame, Cursor, ErrorCode, Event, EventId, Json, PresenceUser, ResetReason,
-    RoomName, ServerFrame,
+    self, ClientFrame, Cursor, ErrorCode, Event, EventId, Json, LiveCursor, PresenceUser,
+    ResetReason, RoomName, ServerFrame,
 };
 
 // Named only in doc links (rustc reports an import used only there as unused).
@@ -391,6 +391,13 @@ pub enum ClientEvent {
     },
     /// The token was refused: call [`Client::handle_token`] with a fresh one.
     TokenNeeded,
+    /// The other members' live cursors in a room changed (the full list).
+    Cursors {
+        /// The room.
+        room: RoomName,
+        /// Every other connection's cursor, one per connection.
+        cursors: Vec<LiveCursor>,
+    },
 }
 
 /// Why a publish was not accepted by the client.

@@ -39,6 +39,9 @@
 //!   inputs from the driver and the platform.
 //! - `rooms.rs`: joining and leaving, the server's frames about rooms (events, presence,
 //!   typing, history pages, reset), typing timers.
+//! - `live_cursors.rs`: live cursors per room: the others' ([`live_cursors::CursorsIn`]) and
+//!   this client's own, throttled ([`live_cursors::CursorOut`]); `Client::set_cursor` is in
+//!   `rooms.rs`.
 //! - `publish.rs`: publishing, the outbox on each link, acks, nacks, confirming passed pending
 //!   publishes, expiry.
 //! - Parts each room or the client owns: [`timeline`] (merge), [`outbox`], [`presence`] (presence,
@@ -47,6 +50,7 @@
 mod api;
 pub mod backoff;
 mod link;
+pub mod live_cursors;
 mod map;
 pub mod outbox;
 pub mod presence;
@@ -221,6 +225,7 @@ impl Client {
         for room in self.rooms.values() {
             consider(room.typing_in.next_expiry());
             consider(room.typing_out.next_timeout());
+            consider(room.cursor_out.next_timeout());
         }
         consider(self.outbox.next_expiry_ms().map(|ms| self.instant_of(ms)));
         consider(self.retry_refused_at);
@@ -240,6 +245,11 @@ impl Client {
     /// A room's presence, if the room is joined.
     pub fn presence(&self, room: &RoomName) -> Option<Vec<PresenceUser>> {
         self.rooms.get(room).map(|r| r.presence.users())
+    }
+
+    /// The other members' live cursors in a room, if the room is joined.
+    pub fn cursors(&self, room: &RoomName) -> Option<Vec<crate::wire::LiveCursor>> {
+        self.rooms.get(room).map(|r| r.cursors_in.list())
     }
 
     /// This client's publishes in `room` that have not come back as its own events yet (in the

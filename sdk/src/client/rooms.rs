@@ -10,6 +10,7 @@
 
 use std::time::Duration;
 
+use super::live_cursors::{CursorOut, CursorsIn};
 use super::presence::{DiffOutcome, Presence, TypingIn, TypingOut};
 use super::timeline::Timeline;
 use super::{Client, ClientEvent, HttpCall, Output, Phase};
@@ -26,6 +27,10 @@ pub(super) struct Room {
     pub(super) typing_out: TypingOut,
     /// A history fetch to repair a gap is under way.
     pub(super) repairing: Option<u64>,
+    /// The other members' live cursors.
+    pub(super) cursors_in: CursorsIn,
+    /// This client's own live cursor.
+    pub(super) cursor_out: CursorOut,
 }
 
 impl Client {
@@ -42,6 +47,8 @@ impl Client {
             typing_in: TypingIn::default(),
             typing_out: TypingOut::default(),
             repairing: None,
+            cursors_in: CursorsIn::default(),
+            cursor_out: CursorOut::default(),
         });
         entry.meta = meta.clone();
         let resume = entry.timeline.cursor();
@@ -79,6 +86,19 @@ impl Client {
         self.pump_polling(now);
     }
 
+    /// Replaces this client's live cursor in `room` (any small JSON; `null` removes it). At
+    /// most one frame per [`CURSOR_THROTTLE`](super::live_cursors::CURSOR_THROTTLE) goes out,
+    /// the last value always among them; it is sent again after every rejoin.
+    pub fn set_cursor(&mut self, now: Instant, room: RoomName, value: Json) {
+        let Some(state) = self.rooms.get_mut(&room) else {
+            return;
+        };
+        if let Some(value) = state.cursor_out.set(value, now) {
+            self.send_frame(ClientFrame::SetCursor(wire::SetCursor { room, value }));
+            self.pump_polling(now);
+        }
+    }
+
     // -----------------------------------------------------------------------------------------
     // Receiving
     // -----------------------------------------------------------------------------------------
@@ -96,6 +116,13 @@ impl Client {
                 };
                 room.timeline.joined(joined.epoch, joined.head);
                 let cursor = room.timeline.cursor().expect("positioned by joined");
+                let own = room.cursor_out.rejoined(now);
+                let version = room.cursors_in.version();
+                self.apply_cursors(&joined.room, joined.cursors, version);
+                if let Some(value) = own {
+                    let room = joined.room.clone();
+                    self.send_frame(ClientFrame::SetCursor(wire::SetCursor { room, value }));
+                }
                 self.apply_presence(&joined.room, joined.presence);
                 self.apply_typing(now, &joined.room, joined.typing, None);
                 self.events.push(ClientEvent::Joined {
@@ -159,6 +186,22 @@ impl Client {
                 if let Some(typing) = state.typing {
                     self.apply_typing(now, &state.room, typing.users, Some(typing.version));
                 }
+                if let Some(cursors) = state.cursors {
+                    self.apply_cursors(&state.room, cursors.cursors, cursors.version);
+                }
+            }
+            ServerFrame::Cursor(notice) => {
+                let room_name = notice.room.clone();
+                let Some(room) = self.rooms.get_mut(&room_name) else {
+                    return;
+                };
+                if room.cursors_in.apply(notice) {
+                    let cursors = room.cursors_in.list();
+                    self.events.push(ClientEvent::Cursors {
+                        room: room_name,
+                        cursors,
+                    });
+                }
             }
             ServerFrame::Reset(reset) => {
                 self.reset_room(reset.room, reset.epoch, reset.head, reset.reason);
@@ -200,6 +243,24 @@ impl Client {
             self.events.push(ClientEvent::Presence {
                 room: room_name.clone(),
                 users: room.presence.users(),
+            });
+        }
+    }
+
+    /// Replaces a room's live cursors; tells the app if anything changed.
+    fn apply_cursors(
+        &mut self,
+        room_name: &RoomName,
+        cursors: Vec<wire::LiveCursor>,
+        version: u64,
+    ) {
+        let Some(room) = self.rooms.get_mut(room_name) else {
+            return;
+        };
+        if room.cursors_in.replace(cursors, version) {
+            self.events.push(ClientEvent::Cursors {
+                room: room_name.clone(),
+                cursors: room.cursors_in.list(),
             });
         }
     }
@@ -318,6 +379,10 @@ impl Client {
                     room: name.clone(),
                     on,
                 }));
+            }
+            if let Some(value) = room.cursor_out.due(now) {
+                let room = name.clone();
+                typing_off.push(ClientFrame::SetCursor(wire::SetCursor { room, value }));
             }
         }
         for frame in typing_off {

@@ -140,6 +140,10 @@ pub(super) fn to_js(event: &ClientEvent) -> (&'static str, String) {
             "error"
         }
         ClientEvent::TokenNeeded => "tokenNeeded",
+        ClientEvent::Cursors { room, cursors } => {
+            out.field("room", room).field("cursors", cursors);
+            "cursors"
+        }
     };
     out.end();
     (kind, text.finish())

@@ -7,7 +7,10 @@
 
 use super::json::JsonError;
 use super::shapes::frame_enum;
-use super::{ErrorCode, EventId, Json, ResetReason, RoomName};
+use super::{
+    CursorNotice, CursorSnapshot, ErrorCode, EventId, Json, LiveCursor, ResetReason, RoomName,
+    SetCursor,
+};
 use crate::text::{Message, message_display};
 
 // ---------------------------------------------------------------------------------------------
@@ -33,6 +36,8 @@ frame_enum! {
         "ping" => Ping(Ping),
         /// Renews the token of an authenticated WebSocket in place.
         "auth" => Auth(Auth),
+        /// Replaces this connection's live cursor in a room.
+        "cursor" => SetCursor(SetCursor),
     }
 }
 
@@ -153,6 +158,8 @@ frame_enum! {
         "state" => State(RoomState),
         /// An `auth` frame's token was accepted.
         "authed" => Authed(Authed),
+        /// A member's live cursor changed or went away.
+        "cursor" => Cursor(CursorNotice),
     }
 }
 
@@ -205,6 +212,8 @@ pub struct Joined {
     pub presence: PresenceSnapshot,
     /// Users typing right now.
     pub typing: Vec<String>,
+    /// The other members' live cursors right now (this connection's own left out).
+    pub cursors: Vec<LiveCursor>,
 }
 
 /// `left`: the connection left the room.
@@ -321,6 +330,8 @@ pub struct RoomState {
     pub presence: Option<PresenceSnapshot>,
     /// Who is typing, when that changed since the version the client has.
     pub typing: Option<TypingSnapshot>,
+    /// The live cursors, when they changed since the version the client has.
+    pub cursors: Option<CursorSnapshot>,
 }
 
 /// Who is typing in a room at `version`.

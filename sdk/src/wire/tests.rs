@@ -346,12 +346,23 @@ fn poll_cursors_and_raw_frame_batches_round_trip() {
         cursor: Some(Cursor { epoch: 9, seq: 41 }),
         presence_version: 3,
         typing_version: 0,
+        cursor_version: 12,
     };
-    assert_eq!(cursor.encode(), "doc:1/a@b~9~41~3~0");
+    assert_eq!(cursor.encode(), "doc:1/a@b~9~41~3~0~12");
     assert_eq!(PollCursor::decode(&cursor.encode()).unwrap(), cursor);
     let fresh = PollCursor::decode("lobby~~~0~0").unwrap();
-    assert_eq!(fresh.cursor, None);
-    for bad in ["lobby", "lobby~1~x~0~0", "bad room~~~0~0", "a~1~2~3~4~5"] {
+    assert_eq!(
+        (fresh.cursor, fresh.cursor_version),
+        (None, 0),
+        "the live cursors' version may be left out"
+    );
+    for bad in [
+        "lobby",
+        "lobby~1~x~0~0",
+        "bad room~~~0~0",
+        "a~1~2~3~4~x",
+        "a~1~2~3~4~5~6",
+    ] {
         assert!(PollCursor::decode(bad).is_err(), "{bad}");
     }
     let pong = ServerFrame::Pong(Pong { nonce: Some(1) }).encode();
@@ -383,7 +394,7 @@ fn poll_queries_round_trip_and_refuse_bad_input() {
     let text = query.encode();
     assert_eq!(
         text,
-        "session=tab%201%2F%C3%A9&wait=25000&r=doc%3A1%2Fa%40b~9~41~3~0&r=lobby~~~0~0"
+        "session=tab%201%2F%C3%A9&wait=25000&r=doc%3A1%2Fa%40b~9~41~3~0~0&r=lobby~~~0~0~0"
     );
     assert_eq!(PollQuery::decode(&text), Ok(query));
     let plus = PollQuery::decode("session=a+b&r=x~~~0~0&extra=1").unwrap();

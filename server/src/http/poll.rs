@@ -385,11 +385,14 @@ async fn due_frames(
                 (view.presence.version != cursor.presence_version).then(|| view.presence.clone());
             let typing =
                 (view.typing.version != cursor.typing_version).then(|| view.typing.clone());
-            if presence.is_some() || typing.is_some() {
+            let cursors =
+                (view.cursors.version != cursor.cursor_version).then(|| view.cursors.clone());
+            if presence.is_some() || typing.is_some() || cursors.is_some() {
                 frames.push(encode(&ServerFrame::State(RoomState {
                     room: room.clone(),
                     presence,
                     typing,
+                    cursors,
                 })));
             }
         }

@@ -374,6 +374,7 @@ impl Hub {
             head,
             presence: room.presence.snapshot(),
             typing,
+            cursors: room.cursors.list(Some(&self.local_key(conn))),
         };
         self.send(conn, &ServerFrame::Joined(joined));
     }
@@ -482,6 +483,7 @@ impl Hub {
         if let Some(change) = change {
             self.broadcast_presence(room_name, change, None);
         }
+        self.drop_cursor(room_name, &key);
         if present {
             let gone = RoomSignal::Gone {
                 conn,

@@ -255,11 +255,12 @@ pub(super) fn render(frame: &ServerFrame) -> String {
                 .map(|u| format!("{}({})", u.user, u.conns.len()))
                 .collect();
             format!(
-                "joined {} head={} [{}] typing=[{}]",
+                "joined {} head={} [{}] typing=[{}]{}",
                 j.room,
                 j.head,
                 users.join(" "),
-                j.typing.join(" ")
+                j.typing.join(" "),
+                render_cursors(&j.cursors)
             )
         }
         ServerFrame::Left(l) => format!("left {}", l.room),
@@ -337,9 +338,37 @@ pub(super) fn render(frame: &ServerFrame) -> String {
             if let Some(typing) = &st.typing {
                 parts.push(format!("typing=[{}]", typing.users.join(" ")));
             }
-            parts.join(" ")
+            let mut line = parts.join(" ");
+            if let Some(cursors) = &st.cursors {
+                line.push_str(&render_cursors(&cursors.cursors));
+                if cursors.cursors.is_empty() {
+                    line.push_str(" cursors=[]");
+                }
+            }
+            line
+        }
+        ServerFrame::Cursor(c) => {
+            format!(
+                "cursor {} {} {} {}",
+                c.room,
+                c.conn,
+                c.user,
+                c.value.as_text()
+            )
         }
     }
+}
+
+/// ` cursors=[conn:user:value ...]`, or nothing when there are none.
+fn render_cursors(cursors: &[chorus_sdk::wire::LiveCursor]) -> String {
+    if cursors.is_empty() {
+        return String::new();
+    }
+    let each: Vec<String> = cursors
+        .iter()
+        .map(|c| format!("{}:{}:{}", c.conn, c.user, c.value.as_text()))
+        .collect();
+    format!(" cursors=[{}]", each.join(" "))
 }
 
 fn publish(room: &str, id: &str, body: &str) -> String {
@@ -1765,3 +1794,6 @@ fn a_new_token_replaces_the_grants_and_leaves_the_rooms_it_no_longer_grants() {
 
 #[path = "tests_stored.rs"]
 mod stored;
+
+#[path = "tests_cursors.rs"]
+mod cursors;

@@ -17,6 +17,7 @@ pub(crate) fn t0() -> Instant {
     Instant::now()
 }
 
+mod cursors;
 mod refusals;
 mod tokens;
 
@@ -172,6 +173,7 @@ fn joined(name: &str, head: u64) -> ServerFrame {
             users: vec![],
         },
         typing: vec![],
+        cursors: vec![],
     })
 }
 

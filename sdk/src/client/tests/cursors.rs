@@ -1,0 +1,189 @@
+//! Live cursors in the client core: the 50 ms throttle with the last value always sent, the
+//! resend after a reconnect, and the others' cursors from `joined`, `cursor` and `state`.
+
+use super::*;
+use crate::wire::{CursorNotice, CursorSnapshot, LiveCursor, RoomState};
+
+/// The values of the `cursor` frames the client sent since the last call, with when.
+fn cursors_sent(h: &mut Harness, start: Instant) -> Vec<(u64, String)> {
+    let now = h.now;
+    h.frames_sent()
+        .into_iter()
+        .filter_map(|frame| match frame {
+            ClientFrame::SetCursor(c) => Some((
+                now.duration_since(start).as_millis() as u64,
+                c.value.as_text().to_owned(),
+            )),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Sets `value` at the harness's time and returns the frames that went at once.
+fn set(h: &mut Harness, value: &str) {
+    let now = h.now;
+    h.client
+        .set_cursor(now, room("r"), Json::from_text(value).unwrap());
+    h.drain();
+}
+
+fn live(conn: &str, user: &str, value: &str) -> LiveCursor {
+    LiveCursor {
+        conn: conn.into(),
+        user: user.into(),
+        value: Json::from_text(value).unwrap(),
+    }
+}
+
+fn cursor_events(h: &mut Harness) -> Vec<Vec<LiveCursor>> {
+    h.take_events()
+        .into_iter()
+        .filter_map(|event| match event {
+            ClientEvent::Cursors { cursors, .. } => Some(cursors),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn cursor_frames_are_throttled_to_one_per_50_ms_and_the_last_value_is_always_sent() {
+    let (mut h, link) = Harness::connected_socket(&["r"]);
+    h.server_says(link, joined("r", 0));
+    h.take_outputs();
+    let start = h.now;
+    // A mouse moving every 10 ms for 200 ms, then stopping.
+    let mut sent = Vec::new();
+    for n in 0..=40 {
+        if n <= 20 {
+            set(&mut h, &n.to_string());
+        }
+        sent.extend(cursors_sent(&mut h, start));
+        h.advance(Duration::from_millis(10));
+        sent.extend(cursors_sent(&mut h, start));
+    }
+    let at = |ms: u64, v: &str| (ms, v.to_owned());
+    assert_eq!(
+        sent,
+        [
+            at(0, "0"),
+            at(50, "4"),
+            at(100, "9"),
+            at(150, "14"),
+            at(200, "19"),
+            at(250, "20")
+        ],
+        "at most one frame per 50 ms (each the value newest then), and the last value (20)"
+    );
+    // Three values within 10 ms after a pause: the first at once, the last 50 ms later.
+    let start = h.now;
+    set(&mut h, "\"a\"");
+    let mut sent = cursors_sent(&mut h, start);
+    h.advance(Duration::from_millis(5));
+    set(&mut h, "\"b\"");
+    set(&mut h, "\"c\"");
+    for _ in 0..20 {
+        sent.extend(cursors_sent(&mut h, start));
+        h.advance(Duration::from_millis(5));
+    }
+    assert_eq!(sent, [at(0, "\"a\""), at(50, "\"c\"")]);
+}
+
+#[test]
+fn a_cursor_waits_for_joined_and_is_sent_again_after_a_reconnect() {
+    let (mut h, link) = Harness::connected_socket(&["r"]);
+    let start = h.now;
+    set(&mut h, r#"{"x":1}"#);
+    assert_eq!(
+        cursors_sent(&mut h, start),
+        [],
+        "not before joined: it would be refused"
+    );
+    h.server_says(link, joined("r", 0));
+    assert_eq!(cursors_sent(&mut h, start), [(0, r#"{"x":1}"#.to_owned())]);
+    h.advance(Duration::from_millis(60));
+    set(&mut h, r#"{"x":2}"#);
+    assert_eq!(cursors_sent(&mut h, start), [(60, r#"{"x":2}"#.to_owned())]);
+    // The socket drops; the server forgot the cursor with it.
+    h.client.handle_socket_closed(h.now, link, Some(1006));
+    h.drain();
+    h.advance(Duration::from_secs(1));
+    let second = h.opened_socket();
+    h.welcome(second);
+    let frames = h.frames_sent();
+    assert_eq!(
+        kinds(&frames),
+        ["join r @0"],
+        "the join first, no cursor yet"
+    );
+    h.server_says(second, joined("r", 0));
+    assert_eq!(
+        cursors_sent(&mut h, start),
+        [(1060, r#"{"x":2}"#.to_owned())],
+        "the last value again, on the new link"
+    );
+    // A cleared cursor is not sent again after the next reconnect.
+    h.advance(Duration::from_millis(60));
+    set(&mut h, "null");
+    assert_eq!(cursors_sent(&mut h, start), [(1120, "null".to_owned())]);
+    h.client.handle_socket_closed(h.now, second, Some(1006));
+    h.drain();
+    h.advance(Duration::from_secs(1));
+    let third = h.opened_socket();
+    h.welcome(third);
+    h.server_says(third, joined("r", 0));
+    assert_eq!(cursors_sent(&mut h, start), []);
+}
+
+#[test]
+fn the_others_cursors_come_from_joined_cursor_frames_and_polling_state() {
+    let (mut h, link) = Harness::connected_socket(&["r"]);
+    h.take_events();
+    let ServerFrame::Joined(mut first) = joined("r", 0) else {
+        unreachable!()
+    };
+    first.cursors = vec![live("n-2", "ana", "[1]")];
+    h.server_says(link, ServerFrame::Joined(first));
+    assert_eq!(cursor_events(&mut h), [vec![live("n-2", "ana", "[1]")]]);
+    let notice = |conn: &str, user: &str, value: &str| {
+        ServerFrame::Cursor(CursorNotice {
+            room: room("r"),
+            conn: conn.into(),
+            user: user.into(),
+            value: Json::from_text(value).unwrap(),
+        })
+    };
+    h.server_says(link, notice("n-3", "ben", "[2]"));
+    h.server_says(link, notice("n-2", "ana", "[5]"));
+    h.server_says(link, notice("n-2", "ana", "[5]"));
+    h.server_says(link, notice("n-3", "ben", "null"));
+    h.server_says(link, notice("n-4", "cal", "null"));
+    assert_eq!(
+        cursor_events(&mut h),
+        [
+            vec![live("n-2", "ana", "[1]"), live("n-3", "ben", "[2]")],
+            vec![live("n-2", "ana", "[5]"), live("n-3", "ben", "[2]")],
+            vec![live("n-2", "ana", "[5]")],
+        ],
+        "a repeat or the removal of an unknown cursor changes nothing"
+    );
+    assert_eq!(
+        h.client.cursors(&room("r")),
+        Some(vec![live("n-2", "ana", "[5]")])
+    );
+    // A polling `state` replaces the list, and its version goes into the next long poll.
+    h.server_says(
+        link,
+        ServerFrame::State(RoomState {
+            room: room("r"),
+            presence: None,
+            typing: None,
+            cursors: Some(CursorSnapshot {
+                version: 77,
+                cursors: vec![],
+            }),
+        }),
+    );
+    assert_eq!(cursor_events(&mut h), [Vec::<LiveCursor>::new()]);
+    let rooms = &h.client.rooms;
+    assert_eq!(rooms.get(&room("r")).unwrap().cursors_in.version(), 77);
+}
