@@ -27,6 +27,15 @@ fn client_frames_decode_or_explain_why_not() {
         Ok(r#"Hello(Hello { token: "t" })"#),
     );
     check_client(
+        r#"{"type":"cursor","room":"doc:1","value":{"x":1}}"#,
+        Ok(r#"SetCursor(SetCursor { room: "doc:1", value: {"x":1} })"#),
+    );
+    check_client(
+        r#"{"type":"cursor","room":"doc:1"}"#,
+        Ok(r#"SetCursor(SetCursor { room: "doc:1", value: null })"#),
+    );
+    check_client(r#"{"type":"cursor","value":1}"#, Err("bad_frame `room`"));
+    check_client(
         r#"{"type":"join","room":"doc:1","extra":1}"#,
         Ok(r#"Join(Join { room: "doc:1", meta: null, resume: None })"#),
     );
@@ -292,11 +301,11 @@ fn every_documented_example_is_exactly_what_the_codec_reads_and_writes() {
         }
     }
     let client = [
-        "hello", "join", "leave", "publish", "typing", "presence", "ping", "auth",
+        "hello", "join", "leave", "publish", "typing", "presence", "ping", "auth", "cursor",
     ];
     let server = [
         "welcome", "joined", "left", "event", "ack", "nack", "presence", "typing", "reset",
-        "error", "pong", "draining", "state", "authed",
+        "error", "pong", "draining", "state", "authed", "cursor",
     ];
     for kind in client {
         assert!(

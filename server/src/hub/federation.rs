@@ -330,6 +330,9 @@ impl Hub {
                         self.remove_remote_conn(now, &room, &user, &key, true);
                     }
                 }
+                // A cursor of a connection the sender no longer has goes too (its `gone`, or
+                // the `cursor` that removed it, may have been lost).
+                self.drop_node_cursors(&room, &node, |key| !listed.contains(&key.conn));
                 let after = self.rooms.get(&room).map(|r| r.presence.version());
                 // A `state` that changed several things here leaves this node's version above
                 // the sender's (each change took one): saying so at once, rather than at the
