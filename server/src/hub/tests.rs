@@ -1000,6 +1000,12 @@ struct SimClient {
     presence: BTreeMap<RoomName, (u64, BTreeMap<String, usize>)>,
     next_id: u64,
     acked: Vec<(RoomName, String, u64)>,
+    /// Rooms joined on the current connection (`joined` received since it opened).
+    joined_now: BTreeSet<RoomName>,
+    /// The live cursor this client set per room on its current connection.
+    own_cursors: BTreeMap<RoomName, String>,
+    /// The others' live cursors per room as this client sees them: wire conn id -> value.
+    cursors: BTreeMap<RoomName, BTreeMap<String, String>>,
 }
 
 const SIM_ROOMS: [&str; 3] = ["r0", "r1", "r2"];
@@ -1044,12 +1050,29 @@ fn simulate(seed: u64, steps: usize) -> Result<Vec<String>, String> {
                 if let Some(room) = client.rooms.keys().next().cloned() {
                     client.rooms.remove(&room);
                     client.presence.remove(&room);
+                    client.joined_now.remove(&room);
+                    client.own_cursors.remove(&room);
+                    client.cursors.remove(&room);
                     h.send(conn, &format!(r#"{{"type":"leave","room":"{room}"}}"#));
                 }
             }
             (Some(conn), 13..=18) => {
                 client.conn = None;
                 h.disconnect(conn);
+            }
+            (Some(conn), 22..=24) if !client.joined_now.is_empty() => {
+                let joined: Vec<&RoomName> = client.joined_now.iter().collect();
+                let room = joined[rng.random_range(0..joined.len())].clone();
+                let value = ["null", "1", "2", "[3]"][rng.random_range(0..4)];
+                if value == "null" {
+                    client.own_cursors.remove(&room);
+                } else {
+                    client.own_cursors.insert(room.clone(), value.to_owned());
+                }
+                h.send(
+                    conn,
+                    &format!(r#"{{"type":"cursor","room":"{room}","value":{value}}}"#),
+                );
             }
             (Some(conn), 19..=24) => {
                 let room = SIM_ROOMS[rng.random_range(0..SIM_ROOMS.len())];
@@ -1125,6 +1148,10 @@ fn simulate(seed: u64, steps: usize) -> Result<Vec<String>, String> {
 /// Opens a new connection for `client` and rejoins its rooms, resuming from its cursors.
 fn reconnect(h: &mut Harness, client: &mut SimClient, conn: ConnId) {
     client.conn = Some(conn);
+    // The server forgot everything of the old connection; the new one starts afresh.
+    client.joined_now.clear();
+    client.own_cursors.clear();
+    client.cursors.clear();
     h.connect(conn, &client.user);
     for (room, cursor) in &client.rooms {
         let resume = cursor.map_or(String::new(), |seq| {
@@ -1164,6 +1191,13 @@ fn absorb(h: &mut Harness, clients: &mut [SimClient]) -> Result<(), String> {
                     if cursor.is_none() {
                         *cursor = Some(joined.head);
                     }
+                    client.joined_now.insert(joined.room.clone());
+                    let seen = joined
+                        .cursors
+                        .iter()
+                        .map(|c| (c.conn.clone(), c.value.as_text().to_owned()))
+                        .collect();
+                    client.cursors.insert(joined.room.clone(), seen);
                     let users = joined
                         .presence
                         .users
@@ -1215,6 +1249,16 @@ fn absorb(h: &mut Harness, clients: &mut [SimClient]) -> Result<(), String> {
                     for user in &diff.leaves {
                         users.remove(user);
                     }
+                }
+                ServerFrame::Cursor(notice) => {
+                    if !client.joined_now.contains(&notice.room) {
+                        continue; // A notice sent before its leave: the room is gone here.
+                    }
+                    let seen = client.cursors.entry(notice.room).or_default();
+                    match notice.value.as_text() {
+                        "null" => seen.remove(&notice.conn),
+                        value => seen.insert(notice.conn, value.to_owned()),
+                    };
                 }
                 // A publish overtaken by the client's own leave is refused; nothing else is.
                 ServerFrame::Nack(nack)
@@ -1293,6 +1337,26 @@ fn check_converged(h: &mut Harness, clients: &[SimClient]) -> Result<(), String>
             if *local != truth {
                 return Err(format!(
                     "{room}: {} sees {local:?}, expected {truth:?}",
+                    client.user
+                ));
+            }
+        }
+        // Live cursors converged: every member sees every other member's latest cursor, and
+        // nobody's who left or whose connection died.
+        let cursors: BTreeMap<String, String> = clients
+            .iter()
+            .filter_map(|c| {
+                let value = c.own_cursors.get(&room)?;
+                Some((format!("n-{}", c.conn?), value.clone()))
+            })
+            .collect();
+        for client in clients.iter().filter(|c| c.rooms.contains_key(&room)) {
+            let mut expected = cursors.clone();
+            expected.remove(&format!("n-{}", client.conn.unwrap_or(0)));
+            let seen = client.cursors.get(&room).cloned().unwrap_or_default();
+            if seen != expected {
+                return Err(format!(
+                    "{room}: {} sees cursors {seen:?}, expected {expected:?}",
                     client.user
                 ));
             }

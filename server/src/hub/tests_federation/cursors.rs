@@ -3,7 +3,6 @@
 
 use super::*;
 
-
 fn cursor(value: &str) -> String {
     format!(r#"{{"type":"cursor","room":"r","value":{value}}}"#)
 }
@@ -37,7 +36,11 @@ fn a_cursor_crosses_nodes_reaches_late_joiners_there_and_goes_with_its_connectio
         joined[1].ends_with(r#"cursors=[a-1:ana:[1,2] b-2:ben:{"sel":[4,5]}]"#),
         "{joined:?}"
     );
-    assert_eq!(cursors(&c, 0), cursors(&c, 1), "the same version on both nodes");
+    assert_eq!(
+        cursors(&c, 0),
+        cursors(&c, 1),
+        "the same version on both nodes"
+    );
     c.take(1, 2);
     c.send(0, 1, r#"{"type":"leave","room":"r"}"#);
     assert_eq!(
@@ -92,7 +95,11 @@ fn lost_cursor_signals_heal_at_the_next_refresh() {
     c.send(0, 3, &cursor("[8]"));
     assert_eq!(cursors(&c, 1).0, Vec::<String>::new(), "lost");
     c.advance(config.federation_refresh);
-    assert_eq!(cursors(&c, 1).0, ["a-1:[7]", "a-3:[8]"], "healed by the refresh");
+    assert_eq!(
+        cursors(&c, 1).0,
+        ["a-1:[7]", "a-3:[8]"],
+        "healed by the refresh"
+    );
     assert_eq!(cursors(&c, 1), cursors(&c, 0));
     // A lost removal and a lost leave heal too.
     c.advance(SECOND);
