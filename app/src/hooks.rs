@@ -10,7 +10,7 @@ use std::time::Duration;
 use chorus_sdk::client::ClientEvent;
 use chorus_sdk::time::Instant;
 use chorus_sdk::web::ConnectionState;
-use chorus_sdk::wire::{PresenceUser, RoomName};
+use chorus_sdk::wire::{Json, LiveCursor, PresenceUser, RoomName};
 use leptos::prelude::*;
 
 use crate::chorus::{Chorus, use_chorus};
@@ -41,6 +41,7 @@ pub struct RoomHandle {
     messages: RwSignal<Vec<Message>>,
     presence: RwSignal<Vec<PresenceUser>>,
     typing: RwSignal<Vec<String>>,
+    cursors: RwSignal<Vec<LiveCursor>>,
     notice: RwSignal<Option<String>>,
     /// The reducer's whole state, not reactive: each event updates it, then only the signal
     /// of the part that changed is set.
@@ -67,6 +68,19 @@ impl RoomHandle {
     /// The users typing now (ids, never this user).
     pub fn typing(&self) -> ReadSignal<Vec<String>> {
         self.typing.read_only()
+    }
+
+    /// The other tabs' live cursors in the room (never this tab's).
+    pub fn cursors(&self) -> ReadSignal<Vec<LiveCursor>> {
+        self.cursors.read_only()
+    }
+
+    /// Moves this tab's live cursor (`null` hides it); the SDK sends at most one frame per
+    /// 50 ms, the last value always among them, and sets it again after a reconnect.
+    pub fn set_cursor(&self, value: Json) {
+        let room = self.room.get_untracked();
+        self.chorus
+            .with_client(|client| client.set_cursor(room, value));
     }
 
     /// A short notice to show (after a reset, a refused publish).
@@ -138,6 +152,9 @@ impl RoomHandle {
             ClientEvent::Typing { room: r, .. } if concerns_room(r) => {
                 self.typing.set(m.typing.clone());
             }
+            ClientEvent::Cursors { room: r, cursors } if concerns_room(r) => {
+                self.cursors.set(cursors.clone());
+            }
             ClientEvent::Pending { room: r, .. }
             | ClientEvent::PublishFailed { room: r, .. }
             | ClientEvent::Expired { room: r, .. }
@@ -188,6 +205,9 @@ impl RoomHandle {
         self.messages.set(Vec::new());
         self.typing.set(Vec::new());
         self.notice.set(None);
+        // A room another view holds already has cursors (no event brings them again).
+        let cursors = self.chorus.with_client(|c| c.cursors(room)).flatten();
+        self.cursors.set(cursors.unwrap_or_default());
         self.chorus
             .hold(room, model::presence_meta(Activity::Active));
         let present = self.chorus.presence(room);
@@ -260,6 +280,7 @@ pub fn use_room(room: Signal<RoomName>) -> RoomHandle {
         messages: RwSignal::new(Vec::new()),
         presence: RwSignal::new(Vec::new()),
         typing: RwSignal::new(Vec::new()),
+        cursors: RwSignal::new(Vec::new()),
         notice: RwSignal::new(chorus.problem().get_untracked()),
         model: StoredValue::new_local(RoomModel::default()),
         chorus,

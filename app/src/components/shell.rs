@@ -4,7 +4,7 @@
 use chorus_sdk::wire::RoomName;
 use leptos::prelude::*;
 
-use super::{Composer, ConnectionBadge, Feed, PresenceBar, TypingIndicator};
+use super::{Composer, ConnectionBadge, Feed, PresenceBar, SharedSurface, TypingIndicator};
 use crate::chorus::provide_chorus;
 use crate::hooks::{use_activity, use_room};
 use crate::model;
@@ -213,6 +213,7 @@ fn RoomView(
                         }
                     })
             }}
+            <SharedSurface handle=handle />
             <Feed messages=handle.messages() />
             <TypingIndicator names=typing_names />
             <Composer
