@@ -153,7 +153,8 @@ impl RoomHandle {
                 self.typing.set(m.typing.clone());
             }
             ClientEvent::Cursors { room: r, cursors } if concerns_room(r) => {
-                self.cursors.set(cursors.clone());
+                self.cursors
+                    .set(LiveCursor::read_list(cursors).unwrap_or_default());
             }
             ClientEvent::Pending { room: r, .. }
             | ClientEvent::PublishFailed { room: r, .. }
@@ -207,6 +208,7 @@ impl RoomHandle {
         self.notice.set(None);
         // A room another view holds already has cursors (no event brings them again).
         let cursors = self.chorus.with_client(|c| c.cursors(room)).flatten();
+        let cursors = cursors.and_then(|list| LiveCursor::read_list(&list).ok());
         self.cursors.set(cursors.unwrap_or_default());
         self.chorus
             .hold(room, model::presence_meta(Activity::Active));

@@ -86,7 +86,9 @@ async fn polling_sessions_set_cursors_and_get_everyones_from_their_long_polls() 
         _ => None,
     });
     assert_eq!(
-        joined.expect("joined").cursors.len(),
+        LiveCursor::read_list(&joined.expect("joined").cursors)
+            .unwrap()
+            .len(),
         1,
         "a late joiner gets them"
     );
@@ -154,10 +156,11 @@ async fn wait_for_cursors(
             .await
             .unwrap_or_else(|_| panic!("no {what} within 10 s"))
             .expect("client running");
-        if let ClientEvent::Cursors { cursors, .. } = event
-            && done(&cursors)
-        {
-            return cursors;
+        if let ClientEvent::Cursors { cursors, .. } = event {
+            let cursors = LiveCursor::read_list(&cursors).expect("a list of cursors");
+            if done(&cursors) {
+                return cursors;
+            }
         }
     }
 }

@@ -42,7 +42,11 @@ async fn next_cursor(client: &mut Client, patience: Duration) -> String {
             Ok(other) => panic!("{}: socket ended: {other:?}", client.user),
             Err(_) => {
                 waited += step;
-                assert!(waited < patience, "{}: no cursor within {patience:?}", client.user);
+                assert!(
+                    waited < patience,
+                    "{}: no cursor within {patience:?}",
+                    client.user
+                );
             }
         }
     }
@@ -65,13 +69,17 @@ async fn a_cursor_set_on_one_node_reaches_members_late_joiners_and_polls_on_anot
 
     let mut cal = Client::connect(&two, "cal").await;
     let joined = cal.join("r", None).await;
-    let mut seen: Vec<String> = joined
-        .cursors
+    let mut seen: Vec<String> = wire::LiveCursor::read_list(&joined.cursors)
+        .unwrap()
         .iter()
         .map(|c| format!("{} {}", c.user, c.value.as_text()))
         .collect();
     seen.sort();
-    assert_eq!(seen, [r#"ana {"x":1}"#, "bob [2]"], "a late joiner on the other node");
+    assert_eq!(
+        seen,
+        [r#"ana {"x":1}"#, "bob [2]"],
+        "a late joiner on the other node"
+    );
 
     // A polling session asks node two, then node one: the same cursors carry one version, so
     // node one has no cursors to tell it.
@@ -89,7 +97,10 @@ async fn a_cursor_set_on_one_node_reaches_members_late_joiners_and_polls_on_anot
     let frames = pol.poll(0).await;
     for frame in &frames {
         if let ServerFrame::State(state) = frame {
-            assert!(state.cursors.is_none(), "the same version on node one: {frames:?}");
+            assert!(
+                state.cursors.is_none(),
+                "the same version on node one: {frames:?}"
+            );
         }
     }
 
@@ -114,9 +125,15 @@ async fn the_cursors_of_a_killed_node_go_when_its_lease_runs_out() {
     ana.join("r", None).await;
     bob.join("r", None).await;
     ana.send(&set_cursor("[9]")).await;
-    assert_eq!(next_cursor(&mut bob, Duration::from_secs(10)).await, "ana [9]");
+    assert_eq!(
+        next_cursor(&mut bob, Duration::from_secs(10)).await,
+        "ana [9]"
+    );
     // SIGKILL: no `bye`, no `gone`; only the lease (15 s, checked every 5 s) ends it.
     doomed.stop(false);
-    assert_eq!(next_cursor(&mut bob, Duration::from_secs(40)).await, "ana null");
+    assert_eq!(
+        next_cursor(&mut bob, Duration::from_secs(40)).await,
+        "ana null"
+    );
     survivor.shutdown().await;
 }

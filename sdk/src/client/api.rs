@@ -15,8 +15,8 @@ use super::presence::TypingConfig;
 use crate::text::{Message, message_display};
 use crate::time::Instant;
 use crate::wire::{
-    self, ClientFrame, Cursor, ErrorCode, Event, EventId, Json, LiveCursor, PresenceUser,
-    ResetReason, RoomName, ServerFrame,
+    self, ClientFrame, Cursor, ErrorCode, Event, EventId, Json, PresenceUser, ResetReason,
+    RoomName, ServerFrame,
 };
 
 // Named only in doc links (rustc reports an import used only there as unused).
@@ -395,8 +395,10 @@ pub enum ClientEvent {
     Cursors {
         /// The room.
         room: RoomName,
-        /// Every other connection's cursor, one per connection.
-        cursors: Vec<LiveCursor>,
+        /// Every other connection's cursor, one per connection: a JSON list of
+        /// [`LiveCursor`](crate::wire::LiveCursor) objects (typed by
+        /// [`LiveCursor::read_list`](crate::wire::LiveCursor::read_list)).
+        cursors: Json,
     },
 }
 

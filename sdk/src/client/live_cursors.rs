@@ -1,53 +1,75 @@
 //! Live cursors in one room: the others' (kept from `joined`, `cursor` frames and polling
 //! `state` frames) and this client's own, throttled on the way out.
 //!
-//! The values stay opaque [`Json`] text: the core never looks inside a cursor (the app's JSON
-//! is parsed by the app), so cursors cost the browser build no decoder of their own. Pure
-//! data: no clock (times are passed in), no I/O.
+//! The values, and the lists of cursors, stay opaque JSON text: the core never looks inside a
+//! cursor (the app parses it), and it reads a list only to split it by connection, with the
+//! codec's generic parser, so cursors cost the browser build no decoder of their own
+//! (docs/SIZE.md). Pure data: no clock (times are passed in), no I/O.
 
 use std::time::Duration;
 
 use crate::time::Instant;
-use crate::wire::{CursorNotice, Json, LiveCursor};
+use crate::wire::json::{self, Writer};
+use crate::wire::{CursorNotice, Json};
 
 /// At most one outgoing `cursor` frame per this interval and room; the last value set is
 /// always sent, at the end of the interval it fell in.
 pub const CURSOR_THROTTLE: Duration = Duration::from_millis(50);
 
-/// The other members' live cursors in a room.
+/// The other members' live cursors in a room, each kept as its JSON object text.
 #[derive(Debug, Default)]
 pub struct CursorsIn {
     /// The server's version of the set (polling; 0 = none seen).
     version: u64,
-    /// One per connection, in the order they first came.
-    cursors: Vec<LiveCursor>,
+    /// One per connection: its id and its `{conn, user, value}` object, in the order they came.
+    cursors: Vec<(String, String)>,
 }
 
 impl CursorsIn {
     /// A member's cursor changed or went (a `null` value); `true` if anything changed.
     pub fn apply(&mut self, notice: CursorNotice) -> bool {
-        let gone = notice.value.as_text() == "null";
-        let found = self.cursors.iter().position(|c| c.conn == notice.conn);
-        match found {
-            Some(at) if gone => {
+        let found = self
+            .cursors
+            .iter()
+            .position(|(conn, _)| *conn == notice.conn);
+        let entry = (notice.value.as_text() != "null").then(|| {
+            let mut text = Writer::default();
+            let mut object = text.object();
+            object
+                .str("conn", &notice.conn)
+                .str("user", &notice.user)
+                .field("value", &notice.value);
+            object.end();
+            text.finish()
+        });
+        match (found, entry) {
+            (Some(at), None) => {
                 self.cursors.remove(at);
             }
-            Some(at) if self.cursors[at].value != notice.value => {
-                self.cursors[at].value = notice.value
-            }
-            None if !gone => self.cursors.push(LiveCursor {
-                conn: notice.conn,
-                user: notice.user,
-                value: notice.value,
-            }),
+            (Some(at), Some(entry)) if self.cursors[at].1 != entry => self.cursors[at].1 = entry,
+            (None, Some(entry)) => self.cursors.push((notice.conn, entry)),
             _ => return false,
         }
         true
     }
 
-    /// Replaces every cursor (a `joined` or a polling `state`); `true` if anything changed.
-    pub fn replace(&mut self, cursors: Vec<LiveCursor>, version: u64) -> bool {
+    /// Replaces every cursor with a list from a `joined` or a polling `state` (a list it
+    /// cannot read counts as empty); `true` if anything changed.
+    pub fn replace(&mut self, list: &Json, version: u64) -> bool {
         self.version = version;
+        let mut cursors = Vec::new();
+        if let Ok(node) = json::parse(list.as_text())
+            && let Ok(items) = node.array()
+        {
+            for item in items {
+                if let Ok(conn) = item
+                    .object()
+                    .and_then(|fields| fields.get::<String>("conn"))
+                {
+                    cursors.push((conn, item.raw.to_owned()));
+                }
+            }
+        }
         let changed = cursors != self.cursors;
         self.cursors = cursors;
         changed
@@ -58,9 +80,17 @@ impl CursorsIn {
         self.version
     }
 
-    /// The cursors now.
-    pub fn list(&self) -> Vec<LiveCursor> {
-        self.cursors.clone()
+    /// The cursors now: a JSON list of `{conn, user, value}` objects.
+    pub fn list(&self) -> Json {
+        let mut text = String::from("[");
+        for (n, (_, entry)) in self.cursors.iter().enumerate() {
+            if n > 0 {
+                text.push(',');
+            }
+            text.push_str(entry);
+        }
+        text.push(']');
+        Json::from_text(text).unwrap_or_else(|_| Json::empty_list())
     }
 }
 

@@ -247,8 +247,9 @@ impl Client {
         self.rooms.get(room).map(|r| r.presence.users())
     }
 
-    /// The other members' live cursors in a room, if the room is joined.
-    pub fn cursors(&self, room: &RoomName) -> Option<Vec<crate::wire::LiveCursor>> {
+    /// The other members' live cursors in a room (a JSON list of
+    /// [`LiveCursor`](crate::wire::LiveCursor) objects), if the room is joined.
+    pub fn cursors(&self, room: &RoomName) -> Option<crate::wire::Json> {
         self.rooms.get(room).map(|r| r.cursors_in.list())
     }
 

@@ -118,7 +118,7 @@ impl Client {
                 let cursor = room.timeline.cursor().expect("positioned by joined");
                 let own = room.cursor_out.rejoined(now);
                 let version = room.cursors_in.version();
-                self.apply_cursors(&joined.room, joined.cursors, version);
+                self.apply_cursors(&joined.room, &joined.cursors, version);
                 if let Some(value) = own {
                     let room = joined.room.clone();
                     self.send_frame(ClientFrame::SetCursor(wire::SetCursor { room, value }));
@@ -187,7 +187,7 @@ impl Client {
                     self.apply_typing(now, &state.room, typing.users, Some(typing.version));
                 }
                 if let Some(cursors) = state.cursors {
-                    self.apply_cursors(&state.room, cursors.cursors, cursors.version);
+                    self.apply_cursors(&state.room, &cursors.cursors, cursors.version);
                 }
             }
             ServerFrame::Cursor(notice) => {
@@ -248,12 +248,7 @@ impl Client {
     }
 
     /// Replaces a room's live cursors; tells the app if anything changed.
-    fn apply_cursors(
-        &mut self,
-        room_name: &RoomName,
-        cursors: Vec<wire::LiveCursor>,
-        version: u64,
-    ) {
+    fn apply_cursors(&mut self, room_name: &RoomName, cursors: &Json, version: u64) {
         let Some(room) = self.rooms.get_mut(room_name) else {
             return;
         };

@@ -318,8 +318,9 @@ impl BrowserClient {
         self.with(|core| core.set_cursor(now(), room, value));
     }
 
-    /// The other members' live cursors in a room (`None` when not joined).
-    pub fn cursors(&self, room: &RoomName) -> Option<Vec<wire::LiveCursor>> {
+    /// The other members' live cursors in a room, a JSON list of [`wire::LiveCursor`] objects
+    /// (`None` when not joined).
+    pub fn cursors(&self, room: &RoomName) -> Option<Json> {
         self.inner.borrow().core.cursors(room)
     }
 

@@ -8,8 +8,7 @@
 use super::json::JsonError;
 use super::shapes::frame_enum;
 use super::{
-    CursorNotice, CursorSnapshot, ErrorCode, EventId, Json, LiveCursor, ResetReason, RoomName,
-    SetCursor,
+    CursorNotice, CursorSnapshot, ErrorCode, EventId, Json, ResetReason, RoomName, SetCursor,
 };
 use crate::text::{Message, message_display};
 
@@ -212,8 +211,10 @@ pub struct Joined {
     pub presence: PresenceSnapshot,
     /// Users typing right now.
     pub typing: Vec<String>,
-    /// The other members' live cursors right now (this connection's own left out).
-    pub cursors: Vec<LiveCursor>,
+    /// The other members' live cursors right now (this connection's own left out): a JSON
+    /// list of [`LiveCursor`](super::LiveCursor) objects (see
+    /// [`LiveCursor::read_list`](super::LiveCursor::read_list)), `[]` for none.
+    pub cursors: Json,
 }
 
 /// `left`: the connection left the room.

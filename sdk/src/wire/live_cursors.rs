@@ -4,8 +4,15 @@
 //! A live cursor is not a [`super::Cursor`] (a position in a room's *history*): it is where a
 //! person points on the app's surface. Its value is opaque [`Json`], kept as the exact text
 //! the client sent, like a presence meta; JSON `null` means "no cursor". Their JSON shapes are
-//! in `shapes.rs`; this module must never read or write JSON itself.
+//! in `shapes.rs`; this module must never read or write JSON itself beyond handing lists of
+//! [`LiveCursor`] to the codec.
+//!
+//! Lists of cursors travel (in `joined` and polling `state` frames) as opaque [`Json`] too: the
+//! browser's client core only splits them by connection and hands them to JavaScript, so it
+//! carries no decoder of its own for them (docs/SIZE.md). [`LiveCursor::read_list`] and
+//! [`LiveCursor::list_json`] convert for Rust code that wants them typed.
 
+use super::json::{self, JsonError};
 use super::{Json, RoomName};
 
 /// `cursor` (from a client): replaces this connection's live cursor in a joined room; a
@@ -29,6 +36,23 @@ pub struct LiveCursor {
     pub value: Json,
 }
 
+impl LiveCursor {
+    /// A JSON list of cursors, as `joined` and `state` carry them.
+    pub fn list_json(cursors: &[LiveCursor]) -> Json {
+        let mut out = json::Writer::default();
+        out.list(cursors);
+        Json(out.finish().into_boxed_str())
+    }
+
+    /// The cursors of such a list (`[]`, or `null`, for none).
+    pub fn read_list(list: &Json) -> Result<Vec<LiveCursor>, JsonError> {
+        if list.as_text() == "null" {
+            return Ok(Vec::new());
+        }
+        json::from_str(list.as_text())
+    }
+}
+
 /// `cursor` (from the server): a member's live cursor changed (`value` set) or went away
 /// (`value` is `null`: it removed it, left the room or disconnected).
 #[derive(Clone, Debug, PartialEq)]
@@ -49,6 +73,7 @@ pub struct CursorSnapshot {
     /// Names the set of cursors: equal versions mean equal sets, on every node (it is made
     /// from the cursors themselves; 0 for none). Clients compare it only for equality.
     pub version: u64,
-    /// The cursors (the asking connection's own left out), ordered by connection id.
-    pub cursors: Vec<LiveCursor>,
+    /// The cursors (the asking connection's own left out), ordered by connection id: a JSON
+    /// list of [`LiveCursor`] objects.
+    pub cursors: Json,
 }

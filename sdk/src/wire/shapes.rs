@@ -287,7 +287,7 @@ wire_shapes! {
     Ping { nonce: opt }
     Pong { nonce: opt }
     Welcome { conn: req, user: req, heartbeat_ms: req, protocol: req }
-    Joined { room: req, epoch: req, head: req, presence: req, typing: req, cursors: list }
+    Joined { room: req, epoch: req, head: req, presence: req, typing: req, cursors: or(Json::empty_list()) }
     Left { room: req }
     Event { room: req, seq: opt, id: req, from: req, at: req, body: req }
     Ack { room: req, id: req, seq: opt, duplicate: or(false) }
@@ -325,7 +325,7 @@ wire_shapes! {
     SetCursor { room: req, value: default(Json::null()) }
     LiveCursor { conn: req, user: req, value: req }
     CursorNotice { room: req, conn: req, user: req, value: default(Json::null()) }
-    CursorSnapshot { version: req, cursors: list }
+    CursorSnapshot { version: req, cursors: req }
 }
 
 impl PollFrames {

@@ -111,7 +111,7 @@ impl RoomCursors {
     pub(crate) fn snapshot(&self, except: Option<&ConnKey>) -> CursorSnapshot {
         CursorSnapshot {
             version: self.version(except),
-            cursors: self.list(except),
+            cursors: LiveCursor::list_json(&self.list(except)),
         }
     }
 

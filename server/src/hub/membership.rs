@@ -21,7 +21,7 @@ use std::cmp::Reverse;
 use std::sync::Arc;
 
 use chorus_sdk::wire::{
-    ErrorCode, Join, Joined, Left, Publish, Reset, ResetReason, RoomName, ServerFrame,
+    ErrorCode, Join, Joined, Left, LiveCursor, Publish, Reset, ResetReason, RoomName, ServerFrame,
 };
 
 use super::federation::RoomSignal;
@@ -374,7 +374,7 @@ impl Hub {
             head,
             presence: room.presence.snapshot(),
             typing,
-            cursors: room.cursors.list(Some(&self.local_key(conn))),
+            cursors: LiveCursor::list_json(&room.cursors.list(Some(&self.local_key(conn)))),
         };
         self.send(conn, &ServerFrame::Joined(joined));
     }

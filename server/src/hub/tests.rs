@@ -260,7 +260,7 @@ pub(super) fn render(frame: &ServerFrame) -> String {
                 j.head,
                 users.join(" "),
                 j.typing.join(" "),
-                render_cursors(&j.cursors)
+                render_cursors(&chorus_sdk::wire::LiveCursor::read_list(&j.cursors).unwrap())
             )
         }
         ServerFrame::Left(l) => format!("left {}", l.room),
@@ -340,8 +340,9 @@ pub(super) fn render(frame: &ServerFrame) -> String {
             }
             let mut line = parts.join(" ");
             if let Some(cursors) = &st.cursors {
-                line.push_str(&render_cursors(&cursors.cursors));
-                if cursors.cursors.is_empty() {
+                let list = chorus_sdk::wire::LiveCursor::read_list(&cursors.cursors).unwrap();
+                line.push_str(&render_cursors(&list));
+                if list.is_empty() {
                     line.push_str(" cursors=[]");
                 }
             }
@@ -1192,8 +1193,8 @@ fn absorb(h: &mut Harness, clients: &mut [SimClient]) -> Result<(), String> {
                         *cursor = Some(joined.head);
                     }
                     client.joined_now.insert(joined.room.clone());
-                    let seen = joined
-                        .cursors
+                    let seen = chorus_sdk::wire::LiveCursor::read_list(&joined.cursors)
+                        .map_err(|err| format!("unreadable cursors: {err}"))?
                         .iter()
                         .map(|c| (c.conn.clone(), c.value.as_text().to_owned()))
                         .collect();

@@ -789,8 +789,8 @@ fn presence_and_cursors_converge_on_every_node_over_a_lossy_network() {
                     "seed {seed} node {node}"
                 );
                 let view = c.view(node, 0).cursors;
-                let mut shown: Vec<String> = view
-                    .cursors
+                let mut shown: Vec<String> = chorus_sdk::wire::LiveCursor::read_list(&view.cursors)
+                    .unwrap()
                     .iter()
                     .map(|l| format!("{}:{}:{}", l.conn, l.user, l.value.as_text()))
                     .collect();

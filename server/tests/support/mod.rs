@@ -515,8 +515,8 @@ impl PollClient {
                     }
                     if let Some(cursors) = &state.cursors {
                         cursor.cursor_version = cursors.version;
-                        let seen = cursors
-                            .cursors
+                        let seen = wire::LiveCursor::read_list(&cursors.cursors)
+                            .unwrap()
                             .iter()
                             .map(|c| format!("{}:{}:{}", c.conn, c.user, c.value.as_text()))
                             .collect();

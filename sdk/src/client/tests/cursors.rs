@@ -39,7 +39,7 @@ fn cursor_events(h: &mut Harness) -> Vec<Vec<LiveCursor>> {
     h.take_events()
         .into_iter()
         .filter_map(|event| match event {
-            ClientEvent::Cursors { cursors, .. } => Some(cursors),
+            ClientEvent::Cursors { cursors, .. } => Some(LiveCursor::read_list(&cursors).unwrap()),
             _ => None,
         })
         .collect()
@@ -141,7 +141,7 @@ fn the_others_cursors_come_from_joined_cursor_frames_and_polling_state() {
     let ServerFrame::Joined(mut first) = joined("r", 0) else {
         unreachable!()
     };
-    first.cursors = vec![live("n-2", "ana", "[1]")];
+    first.cursors = LiveCursor::list_json(&[live("n-2", "ana", "[1]")]);
     h.server_says(link, ServerFrame::Joined(first));
     assert_eq!(cursor_events(&mut h), [vec![live("n-2", "ana", "[1]")]]);
     let notice = |conn: &str, user: &str, value: &str| {
@@ -166,9 +166,10 @@ fn the_others_cursors_come_from_joined_cursor_frames_and_polling_state() {
         ],
         "a repeat or the removal of an unknown cursor changes nothing"
     );
+    let now = h.client.cursors(&room("r")).unwrap();
     assert_eq!(
-        h.client.cursors(&room("r")),
-        Some(vec![live("n-2", "ana", "[5]")])
+        LiveCursor::read_list(&now).unwrap(),
+        [live("n-2", "ana", "[5]")]
     );
     // A polling `state` replaces the list, and its version goes into the next long poll.
     h.server_says(
@@ -179,7 +180,7 @@ fn the_others_cursors_come_from_joined_cursor_frames_and_polling_state() {
             typing: None,
             cursors: Some(CursorSnapshot {
                 version: 77,
-                cursors: vec![],
+                cursors: Json::empty_list(),
             }),
         }),
     );

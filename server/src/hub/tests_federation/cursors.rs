@@ -10,8 +10,8 @@ fn cursor(value: &str) -> String {
 /// Room `r`'s cursors on `node` as a poll of nobody in particular sees them, and the version.
 fn cursors(c: &Cluster, node: usize) -> (Vec<String>, u64) {
     let view = c.view(node, 0).cursors;
-    let list = view
-        .cursors
+    let list = chorus_sdk::wire::LiveCursor::read_list(&view.cursors)
+        .unwrap()
         .iter()
         .map(|l| format!("{}:{}", l.conn, l.value.as_text()))
         .collect();
