@@ -391,14 +391,17 @@ pub enum ClientEvent {
     },
     /// The token was refused: call [`Client::handle_token`] with a fresh one.
     TokenNeeded,
-    /// The other members' live cursors in a room changed (the full list).
+    /// The other members' live cursors in a room changed. Fold these into a
+    /// [`LiveCursors`](super::live_cursors::LiveCursors) to keep them.
     Cursors {
         /// The room.
         room: RoomName,
-        /// Every other connection's cursor, one per connection: a JSON list of
-        /// [`LiveCursor`](crate::wire::LiveCursor) objects (typed by
-        /// [`LiveCursor::read_list`](crate::wire::LiveCursor::read_list)).
+        /// With `whole`, every other connection's cursor: a JSON list of
+        /// [`LiveCursor`](crate::wire::LiveCursor) objects that replaces what you have;
+        /// otherwise one `LiveCursor` object that changed (gone when its `value` is `null`).
         cursors: Json,
+        /// Whether `cursors` is all of them (after a join, or a polling `state`).
+        whole: bool,
     },
 }
 

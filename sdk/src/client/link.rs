@@ -573,7 +573,7 @@ impl Client {
                     cursor: state.timeline.cursor(),
                     presence_version: state.presence.version(),
                     typing_version: state.typing_in.version(),
-                    cursor_version: state.cursors_in.version(),
+                    cursor_version: state.cursor_version,
                 });
             }
             let query = PollQuery {

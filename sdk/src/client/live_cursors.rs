@@ -1,96 +1,51 @@
-//! Live cursors in one room: the others' (kept from `joined`, `cursor` frames and polling
-//! `state` frames) and this client's own, throttled on the way out.
+//! Live cursors in one room: this client's own, throttled on the way out ([`CursorOut`]), and
+//! [`LiveCursors`], the others' folded from the core's events for Rust apps.
 //!
-//! The values, and the lists of cursors, stay opaque JSON text: the core never looks inside a
-//! cursor (the app parses it), and it reads a list only to split it by connection, with the
-//! codec's generic parser, so cursors cost the browser build no decoder of their own
-//! (docs/SIZE.md). Pure data: no clock (times are passed in), no I/O.
+//! The core never looks inside a cursor or a list of them: it hands the server's JSON text to
+//! the app in [`ClientEvent::Cursors`](super::ClientEvent::Cursors), so cursors cost the
+//! browser build no decoder and no map of their own (docs/SIZE.md). Pure data: no clock
+//! (times are passed in), no I/O.
 
 use std::time::Duration;
 
 use crate::time::Instant;
-use crate::wire::json::{self, Writer};
-use crate::wire::{CursorNotice, Json};
+use crate::wire::{Json, LiveCursor};
 
 /// At most one outgoing `cursor` frame per this interval and room; the last value set is
 /// always sent, at the end of the interval it fell in.
 pub const CURSOR_THROTTLE: Duration = Duration::from_millis(50);
 
-/// The other members' live cursors in a room, each kept as its JSON object text.
-#[derive(Debug, Default)]
-pub struct CursorsIn {
-    /// The server's version of the set (polling; 0 = none seen).
-    version: u64,
-    /// One per connection: its id and its `{conn, user, value}` object, in the order they came.
-    cursors: Vec<(String, String)>,
+/// The other members' live cursors in one room, folded from [`ClientEvent::Cursors`]: what a
+/// Rust app keeps to draw them (the browser's JavaScript API keeps its own, so the core hands
+/// the server's JSON on untouched and carries no map; see docs/SIZE.md).
+///
+/// [`ClientEvent::Cursors`]: super::ClientEvent::Cursors
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct LiveCursors {
+    cursors: Vec<LiveCursor>,
 }
 
-impl CursorsIn {
-    /// A member's cursor changed or went (a `null` value); `true` if anything changed.
-    pub fn apply(&mut self, notice: CursorNotice) -> bool {
-        let found = self
-            .cursors
-            .iter()
-            .position(|(conn, _)| *conn == notice.conn);
-        let entry = (notice.value.as_text() != "null").then(|| {
-            let mut text = Writer::default();
-            let mut object = text.object();
-            object
-                .str("conn", &notice.conn)
-                .str("user", &notice.user)
-                .field("value", &notice.value);
-            object.end();
-            text.finish()
-        });
-        match (found, entry) {
-            (Some(at), None) => {
-                self.cursors.remove(at);
+impl LiveCursors {
+    /// Folds in one `Cursors` event's `cursors` (`whole`: every cursor, replacing the ones
+    /// kept; otherwise one cursor, removed when its value is `null`). `true` if anything
+    /// changed; JSON that is not cursors changes nothing.
+    pub fn apply(&mut self, cursors: &Json, whole: bool) -> bool {
+        let before = self.cursors.clone();
+        if whole {
+            self.cursors = LiveCursor::read_list(cursors).unwrap_or_default();
+        } else if let Ok(cursor) = LiveCursor::read(cursors) {
+            self.cursors.retain(|c| c.conn != cursor.conn);
+            if cursor.value.as_text() != "null" {
+                self.cursors.push(cursor);
             }
-            (Some(at), Some(entry)) if self.cursors[at].1 != entry => self.cursors[at].1 = entry,
-            (None, Some(entry)) => self.cursors.push((notice.conn, entry)),
-            _ => return false,
+            self.cursors.sort_by(|a, b| a.conn.cmp(&b.conn));
         }
-        true
+        before != self.cursors
     }
 
-    /// Replaces every cursor with a list from a `joined` or a polling `state` (a list it
-    /// cannot read counts as empty); `true` if anything changed.
-    pub fn replace(&mut self, list: &Json, version: u64) -> bool {
-        self.version = version;
-        let mut cursors = Vec::new();
-        if let Ok(node) = json::parse(list.as_text())
-            && let Ok(items) = node.array()
-        {
-            for item in items {
-                if let Ok(conn) = item
-                    .object()
-                    .and_then(|fields| fields.get::<String>("conn"))
-                {
-                    cursors.push((conn, item.raw.to_owned()));
-                }
-            }
-        }
-        let changed = cursors != self.cursors;
-        self.cursors = cursors;
-        changed
-    }
-
-    /// The server's version of the set last seen (polling).
-    pub fn version(&self) -> u64 {
-        self.version
-    }
-
-    /// The cursors now: a JSON list of `{conn, user, value}` objects.
-    pub fn list(&self) -> Json {
-        let mut text = String::from("[");
-        for (n, (_, entry)) in self.cursors.iter().enumerate() {
-            if n > 0 {
-                text.push(',');
-            }
-            text.push_str(entry);
-        }
-        text.push(']');
-        Json::from_text(text).unwrap_or_else(|_| Json::empty_list())
+    /// The cursors now, ordered by connection id.
+    pub fn list(&self) -> &[LiveCursor] {
+        &self.cursors
     }
 }
 

@@ -39,9 +39,9 @@
 //!   inputs from the driver and the platform.
 //! - `rooms.rs`: joining and leaving, the server's frames about rooms (events, presence,
 //!   typing, history pages, reset), typing timers.
-//! - `live_cursors.rs`: live cursors per room: the others' ([`live_cursors::CursorsIn`]) and
-//!   this client's own, throttled ([`live_cursors::CursorOut`]); `Client::set_cursor` is in
-//!   `rooms.rs`.
+//! - `live_cursors.rs`: this client's own live cursor per room, throttled
+//!   ([`live_cursors::CursorOut`]; `Client::set_cursor` is in `rooms.rs`), and
+//!   [`live_cursors::LiveCursors`], the others' folded from events for Rust apps.
 //! - `publish.rs`: publishing, the outbox on each link, acks, nacks, confirming passed pending
 //!   publishes, expiry.
 //! - Parts each room or the client owns: [`timeline`] (merge), [`outbox`], [`presence`] (presence,
@@ -245,12 +245,6 @@ impl Client {
     /// A room's presence, if the room is joined.
     pub fn presence(&self, room: &RoomName) -> Option<Vec<PresenceUser>> {
         self.rooms.get(room).map(|r| r.presence.users())
-    }
-
-    /// The other members' live cursors in a room (a JSON list of
-    /// [`LiveCursor`](crate::wire::LiveCursor) objects), if the room is joined.
-    pub fn cursors(&self, room: &RoomName) -> Option<crate::wire::Json> {
-        self.rooms.get(room).map(|r| r.cursors_in.list())
     }
 
     /// This client's publishes in `room` that have not come back as its own events yet (in the

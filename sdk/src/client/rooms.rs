@@ -10,7 +10,7 @@
 
 use std::time::Duration;
 
-use super::live_cursors::{CursorOut, CursorsIn};
+use super::live_cursors::CursorOut;
 use super::presence::{DiffOutcome, Presence, TypingIn, TypingOut};
 use super::timeline::Timeline;
 use super::{Client, ClientEvent, HttpCall, Output, Phase};
@@ -27,8 +27,10 @@ pub(super) struct Room {
     pub(super) typing_out: TypingOut,
     /// A history fetch to repair a gap is under way.
     pub(super) repairing: Option<u64>,
-    /// The other members' live cursors.
-    pub(super) cursors_in: CursorsIn,
+    /// The live cursors' version the server last sent (polling), and whether the app was
+    /// shown any cursor since the last empty list (an empty `joined` then clears them).
+    pub(super) cursor_version: u64,
+    pub(super) cursors_shown: bool,
     /// This client's own live cursor.
     pub(super) cursor_out: CursorOut,
 }
@@ -47,7 +49,8 @@ impl Client {
             typing_in: TypingIn::default(),
             typing_out: TypingOut::default(),
             repairing: None,
-            cursors_in: CursorsIn::default(),
+            cursor_version: 0,
+            cursors_shown: false,
             cursor_out: CursorOut::default(),
         });
         entry.meta = meta.clone();
@@ -117,8 +120,8 @@ impl Client {
                 room.timeline.joined(joined.epoch, joined.head);
                 let cursor = room.timeline.cursor().expect("positioned by joined");
                 let own = room.cursor_out.rejoined(now);
-                let version = room.cursors_in.version();
-                self.apply_cursors(&joined.room, &joined.cursors, version);
+                let version = room.cursor_version;
+                self.all_cursors(&joined.room, joined.cursors, version);
                 if let Some(value) = own {
                     let room = joined.room.clone();
                     self.send_frame(ClientFrame::SetCursor(wire::SetCursor { room, value }));
@@ -187,19 +190,16 @@ impl Client {
                     self.apply_typing(now, &state.room, typing.users, Some(typing.version));
                 }
                 if let Some(cursors) = state.cursors {
-                    self.apply_cursors(&state.room, &cursors.cursors, cursors.version);
+                    self.all_cursors(&state.room, cursors.cursors, cursors.version);
                 }
             }
             ServerFrame::Cursor(notice) => {
-                let room_name = notice.room.clone();
-                let Some(room) = self.rooms.get_mut(&room_name) else {
-                    return;
-                };
-                if room.cursors_in.apply(notice) {
-                    let cursors = room.cursors_in.list();
+                if let Some(room) = self.rooms.get_mut(&notice.room) {
+                    room.cursors_shown = true;
                     self.events.push(ClientEvent::Cursors {
-                        room: room_name,
-                        cursors,
+                        room: notice.room,
+                        cursors: notice.cursor,
+                        whole: false,
                     });
                 }
             }
@@ -247,15 +247,20 @@ impl Client {
         }
     }
 
-    /// Replaces a room's live cursors; tells the app if anything changed.
-    fn apply_cursors(&mut self, room_name: &RoomName, cursors: &Json, version: u64) {
+    /// A room's live cursors, all of them (a `joined`, a polling `state`): handed to the app
+    /// as they came, unless they are none and the app was shown none.
+    fn all_cursors(&mut self, room_name: &RoomName, cursors: Json, version: u64) {
         let Some(room) = self.rooms.get_mut(room_name) else {
             return;
         };
-        if room.cursors_in.replace(cursors, version) {
+        room.cursor_version = version;
+        let some = cursors.as_text() != "[]";
+        if some || room.cursors_shown {
+            room.cursors_shown = some;
             self.events.push(ClientEvent::Cursors {
                 room: room_name.clone(),
-                cursors: room.cursors_in.list(),
+                cursors,
+                whole: true,
             });
         }
     }

@@ -140,8 +140,14 @@ pub(super) fn to_js(event: &ClientEvent) -> (&'static str, String) {
             "error"
         }
         ClientEvent::TokenNeeded => "tokenNeeded",
-        ClientEvent::Cursors { room, cursors } => {
-            out.field("room", room).field("cursors", cursors);
+        // `chorus.js` folds these into each room's cursors and tells its listeners the list.
+        ClientEvent::Cursors {
+            room,
+            cursors,
+            whole,
+        } => {
+            out.field("room", room)
+                .field(if *whole { "cursors" } else { "cursor" }, cursors);
             "cursors"
         }
     };

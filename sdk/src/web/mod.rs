@@ -318,12 +318,6 @@ impl BrowserClient {
         self.with(|core| core.set_cursor(now(), room, value));
     }
 
-    /// The other members' live cursors in a room, a JSON list of [`wire::LiveCursor`] objects
-    /// (`None` when not joined).
-    pub fn cursors(&self, room: &RoomName) -> Option<Json> {
-        self.inner.borrow().core.cursors(room)
-    }
-
     /// Hands over a fresh token (after [`ClientEvent::TokenNeeded`]).
     pub fn set_token(&self, token: String) {
         self.with(|core| core.handle_token(now(), token));

@@ -44,6 +44,16 @@ impl LiveCursor {
         Json(out.finish().into_boxed_str())
     }
 
+    /// The cursor as JSON (what a `cursor` frame carries).
+    pub fn to_json(&self) -> Json {
+        Json(json::to_string(self).into_boxed_str())
+    }
+
+    /// One cursor from its JSON object.
+    pub fn read(cursor: &Json) -> Result<LiveCursor, JsonError> {
+        json::from_str(cursor.as_text())
+    }
+
     /// The cursors of such a list (`[]`, or `null`, for none).
     pub fn read_list(list: &Json) -> Result<Vec<LiveCursor>, JsonError> {
         if list.as_text() == "null" {
@@ -53,18 +63,14 @@ impl LiveCursor {
     }
 }
 
-/// `cursor` (from the server): a member's live cursor changed (`value` set) or went away
-/// (`value` is `null`: it removed it, left the room or disconnected).
+/// `cursor` (from the server): a member's live cursor changed, or went away (its `value` is
+/// `null`: it removed it, left the room or disconnected).
 #[derive(Clone, Debug, PartialEq)]
 pub struct CursorNotice {
     /// The room.
     pub room: RoomName,
-    /// The connection whose cursor it is.
-    pub conn: String,
-    /// Its user.
-    pub user: String,
-    /// The new cursor, or `null` when it is gone.
-    pub value: Json,
+    /// The cursor: one [`LiveCursor`] object (see [`LiveCursor::read`]).
+    pub cursor: Json,
 }
 
 /// Every live cursor of a room at `version`, as a polling `state` frame carries it.

@@ -324,7 +324,7 @@ wire_shapes! {
     TokenClaims { sub: req, name: opt, exp: req, rooms: default(BTreeMap::new()) }
     SetCursor { room: req, value: default(Json::null()) }
     LiveCursor { conn: req, user: req, value: req }
-    CursorNotice { room: req, conn: req, user: req, value: default(Json::null()) }
+    CursorNotice { room: req, cursor: req }
     CursorSnapshot { version: req, cursors: req }
 }
 
