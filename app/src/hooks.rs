@@ -8,9 +8,10 @@
 use std::time::Duration;
 
 use chorus_sdk::client::ClientEvent;
+use chorus_sdk::client::live_cursors::LiveCursors;
 use chorus_sdk::time::Instant;
 use chorus_sdk::web::ConnectionState;
-use chorus_sdk::wire::{Json, LiveCursor, PresenceUser, RoomName};
+use chorus_sdk::wire::{Json, PresenceUser, RoomName};
 use leptos::prelude::*;
 
 use crate::chorus::{Chorus, use_chorus};
@@ -41,7 +42,7 @@ pub struct RoomHandle {
     messages: RwSignal<Vec<Message>>,
     presence: RwSignal<Vec<PresenceUser>>,
     typing: RwSignal<Vec<String>>,
-    cursors: RwSignal<Vec<LiveCursor>>,
+    cursors: RwSignal<LiveCursors>,
     notice: RwSignal<Option<String>>,
     /// The reducer's whole state, not reactive: each event updates it, then only the signal
     /// of the part that changed is set.
@@ -71,7 +72,7 @@ impl RoomHandle {
     }
 
     /// The other tabs' live cursors in the room (never this tab's).
-    pub fn cursors(&self) -> ReadSignal<Vec<LiveCursor>> {
+    pub fn cursors(&self) -> ReadSignal<LiveCursors> {
         self.cursors.read_only()
     }
 
@@ -152,9 +153,14 @@ impl RoomHandle {
             ClientEvent::Typing { room: r, .. } if concerns_room(r) => {
                 self.typing.set(m.typing.clone());
             }
-            ClientEvent::Cursors { room: r, cursors } if concerns_room(r) => {
-                self.cursors
-                    .set(LiveCursor::read_list(cursors).unwrap_or_default());
+            ClientEvent::Cursors {
+                room: r,
+                cursors,
+                whole,
+            } if concerns_room(r) => {
+                self.cursors.update(|kept| {
+                    kept.apply(cursors, *whole);
+                });
             }
             ClientEvent::Pending { room: r, .. }
             | ClientEvent::PublishFailed { room: r, .. }
@@ -206,10 +212,9 @@ impl RoomHandle {
         self.messages.set(Vec::new());
         self.typing.set(Vec::new());
         self.notice.set(None);
-        // A room another view holds already has cursors (no event brings them again).
-        let cursors = self.chorus.with_client(|c| c.cursors(room)).flatten();
-        let cursors = cursors.and_then(|list| LiveCursor::read_list(&list).ok());
-        self.cursors.set(cursors.unwrap_or_default());
+        // The room's cursors come with its `joined` (a room another view holds already shows
+        // them from the next change on).
+        self.cursors.set(LiveCursors::default());
         self.chorus
             .hold(room, model::presence_meta(Activity::Active));
         let present = self.chorus.presence(room);
@@ -282,7 +287,7 @@ pub fn use_room(room: Signal<RoomName>) -> RoomHandle {
         messages: RwSignal::new(Vec::new()),
         presence: RwSignal::new(Vec::new()),
         typing: RwSignal::new(Vec::new()),
-        cursors: RwSignal::new(Vec::new()),
+        cursors: RwSignal::new(LiveCursors::default()),
         notice: RwSignal::new(chorus.problem().get_untracked()),
         model: StoredValue::new_local(RoomModel::default()),
         chorus,

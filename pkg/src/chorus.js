@@ -252,10 +252,9 @@ export class ChorusClient extends Emitter {
     if (kind === "event") payload = { ...payload.event, own: payload.own };
     if (kind === "state") this.#state = payload;
     if (kind === "outbox") this.#outbox = payload.queued;
-    if (kind === "cursors") {
-      const room = this.#rooms.get(payload.room);
-      if (room) room._cursors = payload.cursors;
-    }
+    // The core hands on the server's cursors as they come (all of a room's, or one that
+    // changed); each room keeps them by connection and its listeners get the whole list.
+    if (kind === "cursors") payload = { room: payload.room, cursors: this.#rooms.get(payload.room)?._fold(payload) ?? [] };
     if (kind === "acked") this.#settle(payload.id, (w) => w.resolve({ id: payload.id, seq: payload.seq }));
     if (kind === "publishFailed") this.#settle(payload.id, (w) => w.reject(new ChorusError(payload.code, payload.message)));
     if (kind === "expired") this.#settle(payload.id, (w) => w.reject(new ChorusError("expired", "the publish was not acknowledged in time")));
@@ -282,8 +281,8 @@ export class ChorusClient extends Emitter {
 
 export class Room extends Emitter {
   #client;
-  // The others' live cursors, as the last `cursors` event listed them.
-  _cursors = [];
+  // The others' live cursors by connection.
+  #cursors = new Map();
 
   constructor(client, name) {
     super();
@@ -332,7 +331,14 @@ export class Room extends Emitter {
 
   /** The other members' live cursors now: `[{ conn, user, value }]`, one per connection. */
   cursors() {
-    return this._cursors;
+    return [...this.#cursors.values()];
+  }
+
+  _fold({ cursors, cursor }) {
+    if (cursors) this.#cursors = new Map(cursors.map((c) => [c.conn, c]));
+    else if (cursor.value === null) this.#cursors.delete(cursor.conn);
+    else this.#cursors.set(cursor.conn, cursor);
+    return this.cursors();
   }
 
   /**

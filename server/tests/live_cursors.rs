@@ -6,6 +6,7 @@ mod support;
 
 use std::time::Duration;
 
+use chorus_sdk::client::live_cursors::LiveCursors;
 use chorus_sdk::client::{ClientConfig, ClientEvent, TransportMode};
 use chorus_sdk::native::{Events, MemoryStorage, NativeClient};
 use chorus_sdk::wire::{self, ClientFrame, ErrorCode, Json, LiveCursor, RoomName, ServerFrame};
@@ -21,10 +22,16 @@ fn set_cursor(room: &str, value: &str) -> ClientFrame {
 /// The next `cursor` frame (other frames, such as presence, skipped) as `user value`.
 async fn next_cursor(client: &mut Client) -> String {
     loop {
-        if let ServerFrame::Cursor(c) = client.recv().await {
+        if let ServerFrame::Cursor(notice) = client.recv().await {
+            let c = LiveCursor::read(&notice.cursor).unwrap();
             return format!("{} {}", c.user, c.value.as_text());
         }
     }
+}
+
+fn joined_cursors(joined: &wire::Joined) -> Vec<LiveCursor> {
+    let list = joined.cursors.clone().unwrap_or_else(Json::empty_list);
+    LiveCursor::read_list(&list).unwrap()
 }
 
 #[tokio::test]
@@ -41,8 +48,7 @@ async fn cursors_reach_websocket_members_and_late_joiners_and_go_with_their_conn
 
     let mut cal = Client::connect(&server, "cal").await;
     let joined = cal.join("r", None).await;
-    let seen: Vec<String> = joined
-        .cursors
+    let seen: Vec<String> = joined_cursors(&joined)
         .iter()
         .map(|c| format!("{} {}", c.user, c.value.as_text()))
         .collect();
@@ -86,9 +92,7 @@ async fn polling_sessions_set_cursors_and_get_everyones_from_their_long_polls() 
         _ => None,
     });
     assert_eq!(
-        LiveCursor::read_list(&joined.expect("joined").cursors)
-            .unwrap()
-            .len(),
+        joined_cursors(&joined.expect("joined")).len(),
         1,
         "a late joiner gets them"
     );
@@ -146,8 +150,10 @@ fn conn_of(pol: &PollClient, user: &str) -> String {
         .expect("a cursor of that user")
 }
 
+/// Folds `events` into `kept` until `done` holds for the cursors kept.
 async fn wait_for_cursors(
     events: &mut Events,
+    kept: &mut LiveCursors,
     what: &str,
     done: impl Fn(&[LiveCursor]) -> bool,
 ) -> Vec<LiveCursor> {
@@ -156,10 +162,10 @@ async fn wait_for_cursors(
             .await
             .unwrap_or_else(|_| panic!("no {what} within 10 s"))
             .expect("client running");
-        if let ClientEvent::Cursors { cursors, .. } = event {
-            let cursors = LiveCursor::read_list(&cursors).expect("a list of cursors");
-            if done(&cursors) {
-                return cursors;
+        if let ClientEvent::Cursors { cursors, whole, .. } = event {
+            kept.apply(&cursors, whole);
+            if done(kept.list()) {
+                return kept.list().to_vec();
             }
         }
     }
@@ -194,6 +200,7 @@ async fn native_clients_on_either_transport_see_each_others_latest_cursor_again_
     let room = RoomName::parse("r").unwrap();
     ana.join(room.clone(), Json::null());
     pol.join(room.clone(), Json::null());
+    let (mut pol_sees, mut ana_sees) = (LiveCursors::default(), LiveCursors::default());
     // Set before the rooms are joined: sent once `joined` arrives. A burst: the last one wins.
     for x in 0..20 {
         ana.set_cursor(
@@ -202,12 +209,12 @@ async fn native_clients_on_either_transport_see_each_others_latest_cursor_again_
         );
     }
     pol.set_cursor(room.clone(), Json::from_text("[7]").unwrap());
-    let seen = wait_for_cursors(&mut pol_events, "ana's last cursor", |c| {
+    let seen = wait_for_cursors(&mut pol_events, &mut pol_sees, "ana's last cursor", |c| {
         values(c) == [r#"ana {"x":19}"#]
     })
     .await;
     assert_eq!(seen.len(), 1);
-    wait_for_cursors(&mut ana_events, "pol's cursor", |c| {
+    wait_for_cursors(&mut ana_events, &mut ana_sees, "pol's cursor", |c| {
         values(c) == ["pol [7]"]
     })
     .await;
@@ -215,9 +222,15 @@ async fn native_clients_on_either_transport_see_each_others_latest_cursor_again_
     // Ana's network goes and comes back: her cursor goes with her connection, and her client
     // sets it again on the new one.
     ana.set_online(false);
-    wait_for_cursors(&mut pol_events, "ana's cursor gone", |c| c.is_empty()).await;
+    wait_for_cursors(&mut pol_events, &mut pol_sees, "ana's cursor gone", |c| {
+        c.is_empty()
+    })
+    .await;
     ana.set_online(true);
-    let again = wait_for_cursors(&mut pol_events, "ana's cursor again", |c| !c.is_empty()).await;
+    let again = wait_for_cursors(&mut pol_events, &mut pol_sees, "ana's cursor again", |c| {
+        !c.is_empty()
+    })
+    .await;
     assert_eq!(values(&again), [r#"ana {"x":19}"#]);
     assert_ne!(again[0].conn, seen[0].conn, "from her new connection");
     ana.close();

@@ -17,7 +17,7 @@ pub fn SharedSurface(
 ) -> impl IntoView {
     let presence = handle.presence();
     let cursors = handle.cursors();
-    let marks = Memo::new(move |_| model::cursor_marks(&cursors.read(), &presence.read()));
+    let marks = Memo::new(move |_| model::cursor_marks(cursors.read().list(), &presence.read()));
     let surface = NodeRef::<leptos::html::Div>::new();
     let on_move = move |event: leptos::ev::PointerEvent| {
         let Some(element) = surface.get() else {

@@ -27,10 +27,8 @@ pub(super) struct Room {
     pub(super) typing_out: TypingOut,
     /// A history fetch to repair a gap is under way.
     pub(super) repairing: Option<u64>,
-    /// The live cursors' version the server last sent (polling), and whether the app was
-    /// shown any cursor since the last empty list (an empty `joined` then clears them).
+    /// The live cursors' version the server last sent (polling).
     pub(super) cursor_version: u64,
-    pub(super) cursors_shown: bool,
     /// This client's own live cursor.
     pub(super) cursor_out: CursorOut,
 }
@@ -50,7 +48,6 @@ impl Client {
             typing_out: TypingOut::default(),
             repairing: None,
             cursor_version: 0,
-            cursors_shown: false,
             cursor_out: CursorOut::default(),
         });
         entry.meta = meta.clone();
@@ -96,10 +93,9 @@ impl Client {
         let Some(state) = self.rooms.get_mut(&room) else {
             return;
         };
-        if let Some(value) = state.cursor_out.set(value, now) {
-            self.send_frame(ClientFrame::SetCursor(wire::SetCursor { room, value }));
-            self.pump_polling(now);
-        }
+        let due = state.cursor_out.set(value, now);
+        self.send_cursor(room, due);
+        self.pump_polling(now);
     }
 
     // -----------------------------------------------------------------------------------------
@@ -121,11 +117,9 @@ impl Client {
                 let cursor = room.timeline.cursor().expect("positioned by joined");
                 let own = room.cursor_out.rejoined(now);
                 let version = room.cursor_version;
-                self.all_cursors(&joined.room, joined.cursors, version);
-                if let Some(value) = own {
-                    let room = joined.room.clone();
-                    self.send_frame(ClientFrame::SetCursor(wire::SetCursor { room, value }));
-                }
+                let cursors = joined.cursors.unwrap_or_else(Json::empty_list);
+                self.all_cursors(&joined.room, cursors, version);
+                self.send_cursor(joined.room.clone(), own);
                 self.apply_presence(&joined.room, joined.presence);
                 self.apply_typing(now, &joined.room, joined.typing, None);
                 self.events.push(ClientEvent::Joined {
@@ -190,12 +184,12 @@ impl Client {
                     self.apply_typing(now, &state.room, typing.users, Some(typing.version));
                 }
                 if let Some(cursors) = state.cursors {
-                    self.all_cursors(&state.room, cursors.cursors, cursors.version);
+                    let version = state.cursor_version.unwrap_or(0);
+                    self.all_cursors(&state.room, cursors, version);
                 }
             }
             ServerFrame::Cursor(notice) => {
-                if let Some(room) = self.rooms.get_mut(&notice.room) {
-                    room.cursors_shown = true;
+                if self.rooms.contains_key(&notice.room) {
                     self.events.push(ClientEvent::Cursors {
                         room: notice.room,
                         cursors: notice.cursor,
@@ -247,22 +241,26 @@ impl Client {
         }
     }
 
+    /// Sends this client's cursor in `room`, when the throttle let one go.
+    #[inline(never)]
+    fn send_cursor(&mut self, room: RoomName, value: Option<Json>) {
+        if let Some(value) = value {
+            self.send_frame(ClientFrame::SetCursor(wire::SetCursor { room, value }));
+        }
+    }
+
     /// A room's live cursors, all of them (a `joined`, a polling `state`): handed to the app
-    /// as they came, unless they are none and the app was shown none.
+    /// as they came.
     fn all_cursors(&mut self, room_name: &RoomName, cursors: Json, version: u64) {
         let Some(room) = self.rooms.get_mut(room_name) else {
             return;
         };
         room.cursor_version = version;
-        let some = cursors.as_text() != "[]";
-        if some || room.cursors_shown {
-            room.cursors_shown = some;
-            self.events.push(ClientEvent::Cursors {
-                room: room_name.clone(),
-                cursors,
-                whole: true,
-            });
-        }
+        self.events.push(ClientEvent::Cursors {
+            room: room_name.clone(),
+            cursors,
+            whole: true,
+        });
     }
 
     /// Replaces who is typing in a room (this user left out); `version` is the server's, when
@@ -388,6 +386,7 @@ impl Client {
         for frame in typing_off {
             self.send_frame(frame);
         }
+
         self.pump_polling(now);
     }
 }

@@ -7,9 +7,7 @@
 
 use super::json::JsonError;
 use super::shapes::frame_enum;
-use super::{
-    CursorNotice, CursorSnapshot, ErrorCode, EventId, Json, ResetReason, RoomName, SetCursor,
-};
+use super::{CursorNotice, ErrorCode, EventId, Json, ResetReason, RoomName, SetCursor};
 use crate::text::{Message, message_display};
 
 // ---------------------------------------------------------------------------------------------
@@ -211,10 +209,10 @@ pub struct Joined {
     pub presence: PresenceSnapshot,
     /// Users typing right now.
     pub typing: Vec<String>,
-    /// The other members' live cursors right now (this connection's own left out): a JSON
-    /// list of [`LiveCursor`](super::LiveCursor) objects (see
-    /// [`LiveCursor::read_list`](super::LiveCursor::read_list)), `[]` for none.
-    pub cursors: Json,
+    /// The other members' live cursors right now (this connection's own left out), absent when
+    /// there are none: a JSON list of [`LiveCursor`](super::LiveCursor) objects (see
+    /// [`LiveCursor::read_list`](super::LiveCursor::read_list)).
+    pub cursors: Option<Json>,
 }
 
 /// `left`: the connection left the room.
@@ -331,8 +329,15 @@ pub struct RoomState {
     pub presence: Option<PresenceSnapshot>,
     /// Who is typing, when that changed since the version the client has.
     pub typing: Option<TypingSnapshot>,
-    /// The live cursors, when they changed since the version the client has.
-    pub cursors: Option<CursorSnapshot>,
+    /// The live cursors, when they changed since the version the client has: a JSON list of
+    /// [`LiveCursor`](super::LiveCursor) objects, the asking connection's own left out (see
+    /// [`LiveCursor::read_list`](super::LiveCursor::read_list)).
+    pub cursors: Option<Json>,
+    /// The version of those cursors (with `cursors`): equal versions mean equal sets, on every
+    /// node (it is made from the cursors themselves; 0 for none). A field of its own rather
+    /// than a `{version, ...}` object like `presence` and `typing`: the browser's client core
+    /// then needs no decoder for one (docs/SIZE.md).
+    pub cursor_version: Option<u64>,
 }
 
 /// Who is typing in a room at `version`.

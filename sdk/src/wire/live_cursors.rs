@@ -73,7 +73,8 @@ pub struct CursorNotice {
     pub cursor: Json,
 }
 
-/// Every live cursor of a room at `version`, as a polling `state` frame carries it.
+/// Every live cursor of a room at `version`: what the server's polling answers are made from
+/// (a `state` frame carries its two parts as `cursors` and `cursor_version`).
 #[derive(Clone, Debug, PartialEq)]
 pub struct CursorSnapshot {
     /// Names the set of cursors: equal versions mean equal sets, on every node (it is made

@@ -18,13 +18,12 @@ use std::collections::BTreeMap;
 
 use super::json::{Fields, JsonError, Node, ObjectWriter, Wire, WireObject, Writer, wire_objects};
 use super::{
-    Ack, Auth, Authed, BackendPublish, ClientFrame, Cursor, CursorNotice, CursorSnapshot,
-    DevTokenRequest, DevTokenResponse, Draining, ErrorBody, ErrorFrame, Event, EventId, EventsPage,
-    HealthBody, Hello, Join, Joined, Json, Leave, Left, LiveCursor, Nack, OutboxRecord, Ping,
-    PollBatch, PollFrames, PollSend, Pong, PresenceBody, PresenceConn, PresenceDiff,
-    PresenceSnapshot, PresenceUser, Publish, Published, Reset, RoomName, RoomState, SetCursor,
-    SetPresence, Stats, StoredOutbox, TokenClaims, Typing, TypingNotice, TypingSnapshot, Welcome,
-    WireError,
+    Ack, Auth, Authed, BackendPublish, ClientFrame, Cursor, CursorNotice, DevTokenRequest,
+    DevTokenResponse, Draining, ErrorBody, ErrorFrame, Event, EventId, EventsPage, HealthBody,
+    Hello, Join, Joined, Json, Leave, Left, LiveCursor, Nack, OutboxRecord, Ping, PollBatch,
+    PollFrames, PollSend, Pong, PresenceBody, PresenceConn, PresenceDiff, PresenceSnapshot,
+    PresenceUser, Publish, Published, Reset, RoomName, RoomState, SetCursor, SetPresence, Stats,
+    StoredOutbox, TokenClaims, Typing, TypingNotice, TypingSnapshot, Welcome, WireError,
 };
 use crate::text::Message;
 
@@ -287,7 +286,7 @@ wire_shapes! {
     Ping { nonce: opt }
     Pong { nonce: opt }
     Welcome { conn: req, user: req, heartbeat_ms: req, protocol: req }
-    Joined { room: req, epoch: req, head: req, presence: req, typing: req, cursors: or(Json::empty_list()) }
+    Joined { room: req, epoch: req, head: req, presence: req, typing: req, cursors: opt }
     Left { room: req }
     Event { room: req, seq: opt, id: req, from: req, at: req, body: req }
     Ack { room: req, id: req, seq: opt, duplicate: or(false) }
@@ -296,7 +295,7 @@ wire_shapes! {
     TypingNotice { room: req, user: req, on: req }
     Reset { room: req, reason: req, epoch: req, head: req }
     ErrorFrame { code: req, message: req, room: opt }
-    RoomState { room: req, presence: opt, typing: opt, cursors: opt }
+    RoomState { room: req, presence: opt, typing: opt, cursors: opt, cursor_version: opt }
     TypingSnapshot { version: req, users: req }
     Draining { retry_after_ms: req }
     ErrorBody { code: req, message: req }
@@ -325,7 +324,6 @@ wire_shapes! {
     SetCursor { room: req, value: default(Json::null()) }
     LiveCursor { conn: req, user: req, value: req }
     CursorNotice { room: req, cursor: req }
-    CursorSnapshot { version: req, cursors: req }
 }
 
 impl PollFrames {

@@ -233,11 +233,14 @@ impl Hub {
         let Some(room) = self.rooms.get(room_name) else {
             return;
         };
-        let payload = encode(&ServerFrame::Cursor(CursorNotice {
-            room: room_name.clone(),
+        let cursor = LiveCursor {
             conn: state.wire.clone(),
             user: state.user.clone(),
             value: state.value.clone(),
+        };
+        let payload = encode(&ServerFrame::Cursor(CursorNotice {
+            room: room_name.clone(),
+            cursor: cursor.to_json(),
         }));
         for &member in room.members.keys().filter(|&&c| Some(c) != except) {
             self.transmits.push_back(Transmit {

@@ -374,7 +374,9 @@ impl Hub {
             head,
             presence: room.presence.snapshot(),
             typing,
-            cursors: LiveCursor::list_json(&room.cursors.list(Some(&self.local_key(conn)))),
+            cursors: Some(room.cursors.list(Some(&self.local_key(conn))))
+                .filter(|list| !list.is_empty())
+                .map(|list| LiveCursor::list_json(&list)),
         };
         self.send(conn, &ServerFrame::Joined(joined));
     }

@@ -260,7 +260,12 @@ pub(super) fn render(frame: &ServerFrame) -> String {
                 j.head,
                 users.join(" "),
                 j.typing.join(" "),
-                render_cursors(&chorus_sdk::wire::LiveCursor::read_list(&j.cursors).unwrap())
+                render_cursors(
+                    &j.cursors
+                        .as_ref()
+                        .map(|list| chorus_sdk::wire::LiveCursor::read_list(list).unwrap())
+                        .unwrap_or_default()
+                )
             )
         }
         ServerFrame::Left(l) => format!("left {}", l.room),
@@ -340,7 +345,7 @@ pub(super) fn render(frame: &ServerFrame) -> String {
             }
             let mut line = parts.join(" ");
             if let Some(cursors) = &st.cursors {
-                let list = chorus_sdk::wire::LiveCursor::read_list(&cursors.cursors).unwrap();
+                let list = chorus_sdk::wire::LiveCursor::read_list(cursors).unwrap();
                 line.push_str(&render_cursors(&list));
                 if list.is_empty() {
                     line.push_str(" cursors=[]");
@@ -348,10 +353,11 @@ pub(super) fn render(frame: &ServerFrame) -> String {
             }
             line
         }
-        ServerFrame::Cursor(c) => {
+        ServerFrame::Cursor(notice) => {
+            let c = chorus_sdk::wire::LiveCursor::read(&notice.cursor).unwrap();
             format!(
                 "cursor {} {} {} {}",
-                c.room,
+                notice.room,
                 c.conn,
                 c.user,
                 c.value.as_text()
@@ -1193,7 +1199,8 @@ fn absorb(h: &mut Harness, clients: &mut [SimClient]) -> Result<(), String> {
                         *cursor = Some(joined.head);
                     }
                     client.joined_now.insert(joined.room.clone());
-                    let seen = chorus_sdk::wire::LiveCursor::read_list(&joined.cursors)
+                    let list = joined.cursors.clone().unwrap_or_else(Json::empty_list);
+                    let seen = chorus_sdk::wire::LiveCursor::read_list(&list)
                         .map_err(|err| format!("unreadable cursors: {err}"))?
                         .iter()
                         .map(|c| (c.conn.clone(), c.value.as_text().to_owned()))
@@ -1255,10 +1262,12 @@ fn absorb(h: &mut Harness, clients: &mut [SimClient]) -> Result<(), String> {
                     if !client.joined_now.contains(&notice.room) {
                         continue; // A notice sent before its leave: the room is gone here.
                     }
+                    let cursor = chorus_sdk::wire::LiveCursor::read(&notice.cursor)
+                        .map_err(|err| format!("unreadable cursor: {err}"))?;
                     let seen = client.cursors.entry(notice.room).or_default();
-                    match notice.value.as_text() {
-                        "null" => seen.remove(&notice.conn),
-                        value => seen.insert(notice.conn, value.to_owned()),
+                    match cursor.value.as_text() {
+                        "null" => seen.remove(&cursor.conn),
+                        value => seen.insert(cursor.conn, value.to_owned()),
                     };
                 }
                 // A publish overtaken by the client's own leave is refused; nothing else is.

@@ -192,6 +192,7 @@ impl Hub {
                 presence: Some(room.presence.snapshot()),
                 typing: None,
                 cursors: None,
+                cursor_version: None,
             })
         };
         let payload = encode(&frame);

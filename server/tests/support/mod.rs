@@ -514,8 +514,8 @@ impl PollClient {
                             .insert(state.room.to_string(), typing.users.clone());
                     }
                     if let Some(cursors) = &state.cursors {
-                        cursor.cursor_version = cursors.version;
-                        let seen = wire::LiveCursor::read_list(&cursors.cursors)
+                        cursor.cursor_version = state.cursor_version.expect("with its version");
+                        let seen = wire::LiveCursor::read_list(cursors)
                             .unwrap()
                             .iter()
                             .map(|c| format!("{}:{}:{}", c.conn, c.user, c.value.as_text()))

@@ -2,7 +2,8 @@
 //! resend after a reconnect, and the others' cursors from `joined`, `cursor` and `state`.
 
 use super::*;
-use crate::wire::{CursorNotice, CursorSnapshot, LiveCursor, RoomState};
+use crate::client::live_cursors::LiveCursors;
+use crate::wire::{CursorNotice, LiveCursor, RoomState};
 
 /// The values of the `cursor` frames the client sent since the last call, with when.
 fn cursors_sent(h: &mut Harness, start: Instant) -> Vec<(u64, String)> {
@@ -35,11 +36,16 @@ fn live(conn: &str, user: &str, value: &str) -> LiveCursor {
     }
 }
 
-fn cursor_events(h: &mut Harness) -> Vec<Vec<LiveCursor>> {
+/// The `Cursors` events since the last call, as the JSON they carry and whether it is all of
+/// them, each folded into `kept`.
+fn cursor_events(h: &mut Harness, kept: &mut LiveCursors) -> Vec<(String, bool)> {
     h.take_events()
         .into_iter()
         .filter_map(|event| match event {
-            ClientEvent::Cursors { cursors, .. } => Some(LiveCursor::read_list(&cursors).unwrap()),
+            ClientEvent::Cursors { cursors, whole, .. } => {
+                kept.apply(&cursors, whole);
+                Some((cursors.as_text().to_owned(), whole))
+            }
             _ => None,
         })
         .collect()
@@ -135,41 +141,39 @@ fn a_cursor_waits_for_joined_and_is_sent_again_after_a_reconnect() {
 }
 
 #[test]
-fn the_others_cursors_come_from_joined_cursor_frames_and_polling_state() {
+fn the_others_cursors_come_as_the_server_sent_them_and_fold_into_one_list() {
     let (mut h, link) = Harness::connected_socket(&["r"]);
     h.take_events();
+    let mut kept = LiveCursors::default();
     let ServerFrame::Joined(mut first) = joined("r", 0) else {
         unreachable!()
     };
-    first.cursors = LiveCursor::list_json(&[live("n-2", "ana", "[1]")]);
+    let all = LiveCursor::list_json(&[live("n-2", "ana", "[1]")]);
+    first.cursors = Some(all.clone());
     h.server_says(link, ServerFrame::Joined(first));
-    assert_eq!(cursor_events(&mut h), [vec![live("n-2", "ana", "[1]")]]);
+    assert_eq!(
+        cursor_events(&mut h, &mut kept),
+        [(all.as_text().to_owned(), true)],
+        "a joined hands on every cursor, untouched"
+    );
+    assert_eq!(kept.list(), [live("n-2", "ana", "[1]")]);
     let notice = |conn: &str, user: &str, value: &str| {
+        let cursor = live(conn, user, value).to_json();
         ServerFrame::Cursor(CursorNotice {
             room: room("r"),
-            conn: conn.into(),
-            user: user.into(),
-            value: Json::from_text(value).unwrap(),
+            cursor,
         })
     };
     h.server_says(link, notice("n-3", "ben", "[2]"));
     h.server_says(link, notice("n-2", "ana", "[5]"));
-    h.server_says(link, notice("n-2", "ana", "[5]"));
     h.server_says(link, notice("n-3", "ben", "null"));
-    h.server_says(link, notice("n-4", "cal", "null"));
-    assert_eq!(
-        cursor_events(&mut h),
-        [
-            vec![live("n-2", "ana", "[1]"), live("n-3", "ben", "[2]")],
-            vec![live("n-2", "ana", "[5]"), live("n-3", "ben", "[2]")],
-            vec![live("n-2", "ana", "[5]")],
-        ],
-        "a repeat or the removal of an unknown cursor changes nothing"
-    );
-    let now = h.client.cursors(&room("r")).unwrap();
-    assert_eq!(
-        LiveCursor::read_list(&now).unwrap(),
-        [live("n-2", "ana", "[5]")]
+    let events = cursor_events(&mut h, &mut kept);
+    assert_eq!(events.len(), 3);
+    assert!(events.iter().all(|(_, whole)| !whole), "one cursor each");
+    assert_eq!(kept.list(), [live("n-2", "ana", "[5]")]);
+    assert!(
+        !kept.apply(&live("n-4", "cal", "null").to_json(), false),
+        "the removal of an unknown cursor changes nothing"
     );
     // A polling `state` replaces the list, and its version goes into the next long poll.
     h.server_says(
@@ -178,13 +182,12 @@ fn the_others_cursors_come_from_joined_cursor_frames_and_polling_state() {
             room: room("r"),
             presence: None,
             typing: None,
-            cursors: Some(CursorSnapshot {
-                version: 77,
-                cursors: Json::empty_list(),
-            }),
+            cursors: Some(Json::empty_list()),
+            cursor_version: Some(77),
         }),
     );
-    assert_eq!(cursor_events(&mut h), [Vec::<LiveCursor>::new()]);
+    assert_eq!(cursor_events(&mut h, &mut kept), [("[]".to_owned(), true)]);
+    assert!(kept.list().is_empty());
     let rooms = &h.client.rooms;
-    assert_eq!(rooms.get(&room("r")).unwrap().cursors_in.version(), 77);
+    assert_eq!(rooms.get(&room("r")).unwrap().cursor_version, 77);
 }

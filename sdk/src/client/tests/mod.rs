@@ -173,7 +173,7 @@ fn joined(name: &str, head: u64) -> ServerFrame {
             users: vec![],
         },
         typing: vec![],
-        cursors: Json::empty_list(),
+        cursors: None,
     })
 }
 
