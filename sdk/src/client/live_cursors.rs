@@ -52,7 +52,7 @@ impl LiveCursors {
 /// This client's own cursor in a room: the last value the app set, and the throttle.
 #[derive(Debug, Default)]
 pub struct CursorOut {
-    /// The last value set (`None`: never set, or cleared and the clearing sent).
+    /// The last value set (`None`: never set; JSON `null`: cleared).
     value: Option<Json>,
     /// The value has not been sent yet.
     pending: bool,

@@ -1,8 +1,8 @@
-//! Per-room state and the frames about rooms: joining and leaving, presence and typing set by
-//! the app, and everything the server sends (`handle_frame`: welcome, joined, events merged
-//! through each room's [`Timeline`], presence snapshots and diffs, typing, polling state, reset,
-//! errors, draining hints; acks and nacks are handed to `publish.rs`), gap repair from history
-//! pages, and the typing timers.
+//! Per-room state and the frames about rooms: joining and leaving, presence, typing and the live
+//! cursor set by the app, and everything the server sends (`handle_frame`: welcome, joined,
+//! events merged through each room's [`Timeline`], presence snapshots and diffs, typing, live
+//! cursors handed on, polling state, reset, errors, draining hints; acks and nacks are handed to
+//! `publish.rs`), gap repair from history pages, and the typing and cursor timers.
 //!
 //! It must never choose a transport or change the connection phase (frames leave through
 //! `send_frame`, which drops them while not connected: joins are re-sent on connect), perform
@@ -242,7 +242,6 @@ impl Client {
     }
 
     /// Sends this client's cursor in `room`, when the throttle let one go.
-    #[inline(never)]
     fn send_cursor(&mut self, room: RoomName, value: Option<Json>) {
         if let Some(value) = value {
             self.send_frame(ClientFrame::SetCursor(wire::SetCursor { room, value }));
@@ -364,7 +363,8 @@ impl Client {
     // -----------------------------------------------------------------------------------------
 
     pub(super) fn room_timers(&mut self, now: Instant) {
-        let mut typing_off = Vec::new();
+        // Typing "off"s and cursors whose throttle interval ended.
+        let mut frames = Vec::new();
         for (name, room) in self.rooms.iter_mut() {
             if room.typing_in.expire(now) {
                 self.events.push(ClientEvent::Typing {
@@ -373,20 +373,19 @@ impl Client {
                 });
             }
             if let Some(on) = room.typing_out.timeout(now) {
-                typing_off.push(ClientFrame::Typing(wire::Typing {
+                frames.push(ClientFrame::Typing(wire::Typing {
                     room: name.clone(),
                     on,
                 }));
             }
             if let Some(value) = room.cursor_out.due(now) {
                 let room = name.clone();
-                typing_off.push(ClientFrame::SetCursor(wire::SetCursor { room, value }));
+                frames.push(ClientFrame::SetCursor(wire::SetCursor { room, value }));
             }
         }
-        for frame in typing_off {
+        for frame in frames {
             self.send_frame(frame);
         }
-
         self.pump_polling(now);
     }
 }
