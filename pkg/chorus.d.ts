@@ -40,7 +40,8 @@ export type ErrorCode =
   | "too_many_polls"
   | "forbidden_origin"
   | "body_too_large"
-  | "not_ready";
+  | "not_ready"
+  | "cursor_too_large";
 
 export interface ClientOptions {
   /** The Chorus server, e.g. `https://rt.example.com` or `location.origin`. */
@@ -106,6 +107,15 @@ export interface PresenceUser<Meta = unknown> {
   conns: PresenceConn<Meta>[];
 }
 
+/** Another connection's live cursor in a room (`room.cursors()`, the `cursors` event). */
+export interface LiveCursor<Cursor = unknown> {
+  /** The connection (as in presence: find its user's name and meta there). */
+  conn: string;
+  user: string;
+  /** Exactly what that connection passed to `setCursor`. */
+  value: Cursor;
+}
+
 /** The events of one room (`room.on`); `client.on` gets the same payloads for every room. */
 export interface RoomEventMap<Body = unknown, Meta = unknown> {
   joined: { room: string; cursor: { epoch: number; seq: number } };
@@ -117,6 +127,8 @@ export interface RoomEventMap<Body = unknown, Meta = unknown> {
   expired: { room: string; id: string };
   presence: { room: string; users: PresenceUser<Meta>[] };
   typing: { room: string; users: string[] };
+  /** The other members' live cursors changed (the full list; this tab's own is left out). */
+  cursors: { room: string; cursors: LiveCursor[] };
   /** The room's history could not be resumed: refetch it. */
   reset: { room: string; reason: "epoch_changed" | "history_trimmed" | "cursor_ahead" | "history_unavailable" };
   /** A refusal about this room (e.g. `forbidden` when a renewed token no longer grants it). */
@@ -210,6 +222,10 @@ export class Room<Body = unknown, Meta = unknown> {
   typing(on: boolean): void;
   setPresence(meta: Meta): void;
   presence(): PresenceUser<Meta>[];
+  /** This tab's live cursor (any small JSON; `null` removes it); throttled to one frame per 50 ms, the last value always sent. */
+  setCursor(value: unknown): void;
+  /** The other members' live cursors now. */
+  cursors(): LiveCursor[];
   history(options?: HistoryOptions): Promise<HistoryPage<Body>>;
   historyPages(options?: { before?: number; limit?: number } & HistoryFilter): AsyncIterableIterator<HistoryPage<Body>>;
   leave(): void;

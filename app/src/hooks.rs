@@ -9,9 +9,10 @@
 use std::time::Duration;
 
 use chorus_sdk::client::ClientEvent;
+use chorus_sdk::client::live_cursors::LiveCursors;
 use chorus_sdk::time::Instant;
 use chorus_sdk::web::ConnectionState;
-use chorus_sdk::wire::{PresenceUser, RoomName};
+use chorus_sdk::wire::{Json, PresenceUser, RoomName};
 use leptos::prelude::*;
 
 use crate::chorus::{Chorus, use_chorus};
@@ -42,6 +43,7 @@ pub struct RoomHandle {
     messages: RwSignal<Vec<Message>>,
     presence: RwSignal<Vec<PresenceUser>>,
     typing: RwSignal<Vec<String>>,
+    cursors: RwSignal<LiveCursors>,
     notice: RwSignal<Option<String>>,
     /// The reducer's whole state, not reactive: each event updates it, then only the signal
     /// of the part that changed is set.
@@ -68,6 +70,19 @@ impl RoomHandle {
     /// The users typing now (ids, never this user).
     pub fn typing(&self) -> ReadSignal<Vec<String>> {
         self.typing.read_only()
+    }
+
+    /// The other tabs' live cursors in the room (never this tab's).
+    pub fn cursors(&self) -> ReadSignal<LiveCursors> {
+        self.cursors.read_only()
+    }
+
+    /// Moves this tab's live cursor (`null` hides it); the SDK sends at most one frame per
+    /// 50 ms, the last value always among them, and sets it again after a reconnect.
+    pub fn set_cursor(&self, value: Json) {
+        let room = self.room.get_untracked();
+        self.chorus
+            .with_client(|client| client.set_cursor(room, value));
     }
 
     /// A short notice to show (after a reset, a refused publish).
@@ -139,6 +154,15 @@ impl RoomHandle {
             ClientEvent::Typing { room: r, .. } if concerns_room(r) => {
                 self.typing.set(m.typing.clone());
             }
+            ClientEvent::Cursors {
+                room: r,
+                cursors,
+                whole,
+            } if concerns_room(r) => {
+                self.cursors.update(|kept| {
+                    kept.apply(cursors, *whole);
+                });
+            }
             ClientEvent::Pending { room: r, .. }
             | ClientEvent::PublishFailed { room: r, .. }
             | ClientEvent::Expired { room: r, .. }
@@ -189,6 +213,9 @@ impl RoomHandle {
         self.messages.set(Vec::new());
         self.typing.set(Vec::new());
         self.notice.set(None);
+        // The room's cursors come with its `joined` (a room another view holds already shows
+        // them from the next change on).
+        self.cursors.set(LiveCursors::default());
         self.chorus
             .hold(room, model::presence_meta(Activity::Active));
         let present = self.chorus.presence(room);
@@ -261,6 +288,7 @@ pub fn use_room(room: Signal<RoomName>) -> RoomHandle {
         messages: RwSignal::new(Vec::new()),
         presence: RwSignal::new(Vec::new()),
         typing: RwSignal::new(Vec::new()),
+        cursors: RwSignal::new(LiveCursors::default()),
         notice: RwSignal::new(chorus.problem().get_untracked()),
         model: StoredValue::new_local(RoomModel::default()),
         chorus,

@@ -384,5 +384,8 @@ pub fn badge(state: &ConnectionState, queued: usize, retry_in_ms: Option<u64>) -
     }
 }
 
+mod cursors;
+pub use cursors::{CursorMark, cursor_marks, cursor_value};
+
 #[cfg(test)]
 mod tests;

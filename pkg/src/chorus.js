@@ -15,6 +15,7 @@ const SET_PRESENCE = 5;
 const PRESENCE = 6;
 const TOKEN = 7;
 const CLOSE = 8;
+const SET_CURSOR = 9;
 const TRANSPORTS = ["auto", "websocket", "polling"];
 
 // JSON text for the core. What JSON cannot carry is refused here with `invalid_json`, never a
@@ -354,6 +355,9 @@ export class ChorusClient extends Emitter {
     if (kind === "event") payload = { ...payload.event, own: payload.own };
     if (kind === "state") this.#state = payload;
     if (kind === "outbox") this.#outbox = payload.queued;
+    // The core hands on the server's cursors as they come (all of a room's, or one that
+    // changed); each room keeps them by connection and its listeners get the whole list.
+    if (kind === "cursors") payload = { room: payload.room, cursors: this.#rooms.get(payload.room)?._fold(payload) ?? [] };
     if (kind === "acked") this.#settle(payload.id, (w) => w.resolve({ id: payload.id, seq: payload.seq }));
     if (kind === "publishFailed") this.#settle(payload.id, (w) => w.reject(new ChorusError(payload.code, payload.message)));
     if (kind === "expired") this.#settle(payload.id, (w) => w.reject(new ChorusError("expired", "the publish was not acknowledged in time")));
@@ -382,6 +386,8 @@ export class ChorusClient extends Emitter {
 
 export class Room extends Emitter {
   #client;
+  // The others' live cursors by connection.
+  #cursors = new Map();
 
   constructor(client, name) {
     super();
@@ -417,6 +423,27 @@ export class Room extends Emitter {
   /** Everyone present now. */
   presence() {
     return this.#client._call(PRESENCE, this.name, "");
+  }
+
+  /**
+   * Replaces this tab's live cursor (any small JSON: position, selection, viewport; `null`
+   * removes it). At most one frame per 50 ms goes out, the last value always among them, and
+   * it is sent again after a reconnect.
+   */
+  setCursor(value) {
+    this.#client._call(SET_CURSOR, this.name, json(value));
+  }
+
+  /** The other members' live cursors now: `[{ conn, user, value }]`, one per connection. */
+  cursors() {
+    return [...this.#cursors.values()];
+  }
+
+  _fold({ cursors, cursor }) {
+    if (cursors) this.#cursors = new Map(cursors.map((c) => [c.conn, c]));
+    else if (cursor.value === null) this.#cursors.delete(cursor.conn);
+    else this.#cursors.set(cursor.conn, cursor);
+    return this.cursors();
   }
 
   /**

@@ -98,6 +98,9 @@ pub struct Config {
     /// Largest presence meta, in bytes.
     #[arg(long, env = "CHORUS_MAX_META_BYTES", default_value_t = 2048)]
     pub max_meta_bytes: usize,
+    /// Largest live cursor value (a `cursor` frame's `value`), in bytes of JSON.
+    #[arg(long, env = "CHORUS_MAX_CURSOR_BYTES", default_value_t = 1024)]
+    pub max_cursor_bytes: usize,
     /// Most rooms one connection may join.
     #[arg(long, env = "CHORUS_MAX_ROOMS_PER_CONN", default_value_t = 100)]
     pub max_rooms_per_conn: usize,
@@ -254,6 +257,7 @@ impl Config {
             presence_grace: Duration::from_millis(self.presence_grace_ms),
             typing_ttl: Duration::from_millis(self.typing_ttl_ms),
             max_meta_bytes: self.max_meta_bytes,
+            max_cursor_bytes: self.max_cursor_bytes,
             max_rooms_per_conn: self.max_rooms_per_conn,
             poll_session_timeout: Duration::from_millis(self.poll_session_timeout_ms),
             publish_rate: self.publish_rate,

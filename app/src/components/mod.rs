@@ -7,6 +7,7 @@ pub mod badge;
 pub mod feed;
 pub mod presence;
 pub mod shell;
+pub mod surface;
 pub mod typing;
 
 pub use activity::{ActivityPanel, NoticeBanner};
@@ -14,4 +15,5 @@ pub use badge::ConnectionBadge;
 pub use feed::{Composer, Feed};
 pub use presence::PresenceBar;
 pub use shell::App;
+pub use surface::SharedSurface;
 pub use typing::TypingIndicator;

@@ -5,7 +5,8 @@ use chorus_sdk::wire::RoomName;
 use leptos::prelude::*;
 
 use super::{
-    ActivityPanel, Composer, ConnectionBadge, Feed, NoticeBanner, PresenceBar, TypingIndicator,
+    ActivityPanel, Composer, ConnectionBadge, Feed, NoticeBanner, PresenceBar, SharedSurface,
+    TypingIndicator,
 };
 use crate::chorus::provide_chorus;
 use crate::hooks::{use_activity, use_room};
@@ -218,6 +219,7 @@ fn RoomView(
                         }
                     })
             }}
+            <SharedSurface handle=handle />
             <Feed messages=messages />
             <TypingIndicator names=typing_names />
             <Composer

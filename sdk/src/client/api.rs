@@ -396,6 +396,18 @@ pub enum ClientEvent {
     /// A notice from the application's backend (not a room event: never stored, so a client
     /// that was not connected when it was sent never sees it).
     Notice(crate::wire::Notice),
+    /// The other members' live cursors in a room changed. Fold these into a
+    /// [`LiveCursors`](super::live_cursors::LiveCursors) to keep them.
+    Cursors {
+        /// The room.
+        room: RoomName,
+        /// With `whole`, every other connection's cursor: a JSON list of
+        /// [`LiveCursor`](crate::wire::LiveCursor) objects that replaces what you have;
+        /// otherwise one `LiveCursor` object that changed (gone when its `value` is `null`).
+        cursors: Json,
+        /// Whether `cursors` is all of them (after a join, or a polling `state`).
+        whole: bool,
+    },
 }
 
 /// Why a publish was not accepted by the client.

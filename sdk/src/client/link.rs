@@ -404,9 +404,12 @@ impl Client {
         self.reconnect_later(now);
     }
 
-    fn join_frames(&self) -> Vec<ClientFrame> {
+    /// The joins a new link starts with. Each room's live cursor waits for its `joined`: the
+    /// server knows none on the new link until then.
+    fn join_frames(&mut self) -> Vec<ClientFrame> {
         let mut frames = Vec::with_capacity(self.rooms.len());
-        for (room, state) in self.rooms.iter() {
+        for (room, state) in self.rooms.iter_mut() {
+            state.cursor_out.ready = false;
             frames.push(ClientFrame::Join(wire::Join {
                 room: room.clone(),
                 meta: state.meta.clone(),
@@ -592,6 +595,7 @@ impl Client {
                     cursor: state.timeline.cursor(),
                     presence_version: state.presence.version(),
                     typing_version: state.typing_in.version(),
+                    cursor_version: state.cursor_version,
                 });
             }
             let query = PollQuery {

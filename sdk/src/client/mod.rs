@@ -39,6 +39,9 @@
 //!   inputs from the driver and the platform.
 //! - `rooms.rs`: joining and leaving, the server's frames about rooms (events, presence,
 //!   typing, history pages, reset), typing timers.
+//! - `live_cursors.rs`: this client's own live cursor per room, throttled
+//!   ([`live_cursors::CursorOut`]; `Client::set_cursor` is in `rooms.rs`), and
+//!   [`live_cursors::LiveCursors`], the others' folded from events for Rust apps.
 //! - `publish.rs`: publishing, the outbox on each link, acks, nacks, confirming passed pending
 //!   publishes, expiry.
 //! - Parts each room or the client owns: [`timeline`] (merge), [`outbox`], [`presence`] (presence,
@@ -47,6 +50,7 @@
 mod api;
 pub mod backoff;
 mod link;
+pub mod live_cursors;
 mod map;
 pub mod outbox;
 pub mod presence;
@@ -226,6 +230,7 @@ impl Client {
         for room in self.rooms.values() {
             consider(room.typing_in.next_expiry());
             consider(room.typing_out.next_timeout());
+            consider(room.cursor_out.next_timeout());
         }
         consider(self.outbox.next_expiry_ms().map(|ms| self.instant_of(ms)));
         consider(self.retry_refused_at);

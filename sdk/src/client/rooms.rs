@@ -1,8 +1,8 @@
-//! Per-room state and the frames about rooms: joining and leaving, presence and typing set by
-//! the app, and everything the server sends (`handle_frame`: welcome, joined, events merged
-//! through each room's [`Timeline`], presence snapshots and diffs, typing, polling state, reset,
-//! errors, draining hints; acks and nacks are handed to `publish.rs`), gap repair from history
-//! pages, and the typing timers.
+//! Per-room state and the frames about rooms: joining and leaving, presence, typing and the live
+//! cursor set by the app, and everything the server sends (`handle_frame`: welcome, joined,
+//! events merged through each room's [`Timeline`], presence snapshots and diffs, typing, live
+//! cursors handed on, polling state, reset, errors, draining hints; acks and nacks are handed to
+//! `publish.rs`), gap repair from history pages, and the typing and cursor timers.
 //!
 //! It must never choose a transport or change the connection phase (frames leave through
 //! `send_frame`, which drops them while not connected: joins are re-sent on connect), perform
@@ -10,6 +10,7 @@
 
 use std::time::Duration;
 
+use super::live_cursors::CursorOut;
 use super::presence::{DiffOutcome, Presence, TypingIn, TypingOut};
 use super::timeline::Timeline;
 use super::{Client, ClientEvent, HttpCall, Output, Phase};
@@ -28,6 +29,10 @@ pub(super) struct Room {
     pub(super) typing_out: TypingOut,
     /// A history fetch to repair a gap is under way.
     pub(super) repairing: Option<u64>,
+    /// The live cursors' version the server last sent (polling).
+    pub(super) cursor_version: u64,
+    /// This client's own live cursor.
+    pub(super) cursor_out: CursorOut,
 }
 
 impl Client {
@@ -52,6 +57,8 @@ impl Client {
             typing_in: TypingIn::default(),
             typing_out: TypingOut::default(),
             repairing: None,
+            cursor_version: 0,
+            cursor_out: CursorOut::default(),
         });
         entry.meta = meta.clone();
         let resume = entry.timeline.cursor();
@@ -89,6 +96,18 @@ impl Client {
         self.pump_polling(now);
     }
 
+    /// Replaces this client's live cursor in `room` (any small JSON; `null` removes it). At
+    /// most one frame per [`CURSOR_THROTTLE`](super::live_cursors::CURSOR_THROTTLE) goes out,
+    /// the last value always among them; it is sent again after every rejoin.
+    pub fn set_cursor(&mut self, now: Instant, room: RoomName, value: Json) {
+        let Some(state) = self.rooms.get_mut(&room) else {
+            return;
+        };
+        let due = state.cursor_out.set(value, now);
+        self.send_cursor(room, due);
+        self.pump_polling(now);
+    }
+
     // -----------------------------------------------------------------------------------------
     // Receiving
     // -----------------------------------------------------------------------------------------
@@ -112,6 +131,11 @@ impl Client {
                 };
                 room.timeline.joined(joined.epoch, joined.head);
                 let cursor = room.timeline.cursor().expect("positioned by joined");
+                let own = room.cursor_out.rejoined(now);
+                let version = room.cursor_version;
+                let cursors = joined.cursors.unwrap_or_else(Json::empty_list);
+                self.all_cursors(&joined.room, cursors, version);
+                self.send_cursor(joined.room.clone(), own);
                 self.apply_presence(&joined.room, joined.presence);
                 self.apply_typing(now, &joined.room, joined.typing, None);
                 self.events.push(ClientEvent::Joined {
@@ -175,6 +199,19 @@ impl Client {
                 if let Some(typing) = state.typing {
                     self.apply_typing(now, &state.room, typing.users, Some(typing.version));
                 }
+                if let Some(cursors) = state.cursors {
+                    let version = state.cursor_version.unwrap_or(0);
+                    self.all_cursors(&state.room, cursors, version);
+                }
+            }
+            ServerFrame::Cursor(notice) => {
+                if self.rooms.contains_key(&notice.room) {
+                    self.events.push(ClientEvent::Cursors {
+                        room: notice.room,
+                        cursors: notice.cursor,
+                        whole: false,
+                    });
+                }
             }
             ServerFrame::Reset(reset) => {
                 self.reset_room(reset.room, reset.epoch, reset.head, reset.reason);
@@ -219,6 +256,27 @@ impl Client {
                 users: room.presence.users(),
             });
         }
+    }
+
+    /// Sends this client's cursor in `room`, when the throttle let one go.
+    fn send_cursor(&mut self, room: RoomName, value: Option<Json>) {
+        if let Some(value) = value {
+            self.send_frame(ClientFrame::SetCursor(wire::SetCursor { room, value }));
+        }
+    }
+
+    /// A room's live cursors, all of them (a `joined`, a polling `state`): handed to the app
+    /// as they came.
+    fn all_cursors(&mut self, room_name: &RoomName, cursors: Json, version: u64) {
+        let Some(room) = self.rooms.get_mut(room_name) else {
+            return;
+        };
+        room.cursor_version = version;
+        self.events.push(ClientEvent::Cursors {
+            room: room_name.clone(),
+            cursors,
+            whole: true,
+        });
     }
 
     /// Replaces who is typing in a room (this user left out); `version` is the server's, when
@@ -323,7 +381,8 @@ impl Client {
     // -----------------------------------------------------------------------------------------
 
     pub(super) fn room_timers(&mut self, now: Instant) {
-        let mut typing_off = Vec::new();
+        // Typing "off"s and cursors whose throttle interval ended.
+        let mut frames = Vec::new();
         for (name, room) in self.rooms.iter_mut() {
             if room.typing_in.expire(now) {
                 self.events.push(ClientEvent::Typing {
@@ -332,13 +391,17 @@ impl Client {
                 });
             }
             if let Some(on) = room.typing_out.timeout(now) {
-                typing_off.push(ClientFrame::Typing(wire::Typing {
+                frames.push(ClientFrame::Typing(wire::Typing {
                     room: name.clone(),
                     on,
                 }));
             }
+            if let Some(value) = room.cursor_out.due(now) {
+                let room = name.clone();
+                frames.push(ClientFrame::SetCursor(wire::SetCursor { room, value }));
+            }
         }
-        for frame in typing_off {
+        for frame in frames {
             self.send_frame(frame);
         }
         self.pump_polling(now);

@@ -52,6 +52,7 @@ enum Command {
     Token(String),
     Close,
     SignOut,
+    Cursor(RoomName, Json),
 }
 
 /// What socket and HTTP tasks report back.
@@ -241,6 +242,12 @@ impl NativeClient {
         let _ = self.commands.send(Command::Presence(room, meta));
     }
 
+    /// Replaces this client's live cursor in a room (`null` removes it); throttled to one
+    /// frame per 50 ms, the last value always sent (see `Client::set_cursor`).
+    pub fn set_cursor(&self, room: RoomName, value: Json) {
+        let _ = self.commands.send(Command::Cursor(room, value));
+    }
+
     /// Tells the client whether the network is there (as a browser's online/offline events do).
     pub fn set_online(&self, online: bool) {
         let _ = self.commands.send(Command::Online(online));
@@ -354,6 +361,7 @@ impl Driver {
             Command::Online(online) => self.core.handle_online(now, online),
             Command::Token(token) => self.core.handle_token(now, token),
             Command::Close | Command::SignOut => {}
+            Command::Cursor(room, value) => self.core.set_cursor(now, room, value),
         }
     }
 

@@ -147,6 +147,16 @@ pub(super) fn to_js(event: &ClientEvent) -> (&'static str, String) {
                 .field("at", &notice.at);
             "notice"
         }
+        // `chorus.js` folds these into each room's cursors and tells its listeners the list.
+        ClientEvent::Cursors {
+            room,
+            cursors,
+            whole,
+        } => {
+            out.field("room", room)
+                .field(if *whole { "cursors" } else { "cursor" }, cursors);
+            "cursors"
+        }
     };
     out.end();
     (kind, text.finish())

@@ -312,6 +312,12 @@ impl BrowserClient {
         self.with(|core| core.set_presence(now(), room, meta));
     }
 
+    /// Replaces this tab's live cursor in a room (`null` removes it); throttled to one frame
+    /// per 50 ms, the last value always sent.
+    pub fn set_cursor(&self, room: RoomName, value: Json) {
+        self.with(|core| core.set_cursor(now(), room, value));
+    }
+
     /// Hands over a fresh token (after [`ClientEvent::TokenNeeded`]).
     pub fn set_token(&self, token: String) {
         self.with(|core| core.handle_token(now(), token));

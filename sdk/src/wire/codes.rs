@@ -57,6 +57,8 @@ wire_enum! {
         BodyTooLarge => "body_too_large",
         /// The server can not serve requests right now (storage down, shutting down).
         NotReady => "not_ready",
+        /// A live cursor's value is larger than the server allows.
+        CursorTooLarge => "cursor_too_large",
     }
 }
 

@@ -7,7 +7,7 @@
 
 use super::json::JsonError;
 use super::shapes::frame_enum;
-use super::{ErrorCode, EventId, Json, ResetReason, RoomName};
+use super::{CursorNotice, ErrorCode, EventId, Json, ResetReason, RoomName, SetCursor};
 use crate::text::{Message, message_display};
 
 // ---------------------------------------------------------------------------------------------
@@ -33,6 +33,8 @@ frame_enum! {
         "ping" => Ping(Ping),
         /// Renews the token of an authenticated WebSocket in place.
         "auth" => Auth(Auth),
+        /// Replaces this connection's live cursor in a room.
+        "cursor" => SetCursor(SetCursor),
     }
 }
 
@@ -155,6 +157,8 @@ frame_enum! {
         "authed" => Authed(Authed),
         /// A message from the application's backend, outside any room.
         "notice" => Notice(super::Notice),
+        /// A member's live cursor changed or went away.
+        "cursor" => Cursor(CursorNotice),
     }
 }
 
@@ -207,6 +211,10 @@ pub struct Joined {
     pub presence: PresenceSnapshot,
     /// Users typing right now.
     pub typing: Vec<String>,
+    /// The other members' live cursors right now (this connection's own left out), absent when
+    /// there are none: a JSON list of [`LiveCursor`](super::LiveCursor) objects (see
+    /// [`LiveCursor::read_list`](super::LiveCursor::read_list)).
+    pub cursors: Option<Json>,
 }
 
 /// `left`: the connection left the room.
@@ -323,6 +331,15 @@ pub struct RoomState {
     pub presence: Option<PresenceSnapshot>,
     /// Who is typing, when that changed since the version the client has.
     pub typing: Option<TypingSnapshot>,
+    /// The live cursors, when they changed since the version the client has: a JSON list of
+    /// [`LiveCursor`](super::LiveCursor) objects, the asking connection's own left out (see
+    /// [`LiveCursor::read_list`](super::LiveCursor::read_list)).
+    pub cursors: Option<Json>,
+    /// The version of those cursors (with `cursors`): equal versions mean equal sets, on every
+    /// node (it is made from the cursors themselves; 0 for none). A field of its own rather
+    /// than a `{version, ...}` object like `presence` and `typing`: the browser's client core
+    /// then needs no decoder for one (docs/SIZE.md).
+    pub cursor_version: Option<u64>,
 }
 
 /// Who is typing in a room at `version`.

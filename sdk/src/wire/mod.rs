@@ -27,6 +27,8 @@
 //! - `codes.rs`: [`ErrorCode`], [`close_code`], [`ResetReason`].
 //! - `frames.rs`: [`ClientFrame`], [`ServerFrame`], their variant structs, the pieces they carry
 //!   ([`Cursor`], presence) and [`WireError`].
+//! - `live_cursors.rs`: live cursors ([`SetCursor`], [`CursorNotice`], [`LiveCursor`],
+//!   [`CursorSnapshot`]): where each member points, not a history [`Cursor`].
 //! - `bodies.rs`: HTTP bodies ([`ErrorBody`], [`EventsPage`], [`PresenceBody`], polling batches,
 //!   backend publish, stats, health, dev tokens) and the client's [`StoredOutbox`].
 //! - `resume.rs`: [`RoomHead`] and the one rule for whether a [`Cursor`] can resume
@@ -43,6 +45,7 @@ mod claims;
 mod codes;
 mod frames;
 pub mod json;
+mod live_cursors;
 mod names;
 mod notice;
 mod opaque;
@@ -64,6 +67,7 @@ pub use frames::{
     Publish, Reset, RoomState, ServerFrame, SetPresence, Typing, TypingNotice, TypingSnapshot,
     Welcome, WireError,
 };
+pub use live_cursors::{CursorNotice, CursorSnapshot, LiveCursor, SetCursor};
 pub use names::{
     EventId, INBOX_PREFIX, MAX_EVENT_ID_BYTES, MAX_ROOM_NAME_BYTES, MAX_USER_ID_BYTES, NameError,
     RoomName, check_user_id, inbox_room,

@@ -11,7 +11,8 @@ use super::{Cursor, RoomName};
 use crate::text::decimal;
 
 /// One room a long poll follows, as carried in `GET /v1/poll?r=...`:
-/// `room~epoch~seq~presence_version~typing_version` (`~` never occurs in room names).
+/// `room~epoch~seq~presence_version~typing_version~cursor_version` (`~` never occurs in room
+/// names; the last part may be left out, for clients that show no live cursors).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PollCursor {
     /// The room.
@@ -22,6 +23,8 @@ pub struct PollCursor {
     pub presence_version: u64,
     /// The typing version the client has (0 = none).
     pub typing_version: u64,
+    /// The live cursors' version the client has (0 = none).
+    pub cursor_version: u64,
 }
 
 impl PollCursor {
@@ -42,6 +45,8 @@ impl PollCursor {
             &decimal(self.presence_version),
             "~",
             &decimal(self.typing_version),
+            "~",
+            &decimal(self.cursor_version),
         ]
         .concat()
     }
@@ -49,10 +54,16 @@ impl PollCursor {
     /// Decodes an `r` query value.
     pub fn decode(text: &str) -> Result<PollCursor, String> {
         let parts: Vec<&str> = text.split('~').collect();
-        let [room, epoch, seq, presence, typing] = parts[..] else {
-            return Err(format!(
-                "{text:?} is not room~epoch~seq~presence_version~typing_version"
-            ));
+        let (room, epoch, seq, presence, typing, cursors) = match parts[..] {
+            [room, epoch, seq, presence, typing] => (room, epoch, seq, presence, typing, "0"),
+            [room, epoch, seq, presence, typing, cursors] => {
+                (room, epoch, seq, presence, typing, cursors)
+            }
+            _ => {
+                return Err(format!(
+                    "{text:?} is not room~epoch~seq~presence_version~typing_version[~cursor_version]"
+                ));
+            }
         };
         let number = |what: &str, value: &str| {
             json::parse_u64(value)
@@ -71,6 +82,7 @@ impl PollCursor {
             cursor,
             presence_version: number("presence version", presence)?,
             typing_version: number("typing version", typing)?,
+            cursor_version: number("cursor version", cursors)?,
         })
     }
 }

@@ -18,12 +18,13 @@ use std::collections::BTreeMap;
 
 use super::json::{Fields, JsonError, Node, ObjectWriter, Wire, WireObject, Writer, wire_objects};
 use super::{
-    Ack, Auth, Authed, BackendPublish, ClientFrame, Cursor, DevTokenRequest, DevTokenResponse,
-    Draining, ErrorBody, ErrorFrame, Event, EventId, EventsPage, HealthBody, Hello, Join, Joined,
-    Json, Leave, Left, Nack, Notice, NoticeSent, OutboxRecord, Ping, PollBatch, PollFrames,
-    PollSend, Pong, PresenceBody, PresenceConn, PresenceDiff, PresenceSnapshot, PresenceUser,
-    Publish, Published, Reset, RoomName, RoomState, SendNotice, SetPresence, Stats, StoredOutbox,
-    TokenClaims, Typing, TypingNotice, TypingSnapshot, Welcome, WireError,
+    Ack, Auth, Authed, BackendPublish, ClientFrame, Cursor, CursorNotice, DevTokenRequest,
+    DevTokenResponse, Draining, ErrorBody, ErrorFrame, Event, EventId, EventsPage, HealthBody,
+    Hello, Join, Joined, Json, Leave, Left, LiveCursor, Nack, Notice, NoticeSent, OutboxRecord,
+    Ping, PollBatch, PollFrames, PollSend, Pong, PresenceBody, PresenceConn, PresenceDiff,
+    PresenceSnapshot, PresenceUser, Publish, Published, Reset, RoomName, RoomState, SendNotice,
+    SetCursor, SetPresence, Stats, StoredOutbox, TokenClaims, Typing, TypingNotice, TypingSnapshot,
+    Welcome, WireError,
 };
 use crate::text::Message;
 
@@ -286,7 +287,7 @@ wire_shapes! {
     Ping { nonce: opt }
     Pong { nonce: opt }
     Welcome { conn: req, user: req, heartbeat_ms: req, protocol: req }
-    Joined { room: req, epoch: req, head: req, presence: req, typing: req }
+    Joined { room: req, epoch: req, head: req, presence: req, typing: req, cursors: opt }
     Left { room: req }
     Event { room: req, seq: opt, id: req, from: req, at: req, body: req }
     Ack { room: req, id: req, seq: opt, duplicate: or(false) }
@@ -295,7 +296,7 @@ wire_shapes! {
     TypingNotice { room: req, user: req, on: req }
     Reset { room: req, reason: req, epoch: req, head: req }
     ErrorFrame { code: req, message: req, room: opt }
-    RoomState { room: req, presence: opt, typing: opt }
+    RoomState { room: req, presence: opt, typing: opt, cursors: opt, cursor_version: opt }
     TypingSnapshot { version: req, users: req }
     Draining { retry_after_ms: req }
     ErrorBody { code: req, message: req }
@@ -324,6 +325,9 @@ wire_shapes! {
     OutboxRecord { room: req, id: req, body: req, if_seq: opt, created_ms: req, user: opt }
     StoredOutbox { entries: req }
     TokenClaims { sub: req, name: opt, exp: req, rooms: default(BTreeMap::new()) }
+    SetCursor { room: req, value: default(Json::null()) }
+    LiveCursor { conn: req, user: req, value: req }
+    CursorNotice { room: req, cursor: req }
 }
 
 impl PollFrames {

@@ -27,6 +27,15 @@ fn client_frames_decode_or_explain_why_not() {
         Ok(r#"Hello(Hello { token: "t" })"#),
     );
     check_client(
+        r#"{"type":"cursor","room":"doc:1","value":{"x":1}}"#,
+        Ok(r#"SetCursor(SetCursor { room: "doc:1", value: {"x":1} })"#),
+    );
+    check_client(
+        r#"{"type":"cursor","room":"doc:1"}"#,
+        Ok(r#"SetCursor(SetCursor { room: "doc:1", value: null })"#),
+    );
+    check_client(r#"{"type":"cursor","value":1}"#, Err("bad_frame `room`"));
+    check_client(
         r#"{"type":"join","room":"doc:1","extra":1}"#,
         Ok(r#"Join(Join { room: "doc:1", meta: null, resume: None })"#),
     );
@@ -294,11 +303,11 @@ fn every_documented_example_is_exactly_what_the_codec_reads_and_writes() {
         }
     }
     let client = [
-        "hello", "join", "leave", "publish", "typing", "presence", "ping", "auth",
+        "hello", "join", "leave", "publish", "typing", "presence", "ping", "auth", "cursor",
     ];
     let server = [
         "welcome", "joined", "left", "event", "ack", "nack", "presence", "typing", "reset",
-        "error", "pong", "draining", "state", "authed", "notice",
+        "error", "pong", "draining", "state", "authed", "notice", "cursor",
     ];
     for kind in client {
         assert!(
@@ -348,12 +357,23 @@ fn poll_cursors_and_raw_frame_batches_round_trip() {
         cursor: Some(Cursor { epoch: 9, seq: 41 }),
         presence_version: 3,
         typing_version: 0,
+        cursor_version: 12,
     };
-    assert_eq!(cursor.encode(), "doc:1/a@b~9~41~3~0");
+    assert_eq!(cursor.encode(), "doc:1/a@b~9~41~3~0~12");
     assert_eq!(PollCursor::decode(&cursor.encode()).unwrap(), cursor);
     let fresh = PollCursor::decode("lobby~~~0~0").unwrap();
-    assert_eq!(fresh.cursor, None);
-    for bad in ["lobby", "lobby~1~x~0~0", "bad room~~~0~0", "a~1~2~3~4~5"] {
+    assert_eq!(
+        (fresh.cursor, fresh.cursor_version),
+        (None, 0),
+        "the live cursors' version may be left out"
+    );
+    for bad in [
+        "lobby",
+        "lobby~1~x~0~0",
+        "bad room~~~0~0",
+        "a~1~2~3~4~x",
+        "a~1~2~3~4~5~6",
+    ] {
         assert!(PollCursor::decode(bad).is_err(), "{bad}");
     }
     let pong = ServerFrame::Pong(Pong { nonce: Some(1) }).encode();
@@ -385,7 +405,7 @@ fn poll_queries_round_trip_and_refuse_bad_input() {
     let text = query.encode();
     assert_eq!(
         text,
-        "session=tab%201%2F%C3%A9&wait=25000&r=doc%3A1%2Fa%40b~9~41~3~0&r=lobby~~~0~0"
+        "session=tab%201%2F%C3%A9&wait=25000&r=doc%3A1%2Fa%40b~9~41~3~0~0&r=lobby~~~0~0~0"
     );
     assert_eq!(PollQuery::decode(&text), Ok(query));
     let plus = PollQuery::decode("session=a+b&r=x~~~0~0&extra=1").unwrap();

@@ -397,11 +397,16 @@ async fn due_frames(
                 (view.presence.version != cursor.presence_version).then(|| view.presence.clone());
             let typing =
                 (view.typing.version != cursor.typing_version).then(|| view.typing.clone());
-            if presence.is_some() || typing.is_some() {
+            let cursors_changed = view.cursors.version != cursor.cursor_version;
+            let cursors = cursors_changed.then(|| view.cursors.cursors.clone());
+            let cursor_version = cursors_changed.then_some(view.cursors.version);
+            if presence.is_some() || typing.is_some() || cursors.is_some() {
                 frames.push(encode(&ServerFrame::State(RoomState {
                     room: room.clone(),
                     presence,
                     typing,
+                    cursors,
+                    cursor_version,
                 })));
             }
         }

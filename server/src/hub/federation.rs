@@ -26,6 +26,11 @@
 //!   it after `HubConfig::typing_ttl` without a refresh, as they do for their own members.
 //! - `event`: an ephemeral (`"durable": false`) event, as the `event` frame members get. It is
 //!   never stored; each receiver hands it once to each of its members.
+//! - `cursor`: one of the sender's connections set its live cursor (coalesced by the sender,
+//!   see `live_cursors.rs`), or removed it (`value: null`, also when it left the room).
+//! - `cursors`: the sender's live cursors in the room, in full; sent with each refresh while
+//!   the sender has had any there, so a lost `cursor` heals: what it no longer lists goes.
+//!   A connection's cursor also goes with its `gone`, with a `bye` and with the lease.
 //! - `bye`: the sender has nobody left in the room: it forgot the room (its last member
 //!   left; each already had its `gone`), or it is shutting down (drain). Its connections in
 //!   the room that receivers still show linger for the grace period, like dropped sockets,
@@ -66,6 +71,7 @@ use bytes::Bytes;
 use chorus_sdk::wire::{Json, RoomName, ServerFrame};
 use serde::{Deserialize, Serialize};
 
+use super::live_cursors::CursorState;
 use super::presence::{Arrival, ConnKey};
 use super::{Action, Hub, Now, RoomLoad, Timer, Transmit, Typist, encode};
 
@@ -130,6 +136,13 @@ pub enum RoomSignal {
     },
     /// The sender has nobody left in the room (it forgot it, or it is shutting down).
     Bye,
+    /// One of the sender's connections set (or removed, `null`) its live cursor.
+    Cursor(CursorState),
+    /// The sender's live cursors in the room, in full (with each refresh, while it has had any).
+    Cursors {
+        /// Every cursor the sender's connections show in the room.
+        cursors: Vec<CursorState>,
+    },
 }
 
 /// The sender's presence and typing versions of the room, after the change its signal
@@ -205,8 +218,14 @@ impl RoomSignal {
     /// What a well-formed signal about `room` must also be: an `event` carries an ephemeral
     /// event of that room, and every meta is within the limit this node enforces on its own
     /// clients (nodes of one deployment share it).
-    fn check(&self, room: &RoomName, max_meta_bytes: usize) -> Result<(), &'static str> {
+    fn check(
+        &self,
+        room: &RoomName,
+        max_meta_bytes: usize,
+        max_cursor_bytes: usize,
+    ) -> Result<(), &'static str> {
         let meta_fits = |conn: &ConnState| conn.meta.len() <= max_meta_bytes;
+        let cursor_fits = |cursor: &CursorState| cursor.value.len() <= max_cursor_bytes;
         match self {
             RoomSignal::Event { frame } => match frame {
                 ServerFrame::Event(event) if event.room == *room && event.seq.is_none() => Ok(()),
@@ -217,6 +236,12 @@ impl RoomSignal {
             }
             RoomSignal::Conn(conn) if !meta_fits(conn) => {
                 Err("a connection's meta is over the size limit")
+            }
+            RoomSignal::Cursor(cursor) if !cursor_fits(cursor) => {
+                Err("a cursor is over the size limit")
+            }
+            RoomSignal::Cursors { cursors } if !cursors.iter().all(cursor_fits) => {
+                Err("a cursor is over the size limit")
             }
             _ => Ok(()),
         }
@@ -262,7 +287,11 @@ impl Hub {
         let (signal, versions) = RoomSignal::decode_with_versions(from_node, bytes)?;
         // Checked before anything changes: a refused signal does not even renew the lease.
         signal
-            .check(&room, self.config.max_meta_bytes)
+            .check(
+                &room,
+                self.config.max_meta_bytes,
+                self.config.max_cursor_bytes,
+            )
             .map_err(|reason| SignalError::Malformed {
                 node: from_node.to_owned(),
                 reason: reason.to_owned(),
@@ -301,6 +330,9 @@ impl Hub {
                         self.remove_remote_conn(now, &room, &user, &key, true);
                     }
                 }
+                // A cursor of a connection the sender no longer has goes too (its `gone`, or
+                // the `cursor` that removed it, may have been lost).
+                self.drop_node_cursors(&room, &node, |key| !listed.contains(&key.conn));
                 let after = self.rooms.get(&room).map(|r| r.presence.version());
                 // A `state` that changed several things here leaves this node's version above
                 // the sender's (each change took one): saying so at once, rather than at the
@@ -336,6 +368,8 @@ impl Hub {
                     state.heard.remove(&node);
                 }
             }
+            RoomSignal::Cursor(cursor) => self.apply_remote_cursor(&room, &node, cursor),
+            RoomSignal::Cursors { cursors } => self.apply_remote_cursors(&room, &node, cursors),
         }
         if let Some(versions) = versions
             && let Some(state) = self.rooms.get_mut(&room)
@@ -412,6 +446,7 @@ impl Hub {
             }
             if open {
                 self.announce_state(&room, false);
+                self.announce_cursors(&room);
             }
             self.forget_room_if_idle(&room);
         }
@@ -497,6 +532,7 @@ impl Hub {
         }
         let linger_until = linger.then(|| now.instant + self.config.presence_grace);
         let change = room.presence.remove(user, key, linger_until);
+        self.drop_cursor(room_name, key);
         if let Some(deadline) = linger_until {
             self.timers.push(std::cmp::Reverse((
                 deadline,
@@ -528,6 +564,8 @@ impl Hub {
         for (user, key, _) in conns {
             self.remove_remote_conn(now, room_name, &user, &key, linger);
         }
+        // Its cursors go at once, lingering or not (and any whose `conn` never came).
+        self.drop_node_cursors(room_name, node, |_| true);
     }
 
     /// A user on `node` started, refreshed or stopped typing.

@@ -21,7 +21,7 @@ use std::cmp::Reverse;
 use std::sync::Arc;
 
 use chorus_sdk::wire::{
-    ErrorCode, Join, Joined, Left, Publish, Reset, ResetReason, RoomName, ServerFrame,
+    ErrorCode, Join, Joined, Left, LiveCursor, Publish, Reset, ResetReason, RoomName, ServerFrame,
 };
 
 use super::federation::RoomSignal;
@@ -374,6 +374,9 @@ impl Hub {
             head,
             presence: room.presence.snapshot(),
             typing,
+            cursors: Some(room.cursors.list(Some(&self.local_key(conn))))
+                .filter(|list| !list.is_empty())
+                .map(|list| LiveCursor::list_json(&list)),
         };
         self.send(conn, &ServerFrame::Joined(joined));
     }
@@ -482,6 +485,7 @@ impl Hub {
         if let Some(change) = change {
             self.broadcast_presence(room_name, change, None);
         }
+        self.drop_cursor(room_name, &key);
         if present {
             let gone = RoomSignal::Gone {
                 conn,

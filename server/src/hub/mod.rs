@@ -29,6 +29,8 @@
 //! - `stored.rs` — stored events (this node's appends, other nodes' from the bus) fanned out once
 //!   and in seq order: gaps held and repaired from the store, lost lineages reset.
 //! - `typing_and_presence.rs` — `typing` and `set_presence` frames and their broadcasts.
+//! - `live_cursors.rs` — `cursor` frames: each member's live cursor, coalesced per connection,
+//!   fanned out, dropped when its connection goes; carried across nodes like presence.
 //! - `presence.rs` — one room's presence: users aggregating connections, lingering in grace.
 //! - `federation.rs` — several nodes as one hub: the [`RoomSignal`]s nodes exchange about
 //!   presence, typing and ephemeral events ([`Action::Signal`], [`Hub::handle_signal`]), the
@@ -39,6 +41,7 @@
 
 mod connection;
 mod federation;
+mod live_cursors;
 mod membership;
 mod notices;
 mod observe;
@@ -61,6 +64,7 @@ use chorus_sdk::wire::{
 use crate::identity::Identity;
 use crate::store::{AppendJob, AppendOutcome, StoreError, StoredEvent};
 pub use federation::{ConnState, RoomSignal, RoomVersions, SIGNAL_VERSION, SignalError};
+pub use live_cursors::CursorState;
 use membership::Rejoin;
 pub use notices::{
     NOTICE_ROOM, NoticeFigures, NoticeOutcome, NoticeSignalError, NoticeTarget, notice_room,
@@ -128,6 +132,11 @@ pub struct HubConfig {
     /// How long a node may stay silent in a room before its connections there leave. Must
     /// be a few `federation_refresh` periods, so one lost refresh does not end a lease.
     pub federation_lease: Duration,
+    /// Largest live cursor value, in bytes of JSON.
+    pub max_cursor_bytes: usize,
+    /// At most one broadcast of one connection's cursor per this interval (the latest value
+    /// goes at its end): what a client sending faster than the SDK's 50 ms throttle gets.
+    pub cursor_interval: Duration,
 }
 
 impl Default for HubConfig {
@@ -150,6 +159,8 @@ impl Default for HubConfig {
             federated: false,
             federation_refresh: Duration::from_secs(5),
             federation_lease: Duration::from_secs(15),
+            max_cursor_bytes: 1024,
+            cursor_interval: Duration::from_millis(40),
         }
     }
 }
@@ -243,6 +254,8 @@ pub struct RoomView {
     pub presence: PresenceSnapshot,
     /// Typing with its version.
     pub typing: wire::TypingSnapshot,
+    /// The live cursors (the asking connection's own left out) with their version.
+    pub cursors: wire::CursorSnapshot,
 }
 
 /// How a history replay ended.
@@ -324,6 +337,8 @@ struct Room {
     synced_at: Option<Instant>,
     /// Until when the room stays open for presence lookups without members (see `observe.rs`).
     observed_until: Option<Instant>,
+    /// Every member's live cursor (see `live_cursors.rs`).
+    cursors: live_cursors::RoomCursors,
 }
 
 impl Room {
@@ -372,6 +387,8 @@ enum Timer {
     RetryReplay(ConnId, RoomName, u64),
     /// A room opened to observe its presence may be forgotten (see `observe.rs`).
     ObserveEnd(RoomName),
+    /// A connection's cursor coalescing interval ended: broadcast its latest value.
+    CursorFlush(RoomName, ConnId),
 }
 
 /// The hub state machine. See the module docs for the driving contract.
@@ -501,6 +518,7 @@ impl Hub {
                 version: state.typing_version,
                 users: typing,
             },
+            cursors: state.cursors.snapshot(Some(&self.local_key(conn))),
         })
     }
 
@@ -594,6 +612,7 @@ impl Hub {
             wire::ClientFrame::Ping(ping) => {
                 self.send(conn, &ServerFrame::Pong(Pong { nonce: ping.nonce }))
             }
+            wire::ClientFrame::SetCursor(frame) => self.set_cursor(now, conn, frame),
         }
     }
 
@@ -635,6 +654,9 @@ impl Hub {
                 Timer::RepairGap(room_name) => self.repair_gap_timer(&room_name),
                 Timer::RetryReplay(conn, room_name, after) => {
                     self.retry_replay(now, conn, room_name, after)
+                }
+                Timer::CursorFlush(room_name, conn) => {
+                    self.cursor_flush_timer(now, &room_name, conn)
                 }
             }
         }

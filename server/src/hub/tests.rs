@@ -260,11 +260,17 @@ pub(super) fn render(frame: &ServerFrame) -> String {
                 .map(|u| format!("{}({})", u.user, u.conns.len()))
                 .collect();
             format!(
-                "joined {} head={} [{}] typing=[{}]",
+                "joined {} head={} [{}] typing=[{}]{}",
                 j.room,
                 j.head,
                 users.join(" "),
-                j.typing.join(" ")
+                j.typing.join(" "),
+                render_cursors(
+                    &j.cursors
+                        .as_ref()
+                        .map(|list| chorus_sdk::wire::LiveCursor::read_list(list).unwrap())
+                        .unwrap_or_default()
+                )
             )
         }
         ServerFrame::Left(l) => format!("left {}", l.room),
@@ -343,9 +349,39 @@ pub(super) fn render(frame: &ServerFrame) -> String {
             if let Some(typing) = &st.typing {
                 parts.push(format!("typing=[{}]", typing.users.join(" ")));
             }
-            parts.join(" ")
+            let mut line = parts.join(" ");
+            if let Some(cursors) = &st.cursors {
+                let list = chorus_sdk::wire::LiveCursor::read_list(cursors).unwrap();
+                line.push_str(&render_cursors(&list));
+                if list.is_empty() {
+                    line.push_str(" cursors=[]");
+                }
+            }
+            line
+        }
+        ServerFrame::Cursor(notice) => {
+            let c = chorus_sdk::wire::LiveCursor::read(&notice.cursor).unwrap();
+            format!(
+                "cursor {} {} {} {}",
+                notice.room,
+                c.conn,
+                c.user,
+                c.value.as_text()
+            )
         }
     }
+}
+
+/// ` cursors=[conn:user:value ...]`, or nothing when there are none.
+fn render_cursors(cursors: &[chorus_sdk::wire::LiveCursor]) -> String {
+    if cursors.is_empty() {
+        return String::new();
+    }
+    let each: Vec<String> = cursors
+        .iter()
+        .map(|c| format!("{}:{}:{}", c.conn, c.user, c.value.as_text()))
+        .collect();
+    format!(" cursors=[{}]", each.join(" "))
 }
 
 fn publish(room: &str, id: &str, body: &str) -> String {
@@ -977,6 +1013,12 @@ struct SimClient {
     presence: BTreeMap<RoomName, (u64, BTreeMap<String, usize>)>,
     next_id: u64,
     acked: Vec<(RoomName, String, u64)>,
+    /// Rooms joined on the current connection (`joined` received since it opened).
+    joined_now: BTreeSet<RoomName>,
+    /// The live cursor this client set per room on its current connection.
+    own_cursors: BTreeMap<RoomName, String>,
+    /// The others' live cursors per room as this client sees them: wire conn id -> value.
+    cursors: BTreeMap<RoomName, BTreeMap<String, String>>,
 }
 
 const SIM_ROOMS: [&str; 3] = ["r0", "r1", "r2"];
@@ -1021,12 +1063,29 @@ fn simulate(seed: u64, steps: usize) -> Result<Vec<String>, String> {
                 if let Some(room) = client.rooms.keys().next().cloned() {
                     client.rooms.remove(&room);
                     client.presence.remove(&room);
+                    client.joined_now.remove(&room);
+                    client.own_cursors.remove(&room);
+                    client.cursors.remove(&room);
                     h.send(conn, &format!(r#"{{"type":"leave","room":"{room}"}}"#));
                 }
             }
             (Some(conn), 13..=18) => {
                 client.conn = None;
                 h.disconnect(conn);
+            }
+            (Some(conn), 22..=24) if !client.joined_now.is_empty() => {
+                let joined: Vec<&RoomName> = client.joined_now.iter().collect();
+                let room = joined[rng.random_range(0..joined.len())].clone();
+                let value = ["null", "1", "2", "[3]"][rng.random_range(0..4)];
+                if value == "null" {
+                    client.own_cursors.remove(&room);
+                } else {
+                    client.own_cursors.insert(room.clone(), value.to_owned());
+                }
+                h.send(
+                    conn,
+                    &format!(r#"{{"type":"cursor","room":"{room}","value":{value}}}"#),
+                );
             }
             (Some(conn), 19..=24) => {
                 let room = SIM_ROOMS[rng.random_range(0..SIM_ROOMS.len())];
@@ -1102,6 +1161,10 @@ fn simulate(seed: u64, steps: usize) -> Result<Vec<String>, String> {
 /// Opens a new connection for `client` and rejoins its rooms, resuming from its cursors.
 fn reconnect(h: &mut Harness, client: &mut SimClient, conn: ConnId) {
     client.conn = Some(conn);
+    // The server forgot everything of the old connection; the new one starts afresh.
+    client.joined_now.clear();
+    client.own_cursors.clear();
+    client.cursors.clear();
     h.connect(conn, &client.user);
     for (room, cursor) in &client.rooms {
         let resume = cursor.map_or(String::new(), |seq| {
@@ -1141,6 +1204,14 @@ fn absorb(h: &mut Harness, clients: &mut [SimClient]) -> Result<(), String> {
                     if cursor.is_none() {
                         *cursor = Some(joined.head);
                     }
+                    client.joined_now.insert(joined.room.clone());
+                    let list = joined.cursors.clone().unwrap_or_else(Json::empty_list);
+                    let seen = chorus_sdk::wire::LiveCursor::read_list(&list)
+                        .map_err(|err| format!("unreadable cursors: {err}"))?
+                        .iter()
+                        .map(|c| (c.conn.clone(), c.value.as_text().to_owned()))
+                        .collect();
+                    client.cursors.insert(joined.room.clone(), seen);
                     let users = joined
                         .presence
                         .users
@@ -1192,6 +1263,18 @@ fn absorb(h: &mut Harness, clients: &mut [SimClient]) -> Result<(), String> {
                     for user in &diff.leaves {
                         users.remove(user);
                     }
+                }
+                ServerFrame::Cursor(notice) => {
+                    if !client.joined_now.contains(&notice.room) {
+                        continue; // A notice sent before its leave: the room is gone here.
+                    }
+                    let cursor = chorus_sdk::wire::LiveCursor::read(&notice.cursor)
+                        .map_err(|err| format!("unreadable cursor: {err}"))?;
+                    let seen = client.cursors.entry(notice.room).or_default();
+                    match cursor.value.as_text() {
+                        "null" => seen.remove(&cursor.conn),
+                        value => seen.insert(cursor.conn, value.to_owned()),
+                    };
                 }
                 // A publish overtaken by the client's own leave is refused; nothing else is.
                 ServerFrame::Nack(nack)
@@ -1270,6 +1353,26 @@ fn check_converged(h: &mut Harness, clients: &[SimClient]) -> Result<(), String>
             if *local != truth {
                 return Err(format!(
                     "{room}: {} sees {local:?}, expected {truth:?}",
+                    client.user
+                ));
+            }
+        }
+        // Live cursors converged: every member sees every other member's latest cursor, and
+        // nobody's who left or whose connection died.
+        let cursors: BTreeMap<String, String> = clients
+            .iter()
+            .filter_map(|c| {
+                let value = c.own_cursors.get(&room)?;
+                Some((format!("n-{}", c.conn?), value.clone()))
+            })
+            .collect();
+        for client in clients.iter().filter(|c| c.rooms.contains_key(&room)) {
+            let mut expected = cursors.clone();
+            expected.remove(&format!("n-{}", client.conn.unwrap_or(0)));
+            let seen = client.cursors.get(&room).cloned().unwrap_or_default();
+            if seen != expected {
+                return Err(format!(
+                    "{room}: {} sees cursors {seen:?}, expected {expected:?}",
                     client.user
                 ));
             }
@@ -1772,5 +1875,7 @@ fn a_new_token_replaces_the_grants_and_leaves_the_rooms_it_no_longer_grants() {
 #[path = "tests_stored.rs"]
 mod stored;
 
+#[path = "tests_cursors.rs"]
+mod cursors;
 #[path = "tests_notices.rs"]
 mod notices;

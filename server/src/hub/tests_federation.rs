@@ -698,14 +698,16 @@ fn signals_round_trip_through_their_encoding() {
 /// network with latency; once the network heals, every node that has the room shows the
 /// same presence (users, connections and metas), and it is the truth.
 #[test]
-fn presence_converges_on_every_node_over_a_lossy_network() {
+fn presence_and_cursors_converge_on_every_node_over_a_lossy_network() {
     use std::sync::atomic::{AtomicBool, Ordering};
 
-    /// One client connection: its user, whether it is in room `r`, its meta there.
+    /// One client connection: its user, whether it is in room `r`, its meta and live cursor
+    /// there.
     struct Tab {
         user: &'static str,
         joined: bool,
         meta: String,
+        cursor: Option<String>,
     }
 
     for seed in 0..50 {
@@ -741,6 +743,7 @@ fn presence_converges_on_every_node_over_a_lossy_network() {
                             user,
                             joined: true,
                             meta,
+                            cursor: None,
                         },
                     );
                     next_conn += 1;
@@ -752,6 +755,13 @@ fn presence_converges_on_every_node_over_a_lossy_network() {
                 (3, Some((node, conn))) => {
                     c.send(node, conn, r#"{"type":"leave","room":"r"}"#);
                     tabs.get_mut(&(node, conn)).expect("known").joined = false;
+                }
+                (4, Some((node, conn))) if rng.random_bool(0.5) => {
+                    let value = ["null", "[1]", "[2]"][rng.random_range(0..3)];
+                    let frame = format!(r#"{{"type":"cursor","room":"r","value":{value}}}"#);
+                    c.send(node, conn, &frame);
+                    let tab = tabs.get_mut(&(node, conn)).expect("known");
+                    tab.cursor = (value != "null").then(|| value.to_owned());
                 }
                 (_, Some((node, conn))) => {
                     let meta = rng.random_range(0..3).to_string();
@@ -781,6 +791,15 @@ fn presence_converges_on_every_node_over_a_lossy_network() {
                 format!("{user}[{}]", conns.join(" "))
             })
             .collect();
+        let cursor_truth: Vec<String> = tabs
+            .iter()
+            .filter(|(_, tab)| tab.joined)
+            .filter_map(|(&(node, conn), tab)| {
+                let value = tab.cursor.as_ref()?;
+                Some(format!("{}-{conn}:{}:{value}", NAMES[node], tab.user))
+            })
+            .collect();
+        let mut cursor_versions = BTreeSet::new();
         for node in 0..3 {
             if tabs.iter().any(|(&(n, _), tab)| n == node && tab.joined) {
                 assert_eq!(
@@ -788,6 +807,17 @@ fn presence_converges_on_every_node_over_a_lossy_network() {
                     truth,
                     "seed {seed} node {node}"
                 );
+                let view = c.view(node, 0).cursors;
+                let mut shown: Vec<String> = chorus_sdk::wire::LiveCursor::read_list(&view.cursors)
+                    .unwrap()
+                    .iter()
+                    .map(|l| format!("{}:{}:{}", l.conn, l.user, l.value.as_text()))
+                    .collect();
+                shown.sort();
+                let mut expected = cursor_truth.clone();
+                expected.sort();
+                assert_eq!(shown, expected, "seed {seed} node {node}: cursors");
+                cursor_versions.insert(view.version);
             } else {
                 assert_eq!(
                     c.presence(node),
@@ -796,6 +826,10 @@ fn presence_converges_on_every_node_over_a_lossy_network() {
                 );
             }
         }
+        assert!(
+            cursor_versions.len() <= 1,
+            "seed {seed}: every node names the same cursors with one version"
+        );
     }
 }
 
@@ -805,5 +839,7 @@ mod versions;
 /// Presence lookups on a node without members in the room (the backend REST API).
 mod observe;
 
+/// Live cursors across nodes.
+mod cursors;
 #[path = "tests_federation_notices.rs"]
 mod notices;

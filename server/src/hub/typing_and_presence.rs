@@ -191,6 +191,8 @@ impl Hub {
                 room: room_name.clone(),
                 presence: Some(room.presence.snapshot()),
                 typing: None,
+                cursors: None,
+                cursor_version: None,
             })
         };
         let payload = encode(&frame);

@@ -232,6 +232,7 @@ impl Client {
                 ServerFrame::Presence(_)
                 | ServerFrame::Typing(_)
                 | ServerFrame::Event(_)
+                | ServerFrame::Cursor(_)
                 | ServerFrame::State(_) => continue,
                 other => panic!("{}: expected joined {room}, got {other:?}", self.user),
             }
@@ -370,6 +371,8 @@ pub struct PollClient {
     pub delivered: std::collections::BTreeMap<String, Vec<u64>>,
     pub typing: std::collections::BTreeMap<String, Vec<String>>,
     pub presence: std::collections::BTreeMap<String, Vec<String>>,
+    /// The others' live cursors per room from `state` frames: `conn:user:value`.
+    pub live_cursors: std::collections::BTreeMap<String, Vec<String>>,
 }
 
 impl PollClient {
@@ -382,6 +385,7 @@ impl PollClient {
             delivered: Default::default(),
             typing: Default::default(),
             presence: Default::default(),
+            live_cursors: Default::default(),
         }
     }
 
@@ -421,6 +425,7 @@ impl PollClient {
                 cursor: None,
                 presence_version: 0,
                 typing_version: 0,
+                cursor_version: 0,
             });
         self.send(vec![ClientFrame::Join(wire::Join {
             room: name,
@@ -507,6 +512,15 @@ impl PollClient {
                         cursor.typing_version = typing.version;
                         self.typing
                             .insert(state.room.to_string(), typing.users.clone());
+                    }
+                    if let Some(cursors) = &state.cursors {
+                        cursor.cursor_version = state.cursor_version.expect("with its version");
+                        let seen = wire::LiveCursor::read_list(cursors)
+                            .unwrap()
+                            .iter()
+                            .map(|c| format!("{}:{}:{}", c.conn, c.user, c.value.as_text()))
+                            .collect();
+                        self.live_cursors.insert(state.room.to_string(), seen);
                     }
                 }
                 _ => {}

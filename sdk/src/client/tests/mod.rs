@@ -17,6 +17,7 @@ pub(crate) fn t0() -> Instant {
     Instant::now()
 }
 
+mod cursors;
 mod notices;
 mod refusals;
 mod resume;
@@ -179,6 +180,7 @@ fn joined(name: &str, head: u64) -> ServerFrame {
             users: vec![],
         },
         typing: vec![],
+        cursors: None,
     })
 }
 
