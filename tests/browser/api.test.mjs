@@ -2,36 +2,12 @@
 // listeners, history pages, token renewal without reconnecting, a failing getToken, close(),
 // values that cannot become JSON, and a client started while the browser is offline.
 import assert from "node:assert/strict";
-import { createHmac } from "node:crypto";
-import { after, before, test } from "node:test";
-import { freePort, launchBrowser, startServer, stopServer, tempDir } from "./harness.mjs";
-
-// The server runs with --dev and no --jwt-secret: tokens are signed with the public dev secret.
-const DEV_SECRET = "chorus-dev-secret-not-for-production";
-
-/** An HS256 JWT for `sub`, valid for `seconds`, publishing on every room (or `rooms`). */
-function mint(sub, seconds, rooms = { "*": "publish" }) {
-  const part = (value) => Buffer.from(JSON.stringify(value)).toString("base64url");
-  const head = `${part({ alg: "HS256", typ: "JWT" })}.${part({ sub, exp: Math.floor(Date.now() / 1000) + seconds, rooms })}`;
-  return `${head}.${createHmac("sha256", DEV_SECRET).update(head).digest("base64url")}`;
-}
+import { test } from "node:test";
+import { mint, serverAndBrowser } from "./harness.mjs";
 
 let browser;
-let server;
 let base;
-const dir = tempDir();
-
-before(async () => {
-  const port = await freePort();
-  server = await startServer(port, dir);
-  base = `http://127.0.0.1:${port}`;
-  browser = await launchBrowser();
-});
-
-after(async () => {
-  await browser?.close();
-  await stopServer(server);
-});
+serverAndBrowser({}, (env) => ({ browser, base } = env));
 
 /** A fresh page on the server's origin (the demo, not started), with `mint` exposed to it. */
 async function openPage() {

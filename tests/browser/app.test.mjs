@@ -3,28 +3,15 @@
 import assert from "node:assert/strict";
 import { mkdirSync } from "node:fs";
 import { join } from "node:path";
-import { after, before, test } from "node:test";
-import { freePort, launchBrowser, root, startServer, stopServer, tempDir } from "./harness.mjs";
+import { test } from "node:test";
+import { root, serverAndBrowser } from "./harness.mjs";
 
 const shots = join(root, "tests/artifacts/app");
 mkdirSync(shots, { recursive: true });
 
 let browser;
-let server;
 let base;
-const dir = tempDir();
-
-before(async () => {
-  const port = await freePort();
-  server = await startServer(port, dir);
-  base = `http://127.0.0.1:${port}`;
-  browser = await launchBrowser();
-});
-
-after(async () => {
-  await browser?.close();
-  await stopServer(server);
-});
+serverAndBrowser({}, (env) => ({ browser, base } = env));
 
 /** Opens the app in a fresh context, signs in as `name` and opens `room`. */
 async function openApp(name, room, viewport = { width: 1000, height: 720 }) {

@@ -2,25 +2,12 @@
 // WebSocket and one polling, and two contexts of the Leptos app, each seeing the other's
 // pointer over the shared surface with its name, until that page goes.
 import assert from "node:assert/strict";
-import { after, before, test } from "node:test";
-import { freePort, launchBrowser, openDemo, startServer, stopServer, tempDir } from "./harness.mjs";
+import { test } from "node:test";
+import { openDemo, serverAndBrowser } from "./harness.mjs";
 
 let browser;
-let server;
 let base;
-const dir = tempDir();
-
-before(async () => {
-  const port = await freePort();
-  server = await startServer(port, dir);
-  base = `http://127.0.0.1:${port}`;
-  browser = await launchBrowser();
-});
-
-after(async () => {
-  await browser?.close();
-  await stopServer(server);
-});
+serverAndBrowser({}, (env) => ({ browser, base } = env));
 
 /** Moves the mouse to `(fx, fy)`, fractions of the element `selector`. */
 async function pointAt(page, selector, fx, fy) {

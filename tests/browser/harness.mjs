@@ -1,10 +1,12 @@
 // Starts and stops what the browser tests need: the real chorus-server, real nginx, and
 // Debian's Chromium through playwright-core (never a downloaded browser).
 import { spawn } from "node:child_process";
+import { createHmac } from "node:crypto";
 import { mkdtempSync, readFileSync, writeFileSync, mkdirSync } from "node:fs";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
+import { after, before } from "node:test";
 import { chromium } from "playwright-core";
 
 export const root = resolve(import.meta.dirname, "../..");
@@ -128,4 +130,33 @@ export function messages(page) {
 
 export function tempDir() {
   return mkdtempSync(join(tmpdir(), "chorus-browser-"));
+}
+
+/** The public dev secret a `--dev` server without `--jwt-secret` signs and checks tokens with. */
+export const DEV_SECRET = "chorus-dev-secret-not-for-production";
+
+/** A token as the dev server signs them: user `sub`, valid for `seconds`, with room grants. */
+export function mint(sub, seconds, rooms = { "*": "publish" }) {
+  const part = (value) => Buffer.from(JSON.stringify(value)).toString("base64url");
+  const head = `${part({ alg: "HS256", typ: "JWT" })}.${part({ sub, exp: Math.floor(Date.now() / 1000) + seconds, rooms })}`;
+  return `${head}.${createHmac("sha256", DEV_SECRET).update(head).digest("base64url")}`;
+}
+
+/**
+ * One server (`startServer` options) and one browser for a test file: started before its
+ * tests, stopped after them. `ready` gets `{ browser, base, server }` once they run.
+ */
+export function serverAndBrowser(options, ready) {
+  let server;
+  let browser;
+  before(async () => {
+    const port = await freePort();
+    server = await startServer(port, tempDir(), options);
+    browser = await launchBrowser();
+    ready({ browser, base: `http://127.0.0.1:${port}`, server });
+  });
+  after(async () => {
+    await browser?.close();
+    await stopServer(server);
+  });
 }

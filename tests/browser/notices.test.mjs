@@ -2,27 +2,14 @@
 // the Leptos app shows a backend notice as a banner and lists its room's activity (everyone's
 // or only mine); the JS API gets `notice` events and filtered history pages.
 import assert from "node:assert/strict";
-import { after, before, test } from "node:test";
-import { freePort, launchBrowser, startServer, stopServer, tempDir } from "./harness.mjs";
+import { test } from "node:test";
+import { serverAndBrowser } from "./harness.mjs";
 
 const KEY = "browser-test-backend-key";
 
 let browser;
-let server;
 let base;
-const dir = tempDir();
-
-before(async () => {
-  const port = await freePort();
-  server = await startServer(port, dir, { apiKey: KEY });
-  base = `http://127.0.0.1:${port}`;
-  browser = await launchBrowser();
-});
-
-after(async () => {
-  await browser?.close();
-  await stopServer(server);
-});
+serverAndBrowser({ apiKey: KEY }, (env) => ({ browser, base } = env));
 
 /** `POST path` with the backend API key; the parsed answer. */
 async function backend(path, body) {

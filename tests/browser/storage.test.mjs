@@ -4,34 +4,12 @@
 // publishes, which wait for the first user to come back; signing out with publishes queued drops
 // them (never sent, nothing of the user left in localStorage) and the next user's go once.
 import assert from "node:assert/strict";
-import { createHmac } from "node:crypto";
-import { after, before, test } from "node:test";
-import { freePort, launchBrowser, startServer, stopServer, tempDir } from "./harness.mjs";
-
-const DEV_SECRET = "chorus-dev-secret-not-for-production";
-
-function mint(sub, seconds) {
-  const part = (value) => Buffer.from(JSON.stringify(value)).toString("base64url");
-  const head = `${part({ alg: "HS256", typ: "JWT" })}.${part({ sub, exp: Math.floor(Date.now() / 1000) + seconds, rooms: { "*": "publish" } })}`;
-  return `${head}.${createHmac("sha256", DEV_SECRET).update(head).digest("base64url")}`;
-}
+import { test } from "node:test";
+import { mint, serverAndBrowser } from "./harness.mjs";
 
 let browser;
-let server;
 let base;
-const dir = tempDir();
-
-before(async () => {
-  const port = await freePort();
-  server = await startServer(port, dir);
-  base = `http://127.0.0.1:${port}`;
-  browser = await launchBrowser();
-});
-
-after(async () => {
-  await browser?.close();
-  await stopServer(server);
-});
+serverAndBrowser({}, (env) => ({ browser, base } = env));
 
 async function openPage(context) {
   const page = await context.newPage();

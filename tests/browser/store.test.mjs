@@ -3,35 +3,12 @@
 // the same object until something changes, and `subscribe` follows the store contract that
 // React's useSyncExternalStore and Svelte expect (called at once, then on every change).
 import assert from "node:assert/strict";
-import { createHmac } from "node:crypto";
-import { after, before, test } from "node:test";
-import { freePort, launchBrowser, startServer, stopServer, tempDir } from "./harness.mjs";
-
-// The server runs with --dev and no --jwt-secret: tokens are signed with the public dev secret.
-const DEV_SECRET = "chorus-dev-secret-not-for-production";
-
-function mint(sub, seconds, rooms = { "*": "publish" }) {
-  const part = (value) => Buffer.from(JSON.stringify(value)).toString("base64url");
-  const head = `${part({ alg: "HS256", typ: "JWT" })}.${part({ sub, exp: Math.floor(Date.now() / 1000) + seconds, rooms })}`;
-  return `${head}.${createHmac("sha256", DEV_SECRET).update(head).digest("base64url")}`;
-}
+import { test } from "node:test";
+import { mint, serverAndBrowser } from "./harness.mjs";
 
 let browser;
-let server;
 let base;
-const dir = tempDir();
-
-before(async () => {
-  const port = await freePort();
-  server = await startServer(port, dir);
-  base = `http://127.0.0.1:${port}`;
-  browser = await launchBrowser();
-});
-
-after(async () => {
-  await browser?.close();
-  await stopServer(server);
-});
+serverAndBrowser({}, (env) => ({ browser, base } = env));
 
 test("a room store's snapshots: history, pending then stored, presence, typing, connection; frozen and stable", async () => {
   const context = await browser.newContext();
