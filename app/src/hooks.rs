@@ -368,12 +368,12 @@ const ACTIVITY_COUNT: u64 = 10;
 
 /// The newest messages of `room`, newest first, from the stored history filtered by the
 /// server (type [`model::MESSAGE_TYPE`], and only the signed-in user's while `only_mine`);
-/// fetched again whenever the room, `only_mine` or `revision` changes. The second signal is
-/// why the last fetch failed, if it did.
+/// fetched again whenever the room, `only_mine` or `newest` (the newest stored seq the live feed
+/// has seen) changes. The second signal is why the last fetch failed, if it did.
 pub fn use_activity_feed(
     room: Signal<RoomName>,
     only_mine: Signal<bool>,
-    revision: Signal<usize>,
+    newest: Signal<u64>,
 ) -> (ReadSignal<Vec<ActivityRow>>, ReadSignal<Option<String>>) {
     let chorus = use_chorus();
     let rows = RwSignal::new(Vec::new());
@@ -381,7 +381,7 @@ pub fn use_activity_feed(
     Effect::new(move |_| {
         let room = room.get();
         let mine = only_mine.get();
-        revision.track();
+        newest.track();
         let session = chorus.session();
         leptos::task::spawn_local(async move {
             let user = mine.then_some(session.user.as_str());

@@ -36,12 +36,12 @@ pub fn ActivityPanel(
     /// The room.
     #[prop(into)]
     room: Signal<RoomName>,
-    /// Changes whenever the live feed changes, so the panel follows it.
+    /// The newest seq the live feed has seen stored: the panel follows it.
     #[prop(into)]
-    revision: Signal<usize>,
+    newest: Signal<u64>,
 ) -> impl IntoView {
     let only_mine = RwSignal::new(false);
-    let (rows, error) = use_activity_feed(room, only_mine.into(), revision);
+    let (rows, error) = use_activity_feed(room, only_mine.into(), newest);
     view! {
         <aside class="activity" aria-label="Activity">
             <h3>"Activity"</h3>

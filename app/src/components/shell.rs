@@ -197,7 +197,11 @@ fn RoomView(
     });
     let notice = handle.notice();
     let messages = handle.messages();
-    let revision = Signal::derive(move || messages.with(Vec::len));
+    // The newest stored seq: the activity panel fetches again once per newly stored message
+    // (a publish still pending is not in the history yet).
+    let newest = Signal::derive(move || {
+        messages.with(|feed| feed.iter().filter_map(|m| m.seq).max().unwrap_or(0))
+    });
     view! {
         <section class="room" aria-label=move || format!("Room {}", room.read())>
             <header class="room-header">
@@ -226,7 +230,7 @@ fn RoomView(
                 on_send=Callback::new(move |text: String| handle.send(&name, &text))
                 on_typing=Callback::new(move |on| handle.set_typing(on))
             />
-            <ActivityPanel room=room revision=revision />
+            <ActivityPanel room=room newest=newest />
         </section>
     }
 }
