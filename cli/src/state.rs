@@ -5,9 +5,11 @@
 //!
 //! It must never decide where to resume from; it only remembers.
 
+use std::hash::Hasher;
 use std::path::{Path, PathBuf};
 
 use chorus_sdk::wire::{Cursor, RoomName};
+use fnv::FnvHasher;
 use serde::{Deserialize, Serialize};
 
 use crate::connect::Failure;
@@ -103,12 +105,9 @@ impl CursorFile {
 
 /// FNV-1a, 64 bits: a hash whose value never changes between builds (file names depend on it).
 fn fnv1a(bytes: &[u8]) -> u64 {
-    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-    for &byte in bytes {
-        hash ^= u64::from(byte);
-        hash = hash.wrapping_mul(0x0100_0000_01b3);
-    }
-    hash
+    let mut hash = FnvHasher::default();
+    hash.write(bytes);
+    hash.finish()
 }
 
 #[cfg(test)]

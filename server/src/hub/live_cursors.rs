@@ -19,12 +19,14 @@
 
 use std::cmp::Reverse;
 use std::collections::BTreeMap;
+use std::hash::Hasher;
 use std::sync::Arc;
 use std::time::Instant;
 
 use chorus_sdk::wire::{
     CursorNotice, CursorSnapshot, ErrorCode, Json, LiveCursor, RoomName, ServerFrame, SetCursor,
 };
+use fnv::FnvHasher;
 use serde::{Deserialize, Serialize};
 
 use super::federation::RoomSignal;
@@ -66,41 +68,64 @@ fn is_null(value: &Json) -> bool {
     value.as_text() == "null"
 }
 
+impl Entry {
+    /// The entry as nodes exchange it, for connection `conn` on its node.
+    fn state(&self, conn: u64) -> CursorState {
+        CursorState {
+            conn,
+            wire: self.wire.clone(),
+            user: self.user.clone(),
+            value: self.value.clone(),
+        }
+    }
+}
+
+impl CursorState {
+    /// The cursor as clients see it.
+    fn live(&self) -> LiveCursor {
+        LiveCursor {
+            conn: self.wire.clone(),
+            user: self.user.clone(),
+            value: self.value.clone(),
+        }
+    }
+}
+
 impl RoomCursors {
-    /// The cursors shown to `except`'s owner (its own left out), ordered by connection.
-    pub(crate) fn list(&self, except: Option<&ConnKey>) -> Vec<LiveCursor> {
+    /// The cursors that show (not `null`), `except`'s own left out, ordered by connection.
+    fn shown<'a>(
+        &'a self,
+        except: Option<&'a ConnKey>,
+    ) -> impl Iterator<Item = (&'a ConnKey, &'a Entry)> {
         self.entries
             .iter()
-            .filter(|(key, entry)| Some(*key) != except && !is_null(&entry.value))
-            .map(|(_, entry)| LiveCursor {
-                conn: entry.wire.clone(),
-                user: entry.user.clone(),
-                value: entry.value.clone(),
-            })
+            .filter(move |(key, entry)| Some(*key) != except && !is_null(&entry.value))
+    }
+
+    /// The cursors shown to `except`'s owner (its own left out), ordered by connection.
+    pub(crate) fn list(&self, except: Option<&ConnKey>) -> Vec<LiveCursor> {
+        self.shown(except)
+            .map(|(key, entry)| entry.state(key.conn).live())
             .collect()
     }
 
     /// Names the set of cursors `except`'s owner is shown by its contents (FNV-1a over each
-    /// cursor's connection, user and value, in connection order; below 2^53 for JavaScript; 0
-    /// for none): equal on every node holding the same cursors, and a poll that carries it has
-    /// exactly these cursors. The owner's own cursor is left out, so moving it does not answer
-    /// its own long poll.
+    /// cursor's connection, user and value, each followed by a 0xff byte, in connection order;
+    /// below 2^53 for JavaScript; 0 for none): equal on every node holding the same cursors,
+    /// and a poll that carries it has exactly these cursors. The owner's own cursor is left
+    /// out, so moving it does not answer its own long poll.
     pub(crate) fn version(&self, except: Option<&ConnKey>) -> u64 {
-        let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+        let mut hash = FnvHasher::default();
         let mut any = false;
-        let shown = self
-            .entries
-            .iter()
-            .filter(|(key, entry)| Some(*key) != except && !is_null(&entry.value));
-        for (_, entry) in shown {
+        for (_, entry) in self.shown(except) {
             any = true;
             for part in [&entry.wire, &entry.user, entry.value.as_text()] {
-                for byte in part.bytes().chain([0xff]) {
-                    hash = (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3);
-                }
+                // Explicit bytes, not `str::hash`, whose encoding std does not promise to keep.
+                hash.write(part.as_bytes());
+                hash.write_u8(0xff);
             }
         }
-        match hash & chorus_sdk::wire::MAX_SAFE_INTEGER {
+        match hash.finish() & chorus_sdk::wire::MAX_SAFE_INTEGER {
             _ if !any => 0,
             0 => 1,
             version => version,
@@ -117,15 +142,9 @@ impl RoomCursors {
 
     /// What `node` tells the others about its own connections' cursors.
     fn state_of(&self, node: &str) -> Vec<CursorState> {
-        self.entries
-            .iter()
-            .filter(|(key, entry)| &*key.node == node && !is_null(&entry.value))
-            .map(|(key, entry)| CursorState {
-                conn: key.conn,
-                wire: entry.wire.clone(),
-                user: entry.user.clone(),
-                value: entry.value.clone(),
-            })
+        self.shown(None)
+            .filter(|(key, _)| &*key.node == node)
+            .map(|(key, entry)| entry.state(key.conn))
             .collect()
     }
 
@@ -213,12 +232,7 @@ impl Hub {
         };
         entry.pending = false;
         entry.sent_at = Some(now.instant);
-        let state = CursorState {
-            conn,
-            wire: entry.wire.clone(),
-            user: entry.user.clone(),
-            value: entry.value.clone(),
-        };
+        let state = entry.state(conn);
         self.broadcast_cursor(room_name, &state, Some(conn));
         self.signal(room_name, &RoomSignal::Cursor(state));
     }
@@ -233,14 +247,9 @@ impl Hub {
         let Some(room) = self.rooms.get(room_name) else {
             return;
         };
-        let cursor = LiveCursor {
-            conn: state.wire.clone(),
-            user: state.user.clone(),
-            value: state.value.clone(),
-        };
         let payload = encode(&ServerFrame::Cursor(CursorNotice {
             room: room_name.clone(),
-            cursor: cursor.to_json(),
+            cursor: state.live().to_json(),
         }));
         for &member in room.members.keys().filter(|&&c| Some(c) != except) {
             self.transmits.push_back(Transmit {
@@ -361,5 +370,32 @@ impl Hub {
             let cursors = room.cursors.state_of(&self.node_id);
             self.signal(room_name, &RoomSignal::Cursors { cursors });
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Nodes of different builds (a rolling upgrade) must name the same cursors alike: the
+    /// version is FNV-1a over fixed bytes, pinned here to a value computed by hand.
+    #[test]
+    fn the_version_of_a_set_of_cursors_is_fixed_across_builds() {
+        let mut cursors = RoomCursors::default();
+        assert_eq!(cursors.version(None), 0, "no cursors");
+        let key = ConnKey {
+            node: Arc::from("n1"),
+            conn: 7,
+        };
+        let entry = Entry {
+            wire: "n1-7".into(),
+            user: "ana".into(),
+            value: Json::from_text(r#"{"x":1}"#).unwrap(),
+            sent_at: None,
+            pending: false,
+        };
+        cursors.entries.insert(key.clone(), entry);
+        assert_eq!(cursors.version(None), 0x0013_caeb_709d_07ac);
+        assert_eq!(cursors.version(Some(&key)), 0, "its owner is shown none");
     }
 }

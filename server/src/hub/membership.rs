@@ -368,15 +368,16 @@ impl Hub {
         };
         let mut typing: Vec<String> = room.typing.keys().cloned().collect();
         typing.sort_unstable();
+        // Absent when nobody else shows a cursor.
+        let cursors = room.cursors.list(Some(&self.local_key(conn)));
+        let cursors = (!cursors.is_empty()).then(|| LiveCursor::list_json(&cursors));
         let joined = Joined {
             room: room_name.clone(),
             epoch,
             head,
             presence: room.presence.snapshot(),
             typing,
-            cursors: Some(room.cursors.list(Some(&self.local_key(conn))))
-                .filter(|list| !list.is_empty())
-                .map(|list| LiveCursor::list_json(&list)),
+            cursors,
         };
         self.send(conn, &ServerFrame::Joined(joined));
     }
