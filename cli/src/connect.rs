@@ -7,7 +7,7 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use chorus_sdk::client::{ClientConfig, ClientEvent, ConnectionState, Transport, TransportMode};
+use chorus_sdk::client::{ClientConfig, ClientEvent, ConnectionState, TransportMode};
 use chorus_sdk::native::{Events, HttpAnswer, HttpApi, MemoryStorage, NativeClient, TlsOptions};
 use chorus_sdk::wire::{self, ErrorBody, ErrorCode, RoomName};
 use clap::{Args, ValueEnum};
@@ -139,9 +139,7 @@ impl ServerOptions {
 
     /// A status line on stderr, unless `--quiet`.
     pub(crate) fn status(&self, line: &str) {
-        if !self.quiet {
-            output::stderr(line);
-        }
+        output::status(self.quiet, line);
     }
 
     /// Reads a room name given on the command line.
@@ -199,7 +197,7 @@ impl Connection {
     fn state_changed(&mut self, state: &ConnectionState) -> Result<(), Failure> {
         match state {
             ConnectionState::Connected { transport } => {
-                self.status(&format!("connected over {}", transport_name(*transport)));
+                self.status(&format!("connected over {}", transport.as_str()));
             }
             ConnectionState::Reconnecting { attempt, .. } => {
                 let why = self
@@ -226,9 +224,7 @@ impl Connection {
     }
 
     pub(crate) fn status(&self, line: &str) {
-        if !self.quiet {
-            output::stderr(line);
-        }
+        output::status(self.quiet, line);
     }
 
     /// Closes the client and gives its task a moment to say goodbye (leave its rooms, close
@@ -255,13 +251,6 @@ fn ends_the_command(code: ErrorCode) -> bool {
             | ErrorCode::BadRequest
             | ErrorCode::BadFrame
     )
-}
-
-fn transport_name(transport: Transport) -> &'static str {
-    match transport {
-        Transport::WebSocket => "websocket",
-        Transport::Polling => "polling",
-    }
 }
 
 /// How a command ends when it does not succeed: a sentence for stderr and the exit code.
@@ -347,7 +336,7 @@ pub(crate) async fn stop_requested() {
     }
 }
 
-/// One REST request, bounded by `wait`; an answer that never comes is an I/O failure.
+/// One REST request, given 30 s to be answered; an answer that never comes is an I/O failure.
 pub(crate) async fn request(
     api: &HttpApi,
     method: &str,

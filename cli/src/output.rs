@@ -18,3 +18,10 @@ pub(crate) fn line(text: &str) -> bool {
 pub(crate) fn stderr(text: &str) {
     let _ = writeln!(std::io::stderr().lock(), "chorus: {text}");
 }
+
+/// Writes one status line to stderr, unless `quiet` (`--quiet`).
+pub(crate) fn status(quiet: bool, text: &str) {
+    if !quiet {
+        stderr(text);
+    }
+}

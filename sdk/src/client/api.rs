@@ -51,6 +51,16 @@ pub enum Transport {
     Polling,
 }
 
+impl Transport {
+    /// Its name as the JS API and the CLI say it: `websocket` or `polling`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Transport::WebSocket => "websocket",
+            Transport::Polling => "polling",
+        }
+    }
+}
+
 /// Why the client gave up for good.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum FailReason {

@@ -7,7 +7,7 @@
 //! Text and `JSON.parse`, not JS values built by serde-wasm-bindgen: that was measured 4 KB
 //! bigger and three times slower per event (ARCHITECTURE.md, "Dependencies").
 
-use crate::client::{Badge, ClientEvent, ConnectionState, FailReason, Transport};
+use crate::client::{Badge, ClientEvent, ConnectionState, FailReason};
 use crate::wire::json::{ObjectWriter, Writer};
 use crate::wire::{EventId, PresenceUser, RoomName};
 
@@ -16,13 +16,6 @@ pub(super) fn users_json(users: &[PresenceUser]) -> String {
     let mut out = Writer::default();
     out.list(users);
     out.finish()
-}
-
-fn transport_name(transport: Transport) -> &'static str {
-    match transport {
-        Transport::WebSocket => "websocket",
-        Transport::Polling => "polling",
-    }
 }
 
 fn state(out: &mut ObjectWriter<'_>, state: &ConnectionState) {
@@ -42,7 +35,7 @@ fn state(out: &mut ObjectWriter<'_>, state: &ConnectionState) {
     out.str("state", name).str("badge", badge);
     match state {
         ConnectionState::Connecting { transport } | ConnectionState::Connected { transport } => {
-            out.str("transport", transport_name(*transport));
+            out.str("transport", transport.as_str());
         }
         ConnectionState::Reconnecting {
             attempt,
