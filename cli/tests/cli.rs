@@ -14,6 +14,11 @@ use serde_json::Value;
 use tokio::io::{AsyncBufReadExt, BufReader, Lines};
 use tokio::process::{Child, ChildStderr, ChildStdout, Command};
 
+// The test CA and server certificate the server's own TLS tests use.
+#[allow(unreachable_pub)]
+#[path = "../../server/tests/support/certificates.rs"]
+mod certificates;
+
 /// How long a test waits for a line or an exit that should come.
 const PATIENCE: Duration = Duration::from_secs(20);
 
@@ -511,5 +516,36 @@ async fn token_from_a_server_not_in_dev_mode_exits_3_and_says_so() {
     assert!(done.stderr.contains("not_found"), "{done:?}");
     assert!(done.stderr.contains("--dev"), "{done:?}");
     assert_eq!(done.stdout, "");
+    server.shutdown().await;
+}
+
+/// `--ca-file` makes a server that serves HTTPS and WSS itself (`--tls-cert/--tls-key`), with a
+/// CA made for the test, trusted on both transports; without it the refused certificate is said.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ca_file_makes_a_self_signed_server_trusted_on_both_transports() {
+    let certificates = certificates::certificates();
+    let mut config = Config::for_tests();
+    config.tls_cert = Some(certificates.cert.clone());
+    config.tls_key = Some(certificates.key.clone());
+    let server = start_server(config).await;
+    let mut cli = Cli::new(&server, "ana");
+    cli.url = format!("https://{}", server.local_addr());
+    let ca = certificates.ca.to_str().unwrap();
+    for transport in ["ws", "polling"] {
+        cli.transport = transport;
+        let done = cli.run(&["--ca-file", ca, "send", "r", "1"]).await;
+        assert_eq!(done.code, Some(0), "{transport}: {done:?}");
+    }
+    let done = cli.run(&["--ca-file", ca, "presence", "r"]).await;
+    assert_eq!(done.code, Some(0), "{done:?}");
+    // Without the CA: not trusted, and the reason is said.
+    cli.transport = "ws";
+    let done = cli.run(&["send", "r", "1", "--timeout", "2"]).await;
+    assert_eq!(done.code, Some(4), "{done:?}");
+    assert!(done.stderr.contains("certificate"), "{done:?}");
+    let done = cli
+        .run(&["--ca-file", "/nonexistent.pem", "send", "r", "1"])
+        .await;
+    assert_eq!(done.code, Some(2), "{done:?}");
     server.shutdown().await;
 }

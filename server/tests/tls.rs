@@ -1,10 +1,9 @@
 //! The server's own TLS (`--tls-cert/--tls-key`) and the native SDK's `https://`/`wss://`,
-//! against the real `chorus-server` binary with a CA and certificate made for the test (by the
-//! `openssl` command: rcgen is not in the lock file, and the CLI does the same job).
+//! against the real `chorus-server` binary with a CA and certificate made for the test
+//! (`support/certificates.rs`).
 
 mod support;
 
-use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
@@ -12,108 +11,7 @@ use chorus_sdk::client::{ClientConfig, ClientEvent, ConnectionState, Transport, 
 use chorus_sdk::native::{Events, MemoryStorage, NativeClient, TlsOptions};
 use chorus_sdk::wire::{Json, RoomName};
 use support::ServerProcess;
-
-/// A CA and a server certificate it signed for `127.0.0.1` and `localhost`, as PEM files.
-struct Certificates {
-    _dir: tempfile::TempDir,
-    ca: PathBuf,
-    cert: PathBuf,
-    key: PathBuf,
-}
-
-fn openssl(dir: &Path, args: &[&str]) {
-    let output = Command::new("openssl")
-        .current_dir(dir)
-        .args(args)
-        .output()
-        .expect("the openssl command runs");
-    assert!(
-        output.status.success(),
-        "openssl {args:?}: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-}
-
-fn certificates() -> Certificates {
-    let dir = tempfile::tempdir().unwrap();
-    let ec = [
-        "-newkey",
-        "ec",
-        "-pkeyopt",
-        "ec_paramgen_curve:prime256v1",
-        "-nodes",
-    ];
-    openssl(
-        dir.path(),
-        &[
-            &["req", "-x509"][..],
-            &ec,
-            &[
-                "-keyout",
-                "ca.key",
-                "-out",
-                "ca.pem",
-                "-days",
-                "2",
-                "-subj",
-                "/CN=Chorus Test CA",
-                "-addext",
-                "basicConstraints=critical,CA:TRUE",
-                "-addext",
-                "keyUsage=critical,keyCertSign,cRLSign",
-            ],
-        ]
-        .concat(),
-    );
-    openssl(
-        dir.path(),
-        &[
-            &["req"][..],
-            &ec,
-            &[
-                "-keyout",
-                "server.key",
-                "-out",
-                "server.csr",
-                "-subj",
-                "/CN=localhost",
-            ],
-        ]
-        .concat(),
-    );
-    std::fs::write(
-        dir.path().join("server.ext"),
-        "subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=CA:FALSE\n\
-         keyUsage=critical,digitalSignature\nextendedKeyUsage=serverAuth\n",
-    )
-    .unwrap();
-    openssl(
-        dir.path(),
-        &[
-            "x509",
-            "-req",
-            "-in",
-            "server.csr",
-            "-CA",
-            "ca.pem",
-            "-CAkey",
-            "ca.key",
-            "-CAcreateserial",
-            "-out",
-            "server.pem",
-            "-days",
-            "2",
-            "-extfile",
-            "server.ext",
-        ],
-    );
-    Certificates {
-        ca: dir.path().join("ca.pem"),
-        cert: dir.path().join("server.pem"),
-        key: dir.path().join("server.key"),
-        _dir: dir,
-    }
-}
+use support::certificates::{Certificates, certificates};
 
 fn start_tls_server(certificates: &Certificates) -> ServerProcess {
     ServerProcess::start(&[
