@@ -30,7 +30,8 @@ pub fn decimal(n: u64) -> String {
 
 /// The pieces one after the other: what `[&str]::concat` does, in a plain loop. The standard
 /// one (`join_generic_copy`, shared with `join`) has unrolled copies for short separators and
-/// was 948 B of the module's code; this one is about a tenth of that.
+/// was 948 B of the module's code; using this one instead made the gzipped module 299 B
+/// smaller (docs/SIZE.md).
 pub fn concat(parts: &[&str]) -> String {
     let mut len = 0;
     for part in parts {

@@ -7,13 +7,12 @@
 //! body, reading its answer). It holds no client state and must never decide anything about
 //! the connection, perform I/O or read a clock: the state machine is [`Client`].
 
-use crate::text::concat;
 use std::time::Duration;
 
 use super::backoff::BackoffConfig;
 use super::outbox::{OutboxConfig, OutboxError};
 use super::presence::TypingConfig;
-use crate::text::{Message, message_display};
+use crate::text::{Message, concat, message_display};
 use crate::time::Instant;
 use crate::wire::{
     self, ClientFrame, Cursor, ErrorCode, Event, EventId, Json, PresenceUser, ResetReason,

@@ -9,14 +9,13 @@
 //! It must never perform I/O (sockets and HTTP calls leave as [`Output`]s), read a clock (`now`
 //! is a parameter) or draw randomness anywhere but the client's seeded `Rng`.
 
-use crate::text::concat;
 use std::time::Duration;
 
 use super::{
     Client, ClientEvent, ConnectionState, FailReason, HttpCall, HttpResult, Output, TRANSPORT_KEY,
     Transport, TransportMode,
 };
-use crate::text::push_decimal;
+use crate::text::{concat, push_decimal};
 use crate::time::{Instant, millis};
 use crate::wire::{self, ClientFrame, ErrorCode, PollCursor, PollQuery, ServerFrame, close_code};
 

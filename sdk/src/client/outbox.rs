@@ -2,8 +2,7 @@
 //! and bytes, expiring after a time-to-live (reported, never silently dropped), and persisted
 //! (through the client's storage outputs) so a reload or restart loses nothing.
 
-use crate::text::concat;
-use crate::text::{Message, decimal, message_display};
+use crate::text::{Message, concat, decimal, message_display};
 use crate::wire::{EventId, OutboxRecord, StoredOutbox};
 
 /// Outbox bounds.
@@ -251,6 +250,11 @@ mod tests {
         }
     }
 
+    /// The ids of records, in order.
+    fn ids(records: Vec<OutboxRecord>) -> Vec<String> {
+        records.into_iter().map(|r| r.id.to_string()).collect()
+    }
+
     #[test]
     fn bounded_by_count_and_bytes_with_clear_errors() {
         let mut outbox = Outbox::new(
@@ -286,12 +290,6 @@ mod tests {
         for id in ["a", "b"] {
             outbox.push(record(id, "1", 0)).unwrap();
         }
-        let ids = |records: Vec<OutboxRecord>| {
-            records
-                .into_iter()
-                .map(|r| r.id.to_string())
-                .collect::<Vec<_>>()
-        };
         assert_eq!(ids(outbox.unsent(1, Some("me"))), ["a", "b"]);
         outbox.push(record("c", "1", 0)).unwrap();
         assert_eq!(ids(outbox.unsent(1, Some("me"))), ["c"]);
@@ -315,21 +313,14 @@ mod tests {
         outbox.push(of("ana-1", Some("ana"))).unwrap();
         outbox.push(of("unclaimed", None)).unwrap();
         outbox.push(of("bob-1", Some("bob"))).unwrap();
-        let ids = |records: Vec<OutboxRecord>| {
-            records
-                .into_iter()
-                .map(|r| r.id.to_string())
-                .collect::<Vec<_>>()
-        };
         assert!(outbox.claim("bob"), "the unclaimed publish is bob's now");
         assert!(!outbox.claim("bob"), "nothing left to claim");
         assert_eq!(ids(outbox.unsent(1, Some("bob"))), ["unclaimed", "bob-1"]);
         assert_eq!(outbox.len(), 3, "ana's publish is held, not dropped");
-        let reloaded = Outbox::new(
+        let mut reloaded = Outbox::new(
             OutboxConfig::default(),
             StoredOutbox::decode(&outbox.stored().encode()),
         );
-        let mut reloaded = reloaded;
         assert_eq!(
             ids(reloaded.unsent(1, Some("ana"))),
             ["ana-1"],

@@ -9,8 +9,7 @@
 //! `poll_outputs` through [`Output::Save`](super::Output::Save)) or read a clock.
 
 use super::{Client, ClientEvent, ConnectionState, Phase, PublishError};
-use crate::text::concat;
-use crate::text::push_decimal;
+use crate::text::{concat, push_decimal};
 use crate::time::Instant;
 use crate::wire::{self, ClientFrame, ErrorCode, Event, EventId, Json, OutboxRecord, RoomName};
 

@@ -8,7 +8,6 @@
 //! exported method costs wasm-bindgen glue on both sides of the boundary, and the SDK has a size
 //! budget (docs/SIZE.md).
 
-use crate::text::concat;
 use wasm_bindgen::prelude::*;
 
 /// The npm package's allocator: Talc instead of Rust's default dlmalloc, for size (a Rust app
@@ -20,7 +19,7 @@ use std::rc::Rc;
 
 use super::{BrowserClient, ClientConfig, ClientEvent, TransportMode, events};
 use crate::client::PublishError;
-use crate::text::Message;
+use crate::text::{Message, concat};
 use crate::wire::json::{self, Writer};
 use crate::wire::{EventId, Json, RoomName};
 

@@ -28,7 +28,6 @@ mod js;
 #[cfg(feature = "js")]
 pub use js::{EventCallback, WasmClient, op};
 
-use crate::text::concat;
 use std::cell::RefCell;
 use std::rc::{Rc, Weak};
 
@@ -38,6 +37,7 @@ pub use crate::client::{Badge, ClientConfig, ClientEvent, ConnectionState, Trans
 use crate::client::{
     Client, HttpCall, HttpResult, OUTBOX_KEY, Output, PublishError, Restored, TRANSPORT_KEY,
 };
+use crate::text::concat;
 use crate::time::Instant;
 use crate::wire::{self, Cursor, EventId, Json, PresenceUser, RoomName, ServerFrame};
 

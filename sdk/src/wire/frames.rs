@@ -8,8 +8,7 @@
 use super::json::JsonError;
 use super::shapes::frame_enum;
 use super::{CursorNotice, ErrorCode, EventId, Json, ResetReason, RoomName, SetCursor};
-use crate::text::concat;
-use crate::text::{Message, message_display};
+use crate::text::{Message, concat, message_display};
 
 // ---------------------------------------------------------------------------------------------
 // Client -> server frames

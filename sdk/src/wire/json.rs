@@ -14,10 +14,11 @@
 //! - [`Wire`] is implemented by every type with a wire shape; [`Wire::read`] errors name the
 //!   field they are about (``field `room`: ...``), so `bad_frame` messages say what is wrong.
 
-use crate::text::concat;
 use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::fmt;
+
+use crate::text::concat;
 
 /// The deepest nesting of arrays and objects [`parse`] accepts, counting the outermost value:
 /// a frame is an object at level 1, so what it carries may nest 127 levels more.

@@ -8,9 +8,9 @@
 //! [`LiveCursor`] to the codec.
 //!
 //! Lists of cursors travel (in `joined` and polling `state` frames) as opaque [`Json`] too: the
-//! browser's client core only splits them by connection and hands them to JavaScript, so it
-//! carries no decoder of its own for them (docs/SIZE.md). [`LiveCursor::read_list`] and
-//! [`LiveCursor::list_json`] convert for Rust code that wants them typed.
+//! client core hands them to the app as they came, so the browser build carries no decoder for
+//! them (docs/SIZE.md). [`LiveCursor::read_list`] and [`LiveCursor::list_json`] convert for
+//! Rust code that wants them typed.
 
 use super::json::{self, JsonError};
 use super::{Json, RoomName};

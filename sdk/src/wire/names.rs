@@ -5,10 +5,9 @@
 //! short line. This module must never offer a way round the check (the inner `String` is
 //! visible to `wire` only so that `shapes.rs` can write it) and knows nothing of JSON.
 
-use crate::text::concat;
 use std::fmt;
 
-use crate::text::{Message, decimal, message_display};
+use crate::text::{Message, concat, decimal, message_display};
 
 /// The longest room name, in bytes.
 pub const MAX_ROOM_NAME_BYTES: usize = 128;

@@ -8,8 +8,7 @@
 
 use super::json;
 use super::{Cursor, RoomName};
-use crate::text::concat;
-use crate::text::push_decimal;
+use crate::text::{concat, push_decimal};
 
 /// One room a long poll follows, as carried in `GET /v1/poll?r=...`:
 /// `room~epoch~seq~presence_version~typing_version~cursor_version` (`~` never occurs in room

@@ -144,6 +144,21 @@ impl Harness {
     }
 }
 
+/// The polling `POST`s among `outputs`: request id and body.
+fn posts(outputs: Vec<Output>) -> Vec<(u64, wire::PollSend)> {
+    outputs
+        .into_iter()
+        .filter_map(|o| match o {
+            Output::Http {
+                request,
+                call: HttpCall::PollSend(body),
+                ..
+            } => Some((request, body)),
+            _ => None,
+        })
+        .collect()
+}
+
 fn kinds(frames: &[ClientFrame]) -> Vec<String> {
     frames
         .iter()
@@ -273,16 +288,9 @@ fn auto_mode_falls_back_to_polling_when_the_socket_is_silent_remembers_it_and_up
     h.advance(Duration::from_millis(1));
     let outputs = h.take_outputs();
     assert!(outputs.contains(&Output::CloseSocket { link }));
-    let (request, body) = outputs
-        .iter()
-        .find_map(|o| match o {
-            Output::Http {
-                request,
-                call: HttpCall::PollSend(body),
-                ..
-            } => Some((*request, body.clone())),
-            _ => None,
-        })
+    let (request, body) = posts(outputs)
+        .into_iter()
+        .next()
         .expect("a polling POST right after the socket timed out");
     assert_eq!(kinds(&body.frames), ["join r"]);
     assert_eq!(h.client.state().badge(), Badge::Syncing);
@@ -654,46 +662,27 @@ fn a_failed_polling_attempt_resends_the_outbox_on_the_next_one() {
         .publish(now, room("r"), Json::from_text("1").unwrap())
         .unwrap();
     h.advance(Duration::ZERO);
-    let first = h.take_outputs().into_iter().find_map(|o| match o {
-        Output::Http {
-            request,
-            call: HttpCall::PollSend(body),
-            ..
-        } => Some((request, body)),
-        _ => None,
-    });
-    let (request, body) = first.expect("a POST");
+    let (request, body) = posts(h.take_outputs()).into_iter().next().expect("a POST");
     // The outbox waits for the first welcome: until then the client does not know its user.
     assert_eq!(kinds(&body.frames), ["join r"]);
     h.client
         .handle_http_response(h.now, request, HttpResult::Frames(vec![welcome()]));
     h.drain();
-    let (request, body) = h
-        .take_outputs()
+    let (request, body) = posts(h.take_outputs())
         .into_iter()
-        .find_map(|o| match o {
-            Output::Http {
-                request,
-                call: HttpCall::PollSend(body),
-                ..
-            } => Some((request, body)),
-            _ => None,
-        })
+        .next()
         .expect("a POST after the welcome");
     assert_eq!(kinds(&body.frames), ["publish 1"]);
     h.client
         .handle_http_response(h.now, request, HttpResult::Failed);
     h.drain();
     h.advance(Duration::from_secs(1));
-    let again = h.take_outputs().into_iter().find_map(|o| match o {
-        Output::Http {
-            call: HttpCall::PollSend(body),
-            ..
-        } => Some(body),
-        _ => None,
-    });
+    let (_, again) = posts(h.take_outputs())
+        .into_iter()
+        .next()
+        .expect("a new POST");
     assert_eq!(
-        kinds(&again.expect("a new POST").frames),
+        kinds(&again.frames),
         ["join r", "publish 1"],
         "the unacked publish goes again"
     );

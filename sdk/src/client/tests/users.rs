@@ -4,21 +4,6 @@
 
 use super::*;
 
-/// The polling `POST`s among `outputs`: request id and body.
-fn posts(outputs: Vec<Output>) -> Vec<(u64, wire::PollSend)> {
-    outputs
-        .into_iter()
-        .filter_map(|o| match o {
-            Output::Http {
-                request,
-                call: HttpCall::PollSend(body),
-                ..
-            } => Some((request, body)),
-            _ => None,
-        })
-        .collect()
-}
-
 #[test]
 fn a_polling_session_whose_welcome_was_lost_is_left_for_a_new_one_that_sends_the_outbox() {
     let mut h = Harness::new(ClientConfig {
