@@ -157,18 +157,15 @@ async fn wait_for_cursors(
     what: &str,
     done: impl Fn(&[LiveCursor]) -> bool,
 ) -> Vec<LiveCursor> {
-    loop {
-        let event = tokio::time::timeout(Duration::from_secs(10), events.next())
-            .await
-            .unwrap_or_else(|_| panic!("no {what} within 10 s"))
-            .expect("client running");
-        if let ClientEvent::Cursors { cursors, whole, .. } = event {
-            kept.apply(&cursors, whole);
-            if done(kept.list()) {
-                return kept.list().to_vec();
-            }
+    support::wait_for(events, what, |event| match event {
+        ClientEvent::Cursors { cursors, whole, .. } => {
+            kept.apply(cursors, *whole);
+            done(kept.list())
         }
-    }
+        _ => false,
+    })
+    .await;
+    kept.list().to_vec()
 }
 
 fn values(cursors: &[LiveCursor]) -> Vec<String> {

@@ -2,30 +2,10 @@
 
 mod support;
 
-use std::time::Duration;
-
 use chorus_sdk::client::{ClientConfig, ClientEvent, ConnectionState, Transport, TransportMode};
-use chorus_sdk::native::{Events, MemoryStorage, NativeClient};
+use chorus_sdk::native::{MemoryStorage, NativeClient};
 use chorus_sdk::wire::{Json, RoomName};
-
-async fn wait_for(
-    events: &mut Events,
-    what: &str,
-    mut done: impl FnMut(&ClientEvent) -> bool,
-) -> Vec<ClientEvent> {
-    let mut seen = Vec::new();
-    loop {
-        let event = tokio::time::timeout(Duration::from_secs(10), events.next())
-            .await
-            .unwrap_or_else(|_| panic!("no {what} within 10 s; saw {seen:#?}"))
-            .expect("client running");
-        let stop = done(&event);
-        seen.push(event);
-        if stop {
-            return seen;
-        }
-    }
-}
+use support::wait_for;
 
 async fn round_trip(mode: TransportMode, expected: Transport) {
     let server = support::start(&support::config()).await;

@@ -3,8 +3,6 @@
 
 mod support;
 
-use std::time::Duration;
-
 use chorus_sdk::client::{ClientConfig, ClientEvent, TransportMode};
 use chorus_sdk::native::{Events, MemoryStorage, NativeClient};
 use chorus_sdk::wire::{Json, RoomName};
@@ -13,14 +11,10 @@ use support::http;
 const KEY: &str = "backend-secret-key";
 
 async fn next_notice(events: &mut Events) -> chorus_sdk::wire::Notice {
-    loop {
-        let event = tokio::time::timeout(Duration::from_secs(10), events.next())
-            .await
-            .expect("a notice within 10 s")
-            .expect("client running");
-        if let ClientEvent::Notice(notice) = event {
-            return notice;
-        }
+    let seen = support::wait_for(events, "notice", |e| matches!(e, ClientEvent::Notice(_))).await;
+    match seen.last() {
+        Some(ClientEvent::Notice(notice)) => notice.clone(),
+        _ => unreachable!("wait_for ends with the event it picked"),
     }
 }
 
@@ -41,12 +35,10 @@ async fn notice_reaches_the_native_client(mode: TransportMode) {
     );
     // In a room, so that a polling client polls.
     ana.join(RoomName::parse("r").unwrap(), Json::null());
-    loop {
-        let event = events.next().await.expect("client running");
-        if matches!(event, ClientEvent::Joined { .. }) {
-            break;
-        }
-    }
+    support::wait_for(&mut events, "joined", |e| {
+        matches!(e, ClientEvent::Joined { .. })
+    })
+    .await;
     let key = format!("Bearer {KEY}");
     let response = http(
         &server,

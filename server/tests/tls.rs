@@ -5,13 +5,12 @@
 mod support;
 
 use std::process::Command;
-use std::time::Duration;
 
 use chorus_sdk::client::{ClientConfig, ClientEvent, ConnectionState, Transport, TransportMode};
 use chorus_sdk::native::{Events, MemoryStorage, NativeClient, TlsOptions};
 use chorus_sdk::wire::{Json, RoomName};
-use support::ServerProcess;
 use support::certificates::{Certificates, certificates};
+use support::{ServerProcess, wait_for};
 
 fn start_tls_server(certificates: &Certificates) -> ServerProcess {
     ServerProcess::start(&[
@@ -22,28 +21,6 @@ fn start_tls_server(certificates: &Certificates) -> ServerProcess {
         "--tls-key",
         certificates.key.to_str().unwrap(),
     ])
-}
-
-#[allow(clippy::disallowed_methods)] // A test reads the clock for its deadline.
-async fn wait_for(
-    events: &mut Events,
-    what: &str,
-    mut done: impl FnMut(&ClientEvent) -> bool,
-) -> Vec<ClientEvent> {
-    let mut seen = Vec::new();
-    // One deadline for the whole wait: a client that keeps retrying sends state events forever.
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    loop {
-        let event = tokio::time::timeout_at(deadline, events.next())
-            .await
-            .unwrap_or_else(|_| panic!("no {what} within 10 s; saw {seen:#?}"))
-            .expect("client running");
-        let stop = done(&event);
-        seen.push(event);
-        if stop {
-            return seen;
-        }
-    }
 }
 
 fn mode(transport: TransportMode) -> ClientConfig {

@@ -8,6 +8,8 @@ pub mod redis;
 
 use std::time::Duration;
 
+use chorus_sdk::client::ClientEvent;
+use chorus_sdk::native::Events;
 use chorus_sdk::wire::{self, ClientFrame, RoomRight, ServerFrame, TokenClaims};
 use chorus_server::RunningServer;
 use chorus_server::auth::Authenticator;
@@ -41,6 +43,30 @@ impl Addressed for Remote {
 
 /// How long a test waits for a frame that should come.
 pub const PATIENCE: Duration = Duration::from_secs(5);
+
+/// Waits for the native client's event that `done` picks, 10 s at most in all (one deadline:
+/// a client that keeps retrying sends state events forever). Every event seen, the picked one
+/// last.
+#[allow(clippy::disallowed_methods)] // A test reads the clock for its deadline.
+pub async fn wait_for(
+    events: &mut Events,
+    what: &str,
+    mut done: impl FnMut(&ClientEvent) -> bool,
+) -> Vec<ClientEvent> {
+    let mut seen = Vec::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let event = tokio::time::timeout_at(deadline, events.next())
+            .await
+            .unwrap_or_else(|_| panic!("no {what} within 10 s; saw {seen:#?}"))
+            .expect("client running");
+        let stop = done(&event);
+        seen.push(event);
+        if stop {
+            return seen;
+        }
+    }
+}
 
 /// Starts a server on 127.0.0.1:0 with `config`.
 pub async fn start(config: &Config) -> RunningServer {
