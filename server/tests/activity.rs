@@ -6,7 +6,7 @@ mod support;
 use chorus_sdk::wire::{ErrorCode, EventsPage};
 use support::http;
 
-const KEY: &str = "backend-secret-key";
+use support::BACKEND_KEY as KEY;
 
 async fn server(dir: &tempfile::TempDir) -> chorus_server::RunningServer {
     let mut config = support::config();

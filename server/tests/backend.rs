@@ -8,7 +8,7 @@ use support::{Client, event_seq, http};
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::http::HeaderValue;
 
-const KEY: &str = "backend-secret-key";
+use support::BACKEND_KEY as KEY;
 
 fn config() -> chorus_server::config::Config {
     let mut config = support::config();

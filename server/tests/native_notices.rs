@@ -8,7 +8,7 @@ use chorus_sdk::native::{Events, MemoryStorage, NativeClient};
 use chorus_sdk::wire::{Json, RoomName};
 use support::http;
 
-const KEY: &str = "backend-secret-key";
+use support::BACKEND_KEY as KEY;
 
 async fn next_notice(events: &mut Events) -> chorus_sdk::wire::Notice {
     let seen = support::wait_for(events, "notice", |e| matches!(e, ClientEvent::Notice(_))).await;

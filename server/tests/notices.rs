@@ -7,7 +7,7 @@ mod support;
 use chorus_sdk::wire::{self, ErrorCode, NoticeSent, ServerFrame};
 use support::{Client, PollClient, http};
 
-const KEY: &str = "backend-secret-key";
+use support::BACKEND_KEY as KEY;
 
 fn config() -> chorus_server::config::Config {
     let mut config = support::config();

@@ -11,14 +11,7 @@ use chorus_server::RunningServer;
 use support::redis::RedisServer;
 use support::{Client, http};
 
-const KEY: &str = "backend-secret-key";
-
-fn redis_config(redis: &RedisServer) -> chorus_server::config::Config {
-    let mut config = support::config();
-    config.redis = Some(redis.url());
-    config.api_key = Some(KEY.into());
-    config
-}
+use support::BACKEND_KEY as KEY;
 
 async fn stats(server: &RunningServer) -> wire::Stats {
     let auth = format!("Bearer {KEY}");
@@ -51,9 +44,9 @@ async fn until_stats(server: &RunningServer, check: impl Fn(&wire::Stats) -> boo
 #[tokio::test]
 async fn stats_from_any_node_add_up_the_live_nodes() {
     let redis = RedisServer::start();
-    let one = support::start(&redis_config(&redis)).await;
-    let two = support::start(&redis_config(&redis)).await;
-    let three = support::start(&redis_config(&redis)).await;
+    let one = support::start(&support::redis_config(&redis)).await;
+    let two = support::start(&support::redis_config(&redis)).await;
+    let three = support::start(&support::redis_config(&redis)).await;
     let mut ana = Client::connect(&one, "ana").await;
     ana.join("r", None).await;
     ana.publish("r", "a1", "1").await;
@@ -116,9 +109,9 @@ fn users(body: &wire::PresenceBody) -> Vec<String> {
 #[tokio::test]
 async fn presence_from_a_node_where_nobody_of_the_room_is_lists_everyone() {
     let redis = RedisServer::start();
-    let one = support::start(&redis_config(&redis)).await;
-    let two = support::start(&redis_config(&redis)).await;
-    let three = support::start(&redis_config(&redis)).await;
+    let one = support::start(&support::redis_config(&redis)).await;
+    let two = support::start(&support::redis_config(&redis)).await;
+    let three = support::start(&support::redis_config(&redis)).await;
     let mut ana = Client::connect(&one, "ana").await;
     ana.join("r", None).await;
     let mut ben = Client::connect(&two, "ben").await;

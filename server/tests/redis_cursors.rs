@@ -12,12 +12,6 @@ use support::redis::RedisServer;
 use support::{Client, PollClient, ServerProcess};
 use tokio_tungstenite::tungstenite::Message;
 
-fn redis_config(redis: &RedisServer) -> chorus_server::config::Config {
-    let mut config = support::config();
-    config.redis = Some(redis.url());
-    config
-}
-
 fn set_cursor(value: &str) -> ClientFrame {
     ClientFrame::SetCursor(wire::SetCursor {
         room: RoomName::parse("r").unwrap(),
@@ -56,8 +50,8 @@ async fn next_cursor(client: &mut Client, patience: Duration) -> String {
 #[tokio::test]
 async fn a_cursor_set_on_one_node_reaches_members_late_joiners_and_polls_on_another() {
     let redis = RedisServer::start();
-    let one = support::start(&redis_config(&redis)).await;
-    let two = support::start(&redis_config(&redis)).await;
+    let one = support::start(&support::redis_config(&redis)).await;
+    let two = support::start(&support::redis_config(&redis)).await;
     let mut ana = Client::connect(&one, "ana").await;
     let mut bob = Client::connect(&two, "bob").await;
     ana.join("r", None).await;
@@ -121,7 +115,7 @@ async fn the_cursors_of_a_killed_node_go_when_its_lease_runs_out() {
     let redis = RedisServer::start();
     let url = redis.url();
     let doomed = ServerProcess::start(&["--redis", &url]);
-    let survivor = support::start(&redis_config(&redis)).await;
+    let survivor = support::start(&support::redis_config(&redis)).await;
     let mut ana = Client::connect(&doomed, "ana").await;
     let mut bob = Client::connect(&survivor, "bob").await;
     ana.join("r", None).await;

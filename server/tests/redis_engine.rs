@@ -8,12 +8,6 @@ use chorus_sdk::wire::{self, ErrorCode, ServerFrame};
 use support::redis::{Durability, RedisServer};
 use support::{Client, http, is_ack};
 
-fn redis_config(redis: &RedisServer) -> chorus_server::config::Config {
-    let mut config = support::config();
-    config.redis = Some(redis.url());
-    config
-}
-
 #[test]
 fn start_up_fails_naming_the_url_when_redis_is_unreachable() {
     // A port nothing listens on: take one, then let it go.
@@ -40,7 +34,7 @@ fn start_up_fails_naming_the_url_when_redis_is_unreachable() {
 #[tokio::test]
 async fn readyz_fails_while_redis_is_unreachable_and_recovers() {
     let mut redis = RedisServer::start();
-    let server = support::start(&redis_config(&redis)).await;
+    let server = support::start(&support::redis_config(&redis)).await;
     let ready = http(&server, "GET", "/readyz", &[], None).await;
     assert_eq!(
         (ready.status, ready.body.as_str()),
@@ -69,8 +63,8 @@ async fn readyz_fails_while_redis_is_unreachable_and_recovers() {
 #[tokio::test]
 async fn two_nodes_sequence_one_room_through_one_redis() {
     let redis = RedisServer::start_with(Durability::AofAlways);
-    let one = support::start(&redis_config(&redis)).await;
-    let two = support::start(&redis_config(&redis)).await;
+    let one = support::start(&support::redis_config(&redis)).await;
+    let two = support::start(&support::redis_config(&redis)).await;
     let mut ana = Client::connect(&one, "ana").await;
     let mut bob = Client::connect(&two, "bob").await;
     let joined_ana = ana.join("r", None).await;
@@ -112,7 +106,7 @@ async fn two_nodes_sequence_one_room_through_one_redis() {
 
     // A node restarted on the same Redis keeps the lineage: resuming clients go on.
     one.shutdown().await;
-    let one = support::start(&redis_config(&redis)).await;
+    let one = support::start(&support::redis_config(&redis)).await;
     let mut ana = Client::connect(&one, "ana").await;
     let cursor = wire::Cursor {
         epoch: joined_ana.epoch,

@@ -12,14 +12,7 @@ use chorus_server::RunningServer;
 use support::redis::{Durability, RedisServer};
 use support::{Client, PollClient, event_seq, http, is_ack};
 
-const KEY: &str = "backend-secret-key";
-
-fn redis_config(redis: &RedisServer) -> chorus_server::config::Config {
-    let mut config = support::config();
-    config.redis = Some(redis.url());
-    config.api_key = Some(KEY.into());
-    config
-}
+use support::BACKEND_KEY as KEY;
 
 /// Publishes `id` to room `r` through the backend REST API of `server`, retrying while Redis
 /// is unreachable (the node reconnects by itself).
@@ -112,8 +105,8 @@ async fn until_metric(server: &RunningServer, line: &str) {
 #[tokio::test]
 async fn members_on_another_node_get_its_publishes_live_in_order_and_once() {
     let redis = RedisServer::start();
-    let one = support::start(&redis_config(&redis)).await;
-    let two = support::start(&redis_config(&redis)).await;
+    let one = support::start(&support::redis_config(&redis)).await;
+    let two = support::start(&support::redis_config(&redis)).await;
     let mut ana = Client::connect(&one, "ana").await;
     let mut bob = Client::connect(&two, "bob").await;
     ana.join("r", None).await;
@@ -146,8 +139,8 @@ async fn members_on_another_node_get_its_publishes_live_in_order_and_once() {
 #[tokio::test]
 async fn a_poll_held_on_one_node_wakes_when_another_node_stores() {
     let redis = RedisServer::start();
-    let one = support::start(&redis_config(&redis)).await;
-    let two = support::start(&redis_config(&redis)).await;
+    let one = support::start(&support::redis_config(&redis)).await;
+    let two = support::start(&support::redis_config(&redis)).await;
     let mut ana = Client::connect(&one, "ana").await;
     ana.join("r", None).await;
     let mut poller = PollClient::new(&two, "pat", "session-1");
@@ -179,8 +172,8 @@ async fn a_poll_held_on_one_node_wakes_when_another_node_stores() {
 #[tokio::test]
 async fn after_a_redis_restart_with_aof_subscriptions_come_back_and_nothing_is_missed() {
     let mut redis = RedisServer::start_with(Durability::AofAlways);
-    let one = support::start(&redis_config(&redis)).await;
-    let two = support::start(&redis_config(&redis)).await;
+    let one = support::start(&support::redis_config(&redis)).await;
+    let two = support::start(&support::redis_config(&redis)).await;
     let mut bob = Client::connect(&two, "bob").await;
     let joined = bob.join("r", None).await;
     backend_publish(&one, "k1").await;
@@ -212,8 +205,8 @@ async fn after_a_redis_restart_with_aof_subscriptions_come_back_and_nothing_is_m
 #[tokio::test]
 async fn after_a_redis_restart_without_persistence_members_are_reset_and_go_on() {
     let mut redis = RedisServer::start_with(Durability::None);
-    let one = support::start(&redis_config(&redis)).await;
-    let two = support::start(&redis_config(&redis)).await;
+    let one = support::start(&support::redis_config(&redis)).await;
+    let two = support::start(&support::redis_config(&redis)).await;
     let mut ana = Client::connect(&one, "ana").await;
     let mut bob = Client::connect(&two, "bob").await;
     let before = ana.join("r", None).await;
@@ -249,7 +242,7 @@ async fn after_a_redis_restart_without_persistence_members_are_reset_and_go_on()
 #[tokio::test]
 async fn one_node_hears_the_new_lineage_after_redis_lost_its_rooms() {
     let mut redis = RedisServer::start_with(Durability::None);
-    let one = support::start(&redis_config(&redis)).await;
+    let one = support::start(&support::redis_config(&redis)).await;
     let mut ana = Client::connect(&one, "ana").await;
     let mut bob = Client::connect(&one, "bob").await;
     ana.join("r", None).await;
@@ -274,8 +267,8 @@ async fn one_node_hears_the_new_lineage_after_redis_lost_its_rooms() {
 #[tokio::test]
 async fn a_room_is_unsubscribed_when_its_last_member_leaves() {
     let redis = RedisServer::start();
-    let one = support::start(&redis_config(&redis)).await;
-    let two = support::start(&redis_config(&redis)).await;
+    let one = support::start(&support::redis_config(&redis)).await;
+    let two = support::start(&support::redis_config(&redis)).await;
     let mut ana = Client::connect(&one, "ana").await;
     let mut bob = Client::connect(&two, "bob").await;
     ana.join("r", None).await;
@@ -303,8 +296,8 @@ async fn a_room_is_unsubscribed_when_its_last_member_leaves() {
 #[allow(clippy::print_stdout)] // A figure: how many polls the versions took to agree.
 async fn a_polling_client_alternating_between_nodes_gets_everything_once_and_its_polls_held() {
     let redis = RedisServer::start();
-    let one = support::start(&redis_config(&redis)).await;
-    let two = support::start(&redis_config(&redis)).await;
+    let one = support::start(&support::redis_config(&redis)).await;
+    let two = support::start(&support::redis_config(&redis)).await;
     let nodes = [one.local_addr(), two.local_addr()];
     let mut ana = Client::connect(&one, "ana").await;
     ana.join("r", None).await;
@@ -390,8 +383,8 @@ async fn a_polling_client_alternating_between_nodes_gets_everything_once_and_its
 #[tokio::test]
 async fn while_the_subscriber_is_cut_off_readyz_fails_and_what_was_stored_is_repaired() {
     let redis = RedisServer::start();
-    let one = support::start(&redis_config(&redis)).await;
-    let two = support::start(&redis_config(&redis)).await;
+    let one = support::start(&support::redis_config(&redis)).await;
+    let two = support::start(&support::redis_config(&redis)).await;
     let mut bob = Client::connect(&two, "bob").await;
     bob.join("r", None).await;
     backend_publish(&one, "k1").await;

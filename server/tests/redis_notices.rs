@@ -10,14 +10,7 @@ use chorus_server::RunningServer;
 use support::redis::RedisServer;
 use support::{Client, PollClient, http};
 
-const KEY: &str = "backend-secret-key";
-
-fn redis_config(redis: &RedisServer) -> chorus_server::config::Config {
-    let mut config = support::config();
-    config.redis = Some(redis.url());
-    config.api_key = Some(KEY.into());
-    config
-}
+use support::BACKEND_KEY as KEY;
 
 async fn post_notice(server: &RunningServer, path: &str, body: &str) -> NoticeSent {
     let key = format!("Bearer {KEY}");
@@ -52,8 +45,8 @@ async fn until_both_hear_notices(redis: &RedisServer) {
 #[tokio::test]
 async fn notices_sent_through_one_node_reach_connections_on_another() {
     let redis = RedisServer::start();
-    let a = support::start(&redis_config(&redis)).await;
-    let b = support::start(&redis_config(&redis)).await;
+    let a = support::start(&support::redis_config(&redis)).await;
+    let b = support::start(&support::redis_config(&redis)).await;
     until_both_hear_notices(&redis).await;
     let mut ana = Client::connect(&a, "ana").await;
     let mut ben = Client::connect(&b, "ben").await;

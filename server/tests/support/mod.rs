@@ -81,6 +81,17 @@ pub fn config() -> Config {
     Config::for_tests()
 }
 
+/// The API key the tests' servers take for the backend REST API.
+pub const BACKEND_KEY: &str = "backend-secret-key";
+
+/// A node of a deployment on `redis` (`--redis`), with the backend API key.
+pub fn redis_config(redis: &redis::RedisServer) -> Config {
+    let mut config = config();
+    config.redis = Some(redis.url());
+    config.api_key = Some(BACKEND_KEY.into());
+    config
+}
+
 /// A token for `user` with publish rights on every room, valid for an hour.
 pub fn token(user: &str) -> String {
     token_with(user, &[("*", RoomRight::Publish)], 3600)
