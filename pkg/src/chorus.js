@@ -77,14 +77,19 @@ function stored(key, value) {
   }
 }
 
-function adopt(prefix, tab) {
-  let keys = [];
+// The keys in localStorage ([] where storage is forbidden).
+function storedKeys() {
   try {
-    keys = Object.keys(localStorage);
-  } catch {}
+    return Object.keys(localStorage);
+  } catch {
+    return [];
+  }
+}
+
+function adopt(prefix, tab) {
   // Every other tab with a key here (outbox, transport or lease) and no fresh lease: its outbox.
   const found = new Map();
-  for (const key of keys) {
+  for (const key of storedKeys()) {
     const other = key.startsWith(prefix) && key.slice(prefix.length, key.lastIndexOf(":"));
     if (!other || other === tab || found.has(other) || Date.now() - (stored(prefix + other + LEASE) ?? 0) < STALE_MS) continue;
     found.set(other, stored(prefix + other + OUTBOX));
@@ -271,11 +276,7 @@ export class ChorusClient extends Emitter {
    */
   signOut() {
     this.close();
-    let keys = [];
-    try {
-      keys = Object.keys(localStorage);
-    } catch {}
-    for (const key of keys) if (key.startsWith(this.#prefix) || key === this.#base + "user") stored(key, null);
+    for (const key of storedKeys()) if (key.startsWith(this.#prefix) || key === this.#base + "user") stored(key, null);
   }
 
   // Whether `token` is for this client's user (its outbox must never be sent as anyone else). A
