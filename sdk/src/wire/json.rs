@@ -233,32 +233,12 @@ pub trait Wire: Sized {
     fn read(node: &Node<'_>) -> Result<Self, JsonError>;
 }
 
-/// A wire type that is a JSON object; frames write their `"type"` before these fields.
-pub trait WireObject: Sized {
+/// A wire type that is a JSON object; frames write their `"type"` before these fields. (Its
+/// [`Wire::read`] reads the object: one function per type, shared by frames and nested values.)
+pub trait WireObject: Wire {
     /// Writes the object's fields.
     fn write_fields(&self, out: &mut ObjectWriter<'_>);
-    /// Reads the object from its fields.
-    fn read_fields(fields: Fields<'_, '_>) -> Result<Self, JsonError>;
 }
-
-/// Implements [`Wire`] for types that implement [`WireObject`].
-macro_rules! wire_objects {
-    ($($ty:ty),* $(,)?) => {
-        $(
-            impl $crate::wire::json::Wire for $ty {
-                fn write(&self, out: &mut $crate::wire::json::Writer) {
-                    let mut object = out.object();
-                    $crate::wire::json::WireObject::write_fields(self, &mut object);
-                    object.end();
-                }
-                fn read(node: &$crate::wire::json::Node<'_>) -> Result<Self, $crate::wire::json::JsonError> {
-                    $crate::wire::json::WireObject::read_fields(node.object()?)
-                }
-            }
-        )*
-    };
-}
-pub(crate) use wire_objects;
 
 /// Encodes a value as compact JSON text.
 pub fn to_string<T: Wire>(value: &T) -> String {

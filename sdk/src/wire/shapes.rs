@@ -16,7 +16,7 @@
 
 use std::collections::BTreeMap;
 
-use super::json::{Fields, JsonError, Node, ObjectWriter, Wire, WireObject, Writer, wire_objects};
+use super::json::{Fields, JsonError, Node, ObjectWriter, Wire, WireObject, Writer};
 use super::{
     Ack, Auth, Authed, BackendPublish, ClientFrame, Cursor, CursorNotice, DevTokenRequest,
     DevTokenResponse, Draining, ErrorBody, ErrorFrame, Event, EventId, EventsPage, HealthBody,
@@ -154,8 +154,7 @@ macro_rules! frame_enum {
             ) -> Result<$name, $crate::wire::WireError> {
                 let (fields, kind) = $crate::wire::shapes::frame_fields(node)?;
                 let frame = match kind {
-                    $( $tag => <$ty as $crate::wire::json::WireObject>::read_fields(fields)
-                        .map($name::$variant), )*
+                    $( $tag => <$ty as $crate::wire::json::Wire>::read(node).map($name::$variant), )*
                     other => {
                         return Err($crate::wire::WireError::UnknownType(
                             $crate::wire::names::shown(other),
@@ -248,13 +247,20 @@ macro_rules! wire_shapes {
                 fn write_fields(&self, out: &mut ObjectWriter<'_>) {
                     $( wire_shapes!(@write out, self.$field, stringify!($field), $mode $(($value))?); )*
                 }
-                fn read_fields(f: Fields<'_, '_>) -> Result<Self, JsonError> {
+            }
+            impl Wire for $ty {
+                fn write(&self, out: &mut Writer) {
+                    let mut object = out.object();
+                    self.write_fields(&mut object);
+                    object.end();
+                }
+                fn read(node: &Node<'_>) -> Result<Self, JsonError> {
+                    let f = node.object()?;
                     Ok($ty {
                         $( $field: wire_shapes!(@read f, stringify!($field), $mode $(($value))?), )*
                     })
                 }
             }
-            wire_objects!($ty);
             serde_via_wire!($ty);
         )*
     };
