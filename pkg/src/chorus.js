@@ -15,6 +15,7 @@ const SET_PRESENCE = 5;
 const PRESENCE = 6;
 const TOKEN = 7;
 const CLOSE = 8;
+const STREAM = 9;
 const TRANSPORTS = ["auto", "websocket", "polling"];
 
 // JSON text for the core. What JSON cannot carry is refused here with `invalid_json`, never a
@@ -263,7 +264,9 @@ export class ChorusClient extends Emitter {
     }
     this._emit(kind, payload);
     // Every payload with a `room` concerns that room: its listeners (`room.on`) get it too.
-    if (payload.room !== undefined) this.#rooms.get(payload.room)?._emit(kind, payload);
+    const room = this.#rooms.get(payload.room);
+    if (kind === "stream") room?._stream(payload);
+    room?._emit(kind, payload);
   }
 
   #settle(id, action) {
@@ -277,6 +280,9 @@ export class ChorusClient extends Emitter {
 
 export class Room extends Emitter {
   #client;
+  // Streams seen in this room by id: chunks at their index (`c`), the end (`e`: `{ seq }` or a
+  // ChorusError) and the iterators waiting for more (`w`).
+  #streams = new Map();
 
   constructor(client, name) {
     super();
@@ -359,6 +365,69 @@ export class Room extends Emitter {
       if (page.older === null) return;
       before = page.older;
     }
+  }
+
+  #s(id) {
+    let s = this.#streams.get(id);
+    if (!s) this.#streams.set(id, (s = { c: [], w: [] }));
+    return s;
+  }
+
+  // A `stream` frame: chunks land at their index (one already there is kept), then the end.
+  _stream(f) {
+    const s = this.#s(f.id);
+    (f.chunks ?? []).forEach((chunk, j) => (s.c[(f.n ?? 0) + j] ??= chunk));
+    if (f.op === "finish") s.e ??= { seq: f.seq };
+    if (f.op === "fail") s.e ??= new ChorusError(f.code, f.message);
+    for (const wake of s.w.splice(0)) wake();
+  }
+
+  /**
+   * A stream's chunks as they come, from its first (text pieces, or progress objects), until
+   * it finishes; throws a `ChorusError` (`stream_failed`, `stream_abandoned`) if it fails.
+   */
+  async *stream(id) {
+    const s = this.#s(id);
+    for (let i = 0; ; ) {
+      while (i < s.c.length) if (s.c[i++] !== undefined) yield s.c[i - 1];
+      if (s.e instanceof Error) throw s.e;
+      if (s.e) return;
+      await new Promise((wake) => s.w.push(wake));
+    }
+  }
+
+  /**
+   * Starts a stream this tab produces (`kind`: `text` or `progress`, `meta`, `id`); returns a
+   * handle: `append(chunk)`, `finish()` (resolves with `{ id, seq }` once the result is
+   * stored), `fail(message)`. Chunks are kept and sent again after a reconnect.
+   */
+  startStream({ kind = "text", meta, id = `s${Math.random().toString(36).slice(2)}` } = {}) {
+    const sent = [];
+    let end, why;
+    const send = (op, rest) => {
+      try {
+        this.#client._call(STREAM, "", json({ room: this.name, id, op, kind, meta, ...rest }));
+      } catch (error) {
+        if (error.code !== "offline") throw error;
+      }
+    };
+    const all = () => {
+      send("start");
+      sent.forEach((chunk, n) => send("append", { n, chunk }));
+      if (end) send(end, { message: why });
+    };
+    this.on("joined", all);
+    send("start");
+    return {
+      id,
+      append: (chunk) => send("append", { n: sent.push(chunk) - 1, chunk }),
+      finish: async () => {
+        send((end = "finish"));
+        for await (const _ of this.stream(id));
+        return { id, seq: this.#s(id).e.seq };
+      },
+      fail: (message) => send((end = "fail"), { message: (why = message) }),
+    };
   }
 
   /** Leaves the room; its listeners get nothing more. */

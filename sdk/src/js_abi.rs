@@ -26,6 +26,8 @@ pub mod op {
     pub const TOKEN: u32 = 7;
     /// Close the client for good (arguments ignored): `null`.
     pub const CLOSE: u32 = 8;
+    /// Send a stream step `arg` (a `stream` frame's JSON without `type`; `room` ignored): `null`.
+    pub const STREAM: u32 = 9;
 
     /// Every operation by the name the JavaScript side gives it.
     pub const ALL: &[(&str, u32)] = &[
@@ -38,6 +40,7 @@ pub mod op {
         ("PRESENCE", PRESENCE),
         ("TOKEN", TOKEN),
         ("CLOSE", CLOSE),
+        ("STREAM", STREAM),
     ];
 }
 

@@ -391,6 +391,9 @@ pub enum ClientEvent {
     },
     /// The token was refused: call [`Client::handle_token`] with a fresh one.
     TokenNeeded,
+    /// A step of a stream in a joined room, as the server sent it (fold them with
+    /// [`StreamView`](super::StreamView)).
+    Stream(crate::wire::StreamFrame),
 }
 
 /// Why a publish was not accepted by the client.

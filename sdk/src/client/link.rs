@@ -570,6 +570,7 @@ impl Client {
                     cursor: state.timeline.cursor(),
                     presence_version: state.presence.version(),
                     typing_version: state.typing_in.version(),
+                    stream_version: state.stream_version,
                 });
             }
             let query = PollQuery {

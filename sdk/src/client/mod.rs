@@ -53,6 +53,7 @@ pub mod presence;
 mod publish;
 pub mod rng;
 mod rooms;
+mod streams;
 pub mod timeline;
 
 pub use api::{
@@ -60,6 +61,7 @@ pub use api::{
     OUTBOX_KEY, Output, PublishError, Restored, TRANSPORT_KEY, Transport, TransportMode,
 };
 pub(crate) use map::Map;
+pub use streams::{StreamStatus, StreamView};
 use std::time::Duration;
 
 use crate::time::{Instant, millis};

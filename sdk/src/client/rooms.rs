@@ -26,6 +26,8 @@ pub(super) struct Room {
     pub(super) typing_out: TypingOut,
     /// A history fetch to repair a gap is under way.
     pub(super) repairing: Option<u64>,
+    /// The room's stream version the polls have brought (polling carries it).
+    pub(super) stream_version: u64,
 }
 
 impl Client {
@@ -42,6 +44,7 @@ impl Client {
             typing_in: TypingIn::default(),
             typing_out: TypingOut::default(),
             repairing: None,
+            stream_version: 0,
         });
         entry.meta = meta.clone();
         let resume = entry.timeline.cursor();
@@ -159,6 +162,9 @@ impl Client {
                 if let Some(typing) = state.typing {
                     self.apply_typing(now, &state.room, typing.users, Some(typing.version));
                 }
+                if let (Some(version), Some(room)) = (state.streams, self.rooms.get_mut(&state.room)) {
+                    room.stream_version = version;
+                }
             }
             ServerFrame::Reset(reset) => {
                 self.reset_room(reset.room, reset.epoch, reset.head, reset.reason);
@@ -186,6 +192,11 @@ impl Client {
             }
             ServerFrame::Draining(draining) => {
                 self.retry_hint = Some(Duration::from_millis(draining.retry_after_ms))
+            }
+            ServerFrame::Stream(stream) => {
+                if self.rooms.contains_key(&stream.room) {
+                    self.events.push(ClientEvent::Stream(stream));
+                }
             }
             ServerFrame::Left(_) | ServerFrame::Pong(_) | ServerFrame::Authed(_) => {}
         }

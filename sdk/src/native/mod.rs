@@ -32,7 +32,7 @@ use crate::client::{
     Client, ClientConfig, ClientEvent, HttpCall, HttpResult, OUTBOX_KEY, Output, PublishError,
     Restored, TRANSPORT_KEY,
 };
-use crate::wire::{self, ClientFrame, EventId, Json, RoomName, ServerFrame};
+use crate::wire::{self, ClientFrame, EventId, Json, RoomName, ServerFrame, StreamOp};
 
 /// What the app asks of the driver task.
 #[derive(Debug)]
@@ -49,6 +49,7 @@ enum Command {
     Online(bool),
     Token(String),
     Close,
+    Stream(StreamOp, oneshot::Sender<Result<(), PublishError>>),
 }
 
 /// What socket and HTTP tasks report back.
@@ -220,6 +221,17 @@ impl NativeClient {
         answer.await.map_err(|_| PublishError::Closed)?
     }
 
+    /// Sends one step of a stream this client produces (see [`Client::stream`]; the
+    /// stream's frames come back as [`ClientEvent::Stream`], to fold with
+    /// [`StreamView`](crate::client::StreamView)).
+    pub async fn stream(&self, step: StreamOp) -> Result<(), PublishError> {
+        let (reply, answer) = oneshot::channel();
+        self.commands
+            .send(Command::Stream(step, reply))
+            .map_err(|_| PublishError::Closed)?;
+        answer.await.map_err(|_| PublishError::Closed)?
+    }
+
     /// Says whether the user is typing.
     pub fn typing(&self, room: RoomName, on: bool) {
         let _ = self.commands.send(Command::Typing(room, on));
@@ -321,6 +333,9 @@ impl Driver {
             Command::Leave(room) => self.core.leave(now, room),
             Command::Publish(room, body, reply) => {
                 let _ = reply.send(self.core.publish(now, room, body));
+            }
+            Command::Stream(step, reply) => {
+                let _ = reply.send(self.core.stream(now, step));
             }
             Command::Typing(room, on) => self.core.set_typing(now, room, on),
             Command::Presence(room, meta) => self.core.set_presence(now, room, meta),

@@ -140,6 +140,11 @@ pub(super) fn to_js(event: &ClientEvent) -> (&'static str, String) {
             "error"
         }
         ClientEvent::TokenNeeded => "tokenNeeded",
+        ClientEvent::Stream(frame) => {
+            // The frame's own fields, flat (`room`, `id`, `from`, `op`, `n`, `chunks`, ...).
+            crate::wire::json::WireObject::write_fields(frame, &mut out);
+            "stream"
+        }
     };
     out.end();
     (kind, text.finish())

@@ -131,6 +131,11 @@ impl WasmClient {
         match op {
             op::TOKEN => client.set_token(arg.to_owned()),
             op::CLOSE => client.close(),
+            op::STREAM => {
+                let step = json::from_str(arg)
+                    .map_err(|err| (client_code::INVALID_JSON, err.into_message()))?;
+                client.stream(step).map_err(publish_refusal)?;
+            }
             op::JOIN..=op::PRESENCE => {
                 let room = RoomName::parse(room)
                     .map_err(|err| (client_code::INVALID_ROOM, err.message()))?;

@@ -33,6 +33,8 @@ frame_enum! {
         "ping" => Ping(Ping),
         /// Renews the token of an authenticated WebSocket in place.
         "auth" => Auth(Auth),
+        /// A step of a stream this connection produces.
+        "stream" => Stream(super::StreamOp),
     }
 }
 
@@ -153,6 +155,8 @@ frame_enum! {
         "state" => State(RoomState),
         /// An `auth` frame's token was accepted.
         "authed" => Authed(Authed),
+        /// A step of a stream in a joined room.
+        "stream" => Stream(super::StreamFrame),
     }
 }
 
@@ -321,6 +325,9 @@ pub struct RoomState {
     pub presence: Option<PresenceSnapshot>,
     /// Who is typing, when that changed since the version the client has.
     pub typing: Option<TypingSnapshot>,
+    /// The room's stream version, when it changed since the version the client has: the
+    /// `stream` frames that follow bring the client to it (polling).
+    pub streams: Option<u64>,
 }
 
 /// Who is typing in a room at `version`.

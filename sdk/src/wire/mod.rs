@@ -34,6 +34,8 @@
 //! - `query.rs`: what travels in URLs: the long poll's [`PollQuery`] of [`PollCursor`]s,
 //!   [`events_path`], [`percent_encode`].
 //! - `claims.rs`: [`TokenClaims`], [`RoomRight`].
+//! - `streams.rs`: streams ([`StreamOp`], [`StreamFrame`], [`Progress`], [`StreamResult`],
+//!   the backend's [`BackendStreamOp`] and [`StreamAnswer`]).
 //! - `shapes.rs`: how each of those travels as JSON: the macros that give a type its shape and
 //!   the `wire_shapes!` catalogue of every struct's fields.
 //! - [`json`]: the codec underneath.
@@ -48,6 +50,7 @@ mod opaque;
 mod query;
 mod resume;
 mod shapes;
+mod streams;
 #[cfg(test)]
 mod tests;
 
@@ -70,6 +73,10 @@ pub use names::{
 pub use opaque::Json;
 pub use query::{PollCursor, PollQuery, events_path, percent_encode};
 pub use resume::RoomHead;
+pub use streams::{
+    BackendStreamOp, Progress, StreamAnswer, StreamFrame, StreamKind, StreamOp, StreamResult,
+    StreamStep,
+};
 
 /// The protocol version spoken by this module; it is also the URL prefix (`/v1/...`).
 pub const PROTOCOL_VERSION: &str = "v1";

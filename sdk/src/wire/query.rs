@@ -11,7 +11,8 @@ use super::{Cursor, RoomName};
 use crate::text::decimal;
 
 /// One room a long poll follows, as carried in `GET /v1/poll?r=...`:
-/// `room~epoch~seq~presence_version~typing_version` (`~` never occurs in room names).
+/// `room~epoch~seq~presence_version~typing_version`, then `~stream_version` when that is not
+/// 0 (`~` never occurs in room names).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PollCursor {
     /// The room.
@@ -22,6 +23,8 @@ pub struct PollCursor {
     pub presence_version: u64,
     /// The typing version the client has (0 = none).
     pub typing_version: u64,
+    /// The stream version the client has (0 = none; see the `state` frame's `streams`).
+    pub stream_version: u64,
 }
 
 impl PollCursor {
@@ -42,6 +45,12 @@ impl PollCursor {
             &decimal(self.presence_version),
             "~",
             &decimal(self.typing_version),
+            if self.stream_version > 0 { "~" } else { "" },
+            &if self.stream_version > 0 {
+                decimal(self.stream_version)
+            } else {
+                String::new()
+            },
         ]
         .concat()
     }
@@ -49,10 +58,16 @@ impl PollCursor {
     /// Decodes an `r` query value.
     pub fn decode(text: &str) -> Result<PollCursor, String> {
         let parts: Vec<&str> = text.split('~').collect();
-        let [room, epoch, seq, presence, typing] = parts[..] else {
-            return Err(format!(
-                "{text:?} is not room~epoch~seq~presence_version~typing_version"
-            ));
+        let (room, epoch, seq, presence, typing, streams) = match parts[..] {
+            [room, epoch, seq, presence, typing] => (room, epoch, seq, presence, typing, "0"),
+            [room, epoch, seq, presence, typing, streams] => {
+                (room, epoch, seq, presence, typing, streams)
+            }
+            _ => {
+                return Err(format!(
+                    "{text:?} is not room~epoch~seq~presence_version~typing_version[~stream_version]"
+                ));
+            }
         };
         let number = |what: &str, value: &str| {
             json::parse_u64(value)
@@ -71,6 +86,7 @@ impl PollCursor {
             cursor,
             presence_version: number("presence version", presence)?,
             typing_version: number("typing version", typing)?,
+            stream_version: number("stream version", streams)?,
         })
     }
 }

@@ -25,6 +25,9 @@ use super::{
     Reset, RoomName, RoomState, SetPresence, Stats, StoredOutbox, TokenClaims, Typing,
     TypingNotice, TypingSnapshot, Welcome, WireError,
 };
+use super::{
+    BackendStreamOp, Progress, StreamAnswer, StreamFrame, StreamKind, StreamOp, StreamResult,
+};
 use crate::text::Message;
 
 /// `Serialize`/`Deserialize` (with the `serde` feature) through the wire codec, for code that
@@ -295,7 +298,7 @@ wire_shapes! {
     TypingNotice { room: req, user: req, on: req }
     Reset { room: req, reason: req, epoch: req, head: req }
     ErrorFrame { code: req, message: req, room: opt }
-    RoomState { room: req, presence: opt, typing: opt }
+    RoomState { room: req, presence: opt, typing: opt, streams: opt }
     TypingSnapshot { version: req, users: req }
     Draining { retry_after_ms: req }
     ErrorBody { code: req, message: req }
@@ -321,6 +324,41 @@ wire_shapes! {
     OutboxRecord { room: req, id: req, body: req, if_seq: opt, created_ms: req }
     StoredOutbox { entries: req }
     TokenClaims { sub: req, name: opt, exp: req, rooms: default(BTreeMap::new()) }
+    StreamOp {
+        room: req,
+        id: req,
+        op: req,
+        kind: or(StreamKind::Text),
+        n: opt,
+        chunk: opt,
+        meta: opt,
+        message: opt,
+    }
+    StreamFrame {
+        room: req,
+        id: req,
+        from: req,
+        kind: or(StreamKind::Text),
+        op: req,
+        n: or(0),
+        chunks: list,
+        meta: opt,
+        seq: opt,
+        code: opt,
+        message: opt,
+    }
+    Progress { percent: req, step: opt, eta_ms: opt }
+    StreamResult { stream: req, text: opt, progress: opt, meta: opt }
+    BackendStreamOp {
+        op: req,
+        from: opt,
+        kind: or(StreamKind::Text),
+        n: opt,
+        chunk: opt,
+        meta: opt,
+        message: opt,
+    }
+    StreamAnswer { room: req, id: req, chunks: opt, seq: opt, duplicate: or(false) }
 }
 
 impl PollFrames {

@@ -346,12 +346,20 @@ fn poll_cursors_and_raw_frame_batches_round_trip() {
         cursor: Some(Cursor { epoch: 9, seq: 41 }),
         presence_version: 3,
         typing_version: 0,
+        stream_version: 0,
     };
     assert_eq!(cursor.encode(), "doc:1/a@b~9~41~3~0");
     assert_eq!(PollCursor::decode(&cursor.encode()).unwrap(), cursor);
     let fresh = PollCursor::decode("lobby~~~0~0").unwrap();
     assert_eq!(fresh.cursor, None);
-    for bad in ["lobby", "lobby~1~x~0~0", "bad room~~~0~0", "a~1~2~3~4~5"] {
+    // A stream version travels as a sixth part, only when it is not 0.
+    let streaming = PollCursor {
+        stream_version: 7,
+        ..cursor.clone()
+    };
+    assert_eq!(streaming.encode(), "doc:1/a@b~9~41~3~0~7");
+    assert_eq!(PollCursor::decode(&streaming.encode()).unwrap(), streaming);
+    for bad in ["lobby", "lobby~1~x~0~0", "bad room~~~0~0", "a~1~2~3~4~x", "a~1~2~3~4~5~6"] {
         assert!(PollCursor::decode(bad).is_err(), "{bad}");
     }
     let pong = ServerFrame::Pong(Pong { nonce: Some(1) }).encode();

@@ -8,6 +8,7 @@ pub mod limits;
 pub mod metrics;
 mod poll;
 mod rest;
+mod streams;
 pub mod serve;
 pub mod tls;
 mod upgrade;
@@ -116,6 +117,9 @@ pub struct EdgeLimits {
     pub poll_send_timeout: Duration,
     /// The reconnect hint given while shutting down.
     pub drain_retry: Duration,
+    /// Largest stream chunk (`--stream-max-chunk-bytes`): the streaming text endpoint cuts
+    /// its body into pieces that fit.
+    pub max_stream_chunk_bytes: usize,
 }
 
 impl AppStateInner {
@@ -193,6 +197,11 @@ pub fn router(state: AppState) -> axum::Router {
             post(rest::direct_message).layer(frame_limit),
         )
         .route("/v1/rooms/{room}/presence", get(rest::room_presence))
+        .route(
+            "/v1/rooms/{room}/streams/{id}",
+            post(streams::stream_step).layer(frame_limit),
+        )
+        .route("/v1/rooms/{room}/streams/{id}/text", post(streams::stream_text))
         .route("/v1/stats", get(rest::stats))
         .route(
             "/v1/dev/token",

@@ -385,12 +385,29 @@ async fn due_frames(
                 (view.presence.version != cursor.presence_version).then(|| view.presence.clone());
             let typing =
                 (view.typing.version != cursor.typing_version).then(|| view.typing.clone());
-            if presence.is_some() || typing.is_some() {
+            // Stream frames past the client's stream version (all of them when its version is
+            // another node's, higher than this one's: `start` replaces, and clients ignore the
+            // end of a stream they saw end).
+            let streams = (view.stream_version != cursor.stream_version).then_some(view.stream_version);
+            if presence.is_some() || typing.is_some() || streams.is_some() {
                 frames.push(encode(&ServerFrame::State(RoomState {
                     room: room.clone(),
                     presence,
                     typing,
+                    streams,
                 })));
+            }
+            if streams.is_some() {
+                let seen = if cursor.stream_version > view.stream_version {
+                    0
+                } else {
+                    cursor.stream_version
+                };
+                for (version, frame) in &view.streams {
+                    if *version > seen {
+                        frames.push(encode(frame));
+                    }
+                }
             }
         }
         let Some(position) = cursor.cursor else {

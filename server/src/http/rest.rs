@@ -57,7 +57,7 @@ fn caller(state: &AppState, headers: &HeaderMap) -> Result<Caller, ApiError> {
     bearer(state, headers).map(Caller::User)
 }
 
-fn backend_only(state: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
+pub(super) fn backend_only(state: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
     if api_key_matches(state, headers) {
         return Ok(());
     }
@@ -90,7 +90,7 @@ fn key_equals(key: &[u8], given: &[u8]) -> bool {
     bool::from(key.ct_eq(given))
 }
 
-fn bad_request(message: impl Into<String>) -> ApiError {
+pub(super) fn bad_request(message: impl Into<String>) -> ApiError {
     ApiError::new(StatusCode::BAD_REQUEST, ErrorCode::BadRequest, message)
 }
 
@@ -114,7 +114,7 @@ pub(super) fn body_refused(status: StatusCode, why: String) -> ApiError {
     }
 }
 
-fn parse_room(room: String) -> Result<RoomName, ApiError> {
+pub(super) fn parse_room(room: String) -> Result<RoomName, ApiError> {
     RoomName::parse(room).map_err(|err| bad_request(err.to_string()))
 }
 

@@ -43,6 +43,7 @@ mod payload;
 mod presence;
 mod publish;
 mod stored;
+mod streams;
 mod typing_and_presence;
 
 use std::cmp::Reverse;
@@ -66,6 +67,8 @@ use publish::TokenBucket;
 pub use publish::draining_message;
 use stored::Gaps;
 pub use stored::MAX_HELD;
+pub use streams::{StreamRefusal, StreamReply};
+use streams::{RoomStreams, StreamKey};
 
 /// A connection's id inside this server process.
 pub type ConnId = u64;
@@ -122,6 +125,19 @@ pub struct HubConfig {
     /// How long a node may stay silent in a room before its connections there leave. Must
     /// be a few `federation_refresh` periods, so one lost refresh does not end a lease.
     pub federation_lease: Duration,
+    /// Largest stream chunk, in bytes of JSON.
+    pub stream_max_chunk_bytes: usize,
+    /// Most bytes of chunks one stream may carry (its result is one event of about that size).
+    pub stream_max_bytes: usize,
+    /// Most open streams in one room.
+    pub stream_max_per_room: usize,
+    /// Most open streams one connection may produce.
+    pub stream_max_per_conn: usize,
+    /// A stream whose producer sends nothing for this long fails (`stream_abandoned`).
+    pub stream_timeout: Duration,
+    /// Coalescing: a stream sends its members at most one frame per this period; chunks
+    /// arriving faster wait for the next one and go together.
+    pub stream_flush: Duration,
 }
 
 impl Default for HubConfig {
@@ -144,6 +160,12 @@ impl Default for HubConfig {
             federated: false,
             federation_refresh: Duration::from_secs(5),
             federation_lease: Duration::from_secs(15),
+            stream_max_chunk_bytes: 4096,
+            stream_max_bytes: 64 * 1024,
+            stream_max_per_room: 16,
+            stream_max_per_conn: 4,
+            stream_timeout: Duration::from_secs(30),
+            stream_flush: Duration::from_millis(10),
         }
     }
 }
@@ -218,6 +240,13 @@ pub enum Action {
         /// The encoded signal.
         bytes: Bytes,
     },
+    /// A backend stream step ([`Hub::handle_backend_stream`]) is done; answer its request.
+    StreamDone {
+        /// The ticket the request was submitted with.
+        ticket: u64,
+        /// What it came to.
+        reply: StreamReply,
+    },
 }
 
 /// A room as a poll sees it (see [`Hub::room_view`]).
@@ -229,6 +258,12 @@ pub struct RoomView {
     pub presence: PresenceSnapshot,
     /// Typing with its version.
     pub typing: wire::TypingSnapshot,
+    /// The room's stream version.
+    pub stream_version: u64,
+    /// The room's stream frames, each with the stream version it brings a client to: a
+    /// `finish` or `fail` of each stream that ended lately, then a `start` with everything so
+    /// far of each open stream (at the current version). A poll sends those past its cursor's.
+    pub streams: Vec<(u64, ServerFrame)>,
 }
 
 /// How a history replay ended.
@@ -310,6 +345,8 @@ struct Room {
     synced_at: Option<Instant>,
     /// Until when the room stays open for presence lookups without members (see `observe.rs`).
     observed_until: Option<Instant>,
+    /// Open streams and the ones that ended lately (see `streams.rs`).
+    streams: RoomStreams,
 }
 
 impl Room {
@@ -358,6 +395,10 @@ enum Timer {
     RetryReplay(ConnId, RoomName, u64),
     /// A room opened to observe its presence may be forgotten (see `observe.rs`).
     ObserveEnd(RoomName),
+    /// A stream's coalesced chunks are due (see `streams.rs`).
+    StreamFlush(RoomName, StreamKey),
+    /// A stream's producer may have gone silent: fail the stream if it has.
+    StreamTimeout(RoomName, StreamKey),
 }
 
 /// The hub state machine. See the module docs for the driving contract.
@@ -484,6 +525,8 @@ impl Hub {
                 version: state.typing_version,
                 users: typing,
             },
+            stream_version: state.streams.version(),
+            streams: self.stream_view(room),
         })
     }
 
@@ -577,6 +620,7 @@ impl Hub {
             wire::ClientFrame::Ping(ping) => {
                 self.send(conn, &ServerFrame::Pong(Pong { nonce: ping.nonce }))
             }
+            wire::ClientFrame::Stream(op) => self.stream_frame(now, conn, op),
         }
     }
 
@@ -618,6 +662,12 @@ impl Hub {
                 Timer::RepairGap(room_name) => self.repair_gap_timer(&room_name),
                 Timer::RetryReplay(conn, room_name, after) => {
                     self.retry_replay(now, conn, room_name, after)
+                }
+                Timer::StreamFlush(room_name, key) => {
+                    self.stream_flush_timer(now, &room_name, key)
+                }
+                Timer::StreamTimeout(room_name, key) => {
+                    self.stream_timeout_timer(now, &room_name, key)
                 }
             }
         }
@@ -703,6 +753,7 @@ impl Hub {
             room.members.is_empty()
                 && room.observed_until.is_none()
                 && room.gaps.is_idle()
+                && room.streams.is_idle()
                 && matches!(room.state, Some(RoomLoad::Open { .. }))
                 && room
                     .typing

@@ -421,6 +421,7 @@ impl PollClient {
                 cursor: None,
                 presence_version: 0,
                 typing_version: 0,
+                stream_version: 0,
             });
         self.send(vec![ClientFrame::Join(wire::Join {
             room: name,
