@@ -27,6 +27,8 @@ struct Harness {
     frames: HashMap<ConnId, Vec<ServerFrame>>,
     closed: Vec<(ConnId, u16)>,
     completed: Vec<(u64, Result<AppendOutcome, String>)>,
+    /// Backend stream steps answered (`Action::StreamDone`).
+    streamed: Vec<(u64, StreamReply)>,
     /// When set, appends and replays wait in these queues until a test runs them.
     defer: bool,
     appends: VecDeque<AppendJob>,
@@ -55,6 +57,7 @@ impl Harness {
             frames: HashMap::new(),
             closed: Vec::new(),
             completed: Vec::new(),
+            streamed: Vec::new(),
             defer: false,
             appends: VecDeque::new(),
             replays: VecDeque::new(),
@@ -171,6 +174,7 @@ impl Harness {
                     Action::Complete { ticket, result } => self
                         .completed
                         .push((ticket, result.map_err(|e| e.to_string()))),
+                    Action::StreamDone { ticket, reply } => self.streamed.push((ticket, reply)),
                 }
             }
             if idle {
@@ -324,6 +328,20 @@ pub(super) fn render(frame: &ServerFrame) -> String {
         ServerFrame::Pong(p) => format!("pong {:?}", p.nonce),
         ServerFrame::Authed(a) => format!("authed {}", a.user),
         ServerFrame::Draining(d) => format!("draining {}", d.retry_after_ms),
+        ServerFrame::Stream(s) => {
+            let chunks: Vec<&str> = s.chunks.iter().map(|c| c.as_text()).collect();
+            let mut line = format!("stream {} {} {} {:?}", s.room, s.id, s.op.as_str(), s.kind);
+            if !chunks.is_empty() {
+                line.push_str(&format!(" n={} [{}]", s.n, chunks.join(",")));
+            }
+            if let Some(seq) = s.seq {
+                line.push_str(&format!(" #{seq}"));
+            }
+            if let Some(code) = s.code {
+                line.push_str(&format!(" {code}"));
+            }
+            line
+        }
         ServerFrame::State(st) => {
             let mut parts = vec![format!("state {}", st.room)];
             if let Some(presence) = &st.presence {
@@ -1765,3 +1783,6 @@ fn a_new_token_replaces_the_grants_and_leaves_the_rooms_it_no_longer_grants() {
 
 #[path = "tests_stored.rs"]
 mod stored;
+
+#[path = "tests_streams.rs"]
+mod streams;

@@ -194,6 +194,7 @@ impl Cluster {
                     | Action::Unfollow(_)
                     | Action::Replay { .. }
                     | Action::Complete { .. }
+                    | Action::StreamDone { .. }
                     | Action::Close { .. } => {}
                 }
             }
