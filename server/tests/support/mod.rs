@@ -504,6 +504,9 @@ impl PollClient {
                             presence.users.iter().map(|u| u.user.clone()).collect(),
                         );
                     }
+                    if let Some(streams) = state.streams {
+                        cursor.stream_version = streams;
+                    }
                     if let Some(typing) = &state.typing {
                         cursor.typing_version = typing.version;
                         self.typing
