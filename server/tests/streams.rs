@@ -154,7 +154,7 @@ async fn the_backend_drives_a_stream_over_rest() {
     assert_eq!(response.body, r#"{"room":"room","id":"a-1","chunks":1}"#);
     for (body, status, code) in [
         (r#"{"op":"append","from":"bot","n":5,"chunk":"x"}"#, 409, ErrorCode::StreamConflict),
-        (r#"{"op":"append","from":"bot","chunk":7}"#, 400, ErrorCode::BadFrame),
+        (r#"{"op":"append","from":"bot","chunk":7}"#, 400, ErrorCode::BadRequest),
         (r#"{"op":"append","from":"eve","chunk":"x"}"#, 404, ErrorCode::StreamNotFound),
         (r#"{"op":"launch"}"#, 400, ErrorCode::BadRequest),
     ] {

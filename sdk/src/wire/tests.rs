@@ -286,17 +286,20 @@ fn every_documented_example_is_exactly_what_the_codec_reads_and_writes() {
                     || exact::<Published>(line)
                     || exact::<EventsPage>(line)
                     || exact::<PresenceBody>(line)
-                    || exact::<Stats>(line),
+                    || exact::<Stats>(line)
+                    || exact::<super::BackendStreamOp>(line)
+                    || exact::<super::StreamAnswer>(line)
+                    || exact::<super::StreamResult>(line),
                 "PROTOCOL.md example is not what the codec reads and writes: {line}"
             );
         }
     }
     let client = [
-        "hello", "join", "leave", "publish", "typing", "presence", "ping", "auth",
+        "hello", "join", "leave", "publish", "typing", "presence", "ping", "auth", "stream",
     ];
     let server = [
         "welcome", "joined", "left", "event", "ack", "nack", "presence", "typing", "reset",
-        "error", "pong", "draining", "state", "authed",
+        "error", "pong", "draining", "state", "authed", "stream",
     ];
     for kind in client {
         assert!(

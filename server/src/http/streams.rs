@@ -211,6 +211,12 @@ async fn send_step(
             ErrorCode::StorageUnavailable,
             format!("{err}; nothing was stored, finish again"),
         )),
+        // A step that does not fit its stream's kind is a bad request body here.
+        StreamReply::Refused((ErrorCode::BadFrame, message)) => Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            ErrorCode::BadRequest,
+            message,
+        )),
         StreamReply::Refused((code, message)) => Err(ApiError::new(status_of(code), code, message)),
     }
 }
