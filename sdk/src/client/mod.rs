@@ -41,6 +41,8 @@
 //!   typing, history pages, reset), typing timers.
 //! - `publish.rs`: publishing, the outbox on each link, acks, nacks, confirming passed pending
 //!   publishes, expiry.
+//! - `streams.rs`: a producer's stream steps ([`Client::stream`]) and [`StreamView`], a stream
+//!   folded from its frames.
 //! - Parts each room or the client owns: [`timeline`] (merge), [`outbox`], [`presence`] (presence,
 //!   typing), [`backoff`], [`rng`], `map.rs` (the core's ordered map).
 

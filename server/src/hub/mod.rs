@@ -34,6 +34,8 @@
 //!   presence, typing and ephemeral events ([`Action::Signal`], [`Hub::handle_signal`]), the
 //!   periodic refresh and the lease.
 //! - `payload.rs` — [`Payload`], a serialized frame, and [`encode`]/[`encode_event`].
+//! - `streams.rs` — streams: live chunks, coalesced, a late joiner's catch-up, the finish as one
+//!   durable append, the abandon timeout, other nodes' copies.
 
 mod connection;
 mod federation;
