@@ -18,6 +18,7 @@ pub(crate) fn t0() -> Instant {
 }
 
 mod refusals;
+mod streams;
 mod tokens;
 
 const START_MS: u64 = 1_700_000_000_000;
