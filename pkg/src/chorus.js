@@ -264,6 +264,8 @@ export class ChorusClient extends Emitter {
     }
     this._emit(kind, payload);
     // Every payload with a `room` concerns that room: its listeners (`room.on`) get it too.
+    // A stream step arrives beside its room: one flat shape, like the others.
+    if (kind === "stream") payload = { room: payload.room, ...payload.stream };
     const room = this.#rooms.get(payload.room);
     if (kind === "stream") room?._stream(payload);
     room?._emit(kind, payload);
@@ -406,7 +408,7 @@ export class Room extends Emitter {
     let end, why;
     const send = (op, rest) => {
       try {
-        this.#client._call(STREAM, "", json({ room: this.name, id, op, kind, meta, ...rest }));
+        this.#client._call(STREAM, this.name, json({ id, op, kind, meta, ...rest }));
       } catch (error) {
         if (error.code !== "offline") throw error;
       }

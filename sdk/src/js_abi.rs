@@ -26,7 +26,7 @@ pub mod op {
     pub const TOKEN: u32 = 7;
     /// Close the client for good (arguments ignored): `null`.
     pub const CLOSE: u32 = 8;
-    /// Send a stream step `arg` (a `stream` frame's JSON without `type`; `room` ignored): `null`.
+    /// Send the stream step `arg` (JSON: a `stream` frame's `stream` object) in `room`: `null`.
     pub const STREAM: u32 = 9;
 
     /// Every operation by the name the JavaScript side gives it.

@@ -5,7 +5,7 @@
 
 mod support;
 
-use chorus_sdk::wire::{ServerFrame, StreamFrame, StreamStep};
+use chorus_sdk::wire::{ServerFrame, StreamStep, StreamUpdate};
 use support::redis::RedisServer;
 use support::{Client, http};
 
@@ -18,9 +18,9 @@ fn redis_config(redis: &RedisServer) -> chorus_server::config::Config {
     config
 }
 
-fn stream_frame(frame: &ServerFrame) -> Option<&StreamFrame> {
+fn stream_frame(frame: &ServerFrame) -> Option<StreamUpdate> {
     match frame {
-        ServerFrame::Stream(stream) => Some(stream),
+        ServerFrame::Stream(stream) => Some(stream.update().unwrap()),
         _ => None,
     }
 }

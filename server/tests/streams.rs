@@ -5,7 +5,7 @@ mod support;
 
 use std::time::Duration;
 
-use chorus_sdk::wire::{self, ClientFrame, ErrorCode, ServerFrame, StreamFrame, StreamStep};
+use chorus_sdk::wire::{self, ClientFrame, ErrorCode, ServerFrame, StreamStep, StreamUpdate};
 use support::{Client, PollClient, http};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -18,13 +18,13 @@ fn config() -> chorus_server::config::Config {
 }
 
 fn step(room: &str, id: &str, rest: &str) -> ClientFrame {
-    let text = format!(r#"{{"type":"stream","room":"{room}","id":"{id}",{rest}}}"#);
+    let text = format!(r#"{{"type":"stream","room":"{room}","stream":{{"id":"{id}",{rest}}}}}"#);
     ClientFrame::decode(&text).unwrap()
 }
 
-fn stream_frame(frame: &ServerFrame) -> Option<&StreamFrame> {
+fn stream_frame(frame: &ServerFrame) -> Option<StreamUpdate> {
     match frame {
-        ServerFrame::Stream(stream) => Some(stream),
+        ServerFrame::Stream(stream) => Some(stream.update().unwrap()),
         _ => None,
     }
 }
@@ -34,7 +34,7 @@ fn text_of(frames: &[ServerFrame]) -> String {
     frames
         .iter()
         .filter_map(stream_frame)
-        .flat_map(|s| s.chunks.iter())
+        .flat_map(|s| s.chunks)
         .map(|chunk| serde_json::from_str::<String>(chunk.as_text()).unwrap())
         .collect()
 }
@@ -63,10 +63,10 @@ async fn a_stream_over_websockets_reaches_members_and_late_joiners_and_is_stored
     let mut cy = Client::connect(&server, "cy").await;
     cy.join("room", None).await;
     let start = cy.recv().await;
-    let start = stream_frame(&start).expect("a stream frame after joined").clone();
-    assert_eq!(start.op, StreamStep::Start);
-    assert_eq!(start.meta.as_ref().unwrap().as_text(), r#"{"model":"m1"}"#);
-    assert_eq!(text_of(&[ServerFrame::Stream(start)]), "Hello, wor");
+    let update = stream_frame(&start).expect("a stream frame after joined");
+    assert_eq!(update.op, StreamStep::Start);
+    assert_eq!(update.meta.as_ref().unwrap().as_text(), r#"{"model":"m1"}"#);
+    assert_eq!(text_of(&[start]), "Hello, wor");
     ana.send(&step("room", "answer-1", r#""op":"append","n":3,"chunk":"ld""#)).await;
     // A finish, retried: one stored event, the second answered as a duplicate.
     ana.send(&step("room", "answer-1", r#""op":"finish""#)).await;
@@ -133,6 +133,7 @@ async fn a_polling_member_gets_the_stream_so_far_and_a_polling_producer_streams(
         .recv_until(|f| stream_frame(f).is_some_and(|s| s.id.as_str() == "p1" && s.op == StreamStep::Append))
         .await;
     let append = stream_frame(got.last().unwrap()).unwrap();
+    let append = &append;
     assert_eq!(append.chunks[0].as_text(), r#"{"percent":50,"step":"half","eta_ms":1000}"#);
 }
 

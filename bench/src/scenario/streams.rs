@@ -122,7 +122,7 @@ pub async fn run(
     let drain = tokio::spawn(async move { while let Some(Ok(_)) = source.next().await {} });
     let step = |rest: &str| {
         Message::text(format!(
-            r#"{{"type":"stream","room":"{room}","id":"bench","op":{rest}}}"#
+            r#"{{"type":"stream","room":"{room}","stream":{{"id":"bench","op":{rest}}}}}"#
         ))
     };
     // Give the join a moment: the start must find the producer in the room.
@@ -182,7 +182,7 @@ mod tests {
     fn due_times_are_read_from_the_chunks() {
         let mut out = Vec::new();
         scan_due(
-            r#"{"type":"stream","room":"r","id":"bench","from":"u1","op":"append","n":4,"chunks":["t12","t345"]}"#,
+            r#"{"type":"stream","room":"r","stream":{"id":"bench","from":"u1","op":"append","n":4,"chunks":["t12","t345"]}}"#,
             &mut out,
         );
         assert_eq!(out, [12, 345]);

@@ -1,30 +1,35 @@
 //! Streams on the client: sending a stream's steps ([`Client::stream`]) and folding the
 //! `stream` frames a room receives into what an app shows ([`StreamView`]).
 //!
-//! The core itself keeps nothing per stream: each `stream` frame of a joined room becomes one
-//! [`ClientEvent::Stream`](super::ClientEvent::Stream) as it came (the browser package folds
-//! them in JavaScript, `pkg/src/chorus.js`; Rust apps with [`StreamView`]), so the browser
-//! core's share of streams is one frame type each way. A producer that reconnects resends its
+//! The core itself keeps nothing per stream and never reads a step: each `stream` frame of a
+//! joined room becomes one [`ClientEvent::Stream`](super::ClientEvent::Stream) as it came (the
+//! browser package folds them in JavaScript, `pkg/src/chorus.js`; Rust apps with
+//! [`StreamView`]), and a producer's step goes out as the app gave it, so the browser core's
+//! share of streams is one small frame type each way. A producer that reconnects resends its
 //! stream (`start`, then every chunk with its index `n`): the server ignores what it has.
 //!
 //! It must never perform I/O or read a clock.
 
 use super::{Client, ConnectionState, PublishError};
 use crate::time::Instant;
-use crate::wire::{ClientFrame, ErrorCode, EventId, Json, StreamFrame, StreamKind, StreamOp, StreamStep};
+use crate::wire::{
+    ClientFrame, ErrorCode, EventId, Json, RoomName, StreamKind, StreamOp, StreamStep,
+    StreamUpdate,
+};
 
 impl Client {
-    /// Sends one step of a stream this client produces in a joined room. Steps are not
-    /// queued while disconnected ([`PublishError::Offline`]): after the room is joined again,
-    /// send `start` and the chunks again (the server ignores chunks it has, by `n`).
-    pub fn stream(&mut self, now: Instant, op: StreamOp) -> Result<(), PublishError> {
-        if !self.rooms.contains_key(&op.room) {
-            return Err(PublishError::NotJoined(op.room));
+    /// Sends one step of a stream this client produces in a joined room: `step` is a
+    /// [`StreamStepBody`](crate::wire::StreamStepBody) object (the server checks it). Steps
+    /// are not queued while disconnected ([`PublishError::Offline`]): after the room is joined
+    /// again, send `start` and the chunks again (the server ignores chunks it has, by `n`).
+    pub fn stream(&mut self, now: Instant, room: RoomName, step: Json) -> Result<(), PublishError> {
+        if !self.rooms.contains_key(&room) {
+            return Err(PublishError::NotJoined(room));
         }
         if !matches!(self.state, ConnectionState::Connected { .. }) {
             return Err(PublishError::Offline);
         }
-        self.send_frame(ClientFrame::Stream(op));
+        self.send_frame(ClientFrame::Stream(StreamOp { room, stream: step }));
         self.pump_polling(now);
         Ok(())
     }
@@ -46,22 +51,25 @@ pub enum StreamStatus {
     },
 }
 
-/// One stream as a member sees it, folded from its `stream` frames: the text so far (a text
+/// One stream as a member sees it, folded from its steps (a `stream` frame's
+/// [`StreamFrame::update`](crate::wire::StreamFrame::update)): the text so far (a text
 /// stream), the latest progress (a progress stream), and whether it ended.
 ///
 /// ```
 /// use chorus_sdk::client::{StreamStatus, StreamView};
-/// use chorus_sdk::wire::{ServerFrame, StreamFrame};
+/// use chorus_sdk::wire::{ServerFrame, StreamUpdate};
 ///
-/// let frame = |text: &str| match ServerFrame::decode(text).unwrap() {
-///     ServerFrame::Stream(frame) => frame,
-///     _ => unreachable!(),
+/// let step = |text: &str| -> StreamUpdate {
+///     match ServerFrame::decode(text).unwrap() {
+///         ServerFrame::Stream(frame) => frame.update().unwrap(),
+///         _ => unreachable!(),
+///     }
 /// };
-/// let mut view = StreamView::new(&frame(r#"{"type":"stream","room":"r","id":"a1","from":"bot","op":"start","chunks":["Hel"]}"#));
-/// view.apply(&frame(r#"{"type":"stream","room":"r","id":"a1","from":"bot","op":"append","n":1,"chunks":["lo"," there"]}"#));
-/// view.apply(&frame(r#"{"type":"stream","room":"r","id":"a1","from":"bot","op":"append","n":2,"chunks":[" there"]}"#)); // had it
+/// let mut view = StreamView::new(&step(r#"{"type":"stream","room":"r","stream":{"id":"a1","from":"bot","op":"start","chunks":["Hel"]}}"#));
+/// view.apply(&step(r#"{"type":"stream","room":"r","stream":{"id":"a1","from":"bot","op":"append","n":1,"chunks":["lo"," there"]}}"#));
+/// view.apply(&step(r#"{"type":"stream","room":"r","stream":{"id":"a1","from":"bot","op":"append","n":2,"chunks":[" there"]}}"#)); // had it
 /// assert_eq!(view.text, "Hello there");
-/// view.apply(&frame(r#"{"type":"stream","room":"r","id":"a1","from":"bot","op":"finish","seq":44}"#));
+/// view.apply(&step(r#"{"type":"stream","room":"r","stream":{"id":"a1","from":"bot","op":"finish","seq":44}}"#));
 /// assert_eq!(view.status, StreamStatus::Finished(44));
 /// ```
 #[derive(Clone, Debug, PartialEq)]
@@ -86,7 +94,7 @@ pub struct StreamView {
 
 impl StreamView {
     /// A view of the stream `frame` is about, with that frame applied.
-    pub fn new(frame: &StreamFrame) -> StreamView {
+    pub fn new(frame: &StreamUpdate) -> StreamView {
         let mut view = StreamView {
             id: frame.id.clone(),
             from: frame.from.clone(),
@@ -103,7 +111,7 @@ impl StreamView {
 
     /// Applies a frame of this stream; `false` when it changed nothing (another stream's, or
     /// chunks it has already).
-    pub fn apply(&mut self, frame: &StreamFrame) -> bool {
+    pub fn apply(&mut self, frame: &StreamUpdate) -> bool {
         if frame.id != self.id || frame.from != self.from {
             return false;
         }
@@ -134,7 +142,7 @@ impl StreamView {
     }
 
     /// Takes the chunks from index `self.chunks` on (the ones before it the view has).
-    fn take_chunks(&mut self, frame: &StreamFrame) -> bool {
+    fn take_chunks(&mut self, frame: &StreamUpdate) -> bool {
         let end = frame.n + frame.chunks.len() as u64;
         if end <= self.chunks {
             return false;

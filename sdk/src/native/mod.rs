@@ -32,7 +32,7 @@ use crate::client::{
     Client, ClientConfig, ClientEvent, HttpCall, HttpResult, OUTBOX_KEY, Output, PublishError,
     Restored, TRANSPORT_KEY,
 };
-use crate::wire::{self, ClientFrame, EventId, Json, RoomName, ServerFrame, StreamOp};
+use crate::wire::{self, ClientFrame, EventId, Json, RoomName, ServerFrame, StreamStepBody};
 
 /// What the app asks of the driver task.
 #[derive(Debug)]
@@ -49,7 +49,7 @@ enum Command {
     Online(bool),
     Token(String),
     Close,
-    Stream(StreamOp, oneshot::Sender<Result<(), PublishError>>),
+    Stream(RoomName, Json, oneshot::Sender<Result<(), PublishError>>),
 }
 
 /// What socket and HTTP tasks report back.
@@ -221,13 +221,14 @@ impl NativeClient {
         answer.await.map_err(|_| PublishError::Closed)?
     }
 
-    /// Sends one step of a stream this client produces (see [`Client::stream`]; the
-    /// stream's frames come back as [`ClientEvent::Stream`], to fold with
-    /// [`StreamView`](crate::client::StreamView)).
-    pub async fn stream(&self, step: StreamOp) -> Result<(), PublishError> {
+    /// Sends one step of a stream this client produces in `room` (see [`Client::stream`]):
+    /// `step` is a [`StreamStepBody`](crate::wire::StreamStepBody). The stream's frames come back
+    /// as [`ClientEvent::Stream`], to fold with [`StreamView`](crate::client::StreamView).
+    pub async fn stream(&self, room: RoomName, step: &StreamStepBody) -> Result<(), PublishError> {
+        let step = Json::from_text(wire::json::to_string(step)).expect("the codec writes JSON");
         let (reply, answer) = oneshot::channel();
         self.commands
-            .send(Command::Stream(step, reply))
+            .send(Command::Stream(room, step, reply))
             .map_err(|_| PublishError::Closed)?;
         answer.await.map_err(|_| PublishError::Closed)?
     }
@@ -334,8 +335,8 @@ impl Driver {
             Command::Publish(room, body, reply) => {
                 let _ = reply.send(self.core.publish(now, room, body));
             }
-            Command::Stream(step, reply) => {
-                let _ = reply.send(self.core.stream(now, step));
+            Command::Stream(room, step, reply) => {
+                let _ = reply.send(self.core.stream(now, room, step));
             }
             Command::Typing(room, on) => self.core.set_typing(now, room, on),
             Command::Presence(room, meta) => self.core.set_presence(now, room, meta),

@@ -141,8 +141,8 @@ pub(super) fn to_js(event: &ClientEvent) -> (&'static str, String) {
         }
         ClientEvent::TokenNeeded => "tokenNeeded",
         ClientEvent::Stream(frame) => {
-            // The frame's own fields, flat (`room`, `id`, `from`, `op`, `n`, `chunks`, ...).
-            crate::wire::json::WireObject::write_fields(frame, &mut out);
+            // The step as it came (`chorus.js` spreads it beside the room).
+            out.field("room", &frame.room).field("stream", &frame.stream);
             "stream"
         }
     };

@@ -131,12 +131,7 @@ impl WasmClient {
         match op {
             op::TOKEN => client.set_token(arg.to_owned()),
             op::CLOSE => client.close(),
-            op::STREAM => {
-                let step = json::from_str(arg)
-                    .map_err(|err| (client_code::INVALID_JSON, err.into_message()))?;
-                client.stream(step).map_err(publish_refusal)?;
-            }
-            op::JOIN..=op::PRESENCE => {
+            op::JOIN..=op::PRESENCE | op::STREAM => {
                 let room = RoomName::parse(room)
                     .map_err(|err| (client_code::INVALID_ROOM, err.message()))?;
                 let json = || {
@@ -150,6 +145,7 @@ impl WasmClient {
                     op::EPHEMERAL => return id_json(client.publish_ephemeral(room, json()?)),
                     op::TYPING => client.set_typing(room, arg == "true"),
                     op::SET_PRESENCE => client.set_presence(room, json()?),
+                    op::STREAM => client.stream(room, json()?).map_err(publish_refusal)?,
                     _ => {
                         let users = client.presence(&room).unwrap_or_default();
                         return Ok(events::users_json(&users));

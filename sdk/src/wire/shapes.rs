@@ -27,6 +27,7 @@ use super::{
 };
 use super::{
     BackendStreamOp, Progress, StreamAnswer, StreamFrame, StreamKind, StreamOp, StreamResult,
+    StreamStepBody, StreamUpdate,
 };
 use crate::text::Message;
 
@@ -324,8 +325,9 @@ wire_shapes! {
     OutboxRecord { room: req, id: req, body: req, if_seq: opt, created_ms: req }
     StoredOutbox { entries: req }
     TokenClaims { sub: req, name: opt, exp: req, rooms: default(BTreeMap::new()) }
-    StreamOp {
-        room: req,
+    StreamOp { room: req, stream: req }
+    StreamFrame { room: req, stream: req }
+    StreamStepBody {
         id: req,
         op: req,
         kind: or(StreamKind::Text),
@@ -334,8 +336,7 @@ wire_shapes! {
         meta: opt,
         message: opt,
     }
-    StreamFrame {
-        room: req,
+    StreamUpdate {
         id: req,
         from: req,
         kind: or(StreamKind::Text),

@@ -1,13 +1,18 @@
 //! Streams: a producer's live output in a room (an LLM answer token by token, a long task's
 //! progress), as the `stream` frames in both directions ([`StreamOp`] from the producer,
-//! [`StreamFrame`] to the members), the backend's REST bodies ([`BackendStreamOp`],
-//! [`StreamAnswer`]), a progress chunk ([`Progress`]) and the durable result a finished stream
-//! stores ([`StreamResult`]).
+//! [`StreamFrame`] to the members), the step each carries ([`StreamStepBody`],
+//! [`StreamUpdate`]), the backend's REST bodies ([`BackendStreamOp`], [`StreamAnswer`]), a
+//! progress chunk ([`Progress`]) and the durable result a finished stream stores
+//! ([`StreamResult`]).
 //!
-//! Chunks are opaque JSON ([`Json`]): the browser SDK passes them through without looking
-//! inside (a `text` stream's chunks are JSON strings, a `progress` stream's are [`Progress`]
-//! objects; the server checks that). Plain data: each type's JSON shape is in `shapes.rs`, and
-//! this module must never read or write JSON by hand.
+//! Both frames are a room and one nested object, the step, kept as opaque JSON ([`Json`]): the
+//! browser core routes a frame by its room and hands the step to JavaScript as it came (and a
+//! producer's step from JavaScript to the server), so it carries no reader or writer of the
+//! step's fields (the SDK's size budget); the server and Rust apps read the step with
+//! [`StreamOp::step`] and [`StreamFrame::update`]. Chunks are opaque JSON too (a `text`
+//! stream's are JSON strings, a `progress` stream's [`Progress`] objects; the server checks
+//! that). Plain data: each type's JSON shape is in `shapes.rs`, and this module must never read
+//! or write JSON by hand.
 
 use super::shapes::wire_enum;
 use super::{ErrorCode, EventId, Json, RoomName};
@@ -43,6 +48,20 @@ wire_enum! {
 pub struct StreamOp {
     /// The room.
     pub room: RoomName,
+    /// The step, a [`StreamStepBody`] object (opaque to the browser core).
+    pub stream: Json,
+}
+
+impl StreamOp {
+    /// Reads the step.
+    pub fn step(&self) -> Result<StreamStepBody, super::json::JsonError> {
+        super::json::from_str(self.stream.as_text())
+    }
+}
+
+/// A producer's step (inside a [`StreamOp`]).
+#[derive(Clone, Debug, PartialEq)]
+pub struct StreamStepBody {
     /// The stream's id, chosen by the producer; it becomes the id of the stored result (so it
     /// is an idempotency key per sender, like a publish id).
     pub id: EventId,
@@ -66,6 +85,28 @@ pub struct StreamOp {
 pub struct StreamFrame {
     /// The room.
     pub room: RoomName,
+    /// The step, a [`StreamUpdate`] object (opaque to the browser core).
+    pub stream: Json,
+}
+
+impl StreamFrame {
+    /// The frame carrying `update` in `room`.
+    pub fn new(room: RoomName, update: &StreamUpdate) -> StreamFrame {
+        StreamFrame {
+            room,
+            stream: Json(super::json::to_string(update).into_boxed_str()),
+        }
+    }
+
+    /// Reads the step.
+    pub fn update(&self) -> Result<StreamUpdate, super::json::JsonError> {
+        super::json::from_str(self.stream.as_text())
+    }
+}
+
+/// A step of a stream as members get it (inside a [`StreamFrame`]).
+#[derive(Clone, Debug, PartialEq)]
+pub struct StreamUpdate {
     /// The stream's id.
     pub id: EventId,
     /// The producer (a user id, or the backend's `from`).

@@ -36,7 +36,7 @@ use std::time::Instant;
 
 use chorus_sdk::wire::{
     self, BackendStreamOp, ErrorCode, EventId, Json, Progress, RoomName, ServerFrame, StreamFrame,
-    StreamKind, StreamOp, StreamResult, StreamStep,
+    StreamKind, StreamOp, StreamResult, StreamStep, StreamStepBody, StreamUpdate,
 };
 
 use super::federation::RoomSignal;
@@ -95,8 +95,8 @@ struct Ended {
     seq: Option<u64>,
     /// The room's stream version when it ended.
     version: u64,
-    /// The frame members got (`finish` or `fail`).
-    frame: StreamFrame,
+    /// The step members got (`finish` or `fail`).
+    frame: StreamUpdate,
 }
 
 /// A room's streams.
@@ -132,8 +132,8 @@ pub(super) struct Step {
     message: Option<String>,
 }
 
-impl From<StreamOp> for Step {
-    fn from(op: StreamOp) -> Step {
+impl From<StreamStepBody> for Step {
+    fn from(op: StreamStepBody) -> Step {
         Step {
             op: op.op,
             kind: op.kind,
@@ -184,11 +184,19 @@ enum Stepped {
 
 impl Hub {
     /// A `stream` frame from a connection.
-    pub(super) fn stream_frame(&mut self, now: Now, conn: ConnId, op: StreamOp) {
-        let Some(state) = self.conns.get_mut(&conn) else {
+    pub(super) fn stream_frame(&mut self, now: Now, conn: ConnId, frame: StreamOp) {
+        if !self.conns.contains_key(&conn) {
             return;
+        }
+        let room = frame.room.clone();
+        let op = match frame.step() {
+            Ok(op) => op,
+            Err(err) => {
+                let message = format!("invalid stream step: {}", err.into_message());
+                return self.send_error(conn, ErrorCode::BadFrame, &message, Some(room));
+            }
         };
-        let room = op.room.clone();
+        let state = self.conns.get_mut(&conn).expect("checked above");
         let id = op.id.clone();
         let refusal = if !state.rooms.contains(&room) || !self.rooms.contains_key(&room) {
             Some((
@@ -535,11 +543,11 @@ impl Hub {
         let chunks = open.chunks[(from - open.first) as usize..].to_vec();
         open.unsent = open.count;
         open.last_flush = Some(now.instant);
-        let frame = StreamFrame {
+        let frame = StreamUpdate {
             op: StreamStep::Append,
             n: from,
             chunks,
-            ..stream_frame_head(room_name, key, open)
+            ..stream_frame_head(key, open)
         };
         self.send_stream_frame(room_name, frame, true);
     }
@@ -617,16 +625,16 @@ impl Hub {
             return;
         };
         let frame = match seq {
-            Some(seq) => StreamFrame {
+            Some(seq) => StreamUpdate {
                 op: StreamStep::Finish,
                 seq: Some(seq),
-                ..stream_frame_head(room_name, key, &open)
+                ..stream_frame_head(key, &open)
             },
-            None => StreamFrame {
+            None => StreamUpdate {
                 op: StreamStep::Fail,
                 code: Some(code),
                 message: Some(message),
-                ..stream_frame_head(room_name, key, &open)
+                ..stream_frame_head(key, &open)
             },
         };
         let streams = &mut room.streams;
@@ -693,7 +701,7 @@ impl Hub {
         };
         let keys: Vec<StreamKey> = room.streams.open.keys().cloned().collect();
         for key in keys {
-            let frame = self.stream_snapshot(room_name, &key);
+            let frame = StreamFrame::new(room_name.clone(), &self.stream_snapshot(room_name, &key));
             self.transmits.push_back(Transmit {
                 conn,
                 payload: encode(&ServerFrame::Stream(frame)),
@@ -703,7 +711,7 @@ impl Hub {
     }
 
     /// A `start` frame with everything the stream has sent so far.
-    fn stream_snapshot(&self, room_name: &RoomName, key: &StreamKey) -> StreamFrame {
+    fn stream_snapshot(&self, room_name: &RoomName, key: &StreamKey) -> StreamUpdate {
         let open = &self.rooms[room_name].streams.open[key];
         // Chunks not sent yet follow in the next `append`; a progress stream's one chunk is
         // its latest either way.
@@ -712,12 +720,12 @@ impl Hub {
         } else {
             (open.unsent - open.first) as usize
         };
-        StreamFrame {
+        StreamUpdate {
             op: StreamStep::Start,
             n: open.first,
             chunks: open.chunks[..sent].to_vec(),
             meta: open.meta.clone(),
-            ..stream_frame_head(room_name, key, open)
+            ..stream_frame_head(key, open)
         }
     }
 
@@ -730,10 +738,14 @@ impl Hub {
         let mut frames: Vec<(u64, ServerFrame)> = streams
             .ended
             .iter()
-            .map(|ended| (ended.version, ServerFrame::Stream(ended.frame.clone())))
+            .map(|ended| {
+                let frame = StreamFrame::new(room_name.clone(), &ended.frame);
+                (ended.version, ServerFrame::Stream(frame))
+            })
             .collect();
         for key in streams.open.keys() {
-            let frame = ServerFrame::Stream(self.stream_snapshot(room_name, key));
+            let snapshot = self.stream_snapshot(room_name, key);
+            let frame = ServerFrame::Stream(StreamFrame::new(room_name.clone(), &snapshot));
             frames.push((streams.version, frame));
         }
         frames
@@ -741,11 +753,11 @@ impl Hub {
 
     /// Sends a stream frame to the room's members here and, when `tell_others`, to the other
     /// nodes.
-    fn send_stream_frame(&mut self, room_name: &RoomName, frame: StreamFrame, tell_others: bool) {
+    fn send_stream_frame(&mut self, room_name: &RoomName, update: StreamUpdate, tell_others: bool) {
         let Some(room) = self.rooms.get(room_name) else {
             return;
         };
-        let frame = ServerFrame::Stream(frame);
+        let frame = ServerFrame::Stream(StreamFrame::new(room_name.clone(), &update));
         let payload = encode(&frame);
         for &member in room.members.keys() {
             self.transmits.push_back(Transmit {
@@ -762,6 +774,10 @@ impl Hub {
     /// Another node's stream frame (a [`RoomSignal::Stream`]): this node's copy follows it and
     /// its members get it.
     pub(super) fn remote_stream(&mut self, now: Now, room_name: &RoomName, node: &Arc<str>, frame: StreamFrame) {
+        let Ok(frame) = frame.update() else {
+            tracing::warn!(room = %room_name, node = %node, "a stream signal without a readable step");
+            return;
+        };
         let Some(room) = self.rooms.get_mut(room_name) else {
             return;
         };
@@ -846,16 +862,16 @@ impl Hub {
             .map(|(key, _)| key.clone())
             .collect();
         for key in keys {
-            let frame = ServerFrame::Stream(self.stream_snapshot(room_name, &key));
+            let snapshot = self.stream_snapshot(room_name, &key);
+            let frame = ServerFrame::Stream(StreamFrame::new(room_name.clone(), &snapshot));
             self.signal(room_name, &RoomSignal::Stream { frame });
         }
     }
 }
 
-/// A stream frame's fields that every step carries.
-fn stream_frame_head(room_name: &RoomName, key: &StreamKey, open: &OpenStream) -> StreamFrame {
-    StreamFrame {
-        room: room_name.clone(),
+/// The fields every step of a stream carries.
+fn stream_frame_head(key: &StreamKey, open: &OpenStream) -> StreamUpdate {
+    StreamUpdate {
         id: key.1.clone(),
         from: key.0.clone(),
         kind: open.kind,

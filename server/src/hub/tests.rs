@@ -328,9 +328,10 @@ pub(super) fn render(frame: &ServerFrame) -> String {
         ServerFrame::Pong(p) => format!("pong {:?}", p.nonce),
         ServerFrame::Authed(a) => format!("authed {}", a.user),
         ServerFrame::Draining(d) => format!("draining {}", d.retry_after_ms),
-        ServerFrame::Stream(s) => {
+        ServerFrame::Stream(frame) => {
+            let s = frame.update().expect("a readable step");
             let chunks: Vec<&str> = s.chunks.iter().map(|c| c.as_text()).collect();
-            let mut line = format!("stream {} {} {} {:?}", s.room, s.id, s.op.as_str(), s.kind);
+            let mut line = format!("stream {} {} {} {:?}", frame.room, s.id, s.op.as_str(), s.kind);
             if !chunks.is_empty() {
                 line.push_str(&format!(" n={} [{}]", s.n, chunks.join(",")));
             }

@@ -6,7 +6,7 @@ use super::*;
 use chorus_sdk::wire::{BackendStreamOp, EventId, StreamKind, StreamStep};
 
 fn step(id: &str, rest: &str) -> String {
-    format!(r#"{{"type":"stream","room":"r","id":"{id}",{rest}}}"#)
+    step_in("r", id, rest)
 }
 
 fn start(id: &str) -> String {
@@ -519,6 +519,7 @@ fn absorb_streams<S>(
             let ServerFrame::Stream(frame) = frame else {
                 continue;
             };
+            let frame = frame.update().map_err(|err| err.into_message())?;
             if conn < 10 {
                 if frame.op == StreamStep::Fail
                     && let Some(stream) = streams.iter_mut().find(|s| s.1 == frame.id.as_str())
@@ -555,7 +556,7 @@ fn absorb_streams<S>(
 }
 
 fn step_in(room: &str, id: &str, rest: &str) -> String {
-    format!(r#"{{"type":"stream","room":"{room}","id":"{id}",{rest}}}"#)
+    format!(r#"{{"type":"stream","room":"{room}","stream":{{"id":"{id}",{rest}}}}}"#)
 }
 
 #[test]

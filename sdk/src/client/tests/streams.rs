@@ -2,11 +2,10 @@
 //! steps go out only where they can, and polls carry the stream version the server gave.
 
 use super::*;
-use crate::wire::{RoomState, StreamFrame, StreamKind, StreamOp, StreamStep};
+use crate::wire::{RoomState, StreamFrame, StreamKind, StreamStep, StreamUpdate};
 
 fn stream_frame(name: &str, op: StreamStep, n: u64, chunks: &[&str]) -> ServerFrame {
-    ServerFrame::Stream(StreamFrame {
-        room: room(name),
+    let update = StreamUpdate {
         id: EventId::parse("a1").unwrap(),
         from: "bot".into(),
         kind: StreamKind::Text,
@@ -17,20 +16,12 @@ fn stream_frame(name: &str, op: StreamStep, n: u64, chunks: &[&str]) -> ServerFr
         seq: (op == StreamStep::Finish).then_some(3),
         code: None,
         message: None,
-    })
+    };
+    ServerFrame::Stream(StreamFrame::new(room(name), &update))
 }
 
-fn step(name: &str, op: StreamStep) -> StreamOp {
-    StreamOp {
-        room: room(name),
-        id: EventId::parse("mine").unwrap(),
-        op,
-        kind: StreamKind::Text,
-        n: None,
-        chunk: None,
-        meta: None,
-        message: None,
-    }
+fn step() -> Json {
+    Json::from_text(r#"{"id":"mine","op":"start"}"#).unwrap()
 }
 
 #[test]
@@ -43,11 +34,11 @@ fn stream_frames_of_joined_rooms_become_events_and_fold_into_a_view() {
     // A room this client is not in: dropped.
     h.server_says(link, stream_frame("elsewhere", StreamStep::Append, 0, &[r#""x""#]));
     h.server_says(link, stream_frame("r", StreamStep::Finish, 0, &[]));
-    let frames: Vec<StreamFrame> = h
+    let frames: Vec<StreamUpdate> = h
         .take_events()
         .into_iter()
         .filter_map(|e| match e {
-            ClientEvent::Stream(frame) => Some(frame),
+            ClientEvent::Stream(frame) => Some(frame.update().unwrap()),
             _ => None,
         })
         .collect();
@@ -66,17 +57,17 @@ fn a_producers_steps_go_out_only_when_joined_and_connected() {
     h.server_says(link, joined("r", 0));
     h.take_outputs();
     let now = h.now;
-    h.client.stream(now, step("r", StreamStep::Start)).unwrap();
+    h.client.stream(now, room("r"), step()).unwrap();
     h.drain();
     assert_eq!(kinds(&h.frames_sent()), ["stream"]);
     assert!(matches!(
-        h.client.stream(now, step("nope", StreamStep::Start)),
+        h.client.stream(now, room("nope"), step()),
         Err(PublishError::NotJoined(_))
     ));
     h.client.handle_socket_closed(now, link, None);
     h.drain();
     assert!(matches!(
-        h.client.stream(now, step("r", StreamStep::Append)),
+        h.client.stream(now, room("r"), step()),
         Err(PublishError::Offline)
     ));
     assert!(h.frames_sent().is_empty());
