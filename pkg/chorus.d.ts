@@ -158,7 +158,7 @@ export interface StreamResult {
 /** What `room.startStream()` returns: the producer's side of a stream. */
 export interface StreamHandle<Chunk = string | Progress> {
   readonly id: string;
-  /** Sends a chunk (kept, and sent again after a reconnect). */
+  /** Sends a chunk; throws `offline` while disconnected. */
   append(chunk: Chunk): void;
   /** Ends the stream; resolves once its result is stored. */
   finish(): Promise<{ id: string; seq: number }>;

@@ -375,13 +375,13 @@ export class Room extends Emitter {
     return s;
   }
 
-  // A `stream` frame: chunks land at their index (one already there is kept), then the end.
+  // A `stream` step: chunks land at their index (one already there is kept), then the end.
   _stream(f) {
     const s = this.#s(f.id);
-    (f.chunks ?? []).forEach((chunk, j) => (s.c[(f.n ?? 0) + j] ??= chunk));
-    if (f.op === "finish") s.e ??= { seq: f.seq };
-    if (f.op === "fail") s.e ??= new ChorusError(f.code, f.message);
-    for (const wake of s.w.splice(0)) wake();
+    f.chunks?.forEach((chunk, j) => (s.c[(f.n ?? 0) + j] ??= chunk));
+    if (f.op == "finish") s.e ??= { seq: f.seq };
+    if (f.op == "fail") s.e ??= new ChorusError(f.code, f.message);
+    s.w.splice(0).map((wake) => wake());
   }
 
   /**
@@ -390,45 +390,31 @@ export class Room extends Emitter {
    */
   async *stream(id) {
     const s = this.#s(id);
-    for (let i = 0; ; ) {
+    for (let i = 0; ; await new Promise((wake) => s.w.push(wake))) {
       while (i < s.c.length) if (s.c[i++] !== undefined) yield s.c[i - 1];
       if (s.e instanceof Error) throw s.e;
       if (s.e) return;
-      await new Promise((wake) => s.w.push(wake));
     }
   }
 
   /**
    * Starts a stream this tab produces (`kind`: `text` or `progress`, `meta`, `id`); returns a
    * handle: `append(chunk)`, `finish()` (resolves with `{ id, seq }` once the result is
-   * stored), `fail(message)`. Chunks are kept and sent again after a reconnect.
+   * stored), `fail(message)`. Each step throws `offline` while disconnected.
    */
   startStream({ kind = "text", meta, id = `s${Math.random().toString(36).slice(2)}` } = {}) {
-    const sent = [];
-    let end, why;
-    const send = (op, rest) => {
-      try {
-        this.#client._call(STREAM, this.name, json({ id, op, kind, meta, ...rest }));
-      } catch (error) {
-        if (error.code !== "offline") throw error;
-      }
-    };
-    const all = () => {
-      send("start");
-      sent.forEach((chunk, n) => send("append", { n, chunk }));
-      if (end) send(end, { message: why });
-    };
-    this.on("joined", all);
+    let n = 0;
+    const send = (op, rest) => this.#client._call(STREAM, this.name, json({ id, op, kind, meta, ...rest }));
     send("start");
     return {
       id,
-      append: (chunk) => send("append", { n: sent.push(chunk) - 1, chunk }),
+      append: (chunk) => send("append", { n: n++, chunk }),
       finish: async () => {
-        send((end = "finish"));
+        send("finish");
         for await (const _ of this.stream(id));
         return { id, seq: this.#s(id).e.seq };
       },
-      fail: (message) => send((end = "fail"), { message: (why = message) }),
+      fail: (message) => send("fail", { message }),
     };
   }
 
