@@ -59,7 +59,10 @@ async fn a_member_joining_another_node_mid_stream_gets_everything_so_far() {
     };
     post(r#"{"op":"start","from":"bot"}"#.into()).await;
     for (n, piece) in ["The ", "quick ", "brown "].iter().enumerate() {
-        post(format!(r#"{{"op":"append","from":"bot","n":{n},"chunk":"{piece}"}}"#)).await;
+        post(format!(
+            r#"{{"op":"append","from":"bot","n":{n},"chunk":"{piece}"}}"#
+        ))
+        .await;
     }
     let mut seen = Vec::new();
     while fold(&seen) != "The quick brown " {
@@ -68,21 +71,45 @@ async fn a_member_joining_another_node_mid_stream_gets_everything_so_far() {
     // Cy joins on node B mid-stream (B already follows the room: its copy serves her).
     let mut cy = Client::connect(&b, "cy").await;
     cy.join("r", None).await;
-    let mut cy_seen = vec![cy.recv_until(|f| stream_frame(f).is_some()).await.pop().unwrap()];
+    let mut cy_seen = vec![
+        cy.recv_until(|f| stream_frame(f).is_some())
+            .await
+            .pop()
+            .unwrap(),
+    ];
     assert_eq!(fold(&cy_seen), "The quick brown ");
     // A third node opens the room mid-stream: its `sync` makes A send everything so far.
     let c = support::start(&redis_config(&redis)).await;
     let mut dee = Client::connect(&c, "dee").await;
     dee.join("r", None).await;
-    let mut dee_seen = vec![dee.recv_until(|f| stream_frame(f).is_some()).await.pop().unwrap()];
+    let mut dee_seen = vec![
+        dee.recv_until(|f| stream_frame(f).is_some())
+            .await
+            .pop()
+            .unwrap(),
+    ];
     assert_eq!(fold(&dee_seen), "The quick brown ");
     post(r#"{"op":"append","from":"bot","n":3,"chunk":"fox"}"#.into()).await;
     post(r#"{"op":"finish","from":"bot"}"#.into()).await;
     // Retried on the other node: the same one result.
-    let response = http(&b, "POST", "/v1/rooms/r/streams/answer", &auth, Some(r#"{"op":"finish","from":"bot"}"#)).await;
-    assert_eq!(response.body, r#"{"room":"r","id":"answer","seq":1,"duplicate":true}"#);
+    let response = http(
+        &b,
+        "POST",
+        "/v1/rooms/r/streams/answer",
+        &auth,
+        Some(r#"{"op":"finish","from":"bot"}"#),
+    )
+    .await;
+    assert_eq!(
+        response.body,
+        r#"{"room":"r","id":"answer","seq":1,"duplicate":true}"#
+    );
     let result = r#"{"stream":"text","text":"The quick brown fox"}"#;
-    for (client, seen) in [(&mut bob, &mut seen), (&mut cy, &mut cy_seen), (&mut dee, &mut dee_seen)] {
+    for (client, seen) in [
+        (&mut bob, &mut seen),
+        (&mut cy, &mut cy_seen),
+        (&mut dee, &mut dee_seen),
+    ] {
         seen.extend(
             client
                 .recv_until(|f| stream_frame(f).is_some_and(|s| s.op == StreamStep::Finish))

@@ -100,7 +100,9 @@ pub async fn run(
                 dues.clear();
                 scan_due(text, &mut dues);
                 counts.frames.fetch_add(1, Ordering::Relaxed);
-                counts.chunks.fetch_add(dues.len() as u64, Ordering::Relaxed);
+                counts
+                    .chunks
+                    .fetch_add(dues.len() as u64, Ordering::Relaxed);
                 latencies.extend(dues.iter().map(|due| now.saturating_sub(*due) as u32));
                 if text.contains(r#""op":"finish""#) {
                     break;

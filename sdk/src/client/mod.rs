@@ -63,8 +63,8 @@ pub use api::{
     OUTBOX_KEY, Output, PublishError, Restored, TRANSPORT_KEY, Transport, TransportMode,
 };
 pub(crate) use map::Map;
-pub use streams::{StreamStatus, StreamView};
 use std::time::Duration;
+pub use streams::{StreamStatus, StreamView};
 
 use crate::time::{Instant, millis};
 

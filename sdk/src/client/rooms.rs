@@ -162,7 +162,9 @@ impl Client {
                 if let Some(typing) = state.typing {
                     self.apply_typing(now, &state.room, typing.users, Some(typing.version));
                 }
-                if let (Some(version), Some(room)) = (state.streams, self.rooms.get_mut(&state.room)) {
+                if let (Some(version), Some(room)) =
+                    (state.streams, self.rooms.get_mut(&state.room))
+                {
                     room.stream_version = version;
                 }
             }

@@ -13,8 +13,7 @@
 use super::{Client, ConnectionState, PublishError};
 use crate::time::Instant;
 use crate::wire::{
-    ClientFrame, ErrorCode, EventId, Json, RoomName, StreamKind, StreamOp, StreamStep,
-    StreamUpdate,
+    ClientFrame, ErrorCode, EventId, Json, RoomName, StreamKind, StreamOp, StreamStep, StreamUpdate,
 };
 
 impl Client {

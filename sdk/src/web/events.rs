@@ -142,7 +142,8 @@ pub(super) fn to_js(event: &ClientEvent) -> (&'static str, String) {
         ClientEvent::TokenNeeded => "tokenNeeded",
         ClientEvent::Stream(frame) => {
             // The step as it came (`chorus.js` spreads it beside the room).
-            out.field("room", &frame.room).field("stream", &frame.stream);
+            out.field("room", &frame.room)
+                .field("stream", &frame.stream);
             "stream"
         }
     };

@@ -366,7 +366,13 @@ fn poll_cursors_and_raw_frame_batches_round_trip() {
     };
     assert_eq!(streaming.encode(), "doc:1/a@b~9~41~3~0~7");
     assert_eq!(PollCursor::decode(&streaming.encode()).unwrap(), streaming);
-    for bad in ["lobby", "lobby~1~x~0~0", "bad room~~~0~0", "a~1~2~3~4~x", "a~1~2~3~4~5~6"] {
+    for bad in [
+        "lobby",
+        "lobby~1~x~0~0",
+        "bad room~~~0~0",
+        "a~1~2~3~4~x",
+        "a~1~2~3~4~5~6",
+    ] {
         assert!(PollCursor::decode(bad).is_err(), "{bad}");
     }
     let pong = ServerFrame::Pong(Pong { nonce: Some(1) }).encode();

@@ -630,7 +630,10 @@ impl Driver {
                     let _ = reply.send(StreamReply::Finished(result));
                 }
             }
-            Action::StreamDone { ticket, reply: answer } => {
+            Action::StreamDone {
+                ticket,
+                reply: answer,
+            } => {
                 if let Some(reply) = self.stream_calls.remove(&ticket) {
                     let _ = reply.send(answer);
                 }

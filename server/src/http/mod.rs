@@ -8,8 +8,8 @@ pub mod limits;
 pub mod metrics;
 mod poll;
 mod rest;
-mod streams;
 pub mod serve;
+mod streams;
 pub mod tls;
 mod upgrade;
 mod ws;
@@ -201,7 +201,10 @@ pub fn router(state: AppState) -> axum::Router {
             "/v1/rooms/{room}/streams/{id}",
             post(streams::stream_step).layer(frame_limit),
         )
-        .route("/v1/rooms/{room}/streams/{id}/text", post(streams::stream_text))
+        .route(
+            "/v1/rooms/{room}/streams/{id}/text",
+            post(streams::stream_text),
+        )
         .route("/v1/stats", get(rest::stats))
         .route(
             "/v1/dev/token",

@@ -388,7 +388,8 @@ async fn due_frames(
             // Stream frames past the client's stream version (all of them when its version is
             // another node's, higher than this one's: `start` replaces, and clients ignore the
             // end of a stream they saw end).
-            let streams = (view.stream_version != cursor.stream_version).then_some(view.stream_version);
+            let streams =
+                (view.stream_version != cursor.stream_version).then_some(view.stream_version);
             if presence.is_some() || typing.is_some() || streams.is_some() {
                 frames.push(encode(&ServerFrame::State(RoomState {
                     room: room.clone(),

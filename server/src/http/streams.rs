@@ -67,7 +67,14 @@ pub(super) async fn stream_text(
         meta: None,
         message: None,
     };
-    let _started = send_step(&state, room.clone(), id.clone(), from.clone(), step(StreamStep::Start)).await?;
+    let _started = send_step(
+        &state,
+        room.clone(),
+        id.clone(),
+        from.clone(),
+        step(StreamStep::Start),
+    )
+    .await?;
     let mut body = body.into_data_stream();
     let mut n = 0u64;
     // The end of a piece that stopped inside a UTF-8 character waits for the next piece.
@@ -113,7 +120,9 @@ pub(super) async fn stream_text(
                 chunk: Some(chunk),
                 ..step(StreamStep::Append)
             };
-            if let Err(err) = send_step(&state, room.clone(), id.clone(), from.clone(), append).await {
+            if let Err(err) =
+                send_step(&state, room.clone(), id.clone(), from.clone(), append).await
+            {
                 let fail = BackendStreamOp {
                     message: Some("the stream's request was refused".to_owned()),
                     ..step(StreamStep::Fail)
@@ -130,7 +139,9 @@ pub(super) async fn stream_text(
             ..step(StreamStep::Fail)
         };
         let _ = send_step(&state, room.clone(), id.clone(), from.clone(), fail).await;
-        return Err(bad_request("the request body ended inside a UTF-8 character"));
+        return Err(bad_request(
+            "the request body ended inside a UTF-8 character",
+        ));
     }
     send_step(&state, room, id, from, step(StreamStep::Finish)).await
 }

@@ -69,8 +69,8 @@ use publish::TokenBucket;
 pub use publish::draining_message;
 use stored::Gaps;
 pub use stored::MAX_HELD;
-pub use streams::{StreamRefusal, StreamReply};
 use streams::{RoomStreams, StreamKey};
+pub use streams::{StreamRefusal, StreamReply};
 
 /// A connection's id inside this server process.
 pub type ConnId = u64;
@@ -665,9 +665,7 @@ impl Hub {
                 Timer::RetryReplay(conn, room_name, after) => {
                     self.retry_replay(now, conn, room_name, after)
                 }
-                Timer::StreamFlush(room_name, key) => {
-                    self.stream_flush_timer(now, &room_name, key)
-                }
+                Timer::StreamFlush(room_name, key) => self.stream_flush_timer(now, &room_name, key),
                 Timer::StreamTimeout(room_name, key) => {
                     self.stream_timeout_timer(now, &room_name, key)
                 }

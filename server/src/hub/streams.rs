@@ -435,9 +435,7 @@ impl Hub {
                 if open.bytes + chunk.len() > max_bytes {
                     return Err((
                         ErrorCode::StreamTooLarge,
-                        format!(
-                            "stream {id} would pass {max_bytes} bytes; finish it (or fail it)"
-                        ),
+                        format!("stream {id} would pass {max_bytes} bytes; finish it (or fail it)"),
                     ));
                 }
                 check_chunk(open.kind, &chunk)?;
@@ -657,7 +655,14 @@ impl Hub {
 
     /// Every stored event passes here as it is fanned out: the result of an open stream (same
     /// producer and id) ends it with `finish`.
-    pub(super) fn close_stored_stream(&mut self, now: Now, room_name: &RoomName, from: &str, id: &EventId, seq: u64) {
+    pub(super) fn close_stored_stream(
+        &mut self,
+        now: Now,
+        room_name: &RoomName,
+        from: &str,
+        id: &EventId,
+        seq: u64,
+    ) {
         let Some(room) = self.rooms.get(room_name) else {
             return;
         };
@@ -666,7 +671,14 @@ impl Hub {
         }
         let key = (from.to_owned(), id.clone());
         if room.streams.open.contains_key(&key) {
-            self.end_stream(now, room_name, &key, Some(seq), ErrorCode::StreamFailed, String::new());
+            self.end_stream(
+                now,
+                room_name,
+                &key,
+                Some(seq),
+                ErrorCode::StreamFailed,
+                String::new(),
+            );
         }
     }
 
@@ -688,7 +700,14 @@ impl Hub {
             Err(_) => open.finishing = false,
             Ok(AppendOutcome::Duplicate { seq }) => {
                 let key = key.clone();
-                self.end_stream(now, &done.room, &key, Some(seq), ErrorCode::StreamFailed, String::new());
+                self.end_stream(
+                    now,
+                    &done.room,
+                    &key,
+                    Some(seq),
+                    ErrorCode::StreamFailed,
+                    String::new(),
+                );
             }
             Ok(_) => {}
         }
@@ -773,7 +792,13 @@ impl Hub {
 
     /// Another node's stream frame (a [`RoomSignal::Stream`]): this node's copy follows it and
     /// its members get it.
-    pub(super) fn remote_stream(&mut self, now: Now, room_name: &RoomName, node: &Arc<str>, frame: StreamFrame) {
+    pub(super) fn remote_stream(
+        &mut self,
+        now: Now,
+        room_name: &RoomName,
+        node: &Arc<str>,
+        frame: StreamFrame,
+    ) {
         let Ok(frame) = frame.update() else {
             tracing::warn!(room = %room_name, node = %node, "a stream signal without a readable step");
             return;
@@ -824,7 +849,8 @@ impl Hub {
                 if open.kind == StreamKind::Progress {
                     open.chunks.clear();
                     open.first = end - 1;
-                    open.chunks.push(frame.chunks[frame.chunks.len() - 1].clone());
+                    open.chunks
+                        .push(frame.chunks[frame.chunks.len() - 1].clone());
                 } else {
                     for chunk in &frame.chunks[skip..] {
                         open.bytes += chunk.len();

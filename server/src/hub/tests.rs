@@ -331,7 +331,13 @@ pub(super) fn render(frame: &ServerFrame) -> String {
         ServerFrame::Stream(frame) => {
             let s = frame.update().expect("a readable step");
             let chunks: Vec<&str> = s.chunks.iter().map(|c| c.as_text()).collect();
-            let mut line = format!("stream {} {} {} {:?}", frame.room, s.id, s.op.as_str(), s.kind);
+            let mut line = format!(
+                "stream {} {} {} {:?}",
+                frame.room,
+                s.id,
+                s.op.as_str(),
+                s.kind
+            );
             if !chunks.is_empty() {
                 line.push_str(&format!(" n={} [{}]", s.n, chunks.join(",")));
             }

@@ -164,7 +164,10 @@ fn a_finish_is_stored_once_however_often_it_is_retried() {
     h.pump();
     assert!(matches!(
         &h.streamed[..],
-        [(9, StreamReply::Finished(Ok(AppendOutcome::Duplicate { seq: 1 })))]
+        [(
+            9,
+            StreamReply::Finished(Ok(AppendOutcome::Duplicate { seq: 1 }))
+        )]
     ));
     assert_eq!(stored(&mut h).len(), 1);
     assert_eq!(h.take(2).len(), 2, "one event, one finish");
@@ -265,18 +268,43 @@ fn stream_steps_that_do_not_fit_are_refused_with_a_code() {
             .collect();
         assert_eq!(got, expect, "{frame}");
     };
-    check(&mut h, 1, &append("nope", 0, r#""x""#), &["error stream_not_found r"]);
+    check(
+        &mut h,
+        1,
+        &append("nope", 0, r#""x""#),
+        &["error stream_not_found r"],
+    );
     check(&mut h, 1, &start("a1"), &[]);
     // A start again is the producer coming back: nothing changes.
     check(&mut h, 1, &start("a1"), &[]);
     check(&mut h, 1, &append("a1", 0, "42"), &["error bad_frame r"]);
-    check(&mut h, 1, &append("a1", 0, r#""0123456789abcdefgh""#), &["error stream_too_large r"]);
+    check(
+        &mut h,
+        1,
+        &append("a1", 0, r#""0123456789abcdefgh""#),
+        &["error stream_too_large r"],
+    );
     check(&mut h, 1, &append("a1", 0, r#""0123456789""#), &[]);
     // A chunk the stream has is ignored; one past the next is refused.
     check(&mut h, 1, &append("a1", 0, r#""0123456789""#), &[]);
-    check(&mut h, 1, &append("a1", 5, r#""x""#), &["error stream_conflict r"]);
-    check(&mut h, 1, &append("a1", 1, r#""0123456789""#), &["error stream_too_large r"]);
-    check(&mut h, 1, &step("a1", r#""op":"append","n":1"#), &["error bad_frame r"]);
+    check(
+        &mut h,
+        1,
+        &append("a1", 5, r#""x""#),
+        &["error stream_conflict r"],
+    );
+    check(
+        &mut h,
+        1,
+        &append("a1", 1, r#""0123456789""#),
+        &["error stream_too_large r"],
+    );
+    check(
+        &mut h,
+        1,
+        &step("a1", r#""op":"append","n":1"#),
+        &["error bad_frame r"],
+    );
     check(&mut h, 1, &start("a2"), &[]);
     check(&mut h, 1, &start("a3"), &["error too_many_streams r"]);
     check(&mut h, 2, &start("b1"), &[]);
@@ -288,7 +316,12 @@ fn stream_steps_that_do_not_fit_are_refused_with_a_code() {
         &["error too_many_streams r"],
     );
     h.connect(3, "cy");
-    check(&mut h, 3, &start("c1"), &["welcome cy", "error not_joined r"]);
+    check(
+        &mut h,
+        3,
+        &start("c1"),
+        &["welcome cy", "error not_joined r"],
+    );
     let reader = Identity::new("dee", None, &[("*", RoomRight::Read)]);
     h.connect_as(4, reader);
     h.send(4, &join("r"));
@@ -299,17 +332,28 @@ fn stream_steps_that_do_not_fit_are_refused_with_a_code() {
 #[test]
 fn a_progress_stream_keeps_its_latest_chunk() {
     let mut h = two_members();
-    h.send(1, &step("job", r#""op":"start","kind":"progress","meta":{"task":"import"}"#));
+    h.send(
+        1,
+        &step(
+            "job",
+            r#""op":"start","kind":"progress","meta":{"task":"import"}"#,
+        ),
+    );
     let progress = |n: u64, percent: u64| {
         step(
             "job",
-            &format!(r#""op":"append","n":{n},"chunk":{{"percent":{percent},"step":"rows","eta_ms":900}}"#),
+            &format!(
+                r#""op":"append","n":{n},"chunk":{{"percent":{percent},"step":"rows","eta_ms":900}}"#
+            ),
         )
     };
     h.send(1, &progress(0, 10));
     h.send(1, &progress(1, 20));
     h.send(1, &progress(2, 30));
-    h.send(1, &step("job", r#""op":"append","n":3,"chunk":{"percent":130}"#));
+    h.send(
+        1,
+        &step("job", r#""op":"append","n":3,"chunk":{"percent":130}"#),
+    );
     assert_eq!(h.take(1).last().unwrap(), "error bad_frame r");
     h.advance(Duration::from_millis(10));
     // Coalesced: only the latest of the waiting ones goes.
@@ -462,12 +506,16 @@ fn simulate_streams(seed: u64) -> Result<(), String> {
             90..=99 => h.advance(Duration::from_millis(rng.random_range(0..20_000))),
             _ => {}
         }
-        absorb_streams(&mut h, &mut streams, &mut seen, |state| *state = State::Failed)?;
+        absorb_streams(&mut h, &mut streams, &mut seen, |state| {
+            *state = State::Failed
+        })?;
     }
     // Settle: the store catches up, silent producers time out.
     h.run_deferred();
     h.advance(Duration::from_secs(60));
-    absorb_streams(&mut h, &mut streams, &mut seen, |state| *state = State::Failed)?;
+    absorb_streams(&mut h, &mut streams, &mut seen, |state| {
+        *state = State::Failed
+    })?;
     for (room, id, text, state) in &streams {
         let room_name = RoomName::parse(*room).unwrap();
         let events: Vec<String> = h

@@ -11,7 +11,10 @@ fn stream_frame(name: &str, op: StreamStep, n: u64, chunks: &[&str]) -> ServerFr
         kind: StreamKind::Text,
         op,
         n,
-        chunks: chunks.iter().map(|c| Json::from_text(*c).unwrap()).collect(),
+        chunks: chunks
+            .iter()
+            .map(|c| Json::from_text(*c).unwrap())
+            .collect(),
         meta: None,
         seq: (op == StreamStep::Finish).then_some(3),
         code: None,
@@ -32,7 +35,10 @@ fn stream_frames_of_joined_rooms_become_events_and_fold_into_a_view() {
     h.server_says(link, stream_frame("r", StreamStep::Start, 0, &[r#""Hel""#]));
     h.server_says(link, stream_frame("r", StreamStep::Append, 1, &[r#""lo""#]));
     // A room this client is not in: dropped.
-    h.server_says(link, stream_frame("elsewhere", StreamStep::Append, 0, &[r#""x""#]));
+    h.server_says(
+        link,
+        stream_frame("elsewhere", StreamStep::Append, 0, &[r#""x""#]),
+    );
     h.server_says(link, stream_frame("r", StreamStep::Finish, 0, &[]));
     let frames: Vec<StreamUpdate> = h
         .take_events()
@@ -94,7 +100,10 @@ fn polls_carry_the_stream_version_the_server_gave() {
         })
     };
     let (request, query) = poll(&mut h).expect("a long poll");
-    assert!(query.contains("&r=r~5~0~1~0&") || query.ends_with("&r=r~5~0~1~0"), "{query}");
+    assert!(
+        query.contains("&r=r~5~0~1~0&") || query.ends_with("&r=r~5~0~1~0"),
+        "{query}"
+    );
     let state = ServerFrame::State(RoomState {
         room: room("r"),
         presence: None,
@@ -105,7 +114,11 @@ fn polls_carry_the_stream_version_the_server_gave() {
     h.client
         .handle_http_response(h.now, request, HttpResult::Frames(vec![state, start]));
     h.drain();
-    assert!(h.take_events().iter().any(|e| matches!(e, ClientEvent::Stream(_))));
+    assert!(
+        h.take_events()
+            .iter()
+            .any(|e| matches!(e, ClientEvent::Stream(_)))
+    );
     let (_, query) = poll(&mut h).expect("the next long poll");
     assert!(query.ends_with("&r=r~5~0~1~0~7"), "{query}");
 }
