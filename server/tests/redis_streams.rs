@@ -50,7 +50,6 @@ async fn a_member_joining_another_node_mid_stream_gets_everything_so_far() {
     let key = format!("Bearer {KEY}");
     let auth = [("Authorization", key.as_str())];
     let post = |body: String| {
-        let auth = auth;
         let a = &a;
         async move {
             let response = http(a, "POST", "/v1/rooms/r/streams/answer", &auth, Some(&body)).await;
