@@ -302,6 +302,11 @@ impl BrowserClient {
         self.with(|core| core.publish_ephemeral(now(), room, body))
     }
 
+    /// Sends one step of a stream this tab produces in `room` (see [`Client::stream`]).
+    pub fn stream(&self, room: RoomName, step: Json) -> Result<(), PublishError> {
+        self.with(|core| core.stream(now(), room, step))
+    }
+
     /// Says whether the user is typing in a room (throttled and expired by the core).
     pub fn set_typing(&self, room: RoomName, on: bool) {
         self.with(|core| core.set_typing(now(), room, on));

@@ -379,6 +379,8 @@ impl Hub {
                 .map(|list| LiveCursor::list_json(&list)),
         };
         self.send(conn, &ServerFrame::Joined(joined));
+        // A member joining mid-stream gets everything so far, after `joined`.
+        self.send_stream_catch_up(conn, room_name);
     }
 
     /// Answers a `join` with an error.
