@@ -9,6 +9,7 @@
 //! It must never perform I/O (sockets and HTTP calls leave as [`Output`]s), read a clock (`now`
 //! is a parameter) or draw randomness anywhere but the client's seeded `Rng`.
 
+use crate::text::concat;
 use std::time::Duration;
 
 use super::{
@@ -260,7 +261,7 @@ impl Client {
                 self.pump_polling(now);
             }
             HttpResult::Refused { status: 401, code } => {
-                let message = ["the server refused the token (", code.as_str(), ")"].concat();
+                let message = concat(&["the server refused the token (", code.as_str(), ")"]);
                 self.auth_refused(now, message)
             }
             HttpResult::Refused { .. } | HttpResult::Failed | HttpResult::Page(_) => {
@@ -463,7 +464,7 @@ impl Client {
         self.polling_until_ms = self.unix_ms(now) + millis(self.config.remember_fallback);
         self.outputs.push(Output::Save {
             key: TRANSPORT_KEY,
-            value: ["polling-until:", &decimal(self.polling_until_ms)].concat(),
+            value: concat(&["polling-until:", &decimal(self.polling_until_ms)]),
         });
     }
 

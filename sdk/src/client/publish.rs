@@ -9,6 +9,7 @@
 //! `poll_outputs` through [`Output::Save`](super::Output::Save)) or read a clock.
 
 use super::{Client, ClientEvent, ConnectionState, Phase, PublishError};
+use crate::text::concat;
 use crate::text::decimal;
 use crate::time::Instant;
 use crate::wire::{self, ClientFrame, ErrorCode, Event, EventId, Json, OutboxRecord, RoomName};
@@ -243,7 +244,7 @@ impl Client {
     /// A fresh id for an own publish: this client's random prefix and a counter.
     fn next_event_id(&mut self) -> EventId {
         self.next_id += 1;
-        EventId::parse([&self.id_prefix, "-", &decimal(self.next_id)].concat())
+        EventId::parse(concat(&[&self.id_prefix, "-", &decimal(self.next_id)]))
             .expect("generated ids are valid")
     }
 }

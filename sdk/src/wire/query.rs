@@ -8,6 +8,7 @@
 
 use super::json;
 use super::{Cursor, RoomName};
+use crate::text::concat;
 use crate::text::decimal;
 
 /// One room a long poll follows, as carried in `GET /v1/poll?r=...`:
@@ -38,7 +39,7 @@ impl PollCursor {
         fn or_empty(n: &Option<String>) -> &str {
             n.as_deref().unwrap_or("")
         }
-        [
+        concat(&[
             self.room.as_str(),
             "~",
             or_empty(&epoch),
@@ -56,8 +57,7 @@ impl PollCursor {
             } else {
                 String::new()
             },
-        ]
-        .concat()
+        ])
     }
 
     /// Decodes an `r` query value.
@@ -114,7 +114,7 @@ pub struct PollQuery {
 impl PollQuery {
     /// Encodes the query string (without `?`).
     pub fn encode(&self) -> String {
-        let mut query = ["session=", &percent_encode(&self.session)].concat();
+        let mut query = concat(&["session=", &percent_encode(&self.session)]);
         if let Some(wait) = self.wait_ms {
             query.push_str("&wait=");
             query.push_str(&decimal(wait));
@@ -160,15 +160,14 @@ impl PollQuery {
 /// The path and query of `GET /v1/rooms/{room}/events`: events after seq `after`, at most
 /// `limit` of them.
 pub fn events_path(room: &RoomName, after: u64, limit: u64) -> String {
-    [
+    concat(&[
         "/v1/rooms/",
         &percent_encode(room.as_str()),
         "/events?after=",
         &decimal(after),
         "&limit=",
         &decimal(limit),
-    ]
-    .concat()
+    ])
 }
 
 /// Percent-encodes a URL path segment or query value (room names may hold `:`, `/`, `@`).

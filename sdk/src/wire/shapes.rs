@@ -97,7 +97,7 @@ macro_rules! wire_enum {
             ) -> Result<Self, $crate::wire::json::JsonError> {
                 let text = node.str()?;
                 $name::from_wire(text).ok_or_else(|| {
-                    $crate::wire::json::JsonError::new(["unknown variant `", text, "`"].concat())
+                    $crate::wire::json::JsonError::new($crate::text::concat(&["unknown variant `", text, "`"]))
                 })
             }
         }
