@@ -9,7 +9,7 @@
 use super::json;
 use super::{Cursor, RoomName};
 use crate::text::concat;
-use crate::text::decimal;
+use crate::text::{decimal, push_decimal};
 
 /// One room a long poll follows, as carried in `GET /v1/poll?r=...`:
 /// `room~epoch~seq~presence_version~typing_version~cursor_version`, then `~stream_version` when
@@ -34,30 +34,23 @@ pub struct PollCursor {
 impl PollCursor {
     /// Encodes the `r` query value.
     pub fn encode(&self) -> String {
-        let epoch = self.cursor.map(|c| decimal(c.epoch));
-        let seq = self.cursor.map(|c| decimal(c.seq));
-        fn or_empty(n: &Option<String>) -> &str {
-            n.as_deref().unwrap_or("")
+        // Each number written straight into the text (no `String` per part).
+        let mut out = self.room.as_str().to_owned();
+        let mut part = |n: Option<u64>| {
+            out.push('~');
+            if let Some(n) = n {
+                push_decimal(&mut out, n);
+            }
+        };
+        part(self.cursor.map(|c| c.epoch));
+        part(self.cursor.map(|c| c.seq));
+        part(Some(self.presence_version));
+        part(Some(self.typing_version));
+        part(Some(self.cursor_version));
+        if self.stream_version > 0 {
+            part(Some(self.stream_version));
         }
-        concat(&[
-            self.room.as_str(),
-            "~",
-            or_empty(&epoch),
-            "~",
-            or_empty(&seq),
-            "~",
-            &decimal(self.presence_version),
-            "~",
-            &decimal(self.typing_version),
-            "~",
-            &decimal(self.cursor_version),
-            if self.stream_version > 0 { "~" } else { "" },
-            &if self.stream_version > 0 {
-                decimal(self.stream_version)
-            } else {
-                String::new()
-            },
-        ])
+        out
     }
 
     /// Decodes an `r` query value.
