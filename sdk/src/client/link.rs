@@ -16,7 +16,7 @@ use super::{
     Client, ClientEvent, ConnectionState, FailReason, HttpCall, HttpResult, Output, TRANSPORT_KEY,
     Transport, TransportMode,
 };
-use crate::text::decimal;
+use crate::text::push_decimal;
 use crate::time::{Instant, millis};
 use crate::wire::{self, ClientFrame, ErrorCode, PollCursor, PollQuery, ServerFrame, close_code};
 
@@ -462,9 +462,11 @@ impl Client {
 
     fn remember_polling(&mut self, now: Instant) {
         self.polling_until_ms = self.unix_ms(now) + millis(self.config.remember_fallback);
+        let mut value = "polling-until:".to_owned();
+        push_decimal(&mut value, self.polling_until_ms);
         self.outputs.push(Output::Save {
             key: TRANSPORT_KEY,
-            value: concat(&["polling-until:", &decimal(self.polling_until_ms)]),
+            value,
         });
     }
 

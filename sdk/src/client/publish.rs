@@ -10,7 +10,7 @@
 
 use super::{Client, ClientEvent, ConnectionState, Phase, PublishError};
 use crate::text::concat;
-use crate::text::decimal;
+use crate::text::push_decimal;
 use crate::time::Instant;
 use crate::wire::{self, ClientFrame, ErrorCode, Event, EventId, Json, OutboxRecord, RoomName};
 
@@ -244,7 +244,8 @@ impl Client {
     /// A fresh id for an own publish: this client's random prefix and a counter.
     fn next_event_id(&mut self) -> EventId {
         self.next_id += 1;
-        EventId::parse(concat(&[&self.id_prefix, "-", &decimal(self.next_id)]))
-            .expect("generated ids are valid")
+        let mut id = concat(&[&self.id_prefix, "-"]);
+        push_decimal(&mut id, self.next_id);
+        EventId::parse(id).expect("generated ids are valid")
     }
 }

@@ -2,14 +2,14 @@
 //! [`PollCursor`] per room), the history page's path ([`events_path`]) and the percent codec
 //! they share.
 //!
-//! Encoding runs in the browser, so it uses `text::decimal`, not `format!`. Decoding runs on the
+//! Encoding runs in the browser, so it uses `text::push_decimal`, not `format!`. Decoding runs on the
 //! server and must never panic on what the network sends: every refusal is a sentence the server
 //! answers `bad_request` with.
 
 use super::json;
 use super::{Cursor, RoomName};
 use crate::text::concat;
-use crate::text::{decimal, push_decimal};
+use crate::text::push_decimal;
 
 /// One room a long poll follows, as carried in `GET /v1/poll?r=...`:
 /// `room~epoch~seq~presence_version~typing_version~cursor_version`, then `~stream_version` when
@@ -110,7 +110,7 @@ impl PollQuery {
         let mut query = concat(&["session=", &percent_encode(&self.session)]);
         if let Some(wait) = self.wait_ms {
             query.push_str("&wait=");
-            query.push_str(&decimal(wait));
+            push_decimal(&mut query, wait);
         }
         for room in &self.rooms {
             query.push_str("&r=");
@@ -153,14 +153,15 @@ impl PollQuery {
 /// The path and query of `GET /v1/rooms/{room}/events`: events after seq `after`, at most
 /// `limit` of them.
 pub fn events_path(room: &RoomName, after: u64, limit: u64) -> String {
-    concat(&[
+    let mut path = concat(&[
         "/v1/rooms/",
         &percent_encode(room.as_str()),
         "/events?after=",
-        &decimal(after),
-        "&limit=",
-        &decimal(limit),
-    ])
+    ]);
+    push_decimal(&mut path, after);
+    path.push_str("&limit=");
+    push_decimal(&mut path, limit);
+    path
 }
 
 /// Percent-encodes a URL path segment or query value (room names may hold `:`, `/`, `@`).
