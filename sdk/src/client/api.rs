@@ -7,6 +7,7 @@
 //! body, reading its answer). It holds no client state and must never decide anything about
 //! the connection, perform I/O or read a clock: the state machine is [`Client`].
 
+use crate::text::concat;
 use std::time::Duration;
 
 use super::backoff::BackoffConfig;
@@ -235,7 +236,7 @@ impl HttpCall {
     pub fn path(&self) -> String {
         match self {
             HttpCall::PollSend(_) => "/v1/poll".to_owned(),
-            HttpCall::Poll { query } => ["/v1/poll?", query].concat(),
+            HttpCall::Poll { query } => concat(&["/v1/poll?", query]),
             HttpCall::History { room, after } => wire::events_path(room, *after, 1000),
         }
     }
@@ -436,7 +437,7 @@ impl Message for PublishError {
     fn message(&self) -> String {
         match self {
             PublishError::NotJoined(room) => {
-                ["join room ", room.as_str(), " before publishing to it"].concat()
+                concat(&["join room ", room.as_str(), " before publishing to it"])
             }
             PublishError::OutboxFull(err) => err.message(),
             PublishError::Offline => "ephemeral events are only sent while connected".to_owned(),

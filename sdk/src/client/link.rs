@@ -9,13 +9,14 @@
 //! It must never perform I/O (sockets and HTTP calls leave as [`Output`]s), read a clock (`now`
 //! is a parameter) or draw randomness anywhere but the client's seeded `Rng`.
 
+use crate::text::concat;
 use std::time::Duration;
 
 use super::{
     Client, ClientEvent, ConnectionState, FailReason, HttpCall, HttpResult, Output, TRANSPORT_KEY,
     Transport, TransportMode,
 };
-use crate::text::decimal;
+use crate::text::push_decimal;
 use crate::time::{Instant, millis};
 use crate::wire::{self, ClientFrame, ErrorCode, PollCursor, PollQuery, ServerFrame, close_code};
 
@@ -260,7 +261,7 @@ impl Client {
                 self.pump_polling(now);
             }
             HttpResult::Refused { status: 401, code } => {
-                let message = ["the server refused the token (", code.as_str(), ")"].concat();
+                let message = concat(&["the server refused the token (", code.as_str(), ")"]);
                 self.auth_refused(now, message)
             }
             HttpResult::Refused { .. } | HttpResult::Failed | HttpResult::Page(_) => {
@@ -461,9 +462,11 @@ impl Client {
 
     fn remember_polling(&mut self, now: Instant) {
         self.polling_until_ms = self.unix_ms(now) + millis(self.config.remember_fallback);
+        let mut value = "polling-until:".to_owned();
+        push_decimal(&mut value, self.polling_until_ms);
         self.outputs.push(Output::Save {
             key: TRANSPORT_KEY,
-            value: ["polling-until:", &decimal(self.polling_until_ms)].concat(),
+            value,
         });
     }
 

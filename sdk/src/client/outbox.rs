@@ -2,6 +2,7 @@
 //! and bytes, expiring after a time-to-live (reported, never silently dropped), and persisted
 //! (through the client's storage outputs) so a reload or restart loses nothing.
 
+use crate::text::concat;
 use crate::text::{Message, decimal, message_display};
 use crate::wire::{EventId, OutboxRecord, StoredOutbox};
 
@@ -51,19 +52,18 @@ impl Message for OutboxError {
     fn message(&self) -> String {
         let n = |n: usize| decimal(n as u64);
         match *self {
-            OutboxError::TooManyItems { items, limit } => [
+            OutboxError::TooManyItems { items, limit } => concat(&[
                 "the outbox is full: ",
                 &n(items),
                 " publishes are waiting (the limit is ",
                 &n(limit),
                 ")",
-            ]
-            .concat(),
+            ]),
             OutboxError::TooManyBytes {
                 bytes,
                 adding,
                 limit,
-            } => [
+            } => concat(&[
                 "the outbox is full: ",
                 &n(bytes),
                 " bytes are waiting and this body has ",
@@ -71,8 +71,7 @@ impl Message for OutboxError {
                 " (the limit is ",
                 &n(limit),
                 ")",
-            ]
-            .concat(),
+            ]),
         }
     }
 }

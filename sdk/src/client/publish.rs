@@ -9,7 +9,8 @@
 //! `poll_outputs` through [`Output::Save`](super::Output::Save)) or read a clock.
 
 use super::{Client, ClientEvent, ConnectionState, Phase, PublishError};
-use crate::text::decimal;
+use crate::text::concat;
+use crate::text::push_decimal;
 use crate::time::Instant;
 use crate::wire::{self, ClientFrame, ErrorCode, Event, EventId, Json, OutboxRecord, RoomName};
 
@@ -243,7 +244,8 @@ impl Client {
     /// A fresh id for an own publish: this client's random prefix and a counter.
     fn next_event_id(&mut self) -> EventId {
         self.next_id += 1;
-        EventId::parse([&self.id_prefix, "-", &decimal(self.next_id)].concat())
-            .expect("generated ids are valid")
+        let mut id = concat(&[&self.id_prefix, "-"]);
+        push_decimal(&mut id, self.next_id);
+        EventId::parse(id).expect("generated ids are valid")
     }
 }

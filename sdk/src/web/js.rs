@@ -8,6 +8,7 @@
 //! exported method costs wasm-bindgen glue on both sides of the boundary, and the SDK has a size
 //! budget (docs/SIZE.md).
 
+use crate::text::concat;
 use wasm_bindgen::prelude::*;
 
 /// The npm package's allocator: Talc instead of Rust's default dlmalloc, for size (a Rust app
@@ -113,7 +114,7 @@ impl WasmClient {
     /// `invalid_json`, `not_joined`, `outbox_full`, `offline`, `closed`, `unknown_op`).
     pub fn call(&self, op: u32, room: &str, arg: &str) -> String {
         match self.run(op, room, arg) {
-            Ok(value) => ["{\"ok\":", &value, "}"].concat(),
+            Ok(value) => concat(&["{\"ok\":", &value, "}"]),
             Err((code, message)) => {
                 let mut out = Writer::default();
                 let mut object = out.object();
@@ -156,7 +157,7 @@ impl WasmClient {
             _ => {
                 return Err((
                     "unknown_op",
-                    ["no operation ", &crate::text::decimal(op.into())].concat(),
+                    concat(&["no operation ", &crate::text::decimal(op.into())]),
                 ));
             }
         }

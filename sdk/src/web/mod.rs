@@ -28,6 +28,7 @@ mod js;
 #[cfg(feature = "js")]
 pub use js::{EventCallback, WasmClient, op};
 
+use crate::text::concat;
 use std::cell::RefCell;
 use std::rc::{Rc, Weak};
 
@@ -260,7 +261,7 @@ impl BrowserClient {
             platform.dispose();
             StartError::NoRandomness
         })?;
-        let load = |key: &str| platform.load(&[storage_prefix.as_str(), key].concat());
+        let load = |key: &str| platform.load(&concat(&[storage_prefix.as_str(), key]));
         let restored = Restored {
             outbox: load(OUTBOX_KEY),
             transport: load(TRANSPORT_KEY),
@@ -470,8 +471,8 @@ fn perform(state: &mut Inner, output: Output) {
         Output::OpenSocket { link, token } => {
             // http://host → ws://host, https://host → wss://host.
             let rest = state.base.strip_prefix("http").unwrap_or(&state.base);
-            let url = ["ws", rest, "/v1/ws"].concat();
-            let token_protocol = [wire::WS_TOKEN_PREFIX, &token].concat();
+            let url = concat(&["ws", rest, "/v1/ws"]);
+            let token_protocol = concat(&[wire::WS_TOKEN_PREFIX, &token]);
             if !state
                 .platform
                 .open(link, &url, wire::WS_SUBPROTOCOL, &token_protocol)
@@ -486,14 +487,14 @@ fn perform(state: &mut Inner, output: Output) {
             token,
             call,
         } => {
-            let url = [state.base.as_str(), &call.path()].concat();
+            let url = concat(&[state.base.as_str(), &call.path()]);
             state
                 .platform
                 .fetch(request, call.method(), &url, &token, call.body());
             state.calls.push((request, call));
         }
         Output::Save { key, value } => {
-            let key = [state.storage_prefix.as_str(), key].concat();
+            let key = concat(&[state.storage_prefix.as_str(), key]);
             state.platform.save(&key, &value);
         }
     }

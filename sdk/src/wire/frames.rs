@@ -8,6 +8,7 @@
 use super::json::JsonError;
 use super::shapes::frame_enum;
 use super::{CursorNotice, ErrorCode, EventId, Json, ResetReason, RoomName, SetCursor};
+use crate::text::concat;
 use crate::text::{Message, message_display};
 
 // ---------------------------------------------------------------------------------------------
@@ -436,9 +437,9 @@ impl Message for WireError {
     fn message(&self) -> String {
         match self {
             WireError::Malformed(why) | WireError::InvalidPublish { why, .. } => {
-                ["invalid frame: ", why].concat()
+                concat(&["invalid frame: ", why])
             }
-            WireError::UnknownType(kind) => ["unknown frame type \"", kind, "\""].concat(),
+            WireError::UnknownType(kind) => concat(&["unknown frame type \"", kind, "\""]),
         }
     }
 }

@@ -14,6 +14,7 @@
 //! - [`Wire`] is implemented by every type with a wire shape; [`Wire::read`] errors name the
 //!   field they are about (``field `room`: ...``), so `bad_frame` messages say what is wrong.
 
+use crate::text::concat;
 use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::fmt;
@@ -39,7 +40,7 @@ impl JsonError {
 
     /// The same error, said to be about field `key`.
     pub fn in_field(self, key: &str) -> JsonError {
-        JsonError(["field `", key, "`: ", &self.0].concat())
+        JsonError(concat(&["field `", key, "`: ", &self.0]))
     }
 }
 
@@ -93,7 +94,12 @@ impl Value<'_> {
 impl<'a> Node<'a> {
     /// An error saying this node is not what was `expected`.
     pub fn unexpected(&self, expected: &str) -> JsonError {
-        JsonError(["expected ", expected, ", found ", self.value.kind()].concat())
+        JsonError(concat(&[
+            "expected ",
+            expected,
+            ", found ",
+            self.value.kind(),
+        ]))
     }
 
     /// The node as a string.
@@ -108,7 +114,7 @@ impl<'a> Node<'a> {
     pub fn u64(&self) -> Result<u64, JsonError> {
         match self.value {
             Value::Number => parse_u64(self.raw).ok_or_else(|| {
-                JsonError(["expected an unsigned integer, found ", self.raw].concat())
+                JsonError(concat(&["expected an unsigned integer, found ", self.raw]))
             }),
             _ => Err(self.unexpected("an unsigned integer")),
         }
@@ -120,7 +126,7 @@ impl<'a> Node<'a> {
             Value::Number => self
                 .raw
                 .parse()
-                .map_err(|_| JsonError(["expected ", expected, ", found ", self.raw].concat())),
+                .map_err(|_| JsonError(concat(&["expected ", expected, ", found ", self.raw]))),
             _ => Err(self.unexpected(expected)),
         }
     }
@@ -185,7 +191,7 @@ impl<'a, 'n> Fields<'a, 'n> {
     #[inline(never)]
     fn present(&self, key: &str) -> Result<&'n Node<'a>, JsonError> {
         self.node(key)
-            .ok_or_else(|| JsonError(["missing field `", key, "`"].concat()))
+            .ok_or_else(|| JsonError(concat(&["missing field `", key, "`"])))
     }
 
     #[inline(never)]
@@ -530,7 +536,7 @@ struct Parser<'a> {
 impl<'a> Parser<'a> {
     fn error(&self, what: &str) -> JsonError {
         let at = crate::text::decimal(self.at as u64);
-        JsonError([what, " at byte ", &at].concat())
+        JsonError(concat(&[what, " at byte ", &at]))
     }
 
     fn peek(&self) -> Option<u8> {

@@ -5,6 +5,7 @@
 //! short line. This module must never offer a way round the check (the inner `String` is
 //! visible to `wire` only so that `shapes.rs` can write it) and knows nothing of JSON.
 
+use crate::text::concat;
 use std::fmt;
 
 use crate::text::{Message, decimal, message_display};
@@ -84,7 +85,7 @@ impl Message for NameError {
             shown,
             reason,
         } = self;
-        ["invalid ", what, " \"", shown, "\": ", reason].concat()
+        concat(&["invalid ", what, " \"", shown, "\": ", reason])
     }
 }
 
@@ -105,27 +106,21 @@ fn check_name(
         return Err(fail("it must not be empty".into()));
     }
     if text.len() > max {
-        return Err(fail(
-            [
-                "it is ",
-                &decimal(text.len() as u64),
-                " bytes long, the limit is ",
-                &decimal(max as u64),
-            ]
-            .concat(),
-        ));
+        return Err(fail(concat(&[
+            "it is ",
+            &decimal(text.len() as u64),
+            " bytes long, the limit is ",
+            &decimal(max as u64),
+        ])));
     }
     if let Some(at) = text.bytes().position(|c| !allowed(c)) {
         // Each check allows or refuses all non-ASCII bytes alike, so `at` starts a character.
         let bad = text[at..].chars().next().unwrap_or('\u{FFFD}');
-        return Err(fail(
-            [
-                "character '",
-                &shown(bad.encode_utf8(&mut [0; 4])),
-                "' is not allowed (letters, digits and . _ - : are; rooms also allow / @)",
-            ]
-            .concat(),
-        ));
+        return Err(fail(concat(&[
+            "character '",
+            &shown(bad.encode_utf8(&mut [0; 4])),
+            "' is not allowed (letters, digits and . _ - : are; rooms also allow / @)",
+        ])));
     }
     Ok(())
 }

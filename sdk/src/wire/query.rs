@@ -2,13 +2,14 @@
 //! [`PollCursor`] per room), the history page's path ([`events_path`]) and the percent codec
 //! they share.
 //!
-//! Encoding runs in the browser, so it uses `text::decimal`, not `format!`. Decoding runs on the
+//! Encoding runs in the browser, so it uses `text::push_decimal`, not `format!`. Decoding runs on the
 //! server and must never panic on what the network sends: every refusal is a sentence the server
 //! answers `bad_request` with.
 
 use super::json;
 use super::{Cursor, RoomName};
-use crate::text::decimal;
+use crate::text::concat;
+use crate::text::push_decimal;
 
 /// One room a long poll follows, as carried in `GET /v1/poll?r=...`:
 /// `room~epoch~seq~presence_version~typing_version~cursor_version`, then `~stream_version` when
@@ -33,31 +34,23 @@ pub struct PollCursor {
 impl PollCursor {
     /// Encodes the `r` query value.
     pub fn encode(&self) -> String {
-        let epoch = self.cursor.map(|c| decimal(c.epoch));
-        let seq = self.cursor.map(|c| decimal(c.seq));
-        fn or_empty(n: &Option<String>) -> &str {
-            n.as_deref().unwrap_or("")
+        // Each number written straight into the text (no `String` per part).
+        let mut out = self.room.as_str().to_owned();
+        let mut part = |n: Option<u64>| {
+            out.push('~');
+            if let Some(n) = n {
+                push_decimal(&mut out, n);
+            }
+        };
+        part(self.cursor.map(|c| c.epoch));
+        part(self.cursor.map(|c| c.seq));
+        part(Some(self.presence_version));
+        part(Some(self.typing_version));
+        part(Some(self.cursor_version));
+        if self.stream_version > 0 {
+            part(Some(self.stream_version));
         }
-        [
-            self.room.as_str(),
-            "~",
-            or_empty(&epoch),
-            "~",
-            or_empty(&seq),
-            "~",
-            &decimal(self.presence_version),
-            "~",
-            &decimal(self.typing_version),
-            "~",
-            &decimal(self.cursor_version),
-            if self.stream_version > 0 { "~" } else { "" },
-            &if self.stream_version > 0 {
-                decimal(self.stream_version)
-            } else {
-                String::new()
-            },
-        ]
-        .concat()
+        out
     }
 
     /// Decodes an `r` query value.
@@ -114,10 +107,10 @@ pub struct PollQuery {
 impl PollQuery {
     /// Encodes the query string (without `?`).
     pub fn encode(&self) -> String {
-        let mut query = ["session=", &percent_encode(&self.session)].concat();
+        let mut query = concat(&["session=", &percent_encode(&self.session)]);
         if let Some(wait) = self.wait_ms {
             query.push_str("&wait=");
-            query.push_str(&decimal(wait));
+            push_decimal(&mut query, wait);
         }
         for room in &self.rooms {
             query.push_str("&r=");
@@ -160,15 +153,15 @@ impl PollQuery {
 /// The path and query of `GET /v1/rooms/{room}/events`: events after seq `after`, at most
 /// `limit` of them.
 pub fn events_path(room: &RoomName, after: u64, limit: u64) -> String {
-    [
+    let mut path = concat(&[
         "/v1/rooms/",
         &percent_encode(room.as_str()),
         "/events?after=",
-        &decimal(after),
-        "&limit=",
-        &decimal(limit),
-    ]
-    .concat()
+    ]);
+    push_decimal(&mut path, after);
+    path.push_str("&limit=");
+    push_decimal(&mut path, limit);
+    path
 }
 
 /// Percent-encodes a URL path segment or query value (room names may hold `:`, `/`, `@`).

@@ -97,7 +97,7 @@ macro_rules! wire_enum {
             ) -> Result<Self, $crate::wire::json::JsonError> {
                 let text = node.str()?;
                 $name::from_wire(text).ok_or_else(|| {
-                    $crate::wire::json::JsonError::new(["unknown variant `", text, "`"].concat())
+                    $crate::wire::json::JsonError::new($crate::text::concat(&["unknown variant `", text, "`"]))
                 })
             }
         }
@@ -157,14 +157,17 @@ macro_rules! frame_enum {
                 node: &$crate::wire::json::Node<'_>,
             ) -> Result<$name, $crate::wire::WireError> {
                 let (fields, kind) = $crate::wire::shapes::frame_fields(node)?;
-                match kind {
+                let frame = match kind {
                     $( $tag => <$ty as $crate::wire::json::WireObject>::read_fields(fields)
-                        .map($name::$variant)
-                        .map_err(|err| $crate::wire::shapes::frame_error(kind, fields, err)), )*
-                    other => Err($crate::wire::WireError::UnknownType(
-                        $crate::wire::names::shown(other),
-                    )),
-                }
+                        .map($name::$variant), )*
+                    other => {
+                        return Err($crate::wire::WireError::UnknownType(
+                            $crate::wire::names::shown(other),
+                        ));
+                    }
+                };
+                // One error path for every type (not one per match arm).
+                frame.map_err(|err| $crate::wire::shapes::frame_error(kind, fields, err))
             }
 
             /// Encodes the frame as JSON text.
