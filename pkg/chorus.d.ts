@@ -41,7 +41,13 @@ export type ErrorCode =
   | "forbidden_origin"
   | "body_too_large"
   | "not_ready"
-  | "cursor_too_large";
+  | "cursor_too_large"
+  | "stream_not_found"
+  | "stream_conflict"
+  | "stream_too_large"
+  | "too_many_streams"
+  | "stream_abandoned"
+  | "stream_failed";
 
 export interface ClientOptions {
   /** The Chorus server, e.g. `https://rt.example.com` or `location.origin`. */
@@ -116,6 +122,60 @@ export interface LiveCursor<Cursor = unknown> {
   value: Cursor;
 }
 
+/** A progress stream's chunk. */
+export interface Progress {
+  /** 0 to 100. */
+  percent: number;
+  /** What is being done now. */
+  step?: string;
+  /** Estimated time left, in milliseconds. */
+  eta_ms?: number;
+}
+
+/**
+ * The `stream` payload: one step of a stream in the room, as the server sent it. `start`
+ * carries everything so far (a member joining mid-stream), `append` more chunks; chunk `k` of
+ * `chunks` is the stream's chunk `n + k` (a chunk may come twice: keep the first).
+ */
+export interface StreamStep {
+  room: string;
+  id: string;
+  from: string;
+  /** Omitted for `text`. */
+  kind?: "text" | "progress";
+  op: "start" | "append" | "finish" | "fail";
+  /** Index of the first chunk in `chunks` (omitted when 0). */
+  n?: number;
+  chunks?: (string | Progress)[];
+  meta?: unknown;
+  /** `finish`: the seq of the stored result (an event with the stream's id). */
+  seq?: number;
+  /** `fail`: `stream_failed` or `stream_abandoned`. */
+  code?: ErrorCode;
+  message?: string;
+}
+
+/** The body of the event a finished stream stores. */
+export interface StreamResult {
+  stream: "text" | "progress";
+  /** A text stream's chunks, concatenated. */
+  text?: string;
+  /** A progress stream's last chunk. */
+  progress?: Progress;
+  meta?: unknown;
+}
+
+/** What `room.startStream()` returns: the producer's side of a stream. */
+export interface StreamHandle<Chunk = string | Progress> {
+  readonly id: string;
+  /** Sends a chunk; throws `offline` while disconnected. */
+  append(chunk: Chunk): void;
+  /** Ends the stream; resolves once its result is stored. */
+  finish(): Promise<{ id: string; seq: number }>;
+  /** Ends the stream without a result. */
+  fail(message?: string): void;
+}
+
 /** The events of one room (`room.on`); `client.on` gets the same payloads for every room. */
 export interface RoomEventMap<Body = unknown, Meta = unknown> {
   joined: { room: string; cursor: { epoch: number; seq: number } };
@@ -133,6 +193,7 @@ export interface RoomEventMap<Body = unknown, Meta = unknown> {
   reset: { room: string; reason: "epoch_changed" | "history_trimmed" | "cursor_ahead" | "history_unavailable" };
   /** A refusal about this room (e.g. `forbidden` when a renewed token no longer grants it). */
   error: { code: ErrorCode; message: string; room: string };
+  stream: StreamStep;
 }
 
 /**
@@ -228,5 +289,9 @@ export class Room<Body = unknown, Meta = unknown> {
   cursors(): LiveCursor[];
   history(options?: HistoryOptions): Promise<HistoryPage<Body>>;
   historyPages(options?: { before?: number; limit?: number } & HistoryFilter): AsyncIterableIterator<HistoryPage<Body>>;
+  /** A stream's chunks from its first, as they come; ends when it finishes, throws if it fails. */
+  stream(id: string): AsyncIterableIterator<string | Progress>;
+  /** Starts a stream this tab produces. */
+  startStream(options?: { kind?: "text" | "progress"; meta?: unknown; id?: string }): StreamHandle;
   leave(): void;
 }

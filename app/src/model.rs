@@ -2,7 +2,9 @@
 //! presence avatars, the typing sentence and the connection badge. Pure functions and one
 //! reducer ([`RoomModel::apply`]), tested natively; components only render these.
 
-use chorus_sdk::client::{Badge, ClientEvent, ConnectionState, Transport};
+use chorus_sdk::client::{
+    Badge, ClientEvent, ConnectionState, StreamStatus, StreamView, Transport,
+};
 use chorus_sdk::wire::{Event, EventId, Json, PresenceUser, ResetReason, RoomName};
 use serde_json::Value;
 
@@ -21,6 +23,8 @@ pub enum Delivery {
     Confirmed,
     /// Refused or expired; the sentence says why.
     Failed(String),
+    /// A stream someone produces, this many chunks so far (its stored result confirms it).
+    Streaming(u64),
 }
 
 /// One message in the feed.
@@ -80,6 +84,8 @@ pub struct RoomModel {
     pub typing: Vec<String>,
     /// A short notice to show (e.g. after a reset); cleared by the app after a while.
     pub notice: Option<String>,
+    /// The streams open in the room, folded from their steps (each is also a feed message).
+    pub streams: Vec<StreamView>,
 }
 
 /// What the app must do after [`RoomModel::apply`].
@@ -129,6 +135,11 @@ impl RoomModel {
                 self.presence = users.clone();
             }
             ClientEvent::Typing { room: r, users } if r == room => self.typing = users.clone(),
+            ClientEvent::Stream(frame) if &frame.room == room => {
+                if let Ok(update) = frame.update() {
+                    self.stream(&update);
+                }
+            }
             ClientEvent::Reset {
                 room: r, reason, ..
             } if r == room => {
@@ -157,6 +168,10 @@ impl RoomModel {
         let (name, text) = body_fields(&event.body, &event.from);
         match self.messages.iter_mut().find(|m| m.id == event.id) {
             Some(message) => {
+                if matches!(message.delivery, Delivery::Streaming(_)) {
+                    // A stream's stored result: the whole text, as stored.
+                    message.text = text;
+                }
                 message.seq = event.seq;
                 message.delivery = Delivery::Confirmed;
             }
@@ -171,6 +186,58 @@ impl RoomModel {
         // Confirmed messages in seq order, pending ones after them in publish order.
         self.messages
             .sort_by_key(|m| (m.delivery == Delivery::Pending, m.seq.unwrap_or(u64::MAX)));
+    }
+
+    /// A stream's step: the stream's feed message grows (a text stream's text so far, a
+    /// progress stream's percent and step) until its stored result confirms it.
+    fn stream(&mut self, update: &chorus_sdk::wire::StreamUpdate) {
+        let at = self
+            .streams
+            .iter()
+            .position(|s| s.id == update.id && s.from == update.from);
+        let view = match at {
+            Some(at) => {
+                self.streams[at].apply(update);
+                self.streams[at].clone()
+            }
+            None => {
+                self.streams.push(StreamView::new(update));
+                self.streams[self.streams.len() - 1].clone()
+            }
+        };
+        let text = match &view.progress {
+            Some(progress) => {
+                let value: Value = progress.decode().unwrap_or(Value::Null);
+                let percent = value.get("percent").and_then(Value::as_f64).unwrap_or(0.0);
+                let step = value.get("step").and_then(Value::as_str).unwrap_or("");
+                format!("{percent:.0}% {step}")
+            }
+            None => view.text.clone(),
+        };
+        let delivery = match &view.status {
+            StreamStatus::Open => Delivery::Streaming(view.chunks),
+            StreamStatus::Finished(_) => Delivery::Confirmed,
+            StreamStatus::Failed { message, .. } => Delivery::Failed(message.clone()),
+        };
+        if view.status != StreamStatus::Open {
+            self.streams
+                .retain(|s| s.id != view.id || s.from != view.from);
+        }
+        match self.messages.iter_mut().find(|m| m.id == view.id) {
+            // The stored result came first: it stays as it is.
+            Some(message) if message.delivery == Delivery::Confirmed => {}
+            Some(message) => {
+                message.text = text;
+                message.delivery = delivery;
+            }
+            None => self.messages.push(Message {
+                id: view.id.clone(),
+                seq: None,
+                name: self.name_of(&view.from),
+                text,
+                delivery,
+            }),
+        }
     }
 
     fn fail(&mut self, id: &EventId, why: String) {

@@ -135,6 +135,9 @@ pub struct Results {
     /// Scenario 6, the fan-out on one node and across two on one Redis, per round (Chorus).
     #[serde(default)]
     pub nodes: Vec<(usize, nodes::NodesRun)>,
+    /// Streams: tokens into one room (scenario 7).
+    #[serde(default)]
+    pub streams: Vec<(usize, scenario::streams::StreamsRun)>,
     /// Runs that failed, with why.
     pub failures: Vec<String>,
 }

@@ -12,7 +12,7 @@ use anyhow::{Context, Result, bail};
 use clap::Parser;
 
 use chorus_bench::redis_server::RedisServer;
-use chorus_bench::scenario::{fanout, idle, nodes, polling, reconnect};
+use chorus_bench::scenario::{fanout, idle, nodes, polling, reconnect, streams};
 use chorus_bench::servers::{Programs, Server, Target};
 use chorus_bench::{Results, Sizes, procfs, report};
 
@@ -32,7 +32,8 @@ struct Cli {
     /// Clients in the reconnect storm (default: 500 quick, 5000 full).
     #[arg(long)]
     storm_clients: Option<usize>,
-    /// Scenarios to run (default: all): idle, fanout, polling, reconnect, big-room, nodes.
+    /// Scenarios to run (default: all): idle, fanout, polling, reconnect, big-room, nodes,
+    /// streams.
     #[arg(long, value_delimiter = ',')]
     only: Vec<String>,
     /// Only rewrite the report from `results.json` in `--out` (e.g. after editing `NOTES.md`).
@@ -103,6 +104,7 @@ async fn suite(cli: Cli) -> Result<()> {
         reconnect: Vec::new(),
         big_room_idle: Vec::new(),
         nodes: Vec::new(),
+        streams: Vec::new(),
         failures: Vec::new(),
     };
     say(&format!("machine: {:?}", results.machine));
@@ -274,6 +276,40 @@ async fn suite(cli: Cli) -> Result<()> {
                 Err(err) => fail(&mut results, &label, &err),
             }
             tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+    }
+    if wants("streams") {
+        // Issue 17's figure: 10,000 tokens/s into one room of 100 members. The stream is
+        // allowed to grow as large as the run makes it (tokens carry their due time).
+        let flags = ["--stream-max-bytes".to_owned(), "100000000".to_owned()];
+        let stream_for = Duration::from_millis(if cli.quick { 2000 } else { 5000 });
+        for round in 0..sizes.rounds {
+            let label = format!("streams round {}", round + 1);
+            match with_server(Target::Chorus, &programs, &flags, |server| async move {
+                streams::run(&server, 100, 10_000.0, stream_for).await
+            })
+            .await
+            {
+                Ok(run) => {
+                    say(&format!(
+                        "{label}: {} members, {:.0} tokens/s sent, {}/{} delivered, p50 {:.2} p99 {:.2} p99.9 {:.2} ms; {:.0} frames/s to members for {:.0} chunks/s: coalescing saved {:.0} frames/s; server CPU {:.0}%, generator {:.0}%",
+                        run.members,
+                        run.tokens_per_s,
+                        run.delivered,
+                        run.expected,
+                        run.p50_ms,
+                        run.p99_ms,
+                        run.p999_ms,
+                        run.frames_per_s,
+                        run.chunk_deliveries_per_s,
+                        run.frames_saved_per_s,
+                        run.server_cpu * 100.0,
+                        run.generator_cpu * 100.0,
+                    ));
+                    results.streams.push((round, run));
+                }
+                Err(err) => fail(&mut results, &label, &err),
+            }
         }
     }
 

@@ -494,6 +494,8 @@ impl Sim {
                         );
                         self.replays.push_back((conn, room, after, until));
                     }
+                    // The fuzzer drives no backend streams.
+                    Action::StreamDone { .. } => unreachable!("no backend stream steps"),
                     Action::Complete { ticket, .. } => {
                         let done = self.tickets.get_mut(&ticket).expect("a known ticket");
                         assert!(!*done, "ticket {ticket} completed twice");

@@ -16,6 +16,7 @@ const PRESENCE = 6;
 const TOKEN = 7;
 const CLOSE = 8;
 const SET_CURSOR = 9;
+const STREAM = 10;
 const TRANSPORTS = ["auto", "websocket", "polling"];
 
 // JSON text for the core. What JSON cannot carry is refused here with `invalid_json`, never a
@@ -373,7 +374,11 @@ export class ChorusClient extends Emitter {
     }
     this._emit(kind, payload);
     // Every payload with a `room` concerns that room: its listeners (`room.on`) get it too.
-    if (payload.room !== undefined) this.#rooms.get(payload.room)?._emit(kind, payload);
+    // A stream step arrives beside its room: one flat shape, like the others.
+    if (kind === "stream") payload = { room: payload.room, ...payload.stream };
+    const room = this.#rooms.get(payload.room);
+    if (kind === "stream") room?._stream(payload);
+    room?._emit(kind, payload);
   }
 
   #settle(id, action) {
@@ -389,6 +394,9 @@ export class Room extends Emitter {
   #client;
   // The others' live cursors by connection.
   #cursors = new Map();
+  // Streams seen in this room by id: chunks at their index (`c`), the end (`e`: `{ seq }` or a
+  // ChorusError) and the iterators waiting for more (`w`).
+  #streams = new Map();
 
   constructor(client, name) {
     super();
@@ -501,6 +509,55 @@ export class Room extends Emitter {
       if (page.older === null) return;
       before = page.older;
     }
+  }
+
+  #s(id) {
+    let s = this.#streams.get(id);
+    if (!s) this.#streams.set(id, (s = { c: [], w: [] }));
+    return s;
+  }
+
+  // A `stream` step: chunks land at their index (one already there is kept), then the end.
+  _stream(f) {
+    const s = this.#s(f.id);
+    f.chunks?.forEach((chunk, j) => (s.c[(f.n ?? 0) + j] ??= chunk));
+    if (f.op == "finish") s.e ??= { seq: f.seq };
+    if (f.op == "fail") s.e ??= new ChorusError(f.code, f.message);
+    s.w.splice(0).map((wake) => wake());
+  }
+
+  /**
+   * A stream's chunks as they come, from its first (text pieces, or progress objects), until
+   * it finishes; throws a `ChorusError` (`stream_failed`, `stream_abandoned`) if it fails.
+   */
+  async *stream(id) {
+    const s = this.#s(id);
+    for (let i = 0; ; await new Promise((wake) => s.w.push(wake))) {
+      while (i < s.c.length) if (s.c[i++] !== undefined) yield s.c[i - 1];
+      if (s.e instanceof Error) throw s.e;
+      if (s.e) return;
+    }
+  }
+
+  /**
+   * Starts a stream this tab produces (`kind`: `text` or `progress`, `meta`, `id`); returns a
+   * handle: `append(chunk)`, `finish()` (resolves with `{ id, seq }` once the result is
+   * stored), `fail(message)`. Each step throws `offline` while disconnected.
+   */
+  startStream({ kind = "text", meta, id = `s${Math.random().toString(36).slice(2)}` } = {}) {
+    let n = 0;
+    const send = (op, rest) => this.#client._call(STREAM, this.name, json({ id, op, kind, meta, ...rest }));
+    send("start");
+    return {
+      id,
+      append: (chunk) => send("append", { n: n++, chunk }),
+      finish: async () => {
+        send("finish");
+        for await (const _ of this.stream(id));
+        return { id, seq: this.#s(id).e.seq };
+      },
+      fail: (message) => send("fail", { message }),
+    };
   }
 
   /** Leaves the room; its listeners get nothing more. */

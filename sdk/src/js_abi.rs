@@ -28,6 +28,8 @@ pub mod op {
     pub const CLOSE: u32 = 8;
     /// Replace this tab's live cursor in `room` with `arg` (JSON; `null` removes it): `null`.
     pub const SET_CURSOR: u32 = 9;
+    /// Send the stream step `arg` (JSON: a `stream` frame's `stream` object) in `room`: `null`.
+    pub const STREAM: u32 = 10;
 
     /// Every operation by the name the JavaScript side gives it.
     pub const ALL: &[(&str, u32)] = &[
@@ -41,6 +43,7 @@ pub mod op {
         ("TOKEN", TOKEN),
         ("CLOSE", CLOSE),
         ("SET_CURSOR", SET_CURSOR),
+        ("STREAM", STREAM),
     ];
 }
 

@@ -205,6 +205,26 @@ pub struct Config {
     /// Reconnect hint sent to clients when the server shuts down (milliseconds).
     #[arg(long, env = "CHORUS_DRAIN_RETRY_MS", default_value_t = 1_000)]
     pub drain_retry_ms: u64,
+    /// Largest stream chunk, in bytes of JSON.
+    #[arg(long, env = "CHORUS_STREAM_MAX_CHUNK_BYTES", default_value_t = 4096)]
+    pub stream_max_chunk_bytes: usize,
+    /// Most bytes of chunks one stream may carry (its stored result is about that large).
+    #[arg(long, env = "CHORUS_STREAM_MAX_BYTES", default_value_t = 64 * 1024)]
+    pub stream_max_bytes: usize,
+    /// Most open streams in one room.
+    #[arg(long, env = "CHORUS_STREAM_MAX_PER_ROOM", default_value_t = 16)]
+    pub stream_max_per_room: usize,
+    /// Most open streams one connection may produce.
+    #[arg(long, env = "CHORUS_STREAM_MAX_PER_CONN", default_value_t = 4)]
+    pub stream_max_per_conn: usize,
+    /// A stream whose producer sends nothing for this long fails with `stream_abandoned`
+    /// (milliseconds).
+    #[arg(long, env = "CHORUS_STREAM_TIMEOUT_MS", default_value_t = 30_000)]
+    pub stream_timeout_ms: u64,
+    /// Coalescing: a stream sends its members at most one frame per this period
+    /// (milliseconds); faster chunks go together in the next one.
+    #[arg(long, env = "CHORUS_STREAM_FLUSH_MS", default_value_t = 10)]
+    pub stream_flush_ms: u64,
 }
 
 /// One `--trusted-proxies` entry: a network in CIDR form (`10.0.0.0/8`, `fd00::/8`) or a plain
@@ -269,6 +289,12 @@ impl Config {
             // transport; until then the driver drops them). SQLite and memory are one node:
             // no signals at all.
             federated: self.redis.is_some(),
+            stream_max_chunk_bytes: self.stream_max_chunk_bytes,
+            stream_max_bytes: self.stream_max_bytes,
+            stream_max_per_room: self.stream_max_per_room,
+            stream_max_per_conn: self.stream_max_per_conn,
+            stream_timeout: Duration::from_millis(self.stream_timeout_ms),
+            stream_flush: Duration::from_millis(self.stream_flush_ms),
             ..HubConfig::default()
         }
     }

@@ -471,7 +471,7 @@ impl Sim {
                             self.cut_with(link, Some(code));
                         }
                     }
-                    Action::Complete { .. } => {}
+                    Action::Complete { .. } | Action::StreamDone { .. } => {}
                     // One node: nobody else stores, so there is nothing to follow.
                     Action::Follow(_) | Action::Unfollow(_) => {}
                     Action::Repair { room, after } => {

@@ -22,6 +22,7 @@ pub fn Feed(
                         Delivery::Pending => ("pending", "pending".to_owned()),
                         Delivery::Confirmed => ("confirmed", String::new()),
                         Delivery::Failed(why) => ("failed", format!("not sent: {why}")),
+                        Delivery::Streaming(_) => ("streaming", "…".to_owned()),
                     };
                     view! {
                         <li class=format!("message {class}") data-id=m.id.to_string()>

@@ -53,6 +53,7 @@ fn feed(model: &RoomModel) -> Vec<String> {
                 Delivery::Pending => "pending".to_owned(),
                 Delivery::Confirmed => "confirmed".to_owned(),
                 Delivery::Failed(why) => format!("failed({why})"),
+                Delivery::Streaming(chunks) => format!("streaming({chunks})"),
             };
             let seq = m.seq.map_or("-".to_owned(), |s| s.to_string());
             format!("{seq}:{}:{delivery}", m.text)
@@ -329,4 +330,48 @@ fn messages_carry_the_type_the_activity_panel_filters_by() {
         message_body("Ana", "hi").event_type().as_deref(),
         Some(MESSAGE_TYPE)
     );
+}
+
+fn stream_step(json: &str) -> ClientEvent {
+    let text = format!(r#"{{"type":"stream","room":"notes:1","stream":{json}}}"#);
+    match chorus_sdk::wire::ServerFrame::decode(&text).unwrap() {
+        chorus_sdk::wire::ServerFrame::Stream(frame) => ClientEvent::Stream(frame),
+        _ => unreachable!(),
+    }
+}
+
+#[test]
+fn a_streamed_answer_grows_in_the_feed_until_its_stored_result_confirms_it() {
+    let mut model = RoomModel::default();
+    let r = room();
+    model.apply(
+        &r,
+        &stream_step(r#"{"id":"a1","from":"bot","op":"start","chunks":["Hel"]}"#),
+    );
+    model.apply(
+        &r,
+        &stream_step(r#"{"id":"a1","from":"bot","op":"append","n":1,"chunks":["lo"]}"#),
+    );
+    assert_eq!(feed(&model), ["-:Hello:streaming(2)"]);
+    let mut result = event(7, "a1", "ignored");
+    result.from = "bot".into();
+    result.body = Json::from_text(r#"{"stream":"text","text":"Hello!"}"#).unwrap();
+    model.apply(
+        &r,
+        &ClientEvent::Event {
+            event: result,
+            own: false,
+        },
+    );
+    model.apply(
+        &r,
+        &stream_step(r#"{"id":"a1","from":"bot","op":"finish","seq":7}"#),
+    );
+    assert_eq!(feed(&model), ["7:Hello!:confirmed"]);
+    assert!(model.streams.is_empty());
+    // A progress stream shows its latest percent; a failed one says why.
+    model.apply(&r, &stream_step(r#"{"id":"p1","from":"bot","kind":"progress","op":"start","n":3,"chunks":[{"percent":40,"step":"Indexing"}]}"#));
+    assert_eq!(feed(&model)[1], "-:40% Indexing:streaming(4)");
+    model.apply(&r, &stream_step(r#"{"id":"p1","from":"bot","kind":"progress","op":"fail","code":"stream_abandoned","message":"gone"}"#));
+    assert_eq!(feed(&model)[1], "-:40% Indexing:failed(gone)");
 }

@@ -7,6 +7,7 @@ pub mod idle;
 pub mod nodes;
 pub mod polling;
 pub mod reconnect;
+pub mod streams;
 
 use std::sync::Arc;
 use std::time::Duration;

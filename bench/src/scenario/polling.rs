@@ -154,6 +154,7 @@ impl Session {
             presence_version: 0,
             typing_version: 0,
             cursor_version: 0,
+            stream_version: 0,
         };
         Ok(Session { http, name, cursor })
     }

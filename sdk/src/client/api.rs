@@ -418,6 +418,9 @@ pub enum ClientEvent {
         /// Whether `cursors` is all of them (after a join, or a polling `state`).
         whole: bool,
     },
+    /// A step of a stream in a joined room, as the server sent it (fold them with
+    /// [`StreamView`](super::StreamView)).
+    Stream(crate::wire::StreamFrame),
 }
 
 /// Why a publish was not accepted by the client.

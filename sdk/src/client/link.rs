@@ -598,6 +598,7 @@ impl Client {
                     presence_version: state.presence.version(),
                     typing_version: state.typing_in.version(),
                     cursor_version: state.cursor_version,
+                    stream_version: state.stream_version,
                 });
             }
             let query = PollQuery {

@@ -44,6 +44,8 @@
 //!   [`live_cursors::LiveCursors`], the others' folded from events for Rust apps.
 //! - `publish.rs`: publishing, the outbox on each link, acks, nacks, confirming passed pending
 //!   publishes, expiry.
+//! - `streams.rs`: a producer's stream steps ([`Client::stream`]) and [`StreamView`], a stream
+//!   folded from its frames.
 //! - Parts each room or the client owns: [`timeline`] (merge), [`outbox`], [`presence`] (presence,
 //!   typing), [`backoff`], [`rng`], `map.rs` (the core's ordered map).
 
@@ -57,6 +59,7 @@ pub mod presence;
 mod publish;
 pub mod rng;
 mod rooms;
+mod streams;
 pub mod timeline;
 
 pub use api::{
@@ -65,6 +68,7 @@ pub use api::{
 };
 pub(crate) use map::Map;
 use std::time::Duration;
+pub use streams::{StreamStatus, StreamView};
 
 use crate::time::{Instant, millis};
 

@@ -33,6 +33,8 @@ pub(super) struct Room {
     pub(super) cursor_version: u64,
     /// This client's own live cursor.
     pub(super) cursor_out: CursorOut,
+    /// The room's stream version the polls have brought (polling carries it).
+    pub(super) stream_version: u64,
 }
 
 impl Client {
@@ -59,6 +61,7 @@ impl Client {
             repairing: None,
             cursor_version: 0,
             cursor_out: CursorOut::default(),
+            stream_version: 0,
         });
         entry.meta = meta.clone();
         let resume = entry.timeline.cursor();
@@ -203,6 +206,11 @@ impl Client {
                     let version = state.cursor_version.unwrap_or(0);
                     self.all_cursors(&state.room, cursors, version);
                 }
+                if let (Some(version), Some(room)) =
+                    (state.streams, self.rooms.get_mut(&state.room))
+                {
+                    room.stream_version = version;
+                }
             }
             ServerFrame::Cursor(notice) => {
                 if self.rooms.contains_key(&notice.room) {
@@ -241,6 +249,11 @@ impl Client {
                 self.retry_hint = Some(Duration::from_millis(draining.retry_after_ms))
             }
             ServerFrame::Notice(notice) => self.events.push(ClientEvent::Notice(notice)),
+            ServerFrame::Stream(stream) => {
+                if self.rooms.contains_key(&stream.room) {
+                    self.events.push(ClientEvent::Stream(stream));
+                }
+            }
             ServerFrame::Left(_) | ServerFrame::Pong(_) | ServerFrame::Authed(_) => {}
         }
     }

@@ -34,7 +34,9 @@ use crate::client::{
     Client, ClientConfig, ClientEvent, HttpCall, HttpResult, OUTBOX_KEY, Output, PublishError,
     Restored, TRANSPORT_KEY,
 };
-use crate::wire::{self, ClientFrame, Cursor, EventId, Json, RoomName, ServerFrame};
+use crate::wire::{
+    self, ClientFrame, Cursor, EventId, Json, RoomName, ServerFrame, StreamStepBody,
+};
 
 /// What the app asks of the driver task.
 #[derive(Debug)]
@@ -53,6 +55,7 @@ enum Command {
     Close,
     SignOut,
     Cursor(RoomName, Json),
+    Stream(RoomName, Json, oneshot::Sender<Result<(), PublishError>>),
 }
 
 /// What socket and HTTP tasks report back.
@@ -232,6 +235,18 @@ impl NativeClient {
         answer.await.map_err(|_| PublishError::Closed)?
     }
 
+    /// Sends one step of a stream this client produces in `room` (see [`Client::stream`]):
+    /// `step` is a [`StreamStepBody`](crate::wire::StreamStepBody). The stream's frames come back
+    /// as [`ClientEvent::Stream`], to fold with [`StreamView`](crate::client::StreamView).
+    pub async fn stream(&self, room: RoomName, step: &StreamStepBody) -> Result<(), PublishError> {
+        let step = Json::from_text(wire::json::to_string(step)).expect("the codec writes JSON");
+        let (reply, answer) = oneshot::channel();
+        self.commands
+            .send(Command::Stream(room, step, reply))
+            .map_err(|_| PublishError::Closed)?;
+        answer.await.map_err(|_| PublishError::Closed)?
+    }
+
     /// Says whether the user is typing.
     pub fn typing(&self, room: RoomName, on: bool) {
         let _ = self.commands.send(Command::Typing(room, on));
@@ -355,6 +370,9 @@ impl Driver {
             Command::Leave(room) => self.core.leave(now, room),
             Command::Publish(room, body, reply) => {
                 let _ = reply.send(self.core.publish(now, room, body));
+            }
+            Command::Stream(room, step, reply) => {
+                let _ = reply.send(self.core.stream(now, room, step));
             }
             Command::Typing(room, on) => self.core.set_typing(now, room, on),
             Command::Presence(room, meta) => self.core.set_presence(now, room, meta),

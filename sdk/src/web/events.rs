@@ -150,6 +150,12 @@ pub(super) fn to_js(event: &ClientEvent) -> (&'static str, String) {
                 .field(if *whole { "cursors" } else { "cursor" }, cursors);
             "cursors"
         }
+        ClientEvent::Stream(frame) => {
+            // The step as it came (`chorus.js` spreads it beside the room).
+            out.field("room", &frame.room)
+                .field("stream", &frame.stream);
+            "stream"
+        }
     };
     out.end();
     (kind, text.finish())

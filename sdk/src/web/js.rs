@@ -131,7 +131,7 @@ impl WasmClient {
         match op {
             op::TOKEN => client.set_token(arg.to_owned()),
             op::CLOSE => client.close(),
-            op::JOIN..=op::PRESENCE | op::SET_CURSOR => {
+            op::JOIN..=op::PRESENCE | op::SET_CURSOR | op::STREAM => {
                 let room = RoomName::parse(room)
                     .map_err(|err| (client_code::INVALID_ROOM, err.message()))?;
                 let json = || {
@@ -146,6 +146,7 @@ impl WasmClient {
                     op::TYPING => client.set_typing(room, arg == "true"),
                     op::SET_PRESENCE => client.set_presence(room, json()?),
                     op::SET_CURSOR => client.set_cursor(room, json()?),
+                    op::STREAM => client.stream(room, json()?).map_err(publish_refusal)?,
                     _ => {
                         let users = client.presence(&room).unwrap_or_default();
                         return Ok(events::users_json(&users));

@@ -28,6 +28,7 @@ mod js;
 #[cfg(feature = "js")]
 pub use js::{EventCallback, WasmClient, op};
 
+use crate::text::concat;
 use std::cell::RefCell;
 use std::rc::{Rc, Weak};
 
@@ -37,7 +38,6 @@ pub use crate::client::{Badge, ClientConfig, ClientEvent, ConnectionState, Trans
 use crate::client::{
     Client, HttpCall, HttpResult, OUTBOX_KEY, Output, PublishError, Restored, TRANSPORT_KEY,
 };
-use crate::text::concat;
 use crate::time::Instant;
 use crate::wire::{self, Cursor, EventId, Json, PresenceUser, RoomName, ServerFrame};
 
@@ -301,6 +301,11 @@ impl BrowserClient {
     /// Publishes an ephemeral event (only while connected; never queued).
     pub fn publish_ephemeral(&self, room: RoomName, body: Json) -> Result<EventId, PublishError> {
         self.with(|core| core.publish_ephemeral(now(), room, body))
+    }
+
+    /// Sends one step of a stream this tab produces in `room` (see [`Client::stream`]).
+    pub fn stream(&self, room: RoomName, step: Json) -> Result<(), PublishError> {
+        self.with(|core| core.stream(now(), room, step))
     }
 
     /// Says whether the user is typing in a room (throttled and expired by the core).

@@ -59,6 +59,19 @@ wire_enum! {
         NotReady => "not_ready",
         /// A live cursor's value is larger than the server allows.
         CursorTooLarge => "cursor_too_large",
+        /// No stream with this id is open in the room (never started, or already ended).
+        StreamNotFound => "stream_not_found",
+        /// The stream step does not fit the stream: another producer's id, another kind, or
+        /// a chunk index past the chunks the stream has.
+        StreamConflict => "stream_conflict",
+        /// A chunk, or the stream as a whole, is larger than the server allows.
+        StreamTooLarge => "stream_too_large",
+        /// The room, or the producing connection, has as many open streams as allowed.
+        TooManyStreams => "too_many_streams",
+        /// A stream's producer went silent past the stream timeout; the stream failed.
+        StreamAbandoned => "stream_abandoned",
+        /// The producer failed the stream.
+        StreamFailed => "stream_failed",
     }
 }
 

@@ -35,6 +35,8 @@ frame_enum! {
         "auth" => Auth(Auth),
         /// Replaces this connection's live cursor in a room.
         "cursor" => SetCursor(SetCursor),
+        /// A step of a stream this connection produces.
+        "stream" => Stream(super::StreamOp),
     }
 }
 
@@ -159,6 +161,8 @@ frame_enum! {
         "notice" => Notice(super::Notice),
         /// A member's live cursor changed or went away.
         "cursor" => Cursor(CursorNotice),
+        /// A step of a stream in a joined room.
+        "stream" => Stream(super::StreamFrame),
     }
 }
 
@@ -340,6 +344,9 @@ pub struct RoomState {
     /// than a `{version, ...}` object like `presence` and `typing`: the browser's client core
     /// then needs no decoder for one (docs/SIZE.md).
     pub cursor_version: Option<u64>,
+    /// The room's stream version, when it changed since the version the client has: the
+    /// `stream` frames that follow bring the client to it (polling).
+    pub streams: Option<u64>,
 }
 
 /// Who is typing in a room at `version`.

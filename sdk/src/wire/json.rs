@@ -14,11 +14,10 @@
 //! - [`Wire`] is implemented by every type with a wire shape; [`Wire::read`] errors name the
 //!   field they are about (``field `room`: ...``), so `bad_frame` messages say what is wrong.
 
+use crate::text::concat;
 use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::fmt;
-
-use crate::text::concat;
 
 /// The deepest nesting of arrays and objects [`parse`] accepts, counting the outermost value:
 /// a frame is an object at level 1, so what it carries may nest 127 levels more.
@@ -175,14 +174,14 @@ impl<'a, 'n> Fields<'a, 'n> {
 
     /// A field that must be present.
     pub fn get<T: Wire>(&self, key: &str) -> Result<T, JsonError> {
-        T::read(self.present(key)?).map_err(|err| err.in_field(key))
+        read_field(self.present(key)?, key)
     }
 
     /// A field that may be absent or `null`.
     pub fn opt<T: Wire>(&self, key: &str) -> Result<Option<T>, JsonError> {
         match self.non_null(key) {
             None => Ok(None),
-            Some(node) => T::read(node).map(Some).map_err(|err| err.in_field(key)),
+            Some(node) => read_field(node, key).map(Some),
         }
     }
 
@@ -210,6 +209,13 @@ impl<'a, 'n> Fields<'a, 'n> {
     pub fn list<T: Wire>(&self, key: &str) -> Result<Vec<T>, JsonError> {
         Ok(self.opt(key)?.unwrap_or_default())
     }
+}
+
+/// A field's value read from its node; errors name the field. The one step of `get` and `opt`
+/// that depends on the field's type, shared by both (this code ships in the browser SDK).
+#[inline(never)]
+fn read_field<T: Wire>(node: &Node<'_>, key: &str) -> Result<T, JsonError> {
+    T::read(node).map_err(|err| err.in_field(key))
 }
 
 /// Decimal digits (at least one, nothing else) as a `u64`; `None` if they overflow. Used for
@@ -297,10 +303,11 @@ impl<T: Wire> Wire for Vec<T> {
         out.list(self);
     }
     fn read(node: &Node<'_>) -> Result<Self, JsonError> {
-        // A loop rather than `collect`: one small function per item type instead of the
-        // iterator adapters' (this code ships in the browser SDK).
+        // A loop rather than `collect`, growing as it goes rather than `with_capacity`: a
+        // smaller function per item type (this code ships in the browser SDK; lists on the
+        // wire are short, so the few extra allocations cost little).
         let items = node.array()?;
-        let mut out = Vec::with_capacity(items.len());
+        let mut out = Vec::new();
         for item in items {
             out.push(T::read(item)?);
         }

@@ -36,6 +36,9 @@
 //! - `query.rs`: what travels in URLs: the long poll's [`PollQuery`] of [`PollCursor`]s,
 //!   [`events_path`], [`percent_encode`].
 //! - `claims.rs`: [`TokenClaims`], [`RoomRight`].
+//! - `streams.rs`: streams ([`StreamOp`] and [`StreamFrame`] with the steps they carry,
+//!   [`StreamStepBody`] and [`StreamUpdate`]; [`Progress`], [`StreamResult`], the backend's
+//!   [`BackendStreamOp`] and [`StreamAnswer`]).
 //! - `shapes.rs`: how each of those travels as JSON: the macros that give a type its shape and
 //!   the `wire_shapes!` catalogue of every struct's fields.
 //! - [`json`]: the codec underneath.
@@ -52,6 +55,7 @@ mod opaque;
 mod query;
 mod resume;
 mod shapes;
+mod streams;
 #[cfg(test)]
 mod tests;
 
@@ -76,6 +80,10 @@ pub use notice::{MAX_EVENT_TYPE_BYTES, NOTICE_LEVELS, Notice, NoticeSent, SendNo
 pub use opaque::Json;
 pub use query::{PollCursor, PollQuery, events_path, percent_encode};
 pub use resume::RoomHead;
+pub use streams::{
+    BackendStreamOp, Progress, StreamAnswer, StreamFrame, StreamKind, StreamOp, StreamResult,
+    StreamStep, StreamStepBody, StreamUpdate,
+};
 
 /// The protocol version spoken by this module; it is also the URL prefix (`/v1/...`).
 pub const PROTOCOL_VERSION: &str = "v1";

@@ -11,8 +11,9 @@ use super::{Cursor, RoomName};
 use crate::text::{concat, push_decimal};
 
 /// One room a long poll follows, as carried in `GET /v1/poll?r=...`:
-/// `room~epoch~seq~presence_version~typing_version~cursor_version` (`~` never occurs in room
-/// names; the last part may be left out, for clients that show no live cursors).
+/// `room~epoch~seq~presence_version~typing_version~cursor_version`, then `~stream_version` when
+/// that is not 0 (`~` never occurs in room names; the last two parts may be left out: for clients
+/// that show no live cursors, or follow no stream).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PollCursor {
     /// The room.
@@ -25,6 +26,8 @@ pub struct PollCursor {
     pub typing_version: u64,
     /// The live cursors' version the client has (0 = none).
     pub cursor_version: u64,
+    /// The stream version the client has (0 = none; see the `state` frame's `streams`).
+    pub stream_version: u64,
 }
 
 impl PollCursor {
@@ -43,20 +46,26 @@ impl PollCursor {
         part(Some(self.presence_version));
         part(Some(self.typing_version));
         part(Some(self.cursor_version));
+        if self.stream_version > 0 {
+            part(Some(self.stream_version));
+        }
         out
     }
 
     /// Decodes an `r` query value.
     pub fn decode(text: &str) -> Result<PollCursor, String> {
         let parts: Vec<&str> = text.split('~').collect();
-        let (room, epoch, seq, presence, typing, cursors) = match parts[..] {
-            [room, epoch, seq, presence, typing] => (room, epoch, seq, presence, typing, "0"),
+        let (room, epoch, seq, presence, typing, cursors, streams) = match parts[..] {
+            [room, epoch, seq, presence, typing] => (room, epoch, seq, presence, typing, "0", "0"),
             [room, epoch, seq, presence, typing, cursors] => {
-                (room, epoch, seq, presence, typing, cursors)
+                (room, epoch, seq, presence, typing, cursors, "0")
+            }
+            [room, epoch, seq, presence, typing, cursors, streams] => {
+                (room, epoch, seq, presence, typing, cursors, streams)
             }
             _ => {
                 return Err(format!(
-                    "{text:?} is not room~epoch~seq~presence_version~typing_version[~cursor_version]"
+                    "{text:?} is not room~epoch~seq~presence_version~typing_version[~cursor_version[~stream_version]]"
                 ));
             }
         };
@@ -78,6 +87,7 @@ impl PollCursor {
             presence_version: number("presence version", presence)?,
             typing_version: number("typing version", typing)?,
             cursor_version: number("cursor version", cursors)?,
+            stream_version: number("stream version", streams)?,
         })
     }
 }

@@ -26,6 +26,10 @@ use super::{
     SetCursor, SetPresence, Stats, StoredOutbox, TokenClaims, Typing, TypingNotice, TypingSnapshot,
     Welcome, WireError,
 };
+use super::{
+    BackendStreamOp, Progress, StreamAnswer, StreamFrame, StreamKind, StreamOp, StreamResult,
+    StreamStepBody, StreamUpdate,
+};
 use crate::text::Message;
 
 /// `Serialize`/`Deserialize` (with the `serde` feature) through the wire codec, for code that
@@ -305,7 +309,7 @@ wire_shapes! {
     TypingNotice { room: req, user: req, on: req }
     Reset { room: req, reason: req, epoch: req, head: req }
     ErrorFrame { code: req, message: req, room: opt }
-    RoomState { room: req, presence: opt, typing: opt, cursors: opt, cursor_version: opt }
+    RoomState { room: req, presence: opt, typing: opt, cursors: opt, cursor_version: opt, streams: opt }
     TypingSnapshot { version: req, users: req }
     Draining { retry_after_ms: req }
     ErrorBody { code: req, message: req }
@@ -337,6 +341,41 @@ wire_shapes! {
     SetCursor { room: req, value: default(Json::null()) }
     LiveCursor { conn: req, user: req, value: req }
     CursorNotice { room: req, cursor: req }
+    StreamOp { room: req, stream: req }
+    StreamFrame { room: req, stream: req }
+    StreamStepBody {
+        id: req,
+        op: req,
+        kind: or(StreamKind::Text),
+        n: opt,
+        chunk: opt,
+        meta: opt,
+        message: opt,
+    }
+    StreamUpdate {
+        id: req,
+        from: req,
+        kind: or(StreamKind::Text),
+        op: req,
+        n: or(0),
+        chunks: list,
+        meta: opt,
+        seq: opt,
+        code: opt,
+        message: opt,
+    }
+    Progress { percent: req, step: opt, eta_ms: opt }
+    StreamResult { stream: req, text: opt, progress: opt, meta: opt }
+    BackendStreamOp {
+        op: req,
+        from: opt,
+        kind: or(StreamKind::Text),
+        n: opt,
+        chunk: opt,
+        meta: opt,
+        message: opt,
+    }
+    StreamAnswer { room: req, id: req, chunks: opt, seq: opt, duplicate: or(false) }
 }
 
 impl PollFrames {

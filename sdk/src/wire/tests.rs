@@ -283,11 +283,15 @@ fn every_documented_example_is_exactly_what_the_codec_reads_and_writes() {
     let mut kinds = std::collections::BTreeSet::new();
     let protocol = include_str!("../../../docs/PROTOCOL.md");
     for line in protocol.lines().filter(|line| line.starts_with("{\"")) {
-        if exact::<ClientFrame>(line) {
+        // A `stream` frame reads as either side's (a room and an opaque step).
+        let (client, server) = (exact::<ClientFrame>(line), exact::<ServerFrame>(line));
+        if client {
             kinds.insert(("client", ClientFrame::decode(line).unwrap().kind()));
-        } else if exact::<ServerFrame>(line) {
+        }
+        if server {
             kinds.insert(("server", ServerFrame::decode(line).unwrap().kind()));
-        } else {
+        }
+        if !client && !server {
             assert!(
                 exact::<PollSend>(line)
                     || exact::<PollFrames>(line)
@@ -297,17 +301,21 @@ fn every_documented_example_is_exactly_what_the_codec_reads_and_writes() {
                     || exact::<PresenceBody>(line)
                     || exact::<Stats>(line)
                     || exact::<SendNotice>(line)
-                    || exact::<NoticeSent>(line),
+                    || exact::<NoticeSent>(line)
+                    || exact::<super::BackendStreamOp>(line)
+                    || exact::<super::StreamAnswer>(line)
+                    || exact::<super::StreamResult>(line),
                 "PROTOCOL.md example is not what the codec reads and writes: {line}"
             );
         }
     }
     let client = [
         "hello", "join", "leave", "publish", "typing", "presence", "ping", "auth", "cursor",
+        "stream",
     ];
     let server = [
         "welcome", "joined", "left", "event", "ack", "nack", "presence", "typing", "reset",
-        "error", "pong", "draining", "state", "authed", "notice", "cursor",
+        "error", "pong", "draining", "state", "authed", "notice", "cursor", "stream",
     ];
     for kind in client {
         assert!(
@@ -358,21 +366,30 @@ fn poll_cursors_and_raw_frame_batches_round_trip() {
         presence_version: 3,
         typing_version: 0,
         cursor_version: 12,
+        stream_version: 0,
     };
     assert_eq!(cursor.encode(), "doc:1/a@b~9~41~3~0~12");
     assert_eq!(PollCursor::decode(&cursor.encode()).unwrap(), cursor);
     let fresh = PollCursor::decode("lobby~~~0~0").unwrap();
     assert_eq!(
-        (fresh.cursor, fresh.cursor_version),
-        (None, 0),
-        "the live cursors' version may be left out"
+        (fresh.cursor, fresh.cursor_version, fresh.stream_version),
+        (None, 0, 0),
+        "the live cursors' and streams' versions may be left out"
     );
+    // A stream version travels as a seventh part, only when it is not 0.
+    let streaming = PollCursor {
+        stream_version: 7,
+        ..cursor.clone()
+    };
+    assert_eq!(streaming.encode(), "doc:1/a@b~9~41~3~0~12~7");
+    assert_eq!(PollCursor::decode(&streaming.encode()).unwrap(), streaming);
     for bad in [
         "lobby",
         "lobby~1~x~0~0",
         "bad room~~~0~0",
         "a~1~2~3~4~x",
-        "a~1~2~3~4~5~6",
+        "a~1~2~3~4~5~x",
+        "a~1~2~3~4~5~6~7",
     ] {
         assert!(PollCursor::decode(bad).is_err(), "{bad}");
     }

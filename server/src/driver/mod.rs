@@ -25,13 +25,15 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use chorus_sdk::wire::{ClientFrame, ErrorCode, PresenceSnapshot, RoomName, Stats};
+use chorus_sdk::wire::{
+    BackendStreamOp, ClientFrame, ErrorCode, EventId, PresenceSnapshot, RoomName, Stats,
+};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::bus::{Bus, Inbound, Subscribed};
 use crate::hub::{
     Action, ConnId, ConnKind, Hub, NOTICE_ROOM, NoticeFigures, NoticeOutcome, NoticeTarget, Now,
-    Payload, PresenceLookup, ReplayOutcome, RoomView, encode_event, notice_room,
+    Payload, PresenceLookup, ReplayOutcome, RoomView, StreamReply, encode_event, notice_room,
 };
 use crate::identity::Identity;
 use crate::store::{AppendDone, AppendOutcome, AppendRequest, Page, PageLimit, Store, StoreError};
@@ -161,6 +163,19 @@ pub enum HubMsg {
         request: AppendRequest,
         /// Where to answer, after the event was fanned out.
         reply: oneshot::Sender<Result<AppendOutcome, StoreError>>,
+    },
+    /// A backend stream step (REST, API key; see `Hub::handle_backend_stream`).
+    BackendStream {
+        /// The room.
+        room: RoomName,
+        /// The stream's id.
+        id: EventId,
+        /// The producer.
+        from: String,
+        /// The step.
+        op: BackendStreamOp,
+        /// Where to answer (a `finish` after its result was fanned out).
+        reply: oneshot::Sender<StreamReply>,
     },
     /// A room's presence, for `GET /v1/rooms/{room}/presence` (see `Hub::lookup_presence`:
     /// with several nodes, the answer may be to ask again shortly).
@@ -303,6 +318,7 @@ pub fn spawn(
         session_counts: SessionCounts::default(),
         collecting: Vec::new(),
         backend: HashMap::new(),
+        stream_calls: HashMap::new(),
         next_ticket: 0,
         counters: Counters::default(),
         loopback: tx,
@@ -340,6 +356,8 @@ struct Driver {
     /// Polling sessions with a `POST` waiting for replies.
     collecting: Vec<ConnId>,
     backend: HashMap<u64, oneshot::Sender<Result<AppendOutcome, StoreError>>>,
+    /// Backend stream steps waiting for their answer (tickets shared with `backend`).
+    stream_calls: HashMap<u64, oneshot::Sender<StreamReply>>,
     next_ticket: u64,
     counters: Counters,
     /// For tasks the driver spawns to report back.
@@ -506,6 +524,18 @@ impl Driver {
                 self.hub
                     .handle_backend_publish(now, self.next_ticket, request);
             }
+            HubMsg::BackendStream {
+                room,
+                id,
+                from,
+                op,
+                reply,
+            } => {
+                self.next_ticket += 1;
+                self.stream_calls.insert(self.next_ticket, reply);
+                self.hub
+                    .handle_backend_stream(now, self.next_ticket, room, id, from, op);
+            }
             HubMsg::Presence { room, reply } => {
                 let _ = reply.send(self.hub.lookup_presence(now, &room));
             }
@@ -649,6 +679,16 @@ impl Driver {
             Action::Complete { ticket, result } => {
                 if let Some(reply) = self.backend.remove(&ticket) {
                     let _ = reply.send(result);
+                } else if let Some(reply) = self.stream_calls.remove(&ticket) {
+                    let _ = reply.send(StreamReply::Finished(result));
+                }
+            }
+            Action::StreamDone {
+                ticket,
+                reply: answer,
+            } => {
+                if let Some(reply) = self.stream_calls.remove(&ticket) {
+                    let _ = reply.send(answer);
                 }
             }
             Action::Close { conn, code, reason } => match self.peers.remove(&conn) {

@@ -11,6 +11,7 @@ mod notices;
 mod poll;
 mod rest;
 pub mod serve;
+mod streams;
 pub mod tls;
 mod upgrade;
 mod ws;
@@ -118,6 +119,9 @@ pub struct EdgeLimits {
     pub poll_send_timeout: Duration,
     /// The reconnect hint given while shutting down.
     pub drain_retry: Duration,
+    /// Largest stream chunk (`--stream-max-chunk-bytes`): the streaming text endpoint cuts
+    /// its body into pieces that fit.
+    pub max_stream_chunk_bytes: usize,
 }
 
 impl AppStateInner {
@@ -203,6 +207,14 @@ pub fn router(state: AppState) -> axum::Router {
         .route(
             "/v1/connections/{conn}/notices",
             post(notices::to_connection).layer(frame_limit),
+        )
+        .route(
+            "/v1/rooms/{room}/streams/{id}",
+            post(streams::stream_step).layer(frame_limit),
+        )
+        .route(
+            "/v1/rooms/{room}/streams/{id}/text",
+            post(streams::stream_text),
         )
         .route("/v1/stats", get(rest::stats))
         .route(

@@ -400,14 +400,32 @@ async fn due_frames(
             let cursors_changed = view.cursors.version != cursor.cursor_version;
             let cursors = cursors_changed.then(|| view.cursors.cursors.clone());
             let cursor_version = cursors_changed.then_some(view.cursors.version);
-            if presence.is_some() || typing.is_some() || cursors.is_some() {
+            // Stream frames past the client's stream version (all of them when its version is
+            // another node's, higher than this one's: `start` replaces, and clients ignore the
+            // end of a stream they saw end).
+            let streams =
+                (view.stream_version != cursor.stream_version).then_some(view.stream_version);
+            if presence.is_some() || typing.is_some() || cursors.is_some() || streams.is_some() {
                 frames.push(encode(&ServerFrame::State(RoomState {
                     room: room.clone(),
                     presence,
                     typing,
                     cursors,
                     cursor_version,
+                    streams,
                 })));
+            }
+            if streams.is_some() {
+                let seen = if cursor.stream_version > view.stream_version {
+                    0
+                } else {
+                    cursor.stream_version
+                };
+                for (version, frame) in &view.streams {
+                    if *version > seen {
+                        frames.push(encode(frame));
+                    }
+                }
             }
         }
         let Some(position) = cursor.cursor else {

@@ -114,7 +114,7 @@ pub(super) fn body_refused(status: StatusCode, why: String) -> ApiError {
     }
 }
 
-fn parse_room(room: String) -> Result<RoomName, ApiError> {
+pub(super) fn parse_room(room: String) -> Result<RoomName, ApiError> {
     RoomName::parse(room).map_err(|err| bad_request(err.to_string()))
 }
 

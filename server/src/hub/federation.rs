@@ -143,6 +143,12 @@ pub enum RoomSignal {
         /// Every cursor the sender's connections show in the room.
         cursors: Vec<CursorState>,
     },
+    /// A stream frame the sender's producer made (`start`, coalesced `append`, `fail`), as
+    /// the sender's members get it (see `streams.rs`).
+    Stream {
+        /// The frame (a `stream` frame of this room).
+        frame: ServerFrame,
+    },
 }
 
 /// The sender's presence and typing versions of the room, after the change its signal
@@ -230,6 +236,10 @@ impl RoomSignal {
             RoomSignal::Event { frame } => match frame {
                 ServerFrame::Event(event) if event.room == *room && event.seq.is_none() => Ok(()),
                 _ => Err("an `event` signal must carry an ephemeral event of its room"),
+            },
+            RoomSignal::Stream { frame } => match frame {
+                ServerFrame::Stream(stream) if stream.room == *room => Ok(()),
+                _ => Err("a `stream` signal must carry a stream frame of its room"),
             },
             RoomSignal::State { conns, .. } if !conns.iter().all(meta_fits) => {
                 Err("a connection's meta is over the size limit")
@@ -342,6 +352,9 @@ impl Hub {
                 if sync || (after != before && ahead) {
                     self.announce_state(&room, false);
                 }
+                if sync {
+                    self.announce_streams(&room);
+                }
             }
             RoomSignal::Conn(conn) => self.apply_remote_conn(&room, &node, conn),
             RoomSignal::Gone { conn, user, linger } => {
@@ -360,6 +373,11 @@ impl Hub {
                         conn,
                         payload: payload.clone(),
                     });
+                }
+            }
+            RoomSignal::Stream { frame } => {
+                if let ServerFrame::Stream(frame) = frame {
+                    self.remote_stream(now, &room, &node, frame);
                 }
             }
             RoomSignal::Bye => {

@@ -380,6 +380,8 @@ impl Hub {
             cursors,
         };
         self.send(conn, &ServerFrame::Joined(joined));
+        // A member joining mid-stream gets everything so far, after `joined`.
+        self.send_stream_catch_up(conn, room_name);
     }
 
     /// Answers a `join` with an error.

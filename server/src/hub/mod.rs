@@ -38,6 +38,8 @@
 //! - `payload.rs` — [`Payload`], a serialized frame, and [`encode`]/[`encode_event`].
 //! - `notices.rs` — notices from the backend to everyone, a user or one connection, on this
 //!   node and (federated) the others ([`Hub::handle_notice`], [`Hub::handle_notice_signal`]).
+//! - `streams.rs` — streams: live chunks, coalesced, a late joiner's catch-up, the finish as one
+//!   durable append, the abandon timeout, other nodes' copies.
 
 mod connection;
 mod federation;
@@ -49,6 +51,7 @@ mod payload;
 mod presence;
 mod publish;
 mod stored;
+mod streams;
 mod typing_and_presence;
 
 use std::cmp::Reverse;
@@ -76,6 +79,8 @@ use publish::TokenBucket;
 pub use publish::draining_message;
 use stored::Gaps;
 pub use stored::MAX_HELD;
+use streams::{RoomStreams, StreamKey};
+pub use streams::{StreamRefusal, StreamReply};
 
 /// A connection's id inside this server process.
 pub type ConnId = u64;
@@ -137,6 +142,19 @@ pub struct HubConfig {
     /// At most one broadcast of one connection's cursor per this interval (the latest value
     /// goes at its end): what a client sending faster than the SDK's 50 ms throttle gets.
     pub cursor_interval: Duration,
+    /// Largest stream chunk, in bytes of JSON.
+    pub stream_max_chunk_bytes: usize,
+    /// Most bytes of chunks one stream may carry (its result is one event of about that size).
+    pub stream_max_bytes: usize,
+    /// Most open streams in one room.
+    pub stream_max_per_room: usize,
+    /// Most open streams one connection may produce.
+    pub stream_max_per_conn: usize,
+    /// A stream whose producer sends nothing for this long fails (`stream_abandoned`).
+    pub stream_timeout: Duration,
+    /// Coalescing: a stream sends its members at most one frame per this period; chunks
+    /// arriving faster wait for the next one and go together.
+    pub stream_flush: Duration,
 }
 
 impl Default for HubConfig {
@@ -161,6 +179,12 @@ impl Default for HubConfig {
             federation_lease: Duration::from_secs(15),
             max_cursor_bytes: 1024,
             cursor_interval: Duration::from_millis(40),
+            stream_max_chunk_bytes: 4096,
+            stream_max_bytes: 64 * 1024,
+            stream_max_per_room: 16,
+            stream_max_per_conn: 4,
+            stream_timeout: Duration::from_secs(30),
+            stream_flush: Duration::from_millis(10),
         }
     }
 }
@@ -243,6 +267,13 @@ pub enum Action {
         /// The `notice` frame.
         payload: Payload,
     },
+    /// A backend stream step ([`Hub::handle_backend_stream`]) is done; answer its request.
+    StreamDone {
+        /// The ticket the request was submitted with.
+        ticket: u64,
+        /// What it came to.
+        reply: StreamReply,
+    },
 }
 
 /// A room as a poll sees it (see [`Hub::room_view`]).
@@ -256,6 +287,12 @@ pub struct RoomView {
     pub typing: wire::TypingSnapshot,
     /// The live cursors (the asking connection's own left out) with their version.
     pub cursors: wire::CursorSnapshot,
+    /// The room's stream version.
+    pub stream_version: u64,
+    /// The room's stream frames, each with the stream version it brings a client to: a
+    /// `finish` or `fail` of each stream that ended lately, then a `start` with everything so
+    /// far of each open stream (at the current version). A poll sends those past its cursor's.
+    pub streams: Vec<(u64, ServerFrame)>,
 }
 
 /// How a history replay ended.
@@ -339,6 +376,8 @@ struct Room {
     observed_until: Option<Instant>,
     /// Every member's live cursor (see `live_cursors.rs`).
     cursors: live_cursors::RoomCursors,
+    /// Open streams and the ones that ended lately (see `streams.rs`).
+    streams: RoomStreams,
 }
 
 impl Room {
@@ -389,6 +428,10 @@ enum Timer {
     ObserveEnd(RoomName),
     /// A connection's cursor coalescing interval ended: broadcast its latest value.
     CursorFlush(RoomName, ConnId),
+    /// A stream's coalesced chunks are due (see `streams.rs`).
+    StreamFlush(RoomName, StreamKey),
+    /// A stream's producer may have gone silent: fail the stream if it has.
+    StreamTimeout(RoomName, StreamKey),
 }
 
 /// The hub state machine. See the module docs for the driving contract.
@@ -519,6 +562,8 @@ impl Hub {
                 users: typing,
             },
             cursors: state.cursors.snapshot(Some(&self.local_key(conn))),
+            stream_version: state.streams.version(),
+            streams: self.stream_view(room),
         })
     }
 
@@ -613,6 +658,7 @@ impl Hub {
                 self.send(conn, &ServerFrame::Pong(Pong { nonce: ping.nonce }))
             }
             wire::ClientFrame::SetCursor(frame) => self.set_cursor(now, conn, frame),
+            wire::ClientFrame::Stream(op) => self.stream_frame(now, conn, op),
         }
     }
 
@@ -657,6 +703,10 @@ impl Hub {
                 }
                 Timer::CursorFlush(room_name, conn) => {
                     self.cursor_flush_timer(now, &room_name, conn)
+                }
+                Timer::StreamFlush(room_name, key) => self.stream_flush_timer(now, &room_name, key),
+                Timer::StreamTimeout(room_name, key) => {
+                    self.stream_timeout_timer(now, &room_name, key)
                 }
             }
         }
@@ -742,6 +792,7 @@ impl Hub {
             room.members.is_empty()
                 && room.observed_until.is_none()
                 && room.gaps.is_idle()
+                && room.streams.is_idle()
                 && matches!(room.state, Some(RoomLoad::Open { .. }))
                 && room
                     .typing

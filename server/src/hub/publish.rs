@@ -92,6 +92,7 @@ impl Hub {
 
     /// The store finished an append.
     pub fn handle_append_done(&mut self, now: Now, done: AppendDone) {
+        self.stream_append_done(now, &done);
         let conn = match done.origin {
             Origin::Conn(conn) => {
                 // A stored event's publish is answered once its ack goes out, which may wait

@@ -415,6 +415,7 @@ impl Hub {
         };
         *head = seq;
         let payload = encode_event(&stored);
+        let streaming = !room.streams.is_idle();
         let mut overflowed = Vec::new();
         for (&conn, member) in room.members.iter_mut() {
             match member {
@@ -435,6 +436,11 @@ impl Hub {
         }
         for conn in overflowed {
             self.handle_slow_consumer(now, conn);
+        }
+        if streaming {
+            // The result of an open stream ends it, after the event (see `streams.rs`).
+            let event = &stored.event;
+            self.close_stored_stream(now, &event.room, &event.from, &event.id, seq);
         }
     }
 }

@@ -27,6 +27,8 @@ struct Harness {
     frames: HashMap<ConnId, Vec<ServerFrame>>,
     closed: Vec<(ConnId, u16)>,
     completed: Vec<(u64, Result<AppendOutcome, String>)>,
+    /// Backend stream steps answered (`Action::StreamDone`).
+    streamed: Vec<(u64, StreamReply)>,
     /// When set, appends and replays wait in these queues until a test runs them.
     defer: bool,
     appends: VecDeque<AppendJob>,
@@ -55,6 +57,7 @@ impl Harness {
             frames: HashMap::new(),
             closed: Vec::new(),
             completed: Vec::new(),
+            streamed: Vec::new(),
             defer: false,
             appends: VecDeque::new(),
             replays: VecDeque::new(),
@@ -176,6 +179,7 @@ impl Harness {
                     Action::Complete { ticket, result } => self
                         .completed
                         .push((ticket, result.map_err(|e| e.to_string()))),
+                    Action::StreamDone { ticket, reply } => self.streamed.push((ticket, reply)),
                 }
             }
             if idle {
@@ -336,6 +340,27 @@ pub(super) fn render(frame: &ServerFrame) -> String {
         ServerFrame::Authed(a) => format!("authed {}", a.user),
         ServerFrame::Notice(n) => format!("notice {} {} {}", n.id, n.level, n.body.as_text()),
         ServerFrame::Draining(d) => format!("draining {}", d.retry_after_ms),
+        ServerFrame::Stream(frame) => {
+            let s = frame.update().expect("a readable step");
+            let chunks: Vec<&str> = s.chunks.iter().map(|c| c.as_text()).collect();
+            let mut line = format!(
+                "stream {} {} {} {:?}",
+                frame.room,
+                s.id,
+                s.op.as_str(),
+                s.kind
+            );
+            if !chunks.is_empty() {
+                line.push_str(&format!(" n={} [{}]", s.n, chunks.join(",")));
+            }
+            if let Some(seq) = s.seq {
+                line.push_str(&format!(" #{seq}"));
+            }
+            if let Some(code) = s.code {
+                line.push_str(&format!(" {code}"));
+            }
+            line
+        }
         ServerFrame::State(st) => {
             let mut parts = vec![format!("state {}", st.room)];
             if let Some(presence) = &st.presence {
@@ -1879,3 +1904,5 @@ mod stored;
 mod cursors;
 #[path = "tests_notices.rs"]
 mod notices;
+#[path = "tests_streams.rs"]
+mod streams;

@@ -208,6 +208,7 @@ impl Cluster {
                     | Action::Unfollow(_)
                     | Action::Replay { .. }
                     | Action::Complete { .. }
+                    | Action::StreamDone { .. }
                     | Action::Close { .. } => {}
                 }
             }

@@ -193,6 +193,7 @@ impl Hub {
                 typing: None,
                 cursors: None,
                 cursor_version: None,
+                streams: None,
             })
         };
         let payload = encode(&frame);

@@ -464,6 +464,7 @@ impl PollClient {
                 presence_version: 0,
                 typing_version: 0,
                 cursor_version: 0,
+                stream_version: 0,
             });
         self.send(vec![ClientFrame::Join(wire::Join {
             room: name,
@@ -545,6 +546,9 @@ impl PollClient {
                             state.room.to_string(),
                             presence.users.iter().map(|u| u.user.clone()).collect(),
                         );
+                    }
+                    if let Some(streams) = state.streams {
+                        cursor.stream_version = streams;
                     }
                     if let Some(typing) = &state.typing {
                         cursor.typing_version = typing.version;

@@ -21,6 +21,7 @@ mod cursors;
 mod notices;
 mod refusals;
 mod resume;
+mod streams;
 mod tokens;
 mod users;
 
