@@ -25,22 +25,22 @@ pub const MAX_DEPTH: usize = 128;
 
 /// Why a text is not the JSON a type expects.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct JsonError(String);
+pub struct JsonError(Box<str>);
 
 impl JsonError {
     /// An error with this explanation.
     pub fn new(message: impl Into<String>) -> JsonError {
-        JsonError(message.into())
+        JsonError(message.into().into_boxed_str())
     }
 
     /// The explanation.
     pub fn into_message(self) -> String {
-        self.0
+        self.0.into()
     }
 
     /// The same error, said to be about field `key`.
     pub fn in_field(self, key: &str) -> JsonError {
-        JsonError(concat(&["field `", key, "`: ", &self.0]))
+        JsonError::new(concat(&["field `", key, "`: ", &self.0]))
     }
 }
 
@@ -94,7 +94,7 @@ impl Value<'_> {
 impl<'a> Node<'a> {
     /// An error saying this node is not what was `expected`.
     pub fn unexpected(&self, expected: &str) -> JsonError {
-        JsonError(concat(&[
+        JsonError::new(concat(&[
             "expected ",
             expected,
             ", found ",
@@ -114,7 +114,7 @@ impl<'a> Node<'a> {
     pub fn u64(&self) -> Result<u64, JsonError> {
         match self.value {
             Value::Number => parse_u64(self.raw).ok_or_else(|| {
-                JsonError(concat(&["expected an unsigned integer, found ", self.raw]))
+                JsonError::new(concat(&["expected an unsigned integer, found ", self.raw]))
             }),
             _ => Err(self.unexpected("an unsigned integer")),
         }
@@ -126,7 +126,7 @@ impl<'a> Node<'a> {
             Value::Number => self
                 .raw
                 .parse()
-                .map_err(|_| JsonError(concat(&["expected ", expected, ", found ", self.raw]))),
+                .map_err(|_| JsonError::new(concat(&["expected ", expected, ", found ", self.raw]))),
             _ => Err(self.unexpected(expected)),
         }
     }
@@ -191,7 +191,7 @@ impl<'a, 'n> Fields<'a, 'n> {
     #[inline(never)]
     fn present(&self, key: &str) -> Result<&'n Node<'a>, JsonError> {
         self.node(key)
-            .ok_or_else(|| JsonError(concat(&["missing field `", key, "`"])))
+            .ok_or_else(|| JsonError::new(concat(&["missing field `", key, "`"])))
     }
 
     #[inline(never)]
@@ -524,7 +524,7 @@ struct Parser<'a> {
 impl<'a> Parser<'a> {
     fn error(&self, what: &str) -> JsonError {
         let at = crate::text::decimal(self.at as u64);
-        JsonError(concat(&[what, " at byte ", &at]))
+        JsonError::new(concat(&[what, " at byte ", &at]))
     }
 
     fn peek(&self) -> Option<u8> {
