@@ -16,7 +16,10 @@
 
 use std::collections::BTreeMap;
 
-use super::json::{Fields, JsonError, Node, ObjectWriter, Wire, WireObject, Writer};
+use super::json::{
+    FieldReader, Fields, JsonError, Node, ObjectWriter, StandIn, Wire, WireObject, Writer,
+    stand_ins,
+};
 use super::{
     Ack, Auth, Authed, BackendPublish, ClientFrame, Cursor, CursorNotice, DevTokenRequest,
     DevTokenResponse, Draining, ErrorBody, ErrorFrame, Event, EventId, EventsPage, HealthBody,
@@ -87,6 +90,12 @@ macro_rules! wire_enum {
         }
 
         $crate::wire::shapes::serde_via_wire!($name);
+
+        impl $crate::wire::json::StandIn for $name {
+            fn stand_in() -> Self {
+                $name::ALL[0]
+            }
+        }
 
         impl $crate::wire::json::Wire for $name {
             fn write(&self, out: &mut $crate::wire::json::Writer) {
@@ -219,11 +228,14 @@ macro_rules! wire_names {
                     $ty::parse(node.str()?).map_err(|err| JsonError::new(err.message()))
                 }
             }
+            stand_ins!($ty => $ty(String::new()));
             serde_via_wire!($ty);
         )*
     };
 }
 wire_names!(RoomName, EventId);
+
+stand_ins!(Json => Json::null());
 
 serde_via_wire!(Json);
 
@@ -259,10 +271,19 @@ macro_rules! wire_shapes {
                     object.end();
                 }
                 fn read(node: &Node<'_>) -> Result<Self, JsonError> {
-                    let f = node.object()?;
-                    Ok($ty {
+                    let mut f = FieldReader::new(node)?;
+                    let value = $ty {
                         $( $field: wire_shapes!(@read f, stringify!($field), $mode $(($value))?), )*
-                    })
+                    };
+                    match f.finish() {
+                        None => Ok(value),
+                        Some(err) => Err(err),
+                    }
+                }
+            }
+            impl StandIn for $ty {
+                fn stand_in() -> Self {
+                    $ty { $( $field: StandIn::stand_in(), )* }
                 }
             }
             serde_via_wire!($ty);
@@ -277,11 +298,11 @@ macro_rules! wire_shapes {
             $out.field($key, &$value);
         }
     };
-    (@read $f:ident, $key:expr, req) => { $f.get($key)? };
-    (@read $f:ident, $key:expr, opt) => { $f.opt($key)? };
-    (@read $f:ident, $key:expr, list) => { $f.list($key)? };
-    (@read $f:ident, $key:expr, or($default:expr)) => { $f.or($key, $default)? };
-    (@read $f:ident, $key:expr, default($default:expr)) => { $f.or($key, $default)? };
+    (@read $f:ident, $key:expr, req) => { $f.get($key) };
+    (@read $f:ident, $key:expr, opt) => { $f.opt($key) };
+    (@read $f:ident, $key:expr, list) => { $f.list($key) };
+    (@read $f:ident, $key:expr, or($default:expr)) => { $f.or($key, $default) };
+    (@read $f:ident, $key:expr, default($default:expr)) => { $f.or($key, $default) };
 }
 
 wire_shapes! {

@@ -136,8 +136,6 @@ fn fields_read_typed_values_or_say_which_field_is_wrong() {
     assert_eq!(f.get::<Vec<u64>>("l"), Ok(vec![1, 2]));
     assert_eq!(f.opt::<u64>("z"), Ok(None));
     assert_eq!(f.opt::<u64>("absent"), Ok(None));
-    assert_eq!(f.or("absent", 7u64), Ok(7));
-    assert_eq!(f.list::<u64>("absent"), Ok(vec![]));
     let err = |r: Result<u64, JsonError>| r.unwrap_err().to_string();
     assert_eq!(err(f.get("absent")), "missing field `absent`");
     assert_eq!(
@@ -157,6 +155,30 @@ fn fields_read_typed_values_or_say_which_field_is_wrong() {
         "field `z`: expected an unsigned integer, found null"
     );
     assert!(parse("[1]").unwrap().object().is_err());
+}
+
+#[test]
+fn a_field_reader_reads_every_field_and_keeps_the_first_error() {
+    let node = parse(r#"{"n":5,"s":"x","z":null,"l":[1,2]}"#).unwrap();
+    let mut f = FieldReader::new(&node).unwrap();
+    assert_eq!(f.get::<u64>("n"), 5);
+    assert_eq!(f.opt::<u64>("z"), None);
+    assert_eq!(f.or("absent", 7u64), 7);
+    assert!(f.or("z", true));
+    assert_eq!(f.list::<u64>("l"), [1, 2]);
+    assert_eq!(f.list::<u64>("absent"), Vec::<u64>::new());
+    assert!(f.finish().is_none());
+
+    let mut f = FieldReader::new(&node).unwrap();
+    // Wrong fields read as stand-ins, and reading goes on; the first error is the one kept.
+    assert_eq!(f.get::<u64>("s"), 0);
+    assert_eq!(f.get::<String>("absent"), "");
+    assert_eq!(f.get::<u64>("n"), 5);
+    assert_eq!(
+        f.finish().unwrap().to_string(),
+        "field `s`: expected an unsigned integer, found a string"
+    );
+    assert!(FieldReader::new(&parse("[1]").unwrap()).is_err());
 }
 
 #[test]
