@@ -208,7 +208,8 @@ pub struct Config {
     /// Largest stream chunk, in bytes of JSON.
     #[arg(long, env = "CHORUS_STREAM_MAX_CHUNK_BYTES", default_value_t = 4096)]
     pub stream_max_chunk_bytes: usize,
-    /// Most bytes of chunks one stream may carry (its stored result is about that large).
+    /// Most bytes of chunks one stream keeps: a text stream's together (its stored result is
+    /// about that large), a progress stream's last.
     #[arg(long, env = "CHORUS_STREAM_MAX_BYTES", default_value_t = 64 * 1024)]
     pub stream_max_bytes: usize,
     /// Most open streams in one room.

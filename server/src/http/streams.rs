@@ -7,7 +7,7 @@
 
 use axum::Json;
 use axum::body::Body;
-use axum::extract::rejection::JsonRejection;
+use axum::extract::rejection::{JsonRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use chorus_sdk::wire::{
@@ -50,13 +50,16 @@ pub(super) struct TextQuery {
 pub(super) async fn stream_text(
     State(state): State<AppState>,
     Path((room, id)): Path<(String, String)>,
-    Query(query): Query<TextQuery>,
     headers: HeaderMap,
+    query: Result<Query<TextQuery>, QueryRejection>,
     body: Body,
 ) -> Result<Json<StreamAnswer>, ApiError> {
     backend_only(&state, &headers)?;
     let room = parse_room(room)?;
     let id = EventId::parse(id).map_err(|err| bad_request(err.to_string()))?;
+    // A query that does not read (`from` twice, say) is a JSON `bad_request` like every
+    // other refusal, not axum's plain-text rejection.
+    let Query(query) = query.map_err(|rejection| bad_request(rejection.body_text()))?;
     let from = producer(query.from)?;
     let step = |op: StreamStep| BackendStreamOp {
         op,

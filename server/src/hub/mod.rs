@@ -144,7 +144,8 @@ pub struct HubConfig {
     pub cursor_interval: Duration,
     /// Largest stream chunk, in bytes of JSON.
     pub stream_max_chunk_bytes: usize,
-    /// Most bytes of chunks one stream may carry (its result is one event of about that size).
+    /// Most bytes of chunks one stream keeps: a text stream's together (its result is one
+    /// event of about that size), a progress stream's last.
     pub stream_max_bytes: usize,
     /// Most open streams in one room.
     pub stream_max_per_room: usize,

@@ -47,6 +47,9 @@ use crate::store::{AppendDone, AppendJob, AppendOutcome, AppendRequest, Origin, 
 /// How many ended streams a room remembers (to answer a retried finish, and polls).
 const RECENT_ENDED: usize = 64;
 
+/// The longest `fail` message, in bytes (docs/PROTOCOL.md, Limits: fixed).
+const MAX_FAIL_MESSAGE_BYTES: usize = 1024;
+
 /// A stream in a room: its producer and its id (ids are per producer, like publish ids).
 pub(super) type StreamKey = (String, EventId);
 
@@ -432,14 +435,20 @@ impl Hub {
                         format!("a chunk may be at most {max_chunk} bytes"),
                     ));
                 }
-                if open.bytes + chunk.len() > max_bytes {
+                // The limit is on what the stream keeps: a progress stream keeps only its
+                // last chunk, so however many it sends, only that one counts.
+                let kept = match open.kind {
+                    StreamKind::Text => open.bytes,
+                    StreamKind::Progress => 0,
+                };
+                if kept + chunk.len() > max_bytes {
                     return Err((
                         ErrorCode::StreamTooLarge,
                         format!("stream {id} would pass {max_bytes} bytes; finish it (or fail it)"),
                     ));
                 }
                 check_chunk(open.kind, &chunk)?;
-                open.bytes += chunk.len();
+                open.bytes = kept + chunk.len();
                 if open.kind == StreamKind::Progress {
                     open.chunks.clear();
                     open.first = open.count;
@@ -511,6 +520,20 @@ impl Hub {
                     return Err((
                         ErrorCode::StreamConflict,
                         format!("stream {id} is finishing: it can no longer fail"),
+                    ));
+                }
+                // The message goes to every member and stays among the ended streams: it is
+                // held to a fixed limit (a polling POST could otherwise carry a megabyte).
+                if step
+                    .message
+                    .as_ref()
+                    .is_some_and(|m| m.len() > MAX_FAIL_MESSAGE_BYTES)
+                {
+                    return Err((
+                        ErrorCode::MetaTooLarge,
+                        format!(
+                            "a stream's fail message may be at most {MAX_FAIL_MESSAGE_BYTES} bytes"
+                        ),
                     ));
                 }
                 let count = open.count;
