@@ -550,7 +550,11 @@ export class Room extends Emitter {
     send("start");
     return {
       id,
-      append: (chunk) => send("append", { n: n++, chunk }),
+      // The index moves on once the chunk is sent: one refused `offline` takes none.
+      append: (chunk) => {
+        send("append", { n, chunk });
+        n++;
+      },
       finish: async () => {
         send("finish");
         for await (const _ of this.stream(id));

@@ -292,3 +292,40 @@ test("a client started while the browser is offline makes no attempt until it is
   await page.evaluate(() => window.client.close());
   await context.close();
 });
+
+test("a stream chunk refused offline takes no index: the producer goes on after reconnecting and the result has every chunk sent", async () => {
+  const { context, page } = await openPage();
+  await page.evaluate(async () => {
+    const { ChorusClient } = await import("/pkg/chorus.js");
+    window.client = await ChorusClient.connect({ url: location.origin, token: await window.mint("ana", 3600), storagePrefix: "t:stream-offline:" });
+    window.room = window.client.join("t:stream-offline");
+  });
+  await page.waitForFunction(() => window.client.state.badge === "live", null, { timeout: 15000 });
+  await page.evaluate(() => {
+    window.answer = window.room.startStream({ id: "s-offline" });
+    window.answer.append("a");
+  });
+  await context.setOffline(true);
+  await page.waitForFunction(() => window.client.state.state === "offline", null, { timeout: 15000 });
+  const refused = await page.evaluate(() => {
+    try {
+      window.answer.append("b");
+      return "sent";
+    } catch (error) {
+      return `${error.name} ${error.code}`;
+    }
+  });
+  assert.equal(refused, "ChorusError offline");
+  await context.setOffline(false);
+  await page.waitForFunction(() => window.client.state.badge === "live", null, { timeout: 15000 });
+  const result = await page.evaluate(async () => {
+    window.answer.append("c");
+    const { seq } = await window.answer.finish();
+    const page = await window.room.history();
+    window.client.close();
+    return { seq, bodies: page.events.map((e) => e.body) };
+  });
+  assert.equal(result.seq, 1);
+  assert.deepEqual(result.bodies.map((b) => [b.stream, b.text]), [["text", "ac"]]);
+  await context.close();
+});
