@@ -33,6 +33,8 @@
 //!   ([`RoomHead::resume`]).
 //! - `query.rs`: what travels in URLs: the long poll's [`PollQuery`] of [`PollCursor`]s,
 //!   [`events_path`], [`percent_encode`].
+//! - `mux.rs`: the envelope of a multiplexed socket ([`MuxIn`], [`mux_frame`]): a browser's
+//!   tabs as logical connections over one WebSocket.
 //! - `claims.rs`: [`TokenClaims`], [`RoomRight`].
 //! - `shapes.rs`: how each of those travels as JSON: the macros that give a type its shape and
 //!   the `wire_shapes!` catalogue of every struct's fields.
@@ -43,6 +45,7 @@ mod claims;
 mod codes;
 mod frames;
 pub mod json;
+mod mux;
 mod names;
 mod notice;
 mod opaque;
@@ -64,6 +67,7 @@ pub use frames::{
     Publish, Reset, RoomState, ServerFrame, SetPresence, Typing, TypingNotice, TypingSnapshot,
     Welcome, WireError,
 };
+pub use mux::{MAX_TAB_ID_BYTES, MuxError, MuxIn, WS_MUX_SUBPROTOCOL, mux_closed, mux_frame};
 pub use names::{
     EventId, INBOX_PREFIX, MAX_EVENT_ID_BYTES, MAX_ROOM_NAME_BYTES, MAX_USER_ID_BYTES, NameError,
     RoomName, check_user_id, inbox_room,
