@@ -66,6 +66,13 @@ export interface ClientOptions {
   storagePrefix?: string;
   /** Where the .wasm file is, if not next to the module. */
   wasmUrl?: string | URL;
+  /**
+   * `true` (default): the tabs of this origin that connect to the same server share one
+   * WebSocket (one tab leads, the others talk to it over a BroadcastChannel; each tab keeps its
+   * own connection, rooms, presence and outbox). `false`: this client opens its own socket.
+   * Browsers without BroadcastChannel or the Web Locks API always open one per client.
+   */
+  shareConnection?: boolean;
 }
 
 export interface ConnectionState {

@@ -181,7 +181,8 @@ export class ChorusClient extends Emitter {
    * Connects (after loading the WebAssembly module). Options: `url` (the server, e.g.
    * `location.origin`), `token` and/or `getToken` (async; asked when there is no token, when
    * the server refuses it, and before it expires), `transport` (`auto` | `websocket` |
-   * `polling`), `storagePrefix`, `wasmUrl`.
+   * `polling`), `storagePrefix`, `wasmUrl`, `shareConnection` (default true: the tabs of
+   * this origin share one WebSocket to the server; false: this client opens its own).
    */
   static async connect(options) {
     if (options?.token === undefined && typeof options?.getToken !== "function") {
@@ -218,7 +219,7 @@ export class ChorusClient extends Emitter {
     adopt(prefix, lease.slice(prefix.length, -LEASE.length));
     this.#lease = [setInterval(renew, 5000), () => stored(lease, null)];
     addEventListener("pagehide", this.#lease[1]);
-    this.#core = WasmClient.start(options.url, token ?? "", transport, lease.slice(0, -LEASE.length + 1), onEvent, report);
+    this.#core = WasmClient.start(options.url, token ?? "", transport, lease.slice(0, -LEASE.length + 1), onEvent, report, options.shareConnection !== false);
     if (!this.#core) throw new ChorusError("no_randomness", "crypto.getRandomValues is not available");
     this.#remember(token ?? "");
     setTimeout(() => {

@@ -113,8 +113,16 @@ async fn an_unreachable_server_means_reconnecting_with_backoff() {
 #[wasm_bindgen_test]
 fn the_js_export_refuses_bad_input_with_a_code_and_a_sentence() {
     let noop = || js_sys::Function::new_no_args("").unchecked_into::<EventCallback>();
-    let client =
-        WasmClient::start(NOWHERE, "t".into(), 2, "x.".into(), noop(), &noop().into()).unwrap();
+    let client = WasmClient::start(
+        NOWHERE,
+        "t".into(),
+        2,
+        "x.".into(),
+        noop(),
+        &noop().into(),
+        false,
+    )
+    .unwrap();
     let refused = |answer: String, code: &str| {
         let prefix = format!(r#"{{"code":"{code}","message":""#);
         assert!(answer.starts_with(&prefix), "{answer}");

@@ -69,6 +69,7 @@ fn id_json(id: Result<EventId, PublishError>) -> Result<String, Refusal> {
 #[wasm_bindgen]
 impl WasmClient {
     /// Starts a client. `transport` is 0 (auto), 1 (WebSocket only) or 2 (polling only);
+    /// with `share`, its WebSocket is shared with the page's other tabs (`platform.js`);
     /// `on_event` is called as `on_event(kind, payload)` for every event, the payload as JSON
     /// text. `undefined` when the browser has no `crypto.getRandomValues`.
     ///
@@ -82,6 +83,7 @@ impl WasmClient {
         storage_prefix: String,
         on_event: EventCallback,
         report: &JsValue,
+        share: bool,
     ) -> Option<WasmClient> {
         let transport = match transport {
             1 => TransportMode::WebSocket,
@@ -96,9 +98,16 @@ impl WasmClient {
             let (kind, payload) = events::to_js(&event);
             let _ = on_event.call2(&JsValue::NULL, kind, &payload);
         });
-        let client =
-            BrowserClient::start_reporting_to(url, token, config, storage_prefix, report, on_event)
-                .ok()?;
+        let client = BrowserClient::start_reporting_to(
+            url,
+            token,
+            config,
+            storage_prefix,
+            report,
+            share,
+            on_event,
+        )
+        .ok()?;
         Some(WasmClient { client })
     }
 

@@ -47,9 +47,10 @@ extern "C" {
     type Platform;
 
     /// `report` is a JS function: a Rust [`ReportFn`] or, in the npm package, a plain JS
-    /// function that calls [`WasmClient`]'s `report` export.
+    /// function that calls [`WasmClient`]'s `report` export. With `share`, the page's sockets
+    /// to a server share one connection with the other tabs (where the browser allows it).
     #[wasm_bindgen(constructor)]
-    fn new(report: &JsValue) -> Platform;
+    fn new(report: &JsValue, share: bool) -> Platform;
 
     #[wasm_bindgen(method)]
     fn open(this: &Platform, link: u64, url: &str, protocol: &str, token_protocol: &str) -> bool;
@@ -213,7 +214,8 @@ impl BrowserClient {
                 }
             }
         });
-        let platform = Platform::new(report.as_ref());
+        // The Rust API keeps a socket per tab (no connection sharing yet).
+        let platform = Platform::new(report.as_ref(), false);
         let client = BrowserClient::launch(
             url,
             token,
@@ -228,7 +230,8 @@ impl BrowserClient {
     }
 
     /// Starts a client whose `platform.js` reports to `report`, a JS function that must pass
-    /// each report to [`BrowserClient::report`] (the npm package's way: no Rust closure type).
+    /// each report to [`BrowserClient::report`] (the npm package's way: no Rust closure type);
+    /// with `share`, its socket is shared with the other tabs (see `platform.js`).
     #[cfg(feature = "js")]
     fn start_reporting_to(
         url: &str,
@@ -236,9 +239,10 @@ impl BrowserClient {
         config: ClientConfig,
         storage_prefix: String,
         report: &JsValue,
+        share: bool,
         on_event: Rc<dyn Fn(ClientEvent)>,
     ) -> Result<BrowserClient, StartError> {
-        let platform = Platform::new(report);
+        let platform = Platform::new(report, share);
         BrowserClient::launch(url, token, config, storage_prefix, platform, None, on_event)
     }
 

@@ -14,8 +14,139 @@ const HTTP = 4; // request `id` answered with status `number` and body `text` (s
 const NETWORK = 5; // the network went online (`number` 1) or offline (0)
 const VISIBLE = 6; // the page became visible (1) or hidden (0)
 
+// One connection per browser for all tabs (ARCHITECTURE.md, "Tabs sharing one connection").
+// The pages of one origin that use one server elect a leader with the Web Locks API (a lock
+// held until the page goes: the browser frees it when the page closes or crashes, and the next
+// page waiting gets it at once). The leader carries every tab's logical connection over ONE
+// multiplexed socket (subprotocol `chorus.v1.mux`, docs/PROTOCOL.md); the other pages talk to
+// it over a BroadcastChannel. Each client still has its own core, token, rooms, presence and
+// outbox: only the socket is shared. A client sees a virtual socket (`send`, `close`,
+// `onopen`, `onmessage`, `onclose`): it opens on the first frame (`welcome`) of its logical
+// connection, and closes when that connection does. When another page takes the lead, every
+// virtual socket that went through the old one closes (the old socket died with its page)
+// and its client reconnects at once through the new leader, resuming from its cursors and
+// resending its outbox; one still waiting for its `welcome` is opened again instead.
+// Messages: to the leader ["o", tab, token] open, ["s", tab, text] send, ["c", tab] close;
+// from it ["m", tab, text] a frame, ["x", tab, code] closed, ["l", id] "I lead"; ["w"] who leads?
+const shares = new Map();
+
+class Share {
+  constructor(url) {
+    this.url = url;
+    this.me = Math.random().toString(36).slice(2);
+    this.tabs = new Map();
+    this.held = [];
+    this.n = 0;
+    const channel = (this.channel = new BroadcastChannel(`chorus ${url}`));
+    channel.onmessage = ({ data }) => this.heard(data);
+    // A follower page going away closes its logical connections (a crash leaves them to the
+    // server's idle timeout).
+    addEventListener("pagehide", (event) => event.persisted || this.tabs.forEach((_, tab) => this.up(["c", tab])));
+    navigator.locks.request(`chorus ${url}`, () => {
+      this.routes = new Set();
+      this.queue = [];
+      this.channel.postMessage(["l", this.me]);
+      this.lead(this.me);
+      return new Promise(() => {});
+    });
+    channel.postMessage(["w"]);
+  }
+
+  /** A virtual socket for a client of this page, authenticated by `token`. */
+  socket(token) {
+    const tab = `${this.me}_${++this.n}`;
+    const socket = {
+      token,
+      send: (text) => this.up(["s", tab, text]),
+      close: () => this.tabs.delete(tab) && this.up(["c", tab]),
+    };
+    this.tabs.set(tab, socket);
+    this.up(["o", tab, token]);
+    return socket;
+  }
+
+  // A message of this page's tabs to the leader: carried here, posted, or held until one is known.
+  up(message) {
+    if (this.leader === undefined) return this.held.push(message);
+    if (message[0] == "o") this.tabs.get(message[1]).live = true;
+    this.leader == this.me ? this.carry(message) : this.channel.postMessage(message);
+  }
+
+  heard(message) {
+    const [kind, tab] = message;
+    if (kind == "w") this.leader == this.me && this.channel.postMessage(["l", this.me]);
+    else if (kind == "l") tab != this.leader && this.lead(tab);
+    else if (kind == "m" || kind == "x") this.tabs.has(tab) && this.down(message);
+    else if (this.leader == this.me) this.carry(message);
+  }
+
+  // Page `id` leads now: what went through the previous leader is gone.
+  lead(id) {
+    const held = this.held;
+    this.leader = id;
+    this.held = [];
+    for (const [tab, socket] of this.tabs) {
+      if (!socket.live) continue;
+      socket.live = false;
+      if (socket.opened) this.down(["x", tab, 1001]);
+      else held.unshift(["o", tab, socket.token]);
+    }
+    for (const message of held) this.tabs.has(message[1]) && this.up(message);
+  }
+
+  // A message from the leader to one of this page's tabs.
+  down([kind, tab, arg]) {
+    const socket = this.tabs.get(tab);
+    if (kind == "x") {
+      this.tabs.delete(tab);
+      socket.onclose?.({ code: arg, again: arg == 1001 });
+    } else {
+      socket.opened || ((socket.opened = true), socket.onopen?.());
+      socket.onmessage?.({ data: arg });
+    }
+  }
+
+  // Leader: one tab's message onto the multiplexed socket.
+  carry([kind, tab, arg]) {
+    if (kind == "o") this.routes.add(tab);
+    else if (!this.routes.has(tab)) return;
+    if (kind == "c") this.routes.delete(tab);
+    const text = tab + (kind == "o" ? "+" + arg : kind == "s" ? ":" + arg : "-");
+    if (!this.ws) {
+      let ws;
+      try {
+        ws = this.ws = new WebSocket(this.url, "chorus.v1.mux");
+      } catch {
+        return setTimeout(() => this.lost(1006));
+      }
+      ws.onopen = () => this.queue.splice(0).forEach((text) => ws.send(text));
+      ws.onmessage = ({ data }) => {
+        const at = data.search(/[^\w.]/);
+        const tab = data.slice(0, at);
+        const message = data[at] == ":" ? ["m", tab, data.slice(at + 1)] : ["x", tab, +data.slice(at + 1)];
+        if (message[0] == "x") this.routes.delete(tab);
+        if (tab) this.route(message);
+      };
+      ws.onclose = (event) => this.ws == ws && this.lost(event.code);
+    }
+    this.ws.readyState == 1 ? this.ws.send(text) : this.queue.push(text);
+  }
+
+  // Leader: the multiplexed socket is gone, and every logical connection on it.
+  lost(code) {
+    this.ws = undefined;
+    this.queue = [];
+    this.routes.forEach((tab) => this.route(["x", tab, code]));
+    this.routes.clear();
+  }
+
+  route(message) {
+    this.tabs.has(message[1]) ? this.down(message) : this.channel.postMessage(message);
+  }
+}
+
 export class Platform {
-  constructor(sink) {
+  constructor(sink, share) {
     // After `dispose` nothing is reported (a fetch may still be answered then).
     this.live = true;
     const report = (this.report = (kind, id, number, text) => this.live && sink(kind, id, number, text));
@@ -37,6 +168,8 @@ export class Platform {
       report(VISIBLE, 0n, 1);
     });
     on(document, "visibilitychange", () => report(VISIBLE, 0n, document.hidden ? 0 : 1));
+    // Sharing needs both APIs; without them (or opted out) each client has its own socket.
+    this.shared = share && self.BroadcastChannel && navigator.locks;
     // A page loaded offline starts offline: no attempt until the browser says it is back. This
     // timer is set before the driver arms its first one, so the core hears it first.
     if (!navigator.onLine) setTimeout(() => report(NETWORK, 0n, 0));
@@ -46,7 +179,10 @@ export class Platform {
   open(link, url, protocol, tokenProtocol) {
     let socket;
     try {
-      socket = new WebSocket(url, [protocol, tokenProtocol]);
+      if (this.shared) {
+        if (!shares.has(url)) shares.set(url, new Share(url));
+        socket = shares.get(url).socket(tokenProtocol.slice(13));
+      } else socket = new WebSocket(url, [protocol, tokenProtocol]);
     } catch {
       return false;
     }
@@ -55,6 +191,8 @@ export class Platform {
     socket.onclose = (event) => {
       this.sockets.delete(link);
       this.report(CLOSED, link, event.code);
+      // Another page took the lead: no failure, so reconnect at once (as on becoming visible).
+      if (event.again) this.report(VISIBLE, 0n, 1);
     };
     this.sockets.set(link, socket);
     return true;

@@ -93,6 +93,9 @@ pub mod close_code {
     pub const MESSAGE_TOO_BIG: u16 = 1009;
     /// The server is restarting or shutting down (RFC 6455 "service restart").
     pub const SERVICE_RESTART: u16 = 1012;
+    /// A logical connection of a multiplexed socket was refused by a connection limit (RFC 6455
+    /// "try again later").
+    pub const TRY_AGAIN_LATER: u16 = 1013;
 }
 
 wire_enum! {

@@ -35,6 +35,8 @@
 //!   ([`RoomHead::resume`]).
 //! - `query.rs`: what travels in URLs: the long poll's [`PollQuery`] of [`PollCursor`]s,
 //!   [`events_path`], [`percent_encode`].
+//! - `mux.rs`: the envelope of a multiplexed socket ([`MuxIn`], [`mux_frame`]): a browser's
+//!   tabs as logical connections over one WebSocket.
 //! - `claims.rs`: [`TokenClaims`], [`RoomRight`].
 //! - `streams.rs`: streams ([`StreamOp`] and [`StreamFrame`] with the steps they carry,
 //!   [`StreamStepBody`] and [`StreamUpdate`]; [`Progress`], [`StreamResult`], the backend's
@@ -49,6 +51,7 @@ mod codes;
 mod frames;
 pub mod json;
 mod live_cursors;
+mod mux;
 mod names;
 mod notice;
 mod opaque;
@@ -72,6 +75,7 @@ pub use frames::{
     Welcome, WireError,
 };
 pub use live_cursors::{CursorNotice, CursorSnapshot, LiveCursor, SetCursor};
+pub use mux::{MAX_TAB_ID_BYTES, MuxError, MuxIn, WS_MUX_SUBPROTOCOL, mux_closed, mux_frame};
 pub use names::{
     EventId, INBOX_PREFIX, MAX_EVENT_ID_BYTES, MAX_ROOM_NAME_BYTES, MAX_USER_ID_BYTES, NameError,
     RoomName, check_user_id, inbox_room,

@@ -7,6 +7,7 @@
 mod activity;
 pub mod limits;
 pub mod metrics;
+mod mux;
 mod notices;
 mod poll;
 mod rest;

@@ -49,7 +49,7 @@ const FRAGMENT: usize = 1024;
 /// How long a closing connection waits for the peer's close frame (see [`close`]).
 const CLOSE_LINGER: Duration = Duration::from_secs(1);
 /// Messages beyond this many bytes close the connection (1009) instead of getting an error.
-fn hard_cap(max_frame_bytes: usize) -> usize {
+pub(super) fn hard_cap(max_frame_bytes: usize) -> usize {
     (max_frame_bytes * 4).max(256 * 1024)
 }
 
@@ -93,8 +93,11 @@ pub(super) async fn upgrade(
     };
     let mut token = None;
     let mut speaks_v1 = false;
+    let mut multiplexed = false;
     for protocol in ws.offered_protocols() {
-        if protocol == wire::WS_SUBPROTOCOL {
+        if protocol == wire::WS_MUX_SUBPROTOCOL {
+            multiplexed = true;
+        } else if protocol == wire::WS_SUBPROTOCOL {
             speaks_v1 = true;
         } else if let Some(value) = protocol.strip_prefix(wire::WS_TOKEN_PREFIX) {
             token = Some(value.to_owned());
@@ -106,6 +109,17 @@ pub(super) async fn upgrade(
         .write_buffer_size(WRITE_BUFFER)
         .max_message_size(Some(cap))
         .max_frame_size(Some(cap));
+    if multiplexed {
+        // Several logical connections, each authenticated by its own `open` (`http::mux`).
+        return ws.accept(
+            Some(wire::WS_MUX_SUBPROTOCOL),
+            config,
+            move |socket| async move {
+                super::mux::connection(socket, state, client).await;
+                drop(permit);
+            },
+        );
+    }
     let protocol = speaks_v1.then_some(wire::WS_SUBPROTOCOL);
     ws.accept(protocol, config, move |socket| async move {
         connection(socket, state, token).await;
@@ -255,7 +269,7 @@ async fn run(mut socket: WebSocket, state: AppState, identity: Arc<Identity>) {
                         Some(Ok(Message::Text(text))) => {
                             let expires_at_ms = token.expires_at_ms;
                             if let Some(reply) = Box::pin(read_frame(&state, conn, &mut token, &text)).await {
-                                output.reply(encode(&reply));
+                                output.reply(Outgoing::new(encode(&reply)));
                             }
                             if token.expires_at_ms != expires_at_ms {
                                 token_expiry.set(sleep_until(token.expires_at_ms.map(instant_of_unix_ms)));
@@ -264,7 +278,7 @@ async fn run(mut socket: WebSocket, state: AppState, identity: Arc<Identity>) {
                         Some(Ok(Message::Binary(_))) => {
                             state.hub.send(HubMsg::Activity { conn }).await;
                             let frame = ServerFrame::error(ErrorCode::BadFrame, "binary frames are not supported; send JSON text frames", None);
-                            output.reply(encode(&frame));
+                            output.reply(Outgoing::new(encode(&frame)));
                         }
                         Some(Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_))) => {
                             state.hub.send(HubMsg::Activity { conn }).await;
@@ -289,7 +303,7 @@ async fn run(mut socket: WebSocket, state: AppState, identity: Arc<Identity>) {
 /// Carries out the hub's close (or its silent end): a slow consumer or a silent peer is told
 /// why and closed; a draining server's connection (or one whose hub stopped without a word,
 /// which only a shutdown does) first gets what is queued for it (acks, `draining`), then 1012.
-async fn hub_closes(
+pub(super) async fn hub_closes(
     socket: &mut WebSocket,
     output: &mut Output,
     frames: &mut FrameReceiver,
@@ -322,9 +336,9 @@ async fn hub_closes(
 }
 
 /// Whose token a WebSocket holds and when it expires (an `auth` frame may replace it).
-struct TokenHolder {
-    user: String,
-    expires_at_ms: Option<u64>,
+pub(super) struct TokenHolder {
+    pub(super) user: String,
+    pub(super) expires_at_ms: Option<u64>,
 }
 
 /// Verifies the token of an `auth` frame with the rules of the connect: a valid token of the
@@ -365,7 +379,7 @@ async fn renew_token(
 /// frame's token is verified here first); returns the answer the connection gives itself (an
 /// `error` for a frame it refuses, or a `nack` for a publish the hub no longer takes because
 /// the server is shutting down).
-async fn read_frame(
+pub(super) async fn read_frame(
     state: &AppState,
     conn: ConnId,
     token: &mut TokenHolder,
@@ -421,7 +435,7 @@ async fn read_frame(
 
 /// The size of a message refused for being over the hard cap (see [`hard_cap`]), if that is
 /// why reading failed.
-fn over_hard_cap(err: tokio_tungstenite::tungstenite::Error) -> Option<usize> {
+pub(super) fn over_hard_cap(err: tokio_tungstenite::tungstenite::Error) -> Option<usize> {
     use tokio_tungstenite::tungstenite::error::{CapacityError, Error};
     match err {
         Error::Capacity(CapacityError::MessageTooLong { size, .. }) => Some(size),
@@ -430,7 +444,7 @@ fn over_hard_cap(err: tokio_tungstenite::tungstenite::Error) -> Option<usize> {
 }
 
 /// What happened on the socket (see [`Output::poll`]).
-enum Io {
+pub(super) enum Io {
     /// A message arrived (or the stream ended, or reading failed).
     Read(Option<Result<Message, tokio_tungstenite::tungstenite::Error>>),
     /// Output moved on: a frame went into the socket or the socket flushed.
@@ -447,12 +461,12 @@ enum Io {
 /// its pings from being read (they prove it is alive), and it falls behind only in its queue
 /// (which the hub bounds: slow consumer).
 #[derive(Default)]
-struct Output {
+pub(super) struct Output {
     /// The message being written: its frames the socket has not accepted yet.
     pending: Option<Outgoing>,
     /// The connection's own answer to the last frame it read; reading waits until it is out,
     /// so a peer that sends bad frames without reading the answers cannot pile them up.
-    reply: Option<Payload>,
+    reply: Option<Outgoing>,
     /// Frames were handed to the socket and are not flushed yet.
     unflushed: bool,
 }
@@ -462,44 +476,44 @@ const FRAMES_PER_POLL: usize = 64;
 
 impl Output {
     /// Whether something waits for the peer to take it.
-    fn busy(&self) -> bool {
+    pub(super) fn busy(&self) -> bool {
         self.pending.as_ref().is_some_and(|message| !message.done())
             || self.reply.is_some()
             || self.unflushed
     }
 
     /// Queues the connection's own answer.
-    fn reply(&mut self, payload: Payload) {
+    pub(super) fn reply(&mut self, message: Outgoing) {
         debug_assert!(self.reply.is_none(), "reading waits for the last reply");
-        self.reply = Some(payload);
+        self.reply = Some(message);
     }
 
     /// The frames taken from a queue and not written yet, in order (the rest of a message
     /// partly written first).
-    fn take(&mut self) -> impl Iterator<Item = Message> {
-        let reply = self.reply.take().map(Outgoing::new);
+    pub(super) fn take(&mut self) -> impl Iterator<Item = Message> {
+        let reply = self.reply.take();
         self.pending.take().into_iter().chain(reply).flatten()
     }
 
     /// Writes what it can (the reply first, then the hub's queue), flushes, then reads.
-    fn poll(
+    pub(super) fn poll(
         &mut self,
         cx: &mut Context<'_>,
         socket: &mut WebSocket,
-        queue: &mut FrameReceiver,
+        queue: &mut impl Outbound,
     ) -> Poll<Io> {
         let mut wrote = false;
         for _ in 0..FRAMES_PER_POLL {
             if self.pending.as_ref().is_none_or(Outgoing::done) {
                 let next = match self.reply.take() {
                     Some(reply) => Some(reply),
-                    None => match queue.poll_recv(cx) {
-                        Poll::Ready(Some(payload)) => Some(payload),
+                    None => match queue.poll_next(cx) {
+                        Poll::Ready(Some(message)) => Some(message),
                         Poll::Ready(None) => return Poll::Ready(Io::QueueEnded),
                         Poll::Pending => None,
                     },
                 };
-                self.pending = next.map(Outgoing::new);
+                self.pending = next;
             }
             let Some(message) = self.pending.as_mut() else {
                 break;
@@ -527,6 +541,7 @@ impl Output {
             }
         }
         if self.reply.is_none()
+            && queue.may_read()
             && let Poll::Ready(incoming) = socket.poll_next_unpin(cx)
         {
             return Poll::Ready(Io::Read(incoming));
@@ -539,20 +554,46 @@ impl Output {
     }
 }
 
+/// Where the messages a connection task writes come from: the hub's queue of one connection
+/// ([`FrameReceiver`]), or the queues of a multiplexed socket's logical connections
+/// (`http::mux`).
+pub(super) trait Outbound {
+    /// The next message to write; `Ready(None)` once the source has ended.
+    fn poll_next(&mut self, cx: &mut Context<'_>) -> Poll<Option<Outgoing>>;
+
+    /// Whether the peer's next message may be read now (a source holding answers of its own
+    /// says no until they are out, so a peer that does not read cannot pile them up).
+    fn may_read(&self) -> bool {
+        true
+    }
+}
+
+impl Outbound for FrameReceiver {
+    fn poll_next(&mut self, cx: &mut Context<'_>) -> Poll<Option<Outgoing>> {
+        self.poll_recv(cx).map(|payload| payload.map(Outgoing::new))
+    }
+}
+
 /// A hub payload as WebSocket frames, formed as the socket takes them: one text message if it
 /// is at most [`FRAGMENT`] bytes, else a text frame and continuation frames of at most that
 /// size (cut at character boundaries), so the write buffer never holds more than one small
 /// frame. The payload's shared bytes are handed over, not copied.
-struct Outgoing {
+pub(super) struct Outgoing {
     bytes: bytes::Bytes,
     /// Where the next frame starts; `None` once every frame is formed.
     next: Option<usize>,
 }
 
 impl Outgoing {
-    fn new(payload: Payload) -> Outgoing {
+    pub(super) fn new(payload: Payload) -> Outgoing {
+        Outgoing::text(payload.into_bytes())
+    }
+
+    /// A message of UTF-8 text `bytes`.
+    pub(super) fn text(bytes: bytes::Bytes) -> Outgoing {
+        debug_assert!(std::str::from_utf8(&bytes).is_ok());
         Outgoing {
-            bytes: payload.into_bytes(),
+            bytes,
             next: Some(0),
         }
     }
@@ -603,7 +644,11 @@ fn fragment_end(text: &[u8], start: usize, max: usize) -> usize {
 
 /// Sends a hub payload as one text message (see [`Outgoing`]); `false` if the socket failed or
 /// the peer did not take it in time.
-async fn send_payload(socket: &mut WebSocket, payload: Payload, timeout: Duration) -> bool {
+pub(super) async fn send_payload(
+    socket: &mut WebSocket,
+    payload: Payload,
+    timeout: Duration,
+) -> bool {
     let all = async {
         for frame in Outgoing::new(payload) {
             socket.feed(frame).await?;
@@ -614,7 +659,7 @@ async fn send_payload(socket: &mut WebSocket, payload: Payload, timeout: Duratio
 }
 
 /// Sends one message; `false` if the socket failed or the peer did not take it in time.
-async fn send(socket: &mut WebSocket, message: Message, timeout: Duration) -> bool {
+pub(super) async fn send(socket: &mut WebSocket, message: Message, timeout: Duration) -> bool {
     matches!(
         tokio::time::timeout(timeout, socket.send(message)).await,
         Ok(Ok(()))
@@ -622,7 +667,7 @@ async fn send(socket: &mut WebSocket, message: Message, timeout: Duration) -> bo
 }
 
 /// Tells the client why with an `error` frame, then closes with `code`.
-async fn goodbye(socket: &mut WebSocket, code: u16, reason: ErrorCode, message: &str) {
+pub(super) async fn goodbye(socket: &mut WebSocket, code: u16, reason: ErrorCode, message: &str) {
     let frame = ServerFrame::error(reason, message, None);
     let _ = send_payload(socket, encode(&frame), Duration::from_secs(1)).await;
     close(socket, code, reason).await;
@@ -635,7 +680,7 @@ async fn goodbye(socket: &mut WebSocket, code: u16, reason: ErrorCode, message: 
 ///
 /// Not after a message over the hard cap: the rest of that message would be buffered whole
 /// while reading on, so the socket is dropped at once (the peer may then miss the close).
-async fn close(socket: &mut WebSocket, code: u16, reason: ErrorCode) {
+pub(super) async fn close(socket: &mut WebSocket, code: u16, reason: ErrorCode) {
     let frame = CloseFrame {
         code: CloseCode::from(code),
         reason: reason.as_str().into(),
@@ -657,13 +702,13 @@ async fn close(socket: &mut WebSocket, code: u16, reason: ErrorCode) {
 
 /// The tokio instant `after` from now.
 #[allow(clippy::disallowed_methods)] // The connection task is a driver: it may read the clock.
-fn in_from_now(after: Duration) -> tokio::time::Instant {
+pub(super) fn in_from_now(after: Duration) -> tokio::time::Instant {
     tokio::time::Instant::now() + after
 }
 
 /// The tokio instant of a wall-clock time (ms since the Unix epoch).
 #[allow(clippy::disallowed_methods)] // The connection task is a driver: it may read the clock.
-fn instant_of_unix_ms(unix_ms: u64) -> tokio::time::Instant {
+pub(super) fn instant_of_unix_ms(unix_ms: u64) -> tokio::time::Instant {
     tokio::time::Instant::now()
         + Duration::from_millis(unix_ms.saturating_sub(crate::clock::unix_ms_now()))
 }

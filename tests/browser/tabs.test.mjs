@@ -1,0 +1,198 @@
+// One connection per browser for all tabs (ARCHITECTURE.md, "Tabs sharing one connection"):
+// pages of one browser context share ONE WebSocket (counted from Playwright's `websocket`
+// events), each tab stays a connection of its own in presence; when the leading tab closes or
+// crashes while every tab publishes, another tab takes over and every message reaches an
+// observer exactly once, in each sender's order (a closed tab's pending publishes are sent by
+// the next tab that starts). `shareConnection: false`, and a browser without BroadcastChannel,
+// give one socket per page.
+import assert from "node:assert/strict";
+import { test } from "node:test";
+import { mint, serverAndBrowser } from "./harness.mjs";
+
+let browser;
+let base;
+serverAndBrowser({}, (env) => ({ browser, base } = env));
+
+/** A browser context whose pages' WebSockets are counted (`sockets`: [page name, url]). */
+async function counted(init) {
+  const context = await browser.newContext();
+  if (init) await context.addInitScript(init);
+  return { context, sockets: [] };
+}
+
+/**
+ * Opens a page named `name` in `box`'s context running `window.client` as `user` in `room`
+ * (meta `{ tab: name }`), recording every event of the room and every connection state with
+ * its time; resolves once it is live.
+ */
+async function openTab(box, name, { user = "ana", room, share = true, transport = "websocket" }) {
+  const page = await box.context.newPage();
+  page.on("pageerror", (error) => console.error(`[${name}] ${error}`));
+  page.on("websocket", (socket) => box.sockets.push([name, socket.url()]));
+  await page.exposeFunction("mint", mint);
+  await page.goto(`${base}/demo/`);
+  await page.evaluate(
+    async ([name, user, room, share, transport]) => {
+      const { ChorusClient } = await import("/pkg/chorus.js");
+      const client = (window.client = await ChorusClient.connect({ url: location.origin, token: await window.mint(user, 3600), shareConnection: share, transport }));
+      window.events = [];
+      window.states = [];
+      client.on("state", (s) => window.states.push([Date.now(), s.state]));
+      window.room = client.join(room, { meta: { tab: name } });
+      window.room.on("event", (e) => window.events.push(e.body));
+      if (client.state.state !== "connected") await new Promise((resolve) => client.on("state", (s) => s.state === "connected" && resolve()));
+    },
+    [name, user, room, share, transport],
+  );
+  page.name = name;
+  return page;
+}
+
+/** The observer: its own context and socket, collecting the room's events. */
+async function observer(room) {
+  const box = await counted();
+  const page = await openTab(box, "observer", { user: "olga", room, share: false });
+  return { box, page, events: () => page.evaluate(() => window.events) };
+}
+
+/** Starts `count` publishes of `{ tab, n }` in `page`, one every `gap` ms; `window.done` settles when all are acked. */
+function publishLoop(page, count, gap) {
+  return page.evaluate(
+    ([name, count, gap]) => {
+      window.done = (async () => {
+        const acks = [];
+        for (let n = 0; n < count && !window.halt; n++) {
+          acks.push(window.room.publish({ tab: name, n }));
+          window.count = n + 1;
+          await new Promise((resolve) => setTimeout(resolve, gap));
+        }
+        return Promise.all(acks);
+      })();
+    },
+    [page.name, count, gap],
+  );
+}
+
+async function until(check, what, timeout = 20000) {
+  const end = Date.now() + timeout;
+  for (;;) {
+    const value = await check();
+    if (value) return value;
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+}
+
+/** Each sender tab's `n`s in the order the observer got them. */
+function bySender(events) {
+  const got = {};
+  for (const { tab, n } of events) (got[tab] ??= []).push(n);
+  return got;
+}
+
+const range = (count) => [...Array(count).keys()];
+
+test("five tabs in one context share one WebSocket and show as five connections of the user", async () => {
+  const box = await counted();
+  const pages = [];
+  for (const name of ["t0", "t1", "t2", "t3", "t4"]) pages.push(await openTab(box, name, { room: "tabs:five" }));
+  assert.deepEqual(box.sockets.map(([name, url]) => [name, url.replace(base.replace("http", "ws"), "")]), [["t0", "/v1/ws"]], "one socket, opened by the first tab (the leader)");
+  const presence = await until(
+    () => pages[4].evaluate(() => window.room.presence()).then((users) => users[0]?.conns.length === 5 && users),
+    "five connections in presence",
+  );
+  assert.deepEqual(presence.map((u) => u.user), ["ana"]);
+  assert.deepEqual(presence[0].conns.map((c) => c.meta.tab).sort(), ["t0", "t1", "t2", "t3", "t4"]);
+  // Each tab publishes and receives on its own logical connection.
+  await pages[3].evaluate(() => window.room.publish({ from: "t3" }));
+  for (const page of pages) await until(() => page.evaluate(() => window.events.some((e) => e.from === "t3")), `${page.name} gets t3's event`);
+  assert.equal(box.sockets.length, 1);
+  await box.context.close();
+});
+
+test("closing the leading tab while all five publish: another leads, every message arrives once and in order", async () => {
+  const room = "tabs:close";
+  const watch = await observer(room);
+  const box = await counted();
+  const pages = [];
+  for (const name of ["t0", "t1", "t2", "t3", "t4"]) pages.push(await openTab(box, name, { room }));
+  const COUNT = 40;
+  for (const page of pages) await publishLoop(page, COUNT, 25);
+  await new Promise((resolve) => setTimeout(resolve, 300));
+  // The leader stops its loop with a burst of publishes still unacknowledged, and closes.
+  const leaderCount = await pages[0].evaluate((name) => {
+    window.halt = true;
+    for (let n = window.count; n < window.count + 5; n++) window.room.publish({ tab: name, n });
+    return window.count + 5;
+  }, "t0");
+  const closedAt = Date.now();
+  await pages[0].close();
+  const survivors = pages.slice(1);
+  await Promise.all(survivors.map((page) => page.evaluate(() => window.done)));
+  // The closed tab's unacknowledged publishes wait in its storage: a tab that starts sends them.
+  const reopened = await openTab(box, "t0-again", { room });
+  let seen;
+  const got = await until(async () => {
+    const got = (seen = bySender(await watch.events()));
+    return ["t1", "t2", "t3", "t4"].every((tab) => got[tab]?.length >= COUNT) && got.t0?.length >= leaderCount && got;
+  }, "every message at the observer").catch((error) => {
+    throw new Error(`${error.message}: ${JSON.stringify(seen)}`);
+  });
+  await new Promise((resolve) => setTimeout(resolve, 300));
+  const final = bySender(await watch.events());
+  for (const tab of ["t1", "t2", "t3", "t4"]) assert.deepEqual(final[tab], range(COUNT), `${tab}'s messages once each, in order`);
+  assert.deepEqual(final.t0, range(leaderCount), "the closed leader's messages once each, in order");
+  assert.deepEqual(got.t1, range(COUNT));
+  // One new socket: the new leader's; the tabs reconnected through it.
+  const after = box.sockets.slice(1);
+  assert.equal(after.length, 1, `one socket after the takeover: ${JSON.stringify(box.sockets)}`);
+  const back = await Promise.all(survivors.map((page) => page.evaluate((t) => window.states.find(([at, state]) => at > t && state === "connected")?.[0], closedAt)));
+  console.log(`takeover after closing the leader: tabs connected again ${back.map((at) => at - closedAt).join(", ")} ms after the close`);
+  await reopened.close();
+  await box.context.close();
+  await watch.box.context.close();
+});
+
+test("crashing the leading tab: another leads and nothing the others publish is lost or doubled", async () => {
+  const room = "tabs:crash";
+  const watch = await observer(room);
+  const box = await counted();
+  const pages = [];
+  for (const name of ["t0", "t1", "t2", "t3", "t4"]) pages.push(await openTab(box, name, { room }));
+  const COUNT = 30;
+  for (const page of pages) await publishLoop(page, COUNT, 25);
+  await new Promise((resolve) => setTimeout(resolve, 300));
+  const crashedAt = Date.now();
+  // The renderer dies: no pagehide, no unload, no goodbye on the socket.
+  const cdp = await box.context.newCDPSession(pages[0]);
+  const crashed = new Promise((resolve) => pages[0].once("crash", resolve));
+  cdp.send("Page.crash").catch(() => {});
+  await crashed;
+  const survivors = pages.slice(1);
+  await Promise.all(survivors.map((page) => page.evaluate(() => window.done)));
+  await until(async () => {
+    const got = bySender(await watch.events());
+    return ["t1", "t2", "t3", "t4"].every((tab) => got[tab]?.length >= COUNT);
+  }, "the survivors' messages at the observer");
+  await new Promise((resolve) => setTimeout(resolve, 300));
+  const final = bySender(await watch.events());
+  for (const tab of ["t1", "t2", "t3", "t4"]) assert.deepEqual(final[tab], range(COUNT), `${tab}'s messages once each, in order`);
+  // What the crashed tab got stored arrived once, in order (the rest waits in its storage).
+  assert.deepEqual(final.t0, range(final.t0?.length ?? 0));
+  assert.equal(box.sockets.length, 2, `the crashed leader's socket and the new leader's: ${JSON.stringify(box.sockets)}`);
+  const back = await Promise.all(survivors.map((page) => page.evaluate((t) => window.states.find(([at, state]) => at > t && state === "connected")?.[0], crashedAt)));
+  console.log(`takeover after crashing the leader: tabs connected again ${back.map((at) => at - crashedAt).join(", ")} ms after the crash`);
+  await box.context.close();
+  await watch.box.context.close();
+});
+
+test("shareConnection: false, or no BroadcastChannel, gives each page its own socket", async () => {
+  const box = await counted();
+  for (const name of ["a", "b", "c"]) await openTab(box, name, { room: "tabs:own", share: false });
+  assert.deepEqual(box.sockets.map(([name]) => name), ["a", "b", "c"]);
+  await box.context.close();
+  const old = await counted(() => delete window.BroadcastChannel);
+  for (const name of ["a", "b"]) await openTab(old, name, { room: "tabs:own" });
+  assert.deepEqual(old.sockets.map(([name]) => name), ["a", "b"]);
+  await old.context.close();
+});
