@@ -40,6 +40,7 @@ use chorus_sdk::wire::{
 };
 
 use super::federation::RoomSignal;
+use super::presence::Presence;
 use super::{Action, ConnId, Hub, Now, Room, RoomLoad, Timer, Transmit, encode};
 use crate::store::{AppendDone, AppendJob, AppendOutcome, AppendRequest, Origin, StoreError};
 
@@ -112,14 +113,6 @@ pub(super) struct RoomStreams {
 }
 
 impl RoomStreams {
-    /// No streams, at version `version`.
-    pub(super) fn starting_at(version: u64) -> RoomStreams {
-        RoomStreams {
-            version,
-            ..RoomStreams::default()
-        }
-    }
-
     /// Whether no stream is open (the room may be forgotten).
     pub(super) fn is_idle(&self) -> bool {
         self.open.is_empty()
@@ -277,13 +270,19 @@ impl Hub {
         // nodes' `sync` and its members' joins; it stays open while the stream is.
         if !self.rooms.contains_key(&room_name) {
             let base = self.config.version_base;
-            let loading = RoomLoad::Loading {
-                joins: Vec::new(),
-                early: Vec::new(),
-                publishes: Vec::new(),
-            };
-            self.rooms
-                .insert(room_name.clone(), Room::opening(base, Some(loading)));
+            self.rooms.insert(
+                room_name.clone(),
+                Room {
+                    presence: Presence::starting_at(base),
+                    typing_version: base,
+                    state: Some(RoomLoad::Loading {
+                        joins: Vec::new(),
+                        early: Vec::new(),
+                        publishes: Vec::new(),
+                    }),
+                    ..Room::default()
+                },
+            );
             self.actions.push_back(Action::Follow(room_name.clone()));
             self.actions.push_back(Action::LoadRoom(room_name.clone()));
         }
