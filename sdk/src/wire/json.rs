@@ -400,15 +400,26 @@ impl<T: Wire> Wire for Vec<T> {
         out.list(self);
     }
     fn read(node: &Node<'_>) -> Result<Self, JsonError> {
-        // A loop rather than `collect`, growing as it goes rather than `with_capacity`: a
-        // smaller function per item type (this code ships in the browser SDK; lists on the
-        // wire are short, so the few extra allocations cost little).
+        // A loop rather than `collect`, growing as it goes rather than `with_capacity`, and
+        // one way out after the loop rather than a `?` per item: a smaller function per item
+        // type (this code ships in the browser SDK; lists on the wire are short, so the few
+        // extra allocations cost little).
         let items = node.array()?;
         let mut out = Vec::new();
+        let mut error = None;
         for item in items {
-            out.push(T::read(item)?);
+            match T::read(item) {
+                Ok(value) => out.push(value),
+                Err(err) => {
+                    error = Some(err);
+                    break;
+                }
+            }
         }
-        Ok(out)
+        match error {
+            None => Ok(out),
+            Some(err) => Err(err),
+        }
     }
 }
 

@@ -128,7 +128,9 @@ fn raw_text_of_nested_values_is_exact() {
 
 #[test]
 fn fields_read_typed_values_or_say_which_field_is_wrong() {
-    let node = parse(r#"{"n":5,"s":"x","b":true,"neg":-1,"f":1.5,"l":[1,2],"z":null}"#).unwrap();
+    let node =
+        parse(r#"{"n":5,"s":"x","b":true,"neg":-1,"f":1.5,"l":[1,2],"z":null,"bad":[1,"x",-1]}"#)
+            .unwrap();
     let f = node.object().unwrap();
     assert_eq!(f.get::<u64>("n"), Ok(5));
     assert_eq!(f.get::<String>("s"), Ok("x".into()));
@@ -153,6 +155,11 @@ fn fields_read_typed_values_or_say_which_field_is_wrong() {
     assert_eq!(
         err(f.get("z")),
         "field `z`: expected an unsigned integer, found null"
+    );
+    // A list with a wrong item: the first one is the error.
+    assert_eq!(
+        f.get::<Vec<u64>>("bad").unwrap_err().to_string(),
+        "field `bad`: expected an unsigned integer, found a string"
     );
     assert!(parse("[1]").unwrap().object().is_err());
 }
