@@ -177,6 +177,22 @@ pub struct BackendStreamOp {
     pub message: Option<String>,
 }
 
+impl BackendStreamOp {
+    /// The step as a producer's step of stream `id` (the id is in the request's path; the
+    /// producer, `from`, is not part of the step).
+    pub fn into_step(self, id: EventId) -> StreamStepBody {
+        StreamStepBody {
+            id,
+            op: self.op,
+            kind: self.kind,
+            n: self.n,
+            chunk: self.chunk,
+            meta: self.meta,
+            message: self.message,
+        }
+    }
+}
+
 /// The answer to a backend stream step.
 #[derive(Clone, Debug, PartialEq)]
 pub struct StreamAnswer {

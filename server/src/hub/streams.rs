@@ -124,43 +124,6 @@ impl RoomStreams {
     }
 }
 
-/// One step of a stream, from either kind of producer.
-#[derive(Debug)]
-pub(super) struct Step {
-    op: StreamStep,
-    kind: StreamKind,
-    n: Option<u64>,
-    chunk: Option<Json>,
-    meta: Option<Json>,
-    message: Option<String>,
-}
-
-impl From<StreamStepBody> for Step {
-    fn from(op: StreamStepBody) -> Step {
-        Step {
-            op: op.op,
-            kind: op.kind,
-            n: op.n,
-            chunk: op.chunk,
-            meta: op.meta,
-            message: op.message,
-        }
-    }
-}
-
-impl From<BackendStreamOp> for Step {
-    fn from(op: BackendStreamOp) -> Step {
-        Step {
-            op: op.op,
-            kind: op.kind,
-            n: op.n,
-            chunk: op.chunk,
-            meta: op.meta,
-            message: op.message,
-        }
-    }
-}
-
 /// Why a stream step was refused: a stable code and a sentence.
 pub type StreamRefusal = (ErrorCode, String);
 
@@ -237,7 +200,7 @@ impl Hub {
                 (from, id.clone()),
                 Producer::Conn(conn),
                 Origin::Conn(conn),
-                op.into(),
+                op,
             ),
         };
         match result {
@@ -289,10 +252,10 @@ impl Hub {
         let result = self.stream_step(
             now,
             &room_name,
-            (from, id),
+            (from, id.clone()),
             Producer::Backend,
             Origin::Request(ticket),
-            op.into(),
+            op.into_step(id),
         );
         let reply = match result {
             Ok(Stepped::Appending) => return,
@@ -314,7 +277,7 @@ impl Hub {
         key: StreamKey,
         producer: Producer,
         origin: Origin,
-        step: Step,
+        step: StreamStepBody,
     ) -> Result<Stepped, StreamRefusal> {
         let config = &self.config;
         let (max_chunk, max_bytes) = (config.stream_max_chunk_bytes, config.stream_max_bytes);
