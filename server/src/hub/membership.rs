@@ -25,7 +25,7 @@ use chorus_sdk::wire::{
 };
 
 use super::federation::RoomSignal;
-use super::presence::{Arrival, ConnKey, Presence};
+use super::presence::{Arrival, ConnKey};
 use super::{
     Action, ConnId, ConnKind, Hub, Member, Now, ReplayOutcome, Room, RoomLoad, Timer, Transmit,
     Typist,
@@ -243,11 +243,10 @@ impl Hub {
             .rooms
             .insert(room_name.clone());
         let base = self.config.version_base;
-        let room = self.rooms.entry(room_name.clone()).or_insert_with(|| Room {
-            presence: Presence::starting_at(base),
-            typing_version: base,
-            ..Room::default()
-        });
+        let room = self
+            .rooms
+            .entry(room_name.clone())
+            .or_insert_with(|| Room::opening(base, None));
         match &mut room.state {
             Some(RoomLoad::Open { .. }) => self.complete_join(now, conn, join),
             Some(RoomLoad::Loading { joins, .. }) => joins.push((conn, join)),

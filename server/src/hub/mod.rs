@@ -382,6 +382,17 @@ struct Room {
 }
 
 impl Room {
+    /// A room opening on this node, in `state`: its presence and typing versions start at
+    /// `base` ([`HubConfig::version_base`]).
+    fn opening(base: u64, state: Option<RoomLoad>) -> Room {
+        Room {
+            state,
+            presence: Presence::starting_at(base),
+            typing_version: base,
+            ..Room::default()
+        }
+    }
+
     /// Takes another node's versions where they are higher (see `federation.rs`).
     fn raise_versions(&mut self, presence: u64, typing: u64) {
         self.presence.raise_version(presence);

@@ -40,7 +40,6 @@ use chorus_sdk::wire::{
 };
 
 use super::federation::RoomSignal;
-use super::presence::Presence;
 use super::{Action, ConnId, Hub, Now, Room, RoomLoad, Timer, Transmit, encode};
 use crate::store::{AppendDone, AppendJob, AppendOutcome, AppendRequest, Origin, StoreError};
 
@@ -233,19 +232,13 @@ impl Hub {
         // nodes' `sync` and its members' joins; it stays open while the stream is.
         if !self.rooms.contains_key(&room_name) {
             let base = self.config.version_base;
-            self.rooms.insert(
-                room_name.clone(),
-                Room {
-                    presence: Presence::starting_at(base),
-                    typing_version: base,
-                    state: Some(RoomLoad::Loading {
-                        joins: Vec::new(),
-                        early: Vec::new(),
-                        publishes: Vec::new(),
-                    }),
-                    ..Room::default()
-                },
-            );
+            let loading = RoomLoad::Loading {
+                joins: Vec::new(),
+                early: Vec::new(),
+                publishes: Vec::new(),
+            };
+            self.rooms
+                .insert(room_name.clone(), Room::opening(base, Some(loading)));
             self.actions.push_back(Action::Follow(room_name.clone()));
             self.actions.push_back(Action::LoadRoom(room_name.clone()));
         }
