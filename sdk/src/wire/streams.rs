@@ -94,7 +94,7 @@ impl StreamFrame {
     pub fn new(room: RoomName, update: &StreamUpdate) -> StreamFrame {
         StreamFrame {
             room,
-            stream: Json(super::json::to_string(update).into_boxed_str()),
+            stream: Json::encode(update),
         }
     }
 

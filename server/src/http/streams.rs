@@ -114,10 +114,7 @@ pub(super) async fn stream_text(
         let text = String::from_utf8(std::mem::replace(&mut carry, rest))
             .expect("checked to be UTF-8 up to here");
         for piece in pieces(&text, max_chunk) {
-            let chunk = chorus_sdk::wire::Json::from_text(chorus_sdk::wire::json::to_string(
-                &piece.to_owned(),
-            ))
-            .expect("the codec writes JSON");
+            let chunk = chorus_sdk::wire::Json::encode(&piece.to_owned());
             let append = BackendStreamOp {
                 n: Some(n),
                 chunk: Some(chunk),

@@ -942,5 +942,5 @@ fn result_body(open: &OpenStream) -> Json {
             meta: open.meta.clone(),
         },
     };
-    Json::from_text(wire::json::to_string(&result)).expect("the codec writes JSON")
+    Json::encode(&result)
 }
