@@ -171,21 +171,13 @@ impl<'a, 'n> Fields<'a, 'n> {
             .map(|(_, node)| node)
     }
 
-    /// A field that must be present.
+    /// A field that must be present (struct readers use [`FieldReader`]).
     pub fn get<T: Wire>(&self, key: &str) -> Result<T, JsonError> {
-        read_field(self.present(key)?, key)
+        T::read(self.present(key)?).map_err(|err| err.in_field(key))
     }
 
-    /// A field that may be absent or `null`.
-    pub fn opt<T: Wire>(&self, key: &str) -> Result<Option<T>, JsonError> {
-        match self.non_null(key) {
-            None => Ok(None),
-            Some(node) => read_field(node, key).map(Some),
-        }
-    }
-
-    // The parts of `get` and `opt` that do not depend on the field's type, kept out of line:
-    // those two are instantiated for every field type, and this code ships in the browser SDK.
+    // The parts of reading a field that do not depend on its type, kept out of line: the
+    // readers are instantiated for every field type, and this code ships in the browser SDK.
 
     #[inline(never)]
     fn present(&self, key: &str) -> Result<&'n Node<'a>, JsonError> {
@@ -306,13 +298,6 @@ impl<T> StandIn for BTreeMap<String, T> {
     fn stand_in() -> Self {
         BTreeMap::new()
     }
-}
-
-/// A field's value read from its node; errors name the field. The one step of `get` and `opt`
-/// that depends on the field's type, shared by both (this code ships in the browser SDK).
-#[inline(never)]
-fn read_field<T: Wire>(node: &Node<'_>, key: &str) -> Result<T, JsonError> {
-    T::read(node).map_err(|err| err.in_field(key))
 }
 
 /// Decimal digits (at least one, nothing else) as a `u64`; `None` if they overflow. Used for
