@@ -132,6 +132,30 @@ pub struct StreamUpdate {
     pub message: Option<String>,
 }
 
+impl StreamUpdate {
+    /// This step's chunks past the first `have` of the stream (chunk `k` of `chunks` is the
+    /// stream's chunk `n + k`): what a receiver that has `have` chunks takes, keeping the first
+    /// copy of each.
+    ///
+    /// ```
+    /// use chorus_sdk::wire::{ServerFrame, StreamUpdate};
+    ///
+    /// let text = r#"{"type":"stream","room":"r","stream":{"id":"a1","from":"bot","op":"append","n":2,"chunks":["c","d","e"]}}"#;
+    /// let ServerFrame::Stream(frame) = ServerFrame::decode(text).unwrap() else { unreachable!() };
+    /// let step: StreamUpdate = frame.update().unwrap();
+    /// let texts = |have| step.chunks_after(have).iter().map(|c| c.as_text()).collect::<Vec<_>>();
+    /// assert_eq!(texts(2), [r#""c""#, r#""d""#, r#""e""#]);
+    /// assert_eq!(texts(3), [r#""d""#, r#""e""#]); // has chunk 2 already
+    /// assert_eq!(texts(0), [r#""c""#, r#""d""#, r#""e""#]); // past a gap: all of them
+    /// assert!(texts(5).is_empty());
+    /// assert!(texts(9).is_empty());
+    /// ```
+    pub fn chunks_after(&self, have: u64) -> &[Json] {
+        let skip = have.saturating_sub(self.n) as usize;
+        self.chunks.get(skip..).unwrap_or_default()
+    }
+}
+
 /// A progress stream's chunk.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Progress {

@@ -75,7 +75,7 @@ struct OpenStream {
     first: u64,
     /// How many chunks the stream has had.
     count: u64,
-    /// Bytes of chunk text so far (what the total limit counts).
+    /// Bytes of the chunks kept (what the total limit counts).
     bytes: usize,
     /// Chunks from this index on have not been sent yet (coalescing).
     unsent: u64,
@@ -87,6 +87,21 @@ struct OpenStream {
     active: Instant,
     /// Its result is in the store (an append is in flight).
     finishing: bool,
+}
+
+impl OpenStream {
+    /// Takes the stream's next chunk: a text stream keeps every chunk, a progress stream only
+    /// the latest.
+    fn keep(&mut self, chunk: Json) {
+        if self.kind == StreamKind::Progress {
+            self.chunks.clear();
+            self.first = self.count;
+            self.bytes = 0;
+        }
+        self.bytes += chunk.len();
+        self.chunks.push(chunk);
+        self.count += 1;
+    }
 }
 
 /// A stream that ended, as a room remembers it.
@@ -404,13 +419,7 @@ impl Hub {
                     ));
                 }
                 check_chunk(open.kind, &chunk)?;
-                open.bytes = kept + chunk.len();
-                if open.kind == StreamKind::Progress {
-                    open.chunks.clear();
-                    open.first = open.count;
-                }
-                open.chunks.push(chunk);
-                open.count += 1;
+                open.keep(chunk);
                 let count = open.count;
                 streams.version += 1;
                 let flush = self.config.stream_flush;
@@ -820,24 +829,16 @@ impl Hub {
                 };
                 streams.version += 1;
                 open.active = now.instant;
-                let end = frame.n + frame.chunks.len() as u64;
-                if end <= open.count {
+                let new = frame.chunks_after(open.count);
+                if new.is_empty() {
                     return;
                 }
-                let skip = open.count.saturating_sub(frame.n) as usize;
-                if open.kind == StreamKind::Progress {
-                    open.chunks.clear();
-                    open.first = end - 1;
-                    open.chunks
-                        .push(frame.chunks[frame.chunks.len() - 1].clone());
-                } else {
-                    for chunk in &frame.chunks[skip..] {
-                        open.bytes += chunk.len();
-                        open.chunks.push(chunk.clone());
-                    }
+                // Past a gap (chunks this copy never got), the count follows the frame's index.
+                open.count = open.count.max(frame.n);
+                for chunk in new {
+                    open.keep(chunk.clone());
                 }
-                open.count = end;
-                open.unsent = end;
+                open.unsent = open.count;
             }
             StreamStep::Fail => {
                 if streams.open.contains_key(&key) {
