@@ -5,7 +5,9 @@
 use chorus_sdk::client::{
     Badge, ClientEvent, ConnectionState, StreamStatus, StreamView, Transport,
 };
-use chorus_sdk::wire::{Event, EventId, Json, PresenceUser, ResetReason, RoomName};
+use chorus_sdk::wire::{
+    self as wire, Event, EventId, Json, PresenceUser, Progress, ResetReason, RoomName,
+};
 use serde_json::Value;
 
 /// How long without input before a tab counts as idle.
@@ -191,26 +193,26 @@ impl RoomModel {
     /// A stream's step: the stream's feed message grows (a text stream's text so far, a
     /// progress stream's percent and step) until its stored result confirms it.
     fn stream(&mut self, update: &chorus_sdk::wire::StreamUpdate) {
-        let at = self
+        let at = match self
             .streams
             .iter()
-            .position(|s| s.id == update.id && s.from == update.from);
-        let view = match at {
+            .position(|s| s.id == update.id && s.from == update.from)
+        {
             Some(at) => {
                 self.streams[at].apply(update);
-                self.streams[at].clone()
+                at
             }
             None => {
                 self.streams.push(StreamView::new(update));
-                self.streams[self.streams.len() - 1].clone()
+                self.streams.len() - 1
             }
         };
+        let view = &self.streams[at];
         let text = match &view.progress {
             Some(progress) => {
-                let value: Value = progress.decode().unwrap_or(Value::Null);
-                let percent = value.get("percent").and_then(Value::as_f64).unwrap_or(0.0);
-                let step = value.get("step").and_then(Value::as_str).unwrap_or("");
-                format!("{percent:.0}% {step}")
+                let progress = wire::json::from_str::<Progress>(progress.as_text());
+                let (percent, step) = progress.map_or((0.0, None), |p| (p.percent, p.step));
+                format!("{percent:.0}% {}", step.unwrap_or_default())
             }
             None => view.text.clone(),
         };
@@ -219,24 +221,31 @@ impl RoomModel {
             StreamStatus::Finished(_) => Delivery::Confirmed,
             StreamStatus::Failed { message, .. } => Delivery::Failed(message.clone()),
         };
-        if view.status != StreamStatus::Open {
-            self.streams
-                .retain(|s| s.id != view.id || s.from != view.from);
+        let (id, from, ended) = (
+            view.id.clone(),
+            view.from.clone(),
+            view.status != StreamStatus::Open,
+        );
+        if ended {
+            self.streams.remove(at);
         }
-        match self.messages.iter_mut().find(|m| m.id == view.id) {
+        match self.messages.iter_mut().find(|m| m.id == id) {
             // The stored result came first: it stays as it is.
             Some(message) if message.delivery == Delivery::Confirmed => {}
             Some(message) => {
                 message.text = text;
                 message.delivery = delivery;
             }
-            None => self.messages.push(Message {
-                id: view.id.clone(),
-                seq: None,
-                name: self.name_of(&view.from),
-                text,
-                delivery,
-            }),
+            None => {
+                let name = self.name_of(&from);
+                self.messages.push(Message {
+                    id,
+                    seq: None,
+                    name,
+                    text,
+                    delivery,
+                });
+            }
         }
     }
 

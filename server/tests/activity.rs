@@ -9,8 +9,7 @@ use support::http;
 use support::BACKEND_KEY as KEY;
 
 async fn server(dir: &tempfile::TempDir) -> chorus_server::RunningServer {
-    let mut config = support::config();
-    config.api_key = Some(KEY.into());
+    let mut config = support::backend_config();
     config.store = chorus_server::config::StoreKind::Sqlite;
     config.db = dir.path().join("activity.db");
     support::start(&config).await

@@ -10,19 +10,13 @@ use tokio_tungstenite::tungstenite::http::HeaderValue;
 
 use support::BACKEND_KEY as KEY;
 
-fn config() -> chorus_server::config::Config {
-    let mut config = support::config();
-    config.api_key = Some(KEY.into());
-    config
-}
-
 fn key_header() -> String {
     format!("Bearer {KEY}")
 }
 
 #[tokio::test]
 async fn a_backend_publishes_as_the_system_or_a_user_idempotently() {
-    let server = support::start(&config()).await;
+    let server = support::start(&support::backend_config()).await;
     let mut ana = Client::connect(&server, "ana").await;
     ana.join("doc:1", None).await;
     let key = key_header();
@@ -171,7 +165,7 @@ async fn a_backend_publishes_as_the_system_or_a_user_idempotently() {
 
 #[tokio::test]
 async fn direct_messages_reach_every_tab_and_wait_in_the_inbox_for_an_offline_user() {
-    let server = support::start(&config()).await;
+    let server = support::start(&support::backend_config()).await;
     let key = key_header();
     let auth = [("Authorization", key.as_str())];
     // Ben was online once: he joined his inbox and knows his cursor.
@@ -236,7 +230,7 @@ async fn direct_messages_reach_every_tab_and_wait_in_the_inbox_for_an_offline_us
 
 #[tokio::test]
 async fn stats_readiness_and_prometheus_metrics_describe_the_server() {
-    let server = support::start(&config()).await;
+    let server = support::start(&support::backend_config()).await;
     let mut ana = Client::connect(&server, "ana").await;
     ana.join("r", None).await;
     ana.publish("r", "e1", "1").await;
@@ -319,7 +313,7 @@ async fn stats_readiness_and_prometheus_metrics_describe_the_server() {
 
 #[tokio::test]
 async fn pages_from_origins_off_the_allow_list_are_refused() {
-    let mut config = config();
+    let mut config = support::backend_config();
     config.allowed_origins = vec!["https://app.example".into()];
     let server = support::start(&config).await;
     let open_from = |origin: &'static str| {
@@ -382,7 +376,7 @@ async fn pages_from_origins_off_the_allow_list_are_refused() {
 
 #[tokio::test]
 async fn connection_limits_refuse_with_a_code_in_total_and_per_address() {
-    let mut config = config();
+    let mut config = support::backend_config();
     config.max_connections = 3;
     config.max_connections_per_ip = 2;
     let server = support::start(&config).await;
@@ -451,7 +445,7 @@ async fn connection_limits_refuse_with_a_code_in_total_and_per_address() {
 
 #[tokio::test]
 async fn publishing_too_fast_is_refused_with_rate_limited_and_recovers() {
-    let mut config = config();
+    let mut config = support::backend_config();
     config.publish_rate = 5.0;
     config.publish_burst = 5.0;
     let server = support::start(&config).await;
@@ -479,7 +473,7 @@ async fn publishing_too_fast_is_refused_with_rate_limited_and_recovers() {
 
 #[tokio::test]
 async fn dev_tokens_are_only_issued_in_dev_mode() {
-    let server = support::start(&config()).await;
+    let server = support::start(&support::backend_config()).await;
     let response = http(
         &server,
         "POST",
@@ -494,7 +488,7 @@ async fn dev_tokens_are_only_issued_in_dev_mode() {
     );
     server.shutdown().await;
 
-    let mut dev = config();
+    let mut dev = support::backend_config();
     dev.dev = true;
     let server = support::start(&dev).await;
     let response = http(
@@ -602,7 +596,7 @@ async fn the_app_is_served_at_the_root_and_api_paths_stay_json_errors() {
     )
     .unwrap();
     std::fs::write(dir.path().join("style.css"), "body{}").unwrap();
-    let mut config = config();
+    let mut config = support::backend_config();
     config.app_dir = Some(dir.path().to_owned());
     let server = support::start(&config).await;
     for (path, expect) in [
@@ -643,7 +637,7 @@ fn refused<T>(result: Result<T, tokio_tungstenite::tungstenite::Error>) -> bool 
 
 #[tokio::test]
 async fn behind_a_trusted_proxy_each_forwarded_client_has_its_own_limit() {
-    let mut config = config();
+    let mut config = support::backend_config();
     config.max_connections_per_ip = 1;
     config.trusted_proxies = vec!["127.0.0.1/32".parse().unwrap()];
     let server = support::start(&config).await;

@@ -497,8 +497,7 @@ async fn polls_carry_at_most_256_events_per_room_and_history_pages_at_most_1000(
 #[tokio::test]
 async fn a_rest_publish_body_over_the_frame_cap_is_refused_with_body_too_large() {
     use support::BACKEND_KEY as KEY;
-    let mut config = support::config();
-    config.api_key = Some(KEY.into());
+    let mut config = support::backend_config();
     config.max_frame_bytes = 1000;
     let server = support::start(&config).await;
     let auth = format!("Bearer {KEY}");

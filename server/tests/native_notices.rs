@@ -19,8 +19,7 @@ async fn next_notice(events: &mut Events) -> chorus_sdk::wire::Notice {
 }
 
 async fn notice_reaches_the_native_client(mode: TransportMode) {
-    let mut config = support::config();
-    config.api_key = Some(KEY.into());
+    let config = support::backend_config();
     let server = support::start(&config).await;
     let base = format!("http://{}", server.local_addr());
     let client_config = ClientConfig {

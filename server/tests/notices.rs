@@ -9,12 +9,6 @@ use support::{Client, PollClient, http};
 
 use support::BACKEND_KEY as KEY;
 
-fn config() -> chorus_server::config::Config {
-    let mut config = support::config();
-    config.api_key = Some(KEY.into());
-    config
-}
-
 async fn post_notice(
     server: &chorus_server::RunningServer,
     path: &str,
@@ -57,7 +51,7 @@ async fn conns_of(server: &chorus_server::RunningServer, user: &str) -> Vec<Stri
 
 #[tokio::test]
 async fn a_notice_reaches_everyone_a_user_or_one_connection_over_websockets() {
-    let server = support::start(&config()).await;
+    let server = support::start(&support::backend_config()).await;
     let mut ana = Client::connect(&server, "ana").await;
     let mut ana_tab = Client::connect(&server, "ana").await;
     let mut ben = Client::connect(&server, "ben").await;
@@ -140,7 +134,7 @@ async fn a_notice_reaches_everyone_a_user_or_one_connection_over_websockets() {
 
 #[tokio::test]
 async fn a_polling_session_gets_its_notice_on_its_next_poll_and_a_held_poll_wakes() {
-    let server = support::start(&config()).await;
+    let server = support::start(&support::backend_config()).await;
     let mut cid = PollClient::new(&server, "cid", "cid-session-1");
     cid.join("r").await;
     cid.poll(0).await;
@@ -200,7 +194,7 @@ async fn a_polling_session_gets_its_notice_on_its_next_poll_and_a_held_poll_wake
 
 #[tokio::test]
 async fn bad_notice_requests_get_clear_codes() {
-    let server = support::start(&config()).await;
+    let server = support::start(&support::backend_config()).await;
     let _ana = Client::connect(&server, "ana").await;
     let big = format!(r#"{{"body":"{}"}}"#, "x".repeat(70_000));
     // (path, body, status, code)

@@ -145,8 +145,30 @@ async fn a_poll_held_on_one_node_wakes_when_another_node_stores() {
     ana.join("r", None).await;
     let mut poller = PollClient::new(&two, "pat", "session-1");
     poller.join("r").await;
-    // The first poll answers the room's presence (`state`): the session has seen none yet.
-    poller.poll(0).await;
+    // Polls answer the room's presence (`state`) while it changes: first pat alone, then with
+    // ana once node two has heard node one's members (its `sync`, which may come after the
+    // first poll). Poll until a `state` shows ana and a poll after it is quiet; then nothing is
+    // due and the next poll is held.
+    let mut sees_ana = false;
+    for attempt in 0.. {
+        assert!(attempt < 100, "node two's presence never settled");
+        let frames = poller.poll(0).await;
+        let state = frames.iter().find_map(|frame| match frame {
+            ServerFrame::State(state) => Some(state),
+            _ => None,
+        });
+        match state {
+            Some(state) => {
+                sees_ana |= state
+                    .presence
+                    .as_ref()
+                    .is_some_and(|presence| presence.users.iter().any(|u| u.user == "ana"));
+            }
+            None if sees_ana => break,
+            None => {}
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 
     let held = tokio::spawn(async move {
         // Far longer than the test runs: it only returns early if it is woken.

@@ -9,14 +9,7 @@ use chorus_sdk::wire::{ServerFrame, StreamStep, StreamUpdate};
 use support::redis::RedisServer;
 use support::{Client, http};
 
-const KEY: &str = "backend-secret-key";
-
-fn redis_config(redis: &RedisServer) -> chorus_server::config::Config {
-    let mut config = support::config();
-    config.redis = Some(redis.url());
-    config.api_key = Some(KEY.into());
-    config
-}
+use support::BACKEND_KEY as KEY;
 
 fn stream_frame(frame: &ServerFrame) -> Option<StreamUpdate> {
     match frame {
@@ -43,8 +36,8 @@ fn fold(frames: &[ServerFrame]) -> String {
 #[tokio::test]
 async fn a_member_joining_another_node_mid_stream_gets_everything_so_far() {
     let redis = RedisServer::start();
-    let a = support::start(&redis_config(&redis)).await;
-    let b = support::start(&redis_config(&redis)).await;
+    let a = support::start(&support::redis_config(&redis)).await;
+    let b = support::start(&support::redis_config(&redis)).await;
     let mut bob = Client::connect(&b, "bob").await;
     bob.join("r", None).await;
     let key = format!("Bearer {KEY}");
@@ -78,7 +71,7 @@ async fn a_member_joining_another_node_mid_stream_gets_everything_so_far() {
     ];
     assert_eq!(fold(&cy_seen), "The quick brown ");
     // A third node opens the room mid-stream: its `sync` makes A send everything so far.
-    let c = support::start(&redis_config(&redis)).await;
+    let c = support::start(&support::redis_config(&redis)).await;
     let mut dee = Client::connect(&c, "dee").await;
     dee.join("r", None).await;
     let mut dee_seen = vec![

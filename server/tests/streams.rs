@@ -9,13 +9,7 @@ use chorus_sdk::wire::{self, ClientFrame, ErrorCode, ServerFrame, StreamStep, St
 use support::{Client, PollClient, http};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-const KEY: &str = "backend-secret-key";
-
-fn config() -> chorus_server::config::Config {
-    let mut config = support::config();
-    config.api_key = Some(KEY.into());
-    config
-}
+use support::BACKEND_KEY as KEY;
 
 fn step(room: &str, id: &str, rest: &str) -> ClientFrame {
     let text = format!(r#"{{"type":"stream","room":"{room}","stream":{{"id":"{id}",{rest}}}}}"#);
@@ -41,12 +35,8 @@ fn text_of(frames: &[ServerFrame]) -> String {
 
 #[tokio::test]
 async fn a_stream_over_websockets_reaches_members_and_late_joiners_and_is_stored_once() {
-    let server = support::start(&config()).await;
-    let mut ana = Client::connect(&server, "ana").await;
-    let mut ben = Client::connect(&server, "ben").await;
-    ana.join("room", None).await;
-    ben.join("room", None).await;
-    ana.recv().await; // ben's presence
+    let server = support::start(&support::backend_config()).await;
+    let (mut ana, mut ben) = support::two_members(&server, "room").await;
     ana.send(&step(
         "room",
         "answer-1",
@@ -125,7 +115,7 @@ async fn a_stream_over_websockets_reaches_members_and_late_joiners_and_is_stored
 
 #[tokio::test]
 async fn a_polling_member_gets_the_stream_so_far_and_a_polling_producer_streams() {
-    let server = support::start(&config()).await;
+    let server = support::start(&support::backend_config()).await;
     let mut ana = Client::connect(&server, "ana").await;
     ana.join("room", None).await;
     ana.send(&step("room", "s1", r#""op":"start""#)).await;
@@ -206,7 +196,7 @@ async fn a_polling_member_gets_the_stream_so_far_and_a_polling_producer_streams(
 
 #[tokio::test]
 async fn the_backend_drives_a_stream_over_rest() {
-    let server = support::start(&config()).await;
+    let server = support::start(&support::backend_config()).await;
     let mut ben = Client::connect(&server, "ben").await;
     ben.join("room", None).await;
     let key = format!("Bearer {KEY}");
@@ -278,7 +268,7 @@ async fn the_backend_drives_a_stream_over_rest() {
 
 #[tokio::test]
 async fn a_streaming_request_body_appends_as_it_arrives() {
-    let server = support::start(&config()).await;
+    let server = support::start(&support::backend_config()).await;
     let mut ben = Client::connect(&server, "ben").await;
     ben.join("room", None).await;
     let mut socket = tokio::net::TcpStream::connect(server.local_addr())

@@ -13,8 +13,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// Small limits, so that breaking them takes few bytes.
 fn config() -> Config {
-    let mut config = support::config();
-    config.api_key = Some(BACKEND_KEY.into());
+    let mut config = support::backend_config();
     config.stream_max_chunk_bytes = 16;
     config.stream_max_bytes = 40;
     config.stream_max_per_room = 3;
@@ -130,11 +129,7 @@ fn malformed() -> Vec<(String, &'static str)> {
 #[tokio::test]
 async fn stream_steps_done_wrong_over_websockets_get_codes_and_change_nothing() {
     let server = support::start(&config()).await;
-    let mut ana = Client::connect(&server, "ana").await;
-    let mut ben = Client::connect(&server, "ben").await;
-    ana.join("room", None).await;
-    ben.join("room", None).await;
-    ana.recv().await; // ben's presence
+    let (mut ana, mut ben) = support::two_members(&server, "room").await;
     let mut nonce = 0;
     let mut check = async |client: &mut Client, text: &str, expect: &[&str]| {
         assert_eq!(answers(client, text, &mut nonce).await, expect, "{text}");

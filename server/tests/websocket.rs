@@ -389,11 +389,7 @@ async fn typing_reaches_the_room_and_expires_without_refresh() {
     let mut config = support::config();
     config.typing_ttl_ms = 300;
     let server = support::start(&config).await;
-    let mut ana = Client::connect(&server, "ana").await;
-    let mut ben = Client::connect(&server, "ben").await;
-    ana.join("r", None).await;
-    ben.join("r", None).await;
-    ana.recv().await; // ben's presence join
+    let (mut ana, mut ben) = support::two_members(&server, "r").await;
     ana.send(&ClientFrame::Typing(wire::Typing {
         room: wire::RoomName::parse("r").unwrap(),
         on: true,
@@ -490,11 +486,7 @@ async fn a_consumer_that_stops_reading_is_closed_as_slow_and_others_are_unaffect
 #[tokio::test]
 async fn bad_frames_get_error_frames_and_the_connection_and_room_keep_working() {
     let server = support::start(&support::config()).await;
-    let mut ana = Client::connect(&server, "ana").await;
-    let mut ben = Client::connect(&server, "ben").await;
-    ana.join("r", None).await;
-    ben.join("r", None).await;
-    ana.recv().await; // ben's presence join
+    let (mut ana, mut ben) = support::two_members(&server, "r").await;
     let oversized = format!(
         r#"{{"type":"publish","room":"r","id":"x","body":"{}"}}"#,
         "y".repeat(70 * 1024)

@@ -3,24 +3,12 @@
 // grow, a page opened mid-stream gets everything so far first, and every page ends with the
 // one stored answer, which a reload shows from history.
 import assert from "node:assert/strict";
-import { after, before, test } from "node:test";
-import { freePort, launchBrowser, messages, openDemo, startServer, stopServer, tempDir } from "./harness.mjs";
+import { test } from "node:test";
+import { messages, mint, openDemo, serverAndBrowser } from "./harness.mjs";
 
 let browser;
-let server;
-let port;
-const dir = tempDir();
-
-before(async () => {
-  port = await freePort();
-  server = await startServer(port, dir);
-  browser = await launchBrowser();
-});
-
-after(async () => {
-  await browser?.close();
-  await stopServer(server);
-});
+let base;
+serverAndBrowser({}, (env) => ({ browser, base } = env));
 
 const ANSWER =
   "Assistant (to Ana): You asked: what is chorus?. Chorus streams this answer to everyone in the room, token by token, and stores it once it is complete.";
@@ -31,7 +19,6 @@ const lineOf = (page) => page.evaluate(() => {
 });
 
 test("a streamed answer grows on every page, reaches a page opened mid-stream whole, and is stored once", async () => {
-  const base = `http://127.0.0.1:${port}`;
   const ana = await openDemo(browser, base, { name: "Ana", room: "t:ask" });
   const ben = await openDemo(browser, base, { name: "Ben", room: "t:ask" });
   await ana.page.fill("#text", "/ask what is chorus?");
@@ -54,13 +41,8 @@ test("a streamed answer grows on every page, reaches a page opened mid-stream wh
   await ben.page.reload();
   await ben.page.waitForFunction(() => document.querySelector('#log li[data-status="confirmed"]'), null, { timeout: 15000 });
   assert.deepEqual(await messages(ben.page), [`${ANSWER} [confirmed]`]);
-  const history = await (await fetch(`${base}/v1/rooms/t%3Aask/events`, { headers: { authorization: `Bearer ${await devToken(base)}` } })).json();
+  const history = await (await fetch(`${base}/v1/rooms/t%3Aask/events`, { headers: { authorization: `Bearer ${mint("tester", 3600)}` } })).json();
   assert.equal(history.events.length, 1);
   assert.equal(history.events[0].body.stream, "text");
   for (const page of [ana, ben, cy]) await page.context.close();
 });
-
-async function devToken(base) {
-  const response = await fetch(`${base}/v1/dev/token`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ name: "Tester" }) });
-  return (await response.json()).token;
-}

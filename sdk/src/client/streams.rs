@@ -142,12 +142,11 @@ impl StreamView {
 
     /// Takes the chunks from index `self.chunks` on (the ones before it the view has).
     fn take_chunks(&mut self, frame: &StreamUpdate) -> bool {
-        let end = frame.n + frame.chunks.len() as u64;
-        if end <= self.chunks {
+        let new = frame.chunks_after(self.chunks);
+        if new.is_empty() {
             return false;
         }
-        let skip = self.chunks.saturating_sub(frame.n) as usize;
-        for chunk in &frame.chunks[skip..] {
+        for chunk in new {
             match self.kind {
                 StreamKind::Text => {
                     if let Ok(piece) = crate::wire::json::from_str::<String>(chunk.as_text()) {
@@ -157,7 +156,8 @@ impl StreamView {
                 StreamKind::Progress => self.progress = Some(chunk.clone()),
             }
         }
-        self.chunks = end;
+        // Past a gap (chunks this view never got), the count follows the frame's index.
+        self.chunks = self.chunks.max(frame.n) + new.len() as u64;
         true
     }
 }

@@ -239,7 +239,7 @@ impl NativeClient {
     /// `step` is a [`StreamStepBody`](crate::wire::StreamStepBody). The stream's frames come back
     /// as [`ClientEvent::Stream`], to fold with [`StreamView`](crate::client::StreamView).
     pub async fn stream(&self, room: RoomName, step: &StreamStepBody) -> Result<(), PublishError> {
-        let step = Json::from_text(wire::json::to_string(step)).expect("the codec writes JSON");
+        let step = Json::encode(step);
         let (reply, answer) = oneshot::channel();
         self.commands
             .send(Command::Stream(room, step, reply))

@@ -171,21 +171,13 @@ impl<'a, 'n> Fields<'a, 'n> {
             .map(|(_, node)| node)
     }
 
-    /// A field that must be present.
+    /// A field that must be present (struct readers use [`FieldReader`]).
     pub fn get<T: Wire>(&self, key: &str) -> Result<T, JsonError> {
-        read_field(self.present(key)?, key)
+        T::read(self.present(key)?).map_err(|err| err.in_field(key))
     }
 
-    /// A field that may be absent or `null`.
-    pub fn opt<T: Wire>(&self, key: &str) -> Result<Option<T>, JsonError> {
-        match self.non_null(key) {
-            None => Ok(None),
-            Some(node) => read_field(node, key).map(Some),
-        }
-    }
-
-    // The parts of `get` and `opt` that do not depend on the field's type, kept out of line:
-    // those two are instantiated for every field type, and this code ships in the browser SDK.
+    // The parts of reading a field that do not depend on its type, kept out of line: the
+    // readers are instantiated for every field type, and this code ships in the browser SDK.
 
     #[inline(never)]
     fn present(&self, key: &str) -> Result<&'n Node<'a>, JsonError> {
@@ -308,13 +300,6 @@ impl<T> StandIn for BTreeMap<String, T> {
     }
 }
 
-/// A field's value read from its node; errors name the field. The one step of `get` and `opt`
-/// that depends on the field's type, shared by both (this code ships in the browser SDK).
-#[inline(never)]
-fn read_field<T: Wire>(node: &Node<'_>, key: &str) -> Result<T, JsonError> {
-    T::read(node).map_err(|err| err.in_field(key))
-}
-
 /// Decimal digits (at least one, nothing else) as a `u64`; `None` if they overflow. Used for
 /// every integer the SDK reads instead of `str::parse`, whose generic code is larger (this
 /// ships in the browser SDK).
@@ -400,15 +385,26 @@ impl<T: Wire> Wire for Vec<T> {
         out.list(self);
     }
     fn read(node: &Node<'_>) -> Result<Self, JsonError> {
-        // A loop rather than `collect`, growing as it goes rather than `with_capacity`: a
-        // smaller function per item type (this code ships in the browser SDK; lists on the
-        // wire are short, so the few extra allocations cost little).
+        // A loop rather than `collect`, growing as it goes rather than `with_capacity`, and
+        // one way out after the loop rather than a `?` per item: a smaller function per item
+        // type (this code ships in the browser SDK; lists on the wire are short, so the few
+        // extra allocations cost little).
         let items = node.array()?;
         let mut out = Vec::new();
+        let mut error = None;
         for item in items {
-            out.push(T::read(item)?);
+            match T::read(item) {
+                Ok(value) => out.push(value),
+                Err(err) => {
+                    error = Some(err);
+                    break;
+                }
+            }
         }
-        Ok(out)
+        match error {
+            None => Ok(out),
+            Some(err) => Err(err),
+        }
     }
 }
 

@@ -46,7 +46,7 @@ impl LiveCursor {
 
     /// The cursor as JSON (what a `cursor` frame carries).
     pub fn to_json(&self) -> Json {
-        Json(json::to_string(self).into_boxed_str())
+        Json::encode(self)
     }
 
     /// One cursor from its JSON object.

@@ -46,6 +46,17 @@ impl Json {
         )
     }
 
+    /// A wire value's JSON, as the codec writes it (so it is not parsed again).
+    ///
+    /// ```
+    /// use chorus_sdk::wire::Json;
+    ///
+    /// assert_eq!(Json::encode(&"a \"quote\"".to_owned()).as_text(), r#""a \"quote\"""#);
+    /// ```
+    pub fn encode<T: json::Wire>(value: &T) -> Json {
+        Json(json::to_string(value).into_boxed_str())
+    }
+
     /// JSON `null`.
     pub fn null() -> Json {
         Json("null".into())

@@ -94,7 +94,7 @@ impl StreamFrame {
     pub fn new(room: RoomName, update: &StreamUpdate) -> StreamFrame {
         StreamFrame {
             room,
-            stream: Json(super::json::to_string(update).into_boxed_str()),
+            stream: Json::encode(update),
         }
     }
 
@@ -130,6 +130,30 @@ pub struct StreamUpdate {
     pub code: Option<ErrorCode>,
     /// `fail`: why, for humans.
     pub message: Option<String>,
+}
+
+impl StreamUpdate {
+    /// This step's chunks past the first `have` of the stream (chunk `k` of `chunks` is the
+    /// stream's chunk `n + k`): what a receiver that has `have` chunks takes, keeping the first
+    /// copy of each.
+    ///
+    /// ```
+    /// use chorus_sdk::wire::{ServerFrame, StreamUpdate};
+    ///
+    /// let text = r#"{"type":"stream","room":"r","stream":{"id":"a1","from":"bot","op":"append","n":2,"chunks":["c","d","e"]}}"#;
+    /// let ServerFrame::Stream(frame) = ServerFrame::decode(text).unwrap() else { unreachable!() };
+    /// let step: StreamUpdate = frame.update().unwrap();
+    /// let texts = |have| step.chunks_after(have).iter().map(|c| c.as_text()).collect::<Vec<_>>();
+    /// assert_eq!(texts(2), [r#""c""#, r#""d""#, r#""e""#]);
+    /// assert_eq!(texts(3), [r#""d""#, r#""e""#]); // has chunk 2 already
+    /// assert_eq!(texts(0), [r#""c""#, r#""d""#, r#""e""#]); // past a gap: all of them
+    /// assert!(texts(5).is_empty());
+    /// assert!(texts(9).is_empty());
+    /// ```
+    pub fn chunks_after(&self, have: u64) -> &[Json] {
+        let skip = have.saturating_sub(self.n) as usize;
+        self.chunks.get(skip..).unwrap_or_default()
+    }
 }
 
 /// A progress stream's chunk.
@@ -175,6 +199,22 @@ pub struct BackendStreamOp {
     pub meta: Option<Json>,
     /// `fail`: why, for humans.
     pub message: Option<String>,
+}
+
+impl BackendStreamOp {
+    /// The step as a producer's step of stream `id` (the id is in the request's path; the
+    /// producer, `from`, is not part of the step).
+    pub fn into_step(self, id: EventId) -> StreamStepBody {
+        StreamStepBody {
+            id,
+            op: self.op,
+            kind: self.kind,
+            n: self.n,
+            chunk: self.chunk,
+            meta: self.meta,
+            message: self.message,
+        }
+    }
 }
 
 /// The answer to a backend stream step.

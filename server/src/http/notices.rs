@@ -11,7 +11,7 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use chorus_sdk::wire::{ErrorCode, EventId, NOTICE_LEVELS, Notice, NoticeSent, SendNotice};
 
-use super::rest::{backend_only, bad_request, json_body};
+use super::rest::{backend_only, bad_request, draining, json_body};
 use super::{ApiError, AppState};
 use crate::driver::HubMsg;
 use crate::hub::{NoticeFigures, NoticeOutcome, NoticeTarget};
@@ -105,13 +105,7 @@ async fn send(
             reply,
         })
         .await
-        .ok_or_else(|| {
-            ApiError::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                ErrorCode::Draining,
-                "the server is shutting down; nothing was sent",
-            )
-        })?;
+        .ok_or_else(|| draining("nothing was sent"))?;
     match outcome {
         NoticeOutcome::Delivered(delivered) => Ok(Json(NoticeSent {
             id,

@@ -7,7 +7,7 @@ use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use chorus_sdk::wire::{
-    BackendPublish, DevTokenRequest, DevTokenResponse, ErrorCode, EventsPage, HealthBody,
+    BackendPublish, DevTokenRequest, DevTokenResponse, ErrorCode, EventId, EventsPage, HealthBody,
     PresenceBody, PresenceSnapshot, Published, RoomName, RoomRight, Stats, TokenClaims,
     check_user_id, inbox_room,
 };
@@ -116,6 +116,20 @@ pub(super) fn body_refused(status: StatusCode, why: String) -> ApiError {
 
 pub(super) fn parse_room(room: String) -> Result<RoomName, ApiError> {
     RoomName::parse(room).map_err(|err| bad_request(err.to_string()))
+}
+
+pub(super) fn parse_event_id(id: String) -> Result<EventId, ApiError> {
+    EventId::parse(id).map_err(|err| bad_request(err.to_string()))
+}
+
+/// The answer while the server shuts down (the hub takes no more requests): 503 `draining`,
+/// with what the caller should do.
+pub(super) fn draining(what_to_do: &str) -> ApiError {
+    ApiError::new(
+        StatusCode::SERVICE_UNAVAILABLE,
+        ErrorCode::Draining,
+        format!("the server is shutting down; {what_to_do}"),
+    )
 }
 
 fn room_for_reading(
@@ -279,13 +293,7 @@ async fn publish_as_backend(
         .hub
         .ask(|reply| HubMsg::BackendPublish { request, reply })
         .await
-        .ok_or_else(|| {
-            ApiError::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                ErrorCode::Draining,
-                "the server is shutting down; retry with the same id",
-            )
-        })?;
+        .ok_or_else(|| draining("retry with the same id"))?;
     match outcome {
         Ok(AppendOutcome::Stored(stored)) => Ok(Json(Published {
             room,

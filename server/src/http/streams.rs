@@ -17,7 +17,7 @@ use chorus_sdk::wire::{
 use futures_util::StreamExt;
 use serde::Deserialize;
 
-use super::rest::{backend_only, bad_request, json_body, parse_room};
+use super::rest::{backend_only, bad_request, draining, json_body, parse_event_id, parse_room};
 use super::{ApiError, AppState};
 use crate::driver::HubMsg;
 use crate::hub::StreamReply;
@@ -32,7 +32,7 @@ pub(super) async fn stream_step(
 ) -> Result<Json<StreamAnswer>, ApiError> {
     backend_only(&state, &headers)?;
     let room = parse_room(room)?;
-    let id = EventId::parse(id).map_err(|err| bad_request(err.to_string()))?;
+    let id = parse_event_id(id)?;
     let op = json_body(body)?;
     let from = producer(op.from.clone())?;
     send_step(&state, room, id, from, op).await
@@ -56,12 +56,34 @@ pub(super) async fn stream_text(
 ) -> Result<Json<StreamAnswer>, ApiError> {
     backend_only(&state, &headers)?;
     let room = parse_room(room)?;
-    let id = EventId::parse(id).map_err(|err| bad_request(err.to_string()))?;
+    let id = parse_event_id(id)?;
     // A query that does not read (`from` twice, say) is a JSON `bad_request` like every
     // other refusal, not axum's plain-text rejection.
     let Query(query) = query.map_err(|rejection| bad_request(rejection.body_text()))?;
     let from = producer(query.from)?;
-    let step = |op: StreamStep| BackendStreamOp {
+    let _started = send_step(
+        &state,
+        room.clone(),
+        id.clone(),
+        from.clone(),
+        text_step(StreamStep::Start),
+    )
+    .await?;
+    if let Err((why, error)) = append_body(&state, &room, &id, &from, body).await {
+        // The stream fails, and the answer says why (if anyone still reads it).
+        let fail = BackendStreamOp {
+            message: Some(why),
+            ..text_step(StreamStep::Fail)
+        };
+        let _ = send_step(&state, room, id, from, fail).await;
+        return Err(error);
+    }
+    send_step(&state, room, id, from, text_step(StreamStep::Finish)).await
+}
+
+/// A step of the streaming text endpoint's stream, with nothing else set.
+fn text_step(op: StreamStep) -> BackendStreamOp {
+    BackendStreamOp {
         op,
         from: None,
         kind: StreamKind::Text,
@@ -69,84 +91,51 @@ pub(super) async fn stream_text(
         chunk: None,
         meta: None,
         message: None,
-    };
-    let _started = send_step(
-        &state,
-        room.clone(),
-        id.clone(),
-        from.clone(),
-        step(StreamStep::Start),
-    )
-    .await?;
+    }
+}
+
+/// Appends the request body to the stream as it arrives, in pieces that fit a chunk. On
+/// failure: why the stream fails, and the request's answer.
+async fn append_body(
+    state: &AppState,
+    room: &RoomName,
+    id: &EventId,
+    from: &str,
+    body: Body,
+) -> Result<(), (String, ApiError)> {
+    let refused = |why: &str| (why.to_owned(), bad_request(why));
     let mut body = body.into_data_stream();
     let mut n = 0u64;
     // The end of a piece that stopped inside a UTF-8 character waits for the next piece.
     let mut carry: Vec<u8> = Vec::new();
     let max_chunk = state.limits.max_stream_chunk_bytes;
     while let Some(piece) = body.next().await {
-        let piece = match piece {
-            Ok(piece) => piece,
-            Err(err) => {
-                // The body broke off: the stream fails, and the answer says why (if anyone
-                // still reads it).
-                let fail = BackendStreamOp {
-                    message: Some(format!("the request body broke off: {err}")),
-                    ..step(StreamStep::Fail)
-                };
-                let _ = send_step(&state, room.clone(), id.clone(), from.clone(), fail).await;
-                return Err(bad_request(format!("the request body broke off: {err}")));
-            }
-        };
+        let piece = piece.map_err(|err| refused(&format!("the request body broke off: {err}")))?;
         carry.extend_from_slice(&piece);
         let valid = match std::str::from_utf8(&carry) {
             Ok(text) => text.len(),
             Err(err) if err.error_len().is_none() => err.valid_up_to(),
-            Err(_) => {
-                let fail = BackendStreamOp {
-                    message: Some("the request body is not UTF-8 text".to_owned()),
-                    ..step(StreamStep::Fail)
-                };
-                let _ = send_step(&state, room.clone(), id.clone(), from.clone(), fail).await;
-                return Err(bad_request("the request body is not UTF-8 text"));
-            }
+            Err(_) => return Err(refused("the request body is not UTF-8 text")),
         };
         let rest = carry.split_off(valid);
         let text = String::from_utf8(std::mem::replace(&mut carry, rest))
             .expect("checked to be UTF-8 up to here");
         for piece in pieces(&text, max_chunk) {
-            let chunk = chorus_sdk::wire::Json::from_text(chorus_sdk::wire::json::to_string(
-                &piece.to_owned(),
-            ))
-            .expect("the codec writes JSON");
             let append = BackendStreamOp {
                 n: Some(n),
-                chunk: Some(chunk),
-                ..step(StreamStep::Append)
+                chunk: Some(chorus_sdk::wire::Json::encode(&piece.to_owned())),
+                ..text_step(StreamStep::Append)
             };
-            if let Err(err) =
-                send_step(&state, room.clone(), id.clone(), from.clone(), append).await
-            {
-                let fail = BackendStreamOp {
-                    message: Some("the stream's request was refused".to_owned()),
-                    ..step(StreamStep::Fail)
-                };
-                let _ = send_step(&state, room.clone(), id.clone(), from.clone(), fail).await;
-                return Err(err);
-            }
+            let _appended = send_step(state, room.clone(), id.clone(), from.to_owned(), append)
+                .await
+                .map_err(|err| ("the stream's request was refused".to_owned(), err))?;
             n += 1;
         }
     }
     if !carry.is_empty() {
-        let fail = BackendStreamOp {
-            message: Some("the request body ended inside a UTF-8 character".to_owned()),
-            ..step(StreamStep::Fail)
-        };
-        let _ = send_step(&state, room.clone(), id.clone(), from.clone(), fail).await;
-        return Err(bad_request(
-            "the request body ended inside a UTF-8 character",
-        ));
+        return Err(refused("the request body ended inside a UTF-8 character"));
     }
-    send_step(&state, room, id, from, step(StreamStep::Finish)).await
+    Ok(())
 }
 
 /// Cuts `text` into pieces whose JSON strings fit `max` bytes (each character may take up to
@@ -191,13 +180,7 @@ async fn send_step(
             reply,
         })
         .await
-        .ok_or_else(|| {
-            ApiError::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                ErrorCode::Draining,
-                "the server is shutting down; retry on another node",
-            )
-        })?;
+        .ok_or_else(|| draining("retry on another node"))?;
     let answer = |chunks, seq, duplicate| {
         Json(StreamAnswer {
             room,

@@ -121,7 +121,7 @@ pub struct HubConfig {
     pub signal_rate: f64,
     /// Those frames a connection may burst above the rate.
     pub signal_burst: f64,
-    /// Where every room's presence, typing and stream versions start. The driver sets it from the
+    /// Where every room's presence and typing versions start. The driver sets it from the
     /// clock, so versions after a restart never repeat ones a polling client saw before.
     pub version_base: u64,
     /// How long an event past a gap in a room's seqs waits for the gap to fill from the bus
@@ -382,14 +382,13 @@ struct Room {
 }
 
 impl Room {
-    /// A room opening on this node, in `state`: its presence, typing and stream versions start
-    /// at `base` ([`HubConfig::version_base`]).
+    /// A room opening on this node, in `state`: its presence and typing versions start at
+    /// `base` ([`HubConfig::version_base`]).
     fn opening(base: u64, state: Option<RoomLoad>) -> Room {
         Room {
             state,
             presence: Presence::starting_at(base),
             typing_version: base,
-            streams: RoomStreams::starting_at(base),
             ..Room::default()
         }
     }

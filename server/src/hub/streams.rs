@@ -75,7 +75,7 @@ struct OpenStream {
     first: u64,
     /// How many chunks the stream has had.
     count: u64,
-    /// Bytes of chunk text so far (what the total limit counts).
+    /// Bytes of the chunks kept (what the total limit counts).
     bytes: usize,
     /// Chunks from this index on have not been sent yet (coalescing).
     unsent: u64,
@@ -87,6 +87,21 @@ struct OpenStream {
     active: Instant,
     /// Its result is in the store (an append is in flight).
     finishing: bool,
+}
+
+impl OpenStream {
+    /// Takes the stream's next chunk: a text stream keeps every chunk, a progress stream only
+    /// the latest.
+    fn keep(&mut self, chunk: Json) {
+        if self.kind == StreamKind::Progress {
+            self.chunks.clear();
+            self.first = self.count;
+            self.bytes = 0;
+        }
+        self.bytes += chunk.len();
+        self.chunks.push(chunk);
+        self.count += 1;
+    }
 }
 
 /// A stream that ended, as a room remembers it.
@@ -112,14 +127,6 @@ pub(super) struct RoomStreams {
 }
 
 impl RoomStreams {
-    /// No streams, at version `version`.
-    pub(super) fn starting_at(version: u64) -> RoomStreams {
-        RoomStreams {
-            version,
-            ..RoomStreams::default()
-        }
-    }
-
     /// Whether no stream is open (the room may be forgotten).
     pub(super) fn is_idle(&self) -> bool {
         self.open.is_empty()
@@ -128,43 +135,6 @@ impl RoomStreams {
     /// The room's stream version (polling clients compare it).
     pub(super) fn version(&self) -> u64 {
         self.version
-    }
-}
-
-/// One step of a stream, from either kind of producer.
-#[derive(Debug)]
-pub(super) struct Step {
-    op: StreamStep,
-    kind: StreamKind,
-    n: Option<u64>,
-    chunk: Option<Json>,
-    meta: Option<Json>,
-    message: Option<String>,
-}
-
-impl From<StreamStepBody> for Step {
-    fn from(op: StreamStepBody) -> Step {
-        Step {
-            op: op.op,
-            kind: op.kind,
-            n: op.n,
-            chunk: op.chunk,
-            meta: op.meta,
-            message: op.message,
-        }
-    }
-}
-
-impl From<BackendStreamOp> for Step {
-    fn from(op: BackendStreamOp) -> Step {
-        Step {
-            op: op.op,
-            kind: op.kind,
-            n: op.n,
-            chunk: op.chunk,
-            meta: op.meta,
-            message: op.message,
-        }
     }
 }
 
@@ -244,7 +214,7 @@ impl Hub {
                 (from, id.clone()),
                 Producer::Conn(conn),
                 Origin::Conn(conn),
-                op.into(),
+                op,
             ),
         };
         match result {
@@ -290,10 +260,10 @@ impl Hub {
         let result = self.stream_step(
             now,
             &room_name,
-            (from, id),
+            (from, id.clone()),
             Producer::Backend,
             Origin::Request(ticket),
-            op.into(),
+            op.into_step(id),
         );
         let reply = match result {
             Ok(Stepped::Appending) => return,
@@ -315,7 +285,7 @@ impl Hub {
         key: StreamKey,
         producer: Producer,
         origin: Origin,
-        step: Step,
+        step: StreamStepBody,
     ) -> Result<Stepped, StreamRefusal> {
         let config = &self.config;
         let (max_chunk, max_bytes) = (config.stream_max_chunk_bytes, config.stream_max_bytes);
@@ -449,13 +419,7 @@ impl Hub {
                     ));
                 }
                 check_chunk(open.kind, &chunk)?;
-                open.bytes = kept + chunk.len();
-                if open.kind == StreamKind::Progress {
-                    open.chunks.clear();
-                    open.first = open.count;
-                }
-                open.chunks.push(chunk);
-                open.count += 1;
+                open.keep(chunk);
                 let count = open.count;
                 streams.version += 1;
                 let flush = self.config.stream_flush;
@@ -865,24 +829,16 @@ impl Hub {
                 };
                 streams.version += 1;
                 open.active = now.instant;
-                let end = frame.n + frame.chunks.len() as u64;
-                if end <= open.count {
+                let new = frame.chunks_after(open.count);
+                if new.is_empty() {
                     return;
                 }
-                let skip = open.count.saturating_sub(frame.n) as usize;
-                if open.kind == StreamKind::Progress {
-                    open.chunks.clear();
-                    open.first = end - 1;
-                    open.chunks
-                        .push(frame.chunks[frame.chunks.len() - 1].clone());
-                } else {
-                    for chunk in &frame.chunks[skip..] {
-                        open.bytes += chunk.len();
-                        open.chunks.push(chunk.clone());
-                    }
+                // Past a gap (chunks this copy never got), the count follows the frame's index.
+                open.count = open.count.max(frame.n);
+                for chunk in new {
+                    open.keep(chunk.clone());
                 }
-                open.count = end;
-                open.unsent = end;
+                open.unsent = open.count;
             }
             StreamStep::Fail => {
                 if streams.open.contains_key(&key) {
@@ -987,5 +943,5 @@ fn result_body(open: &OpenStream) -> Json {
             meta: open.meta.clone(),
         },
     };
-    Json::from_text(wire::json::to_string(&result)).expect("the codec writes JSON")
+    Json::encode(&result)
 }

@@ -84,12 +84,28 @@ pub fn config() -> Config {
 /// The API key the tests' servers take for the backend REST API.
 pub const BACKEND_KEY: &str = "backend-secret-key";
 
-/// A node of a deployment on `redis` (`--redis`), with the backend API key.
-pub fn redis_config(redis: &redis::RedisServer) -> Config {
+/// A test configuration that takes [`BACKEND_KEY`] for the backend REST API.
+pub fn backend_config() -> Config {
     let mut config = config();
-    config.redis = Some(redis.url());
     config.api_key = Some(BACKEND_KEY.into());
     config
+}
+
+/// A node of a deployment on `redis` (`--redis`), with the backend API key.
+pub fn redis_config(redis: &redis::RedisServer) -> Config {
+    let mut config = backend_config();
+    config.redis = Some(redis.url());
+    config
+}
+
+/// Ana and Ben, both joined to `room`; ana has taken Ben's presence join, so both start quiet.
+pub async fn two_members(server: &impl Addressed, room: &str) -> (Client, Client) {
+    let mut ana = Client::connect(server, "ana").await;
+    let mut ben = Client::connect(server, "ben").await;
+    ana.join(room, None).await;
+    ben.join(room, None).await;
+    ana.recv().await; // ben's presence join
+    (ana, ben)
 }
 
 /// A token for `user` with publish rights on every room, valid for an hour.

@@ -72,6 +72,17 @@ impl Harness {
         (h, link)
     }
 
+    /// A polling-only client that joined room `r` (nothing sent yet: time has not moved).
+    fn polling_in_r() -> Harness {
+        let mut h = Harness::new(ClientConfig {
+            transport: TransportMode::Polling,
+            ..ClientConfig::default()
+        });
+        let now = h.now;
+        h.client.join(now, room("r"), Json::null());
+        h
+    }
+
     fn drain(&mut self) {
         self.outputs.extend(self.client.poll_outputs());
         self.events.extend(self.client.poll_events());
@@ -401,12 +412,7 @@ fn forced_modes_never_use_the_other_transport() {
         ConnectionState::Reconnecting { .. }
     ));
 
-    let mut polling = Harness::new(ClientConfig {
-        transport: TransportMode::Polling,
-        ..ClientConfig::default()
-    });
-    let now = polling.now;
-    polling.client.join(now, room("r"), Json::null());
+    let mut polling = Harness::polling_in_r();
     polling.advance(Duration::from_secs(120));
     assert!(
         polling
@@ -653,12 +659,8 @@ fn typing_of_others_is_shown_and_expires_and_own_typing_is_filtered() {
 
 #[test]
 fn a_failed_polling_attempt_resends_the_outbox_on_the_next_one() {
-    let mut h = Harness::new(ClientConfig {
-        transport: TransportMode::Polling,
-        ..ClientConfig::default()
-    });
+    let mut h = Harness::polling_in_r();
     let now = h.now;
-    h.client.join(now, room("r"), Json::null());
     h.client
         .publish(now, room("r"), Json::from_text("1").unwrap())
         .unwrap();

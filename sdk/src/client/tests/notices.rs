@@ -22,12 +22,7 @@ fn a_notice_on_a_socket_is_handed_to_the_app_as_it_came() {
 
 #[test]
 fn a_notice_in_a_polling_answer_is_handed_to_the_app() {
-    let mut h = Harness::new(ClientConfig {
-        transport: TransportMode::Polling,
-        ..ClientConfig::default()
-    });
-    let now = h.now;
-    h.client.join(now, room("r"), Json::null());
+    let mut h = Harness::polling_in_r();
     h.advance(Duration::ZERO);
     let request = h
         .take_outputs()

@@ -81,12 +81,7 @@ fn a_producers_steps_go_out_only_when_joined_and_connected() {
 
 #[test]
 fn polls_carry_the_stream_version_the_server_gave() {
-    let mut h = Harness::new(ClientConfig {
-        transport: TransportMode::Polling,
-        ..ClientConfig::default()
-    });
-    let now = h.now;
-    h.client.join(now, room("r"), Json::null());
+    let mut h = Harness::polling_in_r();
     h.advance(Duration::ZERO);
     answer_poll_send(&mut h);
     let poll = |h: &mut Harness| {

@@ -6,12 +6,8 @@ use super::*;
 
 #[test]
 fn a_polling_session_whose_welcome_was_lost_is_left_for_a_new_one_that_sends_the_outbox() {
-    let mut h = Harness::new(ClientConfig {
-        transport: TransportMode::Polling,
-        ..ClientConfig::default()
-    });
+    let mut h = Harness::polling_in_r();
     let now = h.now;
-    h.client.join(now, room("r"), Json::null());
     h.client
         .publish(now, room("r"), Json::from_text("1").unwrap())
         .unwrap();

@@ -128,14 +128,14 @@ fn raw_text_of_nested_values_is_exact() {
 
 #[test]
 fn fields_read_typed_values_or_say_which_field_is_wrong() {
-    let node = parse(r#"{"n":5,"s":"x","b":true,"neg":-1,"f":1.5,"l":[1,2],"z":null}"#).unwrap();
+    let node =
+        parse(r#"{"n":5,"s":"x","b":true,"neg":-1,"f":1.5,"l":[1,2],"z":null,"bad":[1,"x",-1]}"#)
+            .unwrap();
     let f = node.object().unwrap();
     assert_eq!(f.get::<u64>("n"), Ok(5));
     assert_eq!(f.get::<String>("s"), Ok("x".into()));
     assert_eq!(f.get::<bool>("b"), Ok(true));
     assert_eq!(f.get::<Vec<u64>>("l"), Ok(vec![1, 2]));
-    assert_eq!(f.opt::<u64>("z"), Ok(None));
-    assert_eq!(f.opt::<u64>("absent"), Ok(None));
     let err = |r: Result<u64, JsonError>| r.unwrap_err().to_string();
     assert_eq!(err(f.get("absent")), "missing field `absent`");
     assert_eq!(
@@ -154,6 +154,11 @@ fn fields_read_typed_values_or_say_which_field_is_wrong() {
         err(f.get("z")),
         "field `z`: expected an unsigned integer, found null"
     );
+    // A list with a wrong item: the first one is the error.
+    assert_eq!(
+        f.get::<Vec<u64>>("bad").unwrap_err().to_string(),
+        "field `bad`: expected an unsigned integer, found a string"
+    );
     assert!(parse("[1]").unwrap().object().is_err());
 }
 
@@ -163,6 +168,8 @@ fn a_field_reader_reads_every_field_and_keeps_the_first_error() {
     let mut f = FieldReader::new(&node).unwrap();
     assert_eq!(f.get::<u64>("n"), 5);
     assert_eq!(f.opt::<u64>("z"), None);
+    assert_eq!(f.opt::<u64>("absent"), None);
+    assert_eq!(f.opt::<u64>("n"), Some(5));
     assert_eq!(f.or("absent", 7u64), 7);
     assert!(f.or("z", true));
     assert_eq!(f.list::<u64>("l"), [1, 2]);
