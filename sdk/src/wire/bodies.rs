@@ -1,6 +1,7 @@
 //! JSON documents that are not frames: HTTP request and response bodies ([`ErrorBody`],
 //! [`EventsPage`], [`PresenceBody`], the polling batches [`PollSend`] (read by the server as a
-//! [`PollBatch`]) and [`PollFrames`], backend
+//! [`PollBatch`]) and [`PollFrames`], several polls in one request ([`PollMany`],
+//! [`PollAnswers`]), backend
 //! publish, stats, health, dev tokens) and the client's stored outbox ([`StoredOutbox`]).
 //!
 //! Plain data: each type's JSON shape is in `shapes.rs`, and this module must never read or
@@ -79,6 +80,43 @@ pub struct PollBatch {
 pub struct PollFrames {
     /// The frames.
     pub frames: Vec<ServerFrame>,
+}
+
+/// `POST /v1/polls`: several long polls in one request, each exactly a `GET /v1/poll` of its
+/// own (how tabs sharing one connection poll: ARCHITECTURE.md, "Tabs sharing one connection").
+#[derive(Clone, Debug, PartialEq)]
+pub struct PollMany {
+    /// The polls, at most 64, with distinct ids.
+    pub polls: Vec<PollRequest>,
+}
+
+/// One long poll of a [`PollMany`].
+#[derive(Clone, Debug, PartialEq)]
+pub struct PollRequest {
+    /// Names the poll in the answer (1-64 ASCII letters, digits, `_`, `.` and `-`).
+    pub id: String,
+    /// The JWT the `GET` would carry in its `Authorization` header.
+    pub token: String,
+    /// The `GET`'s query string (`session=S&r=...&wait=MS`), without the `?`.
+    pub query: String,
+}
+
+/// The answer to `POST /v1/polls`: the polls that are answered, each as its `GET` would be.
+#[derive(Clone, Debug, PartialEq)]
+pub struct PollAnswers {
+    /// The answered polls; a poll of the request that is not here is not answered yet.
+    pub polls: Vec<PollAnswer>,
+}
+
+/// One answered poll of a [`PollAnswers`].
+#[derive(Clone, Debug, PartialEq)]
+pub struct PollAnswer {
+    /// The poll's id from the request.
+    pub id: String,
+    /// The HTTP status its `GET` would have had.
+    pub status: u64,
+    /// The body its `GET` would have had (a [`PollFrames`] or an [`ErrorBody`]).
+    pub body: Json,
 }
 
 /// `POST /v1/rooms/{room}/events` (backend API key): publish on behalf of the system or a user.

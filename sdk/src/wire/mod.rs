@@ -64,7 +64,8 @@ mod tests;
 
 pub use bodies::{
     BackendPublish, DevTokenRequest, DevTokenResponse, ErrorBody, EventsPage, HealthBody,
-    OutboxRecord, PollBatch, PollFrames, PollSend, PresenceBody, Published, Stats, StoredOutbox,
+    OutboxRecord, PollAnswer, PollAnswers, PollBatch, PollFrames, PollMany, PollRequest, PollSend,
+    PresenceBody, Published, Stats, StoredOutbox,
 };
 pub use claims::{RoomRight, TokenClaims};
 pub use codes::{ErrorCode, ResetReason, close_code};

@@ -24,10 +24,10 @@ use super::{
     Ack, Auth, Authed, BackendPublish, ClientFrame, Cursor, CursorNotice, DevTokenRequest,
     DevTokenResponse, Draining, ErrorBody, ErrorFrame, Event, EventId, EventsPage, HealthBody,
     Hello, Join, Joined, Json, Leave, Left, LiveCursor, Nack, Notice, NoticeSent, OutboxRecord,
-    Ping, PollBatch, PollFrames, PollSend, Pong, PresenceBody, PresenceConn, PresenceDiff,
-    PresenceSnapshot, PresenceUser, Publish, Published, Reset, RoomName, RoomState, SendNotice,
-    SetCursor, SetPresence, Stats, StoredOutbox, TokenClaims, Typing, TypingNotice, TypingSnapshot,
-    Welcome, WireError,
+    Ping, PollAnswer, PollAnswers, PollBatch, PollFrames, PollMany, PollRequest, PollSend, Pong,
+    PresenceBody, PresenceConn, PresenceDiff, PresenceSnapshot, PresenceUser, Publish, Published,
+    Reset, RoomName, RoomState, SendNotice, SetCursor, SetPresence, Stats, StoredOutbox,
+    TokenClaims, Typing, TypingNotice, TypingSnapshot, Welcome, WireError,
 };
 use super::{
     BackendStreamOp, Progress, StreamAnswer, StreamFrame, StreamKind, StreamOp, StreamResult,
@@ -338,6 +338,10 @@ wire_shapes! {
     PresenceBody { room: req, version: req, users: req }
     PollSend { session: req, frames: req }
     PollFrames { frames: req }
+    PollMany { polls: req }
+    PollRequest { id: req, token: req, query: req }
+    PollAnswers { polls: req }
+    PollAnswer { id: req, status: req, body: req }
     BackendPublish { id: req, body: req, from: opt, if_seq: opt }
     Published { room: req, seq: req, duplicate: or(false) }
     Stats {

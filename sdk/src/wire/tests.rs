@@ -295,6 +295,8 @@ fn every_documented_example_is_exactly_what_the_codec_reads_and_writes() {
             assert!(
                 exact::<PollSend>(line)
                     || exact::<PollFrames>(line)
+                    || exact::<super::PollMany>(line)
+                    || exact::<super::PollAnswers>(line)
                     || exact::<BackendPublish>(line)
                     || exact::<Published>(line)
                     || exact::<EventsPage>(line)

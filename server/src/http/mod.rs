@@ -10,6 +10,7 @@ pub mod metrics;
 mod mux;
 mod notices;
 mod poll;
+mod polls;
 mod rest;
 pub mod serve;
 mod streams;
@@ -189,6 +190,7 @@ pub fn router(state: AppState) -> axum::Router {
             "/v1/poll",
             get(poll::poll).post(poll::send).layer(poll_limit),
         )
+        .route("/v1/polls", post(polls::many).layer(poll_limit))
         .route(
             "/v1/rooms/{room}/events",
             get(rest::room_events)

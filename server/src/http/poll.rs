@@ -274,87 +274,149 @@ impl Drop for Held {
     }
 }
 
-/// `GET /v1/poll`
+/// `GET /v1/poll`: open, answer what is due, or hold until something may be (once).
 pub(super) async fn poll(
     State(state): State<AppState>,
     ConnectInfo(peer): ConnectInfo<std::net::SocketAddr>,
     headers: HeaderMap,
     RawQuery(query): RawQuery,
 ) -> Response {
-    let result = async {
-        let identity = Arc::new(bearer(&state, &headers)?);
-        let address = state.client_address(peer.ip(), &headers);
-        let query = parse_query(
-            query,
-            state.limits.poll_wait,
-            state.limits.max_rooms_per_conn,
-        )?;
-        let session = session_key(&query.session)?;
-        if let Some(response) = adopt(&state, &session, &identity, address).await? {
-            return Ok(response);
-        }
-        let mut frames = Vec::new();
-        let mut followed = Vec::new();
-        for cursor in query.rooms {
-            if identity.can_join(&cursor.room) {
-                followed.push(cursor);
-            } else {
-                let message = format!("your token grants no access to room {}", cursor.room);
-                frames.push(encode(&ServerFrame::error(
-                    ErrorCode::Forbidden,
-                    message,
-                    Some(cursor.room),
-                )));
-            }
-        }
-        let rooms: Vec<RoomName> = followed.iter().map(|c| c.room.clone()).collect();
-        let ticket = match state
-            .hub
-            .ask(|reply| HubMsg::PollOpen {
-                session,
-                identity,
-                address,
-                rooms: rooms.clone(),
-                reply,
-            })
+    let mut open = match OpenPoll::open(&state, peer.ip(), &headers, query).await {
+        Ok(open) => open,
+        Err(answer) => return answer,
+    };
+    let mut frames = open.due(&state).await;
+    if frames.as_ref().is_some_and(Vec::is_empty)
+        && tokio::time::timeout(open.wait, open.wake.changed())
             .await
-        {
-            Some(Ok(ticket)) => ticket,
-            Some(Err(refusal)) => return Err(refusal_error(refusal)),
-            None => return Ok(hub_gone(&state)),
-        };
-        let PollTicket {
-            conn,
-            mut wake,
-            views,
-            held,
-        } = ticket;
-        let _held = Held(held);
-        frames.extend(kept_notices(&state, conn).await);
-        frames.extend(due_frames(&state, &followed, &views).await);
-        if frames.is_empty() {
-            // Nothing due: hold until something happens in one of the rooms, or the wait ends.
-            if tokio::time::timeout(query.wait, wake.changed())
+            .is_ok()
+    {
+        frames = open.due(&state).await;
+    }
+    answer(&state, frames)
+}
+
+/// A poll's answer: its frames, or `draining` when the hub is gone (`None`).
+pub(super) fn answer(state: &AppState, frames: Option<Vec<Payload>>) -> Response {
+    match frames {
+        Some(frames) => {
+            EdgeCounters::bump(&state.counters.polls);
+            frames_response(&frames)
+        }
+        None => hub_gone(state),
+    }
+}
+
+/// A long poll, opened: the session's connection, the rooms it follows and its wake. It
+/// counts as one of the session's held polls until it is dropped. `GET /v1/poll` is one;
+/// `POST /v1/polls` holds several (`super::polls`).
+pub(super) struct OpenPoll {
+    conn: crate::hub::ConnId,
+    /// Changes whenever something happened in one of the rooms.
+    pub(super) wake: tokio::sync::watch::Receiver<u64>,
+    followed: Vec<PollCursor>,
+    /// The rooms as the open saw them, for the first `due`; later ones ask the hub again.
+    views: Option<Vec<Option<RoomView>>>,
+    /// `forbidden` for each room the token does not grant, answered with the first `due`.
+    refused: Vec<Payload>,
+    /// How long the poll may be held (its `wait`).
+    pub(super) wait: Duration,
+    _held: Held,
+}
+
+impl OpenPoll {
+    /// Opens a poll authorized by `headers` with this query string. `Err` is its whole answer:
+    /// a refusal (401, 400, 403, 429, 503), or `draining`.
+    #[allow(clippy::result_large_err)] // a refusal is made once per poll and moved once
+    pub(super) async fn open(
+        state: &AppState,
+        peer: std::net::IpAddr,
+        headers: &HeaderMap,
+        query: Option<String>,
+    ) -> Result<OpenPoll, Response> {
+        let opened = async {
+            let identity = Arc::new(bearer(state, headers)?);
+            let address = state.client_address(peer, headers);
+            let query = parse_query(
+                query,
+                state.limits.poll_wait,
+                state.limits.max_rooms_per_conn,
+            )?;
+            let session = session_key(&query.session)?;
+            if let Some(response) = adopt(state, &session, &identity, address).await? {
+                return Ok(Err(response));
+            }
+            let mut refused = Vec::new();
+            let mut followed = Vec::new();
+            for cursor in query.rooms {
+                if identity.can_join(&cursor.room) {
+                    followed.push(cursor);
+                } else {
+                    let message = format!("your token grants no access to room {}", cursor.room);
+                    refused.push(encode(&ServerFrame::error(
+                        ErrorCode::Forbidden,
+                        message,
+                        Some(cursor.room),
+                    )));
+                }
+            }
+            let rooms: Vec<RoomName> = followed.iter().map(|c| c.room.clone()).collect();
+            let ticket = match state
+                .hub
+                .ask(|reply| HubMsg::PollOpen {
+                    session,
+                    identity,
+                    address,
+                    rooms,
+                    reply,
+                })
                 .await
-                .is_ok()
             {
-                let Some(views) = state
+                Some(Ok(ticket)) => ticket,
+                Some(Err(refusal)) => return Err(refusal_error(refusal)),
+                None => return Ok(Err(hub_gone(state))),
+            };
+            let PollTicket {
+                conn,
+                wake,
+                views,
+                held,
+            } = ticket;
+            Ok(Ok(OpenPoll {
+                conn,
+                wake,
+                followed,
+                views: Some(views),
+                refused,
+                wait: query.wait,
+                _held: Held(held),
+            }))
+        };
+        opened
+            .await
+            .unwrap_or_else(|err: ApiError| Err(err.into_response()))
+    }
+
+    /// What is due now: the refusals (the first time), the kept notices, then each room's
+    /// frames. `None` when the hub is gone.
+    pub(super) async fn due(&mut self, state: &AppState) -> Option<Vec<Payload>> {
+        let views = match self.views.take() {
+            Some(views) => views,
+            None => {
+                let rooms = self.followed.iter().map(|c| c.room.clone()).collect();
+                let conn = self.conn;
+                state
                     .hub
                     .ask(|reply| HubMsg::PollView { conn, rooms, reply })
                     .await
-                    .flatten()
-                else {
-                    return Ok(hub_gone(&state));
-                };
-                frames.extend(kept_notices(&state, conn).await);
-                frames.extend(due_frames(&state, &followed, &views).await);
+                    .flatten()?
             }
-        }
-        EdgeCounters::bump(&state.counters.polls);
-        Ok(frames_response(&frames))
+        };
+        let mut frames = std::mem::take(&mut self.refused);
+        frames.extend(kept_notices(state, self.conn).await);
+        frames.extend(due_frames(state, &self.followed, &views).await);
+        Some(frames)
     }
-    .await;
-    result.unwrap_or_else(|err: ApiError| err.into_response())
 }
 
 /// The notices the session kept since its last poll (see `hub::notices`), taken: a notice is

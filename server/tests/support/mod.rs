@@ -517,7 +517,7 @@ impl PollClient {
         frames
     }
 
-    fn apply(&mut self, frames: &[ServerFrame]) {
+    pub fn apply(&mut self, frames: &[ServerFrame]) {
         for frame in frames {
             match frame {
                 ServerFrame::Joined(joined) => {
