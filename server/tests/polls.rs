@@ -14,6 +14,7 @@ fn many_body(polls: &[(&str, &PollClient, u64)]) -> String {
             id: (*id).to_owned(),
             token: client.token.clone(),
             query: client.poll_path(*wait)["/v1/poll?".len()..].to_owned(),
+            waited: None,
         })
         .collect();
     wire::json::to_string(&wire::PollMany { polls })
@@ -133,6 +134,21 @@ async fn a_poll_whose_wait_runs_out_is_answered_empty_and_alone() {
     assert_eq!(ids(&answers), ["a"]);
     assert_eq!(answers[0].status, 200);
     assert!(frames(&answers[0]).is_empty());
+
+    // A poll asked again says how long it already waited: it is held only for what is left.
+    let request = |waited: u64, client: &PollClient, id: &str| wire::PollRequest {
+        id: id.to_owned(),
+        token: client.token.clone(),
+        query: client.poll_path(20_000)["/v1/poll?".len()..].to_owned(),
+        waited: Some(waited),
+    };
+    let body = wire::json::to_string(&wire::PollMany {
+        polls: vec![request(19_800, &ana, "a"), request(0, &ben, "b")],
+    });
+    let response = post_many(&server, &body).await;
+    let answers: PollAnswers = wire::json::from_str(&response.body).unwrap();
+    assert_eq!(ids(&answers.polls), ["a"]);
+    assert!(frames(&answers.polls[0]).is_empty());
 }
 
 #[tokio::test]

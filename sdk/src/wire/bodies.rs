@@ -99,6 +99,9 @@ pub struct PollRequest {
     pub token: String,
     /// The `GET`'s query string (`session=S&r=...&wait=MS`), without the `?`.
     pub query: String,
+    /// How long, in ms, this poll already waited in earlier requests that did not answer it:
+    /// its `wait` counts from before them, so it is held that much less.
+    pub waited: Option<u64>,
 }
 
 /// The answer to `POST /v1/polls`: the polls that are answered, each as its `GET` would be.

@@ -339,7 +339,7 @@ wire_shapes! {
     PollSend { session: req, frames: req }
     PollFrames { frames: req }
     PollMany { polls: req }
-    PollRequest { id: req, token: req, query: req }
+    PollRequest { id: req, token: req, query: req, waited: opt }
     PollAnswers { polls: req }
     PollAnswer { id: req, status: req, body: req }
     BackendPublish { id: req, body: req, from: opt, if_seq: opt }

@@ -8,7 +8,7 @@
 //! answers after it wakes, even empty), when its `wait` ran out, or at once when it was refused.
 //! Polls not in the answer are not answered (and took nothing): the client asks again.
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use axum::extract::rejection::StringRejection;
 use axum::extract::{ConnectInfo, State};
@@ -52,7 +52,11 @@ pub(super) async fn many(
         };
         headers.insert(header::AUTHORIZATION, bearer);
         match OpenPoll::open(&state, peer.ip(), &headers, Some(poll.query)).await {
-            Ok(opened) => open.push((poll.id, opened, false)),
+            Ok(mut opened) => {
+                let waited = Duration::from_millis(poll.waited.unwrap_or(0));
+                opened.wait = opened.wait.saturating_sub(waited);
+                open.push((poll.id, opened, false));
+            }
             Err(refused) => answers.push(answered(poll.id, refused).await),
         }
     }
