@@ -613,6 +613,40 @@ async fn the_app_is_served_at_the_root_and_api_paths_stay_json_errors() {
     assert_eq!(api.json::<wire::ErrorBody>().code, ErrorCode::NotFound);
     let health = http(&server, "GET", "/healthz", &[], None).await;
     assert_eq!(health.status, 200);
+    // A path segment that is not UTF-8 once percent-decoded: a JSON 400 like any bad input.
+    let key = format!("Bearer {}", support::BACKEND_KEY);
+    for (method, path, body) in [
+        ("GET", "/v1/rooms/%FF/events", None),
+        ("GET", "/v1/rooms/%FF/presence", None),
+        (
+            "POST",
+            "/v1/rooms/%C3/events",
+            Some(r#"{"id":"a","body":1}"#),
+        ),
+        (
+            "POST",
+            "/v1/users/%FF/events",
+            Some(r#"{"id":"a","body":1}"#),
+        ),
+        ("POST", "/v1/users/%FF/notices", Some(r#"{"body":1}"#)),
+        ("POST", "/v1/connections/%FF/notices", Some(r#"{"body":1}"#)),
+        (
+            "POST",
+            "/v1/rooms/r/streams/%FF",
+            Some(r#"{"op":"finish"}"#),
+        ),
+        ("POST", "/v1/rooms/r/streams/%FF/text", Some("hi")),
+    ] {
+        let response = http(&server, method, path, &[("Authorization", &key)], body).await;
+        assert_eq!(response.status, 400, "{path}: {}", response.body);
+        let error = response.json::<wire::ErrorBody>();
+        assert_eq!(error.code, ErrorCode::BadRequest, "{path}");
+        assert!(
+            error.message.starts_with("bad path: "),
+            "{path}: {}",
+            error.message
+        );
+    }
 }
 
 /// Opens a WebSocket to `server` saying it was forwarded for `forwarded` (`X-Forwarded-For`).

@@ -265,3 +265,30 @@ impl IntoResponse for ApiError {
         (self.status, Json(self.body)).into_response()
     }
 }
+
+/// The path's parameters, like axum's `Path`, refused as every other bad input is: 400
+/// `bad_request` with a JSON body (axum's own answer to, say, a segment that is not UTF-8 once
+/// percent-decoded is plain text).
+pub(crate) struct PathParts<T>(pub T);
+
+impl<S, T> axum::extract::FromRequestParts<S> for PathParts<T>
+where
+    T: serde::de::DeserializeOwned + Send,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        state: &S,
+    ) -> Result<Self, ApiError> {
+        match axum::extract::Path::<T>::from_request_parts(parts, state).await {
+            Ok(axum::extract::Path(value)) => Ok(PathParts(value)),
+            Err(rejection) => Err(ApiError::new(
+                StatusCode::BAD_REQUEST,
+                ErrorCode::BadRequest,
+                format!("bad path: {}", rejection.body_text()),
+            )),
+        }
+    }
+}

@@ -6,13 +6,13 @@
 //! lines of `/metrics`.
 
 use axum::Json;
+use axum::extract::State;
 use axum::extract::rejection::JsonRejection;
-use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use chorus_sdk::wire::{ErrorCode, EventId, NOTICE_LEVELS, Notice, NoticeSent, SendNotice};
 
 use super::rest::{backend_only, bad_request, draining, json_body};
-use super::{ApiError, AppState};
+use super::{ApiError, AppState, PathParts};
 use crate::driver::HubMsg;
 use crate::hub::{NoticeFigures, NoticeOutcome, NoticeTarget};
 
@@ -29,7 +29,7 @@ pub(super) async fn to_everyone(
 /// `POST /v1/users/{user}/notices` (API key): every connection of the user, on every node.
 pub(super) async fn to_user(
     State(state): State<AppState>,
-    Path(user): Path<String>,
+    PathParts(user): PathParts<String>,
     headers: HeaderMap,
     body: Result<Json<SendNotice>, JsonRejection>,
 ) -> Result<Json<NoticeSent>, ApiError> {
@@ -41,7 +41,7 @@ pub(super) async fn to_user(
 /// `POST /v1/connections/{conn}/notices` (API key): one connection.
 pub(super) async fn to_connection(
     State(state): State<AppState>,
-    Path(conn): Path<String>,
+    PathParts(conn): PathParts<String>,
     headers: HeaderMap,
     body: Result<Json<SendNotice>, JsonRejection>,
 ) -> Result<Json<NoticeSent>, ApiError> {

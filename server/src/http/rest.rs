@@ -3,7 +3,7 @@
 
 use axum::Json;
 use axum::extract::rejection::{JsonRejection, QueryRejection};
-use axum::extract::{Path, Query, State};
+use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use chorus_sdk::wire::{
@@ -13,7 +13,7 @@ use chorus_sdk::wire::{
 };
 use serde::Deserialize;
 
-use super::{ApiError, AppState};
+use super::{ApiError, AppState, PathParts};
 use crate::auth::AuthError;
 use crate::driver::HubMsg;
 use crate::identity::Identity;
@@ -167,7 +167,7 @@ pub(super) struct PageQuery {
 /// With `type`, `user` or `before`, a filtered page (`http::activity`).
 pub(super) async fn room_events(
     State(state): State<AppState>,
-    Path(room): Path<String>,
+    PathParts(room): PathParts<String>,
     headers: HeaderMap,
     query: Result<Query<PageQuery>, QueryRejection>,
 ) -> Result<Json<EventsPage>, ApiError> {
@@ -219,7 +219,7 @@ pub(super) fn storage_unavailable(err: crate::store::StoreError) -> ApiError {
 /// `GET /v1/rooms/{room}/presence`
 pub(super) async fn room_presence(
     State(state): State<AppState>,
-    Path(room): Path<String>,
+    PathParts(room): PathParts<String>,
     headers: HeaderMap,
 ) -> Result<Json<PresenceBody>, ApiError> {
     let room = room_for_reading(&state, &headers, room)?;
@@ -241,7 +241,7 @@ pub(super) async fn room_presence(
 /// `POST /v1/rooms/{room}/events` (API key)
 pub(super) async fn backend_publish(
     State(state): State<AppState>,
-    Path(room): Path<String>,
+    PathParts(room): PathParts<String>,
     headers: HeaderMap,
     body: Result<Json<BackendPublish>, JsonRejection>,
 ) -> Result<Json<Published>, ApiError> {
@@ -253,7 +253,7 @@ pub(super) async fn backend_publish(
 /// `POST /v1/users/{user}/events` (API key): a direct message, kept in the user's inbox `@user`.
 pub(super) async fn direct_message(
     State(state): State<AppState>,
-    Path(user): Path<String>,
+    PathParts(user): PathParts<String>,
     headers: HeaderMap,
     body: Result<Json<BackendPublish>, JsonRejection>,
 ) -> Result<Json<Published>, ApiError> {

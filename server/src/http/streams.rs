@@ -8,7 +8,7 @@
 use axum::Json;
 use axum::body::Body;
 use axum::extract::rejection::{JsonRejection, QueryRejection};
-use axum::extract::{Path, Query, State};
+use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use chorus_sdk::wire::{
     BackendStreamOp, ErrorCode, EventId, RoomName, StreamAnswer, StreamKind, StreamStep,
@@ -18,7 +18,7 @@ use futures_util::StreamExt;
 use serde::Deserialize;
 
 use super::rest::{backend_only, bad_request, draining, json_body, parse_event_id, parse_room};
-use super::{ApiError, AppState};
+use super::{ApiError, AppState, PathParts};
 use crate::driver::HubMsg;
 use crate::hub::StreamReply;
 use crate::store::AppendOutcome;
@@ -26,7 +26,7 @@ use crate::store::AppendOutcome;
 /// `POST /v1/rooms/{room}/streams/{id}` (API key): one step of a backend stream.
 pub(super) async fn stream_step(
     State(state): State<AppState>,
-    Path((room, id)): Path<(String, String)>,
+    PathParts((room, id)): PathParts<(String, String)>,
     headers: HeaderMap,
     body: Result<Json<BackendStreamOp>, JsonRejection>,
 ) -> Result<Json<StreamAnswer>, ApiError> {
@@ -49,7 +49,7 @@ pub(super) struct TextQuery {
 /// request whose body is the text, appended as it arrives.
 pub(super) async fn stream_text(
     State(state): State<AppState>,
-    Path((room, id)): Path<(String, String)>,
+    PathParts((room, id)): PathParts<(String, String)>,
     headers: HeaderMap,
     query: Result<Query<TextQuery>, QueryRejection>,
     body: Body,
