@@ -205,9 +205,11 @@ pub struct Config {
     /// Reconnect hint sent to clients when the server shuts down (milliseconds).
     #[arg(long, env = "CHORUS_DRAIN_RETRY_MS", default_value_t = 1_000)]
     pub drain_retry_ms: u64,
-    /// Largest stream chunk, in bytes of JSON.
-    #[arg(long, env = "CHORUS_STREAM_MAX_CHUNK_BYTES", default_value_t = 4096)]
-    pub stream_max_chunk_bytes: usize,
+    /// Largest stream chunk, in bytes of JSON; at least 26, so that the streaming text endpoint
+    /// can always send four bytes of text, however they escape.
+    #[arg(long, env = "CHORUS_STREAM_MAX_CHUNK_BYTES", default_value_t = 4096,
+          value_parser = clap::value_parser!(u64).range(26..))]
+    pub stream_max_chunk_bytes: u64,
     /// Most bytes of chunks one stream keeps: a text stream's together (its stored result is
     /// about that large), a progress stream's last.
     #[arg(long, env = "CHORUS_STREAM_MAX_BYTES", default_value_t = 64 * 1024)]
@@ -290,7 +292,7 @@ impl Config {
             // transport; until then the driver drops them). SQLite and memory are one node:
             // no signals at all.
             federated: self.redis.is_some(),
-            stream_max_chunk_bytes: self.stream_max_chunk_bytes,
+            stream_max_chunk_bytes: self.stream_max_chunk_bytes as usize,
             stream_max_bytes: self.stream_max_bytes,
             stream_max_per_room: self.stream_max_per_room,
             stream_max_per_conn: self.stream_max_per_conn,
@@ -343,6 +345,19 @@ mod tests {
         check(&["--worker-threads", "0"], None);
         let default = std::thread::available_parallelism().map_or(1, usize::from);
         check(&[], Some(default));
+    }
+
+    #[test]
+    fn a_stream_chunk_limit_under_26_bytes_is_refused() {
+        let chunk = |value: &str| {
+            Config::try_parse_from(["chorus-server", "--stream-max-chunk-bytes", value])
+                .map(|config| config.hub().stream_max_chunk_bytes)
+                .map_err(|err| err.to_string())
+        };
+        assert_eq!(chunk("26"), Ok(26));
+        assert_eq!(chunk("4096"), Ok(4096));
+        let refused = chunk("25").unwrap_err();
+        assert!(refused.contains("26.."), "{refused}");
     }
 
     #[test]

@@ -253,7 +253,7 @@ pub async fn start(config: &Config, listener: TcpListener) -> Result<RunningServ
             max_answer_bytes: config.max_answer_bytes,
             poll_send_timeout: Duration::from_millis(config.poll_ack_wait_ms),
             drain_retry: Duration::from_millis(config.drain_retry_ms),
-            max_stream_chunk_bytes: config.stream_max_chunk_bytes,
+            max_stream_chunk_bytes: config.stream_max_chunk_bytes as usize,
         },
         connections: Arc::clone(&connections),
         capacity,
