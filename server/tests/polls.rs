@@ -266,3 +266,43 @@ async fn a_kept_notice_comes_in_the_answer_of_its_sessions_poll() {
         .collect();
     assert_eq!(notices, ["n1"]);
 }
+
+#[tokio::test]
+async fn a_request_the_client_gives_up_stops_holding_its_polls() {
+    use tokio::io::AsyncWriteExt;
+    let server = support::start(&support::config()).await;
+    let mut ana = PollClient::new(&server, "ana", "session-ana-8");
+    ana.join("r").await;
+    let mut writer = Client::connect(&server, "wes").await;
+    writer.join("r", None).await;
+    poll_many(&server, &mut [("a", &mut ana, 0)]).await;
+    // A session may hold two polls (`--max-held-polls`). Two requests holding its poll are
+    // given up (their connections closed, as a leader's `abort()` does)...
+    let body = many_body(&[("a", &ana, 20_000)]);
+    for _ in 0..2 {
+        let mut stream = tokio::net::TcpStream::connect(server.local_addr())
+            .await
+            .unwrap();
+        let request = format!(
+            "POST /v1/polls HTTP/1.1\r\nHost: test\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        );
+        stream.write_all(request.as_bytes()).await.unwrap();
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        drop(stream);
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    // ...so the next two are held, not refused with too_many_polls.
+    let (one, two, ()) = tokio::join!(
+        post_many(&server, &body),
+        post_many(&server, &body),
+        async {
+            tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+            writer.publish("r", "e1", "1").await;
+        }
+    );
+    for response in [one, two] {
+        let answers: PollAnswers = wire::json::from_str(&response.body).unwrap();
+        assert_eq!(answers.polls[0].status, 200, "{:?}", answers.polls[0].body);
+    }
+}
