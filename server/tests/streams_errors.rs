@@ -786,4 +786,37 @@ async fn a_streaming_text_body_that_goes_wrong_fails_its_stream() {
         answer.ends_with(r#"{"room":"room","id":"t5","seq":1}"#),
         "{answer}"
     );
+    // A stream the JSON endpoint is producing, with chunks: the text endpoint refuses it and
+    // leaves it open (its body would start again at chunk 0, and be dropped).
+    let key = format!("Bearer {BACKEND_KEY}");
+    for step in [
+        r#"{"op":"start","from":"bot"}"#,
+        r#"{"op":"append","from":"bot","n":0,"chunk":"one "}"#,
+        r#"{"op":"append","from":"bot","n":1,"chunk":"two "}"#,
+    ] {
+        let sent = support::http(
+            &server,
+            "POST",
+            "/v1/rooms/room/streams/t6",
+            &[("Authorization", &key)],
+            Some(step),
+        )
+        .await;
+        assert_eq!(sent.status, 200, "{}", sent.body);
+    }
+    let answer = text_request(&server, "t6", &[b"three"], true).await;
+    assert!(answer.starts_with("HTTP/1.1 409"), "{answer}");
+    assert!(answer.contains(r#""code":"stream_conflict""#), "{answer}");
+    assert!(answer.contains("open already with 2 chunks"), "{answer}");
+    let step = r#"{"op":"append","from":"bot","n":2,"chunk":"three"}"#;
+    let sent = support::http(
+        &server,
+        "POST",
+        "/v1/rooms/room/streams/t6",
+        &[("Authorization", &key)],
+        Some(step),
+    )
+    .await;
+    assert_eq!(sent.status, 200, "the stream is still open: {}", sent.body);
+    assert!(sent.body.contains(r#""chunks":3"#), "{}", sent.body);
 }

@@ -61,7 +61,7 @@ pub(super) async fn stream_text(
     // other refusal, not axum's plain-text rejection.
     let Query(query) = query.map_err(|rejection| bad_request(rejection.body_text()))?;
     let from = producer(query.from)?;
-    let _started = send_step(
+    let started = send_step(
         &state,
         room.clone(),
         id.clone(),
@@ -69,6 +69,18 @@ pub(super) async fn stream_text(
         text_step(StreamStep::Start),
     )
     .await?;
+    // The body is the whole text from its first chunk: on a stream that has chunks already
+    // (another request, or the JSON endpoint, is producing it) its appends would land on
+    // indexes the stream has, and be dropped. That stream is left alone.
+    if let Some(chunks @ 1..) = started.chunks {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            ErrorCode::StreamConflict,
+            format!(
+                "stream {id} is open already with {chunks} chunks: the text endpoint sends a stream from its start; use another id, or append with the JSON endpoint"
+            ),
+        ));
+    }
     if let Err((why, error)) = append_body(&state, &room, &id, &from, body).await {
         // The stream fails, and the answer says why (if anyone still reads it).
         let fail = BackendStreamOp {
