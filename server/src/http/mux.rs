@@ -30,10 +30,10 @@ use super::limits::{ConnectionPermit, LimitHit};
 use super::metrics::EdgeCounters;
 use super::upgrade::Socket as WebSocket;
 use super::ws::{
-    Io, Outbound, Outgoing, Output, TokenHolder, close, hard_cap, in_from_now, instant_of_unix_ms,
-    over_hard_cap, read_frame,
+    Io, Outbound, Outgoing, Output, TokenHolder, close, connect_to_hub, hard_cap, in_from_now,
+    instant_of_unix_ms, over_hard_cap, read_frame,
 };
-use crate::driver::{FrameQueue, FrameReceiver, HubMsg, SocketSender, sleep_until};
+use crate::driver::{FrameReceiver, HubMsg, sleep_until};
 use crate::hub::{ConnId, Payload};
 
 /// The most logical connections one multiplexed socket holds at once.
@@ -403,35 +403,19 @@ async fn open(state: &AppState, client: IpAddr, tabs: &mut Tabs, tab: &str, toke
         }
     };
     let conn = state.hub.next_conn_id();
-    let (frames_tx, frames) = FrameQueue::bounded(state.limits.outbound_queue);
-    let (close_tx, close_rx) = oneshot::channel();
     let token = TokenHolder {
         user: identity.user.clone(),
         expires_at_ms: identity.expires_at_ms,
     };
-    let sender = SocketSender {
-        frames: frames_tx,
-        close: close_tx,
+    let (frames, close_rx) = match connect_to_hub(state, conn, Arc::new(identity)).await {
+        Ok(link) => link,
+        Err(draining) => {
+            tabs.say(tab, &draining);
+            tabs.closed(tab, close_code::SERVICE_RESTART);
+            tabs.drained = true;
+            return;
+        }
     };
-    let identity = Arc::new(identity);
-    if !state
-        .hub
-        .send(HubMsg::Connect {
-            conn,
-            identity,
-            sender,
-        })
-        .await
-    {
-        // The hub takes no more connections: the server is shutting down.
-        let draining = ServerFrame::Draining(wire::Draining {
-            retry_after_ms: state.limits.drain_retry.as_millis() as u64,
-        });
-        tabs.say(tab, &draining);
-        tabs.closed(tab, close_code::SERVICE_RESTART);
-        tabs.drained = true;
-        return;
-    }
     tabs.open.push(Tab {
         id: tab.to_owned(),
         conn,

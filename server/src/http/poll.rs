@@ -25,8 +25,8 @@ use axum::extract::{ConnectInfo, RawQuery, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use chorus_sdk::wire::{
-    self, ClientFrame, Draining, ErrorCode, Nack, PollBatch, PollCursor, PollFrames, Reset,
-    RoomName, RoomState, ServerFrame,
+    self, ClientFrame, ErrorCode, Nack, PollBatch, PollCursor, PollFrames, Reset, RoomName,
+    RoomState, ServerFrame,
 };
 
 use super::metrics::EdgeCounters;
@@ -70,10 +70,7 @@ fn refusal_error(refusal: PollRefusal) -> ApiError {
 }
 
 fn hub_gone(state: &AppState) -> Response {
-    let draining = ServerFrame::Draining(Draining {
-        retry_after_ms: state.limits.drain_retry.as_millis() as u64,
-    });
-    frames_response(&[encode(&draining)])
+    frames_response(&[encode(&super::ws::draining(state))])
 }
 
 fn frames_response(frames: &[Payload]) -> Response {

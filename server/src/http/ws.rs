@@ -177,6 +177,42 @@ async fn connection(mut socket: WebSocket, state: AppState, header_token: Option
     run(socket, state, identity).await;
 }
 
+/// What the hub gives a connection's task: its frames, and a request to close with a code.
+pub(super) type HubLink = (FrameReceiver, oneshot::Receiver<(u16, ErrorCode)>);
+
+/// Hands connection `conn` to the hub (`HubMsg::Connect`) with a bounded queue of its own.
+/// `Err` is the `draining` frame to send instead: the hub takes no more connections (the server
+/// shuts down).
+pub(super) async fn connect_to_hub(
+    state: &AppState,
+    conn: ConnId,
+    identity: Arc<Identity>,
+) -> Result<HubLink, ServerFrame> {
+    let (frames_tx, frames) = FrameQueue::bounded(state.limits.outbound_queue);
+    let (close_tx, close_rx) = oneshot::channel();
+    let sender = SocketSender {
+        frames: frames_tx,
+        close: close_tx,
+    };
+    let connect = HubMsg::Connect {
+        conn,
+        identity,
+        sender,
+    };
+    if state.hub.send(connect).await {
+        Ok((frames, close_rx))
+    } else {
+        Err(draining(state))
+    }
+}
+
+/// The `draining` frame: the server shuts down; reconnect after its delay.
+pub(super) fn draining(state: &AppState) -> ServerFrame {
+    ServerFrame::Draining(wire::Draining {
+        retry_after_ms: state.limits.drain_retry.as_millis() as u64,
+    })
+}
+
 async fn run(mut socket: WebSocket, state: AppState, identity: Arc<Identity>) {
     // A peer that takes no frame and sends none for two heartbeats is gone.
     let write_timeout = state.limits.heartbeat * 2;
@@ -190,33 +226,18 @@ async fn run(mut socket: WebSocket, state: AppState, identity: Arc<Identity>) {
     };
     let token_expiry = sleep_until(identity.expires_at_ms.map(instant_of_unix_ms));
     tokio::pin!(token_expiry);
-    let (frames_tx, mut frames) = FrameQueue::bounded(state.limits.outbound_queue);
-    let (close_tx, mut close_rx) = oneshot::channel();
-    let sender = SocketSender {
-        frames: frames_tx,
-        close: close_tx,
+    let (mut frames, mut close_rx) = match connect_to_hub(&state, conn, identity).await {
+        Ok(link) => link,
+        Err(draining) => {
+            let _ = send_payload(&mut socket, encode(&draining), Duration::from_secs(1)).await;
+            return close(
+                &mut socket,
+                close_code::SERVICE_RESTART,
+                ErrorCode::Draining,
+            )
+            .await;
+        }
     };
-    if !state
-        .hub
-        .send(HubMsg::Connect {
-            conn,
-            identity,
-            sender,
-        })
-        .await
-    {
-        // The hub takes no more messages: the server is shutting down.
-        let draining = ServerFrame::Draining(wire::Draining {
-            retry_after_ms: state.limits.drain_retry.as_millis() as u64,
-        });
-        let _ = send_payload(&mut socket, encode(&draining), Duration::from_secs(1)).await;
-        return close(
-            &mut socket,
-            close_code::SERVICE_RESTART,
-            ErrorCode::Draining,
-        )
-        .await;
-    }
     let mut output = Output::default();
     // Armed while output waits for the peer: neither a frame taken nor one sent for
     // `write_timeout` means it is gone (a peer that sends but never reads falls behind in its
