@@ -39,14 +39,10 @@ extern "C" {
     #[wasm_bindgen(typescript_type = "(kind: string, payload: string) => void")]
     pub type EventCallback;
 
-    /// Calls it; an exception it throws is caught (one listener must not stop the client).
-    #[wasm_bindgen(method, catch, js_name = call)]
-    fn call2(
-        this: &EventCallback,
-        this_arg: &JsValue,
-        kind: &str,
-        payload: &str,
-    ) -> Result<JsValue, JsValue>;
+    /// Calls it. It must not throw (`chorus.js`'s catches everything): an exception would
+    /// unwind through the client.
+    #[wasm_bindgen(method, js_name = call)]
+    fn call2(this: &EventCallback, this_arg: &JsValue, kind: &str, payload: &str);
 }
 
 /// A refused call: a stable code and a sentence.
@@ -71,7 +67,7 @@ impl WasmClient {
     /// Starts a client. `transport` is 0 (auto), 1 (WebSocket only) or 2 (polling only);
     /// with `share`, its WebSocket is shared with the page's other tabs (`platform.js`);
     /// `on_event` is called as `on_event(kind, payload)` for every event, the payload as JSON
-    /// text. `undefined` when the browser has no `crypto.getRandomValues`.
+    /// text; it must not throw. `undefined` when the browser has no `crypto.getRandomValues`.
     ///
     /// `report` must pass each of its calls on to [`WasmClient::report`] of the client this
     /// returns: `platform.js` reports through it (a plain JS function, not a Rust closure, which
@@ -96,7 +92,7 @@ impl WasmClient {
         };
         let on_event = Rc::new(move |event: ClientEvent| {
             let (kind, payload) = events::to_js(&event);
-            let _ = on_event.call2(&JsValue::NULL, kind, &payload);
+            on_event.call2(&JsValue::NULL, kind, &payload);
         });
         let client = BrowserClient::start_reporting_to(
             url,

@@ -80,8 +80,9 @@ extern "C" {
     #[wasm_bindgen(method)]
     fn save(this: &Platform, key: &str, value: &str);
 
-    #[wasm_bindgen(method, catch)]
-    fn seed(this: &Platform) -> Result<u64, JsValue>;
+    /// `None` when there is no `crypto.getRandomValues` (`platform.js` catches what it throws).
+    #[wasm_bindgen(method)]
+    fn seed(this: &Platform) -> Option<u64>;
 
     #[wasm_bindgen(method)]
     fn dispose(this: &Platform);
@@ -263,10 +264,10 @@ impl BrowserClient {
         report: Option<Box<dyn std::any::Any>>,
         on_event: Rc<dyn Fn(ClientEvent)>,
     ) -> Result<BrowserClient, StartError> {
-        let seed = platform.seed().map_err(|_| {
+        let Some(seed) = platform.seed() else {
             platform.dispose();
-            StartError::NoRandomness
-        })?;
+            return Err(StartError::NoRandomness);
+        };
         let load = |key: &str| platform.load(&concat(&[storage_prefix.as_str(), key]));
         let restored = Restored {
             outbox: load(OUTBOX_KEY),
