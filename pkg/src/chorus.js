@@ -200,9 +200,12 @@ export class ChorusClient extends Emitter {
     if (transport < 0) throw new TypeError(`options.transport must be auto, websocket or polling, not ${JSON.stringify(options.transport)}`);
     this.#url = options.url.replace(/\/+$/, "");
     this.#getToken = options.getToken;
+    // Nothing may throw into the core (listeners' exceptions are rethrown apart by `_emit`).
     const onEvent = (kind, text) => {
-      const payload = JSON.parse(text);
-      this.#held ? this.#held.push([kind, payload]) : this.#dispatch(kind, payload);
+      try {
+        const payload = JSON.parse(text);
+        this.#held ? this.#held.push([kind, payload]) : this.#dispatch(kind, payload);
+      } catch {}
     };
     // The browser I/O reports to the core through a plain function (see `start` in js.rs).
     const report = (kind, id, number, text) => this.#core.report(kind, id, number, text);

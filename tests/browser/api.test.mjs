@@ -1,6 +1,7 @@
 // The npm package's JS API in a real browser (Debian chromium) against the real server: per-room
 // listeners, history pages, token renewal without reconnecting, a failing getToken, close(),
-// values that cannot become JSON, and a client started while the browser is offline.
+// values that cannot become JSON, a client started while the browser is offline, and a browser
+// without crypto.getRandomValues.
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import { mint, serverAndBrowser } from "./harness.mjs";
@@ -329,5 +330,44 @@ test("a stream chunk refused offline takes no index: the producer goes on after 
   });
   assert.equal(result.seq, 1);
   assert.deepEqual(result.bodies.map((b) => [b.stream, b.text]), [["text", "ac"]]);
+  await context.close();
+});
+
+test("connect rejects with ChorusError no_randomness when the browser has no crypto.getRandomValues", async () => {
+  const { context, page } = await openPage();
+  const result = await page.evaluate(async () => {
+    const { ChorusClient } = await import("/pkg/chorus.js");
+    const token = await window.mint("ana", 3600);
+    const original = crypto.getRandomValues;
+    crypto.getRandomValues = () => {
+      throw new Error("no randomness here");
+    };
+    const refused = await ChorusClient.connect({ url: location.origin, token }).then(
+      () => "connected",
+      (error) => `${error.name} ${error.code}`,
+    );
+    crypto.getRandomValues = original;
+    // With it back, a client starts, and a listener that throws stops neither the others nor the client.
+    const client = await ChorusClient.connect({ url: location.origin, token });
+    const room = client.join("t:randomness");
+    const seen = [];
+    const thrown = [];
+    addEventListener("error", (event) => {
+      thrown.push(event.message);
+      event.preventDefault();
+    });
+    room.on("event", () => {
+      throw new Error("a listener's bug");
+    });
+    room.on("event", (event) => seen.push(event.body.n));
+    await room.publish({ n: 1 });
+    await room.publish({ n: 2 });
+    await new Promise((wake) => setTimeout(wake, 0));
+    client.close();
+    return { refused, seen, thrown: thrown.length };
+  });
+  assert.equal(result.refused, "ChorusError no_randomness");
+  assert.deepEqual(result.seen, [1, 2]);
+  assert.equal(result.thrown, 2, "each listener exception is rethrown apart");
   await context.close();
 });

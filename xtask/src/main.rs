@@ -225,8 +225,13 @@ fn build_web() -> Result<()> {
     // No Binaryen `wasm-opt` pass: on this module `-Oz` (binaryen 132 from npm) shrinks the raw
     // file ~10% but grows it ~7% gzipped, and `-O1` saves 0.4%; Debian's binaryen 108 can no
     // longer parse it (`table.fill`). See ARCHITECTURE.md.
-    std::fs::copy(pkg.join("wasm/chorus_bg.wasm"), pkg.join("chorus_bg.wasm"))
-        .context("copying the module into pkg/")?;
+    // The linker's `target_features` section is for tools (wasm-bindgen reads it to choose its
+    // glue); browsers ignore it, so the module the package ships goes without it.
+    let module = pkg.join("wasm/chorus_bg.wasm");
+    let bytes = std::fs::read(&module).context("reading the module")?;
+    let bytes = without_custom_section(&bytes, "target_features")?;
+    std::fs::write(&module, &bytes).context("writing the module")?;
+    std::fs::copy(&module, pkg.join("chorus_bg.wasm")).context("copying the module into pkg/")?;
     // One minified ES module (with a source map) from the hand-written API (pkg/src), the
     // wasm-bindgen glue and the snippet it imports (platform.js): what bundlers would make of
     // it anyway, measured as users receive it.
@@ -384,6 +389,43 @@ fn wasm_bindgen(wasm: &Path, out_dir: &Path, out_name: &str) -> Result<()> {
             wasm.to_str().context("UTF-8 path")?,
         ],
     )
+}
+
+/// The wasm module `bytes` without its custom sections called `name` (the others as they are).
+fn without_custom_section(bytes: &[u8], name: &str) -> Result<Vec<u8>> {
+    // An unsigned LEB128 number at `*at`, moving past it.
+    fn leb(bytes: &[u8], at: &mut usize) -> Result<usize> {
+        let mut value = 0;
+        for shift in (0..35).step_by(7) {
+            let byte = *bytes.get(*at).context("a truncated wasm module")?;
+            *at += 1;
+            value |= usize::from(byte & 0x7f) << shift;
+            if byte < 0x80 {
+                return Ok(value);
+            }
+        }
+        bail!("a malformed wasm module")
+    }
+    let mut out = bytes.get(..8).context("a truncated wasm module")?.to_vec();
+    let mut at = 8;
+    while at < bytes.len() {
+        let start = at;
+        let id = bytes[at];
+        at += 1;
+        let size = leb(bytes, &mut at)?;
+        let end = at.checked_add(size).filter(|&end| end <= bytes.len());
+        let end = end.context("a truncated wasm module")?;
+        let mut payload = at;
+        let custom = id == 0 && {
+            let len = leb(bytes, &mut payload)?;
+            bytes.get(payload..payload + len) == Some(name.as_bytes())
+        };
+        if !custom {
+            out.extend_from_slice(&bytes[start..end]);
+        }
+        at = end;
+    }
+    Ok(out)
 }
 
 /// Builds the Leptos app (`app/`) into `app/dist`: wasm, its wasm-bindgen glue, the page and

@@ -39,14 +39,10 @@ extern "C" {
     #[wasm_bindgen(typescript_type = "(kind: string, payload: string) => void")]
     pub type EventCallback;
 
-    /// Calls it; an exception it throws is caught (one listener must not stop the client).
-    #[wasm_bindgen(method, catch, js_name = call)]
-    fn call2(
-        this: &EventCallback,
-        this_arg: &JsValue,
-        kind: &str,
-        payload: &str,
-    ) -> Result<JsValue, JsValue>;
+    /// Calls it. It must not throw (`chorus.js`'s catches everything): an exception would
+    /// unwind through the client.
+    #[wasm_bindgen(method, js_name = call)]
+    fn call2(this: &EventCallback, this_arg: &JsValue, kind: &str, payload: &str);
 }
 
 /// A refused call: a stable code and a sentence.
@@ -71,7 +67,7 @@ impl WasmClient {
     /// Starts a client. `transport` is 0 (auto), 1 (WebSocket only) or 2 (polling only);
     /// with `share`, its WebSocket is shared with the page's other tabs (`platform.js`);
     /// `on_event` is called as `on_event(kind, payload)` for every event, the payload as JSON
-    /// text. `undefined` when the browser has no `crypto.getRandomValues`.
+    /// text; it must not throw. `undefined` when the browser has no `crypto.getRandomValues`.
     ///
     /// `report` must pass each of its calls on to [`WasmClient::report`] of the client this
     /// returns: `platform.js` reports through it (a plain JS function, not a Rust closure, which
@@ -96,7 +92,7 @@ impl WasmClient {
         };
         let on_event = Rc::new(move |event: ClientEvent| {
             let (kind, payload) = events::to_js(&event);
-            let _ = on_event.call2(&JsValue::NULL, kind, &payload);
+            on_event.call2(&JsValue::NULL, kind, &payload);
         });
         let client = BrowserClient::start_reporting_to(
             url,
@@ -143,24 +139,33 @@ impl WasmClient {
             op::JOIN..=op::PRESENCE | op::SET_CURSOR | op::STREAM => {
                 let room = RoomName::parse(room)
                     .map_err(|err| (client_code::INVALID_ROOM, err.message()))?;
+                if op == op::PRESENCE {
+                    let users = client.presence(&room).unwrap_or_default();
+                    return Ok(events::users_json(&users));
+                }
                 let json = || {
                     Json::from_text(arg)
                         .map_err(|err| (client_code::INVALID_JSON, err.into_message()))
                 };
-                match op {
-                    op::JOIN => client.join(room, json()?),
-                    op::LEAVE => client.leave(room),
-                    op::PUBLISH => return id_json(client.publish(room, json()?)),
-                    op::EPHEMERAL => return id_json(client.publish_ephemeral(room, json()?)),
-                    op::TYPING => client.set_typing(room, arg == "true"),
-                    op::SET_PRESENCE => client.set_presence(room, json()?),
-                    op::SET_CURSOR => client.set_cursor(room, json()?),
-                    op::STREAM => client.stream(room, json()?).map_err(publish_refusal)?,
-                    _ => {
-                        let users = client.presence(&room).unwrap_or_default();
-                        return Ok(events::users_json(&users));
+                // What `BrowserClient`'s methods do, in one `with` (one borrow and drive for
+                // all of them, rather than one inlined per method: this ships in the package).
+                // An argument refused before the core is called leaves nothing to drive.
+                return client.with(|core| {
+                    let now = super::now();
+                    match op {
+                        op::JOIN => core.join(now, room, json()?),
+                        op::LEAVE => core.leave(now, room),
+                        op::PUBLISH => return id_json(core.publish(now, room, json()?)),
+                        op::EPHEMERAL => {
+                            return id_json(core.publish_ephemeral(now, room, json()?));
+                        }
+                        op::TYPING => core.set_typing(now, room, arg == "true"),
+                        op::SET_PRESENCE => core.set_presence(now, room, json()?),
+                        op::SET_CURSOR => core.set_cursor(now, room, json()?),
+                        _ => core.stream(now, room, json()?).map_err(publish_refusal)?,
                     }
-                }
+                    Ok("null".to_owned())
+                });
             }
             _ => {
                 return Err((

@@ -80,8 +80,9 @@ extern "C" {
     #[wasm_bindgen(method)]
     fn save(this: &Platform, key: &str, value: &str);
 
-    #[wasm_bindgen(method, catch)]
-    fn seed(this: &Platform) -> Result<u64, JsValue>;
+    /// `None` when there is no `crypto.getRandomValues` (`platform.js` catches what it throws).
+    #[wasm_bindgen(method)]
+    fn seed(this: &Platform) -> Option<u64>;
 
     #[wasm_bindgen(method)]
     fn dispose(this: &Platform);
@@ -104,8 +105,10 @@ struct Inner {
     base: String,
     storage_prefix: String,
     platform: Platform,
-    /// Keeps the Rust callback `platform` holds alive (none when it reports to JS).
-    _report: Option<ReportFn>,
+    /// Keeps the Rust callback `platform` holds alive (none when it reports to JS). A
+    /// [`ReportFn`] behind `dyn Any`, so that a build that never makes one (the npm package's)
+    /// carries none of a closure's code, not even its drop.
+    _report: Option<Box<dyn std::any::Any>>,
     /// HTTP calls in flight, to read their answers.
     calls: Vec<(u64, HttpCall)>,
     /// The deadline the timer is armed for.
@@ -222,7 +225,7 @@ impl BrowserClient {
             config,
             storage_prefix,
             platform,
-            Some(report),
+            Some(Box::new(report)),
             Rc::new(on_event),
         )?;
         *slot.borrow_mut() = Rc::downgrade(&client.inner);
@@ -258,13 +261,13 @@ impl BrowserClient {
         config: ClientConfig,
         storage_prefix: String,
         platform: Platform,
-        report: Option<ReportFn>,
+        report: Option<Box<dyn std::any::Any>>,
         on_event: Rc<dyn Fn(ClientEvent)>,
     ) -> Result<BrowserClient, StartError> {
-        let seed = platform.seed().map_err(|_| {
+        let Some(seed) = platform.seed() else {
             platform.dispose();
-            StartError::NoRandomness
-        })?;
+            return Err(StartError::NoRandomness);
+        };
         let load = |key: &str| platform.load(&concat(&[storage_prefix.as_str(), key]));
         let restored = Restored {
             outbox: load(OUTBOX_KEY),

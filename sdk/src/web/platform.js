@@ -245,9 +245,13 @@ export class Platform {
     }
   }
 
-  /** 64 random bits from `crypto.getRandomValues` (throws when there is no crypto). */
+  /** 64 random bits from `crypto.getRandomValues`, or undefined when there is no crypto. */
   seed() {
-    return crypto.getRandomValues(new BigUint64Array(1))[0];
+    try {
+      return crypto.getRandomValues(new BigUint64Array(1))[0];
+    } catch {
+      return undefined;
+    }
   }
 
   /** Stops everything: sockets closed, timer cleared, listeners removed. */

@@ -77,15 +77,17 @@ macro_rules! wire_enum {
             /// Every value, in declaration order.
             pub const ALL: &'static [$name] = &[$( $name::$variant, )*];
 
+            /// Every value's wire text, in declaration order.
+            const NAMES: &'static [&'static str] = &[$( $text, )*];
+
             /// The value as it appears on the wire.
             pub fn as_str(self) -> &'static str {
-                match self { $( $name::$variant => $text, )* }
+                $name::NAMES[self as usize]
             }
 
             /// Reads the wire text back.
             pub fn from_wire(text: &str) -> Option<$name> {
-                // A search of a table rather than a `match` on strings: smaller in wasm.
-                $name::ALL.iter().copied().find(|value| value.as_str() == text)
+                $crate::wire::shapes::position($name::NAMES, text).map(|at| $name::ALL[at])
             }
         }
 
@@ -104,13 +106,25 @@ macro_rules! wire_enum {
             fn read(
                 node: &$crate::wire::json::Node<'_>,
             ) -> Result<Self, $crate::wire::json::JsonError> {
-                let text = node.str()?;
-                $name::from_wire(text).ok_or_else(|| {
-                    $crate::wire::json::JsonError::new($crate::text::concat(&["unknown variant `", text, "`"]))
-                })
+                $crate::wire::shapes::read_variant(node, $name::NAMES).map(|at| $name::ALL[at])
             }
         }
     };
+}
+
+/// Where `text` is in `names` (a `wire_enum!`'s table): one search, out of line, for every
+/// enum rather than a `match` on strings per enum.
+#[inline(never)]
+pub(crate) fn position(names: &[&str], text: &str) -> Option<usize> {
+    names.iter().position(|name| *name == text)
+}
+
+/// Reads a string naming one of `names` (a `wire_enum!`'s table): its index there.
+#[inline(never)]
+pub(crate) fn read_variant(node: &Node<'_>, names: &[&str]) -> Result<usize, JsonError> {
+    let text = node.str()?;
+    position(names, text)
+        .ok_or_else(|| JsonError::new(crate::text::concat(&["unknown variant `", text, "`"])))
 }
 
 /// Reads a frame's fields and its `"type"`.
