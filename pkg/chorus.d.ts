@@ -69,8 +69,9 @@ export interface ClientOptions {
   /**
    * `true` (default): the tabs of this origin that connect to the same server share one
    * WebSocket (one tab leads, the others talk to it over a BroadcastChannel; each tab keeps its
-   * own connection, rooms, presence and outbox). `false`: this client opens its own socket.
-   * Browsers without BroadcastChannel or the Web Locks API always open one per client.
+   * own connection, rooms, presence and outbox); in polling mode they hold one long poll
+   * between them. `false`: this client opens its own socket and holds its own polls.
+   * Browsers without BroadcastChannel or the Web Locks API always do so per client.
    */
   shareConnection?: boolean;
 }

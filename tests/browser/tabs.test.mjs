@@ -4,7 +4,8 @@
 // crashes while every tab publishes, another tab takes over and every message reaches an
 // observer exactly once, in each sender's order (a closed tab's pending publishes are sent by
 // the next tab that starts). `shareConnection: false`, and a browser without BroadcastChannel,
-// give one socket per page.
+// give one socket per page. In polling mode the pages hold one long poll between them
+// (`POST /v1/polls`, made by the leading page only), also across a takeover.
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import { mint, serverAndBrowser } from "./harness.mjs";
@@ -13,11 +14,14 @@ let browser;
 let base;
 serverAndBrowser({}, (env) => ({ browser, base } = env));
 
-/** A browser context whose pages' WebSockets are counted (`sockets`: [page name, url]). */
+/**
+ * A browser context whose pages' WebSockets (`sockets`: [page name, url]) and polling requests
+ * (`polls`: [page name, method, path, time]) are counted.
+ */
 async function counted(init) {
   const context = await browser.newContext();
   if (init) await context.addInitScript(init);
-  return { context, sockets: [] };
+  return { context, sockets: [], polls: [] };
 }
 
 /**
@@ -29,6 +33,10 @@ async function openTab(box, name, { user = "ana", room, share = true, transport 
   const page = await box.context.newPage();
   page.on("pageerror", (error) => console.error(`[${name}] ${error}`));
   page.on("websocket", (socket) => box.sockets.push([name, socket.url()]));
+  page.on("request", (request) => {
+    const path = new URL(request.url()).pathname;
+    if (path.startsWith("/v1/poll")) box.polls.push([name, request.method(), path, Date.now()]);
+  });
   await page.exposeFunction("mint", mint);
   await page.goto(`${base}/demo/`);
   await page.evaluate(
@@ -110,12 +118,38 @@ test("five tabs in one context share one WebSocket and show as five connections 
   await box.context.close();
 });
 
-test("closing the leading tab while all five publish: another leads, every message arrives once and in order", async () => {
-  const room = "tabs:close";
+test("five polling-only tabs hold one long poll between them and show as five connections", async () => {
+  const box = await counted();
+  const pages = [];
+  for (const name of ["t0", "t1", "t2", "t3", "t4"]) pages.push(await openTab(box, name, { room: "tabs:poll", transport: "polling" }));
+  const presence = await until(
+    () => pages[4].evaluate(() => window.room.presence()).then((users) => users[0]?.conns.length === 5 && users),
+    "five connections in presence",
+  );
+  assert.deepEqual(presence[0].conns.map((c) => c.meta.tab).sort(), ["t0", "t1", "t2", "t3", "t4"]);
+  await pages[3].evaluate(() => window.room.publish({ from: "t3" }));
+  for (const page of pages) await until(() => page.evaluate(() => window.events.some((e) => e.from === "t3")), `${page.name} gets t3's event`);
+  assert.equal(box.sockets.length, 0);
+  assert.deepEqual(pollers(box, 0), ["t0 POST /v1/polls"], "every long poll goes through the leader");
+  await box.context.close();
+});
+
+/**
+ * The long polls of a polling context after `from` (an index into `box.polls`): the pages that
+ * made them, each once.
+ */
+function pollers(box, from) {
+  const held = box.polls.slice(from).filter(([, method, path]) => method === "GET" || path === "/v1/polls");
+  return [...new Set(held.map(([name, method, path]) => `${name} ${method} ${path}`))];
+}
+
+for (const transport of ["websocket", "polling"])
+test(`closing the leading tab while all five publish (${transport}): another leads, every message arrives once and in order`, async () => {
+  const room = `tabs:close-${transport}`;
   const watch = await observer(room);
   const box = await counted();
   const pages = [];
-  for (const name of ["t0", "t1", "t2", "t3", "t4"]) pages.push(await openTab(box, name, { room }));
+  for (const name of ["t0", "t1", "t2", "t3", "t4"]) pages.push(await openTab(box, name, { room, transport }));
   const COUNT = 40;
   for (const page of pages) await publishLoop(page, COUNT, 25);
   await new Promise((resolve) => setTimeout(resolve, 300));
@@ -126,11 +160,12 @@ test("closing the leading tab while all five publish: another leads, every messa
     return window.count + 5;
   }, "t0");
   const closedAt = Date.now();
+  const pollsBefore = box.polls.length;
   await pages[0].close();
   const survivors = pages.slice(1);
   await Promise.all(survivors.map((page) => page.evaluate(() => window.done)));
   // The closed tab's unacknowledged publishes wait in its storage: a tab that starts sends them.
-  const reopened = await openTab(box, "t0-again", { room });
+  const reopened = await openTab(box, "t0-again", { room, transport });
   let seen;
   const got = await until(async () => {
     const got = (seen = bySender(await watch.events()));
@@ -143,26 +178,39 @@ test("closing the leading tab while all five publish: another leads, every messa
   for (const tab of ["t1", "t2", "t3", "t4"]) assert.deepEqual(final[tab], range(COUNT), `${tab}'s messages once each, in order`);
   assert.deepEqual(final.t0, range(leaderCount), "the closed leader's messages once each, in order");
   assert.deepEqual(got.t1, range(COUNT));
-  // One new socket: the new leader's; the tabs reconnected through it.
-  const after = box.sockets.slice(1);
-  assert.equal(after.length, 1, `one socket after the takeover: ${JSON.stringify(box.sockets)}`);
+  if (transport === "websocket") {
+    // One new socket: the new leader's; the tabs reconnected through it.
+    const after = box.sockets.slice(1);
+    assert.equal(after.length, 1, `one socket after the takeover: ${JSON.stringify(box.sockets)}`);
+  } else {
+    // One new leader holds every tab's long poll (t0-again joined later, and follows it; t0
+    // itself may have made a last request as it closed).
+    assert.equal(box.sockets.length, 0);
+    const after = pollers(box, pollsBefore).filter((poller) => !poller.startsWith("t0 "));
+    assert.equal(after.length, 1, `one page polls after the takeover: ${JSON.stringify(after)}`);
+    assert.match(after[0], /^t[1-4] POST \/v1\/polls$/);
+    const first = box.polls.slice(pollsBefore).find(([name, , path]) => name !== "t0" && path === "/v1/polls")[3];
+    console.log(`takeover after closing the leader (polling): the new leader's first request ${first - closedAt} ms after the close`);
+  }
   const back = await Promise.all(survivors.map((page) => page.evaluate((t) => window.states.find(([at, state]) => at > t && state === "connected")?.[0], closedAt)));
-  console.log(`takeover after closing the leader: tabs connected again ${back.map((at) => at - closedAt).join(", ")} ms after the close`);
+  console.log(`takeover after closing the leader (${transport}): each tab connected again ${back.map((at) => (at ? `${at - closedAt} ms after the close` : "never (it stayed connected)")).join(", ")}`);
   await reopened.close();
   await box.context.close();
   await watch.box.context.close();
 });
 
-test("crashing the leading tab: another leads and nothing the others publish is lost or doubled", async () => {
-  const room = "tabs:crash";
+for (const transport of ["websocket", "polling"])
+test(`crashing the leading tab (${transport}): another leads and nothing the others publish is lost or doubled`, async () => {
+  const room = `tabs:crash-${transport}`;
   const watch = await observer(room);
   const box = await counted();
   const pages = [];
-  for (const name of ["t0", "t1", "t2", "t3", "t4"]) pages.push(await openTab(box, name, { room }));
+  for (const name of ["t0", "t1", "t2", "t3", "t4"]) pages.push(await openTab(box, name, { room, transport }));
   const COUNT = 30;
   for (const page of pages) await publishLoop(page, COUNT, 25);
   await new Promise((resolve) => setTimeout(resolve, 300));
   const crashedAt = Date.now();
+  const pollsBefore = box.polls.length;
   // The renderer dies: no pagehide, no unload, no goodbye on the socket.
   const cdp = await box.context.newCDPSession(pages[0]);
   const crashed = new Promise((resolve) => pages[0].once("crash", resolve));
@@ -179,9 +227,16 @@ test("crashing the leading tab: another leads and nothing the others publish is 
   for (const tab of ["t1", "t2", "t3", "t4"]) assert.deepEqual(final[tab], range(COUNT), `${tab}'s messages once each, in order`);
   // What the crashed tab got stored arrived once, in order (the rest waits in its storage).
   assert.deepEqual(final.t0, range(final.t0?.length ?? 0));
-  assert.equal(box.sockets.length, 2, `the crashed leader's socket and the new leader's: ${JSON.stringify(box.sockets)}`);
+  if (transport === "websocket") assert.equal(box.sockets.length, 2, `the crashed leader's socket and the new leader's: ${JSON.stringify(box.sockets)}`);
+  else {
+    const after = pollers(box, pollsBefore).filter((poller) => !poller.startsWith("t0 "));
+    assert.equal(after.length, 1, `one page polls after the crash: ${JSON.stringify(after)}`);
+    assert.match(after[0], /^t[1-4] POST \/v1\/polls$/);
+    const first = box.polls.slice(pollsBefore).find(([name, , path]) => name !== "t0" && path === "/v1/polls")[3];
+    console.log(`takeover after crashing the leader (polling): the new leader's first request ${first - crashedAt} ms after the crash`);
+  }
   const back = await Promise.all(survivors.map((page) => page.evaluate((t) => window.states.find(([at, state]) => at > t && state === "connected")?.[0], crashedAt)));
-  console.log(`takeover after crashing the leader: tabs connected again ${back.map((at) => at - crashedAt).join(", ")} ms after the crash`);
+  console.log(`takeover after crashing the leader (${transport}): each tab connected again ${back.map((at) => (at ? `${at - crashedAt} ms after the crash` : "never (it stayed connected)")).join(", ")}`);
   await box.context.close();
   await watch.box.context.close();
 });

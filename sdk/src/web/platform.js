@@ -26,15 +26,24 @@ const VISIBLE = 6; // the page became visible (1) or hidden (0)
 // virtual socket that went through the old one closes (the old socket died with its page)
 // and its client reconnects at once through the new leader, resuming from its cursors and
 // resending its outbox; one still waiting for its `welcome` is opened again instead.
-// Messages: to the leader ["o", tab, token] open, ["s", tab, text] send, ["c", tab] close;
-// from it ["m", tab, text] a frame, ["x", tab, code] closed, ["l", id] "I lead"; ["w"] who leads?
+// Polling shares too: the pages that poll a server elect a leader the same way (a `Share` for
+// the poll URL), which holds every tab's long poll in one request (`POST /v1/polls`): one
+// held request per browser rather than one per tab (a browser allows about six connections to
+// a server). A poll the request does not answer is asked again in the next one; a poll that
+// went through a leader that is gone is asked again through the new one.
+// Messages: to the leader ["o", tab, token] open, ["s", tab, text] send, ["c", tab] close,
+// ["g", tab, query, token, time asked] a long poll; from it ["m", tab, text] a frame,
+// ["x", tab, code] closed (a poll: ["x", tab, status, body] answered), ["l", id] "I lead";
+// ["w"] who leads?
 const shares = new Map();
+const share = (url) => shares.get(url) ?? shares.set(url, new Share(url)).get(url);
 
 class Share {
   constructor(url) {
     this.url = url;
     this.me = Math.random().toString(36).slice(2);
     this.tabs = new Map();
+    this.polls = new Map();
     this.held = [];
     this.n = 0;
     const channel = (this.channel = new BroadcastChannel(`chorus ${url}`));
@@ -56,19 +65,27 @@ class Share {
   socket(token) {
     const tab = `${this.me}_${++this.n}`;
     const socket = {
-      token,
+      hello: ["o", tab, token],
       send: (text) => this.up(["s", tab, text]),
       close: () => this.tabs.delete(tab) && this.up(["c", tab]),
     };
     this.tabs.set(tab, socket);
-    this.up(["o", tab, token]);
+    this.up(socket.hello);
     return socket;
+  }
+
+  /** A long poll (`GET` with `query`) through the leader; `done(status, text)` gets its answer. */
+  poll(query, token, done) {
+    const tab = `${this.me}_${++this.n}`;
+    const poll = { hello: ["g", tab, query, token, Date.now()], onclose: (answer) => done(answer.code, answer.text) };
+    this.tabs.set(tab, poll);
+    this.up(poll.hello);
   }
 
   // A message of this page's tabs to the leader: carried here, posted, or held until one is known.
   up(message) {
     if (this.leader === undefined) return this.held.push(message);
-    if (message[0] == "o") this.tabs.get(message[1]).live = true;
+    if (message == this.tabs.get(message[1])?.hello) this.tabs.get(message[1]).live = true;
     this.leader == this.me ? this.carry(message) : this.channel.postMessage(message);
   }
 
@@ -89,17 +106,17 @@ class Share {
       if (!socket.live) continue;
       socket.live = false;
       if (socket.opened) this.down(["x", tab, 1001]);
-      else held.unshift(["o", tab, socket.token]);
+      else held.unshift(socket.hello);
     }
     for (const message of held) this.tabs.has(message[1]) && this.up(message);
   }
 
   // A message from the leader to one of this page's tabs.
-  down([kind, tab, arg]) {
+  down([kind, tab, arg, text]) {
     const socket = this.tabs.get(tab);
     if (kind == "x") {
       this.tabs.delete(tab);
-      socket.onclose?.({ code: arg, again: arg == 1001 });
+      socket.onclose?.({ code: arg, again: arg == 1001, text });
     } else {
       socket.opened || ((socket.opened = true), socket.onopen?.());
       socket.onmessage?.({ data: arg });
@@ -107,7 +124,9 @@ class Share {
   }
 
   // Leader: one tab's message onto the multiplexed socket.
-  carry([kind, tab, arg]) {
+  carry([kind, tab, arg, token, at]) {
+    this.polls.delete(tab);
+    if (kind == "g") return this.polls.set(tab, { id: tab, token, query: arg, at }) && this.gather();
     if (kind == "o") this.routes.add(tab);
     else if (!this.routes.has(tab)) return;
     if (kind == "c") this.routes.delete(tab);
@@ -138,6 +157,33 @@ class Share {
     this.queue = [];
     this.routes.forEach((tab) => this.route(["x", tab, code]));
     this.routes.clear();
+  }
+
+  // Leader: every long poll waiting, in one request (`POST /v1/polls`), made a moment after the
+  // last change so that polls asked together travel together; a newer one replaces it. The
+  // polls it answers go to their tabs, the others wait for the next; when it fails, every
+  // poll in it fails (status 0) and its tab asks again after a backoff step.
+  gather() {
+    clearTimeout(this.soon);
+    this.soon = setTimeout(() => {
+      this.abort?.abort();
+      const abort = (this.abort = new AbortController());
+      // A poll asked again says how long it waited in earlier requests (`waited`).
+      const asked = [...this.polls.values()].map(({ at, ...poll }) => ({ ...poll, waited: Date.now() - at }));
+      const answer = (id, status, body) => this.polls.delete(id) && this.route(["x", id, status, body]);
+      if (asked.length)
+        fetch(this.url + "s", {
+          method: "POST",
+          body: JSON.stringify({ polls: asked }),
+          signal: abort.signal,
+        })
+          .then((response) => (this.abort == abort && (this.abort = undefined), response.json()))
+          .then(({ polls }) => {
+            for (const poll of polls) answer(poll.id, poll.status, JSON.stringify(poll.body));
+            this.gather();
+          })
+          .catch(() => abort.signal.aborted || asked.forEach((poll) => answer(poll.id, 0)));
+    }, 9);
   }
 
   route(message) {
@@ -180,8 +226,7 @@ export class Platform {
     let socket;
     try {
       if (this.shared) {
-        if (!shares.has(url)) shares.set(url, new Share(url));
-        socket = shares.get(url).socket(tokenProtocol.slice(13));
+        socket = share(url).socket(tokenProtocol.slice(13));
       } else socket = new WebSocket(url, [protocol, tokenProtocol]);
     } catch {
       return false;
@@ -216,11 +261,15 @@ export class Platform {
   }
 
   fetch(request, method, url, token, body) {
+    const done = (status, text) => this.report(HTTP, request, status, text);
+    // A sharing page's long polls go through the leader of the pages polling this server.
+    const [path, query] = url.split("?");
+    if (this.shared && query && path.endsWith("/v1/poll")) return share(path).poll(query, token, done);
     const headers = { authorization: `Bearer ${token}` };
     if (body !== undefined) headers["content-type"] = "application/json";
     fetch(url, { method, headers, body })
-      .then(async (response) => this.report(HTTP, request, response.status, await response.text()))
-      .catch(() => this.report(HTTP, request, 0));
+      .then(async (response) => done(response.status, await response.text()))
+      .catch(() => done(0));
   }
 
   /** Arms the one timer (replacing the previous one), or disarms it when `ms` is undefined. */
