@@ -41,8 +41,9 @@ pub struct Chorus {
 /// Starts the app's client for `session` against the server at `url` and provides it as
 /// context to everything below the calling component; closed when that component is disposed.
 ///
-/// The outbox and remembered transport are kept in `localStorage` under a per-user prefix, so a
-/// reload while offline loses nothing.
+/// The outbox and remembered transport are kept in `localStorage` per user and per tab (the
+/// SDK's layout under the `chorus-app:` prefix), so a reload while offline loses nothing and
+/// two tabs never overwrite each other's; the tabs share one connection.
 pub fn provide_chorus(url: &str, session: Session) -> Chorus {
     let chorus = Chorus {
         client: StoredValue::new_local(None),
@@ -75,7 +76,8 @@ pub fn provide_chorus(url: &str, session: Session) -> Chorus {
             listener(&event);
         }
     };
-    let prefix = format!("chorus-app.{}.", session.user);
+    // The storage layout keeps users (and tabs) apart under the prefix.
+    let prefix = "chorus-app:".to_owned();
     match BrowserClient::start(
         url,
         session.token,

@@ -19,4 +19,7 @@ pub mod text;
 pub mod time;
 #[cfg(all(feature = "web", target_arch = "wasm32"))]
 pub mod web;
+// The browser driver's storage for several tabs (plain logic, so its tests run natively too).
+#[cfg(any(all(feature = "web", target_arch = "wasm32"), test))]
+mod tab_storage;
 pub mod wire;

@@ -55,6 +55,15 @@ fn has_pending(seen: &Seen, id: &chorus_sdk::wire::EventId) -> bool {
         .any(|e| matches!(e, ClientEvent::Pending { id: p, .. } if p == id))
 }
 
+/// The `localStorage` keys starting with `prefix`.
+fn keys_under(prefix: &str) -> Vec<String> {
+    let storage = storage();
+    (0..storage.length().unwrap())
+        .filter_map(|n| storage.key(n).unwrap())
+        .filter(|key| key.starts_with(prefix))
+        .collect()
+}
+
 #[wasm_bindgen_test]
 async fn the_outbox_is_kept_in_local_storage_and_restored_after_a_restart() {
     let prefix = "web-test-outbox.";
@@ -65,25 +74,47 @@ async fn the_outbox_is_kept_in_local_storage_and_restored_after_a_restart() {
         .publish(room.clone(), Json::from_text(r#"{"text":"kept"}"#).unwrap())
         .unwrap();
     assert!(has_pending(&seen, &id));
-    let saved = storage()
-        .get_item(&format!("{prefix}chorus.outbox"))
-        .unwrap()
+    // Under the tab's own key (`<prefix><url>|<user>|<tab>:`), with its lease beside it.
+    let keys = keys_under(prefix);
+    let outbox = keys
+        .iter()
+        .find(|k| k.ends_with(":chorus.outbox"))
         .expect("the outbox is saved");
+    assert!(
+        outbox.starts_with(&format!("{prefix}http%3A%2F%2F127.0.0.1%3A9||")),
+        "{outbox}"
+    );
+    assert!(keys.iter().any(|k| k.ends_with(":lease")), "{keys:?}");
+    let saved = storage().get_item(outbox).unwrap().unwrap();
     assert!(saved.contains(id.as_str()), "{saved}");
-    client.close();
 
-    // A new client with the same prefix (a reload) shows the publish as pending again.
+    // A second client (another tab) keeps its own outbox beside the first one's.
+    let (other, _) = start(prefix);
+    other.join(room.clone(), Json::null());
+    let other_id = other
+        .publish(room.clone(), Json::from_text("2").unwrap())
+        .unwrap();
+    let outboxes = keys_under(prefix)
+        .into_iter()
+        .filter(|k| k.ends_with(":chorus.outbox"))
+        .count();
+    assert_eq!(outboxes, 2);
+    assert_eq!(other.outbox_len(), 1, "the live tab's outbox is not taken");
+    client.close();
+    other.close();
+
+    // A new client (a reload) takes over both closed tabs' publishes and shows them pending.
     let (again, seen) = start(prefix);
-    assert_eq!(again.outbox_len(), 1);
-    // The restored publish is announced from a timer, never inside start(): the app can
+    assert_eq!(again.outbox_len(), 2);
+    // The restored publishes are announced from a timer, never inside start(): the app can
     // subscribe first.
     assert!(seen.borrow().is_empty(), "{:?}", seen.borrow());
     sleep(20).await;
     assert!(has_pending(&seen, &id), "{:?}", seen.borrow());
-    again.close();
-    storage()
-        .remove_item(&format!("{prefix}chorus.outbox"))
-        .unwrap();
+    assert!(has_pending(&seen, &other_id), "{:?}", seen.borrow());
+    // Signing out removes everything of the user on that server.
+    again.sign_out();
+    assert_eq!(keys_under(prefix), Vec::<String>::new());
 }
 
 #[wasm_bindgen_test]

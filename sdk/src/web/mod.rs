@@ -38,6 +38,7 @@ pub use crate::client::{Badge, ClientConfig, ClientEvent, ConnectionState, Trans
 use crate::client::{
     Client, HttpCall, HttpResult, OUTBOX_KEY, Output, PublishError, Restored, TRANSPORT_KEY,
 };
+use crate::tab_storage::{self as tabs, TabKeys};
 use crate::time::Instant;
 use crate::wire::{self, Cursor, EventId, Json, PresenceUser, RoomName, ServerFrame};
 
@@ -80,6 +81,19 @@ extern "C" {
     #[wasm_bindgen(method)]
     fn save(this: &Platform, key: &str, value: &str);
 
+    /// `save` without a value removes the key.
+    #[wasm_bindgen(method, js_name = save)]
+    fn remove(this: &Platform, key: &str);
+
+    /// Every `localStorage` key (none where storage is forbidden).
+    #[wasm_bindgen(method)]
+    fn keys(this: &Platform) -> Vec<String>;
+
+    /// This tab's lease (`tab_storage.rs`): `platform.js` writes the time into it now and
+    /// every 5 s, and removes it when the page goes away or the platform is disposed.
+    #[wasm_bindgen(method, setter)]
+    fn set_lease(this: &Platform, key: &str);
+
     /// `None` when there is no `crypto.getRandomValues` (`platform.js` catches what it throws).
     #[wasm_bindgen(method)]
     fn seed(this: &Platform) -> Option<u64>;
@@ -114,6 +128,41 @@ struct Inner {
     /// The deadline the timer is armed for.
     armed: Option<Instant>,
     on_event: Rc<dyn Fn(ClientEvent)>,
+    /// The Rust API's per-tab storage keys (`tab_storage.rs`; the npm package keeps its own in
+    /// `chorus.js`).
+    tab: Option<TabKeys>,
+}
+
+impl tabs::KeyValue for Platform {
+    fn keys(&self) -> Vec<String> {
+        Platform::keys(self)
+    }
+    fn load(&self, key: &str) -> Option<String> {
+        Platform::load(self, key)
+    }
+    fn save(&self, key: &str, value: &str) {
+        Platform::save(self, key, value)
+    }
+    fn remove(&self, key: &str) {
+        Platform::remove(self, key)
+    }
+}
+
+/// Options of the Rust API's [`BrowserClient::start_with`].
+#[derive(Clone, Debug)]
+pub struct BrowserOptions {
+    /// `true` (default): this page's client shares one connection to the server with the other
+    /// tabs of this origin (one WebSocket, or in polling mode one long poll; see
+    /// `platform.js`), where the browser has the APIs; `false`: a connection of its own.
+    pub share_connection: bool,
+}
+
+impl Default for BrowserOptions {
+    fn default() -> Self {
+        BrowserOptions {
+            share_connection: true,
+        }
+    }
 }
 
 type Shared = Rc<RefCell<Inner>>;
@@ -193,16 +242,35 @@ fn now() -> Instant {
 }
 
 impl BrowserClient {
-    /// Starts a client for the server at `url` (`http(s)://host[:port]`), restoring the outbox
-    /// and the remembered transport from `localStorage` keys starting with `storage_prefix`.
-    ///
-    /// The first events (e.g. publishes restored after a reload) are delivered from a timer,
-    /// never from inside this call.
+    /// Starts a client for the server at `url` (`http(s)://host[:port]`) with the default
+    /// [`BrowserOptions`] (sharing one connection with the other tabs); see
+    /// [`BrowserClient::start_with`].
     pub fn start(
         url: &str,
         token: String,
         config: ClientConfig,
         storage_prefix: String,
+        on_event: impl Fn(ClientEvent) + 'static,
+    ) -> Result<BrowserClient, StartError> {
+        let options = BrowserOptions::default();
+        BrowserClient::start_with(url, token, config, storage_prefix, options, on_event)
+    }
+
+    /// Starts a client for the server at `url`. Its outbox and remembered transport live in
+    /// `localStorage` under `storage_prefix`, in the npm package's layout for several tabs and
+    /// users (`<storage_prefix><url>|<user>|<tab>:`; ARCHITECTURE.md, "Client storage"): each
+    /// tab has its own, and a starting tab takes over the outboxes of its user's tabs that
+    /// closed, reloaded or crashed, so none is overwritten and none is lost. The user is the
+    /// token's `sub` (without a token, the last user started here).
+    ///
+    /// The first events (e.g. publishes restored after a reload) are delivered from a timer,
+    /// never from inside this call.
+    pub fn start_with(
+        url: &str,
+        token: String,
+        config: ClientConfig,
+        storage_prefix: String,
+        options: BrowserOptions,
         on_event: impl Fn(ClientEvent) + 'static,
     ) -> Result<BrowserClient, StartError> {
         // The callback needs the state, which needs the platform, which needs the callback:
@@ -217,17 +285,25 @@ impl BrowserClient {
                 }
             }
         });
-        // The Rust API keeps a socket per tab (no connection sharing yet).
-        let platform = Platform::new(report.as_ref(), false);
+        let platform = Platform::new(report.as_ref(), options.share_connection);
+        let Some(tab) = platform.seed() else {
+            platform.dispose();
+            return Err(StartError::NoRandomness);
+        };
+        let url = without_trailing_slashes(url);
+        let keys = TabKeys::new(&platform, &storage_prefix, url, &token, format!("{tab:x}"));
+        platform.set_lease(&keys.lease());
+        keys.adopt(&platform, date_now());
         let client = BrowserClient::launch(
             url,
             token,
             config,
-            storage_prefix,
+            keys.core_prefix(),
             platform,
             Some(Box::new(report)),
             Rc::new(on_event),
         )?;
+        client.inner.borrow_mut().tab = Some(keys);
         *slot.borrow_mut() = Rc::downgrade(&client.inner);
         Ok(client)
     }
@@ -283,6 +359,7 @@ impl BrowserClient {
             calls: Vec::new(),
             armed: None,
             on_event,
+            tab: None,
         }));
         // The first drive waits for a timer, so the app can subscribe before the first events
         // (e.g. publishes restored from storage after a reload) are emitted.
@@ -367,12 +444,24 @@ impl BrowserClient {
         self.inner.borrow().core.outbox_len()
     }
 
-    /// Closes the client for good: sockets closed, timer and listeners removed.
+    /// Closes the client for good: sockets closed, timer and listeners removed. Its
+    /// unacknowledged publishes stay stored for the next tab of its user that starts.
     pub fn close(&self) {
         self.with(|core| core.close(now()));
         let mut inner = self.inner.borrow_mut();
         inner.platform.dispose();
         inner.armed = None;
+    }
+
+    /// Closes the client and removes what this browser stores for its user on this server:
+    /// every tab's outbox (publishes not yet sent are dropped), remembered transport and lease,
+    /// and the server's last-user key.
+    pub fn sign_out(&self) {
+        let keys = self.inner.borrow_mut().tab.take();
+        self.close();
+        if let Some(keys) = keys {
+            keys.sign_out(&self.inner.borrow().platform);
+        }
     }
 
     fn with<T>(&self, f: impl FnOnce(&mut Client) -> T) -> T {

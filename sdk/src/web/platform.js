@@ -208,7 +208,8 @@ export class Platform {
     // Entering the back/forward cache suspends the client like going offline (the core closes
     // its sockets: a page with an open WebSocket is not kept in that cache); coming back
     // resumes it.
-    on(window, "pagehide", (event) => event.persisted && report(NETWORK, 0n, 0));
+    // A page that goes for good removes its tab's lease (see `lease`).
+    on(window, "pagehide", (event) => (event.persisted ? report(NETWORK, 0n, 0) : this.leased && this.save(this.leased)));
     on(window, "pageshow", (event) => {
       if (event.persisted) report(NETWORK, 0n, navigator.onLine ? 1 : 0);
       report(VISIBLE, 0n, 1);
@@ -286,12 +287,33 @@ export class Platform {
     }
   }
 
+  /** Stores `value` under `key`; without a value, removes the key. */
   save(key, value) {
     try {
-      localStorage.setItem(key, value);
+      value === undefined ? localStorage.removeItem(key) : localStorage.setItem(key, value);
     } catch {
       // Storage full or forbidden: the outbox still works for this page's lifetime.
     }
+  }
+
+  keys() {
+    try {
+      return Object.keys(localStorage);
+    } catch {
+      return [];
+    }
+  }
+
+  /**
+   * The Rust API's storage for several tabs (sdk/src/tab_storage.rs; the npm package keeps its
+   * own in chorus.js): this tab's lease, the time written into it now and every 5 s, removed
+   * when the page goes away or the platform is disposed.
+   */
+  set lease(key) {
+    const renew = () => this.save(key, String(Date.now()));
+    renew();
+    this.leased = key;
+    this.renewal = setInterval(renew, 5000);
   }
 
   /** 64 random bits from `crypto.getRandomValues`, or undefined when there is no crypto. */
@@ -309,6 +331,8 @@ export class Platform {
     this.arm(undefined);
     for (const [target, kind, handler] of this.listeners) target.removeEventListener(kind, handler);
     this.listeners = [];
+    clearInterval(this.renewal);
+    if (this.leased) this.save(this.leased);
     this.live = false;
   }
 }
