@@ -42,7 +42,7 @@ pub struct Chorus {
 /// context to everything below the calling component; closed when that component is disposed.
 ///
 /// The outbox and remembered transport are kept in `localStorage` per user and per tab (the
-/// SDK's layout under the `chorus-app:` prefix), so a reload while offline loses nothing and
+/// SDK's layout under a `chorus-app.<user>.` prefix), so a reload while offline loses nothing and
 /// two tabs never overwrite each other's; the tabs share one connection.
 pub fn provide_chorus(url: &str, session: Session) -> Chorus {
     let chorus = Chorus {
@@ -76,8 +76,9 @@ pub fn provide_chorus(url: &str, session: Session) -> Chorus {
             listener(&event);
         }
     };
-    // The storage layout keeps users (and tabs) apart under the prefix.
-    let prefix = "chorus-app:".to_owned();
+    // The SDK's layout keeps users and tabs apart under the prefix; the prefix names the
+    // signed-in user too, so a token that is no JWT (the tests') still keeps them apart.
+    let prefix = format!("chorus-app.{}.", session.user);
     match BrowserClient::start(
         url,
         session.token,

@@ -30,8 +30,8 @@ use super::limits::{ConnectionPermit, LimitHit};
 use super::metrics::EdgeCounters;
 use super::upgrade::Socket as WebSocket;
 use super::ws::{
-    Io, Outbound, Outgoing, Output, TokenHolder, close, connect_to_hub, hard_cap, in_from_now,
-    instant_of_unix_ms, over_hard_cap, read_frame,
+    Io, Outbound, Outgoing, Output, TokenHolder, close, connect_to_hub, hard_cap,
+    hub_close_message, in_from_now, instant_of_unix_ms, over_hard_cap, read_frame,
 };
 use crate::driver::{FrameReceiver, HubMsg, sleep_until};
 use crate::hub::{ConnId, Payload};
@@ -93,6 +93,12 @@ impl Tabs {
         self.closed(tab, code);
     }
 
+    /// Refuses an open that a connection limit does not allow: try again later.
+    fn refuse_busy(&mut self, tab: &str, message: String) {
+        let code = close_code::TRY_AGAIN_LATER;
+        self.refuse(tab, code, ErrorCode::TooManyConnections, message);
+    }
+
     /// Carries out the hub's close of a tab: a slow consumer or a silent tab is told why; a
     /// draining server's tab first gets what is queued for it (acks, `draining`), then 1012.
     fn hub_closed(
@@ -102,13 +108,7 @@ impl Tabs {
     ) {
         match closing {
             Ok((code, reason)) if code != close_code::SERVICE_RESTART => {
-                let message = match reason {
-                    ErrorCode::SlowConsumer => {
-                        "you fell behind and were disconnected; reconnect and resume"
-                    }
-                    _ => "no frame arrived within two heartbeat intervals",
-                };
-                self.refuse(&tab.id, code, reason, message);
+                self.refuse(&tab.id, code, reason, hub_close_message(reason));
             }
             _ => {
                 while let Some(payload) = tab.frames.try_recv() {
@@ -369,12 +369,7 @@ async fn open(state: &AppState, client: IpAddr, tabs: &mut Tabs, tab: &str, toke
     if tabs.open.len() >= MAX_TABS_PER_SOCKET {
         let message =
             format!("a multiplexed socket holds at most {MAX_TABS_PER_SOCKET} logical connections");
-        tabs.refuse(
-            tab,
-            close_code::TRY_AGAIN_LATER,
-            ErrorCode::TooManyConnections,
-            message,
-        );
+        tabs.refuse_busy(tab, message);
         return;
     }
     let identity = match state.auth.verify(token) {
@@ -392,13 +387,7 @@ async fn open(state: &AppState, client: IpAddr, tabs: &mut Tabs, tab: &str, toke
                 LimitHit::Total(_) => &state.counters.rejected_total_limit,
                 LimitHit::PerIp(_) => &state.counters.rejected_per_ip_limit,
             });
-            let message = hit.to_string();
-            tabs.refuse(
-                tab,
-                close_code::TRY_AGAIN_LATER,
-                ErrorCode::TooManyConnections,
-                message,
-            );
+            tabs.refuse_busy(tab, hit.to_string());
             return;
         }
     };

@@ -206,6 +206,15 @@ pub(super) async fn connect_to_hub(
     }
 }
 
+/// The sentence of the `error` before the hub closes a connection: a slow consumer, or a peer
+/// silent for two heartbeats.
+pub(super) fn hub_close_message(reason: ErrorCode) -> &'static str {
+    match reason {
+        ErrorCode::SlowConsumer => "you fell behind and were disconnected; reconnect and resume",
+        _ => "no frame arrived within two heartbeat intervals",
+    }
+}
+
 /// The `draining` frame: the server shuts down; reconnect after its delay.
 pub(super) fn draining(state: &AppState) -> ServerFrame {
     ServerFrame::Draining(wire::Draining {
@@ -332,13 +341,7 @@ pub(super) async fn hub_closes(
 ) {
     match closing {
         Ok((code, reason)) if code != close_code::SERVICE_RESTART => {
-            let message = match reason {
-                ErrorCode::SlowConsumer => {
-                    "you fell behind and were disconnected; reconnect and resume"
-                }
-                _ => "no frame arrived within two heartbeat intervals",
-            };
-            goodbye(socket, code, reason, message).await;
+            goodbye(socket, code, reason, hub_close_message(reason)).await;
         }
         _ => {
             for message in output.take() {
