@@ -57,6 +57,13 @@ impl Json {
         Json(json::to_string(value).into_boxed_str())
     }
 
+    /// JSON that this codec wrote (such as [`super::PollFrames::encode_raw`]'s), kept without
+    /// parsing it again. Text from anywhere else goes through [`Json::from_text`]: what this
+    /// holds is sent as it is.
+    pub fn from_encoded(text: String) -> Json {
+        Json(text.into_boxed_str())
+    }
+
     /// JSON `null`.
     pub fn null() -> Json {
         Json("null".into())

@@ -69,17 +69,42 @@ fn refusal_error(refusal: PollRefusal) -> ApiError {
     ApiError::new(status, refusal.code(), refusal.to_string())
 }
 
-fn hub_gone(state: &AppState) -> Response {
-    frames_response(&[encode(&super::ws::draining(state))])
+/// A polling request's answer before it is an HTTP response: its status and JSON body, which
+/// `POST /v1/polls` carries as they are for each of its polls.
+pub(super) struct PollReply {
+    pub(super) status: StatusCode,
+    pub(super) body: String,
 }
 
-fn frames_response(frames: &[Payload]) -> Response {
-    let texts: Vec<&str> = frames.iter().map(|f| f.as_str()).collect();
-    (
-        [(axum::http::header::CONTENT_TYPE, "application/json")],
-        PollFrames::encode_raw(&texts),
-    )
-        .into_response()
+impl PollReply {
+    /// 200 with these frames.
+    fn frames(frames: &[Payload]) -> PollReply {
+        let texts: Vec<&str> = frames.iter().map(|f| f.as_str()).collect();
+        PollReply {
+            status: StatusCode::OK,
+            body: PollFrames::encode_raw(&texts),
+        }
+    }
+
+    /// `[draining]`: the hub is gone (the server shuts down).
+    fn draining(state: &AppState) -> PollReply {
+        PollReply::frames(&[encode(&super::ws::draining(state))])
+    }
+
+    /// A refusal: its status and error body.
+    pub(super) fn refused(error: ApiError) -> PollReply {
+        PollReply {
+            status: error.status,
+            body: wire::json::to_string(&error.body),
+        }
+    }
+}
+
+impl IntoResponse for PollReply {
+    fn into_response(self) -> Response {
+        let json = [(axum::http::header::CONTENT_TYPE, "application/json")];
+        (self.status, json, self.body).into_response()
+    }
 }
 
 /// `POST /v1/poll`
@@ -102,8 +127,8 @@ pub(super) async fn send(
             )
         })?;
         let session = session_key(&batch.session)?;
-        if let Some(response) = adopt(&state, &session, &identity, address).await? {
-            return Ok(response);
+        if let Some(draining) = adopt(&state, &session, &identity, address).await? {
+            return Ok(draining.into_response());
         }
         // Each frame is answered on its own, as the WebSocket connection task answers it:
         // refusals here, the rest by the hub.
@@ -156,10 +181,10 @@ pub(super) async fn send(
             Ok(Some(Ok(mut replies))) => {
                 share(&state, session).await;
                 refused.append(&mut replies);
-                Ok(frames_response(&refused))
+                Ok(PollReply::frames(&refused).into_response())
             }
             Ok(Some(Err(refusal))) => Err(refusal_error(refusal)),
-            Ok(None) => Ok(hub_gone(&state)),
+            Ok(None) => Ok(PollReply::draining(&state).into_response()),
             Err(_) => Err(ApiError::new(
                 StatusCode::SERVICE_UNAVAILABLE,
                 ErrorCode::StorageUnavailable,
@@ -173,13 +198,13 @@ pub(super) async fn send(
 
 /// On the Redis engine, brings the session on this node in line with its shared record before
 /// the request is handled (another node may have handled its last `POST`; see
-/// `crate::bus::sessions`). `Some` is the response to give instead (the server drains).
+/// `crate::bus::sessions`). `Some` is the answer to give instead (`draining`).
 async fn adopt(
     state: &AppState,
     session: &SessionKey,
     identity: &Arc<crate::identity::Identity>,
     address: std::net::IpAddr,
-) -> Result<Option<Response>, ApiError> {
+) -> Result<Option<PollReply>, ApiError> {
     let Some(directory) = &state.sessions else {
         return Ok(None);
     };
@@ -200,7 +225,7 @@ async fn adopt(
     match tokio::time::timeout(state.limits.poll_send_timeout, adopted).await {
         Ok(Some(Ok(_))) | Err(_) => Ok(None),
         Ok(Some(Err(refusal))) => Err(refusal_error(refusal)),
-        Ok(None) => Ok(Some(hub_gone(state))),
+        Ok(None) => Ok(Some(PollReply::draining(state))),
     }
 }
 
@@ -280,7 +305,7 @@ pub(super) async fn poll(
 ) -> Response {
     let mut open = match OpenPoll::open(&state, peer.ip(), &headers, query).await {
         Ok(open) => open,
-        Err(answer) => return answer,
+        Err(unopened) => return unopened.into_response(),
     };
     let mut frames = open.due(&state).await;
     if frames.as_ref().is_some_and(Vec::is_empty)
@@ -290,17 +315,17 @@ pub(super) async fn poll(
     {
         frames = open.due(&state).await;
     }
-    answer(&state, frames)
+    answer(&state, frames).into_response()
 }
 
 /// A poll's answer: its frames, or `draining` when the hub is gone (`None`).
-pub(super) fn answer(state: &AppState, frames: Option<Vec<Payload>>) -> Response {
+pub(super) fn answer(state: &AppState, frames: Option<Vec<Payload>>) -> PollReply {
     match frames {
         Some(frames) => {
             EdgeCounters::bump(&state.counters.polls);
-            frames_response(&frames)
+            PollReply::frames(&frames)
         }
-        None => hub_gone(state),
+        None => PollReply::draining(state),
     }
 }
 
@@ -324,13 +349,12 @@ pub(super) struct OpenPoll {
 impl OpenPoll {
     /// Opens a poll authorized by `headers` with this query string. `Err` is its whole answer:
     /// a refusal (401, 400, 403, 429, 503), or `draining`.
-    #[allow(clippy::result_large_err)] // a refusal is made once per poll and moved once
     pub(super) async fn open(
         state: &AppState,
         peer: std::net::IpAddr,
         headers: &HeaderMap,
         query: Option<String>,
-    ) -> Result<OpenPoll, Response> {
+    ) -> Result<OpenPoll, PollReply> {
         let opened = async {
             let identity = Arc::new(bearer(state, headers)?);
             let address = state.client_address(peer, headers);
@@ -340,8 +364,8 @@ impl OpenPoll {
                 state.limits.max_rooms_per_conn,
             )?;
             let session = session_key(&query.session)?;
-            if let Some(response) = adopt(state, &session, &identity, address).await? {
-                return Ok(Err(response));
+            if let Some(draining) = adopt(state, &session, &identity, address).await? {
+                return Ok(Err(draining));
             }
             let mut refused = Vec::new();
             let mut followed = Vec::new();
@@ -371,7 +395,7 @@ impl OpenPoll {
             {
                 Some(Ok(ticket)) => ticket,
                 Some(Err(refusal)) => return Err(refusal_error(refusal)),
-                None => return Ok(Err(hub_gone(state))),
+                None => return Ok(Err(PollReply::draining(state))),
             };
             let PollTicket {
                 conn,
@@ -391,7 +415,7 @@ impl OpenPoll {
         };
         opened
             .await
-            .unwrap_or_else(|err: ApiError| Err(err.into_response()))
+            .unwrap_or_else(|err: ApiError| Err(PollReply::refused(err)))
     }
 
     /// What is due now: the refusals (the first time), the kept notices, then each room's

@@ -17,7 +17,7 @@ use axum::response::{IntoResponse, Response};
 use chorus_sdk::wire::{self, ErrorCode, Json, PollAnswer, PollAnswers, PollMany};
 use futures_util::future::select_all;
 
-use super::poll::{OpenPoll, answer};
+use super::poll::{OpenPoll, PollReply, answer};
 use super::rest::body_refused;
 use super::{ApiError, AppState};
 
@@ -47,7 +47,7 @@ pub(super) async fn many(
                 ErrorCode::Unauthenticated,
                 "the token holds characters no JWT has",
             );
-            answers.push(answered(poll.id, refused.into_response()).await);
+            answers.push(answered(poll.id, PollReply::refused(refused)));
             continue;
         };
         headers.insert(header::AUTHORIZATION, bearer);
@@ -55,43 +55,51 @@ pub(super) async fn many(
             Ok(mut opened) => {
                 let waited = Duration::from_millis(poll.waited.unwrap_or(0));
                 opened.wait = opened.wait.saturating_sub(waited);
-                open.push((poll.id, opened, false));
+                open.push((poll.id, opened));
             }
-            Err(refused) => answers.push(answered(poll.id, refused).await),
+            Err(unopened) => answers.push(answered(poll.id, unopened)),
         }
     }
     // Answer what is due; hold the rest until one of them wakes or its wait runs out, then look
-    // again, until something is answered.
+    // again at those (a poll whose rooms saw nothing has nothing new), until one is answered.
+    let mut woken = None;
+    let mut first = true;
     loop {
         let now = Instant::now();
         let mut holding = Vec::new();
-        for (id, mut poll, woken) in open {
+        for (index, (id, mut poll)) in open.into_iter().enumerate() {
+            let expired = started + poll.wait <= now;
+            let changed = poll.wake.has_changed().unwrap_or(true);
+            if !(first || expired || changed || woken == Some(index)) {
+                holding.push((id, poll));
+                continue;
+            }
             let frames = poll.due(&state).await;
-            let done = woken || started + poll.wait <= now;
+            // Like a GET, a poll that woke or ran out is answered, even empty.
+            let done = expired || woken == Some(index);
             if done || frames.as_ref().is_none_or(|frames| !frames.is_empty()) {
-                answers.push(answered(id, answer(&state, frames)).await);
+                answers.push(answered(id, answer(&state, frames)));
             } else {
-                holding.push((id, poll, false));
+                holding.push((id, poll));
             }
         }
         open = holding;
         if !answers.is_empty() || open.is_empty() {
             break;
         }
+        first = false;
         let deadline = open
             .iter()
-            .map(|(_, poll, _)| started + poll.wait)
+            .map(|(_, poll)| started + poll.wait)
             .min()
             .unwrap_or(started);
         let wakes = open
             .iter_mut()
-            .map(|(_, poll, _)| Box::pin(poll.wake.changed()));
-        let woken = tokio::time::timeout_at(deadline.into(), select_all(wakes))
+            .map(|(_, poll)| Box::pin(poll.wake.changed()));
+        woken = tokio::time::timeout_at(deadline.into(), select_all(wakes))
             .await
+            .ok()
             .map(|(_, index, _)| index);
-        if let Ok(index) = woken {
-            open[index].2 = true;
-        }
     }
     let body = wire::json::to_string(&PollAnswers { polls: answers });
     ([(header::CONTENT_TYPE, "application/json")], body).into_response()
@@ -130,16 +138,12 @@ fn read(body: Result<String, StringRejection>) -> Result<PollMany, ApiError> {
     Ok(polls)
 }
 
-/// One poll's answer in the request's: its status and body as its `GET` would have them.
-async fn answered(id: String, response: Response) -> PollAnswer {
-    let status = u64::from(response.status().as_u16());
-    let bytes = axum::body::to_bytes(response.into_body(), usize::MAX)
-        .await
-        .unwrap_or_default();
-    // Every answer of a poll is JSON (frames or an error body).
-    let body = std::str::from_utf8(&bytes)
-        .ok()
-        .and_then(|text| Json::from_text(text).ok())
-        .unwrap_or_else(Json::null);
-    PollAnswer { id, status, body }
+/// One poll's answer in the request's: the status and body its `GET` would have had.
+fn answered(id: String, reply: PollReply) -> PollAnswer {
+    PollAnswer {
+        id,
+        status: u64::from(reply.status.as_u16()),
+        // A poll's body is the codec's own JSON (frames, or an error body).
+        body: Json::from_encoded(reply.body),
+    }
 }
