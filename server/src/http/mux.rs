@@ -30,8 +30,8 @@ use super::limits::{ConnectionPermit, LimitHit};
 use super::metrics::EdgeCounters;
 use super::upgrade::Socket as WebSocket;
 use super::ws::{
-    Io, Outbound, Outgoing, Output, TokenHolder, close, connect_to_hub, hard_cap,
-    hub_close_message, in_from_now, instant_of_unix_ms, over_hard_cap, read_frame,
+    Io, Outbound, Outgoing, Output, TokenHolder, close, connect_to_hub, hub_close_message,
+    in_from_now, instant_of_unix_ms, over_hard_cap, read_frame,
 };
 use crate::driver::{FrameReceiver, HubMsg, sleep_until};
 use crate::hub::{ConnId, Payload};
@@ -284,9 +284,7 @@ pub(super) async fn connection(mut socket: WebSocket, state: AppState, client: I
                             }
                         }
                         Some(Err(err)) => {
-                            if let Some(size) = over_hard_cap(err) {
-                                let cap = hard_cap(state.limits.max_frame_bytes);
-                                let message = format!("the message is at least {size} bytes; messages over {cap} bytes close the connection");
+                            if let Some(message) = over_hard_cap(err, state.limits.max_frame_bytes) {
                                 Box::pin(mux_goodbye(&mut socket, close_code::MESSAGE_TOO_BIG, ErrorCode::FrameTooLarge, &message)).await;
                             }
                             break;

@@ -314,9 +314,7 @@ async fn run(mut socket: WebSocket, state: AppState, identity: Arc<Identity>) {
                             state.hub.send(HubMsg::Activity { conn }).await;
                         }
                         Some(Err(err)) => {
-                            if let Some(size) = over_hard_cap(err) {
-                                let cap = hard_cap(state.limits.max_frame_bytes);
-                                let message = format!("the message is at least {size} bytes; messages over {cap} bytes close the connection");
+                            if let Some(message) = over_hard_cap(err, state.limits.max_frame_bytes) {
                                 Box::pin(goodbye(&mut socket, close_code::MESSAGE_TOO_BIG, ErrorCode::FrameTooLarge, &message)).await;
                             }
                             break;
@@ -457,14 +455,20 @@ pub(super) async fn read_frame(
     Some(answer)
 }
 
-/// The size of a message refused for being over the hard cap (see [`hard_cap`]), if that is
-/// why reading failed.
-pub(super) fn over_hard_cap(err: tokio_tungstenite::tungstenite::Error) -> Option<usize> {
+/// The sentence for a message refused for being over the hard cap (see [`hard_cap`]), if that
+/// is why reading failed: the connection is closed with it (1009).
+pub(super) fn over_hard_cap(
+    err: tokio_tungstenite::tungstenite::Error,
+    max_frame_bytes: usize,
+) -> Option<String> {
     use tokio_tungstenite::tungstenite::error::{CapacityError, Error};
-    match err {
-        Error::Capacity(CapacityError::MessageTooLong { size, .. }) => Some(size),
-        _ => None,
-    }
+    let Error::Capacity(CapacityError::MessageTooLong { size, .. }) = err else {
+        return None;
+    };
+    let cap = hard_cap(max_frame_bytes);
+    Some(format!(
+        "the message is at least {size} bytes; messages over {cap} bytes close the connection"
+    ))
 }
 
 /// What happened on the socket (see [`Output::poll`]).
