@@ -12,15 +12,17 @@
 //!
 //! Plain logic over a [`KeyValue`] store (`localStorage` in the driver, a map in the tests).
 
+use crate::client::{OUTBOX_KEY, TRANSPORT_KEY};
 use crate::text::concat;
-use crate::wire::{self, StoredOutbox};
+use crate::wire::{self, StoredOutbox, uri_component};
 
 /// A lease older than this is a tab that is gone (crashed, or its page closed unseen).
 pub(crate) const STALE_MS: f64 = 15_000.0;
 
-const OUTBOX: &str = ":chorus.outbox";
-const TRANSPORT: &str = ":chorus.transport";
-const LEASE: &str = ":lease";
+/// A tab's keys under `<tab>:`: the core's own two, and the lease.
+const OUTBOX: &str = OUTBOX_KEY;
+const TRANSPORT: &str = TRANSPORT_KEY;
+const LEASE: &str = "lease";
 
 /// The key-value storage the layout lives in.
 pub(crate) trait KeyValue {
@@ -52,7 +54,7 @@ impl TabKeys {
         token: &str,
         tab: String,
     ) -> TabKeys {
-        let base = concat(&[storage_prefix, &encode_component(url), "|"]);
+        let base = concat(&[storage_prefix, &uri_component(url), "|"]);
         let last_user = concat(&[base.as_str(), "user"]);
         let user = match subject(token) {
             Some(user) => user,
@@ -62,7 +64,7 @@ impl TabKeys {
         if !user.is_empty() {
             store.save(&last_user, &user);
         }
-        let user_prefix = concat(&[base.as_str(), &encode_component(&user), "|"]);
+        let user_prefix = concat(&[base.as_str(), &uri_component(&user), "|"]);
         TabKeys {
             base,
             user_prefix,
@@ -77,7 +79,7 @@ impl TabKeys {
 
     /// The lease's key.
     pub(crate) fn lease(&self) -> String {
-        concat(&[self.user_prefix.as_str(), &self.tab, LEASE])
+        self.key_of(&self.tab, LEASE)
     }
 
     /// Takes over the outboxes (and the remembered transport) of this user's tabs on this
@@ -144,8 +146,8 @@ impl TabKeys {
         }
     }
 
-    fn key_of(&self, tab: &str, part: &str) -> String {
-        concat(&[self.user_prefix.as_str(), tab, part])
+    fn key_of(&self, tab: &str, key: &str) -> String {
+        concat(&[self.user_prefix.as_str(), tab, ":", key])
     }
 }
 
@@ -181,19 +183,6 @@ fn base64url(text: &str) -> Option<Vec<u8>> {
         }
     }
     Some(out)
-}
-
-/// `encodeURIComponent`: every byte but ASCII letters, digits and `-_.!~*'()` as `%XX`.
-fn encode_component(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for byte in text.bytes() {
-        if byte.is_ascii_alphanumeric() || b"-_.!~*'()".contains(&byte) {
-            out.push(char::from(byte));
-        } else {
-            out.push_str(&format!("%{byte:02X}"));
-        }
-    }
-    out
 }
 
 #[cfg(test)]
@@ -244,6 +233,16 @@ mod tests {
             .collect::<Vec<_>>()
             .join(",");
         format!(r#"{{"entries":[{entries}]}}"#)
+    }
+
+    /// Where the core of the client with these keys saves its outbox (the core's own key under
+    /// the prefix it is given), which adoption must find.
+    fn outbox_of(keys: &TabKeys) -> String {
+        concat(&[&keys.core_prefix(), crate::client::OUTBOX_KEY])
+    }
+
+    fn transport_of(keys: &TabKeys) -> String {
+        concat(&[&keys.core_prefix(), crate::client::TRANSPORT_KEY])
     }
 
     fn ids(text: &str) -> Vec<String> {
@@ -298,6 +297,9 @@ mod tests {
             "chorus:https%3A%2F%2Frt.example.com||t3:"
         );
         assert_eq!(subject(&token("ben")).as_deref(), Some("ben"));
+        // Encoded as `encodeURIComponent` does (it keeps `!*'()`), like the npm package's keys.
+        let bang = TabKeys::new(&store, "p:", "h", &token("o'k!(1)*"), "t".into());
+        assert_eq!(bang.core_prefix(), "p:h|o'k!(1)*|t:");
         assert_eq!(subject("a.!!.c"), None);
     }
 
@@ -314,39 +316,20 @@ mod tests {
             tab("d", "ben"),
         );
         let now = 100_000.0;
-        store.save(
-            &[gone.core_prefix(), "chorus.outbox".into()].concat(),
-            &outbox(&[("a2", 20), ("a1", 10)]),
-        );
-        store.save(
-            &[gone.core_prefix(), "chorus.transport".into()].concat(),
-            "polling-until:5",
-        );
-        store.save(
-            &[crashed.core_prefix(), "chorus.outbox".into()].concat(),
-            &outbox(&[("b1", 15)]),
-        );
+        store.save(&outbox_of(&gone), &outbox(&[("a2", 20), ("a1", 10)]));
+        store.save(&transport_of(&gone), "polling-until:5");
+        store.save(&outbox_of(&crashed), &outbox(&[("b1", 15)]));
         store.save(&crashed.lease(), &((now - STALE_MS) as u64).to_string());
-        store.save(
-            &[live.core_prefix(), "chorus.outbox".into()].concat(),
-            &outbox(&[("c1", 12)]),
-        );
+        store.save(&outbox_of(&live), &outbox(&[("c1", 12)]));
         store.save(&live.lease(), &((now - 1_000.0) as u64).to_string());
-        store.save(
-            &[other.core_prefix(), "chorus.outbox".into()].concat(),
-            &outbox(&[("d1", 1)]),
-        );
+        store.save(&outbox_of(&other), &outbox(&[("d1", 1)]));
 
         let new = tab("e", "ana");
         new.adopt(&store, now);
-        let adopted = store
-            .load(&[new.core_prefix(), "chorus.outbox".into()].concat())
-            .unwrap();
+        let adopted = store.load(&outbox_of(&new)).unwrap();
         assert_eq!(ids(&adopted), ["a1", "b1", "a2"], "merged in publish order");
         assert_eq!(
-            store
-                .load(&[new.core_prefix(), "chorus.transport".into()].concat())
-                .as_deref(),
+            store.load(&transport_of(&new)).as_deref(),
             Some("polling-until:5")
         );
         for gone in [&gone, &crashed] {
@@ -360,30 +343,17 @@ mod tests {
             );
         }
         // The live tab and the other user keep theirs.
-        assert!(
-            store
-                .load(&[live.core_prefix(), "chorus.outbox".into()].concat())
-                .is_some()
-        );
-        assert!(
-            store
-                .load(&[other.core_prefix(), "chorus.outbox".into()].concat())
-                .is_some()
-        );
+        assert!(store.load(&outbox_of(&live)).is_some());
+        assert!(store.load(&outbox_of(&other)).is_some());
 
         // One outbox moves as it is.
         let store2 = Map::default();
         let one = TabKeys::new(&store2, "p:", url, &token("ana"), "x".into());
-        store2.save(
-            &[one.core_prefix(), "chorus.outbox".into()].concat(),
-            "{\"entries\":[]}",
-        );
+        store2.save(&outbox_of(&one), "{\"entries\":[]}");
         let next = TabKeys::new(&store2, "p:", url, &token("ana"), "y".into());
         next.adopt(&store2, now);
         assert_eq!(
-            store2
-                .load(&[next.core_prefix(), "chorus.outbox".into()].concat())
-                .as_deref(),
+            store2.load(&outbox_of(&next)).as_deref(),
             Some("{\"entries\":[]}")
         );
     }
@@ -395,7 +365,7 @@ mod tests {
         let ben = TabKeys::new(&store, "p:", "http://h", &token("ben"), "b".into());
         let elsewhere = TabKeys::new(&store, "p:", "http://other", &token("ana"), "c".into());
         for keys in [&ana, &ben, &elsewhere] {
-            store.save(&[keys.core_prefix(), "chorus.outbox".into()].concat(), "{}");
+            store.save(&outbox_of(keys), "{}");
             store.save(&keys.lease(), "1");
         }
         ana.sign_out(&store);

@@ -34,7 +34,7 @@
 //! - `resume.rs`: [`RoomHead`] and the one rule for whether a [`Cursor`] can resume
 //!   ([`RoomHead::resume`]).
 //! - `query.rs`: what travels in URLs: the long poll's [`PollQuery`] of [`PollCursor`]s,
-//!   [`events_path`], [`percent_encode`].
+//!   [`events_path`], [`percent_encode`], [`uri_component`].
 //! - `mux.rs`: the envelope of a multiplexed socket ([`MuxIn`], [`mux_frame`]): a browser's
 //!   tabs as logical connections over one WebSocket.
 //! - `claims.rs`: [`TokenClaims`], [`RoomRight`].
@@ -83,7 +83,7 @@ pub use names::{
 };
 pub use notice::{MAX_EVENT_TYPE_BYTES, NOTICE_LEVELS, Notice, NoticeSent, SendNotice};
 pub use opaque::Json;
-pub use query::{PollCursor, PollQuery, events_path, percent_encode};
+pub use query::{PollCursor, PollQuery, events_path, percent_encode, uri_component};
 pub use resume::RoomHead;
 pub use streams::{
     BackendStreamOp, Progress, StreamAnswer, StreamFrame, StreamKind, StreamOp, StreamResult,

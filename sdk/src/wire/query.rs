@@ -165,9 +165,20 @@ pub fn events_path(room: &RoomName, after: u64, limit: u64) -> String {
 
 /// Percent-encodes a URL path segment or query value (room names may hold `:`, `/`, `@`).
 pub fn percent_encode(value: &str) -> String {
+    encode_keeping(value, |byte| matches!(byte, b'-' | b'_' | b'.' | b'~'))
+}
+
+/// Percent-encodes as JavaScript's `encodeURIComponent` does (it also keeps `!*'()`): how the
+/// browser client's storage keys name a server and a user, the same as the npm package's.
+pub fn uri_component(value: &str) -> String {
+    encode_keeping(value, |byte| b"-_.~!*'()".contains(&byte))
+}
+
+/// Every byte as `%XX` but ASCII letters, digits and those `keep` says.
+fn encode_keeping(value: &str, keep: impl Fn(u8) -> bool) -> String {
     let mut out = String::with_capacity(value.len());
     for byte in value.bytes() {
-        if byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'_' | b'.' | b'~') {
+        if byte.is_ascii_alphanumeric() || keep(byte) {
             out.push(char::from(byte));
         } else {
             const HEX: &[u8; 16] = b"0123456789ABCDEF";
