@@ -143,6 +143,26 @@ function pollers(box, from) {
   return [...new Set(held.map(([name, method, path]) => `${name} ${method} ${path}`))];
 }
 
+/**
+ * Polling: after the leader (t0) went at `since` (its `what`: close or crash), exactly one other
+ * page holds the long polls (t0 may have made a last request as it went); logs when it first did.
+ */
+function oneNewPoller(box, from, since, what) {
+  assert.equal(box.sockets.length, 0);
+  const after = pollers(box, from).filter((poller) => !poller.startsWith("t0 "));
+  assert.equal(after.length, 1, `one page polls after the ${what}: ${JSON.stringify(after)}`);
+  assert.match(after[0], /^t[1-4] POST \/v1\/polls$/);
+  const first = box.polls.slice(from).find(([name, , path]) => name !== "t0" && path === "/v1/polls")[3];
+  console.log(`takeover after the leader's ${what} (polling): the new leader's first request ${first - since} ms after it`);
+}
+
+/** Logs when each surviving tab was connected again after `since`, if it ever left. */
+async function logReconnects(survivors, since, what, transport) {
+  const back = await Promise.all(survivors.map((page) => page.evaluate((t) => window.states.find(([at, state]) => at > t && state === "connected")?.[0], since)));
+  const each = back.map((at) => (at ? `${at - since} ms after the ${what}` : "never (it stayed connected)"));
+  console.log(`takeover after the leader's ${what} (${transport}): each tab connected again ${each.join(", ")}`);
+}
+
 for (const transport of ["websocket", "polling"])
 test(`closing the leading tab while all five publish (${transport}): another leads, every message arrives once and in order`, async () => {
   const room = `tabs:close-${transport}`;
@@ -183,17 +203,10 @@ test(`closing the leading tab while all five publish (${transport}): another lea
     const after = box.sockets.slice(1);
     assert.equal(after.length, 1, `one socket after the takeover: ${JSON.stringify(box.sockets)}`);
   } else {
-    // One new leader holds every tab's long poll (t0-again joined later, and follows it; t0
-    // itself may have made a last request as it closed).
-    assert.equal(box.sockets.length, 0);
-    const after = pollers(box, pollsBefore).filter((poller) => !poller.startsWith("t0 "));
-    assert.equal(after.length, 1, `one page polls after the takeover: ${JSON.stringify(after)}`);
-    assert.match(after[0], /^t[1-4] POST \/v1\/polls$/);
-    const first = box.polls.slice(pollsBefore).find(([name, , path]) => name !== "t0" && path === "/v1/polls")[3];
-    console.log(`takeover after closing the leader (polling): the new leader's first request ${first - closedAt} ms after the close`);
+    // t0-again joined later, and follows the new leader.
+    oneNewPoller(box, pollsBefore, closedAt, "close");
   }
-  const back = await Promise.all(survivors.map((page) => page.evaluate((t) => window.states.find(([at, state]) => at > t && state === "connected")?.[0], closedAt)));
-  console.log(`takeover after closing the leader (${transport}): each tab connected again ${back.map((at) => (at ? `${at - closedAt} ms after the close` : "never (it stayed connected)")).join(", ")}`);
+  await logReconnects(survivors, closedAt, "close", transport);
   await reopened.close();
   await box.context.close();
   await watch.box.context.close();
@@ -228,15 +241,8 @@ test(`crashing the leading tab (${transport}): another leads and nothing the oth
   // What the crashed tab got stored arrived once, in order (the rest waits in its storage).
   assert.deepEqual(final.t0, range(final.t0?.length ?? 0));
   if (transport === "websocket") assert.equal(box.sockets.length, 2, `the crashed leader's socket and the new leader's: ${JSON.stringify(box.sockets)}`);
-  else {
-    const after = pollers(box, pollsBefore).filter((poller) => !poller.startsWith("t0 "));
-    assert.equal(after.length, 1, `one page polls after the crash: ${JSON.stringify(after)}`);
-    assert.match(after[0], /^t[1-4] POST \/v1\/polls$/);
-    const first = box.polls.slice(pollsBefore).find(([name, , path]) => name !== "t0" && path === "/v1/polls")[3];
-    console.log(`takeover after crashing the leader (polling): the new leader's first request ${first - crashedAt} ms after the crash`);
-  }
-  const back = await Promise.all(survivors.map((page) => page.evaluate((t) => window.states.find(([at, state]) => at > t && state === "connected")?.[0], crashedAt)));
-  console.log(`takeover after crashing the leader (${transport}): each tab connected again ${back.map((at) => (at ? `${at - crashedAt} ms after the crash` : "never (it stayed connected)")).join(", ")}`);
+  else oneNewPoller(box, pollsBefore, crashedAt, "crash");
+  await logReconnects(survivors, crashedAt, "crash", transport);
   await box.context.close();
   await watch.box.context.close();
 });
