@@ -48,6 +48,15 @@ async fn poll_many(
     answers.polls
 }
 
+/// Ana and Ben, polling clients with sessions of their own (named by `n`), joined to room r.
+async fn ana_and_ben_in_r(server: &impl support::Addressed, n: &str) -> (PollClient, PollClient) {
+    let mut ana = PollClient::new(server, "ana", &format!("session-ana-{n}"));
+    let mut ben = PollClient::new(server, "ben", &format!("session-ben-{n}"));
+    ana.join("r").await;
+    ben.join("r").await;
+    (ana, ben)
+}
+
 fn frames(answer: &PollAnswer) -> Vec<ServerFrame> {
     wire::json::from_str::<PollFrames>(answer.body.as_text())
         .unwrap()
@@ -69,10 +78,7 @@ fn error_code(answer: &PollAnswer) -> ErrorCode {
 #[tokio::test]
 async fn several_sessions_hold_one_request_and_each_gets_what_its_own_poll_would() {
     let server = support::start(&support::config()).await;
-    let mut ana = PollClient::new(&server, "ana", "session-ana-1");
-    let mut ben = PollClient::new(&server, "ben", "session-ben-1");
-    ana.join("r").await;
-    ben.join("r").await;
+    let (mut ana, mut ben) = ana_and_ben_in_r(&server, "1").await;
     ben.join("s").await;
     // Presence and typing first: both answered at once, each with its own rooms' state.
     let answers = poll_many(&server, &mut [("a", &mut ana, 5000), ("b", &mut ben, 5000)]).await;
@@ -120,10 +126,7 @@ async fn several_sessions_hold_one_request_and_each_gets_what_its_own_poll_would
 #[tokio::test]
 async fn a_poll_whose_wait_runs_out_is_answered_empty_and_alone() {
     let server = support::start(&support::config()).await;
-    let mut ana = PollClient::new(&server, "ana", "session-ana-2");
-    let mut ben = PollClient::new(&server, "ben", "session-ben-2");
-    ana.join("r").await;
-    ben.join("r").await;
+    let (mut ana, mut ben) = ana_and_ben_in_r(&server, "2").await;
     poll_many(&server, &mut [("a", &mut ana, 0), ("b", &mut ben, 0)]).await;
     poll_many(&server, &mut [("a", &mut ana, 0), ("b", &mut ben, 0)]).await;
     let answers = poll_many(
@@ -237,10 +240,7 @@ async fn a_request_that_is_not_a_list_of_polls_is_refused_whole() {
 #[tokio::test]
 async fn a_kept_notice_comes_in_the_answer_of_its_sessions_poll() {
     let server = support::start(&support::backend_config()).await;
-    let mut ana = PollClient::new(&server, "ana", "session-ana-7");
-    let mut ben = PollClient::new(&server, "ben", "session-ben-7");
-    ana.join("r").await;
-    ben.join("r").await;
+    let (mut ana, mut ben) = ana_and_ben_in_r(&server, "7").await;
     poll_many(&server, &mut [("a", &mut ana, 0), ("b", &mut ben, 0)]).await;
     let key = format!("Bearer {}", support::BACKEND_KEY);
     let mut both = [("a", &mut ana, 5000), ("b", &mut ben, 5000)];
