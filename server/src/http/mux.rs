@@ -26,12 +26,12 @@ use tokio::sync::oneshot;
 use tokio_tungstenite::tungstenite::Message;
 
 use super::AppState;
-use super::limits::{ConnectionPermit, LimitHit};
+use super::limits::ConnectionPermit;
 use super::metrics::EdgeCounters;
 use super::upgrade::Socket as WebSocket;
 use super::ws::{
-    Io, Outbound, Outgoing, Output, TokenHolder, close, connect_to_hub, hub_close_message,
-    in_from_now, instant_of_unix_ms, over_hard_cap, read_frame,
+    Io, Outbound, Outgoing, Output, TokenHolder, acquire_permit, close, connect_to_hub,
+    hub_close_message, in_from_now, instant_of_unix_ms, over_hard_cap, read_frame,
 };
 use crate::driver::{FrameReceiver, HubMsg, sleep_until};
 use crate::hub::{ConnId, Payload};
@@ -378,13 +378,9 @@ async fn open(state: &AppState, client: IpAddr, tabs: &mut Tabs, tab: &str, toke
             return;
         }
     };
-    let permit = match state.connections.acquire(client) {
+    let permit = match acquire_permit(state, client) {
         Ok(permit) => permit,
         Err(hit) => {
-            EdgeCounters::bump(match hit {
-                LimitHit::Total(_) => &state.counters.rejected_total_limit,
-                LimitHit::PerIp(_) => &state.counters.rejected_per_ip_limit,
-            });
             tabs.refuse_busy(tab, hit.to_string());
             return;
         }

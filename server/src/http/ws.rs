@@ -24,7 +24,7 @@ use tokio_tungstenite::tungstenite::protocol::frame::coding::{CloseCode, Data, O
 use tokio_tungstenite::tungstenite::protocol::frame::{Frame, Utf8Bytes};
 use tokio_tungstenite::tungstenite::protocol::{CloseFrame, WebSocketConfig};
 
-use super::limits::LimitHit;
+use super::limits::{ConnectionPermit, LimitHit};
 use super::metrics::EdgeCounters;
 use super::upgrade::{Socket as WebSocket, Upgrade};
 use super::{ApiError, AppState};
@@ -69,13 +69,9 @@ pub(super) async fn upgrade(
             .into_response();
     }
     let client = state.client_address(peer.ip(), &headers);
-    let permit = match state.connections.acquire(client) {
+    let permit = match acquire_permit(&state, client) {
         Ok(permit) => permit,
         Err(hit) => {
-            EdgeCounters::bump(match hit {
-                LimitHit::Total(_) => &state.counters.rejected_total_limit,
-                LimitHit::PerIp(_) => &state.counters.rejected_per_ip_limit,
-            });
             let message = hit.to_string();
             let mut refusal = ApiError::new(
                 StatusCode::SERVICE_UNAVAILABLE,
@@ -175,6 +171,20 @@ async fn connection(mut socket: WebSocket, state: AppState, header_token: Option
         }
     };
     run(socket, state, identity).await;
+}
+
+/// A connection permit for `client` under the total and per-address limits; a refusal is
+/// counted in the metrics by which limit it hit.
+pub(super) fn acquire_permit(
+    state: &AppState,
+    client: std::net::IpAddr,
+) -> Result<ConnectionPermit, LimitHit> {
+    state.connections.acquire(client).inspect_err(|hit| {
+        EdgeCounters::bump(match hit {
+            LimitHit::Total(_) => &state.counters.rejected_total_limit,
+            LimitHit::PerIp(_) => &state.counters.rejected_per_ip_limit,
+        });
+    })
 }
 
 /// What the hub gives a connection's task: its frames, and a request to close with a code.
