@@ -184,10 +184,12 @@ test("two tabs of the app share one WebSocket and keep each other's pending mess
     const pending = (page) => page.$$eval(".feed .message.pending .text", (items) => items.map((item) => item.textContent));
     assert.deepEqual(await pending(one), ["one a", "one b", "one c"]);
     assert.deepEqual(await pending(two), ["two a", "two b"]);
+    // Each reloaded tab has its own pending messages back (neither overwrote the other's). One
+    // reloads and starts before two goes: a tab starting while the other's page is gone would
+    // rightly adopt that tab's outbox too (tab_storage.rs), and this checks that it took only its own.
     await one.reload();
-    await two.reload();
-    // Each reloaded tab has its own pending messages back (neither overwrote the other's).
     await until(one, () => document.querySelectorAll(".feed .message.pending").length === 3);
+    await two.reload();
     await until(two, () => document.querySelectorAll(".feed .message.pending").length === 2);
     assert.deepEqual(await pending(one), ["one a", "one b", "one c"]);
     assert.deepEqual(await pending(two), ["two a", "two b"]);
