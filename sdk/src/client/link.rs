@@ -308,6 +308,7 @@ impl Client {
             _ => {}
         }
         self.room_timers(now);
+        self.renew_locks(now);
         self.expire_outbox(now);
         if self.retry_refused_at.is_some_and(|at| at <= now) {
             self.retry_refused_at = None;
@@ -570,6 +571,7 @@ impl Client {
                     cursor: state.timeline.cursor(),
                     presence_version: state.presence.version(),
                     typing_version: state.typing_in.version(),
+                    lock_version: state.lock_version,
                 });
             }
             let query = PollQuery {

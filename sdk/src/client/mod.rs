@@ -47,6 +47,7 @@
 mod api;
 pub mod backoff;
 mod link;
+mod locks;
 mod map;
 pub mod outbox;
 pub mod presence;
@@ -97,6 +98,10 @@ pub struct Client {
     unconfirmed: Map<EventId, (OutboxRecord, Option<u64>)>,
     backoff: Backoff,
     retry_refused_at: Option<Instant>,
+    /// Lock requests waiting for their answer (see `locks.rs`).
+    pending_locks: Vec<locks::PendingLock>,
+    /// Own lock grants renewed automatically (see `locks.rs`).
+    held_locks: Vec<locks::HeldLock>,
     outputs: Vec<Output>,
     events: Vec<ClientEvent>,
     state: ConnectionState,
@@ -168,6 +173,8 @@ impl Client {
             rooms: Map::new(),
             unconfirmed,
             retry_refused_at: None,
+            pending_locks: Vec::new(),
+            held_locks: Vec::new(),
             outputs: Vec::new(),
             events,
             state: ConnectionState::Connecting { transport },
@@ -224,6 +231,7 @@ impl Client {
         }
         consider(self.outbox.next_expiry_ms().map(|ms| self.instant_of(ms)));
         consider(self.retry_refused_at);
+        consider(self.next_lock_renewal());
         next
     }
 

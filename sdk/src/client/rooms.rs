@@ -26,6 +26,10 @@ pub(super) struct Room {
     pub(super) typing_out: TypingOut,
     /// A history fetch to repair a gap is under way.
     pub(super) repairing: Option<u64>,
+    /// The locks held in the room, by name (see `locks.rs`).
+    pub(super) locks: Vec<wire::LockInfo>,
+    /// The lock version of the last polling `state` (0 = none).
+    pub(super) lock_version: u64,
 }
 
 impl Client {
@@ -42,6 +46,8 @@ impl Client {
             typing_in: TypingIn::default(),
             typing_out: TypingOut::default(),
             repairing: None,
+            locks: Vec::new(),
+            lock_version: 0,
         });
         entry.meta = meta.clone();
         let resume = entry.timeline.cursor();
@@ -98,6 +104,7 @@ impl Client {
                 let cursor = room.timeline.cursor().expect("positioned by joined");
                 self.apply_presence(&joined.room, joined.presence);
                 self.apply_typing(now, &joined.room, joined.typing, None);
+                self.set_locks(now, &joined.room, joined.locks);
                 self.events.push(ClientEvent::Joined {
                     room: joined.room,
                     cursor,
@@ -159,6 +166,12 @@ impl Client {
                 if let Some(typing) = state.typing {
                     self.apply_typing(now, &state.room, typing.users, Some(typing.version));
                 }
+                if let Some(locks) = state.locks {
+                    if let Some(room) = self.rooms.get_mut(&state.room) {
+                        room.lock_version = locks.version;
+                    }
+                    self.set_locks(now, &state.room, locks.locks);
+                }
             }
             ServerFrame::Reset(reset) => {
                 self.reset_room(reset.room, reset.epoch, reset.head, reset.reason);
@@ -187,6 +200,7 @@ impl Client {
             ServerFrame::Draining(draining) => {
                 self.retry_hint = Some(Duration::from_millis(draining.retry_after_ms))
             }
+            ServerFrame::Lock(notice) => self.lock_changed(now, notice),
             ServerFrame::Left(_) | ServerFrame::Pong(_) | ServerFrame::Authed(_) => {}
         }
     }

@@ -8,7 +8,8 @@
 
 use super::json;
 use super::{
-    ClientFrame, ErrorCode, Event, EventId, Json, PresenceUser, RoomName, ServerFrame, WireError,
+    ClientFrame, ErrorCode, Event, EventId, Json, LockFence, LockInfo, PresenceUser, RoomName,
+    ServerFrame, WireError,
 };
 
 /// The body of every HTTP error response.
@@ -86,6 +87,17 @@ pub struct BackendPublish {
     pub from: Option<String>,
     /// Store only if the room's head is exactly this seq.
     pub if_seq: Option<u64>,
+    /// Store only while `from` holds this lock grant (fencing; see `LockFence`).
+    pub if_lock: Option<LockFence>,
+}
+
+/// `GET /v1/rooms/{room}/locks`: the locks held in a room, as the store has them.
+#[derive(Clone, Debug, PartialEq)]
+pub struct LocksBody {
+    /// The room.
+    pub room: RoomName,
+    /// The locks held now, by name.
+    pub locks: Vec<LockInfo>,
 }
 
 /// The answer to a backend publish.
@@ -159,6 +171,8 @@ pub struct OutboxRecord {
     pub if_seq: Option<u64>,
     /// When the app published it, in milliseconds since the Unix epoch.
     pub created_ms: u64,
+    /// Fencing, if requested: stored only while the publisher holds this lock grant.
+    pub if_lock: Option<LockFence>,
 }
 
 /// A client's outbox in storage (key `chorus.outbox`).

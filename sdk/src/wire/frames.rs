@@ -7,7 +7,7 @@
 
 use super::json::JsonError;
 use super::shapes::frame_enum;
-use super::{ErrorCode, EventId, Json, ResetReason, RoomName};
+use super::{ErrorCode, EventId, Json, LockChange, ResetReason, RoomName};
 use crate::text::{Message, message_display};
 
 // ---------------------------------------------------------------------------------------------
@@ -33,6 +33,10 @@ frame_enum! {
         "ping" => Ping(Ping),
         /// Renews the token of an authenticated WebSocket in place.
         "auth" => Auth(Auth),
+        /// Acquires or renews a named lock in a room.
+        "lock" => Lock(LockRequest),
+        /// Releases a named lock in a room.
+        "unlock" => Unlock(UnlockRequest),
     }
 }
 
@@ -84,6 +88,8 @@ pub struct Publish {
     pub durable: bool,
     /// Only store the event if the room's head is still this seq (optimistic concurrency).
     pub if_seq: Option<u64>,
+    /// Only store the event while the publisher still holds this lock grant (fencing).
+    pub if_lock: Option<LockFence>,
 }
 
 /// `typing`: says whether the user is typing in a room.
@@ -102,6 +108,46 @@ pub struct SetPresence {
     pub room: RoomName,
     /// The new meta.
     pub meta: Json,
+}
+
+/// `lock`: acquires a named lock in a joined room for `ttl_ms`, or (with `token`) renews the
+/// grant with that fencing token for another `ttl_ms` from now. Answered by a `lock` frame
+/// carrying the request's `id`, or a `nack` with that `id`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct LockRequest {
+    /// The room.
+    pub room: RoomName,
+    /// The request's id, echoed in its answer (same rules as event ids).
+    pub id: EventId,
+    /// The lock's name within the room (same rules as event ids).
+    pub name: EventId,
+    /// How long the grant lasts without a renewal, in milliseconds.
+    pub ttl_ms: u64,
+    /// The fencing token of the grant to renew; absent to acquire.
+    pub token: Option<u64>,
+}
+
+/// `unlock`: releases the grant of a lock with this fencing token. Answered by a `lock` frame
+/// carrying the request's `id`, or a `nack` with that `id`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct UnlockRequest {
+    /// The room.
+    pub room: RoomName,
+    /// The request's id, echoed in its answer.
+    pub id: EventId,
+    /// The lock's name.
+    pub name: EventId,
+    /// The fencing token of the grant to release.
+    pub token: u64,
+}
+
+/// What a publish's `if_lock` states: the lock and the fencing token of the publisher's grant.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LockFence {
+    /// The lock's name.
+    pub name: EventId,
+    /// The fencing token of the grant.
+    pub token: u64,
 }
 
 /// `ping`: keeps the connection alive; answered with `pong`.
@@ -153,6 +199,8 @@ frame_enum! {
         "state" => State(RoomState),
         /// An `auth` frame's token was accepted.
         "authed" => Authed(Authed),
+        /// A lock in a joined room changed (or a `lock`/`unlock` request's answer).
+        "lock" => Lock(LockNotice),
     }
 }
 
@@ -205,6 +253,8 @@ pub struct Joined {
     pub presence: PresenceSnapshot,
     /// Users typing right now.
     pub typing: Vec<String>,
+    /// The locks held right now, by name.
+    pub locks: Vec<LockInfo>,
 }
 
 /// `left`: the connection left the room.
@@ -321,6 +371,48 @@ pub struct RoomState {
     pub presence: Option<PresenceSnapshot>,
     /// Who is typing, when that changed since the version the client has.
     pub typing: Option<TypingSnapshot>,
+    /// The locks held, when they changed since the version the client has.
+    pub locks: Option<LockSnapshot>,
+}
+
+/// The locks held in a room at `version`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct LockSnapshot {
+    /// Names this set of locks: equal sets have equal versions on every node (compare only
+    /// for equality); 0 for none held.
+    pub version: u64,
+    /// The locks held, by name.
+    pub locks: Vec<LockInfo>,
+}
+
+/// One grant of a named lock.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LockInfo {
+    /// The lock's name.
+    pub name: EventId,
+    /// The grant's fencing token: strictly increasing per lock, across restarts and nodes.
+    pub token: u64,
+    /// The holder's user id.
+    pub user: String,
+    /// The holder's connection id (as in `welcome` and presence).
+    pub conn: String,
+    /// Until when the grant lasts without a renewal (milliseconds since the Unix epoch); for a
+    /// released or expired grant, when it ended.
+    pub until: u64,
+}
+
+/// `lock` (from the server): a lock changed in a joined room. A request's own answer carries
+/// its `id`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct LockNotice {
+    /// The room.
+    pub room: RoomName,
+    /// What happened.
+    pub change: LockChange,
+    /// The grant it happened to.
+    pub lock: LockInfo,
+    /// The `lock` or `unlock` request this answers, for its sender only.
+    pub id: Option<EventId>,
 }
 
 /// Who is typing in a room at `version`.

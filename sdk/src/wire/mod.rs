@@ -53,15 +53,15 @@ mod tests;
 
 pub use bodies::{
     BackendPublish, DevTokenRequest, DevTokenResponse, ErrorBody, EventsPage, HealthBody,
-    OutboxRecord, PollBatch, PollFrames, PollSend, PresenceBody, Published, Stats, StoredOutbox,
+    LocksBody, OutboxRecord, PollBatch, PollFrames, PollSend, PresenceBody, Published, Stats, StoredOutbox,
 };
 pub use claims::{RoomRight, TokenClaims};
-pub use codes::{ErrorCode, ResetReason, close_code};
+pub use codes::{ErrorCode, LockChange, ResetReason, close_code};
 pub use frames::{
     Ack, Auth, Authed, ClientFrame, Cursor, Draining, ErrorFrame, Event, Hello, Join, Joined,
-    Leave, Left, Nack, Ping, Pong, PresenceConn, PresenceDiff, PresenceSnapshot, PresenceUser,
+    Leave, Left, LockFence, LockInfo, LockNotice, LockRequest, LockSnapshot, Nack, Ping, Pong, PresenceConn, PresenceDiff, PresenceSnapshot, PresenceUser,
     Publish, Reset, RoomState, ServerFrame, SetPresence, Typing, TypingNotice, TypingSnapshot,
-    Welcome, WireError,
+    UnlockRequest, Welcome, WireError,
 };
 pub use names::{
     EventId, INBOX_PREFIX, MAX_EVENT_ID_BYTES, MAX_ROOM_NAME_BYTES, MAX_USER_ID_BYTES, NameError,

@@ -11,7 +11,8 @@ use super::{Cursor, RoomName};
 use crate::text::decimal;
 
 /// One room a long poll follows, as carried in `GET /v1/poll?r=...`:
-/// `room~epoch~seq~presence_version~typing_version` (`~` never occurs in room names).
+/// `room~epoch~seq~presence_version~typing_version[~lock_version]` (`~` never occurs in room
+/// names; the lock version is left out when it is 0).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PollCursor {
     /// The room.
@@ -22,6 +23,8 @@ pub struct PollCursor {
     pub presence_version: u64,
     /// The typing version the client has (0 = none).
     pub typing_version: u64,
+    /// The lock version the client has (0 = none).
+    pub lock_version: u64,
 }
 
 impl PollCursor {
@@ -42,6 +45,12 @@ impl PollCursor {
             &decimal(self.presence_version),
             "~",
             &decimal(self.typing_version),
+            if self.lock_version == 0 { "" } else { "~" },
+            &if self.lock_version == 0 {
+                String::new()
+            } else {
+                decimal(self.lock_version)
+            },
         ]
         .concat()
     }
@@ -49,10 +58,16 @@ impl PollCursor {
     /// Decodes an `r` query value.
     pub fn decode(text: &str) -> Result<PollCursor, String> {
         let parts: Vec<&str> = text.split('~').collect();
-        let [room, epoch, seq, presence, typing] = parts[..] else {
-            return Err(format!(
-                "{text:?} is not room~epoch~seq~presence_version~typing_version"
-            ));
+        let (room, epoch, seq, presence, typing, locks) = match parts[..] {
+            [room, epoch, seq, presence, typing] => (room, epoch, seq, presence, typing, "0"),
+            [room, epoch, seq, presence, typing, locks] => {
+                (room, epoch, seq, presence, typing, locks)
+            }
+            _ => {
+                return Err(format!(
+                    "{text:?} is not room~epoch~seq~presence_version~typing_version[~lock_version]"
+                ));
+            }
         };
         let number = |what: &str, value: &str| {
             json::parse_u64(value)
@@ -71,6 +86,7 @@ impl PollCursor {
             cursor,
             presence_version: number("presence version", presence)?,
             typing_version: number("typing version", typing)?,
+            lock_version: number("lock version", locks)?,
         })
     }
 }

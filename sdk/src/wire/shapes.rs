@@ -20,10 +20,10 @@ use super::json::{Fields, JsonError, Node, ObjectWriter, Wire, WireObject, Write
 use super::{
     Ack, Auth, Authed, BackendPublish, ClientFrame, Cursor, DevTokenRequest, DevTokenResponse,
     Draining, ErrorBody, ErrorFrame, Event, EventId, EventsPage, HealthBody, Hello, Join, Joined,
-    Json, Leave, Left, Nack, OutboxRecord, Ping, PollBatch, PollFrames, PollSend, Pong,
+    Json, Leave, Left, LockFence, LockInfo, LocksBody, LockNotice, LockRequest, LockSnapshot, Nack, OutboxRecord, Ping, PollBatch, PollFrames, PollSend, Pong,
     PresenceBody, PresenceConn, PresenceDiff, PresenceSnapshot, PresenceUser, Publish, Published,
     Reset, RoomName, RoomState, SetPresence, Stats, StoredOutbox, TokenClaims, Typing,
-    TypingNotice, TypingSnapshot, Welcome, WireError,
+    TypingNotice, TypingSnapshot, UnlockRequest, Welcome, WireError,
 };
 use crate::text::Message;
 
@@ -280,13 +280,19 @@ wire_shapes! {
     Authed { user: req }
     Join { room: req, meta: default(Json::null()), resume: opt }
     Leave { room: req }
-    Publish { room: req, id: req, body: req, durable: or(true), if_seq: opt }
+    Publish { room: req, id: req, body: req, durable: or(true), if_seq: opt, if_lock: opt }
+    LockRequest { room: req, id: req, name: req, ttl_ms: req, token: opt }
+    UnlockRequest { room: req, id: req, name: req, token: req }
+    LockFence { name: req, token: req }
+    LockInfo { name: req, token: req, user: req, conn: req, until: req }
+    LockNotice { room: req, change: req, lock: req, id: opt }
+    LockSnapshot { version: req, locks: list }
     Typing { room: req, on: req }
     SetPresence { room: req, meta: req }
     Ping { nonce: opt }
     Pong { nonce: opt }
     Welcome { conn: req, user: req, heartbeat_ms: req, protocol: req }
-    Joined { room: req, epoch: req, head: req, presence: req, typing: req }
+    Joined { room: req, epoch: req, head: req, presence: req, typing: req, locks: list }
     Left { room: req }
     Event { room: req, seq: opt, id: req, from: req, at: req, body: req }
     Ack { room: req, id: req, seq: opt, duplicate: or(false) }
@@ -295,15 +301,16 @@ wire_shapes! {
     TypingNotice { room: req, user: req, on: req }
     Reset { room: req, reason: req, epoch: req, head: req }
     ErrorFrame { code: req, message: req, room: opt }
-    RoomState { room: req, presence: opt, typing: opt }
+    RoomState { room: req, presence: opt, typing: opt, locks: opt }
     TypingSnapshot { version: req, users: req }
     Draining { retry_after_ms: req }
     ErrorBody { code: req, message: req }
     EventsPage { room: req, epoch: req, head: req, oldest: req, events: req, next_after: opt }
     PresenceBody { room: req, version: req, users: req }
+    LocksBody { room: req, locks: list }
     PollSend { session: req, frames: req }
     PollFrames { frames: req }
-    BackendPublish { id: req, body: req, from: opt, if_seq: opt }
+    BackendPublish { id: req, body: req, from: opt, if_seq: opt, if_lock: opt }
     Published { room: req, seq: req, duplicate: or(false) }
     Stats {
         connections: req,
@@ -318,7 +325,7 @@ wire_shapes! {
     HealthBody { status: req }
     DevTokenRequest { name: req, ttl_seconds: opt }
     DevTokenResponse { token: req, user: req }
-    OutboxRecord { room: req, id: req, body: req, if_seq: opt, created_ms: req }
+    OutboxRecord { room: req, id: req, body: req, if_seq: opt, created_ms: req, if_lock: opt }
     StoredOutbox { entries: req }
     TokenClaims { sub: req, name: opt, exp: req, rooms: default(BTreeMap::new()) }
 }
