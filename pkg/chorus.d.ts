@@ -40,7 +40,9 @@ export type ErrorCode =
   | "too_many_polls"
   | "forbidden_origin"
   | "body_too_large"
-  | "not_ready";
+  | "not_ready"
+  | "lock_held"
+  | "lock_lost";
 
 export interface ClientOptions {
   /** The Chorus server, e.g. `https://rt.example.com` or `location.origin`. */

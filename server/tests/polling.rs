@@ -97,6 +97,7 @@ async fn a_polling_client_and_websocket_clients_see_each_others_events_presence_
             cursor: None,
             presence_version: 0,
             typing_version: 0,
+            lock_version: 0,
         },
     );
     let frames = pol
@@ -192,6 +193,7 @@ async fn switching_between_websocket_and_polling_mid_stream_loses_and_doubles_no
             }),
             presence_version: 0,
             typing_version: 0,
+            lock_version: 0,
         },
     );
     pol.join("r").await;
@@ -461,6 +463,7 @@ async fn a_batch_is_answered_once_every_frame_in_it_is_whatever_it_does_while_ro
             cursor: None,
             presence_version: 0,
             typing_version: 0,
+            lock_version: 0,
         };
         pol.cursors.insert(room.to_owned(), cursor);
     }

@@ -153,6 +153,7 @@ impl Session {
             }),
             presence_version: 0,
             typing_version: 0,
+            lock_version: 0,
         };
         Ok(Session { http, name, cursor })
     }

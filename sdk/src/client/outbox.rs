@@ -229,6 +229,7 @@ mod tests {
             body: Json::from_text(body).unwrap(),
             if_seq: None,
             created_ms,
+            if_lock: None,
         }
     }
 

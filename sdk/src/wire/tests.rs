@@ -39,7 +39,7 @@ fn client_frames_decode_or_explain_why_not() {
     check_client(
         r#"{"type":"publish","room":"r","id":"a1","body":[1, 2]}"#,
         Ok(
-            r#"Publish(Publish { room: "r", id: "a1", body: [1, 2], durable: true, if_seq: None })"#,
+            r#"Publish(Publish { room: "r", id: "a1", body: [1, 2], durable: true, if_seq: None, if_lock: None })"#,
         ),
     );
     check_client(
@@ -327,6 +327,10 @@ fn client_frames_round_trip() {
             body: Json::null(),
             durable: false,
             if_seq: Some(3),
+            if_lock: Some(LockFence {
+                name: EventId::parse("title").unwrap(),
+                token: 7,
+            }),
         }),
         ClientFrame::Typing(Typing {
             room: RoomName::parse("a").unwrap(),
@@ -346,14 +350,28 @@ fn poll_cursors_and_raw_frame_batches_round_trip() {
         cursor: Some(Cursor { epoch: 9, seq: 41 }),
         presence_version: 3,
         typing_version: 0,
+        lock_version: 0,
     };
     assert_eq!(cursor.encode(), "doc:1/a@b~9~41~3~0");
     assert_eq!(PollCursor::decode(&cursor.encode()).unwrap(), cursor);
     let fresh = PollCursor::decode("lobby~~~0~0").unwrap();
     assert_eq!(fresh.cursor, None);
-    for bad in ["lobby", "lobby~1~x~0~0", "bad room~~~0~0", "a~1~2~3~4~5"] {
+    for bad in [
+        "lobby",
+        "lobby~1~x~0~0",
+        "bad room~~~0~0",
+        "a~1~2~3~4~x",
+        "a~1~2~3~4~5~6",
+    ] {
         assert!(PollCursor::decode(bad).is_err(), "{bad}");
     }
+    // The lock version travels as a sixth part once the client has one.
+    let locked = PollCursor {
+        lock_version: 12,
+        ..cursor.clone()
+    };
+    assert_eq!(locked.encode(), "doc:1/a@b~9~41~3~0~12");
+    assert_eq!(PollCursor::decode(&locked.encode()).unwrap(), locked);
     let pong = ServerFrame::Pong(Pong { nonce: Some(1) }).encode();
     let body = PollFrames::encode_raw(&[&pong, &pong]);
     let decoded: PollFrames = json::from_str(&body).unwrap();

@@ -5,6 +5,7 @@
 //! frame (WebSocket) with a stable code from `chorus_sdk::wire::ErrorCode`.
 
 pub mod limits;
+mod locks;
 pub mod metrics;
 mod poll;
 mod rest;
@@ -193,6 +194,7 @@ pub fn router(state: AppState) -> axum::Router {
             post(rest::direct_message).layer(frame_limit),
         )
         .route("/v1/rooms/{room}/presence", get(rest::room_presence))
+        .route("/v1/rooms/{room}/locks", get(locks::room_locks))
         .route("/v1/stats", get(rest::stats))
         .route(
             "/v1/dev/token",

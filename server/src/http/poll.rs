@@ -385,11 +385,13 @@ async fn due_frames(
                 (view.presence.version != cursor.presence_version).then(|| view.presence.clone());
             let typing =
                 (view.typing.version != cursor.typing_version).then(|| view.typing.clone());
-            if presence.is_some() || typing.is_some() {
+            let locks = (view.locks.version != cursor.lock_version).then(|| view.locks.clone());
+            if presence.is_some() || typing.is_some() || locks.is_some() {
                 frames.push(encode(&ServerFrame::State(RoomState {
                     room: room.clone(),
                     presence,
                     typing,
+                    locks,
                 })));
             }
         }

@@ -130,6 +130,13 @@ pub enum RoomSignal {
     },
     /// The sender has nobody left in the room (it forgot it, or it is shutting down).
     Bye,
+    /// A lock changed, as the store answered the sender (see `locks.rs`).
+    Lock {
+        /// What happened.
+        change: chorus_sdk::wire::LockChange,
+        /// The grant it happened to.
+        lock: chorus_sdk::wire::LockInfo,
+    },
 }
 
 /// The sender's presence and typing versions of the room, after the change its signal
@@ -330,6 +337,7 @@ impl Hub {
                     });
                 }
             }
+            RoomSignal::Lock { change, lock } => self.remote_lock(now, &room, change, lock),
             RoomSignal::Bye => {
                 self.forget_node_in(now, &room, &node, true);
                 if let Some(state) = self.rooms.get_mut(&room) {

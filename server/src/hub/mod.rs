@@ -37,6 +37,7 @@
 
 mod connection;
 mod federation;
+mod locks;
 mod membership;
 mod observe;
 mod payload;
@@ -58,6 +59,7 @@ use chorus_sdk::wire::{
 use crate::identity::Identity;
 use crate::store::{AppendJob, AppendOutcome, StoreError, StoredEvent};
 pub use federation::{ConnState, RoomSignal, RoomVersions, SIGNAL_VERSION, SignalError};
+pub use locks::{LockDone, LockJob, MAX_LOCK_TTL, lock_version};
 use membership::Rejoin;
 pub use observe::{OBSERVE_KEEP, OBSERVE_SETTLE, PresenceLookup};
 pub use payload::{Payload, encode, encode_event};
@@ -210,6 +212,9 @@ pub enum Action {
         /// Why, as a wire error code (used as the close reason).
         reason: ErrorCode,
     },
+    /// Submit a lock operation to the store ([`crate::store::Store::lock`], queued at once, in
+    /// order with appends); feed its answer to [`Hub::handle_lock_done`].
+    Lock(LockJob),
     /// Send these bytes (an encoded [`RoomSignal`]) to every other node following `room`;
     /// they feed them to their [`Hub::handle_signal`]. Only a federated hub emits this.
     Signal {
@@ -229,6 +234,8 @@ pub struct RoomView {
     pub presence: PresenceSnapshot,
     /// Typing with its version.
     pub typing: wire::TypingSnapshot,
+    /// The locks held, with their version.
+    pub locks: wire::LockSnapshot,
 }
 
 /// How a history replay ended.
@@ -268,6 +275,8 @@ struct Conn {
     signal_budget: TokenBucket,
     /// Whether this burst's `rate_limited` error for those frames was sent.
     signal_refused: bool,
+    /// Lock requests handed to the store whose answer has not come back yet.
+    locks_in_flight: usize,
 }
 
 /// How a client is connected.
@@ -310,6 +319,8 @@ struct Room {
     synced_at: Option<Instant>,
     /// Until when the room stays open for presence lookups without members (see `observe.rs`).
     observed_until: Option<Instant>,
+    /// The room's locks as this node last heard of them, by name (see `locks.rs`).
+    locks: BTreeMap<wire::EventId, locks::HubLock>,
 }
 
 impl Room {
@@ -358,6 +369,8 @@ enum Timer {
     RetryReplay(ConnId, RoomName, u64),
     /// A room opened to observe its presence may be forgotten (see `observe.rs`).
     ObserveEnd(RoomName),
+    /// A lock's grant may have reached its `until` (see `locks.rs`).
+    LockExpiry(RoomName, wire::EventId),
 }
 
 /// The hub state machine. See the module docs for the driving contract.
@@ -484,6 +497,7 @@ impl Hub {
                 version: state.typing_version,
                 users: typing,
             },
+            locks: self.lock_snapshot(room),
         })
     }
 
@@ -497,6 +511,7 @@ impl Hub {
         // A room the connection is in (or joining) that is still loading holds its join and
         // any publishes it sent there since.
         state.appends_in_flight > 0
+            || state.locks_in_flight > 0
             || state.rooms.iter().any(|room| {
                 self.rooms
                     .get(room)
@@ -577,6 +592,8 @@ impl Hub {
             wire::ClientFrame::Ping(ping) => {
                 self.send(conn, &ServerFrame::Pong(Pong { nonce: ping.nonce }))
             }
+            wire::ClientFrame::Lock(request) => self.lock_request(now, conn, request),
+            wire::ClientFrame::Unlock(request) => self.unlock_request(now, conn, request),
         }
     }
 
@@ -619,6 +636,7 @@ impl Hub {
                 Timer::RetryReplay(conn, room_name, after) => {
                     self.retry_replay(now, conn, room_name, after)
                 }
+                Timer::LockExpiry(room_name, name) => self.expire_lock(now, &room_name, &name),
             }
         }
         if self.next_sweep.is_some_and(|at| at <= now.instant) {

@@ -140,9 +140,16 @@ impl Harness {
                     Action::Append(job) if self.defer => self.appends.push_back(job),
                     Action::Append(job) => self.run_append(job),
                     Action::LoadRoom(room) => {
-                        let head = self.log.read(&room, 0, 0, self.now().unix_ms).head;
                         let now = self.now();
+                        let locks = self.log.locks(&room, now.unix_ms);
+                        self.hub.handle_locks_loaded(now, room.clone(), Ok(locks));
+                        let head = self.log.read(&room, 0, 0, self.now().unix_ms).head;
                         self.hub.handle_room_loaded(now, room, Ok(head));
+                    }
+                    Action::Lock(job) => {
+                        let result = Ok(self.log.lock(&job.request));
+                        let now = self.now();
+                        self.hub.handle_lock_done(now, LockDone { job, result });
                     }
                     Action::Replay {
                         conn,
@@ -321,6 +328,20 @@ pub(super) fn render(frame: &ServerFrame) -> String {
             e.code,
             e.room.as_ref().map_or(String::new(), |r| format!(" {r}"))
         ),
+        ServerFrame::Lock(l) => {
+            let lock = &l.lock;
+            format!(
+                "lock {} {} {} #{} by {}@{} until+{}{}",
+                l.room,
+                l.change.as_str(),
+                lock.name,
+                lock.token,
+                lock.user,
+                lock.conn,
+                lock.until.saturating_sub(1_700_000_000_000),
+                l.id.as_ref().map_or(String::new(), |id| format!(" re {id}"))
+            )
+        }
         ServerFrame::Pong(p) => format!("pong {:?}", p.nonce),
         ServerFrame::Authed(a) => format!("authed {}", a.user),
         ServerFrame::Draining(d) => format!("draining {}", d.retry_after_ms),
@@ -868,6 +889,7 @@ fn draining_acks_what_was_submitted_refuses_the_rest_then_closes_everyone() {
         at: now.unix_ms,
         body: Json::null(),
         if_seq: None,
+        if_lock: None,
     };
     h.hub.handle_backend_publish(now, 7, request);
     h.connect(3, "cy");
@@ -1456,6 +1478,7 @@ fn backend_publishes_fan_out_and_complete_their_request() {
         at,
         body: Json::from_text("1").unwrap(),
         if_seq: None,
+        if_lock: None,
     };
     let now = h.now();
     h.hub.handle_backend_publish(now, 7, request("b1"));

@@ -156,8 +156,18 @@ impl Cluster {
                 let now = self.now();
                 match action {
                     Action::LoadRoom(room) => {
+                        let locks = Ok(self.log.locks(&room, now.unix_ms));
+                        self.nodes[node]
+                            .hub
+                            .handle_locks_loaded(now, room.clone(), locks);
                         let head = self.log.read(&room, 0, 0, now.unix_ms).head;
                         self.nodes[node].hub.handle_room_loaded(now, room, Ok(head));
+                    }
+                    Action::Lock(job) => {
+                        let result = Ok(self.log.lock(&job.request));
+                        self.nodes[node]
+                            .hub
+                            .handle_lock_done(now, LockDone { job, result });
                     }
                     Action::Append(job) => {
                         let (room, id) = (job.request.room.clone(), job.request.id.clone());

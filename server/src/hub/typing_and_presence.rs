@@ -191,6 +191,7 @@ impl Hub {
                 room: room_name.clone(),
                 presence: Some(room.presence.snapshot()),
                 typing: None,
+                locks: None,
             })
         };
         let payload = encode(&frame);

@@ -252,6 +252,7 @@ pub fn publish(room: &str, id: &str, body: &str) -> ClientFrame {
         body: wire::Json::from_text(body).unwrap(),
         durable: true,
         if_seq: None,
+        if_lock: None,
     })
 }
 
@@ -421,6 +422,7 @@ impl PollClient {
                 cursor: None,
                 presence_version: 0,
                 typing_version: 0,
+                lock_version: 0,
             });
         self.send(vec![ClientFrame::Join(wire::Join {
             room: name,
@@ -502,6 +504,9 @@ impl PollClient {
                             state.room.to_string(),
                             presence.users.iter().map(|u| u.user.clone()).collect(),
                         );
+                    }
+                    if let Some(locks) = &state.locks {
+                        cursor.lock_version = locks.version;
                     }
                     if let Some(typing) = &state.typing {
                         cursor.typing_version = typing.version;
