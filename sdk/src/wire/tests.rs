@@ -45,8 +45,28 @@ fn client_frames_decode_or_explain_why_not() {
     check_client(
         r#"{"type":"publish","room":"r","id":"a1","body":"x","durable":false,"if_seq":4}"#,
         Ok(
-            r#"Publish(Publish { room: "r", id: "a1", body: "x", durable: false, if_seq: Some(4) })"#,
+            r#"Publish(Publish { room: "r", id: "a1", body: "x", durable: false, if_seq: Some(4), if_lock: None })"#,
         ),
+    );
+    check_client(
+        r#"{"type":"publish","room":"r","id":"a1","body":1,"if_lock":{"name":"title","token":7}}"#,
+        Ok(
+            r#"Publish(Publish { room: "r", id: "a1", body: 1, durable: true, if_seq: None, if_lock: Some(LockFence { name: "title", token: 7 }) })"#,
+        ),
+    );
+    check_client(
+        r#"{"type":"lock","room":"r","id":"L1","name":"title","ttl_ms":30000}"#,
+        Ok(
+            r#"Lock(LockRequest { room: "r", id: "L1", name: "title", ttl_ms: 30000, token: None })"#,
+        ),
+    );
+    check_client(
+        r#"{"type":"unlock","room":"r","id":"L2","name":"title"}"#,
+        Err("bad_frame missing field `token`"),
+    );
+    check_client(
+        r#"{"type":"lock","room":"r","id":"L3","name":"no name","ttl_ms":1}"#,
+        Err("bad_frame"),
     );
     check_client(r#"{"type":"ping"}"#, Ok("Ping(Ping { nonce: None })"));
     check_client(
