@@ -266,12 +266,18 @@ pub(super) fn render(frame: &ServerFrame) -> String {
                 .iter()
                 .map(|u| format!("{}({})", u.user, u.conns.len()))
                 .collect();
+            let locks: Vec<String> = j
+                .locks
+                .iter()
+                .map(|l| format!(" lock {}@{}", l.name, l.conn))
+                .collect();
             format!(
-                "joined {} head={} [{}] typing=[{}]",
+                "joined {} head={} [{}] typing=[{}]{}",
                 j.room,
                 j.head,
                 users.join(" "),
-                j.typing.join(" ")
+                j.typing.join(" "),
+                locks.concat()
             )
         }
         ServerFrame::Left(l) => format!("left {}", l.room),
@@ -336,11 +342,11 @@ pub(super) fn render(frame: &ServerFrame) -> String {
         ServerFrame::Lock(l) => {
             let lock = &l.lock;
             format!(
-                "lock {} {} {} #{} by {}@{} until+{}{}",
+                "lock {} {} {} t+{} by {}@{} until+{}{}",
                 l.room,
                 l.change.as_str(),
                 lock.name,
-                lock.token,
+                lock.token.saturating_sub(1_700_000_000_000),
                 lock.user,
                 lock.conn,
                 lock.until.saturating_sub(1_700_000_000_000),
@@ -1956,3 +1962,6 @@ fn a_new_token_replaces_the_grants_and_leaves_the_rooms_it_no_longer_grants() {
 
 #[path = "tests_stored.rs"]
 mod stored;
+
+#[path = "tests_locks.rs"]
+mod locks;
