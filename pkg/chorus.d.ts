@@ -6,7 +6,8 @@ export type Badge = "live" | "syncing" | "offline";
 
 /**
  * Every `ChorusError.code` and server error code. The client's own: `invalid_room`,
- * `invalid_json`, `not_joined`, `outbox_full`, `offline`, `closed`, `no_randomness`, `expired`;
+ * `invalid_json`, `not_joined`, `outbox_full`, `offline`, `closed`, `no_randomness`, `expired`,
+ * `invalid_lock`;
  * the rest are the server's (docs/PROTOCOL.md, "Error codes"). A test keeps this list equal to
  * the Rust codes.
  */
@@ -19,6 +20,7 @@ export type ErrorCode =
   | "closed"
   | "no_randomness"
   | "expired"
+  | "invalid_lock"
   | "bad_frame"
   | "unknown_type"
   | "frame_too_large"
@@ -108,6 +110,27 @@ export interface PresenceUser<Meta = unknown> {
   conns: PresenceConn<Meta>[];
 }
 
+/** A grant of a room's named lock. */
+export interface LockInfo {
+  name: string;
+  /** The fencing token: strictly increasing per lock; state it with `publish(body, { ifLock })`. */
+  token: number;
+  /** The holder. */
+  user: string;
+  /** The holder's connection (as in presence). */
+  conn: string;
+  /** Until when it holds without a renewal (ms since the Unix epoch); when it ended, once ended. */
+  until: number;
+}
+
+/** What `room.lock()` resolves with: the grant, and what can be done with it. */
+export interface LockHandle extends LockInfo {
+  /** Releases the grant; resolves with it as released, rejects with `lock_lost` when it was gone. */
+  release(): Promise<LockInfo>;
+  /** Renews the grant for `ttl` ms from now (default: the TTL it was taken with). */
+  renew(options?: { ttl?: number }): Promise<LockInfo>;
+}
+
 /** The events of one room (`room.on`); `client.on` gets the same payloads for every room. */
 export interface RoomEventMap<Body = unknown, Meta = unknown> {
   joined: { room: string; cursor: { epoch: number; seq: number } };
@@ -123,6 +146,12 @@ export interface RoomEventMap<Body = unknown, Meta = unknown> {
   reset: { room: string; reason: "epoch_changed" | "history_trimmed" | "cursor_ahead" | "history_unavailable" };
   /** A refusal about this room (e.g. `forbidden` when a renewed token no longer grants it). */
   error: { code: ErrorCode; message: string; room: string };
+  /** The locks held in the room changed (granted, renewed, released, expired): all of them now. */
+  lock: { room: string; locks: LockInfo[] };
+  /** A lock request of this client was answered (also its automatic renewals). */
+  lockDone: { room: string; id: string; change: "granted" | "renewed" | "released"; lock: LockInfo };
+  /** A lock request of this client was refused (`lock_held`, `lock_lost`, ...). */
+  lockFailed: { room: string; id: string; code: ErrorCode; message: string };
 }
 
 export interface EventMap extends Omit<RoomEventMap, "error"> {
@@ -182,8 +211,18 @@ export class Room<Body = unknown, Meta = unknown> {
   /** The client this room belongs to. */
   readonly client: ChorusClient;
   on<K extends keyof RoomEventMap>(kind: K, listener: (payload: RoomEventMap<Body, Meta>[K]) => void): () => void;
-  /** Resolves once stored; stays queued (and survives reloads) while offline. */
-  publish(body: Body): Promise<{ id: string; seq: number }>;
+  /**
+   * Resolves once stored; stays queued (and survives reloads) while offline. With `ifLock`,
+   * stored only while this user holds that grant (else rejects with `lock_lost`).
+   */
+  publish(body: Body, options?: { ifLock?: LockHandle | { name: string; token: number } }): Promise<{ id: string; seq: number }>;
+  /**
+   * Takes the lock `name` for `ttl` ms (default 30000), renewed at half its TTL while held
+   * unless `renew` is false; rejects with `lock_held` (someone else holds it).
+   */
+  lock(name: string, options?: { ttl?: number; renew?: boolean }): Promise<LockHandle>;
+  /** The locks held in the room now. */
+  locks(): LockInfo[];
   publishEphemeral(body: Body): string;
   typing(on: boolean): void;
   setPresence(meta: Meta): void;

@@ -15,6 +15,9 @@ const SET_PRESENCE = 5;
 const PRESENCE = 6;
 const TOKEN = 7;
 const CLOSE = 8;
+const LOCK = 9;
+const UNLOCK = 10;
+const PUBLISH_FENCED = 11;
 const TRANSPORTS = ["auto", "websocket", "polling"];
 
 // JSON text for the core. What JSON cannot carry is refused here with `invalid_json`, never a
@@ -95,6 +98,8 @@ export class ChorusError extends Error {
 export class ChorusClient extends Emitter {
   #core;
   #waiting = new Map();
+  // Lock requests waiting for their answer, by request id.
+  #locking = new Map();
   #rooms = new Map();
   #state = { state: "connecting", badge: "syncing" };
   #outbox = 0;
@@ -179,8 +184,9 @@ export class ChorusClient extends Emitter {
     clearTimeout(this.#renewal);
     this._call(CLOSE, "", "");
     const error = new ChorusError("closed", "the client was closed before the publish was acknowledged");
-    for (const waiter of this.#waiting.values()) waiter.reject(error);
+    for (const waiter of [...this.#waiting.values(), ...this.#locking.values()]) waiter.reject(error);
     this.#waiting.clear();
+    this.#locking.clear();
   }
 
   /** Runs one operation of the core; throws a `ChorusError` when it is refused. */
@@ -190,14 +196,25 @@ export class ChorusClient extends Emitter {
     return answer.ok;
   }
 
-  _publish(room, body) {
+  _publish(room, body, ifLock) {
+    return this.#request(this.#waiting, () =>
+      ifLock ? this._call(PUBLISH_FENCED, room, `${ifLock.token}~${ifLock.name}~${json(body)}`) : this._call(PUBLISH, room, json(body)),
+    );
+  }
+
+  // A lock operation (`arg` as `op::LOCK` and `op::UNLOCK` say): resolves with the grant.
+  _lock(op, room, arg) {
+    return this.#request(this.#locking, () => this._call(op, room, arg));
+  }
+
+  #request(waiting, call) {
     let id;
     try {
-      id = this._call(PUBLISH, room, json(body));
+      id = call();
     } catch (error) {
       return Promise.reject(error);
     }
-    return new Promise((resolve, reject) => this.#waiting.set(id, { resolve, reject }));
+    return new Promise((resolve, reject) => waiting.set(id, { resolve, reject }));
   }
 
   _leave(name) {
@@ -253,6 +270,8 @@ export class ChorusClient extends Emitter {
     if (kind === "outbox") this.#outbox = payload.queued;
     if (kind === "acked") this.#settle(payload.id, (w) => w.resolve({ id: payload.id, seq: payload.seq }));
     if (kind === "publishFailed") this.#settle(payload.id, (w) => w.reject(new ChorusError(payload.code, payload.message)));
+    if (kind === "lockDone") this.#settle(payload.id, (w) => w.resolve(payload.lock), this.#locking);
+    if (kind === "lockFailed") this.#settle(payload.id, (w) => w.reject(new ChorusError(payload.code, payload.message)), this.#locking);
     if (kind === "expired") this.#settle(payload.id, (w) => w.reject(new ChorusError("expired", "the publish was not acknowledged in time")));
     if (kind === "tokenNeeded" && this.#getToken) {
       ask(this.#getToken).then((token) => {
@@ -266,10 +285,10 @@ export class ChorusClient extends Emitter {
     if (payload.room !== undefined) this.#rooms.get(payload.room)?._emit(kind, payload);
   }
 
-  #settle(id, action) {
-    const waiter = this.#waiting.get(id);
+  #settle(id, action, waiting = this.#waiting) {
+    const waiter = waiting.get(id);
     if (waiter) {
-      this.#waiting.delete(id);
+      waiting.delete(id);
       action(waiter);
     }
   }
@@ -277,11 +296,13 @@ export class ChorusClient extends Emitter {
 
 export class Room extends Emitter {
   #client;
+  #locks = [];
 
   constructor(client, name) {
     super();
     this.#client = client;
     this.name = name;
+    this.on("lock", (change) => (this.#locks = change.locks));
   }
 
   /** The client this room belongs to. */
@@ -289,9 +310,33 @@ export class Room extends Emitter {
     return this.#client;
   }
 
-  /** Publishes a durable event; resolves with `{ id, seq }` once stored (queued while offline). */
-  publish(body) {
-    return this.#client._publish(this.name, body);
+  /**
+   * Publishes a durable event; resolves with `{ id, seq }` once stored (queued while offline).
+   * With `ifLock` (a lock handle, or `{ name, token }`) it is stored only while this user holds
+   * that grant, and rejects with `lock_lost` otherwise.
+   */
+  publish(body, { ifLock } = {}) {
+    return this.#client._publish(this.name, body, ifLock);
+  }
+
+  /**
+   * Takes the lock `name` for `ttl` ms (default 30000); resolves with a handle (`name`,
+   * `token`, `user`, `conn`, `until`, `release()`, `renew({ ttl })`) or rejects with
+   * `lock_held`. With `renew` (default true) the grant is renewed at half its TTL while held.
+   */
+  async lock(name, { ttl = 30000, renew = true } = {}) {
+    const grant = await this.#client._lock(LOCK, this.name, `${ttl}~${renew ? 1 : 0}~~${name}`);
+    const room = this;
+    return {
+      ...grant,
+      release: () => room.#client._lock(UNLOCK, room.name, `${grant.token}~${name}`),
+      renew: ({ ttl: again = ttl } = {}) => room.#client._lock(LOCK, room.name, `${again}~0~${grant.token}~${name}`),
+    };
+  }
+
+  /** The locks held in the room now (`name`, `token`, `user`, `conn`, `until`). */
+  locks() {
+    return this.#locks;
   }
 
   /** Sends an ephemeral event (cursor, progress) if connected; returns its id. */

@@ -26,6 +26,13 @@ pub mod op {
     pub const TOKEN: u32 = 7;
     /// Close the client for good (arguments ignored): `null`.
     pub const CLOSE: u32 = 8;
+    /// Ask for a lock in `room`; `arg` is `ttl_ms~auto_renew(0|1)~token(or empty)~name`: the
+    /// request id (answered by a `lockDone` or `lockFailed` event).
+    pub const LOCK: u32 = 9;
+    /// Release a lock grant in `room`; `arg` is `token~name`: the request id.
+    pub const UNLOCK: u32 = 10;
+    /// Publish durably while holding a lock grant; `arg` is `token~name~body`: the event id.
+    pub const PUBLISH_FENCED: u32 = 11;
 
     /// Every operation by the name the JavaScript side gives it.
     pub const ALL: &[(&str, u32)] = &[
@@ -38,6 +45,9 @@ pub mod op {
         ("PRESENCE", PRESENCE),
         ("TOKEN", TOKEN),
         ("CLOSE", CLOSE),
+        ("LOCK", LOCK),
+        ("UNLOCK", UNLOCK),
+        ("PUBLISH_FENCED", PUBLISH_FENCED),
     ];
 }
 
@@ -62,6 +72,8 @@ pub mod client_code {
     pub const NO_RANDOMNESS: &str = "no_randomness";
     /// A publish not acknowledged within the outbox's time to live (made by `chorus.js`).
     pub const EXPIRED: &str = "expired";
+    /// A lock name (or its token) is not a valid one.
+    pub const INVALID_LOCK: &str = "invalid_lock";
 
     /// Every client code.
     pub const ALL: &[&str] = &[
@@ -73,6 +85,7 @@ pub mod client_code {
         CLOSED,
         NO_RANDOMNESS,
         EXPIRED,
+        INVALID_LOCK,
     ];
 }
 

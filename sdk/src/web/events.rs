@@ -139,6 +139,32 @@ pub(super) fn to_js(event: &ClientEvent) -> (&'static str, String) {
                 .str("message", message);
             "error"
         }
+        ClientEvent::Locks { room, locks } => {
+            out.field("room", room).field("locks", locks);
+            "lock"
+        }
+        ClientEvent::LockDone {
+            room,
+            id,
+            change,
+            lock,
+        } => {
+            room_and_id(&mut out, room, id)
+                .field("change", change)
+                .field("lock", lock);
+            "lockDone"
+        }
+        ClientEvent::LockFailed {
+            room,
+            id,
+            code,
+            message,
+        } => {
+            room_and_id(&mut out, room, id)
+                .field("code", code)
+                .str("message", message);
+            "lockFailed"
+        }
         ClientEvent::TokenNeeded => "tokenNeeded",
     };
     out.end();

@@ -126,12 +126,41 @@ impl WasmClient {
 }
 
 impl WasmClient {
+    /// The lock operations: `arg` is fields joined by `~` (which no name or number holds),
+    /// the lock's name last but for a fenced publish's body (see [`op`]).
+    fn lock_op(&self, op: u32, room: RoomName, arg: &str) -> Result<String, Refusal> {
+        let bad = || (client_code::INVALID_LOCK, "invalid lock name or token".to_owned());
+        let mut parts = arg.splitn(if op == op::LOCK { 4 } else { 3 }, '~');
+        let mut next = || parts.next().ok_or_else(bad);
+        let number = |text: &str| json::parse_u64(text).ok_or_else(bad);
+        let client = &self.client;
+        if op == op::LOCK {
+            let ttl = std::time::Duration::from_millis(number(next()?)?);
+            let auto = next()? == "1";
+            let token = match next()? {
+                "" => None,
+                text => Some(number(text)?),
+            };
+            let name = EventId::parse(next()?).map_err(|_| bad())?;
+            return id_json(client.lock(room, name, ttl, token, auto));
+        }
+        let token = number(next()?)?;
+        let name = EventId::parse(next()?).map_err(|_| bad())?;
+        if op == op::UNLOCK {
+            return id_json(client.unlock(room, name, token));
+        }
+        let body = Json::from_text(next()?)
+            .map_err(|err| (client_code::INVALID_JSON, err.into_message()))?;
+        let fence = crate::wire::LockFence { name, token };
+        id_json(client.publish_fenced(room, body, fence))
+    }
+
     fn run(&self, op: u32, room: &str, arg: &str) -> Result<String, Refusal> {
         let client = &self.client;
         match op {
             op::TOKEN => client.set_token(arg.to_owned()),
             op::CLOSE => client.close(),
-            op::JOIN..=op::PRESENCE => {
+            op::JOIN..=op::PRESENCE | op::LOCK..=op::PUBLISH_FENCED => {
                 let room = RoomName::parse(room)
                     .map_err(|err| (client_code::INVALID_ROOM, err.message()))?;
                 let json = || {
@@ -145,6 +174,7 @@ impl WasmClient {
                     op::EPHEMERAL => return id_json(client.publish_ephemeral(room, json()?)),
                     op::TYPING => client.set_typing(room, arg == "true"),
                     op::SET_PRESENCE => client.set_presence(room, json()?),
+                    op::LOCK..=op::PUBLISH_FENCED => return self.lock_op(op, room, arg),
                     _ => {
                         let users = client.presence(&room).unwrap_or_default();
                         return Ok(events::users_json(&users));
