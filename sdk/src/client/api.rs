@@ -340,8 +340,9 @@ pub enum ClientEvent {
     Locks {
         /// The room.
         room: RoomName,
-        /// The locks held now.
-        locks: Vec<crate::wire::LockInfo>,
+        /// The locks held now: a list of grants as the server sent it (read it with
+        /// `wire::LockInfo::list`).
+        locks: crate::wire::Json,
     },
     /// A lock request of this client was answered (also its automatic renewals).
     LockDone {

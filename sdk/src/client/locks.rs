@@ -4,17 +4,17 @@
 //! the auto-renewal of the client's own grants (at half their TTL, and at once on a new link,
 //! where the renewal moves the grant to the new connection).
 //!
-//! The server decides everything (who holds a lock, its fencing token, expiry); this file only
-//! sends requests and mirrors what it hears. It must never perform I/O or read a clock, and
-//! stays small: it runs in the browser.
+//! The server decides everything (who holds a lock, its fencing token, expiry) and sends the
+//! room's whole set of locks with every change, which this file hands on as opaque JSON: it
+//! only sends requests and remembers its own grants to renew. It must never perform I/O or
+//! read a clock, and stays small: it runs in the browser (no list decoding, no sorting).
 
 use std::time::Duration;
 
 use super::{Client, ClientEvent, Phase, PublishError};
-use crate::time::Instant;
+use crate::time::{Instant, millis};
 use crate::wire::{
-    ClientFrame, ErrorCode, EventId, LockInfo, LockNotice, LockRequest, Nack, RoomName,
-    UnlockRequest,
+    ClientFrame, ErrorCode, EventId, Json, LockNotice, LockRequest, Nack, RoomName, UnlockRequest,
 };
 
 /// A lock request waiting for its answer.
@@ -56,7 +56,14 @@ impl Client {
         auto_renew: bool,
     ) -> Result<EventId, PublishError> {
         let id = self.lock_id(&room)?;
-        self.request_lock(room, id.clone(), name, ttl, token, auto_renew.then_some(ttl));
+        self.request_lock(
+            room,
+            id.clone(),
+            name,
+            ttl,
+            token,
+            auto_renew.then_some(ttl),
+        );
         self.pump_polling(now);
         Ok(id)
     }
@@ -70,7 +77,8 @@ impl Client {
         token: u64,
     ) -> Result<EventId, PublishError> {
         let id = self.lock_id(&room)?;
-        self.held_locks.retain(|held| held.token != token || held.name != name);
+        self.held_locks
+            .retain(|held| held.token != token || held.name != name);
         self.track_lock(id.clone(), room.clone(), name.clone(), None);
         self.send_frame(ClientFrame::Unlock(UnlockRequest {
             room,
@@ -82,12 +90,12 @@ impl Client {
         Ok(id)
     }
 
-    /// The locks held in `room`, as last reported by the server.
-    pub fn locks(&self, room: &RoomName) -> Vec<LockInfo> {
+    /// The locks held in `room`, as last reported by the server: a list of
+    /// [`LockInfo`](crate::wire::LockInfo) (read it with `LockInfo::list`).
+    pub fn locks(&self, room: &RoomName) -> Json {
         self.rooms
             .get(room)
-            .map(|r| r.locks.clone())
-            .unwrap_or_default()
+            .map_or_else(no_locks, |r| r.locks.clone())
     }
 
     fn lock_id(&mut self, room: &RoomName) -> Result<EventId, PublishError> {
@@ -114,7 +122,7 @@ impl Client {
             room,
             id,
             name,
-            ttl_ms: ttl.as_millis() as u64,
+            ttl_ms: millis(ttl),
             token,
         }));
     }
@@ -139,26 +147,22 @@ impl Client {
         }
     }
 
-    /// Replaces a room's locks (from `joined` or polling `state`); tells the app on a change.
-    /// On a new link, the room's own grants are renewed at once (moving them to it), and
-    /// requests sent on an ended link are answered as failed.
-    pub(super) fn set_locks(&mut self, now: Instant, room_name: &RoomName, locks: Vec<LockInfo>) {
+    /// Takes a room's locks (from `joined`, a `lock` frame or polling `state`; `None`: none
+    /// held) and tells the app when they changed. On a new link, the room's own grants are
+    /// renewed at once (moving them to it), and requests sent on an ended link are answered
+    /// as failed.
+    pub(super) fn set_locks(&mut self, now: Instant, room_name: &RoomName, locks: Option<Json>) {
         let link = self.current_link().unwrap_or(0);
-        let mut failed = Vec::new();
-        self.pending_locks.retain(|pending| {
-            let gone = &pending.room == room_name && pending.link != link;
-            if gone {
-                failed.push(pending.id.clone());
+        let mut at = 0;
+        while at < self.pending_locks.len() {
+            let pending = &self.pending_locks[at];
+            if &pending.room == room_name && pending.link != link {
+                let pending = self.pending_locks.remove(at);
+                let message = "the connection ended before the answer came".to_owned();
+                self.lock_failed(pending.room, pending.id, ErrorCode::LockLost, message);
+            } else {
+                at += 1;
             }
-            !gone
-        });
-        for id in failed {
-            self.lock_failed(
-                room_name.clone(),
-                id,
-                ErrorCode::LockLost,
-                "the connection ended before the answer came".into(),
-            );
         }
         for held in self.held_locks.iter_mut() {
             if &held.room == room_name && held.link != link {
@@ -166,6 +170,7 @@ impl Client {
                 held.link = link;
             }
         }
+        let locks = locks.unwrap_or_else(no_locks);
         if let Some(room) = self.rooms.get_mut(room_name)
             && room.locks != locks
         {
@@ -179,17 +184,18 @@ impl Client {
 
     /// A `lock` frame: a change in a room, maybe the answer to a request of this client.
     pub(super) fn lock_changed(&mut self, now: Instant, notice: LockNotice) {
-        let lock = notice.lock;
+        let (room, lock, held) = (notice.room, notice.lock, notice.change.held());
         if let Some(id) = notice.id
             && let Some(at) = self.pending_locks.iter().position(|p| p.id == id)
         {
             let pending = self.pending_locks.remove(at);
             if let Some(ttl) = pending.auto
-                && notice.change.held()
+                && held
             {
-                self.held_locks.retain(|held| held.name != lock.name || held.room != notice.room);
+                self.held_locks
+                    .retain(|held| held.name != lock.name || held.room != room);
                 self.held_locks.push(HeldLock {
-                    room: notice.room.clone(),
+                    room: room.clone(),
                     name: lock.name.clone(),
                     token: lock.token,
                     ttl,
@@ -198,26 +204,17 @@ impl Client {
                 });
             }
             self.events.push(ClientEvent::LockDone {
-                room: notice.room.clone(),
+                room: room.clone(),
                 id,
                 change: notice.change,
                 lock: lock.clone(),
             });
         }
-        if !notice.change.held() {
+        if !held {
             self.held_locks
                 .retain(|held| held.token != lock.token || held.name != lock.name);
         }
-        let Some(room) = self.rooms.get(&notice.room) else {
-            return;
-        };
-        let mut locks = room.locks.clone();
-        locks.retain(|held| held.name != lock.name);
-        if notice.change.held() {
-            locks.push(lock);
-            locks.sort_by(|a, b| a.name.cmp(&b.name));
-        }
-        self.set_locks(now, &notice.room, locks);
+        self.set_locks(now, &room, Some(notice.locks));
     }
 
     /// A `nack` for one of this client's lock requests; `false` when it is not one.
@@ -257,6 +254,9 @@ impl Client {
                 due.push((held.room.clone(), held.name.clone(), held.ttl, held.token));
             }
         }
+        if due.is_empty() {
+            return;
+        }
         for (room, name, ttl, token) in due {
             let id = self.next_event_id();
             self.request_lock(room, id, name, ttl, Some(token), Some(ttl));
@@ -266,6 +266,15 @@ impl Client {
 
     /// When the next own grant is due for renewal.
     pub(super) fn next_lock_renewal(&self) -> Option<Instant> {
-        self.held_locks.iter().map(|held| held.renew_at).min()
+        let mut next: Option<Instant> = None;
+        for held in &self.held_locks {
+            next = Some(next.map_or(held.renew_at, |at| at.min(held.renew_at)));
+        }
+        next
     }
+}
+
+/// No locks: an empty list.
+fn no_locks() -> Json {
+    Json::empty_list()
 }

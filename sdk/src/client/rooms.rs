@@ -26,8 +26,8 @@ pub(super) struct Room {
     pub(super) typing_out: TypingOut,
     /// A history fetch to repair a gap is under way.
     pub(super) repairing: Option<u64>,
-    /// The locks held in the room, by name (see `locks.rs`).
-    pub(super) locks: Vec<wire::LockInfo>,
+    /// The locks held in the room, by name, as the server sent them (see `locks.rs`).
+    pub(super) locks: Json,
     /// The lock version of the last polling `state` (0 = none).
     pub(super) lock_version: u64,
 }
@@ -46,7 +46,7 @@ impl Client {
             typing_in: TypingIn::default(),
             typing_out: TypingOut::default(),
             repairing: None,
-            locks: Vec::new(),
+            locks: Json::empty_list(),
             lock_version: 0,
         });
         entry.meta = meta.clone();
@@ -170,7 +170,7 @@ impl Client {
                     if let Some(room) = self.rooms.get_mut(&state.room) {
                         room.lock_version = locks.version;
                     }
-                    self.set_locks(now, &state.room, locks.locks);
+                    self.set_locks(now, &state.room, Some(locks.locks));
                 }
             }
             ServerFrame::Reset(reset) => {

@@ -129,7 +129,12 @@ impl WasmClient {
     /// The lock operations: `arg` is fields joined by `~` (which no name or number holds),
     /// the lock's name last but for a fenced publish's body (see [`op`]).
     fn lock_op(&self, op: u32, room: RoomName, arg: &str) -> Result<String, Refusal> {
-        let bad = || (client_code::INVALID_LOCK, "invalid lock name or token".to_owned());
+        let bad = || {
+            (
+                client_code::INVALID_LOCK,
+                "invalid lock name or token".to_owned(),
+            )
+        };
         let mut parts = arg.splitn(if op == op::LOCK { 4 } else { 3 }, '~');
         let mut next = || parts.next().ok_or_else(bad);
         let number = |text: &str| json::parse_u64(text).ok_or_else(bad);

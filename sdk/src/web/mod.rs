@@ -321,12 +321,17 @@ impl BrowserClient {
     }
 
     /// Releases the lock grant of `name` with `token` (see [`crate::client::Client::unlock`]).
-    pub fn unlock(&self, room: RoomName, name: EventId, token: u64) -> Result<EventId, PublishError> {
+    pub fn unlock(
+        &self,
+        room: RoomName,
+        name: EventId,
+        token: u64,
+    ) -> Result<EventId, PublishError> {
         self.with(|core| core.unlock(now(), room, name, token))
     }
 
     /// The locks held in a room, as last reported by the server.
-    pub fn locks(&self, room: &RoomName) -> Vec<crate::wire::LockInfo> {
+    pub fn locks(&self, room: &RoomName) -> Json {
         self.inner.borrow().core.locks(room)
     }
 

@@ -253,8 +253,9 @@ pub struct Joined {
     pub presence: PresenceSnapshot,
     /// Users typing right now.
     pub typing: Vec<String>,
-    /// The locks held right now, by name.
-    pub locks: Vec<LockInfo>,
+    /// The locks held right now, by name: a list of [`LockInfo`] (opaque to the client, which
+    /// hands it to the app as it came; [`LockInfo::list`] reads it). Absent when none is held.
+    pub locks: Option<Json>,
 }
 
 /// `left`: the connection left the room.
@@ -381,8 +382,8 @@ pub struct LockSnapshot {
     /// Names this set of locks: equal sets have equal versions on every node (compare only
     /// for equality); 0 for none held.
     pub version: u64,
-    /// The locks held, by name.
-    pub locks: Vec<LockInfo>,
+    /// The locks held, by name: a list of [`LockInfo`] ([`LockInfo::list`] reads it).
+    pub locks: Json,
 }
 
 /// One grant of a named lock.
@@ -411,8 +412,23 @@ pub struct LockNotice {
     pub change: LockChange,
     /// The grant it happened to.
     pub lock: LockInfo,
+    /// Every lock held in the room after the change, by name: a list of [`LockInfo`], so a
+    /// client mirrors the room's locks without logic of its own ([`LockInfo::list`] reads it).
+    pub locks: Json,
     /// The `lock` or `unlock` request this answers, for its sender only.
     pub id: Option<EventId>,
+}
+
+impl LockInfo {
+    /// Reads a list of grants (`joined.locks`, a `lock` frame's `locks`, polling state).
+    pub fn list(locks: &Json) -> Result<Vec<LockInfo>, super::json::JsonError> {
+        super::json::from_str(locks.as_text())
+    }
+
+    /// Writes a list of grants as the opaque JSON those fields carry.
+    pub fn to_list(locks: &[LockInfo]) -> Json {
+        Json(super::json::to_string(&locks.to_vec()).into())
+    }
 }
 
 /// Who is typing in a room at `version`.

@@ -53,15 +53,17 @@ mod tests;
 
 pub use bodies::{
     BackendPublish, DevTokenRequest, DevTokenResponse, ErrorBody, EventsPage, HealthBody,
-    LocksBody, OutboxRecord, PollBatch, PollFrames, PollSend, PresenceBody, Published, Stats, StoredOutbox,
+    LocksBody, OutboxRecord, PollBatch, PollFrames, PollSend, PresenceBody, Published, Stats,
+    StoredOutbox,
 };
 pub use claims::{RoomRight, TokenClaims};
 pub use codes::{ErrorCode, LockChange, ResetReason, close_code};
 pub use frames::{
     Ack, Auth, Authed, ClientFrame, Cursor, Draining, ErrorFrame, Event, Hello, Join, Joined,
-    Leave, Left, LockFence, LockInfo, LockNotice, LockRequest, LockSnapshot, Nack, Ping, Pong, PresenceConn, PresenceDiff, PresenceSnapshot, PresenceUser,
-    Publish, Reset, RoomState, ServerFrame, SetPresence, Typing, TypingNotice, TypingSnapshot,
-    UnlockRequest, Welcome, WireError,
+    Leave, Left, LockFence, LockInfo, LockNotice, LockRequest, LockSnapshot, Nack, Ping, Pong,
+    PresenceConn, PresenceDiff, PresenceSnapshot, PresenceUser, Publish, Reset, RoomState,
+    ServerFrame, SetPresence, Typing, TypingNotice, TypingSnapshot, UnlockRequest, Welcome,
+    WireError,
 };
 pub use names::{
     EventId, INBOX_PREFIX, MAX_EVENT_ID_BYTES, MAX_ROOM_NAME_BYTES, MAX_USER_ID_BYTES, NameError,

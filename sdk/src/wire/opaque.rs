@@ -51,6 +51,11 @@ impl Json {
         Json("null".into())
     }
 
+    /// An empty JSON list, `[]`.
+    pub fn empty_list() -> Json {
+        Json("[]".into())
+    }
+
     /// The raw JSON text.
     pub fn as_text(&self) -> &str {
         &self.0

@@ -20,10 +20,11 @@ use super::json::{Fields, JsonError, Node, ObjectWriter, Wire, WireObject, Write
 use super::{
     Ack, Auth, Authed, BackendPublish, ClientFrame, Cursor, DevTokenRequest, DevTokenResponse,
     Draining, ErrorBody, ErrorFrame, Event, EventId, EventsPage, HealthBody, Hello, Join, Joined,
-    Json, Leave, Left, LockFence, LockInfo, LocksBody, LockNotice, LockRequest, LockSnapshot, Nack, OutboxRecord, Ping, PollBatch, PollFrames, PollSend, Pong,
-    PresenceBody, PresenceConn, PresenceDiff, PresenceSnapshot, PresenceUser, Publish, Published,
-    Reset, RoomName, RoomState, SetPresence, Stats, StoredOutbox, TokenClaims, Typing,
-    TypingNotice, TypingSnapshot, UnlockRequest, Welcome, WireError,
+    Json, Leave, Left, LockFence, LockInfo, LockNotice, LockRequest, LockSnapshot, LocksBody, Nack,
+    OutboxRecord, Ping, PollBatch, PollFrames, PollSend, Pong, PresenceBody, PresenceConn,
+    PresenceDiff, PresenceSnapshot, PresenceUser, Publish, Published, Reset, RoomName, RoomState,
+    SetPresence, Stats, StoredOutbox, TokenClaims, Typing, TypingNotice, TypingSnapshot,
+    UnlockRequest, Welcome, WireError,
 };
 use crate::text::Message;
 
@@ -285,14 +286,14 @@ wire_shapes! {
     UnlockRequest { room: req, id: req, name: req, token: req }
     LockFence { name: req, token: req }
     LockInfo { name: req, token: req, user: req, conn: req, until: req }
-    LockNotice { room: req, change: req, lock: req, id: opt }
-    LockSnapshot { version: req, locks: list }
+    LockNotice { room: req, change: req, lock: req, locks: req, id: opt }
+    LockSnapshot { version: req, locks: req }
     Typing { room: req, on: req }
     SetPresence { room: req, meta: req }
     Ping { nonce: opt }
     Pong { nonce: opt }
     Welcome { conn: req, user: req, heartbeat_ms: req, protocol: req }
-    Joined { room: req, epoch: req, head: req, presence: req, typing: req, locks: list }
+    Joined { room: req, epoch: req, head: req, presence: req, typing: req, locks: opt }
     Left { room: req }
     Event { room: req, seq: opt, id: req, from: req, at: req, body: req }
     Ack { room: req, id: req, seq: opt, duplicate: or(false) }

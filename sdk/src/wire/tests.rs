@@ -306,6 +306,7 @@ fn every_documented_example_is_exactly_what_the_codec_reads_and_writes() {
                     || exact::<Published>(line)
                     || exact::<EventsPage>(line)
                     || exact::<PresenceBody>(line)
+                    || exact::<LocksBody>(line)
                     || exact::<Stats>(line),
                 "PROTOCOL.md example is not what the codec reads and writes: {line}"
             );

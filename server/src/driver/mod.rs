@@ -30,8 +30,8 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::bus::{Bus, Inbound, Subscribed};
 use crate::hub::{
-    Action, ConnId, ConnKind, Hub, LockDone, Now, Payload, PresenceLookup, ReplayOutcome,
-    RoomView, encode_event,
+    Action, ConnId, ConnKind, Hub, LockDone, Now, Payload, PresenceLookup, ReplayOutcome, RoomView,
+    encode_event,
 };
 use crate::identity::Identity;
 use crate::store::{AppendDone, AppendOutcome, AppendRequest, Page, PageLimit, Store, StoreError};
@@ -192,7 +192,10 @@ pub enum HubMsg {
     LockDone(LockDone),
     /// A room's locks, read while it loads (sent by the driver's own tasks, before its
     /// `RoomLoaded`).
-    LocksLoaded(RoomName, Result<Vec<chorus_sdk::wire::LockInfo>, StoreError>),
+    LocksLoaded(
+        RoomName,
+        Result<Vec<chorus_sdk::wire::LockInfo>, StoreError>,
+    ),
 }
 
 /// A cheap, cloneable handle to the hub task.
@@ -562,7 +565,9 @@ impl Driver {
                 let loopback = self.loopback.clone();
                 tokio::spawn(async move {
                     let result = answer.await;
-                    let _ = loopback.send(HubMsg::LockDone(LockDone { job, result })).await;
+                    let _ = loopback
+                        .send(HubMsg::LockDone(LockDone { job, result }))
+                        .await;
                 });
             }
             Action::Follow(room) => {
@@ -591,7 +596,9 @@ impl Driver {
                     // The locks first, so the joins the head answers list them; lock changes
                     // after this read are heard (the follow is in place).
                     let locks = store.locks(&room, crate::clock::unix_ms_now()).await;
-                    let _ = loopback.send(HubMsg::LocksLoaded(room.clone(), locks)).await;
+                    let _ = loopback
+                        .send(HubMsg::LocksLoaded(room.clone(), locks))
+                        .await;
                     let result = store.read(&room, 0, 0).await.map(|page| page.head);
                     let _ = loopback.send(HubMsg::RoomLoaded(room, result)).await;
                 });

@@ -82,7 +82,13 @@ impl Hub {
                 ttl_ms: ttl,
             },
         };
-        self.submit_lock(now, Some((conn, request.id)), request.room, request.name, op);
+        self.submit_lock(
+            now,
+            Some((conn, request.id)),
+            request.room,
+            request.name,
+            op,
+        );
     }
 
     /// An `unlock` frame.
@@ -95,7 +101,13 @@ impl Hub {
             token: request.token,
             conn: None,
         };
-        self.submit_lock(now, Some((conn, request.id)), request.room, request.name, op);
+        self.submit_lock(
+            now,
+            Some((conn, request.id)),
+            request.room,
+            request.name,
+            op,
+        );
     }
 
     /// The store answered a lock operation.
@@ -243,8 +255,14 @@ impl Hub {
         let locks = self.held_locks(room_name);
         LockSnapshot {
             version: lock_version(&locks),
-            locks,
+            locks: LockInfo::to_list(&locks),
         }
+    }
+
+    /// What `joined.locks` says: the locks held, or nothing when none is.
+    pub(super) fn joined_locks(&self, room_name: &RoomName) -> Option<wire::Json> {
+        let locks = self.held_locks(room_name);
+        (!locks.is_empty()).then(|| LockInfo::to_list(&locks))
     }
 
     /// Takes a change into the room's view (unless the view already has it, or something
@@ -300,6 +318,7 @@ impl Hub {
             room: room_name.clone(),
             change,
             lock: grant,
+            locks: LockInfo::to_list(&self.held_locks(room_name)),
             id: None,
         };
         let payload = encode(&ServerFrame::Lock(notice.clone()));
@@ -339,17 +358,20 @@ impl Hub {
     ) -> Option<(String, String)> {
         let (rate, burst) = (self.config.publish_rate, self.config.publish_burst);
         let draining = self.draining;
-        let member = self
-            .rooms
-            .get(room)
-            .is_some_and(|r| r.members.contains_key(&conn) && matches!(r.state, Some(RoomLoad::Open { .. })));
+        let member = self.rooms.get(room).is_some_and(|r| {
+            r.members.contains_key(&conn) && matches!(r.state, Some(RoomLoad::Open { .. }))
+        });
         let state = self.conns.get_mut(&conn)?;
         let refusal = if let Some(retry) = draining {
             Some((ErrorCode::Draining, super::draining_message(retry)))
         } else if !member {
-            Some((ErrorCode::NotJoined, format!("join room {room} before locking in it")))
+            Some((
+                ErrorCode::NotJoined,
+                format!("join room {room} before locking in it"),
+            ))
         } else if !state.identity.can_publish(room) {
-            let message = format!("your token does not grant publishing to room {room}, which locks need");
+            let message =
+                format!("your token does not grant publishing to room {room}, which locks need");
             Some((ErrorCode::Forbidden, message))
         } else if let Err(wait) = state.publish_budget.take(now.instant, rate, burst) {
             let message = format!(

@@ -374,7 +374,7 @@ impl Hub {
             head,
             presence: room.presence.snapshot(),
             typing,
-            locks: self.held_locks(room_name),
+            locks: self.joined_locks(room_name),
         };
         self.send(conn, &ServerFrame::Joined(joined));
     }

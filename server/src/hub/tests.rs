@@ -266,8 +266,12 @@ pub(super) fn render(frame: &ServerFrame) -> String {
                 .iter()
                 .map(|u| format!("{}({})", u.user, u.conns.len()))
                 .collect();
-            let locks: Vec<String> = j
+            let held = j
                 .locks
+                .as_ref()
+                .map(|locks| wire::LockInfo::list(locks).unwrap());
+            let locks: Vec<String> = held
+                .unwrap_or_default()
                 .iter()
                 .map(|l| format!(" lock {}@{}", l.name, l.conn))
                 .collect();
@@ -350,7 +354,8 @@ pub(super) fn render(frame: &ServerFrame) -> String {
                 lock.user,
                 lock.conn,
                 lock.until.saturating_sub(1_700_000_000_000),
-                l.id.as_ref().map_or(String::new(), |id| format!(" re {id}"))
+                l.id.as_ref()
+                    .map_or(String::new(), |id| format!(" re {id}"))
             )
         }
         ServerFrame::Pong(p) => format!("pong {:?}", p.nonce),
@@ -1084,8 +1089,12 @@ fn simulate(seed: u64, steps: usize) -> Result<Vec<String>, String> {
                         .locks
                         .get(&room)
                         .and_then(|locks| locks.get(name))
-                        .filter(|(_, holder, held)| *held && *holder == mine && rng.random_bool(0.5))
-                        .map_or(String::new(), |(token, _, _)| format!(r#","token":{token}"#));
+                        .filter(|(_, holder, held)| {
+                            *held && *holder == mine && rng.random_bool(0.5)
+                        })
+                        .map_or(String::new(), |(token, _, _)| {
+                            format!(r#","token":{token}"#)
+                        });
                     h.send(
                         conn,
                         &format!(
@@ -1246,8 +1255,12 @@ fn absorb(h: &mut Harness, clients: &mut [SimClient]) -> Result<(), String> {
                         .iter()
                         .map(|u| (u.user.clone(), u.conns.len()))
                         .collect();
-                    let locks = joined
+                    let held = joined
                         .locks
+                        .as_ref()
+                        .map(|l| wire::LockInfo::list(l).unwrap());
+                    let locks = held
+                        .unwrap_or_default()
                         .iter()
                         .map(|l| (l.name.to_string(), (l.token, l.conn.clone(), true)))
                         .collect();
@@ -1260,7 +1273,10 @@ fn absorb(h: &mut Harness, clients: &mut [SimClient]) -> Result<(), String> {
                     let (room, lock) = (notice.room, notice.lock);
                     let name = lock.name.to_string();
                     if notice.change == chorus_sdk::wire::LockChange::Granted {
-                        let seen = client.granted.entry((room.clone(), name.clone())).or_default();
+                        let seen = client
+                            .granted
+                            .entry((room.clone(), name.clone()))
+                            .or_default();
                         if lock.token <= *seen {
                             return Err(format!(
                                 "{} saw lock {room}/{name} granted with #{} after #{seen}",
@@ -1271,7 +1287,9 @@ fn absorb(h: &mut Harness, clients: &mut [SimClient]) -> Result<(), String> {
                     }
                     let held = notice.change.held();
                     if !held {
-                        client.ended.insert((room.clone(), name.clone(), lock.token));
+                        client
+                            .ended
+                            .insert((room.clone(), name.clone(), lock.token));
                     }
                     client
                         .locks

@@ -815,7 +815,10 @@ fn a_lock_held_on_a_dead_node_expires_everywhere_and_its_holders_writes_are_refu
         c.take(0, 1),
         ["lock r granted doc t+0 by ana@a-1 until+3000 re L1"]
     );
-    assert_eq!(c.take(1, 2), ["lock r granted doc t+0 by ana@a-1 until+3000"]);
+    assert_eq!(
+        c.take(1, 2),
+        ["lock r granted doc t+0 by ana@a-1 until+3000"]
+    );
     c.send(1, 2, &lock("L2"));
     assert_eq!(c.take(1, 2), ["nack r L2 lock_held"]);
     // A member joining on node b after the grant hears of it from the store.
@@ -829,13 +832,19 @@ fn a_lock_held_on_a_dead_node_expires_everywhere_and_its_holders_writes_are_refu
     // Node a dies: nothing it sends arrives any more, and its clock stops mattering.
     c.silenced.insert(0);
     let dead = c.nodes.remove(0);
-    c.nodes.insert(0, Node {
-        hub: Hub::new(config(0)),
-        frames: HashMap::new(),
-    });
+    c.nodes.insert(
+        0,
+        Node {
+            hub: Hub::new(config(0)),
+            frames: HashMap::new(),
+        },
+    );
     c.take(1, 2);
     c.advance(3 * SECOND);
-    assert_eq!(c.take(1, 2), ["lock r expired doc t+0 by ana@a-1 until+3000"]);
+    assert_eq!(
+        c.take(1, 2),
+        ["lock r expired doc t+0 by ana@a-1 until+3000"]
+    );
     c.send(1, 2, &lock("L3"));
     assert_eq!(
         c.take(1, 2),

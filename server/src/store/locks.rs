@@ -113,7 +113,9 @@ impl LockRow {
         let current = || live.map(|row| row.grant.clone());
         match &request.op {
             LockOp::Acquire { user, conn, ttl_ms } => match live {
-                Some(row) if &row.grant.conn != conn => (None, LockOutcome::Held(row.grant.clone())),
+                Some(row) if &row.grant.conn != conn => {
+                    (None, LockOutcome::Held(row.grant.clone()))
+                }
                 Some(row) => extend(row, conn, at + ttl_ms),
                 None => {
                     let last = row.map_or(0, |row| row.grant.token);

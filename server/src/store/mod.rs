@@ -257,8 +257,10 @@ pub trait Store: Send + Sync + 'static {
 
     /// Applies a lock operation ([`locks::LockRow::apply`]), queued at the call in order with
     /// [`Store::submit`]'s appends (so an append submitted after a release sees it released).
-    fn lock(&self, request: locks::LockRequest)
-    -> BoxFuture<'static, Result<locks::LockOutcome, StoreError>>;
+    fn lock(
+        &self,
+        request: locks::LockRequest,
+    ) -> BoxFuture<'static, Result<locks::LockOutcome, StoreError>>;
 
     /// The live grants of a room's locks at `at` (milliseconds since the Unix epoch), by name.
     fn locks(&self, room: &RoomName, at: u64) -> BoxFuture<'_, Result<Vec<LockInfo>, StoreError>>;
@@ -648,8 +650,14 @@ pub(crate) mod contract {
         }
         let listed = store.locks(&name, now).await.unwrap();
         assert_eq!(listed.len(), 1);
-        assert_eq!((listed[0].user.as_str(), listed[0].conn.as_str()), ("ana", "n-1"));
-        assert!(store.locks(&name, now + 60_000).await.unwrap().is_empty(), "lapsed at until");
+        assert_eq!(
+            (listed[0].user.as_str(), listed[0].conn.as_str()),
+            ("ana", "n-1")
+        );
+        assert!(
+            store.locks(&name, now + 60_000).await.unwrap().is_empty(),
+            "lapsed at until"
+        );
 
         // The holder's fenced publish is stored; a stale token's, or another user's, is not.
         assert!(matches!(
@@ -686,7 +694,10 @@ pub(crate) mod contract {
             LockOutcome::Changed(chorus_sdk::wire::LockChange::Released, _)
         ));
         let done = outcomes.recv().await.unwrap();
-        assert_eq!(done.result.unwrap(), AppendOutcome::LockLost { current: None });
+        assert_eq!(
+            done.result.unwrap(),
+            AppendOutcome::LockLost { current: None }
+        );
         assert!(store.locks(&name, now).await.unwrap().is_empty());
 
         // Another holder gets a larger token; the old holder's renewal is refused.
@@ -722,7 +733,11 @@ pub(crate) mod contract {
         // Not renewed: it lapses by time alone, and the next grant's token is larger still.
         let third = granted(
             &store
-                .lock(lock_request(room, acquire("ana", "n-1", 1_000), now + 1_500))
+                .lock(lock_request(
+                    room,
+                    acquire("ana", "n-1", 1_000),
+                    now + 1_500,
+                ))
                 .await
                 .unwrap(),
         );

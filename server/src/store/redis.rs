@@ -410,7 +410,10 @@ impl Store for RedisStore {
             let mut locks = Vec::new();
             for (name, row) in rows {
                 let grant = decode_lock_row(&name, &row).ok_or_else(|| {
-                    StoreError::Backend(format!("Redis at {}: a lock of {room} is invalid", inner.url))
+                    StoreError::Backend(format!(
+                        "Redis at {}: a lock of {room} is invalid",
+                        inner.url
+                    ))
                 })?;
                 if let Some(grant) = grant.filter(|grant| grant.until > at) {
                     locks.push(grant);
@@ -489,7 +492,11 @@ pub(crate) fn decode_append(
             head: field(1).ok_or_else(bad)?,
         }),
         Some("lock_lost") => {
-            let name = request.if_lock.as_ref().map(|fence| &fence.name).ok_or_else(bad)?;
+            let name = request
+                .if_lock
+                .as_ref()
+                .map(|fence| &fence.name)
+                .ok_or_else(bad)?;
             Ok(AppendOutcome::LockLost {
                 current: decode_grant(name, &items[1..]).map_err(|()| bad())?,
             })

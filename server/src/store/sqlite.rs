@@ -118,7 +118,10 @@ pub struct SqliteStore {
 #[derive(Debug)]
 enum WriterMsg {
     Append(AppendJob),
-    Lock(LockRequest, oneshot::Sender<Result<LockOutcome, StoreError>>),
+    Lock(
+        LockRequest,
+        oneshot::Sender<Result<LockOutcome, StoreError>>,
+    ),
     Flush(oneshot::Sender<()>),
 }
 

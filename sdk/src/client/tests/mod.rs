@@ -172,7 +172,7 @@ fn joined(name: &str, head: u64) -> ServerFrame {
             users: vec![],
         },
         typing: vec![],
-        locks: vec![],
+        locks: None,
     })
 }
 

@@ -83,7 +83,11 @@ async fn lock_tokens_keep_growing_across_nodes_and_restarts() {
     let (node_b, _rx_b) = open(&server, DEFAULT_PREFIX, small()).await;
     let first = contract::first_token(&node_a, "r", at).await;
     match node_b
-        .lock(contract::lock_request("r", contract::acquire("ben", "b-1", 10), at))
+        .lock(contract::lock_request(
+            "r",
+            contract::acquire("ben", "b-1", 10),
+            at,
+        ))
         .await
         .unwrap()
     {

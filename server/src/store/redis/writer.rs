@@ -28,7 +28,10 @@ use crate::store::{AppendJob, AppendOutcome, AppendRequest, OutcomeSender, Reten
 pub(super) enum WriterMsg {
     Append(AppendJob),
     /// A lock operation: run after the appends queued before it, before those after it.
-    Lock(LockRequest, oneshot::Sender<Result<LockOutcome, StoreError>>),
+    Lock(
+        LockRequest,
+        oneshot::Sender<Result<LockOutcome, StoreError>>,
+    ),
     Flush(oneshot::Sender<()>),
 }
 
@@ -266,7 +269,12 @@ impl Writer {
             .arg(self.keys.live_channel(room))
             .arg(room.as_str())
             .arg(publish)
-            .arg(request.if_lock.as_ref().map_or("", |fence| fence.name.as_str()))
+            .arg(
+                request
+                    .if_lock
+                    .as_ref()
+                    .map_or("", |fence| fence.name.as_str()),
+            )
             .arg(request.if_lock.as_ref().map_or(0, |fence| fence.token));
     }
 }
