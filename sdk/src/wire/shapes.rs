@@ -308,7 +308,7 @@ wire_shapes! {
     ErrorBody { code: req, message: req }
     EventsPage { room: req, epoch: req, head: req, oldest: req, events: req, next_after: opt }
     PresenceBody { room: req, version: req, users: req }
-    LocksBody { room: req, locks: list }
+    LocksBody { room: req, locks: req }
     PollSend { session: req, frames: req }
     PollFrames { frames: req }
     BackendPublish { id: req, body: req, from: opt, if_seq: opt, if_lock: opt }
