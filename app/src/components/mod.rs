@@ -4,12 +4,14 @@
 
 pub mod badge;
 pub mod feed;
+pub mod lock;
 pub mod presence;
 pub mod shell;
 pub mod typing;
 
 pub use badge::ConnectionBadge;
 pub use feed::{Composer, Feed};
+pub use lock::LockBar;
 pub use presence::PresenceBar;
 pub use shell::App;
 pub use typing::TypingIndicator;

@@ -4,7 +4,7 @@
 use chorus_sdk::wire::RoomName;
 use leptos::prelude::*;
 
-use super::{Composer, ConnectionBadge, Feed, PresenceBar, TypingIndicator};
+use super::{Composer, ConnectionBadge, Feed, LockBar, PresenceBar, TypingIndicator};
 use crate::chorus::provide_chorus;
 use crate::hooks::{use_activity, use_room};
 use crate::model;
@@ -168,7 +168,7 @@ fn Workspace(
     }
 }
 
-/// One room: badge, presence, feed, typing, composer. Follows `room` (the same view, the same
+/// One room: badge, presence, feed, typing, edit lock, composer. Follows `room` (the same view, the same
 /// client: the old room is left and the new one joined).
 #[component]
 fn RoomView(
@@ -192,6 +192,11 @@ fn RoomView(
             .collect()
     });
     let notice = handle.notice();
+    // Someone else holds the edit lock: the composer is read-only until they let go.
+    let (locks, own_lock) = (handle.locks(), handle.own_lock());
+    let locked_out = Signal::derive(move || {
+        super::lock::held_by_other(&locks.read(), own_lock.read().as_ref()).is_some()
+    });
     view! {
         <section class="room" aria-label=move || format!("Room {}", room.read())>
             <header class="room-header">
@@ -215,7 +220,9 @@ fn RoomView(
             }}
             <Feed messages=handle.messages() />
             <TypingIndicator names=typing_names />
+            <LockBar room=handle presence=presence />
             <Composer
+                disabled=locked_out
                 on_send=Callback::new(move |text: String| handle.send(&name, &text))
                 on_typing=Callback::new(move |on| handle.set_typing(on))
             />
