@@ -17,6 +17,7 @@ pub(crate) fn t0() -> Instant {
     Instant::now()
 }
 
+mod locks;
 mod refusals;
 mod tokens;
 
