@@ -89,7 +89,10 @@ async fn a_lease_held_on_a_killed_node_expires_on_the_other_and_passes_on() {
         refused.message
     );
     assert_eq!(rest_locks(&node_b).await, std::slice::from_ref(&grant));
-    assert_eq!(rest_locks(&Remote(node_a.addr)).await, std::slice::from_ref(&grant));
+    assert_eq!(
+        rest_locks(&Remote(node_a.addr)).await,
+        std::slice::from_ref(&grant)
+    );
 
     // A dies without a word; B expires the grant at its `until`.
     node_a.stop(false);
