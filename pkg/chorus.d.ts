@@ -12,6 +12,8 @@ export type Badge = "live" | "syncing" | "offline";
  */
 export type ErrorCode =
   | "invalid_room"
+  | "lock_held"
+  | "lock_lost"
   | "invalid_json"
   | "not_joined"
   | "outbox_full"

@@ -12,7 +12,7 @@ use chorus_sdk::client::ClientEvent;
 use chorus_sdk::client::live_cursors::LiveCursors;
 use chorus_sdk::time::Instant;
 use chorus_sdk::web::ConnectionState;
-use chorus_sdk::wire::{Json, PresenceUser, RoomName};
+use chorus_sdk::wire::{EventId, Json, LockChange, LockFence, LockInfo, PresenceUser, RoomName};
 use leptos::prelude::*;
 
 use crate::chorus::{Chorus, use_chorus};
@@ -21,6 +21,13 @@ use crate::session;
 
 /// How many history events a join or reset shows.
 const HISTORY_PAGE: u64 = 50;
+
+/// The lock that guards writing in a room (the composer): one writer at a time.
+pub const EDIT_LOCK: &str = "composer";
+
+/// How long an edit lock lasts without a renewal (the SDK renews it at half of it while the
+/// tab holds it, so a closed or frozen tab frees it within this).
+const EDIT_LOCK_TTL: Duration = Duration::from_secs(30);
 
 /// The current time for countdowns. Views read the clock only through this function.
 #[allow(clippy::disallowed_methods)] // Hooks are the app's driver: they own the clock.
@@ -45,6 +52,12 @@ pub struct RoomHandle {
     typing: RwSignal<Vec<String>>,
     cursors: RwSignal<LiveCursors>,
     notice: RwSignal<Option<String>>,
+    /// The locks held in the room (every user's), as the server last said.
+    locks: RwSignal<Vec<LockInfo>>,
+    /// This tab's grant of the edit lock, while it holds it.
+    own_lock: RwSignal<Option<LockInfo>>,
+    /// The lock request waiting for its answer.
+    lock_request: StoredValue<Option<EventId>>,
     /// The reducer's whole state, not reactive: each event updates it, then only the signal
     /// of the part that changed is set.
     model: StoredValue<RoomModel, LocalStorage>,
@@ -90,6 +103,93 @@ impl RoomHandle {
         self.notice.read_only()
     }
 
+    /// The locks held in the room now (every user's, this tab's too).
+    pub fn locks(&self) -> ReadSignal<Vec<LockInfo>> {
+        self.locks.read_only()
+    }
+
+    /// This tab's grant of the edit lock ([`EDIT_LOCK`]), while it holds it.
+    pub fn own_lock(&self) -> ReadSignal<Option<LockInfo>> {
+        self.own_lock.read_only()
+    }
+
+    /// Asks for the edit lock (renewed automatically while held); refused with a notice when
+    /// someone else holds it.
+    pub fn take_lock(&self) {
+        let room = self.room.get_untracked();
+        let name = EventId::parse(EDIT_LOCK).expect("a valid lock name");
+        let asked = self
+            .chorus
+            .with_client(|client| client.lock(room, name, EDIT_LOCK_TTL, None, true));
+        match asked {
+            Some(Ok(id)) => self.lock_request.set_value(Some(id)),
+            Some(Err(error)) => self.set_notice(Some(format!("Not locked: {error}"))),
+            None => {}
+        }
+    }
+
+    /// Releases this tab's edit lock.
+    pub fn release_lock(&self) {
+        let Some(grant) = self.own_lock.get_untracked() else {
+            return;
+        };
+        let room = self.room.get_untracked();
+        let asked = self
+            .chorus
+            .with_client(|client| client.unlock(room, grant.name, grant.token));
+        match asked {
+            Some(Ok(id)) => self.lock_request.set_value(Some(id)),
+            Some(Err(error)) => self.set_notice(Some(format!("Not released: {error}"))),
+            None => {}
+        }
+    }
+
+    /// Takes the room's locks as the server sent them (opaque JSON the SDK passed through).
+    fn show_locks(&self, locks: &chorus_sdk::wire::Json) {
+        let locks = LockInfo::list(locks).unwrap_or_default();
+        let own = self.own_lock.get_untracked();
+        // This tab's grant is gone once the room's list no longer has its token.
+        if let Some(own) = own
+            && !locks
+                .iter()
+                .any(|l| l.name == own.name && l.token == own.token)
+        {
+            self.own_lock.set(None);
+        }
+        self.locks.set(locks);
+    }
+
+    /// Answers to this tab's lock requests: the grant (or its end), or why it was refused.
+    fn lock_answered(&self, event: &ClientEvent) {
+        match event {
+            ClientEvent::LockDone {
+                id, change, lock, ..
+            } => {
+                let ours = self.lock_request.with_value(|r| r.as_ref() == Some(id));
+                let renewal = self
+                    .own_lock
+                    .with_untracked(|own| own.as_ref().is_some_and(|o| o.token == lock.token));
+                if !ours && !renewal {
+                    return;
+                }
+                if ours {
+                    self.lock_request.set_value(None);
+                }
+                self.own_lock.set(match change {
+                    LockChange::Granted | LockChange::Renewed => Some(lock.clone()),
+                    LockChange::Released | LockChange::Expired => None,
+                });
+            }
+            ClientEvent::LockFailed { id, message, .. }
+                if self.lock_request.with_value(|r| r.as_ref() == Some(id)) =>
+            {
+                self.lock_request.set_value(None);
+                self.set_notice(Some(format!("Not locked: {message}")));
+            }
+            _ => {}
+        }
+    }
+
     /// The connection state (the app's one client).
     pub fn state(&self) -> ReadSignal<ConnectionState> {
         self.chorus.state()
@@ -109,9 +209,17 @@ impl RoomHandle {
     /// Publishes a message; it shows as pending at once and is kept until acked, even offline.
     pub fn send(&self, name: &str, text: &str) {
         let room = self.room.get_untracked();
-        let sent = self
-            .chorus
-            .with_client(|client| client.publish(room, model::message_body(name, text)));
+        let body = model::message_body(name, text);
+        // Written under the edit lock when this tab holds it: the server refuses the message
+        // (`lock_lost`) if the grant lapsed meanwhile and someone else took over.
+        let fence = self.own_lock.get_untracked().map(|grant| LockFence {
+            name: grant.name,
+            token: grant.token,
+        });
+        let sent = self.chorus.with_client(|client| match fence {
+            Some(fence) => client.publish_fenced(room, body, fence),
+            None => client.publish(room, body),
+        });
         if let Some(Err(error)) = sent {
             self.set_notice(Some(format!("Not sent: {error}")));
         }
@@ -147,6 +255,15 @@ impl RoomHandle {
             return;
         };
         let concerns_room = |r: &RoomName| r == &room;
+        match event {
+            ClientEvent::Locks { room: r, locks } if concerns_room(r) => self.show_locks(locks),
+            ClientEvent::LockDone { room: r, .. } | ClientEvent::LockFailed { room: r, .. }
+                if concerns_room(r) =>
+            {
+                self.lock_answered(event);
+            }
+            _ => {}
+        }
         self.model.with_value(|m| match event {
             ClientEvent::Presence { room: r, .. } if concerns_room(r) => {
                 self.presence.set(m.presence.clone());
@@ -213,11 +330,16 @@ impl RoomHandle {
         self.messages.set(Vec::new());
         self.typing.set(Vec::new());
         self.notice.set(None);
+        self.own_lock.set(None);
+        self.lock_request.set_value(None);
         // The room's cursors come with its `joined` (a room another view holds already shows
         // them from the next change on).
         self.cursors.set(LiveCursors::default());
         self.chorus
             .hold(room, model::presence_meta(Activity::Active));
+        if let Some(locks) = self.chorus.with_client(|c| c.locks(room)) {
+            self.show_locks(&locks);
+        }
         let present = self.chorus.presence(room);
         let waiting = self
             .chorus
@@ -290,6 +412,9 @@ pub fn use_room(room: Signal<RoomName>) -> RoomHandle {
         typing: RwSignal::new(Vec::new()),
         cursors: RwSignal::new(LiveCursors::default()),
         notice: RwSignal::new(chorus.problem().get_untracked()),
+        locks: RwSignal::new(Vec::new()),
+        own_lock: RwSignal::new(None),
+        lock_request: StoredValue::new(None),
         model: StoredValue::new_local(RoomModel::default()),
         chorus,
     };

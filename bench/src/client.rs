@@ -191,6 +191,7 @@ pub fn publish_frame(protocol: Protocol, room: &str, id: u64, step: u32, due_us:
             body: wire::Json::from_text(body).expect("the body is JSON"),
             durable: true,
             if_seq: None,
+            if_lock: None,
         })
         .encode(),
         Protocol::SocketIo => {

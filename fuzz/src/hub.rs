@@ -405,6 +405,7 @@ impl Sim {
                     at: now.unix_ms,
                     body: Json::from_text("1").expect("JSON"),
                     if_seq: None,
+                    if_lock: None,
                 };
                 self.hub.handle_backend_publish(now, ticket, request);
             }
@@ -518,6 +519,13 @@ impl Sim {
                     }
                     Action::Signal { room, .. } => {
                         panic!("a one-node hub signalled other nodes about {room}")
+                    }
+                    // Lock operations are answered at once by the log, the store's rule.
+                    Action::Lock(job) => {
+                        let now = self.now();
+                        let result = Ok(self.log.lock(&job.request));
+                        let done = chorus_server::hub::LockDone { job, result };
+                        self.hub.handle_lock_done(now, done);
                     }
                     Action::Notice { conn, .. } => {
                         panic!("a notice for {conn}, though nobody sent one")

@@ -26,6 +26,7 @@ fn job(n: usize) -> AppendJob {
             body: Json::from_text(r#"{"text":"a typical chat message of some sixty bytes or so"}"#)
                 .unwrap(),
             if_seq: None,
+            if_lock: None,
         },
     }
 }

@@ -204,6 +204,7 @@ impl Sim {
             body: Json::from_text(r#""not yours""#).unwrap(),
             durable: true,
             if_seq: None,
+            if_lock: None,
         };
         let now = self.hub_now();
         self.hub
@@ -479,6 +480,11 @@ impl Sim {
                         self.hub.handle_repaired(now, room, Ok(page));
                     }
                     Action::Signal { .. } => unreachable!("a one-node hub sends no signals"),
+                    Action::Lock(job) => {
+                        let result = Ok(self.log.lock(&job.request));
+                        self.hub
+                            .handle_lock_done(now, chorus_server::hub::LockDone { job, result });
+                    }
                     // The simulation sends no notices.
                     Action::Notice { .. } => unreachable!("nobody sends notices here"),
                 }

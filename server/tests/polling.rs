@@ -99,6 +99,7 @@ async fn a_polling_client_and_websocket_clients_see_each_others_events_presence_
             typing_version: 0,
             cursor_version: 0,
             stream_version: 0,
+            lock_version: Some(0),
         },
     );
     let frames = pol
@@ -196,6 +197,7 @@ async fn switching_between_websocket_and_polling_mid_stream_loses_and_doubles_no
             typing_version: 0,
             cursor_version: 0,
             stream_version: 0,
+            lock_version: Some(0),
         },
     );
     pol.join("r").await;
@@ -467,6 +469,7 @@ async fn a_batch_is_answered_once_every_frame_in_it_is_whatever_it_does_while_ro
             typing_version: 0,
             cursor_version: 0,
             stream_version: 0,
+            lock_version: Some(0),
         };
         pol.cursors.insert(room.to_owned(), cursor);
     }

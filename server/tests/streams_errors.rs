@@ -458,9 +458,14 @@ async fn stream_steps_done_wrong_over_polling_get_codes_and_change_nothing() {
         .map(|c| c.as_text().to_owned())
         .collect();
     assert_eq!(chunks, [r#""ok""#]);
-    // The poll's stream version: not a number, or one part too many, is a JSON 400.
+    // The poll's stream (or lock) version: not a number, or one part too many, is a JSON 400.
     let auth = format!("Bearer {}", pol.token);
-    for r in ["room~~~0~0~0~x", "room~~~0~0~0~-1", "room~~~0~0~0~1~2"] {
+    for r in [
+        "room~~~0~0~0~x",
+        "room~~~0~0~0~-1",
+        "room~~~0~0~0~1~x",
+        "room~~~0~0~0~1~2~3",
+    ] {
         let path = format!("/v1/poll?session={}&wait=0&r={r}", pol.session);
         let response = http(&server, "GET", &path, &[("Authorization", &auth)], None).await;
         assert_eq!(

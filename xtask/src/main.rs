@@ -641,6 +641,9 @@ fn test() -> Result<()> {
         ],
     )?;
     run("cargo", &["test", "--workspace", "--all-features"])?;
+    // The client core as the npm package builds it, without the `locks` feature (the workspace
+    // run above has it on): `client::tests::without_locks`, and the rest still pass without it.
+    run("cargo", &["test", "--package", "chorus-sdk", "--lib"])?;
     wasm_tests()?;
     browser_tests()?;
     // The benchmark suite at its smallest, one round, so the harness and the peers keep working;

@@ -44,6 +44,9 @@ pub fn Composer(
     on_send: Callback<String>,
     /// Called with whether the user is typing.
     on_typing: Callback<bool>,
+    /// Writing is not allowed now (someone else holds the room's edit lock).
+    #[prop(into, optional)]
+    disabled: Signal<bool>,
 ) -> impl IntoView {
     let text = RwSignal::new(String::new());
     let submit = move |ev: leptos::ev::SubmitEvent| {
@@ -61,6 +64,7 @@ pub fn Composer(
                 id="message"
                 autocomplete="off"
                 placeholder="Say something…"
+                disabled=move || disabled.get()
                 prop:value=move || text.get()
                 on:input=move |ev| {
                     let value = event_target_value(&ev);
@@ -68,7 +72,9 @@ pub fn Composer(
                     text.set(value);
                 }
             />
-            <button type="submit">"Send"</button>
+            <button type="submit" disabled=move || disabled.get()>
+                "Send"
+            </button>
         </form>
     }
 }

@@ -5,6 +5,7 @@
 pub mod activity;
 pub mod badge;
 pub mod feed;
+pub mod lock;
 pub mod presence;
 pub mod shell;
 pub mod surface;
@@ -13,6 +14,7 @@ pub mod typing;
 pub use activity::{ActivityPanel, NoticeBanner};
 pub use badge::ConnectionBadge;
 pub use feed::{Composer, Feed};
+pub use lock::LockBar;
 pub use presence::PresenceBar;
 pub use shell::App;
 pub use surface::SharedSurface;

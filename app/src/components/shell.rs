@@ -5,8 +5,8 @@ use chorus_sdk::wire::RoomName;
 use leptos::prelude::*;
 
 use super::{
-    ActivityPanel, Composer, ConnectionBadge, Feed, NoticeBanner, PresenceBar, SharedSurface,
-    TypingIndicator,
+    ActivityPanel, Composer, ConnectionBadge, Feed, LockBar, NoticeBanner, PresenceBar,
+    SharedSurface, TypingIndicator,
 };
 use crate::chorus::provide_chorus;
 use crate::hooks::{use_activity, use_room};
@@ -172,7 +172,7 @@ fn Workspace(
     }
 }
 
-/// One room: badge, presence, feed, typing, composer. Follows `room` (the same view, the same
+/// One room: badge, presence, feed, typing, edit lock, composer. Follows `room` (the same view, the same
 /// client: the old room is left and the new one joined).
 #[component]
 fn RoomView(
@@ -196,6 +196,11 @@ fn RoomView(
             .collect()
     });
     let notice = handle.notice();
+    // Someone else holds the edit lock: the composer is read-only until they let go.
+    let (locks, own_lock) = (handle.locks(), handle.own_lock());
+    let locked_out = Signal::derive(move || {
+        super::lock::held_by_other(&locks.read(), own_lock.read().as_ref()).is_some()
+    });
     let messages = handle.messages();
     // The newest stored seq: the activity panel fetches again once per newly stored message
     // (a publish still pending is not in the history yet).
@@ -226,7 +231,9 @@ fn RoomView(
             <SharedSurface handle=handle />
             <Feed messages=messages />
             <TypingIndicator names=typing_names />
+            <LockBar room=handle presence=presence />
             <Composer
+                disabled=locked_out
                 on_send=Callback::new(move |text: String| handle.send(&name, &text))
                 on_typing=Callback::new(move |on| handle.set_typing(on))
             />

@@ -155,6 +155,7 @@ impl Session {
             typing_version: 0,
             cursor_version: 0,
             stream_version: 0,
+            lock_version: Some(0),
         };
         Ok(Session { http, name, cursor })
     }

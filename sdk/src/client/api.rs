@@ -346,6 +346,40 @@ pub enum ClientEvent {
         /// Its seq.
         seq: u64,
     },
+    /// The locks held in a joined room changed (the whole set, by name).
+    #[cfg(feature = "locks")]
+    Locks {
+        /// The room.
+        room: RoomName,
+        /// The locks held now: a list of grants as the server sent it (read it with
+        /// `wire::LockInfo::list`).
+        locks: crate::wire::Json,
+    },
+    /// A lock request of this client was answered (also its automatic renewals).
+    #[cfg(feature = "locks")]
+    LockDone {
+        /// The room.
+        room: RoomName,
+        /// The request's id (as returned by `Client::lock` or `Client::unlock`).
+        id: EventId,
+        /// What became of the lock: `granted` or `renewed` (held), `released`.
+        change: crate::wire::LockChange,
+        /// The grant, with its fencing token.
+        lock: crate::wire::LockInfo,
+    },
+    /// A lock request of this client was refused (`lock_held`, `lock_lost`, ...) or its
+    /// connection ended before the answer came (`lock_lost`).
+    #[cfg(feature = "locks")]
+    LockFailed {
+        /// The room.
+        room: RoomName,
+        /// The request's id.
+        id: EventId,
+        /// Why.
+        code: ErrorCode,
+        /// Why, for humans.
+        message: String,
+    },
     /// A publish was refused for good; its `Pending` copy should be withdrawn.
     PublishFailed {
         /// The room.

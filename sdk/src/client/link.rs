@@ -321,6 +321,8 @@ impl Client {
             _ => {}
         }
         self.room_timers(now);
+        #[cfg(feature = "locks")]
+        self.renew_locks(now);
         self.expire_outbox(now);
         if self.retry_refused_at.is_some_and(|at| at <= now) {
             self.retry_refused_at = None;
@@ -599,6 +601,11 @@ impl Client {
                     typing_version: state.typing_in.version(),
                     cursor_version: state.cursor_version,
                     stream_version: state.stream_version,
+                    #[cfg(feature = "locks")]
+                    lock_version: Some(state.lock_version),
+                    // Without locks the client follows none (no `state.locks` comes).
+                    #[cfg(not(feature = "locks"))]
+                    lock_version: None,
                 });
             }
             let query = PollQuery {

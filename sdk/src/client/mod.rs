@@ -53,6 +53,8 @@ mod api;
 pub mod backoff;
 mod link;
 pub mod live_cursors;
+#[cfg(feature = "locks")]
+mod locks;
 mod map;
 pub mod outbox;
 pub mod presence;
@@ -109,6 +111,12 @@ pub struct Client {
     unconfirmed: Map<EventId, (OutboxRecord, Option<u64>)>,
     backoff: Backoff,
     retry_refused_at: Option<Instant>,
+    /// Lock requests waiting for their answer (see `locks.rs`).
+    #[cfg(feature = "locks")]
+    pending_locks: Vec<locks::PendingLock>,
+    /// Own lock grants renewed automatically (see `locks.rs`).
+    #[cfg(feature = "locks")]
+    held_locks: Vec<locks::HeldLock>,
     outputs: Vec<Output>,
     events: Vec<ClientEvent>,
     state: ConnectionState,
@@ -181,6 +189,10 @@ impl Client {
             rooms: Map::new(),
             unconfirmed,
             retry_refused_at: None,
+            #[cfg(feature = "locks")]
+            pending_locks: Vec::new(),
+            #[cfg(feature = "locks")]
+            held_locks: Vec::new(),
             outputs: Vec::new(),
             events,
             state: ConnectionState::Connecting { transport },
@@ -238,6 +250,8 @@ impl Client {
         }
         consider(self.outbox.next_expiry_ms().map(|ms| self.instant_of(ms)));
         consider(self.retry_refused_at);
+        #[cfg(feature = "locks")]
+        consider(self.next_lock_renewal());
         next
     }
 

@@ -247,6 +247,7 @@ mod tests {
             if_seq: None,
             created_ms,
             user: None,
+            if_lock: None,
         }
     }
 

@@ -26,16 +26,18 @@ impl Client {
         room: RoomName,
         body: Json,
     ) -> Result<EventId, PublishError> {
-        self.publish_with(now, room, body, None)
+        self.publish_with(now, room, body, None, None)
     }
 
-    /// Like [`Client::publish`], stored only if the room's head is still `if_seq`.
+    /// Like [`Client::publish`], stored only if the room's head is still `if_seq` and (with
+    /// `if_lock`) while this user still holds that lock grant (refused `lock_lost` otherwise).
     pub fn publish_with(
         &mut self,
         now: Instant,
         room: RoomName,
         body: Json,
         if_seq: Option<u64>,
+        if_lock: Option<wire::LockFence>,
     ) -> Result<EventId, PublishError> {
         if matches!(self.phase, Phase::Closed) {
             return Err(PublishError::Closed);
@@ -51,6 +53,7 @@ impl Client {
             if_seq,
             created_ms: self.unix_ms(now),
             user: self.user.clone(),
+            if_lock,
         };
         self.outbox.push(record.clone())?;
         let stop_typing = self
@@ -92,6 +95,7 @@ impl Client {
             body,
             durable: false,
             if_seq: None,
+            if_lock: None,
         }));
         self.pump_polling(now);
         Ok(id)
@@ -114,6 +118,7 @@ impl Client {
                 body: record.body,
                 durable: true,
                 if_seq: record.if_seq,
+                if_lock: record.if_lock,
             }));
         }
     }
@@ -172,6 +177,10 @@ impl Client {
     }
 
     pub(super) fn nacked(&mut self, now: Instant, nack: wire::Nack) {
+        #[cfg(feature = "locks")]
+        if self.lock_refused(&nack) {
+            return;
+        }
         let joined = nack.room.as_ref().and_then(|room| self.rooms.get(room));
         match (nack.code, joined) {
             (ErrorCode::NotJoined, Some(room)) => {
@@ -241,7 +250,7 @@ impl Client {
     }
 
     /// A fresh id for an own publish: this client's random prefix and a counter.
-    fn next_event_id(&mut self) -> EventId {
+    pub(super) fn next_event_id(&mut self) -> EventId {
         self.next_id += 1;
         let mut id = concat(&[&self.id_prefix, "-"]);
         push_decimal(&mut id, self.next_id);

@@ -29,6 +29,12 @@ pub(super) struct Room {
     pub(super) typing_out: TypingOut,
     /// A history fetch to repair a gap is under way.
     pub(super) repairing: Option<u64>,
+    /// The locks held in the room, by name, as the server sent them (see `locks.rs`).
+    #[cfg(feature = "locks")]
+    pub(super) locks: Json,
+    /// The lock version of the last polling `state` (0 = none).
+    #[cfg(feature = "locks")]
+    pub(super) lock_version: u64,
     /// The live cursors' version the server last sent (polling).
     pub(super) cursor_version: u64,
     /// This client's own live cursor.
@@ -59,6 +65,10 @@ impl Client {
             typing_in: TypingIn::default(),
             typing_out: TypingOut::default(),
             repairing: None,
+            #[cfg(feature = "locks")]
+            locks: Json::empty_list(),
+            #[cfg(feature = "locks")]
+            lock_version: 0,
             cursor_version: 0,
             cursor_out: CursorOut::default(),
             stream_version: 0,
@@ -141,6 +151,8 @@ impl Client {
                 self.send_cursor(joined.room.clone(), own);
                 self.apply_presence(&joined.room, joined.presence);
                 self.apply_typing(now, &joined.room, joined.typing, None);
+                #[cfg(feature = "locks")]
+                self.set_locks(now, &joined.room, joined.locks);
                 self.events.push(ClientEvent::Joined {
                     room: joined.room,
                     cursor,
@@ -211,6 +223,13 @@ impl Client {
                 {
                     room.stream_version = version;
                 }
+                #[cfg(feature = "locks")]
+                if let Some(locks) = state.locks {
+                    if let Some(room) = self.rooms.get_mut(&state.room) {
+                        room.lock_version = locks.version;
+                    }
+                    self.set_locks(now, &state.room, Some(locks.locks));
+                }
             }
             ServerFrame::Cursor(notice) => {
                 if self.rooms.contains_key(&notice.room) {
@@ -248,6 +267,10 @@ impl Client {
             ServerFrame::Draining(draining) => {
                 self.retry_hint = Some(Duration::from_millis(draining.retry_after_ms))
             }
+            #[cfg(feature = "locks")]
+            ServerFrame::Lock(notice) => self.lock_changed(now, notice),
+            #[cfg(not(feature = "locks"))]
+            ServerFrame::Lock(_) => {}
             ServerFrame::Notice(notice) => self.events.push(ClientEvent::Notice(notice)),
             ServerFrame::Stream(stream) => {
                 if self.rooms.contains_key(&stream.room) {

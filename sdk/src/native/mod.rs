@@ -48,6 +48,14 @@ enum Command {
         Json,
         oneshot::Sender<Result<EventId, PublishError>>,
     ),
+    /// A publish stored only while the publisher holds this lock grant.
+    PublishFenced(
+        RoomName,
+        Json,
+        wire::LockFence,
+        oneshot::Sender<Result<EventId, PublishError>>,
+    ),
+    Lock(LockCommand, oneshot::Sender<Result<EventId, PublishError>>),
     Typing(RoomName, bool),
     Presence(RoomName, Json),
     Online(bool),
@@ -56,6 +64,23 @@ enum Command {
     SignOut,
     Cursor(RoomName, Json),
     Stream(RoomName, Json, oneshot::Sender<Result<(), PublishError>>),
+}
+
+/// A lock request (see [`Client::lock`] and [`Client::unlock`]).
+#[derive(Debug)]
+enum LockCommand {
+    Acquire {
+        room: RoomName,
+        name: EventId,
+        ttl: Duration,
+        token: Option<u64>,
+        auto_renew: bool,
+    },
+    Release {
+        room: RoomName,
+        name: EventId,
+        token: u64,
+    },
 }
 
 /// What socket and HTTP tasks report back.
@@ -235,6 +260,65 @@ impl NativeClient {
         answer.await.map_err(|_| PublishError::Closed)?
     }
 
+    /// Publishes a durable event stored only while this user holds the lock grant `if_lock`
+    /// (its name and fencing token); otherwise it fails with `lock_lost`
+    /// ([`ClientEvent::PublishFailed`]). Returns its id at once.
+    pub async fn publish_fenced(
+        &self,
+        room: RoomName,
+        body: Json,
+        if_lock: wire::LockFence,
+    ) -> Result<EventId, PublishError> {
+        let (reply, answer) = oneshot::channel();
+        self.commands
+            .send(Command::PublishFenced(room, body, if_lock, reply))
+            .map_err(|_| PublishError::Closed)?;
+        answer.await.map_err(|_| PublishError::Closed)?
+    }
+
+    /// Asks for the lock `name` in a joined room for `ttl` (with `token`: renews that grant);
+    /// with `auto_renew` the grant is renewed at half its TTL while held. Returns the request's
+    /// id; the answer is [`ClientEvent::LockDone`] (the grant and its fencing token) or
+    /// [`ClientEvent::LockFailed`] (`lock_held`: someone else holds it) with that id, and every
+    /// change to the room's locks is a [`ClientEvent::Locks`]. Only while connected.
+    pub async fn lock(
+        &self,
+        room: RoomName,
+        name: EventId,
+        ttl: Duration,
+        token: Option<u64>,
+        auto_renew: bool,
+    ) -> Result<EventId, PublishError> {
+        let request = LockCommand::Acquire {
+            room,
+            name,
+            ttl,
+            token,
+            auto_renew,
+        };
+        self.lock_command(request).await
+    }
+
+    /// Releases the grant of lock `name` with fencing token `token` (and stops renewing it).
+    /// Returns the request's id, answered like [`NativeClient::lock`]'s.
+    pub async fn unlock(
+        &self,
+        room: RoomName,
+        name: EventId,
+        token: u64,
+    ) -> Result<EventId, PublishError> {
+        self.lock_command(LockCommand::Release { room, name, token })
+            .await
+    }
+
+    async fn lock_command(&self, request: LockCommand) -> Result<EventId, PublishError> {
+        let (reply, answer) = oneshot::channel();
+        self.commands
+            .send(Command::Lock(request, reply))
+            .map_err(|_| PublishError::Closed)?;
+        answer.await.map_err(|_| PublishError::Closed)?
+    }
+
     /// Sends one step of a stream this client produces in `room` (see [`Client::stream`]):
     /// `step` is a [`StreamStepBody`](crate::wire::StreamStepBody). The stream's frames come back
     /// as [`ClientEvent::Stream`], to fold with [`StreamView`](crate::client::StreamView).
@@ -370,6 +454,25 @@ impl Driver {
             Command::Leave(room) => self.core.leave(now, room),
             Command::Publish(room, body, reply) => {
                 let _ = reply.send(self.core.publish(now, room, body));
+            }
+            Command::PublishFenced(room, body, fence, reply) => {
+                let result = self.core.publish_with(now, room, body, None, Some(fence));
+                let _ = reply.send(result);
+            }
+            Command::Lock(request, reply) => {
+                let result = match request {
+                    LockCommand::Acquire {
+                        room,
+                        name,
+                        ttl,
+                        token,
+                        auto_renew,
+                    } => self.core.lock(now, room, name, ttl, token, auto_renew),
+                    LockCommand::Release { room, name, token } => {
+                        self.core.unlock(now, room, name, token)
+                    }
+                };
+                let _ = reply.send(result);
             }
             Command::Stream(room, step, reply) => {
                 let _ = reply.send(self.core.stream(now, room, step));

@@ -132,6 +132,35 @@ pub(super) fn to_js(event: &ClientEvent) -> (&'static str, String) {
                 .str("message", message);
             "error"
         }
+        #[cfg(feature = "locks")]
+        ClientEvent::Locks { room, locks } => {
+            out.field("room", room).field("locks", locks);
+            "lock"
+        }
+        #[cfg(feature = "locks")]
+        ClientEvent::LockDone {
+            room,
+            id,
+            change,
+            lock,
+        } => {
+            room_and_id(&mut out, room, id)
+                .field("change", change)
+                .field("lock", lock);
+            "lockDone"
+        }
+        #[cfg(feature = "locks")]
+        ClientEvent::LockFailed {
+            room,
+            id,
+            code,
+            message,
+        } => {
+            room_and_id(&mut out, room, id)
+                .field("code", code)
+                .str("message", message);
+            "lockFailed"
+        }
         ClientEvent::TokenNeeded => "tokenNeeded",
         ClientEvent::Notice(notice) => {
             out.str("id", &notice.id)

@@ -382,6 +382,48 @@ impl BrowserClient {
         self.with(|core| core.publish(now(), room, body))
     }
 
+    #[cfg(feature = "locks")]
+    /// Publishes a durable event like [`BrowserClient::publish`], stored only while this user
+    /// holds the lock grant `if_lock` (refused with `lock_lost` otherwise).
+    pub fn publish_fenced(
+        &self,
+        room: RoomName,
+        body: Json,
+        if_lock: crate::wire::LockFence,
+    ) -> Result<EventId, PublishError> {
+        self.with(|core| core.publish_with(now(), room, body, None, Some(if_lock)))
+    }
+
+    #[cfg(feature = "locks")]
+    /// Asks for the lock `name` in a joined room (see [`crate::client::Client::lock`]).
+    pub fn lock(
+        &self,
+        room: RoomName,
+        name: EventId,
+        ttl: std::time::Duration,
+        token: Option<u64>,
+        auto_renew: bool,
+    ) -> Result<EventId, PublishError> {
+        self.with(|core| core.lock(now(), room, name, ttl, token, auto_renew))
+    }
+
+    #[cfg(feature = "locks")]
+    /// Releases the lock grant of `name` with `token` (see [`crate::client::Client::unlock`]).
+    pub fn unlock(
+        &self,
+        room: RoomName,
+        name: EventId,
+        token: u64,
+    ) -> Result<EventId, PublishError> {
+        self.with(|core| core.unlock(now(), room, name, token))
+    }
+
+    #[cfg(feature = "locks")]
+    /// The locks held in a room, as last reported by the server.
+    pub fn locks(&self, room: &RoomName) -> Json {
+        self.inner.borrow().core.locks(room)
+    }
+
     /// Publishes an ephemeral event (only while connected; never queued).
     pub fn publish_ephemeral(&self, room: RoomName, body: Json) -> Result<EventId, PublishError> {
         self.with(|core| core.publish_ephemeral(now(), room, body))

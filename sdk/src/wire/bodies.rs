@@ -11,8 +11,8 @@ use std::collections::BTreeMap;
 
 use super::json;
 use super::{
-    ClientFrame, ErrorCode, Event, EventId, Json, PresenceUser, RoomName, RoomRight, ServerFrame,
-    WireError,
+    ClientFrame, ErrorCode, Event, EventId, Json, LockFence, LockInfo, PresenceUser, RoomName,
+    RoomRight, ServerFrame, WireError,
 };
 
 /// The body of every HTTP error response.
@@ -133,6 +133,17 @@ pub struct BackendPublish {
     pub from: Option<String>,
     /// Store only if the room's head is exactly this seq.
     pub if_seq: Option<u64>,
+    /// Store only while `from` holds this lock grant (fencing; see `LockFence`).
+    pub if_lock: Option<LockFence>,
+}
+
+/// `GET /v1/rooms/{room}/locks`: the locks held in a room, as the store has them.
+#[derive(Clone, Debug, PartialEq)]
+pub struct LocksBody {
+    /// The room.
+    pub room: RoomName,
+    /// The locks held now, by name.
+    pub locks: Vec<LockInfo>,
 }
 
 /// The answer to a backend publish.
@@ -209,6 +220,8 @@ pub struct OutboxRecord {
     pub if_seq: Option<u64>,
     /// When the app published it, in milliseconds since the Unix epoch.
     pub created_ms: u64,
+    /// Fencing, if requested: stored only while the publisher holds this lock grant.
+    pub if_lock: Option<LockFence>,
     /// The user it is published as (set once the server has welcomed the client; `None`
     /// before): a client sends only its own user's records and holds the others.
     pub user: Option<String>,

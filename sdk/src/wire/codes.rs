@@ -57,6 +57,11 @@ wire_enum! {
         BodyTooLarge => "body_too_large",
         /// The server can not serve requests right now (storage down, shutting down).
         NotReady => "not_ready",
+        /// The lock is held by someone else (the message says who and until when).
+        LockHeld => "lock_held",
+        /// The stated lock grant is no longer held (released, expired or taken over): a
+        /// publish's `if_lock`, a renewal or a release of a grant that is gone.
+        LockLost => "lock_lost",
         /// A live cursor's value is larger than the server allows.
         CursorTooLarge => "cursor_too_large",
         /// No stream with this id is open in the room (never started, or already ended).
@@ -109,5 +114,27 @@ wire_enum! {
         CursorAhead => "cursor_ahead",
         /// The history could not be read; the client should refetch its state.
         HistoryUnavailable => "history_unavailable",
+    }
+}
+
+wire_enum! {
+    /// What happened to a lock, in a `lock` frame.
+    pub enum LockChange [Clone, Copy, Debug, PartialEq, Eq] {
+        /// A new grant (a new fencing token).
+        Granted => "granted",
+        /// The grant was extended (same token, later `until`; shorter when its holder's
+        /// connection went away).
+        Renewed => "renewed",
+        /// The holder released it, or left the room.
+        Released => "released",
+        /// Its `until` passed without a renewal.
+        Expired => "expired",
+    }
+}
+
+impl LockChange {
+    /// Whether the lock is held after this change.
+    pub fn held(self) -> bool {
+        matches!(self, LockChange::Granted | LockChange::Renewed)
     }
 }

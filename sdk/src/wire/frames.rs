@@ -7,7 +7,10 @@
 
 use super::json::JsonError;
 use super::shapes::frame_enum;
-use super::{CursorNotice, ErrorCode, EventId, Json, ResetReason, RoomName, SetCursor};
+use super::{
+    CursorNotice, ErrorCode, EventId, Json, LockFence, LockNotice, LockRequest, LockSnapshot,
+    ResetReason, RoomName, SetCursor, UnlockRequest,
+};
 use crate::text::{Message, concat, message_display};
 
 // ---------------------------------------------------------------------------------------------
@@ -33,6 +36,10 @@ frame_enum! {
         "ping" => Ping(Ping),
         /// Renews the token of an authenticated WebSocket in place.
         "auth" => Auth(Auth),
+        /// Acquires or renews a named lock in a room.
+        "lock" => Lock(LockRequest) if "locks",
+        /// Releases a named lock in a room.
+        "unlock" => Unlock(UnlockRequest) if "locks",
         /// Replaces this connection's live cursor in a room.
         "cursor" => SetCursor(SetCursor),
         /// A step of a stream this connection produces.
@@ -88,6 +95,8 @@ pub struct Publish {
     pub durable: bool,
     /// Only store the event if the room's head is still this seq (optimistic concurrency).
     pub if_seq: Option<u64>,
+    /// Only store the event while the publisher still holds this lock grant (fencing).
+    pub if_lock: Option<LockFence>,
 }
 
 /// `typing`: says whether the user is typing in a room.
@@ -157,6 +166,8 @@ frame_enum! {
         "state" => State(RoomState),
         /// An `auth` frame's token was accepted.
         "authed" => Authed(Authed),
+        /// A lock in a joined room changed (or a `lock`/`unlock` request's answer).
+        "lock" => Lock(LockNotice) if "locks",
         /// A message from the application's backend, outside any room.
         "notice" => Notice(super::Notice),
         /// A member's live cursor changed or went away.
@@ -215,6 +226,9 @@ pub struct Joined {
     pub presence: PresenceSnapshot,
     /// Users typing right now.
     pub typing: Vec<String>,
+    /// The locks held right now, by name: a list of [`LockInfo`] (opaque to the client, which
+    /// hands it to the app as it came; [`LockInfo::list`] reads it). Absent when none is held.
+    pub locks: Option<Json>,
     /// The other members' live cursors right now (this connection's own left out), absent when
     /// there are none: a JSON list of [`LiveCursor`](super::LiveCursor) objects (see
     /// [`LiveCursor::read_list`](super::LiveCursor::read_list)).
@@ -347,6 +361,8 @@ pub struct RoomState {
     /// The room's stream version, when it changed since the version the client has: the
     /// `stream` frames that follow bring the client to it (polling).
     pub streams: Option<u64>,
+    /// The locks held, when they changed since the version the client has.
+    pub locks: Option<LockSnapshot>,
 }
 
 /// Who is typing in a room at `version`.

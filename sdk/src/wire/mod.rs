@@ -51,6 +51,7 @@ mod codes;
 mod frames;
 pub mod json;
 mod live_cursors;
+mod locks;
 mod mux;
 mod names;
 mod notice;
@@ -59,16 +60,17 @@ mod query;
 mod resume;
 mod shapes;
 mod streams;
-#[cfg(test)]
+// The examples in docs/PROTOCOL.md include the lock frames, which need the `locks` feature.
+#[cfg(all(test, feature = "locks"))]
 mod tests;
 
 pub use bodies::{
     BackendPublish, DevTokenRequest, DevTokenResponse, ErrorBody, EventsPage, HealthBody,
-    OutboxRecord, PollAnswer, PollAnswers, PollBatch, PollFrames, PollMany, PollRequest, PollSend,
-    PresenceBody, Published, Stats, StoredOutbox,
+    LocksBody, OutboxRecord, PollAnswer, PollAnswers, PollBatch, PollFrames, PollMany, PollRequest,
+    PollSend, PresenceBody, Published, Stats, StoredOutbox,
 };
 pub use claims::{RoomRight, TokenClaims};
-pub use codes::{ErrorCode, ResetReason, close_code};
+pub use codes::{ErrorCode, LockChange, ResetReason, close_code};
 pub use frames::{
     Ack, Auth, Authed, ClientFrame, Cursor, Draining, ErrorFrame, Event, Hello, Join, Joined,
     Leave, Left, Nack, Ping, Pong, PresenceConn, PresenceDiff, PresenceSnapshot, PresenceUser,
@@ -76,6 +78,7 @@ pub use frames::{
     Welcome, WireError,
 };
 pub use live_cursors::{CursorNotice, CursorSnapshot, LiveCursor, SetCursor};
+pub use locks::{LockFence, LockInfo, LockNotice, LockRequest, LockSnapshot, UnlockRequest};
 pub use mux::{MAX_TAB_ID_BYTES, MuxError, MuxIn, WS_MUX_SUBPROTOCOL, mux_closed, mux_frame};
 pub use names::{
     EventId, INBOX_PREFIX, MAX_EVENT_ID_BYTES, MAX_ROOM_NAME_BYTES, MAX_USER_ID_BYTES, NameError,

@@ -12,8 +12,9 @@ use crate::text::{concat, push_decimal};
 
 /// One room a long poll follows, as carried in `GET /v1/poll?r=...`:
 /// `room~epoch~seq~presence_version~typing_version~cursor_version`, then `~stream_version` when
-/// that is not 0 (`~` never occurs in room names; the last two parts may be left out: for clients
-/// that show no live cursors, or follow no stream).
+/// that is not 0 or a lock version follows, then `~lock_version` for a client that follows locks
+/// (`~` never occurs in room names; the last parts may be left out: for clients that show no
+/// live cursors, follow no stream or no locks).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PollCursor {
     /// The room.
@@ -28,6 +29,9 @@ pub struct PollCursor {
     pub cursor_version: u64,
     /// The stream version the client has (0 = none; see the `state` frame's `streams`).
     pub stream_version: u64,
+    /// The lock version the client has (0 = none), or `None` when it does not follow locks: a
+    /// poll then gets no `locks` in its `state`.
+    pub lock_version: Option<u64>,
 }
 
 impl PollCursor {
@@ -46,8 +50,11 @@ impl PollCursor {
         part(Some(self.presence_version));
         part(Some(self.typing_version));
         part(Some(self.cursor_version));
-        if self.stream_version > 0 {
+        if self.stream_version > 0 || self.lock_version.is_some() {
             part(Some(self.stream_version));
+        }
+        if let Some(locks) = self.lock_version {
+            part(Some(locks));
         }
         out
     }
@@ -55,17 +62,29 @@ impl PollCursor {
     /// Decodes an `r` query value.
     pub fn decode(text: &str) -> Result<PollCursor, String> {
         let parts: Vec<&str> = text.split('~').collect();
-        let (room, epoch, seq, presence, typing, cursors, streams) = match parts[..] {
-            [room, epoch, seq, presence, typing] => (room, epoch, seq, presence, typing, "0", "0"),
+        let (room, epoch, seq, presence, typing, cursors, streams, locks) = match parts[..] {
+            [room, epoch, seq, presence, typing] => {
+                (room, epoch, seq, presence, typing, "0", "0", None)
+            }
             [room, epoch, seq, presence, typing, cursors] => {
-                (room, epoch, seq, presence, typing, cursors, "0")
+                (room, epoch, seq, presence, typing, cursors, "0", None)
             }
             [room, epoch, seq, presence, typing, cursors, streams] => {
-                (room, epoch, seq, presence, typing, cursors, streams)
+                (room, epoch, seq, presence, typing, cursors, streams, None)
             }
+            [room, epoch, seq, presence, typing, cursors, streams, locks] => (
+                room,
+                epoch,
+                seq,
+                presence,
+                typing,
+                cursors,
+                streams,
+                Some(locks),
+            ),
             _ => {
                 return Err(format!(
-                    "{text:?} is not room~epoch~seq~presence_version~typing_version[~cursor_version[~stream_version]]"
+                    "{text:?} is not room~epoch~seq~presence_version~typing_version[~cursor_version[~stream_version[~lock_version]]]"
                 ));
             }
         };
@@ -88,6 +107,7 @@ impl PollCursor {
             typing_version: number("typing version", typing)?,
             cursor_version: number("cursor version", cursors)?,
             stream_version: number("stream version", streams)?,
+            lock_version: locks.map(|v| number("lock version", v)).transpose()?,
         })
     }
 }

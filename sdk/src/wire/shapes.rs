@@ -23,11 +23,12 @@ use super::json::{
 use super::{
     Ack, Auth, Authed, BackendPublish, ClientFrame, Cursor, CursorNotice, DevTokenRequest,
     DevTokenResponse, Draining, ErrorBody, ErrorFrame, Event, EventId, EventsPage, HealthBody,
-    Hello, Join, Joined, Json, Leave, Left, LiveCursor, Nack, Notice, NoticeSent, OutboxRecord,
-    Ping, PollAnswer, PollAnswers, PollBatch, PollFrames, PollMany, PollRequest, PollSend, Pong,
-    PresenceBody, PresenceConn, PresenceDiff, PresenceSnapshot, PresenceUser, Publish, Published,
-    Reset, RoomName, RoomState, SendNotice, SetCursor, SetPresence, Stats, StoredOutbox,
-    TokenClaims, Typing, TypingNotice, TypingSnapshot, Welcome, WireError,
+    Hello, Join, Joined, Json, Leave, Left, LiveCursor, LockInfo, LocksBody, Nack, Notice,
+    NoticeSent, OutboxRecord, Ping, PollAnswer, PollAnswers, PollBatch, PollFrames, PollMany,
+    PollRequest, PollSend, Pong, PresenceBody, PresenceConn, PresenceDiff, PresenceSnapshot,
+    PresenceUser, Publish, Published, Reset, RoomName, RoomState, SendNotice, SetCursor,
+    SetPresence, Stats, StoredOutbox, TokenClaims, Typing, TypingNotice, TypingSnapshot, Welcome,
+    WireError,
 };
 use super::{
     BackendStreamOp, Progress, StreamAnswer, StreamFrame, StreamKind, StreamOp, StreamResult,
@@ -156,12 +157,14 @@ pub(super) fn frame_error(kind: &str, fields: Fields<'_, '_>, err: JsonError) ->
 }
 
 /// Declares a frame enum whose variants each wrap one struct, tagged by `"type"`: the frame is
-/// that struct's object with a `"type"` field written first.
+/// that struct's object with a `"type"` field written first. A variant followed by
+/// `if "feature"` is read only with that cargo feature of the crate: without it, its type reads
+/// as unknown (the lock frames: `wire/locks.rs`).
 macro_rules! frame_enum {
     (
         $(#[$meta:meta])*
         pub enum $name:ident {
-            $( $(#[$vmeta:meta])* $tag:literal => $variant:ident($ty:ty), )*
+            $( $(#[$vmeta:meta])* $tag:literal => $variant:ident($ty:ty) $(if $feature:literal)?, )*
         }
     ) => {
         $(#[$meta])*
@@ -181,7 +184,9 @@ macro_rules! frame_enum {
             ) -> Result<$name, $crate::wire::WireError> {
                 let (fields, kind) = $crate::wire::shapes::frame_fields(node)?;
                 let frame = match kind {
-                    $( $tag => <$ty as $crate::wire::json::Wire>::read(node).map($name::$variant), )*
+                    $( $tag $(if cfg!(feature = $feature))? => {
+                        <$ty as $crate::wire::json::Wire>::read(node).map($name::$variant)
+                    } )*
                     other => {
                         return Err($crate::wire::WireError::UnknownType(
                             $crate::wire::names::shown(other),
@@ -270,8 +275,12 @@ impl Wire for Json {
 /// - `list`: a `Vec`, left out when empty; absent or `null` reads as empty.
 /// - `or(value)`: left out when equal to `value`; absent or `null` reads as `value`.
 /// - `default(value)`: always written; absent or `null` reads as `value`.
+///
+/// A field followed by `if "feature"` is read only with that cargo feature of the crate; without
+/// it, it is ignored and reads as its stand-in (`None` for an `opt`; the lock fields:
+/// `wire/locks.rs`).
 macro_rules! wire_shapes {
-    ($( $ty:ident { $( $field:ident: $mode:ident $(($value:expr))? ),* $(,)? } )*) => {
+    ($( $ty:ident { $( $field:ident: $mode:ident $(($value:expr))? $(if $feature:literal)? ),* $(,)? } )*) => {
         $(
             impl WireObject for $ty {
                 fn write_fields(&self, out: &mut ObjectWriter<'_>) {
@@ -287,7 +296,9 @@ macro_rules! wire_shapes {
                 fn read(node: &Node<'_>) -> Result<Self, JsonError> {
                     let mut f = FieldReader::new(node)?;
                     let value = $ty {
-                        $( $field: wire_shapes!(@read f, stringify!($field), $mode $(($value))?), )*
+                        $( $field: wire_shapes!(
+                            @gated f, stringify!($field), $mode $(($value))?; $($feature)?
+                        ), )*
                     };
                     match f.finish() {
                         None => Ok(value),
@@ -312,6 +323,16 @@ macro_rules! wire_shapes {
             $out.field($key, &$value);
         }
     };
+    (@gated $f:ident, $key:expr, $mode:ident $(($value:expr))?;) => {
+        wire_shapes!(@read $f, $key, $mode $(($value))?)
+    };
+    (@gated $f:ident, $key:expr, $mode:ident $(($value:expr))?; $feature:literal) => {{
+        #[cfg(feature = $feature)]
+        let value = wire_shapes!(@read $f, $key, $mode $(($value))?);
+        #[cfg(not(feature = $feature))]
+        let value = StandIn::stand_in();
+        value
+    }};
     (@read $f:ident, $key:expr, req) => { $f.get($key) };
     (@read $f:ident, $key:expr, opt) => { $f.opt($key) };
     (@read $f:ident, $key:expr, list) => { $f.list($key) };
@@ -329,13 +350,14 @@ wire_shapes! {
     Authed { user: req }
     Join { room: req, meta: default(Json::null()), resume: opt }
     Leave { room: req }
-    Publish { room: req, id: req, body: req, durable: or(true), if_seq: opt }
+    Publish { room: req, id: req, body: req, durable: or(true), if_seq: opt, if_lock: opt if "locks" }
+    LockInfo { name: req, token: req, user: req, conn: req, until: req }
     Typing { room: req, on: req }
     SetPresence { room: req, meta: req }
     Ping { nonce: opt }
     Pong { nonce: opt }
     Welcome { conn: req, user: req, heartbeat_ms: req, protocol: req }
-    Joined { room: req, epoch: req, head: req, presence: req, typing: req, cursors: opt }
+    Joined { room: req, epoch: req, head: req, presence: req, typing: req, cursors: opt, locks: opt if "locks" }
     Left { room: req }
     Event { room: req, seq: opt, id: req, from: req, at: req, body: req }
     Ack { room: req, id: req, seq: opt, duplicate: or(false) }
@@ -344,19 +366,20 @@ wire_shapes! {
     TypingNotice { room: req, user: req, on: req }
     Reset { room: req, reason: req, epoch: req, head: req }
     ErrorFrame { code: req, message: req, room: opt }
-    RoomState { room: req, presence: opt, typing: opt, cursors: opt, cursor_version: opt, streams: opt }
+    RoomState { room: req, presence: opt, typing: opt, cursors: opt, cursor_version: opt, streams: opt, locks: opt if "locks" }
     TypingSnapshot { version: req, users: req }
     Draining { retry_after_ms: req }
     ErrorBody { code: req, message: req }
     EventsPage { room: req, epoch: req, head: req, oldest: req, events: req, next_after: opt, next_before: opt }
     PresenceBody { room: req, version: req, users: req }
+    LocksBody { room: req, locks: req }
     PollSend { session: req, frames: req }
     PollFrames { frames: req }
     PollMany { polls: req }
     PollRequest { id: req, token: req, query: req, waited: opt }
     PollAnswers { polls: req }
     PollAnswer { id: req, status: req, body: req }
-    BackendPublish { id: req, body: req, from: opt, if_seq: opt }
+    BackendPublish { id: req, body: req, from: opt, if_seq: opt, if_lock: opt if "locks" }
     Published { room: req, seq: req, duplicate: or(false) }
     Stats {
         connections: req,
@@ -374,7 +397,7 @@ wire_shapes! {
     Notice { id: req, level: req, body: req, at: req }
     SendNotice { id: opt, level: opt, body: req }
     NoticeSent { id: req, delivered: req }
-    OutboxRecord { room: req, id: req, body: req, if_seq: opt, created_ms: req, user: opt }
+    OutboxRecord { room: req, id: req, body: req, if_seq: opt, created_ms: req, user: opt, if_lock: opt if "locks" }
     StoredOutbox { entries: req }
     TokenClaims { sub: req, name: opt, exp: req, rooms: default(BTreeMap::new()) }
     SetCursor { room: req, value: default(Json::null()) }
@@ -415,6 +438,18 @@ wire_shapes! {
         message: opt,
     }
     StreamAnswer { room: req, id: req, chunks: opt, seq: opt, duplicate: or(false) }
+}
+
+// The lock frames' and fields' types: real only with the `locks` feature (see `wire/locks.rs`).
+#[cfg(feature = "locks")]
+use super::{LockFence, LockNotice, LockRequest, LockSnapshot, UnlockRequest};
+#[cfg(feature = "locks")]
+wire_shapes! {
+    LockRequest { room: req, id: req, name: req, ttl_ms: req, token: opt }
+    UnlockRequest { room: req, id: req, name: req, token: req }
+    LockFence { name: req, token: req }
+    LockNotice { room: req, change: req, lock: req, locks: req, id: opt }
+    LockSnapshot { version: req, locks: req }
 }
 
 impl PollFrames {

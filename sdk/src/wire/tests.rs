@@ -48,14 +48,34 @@ fn client_frames_decode_or_explain_why_not() {
     check_client(
         r#"{"type":"publish","room":"r","id":"a1","body":[1, 2]}"#,
         Ok(
-            r#"Publish(Publish { room: "r", id: "a1", body: [1, 2], durable: true, if_seq: None })"#,
+            r#"Publish(Publish { room: "r", id: "a1", body: [1, 2], durable: true, if_seq: None, if_lock: None })"#,
         ),
     );
     check_client(
         r#"{"type":"publish","room":"r","id":"a1","body":"x","durable":false,"if_seq":4}"#,
         Ok(
-            r#"Publish(Publish { room: "r", id: "a1", body: "x", durable: false, if_seq: Some(4) })"#,
+            r#"Publish(Publish { room: "r", id: "a1", body: "x", durable: false, if_seq: Some(4), if_lock: None })"#,
         ),
+    );
+    check_client(
+        r#"{"type":"publish","room":"r","id":"a1","body":1,"if_lock":{"name":"title","token":7}}"#,
+        Ok(
+            r#"Publish(Publish { room: "r", id: "a1", body: 1, durable: true, if_seq: None, if_lock: Some(LockFence { name: "title", token: 7 }) })"#,
+        ),
+    );
+    check_client(
+        r#"{"type":"lock","room":"r","id":"L1","name":"title","ttl_ms":30000}"#,
+        Ok(
+            r#"Lock(LockRequest { room: "r", id: "L1", name: "title", ttl_ms: 30000, token: None })"#,
+        ),
+    );
+    check_client(
+        r#"{"type":"unlock","room":"r","id":"L2","name":"title"}"#,
+        Err("bad_frame missing field `token`"),
+    );
+    check_client(
+        r#"{"type":"lock","room":"r","id":"L3","name":"no name","ttl_ms":1}"#,
+        Err("bad_frame"),
     );
     check_client(r#"{"type":"ping"}"#, Ok("Ping(Ping { nonce: None })"));
     check_client(
@@ -301,6 +321,7 @@ fn every_documented_example_is_exactly_what_the_codec_reads_and_writes() {
                     || exact::<Published>(line)
                     || exact::<EventsPage>(line)
                     || exact::<PresenceBody>(line)
+                    || exact::<LocksBody>(line)
                     || exact::<Stats>(line)
                     || exact::<SendNotice>(line)
                     || exact::<NoticeSent>(line)
@@ -313,11 +334,11 @@ fn every_documented_example_is_exactly_what_the_codec_reads_and_writes() {
     }
     let client = [
         "hello", "join", "leave", "publish", "typing", "presence", "ping", "auth", "cursor",
-        "stream",
+        "stream", "lock", "unlock",
     ];
     let server = [
         "welcome", "joined", "left", "event", "ack", "nack", "presence", "typing", "reset",
-        "error", "pong", "draining", "state", "authed", "notice", "cursor", "stream",
+        "error", "pong", "draining", "state", "authed", "notice", "cursor", "stream", "lock",
     ];
     for kind in client {
         assert!(
@@ -348,6 +369,10 @@ fn client_frames_round_trip() {
             body: Json::null(),
             durable: false,
             if_seq: Some(3),
+            if_lock: Some(LockFence {
+                name: EventId::parse("title").unwrap(),
+                token: 7,
+            }),
         }),
         ClientFrame::Typing(Typing {
             room: RoomName::parse("a").unwrap(),
@@ -369,14 +394,20 @@ fn poll_cursors_and_raw_frame_batches_round_trip() {
         typing_version: 0,
         cursor_version: 12,
         stream_version: 0,
+        lock_version: None,
     };
     assert_eq!(cursor.encode(), "doc:1/a@b~9~41~3~0~12");
     assert_eq!(PollCursor::decode(&cursor.encode()).unwrap(), cursor);
     let fresh = PollCursor::decode("lobby~~~0~0").unwrap();
     assert_eq!(
-        (fresh.cursor, fresh.cursor_version, fresh.stream_version),
-        (None, 0, 0),
-        "the live cursors' and streams' versions may be left out"
+        (
+            fresh.cursor,
+            fresh.cursor_version,
+            fresh.stream_version,
+            fresh.lock_version
+        ),
+        (None, 0, 0, None),
+        "the live cursors', streams' and locks' versions may be left out"
     );
     // A stream version travels as a seventh part, only when it is not 0.
     let streaming = PollCursor {
@@ -391,10 +422,26 @@ fn poll_cursors_and_raw_frame_batches_round_trip() {
         "bad room~~~0~0",
         "a~1~2~3~4~x",
         "a~1~2~3~4~5~x",
-        "a~1~2~3~4~5~6~7",
+        "a~1~2~3~4~5~6~x",
+        "a~1~2~3~4~5~6~7~8",
     ] {
         assert!(PollCursor::decode(bad).is_err(), "{bad}");
     }
+    // A client that follows locks sends its lock version as an eighth part (with the stream
+    // version before it, also when that is 0), 0 before it has seen any.
+    let locked = PollCursor {
+        lock_version: Some(0),
+        ..cursor.clone()
+    };
+    assert_eq!(locked.encode(), "doc:1/a@b~9~41~3~0~12~0~0");
+    assert_eq!(PollCursor::decode(&locked.encode()).unwrap(), locked);
+    let locked = PollCursor {
+        lock_version: Some(5),
+        stream_version: 7,
+        ..cursor.clone()
+    };
+    assert_eq!(locked.encode(), "doc:1/a@b~9~41~3~0~12~7~5");
+    assert_eq!(PollCursor::decode(&locked.encode()).unwrap(), locked);
     let pong = ServerFrame::Pong(Pong { nonce: Some(1) }).encode();
     let body = PollFrames::encode_raw(&[&pong, &pong]);
     let decoded: PollFrames = json::from_str(&body).unwrap();

@@ -32,8 +32,9 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::bus::{Bus, Inbound, Subscribed};
 use crate::hub::{
-    Action, ConnId, ConnKind, Hub, NOTICE_ROOM, NoticeFigures, NoticeOutcome, NoticeTarget, Now,
-    Payload, PresenceLookup, ReplayOutcome, RoomView, StreamReply, encode_event, notice_room,
+    Action, ConnId, ConnKind, Hub, LockDone, NOTICE_ROOM, NoticeFigures, NoticeOutcome,
+    NoticeTarget, Now, Payload, PresenceLookup, ReplayOutcome, RoomView, StreamReply, encode_event,
+    notice_room,
 };
 use crate::identity::Identity;
 use crate::store::{AppendDone, AppendOutcome, AppendRequest, Page, PageLimit, Store, StoreError};
@@ -224,6 +225,14 @@ pub enum HubMsg {
     ReplayDone(ConnId, RoomName, ReplayOutcome),
     /// A repair read requested by the hub finished (sent by the driver's own tasks).
     Repaired(RoomName, Result<Page, StoreError>),
+    /// A lock operation requested by the hub was answered (sent by the driver's own tasks).
+    LockDone(LockDone),
+    /// A room's locks, read while it loads (sent by the driver's own tasks, before its
+    /// `RoomLoaded`).
+    LocksLoaded(
+        RoomName,
+        Result<Vec<chorus_sdk::wire::LockInfo>, StoreError>,
+    ),
 }
 
 /// A cheap, cloneable handle to the hub task.
@@ -560,6 +569,8 @@ impl Driver {
                 self.hub.handle_replay_done(now, conn, room, outcome)
             }
             HubMsg::Repaired(room, result) => self.hub.handle_repaired(now, room, result),
+            HubMsg::LockDone(done) => self.hub.handle_lock_done(now, done),
+            HubMsg::LocksLoaded(room, result) => self.hub.handle_locks_loaded(now, room, result),
             HubMsg::Drain { .. } => unreachable!("handled in run"),
         }
     }
@@ -627,6 +638,17 @@ impl Driver {
     fn perform(&mut self, action: Action) {
         match action {
             Action::Append(job) => self.store.submit(job),
+            Action::Lock(job) => {
+                // Queued now, in order with the appends; answered whenever the store is done.
+                let answer = self.store.lock(job.request.clone());
+                let loopback = self.loopback.clone();
+                tokio::spawn(async move {
+                    let result = answer.await;
+                    let _ = loopback
+                        .send(HubMsg::LockDone(LockDone { job, result }))
+                        .await;
+                });
+            }
             Action::Follow(room) => {
                 let subscribed = self.bus.follow(&room);
                 self.follows.insert(room, subscribed);
@@ -655,6 +677,12 @@ impl Driver {
                 tokio::spawn(async move {
                     // Heard from here on: the head read next misses nothing stored after it.
                     subscribed.wait().await;
+                    // The locks first, so the joins the head answers list them; lock changes
+                    // after this read are heard (the follow is in place).
+                    let locks = store.locks(&room, crate::clock::unix_ms_now()).await;
+                    let _ = loopback
+                        .send(HubMsg::LocksLoaded(room.clone(), locks))
+                        .await;
                     let result = store.read(&room, 0, 0).await.map(|page| page.head);
                     let _ = loopback.send(HubMsg::RoomLoaded(room, result)).await;
                 });

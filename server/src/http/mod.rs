@@ -6,6 +6,7 @@
 
 mod activity;
 pub mod limits;
+mod locks;
 pub mod metrics;
 mod mux;
 mod notices;
@@ -202,6 +203,7 @@ pub fn router(state: AppState) -> axum::Router {
             post(rest::direct_message).layer(frame_limit),
         )
         .route("/v1/rooms/{room}/presence", get(rest::room_presence))
+        .route("/v1/rooms/{room}/locks", get(locks::room_locks))
         .route("/v1/notices", post(notices::to_everyone).layer(frame_limit))
         .route(
             "/v1/users/{user}/notices",

@@ -488,7 +488,17 @@ async fn due_frames(
             // end of a stream they saw end).
             let streams =
                 (view.stream_version != cursor.stream_version).then_some(view.stream_version);
-            if presence.is_some() || typing.is_some() || cursors.is_some() || streams.is_some() {
+            // Only for a client that follows locks (one that does not leaves the version out).
+            let locks = cursor
+                .lock_version
+                .is_some_and(|version| version != view.locks.version)
+                .then(|| view.locks.clone());
+            if presence.is_some()
+                || typing.is_some()
+                || cursors.is_some()
+                || streams.is_some()
+                || locks.is_some()
+            {
                 frames.push(encode(&ServerFrame::State(RoomState {
                     room: room.clone(),
                     presence,
@@ -496,6 +506,7 @@ async fn due_frames(
                     cursors,
                     cursor_version,
                     streams,
+                    locks,
                 })));
             }
             if streams.is_some() {

@@ -132,7 +132,7 @@ pub(super) fn draining(what_to_do: &str) -> ApiError {
     )
 }
 
-fn room_for_reading(
+pub(super) fn room_for_reading(
     state: &AppState,
     headers: &HeaderMap,
     room: String,
@@ -288,6 +288,7 @@ async fn publish_as_backend(
         at: crate::clock::unix_ms_now(),
         body: publish.body,
         if_seq: publish.if_seq,
+        if_lock: publish.if_lock.clone(),
     };
     let outcome = state
         .hub
@@ -309,6 +310,14 @@ async fn publish_as_backend(
             StatusCode::CONFLICT,
             ErrorCode::Conflict,
             format!("the room's head is {head}: someone published first"),
+        )),
+        Ok(AppendOutcome::LockLost { current }) => Err(ApiError::new(
+            StatusCode::CONFLICT,
+            ErrorCode::LockLost,
+            match &publish.if_lock {
+                Some(fence) => crate::store::locks::lock_lost_message(fence, current.as_ref()),
+                None => "the stated lock grant is not held; nothing was stored".to_owned(),
+            },
         )),
         Err(err) => Err(ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,

@@ -215,6 +215,12 @@ async fn send_step(
             ErrorCode::Conflict,
             format!("the room's head is {head}"),
         )),
+        // A finish states no lock grant, so the store never answers it with this.
+        StreamReply::Finished(Ok(AppendOutcome::LockLost { .. })) => Err(ApiError::new(
+            StatusCode::CONFLICT,
+            ErrorCode::LockLost,
+            "the stream's result was refused for a lock grant; nothing was stored".to_owned(),
+        )),
         StreamReply::Finished(Err(err)) => Err(ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
             ErrorCode::StorageUnavailable,

@@ -57,6 +57,7 @@ impl Hub {
                 appends_in_flight: 0,
                 signal_budget: TokenBucket::full(self.config.signal_burst, now.instant),
                 signal_refused: false,
+                locks_in_flight: 0,
             },
         );
         if kind == ConnKind::Poll {

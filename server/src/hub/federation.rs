@@ -136,6 +136,13 @@ pub enum RoomSignal {
     },
     /// The sender has nobody left in the room (it forgot it, or it is shutting down).
     Bye,
+    /// A lock changed, as the store answered the sender (see `locks.rs`).
+    Lock {
+        /// What happened.
+        change: chorus_sdk::wire::LockChange,
+        /// The grant it happened to.
+        lock: chorus_sdk::wire::LockInfo,
+    },
     /// One of the sender's connections set (or removed, `null`) its live cursor.
     Cursor(CursorState),
     /// The sender's live cursors in the room, in full (with each refresh, while it has had any).
@@ -375,6 +382,7 @@ impl Hub {
                     });
                 }
             }
+            RoomSignal::Lock { change, lock } => self.remote_lock(now, &room, change, lock),
             RoomSignal::Stream { frame } => {
                 if let ServerFrame::Stream(frame) = frame {
                     self.remote_stream(now, &room, &node, frame);

@@ -376,6 +376,7 @@ impl Hub {
             head,
             presence: room.presence.snapshot(),
             typing,
+            locks: self.joined_locks(room_name),
             cursors,
         };
         self.send(conn, &ServerFrame::Joined(joined));
@@ -451,6 +452,8 @@ impl Hub {
             *publishes = others;
             self.refuse_overtaken_publishes(conn, theirs.into_iter().map(|(_, p)| p));
         }
+        // Its grants end (at once on a leave, after the grace on a drop); the store decides.
+        self.end_locks_of(now, conn, user, room_name, linger);
         let Some(room) = self.rooms.get_mut(room_name) else {
             return;
         };

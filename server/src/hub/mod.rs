@@ -44,6 +44,7 @@
 mod connection;
 mod federation;
 mod live_cursors;
+mod locks;
 mod membership;
 mod notices;
 mod observe;
@@ -68,6 +69,7 @@ use crate::identity::Identity;
 use crate::store::{AppendJob, AppendOutcome, StoreError, StoredEvent};
 pub use federation::{ConnState, RoomSignal, RoomVersions, SIGNAL_VERSION, SignalError};
 pub use live_cursors::CursorState;
+pub use locks::{LockDone, LockJob, MAX_LOCK_TTL, lock_version};
 use membership::Rejoin;
 pub use notices::{
     NOTICE_ROOM, NoticeFigures, NoticeOutcome, NoticeSignalError, NoticeTarget, notice_room,
@@ -252,6 +254,9 @@ pub enum Action {
         /// Why, as a wire error code (used as the close reason).
         reason: ErrorCode,
     },
+    /// Submit a lock operation to the store ([`crate::store::Store::lock`], queued at once, in
+    /// order with appends); feed its answer to [`Hub::handle_lock_done`].
+    Lock(LockJob),
     /// Send these bytes (an encoded [`RoomSignal`]) to every other node following `room`;
     /// they feed them to their [`Hub::handle_signal`]. Only a federated hub emits this.
     Signal {
@@ -286,6 +291,8 @@ pub struct RoomView {
     pub presence: PresenceSnapshot,
     /// Typing with its version.
     pub typing: wire::TypingSnapshot,
+    /// The locks held, with their version.
+    pub locks: wire::LockSnapshot,
     /// The live cursors (the asking connection's own left out) with their version.
     pub cursors: wire::CursorSnapshot,
     /// The room's stream version.
@@ -333,6 +340,8 @@ struct Conn {
     signal_budget: TokenBucket,
     /// Whether this burst's `rate_limited` error for those frames was sent.
     signal_refused: bool,
+    /// Lock requests handed to the store whose answer has not come back yet.
+    locks_in_flight: usize,
 }
 
 /// How a client is connected.
@@ -375,6 +384,8 @@ struct Room {
     synced_at: Option<Instant>,
     /// Until when the room stays open for presence lookups without members (see `observe.rs`).
     observed_until: Option<Instant>,
+    /// The room's locks as this node last heard of them, by name (see `locks.rs`).
+    locks: BTreeMap<wire::EventId, locks::HubLock>,
     /// Every member's live cursor (see `live_cursors.rs`).
     cursors: live_cursors::RoomCursors,
     /// Open streams and the ones that ended lately (see `streams.rs`).
@@ -438,6 +449,8 @@ enum Timer {
     RetryReplay(ConnId, RoomName, u64),
     /// A room opened to observe its presence may be forgotten (see `observe.rs`).
     ObserveEnd(RoomName),
+    /// A lock's grant may have reached its `until` (see `locks.rs`).
+    LockExpiry(RoomName, wire::EventId),
     /// A connection's cursor coalescing interval ended: broadcast its latest value.
     CursorFlush(RoomName, ConnId),
     /// A stream's coalesced chunks are due (see `streams.rs`).
@@ -573,6 +586,7 @@ impl Hub {
                 version: state.typing_version,
                 users: typing,
             },
+            locks: self.lock_snapshot(room),
             cursors: state.cursors.snapshot(Some(&self.local_key(conn))),
             stream_version: state.streams.version(),
             streams: self.stream_view(room),
@@ -589,6 +603,7 @@ impl Hub {
         // A room the connection is in (or joining) that is still loading holds its join and
         // any publishes it sent there since.
         state.appends_in_flight > 0
+            || state.locks_in_flight > 0
             || state.rooms.iter().any(|room| {
                 self.rooms
                     .get(room)
@@ -669,6 +684,8 @@ impl Hub {
             wire::ClientFrame::Ping(ping) => {
                 self.send(conn, &ServerFrame::Pong(Pong { nonce: ping.nonce }))
             }
+            wire::ClientFrame::Lock(request) => self.lock_request(now, conn, request),
+            wire::ClientFrame::Unlock(request) => self.unlock_request(now, conn, request),
             wire::ClientFrame::SetCursor(frame) => self.set_cursor(now, conn, frame),
             wire::ClientFrame::Stream(op) => self.stream_frame(now, conn, op),
         }
@@ -713,6 +730,7 @@ impl Hub {
                 Timer::RetryReplay(conn, room_name, after) => {
                     self.retry_replay(now, conn, room_name, after)
                 }
+                Timer::LockExpiry(room_name, name) => self.expire_lock(now, &room_name, &name),
                 Timer::CursorFlush(room_name, conn) => {
                     self.cursor_flush_timer(now, &room_name, conn)
                 }

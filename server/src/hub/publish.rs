@@ -135,6 +135,11 @@ impl Hub {
             Ok(AppendOutcome::Duplicate { seq }) => {
                 self.send_ack(conn, done.room, done.id, Some(seq), true)
             }
+            Ok(AppendOutcome::LockLost { current }) => {
+                let message = super::locks::fence_refusal(current.as_ref());
+                let (room, id) = (done.room, done.id);
+                self.send_nack(conn, room, id, ErrorCode::LockLost, message, None);
+            }
             Ok(AppendOutcome::Conflict { head }) => {
                 let message = format!("the room's head is {head}: someone published first");
                 self.send_nack(
@@ -221,6 +226,7 @@ impl Hub {
             at: now.unix_ms,
             body: publish.body,
             if_seq: publish.if_seq,
+            if_lock: publish.if_lock,
         };
         if let Some(state) = self.conns.get_mut(&conn) {
             state.appends_in_flight += 1;

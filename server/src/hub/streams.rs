@@ -470,6 +470,7 @@ impl Hub {
                         at: now.unix_ms,
                         body,
                         if_seq: None,
+                        if_lock: None,
                     },
                 }));
                 Ok(Stepped::Appending)

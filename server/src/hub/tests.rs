@@ -143,9 +143,21 @@ impl Harness {
                     Action::Append(job) if self.defer => self.appends.push_back(job),
                     Action::Append(job) => self.run_append(job),
                     Action::LoadRoom(room) => {
-                        let head = self.log.read(&room, 0, 0, self.now().unix_ms).head;
                         let now = self.now();
+                        let locks = self.log.locks(&room, now.unix_ms);
+                        self.hub.handle_locks_loaded(now, room.clone(), Ok(locks));
+                        let head = self.log.read(&room, 0, 0, self.now().unix_ms).head;
                         self.hub.handle_room_loaded(now, room, Ok(head));
+                    }
+                    Action::Lock(job) => {
+                        // The store runs jobs in submission order: the appends queued before
+                        // this lock operation go first.
+                        while let Some(append) = self.appends.pop_front() {
+                            self.run_append(append);
+                        }
+                        let result = Ok(self.log.lock(&job.request));
+                        let now = self.now();
+                        self.hub.handle_lock_done(now, LockDone { job, result });
                     }
                     Action::Replay {
                         conn,
@@ -263,12 +275,22 @@ pub(super) fn render(frame: &ServerFrame) -> String {
                 .iter()
                 .map(|u| format!("{}({})", u.user, u.conns.len()))
                 .collect();
+            let held = j
+                .locks
+                .as_ref()
+                .map(|locks| wire::LockInfo::list(locks).unwrap());
+            let locks: Vec<String> = held
+                .unwrap_or_default()
+                .iter()
+                .map(|l| format!(" lock {}@{}", l.name, l.conn))
+                .collect();
             format!(
-                "joined {} head={} [{}] typing=[{}]{}",
+                "joined {} head={} [{}] typing=[{}]{}{}",
                 j.room,
                 j.head,
                 users.join(" "),
                 j.typing.join(" "),
+                locks.concat(),
                 render_cursors(
                     &j.cursors
                         .as_ref()
@@ -336,6 +358,21 @@ pub(super) fn render(frame: &ServerFrame) -> String {
             e.code,
             e.room.as_ref().map_or(String::new(), |r| format!(" {r}"))
         ),
+        ServerFrame::Lock(l) => {
+            let lock = &l.lock;
+            format!(
+                "lock {} {} {} t+{} by {}@{} until+{}{}",
+                l.room,
+                l.change.as_str(),
+                lock.name,
+                lock.token.saturating_sub(1_700_000_000_000),
+                lock.user,
+                lock.conn,
+                lock.until.saturating_sub(1_700_000_000_000),
+                l.id.as_ref()
+                    .map_or(String::new(), |id| format!(" re {id}"))
+            )
+        }
         ServerFrame::Pong(p) => format!("pong {:?}", p.nonce),
         ServerFrame::Authed(a) => format!("authed {}", a.user),
         ServerFrame::Notice(n) => format!("notice {} {} {}", n.id, n.level, n.body.as_text()),
@@ -935,6 +972,7 @@ fn draining_acks_what_was_submitted_refuses_the_rest_then_closes_everyone() {
         at: now.unix_ms,
         body: Json::null(),
         if_seq: None,
+        if_lock: None,
     };
     h.hub.handle_backend_publish(now, 7, request);
     h.connect(3, "cy");
@@ -1038,6 +1076,16 @@ struct SimClient {
     presence: BTreeMap<RoomName, (u64, BTreeMap<String, usize>)>,
     next_id: u64,
     acked: Vec<(RoomName, String, u64)>,
+    /// Locks as this client was told, per room: name -> (token, holder's conn, held).
+    locks: BTreeMap<RoomName, BTreeMap<String, (u64, String, bool)>>,
+    /// The largest token each lock was ever granted with, as this client saw it.
+    granted: BTreeMap<(RoomName, String), u64>,
+    /// Grants this client was told ended (released or expired), by (room, name, token).
+    ended: BTreeSet<(RoomName, String, u64)>,
+    /// Fenced publishes sent stating a grant this client already knew had ended.
+    fenced_dead: BTreeSet<String>,
+    /// Lock request ids sent.
+    lock_ids: u64,
     /// Rooms joined on the current connection (`joined` received since it opened).
     joined_now: BTreeSet<RoomName>,
     /// The live cursor this client set per room on its current connection.
@@ -1120,7 +1168,73 @@ fn simulate(seed: u64, steps: usize) -> Result<Vec<String>, String> {
                     &format!(r#"{{"type":"typing","room":"{room}","on":{on}}}"#),
                 );
             }
-            (Some(conn), 25..=69) => {
+            (Some(conn), 61..=64) => {
+                // Acquire (or renew, when this connection holds it) a lock with a short TTL.
+                if let Some(room) = client.rooms.keys().next().cloned() {
+                    client.lock_ids += 1;
+                    let ttl = rng.random_range(200..4000);
+                    let name = ["a", "b"][rng.random_range(0..2)];
+                    let mine = format!("n-{conn}");
+                    let token = client
+                        .locks
+                        .get(&room)
+                        .and_then(|locks| locks.get(name))
+                        .filter(|(_, holder, held)| {
+                            *held && *holder == mine && rng.random_bool(0.5)
+                        })
+                        .map_or(String::new(), |(token, _, _)| {
+                            format!(r#","token":{token}"#)
+                        });
+                    h.send(
+                        conn,
+                        &format!(
+                            r#"{{"type":"lock","room":"{room}","id":"L{}-{who}","name":"{name}","ttl_ms":{ttl}{token}}}"#,
+                            client.lock_ids
+                        ),
+                    );
+                }
+            }
+            (Some(conn), 65..=66) => {
+                // Release a lock, stating the token this client last heard of.
+                if let Some((room, name, token)) = client.locks.iter().find_map(|(room, locks)| {
+                    locks
+                        .iter()
+                        .next()
+                        .map(|(name, (token, _, _))| (room.clone(), name.clone(), *token))
+                }) {
+                    client.lock_ids += 1;
+                    h.send(
+                        conn,
+                        &format!(
+                            r#"{{"type":"unlock","room":"{room}","id":"L{}-{who}","name":"{name}","token":{token}}}"#,
+                            client.lock_ids
+                        ),
+                    );
+                }
+            }
+            (Some(conn), 67..=69) => {
+                // A fenced publish stating the last token heard of a lock (maybe long gone).
+                if let Some((room, name, token)) = client.locks.iter().find_map(|(room, locks)| {
+                    locks
+                        .iter()
+                        .next()
+                        .map(|(name, (token, _, _))| (room.clone(), name.clone(), *token))
+                }) {
+                    // Ids of their own: a plain publish retrying an old id never reuses one.
+                    client.lock_ids += 1;
+                    let id = format!("F{}-{who}", client.lock_ids);
+                    if client.ended.contains(&(room.clone(), name.clone(), token)) {
+                        client.fenced_dead.insert(id.clone());
+                    }
+                    h.send(
+                        conn,
+                        &format!(
+                            r#"{{"type":"publish","room":"{room}","id":"{id}","body":0,"if_lock":{{"name":"{name}","token":{token}}}}}"#
+                        ),
+                    );
+                }
+            }
+            (Some(conn), 25..=60) => {
                 if let Some(room) = client
                     .rooms
                     .keys()
@@ -1243,9 +1357,47 @@ fn absorb(h: &mut Harness, clients: &mut [SimClient]) -> Result<(), String> {
                         .iter()
                         .map(|u| (u.user.clone(), u.conns.len()))
                         .collect();
+                    let held = joined
+                        .locks
+                        .as_ref()
+                        .map(|l| wire::LockInfo::list(l).unwrap());
+                    let locks = held
+                        .unwrap_or_default()
+                        .iter()
+                        .map(|l| (l.name.to_string(), (l.token, l.conn.clone(), true)))
+                        .collect();
                     client
                         .presence
-                        .insert(joined.room, (joined.presence.version, users));
+                        .insert(joined.room.clone(), (joined.presence.version, users));
+                    client.locks.insert(joined.room, locks);
+                }
+                ServerFrame::Lock(notice) => {
+                    let (room, lock) = (notice.room, notice.lock);
+                    let name = lock.name.to_string();
+                    if notice.change == chorus_sdk::wire::LockChange::Granted {
+                        let seen = client
+                            .granted
+                            .entry((room.clone(), name.clone()))
+                            .or_default();
+                        if lock.token <= *seen {
+                            return Err(format!(
+                                "{} saw lock {room}/{name} granted with #{} after #{seen}",
+                                client.user, lock.token
+                            ));
+                        }
+                        *seen = lock.token;
+                    }
+                    let held = notice.change.held();
+                    if !held {
+                        client
+                            .ended
+                            .insert((room.clone(), name.clone(), lock.token));
+                    }
+                    client
+                        .locks
+                        .entry(room)
+                        .or_default()
+                        .insert(name, (lock.token, lock.conn, held));
                 }
                 ServerFrame::Reset(reset) => {
                     return Err(format!(
@@ -1265,6 +1417,12 @@ fn absorb(h: &mut Harness, clients: &mut [SimClient]) -> Result<(), String> {
                     }
                     *cursor = seq;
                     client.delivered.entry(event.room).or_default().push(seq);
+                }
+                ServerFrame::Ack(ack) if client.fenced_dead.contains(ack.id.as_str()) => {
+                    return Err(format!(
+                        "{} stated a grant it knew had ended, and {} was stored anyway",
+                        client.user, ack.id
+                    ));
                 }
                 ServerFrame::Ack(ack) => {
                     if let Some(seq) = ack.seq {
@@ -1308,9 +1466,29 @@ fn absorb(h: &mut Harness, clients: &mut [SimClient]) -> Result<(), String> {
                             .room
                             .as_ref()
                             .is_some_and(|r| !client.rooms.contains_key(r)) => {}
+                // Lock refusals are expected (held by someone else, a stale token, a lock
+                // request in a room being left).
+                ServerFrame::Nack(nack)
+                    if matches!(
+                        nack.code,
+                        chorus_sdk::wire::ErrorCode::LockHeld
+                            | chorus_sdk::wire::ErrorCode::LockLost
+                    ) || (nack.id.as_str().starts_with('L')
+                        && nack.code == chorus_sdk::wire::ErrorCode::NotJoined) => {}
                 ServerFrame::Nack(nack) => return Err(format!("unexpected nack {nack:?}")),
                 _ => {}
             }
+        }
+    }
+    // The hub's view of every open room's locks is the store's, at every step.
+    let now = h.now();
+    let mut open: Vec<&RoomName> = h.hub.rooms.keys().collect();
+    open.sort();
+    for room in open {
+        let store = h.log.locks(room, now.unix_ms);
+        let hub = h.hub.held_locks(room);
+        if store != hub {
+            return Err(format!("{room}: hub locks {hub:?}, store {store:?}"));
         }
     }
     // A connection the hub closed (idle, slow) is gone for its client too, after its last frames.
@@ -1369,6 +1547,20 @@ fn check_converged(h: &mut Harness, clients: &[SimClient]) -> Result<(), String>
                 "{room}: hub presence {hub_view:?}, expected {truth:?}"
             ));
         }
+        // Every grant lapsed or ended while settling, and every member was told.
+        if !h.log.locks(&room, h.now().unix_ms).is_empty() {
+            return Err(format!("{room}: a lock outlived every TTL"));
+        }
+        for client in clients.iter().filter(|c| c.rooms.contains_key(&room)) {
+            let held: Vec<&String> = client
+                .locks
+                .get(&room)
+                .map(|locks| locks.iter().filter(|(_, l)| l.2).map(|(n, _)| n).collect())
+                .unwrap_or_default();
+            if !held.is_empty() {
+                return Err(format!("{room}: {} still sees {held:?} held", client.user));
+            }
+        }
         for client in clients.iter().filter(|c| c.rooms.contains_key(&room)) {
             let local = &client
                 .presence
@@ -1416,12 +1608,34 @@ fn simulation_keeps_order_loses_nothing_doubles_nothing_and_presence_converges()
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(0);
+    // How often the runs met each lock case (each must happen, or the checks check nothing).
+    let mut cases: BTreeMap<&str, usize> = BTreeMap::new();
     for seed in first..first + seeds {
-        if let Err(err) = simulate(seed, 400) {
-            panic!(
+        match simulate(seed, 400) {
+            Err(err) => panic!(
                 "{err}\nreplay with: CHORUS_SIM_SEED={seed} CHORUS_SIM_SEEDS=1 cargo test -p chorus-server simulation"
-            );
+            ),
+            Ok(transcript) => {
+                for line in &transcript {
+                    for case in [
+                        r#""change":"granted""#,
+                        r#""change":"renewed""#,
+                        r#""change":"released""#,
+                        r#""change":"expired""#,
+                        "lock_held",
+                        "lock_lost",
+                        "Orphan",
+                    ] {
+                        if line.contains(case) {
+                            *cases.entry(case).or_default() += 1;
+                        }
+                    }
+                }
+            }
         }
+    }
+    if seeds >= 100 {
+        assert_eq!(cases.len(), 7, "every lock case happened: {cases:?}");
     }
 }
 
@@ -1590,6 +1804,7 @@ fn backend_publishes_fan_out_and_complete_their_request() {
         at,
         body: Json::from_text("1").unwrap(),
         if_seq: None,
+        if_lock: None,
     };
     let now = h.now();
     h.hub.handle_backend_publish(now, 7, request("b1"));
@@ -1902,6 +2117,8 @@ mod stored;
 
 #[path = "tests_cursors.rs"]
 mod cursors;
+#[path = "tests_locks.rs"]
+mod locks;
 #[path = "tests_notices.rs"]
 mod notices;
 #[path = "tests_streams.rs"]

@@ -170,8 +170,18 @@ impl Cluster {
                         frames.entry(conn).or_default().push(frame);
                     }
                     Action::LoadRoom(room) => {
+                        let locks = Ok(self.log.locks(&room, now.unix_ms));
+                        self.nodes[node]
+                            .hub
+                            .handle_locks_loaded(now, room.clone(), locks);
                         let head = self.log.read(&room, 0, 0, now.unix_ms).head;
                         self.nodes[node].hub.handle_room_loaded(now, room, Ok(head));
+                    }
+                    Action::Lock(job) => {
+                        let result = Ok(self.log.lock(&job.request));
+                        self.nodes[node]
+                            .hub
+                            .handle_lock_done(now, LockDone { job, result });
                     }
                     Action::Append(job) => {
                         let (room, id) = (job.request.room.clone(), job.request.id.clone());
@@ -840,6 +850,75 @@ mod versions;
 /// Presence lookups on a node without members in the room (the backend REST API).
 mod observe;
 
+/// Locks across nodes: a grant on node a is seen on node b; node a dies (silenced, its timers
+/// stopped); node b still sees the grant expire at its `until` on its own clock, its member
+/// takes the lock with a larger token, and the dead node's holder's fenced write is refused
+/// by the shared store.
+#[test]
+fn a_lock_held_on_a_dead_node_expires_everywhere_and_its_holders_writes_are_refused() {
+    let mut c = Cluster::new(2);
+    c.join(0, 1, "ana");
+    c.join(1, 2, "ben");
+    c.take(0, 1);
+    c.take(1, 2);
+    let lock = |id: &str| {
+        format!(r#"{{"type":"lock","room":"r","id":"{id}","name":"doc","ttl_ms":3000}}"#)
+    };
+    c.send(0, 1, &lock("L1"));
+    assert_eq!(
+        c.take(0, 1),
+        ["lock r granted doc t+0 by ana@a-1 until+3000 re L1"]
+    );
+    assert_eq!(
+        c.take(1, 2),
+        ["lock r granted doc t+0 by ana@a-1 until+3000"]
+    );
+    c.send(1, 2, &lock("L2"));
+    assert_eq!(c.take(1, 2), ["nack r L2 lock_held"]);
+    // A member joining on node b after the grant hears of it from the store.
+    c.connect(1, 3, "cy");
+    c.send(1, 3, &join("r"));
+    assert_eq!(
+        c.take(1, 3)[1],
+        "joined r head=0 [ana(1) ben(1) cy(1)] typing=[] lock doc@a-1"
+    );
+
+    // Node a dies: nothing it sends arrives any more, and its clock stops mattering.
+    c.silenced.insert(0);
+    let dead = c.nodes.remove(0);
+    c.nodes.insert(
+        0,
+        Node {
+            hub: Hub::new(config(0)),
+            frames: HashMap::new(),
+        },
+    );
+    c.take(1, 2);
+    c.advance(3 * SECOND);
+    assert_eq!(
+        c.take(1, 2),
+        ["lock r expired doc t+0 by ana@a-1 until+3000"]
+    );
+    c.send(1, 2, &lock("L3"));
+    assert_eq!(
+        c.take(1, 2),
+        ["lock r granted doc t+3000 by ben@b-2 until+6000 re L3"]
+    );
+    // The dead holder's write, had it reached the store late, is refused.
+    let now = c.now();
+    let mut stale = crate::store::contract::request_from("ana", "r", "late", now.unix_ms, None);
+    stale.if_lock = Some(chorus_sdk::wire::LockFence {
+        name: chorus_sdk::wire::EventId::parse("doc").unwrap(),
+        token: 1_700_000_000_000,
+    });
+    match c.log.append(stale, now.unix_ms) {
+        AppendOutcome::LockLost { current } => {
+            assert_eq!(current.map(|g| g.user), Some("ben".to_owned()))
+        }
+        other => panic!("expected lock_lost, got {other:?}"),
+    }
+    drop(dead);
+}
 /// Live cursors across nodes.
 mod cursors;
 #[path = "tests_federation_notices.rs"]

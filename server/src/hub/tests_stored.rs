@@ -95,6 +95,7 @@ fn a_backend_publish_behind_a_gap_completes_after_its_event() {
         at: h.now().unix_ms,
         body: Json::from_text("2").unwrap(),
         if_seq: None,
+        if_lock: None,
     };
     let now = h.now();
     h.hub.handle_backend_publish(now, 9, request);

@@ -191,6 +191,7 @@ impl Hub {
                 room: room_name.clone(),
                 presence: Some(room.presence.snapshot()),
                 typing: None,
+                locks: None,
                 cursors: None,
                 cursor_version: None,
                 streams: None,

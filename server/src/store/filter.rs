@@ -258,6 +258,7 @@ pub(crate) mod contract {
                 at,
                 body: Json::from_text(body).unwrap(),
                 if_seq: None,
+                if_lock: None,
             };
             append(store, outcomes, request).await;
         }

@@ -7,9 +7,10 @@
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 
-use chorus_sdk::wire::{Event, EventId, RoomName};
+use chorus_sdk::wire::{Event, EventId, LockInfo, RoomName};
 use futures_util::future::BoxFuture;
 
+use super::locks::{LockOutcome, LockRequest, LockRow};
 use super::{
     AppendDone, AppendJob, AppendOutcome, AppendRequest, FilteredPage, FilteredRead, OutcomeSender,
     Page, PageLimit, Retention, RoomHead, Store, StoreError, StoredEvent,
@@ -21,6 +22,8 @@ pub struct MemoryLog {
     epoch: u64,
     retention: Retention,
     rooms: HashMap<RoomName, RoomLog>,
+    /// Every lock's row, by room and name (see `store::locks`).
+    locks: HashMap<(RoomName, EventId), LockRow>,
 }
 
 #[derive(Debug, Default)]
@@ -64,6 +67,7 @@ impl MemoryLog {
             epoch,
             retention,
             rooms: HashMap::new(),
+            locks: HashMap::new(),
         }
     }
 
@@ -78,6 +82,14 @@ impl MemoryLog {
         let (from, id) = key;
         if request.if_seq.is_some_and(|expected| expected != room.head) {
             return AppendOutcome::Conflict { head: room.head };
+        }
+        if let Some(fence) = &request.if_lock {
+            let row = self.locks.get(&(request.room.clone(), fence.name.clone()));
+            if !LockRow::admits(row, fence, &from, request.at) {
+                let current = row.filter(|row| row.live(request.at));
+                let current = current.map(|row| row.grant.clone());
+                return AppendOutcome::LockLost { current };
+            }
         }
         room.head += 1;
         let stored = StoredEvent {
@@ -157,6 +169,28 @@ impl MemoryLog {
         }
     }
 
+    /// Applies a lock operation (see `store::locks`).
+    pub fn lock(&mut self, request: &LockRequest) -> LockOutcome {
+        let key = (request.room.clone(), request.name.clone());
+        let (row, outcome) = LockRow::apply(self.locks.get(&key), request);
+        if let Some(row) = row {
+            self.locks.insert(key, row);
+        }
+        outcome
+    }
+
+    /// The live grants in `room` at `at`, by name.
+    pub fn locks(&self, room: &RoomName, at: u64) -> Vec<LockInfo> {
+        let mut live: Vec<LockInfo> = self
+            .locks
+            .iter()
+            .filter(|((lock_room, _), row)| lock_room == room && row.live(at))
+            .map(|(_, row)| row.grant.clone())
+            .collect();
+        live.sort_by(|a, b| a.name.cmp(&b.name));
+        live
+    }
+
     /// The history's epoch.
     pub fn epoch(&self) -> u64 {
         self.epoch
@@ -230,6 +264,16 @@ impl Store for MemoryStore {
     fn flush(&self) -> BoxFuture<'_, ()> {
         Box::pin(async {})
     }
+
+    fn lock(&self, request: LockRequest) -> BoxFuture<'static, Result<LockOutcome, StoreError>> {
+        let outcome = self.log.lock().expect("memory store lock").lock(&request);
+        Box::pin(async move { Ok(outcome) })
+    }
+
+    fn locks(&self, room: &RoomName, at: u64) -> BoxFuture<'_, Result<Vec<LockInfo>, StoreError>> {
+        let locks = self.log.lock().expect("memory store lock").locks(room, at);
+        Box::pin(async move { Ok(locks) })
+    }
 }
 
 #[cfg(test)]
@@ -247,6 +291,21 @@ mod tests {
         let store = MemoryStore::new(retention, tx);
         contract::check_store(&store, &mut rx).await;
         contract::check_one_epoch_per_store(&store).await;
+        contract::check_locks(&store, &mut rx, "locks").await;
+    }
+
+    /// A restarted memory store has forgotten its locks, yet grants larger tokens than before
+    /// (tokens are at least the grant's time).
+    #[tokio::test]
+    async fn memory_store_tokens_keep_growing_across_a_restart() {
+        let now = crate::clock::unix_ms_now();
+        let (tx, _rx) = tokio::sync::mpsc::unbounded_channel();
+        let before = MemoryStore::new(Retention::default(), tx.clone());
+        let old = contract::first_token(&before, "r", now).await;
+        let again = contract::first_token(&before, "r", now + 20).await;
+        assert!(again > old);
+        let after = MemoryStore::new(Retention::default(), tx);
+        assert!(contract::first_token(&after, "r", now + 40).await > again);
     }
 
     #[tokio::test]

@@ -16,6 +16,7 @@
 //! stable while its history lasts, and a read of an unknown room agrees with its first append.
 
 mod filter;
+pub mod locks;
 pub mod memory;
 pub mod redis;
 pub mod sqlite;
@@ -24,7 +25,7 @@ pub use filter::{EventFilter, FilteredPage, FilteredRead, ReadFrom};
 
 use std::time::Duration;
 
-use chorus_sdk::wire::{Event, EventId, Json, RoomName};
+use chorus_sdk::wire::{Event, EventId, Json, LockFence, LockInfo, RoomName};
 use futures_util::future::BoxFuture;
 use tokio::sync::mpsc;
 
@@ -43,6 +44,8 @@ pub struct AppendRequest {
     pub body: Json,
     /// Store only if the room's head is exactly this seq.
     pub if_seq: Option<u64>,
+    /// Store only while `from` holds this lock grant (checked with the append, atomically).
+    pub if_lock: Option<LockFence>,
 }
 
 /// An append together with who is waiting for its outcome.
@@ -116,6 +119,11 @@ pub enum AppendOutcome {
     Conflict {
         /// The current head.
         head: u64,
+    },
+    /// `if_lock` named a grant that is not live or not the publisher's.
+    LockLost {
+        /// The lock's live grant, if any.
+        current: Option<LockInfo>,
     },
 }
 
@@ -259,6 +267,16 @@ pub trait Store: Send + Sync + 'static {
     /// Resolves when every job submitted before the call has its outcome on the channel.
     fn flush(&self) -> BoxFuture<'_, ()>;
 
+    /// Applies a lock operation ([`locks::LockRow::apply`]), queued at the call in order with
+    /// [`Store::submit`]'s appends (so an append submitted after a release sees it released).
+    fn lock(
+        &self,
+        request: locks::LockRequest,
+    ) -> BoxFuture<'static, Result<locks::LockOutcome, StoreError>>;
+
+    /// The live grants of a room's locks at `at` (milliseconds since the Unix epoch), by name.
+    fn locks(&self, room: &RoomName, at: u64) -> BoxFuture<'_, Result<Vec<LockInfo>, StoreError>>;
+
     /// Figures for `/metrics`, for stores that keep any (Redis).
     fn figures(&self) -> Option<StoreFigures> {
         None
@@ -318,6 +336,7 @@ pub(crate) mod contract {
             at,
             body: Json::from_text(format!(r#"{{"n":"{id}"}}"#)).unwrap(),
             if_seq,
+            if_lock: None,
         }
     }
 
@@ -576,5 +595,175 @@ pub(crate) mod contract {
             (page.head.head, page.head.oldest, page.events.len()),
             (1, 2, 0)
         );
+    }
+
+    pub(crate) fn lock_request(room: &str, op: locks::LockOp, at: u64) -> locks::LockRequest {
+        locks::LockRequest {
+            room: RoomName::parse(room).unwrap(),
+            name: EventId::parse("title").unwrap(),
+            op,
+            at,
+        }
+    }
+
+    pub(crate) fn acquire(user: &str, conn: &str, ttl_ms: u64) -> locks::LockOp {
+        locks::LockOp::Acquire {
+            user: user.into(),
+            conn: conn.into(),
+            ttl_ms,
+        }
+    }
+
+    /// The token of a grant (panics on any other outcome).
+    pub(crate) fn granted(outcome: &locks::LockOutcome) -> u64 {
+        match outcome {
+            locks::LockOutcome::Changed(chorus_sdk::wire::LockChange::Granted, grant) => {
+                grant.token
+            }
+            other => panic!("expected a grant, got {other:?}"),
+        }
+    }
+
+    /// Locks: one holder at a time, renewals, releases, expiry judged by time alone, tokens
+    /// that only grow, and `if_lock` checked with the append (in submission order with lock
+    /// operations). `room` must be unused.
+    pub(crate) async fn check_locks(
+        store: &dyn Store,
+        outcomes: &mut mpsc::UnboundedReceiver<AppendDone>,
+        room: &str,
+    ) {
+        use locks::{LockOp, LockOutcome};
+        let now = crate::clock::unix_ms_now();
+        let name = RoomName::parse(room).unwrap();
+        let fenced = |id: &str, from: &str, token: u64| {
+            let mut request = request_from(from, room, id, now, None);
+            request.if_lock = Some(LockFence {
+                name: EventId::parse("title").unwrap(),
+                token,
+            });
+            request
+        };
+        let first = store
+            .lock(lock_request(room, acquire("ana", "n-1", 60_000), now))
+            .await
+            .unwrap();
+        let token = granted(&first);
+        assert!(token >= now, "a token is at least the grant's time");
+        match store
+            .lock(lock_request(room, acquire("ben", "n-2", 60_000), now))
+            .await
+            .unwrap()
+        {
+            LockOutcome::Held(held) => {
+                assert_eq!((held.user.as_str(), held.token), ("ana", token));
+                assert_eq!(held.until, now + 60_000);
+            }
+            other => panic!("expected held, got {other:?}"),
+        }
+        let listed = store.locks(&name, now).await.unwrap();
+        assert_eq!(listed.len(), 1);
+        assert_eq!(
+            (listed[0].user.as_str(), listed[0].conn.as_str()),
+            ("ana", "n-1")
+        );
+        assert!(
+            store.locks(&name, now + 60_000).await.unwrap().is_empty(),
+            "lapsed at until"
+        );
+
+        // The holder's fenced publish is stored; a stale token's, or another user's, is not.
+        assert!(matches!(
+            append(store, outcomes, fenced("f1", "ana", token)).await,
+            AppendOutcome::Stored(_)
+        ));
+        match append(store, outcomes, fenced("f2", "ana", token - 1)).await {
+            AppendOutcome::LockLost { current } => {
+                assert_eq!(current.map(|c| c.token), Some(token))
+            }
+            other => panic!("expected lock_lost, got {other:?}"),
+        }
+        assert!(matches!(
+            append(store, outcomes, fenced("f3", "ben", token)).await,
+            AppendOutcome::LockLost { .. }
+        ));
+
+        // A release queued before a fenced append is seen by it.
+        let release = store.lock(lock_request(
+            room,
+            LockOp::Release {
+                user: "ana".into(),
+                token,
+                conn: None,
+            },
+            now,
+        ));
+        store.submit(AppendJob {
+            origin: Origin::Conn(7),
+            request: fenced("f4", "ana", token),
+        });
+        assert!(matches!(
+            release.await.unwrap(),
+            LockOutcome::Changed(chorus_sdk::wire::LockChange::Released, _)
+        ));
+        let done = outcomes.recv().await.unwrap();
+        assert_eq!(
+            done.result.unwrap(),
+            AppendOutcome::LockLost { current: None }
+        );
+        assert!(store.locks(&name, now).await.unwrap().is_empty());
+
+        // Another holder gets a larger token; the old holder's renewal is refused.
+        let second = granted(
+            &store
+                .lock(lock_request(room, acquire("ben", "n-2", 1_000), now + 1))
+                .await
+                .unwrap(),
+        );
+        assert!(second > token, "tokens strictly increase per lock");
+        let renew = |user: &str, token, at| {
+            lock_request(
+                room,
+                LockOp::Renew {
+                    user: user.into(),
+                    conn: "n-9".into(),
+                    token,
+                    ttl_ms: 1_000,
+                },
+                at,
+            )
+        };
+        assert_eq!(
+            store.lock(renew("ana", token, now + 2)).await.unwrap(),
+            LockOutcome::Lost(store.locks(&name, now + 2).await.unwrap().pop())
+        );
+        match store.lock(renew("ben", second, now + 500)).await.unwrap() {
+            LockOutcome::Changed(chorus_sdk::wire::LockChange::Renewed, grant) => {
+                assert_eq!((grant.conn.as_str(), grant.until), ("n-9", now + 1_500));
+            }
+            other => panic!("expected renewed, got {other:?}"),
+        }
+        // Not renewed: it lapses by time alone, and the next grant's token is larger still.
+        let third = granted(
+            &store
+                .lock(lock_request(
+                    room,
+                    acquire("ana", "n-1", 1_000),
+                    now + 1_500,
+                ))
+                .await
+                .unwrap(),
+        );
+        assert!(third > second);
+    }
+
+    /// A store opened again on the same data (or, for the memory store, a new one) grants
+    /// larger tokens than it granted before.
+    pub(crate) async fn first_token(store: &dyn Store, room: &str, at: u64) -> u64 {
+        granted(
+            &store
+                .lock(lock_request(room, acquire("ana", "n-1", 10), at))
+                .await
+                .unwrap(),
+        )
     }
 }

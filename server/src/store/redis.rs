@@ -60,7 +60,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use chorus_sdk::wire::{Event, EventId, Json, RoomName};
+use chorus_sdk::wire::{Event, EventId, Json, LockChange, LockInfo, RoomName};
 use futures_util::future::BoxFuture;
 use redis::{RedisError, Script, Value};
 use tokio::sync::{mpsc, oneshot};
@@ -74,6 +74,7 @@ pub use filtered::MAX_FILTER_BUDGET;
 pub use target::{RedisConn, RedisTarget};
 use writer::{RoundTripTiming, Writer, WriterMsg};
 
+use super::locks::{LockOp, LockOutcome, LockRequest};
 use super::{
     AppendJob, AppendOutcome, AppendRequest, FilteredPage, FilteredRead, OutcomeSender, Page,
     PageLimit, Retention, RoomHead, Store, StoreError, StoreFigures, StoredEvent,
@@ -89,6 +90,7 @@ const RESPONSE_TIMEOUT: Duration = Duration::from_secs(5);
 const MAX_READ_LIMIT: usize = 100_000;
 
 pub(crate) const APPEND_LUA: &str = include_str!("redis/append.lua");
+pub(crate) const LOCK_LUA: &str = include_str!("redis/lock.lua");
 const READ_LUA: &str = include_str!("redis/read.lua");
 
 /// Where a deployment's keys live: the prefix and the per-room names (see the module doc).
@@ -132,6 +134,11 @@ impl KeyLayout {
     /// The room's dedupe records.
     pub fn ids(&self, room: &RoomName) -> String {
         self.key(room, "ids")
+    }
+
+    /// The room's locks: name -> the last grant (see `redis/lock.lua`).
+    pub fn locks(&self, room: &RoomName) -> String {
+        self.key(room, "locks")
     }
 
     /// The room's live channel, on which every stored event is published.
@@ -266,8 +273,10 @@ impl RedisStore {
             .map_err(|err| StoreError::Backend(format!("Redis at {shown}: {err}")))?;
         let append_script = Script::new(APPEND_LUA);
         let read_script = Script::new(READ_LUA);
+        let lock_script = Script::new(LOCK_LUA);
         append_script.load_async(&mut writes).await.map_err(fail)?;
         read_script.load_async(&mut writes).await.map_err(fail)?;
+        lock_script.load_async(&mut writes).await.map_err(fail)?;
 
         let (jobs, queue) = mpsc::unbounded_channel();
         let round_trips = Arc::new(AtomicU64::new(0));
@@ -278,6 +287,7 @@ impl RedisStore {
             keys: keys.clone(),
             retention,
             script: append_script,
+            lock_script,
             outcomes,
             url: shown.clone(),
             round_trips: Arc::clone(&round_trips),
@@ -390,6 +400,43 @@ impl Store for RedisStore {
         })
     }
 
+    fn lock(&self, request: LockRequest) -> BoxFuture<'static, Result<LockOutcome, StoreError>> {
+        let (done, wait) = oneshot::channel();
+        let sent = self.inner.jobs.send(WriterMsg::Lock(request, done)).is_ok();
+        Box::pin(async move {
+            if !sent {
+                return Err(StoreError::Closed);
+            }
+            wait.await.unwrap_or(Err(StoreError::Closed))
+        })
+    }
+
+    fn locks(&self, room: &RoomName, at: u64) -> BoxFuture<'_, Result<Vec<LockInfo>, StoreError>> {
+        let room = room.clone();
+        Box::pin(async move {
+            let inner = &self.inner;
+            let rows: Vec<(String, String)> = redis::cmd("HGETALL")
+                .arg(inner.keys.locks(&room))
+                .query_async(&mut inner.reads.clone())
+                .await
+                .map_err(|err| self.backend(err))?;
+            let mut locks = Vec::new();
+            for (name, row) in rows {
+                let grant = decode_lock_row(&name, &row).ok_or_else(|| {
+                    StoreError::Backend(format!(
+                        "Redis at {}: a lock of {room} is invalid",
+                        inner.url
+                    ))
+                })?;
+                if let Some(grant) = grant.filter(|grant| grant.until > at) {
+                    locks.push(grant);
+                }
+            }
+            locks.sort_by(|a, b| a.name.cmp(&b.name));
+            Ok(locks)
+        })
+    }
+
     fn figures(&self) -> Option<StoreFigures> {
         let inner = &self.inner;
         Some(StoreFigures {
@@ -457,6 +504,96 @@ pub(crate) fn decode_append(
         Some("conflict") => Ok(AppendOutcome::Conflict {
             head: field(1).ok_or_else(bad)?,
         }),
+        Some("lock_lost") => {
+            let name = request
+                .if_lock
+                .as_ref()
+                .map(|fence| &fence.name)
+                .ok_or_else(bad)?;
+            Ok(AppendOutcome::LockLost {
+                current: decode_grant(name, &items[1..]).map_err(|()| bad())?,
+            })
+        }
+        _ => Err(bad()),
+    }
+}
+
+/// A stored lock row (`token \n until \n released \n conn \n user`, see `redis/lock.lua`) as its
+/// grant, `None` when released; `Err` when it does not read.
+fn decode_lock_row(name: &str, row: &str) -> Option<Option<LockInfo>> {
+    let mut parts = row.splitn(5, '\n');
+    let token = parts.next()?.parse().ok()?;
+    let until = parts.next()?.parse().ok()?;
+    let released = parts.next()? != "0";
+    let conn = parts.next()?.to_owned();
+    let user = parts.next()?.to_owned();
+    let name = EventId::parse(name).ok()?;
+    Some((!released).then_some(LockInfo {
+        name,
+        token,
+        user,
+        conn,
+        until,
+    }))
+}
+
+/// `token user conn until` of a script's reply as a grant of `name`; nothing: `None`.
+fn decode_grant(name: &EventId, items: &[Value]) -> Result<Option<LockInfo>, ()> {
+    if items.is_empty() {
+        return Ok(None);
+    }
+    let field = |at: usize| items.get(at).and_then(text).map(str::to_owned).ok_or(());
+    let number = |at: usize| items.get(at).and_then(number).ok_or(());
+    Ok(Some(LockInfo {
+        name: name.clone(),
+        token: number(0)?,
+        user: field(1)?,
+        conn: field(2)?,
+        until: number(3)?,
+    }))
+}
+
+/// The lock script's arguments for `request` (see `redis/lock.lua`).
+pub(crate) fn lock_args(request: &LockRequest) -> (&'static str, &str, &str, u64, u64) {
+    match &request.op {
+        LockOp::Acquire { user, conn, ttl_ms } => ("acquire", user, conn, 0, *ttl_ms),
+        LockOp::Renew {
+            user,
+            conn,
+            token,
+            ttl_ms,
+        } => ("renew", user, conn, *token, *ttl_ms),
+        LockOp::Release { user, token, conn } => {
+            ("release", user, conn.as_deref().unwrap_or(""), *token, 0)
+        }
+        LockOp::Orphan {
+            conn,
+            token,
+            grace_ms,
+        } => ("orphan", "", conn, *token, *grace_ms),
+    }
+}
+
+/// Reads the lock script's answer.
+pub(crate) fn decode_lock(request: &LockRequest, value: Value) -> Result<LockOutcome, String> {
+    let Value::Array(items) = value else {
+        return Err(format!("unexpected lock reply {value:?}"));
+    };
+    let bad = || format!("unexpected lock reply {items:?}");
+    let grant = || {
+        decode_grant(&request.name, &items[1..])
+            .map_err(|()| bad())?
+            .ok_or_else(bad)
+    };
+    match items.first().and_then(text) {
+        Some("granted") => Ok(LockOutcome::Changed(LockChange::Granted, grant()?)),
+        Some("renewed") => Ok(LockOutcome::Changed(LockChange::Renewed, grant()?)),
+        Some("released") => Ok(LockOutcome::Changed(LockChange::Released, grant()?)),
+        Some("held") => Ok(LockOutcome::Held(grant()?)),
+        Some("lost") => Ok(LockOutcome::Lost(
+            decode_grant(&request.name, &items[1..]).map_err(|()| bad())?,
+        )),
+        Some("unchanged") => Ok(LockOutcome::Unchanged),
         _ => Err(bad()),
     }
 }

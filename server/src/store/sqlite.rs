@@ -18,11 +18,12 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, mpsc as std_mpsc};
 use std::time::Duration;
 
-use chorus_sdk::wire::{Event, EventId, Json, RoomName};
+use chorus_sdk::wire::{Event, EventId, Json, LockInfo, RoomName};
 use futures_util::future::BoxFuture;
 use rusqlite::{Connection, OptionalExtension, params};
 use tokio::sync::oneshot;
 
+use super::locks::{LockOutcome, LockRequest, LockRow};
 use super::{
     AppendJob, AppendOutcome, FilteredPage, FilteredRead, OutcomeSender, Page, PageLimit,
     Retention, RoomHead, Store, StoreError, StoredEvent,
@@ -49,6 +50,16 @@ CREATE TABLE IF NOT EXISTS events (
     at INTEGER NOT NULL,
     body TEXT NOT NULL,
     PRIMARY KEY (room, seq)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS locks (
+    room TEXT NOT NULL,
+    name TEXT NOT NULL,
+    token INTEGER NOT NULL,
+    holder TEXT NOT NULL,
+    conn TEXT NOT NULL,
+    until INTEGER NOT NULL,
+    released INTEGER NOT NULL,
+    PRIMARY KEY (room, name)
 ) WITHOUT ROWID;
 ";
 
@@ -118,6 +129,10 @@ pub struct SqliteStore {
 #[derive(Debug)]
 enum WriterMsg {
     Append(AppendJob),
+    Lock(
+        LockRequest,
+        oneshot::Sender<Result<LockOutcome, StoreError>>,
+    ),
     Flush(oneshot::Sender<()>),
 }
 
@@ -262,6 +277,114 @@ impl Store for SqliteStore {
             }
         })
     }
+
+    fn lock(&self, request: LockRequest) -> BoxFuture<'static, Result<LockOutcome, StoreError>> {
+        let (done, wait) = oneshot::channel();
+        let sent = self.writer.send(WriterMsg::Lock(request, done)).is_ok();
+        Box::pin(async move {
+            if !sent {
+                return Err(StoreError::Closed);
+            }
+            wait.await.unwrap_or(Err(StoreError::Closed))
+        })
+    }
+
+    fn locks(&self, room: &RoomName, at: u64) -> BoxFuture<'_, Result<Vec<LockInfo>, StoreError>> {
+        let readers = Arc::clone(&self.readers);
+        let index = self.next_reader.fetch_add(1, Ordering::Relaxed) % readers.len();
+        let room = room.clone();
+        Box::pin(async move {
+            tokio::task::spawn_blocking(move || {
+                let conn = readers[index].lock().expect("sqlite reader lock");
+                read_locks(&conn, &room, at)
+            })
+            .await
+            .map_err(|err| StoreError::Backend(format!("read task failed: {err}")))?
+        })
+    }
+}
+
+/// The live grants in `room` at `at`, by name.
+fn read_locks(conn: &Connection, room: &RoomName, at: u64) -> Result<Vec<LockInfo>, StoreError> {
+    let mut stmt = conn
+        .prepare_cached(
+            "SELECT name, token, holder, conn, until FROM locks
+             WHERE room = ?1 AND released = 0 AND until > ?2 ORDER BY name",
+        )
+        .map_err(backend)?;
+    let rows = stmt
+        .query_map(params![room.as_str(), at as i64], |row| {
+            Ok((
+                row.get::<_, String>(0)?,
+                row.get::<_, i64>(1)?,
+                row.get::<_, String>(2)?,
+                row.get::<_, String>(3)?,
+                row.get::<_, i64>(4)?,
+            ))
+        })
+        .map_err(backend)?;
+    let mut locks = Vec::new();
+    for row in rows {
+        let (name, token, user, conn, until) = row.map_err(backend)?;
+        let name = EventId::parse(name)
+            .map_err(|_| StoreError::Backend(format!("a stored lock name of {room} is invalid")))?;
+        locks.push(LockInfo {
+            name,
+            token: token as u64,
+            user,
+            conn,
+            until: until as u64,
+        });
+    }
+    Ok(locks)
+}
+
+/// A lock's row (see `store::locks`), read in the writer's transaction.
+fn load_lock(
+    conn: &Connection,
+    room: &RoomName,
+    name: &EventId,
+) -> Result<Option<LockRow>, StoreError> {
+    conn.prepare_cached(
+        "SELECT token, holder, conn, until, released FROM locks WHERE room = ?1 AND name = ?2",
+    )
+    .and_then(|mut stmt| {
+        stmt.query_row(params![room.as_str(), name.as_str()], |row| {
+            Ok(LockRow {
+                grant: LockInfo {
+                    name: name.clone(),
+                    token: row.get::<_, i64>(0)? as u64,
+                    user: row.get(1)?,
+                    conn: row.get(2)?,
+                    until: row.get::<_, i64>(3)? as u64,
+                },
+                released: row.get::<_, i64>(4)? != 0,
+            })
+        })
+        .optional()
+    })
+    .map_err(backend)
+}
+
+fn save_lock(conn: &Connection, room: &RoomName, row: &LockRow) -> Result<(), StoreError> {
+    let grant = &row.grant;
+    conn.prepare_cached(
+        "INSERT OR REPLACE INTO locks (room, name, token, holder, conn, until, released)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+    )
+    .and_then(|mut stmt| {
+        stmt.execute(params![
+            room.as_str(),
+            grant.name.as_str(),
+            grant.token as i64,
+            grant.user,
+            grant.conn,
+            grant.until as i64,
+            row.released as i64
+        ])
+    })
+    .map(drop)
+    .map_err(backend)
 }
 
 fn age_cutoff(retention: &Retention) -> u64 {
@@ -419,6 +542,9 @@ impl Writer {
         }
     }
 
+    /// Runs a batch in its order: each run of appends in one transaction, each lock
+    /// operation in one of its own between them (so an append sees every lock operation
+    /// queued before it, and none after).
     fn process(&mut self, batch: Vec<WriterMsg>) {
         let mut appends = Vec::with_capacity(batch.len());
         let mut flushes = Vec::new();
@@ -426,8 +552,30 @@ impl Writer {
             match msg {
                 WriterMsg::Append(job) => appends.push(job),
                 WriterMsg::Flush(done) => flushes.push(done),
+                WriterMsg::Lock(request, done) => {
+                    self.append_run(std::mem::take(&mut appends));
+                    let _ = done.send(self.lock(&request));
+                }
             }
         }
+        self.append_run(appends);
+        for done in flushes {
+            let _ = done.send(());
+        }
+    }
+
+    fn lock(&mut self, request: &LockRequest) -> Result<LockOutcome, StoreError> {
+        let tx = self.conn.transaction().map_err(backend)?;
+        let row = load_lock(&tx, &request.room, &request.name)?;
+        let (row, outcome) = LockRow::apply(row.as_ref(), request);
+        if let Some(row) = row {
+            save_lock(&tx, &request.room, &row)?;
+            tx.commit().map_err(backend)?;
+        }
+        Ok(outcome)
+    }
+
+    fn append_run(&mut self, appends: Vec<AppendJob>) {
         if !appends.is_empty() {
             let results = match self.append_all(&appends) {
                 Ok(outcomes) => outcomes.into_iter().map(Ok).collect(),
@@ -441,9 +589,6 @@ impl Writer {
             for (job, result) in appends.into_iter().zip(results) {
                 let _ = self.outcomes.send(job.done(result));
             }
-        }
-        for done in flushes {
-            let _ = done.send(());
         }
     }
 
@@ -484,6 +629,14 @@ impl Writer {
             if request.if_seq.is_some_and(|expected| expected != head) {
                 outcomes.push(AppendOutcome::Conflict { head });
                 continue;
+            }
+            if let Some(fence) = &request.if_lock {
+                let row = load_lock(&tx, &request.room, &fence.name)?;
+                if !LockRow::admits(row.as_ref(), fence, &request.from, request.at) {
+                    let current = row.filter(|row| row.live(request.at)).map(|row| row.grant);
+                    outcomes.push(AppendOutcome::LockLost { current });
+                    continue;
+                }
             }
             let seq = head + 1;
             tx.prepare_cached("INSERT INTO events (room, seq, id, sender, at, body, type) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)")
@@ -558,6 +711,40 @@ mod tests {
         let store = SqliteStore::open(&dir.path().join("chorus.db"), retention, tx).unwrap();
         contract::check_store(&store, &mut rx).await;
         contract::check_one_epoch_per_store(&store).await;
+        contract::check_locks(&store, &mut rx, "locks").await;
+    }
+
+    /// A lock's last token is in the file: after a reopen, a grant at the very same time still
+    /// gets a larger token (the time floor alone would give the same one again).
+    #[tokio::test]
+    async fn lock_tokens_keep_growing_across_a_reopen() {
+        use crate::store::locks::LockOp;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("chorus.db");
+        let at = crate::clock::unix_ms_now();
+        let release = |token| {
+            contract::lock_request(
+                "r",
+                LockOp::Release {
+                    user: "ana".into(),
+                    token,
+                    conn: None,
+                },
+                at,
+            )
+        };
+        let (tx, _rx) = tokio::sync::mpsc::unbounded_channel();
+        let store = SqliteStore::open(&path, Retention::default(), tx).unwrap();
+        let first = contract::first_token(&store, "r", at).await;
+        store.lock(release(first)).await.unwrap();
+        let second = contract::first_token(&store, "r", at).await;
+        assert_eq!(second, first + 1);
+        store.lock(release(second)).await.unwrap();
+        drop(store);
+
+        let (tx, _rx) = tokio::sync::mpsc::unbounded_channel();
+        let store = SqliteStore::open(&path, Retention::default(), tx).unwrap();
+        assert_eq!(contract::first_token(&store, "r", at).await, second + 1);
     }
 
     /// The schema before ids were scoped by sender (as of commit d6f0651, `SCHEMA` in this

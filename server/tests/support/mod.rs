@@ -307,6 +307,7 @@ pub fn publish(room: &str, id: &str, body: &str) -> ClientFrame {
         body: wire::Json::from_text(body).unwrap(),
         durable: true,
         if_seq: None,
+        if_lock: None,
     })
 }
 
@@ -481,6 +482,7 @@ impl PollClient {
                 typing_version: 0,
                 cursor_version: 0,
                 stream_version: 0,
+                lock_version: Some(0),
             });
         self.send(vec![ClientFrame::Join(wire::Join {
             room: name,
@@ -562,6 +564,9 @@ impl PollClient {
                             state.room.to_string(),
                             presence.users.iter().map(|u| u.user.clone()).collect(),
                         );
+                    }
+                    if let Some(locks) = &state.locks {
+                        cursor.lock_version = Some(locks.version);
                     }
                     if let Some(streams) = state.streams {
                         cursor.stream_version = streams;

@@ -185,6 +185,7 @@ fn the_others_cursors_come_as_the_server_sent_them_and_fold_into_one_list() {
             cursors: Some(Json::empty_list()),
             cursor_version: Some(77),
             streams: None,
+            locks: None,
         }),
     );
     assert_eq!(cursor_events(&mut h, &mut kept), [("[]".to_owned(), true)]);

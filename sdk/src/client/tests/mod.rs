@@ -18,12 +18,16 @@ pub(crate) fn t0() -> Instant {
 }
 
 mod cursors;
+#[cfg(feature = "locks")]
+mod locks;
 mod notices;
 mod refusals;
 mod resume;
 mod streams;
 mod tokens;
 mod users;
+#[cfg(not(feature = "locks"))]
+mod without_locks;
 
 const START_MS: u64 = 1_700_000_000_000;
 
@@ -207,6 +211,7 @@ fn joined(name: &str, head: u64) -> ServerFrame {
             users: vec![],
         },
         typing: vec![],
+        locks: None,
         cursors: None,
     })
 }

@@ -103,6 +103,7 @@ fn a_restored_publish_of_another_user_is_held_and_own_ones_are_stamped_and_sent(
                 if_seq: None,
                 created_ms: START_MS,
                 user: Some(user.into()),
+                if_lock: None,
             })
             .collect(),
     };

@@ -1,11 +1,13 @@
 -- One publish, atomically: epoch, age and count retention, idempotency, if_seq, the seq, the
 -- stream entry, the dedupe record and the live message. See the module doc of store/redis.rs.
 --
--- KEYS: 1 head hash (epoch, seq), 2 log stream, 3 ids hash (sender \n id -> seq)
+-- KEYS: 1 head hash (epoch, seq), 2 log stream, 3 ids hash (sender \n id -> seq), 4 locks hash
+--       (see lock.lua)
 -- ARGV: 1 fresh epoch, 2 sender, 3 id, 4 at (ms), 5 body, 6 if_seq ('' for none), 7 now (ms),
 --       8 max events, 9 max age (ms), 10 live channel, 11 room, 12 the publish command:
 --       PUBLISH on one server, SPUBLISH on a cluster (the message stays on the room's shard),
---       13 the event's type ('' for none; kept as the entry's field `t`, see read_filtered.lua)
+--       13 the event's type ('' for none; kept as the entry's field `t`, see read_filtered.lua),
+--       14 if_lock's lock name ('' for none), 15 if_lock's token
 local head_key, log_key, ids_key = KEYS[1], KEYS[2], KEYS[3]
 local sender, id, at, body = ARGV[2], ARGV[3], ARGV[4], ARGV[5]
 local now, max_events, max_age = tonumber(ARGV[7]), tonumber(ARGV[8]), tonumber(ARGV[9])
@@ -61,6 +63,25 @@ if existing then
 end
 if ARGV[6] ~= '' and tonumber(ARGV[6]) ~= head then
   return {'conflict', int(head)}
+end
+if ARGV[14] ~= '' then
+  -- Fencing: stored only while the sender holds the stated grant (lock.lua's row format).
+  local row = redis.call('HGET', KEYS[4], ARGV[14])
+  local live = nil
+  if row then
+    local parts, start = {}, 1
+    for _ = 1, 4 do
+      local stop = string.find(row, '\n', start, true)
+      table.insert(parts, string.sub(row, start, stop - 1))
+      start = stop + 1
+    end
+    if parts[3] == '0' and tonumber(parts[2]) > tonumber(at) then
+      live = {'lock_lost', parts[1], string.sub(row, start), parts[4], parts[2]}
+    end
+  end
+  if not live or tonumber(live[2]) ~= tonumber(ARGV[15]) or live[3] ~= sender then
+    return live or {'lock_lost'}
+  end
 end
 
 local seq = head + 1

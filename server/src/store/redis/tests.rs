@@ -58,6 +58,49 @@ async fn redis_store_passes_the_store_contract() {
     let server = RedisServer::start();
     let (store, mut rx) = open(&server, DEFAULT_PREFIX, small()).await;
     contract::check_store(&store, &mut rx).await;
+    contract::check_locks(&store, &mut rx, "locks").await;
+}
+
+/// A lock's last token is in Redis: a store opened again (a restarted node) grants a larger
+/// token even at the very same time; and two nodes' stores see one holder.
+#[tokio::test]
+async fn lock_tokens_keep_growing_across_nodes_and_restarts() {
+    use crate::store::locks::{LockOp, LockOutcome};
+    let server = RedisServer::start();
+    let at = crate::clock::unix_ms_now();
+    let release = |token| {
+        contract::lock_request(
+            "r",
+            LockOp::Release {
+                user: "ana".into(),
+                token,
+                conn: None,
+            },
+            at,
+        )
+    };
+    let (node_a, _rx) = open(&server, DEFAULT_PREFIX, small()).await;
+    let (node_b, _rx_b) = open(&server, DEFAULT_PREFIX, small()).await;
+    let first = contract::first_token(&node_a, "r", at).await;
+    match node_b
+        .lock(contract::lock_request(
+            "r",
+            contract::acquire("ben", "b-1", 10),
+            at,
+        ))
+        .await
+        .unwrap()
+    {
+        LockOutcome::Held(held) => assert_eq!(held.token, first),
+        other => panic!("expected held, got {other:?}"),
+    }
+    node_a.lock(release(first)).await.unwrap();
+    let second = contract::first_token(&node_b, "r", at).await;
+    assert_eq!(second, first + 1);
+    node_b.lock(release(second)).await.unwrap();
+    drop((node_a, node_b));
+    let (again, _rx) = open(&server, DEFAULT_PREFIX, small()).await;
+    assert_eq!(contract::first_token(&again, "r", at).await, second + 1);
 }
 
 #[tokio::test]
@@ -537,6 +580,8 @@ async fn redis_store_passes_the_store_contract_on_a_cluster() {
     contract::check_store(&store, &mut rx).await;
     let (store, mut rx) = open_cluster(&cluster, small()).await;
     contract::check_page_bytes(&store, &mut rx).await;
+    let (store, mut rx) = open_cluster(&cluster, small()).await;
+    contract::check_locks(&store, &mut rx, "locks").await;
     let (store, mut rx) = open_cluster(&cluster, Retention::default()).await;
     crate::store::filter::contract::check_filtered_reads(&store, &mut rx).await;
 }

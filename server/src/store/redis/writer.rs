@@ -18,12 +18,20 @@ use redis::{RedisResult, Script, Value};
 use tokio::sync::{mpsc, oneshot};
 
 use super::target::{RedisConn, key_slot};
-use super::{APPEND_LUA, KeyLayout, MAX_BATCH, decode_append, max_age_ms};
+use super::{
+    APPEND_LUA, KeyLayout, LOCK_LUA, MAX_BATCH, decode_append, decode_lock, lock_args, max_age_ms,
+};
+use crate::store::locks::{LockOutcome, LockRequest};
 use crate::store::{AppendJob, AppendOutcome, AppendRequest, OutcomeSender, Retention, StoreError};
 
 #[derive(Debug)]
 pub(super) enum WriterMsg {
     Append(AppendJob),
+    /// A lock operation: run after the appends queued before it, before those after it.
+    Lock(
+        LockRequest,
+        oneshot::Sender<Result<LockOutcome, StoreError>>,
+    ),
     Flush(oneshot::Sender<()>),
 }
 
@@ -40,6 +48,7 @@ pub(super) struct Writer {
     pub(super) keys: KeyLayout,
     pub(super) retention: Retention,
     pub(super) script: Script,
+    pub(super) lock_script: Script,
     pub(super) outcomes: OutcomeSender,
     pub(super) url: String,
     pub(super) round_trips: Arc<AtomicU64>,
@@ -58,25 +67,66 @@ impl Writer {
                 match msg {
                     WriterMsg::Append(job) => appends.push(job),
                     WriterMsg::Flush(done) => flushes.push(done),
+                    WriterMsg::Lock(request, done) => {
+                        self.append_run(std::mem::take(&mut appends)).await;
+                        let _ = done.send(self.lock(&request).await);
+                    }
                 }
                 if appends.len() < MAX_BATCH {
                     next = queue.try_recv().ok();
                 }
             }
-            if !appends.is_empty() {
-                let results = self.append_all(&appends).await;
-                for (job, result) in appends.into_iter().zip(results) {
-                    if let Err(err) = &result {
-                        tracing::warn!(room = %job.request.room, id = %job.request.id, "append failed: {err}");
-                    }
-                    // The receiver is gone only when the hub stopped.
-                    let _ = self.outcomes.send(job.done(result));
-                }
-            }
+            self.append_run(appends).await;
             for done in flushes {
                 let _ = done.send(());
             }
         }
+    }
+
+    /// Runs appends (see `append_all`) and hands their outcomes over in order.
+    async fn append_run(&self, appends: Vec<AppendJob>) {
+        if appends.is_empty() {
+            return;
+        }
+        let results = self.append_all(&appends).await;
+        for (job, result) in appends.into_iter().zip(results) {
+            if let Err(err) = &result {
+                tracing::warn!(room = %job.request.room, id = %job.request.id, "append failed: {err}");
+            }
+            // The receiver is gone only when the hub stopped.
+            let _ = self.outcomes.send(job.done(result));
+        }
+    }
+
+    /// Runs one lock operation (`redis/lock.lua`) on the room's slot, loading the script
+    /// there first if Redis lost it (a lock operation that was answered `NOSCRIPT` did not run).
+    async fn lock(&self, request: &LockRequest) -> Result<LockOutcome, StoreError> {
+        let key = self.keys.locks(&request.room);
+        let (op, user, conn, token, ms) = lock_args(request);
+        let mut call = redis::cmd("EVALSHA");
+        call.arg(self.lock_script.get_hash())
+            .arg(1)
+            .arg(&key)
+            .arg(op)
+            .arg(request.name.as_str())
+            .arg(request.at)
+            .arg(user)
+            .arg(conn)
+            .arg(token)
+            .arg(ms);
+        let mut redis = self.conn.clone();
+        let reply: Value = match call.query_async(&mut redis).await {
+            Err(err) if err.code() == Some("NOSCRIPT") => {
+                redis
+                    .load_script(LOCK_LUA, &key)
+                    .await
+                    .map_err(|err| self.backend(err))?;
+                call.query_async(&mut redis).await
+            }
+            other => other,
+        }
+        .map_err(|err| self.backend(err))?;
+        decode_lock(request, reply).map_err(|what| self.backend(what))
     }
 
     fn backend(&self, err: impl std::fmt::Display) -> StoreError {
@@ -197,10 +247,11 @@ impl Writer {
         };
         pipe.cmd("EVALSHA")
             .arg(self.script.get_hash())
-            .arg(3)
+            .arg(4)
             .arg(self.keys.head(room))
             .arg(self.keys.log(room))
             .arg(self.keys.ids(room))
+            .arg(self.keys.locks(room))
             .arg(crate::store::random_epoch())
             .arg(&request.from)
             .arg(request.id.as_str())
@@ -218,6 +269,13 @@ impl Writer {
             .arg(self.keys.live_channel(room))
             .arg(room.as_str())
             .arg(publish)
-            .arg(request.body.event_type().unwrap_or_default());
+            .arg(request.body.event_type().unwrap_or_default())
+            .arg(
+                request
+                    .if_lock
+                    .as_ref()
+                    .map_or("", |fence| fence.name.as_str()),
+            )
+            .arg(request.if_lock.as_ref().map_or(0, |fence| fence.token));
     }
 }

@@ -1,0 +1,244 @@
+//! Locks in the hub, on virtual time: requests answered and fanned out, one holder at a time,
+//! renewals, releases, TTL expiry, a holder that leaves or dies, fencing of stale publishes,
+//! joiners and polls seeing the current locks, and refusals.
+//!
+//! The harness's `MemoryLog` is the store (the authority); the virtual clock starts at Unix
+//! time 1_700_000_000_000, which the rendered tokens and `until`s are shown relative to.
+
+use super::*;
+
+fn lock(id: &str, ttl_ms: u64) -> String {
+    format!(r#"{{"type":"lock","room":"r","id":"{id}","name":"title","ttl_ms":{ttl_ms}}}"#)
+}
+
+fn renew(id: &str, token: u64, ttl_ms: u64) -> String {
+    format!(
+        r#"{{"type":"lock","room":"r","id":"{id}","name":"title","ttl_ms":{ttl_ms},"token":{token}}}"#
+    )
+}
+
+fn unlock(id: &str, token: u64) -> String {
+    format!(r#"{{"type":"unlock","room":"r","id":"{id}","name":"title","token":{token}}}"#)
+}
+
+fn fenced(id: &str, token: u64) -> String {
+    format!(
+        r#"{{"type":"publish","room":"r","id":"{id}","body":0,"if_lock":{{"name":"title","token":{token}}}}}"#
+    )
+}
+
+/// A token as the harness's clock makes it: the grant's time in ms.
+const T0: u64 = 1_700_000_000_000;
+
+#[test]
+fn one_holder_at_a_time_with_renewals_releases_and_growing_tokens() {
+    let mut h = two_members();
+    h.send(1, &lock("L1", 1000));
+    assert_eq!(
+        h.take(1),
+        ["lock r granted title t+0 by ana@n-1 until+1000 re L1"]
+    );
+    assert_eq!(
+        h.take(2),
+        ["lock r granted title t+0 by ana@n-1 until+1000"]
+    );
+    h.send(2, &lock("L2", 1000));
+    assert_eq!(h.take(2), ["nack r L2 lock_held"]);
+    h.advance(Duration::from_millis(400));
+    h.send(1, &renew("L3", T0, 1000));
+    assert_eq!(
+        h.take(1),
+        ["lock r renewed title t+0 by ana@n-1 until+1400 re L3"]
+    );
+    assert_eq!(
+        h.take(2),
+        ["lock r renewed title t+0 by ana@n-1 until+1400"]
+    );
+    // Another user can neither renew nor release it, even stating the right token.
+    h.send(2, &renew("L4", T0, 1000));
+    h.send(2, &unlock("L5", T0));
+    assert_eq!(h.take(2), ["nack r L4 lock_lost", "nack r L5 lock_lost"]);
+    h.send(1, &unlock("L6", T0));
+    assert_eq!(
+        h.take(1),
+        ["lock r released title t+0 by ana@n-1 until+400 re L6"]
+    );
+    assert_eq!(
+        h.take(2),
+        ["lock r released title t+0 by ana@n-1 until+400"]
+    );
+    h.send(2, &lock("L7", 1000));
+    assert_eq!(
+        h.take(2),
+        ["lock r granted title t+400 by ben@n-2 until+1400 re L7"]
+    );
+    // The old holder's stale token is refused: renewals and fenced publishes alike.
+    h.send(1, &renew("L8", T0, 1000));
+    h.send(1, &fenced("f1", T0));
+    assert_eq!(
+        h.take(1),
+        [
+            "lock r granted title t+400 by ben@n-2 until+1400",
+            "nack r L8 lock_lost",
+            "nack r f1 lock_lost"
+        ]
+    );
+    h.send(2, &fenced("f2", T0 + 400));
+    assert_eq!(h.take(2), ["event r #1 f2 by ben 0", "ack r f2 #1"]);
+}
+
+#[test]
+fn a_grant_expires_at_its_until_and_its_fenced_publishes_are_refused_after() {
+    let mut h = two_members();
+    h.send(1, &lock("L1", 1000));
+    h.take(1);
+    h.take(2);
+    h.advance(Duration::from_millis(999));
+    assert_eq!(h.take(2), Vec::<String>::new());
+    h.advance(Duration::from_millis(1));
+    assert_eq!(
+        h.take(1),
+        ["lock r expired title t+0 by ana@n-1 until+1000"]
+    );
+    assert_eq!(
+        h.take(2),
+        ["lock r expired title t+0 by ana@n-1 until+1000"]
+    );
+    h.send(1, &fenced("f1", T0));
+    assert_eq!(h.take(1), ["nack r f1 lock_lost"]);
+    // Expired means free: anyone takes it, with a larger token.
+    h.send(2, &lock("L2", 1000));
+    assert_eq!(
+        h.take(2),
+        ["lock r granted title t+1000 by ben@n-2 until+2000 re L2"]
+    );
+}
+
+#[test]
+fn leaving_releases_at_once_and_a_dropped_holder_keeps_it_for_the_grace_period() {
+    let mut h = two_members();
+    h.send(1, &lock("L1", 60_000));
+    h.take(1);
+    h.take(2);
+    h.send(1, r#"{"type":"leave","room":"r"}"#);
+    assert_eq!(
+        h.take(2),
+        [
+            "presence r v3 -ana",
+            "lock r released title t+0 by ana@n-1 until+0"
+        ]
+    );
+
+    // Dropped: the grant is cut to the presence grace period (5 s), then expires.
+    h.send(2, &lock("L2", 60_000));
+    assert_eq!(
+        h.take(2),
+        ["lock r granted title t+1 by ben@n-2 until+60000 re L2"]
+    );
+    h.connect(3, "cy");
+    h.send(3, &join("r"));
+    assert_eq!(
+        h.take(3),
+        [
+            "welcome cy",
+            "joined r head=0 [ben(1) cy(1)] typing=[] lock title@n-2"
+        ]
+    );
+    h.disconnect(2);
+    assert_eq!(
+        h.take(3),
+        ["lock r renewed title t+1 by ben@n-2 until+5000"]
+    );
+    h.advance(Duration::from_secs(5));
+    assert_eq!(
+        h.take(3),
+        [
+            "presence r v5 -ben",
+            "lock r expired title t+1 by ben@n-2 until+5000"
+        ]
+    );
+}
+
+#[test]
+fn a_dropped_holder_that_reconnects_within_the_grace_keeps_its_grant_by_renewing_it() {
+    let mut h = two_members();
+    h.send(1, &lock("L1", 60_000));
+    h.take(1);
+    h.take(2);
+    h.disconnect(1);
+    assert_eq!(
+        h.take(2),
+        ["lock r renewed title t+0 by ana@n-1 until+5000"]
+    );
+    h.advance(Duration::from_secs(2));
+    h.connect(3, "ana");
+    h.send(3, &join("r"));
+    h.send(3, &renew("L2", T0, 60_000));
+    assert_eq!(
+        h.take(3),
+        [
+            "welcome ana",
+            "joined r head=0 [ana(1) ben(1)] typing=[] lock title@n-1",
+            "lock r renewed title t+0 by ana@n-3 until+62000 re L2"
+        ]
+    );
+    h.advance(Duration::from_secs(10));
+    h.send(3, &fenced("f1", T0));
+    assert_eq!(
+        h.take(3)[1],
+        "ack r f1 #1",
+        "the grant lives on, held by the new connection"
+    );
+}
+
+#[test]
+fn polls_see_the_locks_with_a_version_that_names_the_set() {
+    let mut h = two_members();
+    let room = RoomName::parse("r").unwrap();
+    let before = h.hub.room_view(&room, 1).unwrap().locks;
+    assert_eq!((before.version, before.locks.as_text()), (0, "[]"));
+    h.send(1, &lock("L1", 1000));
+    let held = h.hub.room_view(&room, 1).unwrap().locks;
+    let grants = wire::LockInfo::list(&held.locks).unwrap();
+    assert_eq!(grants.len(), 1);
+    assert_ne!(held.version, 0);
+    assert_eq!(
+        held.version,
+        lock_version(&grants),
+        "the same set, the same version"
+    );
+    h.advance(Duration::from_millis(1000));
+    assert_eq!(h.hub.room_view(&room, 1).unwrap().locks.version, 0);
+}
+
+#[test]
+fn bad_lock_requests_are_refused_with_a_clear_code() {
+    let mut h = two_members();
+    h.send(1, &lock("L1", 0));
+    h.send(1, &lock("L2", 3_600_001));
+    h.send(
+        1,
+        r#"{"type":"lock","room":"elsewhere","id":"L3","name":"title","ttl_ms":10}"#,
+    );
+    assert_eq!(
+        h.take(1),
+        [
+            "nack r L1 bad_frame",
+            "nack r L2 bad_frame",
+            "nack elsewhere L3 not_joined"
+        ]
+    );
+    h.connect_as(
+        3,
+        crate::identity::Identity::new("cy", None, &[("*", RoomRight::Read)]),
+    );
+    h.send(3, &join("r"));
+    h.take(3);
+    h.send(3, &lock("L4", 1000));
+    assert_eq!(h.take(3), ["nack r L4 forbidden"]);
+    h.hub.handle_drain(Duration::from_secs(1));
+    h.pump();
+    h.take(1);
+    h.send(1, &lock("L5", 1000));
+    assert_eq!(h.take(1), ["nack r L5 draining"]);
+}

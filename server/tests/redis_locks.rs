@@ -1,0 +1,126 @@
+//! Locks across nodes on a real `redis-server`: a holder on node A (the real binary), a
+//! contender on node B. B's members see A's grant and are refused while it lasts; when A is
+//! killed outright (SIGKILL: it releases nothing), B expires the grant at its `until` on its own
+//! clock, the contender takes the lock with a greater fencing token, and the dead holder's
+//! token is fenced off on B. `GET /v1/rooms/{room}/locks` answers the same on every node.
+
+mod support;
+
+use chorus_sdk::wire::{
+    self, ClientFrame, ErrorCode, EventId, LockChange, LockInfo, LockNotice, RoomName, ServerFrame,
+};
+use support::redis::RedisServer;
+use support::{Client, Remote, ServerProcess, http};
+
+const KEY: &str = "backend-secret-key";
+
+fn lock_frame(id: &str, ttl_ms: u64) -> ClientFrame {
+    ClientFrame::Lock(wire::LockRequest {
+        room: RoomName::parse("r").unwrap(),
+        id: EventId::parse(id).unwrap(),
+        name: EventId::parse("doc").unwrap(),
+        ttl_ms,
+        token: None,
+    })
+}
+
+/// The answer to request `id`: its `lock` frame or its `nack`.
+async fn answer(client: &mut Client, id: &str) -> Result<LockNotice, wire::Nack> {
+    loop {
+        match client.recv().await {
+            ServerFrame::Lock(notice) if notice.id.as_ref().is_some_and(|i| i.as_str() == id) => {
+                return Ok(notice);
+            }
+            ServerFrame::Nack(nack) if nack.id.as_str() == id => return Err(nack),
+            _ => {}
+        }
+    }
+}
+
+/// The next `lock` frame (other frames skipped).
+async fn next_lock(client: &mut Client) -> LockNotice {
+    loop {
+        if let ServerFrame::Lock(notice) = client.recv().await {
+            return notice;
+        }
+    }
+}
+
+async fn rest_locks(node: &impl support::Addressed) -> Vec<LockInfo> {
+    let auth = format!("Bearer {KEY}");
+    let response = http(
+        node,
+        "GET",
+        "/v1/rooms/r/locks",
+        &[("Authorization", &auth)],
+        None,
+    )
+    .await;
+    assert_eq!(response.status, 200, "{}", response.body);
+    response.json::<wire::LocksBody>().locks
+}
+
+#[tokio::test]
+async fn a_lease_held_on_a_killed_node_expires_on_the_other_and_passes_on() {
+    let redis = RedisServer::start();
+    let node_a = ServerProcess::start(&["--redis", &redis.url(), "--api-key", KEY]);
+    let mut config = support::config();
+    config.redis = Some(redis.url());
+    config.api_key = Some(KEY.into());
+    let node_b = support::start(&config).await;
+
+    let mut ana = Client::connect(&Remote(node_a.addr), "ana").await;
+    let mut ben = Client::connect(&node_b, "ben").await;
+    ana.join("r", None).await;
+    ben.join("r", None).await;
+
+    // Ana holds it on A, for 2 s, never renewed.
+    ana.send(&lock_frame("a1", 2000)).await;
+    let grant = answer(&mut ana, "a1").await.expect("granted on A").lock;
+    // B hears of it and refuses Ben, naming Ana.
+    let seen = next_lock(&mut ben).await;
+    assert_eq!((seen.change, &seen.lock), (LockChange::Granted, &grant));
+    ben.send(&lock_frame("b1", 30_000)).await;
+    let refused = answer(&mut ben, "b1").await.expect_err("held on A");
+    assert_eq!(refused.code, ErrorCode::LockHeld);
+    assert!(
+        refused.message.contains("held by ana"),
+        "{}",
+        refused.message
+    );
+    assert_eq!(rest_locks(&node_b).await, std::slice::from_ref(&grant));
+    assert_eq!(
+        rest_locks(&Remote(node_a.addr)).await,
+        std::slice::from_ref(&grant)
+    );
+
+    // A dies without a word; B expires the grant at its `until`.
+    node_a.stop(false);
+    let expired = next_lock(&mut ben).await;
+    assert_eq!(
+        (expired.change, expired.lock.token),
+        (LockChange::Expired, grant.token)
+    );
+    assert_eq!(expired.locks.as_text(), "[]");
+    assert!(rest_locks(&node_b).await.is_empty());
+
+    // Ben takes it with a greater token; Ana's old token is refused on B.
+    ben.send(&lock_frame("b2", 30_000)).await;
+    let taken = answer(&mut ben, "b2").await.expect("granted to ben").lock;
+    assert!(taken.token > grant.token, "fencing tokens only grow");
+    let auth = format!("Bearer {KEY}");
+    let body = format!(
+        r#"{{"id":"stale","from":"ana","body":1,"if_lock":{{"name":"doc","token":{}}}}}"#,
+        grant.token
+    );
+    let headers = [("Authorization", auth.as_str())];
+    let response = http(&node_b, "POST", "/v1/rooms/r/events", &headers, Some(&body)).await;
+    assert_eq!(
+        (response.status, response.error_code()),
+        (409, ErrorCode::LockLost),
+        "{}",
+        response.body
+    );
+    assert!(response.body.contains("held by ben"), "{}", response.body);
+    node_b.shutdown().await;
+}
