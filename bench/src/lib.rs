@@ -65,6 +65,12 @@ pub struct Sizes {
     /// The across-nodes ladder, deliveries per second.
     #[serde(default)]
     pub nodes_ladder: Vec<f64>,
+    /// Events per second into the client-CPU scenario's page.
+    #[serde(default)]
+    pub client_rates: Vec<f64>,
+    /// How long the client-CPU scenario publishes at each rate.
+    #[serde(default)]
+    pub client_step_ms: u64,
 }
 
 impl Sizes {
@@ -87,6 +93,8 @@ impl Sizes {
                 big_room_levels: vec![1000, 2000],
                 nodes_members: 100,
                 nodes_ladder: vec![1000.0, 10_000.0],
+                client_rates: vec![1000.0, 10_000.0],
+                client_step_ms: 1500,
             }
         } else {
             Sizes {
@@ -105,6 +113,8 @@ impl Sizes {
                 big_room_levels: vec![1000, 5000, 10_000],
                 nodes_members: 100,
                 nodes_ladder: vec![1000.0, 10_000.0],
+                client_rates: vec![1000.0, 10_000.0],
+                client_step_ms: 5000,
             }
         }
     }
@@ -138,6 +148,9 @@ pub struct Results {
     /// Streams: tokens into one room (scenario 7).
     #[serde(default)]
     pub streams: Vec<(usize, scenario::streams::StreamsRun)>,
+    /// Scenario 8, the browser client's CPU per received event, per client library and round.
+    #[serde(default)]
+    pub client_cpu: Vec<(Target, usize, scenario::client_cpu::ClientCpuRun)>,
     /// Runs that failed, with why.
     pub failures: Vec<String>,
 }

@@ -12,7 +12,7 @@ use anyhow::{Context, Result, bail};
 use clap::Parser;
 
 use chorus_bench::redis_server::RedisServer;
-use chorus_bench::scenario::{fanout, idle, nodes, polling, reconnect, streams};
+use chorus_bench::scenario::{client_cpu, fanout, idle, nodes, polling, reconnect, streams};
 use chorus_bench::servers::{Programs, Server, Target};
 use chorus_bench::{Results, Sizes, procfs, report};
 
@@ -33,7 +33,7 @@ struct Cli {
     #[arg(long)]
     storm_clients: Option<usize>,
     /// Scenarios to run (default: all): idle, fanout, polling, reconnect, big-room, nodes,
-    /// streams.
+    /// streams, client-cpu.
     #[arg(long, value_delimiter = ',')]
     only: Vec<String>,
     /// Only rewrite the report from `results.json` in `--out` (e.g. after editing `NOTES.md`).
@@ -48,6 +48,10 @@ struct Cli {
     /// The socketioxide peer's release binary.
     #[arg(long, required_unless_present = "render_only")]
     socketioxide: Option<PathBuf>,
+    /// The client-CPU scenario's page driver (`bench/client/page.mjs`, its packages installed;
+    /// the npm package built in `pkg/`).
+    #[arg(long, required_unless_present = "render_only")]
+    page: Option<PathBuf>,
     /// The core servers are pinned to (the generator should run on another).
     #[arg(long, default_value_t = 0)]
     server_core: usize,
@@ -105,6 +109,7 @@ async fn suite(cli: Cli) -> Result<()> {
         big_room_idle: Vec::new(),
         nodes: Vec::new(),
         streams: Vec::new(),
+        client_cpu: Vec::new(),
         failures: Vec::new(),
     };
     say(&format!("machine: {:?}", results.machine));
@@ -309,6 +314,42 @@ async fn suite(cli: Cli) -> Result<()> {
                     results.streams.push((round, run));
                 }
                 Err(err) => fail(&mut results, &label, &err),
+            }
+        }
+    }
+
+    if wants("client-cpu") {
+        let page = cli.page.clone().unwrap_or_default();
+        let (rates, step) = (
+            &sizes.client_rates,
+            Duration::from_millis(sizes.client_step_ms),
+        );
+        for round in 0..sizes.rounds {
+            for target in [Target::Chorus, Target::SocketIo] {
+                let label = format!("client-cpu round {} {}", round + 1, target.label());
+                let page = &page;
+                match with_server(target, &programs, &[], |server| async move {
+                    client_cpu::run(&server, page, rates, step).await
+                })
+                .await
+                {
+                    Ok(run) => {
+                        for s in &run.steps {
+                            say(&format!(
+                                "{label}: {:.0} events/s: {:.2} µs of main thread per event ({:.2} µs script), main thread {:.1}% busy, {} of {} received, the last {:.2} s after the last publish",
+                                s.events_per_s,
+                                s.task_us_per_event,
+                                s.script_us_per_event,
+                                s.main_thread_share * 100.0,
+                                s.received,
+                                s.published,
+                                s.behind_s
+                            ));
+                        }
+                        results.client_cpu.push((target, round, run));
+                    }
+                    Err(err) => fail(&mut results, &label, &err),
+                }
             }
         }
     }

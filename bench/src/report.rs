@@ -193,9 +193,41 @@ pub fn write(results: &Results, notes: Option<&str>) -> Vec<(String, String)> {
         .collect();
     let _ = writeln!(
         md,
-        "| p99 under 5 ms in a 1000-member room receiving 50 events/s | {} ms | {} |\n",
+        "| p99 under 5 ms in a 1000-member room receiving 50 events/s | {} ms | {} |",
         spread_text(&p99, 2),
         verdict(median(&p99), |v| v < 5.0)
+    );
+    // Issue 19: the browser client's cost per received event, against socket.io-client.
+    let ratios: Vec<(f64, f64)> = results
+        .sizes
+        .client_rates
+        .iter()
+        .map(|&rate| {
+            let of = |target| {
+                median(&client_cpu_at(results, target, rate, |s| {
+                    s.task_us_per_event
+                }))
+            };
+            (rate, of(Target::Chorus) / of(Target::SocketIo))
+        })
+        .collect();
+    let shown: Vec<String> = ratios
+        .iter()
+        .map(|(rate, ratio)| format!("{} events/s: {ratio:.2}×", svg::label(*rate)))
+        .collect();
+    let worst = ratios
+        .iter()
+        .map(|&(_, ratio)| ratio)
+        .fold(f64::NAN, f64::max);
+    let _ = writeln!(
+        md,
+        "| browser main-thread time per received event no more than socket.io-client's (issue 19) | {} | {} |\n",
+        if shown.is_empty() {
+            "–".to_owned()
+        } else {
+            shown.join(", ")
+        },
+        verdict(worst, |v| v <= 1.0)
     );
 
     // Scenario 1.
@@ -563,6 +595,65 @@ pub fn write(results: &Results, notes: Option<&str>) -> Vec<(String, String)> {
         md.push('\n');
     }
 
+    // Scenario 8.
+    let _ = writeln!(
+        md,
+        "## 7. Client CPU in the browser (Chorus npm package and socket.io-client)\n"
+    );
+    if results.client_cpu.is_empty() {
+        let _ = writeln!(md, "Not run.\n");
+    } else {
+        let _ = writeln!(
+            md,
+            "One page in headless Chromium (the Debian package, driven by playwright-core; `bench/client/page.mjs`) joins a room through the client library and counts each event whose body has the benchmark marker, reading that field, as an app reads what it receives: the Chorus npm package (`pkg/`, WebSocket, its defaults otherwise: the tab leads its own shared connection) against Chorus, socket.io-client 4.8.4 (WebSocket only) against the socket.io peer. The generator publishes into the room at each rate for {} ms. The time is the renderer main thread's, in thread CPU time, from the DevTools `Performance` domain between two marks: `TaskDuration` (every task: the browser's message dispatch, the library, the listener, garbage collection) and `ScriptDuration` (JavaScript and WebAssembly only), per received event; the share is the busy time over the wall time. The browser and its page share the generator's core.\n",
+            results.sizes.client_step_ms
+        );
+        let _ = writeln!(
+            md,
+            "| client | events/s | µs of main thread per event | of which script µs | main thread busy | idle busy | received of published | last received after the last publish | rounds |\n|---|---|---|---|---|---|---|---|---|"
+        );
+        for target in [Target::Chorus, Target::SocketIo] {
+            let idle: Vec<f64> = results
+                .client_cpu
+                .iter()
+                .filter(|(t, _, _)| *t == target)
+                .map(|(_, _, run)| run.idle_share * 100.0)
+                .collect();
+            for &rate in &results.sizes.client_rates {
+                let task = client_cpu_at(results, target, rate, |s| s.task_us_per_event);
+                let _ = writeln!(
+                    md,
+                    "| {} | {} | {} | {} | {} % | {} % | {} % | {} s | {} |",
+                    if target == Target::Chorus {
+                        "Chorus npm package"
+                    } else {
+                        "socket.io-client"
+                    },
+                    svg::label(rate),
+                    spread_text(&task, 2),
+                    spread_text(
+                        &client_cpu_at(results, target, rate, |s| s.script_us_per_event),
+                        2
+                    ),
+                    spread_text(
+                        &client_cpu_at(results, target, rate, |s| s.main_thread_share * 100.0),
+                        1
+                    ),
+                    spread_text(&idle, 2),
+                    spread_text(
+                        &client_cpu_at(results, target, rate, |s| {
+                            s.received as f64 * 100.0 / s.published as f64
+                        }),
+                        1
+                    ),
+                    spread_text(&client_cpu_at(results, target, rate, |s| s.behind_s), 2),
+                    task.len()
+                );
+            }
+        }
+        md.push('\n');
+    }
+
     if !results.failures.is_empty() {
         let _ = writeln!(md, "## Runs that failed\n");
         for failure in &results.failures {
@@ -575,6 +666,22 @@ pub fn write(results: &Results, notes: Option<&str>) -> Vec<(String, String)> {
     }
     files.push(("README.md".into(), md));
     files
+}
+
+/// One figure of the client-CPU scenario's step at `rate` for `target`, over rounds.
+fn client_cpu_at(
+    results: &Results,
+    target: Target,
+    rate: f64,
+    figure: fn(&crate::scenario::client_cpu::CpuStep) -> f64,
+) -> Vec<f64> {
+    results
+        .client_cpu
+        .iter()
+        .filter(|(t, _, _)| *t == target)
+        .filter_map(|(_, _, run)| run.steps.iter().find(|s| s.events_per_s == rate))
+        .map(figure)
+        .collect()
 }
 
 fn verdict(value: f64, ok: impl Fn(f64) -> bool) -> &'static str {

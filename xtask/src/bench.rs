@@ -26,6 +26,10 @@ pub(crate) fn bench(args: &[String]) -> Result<()> {
     let target = target_dir();
     let socketio = root().join("bench/peers/socketio");
     npm_ci_if_stale(&socketio)?;
+    // The client-CPU scenario's page loads the npm package from pkg/ and socket.io-client.
+    crate::build_web()?;
+    let page = root().join("bench/client");
+    npm_ci_if_stale(&page)?;
     // The socketioxide peer is its own Cargo project (its own lock file); it shares the target
     // directory so repeated runs do not rebuild it.
     run(
@@ -60,6 +64,8 @@ pub(crate) fn bench(args: &[String]) -> Result<()> {
         path(&socketio)?,
         "--socketioxide".to_owned(),
         path(&release.join("chorus-bench-socketioxide-peer"))?,
+        "--page".to_owned(),
+        path(&page.join("page.mjs"))?,
         "--server-core".to_owned(),
         server_core.to_owned(),
         "--command".to_owned(),

@@ -29,7 +29,7 @@ fn main() -> ExitCode {
         Some("dev") => dev(&args[1..]),
         Some("test") => test(),
         Some("build-web") => setup(Needs::Build).and_then(|()| build_web()),
-        Some("bench") => bench::bench(&args[1..]),
+        Some("bench") => setup(Needs::Tests).and_then(|()| bench::bench(&args[1..])),
         Some("fuzz") => fuzz::fuzz(&args[1..]),
         _ => {
             #[allow(clippy::print_stderr)]

@@ -2,6 +2,7 @@
 //! only drives connections and reads the server's `/proc` entries; starting and stopping the
 //! server, rounds and the report are the suite's business (`main.rs`).
 
+pub mod client_cpu;
 pub mod fanout;
 pub mod idle;
 pub mod nodes;
