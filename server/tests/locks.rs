@@ -102,22 +102,6 @@ fn holders(locks: &Json) -> Vec<(String, String, u64)> {
         .collect()
 }
 
-async fn rest_locks(server: &impl support::Addressed, auth: &str) -> Vec<LockInfo> {
-    let auth = format!("Bearer {auth}");
-    let response = http(
-        server,
-        "GET",
-        "/v1/rooms/r/locks",
-        &[("Authorization", &auth)],
-        None,
-    )
-    .await;
-    assert_eq!(response.status, 200, "{}", response.body);
-    let body: serde_json::Value = response.json();
-    assert_eq!(body["room"], "r");
-    LockInfo::list(&Json::from_text(body["locks"].to_string()).unwrap()).unwrap()
-}
-
 fn config_with_key() -> chorus_server::config::Config {
     let mut config = support::config();
     config.api_key = Some(KEY.into());
@@ -156,9 +140,9 @@ async fn websocket_clients_acquire_contend_renew_release_and_fence() {
         holders(&joined.locks.unwrap()),
         [("doc".into(), "ana".into(), token)]
     );
-    let listed = rest_locks(&server, KEY).await;
+    let listed = support::rest_locks(&server, "r", KEY).await;
     assert_eq!(listed, std::slice::from_ref(&granted.lock));
-    let listed = rest_locks(&server, &support::token("cy")).await;
+    let listed = support::rest_locks(&server, "r", &support::token("cy")).await;
     assert_eq!(listed.len(), 1);
 
     // Ben is refused, told who holds it.
@@ -254,7 +238,7 @@ async fn websocket_clients_acquire_contend_renew_release_and_fence() {
         seen = next_lock(&mut cy).await;
     }
     assert!(holders(&seen.locks).is_empty());
-    assert!(rest_locks(&server, KEY).await.is_empty());
+    assert!(support::rest_locks(&server, "r", KEY).await.is_empty());
     server.shutdown().await;
 }
 

@@ -7,7 +7,7 @@
 mod support;
 
 use chorus_sdk::wire::{
-    self, ClientFrame, ErrorCode, EventId, LockChange, LockInfo, LockNotice, RoomName, ServerFrame,
+    self, ClientFrame, ErrorCode, EventId, LockChange, LockNotice, RoomName, ServerFrame,
 };
 use support::redis::RedisServer;
 use support::{Client, Remote, ServerProcess, http};
@@ -46,20 +46,6 @@ async fn next_lock(client: &mut Client) -> LockNotice {
     }
 }
 
-async fn rest_locks(node: &impl support::Addressed) -> Vec<LockInfo> {
-    let auth = format!("Bearer {KEY}");
-    let response = http(
-        node,
-        "GET",
-        "/v1/rooms/r/locks",
-        &[("Authorization", &auth)],
-        None,
-    )
-    .await;
-    assert_eq!(response.status, 200, "{}", response.body);
-    response.json::<wire::LocksBody>().locks
-}
-
 #[tokio::test]
 async fn a_lease_held_on_a_killed_node_expires_on_the_other_and_passes_on() {
     let redis = RedisServer::start();
@@ -88,9 +74,12 @@ async fn a_lease_held_on_a_killed_node_expires_on_the_other_and_passes_on() {
         "{}",
         refused.message
     );
-    assert_eq!(rest_locks(&node_b).await, std::slice::from_ref(&grant));
     assert_eq!(
-        rest_locks(&Remote(node_a.addr)).await,
+        support::rest_locks(&node_b, "r", KEY).await,
+        std::slice::from_ref(&grant)
+    );
+    assert_eq!(
+        support::rest_locks(&Remote(node_a.addr), "r", KEY).await,
         std::slice::from_ref(&grant)
     );
 
@@ -102,7 +91,7 @@ async fn a_lease_held_on_a_killed_node_expires_on_the_other_and_passes_on() {
         (LockChange::Expired, grant.token)
     );
     assert_eq!(expired.locks.as_text(), "[]");
-    assert!(rest_locks(&node_b).await.is_empty());
+    assert!(support::rest_locks(&node_b, "r", KEY).await.is_empty());
 
     // Ben takes it with a greater token; Ana's old token is refused on B.
     ben.send(&lock_frame("b2", 30_000)).await;

@@ -352,6 +352,18 @@ impl HttpResponse {
     }
 }
 
+/// The room's locks through the REST API (`GET /v1/rooms/{room}/locks`) with `auth` (an API key
+/// or a user token), asserting a 200 and that the body names the room.
+pub async fn rest_locks(server: &impl Addressed, room: &str, auth: &str) -> Vec<wire::LockInfo> {
+    let auth = format!("Bearer {auth}");
+    let path = format!("/v1/rooms/{room}/locks");
+    let response = http(server, "GET", &path, &[("Authorization", &auth)], None).await;
+    assert_eq!(response.status, 200, "{}", response.body);
+    let body = response.json::<wire::LocksBody>();
+    assert_eq!(body.room.as_str(), room);
+    body.locks
+}
+
 /// A minimal HTTP/1.1 request over a real socket (`Connection: close`).
 pub async fn http(
     server: &impl Addressed,
