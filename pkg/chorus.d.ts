@@ -17,6 +17,7 @@ export type ErrorCode =
   | "invalid_json"
   | "not_joined"
   | "outbox_full"
+  | "invalid_lock"
   | "offline"
   | "closed"
   | "no_randomness"

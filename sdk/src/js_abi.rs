@@ -6,7 +6,9 @@
 //! JavaScript files declare exactly these numbers (`const NAME = N;`). Nothing here does
 //! anything; it must only ever hold plain constants.
 
-/// The operations of `WasmClient::call`: `(room, arg)` each takes, and its `ok` value.
+/// The operations of `WasmClient::call`: `(room, arg)` each takes, and its `ok` value. The
+/// lock operations exist only in the module built with the `locks` feature (the package's locks
+/// entry, `pkg/src/locks.js`); the core module answers them `unknown_op`.
 pub mod op {
     /// Join `room` with presence meta `arg` (JSON): `null`.
     pub const JOIN: u32 = 0;
@@ -45,6 +47,26 @@ pub mod op {
         ("SET_CURSOR", SET_CURSOR),
         ("STREAM", STREAM),
     ];
+
+    /// Acquire (or, with `token`, renew) a lock in `room`; `arg` is JSON
+    /// `{"name","ttl_ms","token"?,"auto"?}` (`auto`: renew it at half its TTL): the request id,
+    /// answered by a `lockDone` or `lockFailed` event. Only in the `locks` build.
+    pub const LOCK: u32 = 11;
+    /// Release the grant in `room` of `arg`'s `{"name","token"}`: the request id, answered alike.
+    pub const UNLOCK: u32 = 12;
+    /// Publish `arg`'s `body` durably only while `{"name","token"}`, `arg`'s `if_lock`, is
+    /// still the publisher's grant: the event id.
+    pub const PUBLISH_FENCED: u32 = 13;
+    /// The locks held in `room`, as last reported by the server: a list of grants.
+    pub const LOCKS: u32 = 14;
+
+    /// The lock operations by the name `pkg/src/locks.js` gives them.
+    pub const LOCK_OPS: &[(&str, u32)] = &[
+        ("LOCK", LOCK),
+        ("UNLOCK", UNLOCK),
+        ("PUBLISH_FENCED", PUBLISH_FENCED),
+        ("LOCKS", LOCKS),
+    ];
 }
 
 /// The codes of a `ChorusError` that come from the client rather than the server (the server's
@@ -62,6 +84,8 @@ pub mod client_code {
     /// An ephemeral publish while disconnected (or, made by `chorus.js`, a history request
     /// that got no answer).
     pub const OFFLINE: &str = "offline";
+    /// A lock operation's name, TTL or token of the wrong shape (the locks build only).
+    pub const INVALID_LOCK: &str = "invalid_lock";
     /// The client was closed (also what `close()` rejects waiting publishes with).
     pub const CLOSED: &str = "closed";
     /// The browser has no `crypto.getRandomValues` (made by `chorus.js`).
@@ -75,6 +99,7 @@ pub mod client_code {
         INVALID_JSON,
         NOT_JOINED,
         OUTBOX_FULL,
+        INVALID_LOCK,
         OFFLINE,
         CLOSED,
         NO_RANDOMNESS,
@@ -148,6 +173,12 @@ mod tests {
     fn chorus_js_declares_the_same_operations() {
         let source = include_str!("../../pkg/src/chorus.js");
         check("pkg/src/chorus.js", source, super::op::ALL);
+    }
+
+    #[test]
+    fn locks_js_declares_the_lock_operations() {
+        let source = include_str!("../../pkg/src/locks.js");
+        check("pkg/src/locks.js", source, super::op::LOCK_OPS);
     }
 
     #[test]

@@ -26,7 +26,7 @@ before(async () => {
   const [{ filename }] = JSON.parse(execFileSync("npm", ["pack", "--json", "--pack-destination", dir], { cwd: join(root, "pkg"), encoding: "utf8" }));
   writeFileSync(join(project, "package.json"), JSON.stringify({ name: "bundled", private: true, type: "module" }));
   execFileSync("npm", ["install", "--no-audit", "--no-fund", "--offline", join(dir, filename)], { cwd: project, stdio: "inherit" });
-  for (const file of ["main.js", "wasm-url.js"]) copyFileSync(join(import.meta.dirname, "bundler-app", file), join(project, file));
+  for (const file of ["main.js", "wasm-url.js", "locks-main.js"]) copyFileSync(join(import.meta.dirname, "bundler-app", file), join(project, file));
 
   // Vite: follows `new URL("chorus_bg.wasm", import.meta.url)` and emits the wasm as an asset.
   writeFileSync(join(project, "index.html"), page("vite", '<script type="module" src="./main.js"></script>'));
@@ -48,6 +48,18 @@ before(async () => {
   await esbuild({ entryPoints: [join(project, "wasm-url.js")], bundle: true, format: "esm", minify: true, loader: { ".wasm": "file" }, outdir: join(dist, "esbuild-file-loader"), logLevel: "warning" });
   writeFileSync(join(dist, "esbuild-file-loader/index.html"), page("esbuild-file-loader", '<script type="module" src="wasm-url.js"></script>'));
 
+  // The locks entry, as Vite and webpack bundle it: its module comes from its own `new URL`.
+  const locksProject = join(dir, "locks-project");
+  mkdirSync(locksProject);
+  writeFileSync(join(locksProject, "index.html"), page("vite-locks", '<script type="module" src="../project/locks-main.js"></script>'));
+  await vite({ root: locksProject, base: "/demo/vite-locks/", logLevel: "warn", build: { outDir: join(dist, "vite-locks"), emptyOutDir: true } });
+  await new Promise((resolve, reject) =>
+    webpack({ mode: "production", context: project, entry: "./locks-main.js", output: { path: join(dist, "webpack-locks"), filename: "main.js" } }, (error, stats) =>
+      error || stats.hasErrors() ? reject(error ?? new Error(stats.toString("errors-only"))) : resolve(),
+    ),
+  );
+  writeFileSync(join(dist, "webpack-locks/index.html"), page("webpack-locks", '<script src="main.js"></script>'));
+
   const port = await freePort();
   server = await startServer(port, dir, { demoDir: dist });
   base = `http://127.0.0.1:${port}`;
@@ -67,6 +79,18 @@ for (const bundler of ["vite", "webpack", "esbuild", "esbuild-file-loader"]) {
     await tab.waitForFunction(() => document.body.dataset.done === "yes" || document.getElementById("out").textContent.includes("error"), null, { timeout: 15000 });
     const lines = (await tab.textContent("#out")).trim().split("\n");
     assert.deepEqual(lines, ["event seq=1 own=true text=bundled", "published seq=1", "feed bundled:stored"]);
+    await tab.context().close();
+  });
+}
+
+for (const bundler of ["vite-locks", "webpack-locks"]) {
+  test(`the locks entry bundled by ${bundler.replace("-locks", "")} loads its own module, acquires, publishes fenced and releases`, async () => {
+    const tab = await (await browser.newContext()).newPage();
+    tab.on("pageerror", (error) => console.error(`[${bundler}] ${error}`));
+    await tab.goto(`${base}/demo/${bundler}/`);
+    await tab.waitForFunction(() => document.body.dataset.done === "yes" || document.getElementById("out").textContent.includes("error"), null, { timeout: 15000 });
+    const lines = (await tab.textContent("#out")).trim().split("\n");
+    assert.deepEqual(lines, ["granted title held=true", "published seq=1", "released held=0"]);
     await tab.context().close();
   });
 }

@@ -278,11 +278,44 @@ fn build_web() -> Result<()> {
             "the browser SDK's core entry is {total} bytes gzipped, over its 44 KB budget ({verdict})"
         );
     }
+    build_locks_module(&pkg)?;
     build_extra_entries()?;
     build_app()
 }
 
-/// The package's other entry points (`@chorus/client/store`, `@chorus/client/react`): minified
+/// The module of the locks entry (`@chorus/client/locks`): the SDK built with its `locks`
+/// feature too, loaded by the core entry's own glue (`pkg/chorus.js`), so the two builds must
+/// make identical glue. Only apps that import the locks entry download it instead of the core
+/// module; it is printed apart and not held to the core entry's budget (docs/SIZE.md).
+fn build_locks_module(pkg: &Path) -> Result<()> {
+    let out = pkg.join("wasm-locks");
+    wasm_bindgen(
+        &build_wasm(
+            &["--package", "chorus-sdk", "--features", "js,locks"],
+            "chorus_sdk",
+        )?,
+        &out,
+        "chorus",
+    )?;
+    let glue = |dir: &Path| std::fs::read(dir.join("chorus.js")).context("reading the glue");
+    if glue(&out)? != glue(&pkg.join("wasm"))? {
+        bail!(
+            "the SDK built with `locks` made other wasm-bindgen glue than the core build (pkg/wasm-locks/chorus.js differs from pkg/wasm/chorus.js): the locks module would not load through pkg/chorus.js; keep lock code off the JS boundary"
+        );
+    }
+    let bytes = std::fs::read(out.join("chorus_bg.wasm")).context("reading the locks module")?;
+    let bytes = without_custom_section(&bytes, "target_features")?;
+    std::fs::write(pkg.join("chorus_locks_bg.wasm"), &bytes).context("writing the locks module")?;
+    say(&format!(
+        "locks module (@chorus/client/locks, instead of chorus_bg.wasm): pkg/chorus_locks_bg.wasm: {} bytes, {} bytes gzipped",
+        bytes.len(),
+        gzipped_len(&bytes)?
+    ));
+    Ok(())
+}
+
+/// The package's other entry points (`@chorus/client/store`, `@chorus/client/react`,
+/// `@chorus/client/locks`): minified
 /// one by one, not bundled (react.js keeps importing `react` and `./store.js`), and counted
 /// apart from the core entry, whose budget they do not touch: only apps that import them load them.
 fn build_extra_entries() -> Result<()> {
@@ -291,6 +324,7 @@ fn build_extra_entries() -> Result<()> {
         &[
             "pkg/src/store.js",
             "pkg/src/react.js",
+            "pkg/src/locks.js",
             "--format=esm",
             "--minify",
             "--sourcemap",
@@ -304,6 +338,10 @@ fn build_extra_entries() -> Result<()> {
         (
             "pkg/react.js",
             "React entry (@chorus/client/react; it imports the store entry, React not counted)",
+        ),
+        (
+            "pkg/locks.js",
+            "locks entry (@chorus/client/locks; it imports the core entry and loads the locks module)",
         ),
     ] {
         let bytes = std::fs::read(root().join(file)).with_context(|| format!("reading {file}"))?;

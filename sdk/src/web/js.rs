@@ -46,7 +46,7 @@ extern "C" {
 }
 
 /// A refused call: a stable code and a sentence.
-type Refusal = (&'static str, String);
+pub(super) type Refusal = (&'static str, String);
 
 fn publish_refusal(err: PublishError) -> Refusal {
     let code = match err {
@@ -58,7 +58,7 @@ fn publish_refusal(err: PublishError) -> Refusal {
     (code, err.message())
 }
 
-fn id_json(id: Result<EventId, PublishError>) -> Result<String, Refusal> {
+pub(super) fn id_json(id: Result<EventId, PublishError>) -> Result<String, Refusal> {
     Ok(json::to_string(&id.map_err(publish_refusal)?))
 }
 
@@ -166,6 +166,12 @@ impl WasmClient {
                     }
                     Ok("null".to_owned())
                 });
+            }
+            #[cfg(feature = "locks")]
+            op::LOCK..=op::LOCKS => {
+                let room = RoomName::parse(room)
+                    .map_err(|err| (client_code::INVALID_ROOM, err.message()))?;
+                return super::js_locks::run(client, op, room, arg);
             }
             _ => {
                 return Err((

@@ -24,6 +24,8 @@
 mod events;
 #[cfg(feature = "js")]
 mod js;
+#[cfg(all(feature = "js", feature = "locks"))]
+mod js_locks;
 
 #[cfg(feature = "js")]
 pub use js::{EventCallback, WasmClient, op};
