@@ -228,6 +228,13 @@ pub struct Config {
     /// (milliseconds); faster chunks go together in the next one.
     #[arg(long, env = "CHORUS_STREAM_FLUSH_MS", default_value_t = 10)]
     pub stream_flush_ms: u64,
+    /// Shared documents: fold a document's updates into a new snapshot once this many wait.
+    #[arg(long, env = "CHORUS_DOC_COMPACT_EVERY", default_value_t = 100)]
+    pub doc_compact_every: usize,
+    /// Shared documents: and at most this long (milliseconds) after the first of them, so no
+    /// update lives only in history for longer (history retention may drop it then).
+    #[arg(long, env = "CHORUS_DOC_COMPACT_AFTER_MS", default_value_t = 10_000)]
+    pub doc_compact_after_ms: u64,
 }
 
 /// One `--trusted-proxies` entry: a network in CIDR form (`10.0.0.0/8`, `fd00::/8`) or a plain

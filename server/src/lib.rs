@@ -10,6 +10,7 @@ pub mod auth;
 pub mod bus;
 pub mod clock;
 pub mod config;
+pub mod docs;
 pub mod driver;
 pub mod http;
 pub mod hub;
@@ -200,9 +201,17 @@ pub async fn start(config: &Config, listener: TcpListener) -> Result<RunningServ
         }
         None => Arc::new(bus::local::LocalBus),
     };
+    let compactor = docs::compactor::Compactor::spawn(
+        Arc::clone(&store),
+        docs::compactor::CompactPolicy {
+            every: config.doc_compact_every.max(1),
+            after: Duration::from_millis(config.doc_compact_after_ms),
+        },
+    );
     let hub = driver::spawn(
         Hub::new(hub_config),
         Arc::clone(&store),
+        compactor.clone(),
         outcomes_rx,
         Arc::clone(&bus),
         inbound_rx,
@@ -236,6 +245,7 @@ pub async fn start(config: &Config, listener: TcpListener) -> Result<RunningServ
     let connections = ConnectionLimiter::new(capacity.effective, config.max_connections_per_ip);
     let state = AppState::new(http::AppStateInner {
         hub: hub.clone(),
+        docs: compactor,
         store,
         bus,
         sessions,

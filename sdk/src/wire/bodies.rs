@@ -137,6 +137,47 @@ pub struct BackendPublish {
     pub if_lock: Option<LockFence>,
 }
 
+/// `GET /v1/rooms/{room}/docs/{doc}`: what a client lacks of a shared document.
+#[derive(Clone, Debug, PartialEq)]
+pub struct DocState {
+    /// The room.
+    pub room: RoomName,
+    /// The document's name.
+    pub doc: EventId,
+    /// The room history's epoch `seq` belongs to.
+    pub epoch: u64,
+    /// Every update stored up to this seq is in `update`: follow the room's events after it.
+    pub seq: u64,
+    /// What the client lacks (everything, without `sv`): one Yjs update, v1 encoding, base64.
+    pub update: String,
+    /// The server's state vector (v1 encoding, base64): what the client has and this lacks,
+    /// `Y.encodeStateAsUpdate(doc, state_vector)`, is what to publish.
+    pub state_vector: String,
+}
+
+/// `GET /v1/rooms/{room}/docs/{doc}/content`: a shared document's content as JSON.
+#[derive(Clone, Debug, PartialEq)]
+pub struct DocContent {
+    /// The room.
+    pub room: RoomName,
+    /// The document's name.
+    pub doc: EventId,
+    /// The content includes every update stored up to this seq.
+    pub seq: u64,
+    /// The asked-for root types by name: a text as a string, a map as an object, an array as
+    /// an array, an XML fragment as its XML text.
+    pub content: Json,
+}
+
+/// `POST /v1/rooms/{room}/docs/{doc}` (backend API key): apply an update to a shared document.
+#[derive(Clone, Debug, PartialEq)]
+pub struct DocUpdateBody {
+    /// A Yjs update, v1 encoding, base64.
+    pub update: String,
+    /// The user to publish it as; `"system"` when absent.
+    pub from: Option<String>,
+}
+
 /// `GET /v1/rooms/{room}/locks`: the locks held in a room, as the store has them.
 #[derive(Clone, Debug, PartialEq)]
 pub struct LocksBody {

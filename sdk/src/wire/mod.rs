@@ -65,9 +65,9 @@ mod streams;
 mod tests;
 
 pub use bodies::{
-    BackendPublish, DevTokenRequest, DevTokenResponse, ErrorBody, EventsPage, HealthBody,
-    LocksBody, OutboxRecord, PollAnswer, PollAnswers, PollBatch, PollFrames, PollMany, PollRequest,
-    PollSend, PresenceBody, Published, Stats, StoredOutbox,
+    BackendPublish, DevTokenRequest, DevTokenResponse, DocContent, DocState, DocUpdateBody,
+    ErrorBody, EventsPage, HealthBody, LocksBody, OutboxRecord, PollAnswer, PollAnswers, PollBatch,
+    PollFrames, PollMany, PollRequest, PollSend, PresenceBody, Published, Stats, StoredOutbox,
 };
 pub use claims::{RoomRight, TokenClaims};
 pub use codes::{ErrorCode, LockChange, ResetReason, close_code};

@@ -22,13 +22,13 @@ use super::json::{
 };
 use super::{
     Ack, Auth, Authed, BackendPublish, ClientFrame, Cursor, CursorNotice, DevTokenRequest,
-    DevTokenResponse, Draining, ErrorBody, ErrorFrame, Event, EventId, EventsPage, HealthBody,
-    Hello, Join, Joined, Json, Leave, Left, LiveCursor, LockInfo, LocksBody, Nack, Notice,
-    NoticeSent, OutboxRecord, Ping, PollAnswer, PollAnswers, PollBatch, PollFrames, PollMany,
-    PollRequest, PollSend, Pong, PresenceBody, PresenceConn, PresenceDiff, PresenceSnapshot,
-    PresenceUser, Publish, Published, Reset, RoomName, RoomState, SendNotice, SetCursor,
-    SetPresence, Stats, StoredOutbox, TokenClaims, Typing, TypingNotice, TypingSnapshot, Welcome,
-    WireError,
+    DevTokenResponse, DocContent, DocState, DocUpdateBody, Draining, ErrorBody, ErrorFrame, Event,
+    EventId, EventsPage, HealthBody, Hello, Join, Joined, Json, Leave, Left, LiveCursor, LockInfo,
+    LocksBody, Nack, Notice, NoticeSent, OutboxRecord, Ping, PollAnswer, PollAnswers, PollBatch,
+    PollFrames, PollMany, PollRequest, PollSend, Pong, PresenceBody, PresenceConn, PresenceDiff,
+    PresenceSnapshot, PresenceUser, Publish, Published, Reset, RoomName, RoomState, SendNotice,
+    SetCursor, SetPresence, Stats, StoredOutbox, TokenClaims, Typing, TypingNotice, TypingSnapshot,
+    Welcome, WireError,
 };
 use super::{
     BackendStreamOp, Progress, StreamAnswer, StreamFrame, StreamKind, StreamOp, StreamResult,
@@ -373,6 +373,9 @@ wire_shapes! {
     EventsPage { room: req, epoch: req, head: req, oldest: req, events: req, next_after: opt, next_before: opt }
     PresenceBody { room: req, version: req, users: req }
     LocksBody { room: req, locks: req }
+    DocState { room: req, doc: req, epoch: req, seq: req, update: req, state_vector: req }
+    DocContent { room: req, doc: req, seq: req, content: req }
+    DocUpdateBody { update: req, from: opt }
     PollSend { session: req, frames: req }
     PollFrames { frames: req }
     PollMany { polls: req }

@@ -31,6 +31,7 @@ use chorus_sdk::wire::{
 use tokio::sync::{mpsc, oneshot};
 
 use crate::bus::{Bus, Inbound, Subscribed};
+use crate::docs::compactor::Compactor;
 use crate::hub::{
     Action, ConnId, ConnKind, Hub, LockDone, NOTICE_ROOM, NoticeFigures, NoticeOutcome,
     NoticeTarget, Now, Payload, PresenceLookup, ReplayOutcome, RoomView, StreamReply, encode_event,
@@ -300,6 +301,7 @@ fn now() -> Now {
 pub fn spawn(
     hub: Hub,
     store: Arc<dyn Store>,
+    docs: Compactor,
     outcomes: mpsc::UnboundedReceiver<AppendDone>,
     bus: Arc<dyn Bus>,
     inbound: mpsc::UnboundedReceiver<Inbound>,
@@ -318,6 +320,7 @@ pub fn spawn(
     let driver = Driver {
         hub,
         store,
+        docs,
         bus,
         follows: HashMap::new(),
         limits,
@@ -352,6 +355,8 @@ struct Counters {
 struct Driver {
     hub: Hub,
     store: Arc<dyn Store>,
+    /// The shared documents' compactor, told of every document update stored here.
+    docs: Compactor,
     bus: Arc<dyn Bus>,
     /// Follows asked of the bus whose room load has not started yet (it waits for them).
     follows: HashMap<RoomName, Subscribed>,
@@ -441,8 +446,11 @@ impl Driver {
     }
 
     fn append_done(&mut self, outcome: AppendDone) {
-        if let Ok(AppendOutcome::Stored(_)) = outcome.result {
+        if let Ok(AppendOutcome::Stored(stored)) = &outcome.result {
             self.counters.events_total += 1;
+            if let Some(doc) = crate::docs::doc_of(&stored.event.body) {
+                self.docs.stored(stored.event.room.clone(), doc);
+            }
         }
         self.hub.handle_append_done(now(), outcome);
     }

@@ -5,6 +5,7 @@
 //! frame (WebSocket) with a stable code from `chorus_sdk::wire::ErrorCode`.
 
 mod activity;
+mod docs;
 pub mod limits;
 mod locks;
 pub mod metrics;
@@ -59,6 +60,8 @@ impl std::ops::Deref for AppState {
 pub struct AppStateInner {
     /// The hub task.
     pub hub: HubHandle,
+    /// The shared documents' compactor (`crate::docs`).
+    pub docs: crate::docs::compactor::Compactor,
     /// History, for the REST history endpoint and polls.
     pub store: Arc<dyn Store>,
     /// What this node hears from the others (for `/readyz` and `/metrics`).
@@ -204,6 +207,16 @@ pub fn router(state: AppState) -> axum::Router {
         )
         .route("/v1/rooms/{room}/presence", get(rest::room_presence))
         .route("/v1/rooms/{room}/locks", get(locks::room_locks))
+        .route(
+            "/v1/rooms/{room}/docs/{doc}",
+            get(docs::doc_state)
+                .post(docs::doc_update)
+                .layer(frame_limit),
+        )
+        .route(
+            "/v1/rooms/{room}/docs/{doc}/content",
+            get(docs::doc_content),
+        )
         .route("/v1/notices", post(notices::to_everyone).layer(frame_limit))
         .route(
             "/v1/users/{user}/notices",

@@ -263,13 +263,14 @@ pub(super) async fn direct_message(
     publish_as_backend(&state, room, json_body(body)?).await
 }
 
-async fn publish_as_backend(
+pub(super) async fn publish_as_backend(
     state: &AppState,
     room: RoomName,
     publish: BackendPublish,
 ) -> Result<Json<Published>, ApiError> {
     let from = publish.from.unwrap_or_else(|| "system".to_owned());
     check_user_id(&from).map_err(|err| bad_request(err.to_string()))?;
+    crate::docs::check_body(&publish.body).map_err(bad_request)?;
     if publish.body.len() > state.limits.max_frame_bytes {
         return Err(ApiError::new(
             StatusCode::PAYLOAD_TOO_LARGE,

@@ -271,6 +271,9 @@ impl Hub {
                 ),
             ));
         }
+        // A document update no client could apply is never stored or passed on.
+        crate::docs::check_body(&publish.body)
+            .map_err(|reason| Refusal::new(ErrorCode::BadFrame, reason))?;
         Ok(())
     }
 

@@ -12,8 +12,8 @@ use futures_util::future::BoxFuture;
 
 use super::locks::{LockOutcome, LockRequest, LockRow};
 use super::{
-    AppendDone, AppendJob, AppendOutcome, AppendRequest, FilteredPage, FilteredRead, OutcomeSender,
-    Page, PageLimit, Retention, RoomHead, Store, StoreError, StoredEvent,
+    AppendDone, AppendJob, AppendOutcome, AppendRequest, DocSnapshot, FilteredPage, FilteredRead,
+    OutcomeSender, Page, PageLimit, Retention, RoomHead, Store, StoreError, StoredEvent,
 };
 
 /// The sequencing and history logic of the memory store, with time passed in.
@@ -24,6 +24,8 @@ pub struct MemoryLog {
     rooms: HashMap<RoomName, RoomLog>,
     /// Every lock's row, by room and name (see `store::locks`).
     locks: HashMap<(RoomName, EventId), LockRow>,
+    /// Every document's snapshot, by room and name (see `crate::docs`).
+    docs: HashMap<(RoomName, EventId), DocSnapshot>,
 }
 
 #[derive(Debug, Default)]
@@ -68,6 +70,7 @@ impl MemoryLog {
             retention,
             rooms: HashMap::new(),
             locks: HashMap::new(),
+            docs: HashMap::new(),
         }
     }
 
@@ -191,6 +194,23 @@ impl MemoryLog {
         live
     }
 
+    /// A document's snapshot.
+    pub fn doc_snapshot(&self, room: &RoomName, doc: &EventId) -> Option<DocSnapshot> {
+        self.docs.get(&(room.clone(), doc.clone())).cloned()
+    }
+
+    /// Keeps a document's snapshot unless the kept one is newer.
+    pub fn save_doc_snapshot(&mut self, snapshot: DocSnapshot) {
+        let key = (snapshot.room.clone(), snapshot.doc.clone());
+        if self
+            .docs
+            .get(&key)
+            .is_none_or(|kept| snapshot.replaces(kept))
+        {
+            self.docs.insert(key, snapshot);
+        }
+    }
+
     /// The history's epoch.
     pub fn epoch(&self) -> u64 {
         self.epoch
@@ -273,6 +293,27 @@ impl Store for MemoryStore {
     fn locks(&self, room: &RoomName, at: u64) -> BoxFuture<'_, Result<Vec<LockInfo>, StoreError>> {
         let locks = self.log.lock().expect("memory store lock").locks(room, at);
         Box::pin(async move { Ok(locks) })
+    }
+
+    fn doc_snapshot(
+        &self,
+        room: &RoomName,
+        doc: &EventId,
+    ) -> BoxFuture<'_, Result<Option<DocSnapshot>, StoreError>> {
+        let snapshot = self
+            .log
+            .lock()
+            .expect("memory store lock")
+            .doc_snapshot(room, doc);
+        Box::pin(async move { Ok(snapshot) })
+    }
+
+    fn save_doc_snapshot(&self, snapshot: DocSnapshot) -> BoxFuture<'_, Result<(), StoreError>> {
+        self.log
+            .lock()
+            .expect("memory store lock")
+            .save_doc_snapshot(snapshot);
+        Box::pin(async { Ok(()) })
     }
 }
 

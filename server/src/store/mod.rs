@@ -25,6 +25,7 @@ pub use filter::{EventFilter, FilteredPage, FilteredRead, ReadFrom};
 
 use std::time::Duration;
 
+pub use crate::docs::DocSnapshot;
 use chorus_sdk::wire::{Event, EventId, Json, LockFence, LockInfo, RoomName};
 use futures_util::future::BoxFuture;
 use tokio::sync::mpsc;
@@ -277,6 +278,17 @@ pub trait Store: Send + Sync + 'static {
     /// The live grants of a room's locks at `at` (milliseconds since the Unix epoch), by name.
     fn locks(&self, room: &RoomName, at: u64) -> BoxFuture<'_, Result<Vec<LockInfo>, StoreError>>;
 
+    /// A document's last snapshot (`crate::docs`), if the store has one.
+    fn doc_snapshot(
+        &self,
+        room: &RoomName,
+        doc: &EventId,
+    ) -> BoxFuture<'_, Result<Option<DocSnapshot>, StoreError>>;
+
+    /// Keeps `snapshot` as its document's snapshot, unless the one kept is newer
+    /// ([`DocSnapshot::replaces`]).
+    fn save_doc_snapshot(&self, snapshot: DocSnapshot) -> BoxFuture<'_, Result<(), StoreError>>;
+
     /// Figures for `/metrics`, for stores that keep any (Redis).
     fn figures(&self) -> Option<StoreFigures> {
         None
@@ -288,6 +300,14 @@ pub trait Store: Send + Sync + 'static {
             let probe = RoomName::parse("_readyz").expect("a valid room name");
             self.read(&probe, 0, 0).await.map(drop)
         })
+    }
+}
+
+impl DocSnapshot {
+    /// Whether this snapshot should replace `kept`: one of another epoch always does (it was
+    /// made from the history there is now), one of the same epoch only with a higher seq.
+    pub fn replaces(&self, kept: &DocSnapshot) -> bool {
+        self.epoch != kept.epoch || self.seq > kept.seq
     }
 }
 
@@ -477,6 +497,47 @@ pub(crate) mod contract {
     }
 
     /// Sequencing, dedupe, `if_seq`, reads, and count retention (`max_events` must be 5).
+    /// Document snapshots: none until saved; bytes kept exactly; an older one of the same
+    /// epoch never replaces a newer one, one of another epoch always does; per room and name.
+    async fn check_doc_snapshots(store: &dyn Store) {
+        let room = RoomName::parse("docs").unwrap();
+        let doc = EventId::parse("notes").unwrap();
+        let snapshot = |epoch: u64, seq: u64| DocSnapshot {
+            room: room.clone(),
+            doc: doc.clone(),
+            epoch,
+            seq,
+            state: (0..=255u8).chain([seq as u8]).collect(),
+        };
+        assert_eq!(store.doc_snapshot(&room, &doc).await.unwrap(), None);
+        store.save_doc_snapshot(snapshot(7, 5)).await.unwrap();
+        assert_eq!(
+            store.doc_snapshot(&room, &doc).await.unwrap(),
+            Some(snapshot(7, 5))
+        );
+        store.save_doc_snapshot(snapshot(7, 3)).await.unwrap();
+        assert_eq!(
+            store.doc_snapshot(&room, &doc).await.unwrap(),
+            Some(snapshot(7, 5)),
+            "an older snapshot does not replace a newer one"
+        );
+        store.save_doc_snapshot(snapshot(7, 9)).await.unwrap();
+        assert_eq!(
+            store.doc_snapshot(&room, &doc).await.unwrap(),
+            Some(snapshot(7, 9))
+        );
+        store.save_doc_snapshot(snapshot(8, 1)).await.unwrap();
+        assert_eq!(
+            store.doc_snapshot(&room, &doc).await.unwrap(),
+            Some(snapshot(8, 1)),
+            "a snapshot of another epoch replaces it"
+        );
+        let other = EventId::parse("other").unwrap();
+        assert_eq!(store.doc_snapshot(&room, &other).await.unwrap(), None);
+        let elsewhere = RoomName::parse("docs-2").unwrap();
+        assert_eq!(store.doc_snapshot(&elsewhere, &doc).await.unwrap(), None);
+    }
+
     pub(crate) async fn check_store(
         store: &dyn Store,
         outcomes: &mut mpsc::UnboundedReceiver<AppendDone>,
@@ -509,6 +570,7 @@ pub(crate) mod contract {
             "a stored id is a duplicate whatever its if_seq says"
         );
         check_ids_are_per_sender(store, outcomes, now).await;
+        check_doc_snapshots(store).await;
         // Many jobs in flight at once keep their order and get one outcome each.
         for n in 3..=9 {
             store.submit(AppendJob {

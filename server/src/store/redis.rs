@@ -32,6 +32,7 @@
 //!   (`Json::event_type`), `t` (the type, which filtered reads match: `redis/filtered.rs`);
 //! - `P{R}:ids` — hash: `<sender>\n<id>` → seq, exactly the ids of the kept events (the dedupe
 //!   window is the kept history, as in the other stores);
+//! - `P{R}:docs` — hash: the room's document snapshots (`redis/docs.rs`), no expiry;
 //! - `P{R}:live` — the pub/sub channel. Its message is the stored event, seven fields joined by
 //!   `\n`: epoch, seq, at, room, id, sender, body (names contain no `\n`, and the body comes
 //!   last, so it may). [`decode_live`] reads it back.
@@ -65,6 +66,7 @@ use futures_util::future::BoxFuture;
 use redis::{RedisError, Script, Value};
 use tokio::sync::{mpsc, oneshot};
 
+mod docs;
 mod filtered;
 pub mod target;
 mod writer;
@@ -76,8 +78,9 @@ use writer::{RoundTripTiming, Writer, WriterMsg};
 
 use super::locks::{LockOp, LockOutcome, LockRequest};
 use super::{
-    AppendJob, AppendOutcome, AppendRequest, FilteredPage, FilteredRead, OutcomeSender, Page,
-    PageLimit, Retention, RoomHead, Store, StoreError, StoreFigures, StoredEvent,
+    AppendJob, AppendOutcome, AppendRequest, DocSnapshot, FilteredPage, FilteredRead,
+    OutcomeSender, Page, PageLimit, Retention, RoomHead, Store, StoreError, StoreFigures,
+    StoredEvent,
 };
 
 /// The key prefix when none is configured.
@@ -117,7 +120,7 @@ impl KeyLayout {
         &self.prefix
     }
 
-    fn key(&self, room: &RoomName, what: &str) -> String {
+    pub(crate) fn key(&self, room: &RoomName, what: &str) -> String {
         format!("{}{{{}}}:{what}", self.prefix, room)
     }
 
@@ -434,6 +437,30 @@ impl Store for RedisStore {
             }
             locks.sort_by(|a, b| a.name.cmp(&b.name));
             Ok(locks)
+        })
+    }
+
+    fn doc_snapshot(
+        &self,
+        room: &RoomName,
+        doc: &EventId,
+    ) -> BoxFuture<'_, Result<Option<DocSnapshot>, StoreError>> {
+        let (room, doc) = (room.clone(), doc.clone());
+        Box::pin(async move {
+            let inner = &self.inner;
+            docs::read(&mut inner.reads.clone(), &inner.keys, &room, &doc)
+                .await
+                .map_err(|err| self.backend(err))?
+                .map_err(|reason| StoreError::Backend(format!("Redis at {}: {reason}", inner.url)))
+        })
+    }
+
+    fn save_doc_snapshot(&self, snapshot: DocSnapshot) -> BoxFuture<'_, Result<(), StoreError>> {
+        Box::pin(async move {
+            let inner = &self.inner;
+            docs::write(&mut inner.reads.clone(), &inner.keys, &snapshot)
+                .await
+                .map_err(|err| self.backend(err))
         })
     }
 

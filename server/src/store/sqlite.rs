@@ -25,10 +25,11 @@ use tokio::sync::oneshot;
 
 use super::locks::{LockOutcome, LockRequest, LockRow};
 use super::{
-    AppendJob, AppendOutcome, FilteredPage, FilteredRead, OutcomeSender, Page, PageLimit,
-    Retention, RoomHead, Store, StoreError, StoredEvent,
+    AppendJob, AppendOutcome, DocSnapshot, FilteredPage, FilteredRead, OutcomeSender, Page,
+    PageLimit, Retention, RoomHead, Store, StoreError, StoredEvent,
 };
 
+mod docs;
 mod filtered;
 
 /// Most jobs committed in one transaction, by default.
@@ -64,7 +65,7 @@ CREATE TABLE IF NOT EXISTS locks (
 ";
 
 /// The schema version this code writes, kept in SQLite's `user_version`.
-const SCHEMA_VERSION: i64 = 2;
+const SCHEMA_VERSION: i64 = 3;
 
 /// The steps from each older version to the next: `MIGRATIONS[v]` turns version `v` into
 /// `v + 1`. Version 0 is a new file, or one written before versions were recorded.
@@ -83,6 +84,15 @@ const MIGRATIONS: [&str; SCHEMA_VERSION as usize] = [
          AND length(CAST(json_extract(body, '$.type') AS BLOB)) BETWEEN 1 AND 64;
      CREATE INDEX IF NOT EXISTS events_by_type ON events (room, type, seq) WHERE type IS NOT NULL;
      CREATE INDEX IF NOT EXISTS events_by_sender ON events (room, sender, seq);",
+    // 2 -> 3: shared documents keep a compacted snapshot each (`crate::docs`, `docs.rs`).
+    "CREATE TABLE IF NOT EXISTS doc_snapshots (
+         room TEXT NOT NULL,
+         doc TEXT NOT NULL,
+         epoch INTEGER NOT NULL,
+         seq INTEGER NOT NULL,
+         state BLOB NOT NULL,
+         PRIMARY KEY (room, doc)
+     ) WITHOUT ROWID;",
 ];
 
 /// Creates the tables and brings the file to [`SCHEMA_VERSION`], in one transaction (a crash
@@ -134,6 +144,7 @@ enum WriterMsg {
         oneshot::Sender<Result<LockOutcome, StoreError>>,
     ),
     Flush(oneshot::Sender<()>),
+    SaveDoc(DocSnapshot, oneshot::Sender<Result<(), StoreError>>),
 }
 
 fn backend(err: rusqlite::Error) -> StoreError {
@@ -279,8 +290,37 @@ impl Store for SqliteStore {
     }
 
     fn lock(&self, request: LockRequest) -> BoxFuture<'static, Result<LockOutcome, StoreError>> {
+        self.on_writer(|done| WriterMsg::Lock(request, done))
+    }
+
+    fn locks(&self, room: &RoomName, at: u64) -> BoxFuture<'_, Result<Vec<LockInfo>, StoreError>> {
+        let room = room.clone();
+        self.on_reader(move |conn| read_locks(conn, &room, at))
+    }
+
+    fn doc_snapshot(
+        &self,
+        room: &RoomName,
+        doc: &EventId,
+    ) -> BoxFuture<'_, Result<Option<DocSnapshot>, StoreError>> {
+        let (room, doc) = (room.clone(), doc.clone());
+        self.on_reader(move |conn| docs::read(conn, &room, &doc))
+    }
+
+    fn save_doc_snapshot(&self, snapshot: DocSnapshot) -> BoxFuture<'_, Result<(), StoreError>> {
+        self.on_writer(|done| WriterMsg::SaveDoc(snapshot, done))
+    }
+}
+
+impl SqliteStore {
+    /// Queues a write behind the appends already queued (the writer thread is the only one that
+    /// writes: another connection writing would make its deferred transactions fail as busy).
+    fn on_writer<T: Send + 'static>(
+        &self,
+        msg: impl FnOnce(oneshot::Sender<Result<T, StoreError>>) -> WriterMsg,
+    ) -> BoxFuture<'static, Result<T, StoreError>> {
         let (done, wait) = oneshot::channel();
-        let sent = self.writer.send(WriterMsg::Lock(request, done)).is_ok();
+        let sent = self.writer.send(msg(done)).is_ok();
         Box::pin(async move {
             if !sent {
                 return Err(StoreError::Closed);
@@ -289,14 +329,17 @@ impl Store for SqliteStore {
         })
     }
 
-    fn locks(&self, room: &RoomName, at: u64) -> BoxFuture<'_, Result<Vec<LockInfo>, StoreError>> {
+    /// Runs `work` on a reader connection, off the async threads.
+    fn on_reader<T: Send + 'static>(
+        &self,
+        work: impl FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
+    ) -> BoxFuture<'static, Result<T, StoreError>> {
         let readers = Arc::clone(&self.readers);
         let index = self.next_reader.fetch_add(1, Ordering::Relaxed) % readers.len();
-        let room = room.clone();
         Box::pin(async move {
             tokio::task::spawn_blocking(move || {
                 let conn = readers[index].lock().expect("sqlite reader lock");
-                read_locks(&conn, &room, at)
+                work(&conn)
             })
             .await
             .map_err(|err| StoreError::Backend(format!("read task failed: {err}")))?
@@ -555,6 +598,10 @@ impl Writer {
                 WriterMsg::Lock(request, done) => {
                     self.append_run(std::mem::take(&mut appends));
                     let _ = done.send(self.lock(&request));
+                }
+                WriterMsg::SaveDoc(snapshot, done) => {
+                    self.append_run(std::mem::take(&mut appends));
+                    let _ = done.send(docs::write(&self.conn, &snapshot));
                 }
             }
         }
