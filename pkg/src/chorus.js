@@ -315,13 +315,17 @@ export class ChorusClient extends Emitter {
     this._call(LEAVE, name, "");
   }
 
-  /** `GET /v1/rooms/{room}/events?…` (`query`: after, before, limit, type, user) with the current token (renewed once if refused). */
-  async _page(room, query) {
+  /**
+   * `GET /v1/rooms/{room}/{path}?…` with the current token (renewed once if refused): history
+   * pages (`path` `events`; `query`: after, before, limit, type, user) and, for other entries,
+   * the room's other resources (`docs/{doc}`).
+   */
+  async _page(room, query, path = "events") {
     for (let renewed = false; ; renewed = true) {
-      const response = await fetch(`${this.#url}/v1/rooms/${encodeURIComponent(room)}/events?${new URLSearchParams(Object.entries(query).filter((entry) => entry[1] !== undefined))}`, {
+      const response = await fetch(`${this.#url}/v1/rooms/${encodeURIComponent(room)}/${path}?${new URLSearchParams(Object.entries(query).filter((entry) => entry[1] !== undefined))}`, {
         headers: { authorization: `Bearer ${this.#token}` },
       }).catch((error) => {
-        throw new ChorusError("offline", `the history request got no answer: ${error.message}`);
+        throw new ChorusError("offline", `the request got no answer: ${error.message}`);
       });
       const body = await response.json().catch(() => ({}));
       if (response.ok) return body;
@@ -332,11 +336,11 @@ export class ChorusClient extends Emitter {
           continue;
         }
       }
-      throw new ChorusError(body.code ?? "internal", body.message ?? `the history request failed with HTTP ${response.status}`);
+      throw new ChorusError(body.code ?? "internal", body.message ?? `the request failed with HTTP ${response.status}`);
     }
   }
 
-  // Keeps the token for history requests and, with `getToken`, renews it before it expires:
+  // Keeps the token for REST requests and, with `getToken`, renews it before it expires:
   // a minute before its `exp`, or after two thirds of what is left when that is less.
   #remember(token) {
     this.#token = token;

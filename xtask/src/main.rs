@@ -315,7 +315,7 @@ fn build_locks_module(pkg: &Path) -> Result<()> {
 }
 
 /// The package's other entry points (`@chorus/client/store`, `@chorus/client/react`,
-/// `@chorus/client/locks`): minified
+/// `@chorus/client/locks`, `@chorus/client/yjs`): minified
 /// one by one, not bundled (react.js keeps importing `react` and `./store.js`), and counted
 /// apart from the core entry, whose budget they do not touch: only apps that import them load them.
 fn build_extra_entries() -> Result<()> {
@@ -325,6 +325,7 @@ fn build_extra_entries() -> Result<()> {
             "pkg/src/store.js",
             "pkg/src/react.js",
             "pkg/src/locks.js",
+            "pkg/src/yjs.js",
             "--format=esm",
             "--minify",
             "--sourcemap",
@@ -342,6 +343,10 @@ fn build_extra_entries() -> Result<()> {
         (
             "pkg/locks.js",
             "locks entry (@chorus/client/locks; it imports the core entry and loads the locks module)",
+        ),
+        (
+            "pkg/yjs.js",
+            "Yjs entry (@chorus/client/yjs; yjs and y-protocols, its peer dependencies, not counted)",
         ),
     ] {
         let bytes = std::fs::read(root().join(file)).with_context(|| format!("reading {file}"))?;

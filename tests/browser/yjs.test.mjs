@@ -1,0 +1,122 @@
+// Shared documents through the npm package's Yjs entry (`@chorus/client/yjs`) in real Chromium
+// against the real server: two pages typing into one document at once converge, awareness
+// (y-protocols) crosses as live cursors, a page's offline edits survive its reload through the
+// outbox and merge, a late page opens the whole document, and the server's REST reading agrees.
+import assert from "node:assert/strict";
+import { mkdirSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { after, before, test } from "node:test";
+import { build } from "esbuild";
+import { freePort, launchBrowser, mint, startServer, stopServer, tempDir } from "./harness.mjs";
+
+let browser;
+let server;
+let base;
+
+before(async () => {
+  const dir = tempDir();
+  const site = join(dir, "site");
+  mkdirSync(site);
+  await build({
+    entryPoints: [join(import.meta.dirname, "yjs-app/main.js")],
+    bundle: true,
+    format: "esm",
+    outfile: join(site, "main.js"),
+    nodePaths: [join(import.meta.dirname, "node_modules")],
+    logLevel: "warning",
+  });
+  writeFileSync(join(site, "index.html"), '<!doctype html><html><head><meta charset="utf-8"></head><body><script type="module" src="main.js"></script></body></html>\n');
+  const port = await freePort();
+  server = await startServer(port, dir, { demoDir: site, apiKey: "yjs-test-key" });
+  base = `http://127.0.0.1:${port}`;
+  browser = await launchBrowser();
+});
+
+after(async () => {
+  await browser?.close();
+  await stopServer(server);
+});
+
+/** A page (own context unless `context` is given) with a client of `user`, room `room` joined and a provider for doc "notes" in `window.p`. */
+async function open(user, room, context) {
+  context ??= await browser.newContext();
+  const page = await context.newPage();
+  page.on("pageerror", (error) => console.error(`[${user}] ${error}`));
+  await page.goto(`${base}/demo/`);
+  await page.waitForFunction(() => document.body.dataset.ready === "yes");
+  await page.evaluate(
+    async ({ token, room }) => {
+      window.client = await ChorusClient.connect({ url: location.origin, token, wasmUrl: "/pkg/chorus_bg.wasm" });
+      window.room = client.join(room);
+      window.doc = new Y.Doc();
+      window.text = doc.getText("body");
+      window.p = new ChorusProvider(window.room, doc, { name: "notes" });
+      await p.whenSynced();
+    },
+    { token: mint(user, 3600), room },
+  );
+  return { context, page };
+}
+
+const textOf = (page) => page.evaluate(() => text.toString());
+
+test("two pages typing at once converge, and awareness crosses as live cursors", async () => {
+  const ana = await open("ana", "t:yjs-a");
+  const ben = await open("ben", "t:yjs-a");
+  // Both type 30 words at random places, interleaved, without waiting for each other.
+  const type = (page, who) =>
+    page.evaluate(async (who) => {
+      for (let i = 0; i < 30; i++) {
+        // At a word boundary, so that every word stays whole.
+        const bounds = [0, ...[...text.toString()].flatMap((c, at) => (c === " " ? [at + 1] : []))];
+        text.insert(bounds[Math.floor(Math.random() * bounds.length)], `${who}${i} `);
+        await new Promise((r) => setTimeout(r, 5));
+      }
+    }, who);
+  await Promise.all([type(ana.page, "a"), type(ben.page, "b")]);
+  await ana.page.waitForFunction(() => text.toString().split(" ").filter(Boolean).length === 60, null, { timeout: 15000 });
+  await ben.page.waitForFunction(() => text.toString().split(" ").filter(Boolean).length === 60, null, { timeout: 15000 });
+  const [a, b] = [await textOf(ana.page), await textOf(ben.page)];
+  assert.equal(a, b);
+  for (let i = 0; i < 30; i++) assert.ok(a.includes(`a${i} `) && a.includes(`b${i} `), a);
+  // Awareness: Ana's state reaches Ben's awareness (and goes when she clears it).
+  await ana.page.evaluate(() => p.awareness.setLocalStateField("user", { name: "Ana", color: "#c33" }));
+  await ben.page.waitForFunction(() => [...p.awareness.getStates().values()].some((s) => s.user?.name === "Ana"), null, { timeout: 10000 });
+  await ana.page.evaluate(() => p.awareness.setLocalState(null));
+  await ben.page.waitForFunction(() => ![...p.awareness.getStates().values()].some((s) => s.user?.name === "Ana"), null, { timeout: 10000 });
+  for (const { context } of [ana, ben]) await context.close();
+});
+
+test("offline edits survive a reload through the outbox and merge; a late page opens the whole document", async () => {
+  const ana = await open("ana", "t:yjs-b");
+  const ben = await open("ben", "t:yjs-b");
+  await ana.page.evaluate(() => text.insert(0, "shared start. "));
+  await ben.page.waitForFunction(() => text.toString().includes("shared start."), null, { timeout: 10000 });
+  // Ben goes offline and edits; Ana edits meanwhile.
+  await ben.context.setOffline(true);
+  await ben.page.waitForFunction(() => client.state.badge === "offline", null, { timeout: 10000 });
+  await ben.page.evaluate(() => {
+    text.insert(text.length, "ben offline edit. ");
+    p.flush();
+  });
+  await ana.page.evaluate(() => text.insert(text.length, "ana online edit. "));
+  // Ben's page goes without sending (its client closed: the edit stays in its stored outbox),
+  // then comes back online and reloads.
+  assert.equal(await ben.page.evaluate(() => client.queued), 1, "the offline edit waits in the outbox");
+  await ben.page.evaluate(() => client.close());
+  await ben.context.setOffline(false);
+  await ben.page.close();
+  const again = await open("ben", "t:yjs-b", ben.context);
+  for (const page of [ana.page, again.page]) {
+    await page.waitForFunction(() => text.toString().includes("ben offline edit.") && text.toString().includes("ana online edit."), null, { timeout: 15000 });
+  }
+  assert.equal(await textOf(ana.page), await textOf(again.page));
+  // A page opened now reads the whole document from the server.
+  const cy = await open("cy", "t:yjs-b");
+  assert.equal(await textOf(cy.page), await textOf(ana.page));
+  // The server's reading (REST, API key) is the same text.
+  const response = await fetch(`${base}/v1/rooms/t%3Ayjs-b/docs/notes/content?text=body`, { headers: { authorization: "Bearer yjs-test-key" } });
+  assert.equal(response.status, 200);
+  assert.equal((await response.json()).content.body, await textOf(ana.page));
+  for (const { context } of [ana, again, cy]) await context.close();
+});
