@@ -17,6 +17,8 @@ pub mod components;
 pub mod hooks;
 #[cfg(target_arch = "wasm32")]
 pub mod session;
+#[cfg(target_arch = "wasm32")]
+pub mod shared_notes;
 
 #[cfg(target_arch = "wasm32")]
 pub use components::App;

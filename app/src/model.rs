@@ -65,6 +65,37 @@ pub fn notice_text(notice: &chorus_sdk::wire::Notice) -> String {
     }
 }
 
+/// The change from `old` to `new` as one splice: where (in Yjs text offsets, UTF-16 code
+/// units by default in yrs), how many to remove there, and what to insert.
+pub fn text_splice<'n>(old: &str, new: &'n str) -> (u32, u32, &'n str) {
+    let prefix: usize = old
+        .chars()
+        .zip(new.chars())
+        .take_while(|(a, b)| a == b)
+        .map(|(a, _)| a.len_utf8())
+        .sum();
+    let (old_rest, new_rest) = (&old[prefix..], &new[prefix..]);
+    let suffix: usize = old_rest
+        .chars()
+        .rev()
+        .zip(new_rest.chars().rev())
+        .take_while(|(a, b)| a == b)
+        .map(|(a, _)| a.len_utf8())
+        .sum::<usize>()
+        .min(old_rest.len())
+        .min(new_rest.len());
+    let removed = &old_rest[..old_rest.len() - suffix];
+    let inserted = &new_rest[..new_rest.len() - suffix];
+    let units = |s: &str| s.encode_utf16().count() as u32;
+    (units(&old[..prefix]), units(removed), inserted)
+}
+
+/// Whether an event belongs in the feed: every one but the shared notes' document updates
+/// (`crate::shared_notes` applies those).
+fn in_feed(body: &Json) -> bool {
+    body.event_type().as_deref() != Some(chorus_sdk::docs::DOC_EVENT_TYPE)
+}
+
 /// What a message body shows: its `name` (else `fallback_name`) and its `text` (else its JSON).
 pub fn body_fields(body: &Json, fallback_name: &str) -> (String, String) {
     let value: Value = body.decode().unwrap_or(Value::Null);
@@ -112,7 +143,7 @@ impl RoomModel {
                 };
             }
             ClientEvent::Pending { room: r, id, body }
-                if r == room && !self.messages.iter().any(|m| &m.id == id) =>
+                if r == room && in_feed(body) && !self.messages.iter().any(|m| &m.id == id) =>
             {
                 let (name, text) = body_fields(body, "me");
                 self.messages.push(Message {
@@ -167,6 +198,9 @@ impl RoomModel {
     }
 
     fn confirm(&mut self, event: &Event) {
+        if !in_feed(&event.body) {
+            return;
+        }
         let (name, text) = body_fields(&event.body, &event.from);
         match self.messages.iter_mut().find(|m| m.id == event.id) {
             Some(message) => {

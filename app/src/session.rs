@@ -1,5 +1,6 @@
-//! The two HTTP requests the app makes itself: a dev-mode token for a display name (kept in
-//! `localStorage`, so a reload keeps the identity) and a page of room history.
+//! The HTTP requests the app makes itself: a dev-mode token for a display name (kept in
+//! `localStorage`, so a reload keeps the identity), pages of room history and activity, and
+//! what the shared notes lack.
 //!
 //! Both go through gloo (`gloo-net`'s `Request` for `fetch`, `gloo-storage`'s `LocalStorage`),
 //! so this file holds no web-sys glue of its own.
@@ -99,6 +100,29 @@ pub async fn activity(
         url.push_str("&user=");
         url.push_str(&wire::percent_encode(user));
     }
+    let request = Request::get(&url).header("authorization", &format!("Bearer {token}"));
+    let text = send(request.build()).await?;
+    serde_json::from_str(&text).map_err(|e| e.to_string())
+}
+
+/// What the shared document `doc` of `room` lacks (`GET /v1/rooms/{room}/docs/{doc}?{query}`,
+/// the query from `SharedDoc::sync_query`).
+pub async fn doc_state(
+    token: &str,
+    room: &RoomName,
+    doc: &str,
+    query: &str,
+) -> Result<wire::DocState, String> {
+    let url = [
+        server_url().as_str(),
+        "/v1/rooms/",
+        &wire::percent_encode(room.as_str()),
+        "/docs/",
+        &wire::percent_encode(doc),
+        "?",
+        query,
+    ]
+    .concat();
     let request = Request::get(&url).header("authorization", &format!("Bearer {token}"));
     let text = send(request.build()).await?;
     serde_json::from_str(&text).map_err(|e| e.to_string())

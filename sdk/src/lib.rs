@@ -7,11 +7,14 @@
 //! - [`text`]: numbers and messages without `core::fmt` (for the browser build's size).
 //! - [`time`]: the core's clock type ([`time::Instant`]), which works in the browser too.
 //! - `native` (feature `native`): the tokio driver and [`NativeClient`](native::NativeClient).
+//! - `docs` (feature `yjs`): shared documents, a Yjs document (`yrs`) kept in step with a room.
 //!
 //! Everything outside the driver modules is free of I/O and runtimes, because the same code is
 //! compiled to WebAssembly.
 
 pub mod client;
+#[cfg(feature = "yjs")]
+pub mod docs;
 pub mod js_abi;
 #[cfg(feature = "native")]
 pub mod native;

@@ -120,3 +120,45 @@ test("offline edits survive a reload through the outbox and merge; a late page o
   assert.equal((await response.json()).content.body, await textOf(ana.page));
   for (const { context } of [ana, again, cy]) await context.close();
 });
+
+test("the Leptos app's shared notes (Rust, yrs) and a JS page (yjs) edit one document at once and converge", async () => {
+  const ana = await open("ana", "yjs-app");
+  const context = await browser.newContext();
+  const app = await context.newPage();
+  app.on("pageerror", (error) => console.error(`[app] ${error}`));
+  await app.goto(`${base}/#room=yjs-app`);
+  await app.getByLabel("Your name").fill("Ben");
+  await app.getByRole("button", { name: "Join" }).click();
+  await app.waitForSelector(".badge[data-badge=live]", { timeout: 15000 });
+  const notes = app.locator(".notes-text");
+  await notes.click();
+  await notes.pressSequentially("Ben was here. ");
+  await ana.page.waitForFunction(() => text.toString().includes("Ben was here. "), null, { timeout: 10000 });
+  await ana.page.evaluate(() => text.insert(0, "Ana too. "));
+  await app.waitForFunction(() => document.querySelector(".notes-text").value === "Ana too. Ben was here. ", null, { timeout: 10000 });
+  // Both type at once: the app at its end, the page at the start.
+  await Promise.all([
+    (async () => {
+      await notes.press("End");
+      await notes.pressSequentially("app1 app2 app3 ", { delay: 20 });
+    })(),
+    ana.page.evaluate(async () => {
+      for (let i = 1; i <= 3; i++) {
+        text.insert(0, `js${i} `);
+        await new Promise((r) => setTimeout(r, 30));
+      }
+    }),
+  ]);
+  await ana.page.waitForFunction(() => text.toString().includes("app3 "), null, { timeout: 10000 });
+  await app.waitForFunction(() => document.querySelector(".notes-text").value.startsWith("js3 js2 js1 "), null, { timeout: 10000 });
+  const fromApp = await notes.inputValue();
+  assert.equal(fromApp, await textOf(ana.page));
+  assert.equal(fromApp, "js3 js2 js1 Ana too. Ben was here. app1 app2 app3 ");
+  // The chat feed shows no document updates.
+  assert.equal(await app.locator(".feed li").count(), 0);
+  // The app reloaded reads the notes from the server.
+  await app.reload();
+  await app.waitForFunction((want) => document.querySelector(".notes-text")?.value === want, fromApp, { timeout: 15000 });
+  await context.close();
+  await ana.context.close();
+});

@@ -1,13 +1,15 @@
-//! The room's shared surface: a notes area where everyone's pointer shows live, each with its
-//! user's name and colour. This tab's pointer goes out as its live cursor (a point in fractions
+//! The room's shared surface: the shared notes (a document everyone edits at once,
+//! `NotesEditor`), where everyone's pointer shows live, each with its user's name and colour. This tab's pointer goes out as its live cursor (a point in fractions
 //! of the surface, so it lands in the same place on any screen size) and is hidden when the
 //! pointer leaves.
 
 use chorus_sdk::wire::Json;
 use leptos::prelude::*;
 
+use super::NotesEditor;
 use crate::hooks::RoomHandle;
 use crate::model;
+use crate::shared_notes::use_shared_notes;
 
 /// The shared surface of a room view.
 #[component]
@@ -19,6 +21,7 @@ pub fn SharedSurface(
     let cursors = handle.cursors();
     let marks = Memo::new(move |_| model::cursor_marks(cursors.read().list(), &presence.read()));
     let surface = NodeRef::<leptos::html::Div>::new();
+    let notes = use_shared_notes(handle.room());
     let on_move = move |event: leptos::ev::PointerEvent| {
         let Some(element) = surface.get() else {
             return;
@@ -40,6 +43,7 @@ pub fn SharedSurface(
             on:pointerleave=move |_| handle.set_cursor(Json::null())
         >
             <p class="surface-hint">"Point here: the others see where, live."</p>
+            <NotesEditor notes=notes />
             {move || {
                 marks
                     .get()

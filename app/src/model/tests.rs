@@ -375,3 +375,15 @@ fn a_streamed_answer_grows_in_the_feed_until_its_stored_result_confirms_it() {
     model.apply(&r, &stream_step(r#"{"id":"p1","from":"bot","kind":"progress","op":"fail","code":"stream_abandoned","message":"gone"}"#));
     assert_eq!(feed(&model)[1], "-:40% Indexing:failed(gone)");
 }
+
+#[test]
+fn a_notes_change_is_one_splice() {
+    use super::text_splice as splice;
+    assert_eq!(splice("hello", "hello world"), (5, 0, " world"));
+    assert_eq!(splice("hello world", "hello"), (5, 6, ""));
+    assert_eq!(splice("abc", "aXc"), (1, 1, "X"));
+    assert_eq!(splice("aaa", "aa"), (2, 1, ""));
+    assert_eq!(splice("", "x"), (0, 0, "x"));
+    // Offsets count UTF-16 code units, as Yjs text does.
+    assert_eq!(splice("é😀a", "é😀ba"), (3, 0, "b"));
+}

@@ -20,16 +20,11 @@
 
 pub mod compactor;
 
-use base64::Engine as _;
-use base64::engine::general_purpose::STANDARD as BASE64;
 use chorus_sdk::wire::{EventId, Json, RoomName};
 use yrs::updates::decoder::Decode;
 use yrs::{Doc, ReadTxn, StateVector, Transact, Update};
 
 use crate::store::{EventFilter, FilteredRead, PageLimit, ReadFrom, Store, StoreError};
-
-/// The `type` of a document update event.
-pub const DOC_EVENT_TYPE: &str = "yjs";
 
 /// How many candidate events one page of [`load`]'s tail read looks at.
 const TAIL_PAGE: usize = 1000;
@@ -50,77 +45,27 @@ pub struct DocSnapshot {
     pub state: Vec<u8>,
 }
 
-/// A document update event's content.
-#[derive(Debug, serde::Deserialize)]
-struct DocBody {
-    doc: String,
-    update: String,
-}
-
-/// A checked document update: its document and the update's bytes.
-#[derive(Debug)]
-pub struct DocUpdate {
-    /// The document's name.
-    pub doc: EventId,
-    /// The Yjs update (v1 encoding).
-    pub update: Vec<u8>,
-}
+pub use chorus_sdk::docs::{DOC_EVENT_TYPE, DocUpdate, decode_update, encode};
 
 /// Checks a durable event's body: `Ok(None)` for any event that is not a document update,
-/// `Ok(Some)` for a valid one, and the reason for a `yjs` event that is malformed (no `doc`
-/// name, no `update`, not base64, not a Yjs update).
+/// `Ok(Some)` for a valid one, and the reason for a `yjs` event that is malformed (the SDK's
+/// [`chorus_sdk::docs::read_update`]: one definition for both sides).
 pub fn check_body(body: &Json) -> Result<Option<DocUpdate>, String> {
-    if body.event_type().as_deref() != Some(DOC_EVENT_TYPE) {
-        return Ok(None);
-    }
-    let parsed: DocBody = serde_json::from_str(body.as_text()).map_err(|err| {
-        format!(
-            "a \"yjs\" event's body is {{\"type\":\"yjs\",\"doc\":NAME,\"update\":BASE64}}: {err}"
-        )
-    })?;
-    let doc = doc_name(parsed.doc)?;
-    let update = decode_update(&parsed.update)?;
-    Ok(Some(DocUpdate { doc, update }))
+    chorus_sdk::docs::read_update(body)
 }
 
 /// The document a stored event updates, if it is a document update (cheap for other events:
 /// the stored body was checked by [`check_body`] when it was published).
 pub fn doc_of(body: &Json) -> Option<EventId> {
-    #[derive(serde::Deserialize)]
-    struct Named {
-        doc: String,
-    }
-    if !body.as_text().contains("\"yjs\"") || body.event_type().as_deref() != Some(DOC_EVENT_TYPE) {
+    if !body.as_text().contains("\"yjs\"") {
         return None;
     }
-    let named: Named = serde_json::from_str(body.as_text()).ok()?;
-    EventId::parse(named.doc).ok()
+    check_body(body).ok().flatten().map(|update| update.doc)
 }
 
 /// A document name: the event id rules (1 to 64 of `A-Z a-z 0-9 _ - . :`).
 pub fn doc_name(name: String) -> Result<EventId, String> {
     EventId::parse(name).map_err(|err| format!("the document name is not valid: {err}"))
-}
-
-/// A base64 Yjs update (v1), checked to decode.
-pub fn decode_update(text: &str) -> Result<Vec<u8>, String> {
-    let bytes = BASE64
-        .decode(text)
-        .map_err(|err| format!("the update is not base64 (standard alphabet, padded): {err}"))?;
-    check_update(&bytes)?;
-    Ok(bytes)
-}
-
-/// Whether `bytes` decode as a Yjs update (v1).
-pub fn check_update(bytes: &[u8]) -> Result<(), String> {
-    Update::decode_v1(bytes)
-        .map(drop)
-        .map_err(|err| format!("the update is not a Yjs update (v1 encoding): {err}"))
-}
-
-/// Base64 text of bytes (updates and state vectors in JSON).
-pub fn encode(bytes: &[u8]) -> String {
-    BASE64.encode(bytes)
 }
 
 /// A document as [`load`] read it.

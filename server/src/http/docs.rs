@@ -131,10 +131,7 @@ async fn load(
 }
 
 fn state_vector(text: &str) -> Result<StateVector, ApiError> {
-    use base64::Engine as _;
-    let bytes = base64::engine::general_purpose::STANDARD
-        .decode(text)
-        .map_err(|err| bad_request(format!("sv is not base64: {err}")))?;
+    let bytes = chorus_sdk::docs::decode(text, "sv").map_err(bad_request)?;
     StateVector::decode_v1(&bytes)
         .map_err(|err| bad_request(format!("sv is not a Yjs state vector (v1 encoding): {err}")))
 }
