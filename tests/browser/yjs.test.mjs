@@ -1,7 +1,9 @@
 // Shared documents through the npm package's Yjs entry (`@chorus/client/yjs`) in real Chromium
 // against the real server: two pages typing into one document at once converge, awareness
 // (y-protocols) crosses as live cursors, a page's offline edits survive its reload through the
-// outbox and merge, a late page opens the whole document, and the server's REST reading agrees.
+// outbox and merge, a late page opens the whole document, and the server's REST reading agrees;
+// two CodeMirror editors bound by y-codemirror.next, typed into at once, one of them offline and
+// reloaded; and the Leptos app's notes (Rust) with a JS page.
 import assert from "node:assert/strict";
 import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
@@ -26,6 +28,17 @@ before(async () => {
     logLevel: "warning",
   });
   writeFileSync(join(site, "index.html"), '<!doctype html><html><head><meta charset="utf-8"></head><body><script type="module" src="main.js"></script></body></html>\n');
+  // The CodeMirror page: y-codemirror.next on the provider, as an app would bind its editor.
+  mkdirSync(join(site, "editor"));
+  await build({
+    entryPoints: [join(import.meta.dirname, "yjs-app/editor.js")],
+    bundle: true,
+    format: "esm",
+    outfile: join(site, "editor/editor.js"),
+    nodePaths: [join(import.meta.dirname, "node_modules")],
+    logLevel: "warning",
+  });
+  writeFileSync(join(site, "editor/index.html"), '<!doctype html><html><head><meta charset="utf-8"></head><body><script type="module" src="editor.js"></script></body></html>\n');
   const port = await freePort();
   server = await startServer(port, dir, { demoDir: site, apiKey: "yjs-test-key" });
   base = `http://127.0.0.1:${port}`;
@@ -161,4 +174,47 @@ test("the Leptos app's shared notes (Rust, yrs) and a JS page (yjs) edit one doc
   await app.waitForFunction((want) => document.querySelector(".notes-text")?.value === want, fromApp, { timeout: 15000 });
   await context.close();
   await ana.context.close();
+});
+
+test("two CodeMirror editors (y-codemirror.next) typed into at once converge, show each other's caret, and one offline and reloaded merges", async () => {
+  const editor = async (user, color, context) => {
+    context ??= await browser.newContext();
+    const page = await context.newPage();
+    page.on("pageerror", (error) => console.error(`[${user}] ${error}`));
+    await page.goto(`${base}/demo/editor/?room=cm&name=${user}&color=${encodeURIComponent(color)}&token=${mint(user.toLowerCase(), 3600)}`);
+    await page.waitForFunction(() => document.body.dataset.ready === "yes", null, { timeout: 15000 });
+    return { context, page, content: page.locator(".cm-content") };
+  };
+  const shown = (page) => page.evaluate(() => view.state.doc.toString());
+  const ana = await editor("Ana", "#c33");
+  const ben = await editor("Ben", "#33c");
+  await ana.content.click();
+  await ana.page.keyboard.type("Hello from Ana.");
+  await ben.page.waitForFunction(() => view.state.doc.toString() === "Hello from Ana.", null, { timeout: 10000 });
+  // Both type at once: Ana at the end, Ben at the start.
+  await ben.content.click();
+  await ben.page.keyboard.press("Control+Home");
+  await Promise.all([ana.page.keyboard.type(" Ana again.", { delay: 15 }), ben.page.keyboard.type("Ben: ", { delay: 15 })]);
+  const both = "Ben: Hello from Ana. Ana again.";
+  for (const page of [ana.page, ben.page]) await page.waitForFunction((want) => view.state.doc.toString() === want, both, { timeout: 10000 });
+  // Ana sees Ben's caret, named, in his colour (y-codemirror.next's remote selection widget).
+  await ana.page.waitForFunction(() => [...document.querySelectorAll(".cm-ySelectionInfo")].some((e) => e.textContent === "Ben"), null, { timeout: 10000 });
+  // Ben goes offline and types; Ana types meanwhile; Ben's page closes its client and reloads.
+  await ben.context.setOffline(true);
+  await ben.page.waitForFunction(() => client.state.badge === "offline", null, { timeout: 10000 });
+  await ben.page.keyboard.press("Control+End");
+  await ben.page.keyboard.type(" Ben offline.");
+  await ana.page.keyboard.press("Control+Home");
+  await ana.page.keyboard.type("Title. ");
+  await ben.page.evaluate(() => {
+    provider.flush();
+    client.close();
+  });
+  await ben.context.setOffline(false);
+  await ben.page.close();
+  const again = await editor("Ben", "#33c", ben.context);
+  const merged = "Title. Ben: Hello from Ana. Ana again. Ben offline.";
+  for (const page of [ana.page, again.page]) await page.waitForFunction((want) => view.state.doc.toString() === want, merged, { timeout: 15000 });
+  assert.equal(await shown(again.page), await shown(ana.page));
+  for (const { context } of [ana, again]) await context.close();
 });
