@@ -105,24 +105,10 @@ pub async fn activity(
     serde_json::from_str(&text).map_err(|e| e.to_string())
 }
 
-/// What the shared document `doc` of `room` lacks (`GET /v1/rooms/{room}/docs/{doc}?{query}`,
-/// the query from `SharedDoc::sync_query`).
-pub async fn doc_state(
-    token: &str,
-    room: &RoomName,
-    doc: &str,
-    query: &str,
-) -> Result<wire::DocState, String> {
-    let url = [
-        server_url().as_str(),
-        "/v1/rooms/",
-        &wire::percent_encode(room.as_str()),
-        "/docs/",
-        &wire::percent_encode(doc),
-        "?",
-        query,
-    ]
-    .concat();
+/// What a shared document lacks (`path`: `SharedDoc::state_path`, the document's read with
+/// its state vector).
+pub async fn doc_state(token: &str, path: &str) -> Result<wire::DocState, String> {
+    let url = [server_url().as_str(), path].concat();
     let request = Request::get(&url).header("authorization", &format!("Bearer {token}"));
     let text = send(request.build()).await?;
     serde_json::from_str(&text).map_err(|e| e.to_string())

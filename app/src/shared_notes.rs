@@ -130,16 +130,16 @@ impl SharedNotes {
 
     /// Reads what the document lacks from the server and publishes what the server lacks.
     fn sync(self, room: RoomName) {
-        let Some(query) = self
+        let Some(path) = self
             .doc
-            .try_with_value(|doc| doc.as_ref().map(SharedDoc::sync_query))
+            .try_with_value(|doc| doc.as_ref().map(|d| d.state_path(&room)))
             .flatten()
         else {
             return;
         };
         let token = self.chorus.session().token;
         leptos::task::spawn_local(async move {
-            let Ok(state) = session::doc_state(&token, &room, NOTES_DOC, &query).await else {
+            let Ok(state) = session::doc_state(&token, &path).await else {
                 // Offline or refused: the next `joined` reads it again.
                 return;
             };

@@ -151,6 +151,9 @@ pub struct Results {
     /// Scenario 8, the browser client's CPU per received event, per client library and round.
     #[serde(default)]
     pub client_cpu: Vec<(Target, usize, scenario::client_cpu::ClientCpuRun)>,
+    /// Scenario 9, shared documents, per configuration (compacting or not) and round.
+    #[serde(default)]
+    pub docs: Vec<(usize, scenario::docs::DocsRun)>,
     /// Runs that failed, with why.
     pub failures: Vec<String>,
 }

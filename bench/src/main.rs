@@ -12,7 +12,7 @@ use anyhow::{Context, Result, bail};
 use clap::Parser;
 
 use chorus_bench::redis_server::RedisServer;
-use chorus_bench::scenario::{client_cpu, fanout, idle, nodes, polling, reconnect, streams};
+use chorus_bench::scenario::{client_cpu, docs, fanout, idle, nodes, polling, reconnect, streams};
 use chorus_bench::servers::{Programs, Server, Target};
 use chorus_bench::{Results, Sizes, procfs, report};
 
@@ -33,7 +33,7 @@ struct Cli {
     #[arg(long)]
     storm_clients: Option<usize>,
     /// Scenarios to run (default: all): idle, fanout, polling, reconnect, big-room, nodes,
-    /// streams, client-cpu.
+    /// streams, client-cpu, docs.
     #[arg(long, value_delimiter = ',')]
     only: Vec<String>,
     /// Only rewrite the report from `results.json` in `--out` (e.g. after editing `NOTES.md`).
@@ -110,6 +110,7 @@ async fn suite(cli: Cli) -> Result<()> {
         nodes: Vec::new(),
         streams: Vec::new(),
         client_cpu: Vec::new(),
+        docs: Vec::new(),
         failures: Vec::new(),
     };
     say(&format!("machine: {:?}", results.machine));
@@ -347,6 +348,57 @@ async fn suite(cli: Cli) -> Result<()> {
                             ));
                         }
                         results.client_cpu.push((target, round, run));
+                    }
+                    Err(err) => fail(&mut results, &label, &err),
+                }
+            }
+        }
+    }
+
+    if wants("docs") {
+        // Issue 18's figures: a document of 10,000 small edits (1,000 in a quick run), opened.
+        let script = cli
+            .page
+            .clone()
+            .unwrap_or_default()
+            .with_file_name("docs.mjs");
+        let edits = if cli.quick { 1000 } else { 10_000 };
+        for round in 0..sizes.rounds {
+            for compacting in [true, false] {
+                let label = format!(
+                    "docs round {} ({})",
+                    round + 1,
+                    if compacting {
+                        "compacting"
+                    } else {
+                        "no compaction"
+                    }
+                );
+                let script = &script;
+                match with_server(
+                    Target::Chorus,
+                    &programs,
+                    &docs::flags(compacting),
+                    |server| async move { docs::run(&server, script, edits, compacting).await },
+                )
+                .await
+                {
+                    Ok(run) => {
+                        say(&format!(
+                            "{label}: {} edits ({} characters): opening downloads {} bytes ({} gzipped) in {:.1} ms at the server; history replay would be {}; a fresh Chromium page opens it in {:.0} ms ({:.0} ms of it the provider's sync)",
+                            run.edits,
+                            run.text_chars,
+                            run.open_bytes,
+                            run.open_gzip_bytes,
+                            run.server_ms,
+                            run.history_bytes.map_or_else(
+                                || "gone (history trimmed)".to_owned(),
+                                |b| format!("{b:.0} bytes in {} events", run.history_events)
+                            ),
+                            run.browser_open_ms,
+                            run.browser_sync_ms,
+                        ));
+                        results.docs.push((round, run));
                     }
                     Err(err) => fail(&mut results, &label, &err),
                 }

@@ -654,6 +654,59 @@ pub fn write(results: &Results, notes: Option<&str>) -> Vec<(String, String)> {
         md.push('\n');
     }
 
+    // Scenario 9.
+    let _ = writeln!(md, "## 8. Shared documents (Chorus only)\n");
+    if results.docs.is_empty() {
+        let _ = writeln!(md, "Not run.\n");
+    } else {
+        let _ = writeln!(
+            md,
+            "A Yjs document built from small edits (typing at a moving caret, now and then five characters deleted), each posted as the backend's update (`POST /v1/rooms/{{room}}/docs/{{doc}}`), on a server that compacts documents (the defaults: a snapshot every 100 updates) and on one that does not (and keeps the whole history). *Opening* is the server's answer to `GET /v1/rooms/{{room}}/docs/{{doc}}`, the whole document as one update (what a client opening it downloads); *history replay* is every update event as history pages carry them, what a client replaying the room would download instead. The Chromium figure is a fresh page's `ChorusClient.connect` to the `ChorusProvider`'s `whenSynced()` with the whole text (wasm load, connect, join, read, apply; `bench/client/docs.mjs`), and the provider's part of it, medians of 3 pages.\n"
+        );
+        let _ = writeln!(
+            md,
+            "| server | edits | text characters | opening downloads (bytes) | gzipped | server answer ms | history replay (bytes) | page opens it (ms) | provider sync (ms) | rounds |\n|---|---|---|---|---|---|---|---|---|---|"
+        );
+        for compacting in [true, false] {
+            let runs: Vec<&crate::scenario::docs::DocsRun> = results
+                .docs
+                .iter()
+                .map(|(_, run)| run)
+                .filter(|run| run.compacting == compacting)
+                .collect();
+            if runs.is_empty() {
+                continue;
+            }
+            let col = |f: fn(&crate::scenario::docs::DocsRun) -> f64| -> Vec<f64> {
+                runs.iter().map(|run| f(run)).collect()
+            };
+            let history: Vec<f64> = runs.iter().filter_map(|run| run.history_bytes).collect();
+            let _ = writeln!(
+                md,
+                "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+                if compacting {
+                    "compacting (defaults)"
+                } else {
+                    "no compaction"
+                },
+                runs[0].edits,
+                spread_text(&col(|r| r.text_chars as f64), 0),
+                spread_text(&col(|r| r.open_bytes as f64), 0),
+                spread_text(&col(|r| r.open_gzip_bytes as f64), 0),
+                spread_text(&col(|r| r.server_ms), 2),
+                if history.is_empty() {
+                    "gone (trimmed)".to_owned()
+                } else {
+                    spread_text(&history, 0)
+                },
+                spread_text(&col(|r| r.browser_open_ms), 0),
+                spread_text(&col(|r| r.browser_sync_ms), 0),
+                runs.len()
+            );
+        }
+        md.push('\n');
+    }
+
     if !results.failures.is_empty() {
         let _ = writeln!(md, "## Runs that failed\n");
         for failure in &results.failures {

@@ -1,7 +1,7 @@
 //! Shared documents for Rust apps (feature `yjs`; docs/PROTOCOL.md, "Documents"): a Yjs
 //! document (`yrs`, the Rust port of Yjs: the same update bytes) kept in step with a room, the
 //! counterpart of the npm package's `ChorusProvider`. Sans-IO, like the client core: the app
-//! passes in the room's events and the server's `GET /v1/rooms/{room}/docs/{doc}` answer, and
+//! passes in the room's events and the server's answer to [`SharedDoc::state_path`], and
 //! publishes the bodies this hands out (through its client's outbox, so offline edits wait
 //! there and survive a restart).
 //!
@@ -161,11 +161,20 @@ impl SharedDoc {
         }
     }
 
-    /// The query of the server read (`GET /v1/rooms/{room}/docs/{doc}?…`): this document's
-    /// state vector, so the answer holds only what it lacks.
-    pub fn sync_query(&self) -> String {
+    /// The path and query of the server read in `room`
+    /// (`/v1/rooms/{room}/docs/{doc}?sv=…`): with this document's state vector, so the answer
+    /// holds only what it lacks. A native app sends it with `native::HttpApi::request("GET",
+    /// …)` and its token, and passes the answer (a [`DocState`]) to [`SharedDoc::apply_state`].
+    pub fn state_path(&self, room: &crate::wire::RoomName) -> String {
         let sv = self.doc.transact().state_vector().encode_v1();
-        crate::text::concat(&["sv=", &crate::wire::uri_component(&encode(&sv))])
+        crate::text::concat(&[
+            "/v1/rooms/",
+            &crate::wire::percent_encode(room.as_str()),
+            "/docs/",
+            &crate::wire::percent_encode(self.name.as_str()),
+            "?sv=",
+            &crate::wire::uri_component(&encode(&sv)),
+        ])
     }
 
     /// Takes the server's answer: applies what this document lacked, and returns the body to
@@ -258,7 +267,11 @@ mod tests {
         assert!(server.apply_event(&publish));
         assert_eq!(text(&server), text(&ana));
         assert!(text(&ana).contains("stored") && text(&ana).contains("offline"));
-        assert!(ana.sync_query().starts_with("sv="));
+        let room = crate::wire::RoomName::parse("doc:1").unwrap();
+        assert!(
+            ana.state_path(&room)
+                .starts_with("/v1/rooms/doc%3A1/docs/notes?sv=")
+        );
     }
 
     #[test]

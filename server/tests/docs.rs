@@ -147,6 +147,18 @@ impl Peer {
     fn go_offline(&mut self) {
         self.client = None;
     }
+
+    /// A reload: the page's document is gone, its outbox (stored) is not. The new page applies
+    /// the outbox's updates at once (as the provider does with `pending` events), then reads
+    /// the rest from the server when it connects.
+    fn reload(&mut self) {
+        self.client = None;
+        self.cursor = None;
+        self.doc = Doc::new();
+        for update in &self.outbox {
+            apply(&self.doc, update);
+        }
+    }
 }
 
 /// The settings of the convergence runs: a short history, so most updates are soon trimmed and
@@ -162,7 +174,8 @@ const DOC_ARGS: [&str; 8] = [
     "200",
 ];
 
-/// Three peers editing one document for 240 seeded steps, going offline and back, on the
+/// Three peers editing one document for 240 seeded steps, going offline and back and reloading
+/// (the document gone, the outbox kept), on the
 /// servers `start(i)` makes (peer `p` on server `p % n`); half-way server 0 is SIGKILLed and
 /// started again. Then every peer, a newcomer and the server's own reading hold the same text,
 /// though history holds only the last 25 events.
@@ -186,9 +199,10 @@ async fn converge(nodes: usize, start: impl Fn(usize) -> ServerProcess) {
         }
         let p = rng.random_range(0..3);
         let (peer, server) = (&mut peers[p], &servers[p % nodes]);
-        match rng.random_range(0..10) {
+        match rng.random_range(0..12) {
             0 if peer.client.is_some() => peer.go_offline(),
             0 | 1 if peer.client.is_none() => peer.connect(server).await,
+            11 => peer.reload(),
             _ => {
                 peer.edit(&mut rng);
                 if peer.client.is_some() {
@@ -409,4 +423,84 @@ async fn a_client_with_part_of_the_document_receives_only_what_it_lacks_and_bad_
         serde_json::from_str(content.json::<wire::DocContent>().content.as_text()).unwrap();
     assert_eq!(content["body"], text_of(&ana.doc));
     tokio::time::sleep(Duration::from_millis(10)).await;
+}
+
+/// A Rust app's path: `NativeClient` (its outbox) with the SDK's `SharedDoc` and `HttpApi`. It
+/// edits while offline, a raw peer edits meanwhile, and once back both hold the same text.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_native_client_with_a_shared_doc_edits_offline_through_its_outbox_and_converges() {
+    use chorus_sdk::client::{ClientConfig, ClientEvent};
+    use chorus_sdk::docs::SharedDoc;
+    use chorus_sdk::native::{HttpApi, MemoryStorage, NativeClient, TlsOptions};
+    use chorus_sdk::wire::{EventId, Json, RoomName};
+
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("docs.db");
+    let server = ServerProcess::start(&["--db", db.to_str().unwrap()]);
+    let base = format!("http://{}", server.addr);
+    let (client, mut events) = NativeClient::start(
+        &base,
+        token("ana"),
+        ClientConfig::default(),
+        Box::new(MemoryStorage::default()),
+    );
+    let room = RoomName::parse(ROOM).unwrap();
+    client.join(room.clone(), Json::null());
+    support::wait_for(&mut events, "joined", |e| {
+        matches!(e, ClientEvent::Joined { .. })
+    })
+    .await;
+    let shared = SharedDoc::new(EventId::parse(DOC).unwrap());
+    let api = HttpApi::new(&base, &TlsOptions::default());
+    let read = |path: String| {
+        let api = &api;
+        async move {
+            let answer = api
+                .request("GET", &path, Some(&token("ana")), None)
+                .await
+                .unwrap();
+            assert_eq!(answer.status, 200, "{}", answer.body);
+            serde_json::from_str::<wire::DocState>(&answer.body).unwrap()
+        }
+    };
+    assert_eq!(
+        shared.apply_state(&read(shared.state_path(&room)).await),
+        Ok(None)
+    );
+
+    // Offline: the edit waits in the outbox.
+    client.set_online(false);
+    {
+        let text = shared.doc().get_or_insert_text("body");
+        text.insert(&mut shared.doc().transact_mut(), 0, "native offline. ");
+    }
+    let id = client
+        .publish(room.clone(), shared.take_local().unwrap())
+        .await
+        .unwrap();
+    let mut ben = Peer::new("ben");
+    ben.connect(&server).await;
+    ben.edit(&mut SmallRng::seed_from_u64(3));
+    ben.flush().await;
+    // Back online: acknowledged, and Ben's edit arrives as an event.
+    client.set_online(true);
+    let mut acked = false;
+    while !(acked && text_of(shared.doc()).contains("ben")) {
+        let event = tokio::time::timeout(Duration::from_secs(10), events.next())
+            .await
+            .expect("events in time")
+            .expect("client running");
+        match event {
+            ClientEvent::Acked { id: done, .. } if done == id => acked = true,
+            ClientEvent::Event { event, .. } => {
+                shared.apply_event(&event.body);
+            }
+            _ => {}
+        }
+    }
+    let state = fetch(&server, &ben.doc).await;
+    apply(&ben.doc, &BASE64.decode(&state.update).unwrap());
+    assert_eq!(text_of(&ben.doc), text_of(shared.doc()));
+    assert!(text_of(&ben.doc).contains("native offline. "));
+    client.close();
 }

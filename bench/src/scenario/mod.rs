@@ -3,6 +3,7 @@
 //! server, rounds and the report are the suite's business (`main.rs`).
 
 pub mod client_cpu;
+pub mod docs;
 pub mod fanout;
 pub mod idle;
 pub mod nodes;
