@@ -137,6 +137,13 @@ test("the npm locks entry: bad names are refused with invalid_lock, and a page t
     return tried(new l.constructor(other).acquire("x"));
   });
   assert.equal(notJoined.code, "not_joined");
+  // A request still waiting when the client closes rejects with `closed`.
+  const closed = await ana.page.evaluate(() => {
+    const waiting = tried(l.acquire("late"));
+    c.close();
+    return waiting;
+  });
+  assert.equal(closed.code, "closed");
   await ana.context.close();
   const context = await browser.newContext();
   const page = await context.newPage();

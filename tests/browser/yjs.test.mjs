@@ -50,32 +50,35 @@ after(async () => {
   await stopServer(server);
 });
 
-/** A page (own context unless `context` is given) with a client of `user`, room `room` joined and a provider for doc "notes" in `window.p`. */
-async function open(user, room, context) {
+/**
+ * A page (own context unless `context` is given) with a client of `user` (on `transport`,
+ * default `auto`), room `room` joined and a provider for doc "notes" in `window.p`.
+ */
+async function open(user, room, context, transport = "auto") {
   context ??= await browser.newContext();
   const page = await context.newPage();
   page.on("pageerror", (error) => console.error(`[${user}] ${error}`));
   await page.goto(`${base}/demo/`);
   await page.waitForFunction(() => document.body.dataset.ready === "yes");
   await page.evaluate(
-    async ({ token, room }) => {
-      window.client = await ChorusClient.connect({ url: location.origin, token, wasmUrl: "/pkg/chorus_bg.wasm" });
+    async ({ token, room, transport }) => {
+      window.client = await ChorusClient.connect({ url: location.origin, token, transport, wasmUrl: "/pkg/chorus_bg.wasm" });
       window.room = client.join(room);
       window.doc = new Y.Doc();
       window.text = doc.getText("body");
       window.p = new ChorusProvider(window.room, doc, { name: "notes" });
       await p.whenSynced();
     },
-    { token: mint(user, 3600), room },
+    { token: mint(user, 3600), room, transport },
   );
   return { context, page };
 }
 
 const textOf = (page) => page.evaluate(() => text.toString());
 
-test("two pages typing at once converge, and awareness crosses as live cursors", async () => {
-  const ana = await open("ana", "t:yjs-a");
-  const ben = await open("ben", "t:yjs-a");
+test("two pages typing at once, one on WebSocket and one polling, converge, and awareness crosses as live cursors", async () => {
+  const ana = await open("ana", "t:yjs-a", undefined, "websocket");
+  const ben = await open("ben", "t:yjs-a", undefined, "polling");
   // Both type 30 words at random places, interleaved, without waiting for each other.
   const type = (page, who) =>
     page.evaluate(async (who) => {
