@@ -44,10 +44,22 @@ async fn fetch(server: &ServerProcess, doc: &Doc) -> wire::DocState {
             .replace('/', "%2F")
             .replace('=', "%3D")
     );
+    // A member's read: a user token with a grant on the room.
     let auth = format!("Bearer {}", token("reader"));
     let response = http(server, "GET", &path, &[("Authorization", &auth)], None).await;
     assert_eq!(response.status, 200, "{}", response.body);
     response.json::<wire::DocState>()
+}
+
+/// A request with the backend API key.
+async fn as_backend(
+    server: &ServerProcess,
+    method: &str,
+    path: &str,
+    body: Option<&str>,
+) -> support::HttpResponse {
+    let auth = format!("Bearer {BACKEND_KEY}");
+    http(server, method, path, &[("Authorization", &auth)], body).await
 }
 
 /// One editor: its document, its socket while online, and the updates it made offline.
@@ -233,16 +245,15 @@ async fn converge(nodes: usize, start: impl Fn(usize) -> ServerProcess) {
         apply(&newcomer, &BASE64.decode(&state.update).unwrap());
         assert_eq!(text_of(&newcomer), texts[0]);
         // ... and the server's own reading of the content agrees.
-        let auth = format!("Bearer {BACKEND_KEY}");
         let path = format!("/v1/rooms/{ROOM}/docs/{DOC}/content?text=body");
-        let response = http(server, "GET", &path, &[("Authorization", &auth)], None).await;
+        let response = as_backend(server, "GET", &path, None).await;
         assert_eq!(response.status, 200, "{}", response.body);
         let content = response.json::<wire::DocContent>();
         let content: serde_json::Value = serde_json::from_str(content.content.as_text()).unwrap();
         assert_eq!(content["body"], texts[0]);
         // History holds only the last 25 events: the document came from snapshots.
         let path = format!("/v1/rooms/{ROOM}/events?after=0");
-        let events = http(server, "GET", &path, &[("Authorization", &auth)], None).await;
+        let events = as_backend(server, "GET", &path, None).await;
         let page = events.json::<wire::EventsPage>();
         assert!(
             page.oldest > 100,
@@ -359,17 +370,9 @@ async fn a_client_with_part_of_the_document_receives_only_what_it_lacks_and_bad_
         text.insert(&mut txn, 0, "from the backend ");
         txn.encode_update_v1()
     };
-    let auth = format!("Bearer {BACKEND_KEY}");
     let body = serde_json::json!({ "update": BASE64.encode(&update), "from": "bot" }).to_string();
     let path = format!("/v1/rooms/{ROOM}/docs/{DOC}");
-    let posted = http(
-        &server,
-        "POST",
-        &path,
-        &[("Authorization", &auth)],
-        Some(&body),
-    )
-    .await;
+    let posted = as_backend(&server, "POST", &path, Some(&body)).await;
     assert_eq!(posted.status, 200, "{}", posted.body);
     let published = posted.json::<wire::Published>();
     assert!(!published.duplicate);
@@ -379,46 +382,18 @@ async fn a_client_with_part_of_the_document_receives_only_what_it_lacks_and_bad_
         .await;
     ana.take(&frames);
     assert!(text_of(&ana.doc).contains("from the backend"));
-    let again = http(
-        &server,
-        "POST",
-        &path,
-        &[("Authorization", &auth)],
-        Some(&body),
-    )
-    .await;
+    let again = as_backend(&server, "POST", &path, Some(&body)).await;
     assert!(again.json::<wire::Published>().duplicate);
-    let bad = http(
-        &server,
-        "POST",
-        &path,
-        &[("Authorization", &auth)],
-        Some(r#"{"update":"@@"}"#),
-    )
-    .await;
+    let bad = as_backend(&server, "POST", &path, Some(r#"{"update":"@@"}"#)).await;
     assert_eq!(bad.status, 400);
     assert_eq!(bad.error_code(), wire::ErrorCode::BadRequest);
-    let no_roots = http(
-        &server,
-        "GET",
-        &format!("{path}/content"),
-        &[("Authorization", &auth)],
-        None,
-    )
-    .await;
+    let no_roots = as_backend(&server, "GET", &format!("{path}/content"), None).await;
     assert_eq!(no_roots.status, 400);
     assert!(no_roots.body.contains("text="), "{}", no_roots.body);
     let refused = http(&server, "GET", &path, &[], None).await;
     assert_eq!(refused.status, 401);
     // The backend update and Ana's edits, merged.
-    let content = http(
-        &server,
-        "GET",
-        &format!("{path}/content?text=body"),
-        &[("Authorization", &auth)],
-        None,
-    )
-    .await;
+    let content = as_backend(&server, "GET", &format!("{path}/content?text=body"), None).await;
     let content: serde_json::Value =
         serde_json::from_str(content.json::<wire::DocContent>().content.as_text()).unwrap();
     assert_eq!(content["body"], text_of(&ana.doc));

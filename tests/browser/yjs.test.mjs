@@ -18,27 +18,22 @@ let base;
 before(async () => {
   const dir = tempDir();
   const site = join(dir, "site");
-  mkdirSync(site);
-  await build({
-    entryPoints: [join(import.meta.dirname, "yjs-app/main.js")],
-    bundle: true,
-    format: "esm",
-    outfile: join(site, "main.js"),
-    nodePaths: [join(import.meta.dirname, "node_modules")],
-    logLevel: "warning",
-  });
-  writeFileSync(join(site, "index.html"), '<!doctype html><html><head><meta charset="utf-8"></head><body><script type="module" src="main.js"></script></body></html>\n');
+  // Each page: its script (the npm package, its Yjs entry and this project's yjs), bundled.
+  const page = async (path, entry) => {
+    mkdirSync(join(site, path), { recursive: true });
+    await build({
+      entryPoints: [join(import.meta.dirname, "yjs-app", entry)],
+      bundle: true,
+      format: "esm",
+      outfile: join(site, path, entry),
+      nodePaths: [join(import.meta.dirname, "node_modules")],
+      logLevel: "warning",
+    });
+    writeFileSync(join(site, path, "index.html"), `<!doctype html><html><head><meta charset="utf-8"></head><body><script type="module" src="${entry}"></script></body></html>\n`);
+  };
+  await page(".", "main.js");
   // The CodeMirror page: y-codemirror.next on the provider, as an app would bind its editor.
-  mkdirSync(join(site, "editor"));
-  await build({
-    entryPoints: [join(import.meta.dirname, "yjs-app/editor.js")],
-    bundle: true,
-    format: "esm",
-    outfile: join(site, "editor/editor.js"),
-    nodePaths: [join(import.meta.dirname, "node_modules")],
-    logLevel: "warning",
-  });
-  writeFileSync(join(site, "editor/index.html"), '<!doctype html><html><head><meta charset="utf-8"></head><body><script type="module" src="editor.js"></script></body></html>\n');
+  await page("editor", "editor.js");
   const port = await freePort();
   server = await startServer(port, dir, { demoDir: site, apiKey: "yjs-test-key" });
   base = `http://127.0.0.1:${port}`;
