@@ -361,8 +361,6 @@ export class ChorusClient extends Emitter {
   }
 
   #dispatch(kind, payload) {
-    // One shape per kind: an event is flat (the event's fields and `own`), like `pending`.
-    if (kind === "event") payload = { ...payload.event, own: payload.own };
     if (kind === "state") this.#state = payload;
     if (kind === "outbox") this.#outbox = payload.queued;
     // The core hands on the server's cursors as they come (all of a room's, or one that
