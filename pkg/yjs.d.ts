@@ -30,6 +30,6 @@ export class ChorusProvider {
   on(kind: "error", listener: (error: ChorusError) => void): () => void;
   /** Publishes the local updates waiting for `flushMs` now. */
   flush(): void;
-  /** Publishes what waits, clears this tab's awareness and stops following the room. */
+  /** Publishes what waits, clears this tab's awareness (destroying the one it made itself) and stops following the room. */
   destroy(): void;
 }

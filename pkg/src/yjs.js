@@ -39,13 +39,20 @@ export class ChorusProvider {
   #listeners = new Map();
   #keepAlive;
   #syncing;
+  // The highest clock per Yjs client among this tab's own publishes (`pending`): the outbox
+  // sends those, so a sync need not publish them again.
+  #queued = new Map();
+  #ownAwareness;
 
   /**
    * Binds `doc` (a `Y.Doc`) to the document `name` (default `"main"`) of a joined `room`.
    * Options: `name`, `awareness` (a y-protocols `Awareness`; one is made by default),
    * `flushMs` (local updates within this many milliseconds go as one event; default 50).
    */
-  constructor(room, doc, { name = "main", awareness = new Awareness(doc), flushMs = 50 } = {}) {
+  constructor(room, doc, { name = "main", awareness, flushMs = 50 } = {}) {
+    // An awareness made here is destroyed with the provider (its timer would run on).
+    this.#ownAwareness = !awareness;
+    awareness ??= new Awareness(doc);
     this.#room = room;
     this.doc = doc;
     this.name = name;
@@ -54,13 +61,14 @@ export class ChorusProvider {
     const on = (target, kind, listener) => this.#offs.push(target.on(kind, listener));
     // Stored events and this tab's own publishes (`pending`: at once, and after a reload the
     // outbox's, which carry this tab's offline edits) are applied alike: applying twice is harmless.
-    const take = ({ body }) => {
-      if (body?.type === TYPE && body.doc === name && typeof body.update === "string") {
-        Y.applyUpdate(doc, fromBase64(body.update), this);
-      }
+    const take = ({ body }, own) => {
+      if (body?.type !== TYPE || body.doc !== name || typeof body.update !== "string") return;
+      const update = fromBase64(body.update);
+      Y.applyUpdate(doc, update, this);
+      if (own) for (const [client, clock] of Y.decodeStateVector(Y.encodeStateVectorFromUpdate(update))) this.#queued.set(client, Math.max(clock, this.#queued.get(client) ?? 0));
     };
-    on(room, "event", take);
-    on(room, "pending", take);
+    on(room, "event", (event) => take(event, false));
+    on(room, "pending", (pending) => take(pending, true));
     on(room, "joined", () => this.#sync());
     on(room, "reset", () => this.#sync());
     on(room, "cursors", ({ cursors }) => this.#remoteAwareness(cursors));
@@ -112,7 +120,10 @@ export class ChorusProvider {
       const state = await this.#room.client._page(this.#room.name, { sv }, `docs/${encodeURIComponent(this.name)}`);
       Y.applyUpdate(this.doc, fromBase64(state.update), this);
       const theirs = fromBase64(state.state_vector);
-      if (ahead(Y.decodeStateVector(Y.encodeStateVector(this.doc)), Y.decodeStateVector(theirs))) {
+      // What the server lacks beyond what the outbox is sending anyway.
+      const known = Y.decodeStateVector(theirs);
+      for (const [client, clock] of this.#queued) known.set(client, Math.max(clock, known.get(client) ?? 0));
+      if (ahead(Y.decodeStateVector(Y.encodeStateVector(this.doc)), known)) {
         this.#publish(Y.encodeStateAsUpdate(this.doc, theirs));
       }
       if (!this.#synced) {
@@ -189,11 +200,15 @@ export class ChorusProvider {
     }
   }
 
-  /** Stops: publishes what waits, clears this tab's awareness and follows the room no more. */
+  /**
+   * Stops: publishes what waits, clears this tab's awareness (and destroys the awareness it
+   * made itself) and follows the room no more.
+   */
   destroy() {
     this.flush();
     clearInterval(this.#keepAlive);
     this.#offs.splice(0).forEach((off) => off());
+    if (this.#ownAwareness) this.awareness.destroy();
     try {
       this.#room.setCursor(null);
     } catch {}
