@@ -75,6 +75,12 @@ async fn publish_until_closed(client: Client, user: &str) -> Witness {
     use tokio_tungstenite::tungstenite::Message;
     let (mut write, mut read) = client.ws.split();
     let prefix = user.to_owned();
+    // The reader pokes the writer when `draining` arrives: a busy app's next publish is then
+    // on its way at once, so publishes reach the server while it drains in every round, not
+    // only where the 2 ms pace happens to fall into that short window (a loaded machine
+    // could go 30 rounds without one).
+    let poke = std::sync::Arc::new(tokio::sync::Notify::new());
+    let poked = std::sync::Arc::clone(&poke);
     let writer = tokio::spawn(async move {
         let mut sent = Vec::new();
         for n in 0.. {
@@ -84,7 +90,10 @@ async fn publish_until_closed(client: Client, user: &str) -> Witness {
                 break;
             }
             sent.push(id);
-            tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+            tokio::select! {
+                () = tokio::time::sleep(std::time::Duration::from_millis(2)) => {}
+                () = poked.notified() => {}
+            }
         }
         sent
     });
@@ -96,7 +105,10 @@ async fn publish_until_closed(client: Client, user: &str) -> Witness {
                     witness.acked.insert(ack.id.to_string());
                 }
                 ServerFrame::Nack(nack) => witness.nacked.push((nack.id.to_string(), nack.code)),
-                ServerFrame::Draining(_) => witness.draining = true,
+                ServerFrame::Draining(_) => {
+                    witness.draining = true;
+                    poke.notify_one();
+                }
                 _ => {}
             },
             Ok(Message::Close(frame)) => {
