@@ -62,6 +62,18 @@ async fn as_backend(
     http(server, method, path, &[("Authorization", &auth)], body).await
 }
 
+/// Publishes `body` as `id` and returns the `nack` it gets.
+async fn refused(client: &mut Client, id: &str, body: &str) -> wire::Nack {
+    client.publish(ROOM, id, body).await;
+    let frames = client
+        .recv_until(|f| matches!(f, ServerFrame::Nack(n) if n.id.as_str() == id))
+        .await;
+    match frames.last() {
+        Some(ServerFrame::Nack(nack)) => nack.clone(),
+        other => panic!("{id}: no nack but {other:?}"),
+    }
+}
+
 /// One editor: its document, its socket while online, and the updates it made offline.
 struct Peer {
     user: String,
@@ -332,30 +344,17 @@ async fn a_client_with_part_of_the_document_receives_only_what_it_lacks_and_bad_
 
     // A malformed update is refused with a clear code, and nothing is stored.
     let client = ana.client.as_mut().unwrap();
-    client
-        .publish(
-            ROOM,
-            "bad-1",
-            r#"{"type":"yjs","doc":"notes","update":"AAAA!"}"#,
-        )
-        .await;
-    let frames = client
-        .recv_until(|f| matches!(f, ServerFrame::Nack(_)))
-        .await;
-    let ServerFrame::Nack(nack) = frames.last().unwrap() else {
-        unreachable!()
-    };
+    let nack = refused(
+        client,
+        "bad-1",
+        r#"{"type":"yjs","doc":"notes","update":"AAAA!"}"#,
+    )
+    .await;
     assert_eq!(nack.code, wire::ErrorCode::BadFrame);
     assert!(nack.message.contains("base64"), "{}", nack.message);
-    client
-        .publish(ROOM, "bad-2", &serde_json::json!({"type":"yjs","doc":"notes","update": BASE64.encode([255u8, 255, 255])}).to_string())
-        .await;
-    let frames = client
-        .recv_until(|f| matches!(f, ServerFrame::Nack(_)))
-        .await;
-    let ServerFrame::Nack(nack) = frames.last().unwrap() else {
-        unreachable!()
-    };
+    let not_yjs =
+        serde_json::json!({"type":"yjs","doc":"notes","update": BASE64.encode([255u8, 255, 255])});
+    let nack = refused(client, "bad-2", &not_yjs.to_string()).await;
     assert!(
         nack.message.contains("not a Yjs update"),
         "{}",
