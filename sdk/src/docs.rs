@@ -37,6 +37,17 @@ pub struct DocUpdate {
 /// a valid one, and the reason for a `yjs` event that is malformed (no `doc` name, no `update`,
 /// not base64, not a Yjs update).
 pub fn read_update(body: &Json) -> Result<Option<DocUpdate>, String> {
+    let Some(update) = read_stored(body)? else {
+        return Ok(None);
+    };
+    check_update(&update.update)?;
+    Ok(Some(update))
+}
+
+/// Like [`read_update`] without decoding the update itself: for events the server stored,
+/// which it checked when they were published (their update is decoded once, where it is
+/// applied).
+pub fn read_stored(body: &Json) -> Result<Option<DocUpdate>, String> {
     if body.event_type().as_deref() != Some(DOC_EVENT_TYPE) {
         return Ok(None);
     }
@@ -51,7 +62,7 @@ pub fn read_update(body: &Json) -> Result<Option<DocUpdate>, String> {
         EventId::parse(doc).map_err(|err| format!("the document name is not valid: {err}"))?;
     Ok(Some(DocUpdate {
         doc,
-        update: decode_update(&update)?,
+        update: decode(&update, "the update")?,
     }))
 }
 
@@ -65,9 +76,15 @@ pub fn decode(text: &str, what: &str) -> Result<Vec<u8>, String> {
 /// A base64 Yjs update (v1), checked to decode.
 pub fn decode_update(text: &str) -> Result<Vec<u8>, String> {
     let bytes = decode(text, "the update")?;
-    Update::decode_v1(&bytes)
-        .map_err(|err| format!("the update is not a Yjs update (v1 encoding): {err}"))?;
+    check_update(&bytes)?;
     Ok(bytes)
+}
+
+/// Whether `bytes` decode as a Yjs update (v1).
+fn check_update(bytes: &[u8]) -> Result<(), String> {
+    Update::decode_v1(bytes)
+        .map(drop)
+        .map_err(|err| format!("the update is not a Yjs update (v1 encoding): {err}"))
 }
 
 /// Base64 text of bytes (updates and state vectors in JSON).
@@ -145,7 +162,7 @@ impl SharedDoc {
     /// from the outbox) when it is an update of this document; `true` when it was one. Applying
     /// an update twice changes nothing.
     pub fn apply_event(&self, body: &Json) -> bool {
-        match read_update(body) {
+        match read_stored(body) {
             Ok(Some(update)) if update.doc == self.name => {
                 self.apply(&update.update);
                 true

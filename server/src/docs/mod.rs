@@ -54,13 +54,18 @@ pub fn check_body(body: &Json) -> Result<Option<DocUpdate>, String> {
     chorus_sdk::docs::read_update(body)
 }
 
-/// The document a stored event updates, if it is a document update (cheap for other events:
-/// the stored body was checked by [`check_body`] when it was published).
+/// The document a stored event updates, if it is a document update (cheap for other events;
+/// the update is not decoded again: [`check_body`] did when it was published).
 pub fn doc_of(body: &Json) -> Option<EventId> {
     if !body.as_text().contains("\"yjs\"") {
         return None;
     }
-    check_body(body).ok().flatten().map(|update| update.doc)
+    stored_update(body).map(|update| update.doc)
+}
+
+/// A stored event's document update, not decoded again (see [`doc_of`]).
+fn stored_update(body: &Json) -> Option<DocUpdate> {
+    chorus_sdk::docs::read_stored(body).ok().flatten()
 }
 
 /// A document name: the event id rules (1 to 64 of `A-Z a-z 0-9 _ - . :`).
@@ -151,7 +156,7 @@ pub async fn load(
             }
         }
         for stored in &page.events {
-            if let Ok(Some(update)) = check_body(&stored.event.body)
+            if let Some(update) = stored_update(&stored.event.body)
                 && update.doc == *name
             {
                 apply(&doc, &update.update, room, name);
