@@ -39,12 +39,14 @@ pub struct Chorus {
 }
 
 /// Starts the app's client for `session` against the server at `url` and provides it as
-/// context to everything below the calling component; closed when that component is disposed.
+/// context to everything below the calling component; closed when that component is disposed,
+/// or signed out ([`BrowserClient::sign_out`]: the user's stored outboxes are dropped, never
+/// sent) when `signing_out` holds `true` by then.
 ///
 /// The outbox and remembered transport are kept in `localStorage` per user and per tab (the
 /// SDK's layout under a `chorus-app.<user>.` prefix), so a reload while offline loses nothing and
 /// two tabs never overwrite each other's; the tabs share one connection.
-pub fn provide_chorus(url: &str, session: Session) -> Chorus {
+pub fn provide_chorus(url: &str, session: Session, signing_out: StoredValue<bool>) -> Chorus {
     let chorus = Chorus {
         client: StoredValue::new_local(None),
         state: RwSignal::new(ConnectionState::Connecting {
@@ -94,10 +96,10 @@ pub fn provide_chorus(url: &str, session: Session) -> Chorus {
         Err(error) => chorus.problem.set(Some(format!("Cannot start: {error}"))),
     }
     on_cleanup(move || {
-        chorus.client.update_value(|client| {
-            if let Some(client) = client.take() {
-                client.close();
-            }
+        chorus.client.update_value(|client| match client.take() {
+            Some(client) if signing_out.get_value() => client.sign_out(),
+            Some(client) => client.close(),
+            None => {}
         });
     });
     provide_context(chorus);

@@ -178,7 +178,11 @@ async fn use_room_shows_pending_publishes_and_keeps_them_across_a_reload() {
     start_executor();
     let owner = Owner::new();
     let handle = owner.with(|| {
-        provide_chorus("http://127.0.0.1:9", session.clone());
+        provide_chorus(
+            "http://127.0.0.1:9",
+            session.clone(),
+            StoredValue::new(false),
+        );
         use_room(Signal::stored(room.clone()))
     });
     handle.send("Tess", "written offline");
@@ -212,7 +216,11 @@ async fn use_room_shows_pending_publishes_and_keeps_them_across_a_reload() {
     drop(owner);
     let owner = Owner::new();
     let again = owner.with(|| {
-        provide_chorus("http://127.0.0.1:9", session.clone());
+        provide_chorus(
+            "http://127.0.0.1:9",
+            session.clone(),
+            StoredValue::new(false),
+        );
         use_room(Signal::stored(room))
     });
     sleep(50).await;
@@ -237,7 +245,11 @@ async fn use_room_follows_the_room_signal_on_one_client() {
     let owner = Owner::new();
     let room = owner.with(|| RwSignal::new(first.clone()));
     let (one, two) = owner.with(|| {
-        provide_chorus("http://127.0.0.1:9", session.clone());
+        provide_chorus(
+            "http://127.0.0.1:9",
+            session.clone(),
+            StoredValue::new(false),
+        );
         // Two views of the same room share the app's client (and its outbox).
         (
             use_room(room.into()),

@@ -27,7 +27,7 @@ Exit codes:
   0  done (tail/presence --watch: stopped by Ctrl-C or SIGTERM, or --limit reached)
   1  failed: the server could not be reached, a file could not be read or written
   2  bad input: a bad flag, URL, room name, JSON body or CA file, or no token
-  3  refused by the server: its code and sentence are printed (forbidden, body_too_large,
+  3  refused by the server: its code and sentence are printed (forbidden, frame_too_large,
      unauthenticated, token_expired, not_found for tokens without --dev, ...)
   4  timed out: `send` was not acknowledged within --timeout (it may still be stored)";
 

@@ -337,6 +337,16 @@ async fn send_exits_0_once_acked_and_the_event_is_in_the_history() {
         .collect();
     assert_eq!(texts, ["hello", "from stdin"]);
     assert_eq!(events[0]["id"], ack["id"], "the acked id is the stored one");
+    // `--token` instead of CHORUS_TOKEN, and over it.
+    for environment in [None, Some("not-a-token")] {
+        let mut command = cli.command(&["send", "doc:2", "3", "--token", &cli.token]);
+        match environment {
+            Some(value) => command.env("CHORUS_TOKEN", value),
+            None => command.env_remove("CHORUS_TOKEN"),
+        };
+        let output = command.output().await.unwrap();
+        assert_eq!(output.status.code(), Some(0), "{output:?}");
+    }
     server.shutdown().await;
 }
 

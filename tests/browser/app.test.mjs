@@ -207,3 +207,38 @@ test("two tabs of the app share one WebSocket and keep each other's pending mess
     await context.close();
   }
 });
+
+test("signing out with messages pending drops them: another user signed in next never sends them", async () => {
+  const hal = await openApp("Hal", "signout");
+  const ivy = await openApp("Ivy", "signout");
+  try {
+    await hal.context.setOffline(true);
+    await badge(hal.page, "offline");
+    await send(hal.page, "never sent");
+    await until(hal.page, () => document.querySelector(".badge-detail")?.textContent === "1 pending");
+    const stored = () => hal.page.evaluate(() => Object.keys(localStorage).filter((key) => key.startsWith("chorus-app.") && key !== "chorus-app.session"));
+    assert.ok((await stored()).length > 0, "the pending message is stored");
+    await hal.page.getByRole("button", { name: "Sign out" }).click();
+    await hal.page.getByLabel("Your name").waitFor();
+    assert.deepEqual(await stored(), [], "nothing of Hal's is left in storage");
+    // Back online, Jo signs in on the same browser: Hal's message is not sent, Jo's is.
+    await hal.context.setOffline(false);
+    await hal.page.getByLabel("Your name").fill("Jo");
+    await hal.page.getByRole("button", { name: "Join" }).click();
+    await badge(hal.page, "live");
+    await send(hal.page, "from Jo");
+    await until(ivy.page, () => document.querySelector(".feed")?.textContent.includes("from Jo"));
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    assert.deepEqual(await feed(ivy.page), ["Jo: from Jo [confirmed]"]);
+    // And Hal signing in again later gets nothing back to send either.
+    await hal.page.getByRole("button", { name: "Sign out" }).click();
+    await hal.page.getByLabel("Your name").fill("Hal");
+    await hal.page.getByRole("button", { name: "Join" }).click();
+    await badge(hal.page, "live");
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    assert.deepEqual(await feed(ivy.page), ["Jo: from Jo [confirmed]"]);
+  } finally {
+    await hal.context.close();
+    await ivy.context.close();
+  }
+});

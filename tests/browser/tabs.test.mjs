@@ -3,9 +3,10 @@
 // events), each tab stays a connection of its own in presence; when the leading tab closes or
 // crashes while every tab publishes, another tab takes over and every message reaches an
 // observer exactly once, in each sender's order (a closed tab's pending publishes are sent by
-// the next tab that starts). `shareConnection: false`, and a browser without BroadcastChannel,
-// give one socket per page. In polling mode the pages hold one long poll between them
-// (`POST /v1/polls`, made by the leading page only), also across a takeover.
+// the next tab that starts; a crashed tab's by a tab that starts once its lease is 15 s old).
+// `shareConnection: false`, and a browser without BroadcastChannel or Web Locks, give one
+// socket per page. In polling mode the pages hold one long poll between them (`POST
+// /v1/polls`, made by the leading page only), also across a takeover.
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import { mint, serverAndBrowser } from "./harness.mjs";
@@ -222,6 +223,12 @@ test(`crashing the leading tab (${transport}): another leads and nothing the oth
   const COUNT = 30;
   for (const page of pages) await publishLoop(page, COUNT, 25);
   await new Promise((resolve) => setTimeout(resolve, 300));
+  // The leader stops with a burst still unacknowledged, and its renderer dies at once.
+  const leaderCount = await pages[0].evaluate((name) => {
+    window.halt = true;
+    for (let n = window.count; n < window.count + 5; n++) window.room.publish({ tab: name, n });
+    return window.count + 5;
+  }, "t0");
   const crashedAt = Date.now();
   const pollsBefore = box.polls.length;
   // The renderer dies: no pagehide, no unload, no goodbye on the socket.
@@ -243,11 +250,19 @@ test(`crashing the leading tab (${transport}): another leads and nothing the oth
   if (transport === "websocket") assert.equal(box.sockets.length, 2, `the crashed leader's socket and the new leader's: ${JSON.stringify(box.sockets)}`);
   else oneNewPoller(box, pollsBefore, crashedAt, "crash");
   await logReconnects(survivors, crashedAt, "crash", transport);
+  // The crashed tab's lease was never removed: once it is older than 15 s, a tab that starts
+  // takes its outbox over and sends the rest, each once.
+  await new Promise((resolve) => setTimeout(resolve, Math.max(0, crashedAt + 15500 - Date.now())));
+  const reopened = await openTab(box, "t0-again", { room, transport });
+  await until(async () => bySender(await watch.events()).t0?.length >= leaderCount, "the crashed tab's publishes, sent by a later tab");
+  await new Promise((resolve) => setTimeout(resolve, 300));
+  assert.deepEqual(bySender(await watch.events()).t0, range(leaderCount), "the crashed leader's messages once each, in order");
+  await reopened.close();
   await box.context.close();
   await watch.box.context.close();
 });
 
-test("shareConnection: false, or no BroadcastChannel, gives each page its own socket", async () => {
+test("shareConnection: false, or no BroadcastChannel or Web Locks, gives each page its own socket", async () => {
   const box = await counted();
   for (const name of ["a", "b", "c"]) await openTab(box, name, { room: "tabs:own", share: false });
   assert.deepEqual(box.sockets.map(([name]) => name), ["a", "b", "c"]);
@@ -256,4 +271,8 @@ test("shareConnection: false, or no BroadcastChannel, gives each page its own so
   for (const name of ["a", "b"]) await openTab(old, name, { room: "tabs:own" });
   assert.deepEqual(old.sockets.map(([name]) => name), ["a", "b"]);
   await old.context.close();
+  const unlocked = await counted(() => Object.defineProperty(Navigator.prototype, "locks", { get: () => undefined }));
+  for (const name of ["a", "b"]) await openTab(unlocked, name, { room: "tabs:own" });
+  assert.deepEqual(unlocked.sockets.map(([name]) => name), ["a", "b"]);
+  await unlocked.context.close();
 });

@@ -25,6 +25,9 @@ fn room_from_fragment() -> Option<RoomName> {
 #[component]
 pub fn App() -> impl IntoView {
     let session = RwSignal::new(session::saved());
+    // Set by "Sign out" before the session goes, so the workspace signs its client out (the
+    // user's queued messages dropped) instead of only closing it.
+    let signing_out = StoredValue::new(false);
     view! {
         <main class="app">
             <header class="top">
@@ -38,6 +41,7 @@ pub fn App() -> impl IntoView {
                                 <button
                                     class="link"
                                     on:click=move |_| {
+                                        signing_out.set_value(true);
                                         session::forget();
                                         session.set(None);
                                     }
@@ -49,8 +53,16 @@ pub fn App() -> impl IntoView {
                 }}
             </header>
             {move || match session.get() {
-                None => view! { <SignIn on_signed_in=Callback::new(move |s| session.set(Some(s))) /> }.into_any(),
-                Some(s) => view! { <Workspace session=s /> }.into_any(),
+                None => {
+                    view! {
+                        <SignIn on_signed_in=Callback::new(move |s| {
+                            signing_out.set_value(false);
+                            session.set(Some(s));
+                        }) />
+                    }
+                        .into_any()
+                }
+                Some(s) => view! { <Workspace session=s signing_out /> }.into_any(),
             }}
         </main>
     }
@@ -102,13 +114,15 @@ fn SignIn(
 }
 
 /// The room picker and the current room, on the app's one client (provided here for
-/// everything below; closed on sign-out).
+/// everything below; signed out on sign-out).
 #[component]
 fn Workspace(
     /// Who is signed in.
     session: Session,
+    /// Whether the client is to be signed out, not only closed, when the workspace goes.
+    signing_out: StoredValue<bool>,
 ) -> impl IntoView {
-    provide_chorus(&session::server_url(), session.clone());
+    provide_chorus(&session::server_url(), session.clone(), signing_out);
     let room = RwSignal::new(
         room_from_fragment()
             .unwrap_or_else(|| RoomName::parse(SUGGESTED_ROOMS[0]).expect("a valid room name")),
