@@ -4,8 +4,8 @@
 //! polling session, found by its own expiry timer, so it goes on time rather than at the next
 //! sweep, which may be a heartbeat later).
 
+use litemap::LiteMap;
 use std::cmp::Reverse;
-use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use chorus_sdk::wire::{self, ErrorCode, RoomName, ServerFrame, Welcome, close_code};
@@ -52,7 +52,7 @@ impl Hub {
                 wire_id,
                 kind,
                 last_seen: now.instant,
-                rooms: BTreeSet::new(),
+                rooms: LiteMap::new(),
                 publish_budget: TokenBucket::full(self.config.publish_burst, now.instant),
                 appends_in_flight: 0,
                 signal_budget: TokenBucket::full(self.config.signal_burst, now.instant),
@@ -95,7 +95,7 @@ impl Hub {
         state.identity = identity;
         let mut revoked: Vec<RoomName> = state
             .rooms
-            .iter()
+            .keys()
             .filter(|room| !state.identity.can_join(room))
             .cloned()
             .collect();
@@ -142,7 +142,7 @@ impl Hub {
         }
         self.orphaned_replays
             .retain(|(orphan, _), _| *orphan != conn);
-        for room_name in state.rooms {
+        for (room_name, ()) in state.rooms {
             self.remove_member_of(now, conn, &state.identity.user, &room_name, true);
         }
         if self.conns.len() == self.poll_sessions {

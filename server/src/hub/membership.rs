@@ -218,7 +218,7 @@ impl Hub {
             );
             return self.refuse_join(conn, ErrorCode::MetaTooLarge, &message, room_name);
         }
-        if state.rooms.contains(&room_name) {
+        if state.rooms.contains_key(&room_name) {
             // Joining again refreshes the meta and re-sends the room's state; no replay.
             let joined_already = self
                 .rooms
@@ -241,7 +241,7 @@ impl Hub {
             .get_mut(&conn)
             .expect("checked above")
             .rooms
-            .insert(room_name.clone());
+            .insert(room_name.clone(), ());
         let base = self.config.version_base;
         let room = self
             .rooms
@@ -266,7 +266,7 @@ impl Hub {
         let Some(state) = self.conns.get(&conn) else {
             return;
         };
-        if !state.rooms.contains(&join.room) {
+        if !state.rooms.contains_key(&join.room) {
             return; // Left again (or disconnected) while the room was loading.
         }
         let identity = Arc::clone(&state.identity);
@@ -401,7 +401,7 @@ impl Hub {
         let removed = self
             .conns
             .get_mut(&conn)
-            .is_some_and(|state| state.rooms.remove(&room_name));
+            .is_some_and(|state| state.rooms.remove(&room_name).is_some());
         let replaying = self
             .rooms
             .get(&room_name)

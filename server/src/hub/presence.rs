@@ -13,6 +13,8 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Instant;
 
+use litemap::LiteMap;
+
 use chorus_sdk::wire::{Json, PresenceConn, PresenceSnapshot, PresenceUser};
 
 use super::ConnId;
@@ -51,51 +53,11 @@ pub(crate) struct Presence {
 #[derive(Debug)]
 struct UserEntry {
     name: Option<String>,
-    conns: Conns,
+    /// Ordered by key. A `Vec` kept sorted: most users have one or a few connections, and a
+    /// `BTreeMap` allocates a node for 11 entries (about 650 bytes) for the first one.
+    conns: LiteMap<ConnKey, ConnEntry>,
     /// Set while only lingering connections remain: when the user is announced as gone.
     leave_at: Option<Instant>,
-}
-
-/// A user's connections, ordered by key: a `Vec` kept sorted, since most users have one or a
-/// few (a `BTreeMap` allocates a node for 11 entries, about 650 bytes, for the first one).
-#[derive(Debug)]
-struct Conns(Vec<(ConnKey, ConnEntry)>);
-
-impl Conns {
-    fn one(key: ConnKey, conn: ConnEntry) -> Conns {
-        Conns(vec![(key, conn)])
-    }
-
-    fn find(&self, key: &ConnKey) -> Result<usize, usize> {
-        self.0.binary_search_by(|(k, _)| k.cmp(key))
-    }
-
-    fn get(&self, key: &ConnKey) -> Option<&ConnEntry> {
-        self.find(key).ok().map(|at| &self.0[at].1)
-    }
-
-    fn get_mut(&mut self, key: &ConnKey) -> Option<&mut ConnEntry> {
-        self.find(key).ok().map(|at| &mut self.0[at].1)
-    }
-
-    fn insert(&mut self, key: ConnKey, conn: ConnEntry) {
-        match self.find(&key) {
-            Ok(at) => self.0[at].1 = conn,
-            Err(at) => self.0.insert(at, (key, conn)),
-        }
-    }
-
-    fn remove(&mut self, key: &ConnKey) -> Option<ConnEntry> {
-        self.find(key).ok().map(|at| self.0.remove(at).1)
-    }
-
-    fn iter(&self) -> impl Iterator<Item = (&ConnKey, &ConnEntry)> {
-        self.0.iter().map(|(key, conn)| (key, conn))
-    }
-
-    fn values(&self) -> impl Iterator<Item = &ConnEntry> {
-        self.0.iter().map(|(_, conn)| conn)
-    }
 }
 
 #[derive(Debug)]
@@ -199,7 +161,7 @@ impl Presence {
         };
         match self.users.get_mut(arrival.user) {
             Some(entry) => {
-                entry.conns.0.retain(|(_, c)| !c.lingering);
+                entry.conns.retain(|_, c| !c.lingering);
                 entry.conns.insert(arrival.key, conn);
                 entry.leave_at = None;
                 let wire = entry.to_wire(arrival.user);
@@ -208,7 +170,7 @@ impl Presence {
             None => {
                 let entry = UserEntry {
                     name: arrival.name.map(str::to_owned),
-                    conns: Conns::one(arrival.key, conn),
+                    conns: LiteMap::from_iter([(arrival.key, conn)]),
                     leave_at: None,
                 };
                 let wire = entry.to_wire(arrival.user);
@@ -283,7 +245,7 @@ impl Presence {
     pub(crate) fn has_conns_of(&self, node: &str) -> bool {
         self.users
             .values()
-            .any(|entry| entry.conns.iter().any(|(key, _)| &*key.node == node))
+            .any(|entry| entry.conns.keys().any(|key| &*key.node == node))
     }
 
     /// Every connection of `node` that is present: (user, key, lingering), in order.
@@ -362,44 +324,6 @@ mod tests {
             }
             other => panic!("expected a join or update, got {other:?}"),
         }
-    }
-
-    #[test]
-    fn a_users_connections_stay_ordered_by_node_then_id_and_a_key_is_held_once() {
-        let entry = |id: &str| ConnEntry {
-            wire_id: id.to_owned(),
-            meta: Json::null(),
-            since: 0,
-            lingering: false,
-        };
-        let on = |node: &str, conn: ConnId| ConnKey {
-            node: node.into(),
-            conn,
-        };
-        let mut conns = Conns::one(on("b", 1), entry("b1"));
-        conns.insert(on("a", 7), entry("a7"));
-        conns.insert(on("b", 0), entry("b0"));
-        conns.insert(on("a", 2), entry("a2"));
-        conns.insert(on("b", 0), entry("b0 again"));
-        let ids = |conns: &Conns| {
-            conns
-                .values()
-                .map(|c| c.wire_id.clone())
-                .collect::<Vec<_>>()
-        };
-        assert_eq!(ids(&conns), ["a2", "a7", "b0 again", "b1"]);
-        assert_eq!(
-            conns.remove(&on("a", 7)).map(|c| c.wire_id),
-            Some("a7".into())
-        );
-        assert!(conns.remove(&on("a", 7)).is_none());
-        assert_eq!(
-            conns.get(&on("b", 1)).map(|c| c.wire_id.as_str()),
-            Some("b1")
-        );
-        conns.get_mut(&on("a", 2)).unwrap().lingering = true;
-        assert_eq!(conns.iter().filter(|(_, c)| c.lingering).count(), 1);
-        assert_eq!(ids(&conns), ["a2", "b0 again", "b1"]);
     }
 
     #[test]

@@ -256,7 +256,7 @@ impl Hub {
             });
         }
         // `Conn::rooms` and `rooms` agree, so a joined room exists; check both anyway.
-        if !state.rooms.contains(&publish.room) || !self.rooms.contains_key(&publish.room) {
+        if !state.rooms.contains_key(&publish.room) || !self.rooms.contains_key(&publish.room) {
             return Err(Refusal::new(
                 ErrorCode::NotJoined,
                 format!("join room {} before publishing to it", publish.room),

@@ -178,7 +178,7 @@ impl Hub {
         };
         let state = self.conns.get_mut(&conn).expect("checked above");
         let id = op.id.clone();
-        let refusal = if !state.rooms.contains(&room) || !self.rooms.contains_key(&room) {
+        let refusal = if !state.rooms.contains_key(&room) || !self.rooms.contains_key(&room) {
             Some((
                 ErrorCode::NotJoined,
                 format!("join room {room} before streaming to it"),
