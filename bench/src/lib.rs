@@ -154,6 +154,10 @@ pub struct Results {
     /// Scenario 9, shared documents, per configuration (compacting or not) and round.
     #[serde(default)]
     pub docs: Vec<(usize, scenario::docs::DocsRun)>,
+    /// Scenario 10, the fan-out with Chorus on one and on two worker threads, per thread count
+    /// and round (Chorus only).
+    #[serde(default)]
+    pub multicore: Vec<(usize, usize, fanout::FanoutRun)>,
     /// Runs that failed, with why.
     pub failures: Vec<String>,
 }

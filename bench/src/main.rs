@@ -33,7 +33,7 @@ struct Cli {
     #[arg(long)]
     storm_clients: Option<usize>,
     /// Scenarios to run (default: all): idle, fanout, polling, reconnect, big-room, nodes,
-    /// streams, client-cpu, docs.
+    /// streams, client-cpu, docs, multicore.
     #[arg(long, value_delimiter = ',')]
     only: Vec<String>,
     /// Only rewrite the report from `results.json` in `--out` (e.g. after editing `NOTES.md`).
@@ -111,6 +111,7 @@ async fn suite(cli: Cli) -> Result<()> {
         streams: Vec::new(),
         client_cpu: Vec::new(),
         docs: Vec::new(),
+        multicore: Vec::new(),
         failures: Vec::new(),
     };
     say(&format!("machine: {:?}", results.machine));
@@ -151,21 +152,33 @@ async fn suite(cli: Cli) -> Result<()> {
                     .await
                     {
                         Ok(run) => {
-                            for s in &run.steps {
-                                say(&format!(
-                                    "{label}: {:.0}/s delivered, {:.2} CPU-s/M, p50 {:.2} p99 {:.2} p99.9 {:.2} ms, generator {:.0}%",
-                                    s.deliveries_per_s,
-                                    s.cpu_s_per_million,
-                                    s.p50_ms,
-                                    s.p99_ms,
-                                    s.p999_ms,
-                                    s.generator_busy * 100.0
-                                ));
-                            }
-                            if let Some(why) = &run.stopped {
-                                say(&format!("{label}: stopped: {why}"));
-                            }
+                            say_steps(&label, &run);
                             results.fanout.push((target, round, run));
+                        }
+                        Err(err) => fail(&mut results, &label, &err),
+                    }
+                }
+            }
+        }
+    }
+    if wants("multicore") {
+        // Issue 19: the same fan-out with Chorus on 1 and on 2 worker threads. On 2 threads it
+        // is pinned to cores 0 and 1, so on a 2-core machine it shares the generator's core.
+        for &members in &sizes.room_sizes {
+            for round in 0..sizes.rounds {
+                for threads in [1, 2] {
+                    let label = format!("multicore {members} round {} {threads} thread(s)", round + 1);
+                    let step = Duration::from_millis(sizes.step_ms);
+                    let ladder = &sizes.ladder;
+                    let flags = ["--worker-threads".to_owned(), threads.to_string()];
+                    match with_server(Target::Chorus, &programs, &flags, |server| async move {
+                        fanout::run(&server, members, ladder, step).await
+                    })
+                    .await
+                    {
+                        Ok(run) => {
+                            say_steps(&label, &run);
+                            results.multicore.push((threads, round, run));
                         }
                         Err(err) => fail(&mut results, &label, &err),
                     }
@@ -454,6 +467,24 @@ where
     // Let the kernel finish closing the connections before the next run starts.
     tokio::time::sleep(Duration::from_millis(500)).await;
     result
+}
+
+/// Says each step of a fan-out `run`, and why it stopped if it did.
+fn say_steps(label: &str, run: &fanout::FanoutRun) {
+    for s in &run.steps {
+        say(&format!(
+            "{label}: {:.0}/s delivered, {:.2} CPU-s/M, p50 {:.2} p99 {:.2} p99.9 {:.2} ms, generator {:.0}%",
+            s.deliveries_per_s,
+            s.cpu_s_per_million,
+            s.p50_ms,
+            s.p99_ms,
+            s.p999_ms,
+            s.generator_busy * 100.0
+        ));
+    }
+    if let Some(why) = &run.stopped {
+        say(&format!("{label}: stopped: {why}"));
+    }
 }
 
 fn fail(results: &mut Results, label: &str, err: &anyhow::Error) {

@@ -52,6 +52,33 @@ fn step_table(results: &Results) -> StepTable<'_> {
     table
 }
 
+/// One row of a fan-out table: `label`, then the spread over rounds of one ladder step.
+fn step_row(md: &mut String, label: &str, steps: &[&Step]) {
+    let col = |f: fn(&Step) -> f64| steps.iter().map(|s| f(s)).collect::<Vec<f64>>();
+    let lossy = steps
+        .iter()
+        .filter(|s| s.delivered < s.expected || s.refusals + s.closed > 0)
+        .count();
+    let _ = writeln!(
+        md,
+        "| {} | {} | {} | {} | {} | {} | {} | {} % | {}{} |",
+        label,
+        svg::label(steps[0].target_deliveries_per_s),
+        spread_text(&col(|s| s.deliveries_per_s), 0),
+        spread_text(&col(|s| s.cpu_s_per_million), 2),
+        spread_text(&col(|s| s.p50_ms), 2),
+        spread_text(&col(|s| s.p99_ms), 2),
+        spread_text(&col(|s| s.p999_ms), 2),
+        spread_text(&col(|s| s.generator_busy * 100.0), 0),
+        steps.len(),
+        if lossy > 0 {
+            format!(" ({lossy} with loss)")
+        } else {
+            String::new()
+        }
+    );
+}
+
 fn steps_at<'a>(
     table: &'a StepTable<'_>,
     members: usize,
@@ -319,30 +346,9 @@ pub fn write(results: &Results, notes: Option<&str>) -> Vec<(String, String)> {
         for (&target, steps) in by_target {
             let mut points = Vec::new();
             for steps in steps.values() {
-                let col = |f: fn(&Step) -> f64| steps.iter().map(|s| f(s)).collect::<Vec<f64>>();
-                let lossy = steps
-                    .iter()
-                    .filter(|s| s.delivered < s.expected || s.refusals + s.closed > 0)
-                    .count();
-                let _ = writeln!(
-                    md,
-                    "| {} | {} | {} | {} | {} | {} | {} | {} % | {}{} |",
-                    target.label(),
-                    svg::label(steps[0].target_deliveries_per_s),
-                    spread_text(&col(|s| s.deliveries_per_s), 0),
-                    spread_text(&col(|s| s.cpu_s_per_million), 2),
-                    spread_text(&col(|s| s.p50_ms), 2),
-                    spread_text(&col(|s| s.p99_ms), 2),
-                    spread_text(&col(|s| s.p999_ms), 2),
-                    spread_text(&col(|s| s.generator_busy * 100.0), 0),
-                    steps.len(),
-                    if lossy > 0 {
-                        format!(" ({lossy} with loss)")
-                    } else {
-                        String::new()
-                    }
-                );
-                points.push((steps[0].target_deliveries_per_s, median(&col(|s| s.p99_ms))));
+                step_row(&mut md, target.label(), steps);
+                let p99: Vec<f64> = steps.iter().map(|s| s.p99_ms).collect();
+                points.push((steps[0].target_deliveries_per_s, median(&p99)));
             }
             series.push(Series {
                 name: target.label().into(),
@@ -705,6 +711,46 @@ pub fn write(results: &Results, notes: Option<&str>) -> Vec<(String, String)> {
             );
         }
         md.push('\n');
+    }
+
+    // Scenario 10.
+    let _ = writeln!(md, "## 9. Multi-core (Chorus only)\n");
+    if results.multicore.is_empty() {
+        let _ = writeln!(md, "Not run.\n");
+    } else {
+        let _ = writeln!(
+            md,
+            "The fan-out of section 2 with Chorus on `--worker-threads 1` (pinned to core 0, as everywhere else) and on `--worker-threads 2` (pinned to cores 0 and 1). This machine has {} cores, so on 2 threads Chorus shares core 1 with the generator, and its CPU column includes what it took from the generator's core.\n",
+            results.machine.cores
+        );
+        // Steps by room size, thread count and ladder step, over rounds.
+        let mut table: BTreeMap<usize, BTreeMap<usize, BTreeMap<usize, Vec<&Step>>>> =
+            BTreeMap::new();
+        for (threads, _, run) in &results.multicore {
+            for (index, step) in run.steps.iter().enumerate() {
+                table
+                    .entry(run.members)
+                    .or_default()
+                    .entry(*threads)
+                    .or_default()
+                    .entry(index)
+                    .or_default()
+                    .push(step);
+            }
+        }
+        for (members, by_threads) in &table {
+            let _ = writeln!(md, "### Room of {members} members\n");
+            let _ = writeln!(
+                md,
+                "| Chorus worker threads | target/s | delivered/s | CPU-s per M deliveries | p50 ms | p99 ms | p99.9 ms | generator | rounds |\n|---|---|---|---|---|---|---|---|---|"
+            );
+            for (threads, steps) in by_threads {
+                for steps in steps.values() {
+                    step_row(&mut md, &threads.to_string(), steps);
+                }
+            }
+            md.push('\n');
+        }
     }
 
     if !results.failures.is_empty() {

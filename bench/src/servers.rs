@@ -56,6 +56,15 @@ pub struct Programs {
     pub core: usize,
 }
 
+/// The worker threads `extra` gives Chorus (`--worker-threads N`), 1 without.
+pub fn chorus_threads(extra: &[String]) -> usize {
+    extra
+        .iter()
+        .position(|flag| flag == "--worker-threads")
+        .and_then(|at| extra.get(at + 1)?.parse().ok())
+        .unwrap_or(1)
+}
+
 /// A running server, killed and reaped when dropped.
 #[derive(Debug)]
 pub struct Server {
@@ -73,11 +82,19 @@ impl Server {
     }
 
     /// Like [`Server::start`], with `extra` flags for Chorus (e.g. `--listen-backlog 128`).
+    /// `--worker-threads N` among them replaces the default of 1 and pins Chorus to cores
+    /// `0..N` instead of the servers' one core (see [`chorus_threads`]).
     pub fn start_with(target: Target, programs: &Programs, extra: &[String]) -> Result<Server> {
         let port = free_port()?;
         let addr = SocketAddr::from(([127, 0, 0, 1], port));
+        let threads = chorus_threads(extra);
+        let cores = if target == Target::Chorus && threads > 1 {
+            format!("0-{}", threads - 1)
+        } else {
+            programs.core.to_string()
+        };
         let mut command = Command::new("taskset");
-        command.args(["-c", &programs.core.to_string()]);
+        command.args(["-c", &cores]);
         // A profiler to run the server under (e.g. `heaptrack -o /tmp/chorus`), for digging into
         // a figure; its measurements are then the profiler's, not the server's.
         if let Ok(wrapper) = std::env::var("CHORUS_BENCH_SERVER_WRAPPER") {
@@ -91,12 +108,14 @@ impl Server {
                 } else {
                     &["--store", "memory"]
                 };
-                command.arg(&programs.chorus).args(store).args([
+                command.arg(&programs.chorus).args(store);
+                if threads == 1 && !extra.iter().any(|flag| flag == "--worker-threads") {
+                    command.args(["--worker-threads", "1"]);
+                }
+                command.args([
                     "--dev",
                     "--bind",
                     &addr.to_string(),
-                    "--worker-threads",
-                    "1",
                     // The benchmark's own limits: many connections from one address, publishes
                     // as fast as the generator sends them, pings every 20 s are plenty.
                     "--max-connections",
