@@ -307,6 +307,9 @@ pub(super) async fn poll(
         Ok(open) => open,
         Err(unopened) => return unopened.into_response(),
     };
+    // The header values are slices of hyper's 8 KiB read buffer: kept while the poll is held,
+    // they would pin it, and hyper would take another for its next read.
+    drop(headers);
     let mut frames = open.due(&state).await;
     if frames.as_ref().is_some_and(Vec::is_empty)
         && tokio::time::timeout(open.wait, open.wake.changed())

@@ -60,6 +60,8 @@ pub(super) async fn many(
             Err(unopened) => answers.push(answered(poll.id, unopened)),
         }
     }
+    // Not held with the polls: its values pin hyper's read buffer (see `poll::poll`).
+    drop(headers);
     // Answer what is due; hold the rest until one of them wakes or its wait runs out, then look
     // again at those (a poll whose rooms saw nothing has nothing new), until one is answered.
     let mut woken = None;
