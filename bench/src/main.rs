@@ -167,7 +167,10 @@ async fn suite(cli: Cli) -> Result<()> {
         for &members in &sizes.room_sizes {
             for round in 0..sizes.rounds {
                 for threads in [1, 2] {
-                    let label = format!("multicore {members} round {} {threads} thread(s)", round + 1);
+                    let label = format!(
+                        "multicore {members} round {} {threads} thread(s)",
+                        round + 1
+                    );
                     let step = Duration::from_millis(sizes.step_ms);
                     let ladder = &sizes.ladder;
                     let flags = ["--worker-threads".to_owned(), threads.to_string()];

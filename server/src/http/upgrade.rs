@@ -18,8 +18,10 @@ use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
 
 use super::ApiError;
 
-/// The server side of an open WebSocket.
-pub(super) type Socket = WebSocketStream<TokioIo<hyper::upgrade::Upgraded>>;
+/// The server side of an open WebSocket, boxed: it is handed down from the connection task
+/// to the functions it awaits, and each async function keeps its own copy of what it was
+/// given for as long as it runs (a 328-byte socket held once per level by every connection).
+pub(super) type Socket = Box<WebSocketStream<TokioIo<hyper::upgrade::Upgraded>>>;
 
 /// A valid WebSocket upgrade request, not yet answered.
 #[derive(Debug)]
@@ -101,8 +103,9 @@ impl Upgrade {
             match on_upgrade.await {
                 Ok(upgraded) => {
                     let io = TokioIo::new(upgraded);
-                    let socket =
-                        WebSocketStream::from_raw_socket(io, Role::Server, Some(config)).await;
+                    let socket = Box::new(
+                        WebSocketStream::from_raw_socket(io, Role::Server, Some(config)).await,
+                    );
                     connection(socket).await;
                 }
                 Err(err) => tracing::debug!("WebSocket upgrade failed: {err}"),
