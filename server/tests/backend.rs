@@ -311,6 +311,47 @@ async fn stats_readiness_and_prometheus_metrics_describe_the_server() {
     server.shutdown().await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_tasks_gauge_counts_a_task_per_connection_and_closed_ones_leave_none_behind() {
+    let server = support::start(&support::backend_config()).await;
+    let tasks = || async {
+        let metrics = http(&server, "GET", "/metrics", &[], None).await;
+        let line = metrics
+            .body
+            .lines()
+            .find_map(|line| line.strip_prefix("chorus_tasks "))
+            .map(str::to_owned);
+        line.and_then(|value| value.parse::<f64>().ok())
+            .expect("a chorus_tasks sample")
+    };
+    let before = tasks().await;
+    let mut clients = Vec::new();
+    for n in 0..10 {
+        let mut client = Client::connect(&server, &format!("u{n}")).await;
+        client.join("r", None).await;
+        clients.push(client);
+    }
+    let open = tasks().await;
+    assert!(
+        open >= before + 10.0,
+        "10 connections open: {before} tasks before, {open} now"
+    );
+    drop(clients);
+    let mut now = open;
+    for _ in 0..100 {
+        now = tasks().await;
+        if now <= before {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert!(
+        now <= before,
+        "every closed connection's task ended: {before} tasks before, {now} after"
+    );
+    server.shutdown().await;
+}
+
 #[tokio::test]
 async fn pages_from_origins_off_the_allow_list_are_refused() {
     let mut config = support::backend_config();

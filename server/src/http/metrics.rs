@@ -84,6 +84,15 @@ pub fn render(stats: &Stats, edge: &EdgeCounters, capacity: &ConnectionCapacity)
         "Live polling sessions.",
         &[("", stats.polling_sessions as f64)],
     );
+    if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+        metric(
+            &mut out,
+            "chorus_tasks",
+            "gauge",
+            "Tasks alive on the server's runtime: one per WebSocket connection and per HTTP request in progress, and a few of the server's own.",
+            &[("", runtime.metrics().num_alive_tasks() as f64)],
+        );
+    }
     metric(
         &mut out,
         "chorus_rooms",
