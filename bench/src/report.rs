@@ -32,21 +32,26 @@ fn median(values: &[f64]) -> f64 {
     Spread::of(values).map_or(f64::NAN, |s| s.median)
 }
 
-/// Fan-out steps by room size, target and ladder step, over rounds.
-type StepTable<'a> = BTreeMap<usize, BTreeMap<Target, BTreeMap<usize, Vec<&'a Step>>>>;
+/// Fan-out steps by room size, `K` (the server, or Chorus's thread count) and ladder step,
+/// over rounds.
+type StepTable<'a, K = Target> = BTreeMap<usize, BTreeMap<K, BTreeMap<usize, Vec<&'a Step>>>>;
 
 fn step_table(results: &Results) -> StepTable<'_> {
-    let mut table: StepTable<'_> = BTreeMap::new();
-    for (target, _, run) in &results.fanout {
+    group_steps(results.fanout.iter().map(|(target, _, run)| (*target, run)))
+}
+
+fn group_steps<'a, K: Ord>(
+    runs: impl Iterator<Item = (K, &'a fanout::FanoutRun)>,
+) -> StepTable<'a, K> {
+    let mut table: StepTable<'a, K> = BTreeMap::new();
+    for (key, run) in runs {
+        let by_step = table
+            .entry(run.members)
+            .or_default()
+            .entry(key)
+            .or_default();
         for (index, step) in run.steps.iter().enumerate() {
-            table
-                .entry(run.members)
-                .or_default()
-                .entry(*target)
-                .or_default()
-                .entry(index)
-                .or_default()
-                .push(step);
+            by_step.entry(index).or_default().push(step);
         }
     }
     table
@@ -723,21 +728,12 @@ pub fn write(results: &Results, notes: Option<&str>) -> Vec<(String, String)> {
             "The fan-out of section 2 with Chorus on `--worker-threads 1` (pinned to core 0, as everywhere else) and on `--worker-threads 2` (pinned to cores 0 and 1). This machine has {} cores, so on 2 threads Chorus shares core 1 with the generator, and its CPU column includes what it took from the generator's core.\n",
             results.machine.cores
         );
-        // Steps by room size, thread count and ladder step, over rounds.
-        let mut table: BTreeMap<usize, BTreeMap<usize, BTreeMap<usize, Vec<&Step>>>> =
-            BTreeMap::new();
-        for (threads, _, run) in &results.multicore {
-            for (index, step) in run.steps.iter().enumerate() {
-                table
-                    .entry(run.members)
-                    .or_default()
-                    .entry(*threads)
-                    .or_default()
-                    .entry(index)
-                    .or_default()
-                    .push(step);
-            }
-        }
+        let table = group_steps(
+            results
+                .multicore
+                .iter()
+                .map(|(threads, _, run)| (*threads, run)),
+        );
         for (members, by_threads) in &table {
             let _ = writeln!(md, "### Room of {members} members\n");
             let _ = writeln!(
