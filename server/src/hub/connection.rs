@@ -4,11 +4,11 @@
 //! polling session, found by its own expiry timer, so it goes on time rather than at the next
 //! sweep, which may be a heartbeat later).
 
-use litemap::LiteMap;
 use std::cmp::Reverse;
 use std::sync::Arc;
 
 use chorus_sdk::wire::{self, ErrorCode, RoomName, ServerFrame, Welcome, close_code};
+use litemap::LiteMap;
 
 use super::publish::TokenBucket;
 use super::{Action, Conn, ConnId, ConnKind, Hub, Now, Timer, Transmit};

@@ -54,7 +54,9 @@ pub(crate) struct Presence {
 struct UserEntry {
     name: Option<String>,
     /// Ordered by key. A `Vec` kept sorted: most users have one or a few connections, and a
-    /// `BTreeMap` allocates a node for 11 entries (about 650 bytes) for the first one.
+    /// `BTreeMap` allocates a node for 11 entries (about 650 bytes) for the first one. A new
+    /// connection goes at the end (ids only grow); removing one moves the later ones, which
+    /// only a user with thousands of connections in one room would notice.
     conns: LiteMap<ConnKey, ConnEntry>,
     /// Set while only lingering connections remain: when the user is announced as gone.
     leave_at: Option<Instant>,
