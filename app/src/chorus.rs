@@ -39,14 +39,24 @@ pub struct Chorus {
 }
 
 /// Starts the app's client for `session` against the server at `url` and provides it as
-/// context to everything below the calling component; closed when that component is disposed,
-/// or signed out ([`BrowserClient::sign_out`]: the user's stored outboxes are dropped, never
-/// sent) when `signing_out` holds `true` by then.
+/// context to everything below the calling component; closed when that component is disposed.
 ///
 /// The outbox and remembered transport are kept in `localStorage` per user and per tab (the
 /// SDK's layout under a `chorus-app.<user>.` prefix), so a reload while offline loses nothing and
 /// two tabs never overwrite each other's; the tabs share one connection.
-pub fn provide_chorus(url: &str, session: Session, signing_out: StoredValue<bool>) -> Chorus {
+pub fn provide_chorus(url: &str, session: Session) -> Chorus {
+    provide_chorus_with_sign_out(url, session, StoredValue::new(false))
+}
+
+/// [`provide_chorus`], but when the component is disposed with `signing_out` holding `true`,
+/// the client is signed out ([`BrowserClient::sign_out`]: the user's stored outboxes are
+/// dropped, never sent) rather than closed. For a "Sign out" that sets the flag and then ends
+/// the session.
+pub fn provide_chorus_with_sign_out(
+    url: &str,
+    session: Session,
+    signing_out: StoredValue<bool>,
+) -> Chorus {
     let chorus = Chorus {
         client: StoredValue::new_local(None),
         state: RwSignal::new(ConnectionState::Connecting {

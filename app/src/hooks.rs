@@ -388,7 +388,7 @@ impl RoomHandle {
 /// #[component]
 /// fn Rooms(session: Session) -> impl IntoView {
 ///     // One client for everything below; every room view shares it.
-///     provide_chorus("https://rt.example.com", session, StoredValue::new(false));
+///     provide_chorus("https://rt.example.com", session);
 ///     let room = RwSignal::new(RoomName::parse("lobby").unwrap());
 ///     view! { <Room room=room /> }
 /// }

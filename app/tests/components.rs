@@ -178,11 +178,7 @@ async fn use_room_shows_pending_publishes_and_keeps_them_across_a_reload() {
     start_executor();
     let owner = Owner::new();
     let handle = owner.with(|| {
-        provide_chorus(
-            "http://127.0.0.1:9",
-            session.clone(),
-            StoredValue::new(false),
-        );
+        provide_chorus("http://127.0.0.1:9", session.clone());
         use_room(Signal::stored(room.clone()))
     });
     handle.send("Tess", "written offline");
@@ -216,11 +212,7 @@ async fn use_room_shows_pending_publishes_and_keeps_them_across_a_reload() {
     drop(owner);
     let owner = Owner::new();
     let again = owner.with(|| {
-        provide_chorus(
-            "http://127.0.0.1:9",
-            session.clone(),
-            StoredValue::new(false),
-        );
+        provide_chorus("http://127.0.0.1:9", session.clone());
         use_room(Signal::stored(room))
     });
     sleep(50).await;
@@ -245,11 +237,7 @@ async fn use_room_follows_the_room_signal_on_one_client() {
     let owner = Owner::new();
     let room = owner.with(|| RwSignal::new(first.clone()));
     let (one, two) = owner.with(|| {
-        provide_chorus(
-            "http://127.0.0.1:9",
-            session.clone(),
-            StoredValue::new(false),
-        );
+        provide_chorus("http://127.0.0.1:9", session.clone());
         // Two views of the same room share the app's client (and its outbox).
         (
             use_room(room.into()),

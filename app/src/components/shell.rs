@@ -8,7 +8,7 @@ use super::{
     ActivityPanel, Composer, ConnectionBadge, Feed, LockBar, NoticeBanner, PresenceBar,
     SharedSurface, TypingIndicator,
 };
-use crate::chorus::provide_chorus;
+use crate::chorus::provide_chorus_with_sign_out;
 use crate::hooks::{use_activity, use_room};
 use crate::model;
 use crate::session::{self, Session};
@@ -122,7 +122,7 @@ fn Workspace(
     /// Whether the client is to be signed out, not only closed, when the workspace goes.
     signing_out: StoredValue<bool>,
 ) -> impl IntoView {
-    provide_chorus(&session::server_url(), session.clone(), signing_out);
+    provide_chorus_with_sign_out(&session::server_url(), session.clone(), signing_out);
     let room = RwSignal::new(
         room_from_fragment()
             .unwrap_or_else(|| RoomName::parse(SUGGESTED_ROOMS[0]).expect("a valid room name")),
