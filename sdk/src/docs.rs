@@ -48,22 +48,41 @@ pub fn read_update(body: &Json) -> Result<Option<DocUpdate>, String> {
 /// which it checked when they were published (their update is decoded once, where it is
 /// applied).
 pub fn read_stored(body: &Json) -> Result<Option<DocUpdate>, String> {
+    read_fields(body, |doc, fields| {
+        let update: String = fields.get("update").map_err(shape_error)?;
+        Ok(DocUpdate {
+            doc,
+            update: decode(&update, "the update")?,
+        })
+    })
+}
+
+/// The document a stored update event is for, without copying or decoding its update; `None`
+/// for any other event (and a malformed one, which the server never stores).
+pub fn stored_doc(body: &Json) -> Option<EventId> {
+    read_fields(body, |doc, _| Ok(doc)).ok().flatten()
+}
+
+/// A `yjs` event's document name, and `then` with its other fields; `Ok(None)` for any other
+/// event.
+fn read_fields<T>(
+    body: &Json,
+    then: impl FnOnce(EventId, &json::Fields<'_, '_>) -> Result<T, String>,
+) -> Result<Option<T>, String> {
     if body.event_type().as_deref() != Some(DOC_EVENT_TYPE) {
         return Ok(None);
     }
-    let shape = "a \"yjs\" event's body is {\"type\":\"yjs\",\"doc\":NAME,\"update\":BASE64}";
-    let node = json::parse(body.as_text()).map_err(|err| format!("{shape}: {err}"))?;
-    let fields = node.object().map_err(|err| format!("{shape}: {err}"))?;
-    let doc: String = fields.get("doc").map_err(|err| format!("{shape}: {err}"))?;
-    let update: String = fields
-        .get("update")
-        .map_err(|err| format!("{shape}: {err}"))?;
+    let node = json::parse(body.as_text()).map_err(shape_error)?;
+    let fields = node.object().map_err(shape_error)?;
+    let doc: String = fields.get("doc").map_err(shape_error)?;
     let doc =
         EventId::parse(doc).map_err(|err| format!("the document name is not valid: {err}"))?;
-    Ok(Some(DocUpdate {
-        doc,
-        update: decode(&update, "the update")?,
-    }))
+    then(doc, &fields).map(Some)
+}
+
+/// Why a `yjs` event's body does not have the event's shape.
+fn shape_error(err: impl std::fmt::Display) -> String {
+    format!("a \"yjs\" event's body is {{\"type\":\"yjs\",\"doc\":NAME,\"update\":BASE64}}: {err}")
 }
 
 /// Bytes from base64 text (standard alphabet, padded); the error names `what` they were.
@@ -303,5 +322,12 @@ mod tests {
         assert!(not_base64.unwrap_err().contains("base64"));
         let not_yjs = read_update(&body(r#"{"type":"yjs","doc":"n","update":"////"}"#));
         assert!(not_yjs.unwrap_err().contains("not a Yjs update"));
+        // A stored event's document is read without its update: the server checked that.
+        assert_eq!(
+            stored_doc(&body(r#"{"type":"yjs","doc":"n","update":"@@"}"#)),
+            Some(EventId::parse("n").unwrap())
+        );
+        assert_eq!(stored_doc(&body(r#"{"type":"chat","doc":"n"}"#)), None);
+        assert_eq!(stored_doc(&body(r#"{"type":"yjs","doc":"a b"}"#)), None);
     }
 }

@@ -55,12 +55,12 @@ pub fn check_body(body: &Json) -> Result<Option<DocUpdate>, String> {
 }
 
 /// The document a stored event updates, if it is a document update (cheap for other events;
-/// the update is not decoded again: [`check_body`] did when it was published).
+/// the update is neither copied nor decoded: [`check_body`] checked it when it was published).
 pub fn doc_of(body: &Json) -> Option<EventId> {
     if !body.as_text().contains("\"yjs\"") {
         return None;
     }
-    stored_update(body).map(|update| update.doc)
+    chorus_sdk::docs::stored_doc(body)
 }
 
 /// A stored event's document update, not decoded again (see [`doc_of`]).
