@@ -144,18 +144,17 @@ async fn suite(cli: Cli) -> Result<()> {
             for round in 0..sizes.rounds {
                 for target in Target::ALL {
                     let label = format!("fanout {members} round {} {}", round + 1, target.label());
-                    let step = Duration::from_millis(sizes.step_ms);
-                    let ladder = &sizes.ladder;
-                    match with_server(target, &programs, &[], |server| async move {
-                        fanout::run(&server, members, ladder, step).await
-                    })
-                    .await
-                    {
-                        Ok(run) => {
-                            say_steps(&label, &run);
-                            results.fanout.push((target, round, run));
-                        }
-                        Err(err) => fail(&mut results, &label, &err),
+                    let run = ladder(
+                        &mut results,
+                        &label,
+                        target,
+                        &programs,
+                        &[],
+                        members,
+                        &sizes,
+                    );
+                    if let Some(run) = run.await {
+                        results.fanout.push((target, round, run));
                     }
                 }
             }
@@ -171,19 +170,18 @@ async fn suite(cli: Cli) -> Result<()> {
                         "multicore {members} round {} {threads} thread(s)",
                         round + 1
                     );
-                    let step = Duration::from_millis(sizes.step_ms);
-                    let ladder = &sizes.ladder;
                     let flags = ["--worker-threads".to_owned(), threads.to_string()];
-                    match with_server(Target::Chorus, &programs, &flags, |server| async move {
-                        fanout::run(&server, members, ladder, step).await
-                    })
-                    .await
-                    {
-                        Ok(run) => {
-                            say_steps(&label, &run);
-                            results.multicore.push((threads, round, run));
-                        }
-                        Err(err) => fail(&mut results, &label, &err),
+                    let run = ladder(
+                        &mut results,
+                        &label,
+                        Target::Chorus,
+                        &programs,
+                        &flags,
+                        members,
+                        &sizes,
+                    );
+                    if let Some(run) = run.await {
+                        results.multicore.push((threads, round, run));
                     }
                 }
             }
@@ -472,21 +470,45 @@ where
     result
 }
 
-/// Says each step of a fan-out `run`, and why it stopped if it did.
-fn say_steps(label: &str, run: &fanout::FanoutRun) {
-    for s in &run.steps {
-        say(&format!(
-            "{label}: {:.0}/s delivered, {:.2} CPU-s/M, p50 {:.2} p99 {:.2} p99.9 {:.2} ms, generator {:.0}%",
-            s.deliveries_per_s,
-            s.cpu_s_per_million,
-            s.p50_ms,
-            s.p99_ms,
-            s.p999_ms,
-            s.generator_busy * 100.0
-        ));
-    }
-    if let Some(why) = &run.stopped {
-        say(&format!("{label}: stopped: {why}"));
+/// One fan-out ladder on a fresh `target` (with `flags`) in a room of `members`, said step by
+/// step; `None` when it failed (recorded in `results`).
+async fn ladder(
+    results: &mut Results,
+    label: &str,
+    target: Target,
+    programs: &Programs,
+    flags: &[String],
+    members: usize,
+    sizes: &Sizes,
+) -> Option<fanout::FanoutRun> {
+    let step = Duration::from_millis(sizes.step_ms);
+    let ladder = &sizes.ladder;
+    match with_server(target, programs, flags, |server| async move {
+        fanout::run(&server, members, ladder, step).await
+    })
+    .await
+    {
+        Ok(run) => {
+            for s in &run.steps {
+                say(&format!(
+                    "{label}: {:.0}/s delivered, {:.2} CPU-s/M, p50 {:.2} p99 {:.2} p99.9 {:.2} ms, generator {:.0}%",
+                    s.deliveries_per_s,
+                    s.cpu_s_per_million,
+                    s.p50_ms,
+                    s.p99_ms,
+                    s.p999_ms,
+                    s.generator_busy * 100.0
+                ));
+            }
+            if let Some(why) = &run.stopped {
+                say(&format!("{label}: stopped: {why}"));
+            }
+            Some(run)
+        }
+        Err(err) => {
+            fail(results, label, &err);
+            None
+        }
     }
 }
 

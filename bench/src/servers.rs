@@ -57,7 +57,7 @@ pub struct Programs {
 }
 
 /// The worker threads `extra` gives Chorus (`--worker-threads N`), 1 without.
-pub fn chorus_threads(extra: &[String]) -> usize {
+fn chorus_threads(extra: &[String]) -> usize {
     extra
         .iter()
         .position(|flag| flag == "--worker-threads")
@@ -109,7 +109,7 @@ impl Server {
                     &["--store", "memory"]
                 };
                 command.arg(&programs.chorus).args(store);
-                if threads == 1 && !extra.iter().any(|flag| flag == "--worker-threads") {
+                if !extra.iter().any(|flag| flag == "--worker-threads") {
                     command.args(["--worker-threads", "1"]);
                 }
                 command.args([
