@@ -271,8 +271,8 @@ async fn run(mut socket: WebSocket, state: AppState, identity: Arc<Identity>) {
     let mut was_busy = false;
     // Every connection holds this loop's state for its whole life, sized by the largest
     // future awaited in it; so the futures of the frame handler, of the closing paths and of
-    // the hub sends (912 bytes each: a bounded channel's send holds the 248-byte message and
-    // its wait) are boxed (heap-allocated while they run) rather than inline.
+    // the hub sends (912 bytes each in a test build: a bounded channel's send holds the
+    // 248-byte message and its wait) are boxed (heap-allocated while they run), not inline.
     loop {
         let stalling = output.busy();
         if stalling && !was_busy {
