@@ -57,6 +57,13 @@ async fn send(request: Result<Request, gloo_net::Error>) -> Result<String, Strin
     }
 }
 
+/// `GET url` with `token`, its JSON answer read as `T`.
+async fn get_json<T: serde::de::DeserializeOwned>(token: &str, url: &str) -> Result<T, String> {
+    let request = Request::get(url).header("authorization", &format!("Bearer {token}"));
+    let text = send(request.build()).await?;
+    serde_json::from_str(&text).map_err(|e| e.to_string())
+}
+
 /// Asks the server (in dev mode) for a token for `name` and saves the session.
 pub async fn sign_in(name: &str) -> Result<Session, String> {
     let body = DevTokenRequest {
@@ -100,18 +107,14 @@ pub async fn activity(
         url.push_str("&user=");
         url.push_str(&wire::percent_encode(user));
     }
-    let request = Request::get(&url).header("authorization", &format!("Bearer {token}"));
-    let text = send(request.build()).await?;
-    serde_json::from_str(&text).map_err(|e| e.to_string())
+    get_json(token, &url).await
 }
 
 /// What a shared document lacks (`path`: `SharedDoc::state_path`, the document's read with
 /// its state vector).
 pub async fn doc_state(token: &str, path: &str) -> Result<wire::DocState, String> {
     let url = [server_url().as_str(), path].concat();
-    let request = Request::get(&url).header("authorization", &format!("Bearer {token}"));
-    let text = send(request.build()).await?;
-    serde_json::from_str(&text).map_err(|e| e.to_string())
+    get_json(token, &url).await
 }
 
 /// The last `count` events of a room up to seq `up_to` (the latest when `None`).
@@ -123,9 +126,7 @@ pub async fn history(
 ) -> Result<EventsPage, String> {
     let after = up_to.map_or(0, |seq| seq.saturating_sub(count));
     let url = [server_url(), wire::events_path(room, after, count)].concat();
-    let request = Request::get(&url).header("authorization", &format!("Bearer {token}"));
-    let text = send(request.build()).await?;
-    let mut page: EventsPage = serde_json::from_str(&text).map_err(|e| e.to_string())?;
+    let mut page: EventsPage = get_json(token, &url).await?;
     if let Some(up_to) = up_to {
         page.events
             .retain(|e| e.seq.is_some_and(|seq| seq <= up_to));
