@@ -261,7 +261,7 @@ impl Driver {
             collector: None,
             notices: VecDeque::new(),
         };
-        self.peers.insert(conn, Peer::Poll(session));
+        self.peers.insert(conn, Peer::Poll(Box::new(session)));
         self.sessions.insert(key, conn);
         self.hub.handle_connect(now, conn, identity, ConnKind::Poll);
         Ok(conn)

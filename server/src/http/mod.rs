@@ -11,6 +11,7 @@ mod locks;
 pub mod metrics;
 mod mux;
 mod notices;
+mod output;
 mod poll;
 mod polls;
 mod rest;

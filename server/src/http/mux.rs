@@ -19,7 +19,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
-use bytes::{BufMut, Bytes, BytesMut};
+use bytes::Bytes;
 use chorus_sdk::text::Message as _;
 use chorus_sdk::wire::{self, ErrorCode, MuxIn, ServerFrame, close_code};
 use tokio::sync::oneshot;
@@ -28,10 +28,11 @@ use tokio_tungstenite::tungstenite::Message;
 use super::AppState;
 use super::limits::ConnectionPermit;
 use super::metrics::EdgeCounters;
+use super::output::{Io, Outbound, Outgoing, Output};
 use super::upgrade::Socket as WebSocket;
 use super::ws::{
-    Io, Outbound, Outgoing, Output, TokenHolder, acquire_permit, close, connect_to_hub,
-    hub_close_message, in_from_now, instant_of_unix_ms, over_hard_cap, read_frame,
+    TokenHolder, acquire_permit, close, connect_to_hub, draining, hub_close_message, in_from_now,
+    instant_of_unix_ms, over_hard_cap, read_frame,
 };
 use crate::driver::{FrameReceiver, HubMsg, sleep_until};
 use crate::hub::{ConnId, Payload};
@@ -43,6 +44,8 @@ pub(super) const MAX_TABS_PER_SOCKET: usize = 64;
 struct Tab {
     /// The id the client gave it.
     id: String,
+    /// Its envelope, `<id>:`, which every frame to it starts with.
+    prefix: Bytes,
     conn: ConnId,
     frames: FrameReceiver,
     close: oneshot::Receiver<(u16, ErrorCode)>,
@@ -112,7 +115,7 @@ impl Tabs {
             }
             _ => {
                 while let Some(payload) = tab.frames.try_recv() {
-                    self.control.push_back(to_tab(&tab.id, payload));
+                    self.control.push_back(to_tab(&tab.prefix, payload));
                 }
                 self.closed(&tab.id, close_code::SERVICE_RESTART);
                 self.drained = true;
@@ -154,14 +157,9 @@ impl Tabs {
     }
 }
 
-/// A hub payload to `tab`, prefixed with its envelope.
-fn to_tab(tab: &str, payload: Payload) -> Outgoing {
-    let payload = payload.into_bytes();
-    let mut bytes = BytesMut::with_capacity(tab.len() + 1 + payload.len());
-    bytes.put_slice(tab.as_bytes());
-    bytes.put_u8(b':');
-    bytes.put_slice(&payload);
-    Outgoing::text(bytes.freeze())
+/// A hub payload to the tab of envelope `prefix` (`<tab>:`), the payload's bytes shared.
+fn to_tab(prefix: &Bytes, payload: Payload) -> Outgoing {
+    Outgoing::prefixed(prefix.clone(), payload.into_bytes())
 }
 
 impl Outbound for Tabs {
@@ -182,7 +180,7 @@ impl Outbound for Tabs {
             // A queue that ended is followed by its close, whose waker is set above.
             if let Poll::Ready(Some(payload)) = tab.frames.poll_recv(cx) {
                 self.next = at + 1;
-                return Poll::Ready(Some(to_tab(&tab.id, payload)));
+                return Poll::Ready(Some(to_tab(&tab.prefix, payload)));
             }
         }
         Poll::Pending
@@ -218,7 +216,8 @@ pub(super) async fn connection(mut socket: WebSocket, state: AppState, client: I
             // Every logical connection has its 1012: write what is left, then close the socket.
             let left: Vec<Message> = output
                 .take()
-                .chain(tabs.control.drain(..).flatten())
+                .chain(tabs.control.drain(..))
+                .map(Outgoing::into_message)
                 .collect();
             for message in left {
                 if !super::ws::send(&mut socket, message, std::time::Duration::from_secs(1)).await {
@@ -350,7 +349,7 @@ async fn read_message(
             };
             let open = &mut tabs.open[at];
             let reply = read_frame(state, open.conn, &mut open.token, frame).await?;
-            Some(to_tab(tab, crate::hub::encode(&reply)))
+            Some(to_tab(&open.prefix, crate::hub::encode(&reply)))
         }
     }
 }
@@ -390,17 +389,15 @@ async fn open(state: &AppState, client: IpAddr, tabs: &mut Tabs, tab: &str, toke
         user: identity.user.clone(),
         expires_at_ms: identity.expires_at_ms,
     };
-    let (frames, close_rx) = match connect_to_hub(state, conn, Arc::new(identity)).await {
-        Ok(link) => link,
-        Err(draining) => {
-            tabs.say(tab, &draining);
-            tabs.closed(tab, close_code::SERVICE_RESTART);
-            tabs.drained = true;
-            return;
-        }
+    let Some((frames, close_rx)) = connect_to_hub(state, conn, Arc::new(identity)).await else {
+        tabs.say(tab, &draining(state));
+        tabs.closed(tab, close_code::SERVICE_RESTART);
+        tabs.drained = true;
+        return;
     };
     tabs.open.push(Tab {
         id: tab.to_owned(),
+        prefix: Bytes::from(format!("{tab}:")),
         conn,
         frames,
         close: close_rx,

@@ -1,7 +1,7 @@
 //! The WebSocket handshake (RFC 6455, HTTP/1.1) done here rather than by axum's
-//! `WebSocketUpgrade`, so that the connection task owns a tokio-tungstenite socket: it can
-//! then send a large message as several small frames, and no write buffer keeps the capacity
-//! of the largest message a connection ever received (see `ws::send_payload`).
+//! `WebSocketUpgrade`, so that the connection task owns a tokio-tungstenite socket over an I/O
+//! of ours ([`RawFrames`]): the hub's frames are then written raw, with no copy and no write
+//! buffer keeping the capacity of the largest message a connection ever received.
 //!
 //! It only checks the request and switches protocols; who may connect is `ws::upgrade`'s call.
 
@@ -11,17 +11,21 @@ use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::Response;
 use chorus_sdk::wire::ErrorCode;
+use futures_util::FutureExt;
+use futures_util::future::Either;
 use hyper_util::rt::TokioIo;
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
 
 use super::ApiError;
+use super::output::RawFrames;
 
 /// The server side of an open WebSocket, boxed: it is handed down from the connection task
 /// to the functions it awaits, and each async function keeps its own copy of what it was
 /// given for as long as it runs (a 328-byte socket held once per level by every connection).
-pub(super) type Socket = Box<WebSocketStream<TokioIo<hyper::upgrade::Upgraded>>>;
+/// Under tungstenite, [`RawFrames`] also takes the hub's frames written raw.
+pub(super) type Socket = Box<WebSocketStream<RawFrames<TokioIo<hyper::upgrade::Upgraded>>>>;
 
 /// A valid WebSocket upgrade request, not yet answered.
 #[derive(Debug)]
@@ -98,19 +102,24 @@ impl Upgrade {
         F: FnOnce(Socket) -> Fut + Send + 'static,
         Fut: Future<Output = ()> + Send + 'static,
     {
-        let on_upgrade = self.on_upgrade;
-        tokio::spawn(async move {
-            match on_upgrade.await {
-                Ok(upgraded) => {
-                    let io = TokioIo::new(upgraded);
-                    let socket = Box::new(
-                        WebSocketStream::from_raw_socket(io, Role::Server, Some(config)).await,
-                    );
-                    connection(socket).await;
-                }
-                Err(err) => tracing::debug!("WebSocket upgrade failed: {err}"),
+        // A chain of futures rather than one async block: each step's inputs are dropped when
+        // it is done, so for the connection's whole life its task holds the connection's own
+        // future and nothing else (an async block keeps its captures, here the closure and the
+        // config, in every state).
+        let task = self.on_upgrade.then(move |upgraded| match upgraded {
+            Ok(upgraded) => {
+                let io = RawFrames::new(TokioIo::new(upgraded));
+                Either::Left(
+                    WebSocketStream::from_raw_socket(io, Role::Server, Some(config))
+                        .then(move |socket| connection(Box::new(socket))),
+                )
+            }
+            Err(err) => {
+                tracing::debug!("WebSocket upgrade failed: {err}");
+                Either::Right(std::future::ready(()))
             }
         });
+        tokio::spawn(task);
         let mut response = Response::builder()
             .status(StatusCode::SWITCHING_PROTOCOLS)
             .header(header::CONNECTION, "upgrade")

@@ -6,9 +6,8 @@
 //! the hub's frames arrive on a bounded queue and are written out. Bad frames are answered
 //! with `error` frames; the connection and its rooms keep working. The socket is not split
 //! into halves (no lock between them); one future polls its reading and writing sides
-//! together ([`Output`]), so the task reads while a slow peer takes its frames. Messages over
-//! [`FRAGMENT`] bytes go out as several frames ([`Outgoing`]), so the socket's write buffer
-//! never grows with the largest message a connection ever got.
+//! together ([`Output`]), so the task reads while a slow peer takes its frames. The hub's
+//! frames are written raw, bypassing tungstenite's write buffer (`http::output`).
 
 use axum::extract::{ConnectInfo, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
@@ -16,16 +15,15 @@ use axum::response::{IntoResponse, Response};
 use chorus_sdk::wire::{self, ClientFrame, ErrorCode, ServerFrame, close_code};
 use futures_util::{SinkExt, StreamExt};
 use std::sync::Arc;
-use std::task::{Context, Poll};
 use std::time::Duration;
 use tokio::sync::oneshot;
 use tokio_tungstenite::tungstenite::Message;
-use tokio_tungstenite::tungstenite::protocol::frame::coding::{CloseCode, Data, OpCode};
-use tokio_tungstenite::tungstenite::protocol::frame::{Frame, Utf8Bytes};
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::protocol::{CloseFrame, WebSocketConfig};
 
 use super::limits::{ConnectionPermit, LimitHit};
 use super::metrics::EdgeCounters;
+use super::output::{Io, Outgoing, Output};
 use super::upgrade::{Socket as WebSocket, Upgrade};
 use super::{ApiError, AppState};
 use crate::auth::AuthError;
@@ -36,16 +34,10 @@ use crate::identity::Identity;
 /// The read buffer every connection holds from its first byte to its last: small, because
 /// clients mostly send small frames (bigger ones are read in several chunks).
 const READ_BUFFER: usize = 1024;
-/// Bytes a frame may wait in the write buffer before it is written to the socket: none, every
-/// frame is written as soon as it is formed (each message is flushed at once anyway). The
-/// buffer then never holds more than one frame, and keeps that frame's capacity for the
-/// connection's life.
+/// Bytes a frame may wait in tungstenite's write buffer before it is written to the socket:
+/// none, every frame it makes (pongs, closes, the closing paths' messages) is written at once.
+/// The hub's frames do not go through it (`http::output`).
 const WRITE_BUFFER: usize = 0;
-/// The largest frame sent: longer messages (a `joined` listing a big room's presence, a large
-/// event) go out as several frames of at most this many bytes, so what the write buffer keeps
-/// does not grow with the largest message a connection ever got (it did: 55 KiB per idle
-/// connection in rooms of 1000, against 8 KiB in rooms of 10).
-const FRAGMENT: usize = 1024;
 /// How long a closing connection waits for the peer's close frame (see [`close`]).
 const CLOSE_LINGER: Duration = Duration::from_secs(1);
 /// Messages beyond this many bytes close the connection (1009) instead of getting an error.
@@ -117,9 +109,8 @@ pub(super) async fn upgrade(
         );
     }
     let protocol = speaks_v1.then_some(wire::WS_SUBPROTOCOL);
-    ws.accept(protocol, config, move |socket| async move {
-        connection(socket, state, token).await;
-        drop(permit);
+    ws.accept(protocol, config, move |socket| {
+        connection(socket, state, token, permit)
     })
 }
 
@@ -146,31 +137,54 @@ async fn first_frame(socket: &mut WebSocket) -> Option<String> {
     None
 }
 
-async fn connection(mut socket: WebSocket, state: AppState, header_token: Option<String>) {
+/// One WebSocket connection, which holds `permit` (its connection slot) until it ends.
+///
+/// A function returning an async block rather than an async fn: an async fn keeps a second
+/// copy of its arguments for as long as it runs, and every connection holds this future.
+#[expect(
+    clippy::manual_async_fn,
+    reason = "an async fn would hold its arguments twice"
+)]
+fn connection(
+    mut socket: WebSocket,
+    state: AppState,
+    header_token: Option<String>,
+    permit: ConnectionPermit,
+) -> impl Future<Output = ()> + Send {
+    async move {
+        // The identity is found first, by a boxed future of its own: what authentication
+        // holds (the first frame's wait, a refusal's goodbye) is then not part of the state
+        // every connection keeps.
+        if let Some(identity) = Box::pin(authenticate(&mut socket, &state, header_token)).await {
+            run(socket, state, identity).await;
+        }
+        drop(permit);
+    }
+}
+
+/// Who the client is: the token of the `Sec-WebSocket-Protocol` header, or else of a first
+/// `hello` frame. `None` when the client closed first, or was refused (told why and closed).
+async fn authenticate(
+    socket: &mut WebSocket,
+    state: &AppState,
+    header_token: Option<String>,
+) -> Option<Arc<Identity>> {
     let identity = match header_token {
         Some(token) => state.auth.verify(&token),
-        None => {
-            match tokio::time::timeout(state.limits.heartbeat, first_frame(&mut socket)).await {
-                Ok(Some(text)) => hello_identity(&state, &text),
-                Ok(None) => return, // Closed before saying anything.
-                Err(_) => Err(AuthError::Missing),
-            }
-        }
+        None => match tokio::time::timeout(state.limits.heartbeat, first_frame(socket)).await {
+            Ok(Some(text)) => hello_identity(state, &text),
+            Ok(None) => return None, // Closed before saying anything.
+            Err(_) => Err(AuthError::Missing),
+        },
     };
-    let identity = match identity {
-        Ok(identity) => Arc::new(identity),
+    match identity {
+        Ok(identity) => Some(Arc::new(identity)),
         Err(err) => {
             let message = err.to_string();
-            return goodbye(
-                &mut socket,
-                close_code::UNAUTHENTICATED,
-                err.code(),
-                &message,
-            )
-            .await;
+            goodbye(socket, close_code::UNAUTHENTICATED, err.code(), &message).await;
+            None
         }
-    };
-    run(socket, state, identity).await;
+    }
 }
 
 /// A connection permit for `client` under the total and per-address limits; a refusal is
@@ -191,13 +205,12 @@ pub(super) fn acquire_permit(
 pub(super) type HubLink = (FrameReceiver, oneshot::Receiver<(u16, ErrorCode)>);
 
 /// Hands connection `conn` to the hub (`HubMsg::Connect`) with a bounded queue of its own.
-/// `Err` is the `draining` frame to send instead: the hub takes no more connections (the server
-/// shuts down).
+/// `None`: the hub takes no more connections (the server shuts down; see [`draining`]).
 pub(super) async fn connect_to_hub(
     state: &AppState,
     conn: ConnId,
     identity: Arc<Identity>,
-) -> Result<HubLink, ServerFrame> {
+) -> Option<HubLink> {
     let (frames_tx, frames) = FrameQueue::bounded(state.limits.outbound_queue);
     let (close_tx, close_rx) = oneshot::channel();
     let sender = SocketSender {
@@ -209,11 +222,7 @@ pub(super) async fn connect_to_hub(
         identity,
         sender,
     };
-    if state.hub.send(connect).await {
-        Ok((frames, close_rx))
-    } else {
-        Err(draining(state))
-    }
+    state.hub.send(connect).await.then_some((frames, close_rx))
 }
 
 /// The sentence of the `error` before the hub closes a connection: a slow consumer, or a peer
@@ -245,22 +254,9 @@ async fn run(mut socket: WebSocket, state: AppState, identity: Arc<Identity>) {
     };
     let token_expiry = sleep_until(identity.expires_at_ms.map(instant_of_unix_ms));
     tokio::pin!(token_expiry);
-    let (mut frames, mut close_rx) = match Box::pin(connect_to_hub(&state, conn, identity)).await {
-        Ok(link) => link,
-        Err(draining) => {
-            let _ = Box::pin(send_payload(
-                &mut socket,
-                encode(&draining),
-                Duration::from_secs(1),
-            ))
-            .await;
-            return Box::pin(close(
-                &mut socket,
-                close_code::SERVICE_RESTART,
-                ErrorCode::Draining,
-            ))
-            .await;
-        }
+    let Some((mut frames, mut close_rx)) = Box::pin(connect_to_hub(&state, conn, identity)).await
+    else {
+        return Box::pin(refuse_draining(&mut socket, &state)).await;
     };
     let mut output = Output::default();
     // Armed while output waits for the peer: neither a frame taken nor one sent for
@@ -343,6 +339,13 @@ async fn run(mut socket: WebSocket, state: AppState, identity: Arc<Identity>) {
     Box::pin(state.hub.send(HubMsg::Disconnect { conn })).await;
 }
 
+/// Tells a client the hub did not take that the server shuts down (`draining`), then closes
+/// (1012).
+async fn refuse_draining(socket: &mut WebSocket, state: &AppState) {
+    let _ = send_payload(socket, encode(&draining(state)), Duration::from_secs(1)).await;
+    close(socket, close_code::SERVICE_RESTART, ErrorCode::Draining).await;
+}
+
 /// Carries out the hub's close (or its silent end): a slow consumer or a silent peer is told
 /// why and closed; a draining server's connection (or one whose hub stopped without a word,
 /// which only a shutdown does) first gets what is queued for it (acks, `draining`), then 1012.
@@ -358,7 +361,7 @@ pub(super) async fn hub_closes(
         }
         _ => {
             for message in output.take() {
-                if !send(socket, message, Duration::from_secs(1)).await {
+                if !send(socket, message.into_message(), Duration::from_secs(1)).await {
                     break;
                 }
             }
@@ -486,219 +489,14 @@ pub(super) fn over_hard_cap(
     ))
 }
 
-/// What happened on the socket (see [`Output::poll`]).
-pub(super) enum Io {
-    /// A message arrived (or the stream ended, or reading failed).
-    Read(Option<Result<Message, tokio_tungstenite::tungstenite::Error>>),
-    /// Output moved on: a frame went into the socket or the socket flushed.
-    Wrote,
-    /// Writing failed: the connection is broken.
-    Failed,
-    /// The hub dropped the connection's queue.
-    QueueEnded,
-}
-
-/// What a connection writes, moved into the socket as fast as the peer takes it while the
-/// same task keeps reading: the socket is one object (no lock, no split halves), and one
-/// future polls its reading and writing sides together. A slow reader therefore never stops
-/// its pings from being read (they prove it is alive), and it falls behind only in its queue
-/// (which the hub bounds: slow consumer).
-#[derive(Default)]
-pub(super) struct Output {
-    /// The message being written: its frames the socket has not accepted yet.
-    pending: Option<Outgoing>,
-    /// The connection's own answer to the last frame it read; reading waits until it is out,
-    /// so a peer that sends bad frames without reading the answers cannot pile them up.
-    reply: Option<Outgoing>,
-    /// Frames were handed to the socket and are not flushed yet.
-    unflushed: bool,
-}
-
-/// Frames moved into the socket per poll at most, so one busy connection yields in between.
-const FRAMES_PER_POLL: usize = 64;
-
-impl Output {
-    /// Whether something waits for the peer to take it.
-    pub(super) fn busy(&self) -> bool {
-        self.pending.as_ref().is_some_and(|message| !message.done())
-            || self.reply.is_some()
-            || self.unflushed
-    }
-
-    /// Queues the connection's own answer.
-    pub(super) fn reply(&mut self, message: Outgoing) {
-        debug_assert!(self.reply.is_none(), "reading waits for the last reply");
-        self.reply = Some(message);
-    }
-
-    /// The frames taken from a queue and not written yet, in order (the rest of a message
-    /// partly written first).
-    pub(super) fn take(&mut self) -> impl Iterator<Item = Message> {
-        let reply = self.reply.take();
-        self.pending.take().into_iter().chain(reply).flatten()
-    }
-
-    /// Writes what it can (the reply first, then the hub's queue), flushes, then reads.
-    pub(super) fn poll(
-        &mut self,
-        cx: &mut Context<'_>,
-        socket: &mut WebSocket,
-        queue: &mut impl Outbound,
-    ) -> Poll<Io> {
-        let mut wrote = false;
-        for _ in 0..FRAMES_PER_POLL {
-            if self.pending.as_ref().is_none_or(Outgoing::done) {
-                let next = match self.reply.take() {
-                    Some(reply) => Some(reply),
-                    None => match queue.poll_next(cx) {
-                        Poll::Ready(Some(message)) => Some(message),
-                        Poll::Ready(None) => return Poll::Ready(Io::QueueEnded),
-                        Poll::Pending => None,
-                    },
-                };
-                self.pending = next;
-            }
-            let Some(message) = self.pending.as_mut() else {
-                break;
-            };
-            match socket.poll_ready_unpin(cx) {
-                Poll::Ready(Ok(())) => {}
-                Poll::Ready(Err(_)) => return Poll::Ready(Io::Failed),
-                Poll::Pending => break,
-            }
-            let frame = message.next().expect("a pending message has frames left");
-            if socket.start_send_unpin(frame).is_err() {
-                return Poll::Ready(Io::Failed);
-            }
-            self.unflushed = true;
-            wrote = true;
-        }
-        if self.unflushed {
-            match socket.poll_flush_unpin(cx) {
-                Poll::Ready(Ok(())) => {
-                    self.unflushed = false;
-                    wrote = true;
-                }
-                Poll::Ready(Err(_)) => return Poll::Ready(Io::Failed),
-                Poll::Pending => {}
-            }
-        }
-        if self.reply.is_none()
-            && queue.may_read()
-            && let Poll::Ready(incoming) = socket.poll_next_unpin(cx)
-        {
-            return Poll::Ready(Io::Read(incoming));
-        }
-        if wrote {
-            Poll::Ready(Io::Wrote)
-        } else {
-            Poll::Pending
-        }
-    }
-}
-
-/// Where the messages a connection task writes come from: the hub's queue of one connection
-/// ([`FrameReceiver`]), or the queues of a multiplexed socket's logical connections
-/// (`http::mux`).
-pub(super) trait Outbound {
-    /// The next message to write; `Ready(None)` once the source has ended.
-    fn poll_next(&mut self, cx: &mut Context<'_>) -> Poll<Option<Outgoing>>;
-
-    /// Whether the peer's next message may be read now (a source holding answers of its own
-    /// says no until they are out, so a peer that does not read cannot pile them up).
-    fn may_read(&self) -> bool {
-        true
-    }
-}
-
-impl Outbound for FrameReceiver {
-    fn poll_next(&mut self, cx: &mut Context<'_>) -> Poll<Option<Outgoing>> {
-        self.poll_recv(cx).map(|payload| payload.map(Outgoing::new))
-    }
-}
-
-/// A hub payload as WebSocket frames, formed as the socket takes them: one text message if it
-/// is at most [`FRAGMENT`] bytes, else a text frame and continuation frames of at most that
-/// size (cut at character boundaries), so the write buffer never holds more than one small
-/// frame. The payload's shared bytes are handed over, not copied.
-pub(super) struct Outgoing {
-    bytes: bytes::Bytes,
-    /// Where the next frame starts; `None` once every frame is formed.
-    next: Option<usize>,
-}
-
-impl Outgoing {
-    pub(super) fn new(payload: Payload) -> Outgoing {
-        Outgoing::text(payload.into_bytes())
-    }
-
-    /// A message of UTF-8 text `bytes`.
-    pub(super) fn text(bytes: bytes::Bytes) -> Outgoing {
-        debug_assert!(std::str::from_utf8(&bytes).is_ok());
-        Outgoing {
-            bytes,
-            next: Some(0),
-        }
-    }
-
-    /// Whether every frame has been formed.
-    fn done(&self) -> bool {
-        self.next.is_none()
-    }
-}
-
-impl Iterator for Outgoing {
-    type Item = Message;
-
-    fn next(&mut self) -> Option<Message> {
-        let start = self.next?;
-        let len = self.bytes.len();
-        if start == 0 && len <= FRAGMENT {
-            self.next = None;
-            let text = Utf8Bytes::try_from(self.bytes.clone()).expect("a payload is UTF-8 text");
-            return Some(Message::Text(text));
-        }
-        let end = fragment_end(&self.bytes, start, FRAGMENT);
-        self.next = (end < len).then_some(end);
-        let opcode = if start == 0 {
-            Data::Text
-        } else {
-            Data::Continue
-        };
-        let frame = Frame::message(
-            self.bytes.slice(start..end),
-            OpCode::Data(opcode),
-            end == len,
-        );
-        Some(Message::Frame(frame))
-    }
-}
-
-/// Where the fragment of UTF-8 `text` starting at `start` ends: at most `max` bytes on (`max`
-/// at least 4, the longest UTF-8 character), on a character boundary.
-fn fragment_end(text: &[u8], start: usize, max: usize) -> usize {
-    let mut end = (start + max).min(text.len());
-    // A continuation byte (0b10xxxxxx) is inside a character.
-    while end < text.len() && text[end] & 0xC0 == 0x80 {
-        end -= 1;
-    }
-    end
-}
-
-/// Sends a hub payload as one text message (see [`Outgoing`]); `false` if the socket failed or
-/// the peer did not take it in time.
+/// Sends a hub payload as one text message; `false` if the socket failed or the peer did not
+/// take it in time.
 pub(super) async fn send_payload(
     socket: &mut WebSocket,
     payload: Payload,
     timeout: Duration,
 ) -> bool {
-    let all = async {
-        for frame in Outgoing::new(payload) {
-            socket.feed(frame).await?;
-        }
-        socket.flush().await
-    };
-    matches!(tokio::time::timeout(timeout, all).await, Ok(Ok(())))
+    send(socket, Outgoing::new(payload).into_message(), timeout).await
 }
 
 /// Sends one message; `false` if the socket failed or the peer did not take it in time.
@@ -754,30 +552,4 @@ pub(super) fn in_from_now(after: Duration) -> tokio::time::Instant {
 pub(super) fn instant_of_unix_ms(unix_ms: u64) -> tokio::time::Instant {
     tokio::time::Instant::now()
         + Duration::from_millis(unix_ms.saturating_sub(crate::clock::unix_ms_now()))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::fragment_end;
-
-    #[test]
-    fn fragments_cover_the_text_and_end_on_character_boundaries() {
-        fn check(text: &str, max: usize, expect: &[&str]) {
-            let mut got = Vec::new();
-            let mut start = 0;
-            while start < text.len() {
-                let end = fragment_end(text.as_bytes(), start, max);
-                got.push(&text[start..end]);
-                start = end;
-            }
-            assert_eq!(got, expect, "{text:?} in pieces of {max}");
-        }
-        check("", 4, &[]);
-        check("abcd", 4, &["abcd"]);
-        check("abcdefghij", 4, &["abcd", "efgh", "ij"]);
-        // "é" is two bytes and "€" three: never cut in the middle.
-        check("abcé", 4, &["abc", "é"]);
-        check("a€€", 4, &["a€", "€"]);
-        check("€€€", 5, &["€", "€", "€"]);
-    }
 }

@@ -47,7 +47,7 @@ impl Hub {
         self.send(conn, &ServerFrame::Welcome(welcome));
         self.conns.insert(
             conn,
-            Conn {
+            Box::new(Conn {
                 identity,
                 wire_id,
                 kind,
@@ -58,7 +58,7 @@ impl Hub {
                 signal_budget: TokenBucket::full(self.config.signal_burst, now.instant),
                 signal_refused: false,
                 locks_in_flight: 0,
-            },
+            }),
         );
         if kind == ConnKind::Poll {
             self.poll_sessions += 1;
