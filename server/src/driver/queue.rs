@@ -18,9 +18,10 @@ use std::task::{Context, Poll, Waker};
 
 use crate::hub::Payload;
 
-/// Frames a drained queue keeps room for: a connection that gets one frame at a time (the
-/// common case, one event at a time) never reallocates, and an idle one holds 256 bytes.
-pub const KEPT_CAPACITY: usize = 8;
+/// Frames a drained queue keeps room for: a connection that gets one or two frames at a time
+/// (the common case, one event at a time) never reallocates, and an idle one holds 64 bytes.
+/// Deeper bursts grow it, and it shrinks back once they are written.
+pub const KEPT_CAPACITY: usize = 2;
 
 /// A queue of frames for one connection: [`FrameQueue::bounded`] makes its two ends.
 #[derive(Debug)]
@@ -84,6 +85,10 @@ impl FrameQueue {
         }
         if self.frames.len() >= self.bound {
             return Err(TrySendError::Full(payload));
+        }
+        if self.frames.capacity() == 0 {
+            // What a drained queue keeps, not the four slots a first push would take.
+            self.frames.reserve_exact(KEPT_CAPACITY);
         }
         self.frames.push_back(payload);
         if let Some(receiver) = self.receiver.take() {

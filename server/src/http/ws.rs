@@ -27,7 +27,7 @@ use super::output::{Io, Outgoing, Output};
 use super::upgrade::{Socket as WebSocket, Upgrade};
 use super::{ApiError, AppState};
 use crate::auth::AuthError;
-use crate::driver::{FrameQueue, FrameReceiver, HubMsg, SocketSender, sleep_until};
+use crate::driver::{FrameQueue, FrameReceiver, HubMsg, SocketSender};
 use crate::hub::{ConnId, Payload, draining_message, encode};
 use crate::identity::Identity;
 
@@ -252,45 +252,49 @@ async fn run(mut socket: WebSocket, state: AppState, identity: Arc<Identity>) {
         user: identity.user.clone(),
         expires_at_ms: identity.expires_at_ms,
     };
-    let token_expiry = sleep_until(identity.expires_at_ms.map(instant_of_unix_ms));
-    tokio::pin!(token_expiry);
+    let mut deadlines = Deadlines {
+        expiry: identity.expires_at_ms.map(instant_of_unix_ms),
+        stall: None,
+        armed: None,
+    };
     let Some((mut frames, mut close_rx)) = Box::pin(connect_to_hub(&state, conn, identity)).await
     else {
         return Box::pin(refuse_draining(&mut socket, &state)).await;
     };
     let mut output = Output::default();
-    // Armed while output waits for the peer: neither a frame taken nor one sent for
-    // `write_timeout` means it is gone (a peer that sends but never reads falls behind in its
-    // queue instead: slow consumer).
-    let write_stall = tokio::time::sleep(write_timeout);
-    tokio::pin!(write_stall);
-    let mut was_busy = false;
+    // One timer for both deadlines (see `Deadlines`); it fires at the earliest.
+    let timer = tokio::time::sleep(write_timeout);
+    tokio::pin!(timer);
     // Every connection holds this loop's state for its whole life, sized by the largest
     // future awaited in it; so the futures of the frame handler, of the closing paths and of
     // the hub sends (912 bytes each in a test build: a bounded channel's send holds the
     // 248-byte message and its wait) are boxed (heap-allocated while they run), not inline.
     loop {
-        let stalling = output.busy();
-        if stalling && !was_busy {
-            write_stall.as_mut().reset(in_from_now(write_timeout));
+        // While output waits for the peer: neither a frame taken nor one sent for
+        // `write_timeout` means it is gone (a peer that sends but never reads falls behind in
+        // its queue instead: slow consumer).
+        match (output.busy(), deadlines.stall) {
+            (true, None) => deadlines.stall = Some(in_from_now(write_timeout)),
+            (false, Some(_)) => deadlines.stall = None,
+            _ => {}
         }
-        was_busy = stalling;
+        let timed = deadlines.arm(timer.as_mut());
         tokio::select! {
             biased;
             closing = &mut close_rx => {
                 Box::pin(hub_closes(&mut socket, &mut output, &mut frames, closing)).await;
                 break;
             }
-            () = &mut token_expiry => {
-                let message = "the token has expired; reconnect with a fresh one";
-                Box::pin(goodbye(&mut socket, close_code::UNAUTHENTICATED, ErrorCode::TokenExpired, message)).await;
+            () = &mut timer, if timed => {
+                if deadlines.token_expired() {
+                    let message = "the token has expired; reconnect with a fresh one";
+                    Box::pin(goodbye(&mut socket, close_code::UNAUTHENTICATED, ErrorCode::TokenExpired, message)).await;
+                }
+                // Otherwise the write stall: the peer is gone.
                 break;
             }
-            () = &mut write_stall, if stalling => break,
             io = std::future::poll_fn(|cx| output.poll(cx, &mut socket, &mut frames)) => match io {
-                Io::Wrote => {
-                    write_stall.as_mut().reset(in_from_now(write_timeout));
-                }
+                Io::Wrote => deadlines.progress(write_timeout),
                 Io::Failed => break,
                 Io::QueueEnded => {
                     // The hub drops a connection's queue together with sending its close (or
@@ -305,7 +309,7 @@ async fn run(mut socket: WebSocket, state: AppState, identity: Arc<Identity>) {
                 Io::Read(incoming) => {
                     // Inbound traffic proves the peer alive too: a slow link that takes its
                     // frames slower than the kernel wakes writers still pings.
-                    write_stall.as_mut().reset(in_from_now(write_timeout));
+                    deadlines.progress(write_timeout);
                     match incoming {
                         Some(Ok(Message::Text(text))) => {
                             let expires_at_ms = token.expires_at_ms;
@@ -313,7 +317,7 @@ async fn run(mut socket: WebSocket, state: AppState, identity: Arc<Identity>) {
                                 output.reply(Outgoing::new(encode(&reply)));
                             }
                             if token.expires_at_ms != expires_at_ms {
-                                token_expiry.set(sleep_until(token.expires_at_ms.map(instant_of_unix_ms)));
+                                deadlines.expiry = token.expires_at_ms.map(instant_of_unix_ms);
                             }
                         }
                         Some(Ok(Message::Binary(_))) => {
@@ -337,6 +341,46 @@ async fn run(mut socket: WebSocket, state: AppState, identity: Arc<Identity>) {
         }
     }
     Box::pin(state.hub.send(HubMsg::Disconnect { conn })).await;
+}
+
+/// A connection's two deadlines on one timer (a tokio timer is 112 bytes of every connection's
+/// state): its token's expiry, at which the client is told and closed; and while output waits
+/// for the peer, the write stall, at which the peer is gone.
+struct Deadlines {
+    expiry: Option<tokio::time::Instant>,
+    stall: Option<tokio::time::Instant>,
+    /// Where the timer points, if anywhere.
+    armed: Option<tokio::time::Instant>,
+}
+
+impl Deadlines {
+    /// Points `timer` at the earliest deadline if that moved; whether there is one.
+    fn arm(&mut self, timer: std::pin::Pin<&mut tokio::time::Sleep>) -> bool {
+        let due = match (self.expiry, self.stall) {
+            (Some(expiry), Some(stall)) => Some(expiry.min(stall)),
+            (expiry, stall) => expiry.or(stall),
+        };
+        if due != self.armed
+            && let Some(due) = due
+        {
+            timer.reset(due);
+        }
+        self.armed = due;
+        due.is_some()
+    }
+
+    /// The peer took or sent something: a write stall starts over.
+    fn progress(&mut self, write_timeout: Duration) {
+        if self.stall.is_some() {
+            self.stall = Some(in_from_now(write_timeout));
+        }
+    }
+
+    /// Whether the timer fired for the token (else for the write stall).
+    fn token_expired(&self) -> bool {
+        self.expiry
+            .is_some_and(|expiry| expiry <= in_from_now(Duration::ZERO))
+    }
 }
 
 /// Tells a client the hub did not take that the server shuts down (`draining`), then closes

@@ -52,7 +52,8 @@ impl Hub {
                 wire_id,
                 kind,
                 last_seen: now.instant,
-                rooms: LiteMap::new(),
+                // Room for one, which most connections join (a push would take room for four).
+                rooms: LiteMap::with_capacity(1),
                 publish_budget: TokenBucket::full(self.config.publish_burst, now.instant),
                 appends_in_flight: 0,
                 signal_budget: TokenBucket::full(self.config.signal_burst, now.instant),

@@ -170,9 +170,13 @@ impl Presence {
                 self.changed(Change::Update(wire))
             }
             None => {
+                // Room for one: a `Vec` grown by a push takes room for four (the usual user
+                // has one connection, and an entry is 80 bytes).
+                let mut conns = LiteMap::with_capacity(1);
+                conns.insert(arrival.key, conn);
                 let entry = UserEntry {
                     name: arrival.name.map(str::to_owned),
-                    conns: LiteMap::from_iter([(arrival.key, conn)]),
+                    conns,
                     leave_at: None,
                 };
                 let wire = entry.to_wire(arrival.user);
