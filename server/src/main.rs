@@ -4,6 +4,15 @@ use anyhow::Context;
 use clap::Parser;
 use tracing_subscriber::EnvFilter;
 
+/// The allocator: jemalloc, returning freed pages to the system at once (`dirty_decay_ms:0`,
+/// `muzzy_decay_ms:0`, built in by `.cargo/config.toml`). Every connection's handshake takes
+/// and frees hyper's two 8 KiB buffers between the small allocations that live as long as the
+/// connection; glibc's malloc kept those pages resident (about 3 KiB per idle connection above
+/// the live heap), mimalloc more still. Measured in `bench/results/NOTES.md`.
+#[cfg(not(target_env = "msvc"))]
+#[global_allocator]
+static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(
