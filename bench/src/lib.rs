@@ -71,6 +71,10 @@ pub struct Sizes {
     /// How long the client-CPU scenario publishes at each rate.
     #[serde(default)]
     pub client_step_ms: u64,
+    /// Connection counts of the largest-count idle scenario, up to what one process may open
+    /// here (the open-file limit less the server's reserve).
+    #[serde(default)]
+    pub largest_levels: Vec<usize>,
 }
 
 impl Sizes {
@@ -95,6 +99,7 @@ impl Sizes {
                 nodes_ladder: vec![1000.0, 10_000.0],
                 client_rates: vec![1000.0, 10_000.0],
                 client_step_ms: 1500,
+                largest_levels: vec![2000, 4000],
             }
         } else {
             Sizes {
@@ -115,6 +120,8 @@ impl Sizes {
                 nodes_ladder: vec![1000.0, 10_000.0],
                 client_rates: vec![1000.0, 10_000.0],
                 client_step_ms: 5000,
+                // Chorus takes at most 20000 - 128 (`--reserved-files`) connections here.
+                largest_levels: vec![5000, 10_000, 15_000, 19_500],
             }
         }
     }
@@ -158,6 +165,10 @@ pub struct Results {
     /// and round (Chorus only).
     #[serde(default)]
     pub multicore: Vec<(usize, usize, fanout::FanoutRun)>,
+    /// Scenario 11, idle connections up to the largest count this machine allows one process,
+    /// per server and round.
+    #[serde(default)]
+    pub largest: Vec<(Target, usize, idle::IdleRun)>,
     /// Runs that failed, with why.
     pub failures: Vec<String>,
 }

@@ -33,7 +33,7 @@ struct Cli {
     #[arg(long)]
     storm_clients: Option<usize>,
     /// Scenarios to run (default: all): idle, fanout, polling, reconnect, big-room, nodes,
-    /// streams, client-cpu, docs, multicore.
+    /// streams, client-cpu, docs, multicore, largest.
     #[arg(long, value_delimiter = ',')]
     only: Vec<String>,
     /// Only rewrite the report from `results.json` in `--out` (e.g. after editing `NOTES.md`).
@@ -112,32 +112,20 @@ async fn suite(cli: Cli) -> Result<()> {
         client_cpu: Vec::new(),
         docs: Vec::new(),
         multicore: Vec::new(),
+        largest: Vec::new(),
         failures: Vec::new(),
     };
     say(&format!("machine: {:?}", results.machine));
     let settle = Duration::from_millis(sizes.settle_ms);
 
     if wants("idle") {
-        let levels = &sizes.idle_levels;
-        for round in 0..sizes.rounds {
-            for target in Target::ALL {
-                let label = format!("idle round {} {}", round + 1, target.label());
-                match with_server(target, &programs, &[], |server| async move {
-                    idle::run(&server, levels, settle, 10).await
-                })
-                .await
-                {
-                    Ok(run) => {
-                        say(&format!(
-                            "{label}: {:.2} KiB/connection, {:.0} connects/s, RSS {:?}",
-                            run.kib_per_connection, run.connects_per_second, run.rss_kib
-                        ));
-                        results.idle.push((target, round, run));
-                    }
-                    Err(err) => fail(&mut results, &label, &err),
-                }
-            }
-        }
+        let runs = idle_rounds(&mut results, &programs, "idle", &sizes.idle_levels, &sizes).await;
+        results.idle.extend(runs);
+    }
+    if wants("largest") {
+        let levels = &sizes.largest_levels;
+        let runs = idle_rounds(&mut results, &programs, "largest", levels, &sizes).await;
+        results.largest.extend(runs);
     }
     if wants("fanout") {
         for &members in &sizes.room_sizes {
@@ -510,6 +498,39 @@ async fn ladder(
             None
         }
     }
+}
+
+/// The idle scenario (rooms of 10) at `levels` on every server, `sizes.rounds` times, servers
+/// interleaved; each run said as it ends. `name` labels the runs (`idle`, `largest`).
+async fn idle_rounds(
+    results: &mut Results,
+    programs: &Programs,
+    name: &str,
+    levels: &[usize],
+    sizes: &Sizes,
+) -> Vec<(Target, usize, idle::IdleRun)> {
+    let settle = Duration::from_millis(sizes.settle_ms);
+    let mut runs = Vec::new();
+    for round in 0..sizes.rounds {
+        for target in Target::ALL {
+            let label = format!("{name} round {} {}", round + 1, target.label());
+            match with_server(target, programs, &[], |server| async move {
+                idle::run(&server, levels, settle, 10).await
+            })
+            .await
+            {
+                Ok(run) => {
+                    say(&format!(
+                        "{label}: {:.2} KiB/connection, {:.0} connects/s, RSS {:?}",
+                        run.kib_per_connection, run.connects_per_second, run.rss_kib
+                    ));
+                    runs.push((target, round, run));
+                }
+                Err(err) => fail(results, &label, &err),
+            }
+        }
+    }
+    runs
 }
 
 fn fail(results: &mut Results, label: &str, err: &anyhow::Error) {

@@ -749,6 +749,14 @@ pub fn write(results: &Results, notes: Option<&str>) -> Vec<(String, String)> {
         }
     }
 
+    // Scenario 11.
+    let _ = writeln!(md, "## 10. The largest count this machine allows\n");
+    if results.largest.is_empty() {
+        let _ = writeln!(md, "Not run.\n");
+    } else {
+        largest_section(&mut md, results);
+    }
+
     if !results.failures.is_empty() {
         let _ = writeln!(md, "## Runs that failed\n");
         for failure in &results.failures {
@@ -764,6 +772,59 @@ pub fn write(results: &Results, notes: Option<&str>) -> Vec<(String, String)> {
 }
 
 /// One figure of the client-CPU scenario's step at `rate` for `target`, over rounds.
+/// Section 10: scenario 1 up to the open-file limit, and what its slope projects.
+fn largest_section(md: &mut String, results: &Results) {
+    let levels = &results.sizes.largest_levels;
+    let top = levels.last().copied().unwrap_or(0);
+    let _ = writeln!(
+        md,
+        "Scenario 1 (rooms of 10) at {levels:?} connections: the open-file limit (soft / hard) is {} here, and Chorus keeps 128 of them back (`--reserved-files`). The projection is on paper: RSS at 0 plus the slope times the connection count, the RSS one process of the same build would have if nothing but the per-connection state grew.\n",
+        results.machine.open_files
+    );
+    let _ = writeln!(
+        md,
+        "| server | KB per connection | RSS at 0 | RSS at {top} | connects/s | projected at 100k | projected at 1M |\n|---|---|---|---|---|---|---|"
+    );
+    for target in Target::ALL {
+        let runs: Vec<&crate::scenario::idle::IdleRun> = results
+            .largest
+            .iter()
+            .filter(|run| run.0 == target)
+            .map(|run| &run.2)
+            .collect();
+        if runs.is_empty() {
+            continue;
+        }
+        let rss_mib = |at: fn(&crate::scenario::idle::IdleRun) -> Option<u64>| -> Vec<f64> {
+            runs.iter()
+                .filter_map(|run| at(run))
+                .map(|kib| kib as f64 / 1024.0)
+                .collect()
+        };
+        let at_zero = rss_mib(|run| run.rss_kib.first().map(|&(_, kib)| kib));
+        let at_top = rss_mib(|run| run.rss_kib.last().map(|&(_, kib)| kib));
+        let kib: Vec<f64> = runs.iter().map(|run| run.kib_per_connection).collect();
+        let projected = |connections: f64| -> String {
+            let gib = (median(&at_zero) * 1024.0 + median(&kib) * connections) / (1024.0 * 1024.0);
+            format!("{gib:.2} GiB")
+        };
+        let connects: Vec<f64> = runs.iter().map(|run| run.connects_per_second).collect();
+        let kb: Vec<f64> = kib.iter().map(|kib| kib * 1.024).collect();
+        let _ = writeln!(
+            md,
+            "| {} | {} | {} MiB | {} MiB | {} | {} | {} |",
+            target.label(),
+            spread_text(&kb, 2),
+            spread_text(&at_zero, 1),
+            spread_text(&at_top, 1),
+            spread_text(&connects, 0),
+            projected(100_000.0),
+            projected(1_000_000.0),
+        );
+    }
+    md.push('\n');
+}
+
 fn client_cpu_at(
     results: &Results,
     target: Target,
