@@ -118,8 +118,9 @@ impl Outgoing {
 /// frame lands inside it.
 pub(super) struct RawFrames<S> {
     io: S,
-    /// A frame the socket took part of, and how many of its bytes.
-    partial: Option<(Outgoing, usize)>,
+    /// A frame the socket took part of, and how many of its bytes. Boxed: it is rare (a full
+    /// socket), and every connection holds a `RawFrames`.
+    partial: Option<Box<(Outgoing, usize)>>,
 }
 
 impl<S: AsyncWrite + Unpin> RawFrames<S> {
@@ -129,7 +130,8 @@ impl<S: AsyncWrite + Unpin> RawFrames<S> {
 
     /// Writes the rest of the frame the socket took part of, if any.
     fn poll_finish(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        while let Some((frame, written)) = &mut self.partial {
+        while let Some(cut) = &mut self.partial {
+            let (frame, written) = &mut **cut;
             let slices: SmallVec<[IoSlice<'_>; 3]> =
                 frame.slices(*written).map(IoSlice::new).collect();
             let n = ready!(Pin::new(&mut self.io).poll_write_vectored(cx, &slices))?;
@@ -173,7 +175,7 @@ impl<S: AsyncWrite + Unpin> RawFrames<S> {
         if left == 0 {
             return Poll::Ready(Ok(whole));
         }
-        self.partial = Some((frames.remove(0), left));
+        self.partial = Some(Box::new((frames.remove(0), left)));
         // Try the rest now: either it goes, or the socket wakes the task when it has room.
         if let Poll::Ready(Err(err)) = self.poll_finish(cx) {
             return Poll::Ready(Err(err));
