@@ -3,7 +3,7 @@
 //! tokio-tungstenite reads the socket (frames, pings, closes) and writes what it makes itself
 //! (pongs, the close frame, the rare messages of the closing paths). The data frames of the
 //! hub's queue do not go through it: each one's header is formed here and written raw, with
-//! its payload's shared bytes, by one vectored write for every frame waiting ([`Output`]).
+//! its payload's shared bytes, the frames waiting (up to 16) by one vectored write ([`Output`]).
 //! Nothing is copied between the hub's buffer and the socket, and no write buffer keeps the
 //! capacity of a large frame for the connection's life.
 //!
