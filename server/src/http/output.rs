@@ -21,7 +21,8 @@ use futures_util::{SinkExt, StreamExt};
 use smallvec::SmallVec;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio_tungstenite::tungstenite::Message;
-use tokio_tungstenite::tungstenite::protocol::frame::Utf8Bytes;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::{Data, OpCode};
+use tokio_tungstenite::tungstenite::protocol::frame::{FrameHeader, Utf8Bytes};
 
 use super::upgrade::Socket as WebSocket;
 use crate::driver::FrameReceiver;
@@ -31,9 +32,6 @@ use crate::hub::Payload;
 const FRAMES_PER_POLL: usize = 64;
 /// Frames written by one vectored write at most (three slices each: header, prefix, body).
 const FRAMES_PER_WRITE: usize = 16;
-/// The first byte of every frame written here: final fragment, text (RFC 6455, 5.2). Server
-/// frames are not masked, so a frame is its header followed by the payload as it is.
-const FIN_TEXT: u8 = 0x81;
 
 /// One text message as a single unmasked WebSocket frame: its header, an optional prefix (a
 /// multiplexed socket's `<tab>:`) and the body, the last two shared, not copied.
@@ -58,21 +56,19 @@ impl Outgoing {
     /// A message of UTF-8 text `prefix` followed by UTF-8 text `body`.
     pub(super) fn prefixed(prefix: Bytes, body: Bytes) -> Outgoing {
         debug_assert!(std::str::from_utf8(&prefix).is_ok() && std::str::from_utf8(&body).is_ok());
-        let len = prefix.len() + body.len();
-        let mut head = [0; 10];
-        head[0] = FIN_TEXT;
-        let head_len = if len < 126 {
-            head[1] = len as u8;
-            2
-        } else if let Ok(len) = u16::try_from(len) {
-            head[1] = 126;
-            head[2..4].copy_from_slice(&len.to_be_bytes());
-            4
-        } else {
-            head[1] = 127;
-            head[2..10].copy_from_slice(&(len as u64).to_be_bytes());
-            10
+        // A final text frame, unmasked as server frames are: its header, then the payload as
+        // it is (tungstenite formats the header, in the shortest length form).
+        let header = FrameHeader {
+            opcode: OpCode::Data(Data::Text),
+            ..FrameHeader::default()
         };
+        let mut head = [0; 10];
+        let mut cursor = std::io::Cursor::new(&mut head[..]);
+        let len = (prefix.len() + body.len()) as u64;
+        header
+            .format(len, &mut cursor)
+            .expect("an unmasked header takes at most 10 bytes");
+        let head_len = cursor.position() as u8;
         Outgoing {
             head,
             head_len,

@@ -23,7 +23,8 @@ use super::output::RawFrames;
 
 /// The server side of an open WebSocket, boxed: it is handed down from the connection task
 /// to the functions it awaits, and each async function keeps its own copy of what it was
-/// given for as long as it runs (a 328-byte socket held once per level by every connection).
+/// given for as long as it runs (an unboxed socket, a few hundred bytes, would be held once per
+/// level by every connection).
 /// Under tungstenite, [`RawFrames`] also takes the hub's frames written raw.
 pub(super) type Socket = Box<WebSocketStream<RawFrames<TokioIo<hyper::upgrade::Upgraded>>>>;
 
