@@ -59,6 +59,7 @@ mod map;
 pub mod outbox;
 pub mod presence;
 mod publish;
+mod recent;
 pub mod rng;
 mod rooms;
 mod streams;

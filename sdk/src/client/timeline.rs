@@ -5,7 +5,8 @@
 //! until the gap is filled, and the gap is reported so the client can resume to repair it.
 
 use super::Map;
-use crate::wire::{Cursor, Event, EventId};
+use super::recent::RecentIds;
+use crate::wire::{Cursor, Event};
 
 /// Most out-of-order events held while waiting for a gap to fill.
 const MAX_HELD: usize = 1024;
@@ -22,17 +23,19 @@ pub struct Merge {
 }
 
 /// A room's position in its history.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Timeline {
     cursor: Option<Cursor>,
     held: Map<u64, Event>,
-    /// The last [`RECENT_IDS`] delivered events' (sender, id) in delivery order, as a ring:
-    /// `next_recent` is overwritten next once it is full. Ids are idempotency keys per sender,
-    /// so another sender's event with an equal id is a different event.
-    recent: Vec<(String, EventId)>,
-    next_recent: usize,
-    /// The same keys, sorted, to look one up without a scan (this runs for every event).
-    recent_ids: Map<(String, EventId), ()>,
+    /// The last [`RECENT_IDS`] delivered events' (sender, id). Ids are idempotency keys per
+    /// sender, so another sender's event with an equal id is a different event.
+    recent: RecentIds,
+}
+
+impl Default for Timeline {
+    fn default() -> Timeline {
+        Timeline::at(None)
+    }
 }
 
 impl Timeline {
@@ -40,7 +43,8 @@ impl Timeline {
     pub fn at(cursor: Option<Cursor>) -> Timeline {
         Timeline {
             cursor,
-            ..Timeline::default()
+            held: Map::new(),
+            recent: RecentIds::new(RECENT_IDS),
         }
     }
 
@@ -70,11 +74,7 @@ impl Timeline {
         let (Some(cursor), Some(seq)) = (self.cursor, event.seq) else {
             return merge; // Not positioned yet, or ephemeral: the caller handles those.
         };
-        if seq <= cursor.seq
-            || self
-                .recent_ids
-                .contains_key(&(event.from.clone(), event.id.clone()))
-        {
+        if seq <= cursor.seq || self.recent.contains(&event.from, &event.id) {
             return merge; // Already delivered.
         }
         if seq > cursor.seq + 1 {
@@ -100,23 +100,18 @@ impl Timeline {
     fn deliver(&mut self, event: Event, merge: &mut Merge) {
         let cursor = self.cursor.as_mut().expect("positioned");
         cursor.seq = event.seq.expect("durable");
-        let key = (event.from.clone(), event.id.clone());
-        if self.recent.len() < RECENT_IDS {
-            self.recent.push(key.clone());
-        } else {
-            let oldest = std::mem::replace(&mut self.recent[self.next_recent], key.clone());
-            self.recent_ids.remove(&oldest);
-            self.next_recent = (self.next_recent + 1) % RECENT_IDS;
+        // A held event can repeat one delivered while it was held (a publish the server
+        // stored twice): its seq is passed, the app does not get it twice.
+        if self.recent.insert(&event.from, &event.id) {
+            merge.deliver.push(event);
         }
-        self.recent_ids.insert(key, ());
-        merge.deliver.push(event);
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::wire::{Json, RoomName};
+    use crate::wire::{EventId, Json, RoomName};
 
     fn event(seq: u64, id: &str) -> Event {
         Event {
@@ -157,6 +152,13 @@ mod tests {
         check(Some(0), &[(2, "b"), (3, "c"), (1, "a")], &[1, 2, 3], None); // gap filled: all in order
         check(Some(0), &[(3, "c"), (1, "a")], &[1], Some(1)); // partly filled: still a gap after 1
         check(Some(0), &[(1, "a"), (2, "a")], &[1], None); // the same id under another seq is dropped
+        check(Some(0), &[(3, "a"), (2, "a"), (1, "a")], &[1], None); // ... also when it was held
+        check(
+            Some(0),
+            &[(3, "c"), (2, "a"), (1, "a"), (4, "d")],
+            &[1, 3, 4],
+            None,
+        );
         check(None, &[(1, "a")], &[], None); // not positioned yet: nothing delivered
     }
 
