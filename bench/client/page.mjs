@@ -8,28 +8,29 @@
 // It prints `ready` once the page has joined, then answers each `mark` line on stdin with one
 // JSON line: the events received so far and the renderer main thread's busy time
 // (`TaskDuration`: every task it ran, the library's and the browser's work for each message;
-// `ScriptDuration`: JavaScript and WebAssembly only), both in seconds, at `Timestamp` seconds,
-// from the DevTools protocol's Performance domain. The generator publishes between marks and
-// works out microseconds per event and the main thread's share. `quit` (or end of input) exits.
-import { readFileSync } from "node:fs";
+// `ScriptDuration`: JavaScript and WebAssembly only), both in seconds, at `at_s` seconds of
+// this process's clock, from the DevTools protocol's Performance domain. The generator
+// publishes between marks and works out microseconds per event and the main thread's share.
+// `quit` (or end of input) exits.
+//
+// The browser is driven over the DevTools protocol directly (one session on the page, with the
+// Page, Runtime and Performance domains only), not through playwright-core: Playwright enables
+// the Network domain on every page, and the renderer then reports each WebSocket frame to the
+// driver, work on the measured thread that doubled the time per event at 10k events/s and
+// kept neither page up with that rate.
+import { spawn } from "node:child_process";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { createServer } from "node:http";
-import { extname } from "node:path";
+import { tmpdir } from "node:os";
+import { extname, join } from "node:path";
 import { createInterface } from "node:readline";
-import { chromium } from "playwright-core";
+import WebSocket from "ws";
 
 const [kind, base, room, token] = process.argv.slice(2);
 if (!["chorus", "socketio"].includes(kind) || !base || !room || (kind === "chorus" && !token)) {
   console.error("usage: node page.mjs chorus BASE_URL ROOM TOKEN | socketio BASE_URL ROOM");
   process.exit(2);
 }
-
-const browser = await chromium.launch({
-  executablePath: "/usr/bin/chromium",
-  args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--disable-sync", "--no-first-run"],
-});
-const page = await browser.newPage();
-page.on("pageerror", (error) => console.error(`[page] ${error}`));
-page.on("crash", () => console.error("[page] crashed"));
 
 // The page comes from a static server of its own on loopback (another origin than the server
 // under test, as for most apps; an origin on loopback, so Chromium lets it reach a loopback
@@ -52,10 +53,68 @@ const statics = createServer((request, response) => {
   response.end(file?.[1] ?? "not found");
 });
 await new Promise((ok) => statics.listen(0, "127.0.0.1", ok));
-await page.goto(`http://127.0.0.1:${statics.address().port}/`);
+
+// Chromium with a profile of its own, telling on stderr where its DevTools endpoint listens.
+const profile = mkdtempSync(join(tmpdir(), "chorus-bench-page-"));
+const browser = spawn(
+  "/usr/bin/chromium",
+  ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--disable-sync", "--no-first-run", "--remote-debugging-port=0", `--user-data-dir=${profile}`, "about:blank"],
+  // Its own process group, so that the end can stop its helper processes with it.
+  { stdio: ["ignore", "ignore", "pipe"], detached: true },
+);
+const exited = new Promise((ok) => browser.on("exit", ok));
+const endpoint = await new Promise((ok, fail) => {
+  let said = "";
+  browser.stderr.on("data", (chunk) => {
+    said += chunk;
+    const found = said.match(/DevTools listening on ws:\/\/([^/\s]+)/);
+    if (found) ok(found[1]);
+  });
+  exited.then(() => fail(new Error(`chromium exited before it listened: ${said}`)));
+});
+const target = (await (await fetch(`http://${endpoint}/json/list`)).json()).find((t) => t.type === "page");
+
+// One DevTools session on the page: `send` a command and wait for its answer; `on` an event.
+const session = new WebSocket(target.webSocketDebuggerUrl, { perMessageDeflate: false });
+await new Promise((ok, fail) => {
+  session.on("open", ok);
+  session.on("error", fail);
+});
+let lastId = 0;
+const answers = new Map();
+const handlers = new Map();
+session.on("message", (data) => {
+  const message = JSON.parse(data);
+  if (message.id === undefined) return handlers.get(message.method)?.(message.params);
+  const [ok, fail] = answers.get(message.id);
+  answers.delete(message.id);
+  message.error ? fail(new Error(`${message.error.message} (${message.error.code})`)) : ok(message.result);
+});
+const send = (method, params = {}) =>
+  new Promise((ok, fail) => {
+    answers.set(++lastId, [ok, fail]);
+    session.send(JSON.stringify({ id: lastId, method, params }));
+  });
+const on = (method, handler) => handlers.set(method, handler);
+// Runs `fn(arg)` in the page (awaiting what it returns) and gives back its JSON value.
+const evaluate = async (fn, arg) => {
+  const expression = `(${fn})(${JSON.stringify(arg ?? null)})`;
+  const { result, exceptionDetails } = await send("Runtime.evaluate", { expression, awaitPromise: true, returnByValue: true });
+  if (exceptionDetails) throw new Error(exceptionDetails.exception?.description ?? exceptionDetails.text);
+  return result.value;
+};
+
+on("Runtime.exceptionThrown", ({ exceptionDetails }) => console.error(`[page] ${exceptionDetails.exception?.description ?? exceptionDetails.text}`));
+on("Inspector.targetCrashed", () => console.error("[page] crashed"));
+await send("Runtime.enable");
+await send("Inspector.enable");
+await send("Page.enable");
+const loaded = new Promise((ok) => on("Page.loadEventFired", ok));
+await send("Page.navigate", { url: `http://127.0.0.1:${statics.address().port}/` });
+await loaded;
 
 if (kind === "chorus") {
-  await page.evaluate(async ({ base, room, token }) => {
+  await evaluate(async ({ base, room, token }) => {
     const { ChorusClient } = await import("/pkg/chorus.js");
     const client = await ChorusClient.connect({ url: base, token, transport: "websocket" });
     window.received = 0;
@@ -66,8 +125,14 @@ if (kind === "chorus") {
     await new Promise((ok) => joined.on("joined", ok));
   }, { base, room, token });
 } else {
-  await page.addScriptTag({ url: "/socket.io.min.js" });
-  await page.evaluate(async ({ base, room }) => {
+  await evaluate(
+    () =>
+      new Promise((ok, fail) => {
+        const script = Object.assign(document.createElement("script"), { src: "/socket.io.min.js", onload: ok, onerror: fail });
+        document.head.append(script);
+      }),
+  );
+  await evaluate(async ({ base, room }) => {
     const socket = window.io(base, { transports: ["websocket"] });
     window.received = 0;
     socket.on("msg", (payload) => {
@@ -80,16 +145,18 @@ if (kind === "chorus") {
   }, { base, room });
 }
 
-const cdp = await page.context().newCDPSession(page);
-await cdp.send("Performance.enable", { timeDomain: "threadTicks" });
+await send("Performance.enable", { timeDomain: "threadTicks" });
 console.log("ready");
 
 for await (const line of createInterface({ input: process.stdin })) {
   if (line.trim() !== "mark") break;
-  const { metrics } = await cdp.send("Performance.getMetrics");
+  const { metrics } = await send("Performance.getMetrics");
   const metric = (name) => metrics.find((m) => m.name === name)?.value ?? Number.NaN;
-  const received = await page.evaluate(() => window.received);
+  const received = await evaluate(() => window.received);
   console.log(JSON.stringify({ received, task_s: metric("TaskDuration"), script_s: metric("ScriptDuration"), at_s: performance.now() / 1000 }));
 }
-await browser.close();
+session.close();
+process.kill(-browser.pid, "SIGKILL");
+await exited;
 statics.close();
+rmSync(profile, { recursive: true, force: true, maxRetries: 10, retryDelay: 100 });

@@ -1,7 +1,8 @@
 //! Scenario 8, client CPU: what receiving a room's events costs the browser, a figure no peer
-//! publishes. One page in Debian chromium (`bench/client/page.mjs`, driven by playwright-core)
-//! joins a room through the Chorus npm package or socket.io-client and counts each event whose
-//! body has the benchmark marker (reading the field, as an app reads what it receives). The
+//! publishes. One page in Debian chromium (`bench/client/page.mjs`, driven over the DevTools
+//! protocol without Playwright, whose Network domain costs the renderer work per frame) joins
+//! a room through the Chorus npm package or socket.io-client and counts each event whose body
+//! has the benchmark marker (reading the field, as an app reads what it receives). The
 //! generator publishes into the room at each rate for a fixed time; between two marks the page
 //! reports the renderer main thread's busy time (the DevTools `Performance` domain in thread
 //! CPU time: `TaskDuration`, all its tasks; `ScriptDuration`, JavaScript and WebAssembly). Per
