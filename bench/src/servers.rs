@@ -126,6 +126,10 @@ impl Server {
                     // connections at once between accept and upgrade (256 by default).
                     "--max-http-connections-per-ip",
                     "1000000",
+                    // The polling scenario holds up to 4000 sessions from this one machine
+                    // (256 per address by default).
+                    "--max-poll-sessions-per-ip",
+                    "1000000",
                     "--publish-rate",
                     "1000000",
                     "--publish-burst",
