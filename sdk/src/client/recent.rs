@@ -43,6 +43,7 @@ impl RecentIds {
     }
 
     /// Whether `(from, id)` is remembered.
+    #[cfg(test)]
     pub(crate) fn contains(&self, from: &str, id: &EventId) -> bool {
         self.search(from, id).is_ok()
     }

@@ -74,7 +74,10 @@ impl Timeline {
         let (Some(cursor), Some(seq)) = (self.cursor, event.seq) else {
             return merge; // Not positioned yet, or ephemeral: the caller handles those.
         };
-        if seq <= cursor.seq || self.recent.contains(&event.from, &event.id) {
+        // An event whose (sender, id) was delivered under another seq (a publish the server
+        // stored twice) still takes its place in the order: `deliver` passes its seq without
+        // handing it on, so the room does not wait for that seq for ever.
+        if seq <= cursor.seq {
             return merge; // Already delivered.
         }
         if seq > cursor.seq + 1 {
@@ -152,6 +155,7 @@ mod tests {
         check(Some(0), &[(2, "b"), (3, "c"), (1, "a")], &[1, 2, 3], None); // gap filled: all in order
         check(Some(0), &[(3, "c"), (1, "a")], &[1], Some(1)); // partly filled: still a gap after 1
         check(Some(0), &[(1, "a"), (2, "a")], &[1], None); // the same id under another seq is dropped
+        check(Some(0), &[(1, "a"), (2, "a"), (3, "b")], &[1, 3], None); // ... and its seq passed
         check(Some(0), &[(3, "a"), (2, "a"), (1, "a")], &[1], None); // ... also when it was held
         check(
             Some(0),
@@ -216,13 +220,16 @@ mod tests {
                 1
             );
         }
-        let next = total + 1;
-        for recent in [total, total - RECENT_IDS as u64 + 1] {
-            let merge = timeline.receive(event(next, &format!("e{recent}")));
+        // Repeats take new seqs (as a publish stored twice does) and are not remembered again.
+        for (seq, recent) in [
+            (total + 1, total),
+            (total + 2, total - RECENT_IDS as u64 + 1),
+        ] {
+            let merge = timeline.receive(event(seq, &format!("e{recent}")));
             assert!(merge.deliver.is_empty(), "e{recent} was delivered lately");
         }
         let forgotten = total - RECENT_IDS as u64;
-        let merge = timeline.receive(event(next, &format!("e{forgotten}")));
+        let merge = timeline.receive(event(total + 3, &format!("e{forgotten}")));
         assert_eq!(
             merge.deliver.len(),
             1,
