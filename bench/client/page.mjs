@@ -13,18 +13,17 @@
 // publishes between marks and works out microseconds per event and the main thread's share.
 // `quit` (or end of input) exits.
 //
-// The browser is driven over the DevTools protocol directly (one session on the page, with the
-// Page, Runtime and Performance domains only), not through playwright-core: Playwright enables
-// the Network domain on every page, and the renderer then reports each WebSocket frame to the
-// driver, work on the measured thread that doubled the time per event at 10k events/s and
-// kept neither page up with that rate.
+// The browser is driven over the DevTools protocol directly (a pipe to Chromium, one session on
+// the page, with the Page, Runtime, Inspector and Performance domains only), not through
+// playwright-core: Playwright enables the Network domain on every page, and the renderer then
+// reports each WebSocket frame to the driver, work on the measured thread that doubled the time
+// per event at 10k events/s and kept neither page up with that rate.
 import { spawn } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { createServer } from "node:http";
 import { tmpdir } from "node:os";
 import { extname, join } from "node:path";
 import { createInterface } from "node:readline";
-import WebSocket from "ws";
 
 const [kind, base, room, token] = process.argv.slice(2);
 if (!["chorus", "socketio"].includes(kind) || !base || !room || (kind === "chorus" && !token)) {
@@ -54,47 +53,54 @@ const statics = createServer((request, response) => {
 });
 await new Promise((ok) => statics.listen(0, "127.0.0.1", ok));
 
-// Chromium with a profile of its own, telling on stderr where its DevTools endpoint listens.
+// Chromium with a profile of its own, spoken to over `--remote-debugging-pipe`: commands go in
+// on its fd 3 and answers and events come out on its fd 4, each message ending in a NUL. It
+// exits when the pipe closes, so it never outlives this process, however this one ends.
 const profile = mkdtempSync(join(tmpdir(), "chorus-bench-page-"));
 const browser = spawn(
   "/usr/bin/chromium",
-  ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--disable-sync", "--no-first-run", "--remote-debugging-port=0", `--user-data-dir=${profile}`, "about:blank"],
-  // Its own process group, so that the end can stop its helper processes with it.
-  { stdio: ["ignore", "ignore", "pipe"], detached: true },
+  ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--disable-sync", "--no-first-run", "--remote-debugging-pipe", `--user-data-dir=${profile}`, "about:blank"],
+  { stdio: ["ignore", "ignore", "ignore", "pipe", "pipe"] },
 );
-const exited = new Promise((ok) => browser.on("exit", ok));
-const endpoint = await new Promise((ok, fail) => {
-  let said = "";
-  browser.stderr.on("data", (chunk) => {
-    said += chunk;
-    const found = said.match(/DevTools listening on ws:\/\/([^/\s]+)/);
-    if (found) ok(found[1]);
-  });
-  exited.then(() => fail(new Error(`chromium exited before it listened: ${said}`)));
-});
-const target = (await (await fetch(`http://${endpoint}/json/list`)).json()).find((t) => t.type === "page");
-
-// One DevTools session on the page: `send` a command and wait for its answer; `on` an event.
-const session = new WebSocket(target.webSocketDebuggerUrl, { perMessageDeflate: false });
-await new Promise((ok, fail) => {
-  session.on("open", ok);
-  session.on("error", fail);
-});
+const [toBrowser, fromBrowser] = [browser.stdio[3], browser.stdio[4]];
 let lastId = 0;
 const answers = new Map();
 const handlers = new Map();
-session.on("message", (data) => {
-  const message = JSON.parse(data);
-  if (message.id === undefined) return handlers.get(message.method)?.(message.params);
-  const [ok, fail] = answers.get(message.id);
-  answers.delete(message.id);
-  message.error ? fail(new Error(`${message.error.message} (${message.error.code})`)) : ok(message.result);
+const exited = new Promise((ok) => browser.on("exit", ok));
+let ended = false;
+exited.then(() => {
+  if (ended) return;
+  for (const [, fail] of answers.values()) fail(new Error("chromium exited"));
+  console.error("[page] chromium exited");
+  process.exit(1);
 });
-const send = (method, params = {}) =>
+let pending = "";
+fromBrowser.setEncoding("utf8");
+fromBrowser.on("data", (chunk) => {
+  const messages = (pending + chunk).split("\0");
+  pending = messages.pop();
+  for (const text of messages) {
+    const message = JSON.parse(text);
+    if (message.id === undefined) {
+      handlers.get(message.method)?.(message.params);
+      continue;
+    }
+    const [ok, fail] = answers.get(message.id);
+    answers.delete(message.id);
+    message.error ? fail(new Error(`${message.error.message} (${message.error.code})`)) : ok(message.result);
+  }
+});
+// `send` a command (to the browser, or to the page's session) and wait for its answer; `on` an
+// event of the page's session.
+const command = (method, params, sessionId) =>
   new Promise((ok, fail) => {
     answers.set(++lastId, [ok, fail]);
-    session.send(JSON.stringify({ id: lastId, method, params }));
+    toBrowser.write(`${JSON.stringify({ id: lastId, method, params, sessionId })}\0`);
   });
+const { targetInfos } = await command("Target.getTargets", {});
+const page = targetInfos.find((t) => t.type === "page")?.targetId ?? (await command("Target.createTarget", { url: "about:blank" })).targetId;
+const { sessionId } = await command("Target.attachToTarget", { targetId: page, flatten: true });
+const send = (method, params = {}) => command(method, params, sessionId);
 const on = (method, handler) => handlers.set(method, handler);
 // Runs `fn(arg)` in the page (awaiting what it returns) and gives back its JSON value.
 const evaluate = async (fn, arg) => {
@@ -110,7 +116,8 @@ await send("Runtime.enable");
 await send("Inspector.enable");
 await send("Page.enable");
 const loaded = new Promise((ok) => on("Page.loadEventFired", ok));
-await send("Page.navigate", { url: `http://127.0.0.1:${statics.address().port}/` });
+const { errorText } = await send("Page.navigate", { url: `http://127.0.0.1:${statics.address().port}/` });
+if (errorText) throw new Error(`the page did not load: ${errorText}`);
 await loaded;
 
 if (kind === "chorus") {
@@ -155,8 +162,8 @@ for await (const line of createInterface({ input: process.stdin })) {
   const received = await evaluate(() => window.received);
   console.log(JSON.stringify({ received, task_s: metric("TaskDuration"), script_s: metric("ScriptDuration"), at_s: performance.now() / 1000 }));
 }
-session.close();
-process.kill(-browser.pid, "SIGKILL");
+ended = true;
+await command("Browser.close", {}).catch(() => {});
 await exited;
 statics.close();
 rmSync(profile, { recursive: true, force: true, maxRetries: 10, retryDelay: 100 });
