@@ -74,9 +74,6 @@ impl Timeline {
         let (Some(cursor), Some(seq)) = (self.cursor, event.seq) else {
             return merge; // Not positioned yet, or ephemeral: the caller handles those.
         };
-        // An event whose (sender, id) was delivered under another seq (a publish the server
-        // stored twice) still takes its place in the order: `deliver` passes its seq without
-        // handing it on, so the room does not wait for that seq for ever.
         if seq <= cursor.seq {
             return merge; // Already delivered.
         }
@@ -103,8 +100,9 @@ impl Timeline {
     fn deliver(&mut self, event: Event, merge: &mut Merge) {
         let cursor = self.cursor.as_mut().expect("positioned");
         cursor.seq = event.seq.expect("durable");
-        // A held event can repeat one delivered while it was held (a publish the server
-        // stored twice): its seq is passed, the app does not get it twice.
+        // An event repeating a delivered (sender, id) under another seq (a publish the server
+        // stored twice; it may have been held meanwhile) passes its seq without reaching the
+        // app: the room does not wait for that seq, and the app does not get it twice.
         if self.recent.insert(&event.from, &event.id) {
             merge.deliver.push(event);
         }
@@ -157,6 +155,7 @@ mod tests {
         check(Some(0), &[(1, "a"), (2, "a")], &[1], None); // the same id under another seq is dropped
         check(Some(0), &[(1, "a"), (2, "a"), (3, "b")], &[1, 3], None); // ... and its seq passed
         check(Some(0), &[(3, "a"), (2, "a"), (1, "a")], &[1], None); // ... also when it was held
+        // The held repeat passes its seq: the event after it is delivered.
         check(
             Some(0),
             &[(3, "c"), (2, "a"), (1, "a"), (4, "d")],
