@@ -416,6 +416,13 @@ impl Hub {
         *head = seq;
         let payload = encode_event(&stored);
         let streaming = !room.streams.is_idle();
+        let room = if streaming {
+            // A copy of another node's stream gets its last chunks first (see `streams.rs`).
+            self.complete_stream_copy(&stored.event);
+            self.rooms.get_mut(&stored.event.room).expect("open")
+        } else {
+            room
+        };
         let mut overflowed = Vec::new();
         for (&conn, member) in room.members.iter_mut() {
             match member {
@@ -437,10 +444,9 @@ impl Hub {
         for conn in overflowed {
             self.handle_slow_consumer(now, conn);
         }
-        if streaming {
+        if streaming || self.config.federated {
             // The result of an open stream ends it, after the event (see `streams.rs`).
-            let event = &stored.event;
-            self.close_stored_stream(now, &event.room, &event.from, &event.id, seq);
+            self.close_stored_stream(now, &stored.event, seq);
         }
     }
 }

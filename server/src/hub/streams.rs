@@ -25,6 +25,12 @@
 //!   its own copy of the stream and serves its own late joiners from it. A node that opens the
 //!   room mid-stream asks for the others' state (`sync`), and the producer's node answers with
 //!   a `start` carrying everything so far.
+//! - A node hears another's signals and the stored events on separate paths (two Redis
+//!   connections), in either order. A copy that gets its result before its last chunks sends
+//!   its members the rest of the result as one chunk first (`complete_stream_copy`); a `start`
+//!   heard after the stream's result (a late answer to `sync`) opens nothing; a finish answered
+//!   as a duplicate before the event reached this node waits for the event's fan-out to end the
+//!   stream, so members always get the event, then `finish`.
 //!
 //! It must never store a chunk, nor store a stream's result other than through the append
 //! path (the store is the only sequencer, and its dedupe is what makes a finish count once).
@@ -35,8 +41,8 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use chorus_sdk::wire::{
-    self, BackendStreamOp, ErrorCode, EventId, Json, Progress, RoomName, ServerFrame, StreamFrame,
-    StreamKind, StreamOp, StreamResult, StreamStep, StreamStepBody, StreamUpdate,
+    self, BackendStreamOp, ErrorCode, Event, EventId, Json, Progress, RoomName, ServerFrame,
+    StreamFrame, StreamKind, StreamOp, StreamResult, StreamStep, StreamStepBody, StreamUpdate,
 };
 
 use super::federation::RoomSignal;
@@ -87,6 +93,9 @@ struct OpenStream {
     active: Instant,
     /// Its result is in the store (an append is in flight).
     finishing: bool,
+    /// The seq the store gave its result (or had given it, to a duplicate), before this node
+    /// fanned the event out: the stream ends when it does.
+    result: Option<u64>,
 }
 
 impl OpenStream {
@@ -122,6 +131,10 @@ pub(super) struct RoomStreams {
     open: BTreeMap<StreamKey, OpenStream>,
     /// Streams that ended lately, oldest first, at most [`RECENT_ENDED`].
     ended: VecDeque<Ended>,
+    /// Streams whose result this node fanned out without holding a copy (a federated node
+    /// that had not heard of them yet), newest last, at most [`RECENT_ENDED`]: a `start` heard
+    /// later does not open them again.
+    results_without_copy: VecDeque<StreamKey>,
     /// Increases with every change to the room's streams.
     version: u64,
 }
@@ -362,6 +375,7 @@ impl Hub {
                         flush_armed: false,
                         active: now.instant,
                         finishing: false,
+                        result: None,
                     },
                 );
                 let timeout = self.config.stream_timeout;
@@ -561,6 +575,17 @@ impl Hub {
             _ => std::time::Duration::ZERO,
         };
         let deadline = open.active + timeout + grace;
+        if open.finishing {
+            // Its result's fan-out ends it; a room loaded past that seq never fans it out.
+            self.end_if_result_fanned_out(now, room_name, &key);
+        }
+        let Some(open) = self
+            .rooms
+            .get(room_name)
+            .and_then(|room| room.streams.open.get(&key))
+        else {
+            return;
+        };
         if open.finishing || deadline > now.instant {
             let at = if open.finishing {
                 now.instant + timeout
@@ -642,32 +667,59 @@ impl Hub {
         self.forget_room_if_idle(room_name);
     }
 
-    /// Every stored event passes here as it is fanned out: the result of an open stream (same
-    /// producer and id) ends it with `finish`.
-    pub(super) fn close_stored_stream(
-        &mut self,
-        now: Now,
-        room_name: &RoomName,
-        from: &str,
-        id: &EventId,
-        seq: u64,
-    ) {
-        let Some(room) = self.rooms.get(room_name) else {
+    /// Before a stored event is fanned out while a stream is open: when it is the result of a
+    /// copy of another node's stream, the copy may not have heard its last chunks yet (they come
+    /// as a signal, the result from the bus). Its members get what the result has beyond the
+    /// copy first, as one `append`; the late signal then finds the stream ended.
+    pub(super) fn complete_stream_copy(&mut self, event: &Event) {
+        let Some(room) = self.rooms.get_mut(&event.room) else {
             return;
         };
-        if room.streams.open.is_empty() {
+        let key = (event.from.clone(), event.id.clone());
+        let Some(open) = room.streams.open.get_mut(&key) else {
+            return;
+        };
+        if !matches!(open.producer, Producer::Remote(_)) {
+            return; // Its own producer's chunks all went out before the result was stored.
+        }
+        let Some(tail) = missing_tail(open, &event.body) else {
+            return;
+        };
+        let n = open.count;
+        open.keep(tail.clone());
+        open.unsent = open.count;
+        room.streams.version += 1;
+        let frame = StreamUpdate {
+            op: StreamStep::Append,
+            n,
+            chunks: vec![tail],
+            ..stream_frame_head(&key, open)
+        };
+        self.send_stream_frame(&event.room, frame, false);
+    }
+
+    /// Stored events pass here after they are fanned out (every one while a stream is open,
+    /// and on a federated node): the result of an open stream (same producer and id) ends it
+    /// with `finish`. A federated node that has no copy remembers the result, so a `start`
+    /// heard late does not open the stream again.
+    pub(super) fn close_stored_stream(&mut self, now: Now, event: &Event, seq: u64) {
+        let Some(room) = self.rooms.get_mut(&event.room) else {
+            return;
+        };
+        let streams = &mut room.streams;
+        let federated_result = self.config.federated && looks_like_result(&event.body);
+        if streams.open.is_empty() && !federated_result {
             return;
         }
-        let key = (from.to_owned(), id.clone());
-        if room.streams.open.contains_key(&key) {
-            self.end_stream(
-                now,
-                room_name,
-                &key,
-                Some(seq),
-                ErrorCode::StreamFailed,
-                String::new(),
-            );
+        let key = (event.from.clone(), event.id.clone());
+        if streams.open.contains_key(&key) {
+            let code = ErrorCode::StreamFailed;
+            self.end_stream(now, &event.room, &key, Some(seq), code, String::new());
+        } else if federated_result {
+            if streams.results_without_copy.len() >= RECENT_ENDED {
+                streams.results_without_copy.pop_front();
+            }
+            streams.results_without_copy.push_back(key);
         }
     }
 
@@ -685,20 +737,37 @@ impl Hub {
         else {
             return;
         };
-        match done.result {
-            Err(_) => open.finishing = false,
-            Ok(AppendOutcome::Duplicate { seq }) => {
-                let key = key.clone();
-                self.end_stream(
-                    now,
-                    &done.room,
-                    &key,
-                    Some(seq),
-                    ErrorCode::StreamFailed,
-                    String::new(),
-                );
+        let seq = match &done.result {
+            Err(_) => {
+                open.finishing = false;
+                return;
             }
-            Ok(_) => {}
+            Ok(AppendOutcome::Stored(stored)) => stored.seq(),
+            Ok(AppendOutcome::Duplicate { seq }) => *seq,
+            Ok(_) => return,
+        };
+        open.result = Some(seq);
+        // A duplicate's event may not have been fanned out here yet (it waits for a gap, or
+        // another node stored it and the bus has not brought it): then its fan-out ends the
+        // stream, so members get the event before `finish`.
+        let key = key.clone();
+        self.end_if_result_fanned_out(now, &done.room, &key);
+    }
+
+    /// Ends a finishing stream whose result's seq the room has fanned out already.
+    fn end_if_result_fanned_out(&mut self, now: Now, room_name: &RoomName, key: &StreamKey) {
+        let Some(room) = self.rooms.get(room_name) else {
+            return;
+        };
+        let Some(RoomLoad::Open { head, .. }) = room.state else {
+            return;
+        };
+        let Some(seq) = room.streams.open.get(key).and_then(|open| open.result) else {
+            return;
+        };
+        if seq <= head {
+            let code = ErrorCode::StreamFailed;
+            self.end_stream(now, room_name, key, Some(seq), code, String::new());
         }
     }
 
@@ -799,6 +868,11 @@ impl Hub {
         let streams = &mut room.streams;
         match frame.op {
             StreamStep::Start => {
+                let ended = streams.ended.iter().any(|e| e.key == key)
+                    || streams.results_without_copy.contains(&key);
+                if ended {
+                    return; // A late answer to a `sync`: its members had the end.
+                }
                 let count = frame.n + frame.chunks.len() as u64;
                 let fresh = !streams.open.contains_key(&key);
                 streams.version += 1;
@@ -817,6 +891,7 @@ impl Hub {
                         flush_armed: false,
                         active: now.instant,
                         finishing: false,
+                        result: None,
                     },
                 );
                 if fresh {
@@ -916,6 +991,35 @@ fn check_chunk(kind: StreamKind, chunk: &Json) -> Result<(), StreamRefusal> {
                 "a progress stream's chunks are {\"percent\": 0 to 100, \"step\"?: text, \"eta_ms\"?: ms}",
             ),
         },
+    }
+}
+
+/// Whether a stored event's body may be a stream's result (a [`StreamResult`] is written with
+/// its `stream` field first): a cheap test for every event a federated node fans out.
+fn looks_like_result(body: &Json) -> bool {
+    body.as_text().starts_with(r#"{"stream":"#)
+}
+
+/// What a stream's stored result has beyond a copy's chunks: the rest of a text (one chunk), or
+/// a progress stream's last chunk when the copy's differs. `None` when the copy is whole (or
+/// is not the start of the result: a copy that missed chunks in between).
+fn missing_tail(open: &OpenStream, body: &Json) -> Option<Json> {
+    let result = wire::json::from_str::<StreamResult>(body.as_text()).ok()?;
+    match open.kind {
+        StreamKind::Text => {
+            let text = result.text?;
+            let mut rest = text.as_str();
+            for chunk in &open.chunks {
+                let piece = wire::json::from_str::<String>(chunk.as_text()).ok()?;
+                rest = rest.strip_prefix(piece.as_str())?;
+            }
+            (!rest.is_empty()).then(|| Json::encode(&rest.to_owned()))
+        }
+        StreamKind::Progress => {
+            let last = result.progress?;
+            let same = open.chunks.last().map(Json::as_text) == Some(last.as_text());
+            (!same).then_some(last)
+        }
     }
 }
 

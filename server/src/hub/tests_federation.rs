@@ -50,6 +50,10 @@ struct Cluster {
     loss: Option<Loss>,
     /// Signals sent, by node.
     sent: Vec<usize>,
+    /// When carried ([`Cluster::carry_events`]): the stored events each node has yet to hear
+    /// from the bus, which [`Cluster::deliver_events`] hands over (so a test picks their order
+    /// against the signals', as two Redis connections may).
+    bus: Option<Vec<VecDeque<StoredEvent>>>,
 }
 
 fn config(node: usize) -> HubConfig {
@@ -88,7 +92,24 @@ impl Cluster {
             latency: Duration::ZERO,
             silenced: BTreeSet::new(),
             loss: None,
+            bus: None,
         }
+    }
+
+    /// From now on, every event a node stores is queued for the other nodes' bus.
+    fn carry_events(&mut self) {
+        self.bus = Some(vec![VecDeque::new(); self.nodes.len()]);
+    }
+
+    /// Hands `node` every stored event queued for it, in order.
+    fn deliver_events(&mut self, node: usize) {
+        let queued = self.bus.as_mut().map(|bus| std::mem::take(&mut bus[node]));
+        for stored in queued.unwrap_or_default() {
+            let now = self.now();
+            self.nodes[node].hub.handle_stored(now, stored);
+            self.pump(node);
+        }
+        self.deliver_due();
     }
 
     fn now(&self) -> Now {
@@ -186,6 +207,15 @@ impl Cluster {
                     Action::Append(job) => {
                         let (room, id) = (job.request.room.clone(), job.request.id.clone());
                         let result = Ok(self.log.append(job.request, now.unix_ms));
+                        if let (Some(bus), Ok(AppendOutcome::Stored(stored))) =
+                            (self.bus.as_mut(), &result)
+                        {
+                            for (to, queue) in bus.iter_mut().enumerate() {
+                                if to != node {
+                                    queue.push_back(stored.clone());
+                                }
+                            }
+                        }
                         let done = AppendDone {
                             origin: job.origin,
                             room,
@@ -212,8 +242,8 @@ impl Cluster {
                         let page = self.log.read(&room, after, 256, now.unix_ms);
                         self.nodes[node].hub.handle_repaired(now, room, Ok(page));
                     }
-                    // Stored events are not carried between these hubs (presence is what
-                    // they test), so there is nothing to follow.
+                    // Stored events are carried only when a test asks (`carry_events`), to
+                    // every node, followed or not.
                     Action::Follow(_)
                     | Action::Unfollow(_)
                     | Action::Replay { .. }
@@ -849,6 +879,9 @@ mod versions;
 
 /// Presence lookups on a node without members in the room (the backend REST API).
 mod observe;
+
+/// Streams across nodes when a stream's signals and its stored result arrive in either order.
+mod streams;
 
 /// Locks across nodes: a grant on node a is seen on node b; node a dies (silenced, its timers
 /// stopped); node b still sees the grant expire at its `until` on its own clock, its member
