@@ -150,8 +150,8 @@ pub enum RoomSignal {
         /// Every cursor the sender's connections show in the room.
         cursors: Vec<CursorState>,
     },
-    /// A stream frame the sender's producer made (`start`, coalesced `append`, `fail`), as
-    /// the sender's members get it (see `streams.rs`).
+    /// A stream frame the sender's producer made (`start`, coalesced `append`, `fail`,
+    /// `finish`), as the sender's members get it (see `streams.rs`).
     Stream {
         /// The frame (a `stream` frame of this room).
         frame: ServerFrame,

@@ -25,11 +25,15 @@
 //!   its own copy of the stream and serves its own late joiners from it. A node that opens the
 //!   room mid-stream asks for the others' state (`sync`), and the producer's node answers with
 //!   a `start` carrying everything so far.
+//! - The producer's node also signals how the stream ended: `fail`, or `finish` with the
+//!   result's seq. A copy ends with the result's fan-out here, or at once when the room is
+//!   past that seq already (it opened after the result was stored; a `start` may still come,
+//!   as the answer to its `sync`).
 //! - A node hears another's signals and the stored events on separate paths (two Redis
 //!   connections), in either order. A copy that gets its result before its last chunks sends
 //!   its members the rest of the result as one chunk first (`complete_stream_copy`); a `start`
-//!   heard after the stream's result (a late answer to `sync`) opens nothing; a finish answered
-//!   as a duplicate before the event reached this node waits for the event's fan-out to end the
+//!   heard after the stream's result was fanned out here opens nothing; a finish answered as a
+//!   duplicate before the event reached this node waits for the event's fan-out to end the
 //!   stream, so members always get the event, then `finish`.
 //!
 //! It must never store a chunk, nor store a stream's result other than through the append
@@ -660,9 +664,10 @@ impl Hub {
             version: streams.version,
             frame: frame.clone(),
         });
-        // A finish reaches every node with its stored event; a failure only this way. A copy
-        // of another node's stream fails here on its own (that node says so itself).
-        let tell_others = seq.is_none() && !matches!(open.producer, Producer::Remote(_));
+        // The producer's node tells the others how its stream ended (a copy of another node's
+        // stream that ends here on its own does not: that node says so itself). A `finish`
+        // names its result's seq, which a copy waits for (see `remote_stream`).
+        let tell_others = !matches!(open.producer, Producer::Remote(_));
         self.send_stream_frame(room_name, frame, tell_others);
         self.forget_room_if_idle(room_name);
     }
@@ -924,8 +929,17 @@ impl Hub {
                 }
                 return;
             }
-            // A node ends its copy when it hears the stored result (`close_stored_stream`).
-            StreamStep::Finish => return,
+            // The result's fan-out ends the copy (`close_stored_stream`): members get the event
+            // first. It may have been fanned out already, or never be here (the room opened
+            // past it): then the copy ends now.
+            StreamStep::Finish => {
+                if let (Some(open), Some(seq)) = (streams.open.get_mut(&key), frame.seq) {
+                    open.finishing = true;
+                    open.result = Some(seq);
+                    self.end_if_result_fanned_out(now, room_name, &key);
+                }
+                return;
+            }
         }
         self.send_stream_frame(room_name, frame, false);
     }
