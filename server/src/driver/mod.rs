@@ -234,6 +234,11 @@ pub enum HubMsg {
         RoomName,
         Result<Vec<chorus_sdk::wire::LockInfo>, StoreError>,
     ),
+    /// A room's live locks, read for an [`Action::CheckLocks`] (sent by the driver's own tasks).
+    LocksChecked(
+        RoomName,
+        Result<Vec<chorus_sdk::wire::LockInfo>, StoreError>,
+    ),
 }
 
 /// A cheap, cloneable handle to the hub task.
@@ -581,6 +586,7 @@ impl Driver {
             HubMsg::Repaired(room, result) => self.hub.handle_repaired(now, room, result),
             HubMsg::LockDone(done) => self.hub.handle_lock_done(now, done),
             HubMsg::LocksLoaded(room, result) => self.hub.handle_locks_loaded(now, room, result),
+            HubMsg::LocksChecked(room, result) => self.hub.handle_locks_checked(now, room, result),
             HubMsg::Drain { .. } => unreachable!("handled in run"),
         }
     }
@@ -695,6 +701,14 @@ impl Driver {
                         .await;
                     let result = store.read(&room, 0, 0).await.map(|page| page.head);
                     let _ = loopback.send(HubMsg::RoomLoaded(room, result)).await;
+                });
+            }
+            Action::CheckLocks(room) => {
+                let store = Arc::clone(&self.store);
+                let loopback = self.loopback.clone();
+                tokio::spawn(async move {
+                    let locks = store.locks(&room, crate::clock::unix_ms_now()).await;
+                    let _ = loopback.send(HubMsg::LocksChecked(room, locks)).await;
                 });
             }
             Action::Replay {

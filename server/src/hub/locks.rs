@@ -11,6 +11,14 @@
 //! never grants anything itself. A room's view is a cache that may lag for a moment; every
 //! node expires grants by their `until` on its own clock, so no node needs the holder's node
 //! alive to see a lock lapse.
+//!
+//! With several nodes a node hears one grant's changes on two paths (the store's answers to
+//! its own requests, the other nodes' signals), so it may hear them in another order than the
+//! store made them: a holder that dropped on node a and renewed at once from node c may reach
+//! node c's view as the older change, the cut to the grace period, last. So before a node
+//! expires a grant by its clock it asks the store ([`Action::CheckLocks`]): a grant the store
+//! still has live replaces the view's (`renewed`), and only the others expire. An expiry is
+//! final: nothing heard later revives that grant.
 
 use std::cmp::Reverse;
 use std::time::Duration;
@@ -224,8 +232,65 @@ impl Hub {
             // Renewed meanwhile (its own timer is armed), or this clock ran behind the instant.
             return self.arm_lock_timer(now, room_name, &lock.grant.clone());
         }
-        let grant = lock.grant.clone();
-        self.apply_lock(now, room_name, LockChange::Expired, grant, None, false);
+        if !self.config.federated {
+            // One node hears every change from the store's answers, in the store's order.
+            let grant = lock.grant.clone();
+            return self.apply_lock(now, room_name, LockChange::Expired, grant, None, false);
+        }
+        let room = self.rooms.get_mut(room_name).expect("found above");
+        if !room.checking_locks {
+            room.checking_locks = true;
+            self.actions
+                .push_back(Action::CheckLocks(room_name.clone()));
+        }
+    }
+
+    /// The store's live locks of a room, read because a grant's `until` passed here
+    /// ([`Action::CheckLocks`]): the view takes each (a grant it had with another `until` or
+    /// connection is `renewed`, a new one `granted`), and every grant it holds past its `until`
+    /// that the store does not have expires. When the store could not answer, those expire
+    /// by this node's clock alone.
+    pub fn handle_locks_checked(
+        &mut self,
+        now: Now,
+        room_name: RoomName,
+        result: Result<Vec<LockInfo>, StoreError>,
+    ) {
+        let Some(room) = self.rooms.get_mut(&room_name) else {
+            return;
+        };
+        room.checking_locks = false;
+        let live = match result {
+            Ok(live) => live,
+            Err(err) => {
+                tracing::warn!(room = %room_name, "locks not checked, expired by this clock: {err}");
+                Vec::new()
+            }
+        };
+        let changes: Vec<(LockChange, LockInfo)> = live
+            .iter()
+            .map(|grant| {
+                let same = (room.locks.get(&grant.name))
+                    .is_some_and(|lock| lock.grant.token == grant.token);
+                let change = if same {
+                    LockChange::Renewed
+                } else {
+                    LockChange::Granted
+                };
+                (change, grant.clone())
+            })
+            .collect();
+        let over: Vec<LockInfo> = (room.locks.values())
+            .filter(|lock| lock.held && lock.grant.until <= now.unix_ms)
+            .filter(|lock| !live.iter().any(|grant| grant.name == lock.grant.name))
+            .map(|lock| lock.grant.clone())
+            .collect();
+        for (change, grant) in changes {
+            self.apply_lock(now, &room_name, change, grant, None, false);
+        }
+        for grant in over {
+            self.apply_lock(now, &room_name, LockChange::Expired, grant, None, false);
+        }
     }
 
     /// Another node's lock change.

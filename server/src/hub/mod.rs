@@ -213,6 +213,10 @@ pub enum Action {
     Append(AppendJob),
     /// Read the room's head; feed it to [`Hub::handle_room_loaded`].
     LoadRoom(RoomName),
+    /// Read the room's live locks now and feed them to [`Hub::handle_locks_checked`]: with
+    /// several nodes, a grant whose `until` passed on this node's clock expires only once the
+    /// store no longer has it live (see `locks.rs`).
+    CheckLocks(RoomName),
     /// The room opened here: hear what other nodes store in it (and their signals) from now on,
     /// before the [`Action::LoadRoom`] that follows reads its head.
     Follow(RoomName),
@@ -388,6 +392,8 @@ struct Room {
     observed_until: Option<Instant>,
     /// The room's locks as this node last heard of them, by name (see `locks.rs`).
     locks: BTreeMap<wire::EventId, locks::HubLock>,
+    /// An [`Action::CheckLocks`] is in flight.
+    checking_locks: bool,
     /// Every member's live cursor (see `live_cursors.rs`).
     cursors: live_cursors::RoomCursors,
     /// Open streams and the ones that ended lately (see `streams.rs`).

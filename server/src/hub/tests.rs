@@ -142,6 +142,11 @@ impl Harness {
                 match action {
                     Action::Append(job) if self.defer => self.appends.push_back(job),
                     Action::Append(job) => self.run_append(job),
+                    Action::CheckLocks(room) => {
+                        let now = self.now();
+                        let locks = self.log.locks(&room, now.unix_ms);
+                        self.hub.handle_locks_checked(now, room, Ok(locks));
+                    }
                     Action::LoadRoom(room) => {
                         let now = self.now();
                         let locks = self.log.locks(&room, now.unix_ms);

@@ -16,7 +16,7 @@ use super::tests::render;
 use super::*;
 use crate::identity::Identity;
 use crate::store::memory::MemoryLog;
-use crate::store::{AppendDone, Retention};
+use crate::store::{AppendDone, Retention, StoreError};
 
 const NAMES: [&str; 3] = ["a", "b", "c"];
 
@@ -54,6 +54,8 @@ struct Cluster {
     /// from the bus, which [`Cluster::deliver_events`] hands over (so a test picks their order
     /// against the signals', as two Redis connections may).
     bus: Option<Vec<VecDeque<StoredEvent>>>,
+    /// The store fails every [`Action::CheckLocks`].
+    locks_unreadable: bool,
 }
 
 fn config(node: usize) -> HubConfig {
@@ -93,6 +95,7 @@ impl Cluster {
             silenced: BTreeSet::new(),
             loss: None,
             bus: None,
+            locks_unreadable: false,
         }
     }
 
@@ -189,6 +192,14 @@ impl Cluster {
                         let frame = ServerFrame::decode(payload.as_str()).expect("valid frame");
                         let frames = &mut self.nodes[node].frames;
                         frames.entry(conn).or_default().push(frame);
+                    }
+                    Action::CheckLocks(room) => {
+                        let locks = if self.locks_unreadable {
+                            Err(StoreError::Backend("down".into()))
+                        } else {
+                            Ok(self.log.locks(&room, now.unix_ms))
+                        };
+                        self.nodes[node].hub.handle_locks_checked(now, room, locks);
                     }
                     Action::LoadRoom(room) => {
                         let locks = Ok(self.log.locks(&room, now.unix_ms));
@@ -882,6 +893,9 @@ mod observe;
 
 /// Streams across nodes when a stream's signals and its stored result arrive in either order.
 mod streams;
+
+/// Locks across nodes when changes to one grant arrive out of the store's order.
+mod locks;
 
 /// Locks across nodes: a grant on node a is seen on node b; node a dies (silenced, its timers
 /// stopped); node b still sees the grant expire at its `until` on its own clock, its member

@@ -1,0 +1,78 @@
+//! Locks across nodes when a node hears the store's answers and the other nodes' signals about
+//! one grant in another order than the store made them.
+
+use super::*;
+
+fn lock(id: &str, token: Option<u64>) -> String {
+    let token = token.map_or(String::new(), |t| format!(r#","token":{t}"#));
+    format!(r#"{{"type":"lock","room":"r","id":"{id}","name":"doc","ttl_ms":60000{token}}}"#)
+}
+
+/// Ana holds a lock through node a, drops there and renews it at once from node c. Node a's
+/// cut to the grace period (stored first) reaches node c after c's own renewal, and node c's
+/// view takes it for the last word. At the end of the grace node c asks the store before it
+/// expires anything: the grant is live, so ana hears it `renewed` again, never `expired`, and
+/// every node with the room open ends with her grant on her new connection.
+#[test]
+fn a_late_signal_of_an_older_change_does_not_expire_a_renewed_grant() {
+    let mut c = Cluster::new(3);
+    c.join(0, 1, "ana");
+    c.join(1, 3, "ben");
+    c.send(0, 1, &lock("L1", None));
+    let token = c.nodes[1].hub.held_locks(&RoomName::parse("r").unwrap())[0].token;
+    c.latency = SECOND;
+    c.disconnect(0, 1);
+    c.join(2, 2, "ana");
+    c.send(2, 2, &lock("L2", Some(token)));
+    let grace = c.nodes[2].hub.config.presence_grace;
+    c.advance(grace + 2 * SECOND);
+    let seen: Vec<String> = c
+        .take(2, 2)
+        .into_iter()
+        .filter(|line| line.starts_with("lock "))
+        .collect();
+    assert_eq!(
+        seen,
+        [
+            "lock r renewed doc t+0 by ana@c-2 until+60000 re L2",
+            "lock r renewed doc t+0 by ana@a-1 until+5000",
+            "lock r renewed doc t+0 by ana@c-2 until+60000",
+        ],
+        "ana's own node"
+    );
+    // Node a closed the room with its last member; ben's node b and ana's node c have it.
+    for node in 1..3 {
+        let held = c.nodes[node].hub.held_locks(&RoomName::parse("r").unwrap());
+        let holders: Vec<&str> = held.iter().map(|g| g.conn.as_str()).collect();
+        assert_eq!(holders, ["c-2"], "node {node}");
+    }
+}
+
+/// A grant whose `until` passes expires on every node once the store says it is not live
+/// (ana's client stopped renewing; her node is gone); when the store can not answer, it
+/// expires by the node's clock alone.
+#[test]
+fn a_lapsed_grant_expires_after_the_store_says_so_or_by_the_clock_when_it_can_not() {
+    for unreadable in [false, true] {
+        let mut c = Cluster::new(2);
+        c.join(0, 1, "ana");
+        c.join(1, 2, "ben");
+        c.send(0, 1, &lock("L1", None));
+        c.take(1, 2);
+        c.silenced.insert(0);
+        c.locks_unreadable = unreadable;
+        let room = RoomName::parse("r").unwrap();
+        c.advance(Duration::from_secs(59));
+        assert_eq!(c.nodes[1].hub.held_locks(&room).len(), 1);
+        c.advance(Duration::from_secs(1));
+        let locks: Vec<String> = (c.take(1, 2).into_iter())
+            .filter(|line| line.starts_with("lock "))
+            .collect();
+        assert_eq!(
+            locks,
+            ["lock r expired doc t+0 by ana@a-1 until+60000"],
+            "store unreadable: {unreadable}"
+        );
+        assert!(c.nodes[1].hub.held_locks(&room).is_empty());
+    }
+}
