@@ -96,8 +96,12 @@ impl Hub {
         let conn = match done.origin {
             Origin::Conn(conn) => {
                 // A stored event's publish is answered once its ack goes out, which may wait
-                // for a gap before the event (`stored`): until then the hub still owes it.
-                let stored = matches!(done.result, Ok(AppendOutcome::Stored(_)));
+                // for a gap before the event (`stored`), and a duplicate's once its event was
+                // fanned out here: until then the hub still owes it.
+                let stored = matches!(
+                    done.result,
+                    Ok(AppendOutcome::Stored(_) | AppendOutcome::Duplicate { .. })
+                );
                 if let Some(state) = self.conns.get_mut(&conn)
                     && !stored
                 {
@@ -110,13 +114,18 @@ impl Hub {
                     Ok(AppendOutcome::Stored(stored)) => Some(stored.clone()),
                     _ => None,
                 };
+                let duplicate = match done.result {
+                    Ok(AppendOutcome::Duplicate { seq }) => Some(seq),
+                    _ => None,
+                };
                 let settle = Settle::Complete {
                     ticket,
                     result: done.result,
                 };
-                match stored {
-                    Some(stored) => self.accept_stored(now, stored, Some(settle)),
-                    None => self.run_settle(settle),
+                match (stored, duplicate) {
+                    (Some(stored), _) => self.accept_stored(now, stored, Some(settle)),
+                    (None, Some(seq)) => self.settle_after(now, &done.room, seq, settle),
+                    (None, None) => self.run_settle(settle),
                 }
                 return;
             }
@@ -128,12 +137,23 @@ impl Hub {
                     room: done.room,
                     id: done.id,
                     seq: stored.seq(),
+                    duplicate: false,
                 };
                 // The ack follows its event, which may wait for a gap before it.
                 self.accept_stored(now, stored, Some(settle));
             }
             Ok(AppendOutcome::Duplicate { seq }) => {
-                self.send_ack(conn, done.room, done.id, Some(seq), true)
+                // Its event may not have reached this node yet (stored through another node,
+                // or waiting for a gap before it): the ack follows it.
+                let room = done.room.clone();
+                let settle = Settle::Ack {
+                    conn,
+                    room: done.room,
+                    id: done.id,
+                    seq,
+                    duplicate: true,
+                };
+                self.settle_after(now, &room, seq, settle);
             }
             Ok(AppendOutcome::LockLost { current }) => {
                 let message = super::locks::fence_refusal(current.as_ref());

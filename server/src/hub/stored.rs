@@ -54,6 +54,8 @@ pub(super) enum Settle {
         room: RoomName,
         id: EventId,
         seq: u64,
+        /// The store had the id already (`"duplicate":true`).
+        duplicate: bool,
     },
     /// Complete a backend publish's request.
     Complete {
@@ -365,6 +367,32 @@ impl Hub {
         });
     }
 
+    /// Runs `settle` once the room's head reaches `seq`: at once when it has (or the room is
+    /// not open here), else after that event's fan-out. A duplicate's answer names an event
+    /// this node may not have fanned out yet (stored through another node and still on the
+    /// bus, or behind a gap): it follows the event, as a stored event's does. Should the bus
+    /// have lost the event, the gap timer's repair reads it.
+    pub(super) fn settle_after(
+        &mut self,
+        now: Now,
+        room_name: &RoomName,
+        seq: u64,
+        settle: Settle,
+    ) {
+        let Some(room) = self.rooms.get_mut(room_name) else {
+            return self.run_settle(settle);
+        };
+        match room.state {
+            Some(RoomLoad::Open { head, .. }) if seq > head => {
+                room.gaps.settles.entry(seq).or_default().push(settle);
+                if !room.gaps.repairing {
+                    self.arm_repair_timer(now, room_name, self.config.gap_wait);
+                }
+            }
+            _ => self.run_settle(settle),
+        }
+    }
+
     fn arm_repair_timer(&mut self, now: Now, room_name: &RoomName, after: Duration) {
         let Some(room) = self.rooms.get_mut(room_name) else {
             return;
@@ -392,11 +420,12 @@ impl Hub {
                 room,
                 id,
                 seq,
+                duplicate,
             } => {
                 if let Some(state) = self.conns.get_mut(&conn) {
                     state.appends_in_flight = state.appends_in_flight.saturating_sub(1);
                 }
-                self.send_ack(conn, room, id, Some(seq), false)
+                self.send_ack(conn, room, id, Some(seq), duplicate)
             }
             Settle::Complete { ticket, result } => {
                 self.actions.push_back(Action::Complete { ticket, result })

@@ -897,6 +897,9 @@ mod streams;
 /// Locks across nodes when changes to one grant arrive out of the store's order.
 mod locks;
 
+/// Publishes across nodes: a duplicate's answer follows its event.
+mod publish;
+
 /// Locks across nodes: a grant on node a is seen on node b; node a dies (silenced, its timers
 /// stopped); node b still sees the grant expire at its `until` on its own clock, its member
 /// takes the lock with a larger token, and the dead node's holder's fenced write is refused
