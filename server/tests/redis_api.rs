@@ -142,6 +142,18 @@ async fn presence_from_a_node_where_nobody_of_the_room_is_lists_everyone() {
         assert!(attempts < 50, "node three never heard ana leave");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+    // Nobody in the room: version 0 on every node, also on the one observing it.
+    ben.send_text(r#"{"type":"leave","room":"r"}"#).await;
+    let mut attempts = 0;
+    while !presence(&three).await.users.is_empty() {
+        attempts += 1;
+        assert!(attempts < 50, "node three never heard ben leave");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    for server in [&one, &two, &three] {
+        let body = presence(server).await;
+        assert_eq!((body.users.len(), body.version), (0, 0));
+    }
     one.shutdown().await;
     two.shutdown().await;
     three.shutdown().await;

@@ -223,10 +223,10 @@ pub(super) async fn room_presence(
     headers: HeaderMap,
 ) -> Result<Json<PresenceBody>, ApiError> {
     let room = room_for_reading(&state, &headers, room)?;
-    let presence = state
-        .hub
-        .presence(room.clone())
-        .await
+    // Nobody in the room is version 0 on every node (a node observing the room has its own
+    // version for it, which no other node shares).
+    let presence = (state.hub.presence(room.clone()).await)
+        .filter(|presence| !presence.users.is_empty())
         .unwrap_or(PresenceSnapshot {
             version: 0,
             users: Vec::new(),
