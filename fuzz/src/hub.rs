@@ -520,6 +520,9 @@ impl Sim {
                     Action::Signal { room, .. } => {
                         panic!("a one-node hub signalled other nodes about {room}")
                     }
+                    Action::CheckLocks(room) => {
+                        panic!("a one-node hub asked the store about {room}'s locks")
+                    }
                     // Lock operations are answered at once by the log, the store's rule.
                     Action::Lock(job) => {
                         let now = self.now();

@@ -565,11 +565,14 @@ impl Hub {
     /// A [`Timer::StreamTimeout`] fired: a stream whose producer went silent fails.
     pub(super) fn stream_timeout_timer(&mut self, now: Now, room_name: &RoomName, key: StreamKey) {
         let timeout = self.config.stream_timeout;
-        let Some(open) = self
-            .rooms
-            .get(room_name)
-            .and_then(|room| room.streams.open.get(&key))
-        else {
+        let Some(finishing) = self.open_stream(room_name, &key).map(|open| open.finishing) else {
+            return;
+        };
+        if finishing {
+            // Its result's fan-out ends it; a room loaded past that seq never fans it out.
+            self.end_if_result_fanned_out(now, room_name, &key);
+        }
+        let Some(open) = self.open_stream(room_name, &key) else {
             return;
         };
         // A copy of another node's stream waits a refresh period longer: the producer's node
@@ -579,17 +582,6 @@ impl Hub {
             _ => std::time::Duration::ZERO,
         };
         let deadline = open.active + timeout + grace;
-        if open.finishing {
-            // Its result's fan-out ends it; a room loaded past that seq never fans it out.
-            self.end_if_result_fanned_out(now, room_name, &key);
-        }
-        let Some(open) = self
-            .rooms
-            .get(room_name)
-            .and_then(|room| room.streams.open.get(&key))
-        else {
-            return;
-        };
         if open.finishing || deadline > now.instant {
             let at = if open.finishing {
                 now.instant + timeout
@@ -757,6 +749,10 @@ impl Hub {
         // stream, so members get the event before `finish`.
         let key = key.clone();
         self.end_if_result_fanned_out(now, &done.room, &key);
+    }
+
+    fn open_stream(&self, room_name: &RoomName, key: &StreamKey) -> Option<&OpenStream> {
+        (self.rooms.get(room_name)).and_then(|room| room.streams.open.get(key))
     }
 
     /// Ends a finishing stream whose result's seq the room has fanned out already.

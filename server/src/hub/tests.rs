@@ -2127,4 +2127,4 @@ mod locks;
 #[path = "tests_notices.rs"]
 mod notices;
 #[path = "tests_streams.rs"]
-mod streams;
+pub(super) mod streams;

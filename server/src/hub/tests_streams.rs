@@ -5,19 +5,20 @@
 use super::*;
 use chorus_sdk::wire::{BackendStreamOp, EventId, StreamKind, StreamStep};
 
-fn step(id: &str, rest: &str) -> String {
+/// A `stream` frame of room `r` (also used by `tests_federation/streams.rs`).
+pub(in crate::hub) fn step(id: &str, rest: &str) -> String {
     step_in("r", id, rest)
 }
 
-fn start(id: &str) -> String {
+pub(in crate::hub) fn start(id: &str) -> String {
     step(id, r#""op":"start""#)
 }
 
-fn append(id: &str, n: u64, chunk: &str) -> String {
+pub(in crate::hub) fn append(id: &str, n: u64, chunk: &str) -> String {
     step(id, &format!(r#""op":"append","n":{n},"chunk":{chunk}"#))
 }
 
-fn finish(id: &str) -> String {
+pub(in crate::hub) fn finish(id: &str) -> String {
     step(id, r#""op":"finish""#)
 }
 

@@ -3,23 +3,8 @@
 //! the same either way: every chunk, then the event, then `finish`, nothing after.
 
 use super::*;
+use crate::hub::tests::streams::{append, finish, start, step};
 use chorus_sdk::wire::StreamStep;
-
-fn step(id: &str, rest: &str) -> String {
-    format!(r#"{{"type":"stream","room":"r","stream":{{"id":"{id}",{rest}}}}}"#)
-}
-
-fn start(id: &str) -> String {
-    step(id, r#""op":"start""#)
-}
-
-fn append(id: &str, n: u64, chunk: &str) -> String {
-    step(id, &format!(r#""op":"append","n":{n},"chunk":{chunk}"#))
-}
-
-fn finish(id: &str) -> String {
-    step(id, r#""op":"finish""#)
-}
 
 const RESULT: &str = r#"event r #1 s by ana {"stream":"text","text":"The fox"}"#;
 
