@@ -259,6 +259,9 @@ impl Hub {
         let Some(room) = self.rooms.get_mut(&room_name) else {
             return;
         };
+        if !room.checking_locks {
+            return; // Asked for by an earlier opening of the room, forgotten since.
+        }
         room.checking_locks = false;
         let live = match result {
             Ok(live) => live,
@@ -286,6 +289,9 @@ impl Hub {
             .map(|lock| lock.grant.clone())
             .collect();
         for (change, grant) in changes {
+            // Armed again either way: a timer of this grant may have fired while the check
+            // was in flight (that fire asked nothing).
+            self.arm_lock_timer(now, &room_name, &grant);
             self.apply_lock(now, &room_name, change, grant, None, false);
         }
         for grant in over {

@@ -74,6 +74,9 @@ impl Hub {
                 for stored in early {
                     self.accept_stored(now, stored, None);
                 }
+                // Streams whose result the room is past already (their `finish` came while
+                // it loaded) end now.
+                self.end_streams_past_head(now, &room_name);
                 self.repair_if_resynced_while_loading(&room_name);
                 // Admitted when they arrived: they go on without being charged again.
                 for (conn, publish) in publishes {

@@ -85,6 +85,9 @@ pub(super) struct Gaps {
     again: bool,
     /// A [`Timer::RepairGap`] is pending.
     timer: bool,
+    /// The highest seq the store is known to have from a word other than its event (a
+    /// duplicate's answer, another node's stream `finish`): a head short of it is a gap.
+    awaited: u64,
     /// The room was resynced while it loaded: repair once it is open.
     after_load: bool,
 }
@@ -224,7 +227,8 @@ impl Hub {
             .next()
             .is_some_and(|&seq| seq > head + 1)
             || !room.gaps.settles.is_empty()
-            || !room.gaps.foreign.is_empty();
+            || !room.gaps.foreign.is_empty()
+            || room.gaps.awaited > head;
         if !room.gaps.repairing && (std::mem::take(&mut room.gaps.again) || gap) {
             self.request_repair(room_name);
         }
@@ -379,17 +383,32 @@ impl Hub {
         seq: u64,
         settle: Settle,
     ) {
-        let Some(room) = self.rooms.get_mut(room_name) else {
+        if !self.await_event(now, room_name, seq) {
             return self.run_settle(settle);
+        }
+        let room = self.rooms.get_mut(room_name).expect("awaiting");
+        room.gaps.settles.entry(seq).or_default().push(settle);
+    }
+
+    /// Whether the open room's head is short of `seq`, an event the store has (a duplicate's,
+    /// a stream result another node named). Then, should nothing bring it within the gap
+    /// wait, a repair reads it.
+    pub(super) fn await_event(&mut self, now: Now, room_name: &RoomName, seq: u64) -> bool {
+        let Some(room) = self.rooms.get_mut(room_name) else {
+            return false;
         };
         match room.state {
             Some(RoomLoad::Open { head, .. }) if seq > head => {
-                room.gaps.settles.entry(seq).or_default().push(settle);
-                if !room.gaps.repairing {
+                room.gaps.awaited = room.gaps.awaited.max(seq);
+                if room.gaps.repairing {
+                    // The read in flight may predate the event: read again after it.
+                    room.gaps.again = true;
+                } else {
                     self.arm_repair_timer(now, room_name, self.config.gap_wait);
                 }
+                true
             }
-            _ => self.run_settle(settle),
+            _ => false,
         }
     }
 

@@ -15,8 +15,8 @@
 //!   while the first is in the store is appended again and answered as a duplicate, one after
 //!   the stream ended is answered from the room's recently ended streams. Members get the
 //!   event, then a `finish` frame with its seq (`close_stored_stream`, called from the
-//!   fan-out of every stored event, so a node that hears the event from the bus closes its
-//!   copy of the stream the same way).
+//!   fan-out of stored events while a stream is open, and of every one on a federated node,
+//!   so a node that hears the event from the bus closes its copy of the stream the same way).
 //! - A stream whose producer sends nothing for [`HubConfig::stream_timeout`] is failed with
 //!   `stream_abandoned` (a producer that disconnects may come back within it, on any
 //!   connection of the same user, and go on).
@@ -95,7 +95,8 @@ struct OpenStream {
     flush_armed: bool,
     /// When the producer last did something (the abandon timeout counts from it).
     active: Instant,
-    /// Its result is in the store (an append is in flight).
+    /// Its result is in the store: an append is in flight, or (a copy of another node's
+    /// stream) the producer's node said it finished.
     finishing: bool,
     /// The seq the store gave its result (or had given it, to a duplicate), before this node
     /// fanned the event out: the stream ends when it does.
@@ -582,6 +583,16 @@ impl Hub {
             _ => std::time::Duration::ZERO,
         };
         let deadline = open.active + timeout + grace;
+        if let (Producer::Remote(_), true, Some(seq)) =
+            (&open.producer, open.finishing, open.result)
+            && deadline <= now.instant
+        {
+            // Its result never reached this node in a whole timeout (the bus lost it and no
+            // repair brought it, or the history was reset): the copy ends with what its
+            // producer's node said.
+            let code = ErrorCode::StreamFailed;
+            return self.end_stream(now, room_name, &key, Some(seq), code, String::new());
+        }
         if open.finishing || deadline > now.instant {
             let at = if open.finishing {
                 now.instant + timeout
@@ -749,6 +760,20 @@ impl Hub {
         // stream, so members get the event before `finish`.
         let key = key.clone();
         self.end_if_result_fanned_out(now, &done.room, &key);
+    }
+
+    /// Ends every finishing stream of the room whose result's seq the room has fanned out.
+    pub(super) fn end_streams_past_head(&mut self, now: Now, room_name: &RoomName) {
+        let Some(room) = self.rooms.get(room_name) else {
+            return;
+        };
+        let finishing: Vec<StreamKey> = (room.streams.open.iter())
+            .filter(|(_, open)| open.result.is_some())
+            .map(|(key, _)| key.clone())
+            .collect();
+        for key in finishing {
+            self.end_if_result_fanned_out(now, room_name, &key);
+        }
     }
 
     fn open_stream(&self, room_name: &RoomName, key: &StreamKey) -> Option<&OpenStream> {
@@ -932,7 +957,10 @@ impl Hub {
                 if let (Some(open), Some(seq)) = (streams.open.get_mut(&key), frame.seq) {
                     open.finishing = true;
                     open.result = Some(seq);
+                    open.active = now.instant;
                     self.end_if_result_fanned_out(now, room_name, &key);
+                    // Not here yet: the bus brings it, or a repair reads it.
+                    self.await_event(now, room_name, seq);
                 }
                 return;
             }

@@ -56,6 +56,11 @@ struct Cluster {
     bus: Option<Vec<VecDeque<StoredEvent>>>,
     /// The store fails every [`Action::CheckLocks`].
     locks_unreadable: bool,
+    /// [`Action::CheckLocks`] asked, by node.
+    lock_checks: Vec<usize>,
+    /// When set, lock checks wait here (node, room, when the store read them) for
+    /// [`Cluster::answer_lock_checks`], as a slow store's answers do.
+    deferred_checks: Option<Vec<(usize, RoomName, u64)>>,
 }
 
 fn config(node: usize) -> HubConfig {
@@ -96,12 +101,25 @@ impl Cluster {
             loss: None,
             bus: None,
             locks_unreadable: false,
+            lock_checks: vec![0; NAMES.len()],
+            deferred_checks: None,
         }
     }
 
     /// From now on, every event a node stores is queued for the other nodes' bus.
     fn carry_events(&mut self) {
         self.bus = Some(vec![VecDeque::new(); self.nodes.len()]);
+    }
+
+    /// Answers every deferred lock check with the locks the store had when it was asked.
+    fn answer_lock_checks(&mut self) {
+        let checks = self.deferred_checks.as_mut().map(std::mem::take);
+        for (node, room, read_at) in checks.unwrap_or_default() {
+            let now = self.now();
+            let locks = Ok(self.log.locks(&room, read_at));
+            self.nodes[node].hub.handle_locks_checked(now, room, locks);
+            self.settle(node);
+        }
     }
 
     /// Hands `node` every stored event queued for it, in order.
@@ -194,6 +212,11 @@ impl Cluster {
                         frames.entry(conn).or_default().push(frame);
                     }
                     Action::CheckLocks(room) => {
+                        self.lock_checks[node] += 1;
+                        if let Some(checks) = self.deferred_checks.as_mut() {
+                            checks.push((node, room, now.unix_ms));
+                            continue;
+                        }
                         let locks = if self.locks_unreadable {
                             Err(StoreError::Backend("down".into()))
                         } else {

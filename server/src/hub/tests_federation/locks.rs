@@ -64,7 +64,9 @@ fn a_lapsed_grant_expires_after_the_store_says_so_or_by_the_clock_when_it_can_no
         let room = RoomName::parse("r").unwrap();
         c.advance(Duration::from_secs(59));
         assert_eq!(c.nodes[1].hub.held_locks(&room).len(), 1);
+        assert_eq!(c.lock_checks[1], 0);
         c.advance(Duration::from_secs(1));
+        assert_eq!(c.lock_checks[1], 1, "node b asked the store first");
         let locks: Vec<String> = (c.take(1, 2).into_iter())
             .filter(|line| line.starts_with("lock "))
             .collect();
@@ -75,4 +77,36 @@ fn a_lapsed_grant_expires_after_the_store_says_so_or_by_the_clock_when_it_can_no
         );
         assert!(c.nodes[1].hub.held_locks(&room).is_empty());
     }
+}
+
+/// Two grants lapse a millisecond apart while the store is slow to answer: the second's timer
+/// fires while the first's check is in flight, and the store (read before the second lapsed)
+/// still lists it. Its timer is armed again, so it expires at the next check rather than
+/// staying held on that node for good.
+#[test]
+fn a_grant_lapsing_while_a_check_is_in_flight_is_checked_again() {
+    let mut c = Cluster::new(2);
+    c.join(0, 1, "ana");
+    c.join(1, 2, "ben");
+    let named = |name: &str, ttl: u64| {
+        format!(r#"{{"type":"lock","room":"r","id":"{name}","name":"{name}","ttl_ms":{ttl}}}"#)
+    };
+    c.send(0, 1, &named("x", 3000));
+    c.advance(SECOND);
+    c.send(0, 1, &named("y", 2001));
+    c.silenced.insert(0);
+    c.deferred_checks = Some(Vec::new());
+    c.take(1, 2);
+    c.advance(2 * SECOND);
+    c.advance(Duration::from_millis(1));
+    assert_eq!(c.lock_checks[1], 1, "y's timer fired during x's check");
+    c.answer_lock_checks();
+    c.advance(Duration::from_millis(1));
+    c.answer_lock_checks();
+    let room = RoomName::parse("r").unwrap();
+    assert!(c.nodes[1].hub.held_locks(&room).is_empty());
+    let expired: Vec<String> = (c.take(1, 2).into_iter())
+        .filter(|line| line.starts_with("lock r expired"))
+        .collect();
+    assert_eq!(expired.len(), 2, "{expired:?}");
 }

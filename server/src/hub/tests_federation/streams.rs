@@ -332,3 +332,22 @@ fn simulation_every_member_on_every_node_gets_every_chunk_then_the_event_then_fi
         }
     }
 }
+
+/// The bus loses a stream's result on its way to node b, and node b hears the stream's
+/// `finish` (which names the result's seq): a repair reads the event, and ben gets it, then
+/// `finish`, after the gap wait.
+#[test]
+fn a_result_the_bus_lost_is_read_by_a_repair_before_the_copy_finishes() {
+    let mut c = Cluster::new(2);
+    c.carry_events();
+    c.join(0, 1, "ana");
+    c.join(1, 2, "ben");
+    c.send(0, 1, &start("s"));
+    c.send(0, 1, &append("s", 0, r#""The fox""#));
+    c.take(1, 2);
+    c.send(0, 1, &finish("s"));
+    c.bus = Some(vec![VecDeque::new(); 2]); // Lost on the way.
+    assert_eq!(c.take(1, 2), Vec::<String>::new());
+    c.advance(c.nodes[1].hub.config.gap_wait);
+    assert_eq!(c.take(1, 2), [RESULT, "stream r s finish Text #1"]);
+}
