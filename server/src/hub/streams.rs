@@ -683,8 +683,10 @@ impl Hub {
         let Some(room) = self.rooms.get_mut(&event.room) else {
             return;
         };
-        let key = (event.from.clone(), event.id.clone());
-        let Some(open) = room.streams.open.get_mut(&key) else {
+        // Found by a scan of the room's few open streams: no key to build for every event.
+        let Some((key, open)) = (room.streams.open.iter_mut())
+            .find(|((from, id), _)| *from == event.from && *id == event.id)
+        else {
             return;
         };
         if !matches!(open.producer, Producer::Remote(_)) {
@@ -701,7 +703,7 @@ impl Hub {
             op: StreamStep::Append,
             n,
             chunks: vec![tail],
-            ..stream_frame_head(&key, open)
+            ..stream_frame_head(key, open)
         };
         self.send_stream_frame(&event.room, frame, false);
     }
@@ -719,15 +721,19 @@ impl Hub {
         if streams.open.is_empty() && !federated_result {
             return;
         }
-        let key = (event.from.clone(), event.id.clone());
-        if streams.open.contains_key(&key) {
+        let open = (streams.open.keys())
+            .find(|(from, id)| *from == event.from && *id == event.id)
+            .cloned();
+        if let Some(key) = open {
             let code = ErrorCode::StreamFailed;
             self.end_stream(now, &event.room, &key, Some(seq), code, String::new());
         } else if federated_result {
             if streams.results_without_copy.len() >= RECENT_ENDED {
                 streams.results_without_copy.pop_front();
             }
-            streams.results_without_copy.push_back(key);
+            streams
+                .results_without_copy
+                .push_back((event.from.clone(), event.id.clone()));
         }
     }
 
