@@ -223,10 +223,8 @@ pub(super) async fn room_presence(
     headers: HeaderMap,
 ) -> Result<Json<PresenceBody>, ApiError> {
     let room = room_for_reading(&state, &headers, room)?;
-    // Nobody in the room is version 0 on every node (a node observing the room has its own
-    // version for it, which no other node shares).
     let presence = (state.hub.presence(room.clone()).await)
-        .filter(|presence| !presence.users.is_empty())
+        // Nobody in the room: version 0 on every node.
         .unwrap_or(PresenceSnapshot {
             version: 0,
             users: Vec::new(),

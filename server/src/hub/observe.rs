@@ -40,7 +40,7 @@ impl Hub {
     /// other nodes answered (see the module docs).
     pub fn lookup_presence(&mut self, now: Now, room_name: &RoomName) -> PresenceLookup {
         if !self.config.federated || self.draining.is_some() {
-            return PresenceLookup::Ready(self.presence(room_name));
+            return PresenceLookup::Ready(somebody(self.presence(room_name)));
         }
         let base = self.config.version_base;
         let room = self.rooms.entry(room_name.clone()).or_insert_with(|| Room {
@@ -51,7 +51,7 @@ impl Hub {
         let ready_at = match (&room.state, room.synced_at) {
             // Open with members here: it asked the others when it opened.
             (Some(RoomLoad::Open { .. }), _) if !room.members.is_empty() => {
-                return PresenceLookup::Ready(Some(room.presence.snapshot()));
+                return PresenceLookup::Ready(somebody(Some(room.presence.snapshot())));
             }
             (Some(RoomLoad::Open { .. }), Some(synced)) => synced + OBSERVE_SETTLE,
             (Some(_), _) => now.instant + OBSERVE_SETTLE,
@@ -73,7 +73,7 @@ impl Hub {
                 .push(Reverse((until, Timer::ObserveEnd(room_name.clone()))));
         }
         if ready_at <= now.instant {
-            PresenceLookup::Ready(Some(room.presence.snapshot()))
+            PresenceLookup::Ready(somebody(Some(room.presence.snapshot())))
         } else {
             PresenceLookup::Pending(ready_at - now.instant)
         }
@@ -96,4 +96,10 @@ impl Hub {
             None => {}
         }
     }
+}
+
+/// A presence with somebody in it; `None` for nobody, whatever version the room has here (a
+/// room observed on one node has that node's version, which no other node shares).
+fn somebody(presence: Option<PresenceSnapshot>) -> Option<PresenceSnapshot> {
+    presence.filter(|presence| !presence.users.is_empty())
 }

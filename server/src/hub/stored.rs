@@ -315,6 +315,7 @@ impl Hub {
             oldest: to.oldest,
         });
         room.gaps.held.clear();
+        room.gaps.awaited = 0; // A seq of the old lineage.
         // The old lineage's publishes are answered now (their events are gone with it); the new
         // one's wait for their events, which the repair reads, unless the reset's head is past.
         let mut settle_now: Vec<Settle> = std::mem::take(&mut room.gaps.settles)
@@ -492,7 +493,8 @@ impl Hub {
         for conn in overflowed {
             self.handle_slow_consumer(now, conn);
         }
-        if streaming || self.config.federated {
+        let result = self.config.federated && super::streams::looks_like_result(&stored.event.body);
+        if streaming || result {
             // The result of an open stream ends it, after the event (see `streams.rs`).
             self.close_stored_stream(now, &stored.event, seq);
         }

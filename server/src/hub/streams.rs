@@ -54,7 +54,12 @@ use super::{Action, ConnId, Hub, Now, Room, RoomLoad, Timer, Transmit, encode};
 use crate::store::{AppendDone, AppendJob, AppendOutcome, AppendRequest, Origin, StoreError};
 
 mod copies;
-use copies::looks_like_result;
+
+/// Whether a stored event's body may be a stream's result (a [`StreamResult`] is written with
+/// its `stream` field first): a cheap test for every event a federated node fans out.
+pub(super) fn looks_like_result(body: &Json) -> bool {
+    body.as_text().starts_with(r#"{"stream":"#)
+}
 
 /// How many ended streams a room remembers (to answer a retried finish, and polls).
 const RECENT_ENDED: usize = 64;

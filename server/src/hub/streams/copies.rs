@@ -200,12 +200,6 @@ impl Hub {
     }
 }
 
-/// Whether a stored event's body may be a stream's result (a [`StreamResult`] is written with
-/// its `stream` field first): a cheap test for every event a federated node fans out.
-pub(super) fn looks_like_result(body: &Json) -> bool {
-    body.as_text().starts_with(r#"{"stream":"#)
-}
-
 /// What a stream's stored result has beyond a copy's chunks: the rest of a text (one chunk), or
 /// a progress stream's last chunk when the copy's differs. `None` when the copy is whole (or
 /// is not the start of the result: a copy that missed chunks in between).
