@@ -21,7 +21,7 @@
 //! final: nothing heard later revives that grant.
 
 use std::cmp::Reverse;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use chorus_sdk::wire::{
     self, ErrorCode, EventId, LockChange, LockInfo, LockNotice, LockSnapshot, Nack, RoomName,
@@ -60,6 +60,9 @@ pub struct LockDone {
 pub(super) struct HubLock {
     pub(super) grant: LockInfo,
     pub(super) held: bool,
+    /// When this lock's expiry timer fires; `None` when none is pending. One timer per lock:
+    /// a renewal that moves `until` later leaves it, and it arms the next when it fires early.
+    pub(super) timer: Option<Instant>,
 }
 
 impl Hub {
@@ -218,19 +221,30 @@ impl Hub {
         }
     }
 
-    /// A grant's `until` may have passed: tell the members it expired.
-    pub(super) fn expire_lock(&mut self, now: Now, room_name: &RoomName, name: &EventId) {
-        let Some(lock) = self
-            .rooms
-            .get(room_name)
-            .and_then(|room| room.locks.get(name))
-            .filter(|lock| lock.held)
+    /// The lock's expiry timer, armed for `at`, fired: its grant's `until` may have passed,
+    /// and then the members are told it expired.
+    pub(super) fn expire_lock(
+        &mut self,
+        now: Now,
+        room_name: &RoomName,
+        name: &EventId,
+        at: Instant,
+    ) {
+        let Some(lock) = (self.rooms.get_mut(room_name)).and_then(|room| room.locks.get_mut(name))
         else {
             return;
         };
+        if lock.timer != Some(at) {
+            return; // A timer replaced by a sooner one (which fired, or is pending).
+        }
+        lock.timer = None;
+        if !lock.held {
+            return;
+        }
         if lock.grant.until > now.unix_ms {
-            // Renewed meanwhile (its own timer is armed), or this clock ran behind the instant.
-            return self.arm_lock_timer(now, room_name, &lock.grant.clone());
+            // Renewed meanwhile, or this clock ran behind the instant.
+            let grant = lock.grant.clone();
+            return self.arm_lock_timer(now, room_name, &grant);
         }
         if !self.config.federated {
             // One node hears every change from the store's answers, in the store's order.
@@ -371,6 +385,7 @@ impl Hub {
                     let lock = HubLock {
                         grant: grant.clone(),
                         held,
+                        timer: known.and_then(|lock| lock.timer),
                     };
                     room.locks.insert(grant.name.clone(), lock);
                 }
@@ -411,10 +426,23 @@ impl Hub {
         }
     }
 
+    /// Makes the room's lock `grant.name` fire its expiry timer by `grant.until`: a timer
+    /// pending at or before that instant does (it arms the next if `until` is still ahead),
+    /// else a new one, sooner, replaces it.
     fn arm_lock_timer(&mut self, now: Now, room_name: &RoomName, grant: &LockInfo) {
         let wait = Duration::from_millis(grant.until.saturating_sub(now.unix_ms));
+        let at = now.instant + wait;
+        let Some(lock) =
+            (self.rooms.get_mut(room_name)).and_then(|room| room.locks.get_mut(&grant.name))
+        else {
+            return;
+        };
+        if lock.timer.is_some_and(|pending| pending <= at) {
+            return;
+        }
+        lock.timer = Some(at);
         let timer = Timer::LockExpiry(room_name.clone(), grant.name.clone());
-        self.timers.push(Reverse((now.instant + wait, timer)));
+        self.timers.push(Reverse((at, timer)));
     }
 
     /// Checks a lock request of `conn`: known, not draining, a member of the open room, with

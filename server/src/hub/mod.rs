@@ -706,7 +706,7 @@ impl Hub {
             if *at > now.instant {
                 break;
             }
-            let Some(Reverse((_, timer))) = self.timers.pop() else {
+            let Some(Reverse((at, timer))) = self.timers.pop() else {
                 break;
             };
             match timer {
@@ -739,7 +739,7 @@ impl Hub {
                 Timer::RetryReplay(conn, room_name, after) => {
                     self.retry_replay(now, conn, room_name, after)
                 }
-                Timer::LockExpiry(room_name, name) => self.expire_lock(now, &room_name, &name),
+                Timer::LockExpiry(room_name, name) => self.expire_lock(now, &room_name, &name, at),
                 Timer::CursorFlush(room_name, conn) => {
                     self.cursor_flush_timer(now, &room_name, conn)
                 }

@@ -87,6 +87,70 @@ fn one_holder_at_a_time_with_renewals_releases_and_growing_tokens() {
     assert_eq!(h.take(2), ["event r #1 f2 by ben 0", "ack r f2 #1"]);
 }
 
+/// The expiry timers pending for locks.
+fn lock_timers(h: &Harness) -> usize {
+    (h.hub.timers.iter())
+        .filter(|timer| matches!(timer.0.1, Timer::LockExpiry(..)))
+        .count()
+}
+
+#[test]
+fn a_grant_renewed_many_times_keeps_one_expiry_timer_and_expires_once() {
+    let mut h = two_members();
+    h.send(1, &lock("L1", 1000));
+    h.take(1);
+    h.take(2);
+    // Renewed every 400 ms: each renewal moves `until` past the timer armed before it.
+    for round in 0..50u64 {
+        h.advance(Duration::from_millis(400));
+        h.send(1, &renew(&format!("R{round}"), T0, 1000));
+        assert_eq!(h.take(2).len(), 1, "renewal {round} told");
+        assert!(
+            lock_timers(&h) <= 2,
+            "after {} renewals, {} expiry timers pending",
+            round + 1,
+            lock_timers(&h)
+        );
+    }
+    h.take(1);
+    // The last renewal (at +20 s) runs to +21 s: it expires then, once, and no timer is left.
+    h.advance(Duration::from_millis(999));
+    assert_eq!(h.take(2), Vec::<String>::new());
+    h.advance(Duration::from_millis(1));
+    assert_eq!(
+        h.take(2),
+        ["lock r expired title t+0 by ana@n-1 until+21000"]
+    );
+    assert_eq!(lock_timers(&h), 0);
+}
+
+/// A renewal that moves `until` sooner (a holder that dropped: the grace period) is honoured
+/// at the sooner instant, though a timer for the later one is pending.
+#[test]
+fn a_grant_moved_sooner_expires_at_the_sooner_until() {
+    let mut h = two_members();
+    h.send(1, &lock("L1", 60_000));
+    h.take(1);
+    h.take(2);
+    h.disconnect(1);
+    assert_eq!(
+        h.take(2),
+        ["lock r renewed title t+0 by ana@n-1 until+5000"]
+    );
+    h.advance(Duration::from_millis(4999));
+    assert_eq!(h.take(2), Vec::<String>::new());
+    h.advance(Duration::from_millis(1));
+    assert_eq!(
+        h.take(2),
+        [
+            "presence r v3 -ana",
+            "lock r expired title t+0 by ana@n-1 until+5000"
+        ]
+    );
+    h.advance(Duration::from_secs(60));
+    assert_eq!(h.take(2), Vec::<String>::new());
+    assert_eq!(lock_timers(&h), 0);
+}
 #[test]
 fn a_grant_expires_at_its_until_and_its_fenced_publishes_are_refused_after() {
     let mut h = two_members();

@@ -110,3 +110,40 @@ fn a_grant_lapsing_while_a_check_is_in_flight_is_checked_again() {
         .collect();
     assert_eq!(expired.len(), 2, "{expired:?}");
 }
+
+/// Ana renews her grant through node a every 10 s for five minutes; node b hears each renewal
+/// as a signal. Neither node gathers expiry timers (one per grant), and once she stops, both
+/// expire it after its last `until`, node b after asking the store once.
+#[test]
+fn a_grant_renewed_for_long_keeps_one_timer_on_every_node() {
+    let mut c = Cluster::new(2);
+    c.join(0, 1, "ana");
+    c.join(1, 2, "ben");
+    c.send(0, 1, &lock("L1", None));
+    let room = RoomName::parse("r").unwrap();
+    let token = c.nodes[0].hub.held_locks(&room)[0].token;
+    let lock_timers = |c: &Cluster, node: usize| {
+        (c.nodes[node].hub.timers.iter())
+            .filter(|timer| matches!(timer.0.1, Timer::LockExpiry(..)))
+            .count()
+    };
+    for round in 0..30 {
+        c.advance(10 * SECOND);
+        c.send(0, 1, &lock(&format!("R{round}"), Some(token)));
+        for node in 0..2 {
+            assert!(lock_timers(&c, node) <= 2, "node {node}, round {round}");
+        }
+    }
+    c.take(1, 2);
+    c.advance(59 * SECOND);
+    assert_eq!(c.nodes[1].hub.held_locks(&room).len(), 1);
+    c.advance(2 * SECOND);
+    assert_eq!(c.lock_checks[1], 1);
+    let expired: Vec<String> = (c.take(1, 2).into_iter())
+        .filter(|line| line.starts_with("lock "))
+        .collect();
+    assert_eq!(expired, ["lock r expired doc t+0 by ana@a-1 until+360000"]);
+    for node in 0..2 {
+        assert_eq!(lock_timers(&c, node), 0, "node {node}");
+    }
+}
