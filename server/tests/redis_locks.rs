@@ -3,6 +3,8 @@
 //! killed outright (SIGKILL: it releases nothing), B expires the grant at its `until` on its own
 //! clock, the contender takes the lock with a greater fencing token, and the dead holder's
 //! token is fenced off on B. `GET /v1/rooms/{room}/locks` answers the same on every node.
+//! When A shuts down instead (SIGTERM), the holder's grant outlives the drain and is renewed
+//! from B.
 
 mod support;
 
@@ -111,5 +113,60 @@ async fn a_lease_held_on_a_killed_node_expires_on_the_other_and_passes_on() {
         response.body
     );
     assert!(response.body.contains("held by ben"), "{}", response.body);
+    node_b.shutdown().await;
+}
+
+/// Node A shuts down (SIGTERM) while ana holds a lock through it. The drain closes her
+/// connection and leaves her grant as it is: ben, on node B, hears no change, and ana renews
+/// it with her token from a new connection on B (same token, her new connection), which ben
+/// hears as `renewed`.
+#[tokio::test]
+async fn a_lease_held_on_a_node_that_shuts_down_is_renewed_from_another() {
+    let redis = RedisServer::start();
+    let node_a = ServerProcess::start(&["--redis", &redis.url(), "--api-key", KEY]);
+    let mut config = support::config();
+    config.redis = Some(redis.url());
+    config.api_key = Some(KEY.into());
+    let node_b = support::start(&config).await;
+
+    let mut ana = Client::connect(&Remote(node_a.addr), "ana").await;
+    let mut ben = Client::connect(&node_b, "ben").await;
+    ana.join("r", None).await;
+    ben.join("r", None).await;
+    ana.send(&lock_frame("a1", 60_000)).await;
+    let grant = answer(&mut ana, "a1").await.expect("granted on A").lock;
+    assert_eq!(next_lock(&mut ben).await.lock, grant);
+
+    assert!(node_a.stop(true).success(), "A drains and exits cleanly");
+    let (_, frames) = ana.until_closed().await;
+    assert!(
+        frames.iter().any(|f| matches!(f, ServerFrame::Draining(_))),
+        "{frames:?}"
+    );
+    let still = support::rest_locks(&node_b, "r", KEY).await;
+    assert_eq!(
+        still,
+        std::slice::from_ref(&grant),
+        "the drain kept the grant"
+    );
+
+    let mut ana = Client::connect(&node_b, "ana").await;
+    ana.join("r", None).await;
+    let mut renew = lock_frame("a2", 60_000);
+    if let ClientFrame::Lock(request) = &mut renew {
+        request.token = Some(grant.token);
+    }
+    ana.send(&renew).await;
+    let renewed = answer(&mut ana, "a2").await.expect("renewed on B");
+    assert_eq!(
+        (renewed.change, renewed.lock.token),
+        (LockChange::Renewed, grant.token)
+    );
+    assert_ne!(renewed.lock.conn, grant.conn, "moved to her new connection");
+    let seen = next_lock(&mut ben).await;
+    assert_eq!(
+        (seen.change, &seen.lock),
+        (LockChange::Renewed, &renewed.lock)
+    );
     node_b.shutdown().await;
 }

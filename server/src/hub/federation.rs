@@ -407,9 +407,12 @@ impl Hub {
     }
 
     /// Sends `signal` about `room` to the other nodes, if there are any and this node is not
-    /// shutting down (after its `bye`, nothing it says may bring its connections back).
+    /// shutting down (after its `bye`, nothing it says may bring its connections back). Lock
+    /// changes still go out while it shuts down: they are the store's facts (a holder that
+    /// left, or dropped, during the drain), about no connection of this node's.
     pub(super) fn signal(&mut self, room: &RoomName, signal: &RoomSignal) {
-        if self.config.federated && self.draining.is_none() {
+        let lock = matches!(signal, RoomSignal::Lock { .. });
+        if self.config.federated && (self.draining.is_none() || lock) {
             let versions = self.rooms.get(room).map(|state| RoomVersions {
                 presence: state.presence.version(),
                 typing: state.typing_version,

@@ -147,3 +147,48 @@ fn a_grant_renewed_for_long_keeps_one_timer_on_every_node() {
         assert_eq!(lock_timers(&c, node), 0, "node {node}");
     }
 }
+
+/// Node a shuts down (its `bye` sent) while ana, ben and dan, through it, hold a lock each.
+/// Ana leaves the room before the drain completes and ben's connection drops: the store
+/// releases ana's grant and cuts ben's to the grace, and the other node hears both at once
+/// (a lock change is the store's fact, not a connection coming back), not at their `until`.
+/// Dan's connection is closed by the drain itself: his grant stays as it is, for him to renew
+/// from his next connection.
+#[test]
+fn lock_changes_during_a_drain_reach_the_other_nodes() {
+    let mut c = Cluster::new(2);
+    c.join(0, 1, "ana");
+    c.join(0, 2, "ben");
+    c.join(0, 4, "dan");
+    c.join(1, 3, "cy");
+    let named = |name: &str| {
+        format!(r#"{{"type":"lock","room":"r","id":"{name}","name":"{name}","ttl_ms":60000}}"#)
+    };
+    c.send(0, 1, &named("x"));
+    c.send(0, 2, &named("y"));
+    c.send(0, 4, &named("z"));
+    c.take(1, 3);
+    c.drain(0);
+    c.send(0, 1, r#"{"type":"leave","room":"r"}"#);
+    c.disconnect(0, 2);
+    c.advance(Duration::from_millis(1));
+    let locks: Vec<String> = (c.take(1, 3).into_iter())
+        .filter(|line| line.starts_with("lock "))
+        .collect();
+    assert_eq!(
+        locks,
+        [
+            "lock r released x t+0 by ana@a-1 until+0",
+            "lock r renewed y t+0 by ben@a-2 until+5000"
+        ]
+    );
+    assert_eq!(c.lock_checks[1], 0);
+    c.nodes[0].hub.handle_drain_complete();
+    c.settle(0);
+    c.advance(10 * SECOND);
+    let room = RoomName::parse("r").unwrap();
+    let held: Vec<(String, String)> = (c.nodes[1].hub.held_locks(&room).into_iter())
+        .map(|grant| (grant.name.to_string(), grant.conn))
+        .collect();
+    assert_eq!(held, [("z".to_owned(), "a-4".to_owned())]);
+}
