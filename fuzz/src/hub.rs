@@ -545,6 +545,7 @@ impl Sim {
         let now = self.now();
         let room = job.request.room.clone();
         let id = job.request.id.clone();
+        let from = job.request.from.clone();
         let result = if fail {
             Err(StoreError::Backend("the fuzzer says no".into()))
         } else {
@@ -560,6 +561,7 @@ impl Sim {
             origin: job.origin,
             room,
             id,
+            from,
             result,
         };
         self.hub.handle_append_done(now, done);

@@ -435,6 +435,7 @@ impl Sim {
                 match action {
                     Action::Append(job) => {
                         let (room, id) = (job.request.room.clone(), job.request.id.clone());
+                        let from = job.request.from.clone();
                         let outcome = self.log.append(job.request, now.unix_ms);
                         self.hub.handle_append_done(
                             now,
@@ -442,6 +443,7 @@ impl Sim {
                                 origin: job.origin,
                                 room,
                                 id,
+                                from,
                                 result: Ok(outcome),
                             },
                         );

@@ -158,6 +158,14 @@ impl RoomStreams {
         self.open.is_empty()
     }
 
+    /// The open streams, as `producer/id`.
+    #[cfg(test)]
+    pub(super) fn open_keys(&self) -> Vec<String> {
+        (self.open.keys())
+            .map(|(from, id)| format!("{from}/{id}"))
+            .collect()
+    }
+
     /// The room's stream version (polling clients compare it).
     pub(super) fn version(&self) -> u64 {
         self.version
@@ -722,7 +730,7 @@ impl Hub {
             .streams
             .open
             .iter_mut()
-            .find(|(key, open)| open.finishing && key.1 == done.id)
+            .find(|(key, open)| open.finishing && key.1 == done.id && key.0 == done.from)
         else {
             return;
         };

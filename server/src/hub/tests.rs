@@ -208,6 +208,7 @@ impl Harness {
     fn run_append(&mut self, job: AppendJob) {
         let room = job.request.room.clone();
         let id = job.request.id.clone();
+        let from = job.request.from.clone();
         let outcome = self.log.append(job.request, self.now().unix_ms);
         let now = self.now();
         self.hub.handle_append_done(
@@ -216,6 +217,7 @@ impl Harness {
                 origin: job.origin,
                 room,
                 id,
+                from,
                 result: Ok(outcome),
             },
         );
@@ -1948,6 +1950,7 @@ fn transmits_say_whether_they_reply_to_the_recipient() {
                 }
                 Some(Action::Append(job)) => {
                     let (room, id) = (job.request.room.clone(), job.request.id.clone());
+                    let from = job.request.from.clone();
                     let result = Ok(h.log.append(job.request, 0));
                     h.hub.handle_append_done(
                         now,
@@ -1955,6 +1958,7 @@ fn transmits_say_whether_they_reply_to_the_recipient() {
                             origin: job.origin,
                             room,
                             id,
+                            from,
                             result,
                         },
                     );

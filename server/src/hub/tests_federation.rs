@@ -240,6 +240,7 @@ impl Cluster {
                     }
                     Action::Append(job) => {
                         let (room, id) = (job.request.room.clone(), job.request.id.clone());
+                        let from = job.request.from.clone();
                         let result = Ok(self.log.append(job.request, now.unix_ms));
                         if let (Some(bus), Ok(AppendOutcome::Stored(stored))) =
                             (self.bus.as_mut(), &result)
@@ -254,6 +255,7 @@ impl Cluster {
                             origin: job.origin,
                             room,
                             id,
+                            from,
                             result,
                         };
                         self.nodes[node].hub.handle_append_done(now, done);

@@ -289,6 +289,7 @@ fn a_late_event_of_a_replaced_lineage_is_dropped_but_its_publisher_is_acked() {
             origin: crate::store::Origin::Conn(1),
             room: RoomName::parse("r").unwrap(),
             id: wire::EventId::parse("old").unwrap(),
+            from: late.event.from.clone(),
             result: Ok(AppendOutcome::Stored(late)),
         },
     );

@@ -186,15 +186,8 @@ fn a_finish_the_store_refused_can_be_retried() {
     h.send(1, &finish("a1"));
     let job = h.appends.pop_front().unwrap();
     let now = h.now();
-    h.hub.handle_append_done(
-        now,
-        AppendDone {
-            origin: job.origin,
-            room: job.request.room,
-            id: job.request.id,
-            result: Err(crate::store::StoreError::Closed),
-        },
-    );
+    h.hub
+        .handle_append_done(now, job.done(Err(crate::store::StoreError::Closed)));
     h.pump();
     h.defer = false;
     assert_eq!(h.take(1).last().unwrap(), "nack r a1 storage_unavailable");
@@ -615,4 +608,47 @@ fn simulation_streams_reach_every_member_whole_and_finish_once() {
             panic!("seed {seed}: {err}");
         }
     }
+}
+
+/// Ana and ben each finish a stream they both named `s1` (ids are per producer), and the store
+/// answers ben's append first: that answer is ben's result only. Ana's stream stays open while
+/// her own append is in the store, past the stream timeout, and ends with her own result.
+#[test]
+fn two_producers_finishing_streams_of_the_same_id_each_get_their_own_result() {
+    // Members that stay silent past the stream timeout are not closed as idle.
+    let mut h = two_members_with(HubConfig {
+        heartbeat: Duration::from_secs(600),
+        ..HubConfig::default()
+    });
+    h.send(1, &start("s1"));
+    h.send(1, &append("s1", 0, r#""ana's""#));
+    h.send(2, &start("s1"));
+    h.send(2, &append("s1", 0, r#""ben's""#));
+    h.defer = true;
+    h.send(1, &finish("s1"));
+    h.send(2, &finish("s1"));
+    h.defer = false;
+    h.take(1);
+    h.take(2);
+    let room = RoomName::parse("r").unwrap();
+    let open = |h: &Harness| h.hub.rooms[&room].streams.open_keys();
+    let ben_job = h.appends.pop_back().unwrap();
+    assert_eq!(ben_job.request.from, "ben");
+    h.run_append(ben_job);
+    assert_eq!(open(&h), ["ana/s1"], "ben's stream ended");
+    h.advance(h.hub.config.stream_timeout + Duration::from_secs(1));
+    assert_eq!(open(&h), ["ana/s1"], "ana's waits for her append");
+    let ana_job = h.appends.pop_front().unwrap();
+    h.run_append(ana_job);
+    assert!(open(&h).is_empty());
+    assert_eq!(
+        h.take(1),
+        [
+            "event r #1 s1 by ben {\"stream\":\"text\",\"text\":\"ben's\"}",
+            "stream r s1 finish Text #1",
+            "event r #2 s1 by ana {\"stream\":\"text\",\"text\":\"ana's\"}",
+            "stream r s1 finish Text #2",
+            "ack r s1 #2"
+        ]
+    );
 }

@@ -239,6 +239,7 @@ impl Store for MemoryStore {
     fn submit(&self, job: AppendJob) {
         let room = job.request.room.clone();
         let id = job.request.id.clone();
+        let from = job.request.from.clone();
         let outcome = self
             .log
             .lock()
@@ -249,6 +250,7 @@ impl Store for MemoryStore {
             origin: job.origin,
             room,
             id,
+            from,
             result: Ok(outcome),
         });
     }

@@ -65,6 +65,7 @@ impl AppendJob {
             origin: self.origin,
             room: self.request.room,
             id: self.request.id,
+            from: self.request.from,
             result,
         }
     }
@@ -138,6 +139,8 @@ pub struct AppendDone {
     pub room: RoomName,
     /// The job's id.
     pub id: EventId,
+    /// The job's sender (an id is the sender's: two senders may use the same one).
+    pub from: String,
     /// What happened; `Err` means nothing was stored.
     pub result: Result<AppendOutcome, StoreError>,
 }
