@@ -2,7 +2,7 @@
 // Debian's Chromium through playwright-core (never a downloaded browser).
 import { spawn } from "node:child_process";
 import { createHmac } from "node:crypto";
-import { mkdtempSync, readFileSync, writeFileSync, mkdirSync } from "node:fs";
+import { mkdtempSync, readFileSync, writeFileSync, mkdirSync, rmSync } from "node:fs";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
@@ -44,7 +44,7 @@ export function startServer(port, dir, { demoDir = join(root, "www"), redis, api
 
 /** Starts Debian's redis-server on a free loopback port with its own directory (no persistence). */
 export async function startRedis() {
-  const dir = mkdtempSync(join(tmpdir(), "chorus-redis-"));
+  const dir = madeDir("chorus-redis-");
   const port = await freePort();
   const child = spawn("redis-server", ["--port", String(port), "--bind", "127.0.0.1", "--dir", dir, "--save", "", "--appendonly", "no"], { stdio: ["ignore", "pipe", "inherit"] });
   await new Promise((ok, fail) => {
@@ -70,7 +70,7 @@ export async function stopServer(child, signal = "SIGTERM") {
  * conf with an upstream block); returns { port, stop }.
  */
 export async function startNginx(conf, upstream) {
-  const dir = mkdtempSync(join(tmpdir(), "chorus-nginx-"));
+  const dir = madeDir("chorus-nginx-");
   for (const sub of ["body", "proxy", "fastcgi", "uwsgi", "scgi"]) mkdirSync(join(dir, sub));
   const port = await freePort();
   const text = readFileSync(join(root, "tests/nginx", conf), "utf8").replaceAll("LISTEN", port).replaceAll("SERVERS", [upstream].flat().map((p) => `server 127.0.0.1:${p};`).join(" ")).replaceAll("UPSTREAM", upstream).replaceAll("WWW", join(root, "www")).replaceAll("PKG", join(root, "pkg"));
@@ -129,7 +129,20 @@ export function messages(page) {
 }
 
 export function tempDir() {
-  return mkdtempSync(join(tmpdir(), "chorus-browser-"));
+  return madeDir("chorus-browser-");
+}
+
+/** The temporary directories this test file made (servers' databases, nginx's and redis's). */
+const made = [];
+// Removed when the test file's process exits (`node --test` runs each file in its own).
+process.on("exit", () => {
+  for (const dir of made) rmSync(dir, { recursive: true, force: true });
+});
+
+function madeDir(prefix) {
+  const dir = mkdtempSync(join(tmpdir(), prefix));
+  made.push(dir);
+  return dir;
 }
 
 /** The public dev secret a `--dev` server without `--jwt-secret` signs and checks tokens with. */
