@@ -226,8 +226,6 @@ pub enum HubMsg {
     ReplayDone(ConnId, RoomName, ReplayOutcome),
     /// A repair read requested by the hub finished (sent by the driver's own tasks).
     Repaired(RoomName, Result<Page, StoreError>),
-    /// A lock operation requested by the hub was answered (sent by the driver's own tasks).
-    LockDone(LockDone),
     /// A room's locks, read while it loads (sent by the driver's own tasks, before its
     /// `RoomLoaded`).
     LocksLoaded(
@@ -302,6 +300,9 @@ fn now() -> Now {
     }
 }
 
+/// How long a drain waits for the store's answers to lock operations asked during it.
+const DRAIN_LOCKS_LIMIT: Duration = Duration::from_secs(5);
+
 /// Starts the hub task.
 pub fn spawn(
     hub: Hub,
@@ -313,6 +314,7 @@ pub fn spawn(
     limits: PollLimits,
 ) -> HubHandle {
     let (tx, rx) = mpsc::channel(4096);
+    let (lock_answers, lock_answered) = mpsc::unbounded_channel();
     let handle = HubHandle {
         tx: tx.clone(),
         next_conn: Arc::new(AtomicU64::new(1)),
@@ -339,8 +341,10 @@ pub fn spawn(
         next_ticket: 0,
         counters: Counters::default(),
         loopback: tx,
+        lock_answers,
+        locks_pending: 0,
     };
-    tokio::spawn(driver.run(rx, outcomes, inbound));
+    tokio::spawn(driver.run(rx, outcomes, inbound, lock_answered));
     handle
 }
 
@@ -383,6 +387,11 @@ struct Driver {
     counters: Counters,
     /// For tasks the driver spawns to report back.
     loopback: mpsc::Sender<HubMsg>,
+    /// The store's answers to lock operations, apart from the inbox: a drain closes the
+    /// inbox and then still waits for them ([`Driver::drain`]).
+    lock_answers: mpsc::UnboundedSender<LockDone>,
+    /// Lock operations asked of the store and not answered yet.
+    locks_pending: usize,
 }
 
 impl Driver {
@@ -391,13 +400,15 @@ impl Driver {
         mut inbox: mpsc::Receiver<HubMsg>,
         mut outcomes: mpsc::UnboundedReceiver<AppendDone>,
         mut inbound: mpsc::UnboundedReceiver<Inbound>,
+        mut lock_answered: mpsc::UnboundedReceiver<LockDone>,
     ) {
         loop {
             let deadline = self.hub.poll_timeout().map(tokio::time::Instant::from_std);
             tokio::select! {
                 msg = inbox.recv() => match msg {
                     Some(HubMsg::Drain { retry_after, done }) => {
-                        self.drain(retry_after, &mut inbox, &mut outcomes).await;
+                        self.drain(retry_after, &mut inbox, &mut outcomes, &mut lock_answered)
+                            .await;
                         let _ = done.send(());
                         return;
                     }
@@ -406,6 +417,7 @@ impl Driver {
                 },
                 Some(outcome) = outcomes.recv() => self.append_done(outcome),
                 Some(heard) = inbound.recv() => self.heard(heard),
+                Some(done) = lock_answered.recv() => self.lock_done(done),
                 () = sleep_until(deadline) => self.hub.handle_timeout(now()),
             }
             self.flush_outputs();
@@ -421,6 +433,8 @@ impl Driver {
     /// 3. The inbox is closed, and what is already in it is handled by the draining hub (a
     ///    publish gets its nack, a connection its `draining` and close). A connection task
     ///    whose message is refused after this point answers for itself (see `http::ws`).
+    ///    Then every lock operation asked meanwhile (a holder that left or dropped) is
+    ///    answered, so that the members and the other nodes hear of it.
     /// 4. The hub closes every connection (1012) after its last frames.
     ///
     /// Each connection task writes what is queued for it, then the close frame; the server
@@ -430,6 +444,7 @@ impl Driver {
         retry_after: Duration,
         inbox: &mut mpsc::Receiver<HubMsg>,
         outcomes: &mut mpsc::UnboundedReceiver<AppendDone>,
+        lock_answered: &mut mpsc::UnboundedReceiver<LockDone>,
     ) {
         self.hub.handle_drain(retry_after);
         self.flush_outputs();
@@ -448,8 +463,32 @@ impl Driver {
             }
             self.flush_outputs();
         }
+        let answered = async {
+            while self.locks_pending > 0 {
+                let Some(done) = lock_answered.recv().await else {
+                    break;
+                };
+                self.lock_done(done);
+                self.flush_outputs();
+            }
+        };
+        // Bounded, like the sockets' close: a store that never answers does not hold the exit.
+        if tokio::time::timeout(DRAIN_LOCKS_LIMIT, answered)
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                pending = self.locks_pending,
+                "lock operations unanswered at exit"
+            );
+        }
         self.hub.handle_drain_complete();
         self.flush_outputs();
+    }
+
+    fn lock_done(&mut self, done: LockDone) {
+        self.locks_pending -= 1;
+        self.hub.handle_lock_done(now(), done);
     }
 
     fn append_done(&mut self, outcome: AppendDone) {
@@ -584,7 +623,6 @@ impl Driver {
                 self.hub.handle_replay_done(now, conn, room, outcome)
             }
             HubMsg::Repaired(room, result) => self.hub.handle_repaired(now, room, result),
-            HubMsg::LockDone(done) => self.hub.handle_lock_done(now, done),
             HubMsg::LocksLoaded(room, result) => self.hub.handle_locks_loaded(now, room, result),
             HubMsg::LocksChecked(room, result) => self.hub.handle_locks_checked(now, room, result),
             HubMsg::Drain { .. } => unreachable!("handled in run"),
@@ -657,12 +695,11 @@ impl Driver {
             Action::Lock(job) => {
                 // Queued now, in order with the appends; answered whenever the store is done.
                 let answer = self.store.lock(job.request.clone());
-                let loopback = self.loopback.clone();
+                let answers = self.lock_answers.clone();
+                self.locks_pending += 1;
                 tokio::spawn(async move {
                     let result = answer.await;
-                    let _ = loopback
-                        .send(HubMsg::LockDone(LockDone { job, result }))
-                        .await;
+                    let _ = answers.send(LockDone { job, result });
                 });
             }
             Action::Follow(room) => {

@@ -75,7 +75,7 @@ impl Hub {
                 MAX_LOCK_TTL.as_millis()
             );
             let (room, id) = (request.room, request.id);
-            return self.refuse_lock(conn, room, id, ErrorCode::BadFrame, message);
+            return self.refuse_lock(conn, room, id, (ErrorCode::BadFrame, message, None));
         }
         let Some((user, wire_id)) = self.admit_lock(now, conn, &request.room, &request.id) else {
             return;
@@ -160,7 +160,7 @@ impl Hub {
             ),
         };
         if let Some((conn, id)) = job.origin {
-            self.refuse_lock(conn, room, id, refusal.0, refusal.1);
+            self.refuse_lock(conn, room, id, (refusal.0, refusal.1, None));
         }
     }
 
@@ -461,28 +461,29 @@ impl Hub {
             r.members.contains_key(&conn) && matches!(r.state, Some(RoomLoad::Open { .. }))
         });
         let state = self.conns.get_mut(&conn)?;
+        // A draining or rate-limited refusal says when to ask again, as a publish's does.
         let refusal = if let Some(retry) = draining {
-            Some((ErrorCode::Draining, super::draining_message(retry)))
+            let message = super::draining_message(retry);
+            Some((ErrorCode::Draining, message, Some(retry)))
         } else if !member {
-            Some((
-                ErrorCode::NotJoined,
-                format!("join room {room} before locking in it"),
-            ))
+            let message = format!("join room {room} before locking in it");
+            Some((ErrorCode::NotJoined, message, None))
         } else if !state.identity.can_publish(room) {
             let message =
                 format!("your token does not grant publishing to room {room}, which locks need");
-            Some((ErrorCode::Forbidden, message))
+            Some((ErrorCode::Forbidden, message, None))
         } else if let Err(wait) = state.publish_budget.take(now.instant, rate, burst) {
+            let wait = wait.max(Duration::from_millis(1));
             let message = format!(
                 "at most {rate} publishes and lock requests per second (bursts of {burst}); retry in {} ms",
-                wait.as_millis().max(1)
+                wait.as_millis()
             );
-            Some((ErrorCode::RateLimited, message))
+            Some((ErrorCode::RateLimited, message, Some(wait)))
         } else {
             None
         };
-        if let Some((code, message)) = refusal {
-            self.refuse_lock(conn, room.clone(), id.clone(), code, message);
+        if let Some(refusal) = refusal {
+            self.refuse_lock(conn, room.clone(), id.clone(), refusal);
             return None;
         }
         state_user(self, conn)
@@ -511,13 +512,14 @@ impl Hub {
             .push_back(Action::Lock(LockJob { origin, request }));
     }
 
+    /// Nacks a lock request: its code, message and, for `draining` and `rate_limited`, when to
+    /// ask again.
     fn refuse_lock(
         &mut self,
         conn: ConnId,
         room: RoomName,
         id: EventId,
-        code: ErrorCode,
-        message: String,
+        (code, message, retry): (ErrorCode, String, Option<Duration>),
     ) {
         if self.conns.contains_key(&conn) {
             let nack = Nack {
@@ -526,7 +528,7 @@ impl Hub {
                 code,
                 message,
                 head: None,
-                retry_after_ms: None,
+                retry_after_ms: retry.map(|wait| wait.as_millis() as u64),
             };
             self.send(conn, &ServerFrame::Nack(nack));
         }

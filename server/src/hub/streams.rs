@@ -212,7 +212,10 @@ impl Hub {
         };
         let state = self.conns.get_mut(&conn).expect("checked above");
         let id = op.id.clone();
-        let refusal = if !state.rooms.contains_key(&room) || !self.rooms.contains_key(&room) {
+        let refusal = if let Some(retry) = self.draining {
+            // Nothing new is stored or started once the drain began (a `finish` would be).
+            Some((ErrorCode::Draining, super::draining_message(retry)))
+        } else if !state.rooms.contains_key(&room) || !self.rooms.contains_key(&room) {
             Some((
                 ErrorCode::NotJoined,
                 format!("join room {room} before streaming to it"),
@@ -415,7 +418,6 @@ impl Hub {
                         format!("stream {id} is finishing: it takes no more chunks"),
                     ));
                 }
-                open.active = now.instant;
                 let Some(chunk) = step.chunk else {
                     return Err((
                         ErrorCode::BadFrame,
@@ -423,7 +425,11 @@ impl Hub {
                     ));
                 };
                 match step.n {
-                    Some(n) if n < open.count => return Ok(Stepped::Done(open.count)),
+                    Some(n) if n < open.count => {
+                        // A chunk sent again: the producer is alive, nothing else changes.
+                        open.active = now.instant;
+                        return Ok(Stepped::Done(open.count));
+                    }
                     Some(n) if n > open.count => {
                         return Err((
                             ErrorCode::StreamConflict,
@@ -454,6 +460,8 @@ impl Hub {
                     ));
                 }
                 check_chunk(open.kind, &chunk)?;
+                // Only now: a refused step leaves the stream as it was, its timeout included.
+                open.active = now.instant;
                 open.keep(chunk);
                 let count = open.count;
                 streams.version += 1;

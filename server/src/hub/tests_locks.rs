@@ -304,5 +304,26 @@ fn bad_lock_requests_are_refused_with_a_clear_code() {
     h.pump();
     h.take(1);
     h.send(1, &lock("L5", 1000));
-    assert_eq!(h.take(1), ["nack r L5 draining"]);
+    assert_eq!(h.take(1), ["nack r L5 draining retry=1000"]);
+}
+
+/// Lock requests count against the publish rate; one over it is refused with when to ask again.
+#[test]
+fn lock_requests_over_the_publish_rate_are_told_when_to_retry() {
+    let mut h = two_members_with(HubConfig {
+        publish_rate: 10.0,
+        publish_burst: 2.0,
+        ..HubConfig::default()
+    });
+    h.send(1, &lock("L1", 1000));
+    h.send(1, &unlock("L2", T0));
+    h.send(1, &lock("L3", 1000));
+    assert_eq!(
+        h.take(1),
+        [
+            "lock r granted title t+0 by ana@n-1 until+1000 re L1",
+            "lock r released title t+0 by ana@n-1 until+0 re L2",
+            "nack r L3 rate_limited retry=100"
+        ]
+    );
 }

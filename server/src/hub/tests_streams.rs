@@ -652,3 +652,39 @@ fn two_producers_finishing_streams_of_the_same_id_each_get_their_own_result() {
         ]
     );
 }
+
+/// Once the server drains, stream steps are refused with `draining`: a `finish` would store
+/// its result after the store's last flush, unacked.
+#[test]
+fn stream_steps_during_a_drain_are_refused() {
+    let mut h = two_members();
+    h.send(1, &start("a1"));
+    h.send(1, &append("a1", 0, r#""hi""#));
+    h.take(1);
+    h.hub.handle_drain(Duration::from_secs(1));
+    h.pump();
+    h.take(1);
+    h.send(1, &finish("a1"));
+    h.send(1, &start("a2"));
+    assert_eq!(h.take(1), ["error draining r", "error draining r"]);
+    assert!(stored(&mut h).is_empty());
+}
+
+/// A refused step changes nothing, the stream's timeout included: a chunk past the next one
+/// does not keep a silent stream alive, and it is abandoned a timeout after its last good step.
+#[test]
+fn a_refused_chunk_does_not_keep_a_stream_alive() {
+    let mut h = two_members_with(HubConfig {
+        heartbeat: Duration::from_secs(600),
+        ..HubConfig::default()
+    });
+    h.send(1, &start("a1"));
+    h.send(1, &append("a1", 0, r#""hi""#));
+    h.take(1);
+    h.take(2);
+    h.advance(Duration::from_secs(20));
+    h.send(1, &append("a1", 5, r#""?""#));
+    assert_eq!(h.take(1), ["error stream_conflict r"]);
+    h.advance(Duration::from_secs(10));
+    assert_eq!(h.take(2), ["stream r a1 fail Text stream_abandoned"]);
+}
