@@ -6,7 +6,8 @@ export type Badge = "live" | "syncing" | "offline";
 
 /**
  * Every `ChorusError.code` and server error code. The client's own: `invalid_room`,
- * `invalid_json`, `not_joined`, `outbox_full`, `offline`, `closed`, `no_randomness`, `expired`;
+ * `invalid_json`, `not_joined`, `outbox_full`, `offline`, `closed`, `no_randomness`, `expired`,
+ * `invalid_lock` (the locks entry);
  * the rest are the server's (docs/PROTOCOL.md, "Error codes"). A test keeps this list equal to
  * the Rust codes.
  */

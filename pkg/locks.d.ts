@@ -1,5 +1,5 @@
 // Typings for `@chorus/client/locks` (src/locks.js).
-import type { ChorusClient, ClientOptions, Room } from "./chorus.js";
+import type { ChorusClient, ClientOptions, ErrorCode, Room } from "./chorus.js";
 export { ChorusClient, ChorusError } from "./chorus.js";
 
 /** One grant of a named lock in a room. */
@@ -49,4 +49,16 @@ export class RoomLocks {
   release(grant: Pick<LockGrant, "name" | "token">): Promise<LockGrant>;
   /** Publishes durably only while `grant` is the publisher's; rejects with `lock_lost` (nothing stored). */
   publish(body: unknown, grant: Pick<LockGrant, "name" | "token">): Promise<{ id: string; seq: number }>;
+}
+
+// The events a client made by this entry's `connect` adds (`room.on` and `client.on`).
+declare module "./chorus.js" {
+  interface RoomEventMap<Body, Meta> {
+    /** The room's locks changed: every grant held in it now (what `onChange` hands on). */
+    lock: { room: string; locks: LockGrant[] };
+    /** A lock request of this client was answered (`RoomLocks` settles its promise with it). */
+    lockDone: { room: string; id: string; change: "granted" | "renewed" | "released" | "expired"; lock: LockGrant };
+    /** A lock request of this client was refused (`RoomLocks` rejects its promise with it). */
+    lockFailed: { room: string; id: string; code: ErrorCode; message: string };
+  }
 }

@@ -331,7 +331,8 @@ export class ChorusClient extends Emitter {
       if (response.ok) return body;
       if (response.status === 401 && !renewed && this.#getToken) {
         const token = await ask(this.#getToken);
-        if (token && !this.#closed) {
+        // A token for another user counts as none: the request fails with its 401.
+        if (token && !this.#closed && this.#sameUser(token)) {
           this.setToken(token);
           continue;
         }
@@ -378,10 +379,10 @@ export class ChorusClient extends Emitter {
         if (token) this.#remember(token);
       });
     }
-    this._emit(kind, payload);
-    // Every payload with a `room` concerns that room: its listeners (`room.on`) get it too.
     // A stream step arrives beside its room: one flat shape, like the others.
     if (kind === "stream") payload = { room: payload.room, ...payload.stream };
+    this._emit(kind, payload);
+    // Every payload with a `room` concerns that room: its listeners (`room.on`) get it too.
     const room = this.#rooms.get(payload.room);
     if (kind === "stream") room?._stream(payload);
     room?._emit(kind, payload);

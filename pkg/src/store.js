@@ -76,6 +76,8 @@ export function roomStore(room, { history = 50 } = {}) {
       // Offline or refused: tried again on the next `joined`.
     } finally {
       loading = false;
+      // A reset while the page was on its way: the page was of the old history; load the new.
+      if (asked !== generation && listening) load();
     }
   };
 

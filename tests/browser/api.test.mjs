@@ -64,6 +64,35 @@ test("room.on gets only its room's events, in the same flat shape as client.on, 
   await context.close();
 });
 
+test("a stream step reaches client.on and room.on in the same flat shape", async () => {
+  const { context, page } = await openPage();
+  const seen = await page.evaluate(async () => {
+    const { ChorusClient } = await import("/pkg/chorus.js");
+    const options = { url: location.origin, shareConnection: false };
+    const ana = await ChorusClient.connect({ ...options, token: await window.mint("ana", 3600), storagePrefix: "t:flat-a:" });
+    const ben = await ChorusClient.connect({ ...options, token: await window.mint("ben", 3600), storagePrefix: "t:flat-b:" });
+    const seen = { client: [], room: [] };
+    const watched = ben.join("t:flat-stream");
+    const finished = new Promise((resolve) => watched.on("stream", (step) => step.op === "finish" && resolve()));
+    ben.on("stream", (step) => seen.client.push(step));
+    watched.on("stream", (step) => seen.room.push(step));
+    await new Promise((resolve) => watched.on("joined", resolve));
+    const room = ana.join("t:flat-stream");
+    await new Promise((resolve) => room.on("joined", resolve));
+    const answer = room.startStream({ id: "s-flat" });
+    answer.append("x");
+    await answer.finish();
+    await finished;
+    ana.close();
+    ben.close();
+    return seen;
+  });
+  assert.deepEqual(seen.client, seen.room);
+  assert.deepEqual(seen.client.map((step) => [step.room, step.id, step.from, step.op]).at(-1), ["t:flat-stream", "s-flat", "ana", "finish"]);
+  assert.ok(seen.client.every((step) => step.stream === undefined), JSON.stringify(seen.client));
+  await context.close();
+});
+
 test("room.history pages backwards and forwards, and historyPages walks to the oldest event", async () => {
   const { context, page } = await openPage();
   const result = await page.evaluate(async () => {
@@ -139,6 +168,26 @@ test("a token about to expire is renewed through getToken on the same WebSocket"
   assert.equal(result.seq, 2);
   assert.equal(sent.filter((frame) => frame.includes('"type":"auth"')).length, 1);
   assert.equal(received.filter((frame) => frame.startsWith('{"type":"authed"')).length, 1);
+  await context.close();
+});
+
+test("a history request whose getToken answers another user's token rejects with the server's 401 code", async () => {
+  const { context, page } = await openPage();
+  const result = await page.evaluate(async () => {
+    const { ChorusClient } = await import("/pkg/chorus.js");
+    const client = await ChorusClient.connect({
+      url: location.origin,
+      token: await window.mint("ana", 2),
+      getToken: () => window.mint("eve", 3600),
+      storagePrefix: "t:other-user:",
+    });
+    const room = client.join("t:other-user");
+    await new Promise((resolve) => setTimeout(resolve, 3000));
+    const outcome = await room.history().then(() => "answered", (error) => `${error.name} ${error.code}`);
+    client.close();
+    return outcome;
+  });
+  assert.equal(result, "ChorusError token_expired");
   await context.close();
 });
 

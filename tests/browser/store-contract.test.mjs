@@ -57,6 +57,15 @@ test("a reset drops the stored entries, keeps unsent publishes and loads the new
   assert.deepEqual(feed(store), ["7:e7:stored", "-:mine:pending"]);
 });
 
+test("a reset while the first history load is on its way loads the newest again", async () => {
+  const { room, emit } = scriptedRoom([{ events: [stored(1), stored(2)] }, { events: [stored(7)] }]);
+  const store = roomStore(room, { history: 2 });
+  emit("reset", { room: "r", reason: "epoch_changed" });
+  await tick();
+  await tick();
+  assert.deepEqual(feed(store), ["7:e7:stored"]);
+});
+
 test("a history load that fails is tried again on the next joined, once", async () => {
   let asked = 0;
   const { room, emit } = scriptedRoom([]);

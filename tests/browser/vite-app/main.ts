@@ -4,6 +4,7 @@
 import { ChorusClient, ChorusError, type ClientOptions, type ConnectionState } from "@chorus/client";
 import { roomStore, type FeedEntry, type RoomSnapshot } from "@chorus/client/store";
 import type { UseRoomResult, useRoom } from "@chorus/client/react";
+import type { LockGrant } from "@chorus/client/locks";
 
 const out = document.getElementById("out") as HTMLPreElement;
 const log = (line: string): void => {
@@ -44,6 +45,13 @@ async function main(): Promise<void> {
   client.on("notice", ({ id, level, at }) => {
     const shown: "info" | "warning" | "critical" = level;
     void [id, shown, at];
+  });
+  // A stream step is one flat shape on the client and on its room; with the locks entry's
+  // typings, rooms have `lock` events.
+  client.on("stream", ({ room: name, id, op }) => void [name, id, op]);
+  room.on("lock", ({ locks }) => {
+    const grant: LockGrant | undefined = locks[0];
+    void grant?.token;
   });
   const feed = (): Promise<unknown> => room.history({ type: "comment", user: "vita", before: 10, limit: 5 });
   void feed;
