@@ -59,9 +59,11 @@ impl Authenticator {
     pub fn hs256(secret: &[u8]) -> Authenticator {
         let mut validation = Validation::new(Algorithm::HS256);
         // `exp` and `nbf` are both checked, with the same leeway (none): a token is used only
-        // inside the window its issuer wrote, `nbf <= now < exp`.
+        // inside the window its issuer wrote, `nbf <= now <= exp` in whole seconds.
         validation.leeway = 0;
         validation.validate_nbf = true;
+        // An `aud` (which many issuers add) is not this server's business: the secret is.
+        validation.validate_aud = false;
         validation.required_spec_claims = ["exp", "sub"].into_iter().map(String::from).collect();
         Authenticator {
             decoding: DecodingKey::from_secret(secret),
@@ -168,5 +170,22 @@ mod tests {
         check(now.saturating_sub(3600), true);
         let without_nbf = raw_token(serde_json::json!({"sub": "ana", "exp": now + 60}));
         assert!(auth.verify(&without_nbf).is_ok(), "nbf stays optional");
+    }
+
+    #[test]
+    fn an_audience_or_issuer_claim_does_not_refuse_a_token() {
+        let auth = Authenticator::hs256(b"secret");
+        let exp = crate::clock::unix_ms_now() / 1000 + 60;
+        for claims in [
+            serde_json::json!({"sub": "ana", "exp": exp, "aud": "chorus"}),
+            serde_json::json!({"sub": "ana", "exp": exp, "aud": ["a", "b"], "iss": "https://id"}),
+        ] {
+            let identity = auth.verify(&raw_token(claims.clone()));
+            assert_eq!(
+                identity.map(|i| i.user).ok(),
+                Some("ana".into()),
+                "{claims}"
+            );
+        }
     }
 }

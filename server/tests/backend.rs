@@ -731,3 +731,40 @@ async fn behind_a_trusted_proxy_each_forwarded_client_has_its_own_limit() {
     let _first = connect_forwarded(&plain, "198.51.100.1").await.unwrap();
     assert!(refused(connect_forwarded(&plain, "198.51.100.2").await));
 }
+
+/// A method an endpoint does not take gets 405 with `Allow` and a JSON `bad_request` body,
+/// like every other refusal (not axum's empty 405).
+#[tokio::test]
+async fn a_wrong_method_or_a_bad_room_segment_gets_a_json_error() {
+    let server = support::start(&support::backend_config()).await;
+    for (method, path, allow) in [
+        ("POST", "/v1/ws", "GET,HEAD"),
+        ("DELETE", "/v1/rooms/r/events", "GET,HEAD,POST"),
+        ("PUT", "/healthz", "GET,HEAD"),
+    ] {
+        let response = http(&server, method, path, &[], None).await;
+        assert_eq!(
+            (response.status, response.error_code()),
+            (405, ErrorCode::BadRequest),
+            "{method} {path}: {}",
+            response.body
+        );
+        assert!(response.body.contains(path), "{}", response.body);
+        assert_eq!(response.header("allow"), Some(allow), "{method} {path}");
+    }
+    // A room segment that is not UTF-8 is a JSON 400 on every room endpoint.
+    for path in [
+        "/v1/rooms/%FF/events",
+        "/v1/rooms/%FF/presence",
+        "/v1/rooms/%FF/locks",
+    ] {
+        let response = http(&server, "GET", path, &[], None).await;
+        assert_eq!(
+            (response.status, response.error_code()),
+            (400, ErrorCode::BadRequest),
+            "{path}: {}",
+            response.body
+        );
+    }
+    server.shutdown().await;
+}

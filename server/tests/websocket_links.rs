@@ -40,6 +40,12 @@ async fn messages_over_the_hard_cap_are_closed_with_1009() {
     client.ws.send(Message::text(text)).await.unwrap();
     expect_closed_as_too_big(&mut client, "262,145 bytes").await;
 
+    // The same as the first message, before any `hello`.
+    let mut client = Client::open(&server).await;
+    let text = format!("\"{}\"", "x".repeat(262_145 - 2));
+    client.ws.send(Message::text(text)).await.unwrap();
+    expect_closed_as_too_big(&mut client, "262,145 bytes before hello").await;
+
     // A message in fragments of 60 KB each, 420 KB in all.
     let mut client = Client::connect(&server, "ana").await;
     let chunk = vec![b'x'; 60_000];

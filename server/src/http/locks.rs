@@ -7,16 +7,16 @@
 //! connection, whose leaving ends it, and a backend has none.
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use chorus_sdk::wire::{ErrorCode, LocksBody};
 
-use super::{ApiError, AppState};
+use super::{ApiError, AppState, PathParts};
 
 /// `GET /v1/rooms/{room}/locks` (a token with a grant on the room, or the API key).
 pub(super) async fn room_locks(
     State(state): State<AppState>,
-    Path(room): Path<String>,
+    PathParts(room): PathParts<String>,
     headers: HeaderMap,
 ) -> Result<Json<LocksBody>, ApiError> {
     let room = super::rest::room_for_reading(&state, &headers, room)?;

@@ -242,7 +242,9 @@ pub fn router(state: AppState) -> axum::Router {
         )
         .route("/healthz", get(rest::healthz))
         .route("/readyz", get(rest::readyz))
-        .route("/metrics", get(rest::metrics));
+        .route("/metrics", get(rest::metrics))
+        // Every route's other methods: 405 with a JSON error like every other refusal.
+        .method_not_allowed_fallback(rest::method_not_allowed);
     router = match &state.app_dir {
         Some(dir) => router
             // API paths stay JSON errors; everything else belongs to the app's own routing.

@@ -465,6 +465,21 @@ pub(super) async fn healthz() -> Json<HealthBody> {
     })
 }
 
+/// A method an endpoint does not take: `bad_request` with 405 (axum adds `Allow`).
+pub(super) async fn method_not_allowed(
+    method: axum::http::Method,
+    uri: axum::http::Uri,
+) -> ApiError {
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        ErrorCode::BadRequest,
+        format!(
+            "{} does not take {method}; see docs/PROTOCOL.md",
+            uri.path()
+        ),
+    )
+}
+
 pub(super) async fn not_found() -> ApiError {
     ApiError::new(
         StatusCode::NOT_FOUND,

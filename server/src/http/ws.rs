@@ -124,17 +124,20 @@ fn hello_identity(state: &AppState, text: &str) -> Result<Identity, AuthError> {
 }
 
 /// The first data message (binary ones as empty text, which fails to decode), skipping
-/// WebSocket-level pings and pongs; `None` when the socket closes first.
-async fn first_frame(socket: &mut WebSocket) -> Option<String> {
-    while let Some(Ok(message)) = socket.next().await {
-        match message {
-            Message::Text(text) => return Some(text.as_str().to_owned()),
-            Message::Binary(_) => return Some(String::new()),
+/// WebSocket-level pings and pongs; `None` when the socket closes first, `Err` when reading
+/// failed.
+async fn first_frame(
+    socket: &mut WebSocket,
+) -> Result<Option<String>, tokio_tungstenite::tungstenite::Error> {
+    while let Some(message) = socket.next().await {
+        match message? {
+            Message::Text(text) => return Ok(Some(text.as_str().to_owned())),
+            Message::Binary(_) => return Ok(Some(String::new())),
             Message::Ping(_) | Message::Pong(_) | Message::Frame(_) => continue,
-            Message::Close(_) => return None,
+            Message::Close(_) => return Ok(None),
         }
     }
-    None
+    Ok(None)
 }
 
 /// One WebSocket connection, which holds `permit` (its connection slot) until it ends.
@@ -172,8 +175,16 @@ async fn authenticate(
     let identity = match header_token {
         Some(token) => state.auth.verify(&token),
         None => match tokio::time::timeout(state.limits.heartbeat, first_frame(socket)).await {
-            Ok(Some(text)) => hello_identity(state, &text),
-            Ok(None) => return None, // Closed before saying anything.
+            Ok(Ok(Some(text))) => hello_identity(state, &text),
+            Ok(Ok(None)) => return None, // Closed before saying anything.
+            Ok(Err(err)) => {
+                // Over the hard cap: told and closed (1009), as after authentication.
+                if let Some(message) = over_hard_cap(err, state.limits.max_frame_bytes) {
+                    let (code, reason) = (close_code::MESSAGE_TOO_BIG, ErrorCode::FrameTooLarge);
+                    goodbye(socket, code, reason, &message).await;
+                }
+                return None;
+            }
             Err(_) => Err(AuthError::Missing),
         },
     };

@@ -230,6 +230,7 @@ impl Hub {
             if joined_already {
                 self.set_presence(now, conn, room_name.clone(), join.meta);
                 self.send_joined(conn, &room_name);
+                self.send_stream_catch_up(conn, &room_name);
             }
             return;
         }
@@ -339,8 +340,11 @@ impl Hub {
         self.send_joined(conn, &room_name);
         let reset = verdict.and_then(|(_, verdict)| verdict.err());
         if let Some(reason) = reset {
-            self.send_reset(conn, room_name, reason, epoch, head);
+            self.send_reset(conn, room_name.clone(), reason, epoch, head);
         }
+        // A member joining mid-stream gets everything so far, after `joined` (and after a
+        // `reset`, which drops what the client held of the room).
+        self.send_stream_catch_up(conn, &room_name);
     }
 
     /// Tells `conn` to start `room` over from `head` in `epoch`, and why.
@@ -383,8 +387,6 @@ impl Hub {
             cursors,
         };
         self.send(conn, &ServerFrame::Joined(joined));
-        // A member joining mid-stream gets everything so far, after `joined`.
-        self.send_stream_catch_up(conn, room_name);
     }
 
     /// Answers a `join` with an error.

@@ -857,6 +857,10 @@ fn typing_and_presence_frames_are_rate_limited_per_connection_and_no_op_typing_i
     h.send(1, &typing(false));
     h.send(1, &typing(false));
     h.send(1, &presence(1));
+    // The same meta again changes nothing: dropped, and free too.
+    for _ in 0..1000 {
+        h.send(1, &presence(1));
+    }
     let own = h.take(1);
     assert!(
         own.len() == 1 && own[0].starts_with("presence r"),

@@ -688,3 +688,27 @@ fn a_refused_chunk_does_not_keep_a_stream_alive() {
     h.advance(Duration::from_secs(10));
     assert_eq!(h.take(2), ["stream r a1 fail Text stream_abandoned"]);
 }
+
+/// A member that joins with a cursor the history can not serve gets `joined`, then `reset`
+/// (drop what you held of the room), then the open streams so far: the reset would otherwise
+/// drop the catch-up it just got.
+#[test]
+fn a_joiner_told_to_reset_gets_the_open_streams_after_the_reset() {
+    let mut h = two_members();
+    h.send(1, &start("a1"));
+    h.send(1, &append("a1", 0, r#""Hel""#));
+    h.connect(3, "cy");
+    h.send(
+        3,
+        r#"{"type":"join","room":"r","resume":{"epoch":12,"seq":4}}"#,
+    );
+    assert_eq!(
+        h.take(3),
+        [
+            "welcome cy",
+            "joined r head=0 [ana(1) ben(1) cy(1)] typing=[]",
+            r#"reset r "epoch_changed" head=0"#,
+            r#"stream r a1 start Text n=0 ["Hel"]"#,
+        ]
+    );
+}

@@ -147,10 +147,14 @@ impl Hub {
             let message = format!("join room {room_name} before updating presence in it");
             return self.send_error(conn, ErrorCode::NotJoined, &message, Some(room_name));
         };
-        if !self.admit_signal(now, conn, &room_name) {
+        let key = self.local_key(conn);
+        // The same meta again changes nothing, and costs nothing (like a typing refresh).
+        let room = self.rooms.get(&room_name).expect("checked above");
+        if room.presence.meta_of(&user, &key) == Some(&meta)
+            || !self.admit_signal(now, conn, &room_name)
+        {
             return;
         }
-        let key = self.local_key(conn);
         let room = self.rooms.get_mut(&room_name).expect("checked above");
         if let Some(change) = room.presence.set_meta(&user, &key, meta) {
             self.broadcast_presence(&room_name, change, None);
