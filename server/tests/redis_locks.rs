@@ -48,19 +48,47 @@ async fn next_lock(client: &mut Client) -> LockNotice {
     }
 }
 
+/// Node A (the real binary) and node B (in this process) on one `redis-server`, with ana on
+/// A and ben on B, both in room `r`.
+struct TwoNodes {
+    redis: RedisServer,
+    node_a: ServerProcess,
+    node_b: chorus_server::RunningServer,
+    ana: Client,
+    ben: Client,
+}
+
+impl TwoNodes {
+    async fn start() -> TwoNodes {
+        let redis = RedisServer::start();
+        let node_a = ServerProcess::start(&["--redis", &redis.url(), "--api-key", KEY]);
+        let mut config = support::config();
+        config.redis = Some(redis.url());
+        config.api_key = Some(KEY.into());
+        let node_b = support::start(&config).await;
+        let mut ana = Client::connect(&Remote(node_a.addr), "ana").await;
+        let mut ben = Client::connect(&node_b, "ben").await;
+        ana.join("r", None).await;
+        ben.join("r", None).await;
+        TwoNodes {
+            redis,
+            node_a,
+            node_b,
+            ana,
+            ben,
+        }
+    }
+}
+
 #[tokio::test]
 async fn a_lease_held_on_a_killed_node_expires_on_the_other_and_passes_on() {
-    let redis = RedisServer::start();
-    let node_a = ServerProcess::start(&["--redis", &redis.url(), "--api-key", KEY]);
-    let mut config = support::config();
-    config.redis = Some(redis.url());
-    config.api_key = Some(KEY.into());
-    let node_b = support::start(&config).await;
-
-    let mut ana = Client::connect(&Remote(node_a.addr), "ana").await;
-    let mut ben = Client::connect(&node_b, "ben").await;
-    ana.join("r", None).await;
-    ben.join("r", None).await;
+    let TwoNodes {
+        redis: _redis,
+        node_a,
+        node_b,
+        mut ana,
+        mut ben,
+    } = TwoNodes::start().await;
 
     // Ana holds it on A, for 2 s, never renewed.
     ana.send(&lock_frame("a1", 2000)).await;
@@ -122,17 +150,13 @@ async fn a_lease_held_on_a_killed_node_expires_on_the_other_and_passes_on() {
 /// hears as `renewed`.
 #[tokio::test]
 async fn a_lease_held_on_a_node_that_shuts_down_is_renewed_from_another() {
-    let redis = RedisServer::start();
-    let node_a = ServerProcess::start(&["--redis", &redis.url(), "--api-key", KEY]);
-    let mut config = support::config();
-    config.redis = Some(redis.url());
-    config.api_key = Some(KEY.into());
-    let node_b = support::start(&config).await;
-
-    let mut ana = Client::connect(&Remote(node_a.addr), "ana").await;
-    let mut ben = Client::connect(&node_b, "ben").await;
-    ana.join("r", None).await;
-    ben.join("r", None).await;
+    let TwoNodes {
+        redis: _redis,
+        node_a,
+        node_b,
+        mut ana,
+        mut ben,
+    } = TwoNodes::start().await;
     ana.send(&lock_frame("a1", 60_000)).await;
     let grant = answer(&mut ana, "a1").await.expect("granted on A").lock;
     assert_eq!(next_lock(&mut ben).await.lock, grant);
