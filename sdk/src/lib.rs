@@ -7,7 +7,12 @@
 //! - [`text`]: numbers and messages without `core::fmt` (for the browser build's size).
 //! - [`time`]: the core's clock type ([`time::Instant`]), which works in the browser too.
 //! - `native` (feature `native`): the tokio driver and [`NativeClient`](native::NativeClient).
+//! - `web` (feature `web`, on `wasm32`): the browser driver and `BrowserClient`, which Leptos
+//!   apps use; with feature `js` also `WasmClient`, the npm package's export.
 //! - `docs` (feature `yjs`): shared documents, a Yjs document (`yrs`) kept in step with a room.
+//!
+//! Other features: `locks` (lock requests and renewal in the core; the wire's lock codec),
+//! `serde` (`Serialize`/`Deserialize` for the wire types). sdk/Cargo.toml says what each pulls in.
 //!
 //! Everything outside the driver modules is free of I/O and runtimes, because the same code is
 //! compiled to WebAssembly.

@@ -223,7 +223,8 @@ pub enum HttpCall {
         /// The query string (without `?`), already URL-encoded.
         query: String,
     },
-    /// `GET /v1/rooms/<room>/events?after=<after>`; the answer is [`wire::EventsPage`].
+    /// `GET /v1/rooms/<room>/events?after=<after>&limit=1000`; the answer is
+    /// [`wire::EventsPage`].
     History {
         /// The room.
         room: RoomName,
@@ -308,7 +309,8 @@ pub struct Restored {
 pub enum ClientEvent {
     /// The connection state changed.
     State(ConnectionState),
-    /// The server said who this client is (after each connect).
+    /// The server said who this client is: after each connect of a socket, and when a polling
+    /// session opens (a polling client that resumes its session gets none).
     Welcome {
         /// The authenticated user id.
         user: String,
@@ -464,7 +466,8 @@ pub enum PublishError {
     NotJoined(RoomName),
     /// The outbox is full.
     OutboxFull(OutboxError),
-    /// Ephemeral events are not queued, and the client is not connected.
+    /// The client is not connected (also after `close`), and what was asked is never queued:
+    /// an ephemeral event, a stream step, a lock request.
     Offline,
     /// The client was closed.
     Closed,

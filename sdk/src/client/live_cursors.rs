@@ -32,14 +32,16 @@ impl LiveCursors {
     pub fn apply(&mut self, cursors: &Json, whole: bool) -> bool {
         let before = self.cursors.clone();
         if whole {
-            self.cursors = LiveCursor::read_list(cursors).unwrap_or_default();
+            if let Ok(list) = LiveCursor::read_list(cursors) {
+                self.cursors = list;
+            }
         } else if let Ok(cursor) = LiveCursor::read(cursors) {
             self.cursors.retain(|c| c.conn != cursor.conn);
             if cursor.value.as_text() != "null" {
                 self.cursors.push(cursor);
             }
-            self.cursors.sort_by(|a, b| a.conn.cmp(&b.conn));
         }
+        self.cursors.sort_by(|a, b| a.conn.cmp(&b.conn));
         before != self.cursors
     }
 

@@ -208,6 +208,9 @@ impl NativeClient {
         };
         let seed = entropy();
         let (now, unix_ms) = clock();
+        // The core fails a call after `http_timeout` (plus `poll_wait` for a long poll); the
+        // request itself is dropped a little later, so that it never outlives that.
+        let http_limit = config.poll_wait + config.http_timeout + Duration::from_secs(1);
         let core = Client::new(config, token, now, unix_ms, seed, restored);
         let (report_tx, report_rx) = mpsc::unbounded_channel();
         let connector = Connector::new(base_url, &tls);
@@ -222,6 +225,7 @@ impl NativeClient {
             last_error: Arc::clone(&last_error),
             reports: report_tx,
             events: event_tx,
+            http_limit,
         };
         tokio::spawn(driver.run(command_rx, report_rx));
         (
@@ -413,6 +417,8 @@ struct Driver {
     last_error: LastError,
     reports: mpsc::UnboundedSender<Report>,
     events: mpsc::UnboundedSender<ClientEvent>,
+    /// How long an HTTP request may run before it is dropped.
+    http_limit: Duration,
 }
 
 impl Driver {
@@ -613,6 +619,7 @@ impl Driver {
         let client = self.http.clone();
         let reports = self.reports.clone();
         let last_error = Arc::clone(&self.last_error);
+        let limit = self.http_limit;
         tokio::spawn(async move {
             let result = async {
                 let request = hyper::Request::builder()
@@ -624,20 +631,19 @@ impl Driver {
                         call.body().unwrap_or_default(),
                     )))
                     .ok()?;
-                let response =
-                    match tokio::time::timeout(Duration::from_secs(60), client.request(request))
-                        .await
-                        .ok()?
-                    {
-                        Ok(response) => {
-                            set_last_error(&last_error, None);
-                            response
-                        }
-                        Err(err) => {
-                            set_last_error(&last_error, Some(tls::describe(&err)));
-                            return None;
-                        }
-                    };
+                let response = match tokio::time::timeout(limit, client.request(request))
+                    .await
+                    .ok()?
+                {
+                    Ok(response) => {
+                        set_last_error(&last_error, None);
+                        response
+                    }
+                    Err(err) => {
+                        set_last_error(&last_error, Some(tls::describe(&err)));
+                        return None;
+                    }
+                };
                 let status = response.status().as_u16();
                 let bytes = response.into_body().collect().await.ok()?.to_bytes();
                 let text = std::str::from_utf8(&bytes).ok()?;

@@ -263,7 +263,9 @@ impl BrowserClient {
     /// users (`<storage_prefix><url>|<user>|<tab>:`; ARCHITECTURE.md, "Client storage"): each
     /// tab has its own, and a starting tab takes over the outboxes of its user's tabs that
     /// closed, reloaded or crashed, so none is overwritten and none is lost. The user is the
-    /// token's `sub` (without a token, the last user started here).
+    /// token's `sub` (without a token, the last user started here; a token that is not a JWT
+    /// counts as no user), fixed for the client's life: unlike the npm package's `setToken`,
+    /// [`BrowserClient::set_token`] does not check that a new token is the same user's.
     ///
     /// The first events (e.g. publishes restored after a reload) are delivered from a timer,
     /// never from inside this call.

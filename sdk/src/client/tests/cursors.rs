@@ -193,3 +193,23 @@ fn the_others_cursors_come_as_the_server_sent_them_and_fold_into_one_list() {
     let rooms = &h.client.rooms;
     assert_eq!(rooms.get(&room("r")).unwrap().cursor_version, 77);
 }
+
+#[test]
+fn folded_cursors_stay_ordered_by_connection_and_json_that_is_not_cursors_changes_nothing() {
+    let mut kept = LiveCursors::default();
+    let whole = LiveCursor::list_json(&[live("c9", "ben", "1"), live("c10", "cy", "2")]);
+    assert!(kept.apply(&whole, true));
+    let conns = |kept: &LiveCursors| -> Vec<String> {
+        kept.list().iter().map(|c| c.conn.clone()).collect()
+    };
+    assert_eq!(conns(&kept), ["c10", "c9"]);
+    let one = Json::from_text(r#"{"conn":"c1","user":"dan","value":3}"#).unwrap();
+    assert!(kept.apply(&one, false));
+    assert_eq!(conns(&kept), ["c1", "c10", "c9"]);
+    for junk in [r#"{"not":"cursors"}"#, "7", r#"[{"conn":1}]"#] {
+        let junk = Json::from_text(junk).unwrap();
+        assert!(!kept.apply(&junk, true), "{junk:?}");
+        assert!(!kept.apply(&junk, false), "{junk:?}");
+    }
+    assert_eq!(conns(&kept), ["c1", "c10", "c9"]);
+}
