@@ -584,3 +584,30 @@ async fn a_message_over_the_hard_cap_closes_the_socket_with_1009() {
     assert_eq!(u16::from(close.unwrap().code), close_code::MESSAGE_TOO_BIG);
     server.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_text_message_that_is_not_utf8_closes_the_socket_with_1007() {
+    use tokio_tungstenite::tungstenite::protocol::frame::Frame;
+    use tokio_tungstenite::tungstenite::protocol::frame::coding::{Data, OpCode};
+    let server = support::start(&config()).await;
+    let mut mux = Mux::connect(&server).await;
+    mux.open("a", "ana").await;
+    let frame = Frame::message(vec![b'a', b':', 0xff], OpCode::Data(Data::Text), true);
+    mux.ws.send(Message::Frame(frame)).await.unwrap();
+    let mut error = None;
+    let close = loop {
+        match tokio::time::timeout(PATIENCE, mux.ws.next()).await.unwrap() {
+            Some(Ok(Message::Text(text))) => error = Some(text.to_string()),
+            Some(Ok(Message::Close(frame))) => break frame,
+            Some(Ok(_)) => {}
+            other => panic!("socket ended without a close: {other:?}"),
+        }
+    };
+    assert!(
+        error
+            .unwrap()
+            .starts_with(r#":{"type":"error","code":"bad_frame""#)
+    );
+    assert_eq!(u16::from(close.unwrap().code), close_code::INVALID_PAYLOAD);
+    server.shutdown().await;
+}

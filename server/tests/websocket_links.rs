@@ -1,5 +1,5 @@
 //! WebSocket connections at their edges, over real TCP: messages over the hard size cap
-//! (close 1009, never a bare disconnect) and a slow link draining a backlog while it pings
+//! (close 1009, never a bare disconnect), frames against the WebSocket rules (1007, 1002) and a slow link draining a backlog while it pings
 //! (it must be read while it is written to, and not be cut as idle).
 
 mod support;
@@ -68,6 +68,49 @@ async fn messages_over_the_hard_cap_are_closed_with_1009() {
     };
     tcp.write_all(&header).await.unwrap();
     expect_closed_as_too_big(&mut client, "2^62 length header").await;
+
+    // The server is fine.
+    let mut client = Client::connect(&server, "ana").await;
+    client.join("r", None).await;
+}
+
+/// Reads until the close frame: `code` after an `error` `bad_frame`.
+async fn expect_closed_as_bad(client: &mut Client, code: u16, case: &str) {
+    let (close, frames) = client.until_closed().await;
+    assert_eq!(
+        close.map(|c| u16::from(c.code)),
+        Some(code),
+        "{case}: {frames:?}"
+    );
+    assert!(
+        matches!(frames.as_slice(), [ServerFrame::Error(e)] if e.code == ErrorCode::BadFrame),
+        "{case}: {frames:?}"
+    );
+}
+
+#[tokio::test]
+async fn frames_against_the_websocket_rules_are_told_and_closed_with_their_code() {
+    let server = support::start(&support::config()).await;
+
+    // A text message that is not UTF-8: 1007, before and after `hello`.
+    for hello in [true, false] {
+        let mut client = if hello {
+            Client::connect(&server, "ana").await
+        } else {
+            Client::open(&server).await
+        };
+        let frame = Frame::message(vec![b'"', 0xff, 0xfe, b'"'], OpCode::Data(Data::Text), true);
+        client.ws.send(Message::Frame(frame)).await.unwrap();
+        expect_closed_as_bad(&mut client, close_code::INVALID_PAYLOAD, "not UTF-8").await;
+    }
+
+    // An unmasked frame, which a client must never send: 1002.
+    let mut client = Client::connect(&server, "ana").await;
+    let MaybeTlsStream::Plain(tcp) = client.ws.get_mut() else {
+        unreachable!("a plain test socket")
+    };
+    tcp.write_all(&[0x81, 2, b'{', b'}']).await.unwrap();
+    expect_closed_as_bad(&mut client, close_code::PROTOCOL_ERROR, "unmasked").await;
 
     // The server is fine.
     let mut client = Client::connect(&server, "ana").await;

@@ -94,6 +94,11 @@ pub mod close_code {
     pub const SLOW_CONSUMER: u16 = 4008;
     /// No frame within two heartbeat intervals.
     pub const IDLE_TIMEOUT: u16 = 4009;
+    /// Frames against the WebSocket protocol, such as an unmasked one from a client (RFC 6455
+    /// "protocol error").
+    pub const PROTOCOL_ERROR: u16 = 1002;
+    /// A text message that is not UTF-8 (RFC 6455 "invalid frame payload data").
+    pub const INVALID_PAYLOAD: u16 = 1007;
     /// A message exceeded the hard size cap (RFC 6455 "message too big").
     pub const MESSAGE_TOO_BIG: u16 = 1009;
     /// The server is restarting or shutting down (RFC 6455 "service restart").

@@ -344,7 +344,18 @@ pub fn spawn(
         lock_answers,
         locks_pending: 0,
     };
-    tokio::spawn(driver.run(rx, outcomes, inbound, lock_answered));
+    let task = tokio::spawn(driver.run(rx, outcomes, inbound, lock_answered));
+    // A hub that panicked would leave the node answering `draining` to everything while its
+    // health check says ok: the process ends instead, so its supervisor starts it again (and
+    // with several nodes, clients move to the others).
+    tokio::spawn(async move {
+        if let Err(err) = task.await
+            && err.is_panic()
+        {
+            tracing::error!("the hub task panicked; aborting the process");
+            std::process::abort();
+        }
+    });
     handle
 }
 

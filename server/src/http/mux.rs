@@ -32,7 +32,7 @@ use super::output::{Io, Outbound, Outgoing, Output};
 use super::upgrade::Socket as WebSocket;
 use super::ws::{
     TokenHolder, acquire_permit, close, connect_to_hub, draining, hub_close_message, in_from_now,
-    instant_of_unix_ms, over_hard_cap, read_frame,
+    instant_of_unix_ms, read_frame, read_refusal,
 };
 use crate::driver::{FrameReceiver, HubMsg, sleep_until};
 use crate::hub::{ConnId, Payload};
@@ -283,8 +283,8 @@ pub(super) async fn connection(mut socket: WebSocket, state: AppState, client: I
                             }
                         }
                         Some(Err(err)) => {
-                            if let Some(message) = over_hard_cap(err, state.limits.max_frame_bytes) {
-                                Box::pin(mux_goodbye(&mut socket, close_code::MESSAGE_TOO_BIG, ErrorCode::FrameTooLarge, &message)).await;
+                            if let Some((code, reason, message)) = read_refusal(err, state.limits.max_frame_bytes) {
+                                Box::pin(mux_goodbye(&mut socket, code, reason, &message)).await;
                             }
                             break;
                         }

@@ -178,9 +178,10 @@ async fn authenticate(
             Ok(Ok(Some(text))) => hello_identity(state, &text),
             Ok(Ok(None)) => return None, // Closed before saying anything.
             Ok(Err(err)) => {
-                // Over the hard cap: told and closed (1009), as after authentication.
-                if let Some(message) = over_hard_cap(err, state.limits.max_frame_bytes) {
-                    let (code, reason) = (close_code::MESSAGE_TOO_BIG, ErrorCode::FrameTooLarge);
+                // Told and closed, as after authentication.
+                if let Some((code, reason, message)) =
+                    read_refusal(err, state.limits.max_frame_bytes)
+                {
                     goodbye(socket, code, reason, &message).await;
                 }
                 return None;
@@ -340,8 +341,8 @@ async fn run(mut socket: WebSocket, state: AppState, identity: Arc<Identity>) {
                             Box::pin(state.hub.send(HubMsg::Activity { conn })).await;
                         }
                         Some(Err(err)) => {
-                            if let Some(message) = over_hard_cap(err, state.limits.max_frame_bytes) {
-                                Box::pin(goodbye(&mut socket, close_code::MESSAGE_TOO_BIG, ErrorCode::FrameTooLarge, &message)).await;
+                            if let Some((code, reason, message)) = read_refusal(err, state.limits.max_frame_bytes) {
+                                Box::pin(goodbye(&mut socket, code, reason, &message)).await;
                             }
                             break;
                         }
@@ -528,20 +529,39 @@ pub(super) async fn read_frame(
     Some(answer)
 }
 
-/// The sentence for a message refused for being over the hard cap (see [`hard_cap`]), if that
-/// is why reading failed: the connection is closed with it (1009).
-pub(super) fn over_hard_cap(
+/// Why reading a socket failed, when the peer broke a rule it is told of before the close:
+/// a message over the hard cap (see [`hard_cap`]: 1009 `frame_too_large`), a text message
+/// that is not UTF-8 (1007 `bad_frame`) or frames against the WebSocket protocol, such as an
+/// unmasked one (1002 `bad_frame`). `None` for the rest (the connection is gone).
+pub(super) fn read_refusal(
     err: tokio_tungstenite::tungstenite::Error,
     max_frame_bytes: usize,
-) -> Option<String> {
+) -> Option<(u16, ErrorCode, String)> {
     use tokio_tungstenite::tungstenite::error::{CapacityError, Error};
-    let Error::Capacity(CapacityError::MessageTooLong { size, .. }) = err else {
-        return None;
-    };
-    let cap = hard_cap(max_frame_bytes);
-    Some(format!(
-        "the message is at least {size} bytes; messages over {cap} bytes close the connection"
-    ))
+    match err {
+        Error::Capacity(CapacityError::MessageTooLong { size, .. }) => {
+            let cap = hard_cap(max_frame_bytes);
+            let message = format!(
+                "the message is at least {size} bytes; messages over {cap} bytes close the connection"
+            );
+            Some((
+                close_code::MESSAGE_TOO_BIG,
+                ErrorCode::FrameTooLarge,
+                message,
+            ))
+        }
+        Error::Utf8(_) => Some((
+            close_code::INVALID_PAYLOAD,
+            ErrorCode::BadFrame,
+            "a text message was not valid UTF-8".to_owned(),
+        )),
+        Error::Protocol(violation) => Some((
+            close_code::PROTOCOL_ERROR,
+            ErrorCode::BadFrame,
+            format!("the WebSocket protocol was broken: {violation}"),
+        )),
+        _ => None,
+    }
 }
 
 /// Sends a hub payload as one text message; `false` if the socket failed or the peer did not

@@ -228,9 +228,7 @@ impl Hub {
                 .get(&room_name)
                 .is_some_and(|room| room.members.contains_key(&conn));
             if joined_already {
-                self.set_presence(now, conn, room_name.clone(), join.meta);
-                self.send_joined(conn, &room_name);
-                self.send_stream_catch_up(conn, &room_name);
+                self.join_again(now, conn, &room_name, join.meta);
             }
             return;
         }
@@ -365,7 +363,7 @@ impl Hub {
         self.send(conn, &ServerFrame::Reset(reset));
     }
 
-    fn send_joined(&mut self, conn: ConnId, room_name: &RoomName) {
+    pub(super) fn send_joined(&mut self, conn: ConnId, room_name: &RoomName) {
         let Some(room) = self.rooms.get(room_name) else {
             return;
         };

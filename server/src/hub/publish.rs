@@ -189,8 +189,23 @@ impl Hub {
         if let Some(waiting) = self.orphaned_replays.get_mut(&(conn, publish.room.clone()))
             && waiting.join.is_some()
         {
-            waiting.publishes.push(publish);
-            return;
+            // Held until the replay ends and the join goes on (then admitted as usual); at
+            // most a burst's worth, so a client that never reads cannot pile them up.
+            let most = self.config.publish_burst.max(1.0) as usize;
+            if waiting.publishes.len() < most {
+                waiting.publishes.push(publish);
+                return;
+            }
+            let retry = super::REPLAY_RETRY.as_millis() as u64;
+            let refusal = Refusal {
+                code: ErrorCode::RateLimited,
+                message: format!(
+                    "at most {most} publishes wait for room {}'s join to go on; retry in {retry} ms",
+                    publish.room
+                ),
+                retry_after_ms: Some(retry),
+            };
+            return self.answer_publish(conn, &ServerFrame::Nack(refusal.nack(publish)));
         }
         if !self.conns.contains_key(&conn) {
             return;

@@ -489,6 +489,26 @@ impl Hub {
                 let Some(open) = streams.open.get_mut(&key) else {
                     return Err(not_open(id, false));
                 };
+                // A `finish` again while the first is stored appends the whole result again:
+                // it counts as a publish (the first is paid for by the `start`).
+                if open.finishing
+                    && let Origin::Conn(conn) = origin
+                    && let Some(state) = self.conns.get_mut(&conn)
+                    && let Err(wait) = state.publish_budget.take(
+                        now.instant,
+                        config.publish_rate,
+                        config.publish_burst,
+                    )
+                {
+                    return Err((
+                        ErrorCode::RateLimited,
+                        format!(
+                            "a finish sent again while the first is stored counts as a publish; \
+                             retry in {} ms",
+                            wait.as_millis().max(1)
+                        ),
+                    ));
+                }
                 open.active = now.instant;
                 let body = result_body(open);
                 let first_time = !open.finishing;

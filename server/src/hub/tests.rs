@@ -897,6 +897,43 @@ fn typing_and_presence_frames_are_rate_limited_per_connection_and_no_op_typing_i
     assert_eq!(h.take(2), ["typing r ana on", "typing r ana on"]);
 }
 
+/// A join of a room already joined re-sends the whole snapshot, so it draws from the same
+/// budget as presence changes (one token, a new meta included): a flood of them gets a few
+/// snapshots and one `rate_limited`, and costs the others nothing.
+#[test]
+fn joining_again_draws_from_the_typing_and_presence_budget() {
+    let mut h = two_members_with(HubConfig {
+        signal_rate: 2.0,
+        signal_burst: 3.0,
+        ..HubConfig::default()
+    });
+    for n in 0..1000 {
+        h.send(
+            1,
+            &format!(r#"{{"type":"join","room":"r","meta":{{"n":{}}}}}"#, n % 2),
+        );
+    }
+    let own = h.take(1);
+    let snapshots = own.iter().filter(|f| f.starts_with("joined r")).count();
+    assert_eq!(snapshots, 3, "{own:?}");
+    assert_eq!(own.last().map(String::as_str), Some("error rate_limited r"));
+    assert_eq!(
+        h.take(2)
+            .iter()
+            .filter(|f| f.starts_with("presence r"))
+            .count(),
+        3,
+        "one presence change per admitted join, none past the budget"
+    );
+    h.advance(Duration::from_millis(500));
+    h.send(1, &join("r"));
+    let own = h.take(1);
+    assert!(
+        own.iter().any(|f| f.starts_with("joined r")),
+        "a token came back: {own:?}"
+    );
+}
+
 #[test]
 fn silent_connections_are_closed_after_two_heartbeats_and_cleaned_up() {
     let mut h = two_members_with(HubConfig {
@@ -1724,6 +1761,44 @@ fn leaving_and_rejoining_during_a_replay_never_lets_old_events_follow_the_new_jo
             "joined r head=3 [ana(1) ben(1) cal(1)] typing=[]",
         ]
     );
+}
+
+/// Publishes sent after a join that waits for an old replay to end are held for it, a
+/// burst's worth at most: the rest are refused at once, so a client that never reads cannot
+/// pile them up in the hub.
+#[test]
+fn publishes_waiting_for_a_replay_to_end_are_capped_at_a_burst() {
+    let mut h = Harness::new(HubConfig {
+        publish_burst: 2.0,
+        ..HubConfig::default()
+    });
+    h.connect(1, "ana");
+    h.send(1, &join("r"));
+    h.send(1, &publish("r", "a1", "0"));
+    h.defer = true;
+    h.connect(3, "cal");
+    h.send(
+        3,
+        r#"{"type":"join","room":"r","resume":{"epoch":77,"seq":0}}"#,
+    );
+    h.send(3, r#"{"type":"leave","room":"r"}"#);
+    h.send(3, &join("r"));
+    for n in 1..=4 {
+        h.send(3, &publish("r", &format!("c{n}"), "0"));
+    }
+    assert_eq!(
+        h.take(3)[2..],
+        [
+            "nack r c3 rate_limited retry=250",
+            "nack r c4 rate_limited retry=250"
+        ]
+    );
+    h.run_deferred();
+    h.defer = false;
+    h.run_deferred();
+    let seen = h.take(3);
+    assert!(seen.contains(&"ack r c1 #2".to_string()), "{seen:?}");
+    assert!(seen.contains(&"ack r c2 #3".to_string()), "{seen:?}");
 }
 
 #[test]

@@ -177,6 +177,33 @@ fn a_finish_is_stored_once_however_often_it_is_retried() {
     assert_eq!(h.take(1), ["error stream_conflict r"]);
 }
 
+/// A `finish` sent again while the first is stored appends the whole result again, so each
+/// repeat counts as a publish: a flood of them is refused with `rate_limited` and queues
+/// nothing more in the store.
+#[test]
+fn finishes_repeated_while_the_first_is_stored_count_as_publishes() {
+    let mut h = two_members_with(HubConfig {
+        publish_burst: 3.0,
+        ..HubConfig::default()
+    });
+    h.send(1, &start("a1"));
+    h.send(1, &append("a1", 0, r#""hi""#));
+    h.take(1);
+    h.defer = true;
+    for _ in 0..6 {
+        h.send(1, &finish("a1"));
+    }
+    assert_eq!(
+        h.appends.len(),
+        3,
+        "the first, then the two tokens the start left"
+    );
+    assert_eq!(h.take(1), ["error rate_limited r"; 3]);
+    h.run_deferred();
+    h.defer = false;
+    assert_eq!(stored(&mut h).len(), 1);
+}
+
 #[test]
 fn a_finish_the_store_refused_can_be_retried() {
     let mut h = two_members();

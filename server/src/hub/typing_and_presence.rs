@@ -147,19 +147,42 @@ impl Hub {
             let message = format!("join room {room_name} before updating presence in it");
             return self.send_error(conn, ErrorCode::NotJoined, &message, Some(room_name));
         };
-        let key = self.local_key(conn);
         // The same meta again changes nothing, and costs nothing (like a typing refresh).
         let room = self.rooms.get(&room_name).expect("checked above");
-        if room.presence.meta_of(&user, &key) == Some(&meta)
+        if room.presence.meta_of(&user, &self.local_key(conn)) == Some(&meta)
             || !self.admit_signal(now, conn, &room_name)
         {
             return;
         }
-        let room = self.rooms.get_mut(&room_name).expect("checked above");
+        self.apply_meta(conn, &room_name, meta);
+    }
+
+    /// A repeated `join` of a room `conn` is in: it refreshes the meta and re-sends the room's
+    /// state, the whole snapshot, so it draws a token like a presence change (and no second
+    /// one for a new meta). Beyond the budget it is dropped as they are.
+    pub(super) fn join_again(&mut self, now: Now, conn: ConnId, room_name: &RoomName, meta: Json) {
+        if !self.admit_signal(now, conn, room_name) {
+            return;
+        }
+        self.apply_meta(conn, room_name, meta);
+        self.send_joined(conn, room_name);
+        self.send_stream_catch_up(conn, room_name);
+    }
+
+    /// Sets the meta of `conn` (a member of `room_name`) and tells the room when it changed.
+    fn apply_meta(&mut self, conn: ConnId, room_name: &RoomName, meta: Json) {
+        let Some(state) = self.conns.get(&conn) else {
+            return;
+        };
+        let user = state.identity.user.clone();
+        let key = self.local_key(conn);
+        let Some(room) = self.rooms.get_mut(room_name) else {
+            return;
+        };
         if let Some(change) = room.presence.set_meta(&user, &key, meta) {
-            self.broadcast_presence(&room_name, change, None);
+            self.broadcast_presence(room_name, change, None);
             if self.config.federated {
-                self.announce_conn(&room_name, &user, &key);
+                self.announce_conn(room_name, &user, &key);
             }
         }
     }

@@ -146,7 +146,14 @@ impl Hub {
                 if new.is_empty() {
                     return;
                 }
-                // Past a gap (chunks this copy never got), the count follows the frame's index.
+                // Past a gap (chunks this copy never got), the count follows the frame's index
+                // and a text copy keeps its chunks from there on: a late joiner's `start` then
+                // begins at the gap (the stored result has the whole text).
+                if frame.n > open.count && open.kind == StreamKind::Text {
+                    open.chunks.clear();
+                    open.bytes = 0;
+                    open.first = frame.n;
+                }
                 open.count = open.count.max(frame.n);
                 for chunk in new {
                     open.keep(chunk.clone());

@@ -351,3 +351,45 @@ fn a_result_the_bus_lost_is_read_by_a_repair_before_the_copy_finishes() {
     c.advance(c.nodes[1].hub.config.gap_wait);
     assert_eq!(c.take(1, 2), [RESULT, "stream r s finish Text #1"]);
 }
+
+/// A chunk's signal lost on the way leaves a gap in node b's copy: ben there gets the chunks
+/// around it, and cat, who joins after, a `start` from the gap on (the stored result has the
+/// whole text), as does a poll. The copy once kept counting from the gap but sliced its
+/// chunks from the start, and the snapshot panicked the hub.
+#[test]
+fn a_copy_past_a_lost_chunk_starts_late_joiners_at_the_gap() {
+    use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
+    let mut c = Cluster::new(2);
+    c.join(0, 1, "ana");
+    c.join(1, 2, "ben");
+    c.send(0, 1, &start("s"));
+    c.send(0, 1, &append("s", 0, r#""The ""#));
+    c.advance(SECOND);
+    let lose = Arc::new(AtomicBool::new(true));
+    let flag = Arc::clone(&lose);
+    c.loss = Some(Box::new(move |_, signal| {
+        flag.load(Relaxed) && matches!(signal, RoomSignal::Stream { .. })
+    }));
+    c.send(0, 1, &append("s", 1, r#""quick ""#));
+    c.advance(SECOND);
+    lose.store(false, Relaxed);
+    c.send(0, 1, &append("s", 2, r#""fox""#));
+    c.advance(SECOND);
+    assert_eq!(
+        c.take(1, 2),
+        [
+            "stream r s start Text",
+            r#"stream r s append Text n=0 ["The "]"#,
+            r#"stream r s append Text n=2 ["fox"]"#,
+        ]
+    );
+    c.connect(1, 3, "cat");
+    c.send(1, 3, &join("r"));
+    let seen = c.take(1, 3);
+    assert!(
+        seen.contains(&r#"stream r s start Text n=2 ["fox"]"#.to_string()),
+        "{seen:?}"
+    );
+    let view = c.view(1, 3);
+    assert_eq!(view.streams.len(), 1, "{:?}", view.streams);
+}
