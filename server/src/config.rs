@@ -107,6 +107,10 @@ pub struct Config {
     /// Frames queued per connection before it counts as a slow consumer and is closed.
     #[arg(long, env = "CHORUS_OUTBOUND_QUEUE", default_value_t = 1024)]
     pub outbound_queue: usize,
+    /// Bytes of frames queued per connection before it counts as a slow consumer and is closed
+    /// (a frame of any size is taken into an empty queue).
+    #[arg(long, env = "CHORUS_OUTBOUND_QUEUE_BYTES", default_value_t = 8 * 1024 * 1024)]
+    pub outbound_queue_bytes: usize,
     /// Longest a long poll is held when nothing happens (milliseconds).
     #[arg(long, env = "CHORUS_POLL_WAIT_MS", default_value_t = 25_000)]
     pub poll_wait_ms: u64,

@@ -256,6 +256,7 @@ pub async fn start(config: &Config, listener: TcpListener) -> Result<RunningServ
             max_frame_bytes: config.max_frame_bytes,
             max_poll_body_bytes: config.max_poll_body_bytes,
             outbound_queue: config.outbound_queue,
+            outbound_queue_bytes: config.outbound_queue_bytes,
             heartbeat: Duration::from_millis(config.heartbeat_ms),
             poll_wait: Duration::from_millis(config.poll_wait_ms),
             max_held_polls: config.max_held_polls,

@@ -447,8 +447,17 @@ async fn a_silent_connection_is_closed_and_its_presence_cleaned_up() {
 
 #[tokio::test]
 async fn a_consumer_that_stops_reading_is_closed_as_slow_and_others_are_unaffected() {
+    // The queue's bound in frames (64 of these events), then in bytes (256 KiB, 32 of them).
     let mut config = support::config();
     config.outbound_queue = 64;
+    closes_a_consumer_that_stops_reading(config).await;
+    let mut config = support::config();
+    config.outbound_queue = 100_000;
+    config.outbound_queue_bytes = 256 * 1024;
+    closes_a_consumer_that_stops_reading(config).await;
+}
+
+async fn closes_a_consumer_that_stops_reading(mut config: chorus_server::config::Config) {
     config.publish_rate = 1e6; // This test is about the queue, not the publish rate limit.
     config.publish_burst = 1e6;
     let server = support::start(&config).await;
@@ -457,7 +466,7 @@ async fn a_consumer_that_stops_reading_is_closed_as_slow_and_others_are_unaffect
     slow.join("r", None).await;
     ana.join("r", None).await;
     // 8 KB events: about 4 MB fill the kernel buffers (the server's send buffer autotunes up to
-    // 4 MB here), then the 64-frame queue overflows and the server closes the slow client.
+    // 4 MB here), then the queue overflows and the server closes the slow client.
     let body = format!("\"{}\"", "x".repeat(8_000));
     // Ana reads her acks every 10 events, so her own small queue keeps up.
     for batch in 0..80 {

@@ -9,6 +9,10 @@
 //! later joiner faster than its task writes them out, and each member's queue kept room for
 //! the deepest of those bursts (4.4 KiB of live heap per idle connection in rooms of 1000).
 //!
+//! It is bounded twice: in frames, and in bytes (a frame is taken into an empty queue whatever
+//! its size), since some frames are large and made for one connection (a `joined` snapshot of
+//! a big room): a peer that stops reading must not pin more than the byte bound.
+//!
 //! It must stay a plain queue: what a full queue means is the driver's and the hub's call.
 
 use std::collections::VecDeque;
@@ -30,6 +34,10 @@ pub struct FrameQueue {
     frames: VecDeque<Payload>,
     /// The most frames that may wait.
     bound: usize,
+    /// The bytes of the frames waiting.
+    bytes: usize,
+    /// The most bytes that may wait (past it only when the queue was empty).
+    byte_bound: usize,
     /// Live [`FrameSender`]s: at none, the receiver sees the queue end once it is empty.
     senders: usize,
     /// Whether the [`FrameReceiver`] is alive: without it, sending fails.
@@ -43,7 +51,7 @@ pub struct FrameQueue {
 /// Why [`FrameSender::try_send`] did not queue the frame (which it hands back).
 #[derive(Debug)]
 pub enum TrySendError {
-    /// The queue holds its bound of frames.
+    /// The queue holds its bound of frames, or of bytes.
     Full(Payload),
     /// The receiver is gone.
     Disconnected(Payload),
@@ -62,11 +70,14 @@ pub struct FrameReceiver {
 }
 
 impl FrameQueue {
-    /// A queue of at most `bound` frames (at least one), with no storage until a frame comes.
-    pub fn bounded(bound: usize) -> (FrameSender, FrameReceiver) {
+    /// A queue of at most `bound` frames (at least one) and `byte_bound` bytes (a frame of any
+    /// size fits into an empty queue), with no storage until a frame comes.
+    pub fn bounded(bound: usize, byte_bound: usize) -> (FrameSender, FrameReceiver) {
         let queue = Arc::new(Mutex::new(FrameQueue {
             frames: VecDeque::new(),
             bound: bound.max(1),
+            bytes: 0,
+            byte_bound,
             senders: 1,
             receiver_alive: true,
             receiver: None,
@@ -83,9 +94,11 @@ impl FrameQueue {
         if !self.receiver_alive {
             return Err(TrySendError::Disconnected(payload));
         }
-        if self.frames.len() >= self.bound {
+        let over_bytes = self.bytes + payload.len() > self.byte_bound;
+        if self.frames.len() >= self.bound || (over_bytes && !self.frames.is_empty()) {
             return Err(TrySendError::Full(payload));
         }
+        self.bytes += payload.len();
         if self.frames.capacity() == 0 {
             // What a drained queue keeps, not the four slots a first push would take.
             self.frames.reserve_exact(KEPT_CAPACITY);
@@ -101,6 +114,7 @@ impl FrameQueue {
     /// burst left once the queue is empty.
     fn pop(&mut self) -> Option<Payload> {
         let payload = self.frames.pop_front()?;
+        self.bytes -= payload.len();
         for sender in self.waiting_senders.drain(..) {
             sender.wake();
         }
@@ -203,6 +217,7 @@ impl Drop for FrameReceiver {
         queue.receiver_alive = false;
         // Frames nobody will read are freed now, not when the last sender goes.
         queue.frames = VecDeque::new();
+        queue.bytes = 0;
         for sender in queue.waiting_senders.drain(..) {
             sender.wake();
         }
@@ -223,7 +238,7 @@ mod tests {
 
     #[test]
     fn a_drained_queue_gives_back_the_room_a_burst_took() {
-        let (sender, mut receiver) = FrameQueue::bounded(1024);
+        let (sender, mut receiver) = FrameQueue::bounded(1024, usize::MAX);
         for round in 0..3 {
             // A room of 1000 filling: one presence change per joiner, faster than they go out.
             for n in 0..999 {
@@ -247,7 +262,7 @@ mod tests {
 
     #[test]
     fn one_frame_at_a_time_never_reallocates() {
-        let (sender, mut receiver) = FrameQueue::bounded(16);
+        let (sender, mut receiver) = FrameQueue::bounded(16, usize::MAX);
         sender.try_send(frame(0)).unwrap();
         let capacity = receiver.capacity();
         for n in 1..100 {
@@ -259,7 +274,7 @@ mod tests {
 
     #[test]
     fn a_full_queue_refuses_and_a_gone_receiver_disconnects() {
-        let (sender, receiver) = FrameQueue::bounded(2);
+        let (sender, receiver) = FrameQueue::bounded(2, usize::MAX);
         sender.try_send(frame(0)).unwrap();
         sender.try_send(frame(1)).unwrap();
         assert!(matches!(sender.try_send(frame(2)), Err(TrySendError::Full(p)) if p == frame(2)));
@@ -272,7 +287,7 @@ mod tests {
 
     #[test]
     fn the_queue_ends_when_every_sender_is_gone_and_it_is_empty() {
-        let (sender, mut receiver) = FrameQueue::bounded(4);
+        let (sender, mut receiver) = FrameQueue::bounded(4, usize::MAX);
         let replay = sender.clone();
         sender.try_send(frame(0)).unwrap();
         drop(sender);
@@ -282,9 +297,31 @@ mod tests {
         assert_eq!(recv_now(&mut receiver), Poll::Ready(None));
     }
 
+    #[test]
+    fn a_queue_past_its_bytes_refuses_but_an_empty_one_takes_any_frame() {
+        let big = Payload::from("x".repeat(100));
+        let (sender, mut receiver) = FrameQueue::bounded(1024, 150);
+        sender.try_send(big.clone()).unwrap();
+        sender.try_send(frame(0)).unwrap();
+        assert!(matches!(
+            sender.try_send(big.clone()),
+            Err(TrySendError::Full(_))
+        ));
+        assert_eq!(receiver.try_recv(), Some(big.clone()));
+        sender.try_send(big.clone()).unwrap();
+        assert!(matches!(
+            sender.try_send(big.clone()),
+            Err(TrySendError::Full(_))
+        ));
+        assert_eq!(receiver.try_recv(), Some(frame(0)));
+        assert_eq!(receiver.try_recv(), Some(big.clone()));
+        let (sender, _receiver) = FrameQueue::bounded(1024, 10);
+        sender.try_send(big).unwrap();
+    }
+
     #[tokio::test]
     async fn send_waits_for_room_and_fails_once_the_receiver_is_gone() {
-        let (sender, mut receiver) = FrameQueue::bounded(1);
+        let (sender, mut receiver) = FrameQueue::bounded(1, usize::MAX);
         sender.try_send(frame(0)).unwrap();
         let replay = sender.clone();
         let waiting = tokio::spawn(async move { replay.send(frame(1)).await });

@@ -110,6 +110,8 @@ pub struct EdgeLimits {
     pub max_poll_body_bytes: usize,
     /// Outbound queue length per connection.
     pub outbound_queue: usize,
+    /// Outbound queue bytes per connection.
+    pub outbound_queue_bytes: usize,
     /// How long a new connection may take to authenticate, and the write timeout.
     pub heartbeat: Duration,
     /// Longest a long poll is held.

@@ -223,7 +223,10 @@ pub(super) async fn connect_to_hub(
     conn: ConnId,
     identity: Arc<Identity>,
 ) -> Option<HubLink> {
-    let (frames_tx, frames) = FrameQueue::bounded(state.limits.outbound_queue);
+    let (frames_tx, frames) = FrameQueue::bounded(
+        state.limits.outbound_queue,
+        state.limits.outbound_queue_bytes,
+    );
     let (close_tx, close_rx) = oneshot::channel();
     let sender = SocketSender {
         frames: frames_tx,

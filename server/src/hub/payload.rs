@@ -25,6 +25,16 @@ impl Payload {
         std::str::from_utf8(&self.0).expect("a payload is UTF-8 text")
     }
 
+    /// The frame's length in bytes.
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// Whether the frame is empty (never, for an encoded frame).
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
     /// The frame's UTF-8 bytes, shared rather than copied.
     pub fn into_bytes(self) -> Bytes {
         self.0
