@@ -48,12 +48,24 @@ pub fn read_update(body: &Json) -> Result<Option<DocUpdate>, String> {
 /// which it checked when they were published (their update is decoded once, where it is
 /// applied).
 pub fn read_stored(body: &Json) -> Result<Option<DocUpdate>, String> {
+    read_fields(body, stored_fields)
+}
+
+/// [`read_stored`] for document `name` alone: another document's update is not decoded.
+pub fn read_stored_of(body: &Json, name: &EventId) -> Result<Option<DocUpdate>, String> {
     read_fields(body, |doc, fields| {
-        let update: String = fields.get("update").map_err(shape_error)?;
-        Ok(DocUpdate {
-            doc,
-            update: decode(&update, "the update")?,
-        })
+        (doc == *name)
+            .then(|| stored_fields(doc, fields))
+            .transpose()
+    })
+    .map(Option::flatten)
+}
+
+fn stored_fields(doc: EventId, fields: &json::Fields<'_, '_>) -> Result<DocUpdate, String> {
+    let update: String = fields.get("update").map_err(shape_error)?;
+    Ok(DocUpdate {
+        doc,
+        update: decode(&update, "the update")?,
     })
 }
 
@@ -258,6 +270,22 @@ mod tests {
     fn insert(doc: &SharedDoc, at: u32, words: &str) {
         let text = doc.doc().get_or_insert_text("body");
         text.insert(&mut doc.doc().transact_mut(), at, words);
+    }
+
+    #[test]
+    fn a_stored_update_is_read_for_its_own_document_only() {
+        let body = update_body(&name(), &[0, 0]);
+        let read = read_stored_of(&body, &name())
+            .unwrap()
+            .expect("its document");
+        assert_eq!((read.doc, read.update), (name(), vec![0, 0]));
+        let other = EventId::parse("other").unwrap();
+        assert!(read_stored_of(&body, &other).unwrap().is_none());
+        // Another document's update is not decoded: bad base64 there is no error.
+        let bad =
+            Json::from_text(r#"{"type":"yjs","doc":"other","update":"!!"}"#.to_owned()).unwrap();
+        assert!(read_stored_of(&bad, &name()).unwrap().is_none());
+        assert!(read_stored_of(&bad, &other).is_err());
     }
 
     #[test]

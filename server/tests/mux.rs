@@ -13,6 +13,7 @@ use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::http::HeaderValue;
+use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
 const KEY: &str = "mux-test-api-key";
@@ -557,6 +558,19 @@ fn the_protocol_examples_read() {
     assert!(lines >= 10, "the examples are found");
 }
 
+/// Reads until the socket's close frame: the last text message before it, and the close.
+async fn last_text_and_close(mux: &mut Mux) -> (Option<String>, Option<CloseFrame>) {
+    let mut error = None;
+    loop {
+        match tokio::time::timeout(PATIENCE, mux.ws.next()).await.unwrap() {
+            Some(Ok(Message::Text(text))) => error = Some(text.to_string()),
+            Some(Ok(Message::Close(frame))) => return (error, frame),
+            Some(Ok(_)) => {}
+            other => panic!("socket ended without a close: {other:?}"),
+        }
+    }
+}
+
 #[tokio::test]
 async fn a_message_over_the_hard_cap_closes_the_socket_with_1009() {
     let server = support::start(&config()).await;
@@ -567,15 +581,7 @@ async fn a_message_over_the_hard_cap_closes_the_socket_with_1009() {
         .ws
         .send(Message::text(format!("a:{}", "x".repeat(300 * 1024))))
         .await;
-    let mut error = None;
-    let close = loop {
-        match tokio::time::timeout(PATIENCE, mux.ws.next()).await.unwrap() {
-            Some(Ok(Message::Text(text))) => error = Some(text.to_string()),
-            Some(Ok(Message::Close(frame))) => break frame,
-            Some(Ok(_)) => {}
-            other => panic!("socket ended without a close: {other:?}"),
-        }
-    };
+    let (error, close) = last_text_and_close(&mut mux).await;
     assert!(
         error
             .unwrap()
@@ -594,15 +600,7 @@ async fn a_text_message_that_is_not_utf8_closes_the_socket_with_1007() {
     mux.open("a", "ana").await;
     let frame = Frame::message(vec![b'a', b':', 0xff], OpCode::Data(Data::Text), true);
     mux.ws.send(Message::Frame(frame)).await.unwrap();
-    let mut error = None;
-    let close = loop {
-        match tokio::time::timeout(PATIENCE, mux.ws.next()).await.unwrap() {
-            Some(Ok(Message::Text(text))) => error = Some(text.to_string()),
-            Some(Ok(Message::Close(frame))) => break frame,
-            Some(Ok(_)) => {}
-            other => panic!("socket ended without a close: {other:?}"),
-        }
-    };
+    let (error, close) = last_text_and_close(&mut mux).await;
     assert!(
         error
             .unwrap()

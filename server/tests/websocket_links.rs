@@ -15,18 +15,24 @@ use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::frame::Frame;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::{Data, OpCode};
 
-/// Reads until the close frame and checks it is 1009 after an `error frame_too_large`.
-async fn expect_closed_as_too_big(client: &mut Client, case: &str) {
+/// Reads until the close frame and checks it is `code` after one `error` with `error`.
+async fn expect_closed_with(client: &mut Client, code: u16, error: ErrorCode, case: &str) {
     let (close, frames) = client.until_closed().await;
     assert_eq!(
         close.map(|c| u16::from(c.code)),
-        Some(close_code::MESSAGE_TOO_BIG),
+        Some(code),
         "{case}: {frames:?}"
     );
     assert!(
-        matches!(frames.as_slice(), [ServerFrame::Error(e)] if e.code == ErrorCode::FrameTooLarge),
+        matches!(frames.as_slice(), [ServerFrame::Error(e)] if e.code == error),
         "{case}: {frames:?}"
     );
+}
+
+/// Reads until the close frame and checks it is 1009 after an `error frame_too_large`.
+async fn expect_closed_as_too_big(client: &mut Client, case: &str) {
+    let code = close_code::MESSAGE_TOO_BIG;
+    expect_closed_with(client, code, ErrorCode::FrameTooLarge, case).await;
 }
 
 #[tokio::test]
@@ -74,20 +80,6 @@ async fn messages_over_the_hard_cap_are_closed_with_1009() {
     client.join("r", None).await;
 }
 
-/// Reads until the close frame: `code` after an `error` `bad_frame`.
-async fn expect_closed_as_bad(client: &mut Client, code: u16, case: &str) {
-    let (close, frames) = client.until_closed().await;
-    assert_eq!(
-        close.map(|c| u16::from(c.code)),
-        Some(code),
-        "{case}: {frames:?}"
-    );
-    assert!(
-        matches!(frames.as_slice(), [ServerFrame::Error(e)] if e.code == ErrorCode::BadFrame),
-        "{case}: {frames:?}"
-    );
-}
-
 #[tokio::test]
 async fn frames_against_the_websocket_rules_are_told_and_closed_with_their_code() {
     let server = support::start(&support::config()).await;
@@ -101,7 +93,13 @@ async fn frames_against_the_websocket_rules_are_told_and_closed_with_their_code(
         };
         let frame = Frame::message(vec![b'"', 0xff, 0xfe, b'"'], OpCode::Data(Data::Text), true);
         client.ws.send(Message::Frame(frame)).await.unwrap();
-        expect_closed_as_bad(&mut client, close_code::INVALID_PAYLOAD, "not UTF-8").await;
+        expect_closed_with(
+            &mut client,
+            close_code::INVALID_PAYLOAD,
+            ErrorCode::BadFrame,
+            "not UTF-8",
+        )
+        .await;
     }
 
     // An unmasked frame, which a client must never send: 1002.
@@ -110,7 +108,13 @@ async fn frames_against_the_websocket_rules_are_told_and_closed_with_their_code(
         unreachable!("a plain test socket")
     };
     tcp.write_all(&[0x81, 2, b'{', b'}']).await.unwrap();
-    expect_closed_as_bad(&mut client, close_code::PROTOCOL_ERROR, "unmasked").await;
+    expect_closed_with(
+        &mut client,
+        close_code::PROTOCOL_ERROR,
+        ErrorCode::BadFrame,
+        "unmasked",
+    )
+    .await;
 
     // The server is fine.
     let mut client = Client::connect(&server, "ana").await;

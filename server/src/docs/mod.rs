@@ -63,9 +63,10 @@ pub fn doc_of(body: &Json) -> Option<EventId> {
     chorus_sdk::docs::stored_doc(body)
 }
 
-/// A stored event's document update, not decoded again (see [`doc_of`]).
-fn stored_update(body: &Json) -> Option<DocUpdate> {
-    chorus_sdk::docs::read_stored(body).ok().flatten()
+/// A stored event's update of document `name` (another document's is not even decoded from
+/// base64), not checked again (see [`doc_of`]).
+fn stored_update(body: &Json, name: &EventId) -> Option<DocUpdate> {
+    chorus_sdk::docs::read_stored_of(body, name).ok().flatten()
 }
 
 /// A document name: the event id rules (1 to 64 of `A-Z a-z 0-9 _ - . :`).
@@ -156,9 +157,7 @@ pub async fn load(
             }
         }
         for stored in &page.events {
-            if let Some(update) = stored_update(&stored.event.body)
-                && update.doc == *name
-            {
+            if let Some(update) = stored_update(&stored.event.body, name) {
                 apply(&doc, &update.update, room, name);
                 tail += 1;
             }

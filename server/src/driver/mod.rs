@@ -372,6 +372,9 @@ struct Counters {
     events_total: u64,
     /// (time, events_total) about once a second, for the recent rate.
     samples: VecDeque<(Instant, u64)>,
+    /// Distinct users, counted at most once a second (it walks every connection, and
+    /// `/metrics` and `/readyz` need no credentials): when, and how many.
+    users: Option<(Instant, u64)>,
 }
 
 struct Driver {
@@ -664,10 +667,22 @@ impl Driver {
             peak_connections: self.counters.peak_sockets,
             polling_sessions: polls as u64,
             rooms: self.hub.room_count() as u64,
-            users: self.hub.user_count() as u64,
+            users: self.user_count(now),
             events_per_second,
             events_total: self.counters.events_total,
             nodes: None,
+        }
+    }
+
+    /// The distinct users, counted again when the last count is a second old.
+    fn user_count(&mut self, now: Instant) -> u64 {
+        match self.counters.users {
+            Some((at, users)) if now.duration_since(at) < Duration::from_secs(1) => users,
+            _ => {
+                let users = self.hub.user_count() as u64;
+                self.counters.users = Some((now, users));
+                users
+            }
         }
     }
 

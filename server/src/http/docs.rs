@@ -24,7 +24,7 @@ use super::rest::{
     storage_unavailable,
 };
 use super::{ApiError, AppState, PathParts};
-use crate::docs::{self, DOC_EVENT_TYPE, Loaded};
+use crate::docs::{self, Loaded};
 
 /// A read's query: the client's state vector.
 #[derive(Debug, serde::Deserialize)]
@@ -101,12 +101,10 @@ pub(super) async fn doc_update(
     let doc = docs::doc_name(doc).map_err(bad_request)?;
     let body = json_body(body)?;
     let update = docs::decode_update(&body.update).map_err(bad_request)?;
-    let event =
-        serde_json::json!({ "type": DOC_EVENT_TYPE, "doc": doc.as_str(), "update": body.update });
     let id = format!("yjs-{:016x}", fnv_hash(&update));
     let publish = BackendPublish {
         id: EventId::parse(id).expect("a valid id"),
-        body: WireJson::from_text(event.to_string()).expect("JSON text"),
+        body: chorus_sdk::docs::update_body(&doc, &update),
         from: body.from,
         if_seq: None,
         if_lock: None,
