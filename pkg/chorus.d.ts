@@ -15,6 +15,7 @@ export type ErrorCode =
   | "invalid_room"
   | "lock_held"
   | "lock_lost"
+  | "too_many_locks"
   | "invalid_json"
   | "not_joined"
   | "outbox_full"

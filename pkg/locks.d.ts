@@ -41,7 +41,7 @@ export class RoomLocks {
   holder(name: string): LockGrant | undefined;
   /** Calls `listener(grants)` whenever the room's locks change; returns an unsubscribe function. */
   onChange(listener: (grants: LockGrant[]) => void): () => void;
-  /** Resolves with the grant; rejects with `lock_held`, `offline`, `not_joined`, `invalid_lock` or `closed`. */
+  /** Resolves with the grant; rejects with `lock_held`, `too_many_locks`, `offline`, `not_joined`, `invalid_lock` or `closed`. */
   acquire(name: string, options?: AcquireOptions): Promise<LockGrant>;
   /** Renews the grant on this connection; rejects with `lock_lost` when it is gone. */
   renew(grant: Pick<LockGrant, "name" | "token">, options?: AcquireOptions): Promise<LockGrant>;

@@ -63,7 +63,8 @@ export class RoomLocks {
    * Acquires `name` for `ttlMs` (default 30 s; 1 to 3,600,000). Resolves with the grant
    * (`{ name, token, user, conn, until }`); with `autoRenew` (default true) the client renews it
    * at half its TTL, and on a new connection, until it is released or lost. Rejects with
-   * `lock_held` (another connection holds it), `offline`, `not_joined` or `invalid_lock`.
+   * `lock_held` (another connection holds it), `too_many_locks`, `offline`, `not_joined` or
+   * `invalid_lock`.
    */
   acquire(name, { ttlMs = 30000, autoRenew = true } = {}) {
     return this.#request(LOCK, { name, ttl_ms: ttlMs, auto: autoRenew });

@@ -221,6 +221,9 @@ pub struct Config {
     /// Most open streams in one room.
     #[arg(long, env = "CHORUS_STREAM_MAX_PER_ROOM", default_value_t = 16)]
     pub stream_max_per_room: usize,
+    /// Most locks held at once in one room: a `lock` for another one gets `too_many_locks`.
+    #[arg(long, env = "CHORUS_MAX_LOCKS_PER_ROOM", default_value_t = 256)]
+    pub max_locks_per_room: usize,
     /// Most open streams one connection may produce.
     #[arg(long, env = "CHORUS_STREAM_MAX_PER_CONN", default_value_t = 4)]
     pub stream_max_per_conn: usize,
@@ -306,6 +309,7 @@ impl Config {
             stream_max_chunk_bytes: self.stream_max_chunk_bytes as usize,
             stream_max_bytes: self.stream_max_bytes,
             stream_max_per_room: self.stream_max_per_room,
+            max_locks_per_room: self.max_locks_per_room,
             stream_max_per_conn: self.stream_max_per_conn,
             stream_timeout: Duration::from_millis(self.stream_timeout_ms),
             stream_flush: Duration::from_millis(self.stream_flush_ms),

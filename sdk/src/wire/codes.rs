@@ -62,6 +62,8 @@ wire_enum! {
         /// The stated lock grant is no longer held (released, expired or taken over): a
         /// publish's `if_lock`, a renewal or a release of a grant that is gone.
         LockLost => "lock_lost",
+        /// A `lock` request for a new lock in a room that holds as many locks as allowed.
+        TooManyLocks => "too_many_locks",
         /// A live cursor's value is larger than the server allows.
         CursorTooLarge => "cursor_too_large",
         /// No stream with this id is open in the room (never started, or already ended).

@@ -80,6 +80,23 @@ impl Hub {
         let Some((user, wire_id)) = self.admit_lock(now, conn, &request.room, &request.id) else {
             return;
         };
+        // Every lock frame carries the room's whole list, so a room holds only so many.
+        let most = self.config.max_locks_per_room;
+        let (held, named_held) = self.rooms.get(&request.room).map_or((0, false), |room| {
+            let held = room.locks.values().filter(|lock| lock.held).count();
+            (
+                held,
+                room.locks.get(&request.name).is_some_and(|lock| lock.held),
+            )
+        });
+        if request.token.is_none() && !named_held && held >= most {
+            let message = format!(
+                "room {} holds {held} locks, the most it may; release one first",
+                request.room
+            );
+            let refusal = (ErrorCode::TooManyLocks, message, None);
+            return self.refuse_lock(conn, request.room, request.id, refusal);
+        }
         let op = match request.token {
             None => LockOp::Acquire {
                 user,

@@ -152,6 +152,8 @@ pub struct HubConfig {
     pub stream_max_bytes: usize,
     /// Most open streams in one room.
     pub stream_max_per_room: usize,
+    /// Most locks held at once in one room (a `lock` for another one is refused).
+    pub max_locks_per_room: usize,
     /// Most open streams one connection may produce.
     pub stream_max_per_conn: usize,
     /// A stream whose producer sends nothing for this long fails (`stream_abandoned`).
@@ -186,6 +188,7 @@ impl Default for HubConfig {
             stream_max_chunk_bytes: 4096,
             stream_max_bytes: 64 * 1024,
             stream_max_per_room: 16,
+            max_locks_per_room: 256,
             stream_max_per_conn: 4,
             stream_timeout: Duration::from_secs(30),
             stream_flush: Duration::from_millis(10),

@@ -327,3 +327,36 @@ fn lock_requests_over_the_publish_rate_are_told_when_to_retry() {
         ]
     );
 }
+
+/// Every lock frame carries the room's whole list, so a room holds at most so many locks: a
+/// request for another is refused with `too_many_locks`, while the held ones may still be
+/// renewed and asked for again, and a release makes room.
+#[test]
+fn a_room_holds_at_most_so_many_locks() {
+    let mut h = two_members_with(HubConfig {
+        max_locks_per_room: 2,
+        ..HubConfig::default()
+    });
+    let named = |id: &str, name: &str| {
+        format!(r#"{{"type":"lock","room":"r","id":"{id}","name":"{name}","ttl_ms":1000}}"#)
+    };
+    h.send(1, &named("L1", "a"));
+    h.send(2, &named("L2", "b"));
+    h.send(2, &named("L3", "c"));
+    h.send(1, &named("L4", "a"));
+    h.send(2, &named("L5", "a"));
+    assert_eq!(
+        h.take(1)[2..],
+        ["lock r renewed a t+0 by ana@n-1 until+1000 re L4"]
+    );
+    let nacks: Vec<String> = (h.take(2).into_iter())
+        .filter(|f| f.starts_with("nack"))
+        .collect();
+    assert_eq!(nacks, ["nack r L3 too_many_locks", "nack r L5 lock_held"]);
+    h.send(
+        1,
+        &format!(r#"{{"type":"unlock","room":"r","id":"L6","name":"a","token":{T0}}}"#),
+    );
+    h.send(2, &named("L7", "c"));
+    assert!(h.take(2).iter().any(|f| f.starts_with("lock r granted c")));
+}
