@@ -200,6 +200,49 @@ fn short_http_timeouts() -> chorus_server::config::Config {
     config
 }
 
+/// The status line of the server's answer to `request`, sent alone on a new connection.
+async fn status_of(server: &chorus_server::RunningServer, request: &[u8]) -> String {
+    let mut tcp = TcpStream::connect(server.local_addr()).await.unwrap();
+    tcp.write_all(request).await.unwrap();
+    let mut answer = Vec::new();
+    let _ = tokio::time::timeout(support::PATIENCE, tcp.read_to_end(&mut answer)).await;
+    let answer = String::from_utf8_lossy(&answer);
+    answer.lines().next().unwrap_or_default().to_owned()
+}
+
+/// What the HTTP layer answers before any handler runs, as PROTOCOL.md says: a request it
+/// cannot read gets a bare 400, a head over 120 KiB or with over 100 headers 431, a target too
+/// long 414; a head under 64 KiB with 90 headers is served.
+#[tokio::test]
+async fn requests_the_http_layer_cannot_read_get_a_bare_status() {
+    let server = support::start(&support::config()).await;
+    let head = |padding: usize, headers: usize| {
+        let mut request = b"GET /healthz HTTP/1.1\r\nHost: test\r\n".to_vec();
+        request.extend(format!("X-Padding: {}\r\n", "a".repeat(padding)).bytes());
+        for n in 0..headers {
+            request.extend(format!("X-{n}: v\r\n").bytes());
+        }
+        request.extend(b"Connection: close\r\n\r\n");
+        request
+    };
+    assert_eq!(
+        status_of(&server, b"GARBAGE\r\n\r\n").await,
+        "HTTP/1.1 400 Bad Request"
+    );
+    assert_eq!(
+        status_of(&server, &head(60_000, 90)).await,
+        "HTTP/1.1 200 OK"
+    );
+    let too_big = "HTTP/1.1 431 Request Header Fields Too Large";
+    assert_eq!(status_of(&server, &head(130_000, 0)).await, too_big);
+    assert_eq!(status_of(&server, &head(10, 120)).await, too_big);
+    let long = format!("GET /{} HTTP/1.1\r\nHost: test\r\n\r\n", "a".repeat(70_000));
+    assert_eq!(
+        status_of(&server, long.as_bytes()).await,
+        "HTTP/1.1 414 URI Too Long"
+    );
+}
+
 #[tokio::test]
 async fn a_slowloris_client_is_cut_after_the_header_timeout() {
     let server = support::start(&short_http_timeouts()).await;

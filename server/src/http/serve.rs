@@ -127,6 +127,9 @@ pub async fn serve(
     open_tx.closed().await;
 }
 
+/// The read buffer's limit, which bounds a request's head (request line and headers).
+pub const MAX_HEAD_BYTES: usize = 64 * 1024;
+
 /// Serves one accepted connection (TCP, or TLS over it) until it ends or, after `stop`
 /// changes, finishes its request and closes.
 async fn serve_connection<S>(
@@ -144,6 +147,10 @@ async fn serve_connection<S>(
     builder
         .timer(TokioTimer::new())
         .header_read_timeout(limits.header_timeout)
+        // hyper refuses a head (431) once this much of it arrived incomplete (its default is
+        // about 400 KiB); the last read may bring more, so heads up to 64 KiB always pass and
+        // heads over 120 KiB never do.
+        .max_buf_size(MAX_HEAD_BYTES)
         .keep_alive(true);
     let conn = builder.serve_connection(io, service).with_upgrades();
     tokio::pin!(conn);
