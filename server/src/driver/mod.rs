@@ -270,16 +270,19 @@ impl HubHandle {
     /// The current presence of a room: on several nodes, everyone's, also where nobody of
     /// the room is on this node (see `Hub::lookup_presence`; at most [`PRESENCE_LOOKUPS`]
     /// waits of up to `hub::OBSERVE_SETTLE`, after which it answers what it has: nobody).
-    pub async fn presence(&self, room: RoomName) -> Option<PresenceSnapshot> {
+    /// `Err(Busy)` when this node observes as many rooms as it may.
+    pub async fn presence(&self, room: RoomName) -> Result<Option<PresenceSnapshot>, Busy> {
         // Bounded: a room that cannot be opened (its store fails) answers what is known.
         for _ in 0..PRESENCE_LOOKUPS {
             let room = room.clone();
-            match self.ask(|reply| HubMsg::Presence { room, reply }).await? {
-                PresenceLookup::Ready(presence) => return presence,
-                PresenceLookup::Pending(wait) => tokio::time::sleep(wait).await,
+            match self.ask(|reply| HubMsg::Presence { room, reply }).await {
+                None => break,
+                Some(PresenceLookup::Ready(presence)) => return Ok(presence),
+                Some(PresenceLookup::Pending(wait)) => tokio::time::sleep(wait).await,
+                Some(PresenceLookup::Busy) => return Err(Busy),
             }
         }
-        None
+        Ok(None)
     }
 
     /// Drains the hub (see [`HubMsg::Drain`]) and waits until it is done.
@@ -302,6 +305,10 @@ fn now() -> Now {
 
 /// How long a drain waits for the store's answers to lock operations asked during it.
 const DRAIN_LOCKS_LIMIT: Duration = Duration::from_secs(5);
+
+/// A presence lookup refused: the node observes as many rooms as it may.
+#[derive(Debug)]
+pub struct Busy;
 
 /// Starts the hub task.
 pub fn spawn(

@@ -224,6 +224,17 @@ pub(super) async fn room_presence(
 ) -> Result<Json<PresenceBody>, ApiError> {
     let room = room_for_reading(&state, &headers, room)?;
     let presence = (state.hub.presence(room.clone()).await)
+        .map_err(|_| {
+            let message = format!(
+                "this node observes as many rooms for presence lookups as it may; retry in {} s",
+                crate::hub::OBSERVE_KEEP.as_secs()
+            );
+            ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                ErrorCode::NotReady,
+                message,
+            )
+        })?
         // Nobody in the room: version 0 on every node.
         .unwrap_or(PresenceSnapshot {
             version: 0,

@@ -93,7 +93,13 @@ impl Hub {
                 self.forget_room_if_idle(&room_name);
             }
             Err(err) => {
-                self.rooms.remove(&room_name);
+                if self
+                    .rooms
+                    .remove(&room_name)
+                    .is_some_and(|r| r.observed_until.is_some())
+                {
+                    self.observed_rooms -= 1;
+                }
                 self.actions.push_back(Action::Unfollow(room_name.clone()));
                 let message = format!("could not open room {room_name}: {err}");
                 for (conn, _) in joins {

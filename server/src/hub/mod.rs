@@ -154,6 +154,9 @@ pub struct HubConfig {
     pub stream_max_per_room: usize,
     /// Most locks held at once in one room (a `lock` for another one is refused).
     pub max_locks_per_room: usize,
+    /// Most rooms a federated node opens at once only to answer presence lookups (see
+    /// `observe.rs`); a lookup of another such room is refused until one is forgotten.
+    pub max_observed_rooms: usize,
     /// Most open streams one connection may produce.
     pub stream_max_per_conn: usize,
     /// A stream whose producer sends nothing for this long fails (`stream_abandoned`).
@@ -189,6 +192,7 @@ impl Default for HubConfig {
             stream_max_bytes: 64 * 1024,
             stream_max_per_room: 16,
             max_locks_per_room: 256,
+            max_observed_rooms: 1024,
             stream_max_per_conn: 4,
             stream_timeout: Duration::from_secs(30),
             stream_flush: Duration::from_millis(10),
@@ -487,6 +491,8 @@ pub struct Hub {
     /// rejoin of the same room by the same connection (kept here), wait until the replay ends,
     /// so no replayed event can arrive after them.
     orphaned_replays: HashMap<(ConnId, RoomName), Rejoin>,
+    /// Rooms with an `observed_until` (see `observe.rs`).
+    observed_rooms: usize,
     /// How many of `conns` are polling sessions (kept, so counting is O(1)).
     poll_sessions: usize,
     /// `HubConfig::node`, shared by every presence key of this node's connections.
@@ -521,6 +527,7 @@ impl Hub {
             actions: VecDeque::new(),
             draining: None,
             orphaned_replays: HashMap::new(),
+            observed_rooms: 0,
             poll_sessions: 0,
             notice_figures: NoticeFigures::default(),
         }

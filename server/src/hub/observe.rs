@@ -33,6 +33,9 @@ pub enum PresenceLookup {
     Ready(Option<PresenceSnapshot>),
     /// The room is being opened to observe it: ask again after this long.
     Pending(Duration),
+    /// The node observes as many rooms as it may (`HubConfig::max_observed_rooms`); ask again
+    /// after [`OBSERVE_KEEP`], when the oldest may be forgotten.
+    Busy,
 }
 
 impl Hub {
@@ -41,6 +44,13 @@ impl Hub {
     pub fn lookup_presence(&mut self, now: Now, room_name: &RoomName) -> PresenceLookup {
         if !self.config.federated || self.draining.is_some() {
             return PresenceLookup::Ready(somebody(self.presence(room_name)));
+        }
+        let observing = self.observed_rooms >= self.config.max_observed_rooms;
+        let known = self.rooms.get(room_name);
+        let open_here =
+            known.is_some_and(|room| !room.members.is_empty() || room.observed_until.is_some());
+        if observing && !open_here {
+            return PresenceLookup::Busy;
         }
         let base = self.config.version_base;
         let room = self.rooms.entry(room_name.clone()).or_insert_with(|| Room {
@@ -69,6 +79,7 @@ impl Hub {
         // One timer per observed room at any time: it re-arms itself while lookups go on.
         let until = now.instant + OBSERVE_KEEP;
         if room.observed_until.replace(until).is_none() {
+            self.observed_rooms += 1;
             self.timers
                 .push(Reverse((until, Timer::ObserveEnd(room_name.clone()))));
         }
@@ -88,6 +99,7 @@ impl Hub {
         match room.observed_until {
             Some(until) if until <= now.instant => {
                 room.observed_until = None;
+                self.observed_rooms -= 1;
                 self.forget_room_if_idle(room_name);
             }
             Some(until) => self

@@ -63,3 +63,34 @@ fn a_node_without_members_answers_presence_after_asking_the_others() {
     single.join(0, 1, "ana");
     assert_eq!(users(lookup(&mut single, 0)), ["ana"]);
 }
+
+/// A node opens only so many rooms to observe them: a lookup of one more is refused until one
+/// is forgotten, while the rooms it observes already still answer.
+#[test]
+fn a_node_observes_only_so_many_rooms_at_once() {
+    let mut c = Cluster::with(vec![
+        config(0),
+        HubConfig {
+            max_observed_rooms: 2,
+            ..config(1)
+        },
+    ]);
+    let look = |c: &mut Cluster, room: &str| {
+        let now = c.now();
+        let found = c.nodes[1]
+            .hub
+            .lookup_presence(now, &RoomName::parse(room).unwrap());
+        c.settle(1);
+        found
+    };
+    assert!(matches!(look(&mut c, "a"), PresenceLookup::Pending(_)));
+    assert!(matches!(look(&mut c, "b"), PresenceLookup::Pending(_)));
+    assert_eq!(look(&mut c, "c"), PresenceLookup::Busy);
+    c.advance(OBSERVE_SETTLE);
+    assert_eq!(look(&mut c, "a"), PresenceLookup::Ready(None));
+    c.advance(OBSERVE_KEEP);
+    assert!(
+        matches!(look(&mut c, "c"), PresenceLookup::Pending(_)),
+        "a and b were forgotten"
+    );
+}
