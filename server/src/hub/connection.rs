@@ -58,6 +58,7 @@ impl Hub {
                 appends_in_flight: 0,
                 signal_budget: TokenBucket::full(self.config.signal_burst, now.instant),
                 signal_refused: false,
+                join_budget: TokenBucket::full(self.config.join_burst, now.instant),
                 locks_in_flight: 0,
             }),
         );

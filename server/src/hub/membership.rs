@@ -245,6 +245,15 @@ impl Hub {
             );
             return self.refuse_join(conn, ErrorCode::TooManyRooms, &message, room_name);
         }
+        let (rate, burst) = (self.config.join_rate, self.config.join_burst);
+        let state = self.conns.get_mut(&conn).expect("checked above");
+        if let Err(wait) = state.join_budget.take(now.instant, rate, burst) {
+            let message = format!(
+                "at most {rate} joins per second (bursts of {burst}); retry in {} ms",
+                wait.as_millis().max(1)
+            );
+            return self.refuse_join(conn, ErrorCode::RateLimited, &message, room_name);
+        }
         self.conns
             .get_mut(&conn)
             .expect("checked above")

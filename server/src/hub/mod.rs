@@ -124,6 +124,11 @@ pub struct HubConfig {
     pub signal_rate: f64,
     /// Those frames a connection may burst above the rate.
     pub signal_burst: f64,
+    /// Sustained joins (of rooms not joined yet) per second per connection: each is told to
+    /// the whole room, so a connection may not leave and join again without end.
+    pub join_rate: f64,
+    /// Joins a connection may burst above the rate (a new connection joins all its rooms).
+    pub join_burst: f64,
     /// Where every room's presence and typing versions start. The driver sets it from the
     /// clock, so versions after a restart never repeat ones a polling client saw before.
     pub version_base: u64,
@@ -181,6 +186,8 @@ impl Default for HubConfig {
             publish_burst: 200.0,
             signal_rate: 10.0,
             signal_burst: 20.0,
+            join_rate: 10.0,
+            join_burst: 100.0,
             version_base: 0,
             gap_wait: Duration::from_millis(100),
             federated: false,
@@ -353,6 +360,8 @@ struct Conn {
     signal_budget: TokenBucket,
     /// Whether this burst's `rate_limited` error for those frames was sent.
     signal_refused: bool,
+    /// Joins of rooms not joined yet.
+    join_budget: TokenBucket,
     /// Lock requests handed to the store whose answer has not come back yet.
     locks_in_flight: usize,
 }

@@ -897,6 +897,36 @@ fn typing_and_presence_frames_are_rate_limited_per_connection_and_no_op_typing_i
     assert_eq!(h.take(2), ["typing r ana on", "typing r ana on"]);
 }
 
+/// A join is told to the whole room, so joins of rooms not joined yet draw from a bucket of
+/// their own: leaving and joining again without end is refused with `rate_limited`, the
+/// others hear nothing of the refused joins, and a token comes back with time.
+#[test]
+fn joins_are_rate_limited_per_connection() {
+    let mut h = two_members_with(HubConfig {
+        join_rate: 2.0,
+        join_burst: 3.0,
+        ..HubConfig::default()
+    });
+    // Ana's first join took one token.
+    for _ in 0..3 {
+        h.send(1, r#"{"type":"leave","room":"r"}"#);
+        h.send(1, &join("r"));
+    }
+    let own = h.take(1);
+    let joined = own.iter().filter(|f| f.starts_with("joined r")).count();
+    assert_eq!(joined, 2, "{own:?}");
+    assert_eq!(own.last().map(String::as_str), Some("error rate_limited r"));
+    let seen = h.take(2);
+    assert_eq!(
+        seen.len(),
+        5,
+        "two leaves and joins, then the last leave: {seen:?}"
+    );
+    h.advance(Duration::from_millis(500));
+    h.send(1, &join("r"));
+    assert!(h.take(1)[0].starts_with("joined r"), "a token came back");
+}
+
 /// A join of a room already joined re-sends the whole snapshot, so it draws from the same
 /// budget as presence changes (one token, a new meta included): a flood of them gets a few
 /// snapshots and one `rate_limited`, and costs the others nothing.
