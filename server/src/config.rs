@@ -184,12 +184,12 @@ pub struct Config {
     /// `typing` and `set_presence` frames a connection may burst above the sustained rate.
     #[arg(long, env = "CHORUS_SIGNAL_BURST", default_value_t = 20.0)]
     pub signal_burst: f64,
-    /// Sustained joins of rooms not joined yet per second per connection (a token bucket);
-    /// a join beyond it is refused with `rate_limited`.
+    /// Sustained joins per second per connection, of a room not joined yet or again (a token
+    /// bucket); a join beyond it is refused with `rate_limited`.
     #[arg(long, env = "CHORUS_JOIN_RATE", default_value_t = 10.0)]
     pub join_rate: f64,
     /// Joins a connection may burst above the sustained rate (a new connection joins all its
-    /// rooms at once: keep it at least `--max-rooms-per-conn`).
+    /// rooms at once: never less than `--max-rooms-per-conn`).
     #[arg(long, env = "CHORUS_JOIN_BURST", default_value_t = 100.0)]
     pub join_burst: f64,
     /// Browser origins allowed to connect and to call the HTTP API (comma-separated, e.g.
@@ -310,7 +310,8 @@ impl Config {
             signal_rate: self.signal_rate,
             signal_burst: self.signal_burst,
             join_rate: self.join_rate,
-            join_burst: self.join_burst,
+            // A new connection joins all its rooms at once.
+            join_burst: self.join_burst.max(self.max_rooms_per_conn as f64),
             // With Redis, other nodes may share the rooms: presence, typing and ephemeral
             // events go out as signals (carried by the bus, which lands with the Redis
             // transport; until then the driver drops them). SQLite and memory are one node:

@@ -149,7 +149,7 @@ async fn serve_connection<S>(
         .header_read_timeout(limits.header_timeout)
         // hyper refuses a head (431) once this much of it arrived incomplete (its default is
         // about 400 KiB); the last read may bring more, so heads up to 64 KiB always pass and
-        // heads over 120 KiB never do.
+        // heads over 128 KiB never do.
         .max_buf_size(MAX_HEAD_BYTES)
         .keep_alive(true);
     let conn = builder.serve_connection(io, service).with_upgrades();

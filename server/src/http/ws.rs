@@ -540,7 +540,7 @@ pub(super) fn read_refusal(
     err: tokio_tungstenite::tungstenite::Error,
     max_frame_bytes: usize,
 ) -> Option<(u16, ErrorCode, String)> {
-    use tokio_tungstenite::tungstenite::error::{CapacityError, Error};
+    use tokio_tungstenite::tungstenite::error::{CapacityError, Error, ProtocolError};
     match err {
         Error::Capacity(CapacityError::MessageTooLong { size, .. }) => {
             let cap = hard_cap(max_frame_bytes);
@@ -558,7 +558,20 @@ pub(super) fn read_refusal(
             ErrorCode::BadFrame,
             "a text message was not valid UTF-8".to_owned(),
         )),
-        Error::Protocol(violation) => Some((
+        // Framing the peer got wrong; not the ends of a connection (a reset, a frame after
+        // the close), after which nothing can be told.
+        Error::Protocol(
+            violation @ (ProtocolError::UnmaskedFrameFromClient
+            | ProtocolError::NonZeroReservedBits
+            | ProtocolError::FragmentedControlFrame
+            | ProtocolError::ControlFrameTooBig
+            | ProtocolError::UnknownControlFrameType(_)
+            | ProtocolError::UnknownDataFrameType(_)
+            | ProtocolError::UnexpectedContinueFrame
+            | ProtocolError::ExpectedFragment(_)
+            | ProtocolError::InvalidOpcode(_)
+            | ProtocolError::InvalidCloseSequence),
+        ) => Some((
             close_code::PROTOCOL_ERROR,
             ErrorCode::BadFrame,
             format!("the WebSocket protocol was broken: {violation}"),

@@ -84,14 +84,12 @@ impl Hub {
         let most = self.config.max_locks_per_room;
         let (held, named_held) = self.rooms.get(&request.room).map_or((0, false), |room| {
             let held = room.locks.values().filter(|lock| lock.held).count();
-            (
-                held,
-                room.locks.get(&request.name).is_some_and(|lock| lock.held),
-            )
+            let named_held = room.locks.get(&request.name).is_some_and(|lock| lock.held);
+            (held + room.acquiring, named_held)
         });
         if request.token.is_none() && !named_held && held >= most {
             let message = format!(
-                "room {} holds {held} locks, the most it may; release one first",
+                "room {} holds (or is granting) {held} locks, the most it may; release one first",
                 request.room
             );
             let refusal = (ErrorCode::TooManyLocks, message, None);
@@ -142,6 +140,12 @@ impl Hub {
     pub fn handle_lock_done(&mut self, now: Now, done: LockDone) {
         let LockDone { job, result } = done;
         let (room, name) = (job.request.room, job.request.name);
+        if matches!(job.request.op, LockOp::Acquire { .. })
+            && let Some(room) = self.rooms.get_mut(&room)
+        {
+            // Saturating: the room may have been forgotten and opened again meanwhile.
+            room.acquiring = room.acquiring.saturating_sub(1);
+        }
         if let Some((conn, _)) = &job.origin
             && let Some(state) = self.conns.get_mut(conn)
         {
@@ -518,6 +522,11 @@ impl Hub {
             && let Some(state) = self.conns.get_mut(conn)
         {
             state.locks_in_flight += 1;
+        }
+        if matches!(op, LockOp::Acquire { .. })
+            && let Some(room) = self.rooms.get_mut(&room)
+        {
+            room.acquiring += 1;
         }
         let request = LockRequest {
             room,

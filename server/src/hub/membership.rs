@@ -245,14 +245,8 @@ impl Hub {
             );
             return self.refuse_join(conn, ErrorCode::TooManyRooms, &message, room_name);
         }
-        let (rate, burst) = (self.config.join_rate, self.config.join_burst);
-        let state = self.conns.get_mut(&conn).expect("checked above");
-        if let Err(wait) = state.join_budget.take(now.instant, rate, burst) {
-            let message = format!(
-                "at most {rate} joins per second (bursts of {burst}); retry in {} ms",
-                wait.as_millis().max(1)
-            );
-            return self.refuse_join(conn, ErrorCode::RateLimited, &message, room_name);
+        if !self.admit_join(now, conn, &room_name) {
+            return;
         }
         self.conns
             .get_mut(&conn)
@@ -403,6 +397,24 @@ impl Hub {
     }
 
     /// Answers a `join` with an error.
+    /// Takes a join token for `conn` (every join is told to the whole room or re-sends its
+    /// state); `false`, with `error rate_limited` naming the room, when the budget is spent.
+    pub(super) fn admit_join(&mut self, now: Now, conn: ConnId, room_name: &RoomName) -> bool {
+        let (rate, burst) = (self.config.join_rate, self.config.join_burst);
+        let Some(state) = self.conns.get_mut(&conn) else {
+            return false;
+        };
+        let Err(wait) = state.join_budget.take(now.instant, rate, burst) else {
+            return true;
+        };
+        let message = format!(
+            "at most {rate} joins per second (bursts of {burst}); retry in {} ms",
+            wait.as_millis().max(1)
+        );
+        self.refuse_join(conn, ErrorCode::RateLimited, &message, room_name.clone());
+        false
+    }
+
     fn refuse_join(&mut self, conn: ConnId, code: ErrorCode, message: &str, room: RoomName) {
         self.send(conn, &ServerFrame::error(code, message, Some(room)));
     }

@@ -124,8 +124,8 @@ pub struct HubConfig {
     pub signal_rate: f64,
     /// Those frames a connection may burst above the rate.
     pub signal_burst: f64,
-    /// Sustained joins (of rooms not joined yet) per second per connection: each is told to
-    /// the whole room, so a connection may not leave and join again without end.
+    /// Sustained joins per second per connection: each is told to the whole room or re-sends
+    /// its whole state, so a connection may not leave and join again without end.
     pub join_rate: f64,
     /// Joins a connection may burst above the rate (a new connection joins all its rooms).
     pub join_burst: f64,
@@ -360,7 +360,7 @@ struct Conn {
     signal_budget: TokenBucket,
     /// Whether this burst's `rate_limited` error for those frames was sent.
     signal_refused: bool,
-    /// Joins of rooms not joined yet.
+    /// Joins (first or again).
     join_budget: TokenBucket,
     /// Lock requests handed to the store whose answer has not come back yet.
     locks_in_flight: usize,
@@ -408,6 +408,9 @@ struct Room {
     observed_until: Option<Instant>,
     /// The room's locks as this node last heard of them, by name (see `locks.rs`).
     locks: BTreeMap<wire::EventId, locks::HubLock>,
+    /// Acquires of locks handed to the store whose answer has not come back yet (they count
+    /// against `HubConfig::max_locks_per_room` with the locks held).
+    acquiring: usize,
     /// An [`Action::CheckLocks`] is in flight.
     checking_locks: bool,
     /// Every member's live cursor (see `live_cursors.rs`).
@@ -830,6 +833,7 @@ impl Hub {
         self.actions.extend(rooms.into_iter().map(Action::Unfollow));
         self.timers.clear();
         self.orphaned_replays.clear();
+        self.observed_rooms = 0;
         self.next_sweep = None;
         self.next_refresh = None;
     }

@@ -158,10 +158,10 @@ impl Hub {
     }
 
     /// A repeated `join` of a room `conn` is in: it refreshes the meta and re-sends the room's
-    /// state, the whole snapshot, so it draws a token like a presence change (and no second
-    /// one for a new meta). Beyond the budget it is dropped as they are.
+    /// state, the whole snapshot, so it draws a join token as a first join does (and no
+    /// presence token for a new meta); beyond the budget it is refused the same way.
     pub(super) fn join_again(&mut self, now: Now, conn: ConnId, room_name: &RoomName, meta: Json) {
-        if !self.admit_signal(now, conn, room_name) {
+        if !self.admit_join(now, conn, room_name) {
             return;
         }
         self.apply_meta(conn, room_name, meta);

@@ -209,10 +209,12 @@ impl Hub {
 
 /// What a stream's stored result has beyond a copy's chunks: the rest of a text (one chunk), or
 /// a progress stream's last chunk when the copy's differs. `None` when the copy is whole (or
-/// is not the start of the result: a copy that missed chunks in between).
+/// is not the start of the result: a copy that missed chunks in between, or keeps them only
+/// from a later index).
 fn missing_tail(open: &OpenStream, body: &Json) -> Option<Json> {
     let result = wire::json::from_str::<StreamResult>(body.as_text()).ok()?;
     match open.kind {
+        StreamKind::Text if open.first > 0 => None,
         StreamKind::Text => {
             let text = result.text?;
             let mut rest = text.as_str();
