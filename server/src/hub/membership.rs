@@ -233,8 +233,12 @@ impl Hub {
                 .rooms
                 .get(&room_name)
                 .is_some_and(|room| room.members.contains_key(&conn));
-            if joined_already {
-                self.join_again(now, conn, &room_name, join.meta);
+            // It re-sends the whole state, so it draws a join token as a first join does (and
+            // no presence token for a new meta).
+            if joined_already && self.admit_join(now, conn, &room_name) {
+                self.apply_meta(conn, &room_name, join.meta);
+                self.send_joined(conn, &room_name);
+                self.send_stream_catch_up(conn, &room_name);
             }
             return;
         }
@@ -372,7 +376,7 @@ impl Hub {
         self.send(conn, &ServerFrame::Reset(reset));
     }
 
-    pub(super) fn send_joined(&mut self, conn: ConnId, room_name: &RoomName) {
+    fn send_joined(&mut self, conn: ConnId, room_name: &RoomName) {
         let Some(room) = self.rooms.get(room_name) else {
             return;
         };
@@ -396,7 +400,6 @@ impl Hub {
         self.send(conn, &ServerFrame::Joined(joined));
     }
 
-    /// Answers a `join` with an error.
     /// Takes a join token for `conn` (every join is told to the whole room or re-sends its
     /// state); `false`, with `error rate_limited` naming the room, when the budget is spent.
     pub(super) fn admit_join(&mut self, now: Now, conn: ConnId, room_name: &RoomName) -> bool {
@@ -415,6 +418,7 @@ impl Hub {
         false
     }
 
+    /// Answers a `join` with an error.
     fn refuse_join(&mut self, conn: ConnId, code: ErrorCode, message: &str, room: RoomName) {
         self.send(conn, &ServerFrame::error(code, message, Some(room)));
     }

@@ -157,20 +157,9 @@ impl Hub {
         self.apply_meta(conn, &room_name, meta);
     }
 
-    /// A repeated `join` of a room `conn` is in: it refreshes the meta and re-sends the room's
-    /// state, the whole snapshot, so it draws a join token as a first join does (and no
-    /// presence token for a new meta); beyond the budget it is refused the same way.
-    pub(super) fn join_again(&mut self, now: Now, conn: ConnId, room_name: &RoomName, meta: Json) {
-        if !self.admit_join(now, conn, room_name) {
-            return;
-        }
-        self.apply_meta(conn, room_name, meta);
-        self.send_joined(conn, room_name);
-        self.send_stream_catch_up(conn, room_name);
-    }
-
-    /// Sets the meta of `conn` (a member of `room_name`) and tells the room when it changed.
-    fn apply_meta(&mut self, conn: ConnId, room_name: &RoomName, meta: Json) {
+    /// Sets the meta of `conn` (a member of `room_name`) and tells the room when it changed
+    /// (a `presence` frame, or a `join` of a room already joined).
+    pub(super) fn apply_meta(&mut self, conn: ConnId, room_name: &RoomName, meta: Json) {
         let Some(state) = self.conns.get(&conn) else {
             return;
         };
