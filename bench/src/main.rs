@@ -32,6 +32,14 @@ struct Cli {
     /// Clients in the reconnect storm (default: 500 quick, 5000 full).
     #[arg(long)]
     storm_clients: Option<usize>,
+    /// Room sizes of the fan-out and multi-core scenarios (default: 100,1000 quick;
+    /// 10,100,1000 full), e.g. to profile one of them.
+    #[arg(long, value_delimiter = ',')]
+    room_sizes: Vec<usize>,
+    /// The fan-out ladder in deliveries per second (default: 10000,50000 quick;
+    /// 10000,25000,50000,100000 full).
+    #[arg(long, value_delimiter = ',')]
+    ladder: Vec<f64>,
     /// Scenarios to run (default: all): idle, fanout, polling, reconnect, big-room, nodes,
     /// streams, client-cpu, docs, multicore, largest.
     #[arg(long, value_delimiter = ',')]
@@ -89,6 +97,12 @@ async fn suite(cli: Cli) -> Result<()> {
     let mut sizes = Sizes::new(cli.quick, cli.rounds);
     if let Some(clients) = cli.storm_clients {
         sizes.storm_clients = clients;
+    }
+    if !cli.room_sizes.is_empty() {
+        sizes.room_sizes.clone_from(&cli.room_sizes);
+    }
+    if !cli.ladder.is_empty() {
+        sizes.ladder.clone_from(&cli.ladder);
     }
     let programs = Programs {
         chorus: cli.chorus.clone().unwrap_or_default(),
