@@ -149,6 +149,10 @@ pub struct Config {
     /// Most WebSocket connections from one client address.
     #[arg(long, env = "CHORUS_MAX_CONNECTIONS_PER_IP", default_value_t = 1_000)]
     pub max_connections_per_ip: usize,
+    /// Most WebSocket connections of one user on this node (each logical connection of a
+    /// multiplexed socket counts): a user's presence entry lists them all.
+    #[arg(long, env = "CHORUS_MAX_CONNECTIONS_PER_USER", default_value_t = 64)]
+    pub max_connections_per_user: usize,
     /// Plain HTTP connections (not WebSockets) one client address (an IPv6 /64) may hold open;
     /// more are answered `503 too_many_connections` and closed. Trusted proxies are exempt.
     #[arg(

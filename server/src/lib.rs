@@ -267,6 +267,7 @@ pub async fn start(config: &Config, listener: TcpListener) -> Result<RunningServ
             max_stream_chunk_bytes: config.stream_max_chunk_bytes as usize,
         },
         connections: Arc::clone(&connections),
+        users: http::limits::UserLimiter::new(config.max_connections_per_user),
         capacity,
         allowed_origins: config.allowed_origins.clone(),
         trusted_proxies: config.trusted_proxies.clone(),

@@ -386,6 +386,78 @@ async fn limits_count_logical_connections() {
 }
 
 #[tokio::test]
+async fn a_user_holds_at_most_its_connections_counting_plain_sockets_and_tabs() {
+    let mut config = config();
+    config.max_connections_per_user = 3;
+    let server = support::start(&config).await;
+    let mut mux = Mux::connect(&server).await;
+    mux.open("a", "ana").await;
+    mux.open("b", "ana").await;
+    let _plain = support::Client::connect(&server, "ana").await;
+    // A fourth plain socket of Ana's: told why, then closed with 1013 (try again later).
+    let mut fourth = support::Client::open(&server).await;
+    let hello = wire::Hello {
+        token: token("ana"),
+    };
+    fourth.send(&ClientFrame::Hello(hello)).await;
+    let (close, frames) = fourth.until_closed().await;
+    match frames.as_slice() {
+        [ServerFrame::Error(error)] => {
+            assert_eq!(error.code, ErrorCode::TooManyConnections);
+            assert!(
+                error.message.contains("at most 3 connections"),
+                "{}",
+                error.message
+            );
+        }
+        other => panic!("expected one error, got {other:?}"),
+    }
+    assert_eq!(
+        close.map(|c| u16::from(c.code)),
+        Some(close_code::TRY_AGAIN_LATER)
+    );
+    // A fourth tab likewise; another user is not affected.
+    mux.send_text(&format!("c+{}", token("ana"))).await;
+    match mux.recv().await {
+        Got::Frame(tab, ServerFrame::Error(error)) => {
+            assert_eq!(
+                (tab.as_str(), error.code),
+                ("c", ErrorCode::TooManyConnections)
+            );
+        }
+        other => panic!("expected too_many_connections, got {other:?}"),
+    }
+    assert_eq!(
+        mux.recv().await,
+        Got::Closed("c".into(), close_code::TRY_AGAIN_LATER)
+    );
+    mux.open("d", "ben").await;
+    // Closing one of Ana's gives the slot back.
+    mux.send_text("b-").await;
+    let reopened = tokio::time::timeout(PATIENCE, async {
+        loop {
+            mux.send_text(&format!("c+{}", token("ana"))).await;
+            match mux.recv().await {
+                Got::Frame(_, ServerFrame::Welcome(_)) => break,
+                Got::Frame(_, ServerFrame::Error(_)) | Got::Closed(..) => {}
+                other => panic!("unexpected {other:?}"),
+            }
+        }
+    })
+    .await;
+    assert!(reopened.is_ok(), "the slot came back");
+    let metrics = http(&server, "GET", "/metrics", &[], None).await.body;
+    let refused = metrics
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("chorus_connections_rejected_total{reason=\"per_user_limit\"} ")
+        })
+        .and_then(|v| v.parse::<f64>().ok());
+    assert!(refused.is_some_and(|n| n >= 2.0), "{metrics}");
+    server.shutdown().await;
+}
+
+#[tokio::test]
 async fn a_socket_holds_at_most_64_tabs() {
     let server = support::start(&config()).await;
     let mut mux = Mux::connect(&server).await;

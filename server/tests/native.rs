@@ -89,3 +89,40 @@ async fn a_polling_client_publishes_and_receives() {
 async fn an_auto_client_uses_the_websocket_when_it_works() {
     round_trip(TransportMode::Auto, Transport::WebSocket).await;
 }
+
+#[tokio::test]
+async fn an_auto_client_past_its_users_connection_cap_is_told_and_carries_on_over_polling() {
+    let mut config = support::config();
+    config.max_connections_per_user = 1;
+    let server = support::start(&config).await;
+    let _first = support::Client::connect(&server, "ana").await;
+    let base = format!("http://{}", server.local_addr());
+    let (ana, mut events) = NativeClient::start(
+        &base,
+        support::token("ana"),
+        ClientConfig::default(),
+        Box::new(MemoryStorage::default()),
+    );
+    let room = RoomName::parse("r").unwrap();
+    ana.join(room.clone(), Json::null());
+    wait_for(&mut events, "the refusal", |e| {
+        matches!(e, ClientEvent::Error { code, .. } if *code == chorus_sdk::wire::ErrorCode::TooManyConnections)
+    })
+    .await;
+    wait_for(&mut events, "connected over polling", |e| {
+        matches!(e, ClientEvent::State(ConnectionState::Connected { transport }) if *transport == Transport::Polling)
+    })
+    .await;
+    let id = ana
+        .publish(room, Json::from_text("1").unwrap())
+        .await
+        .unwrap();
+    wait_for(
+        &mut events,
+        "the ack",
+        |e| matches!(e, ClientEvent::Acked { id: acked, .. } if *acked == id),
+    )
+    .await;
+    ana.close();
+    server.shutdown().await;
+}

@@ -1,4 +1,5 @@
-//! Connection limits: total and per client address, held by a permit for the connection's life;
+//! Connection limits: total and per client address, and per user ([`UserLimiter`]), each held
+//! by a permit for the connection's life;
 //! the total cap in force, derived from the open-file limit; which address a connection belongs
 //! to when it comes through trusted reverse proxies; and which addresses count as one client
 //! ([`address_key`]: an IPv6 client owns a whole /64).
@@ -207,6 +208,63 @@ impl Drop for ConnectionPermit {
     }
 }
 
+/// Counts open WebSocket connections (logical ones too) per user on this node. A user's
+/// presence entry lists every connection of theirs, and each change of theirs carries the whole
+/// entry to every member of the room: without a cap, one token could make that entry as wide
+/// as the per-address limit allows.
+#[derive(Debug)]
+pub struct UserLimiter {
+    max_per_user: usize,
+    open: Mutex<HashMap<Box<str>, usize>>,
+}
+
+/// Held while a connection is open; releases its user's slot when dropped.
+#[derive(Debug)]
+pub struct UserPermit {
+    limiter: Arc<UserLimiter>,
+    user: Box<str>,
+}
+
+impl UserLimiter {
+    /// A limiter allowing `max_per_user` connections to each user.
+    pub fn new(max_per_user: usize) -> Arc<UserLimiter> {
+        Arc::new(UserLimiter {
+            max_per_user,
+            open: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// Takes a slot for a connection of `user`, or says the user holds its maximum (the
+    /// refusal's sentence).
+    pub fn acquire(self: &Arc<Self>, user: &str) -> Result<UserPermit, String> {
+        let mut open = self.open.lock().expect("limiter lock");
+        let count = open.entry(user.into()).or_default();
+        if *count >= self.max_per_user {
+            let max = self.max_per_user;
+            return Err(format!(
+                "a user may hold at most {max} connections to this server; close one (another tab) and retry"
+            ));
+        }
+        *count += 1;
+        Ok(UserPermit {
+            limiter: Arc::clone(self),
+            user: user.into(),
+        })
+    }
+}
+
+impl Drop for UserPermit {
+    fn drop(&mut self) {
+        let mut open = self.limiter.open.lock().expect("limiter lock");
+        if let Some(count) = open.get_mut(&self.user) {
+            *count -= 1;
+            if *count == 0 {
+                open.remove(&self.user);
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -323,5 +381,31 @@ mod tests {
             "an IPv4-mapped address is its IPv4 address"
         );
         assert!(limiter.acquire(ip("198.51.100.2")).is_ok());
+    }
+
+    #[test]
+    fn a_user_holds_at_most_its_connections_and_gets_them_back_as_they_close() {
+        let limiter = UserLimiter::new(2);
+        let first = limiter.acquire("ana").unwrap();
+        let _second = limiter.acquire("ana").unwrap();
+        let refused = limiter.acquire("ana").unwrap_err();
+        assert!(refused.contains("at most 2 connections"), "{refused}");
+        assert!(
+            limiter.acquire("ben").is_ok(),
+            "another user has slots of their own"
+        );
+        drop(first);
+        let _third = limiter
+            .acquire("ana")
+            .expect("a closed connection frees its slot");
+        assert!(limiter.acquire("ana").is_err());
+    }
+
+    #[test]
+    fn a_user_with_no_connection_left_is_forgotten() {
+        let limiter = UserLimiter::new(5);
+        let permits: Vec<_> = (0..3).map(|_| limiter.acquire("ana").unwrap()).collect();
+        drop(permits);
+        assert!(limiter.open.lock().unwrap().is_empty());
     }
 }

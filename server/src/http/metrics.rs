@@ -16,6 +16,8 @@ pub struct EdgeCounters {
     pub rejected_total_limit: AtomicU64,
     /// WebSocket upgrades refused because the client address has too many connections.
     pub rejected_per_ip_limit: AtomicU64,
+    /// WebSocket connections refused because their user has too many.
+    pub rejected_per_user_limit: AtomicU64,
     /// WebSocket upgrades refused because of their `Origin`.
     pub rejected_origin: AtomicU64,
     /// Client frames received over WebSocket.
@@ -145,6 +147,10 @@ pub fn render(stats: &Stats, edge: &EdgeCounters, capacity: &ConnectionCapacity)
             (
                 "{reason=\"per_ip_limit\"}",
                 get(&edge.rejected_per_ip_limit),
+            ),
+            (
+                "{reason=\"per_user_limit\"}",
+                get(&edge.rejected_per_user_limit),
             ),
             ("{reason=\"origin\"}", get(&edge.rejected_origin)),
         ],

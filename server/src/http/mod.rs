@@ -79,6 +79,8 @@ pub struct AppStateInner {
     pub limits: EdgeLimits,
     /// Open WebSocket connections, in total and per address.
     pub connections: Arc<limits::ConnectionLimiter>,
+    /// Open WebSocket connections per user.
+    pub users: Arc<limits::UserLimiter>,
     /// The total cap in force and the open-file limit it comes from (for `/metrics`).
     pub capacity: limits::ConnectionCapacity,
     /// Browser origins allowed to connect (empty: any).

@@ -26,13 +26,13 @@ use tokio::sync::oneshot;
 use tokio_tungstenite::tungstenite::Message;
 
 use super::AppState;
-use super::limits::ConnectionPermit;
+use super::limits::{ConnectionPermit, UserPermit};
 use super::metrics::EdgeCounters;
 use super::output::{Io, Outbound, Outgoing, Output};
 use super::upgrade::Socket as WebSocket;
 use super::ws::{
-    TokenHolder, acquire_permit, close, connect_to_hub, draining, hub_close_message, in_from_now,
-    instant_of_unix_ms, read_frame, read_refusal,
+    TokenHolder, acquire_permit, acquire_user_permit, close, connect_to_hub, draining,
+    hub_close_message, in_from_now, instant_of_unix_ms, read_frame, read_refusal,
 };
 use crate::driver::{FrameReceiver, HubMsg, sleep_until};
 use crate::hub::{ConnId, Payload};
@@ -50,8 +50,9 @@ struct Tab {
     frames: FrameReceiver,
     close: oneshot::Receiver<(u16, ErrorCode)>,
     token: TokenHolder,
-    /// Its connection slot, released when the tab goes.
-    _permit: ConnectionPermit,
+    /// Its connection slots (of the total and its address, and of its user), released when the
+    /// tab goes.
+    _permit: (ConnectionPermit, UserPermit),
 }
 
 /// The logical connections of one socket and the messages the socket owes of its own: it is
@@ -384,6 +385,13 @@ async fn open(state: &AppState, client: IpAddr, tabs: &mut Tabs, tab: &str, toke
             return;
         }
     };
+    let user_permit = match acquire_user_permit(state, &identity.user) {
+        Ok(permit) => permit,
+        Err(message) => {
+            tabs.refuse_busy(tab, message);
+            return;
+        }
+    };
     let conn = state.hub.next_conn_id();
     let token = TokenHolder {
         user: identity.user.clone(),
@@ -402,6 +410,6 @@ async fn open(state: &AppState, client: IpAddr, tabs: &mut Tabs, tab: &str, toke
         frames,
         close: close_rx,
         token,
-        _permit: permit,
+        _permit: (permit, user_permit),
     });
 }

@@ -21,7 +21,7 @@ use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::protocol::{CloseFrame, WebSocketConfig};
 
-use super::limits::{ConnectionPermit, LimitHit};
+use super::limits::{ConnectionPermit, LimitHit, UserPermit};
 use super::metrics::EdgeCounters;
 use super::output::{Io, Outgoing, Output};
 use super::upgrade::{Socket as WebSocket, Upgrade};
@@ -159,7 +159,17 @@ fn connection(
         // holds (the first frame's wait, a refusal's goodbye) is then not part of the state
         // every connection keeps.
         if let Some(identity) = Box::pin(authenticate(&mut socket, &state, header_token)).await {
-            run(socket, state, identity).await;
+            match acquire_user_permit(&state, &identity.user) {
+                Ok(user_permit) => {
+                    run(socket, state, identity).await;
+                    drop(user_permit);
+                }
+                Err(message) => {
+                    let code = close_code::TRY_AGAIN_LATER;
+                    let reason = ErrorCode::TooManyConnections;
+                    Box::pin(goodbye(&mut socket, code, reason, &message)).await;
+                }
+            }
         }
         drop(permit);
     }
@@ -211,6 +221,15 @@ pub(super) fn acquire_permit(
             LimitHit::PerIp(_) => &state.counters.rejected_per_ip_limit,
         });
     })
+}
+
+/// A slot for one more connection of `user`; a refusal (its sentence) is counted in the
+/// metrics.
+pub(super) fn acquire_user_permit(state: &AppState, user: &str) -> Result<UserPermit, String> {
+    state
+        .users
+        .acquire(user)
+        .inspect_err(|_| EdgeCounters::bump(&state.counters.rejected_per_user_limit))
 }
 
 /// What the hub gives a connection's task: its frames, and a request to close with a code.
