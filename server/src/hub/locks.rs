@@ -36,6 +36,11 @@ use crate::store::locks::{LockOp, LockOutcome, LockRequest};
 /// The longest TTL a `lock` may ask for.
 pub const MAX_LOCK_TTL: Duration = Duration::from_secs(3600);
 
+/// How long a room's view keeps a grant after it ended (released or expired): a late word
+/// about it, heard on the other path, must not revive it. After that it is forgotten, so
+/// lock names used once do not pile up in a loaded room.
+const ENDED_LOCK_KEPT: Duration = Duration::from_secs(60);
+
 /// A lock operation for the store, and who waits for its answer.
 #[derive(Clone, Debug, PartialEq)]
 pub struct LockJob {
@@ -409,6 +414,10 @@ impl Hub {
                         timer: known.and_then(|lock| lock.timer),
                     };
                     room.locks.insert(grant.name.clone(), lock);
+                    let kept_from =
+                        (now.unix_ms).saturating_sub(ENDED_LOCK_KEPT.as_millis() as u64);
+                    room.locks
+                        .retain(|_, lock| lock.held || lock.grant.until > kept_from);
                 }
                 !stale
             }

@@ -374,3 +374,35 @@ fn a_room_holds_at_most_so_many_locks() {
     let granted = h.take(1).iter().filter(|f| f.contains(" granted ")).count();
     assert_eq!(granted, 2);
 }
+
+#[test]
+fn a_rooms_view_forgets_ended_grants_a_minute_after_they_end() {
+    let mut h = two_members();
+    let named = |id: &str, name: &str| {
+        format!(r#"{{"type":"lock","room":"r","id":"{id}","name":"{name}","ttl_ms":1000}}"#)
+    };
+    for n in 0..5 {
+        h.send(1, &named(&format!("L{n}"), &format!("once-{n}")));
+        let token = T0 + n;
+        let unlock = format!(
+            r#"{{"type":"unlock","room":"r","id":"U{n}","name":"once-{n}","token":{token}}}"#
+        );
+        h.advance(Duration::from_millis(1));
+        h.send(1, &unlock);
+    }
+    h.send(2, &named("L5", "kept"));
+    let view = |h: &Harness| h.hub.rooms[&RoomName::parse("r").unwrap()].locks.len();
+    assert_eq!(
+        view(&h),
+        6,
+        "ended grants stay a while (a late word must not revive them)"
+    );
+    assert!(h.take(1).iter().all(|f| !f.starts_with("nack")));
+    for _ in 0..7 {
+        h.advance(Duration::from_secs(9));
+        h.send(1, r#"{"type":"ping"}"#);
+        h.send(2, r#"{"type":"ping"}"#);
+    }
+    h.send(2, &named("L6", "kept"));
+    assert_eq!(view(&h), 1, "then only the held one is left");
+}

@@ -11,6 +11,12 @@
 //! tokens keep increasing past a store that lost its data (the memory store's restart, an
 //! evicted Redis key), as long as the clock does not step back.
 //!
+//! That second rule also lets a store forget rows: a row whose grant is over and whose token
+//! is below the time `at` is [`LockRow::forgettable`], since every operation from `at` on acts
+//! on it exactly as on no row. Each store deletes such a row instead of writing it, and the
+//! room's forgettable rows at every acquire, so lock names used once (a lock per document
+//! section, say) do not stay stored forever.
+//!
 //! Nothing here calls into the hub.
 
 use chorus_sdk::wire::{EventId, LockChange, LockFence, LockInfo, RoomName};
@@ -103,6 +109,14 @@ impl LockRow {
     /// Whether the grant holds at `at`.
     pub fn live(&self, at: u64) -> bool {
         !self.released && self.grant.until > at
+    }
+
+    /// Whether the row may be deleted at `at`: its grant is over (released, or `until` has
+    /// passed) and its token is below `at`. Every operation from `at` on then acts on it as on
+    /// no row: none finds a live grant, and an acquire's token, `max(last + 1, at)`, is `at`
+    /// either way.
+    pub fn forgettable(&self, at: u64) -> bool {
+        !self.live(at) && self.grant.token < at
     }
 
     /// Applies `request` to the stored row (`None`: the lock was never granted, or its row is
@@ -354,5 +368,72 @@ mod tests {
         assert!(!LockRow::admits(Some(&row), &fence(10), "ben", 500));
         assert!(!LockRow::admits(Some(&row), &fence(10), "ana", 1010));
         assert!(!LockRow::admits(None, &fence(10), "ana", 500));
+    }
+
+    #[test]
+    fn a_forgettable_row_acts_as_no_row_for_every_later_operation() {
+        let row = |token, until, released| LockRow {
+            grant: LockInfo {
+                name: EventId::parse("title").unwrap(),
+                token,
+                user: "ana".into(),
+                conn: "c1".into(),
+                until,
+            },
+            released,
+        };
+        let ops = |token| {
+            [
+                LockOp::Acquire {
+                    user: "ben".into(),
+                    conn: "c2".into(),
+                    ttl_ms: 1000,
+                },
+                LockOp::Acquire {
+                    user: "ana".into(),
+                    conn: "c1".into(),
+                    ttl_ms: 1000,
+                },
+                LockOp::Renew {
+                    user: "ana".into(),
+                    conn: "c1".into(),
+                    token,
+                    ttl_ms: 1000,
+                },
+                LockOp::Release {
+                    user: "ana".into(),
+                    token,
+                    conn: None,
+                },
+                LockOp::Orphan {
+                    conn: "c1".into(),
+                    token,
+                    grace_ms: 10,
+                },
+            ]
+        };
+        // Released at 50, or lapsed at 60; forgettable from 51 (the token is 50).
+        for stored in [row(50, 50, true), row(50, 60, false)] {
+            let from = if stored.released { 51 } else { 60 };
+            assert!(
+                !stored.forgettable(from - 1),
+                "{stored:?} is kept until {from}"
+            );
+            for at in [from, from + 1, from + 5000] {
+                assert!(stored.forgettable(at), "{stored:?} at {at}");
+                for op in ops(50) {
+                    let request = request(op, at);
+                    assert_eq!(
+                        LockRow::apply(Some(&stored), &request),
+                        LockRow::apply(None, &request),
+                        "{request:?} on {stored:?}"
+                    );
+                }
+            }
+        }
+        // A live grant, or one whose token is not below the time, is kept.
+        assert!(!row(50, 100, false).forgettable(60));
+        assert!(!row(70, 60, true).forgettable(65));
+        assert!(!row(70, 60, true).forgettable(70));
     }
 }

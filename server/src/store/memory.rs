@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex};
 use chorus_sdk::wire::{Event, EventId, LockInfo, RoomName};
 use futures_util::future::BoxFuture;
 
-use super::locks::{LockOutcome, LockRequest, LockRow};
+use super::locks::{LockOp, LockOutcome, LockRequest, LockRow};
 use super::{
     AppendDone, AppendJob, AppendOutcome, AppendRequest, DocSnapshot, FilteredPage, FilteredRead,
     OutcomeSender, Page, PageLimit, Retention, RoomHead, Store, StoreError, StoredEvent,
@@ -172,14 +172,27 @@ impl MemoryLog {
         }
     }
 
-    /// Applies a lock operation (see `store::locks`).
+    /// Applies a lock operation (see `store::locks`); an acquire first forgets the room's
+    /// forgettable rows, and a row that is forgettable once written is deleted instead.
     pub fn lock(&mut self, request: &LockRequest) -> LockOutcome {
+        let at = request.at;
+        if matches!(request.op, LockOp::Acquire { .. }) {
+            (self.locks).retain(|(room, _), row| *room != request.room || !row.forgettable(at));
+        }
         let key = (request.room.clone(), request.name.clone());
         let (row, outcome) = LockRow::apply(self.locks.get(&key), request);
-        if let Some(row) = row {
-            self.locks.insert(key, row);
+        match row {
+            Some(row) if row.forgettable(at) => drop(self.locks.remove(&key)),
+            Some(row) => drop(self.locks.insert(key, row)),
+            None => {}
         }
         outcome
+    }
+
+    /// How many lock rows it keeps for `room` (live grants and those not yet forgettable).
+    #[cfg(test)]
+    pub fn lock_rows_of(&self, room: &RoomName) -> usize {
+        self.locks.keys().filter(|(of, _)| of == room).count()
     }
 
     /// The live grants in `room` at `at`, by name.
@@ -335,6 +348,13 @@ mod tests {
         contract::check_store(&store, &mut rx).await;
         contract::check_one_epoch_per_store(&store).await;
         contract::check_locks(&store, &mut rx, "locks").await;
+        let log = Arc::clone(&store.log);
+        let rows = async || {
+            log.lock()
+                .unwrap()
+                .lock_rows_of(&RoomName::parse("forget").unwrap())
+        };
+        contract::check_forgotten_locks(&store, "forget", rows).await;
     }
 
     /// A restarted memory store has forgotten its locks, yet grants larger tokens than before

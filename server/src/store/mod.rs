@@ -679,6 +679,70 @@ pub(crate) mod contract {
         }
     }
 
+    /// Lock rows are forgotten once forgettable (`locks::LockRow::forgettable`): a released
+    /// row whose token is below the release time at once, a lapsed one at the room's next
+    /// acquire; a name used again still gets a larger token. `rows` counts the rows of
+    /// `room`, which must be unused.
+    pub(crate) async fn check_forgotten_locks(
+        store: &dyn Store,
+        room: &str,
+        rows: impl AsyncFn() -> usize,
+    ) {
+        let now = crate::clock::unix_ms_now();
+        let named = |name: &str, op, at| locks::LockRequest {
+            name: EventId::parse(name).unwrap(),
+            ..lock_request(room, op, at)
+        };
+        let release = |token| locks::LockOp::Release {
+            user: "ana".into(),
+            token,
+            conn: None,
+        };
+        let mut first = 0;
+        for n in 0..100 {
+            let (name, at) = (format!("section-{n}"), now + 2 * n);
+            let acquire = acquire("ana", "n-1", 60_000);
+            let token = granted(&store.lock(named(&name, acquire, at)).await.unwrap());
+            if n == 0 {
+                first = token;
+            }
+            let released = store.lock(named(&name, release(token), at + 1)).await;
+            assert!(matches!(released.unwrap(), locks::LockOutcome::Changed(..)));
+        }
+        assert_eq!(rows().await, 0, "released rows below the time are deleted");
+        // Released in the millisecond of its grant: the token is not below the time, so the
+        // row stays (an acquire at that time must still get a larger token).
+        let at = now + 1000;
+        let token = granted(
+            &store
+                .lock(named("same", acquire("ana", "n-1", 10), at))
+                .await
+                .unwrap(),
+        );
+        store.lock(named("same", release(token), at)).await.unwrap();
+        for n in 0..10 {
+            let acquire = acquire("ana", "n-1", 5);
+            store
+                .lock(named(&format!("lapse-{n}"), acquire, at))
+                .await
+                .unwrap();
+        }
+        assert_eq!(rows().await, 11, "grants lapsing later, and that row, stay");
+        let later = at + 100;
+        store
+            .lock(named("other", acquire("ben", "n-2", 60_000), later))
+            .await
+            .unwrap();
+        assert_eq!(rows().await, 1, "an acquire forgets what is forgettable");
+        let again = granted(
+            &store
+                .lock(named("section-0", acquire("ben", "n-2", 10), later))
+                .await
+                .unwrap(),
+        );
+        assert!(again > first, "a forgotten name still gets a larger token");
+    }
+
     /// The token of a grant (panics on any other outcome).
     pub(crate) fn granted(outcome: &locks::LockOutcome) -> u64 {
         match outcome {

@@ -23,7 +23,7 @@ use futures_util::future::BoxFuture;
 use rusqlite::{Connection, OptionalExtension, params};
 use tokio::sync::oneshot;
 
-use super::locks::{LockOutcome, LockRequest, LockRow};
+use super::locks::{LockOp, LockOutcome, LockRequest, LockRow};
 use super::{
     AppendJob, AppendOutcome, DocSnapshot, FilteredPage, FilteredRead, OutcomeSender, Page,
     PageLimit, Retention, RoomHead, Store, StoreError, StoredEvent,
@@ -409,6 +409,23 @@ fn load_lock(
     .map_err(backend)
 }
 
+/// Deletes the room's rows that are forgettable at `at` (`LockRow::forgettable`, in SQL).
+fn forget_locks(conn: &Connection, room: &RoomName, at: u64) -> Result<(), StoreError> {
+    conn.prepare_cached(
+        "DELETE FROM locks WHERE room = ?1 AND token < ?2 AND (released != 0 OR until <= ?2)",
+    )
+    .and_then(|mut stmt| stmt.execute(params![room.as_str(), at as i64]))
+    .map(drop)
+    .map_err(backend)
+}
+
+fn delete_lock(conn: &Connection, room: &RoomName, name: &EventId) -> Result<(), StoreError> {
+    conn.prepare_cached("DELETE FROM locks WHERE room = ?1 AND name = ?2")
+        .and_then(|mut stmt| stmt.execute(params![room.as_str(), name.as_str()]))
+        .map(drop)
+        .map_err(backend)
+}
+
 fn save_lock(conn: &Connection, room: &RoomName, row: &LockRow) -> Result<(), StoreError> {
     let grant = &row.grant;
     conn.prepare_cached(
@@ -611,14 +628,22 @@ impl Writer {
         }
     }
 
+    /// Applies a lock operation (see `store::locks`); an acquire first deletes the room's
+    /// forgettable rows, and a row that is forgettable once written is deleted instead.
     fn lock(&mut self, request: &LockRequest) -> Result<LockOutcome, StoreError> {
         let tx = self.conn.transaction().map_err(backend)?;
-        let row = load_lock(&tx, &request.room, &request.name)?;
-        let (row, outcome) = LockRow::apply(row.as_ref(), request);
-        if let Some(row) = row {
-            save_lock(&tx, &request.room, &row)?;
-            tx.commit().map_err(backend)?;
+        let (room, at) = (&request.room, request.at);
+        if matches!(request.op, LockOp::Acquire { .. }) {
+            forget_locks(&tx, room, at)?;
         }
+        let row = load_lock(&tx, room, &request.name)?;
+        let (row, outcome) = LockRow::apply(row.as_ref(), request);
+        match row {
+            Some(row) if row.forgettable(at) => delete_lock(&tx, room, &row.grant.name)?,
+            Some(row) => save_lock(&tx, room, &row)?,
+            None => return Ok(outcome),
+        }
+        tx.commit().map_err(backend)?;
         Ok(outcome)
     }
 
@@ -759,6 +784,13 @@ mod tests {
         contract::check_store(&store, &mut rx).await;
         contract::check_one_epoch_per_store(&store).await;
         contract::check_locks(&store, &mut rx, "locks").await;
+        let file = Connection::open(dir.path().join("chorus.db")).unwrap();
+        let rows = async || {
+            let count = "SELECT COUNT(*) FROM locks WHERE room = 'forget'";
+            file.query_row(count, [], |row| row.get::<_, i64>(0))
+                .unwrap() as usize
+        };
+        contract::check_forgotten_locks(&store, "forget", rows).await;
     }
 
     /// A lock's last token is in the file: after a reopen, a grant at the very same time still

@@ -15,23 +15,46 @@ local function int(n)
   return string.format('%d', n)
 end
 
-local grant, last, live = nil, 0, false
-local row = redis.call('HGET', key, name)
-if row then
+local function parse(row)
   local parts, start = {}, 1
   for _ = 1, 4 do
     local stop = string.find(row, '\n', start, true)
     table.insert(parts, string.sub(row, start, stop - 1))
     start = stop + 1
   end
-  grant = {token = tonumber(parts[1]), till = tonumber(parts[2]), released = parts[3],
-           conn = parts[4], user = string.sub(row, start)}
+  return {token = tonumber(parts[1]), till = tonumber(parts[2]), released = parts[3],
+          conn = parts[4], user = string.sub(row, start)}
+end
+
+-- `LockRow::forgettable`: the grant is over and its token is below `at`, so every operation
+-- from `at` on acts on the row as on none. An acquire first deletes the room's such rows.
+local function forgettable(g)
+  return (g.released ~= '0' or g.till <= at) and g.token < at
+end
+if op == 'acquire' then
+  local all = redis.call('HGETALL', key)
+  for i = 1, #all, 2 do
+    if forgettable(parse(all[i + 1])) then
+      redis.call('HDEL', key, all[i])
+    end
+  end
+end
+
+local grant, last, live = nil, 0, false
+local row = redis.call('HGET', key, name)
+if row then
+  grant = parse(row)
   last = grant.token
   live = grant.released == '0' and grant.till > at
 end
 
+-- Writes the row, or deletes it when it is forgettable once written.
 local function save(t, till, released, c, u)
-  redis.call('HSET', key, name, int(t) .. '\n' .. int(till) .. '\n' .. released .. '\n' .. c .. '\n' .. u)
+  if forgettable({token = t, till = till, released = released}) then
+    redis.call('HDEL', key, name)
+  else
+    redis.call('HSET', key, name, int(t) .. '\n' .. int(till) .. '\n' .. released .. '\n' .. c .. '\n' .. u)
+  end
 end
 
 local function reply(kind, t, u, c, till)

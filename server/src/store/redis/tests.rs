@@ -59,6 +59,18 @@ async fn redis_store_passes_the_store_contract() {
     let (store, mut rx) = open(&server, DEFAULT_PREFIX, small()).await;
     contract::check_store(&store, &mut rx).await;
     contract::check_locks(&store, &mut rx, "locks").await;
+    let key = store.keys().locks(&room("forget"));
+    let connection = raw(&server).await;
+    let rows = async || {
+        let mut connection = connection.clone();
+        let count: usize = ::redis::cmd("HLEN")
+            .arg(&key)
+            .query_async(&mut connection)
+            .await
+            .unwrap();
+        count
+    };
+    contract::check_forgotten_locks(&store, "forget", rows).await;
 }
 
 /// A lock's last token is in Redis: a store opened again (a restarted node) grants a larger
