@@ -461,8 +461,9 @@ async fn a_user_holds_at_most_its_connections_counting_plain_sockets_and_tabs() 
 async fn a_socket_holds_at_most_64_tabs() {
     let server = support::start(&config()).await;
     let mut mux = Mux::connect(&server).await;
+    // Each tab another user's, so no user reaches their own cap.
     for n in 0..64 {
-        mux.open(&format!("t{n}"), "ana").await;
+        mux.open(&format!("t{n}"), &format!("u{n}")).await;
     }
     mux.send_text(&format!("x+{}", token("ana"))).await;
     match mux.recv().await {
@@ -470,6 +471,11 @@ async fn a_socket_holds_at_most_64_tabs() {
             assert_eq!(
                 (tab.as_str(), error.code),
                 ("x", ErrorCode::TooManyConnections)
+            );
+            assert!(
+                error.message.contains("64 logical connections"),
+                "{}",
+                error.message
             );
         }
         other => panic!("expected too_many_connections, got {other:?}"),

@@ -238,14 +238,17 @@ impl UserLimiter {
     /// refusal's sentence).
     pub fn acquire(self: &Arc<Self>, user: &str) -> Result<UserPermit, String> {
         let mut open = self.open.lock().expect("limiter lock");
-        let count = open.entry(user.into()).or_default();
-        if *count >= self.max_per_user {
+        if open
+            .get(user)
+            .is_some_and(|&count| count >= self.max_per_user)
+            || self.max_per_user == 0
+        {
             let max = self.max_per_user;
             return Err(format!(
                 "a user may hold at most {max} connections to this server; close one (another tab) and retry"
             ));
         }
-        *count += 1;
+        *open.entry(user.into()).or_default() += 1;
         Ok(UserPermit {
             limiter: Arc::clone(self),
             user: user.into(),

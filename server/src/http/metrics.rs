@@ -141,7 +141,7 @@ pub fn render(stats: &Stats, edge: &EdgeCounters, capacity: &ConnectionCapacity)
         &mut out,
         "chorus_connections_rejected_total",
         "counter",
-        "WebSocket upgrades refused, by reason.",
+        "WebSocket connections refused, by reason (per_user_limit once the token is known, the others at the upgrade).",
         &[
             ("{reason=\"total_limit\"}", get(&edge.rejected_total_limit)),
             (

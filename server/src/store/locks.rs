@@ -5,21 +5,28 @@
 //!
 //! [`LockRow`] is the pure rule each store applies to its stored row ([`LockRow::apply`]; the
 //! Redis store's Lua script says the same in Lua, and the contract suite checks all of them
-//! alike). A lock's row outlives its grants (it keeps the last token), so tokens strictly
-//! increase per lock for as long as the store keeps its data (SQLite: the file; Redis: the
-//! room's keys); and every new token is also at least the grant's time in milliseconds, so
-//! tokens keep increasing past a store that lost its data (the memory store's restart, an
-//! evicted Redis key), as long as the clock does not step back.
+//! alike). A lock's row outlives its grants by at least a minute (it keeps the last token), so
+//! tokens strictly increase per lock while it is kept; and every new token is also at least
+//! the grant's time in milliseconds, so tokens keep increasing past a row that is gone (deleted
+//! as below, or lost: the memory store's restart, an evicted Redis key), as long as the clock
+//! does not step back (and, with several nodes, their clocks differ by less than a minute).
 //!
-//! That second rule also lets a store forget rows: a row whose grant is over and whose token
-//! is below the time `at` is [`LockRow::forgettable`], since every operation from `at` on acts
-//! on it exactly as on no row. Each store deletes such a row instead of writing it, and the
-//! room's forgettable rows at every acquire, so lock names used once (a lock per document
-//! section, say) do not stay stored forever.
+//! That second rule also lets a store forget rows, so lock names used once (a lock per document
+//! section, say) do not stay stored forever: a row whose grant ended, and whose token is below
+//! the time, a minute ([`FORGET_AFTER_MS`]) before `at` is [`LockRow::forgettable`]. Every
+//! operation timed from a minute before `at` on acts on it exactly as on no row, so with
+//! several nodes, whose clocks (the `at` of their operations) differ by less than that minute,
+//! no node's later operation can tell it is gone: none finds a live grant in it, and a new
+//! token is larger than its anyway. Each store deletes a room's forgettable rows at every
+//! acquire in the room.
 //!
 //! Nothing here calls into the hub.
 
 use chorus_sdk::wire::{EventId, LockChange, LockFence, LockInfo, RoomName};
+
+/// How long after a grant ended its row may be deleted: more than the clocks of a
+/// deployment's nodes differ (see [`LockRow::forgettable`]).
+pub const FORGET_AFTER_MS: u64 = 60_000;
 
 /// A lock operation, as the hub asks the store for it.
 #[derive(Clone, Debug, PartialEq)]
@@ -111,12 +118,13 @@ impl LockRow {
         !self.released && self.grant.until > at
     }
 
-    /// Whether the row may be deleted at `at`: its grant is over (released, or `until` has
-    /// passed) and its token is below `at`. Every operation from `at` on then acts on it as on
-    /// no row: none finds a live grant, and an acquire's token, `max(last + 1, at)`, is `at`
-    /// either way.
+    /// Whether the row may be deleted at `at`: its grant ended (released, or its `until`
+    /// passed) and its token is below the time, both [`FORGET_AFTER_MS`] before `at`. Every
+    /// operation timed from then on acts on it as on no row: none finds a live grant, and an
+    /// acquire's token, `max(last + 1, time)`, is the time either way.
     pub fn forgettable(&self, at: u64) -> bool {
-        !self.live(at) && self.grant.token < at
+        let before = at.saturating_sub(FORGET_AFTER_MS);
+        self.grant.until <= before && self.grant.token < before
     }
 
     /// Applies `request` to the stored row (`None`: the lock was never granted, or its row is
@@ -412,28 +420,32 @@ mod tests {
                 },
             ]
         };
-        // Released at 50, or lapsed at 60; forgettable from 51 (the token is 50).
+        // Released at 50, or lapsed at 60 (the token is 50): forgettable a minute later.
+        const M: u64 = FORGET_AFTER_MS;
         for stored in [row(50, 50, true), row(50, 60, false)] {
-            let from = if stored.released { 51 } else { 60 };
+            let from = if stored.released { 51 + M } else { 60 + M };
             assert!(
                 !stored.forgettable(from - 1),
                 "{stored:?} is kept until {from}"
             );
             for at in [from, from + 1, from + 5000] {
                 assert!(stored.forgettable(at), "{stored:?} at {at}");
-                for op in ops(50) {
-                    let request = request(op, at);
-                    assert_eq!(
-                        LockRow::apply(Some(&stored), &request),
-                        LockRow::apply(None, &request),
-                        "{request:?} on {stored:?}"
-                    );
+                // Any operation timed from a minute before on (another node's clock).
+                for time in [at - M, at - M + 1, at, at + 5000] {
+                    for op in ops(50) {
+                        let request = request(op, time);
+                        assert_eq!(
+                            LockRow::apply(Some(&stored), &request),
+                            LockRow::apply(None, &request),
+                            "{request:?} on {stored:?}"
+                        );
+                    }
                 }
             }
         }
         // A live grant, or one whose token is not below the time, is kept.
-        assert!(!row(50, 100, false).forgettable(60));
-        assert!(!row(70, 60, true).forgettable(65));
-        assert!(!row(70, 60, true).forgettable(70));
+        assert!(!row(50, 100, false).forgettable(60 + M));
+        assert!(!row(70 + M, 60, true).forgettable(65 + M));
+        assert!(!row(70, 60, true).forgettable(70 + M));
     }
 }

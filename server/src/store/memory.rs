@@ -23,7 +23,7 @@ pub struct MemoryLog {
     retention: Retention,
     rooms: HashMap<RoomName, RoomLog>,
     /// Every lock's row, by room and name (see `store::locks`).
-    locks: HashMap<(RoomName, EventId), LockRow>,
+    locks: HashMap<RoomName, HashMap<EventId, LockRow>>,
     /// Every document's snapshot, by room and name (see `crate::docs`).
     docs: HashMap<(RoomName, EventId), DocSnapshot>,
 }
@@ -87,7 +87,7 @@ impl MemoryLog {
             return AppendOutcome::Conflict { head: room.head };
         }
         if let Some(fence) = &request.if_lock {
-            let row = self.locks.get(&(request.room.clone(), fence.name.clone()));
+            let row = (self.locks.get(&request.room)).and_then(|room| room.get(&fence.name));
             if !LockRow::admits(row, fence, &from, request.at) {
                 let current = row.filter(|row| row.live(request.at));
                 let current = current.map(|row| row.grant.clone());
@@ -172,19 +172,19 @@ impl MemoryLog {
         }
     }
 
-    /// Applies a lock operation (see `store::locks`); an acquire first forgets the room's
-    /// forgettable rows, and a row that is forgettable once written is deleted instead.
+    /// Applies a lock operation (see `store::locks`); an acquire first deletes the room's
+    /// forgettable rows.
     pub fn lock(&mut self, request: &LockRequest) -> LockOutcome {
-        let at = request.at;
+        let rows = self.locks.entry(request.room.clone()).or_default();
         if matches!(request.op, LockOp::Acquire { .. }) {
-            (self.locks).retain(|(room, _), row| *room != request.room || !row.forgettable(at));
+            rows.retain(|_, row| !row.forgettable(request.at));
         }
-        let key = (request.room.clone(), request.name.clone());
-        let (row, outcome) = LockRow::apply(self.locks.get(&key), request);
-        match row {
-            Some(row) if row.forgettable(at) => drop(self.locks.remove(&key)),
-            Some(row) => drop(self.locks.insert(key, row)),
-            None => {}
+        let (row, outcome) = LockRow::apply(rows.get(&request.name), request);
+        if let Some(row) = row {
+            rows.insert(request.name.clone(), row);
+        }
+        if rows.is_empty() {
+            self.locks.remove(&request.room);
         }
         outcome
     }
@@ -192,16 +192,15 @@ impl MemoryLog {
     /// How many lock rows it keeps for `room` (live grants and those not yet forgettable).
     #[cfg(test)]
     pub fn lock_rows_of(&self, room: &RoomName) -> usize {
-        self.locks.keys().filter(|(of, _)| of == room).count()
+        self.locks.get(room).map_or(0, HashMap::len)
     }
 
     /// The live grants in `room` at `at`, by name.
     pub fn locks(&self, room: &RoomName, at: u64) -> Vec<LockInfo> {
-        let mut live: Vec<LockInfo> = self
-            .locks
-            .iter()
-            .filter(|((lock_room, _), row)| lock_room == room && row.live(at))
-            .map(|(_, row)| row.grant.clone())
+        let rows = self.locks.get(room).into_iter().flat_map(HashMap::values);
+        let mut live: Vec<LockInfo> = rows
+            .filter(|row| row.live(at))
+            .map(|row| row.grant.clone())
             .collect();
         live.sort_by(|a, b| a.name.cmp(&b.name));
         live

@@ -679,19 +679,23 @@ pub(crate) mod contract {
         }
     }
 
-    /// Lock rows are forgotten once forgettable (`locks::LockRow::forgettable`): a released
-    /// row whose token is below the release time at once, a lapsed one at the room's next
-    /// acquire; a name used again still gets a larger token. `rows` counts the rows of
-    /// `room`, which must be unused.
+    /// Lock rows are forgotten once forgettable (`locks::LockRow::forgettable`): at a room's
+    /// acquire, the rows whose grant ended, and whose token is below the time, a minute before;
+    /// rows that ended later stay, and a name used again still gets a larger token. `rows`
+    /// counts the rows of `room`, which must be unused.
     pub(crate) async fn check_forgotten_locks(
         store: &dyn Store,
         room: &str,
         rows: impl AsyncFn() -> usize,
     ) {
+        use locks::FORGET_AFTER_MS;
         let now = crate::clock::unix_ms_now();
-        let named = |name: &str, op, at| locks::LockRequest {
-            name: EventId::parse(name).unwrap(),
-            ..lock_request(room, op, at)
+        let lock = async |name: &str, op, at| {
+            let request = locks::LockRequest {
+                name: EventId::parse(name).unwrap(),
+                ..lock_request(room, op, at)
+            };
+            store.lock(request).await.unwrap()
         };
         let release = |token| locks::LockOp::Release {
             user: "ana".into(),
@@ -701,46 +705,33 @@ pub(crate) mod contract {
         let mut first = 0;
         for n in 0..100 {
             let (name, at) = (format!("section-{n}"), now + 2 * n);
-            let acquire = acquire("ana", "n-1", 60_000);
-            let token = granted(&store.lock(named(&name, acquire, at)).await.unwrap());
-            if n == 0 {
-                first = token;
-            }
-            let released = store.lock(named(&name, release(token), at + 1)).await;
-            assert!(matches!(released.unwrap(), locks::LockOutcome::Changed(..)));
+            let token = granted(&lock(&name, acquire("ana", "n-1", 60_000), at).await);
+            first = first.max(token);
+            let released = lock(&name, release(token), at + 1).await;
+            assert!(matches!(released, locks::LockOutcome::Changed(..)));
         }
-        assert_eq!(rows().await, 0, "released rows below the time are deleted");
-        // Released in the millisecond of its grant: the token is not below the time, so the
-        // row stays (an acquire at that time must still get a larger token).
-        let at = now + 1000;
-        let token = granted(
-            &store
-                .lock(named("same", acquire("ana", "n-1", 10), at))
-                .await
-                .unwrap(),
-        );
-        store.lock(named("same", release(token), at)).await.unwrap();
         for n in 0..10 {
-            let acquire = acquire("ana", "n-1", 5);
-            store
-                .lock(named(&format!("lapse-{n}"), acquire, at))
-                .await
-                .unwrap();
+            lock(&format!("lapse-{n}"), acquire("ana", "n-1", 5), now + 1000).await;
         }
-        assert_eq!(rows().await, 11, "grants lapsing later, and that row, stay");
-        let later = at + 100;
-        store
-            .lock(named("other", acquire("ben", "n-2", 60_000), later))
-            .await
-            .unwrap();
-        assert_eq!(rows().await, 1, "an acquire forgets what is forgettable");
-        let again = granted(
-            &store
-                .lock(named("section-0", acquire("ben", "n-2", 10), later))
-                .await
-                .unwrap(),
+        assert_eq!(rows().await, 110, "ended rows stay at least a minute");
+        let later = now + 1010 + FORGET_AFTER_MS;
+        lock("other", acquire("ben", "n-2", 60_000), later).await;
+        assert_eq!(
+            rows().await,
+            1,
+            "an acquire deletes the rows ended a minute before"
         );
+        let again = granted(&lock("section-0", acquire("ben", "n-2", 10), later).await);
         assert!(again > first, "a forgotten name still gets a larger token");
+        let token = granted(&lock("recent", acquire("ana", "n-1", 60_000), later).await);
+        lock("recent", release(token), later + 1).await;
+        lock(
+            "another",
+            acquire("ana", "n-1", 60_000),
+            later + FORGET_AFTER_MS / 2,
+        )
+        .await;
+        assert_eq!(rows().await, 4, "rows ended less than a minute before stay");
     }
 
     /// The token of a grant (panics on any other outcome).

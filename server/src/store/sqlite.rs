@@ -23,7 +23,7 @@ use futures_util::future::BoxFuture;
 use rusqlite::{Connection, OptionalExtension, params};
 use tokio::sync::oneshot;
 
-use super::locks::{LockOp, LockOutcome, LockRequest, LockRow};
+use super::locks::{FORGET_AFTER_MS, LockOp, LockOutcome, LockRequest, LockRow};
 use super::{
     AppendJob, AppendOutcome, DocSnapshot, FilteredPage, FilteredRead, OutcomeSender, Page,
     PageLimit, Retention, RoomHead, Store, StoreError, StoredEvent,
@@ -411,17 +411,9 @@ fn load_lock(
 
 /// Deletes the room's rows that are forgettable at `at` (`LockRow::forgettable`, in SQL).
 fn forget_locks(conn: &Connection, room: &RoomName, at: u64) -> Result<(), StoreError> {
-    conn.prepare_cached(
-        "DELETE FROM locks WHERE room = ?1 AND token < ?2 AND (released != 0 OR until <= ?2)",
-    )
-    .and_then(|mut stmt| stmt.execute(params![room.as_str(), at as i64]))
-    .map(drop)
-    .map_err(backend)
-}
-
-fn delete_lock(conn: &Connection, room: &RoomName, name: &EventId) -> Result<(), StoreError> {
-    conn.prepare_cached("DELETE FROM locks WHERE room = ?1 AND name = ?2")
-        .and_then(|mut stmt| stmt.execute(params![room.as_str(), name.as_str()]))
+    let before = at.saturating_sub(FORGET_AFTER_MS) as i64;
+    conn.prepare_cached("DELETE FROM locks WHERE room = ?1 AND until <= ?2 AND token < ?2")
+        .and_then(|mut stmt| stmt.execute(params![room.as_str(), before]))
         .map(drop)
         .map_err(backend)
 }
@@ -629,19 +621,16 @@ impl Writer {
     }
 
     /// Applies a lock operation (see `store::locks`); an acquire first deletes the room's
-    /// forgettable rows, and a row that is forgettable once written is deleted instead.
+    /// forgettable rows.
     fn lock(&mut self, request: &LockRequest) -> Result<LockOutcome, StoreError> {
         let tx = self.conn.transaction().map_err(backend)?;
-        let (room, at) = (&request.room, request.at);
         if matches!(request.op, LockOp::Acquire { .. }) {
-            forget_locks(&tx, room, at)?;
+            forget_locks(&tx, &request.room, request.at)?;
         }
-        let row = load_lock(&tx, room, &request.name)?;
+        let row = load_lock(&tx, &request.room, &request.name)?;
         let (row, outcome) = LockRow::apply(row.as_ref(), request);
-        match row {
-            Some(row) if row.forgettable(at) => delete_lock(&tx, room, &row.grant.name)?,
-            Some(row) => save_lock(&tx, room, &row)?,
-            None => return Ok(outcome),
+        if let Some(row) = row {
+            save_lock(&tx, &request.room, &row)?;
         }
         tx.commit().map_err(backend)?;
         Ok(outcome)

@@ -3,7 +3,7 @@
 --
 -- KEYS: 1 the room's locks hash (name -> "token \n until \n released \n conn \n user")
 -- ARGV: 1 op (acquire, renew, release, orphan), 2 name, 3 at (ms), 4 user, 5 conn ('' for
---       none), 6 token, 7 ms (the TTL; the grace for orphan)
+--       none), 6 token, 7 ms (the TTL; the grace for orphan), 8 FORGET_AFTER_MS
 -- Reply: {kind, token, user, conn, until} with kind granted, renewed, released, held or lost
 --        (lost with no live grant: {'lost'}), or {'unchanged'}.
 local key = KEYS[1]
@@ -26,10 +26,12 @@ local function parse(row)
           conn = parts[4], user = string.sub(row, start)}
 end
 
--- `LockRow::forgettable`: the grant is over and its token is below `at`, so every operation
--- from `at` on acts on the row as on none. An acquire first deletes the room's such rows.
+-- `LockRow::forgettable`: the grant ended, and its token is below the time, a minute
+-- (FORGET_AFTER_MS, ARGV 8) before `at`, so every operation timed from then on acts on the row
+-- as on none. An acquire first deletes the room's such rows.
+local before = at - tonumber(ARGV[8])
 local function forgettable(g)
-  return (g.released ~= '0' or g.till <= at) and g.token < at
+  return g.till <= before and g.token < before
 end
 if op == 'acquire' then
   local all = redis.call('HGETALL', key)
@@ -48,13 +50,8 @@ if row then
   live = grant.released == '0' and grant.till > at
 end
 
--- Writes the row, or deletes it when it is forgettable once written.
 local function save(t, till, released, c, u)
-  if forgettable({token = t, till = till, released = released}) then
-    redis.call('HDEL', key, name)
-  else
-    redis.call('HSET', key, name, int(t) .. '\n' .. int(till) .. '\n' .. released .. '\n' .. c .. '\n' .. u)
-  end
+  redis.call('HSET', key, name, int(t) .. '\n' .. int(till) .. '\n' .. released .. '\n' .. c .. '\n' .. u)
 end
 
 local function reply(kind, t, u, c, till)

@@ -113,7 +113,8 @@ impl Writer {
             .arg(user)
             .arg(conn)
             .arg(token)
-            .arg(ms);
+            .arg(ms)
+            .arg(crate::store::locks::FORGET_AFTER_MS);
         let mut redis = self.conn.clone();
         let reply: Value = match call.query_async(&mut redis).await {
             Err(err) if err.code() == Some("NOSCRIPT") => {
