@@ -66,6 +66,41 @@ impl Mux {
         }
     }
 
+    /// Asks to open `tab` for `user` and expects the refusal of a connection limit: `error`
+    /// `too_many_connections`, then `<tab>-1013`. Returns the error's sentence.
+    async fn open_refused(&mut self, tab: &str, user: &str) -> String {
+        self.send_text(&format!("{tab}+{}", token(user))).await;
+        let message = match self.recv().await {
+            Got::Frame(to, ServerFrame::Error(error))
+                if to == tab && error.code == ErrorCode::TooManyConnections =>
+            {
+                error.message
+            }
+            other => panic!("expected too_many_connections for {tab}, got {other:?}"),
+        };
+        assert_eq!(
+            self.recv().await,
+            Got::Closed(tab.into(), close_code::TRY_AGAIN_LATER)
+        );
+        message
+    }
+
+    /// Opens `tab` for `user` once a limit lets it (asking again after each refusal).
+    async fn open_eventually(&mut self, tab: &str, user: &str) {
+        let opened = tokio::time::timeout(PATIENCE, async {
+            loop {
+                self.send_text(&format!("{tab}+{}", token(user))).await;
+                match self.recv().await {
+                    Got::Frame(_, ServerFrame::Welcome(_)) => break,
+                    Got::Frame(_, ServerFrame::Error(_)) | Got::Closed(..) => {}
+                    other => panic!("unexpected {other:?}"),
+                }
+            }
+        })
+        .await;
+        assert!(opened.is_ok(), "{tab} opened once a slot came back");
+    }
+
     async fn recv(&mut self) -> Got {
         loop {
             let message = tokio::time::timeout(PATIENCE, self.ws.next())
@@ -352,36 +387,12 @@ async fn limits_count_logical_connections() {
     for tab in ["a", "b", "c"] {
         mux.open(tab, "ana").await;
     }
-    mux.send_text(&format!("d+{}", token("ana"))).await;
-    match mux.recv().await {
-        Got::Frame(tab, ServerFrame::Error(error)) => {
-            assert_eq!(
-                (tab.as_str(), error.code),
-                ("d", ErrorCode::TooManyConnections)
-            );
-        }
-        other => panic!("expected too_many_connections, got {other:?}"),
-    }
-    assert_eq!(
-        mux.recv().await,
-        Got::Closed("d".into(), close_code::TRY_AGAIN_LATER)
-    );
+    mux.open_refused("d", "ana").await;
     // A plain socket from the same address is refused too; after a tab closes, one fits.
     let url = format!("ws://{}/v1/ws", server.local_addr());
     assert!(tokio_tungstenite::connect_async(&url).await.is_err());
     mux.send_text("c-").await;
-    let reopened = tokio::time::timeout(PATIENCE, async {
-        loop {
-            mux.send_text(&format!("d+{}", token("ana"))).await;
-            match mux.recv().await {
-                Got::Frame(_, ServerFrame::Welcome(_)) => break,
-                Got::Frame(_, ServerFrame::Error(_)) | Got::Closed(..) => {}
-                other => panic!("unexpected {other:?}"),
-            }
-        }
-    })
-    .await;
-    assert!(reopened.is_ok(), "the slot came back");
+    mux.open_eventually("d", "ana").await;
     server.shutdown().await;
 }
 
@@ -417,35 +428,12 @@ async fn a_user_holds_at_most_its_connections_counting_plain_sockets_and_tabs() 
         Some(close_code::TRY_AGAIN_LATER)
     );
     // A fourth tab likewise; another user is not affected.
-    mux.send_text(&format!("c+{}", token("ana"))).await;
-    match mux.recv().await {
-        Got::Frame(tab, ServerFrame::Error(error)) => {
-            assert_eq!(
-                (tab.as_str(), error.code),
-                ("c", ErrorCode::TooManyConnections)
-            );
-        }
-        other => panic!("expected too_many_connections, got {other:?}"),
-    }
-    assert_eq!(
-        mux.recv().await,
-        Got::Closed("c".into(), close_code::TRY_AGAIN_LATER)
-    );
+    let message = mux.open_refused("c", "ana").await;
+    assert!(message.contains("at most 3 connections"), "{message}");
     mux.open("d", "ben").await;
     // Closing one of Ana's gives the slot back.
     mux.send_text("b-").await;
-    let reopened = tokio::time::timeout(PATIENCE, async {
-        loop {
-            mux.send_text(&format!("c+{}", token("ana"))).await;
-            match mux.recv().await {
-                Got::Frame(_, ServerFrame::Welcome(_)) => break,
-                Got::Frame(_, ServerFrame::Error(_)) | Got::Closed(..) => {}
-                other => panic!("unexpected {other:?}"),
-            }
-        }
-    })
-    .await;
-    assert!(reopened.is_ok(), "the slot came back");
+    mux.open_eventually("c", "ana").await;
     let metrics = http(&server, "GET", "/metrics", &[], None).await.body;
     let refused = metrics
         .lines()
@@ -465,25 +453,8 @@ async fn a_socket_holds_at_most_64_tabs() {
     for n in 0..64 {
         mux.open(&format!("t{n}"), &format!("u{n}")).await;
     }
-    mux.send_text(&format!("x+{}", token("ana"))).await;
-    match mux.recv().await {
-        Got::Frame(tab, ServerFrame::Error(error)) => {
-            assert_eq!(
-                (tab.as_str(), error.code),
-                ("x", ErrorCode::TooManyConnections)
-            );
-            assert!(
-                error.message.contains("64 logical connections"),
-                "{}",
-                error.message
-            );
-        }
-        other => panic!("expected too_many_connections, got {other:?}"),
-    }
-    assert_eq!(
-        mux.recv().await,
-        Got::Closed("x".into(), close_code::TRY_AGAIN_LATER)
-    );
+    let message = mux.open_refused("x", "ana").await;
+    assert!(message.contains("64 logical connections"), "{message}");
     server.shutdown().await;
 }
 
