@@ -113,6 +113,12 @@ pub enum RoomSignal {
     },
     /// A connection arrived or changed its meta.
     Conn(ConnState),
+    /// Some of one user's connections changed their meta, announced as one change: the
+    /// sender held them to the user's budget (see `presence.rs`).
+    Metas {
+        /// The connections, each as `conn` carries it.
+        conns: Vec<ConnState>,
+    },
     /// A connection left the room.
     Gone {
         /// Its id on the sender.
@@ -254,6 +260,12 @@ impl RoomSignal {
             RoomSignal::Conn(conn) if !meta_fits(conn) => {
                 Err("a connection's meta is over the size limit")
             }
+            RoomSignal::Metas { conns } if !conns.iter().all(meta_fits) => {
+                Err("a connection's meta is over the size limit")
+            }
+            RoomSignal::Metas { conns } if conns.windows(2).any(|w| w[0].user != w[1].user) => {
+                Err("a `metas` signal must list connections of one user")
+            }
             RoomSignal::Cursor(cursor) if !cursor_fits(cursor) => {
                 Err("a cursor is over the size limit")
             }
@@ -364,6 +376,7 @@ impl Hub {
                 }
             }
             RoomSignal::Conn(conn) => self.apply_remote_conn(&room, &node, conn),
+            RoomSignal::Metas { conns } => self.apply_remote_metas(&room, &node, conns),
             RoomSignal::Gone { conn, user, linger } => {
                 let key = ConnKey { node, conn };
                 self.remove_remote_conn(now, &room, &user, &key, linger);
@@ -538,6 +551,34 @@ impl Hub {
         };
         if let Some(change) = change {
             self.broadcast_presence(room_name, change, None);
+        }
+    }
+
+    /// Some of one user's remote connections changed their meta: one update for the ones live
+    /// here, and any other as a `conn` signal would bring it.
+    fn apply_remote_metas(&mut self, room_name: &RoomName, node: &Arc<str>, conns: Vec<ConnState>) {
+        let Some(room) = self.rooms.get_mut(room_name) else {
+            return;
+        };
+        let Some(user) = conns.first().map(|c| c.user.clone()) else {
+            return;
+        };
+        let (mut live, mut others) = (Vec::new(), Vec::new());
+        for c in conns {
+            let key = ConnKey {
+                node: Arc::clone(node),
+                conn: c.conn,
+            };
+            match room.presence.conn(&user, &key) {
+                Some((_, false)) => live.push((key, c.meta)),
+                _ => others.push(c),
+            }
+        }
+        if let Some(change) = room.presence.set_metas(&user, live) {
+            self.broadcast_presence(room_name, change, None);
+        }
+        for c in others {
+            self.apply_remote_conn(room_name, node, c);
         }
     }
 

@@ -236,7 +236,7 @@ impl Hub {
             // It re-sends the whole state, so it draws a join token as a first join does (and
             // no presence token for a new meta).
             if joined_already && self.admit_join(now, conn, &room_name) {
-                self.apply_meta(conn, &room_name, join.meta);
+                self.apply_meta(now, conn, &room_name, join.meta);
                 self.send_joined(conn, &room_name);
                 self.send_stream_catch_up(conn, &room_name);
             }

@@ -480,6 +480,8 @@ enum Timer {
     LockExpiry(RoomName, wire::EventId),
     /// A connection's cursor coalescing interval ended: broadcast its latest value.
     CursorFlush(RoomName, ConnId),
+    /// A user's presence budget in a room has a token again: announce its held meta changes.
+    PresenceFlush(RoomName, String),
     /// A stream's coalesced chunks are due (see `streams.rs`).
     StreamFlush(RoomName, StreamKey),
     /// A stream's producer may have gone silent: fail the stream if it has.
@@ -764,6 +766,9 @@ impl Hub {
                 Timer::LockExpiry(room_name, name) => self.expire_lock(now, &room_name, &name, at),
                 Timer::CursorFlush(room_name, conn) => {
                     self.cursor_flush_timer(now, &room_name, conn)
+                }
+                Timer::PresenceFlush(room_name, user) => {
+                    self.presence_flush_timer(now, &room_name, user)
                 }
                 Timer::StreamFlush(room_name, key) => self.stream_flush_timer(now, &room_name, key),
                 Timer::StreamTimeout(room_name, key) => {

@@ -8,6 +8,13 @@
 //! several nodes (see `federation.rs`) a room's presence holds this node's connections and
 //! the ones other nodes announced, side by side: a user with a tab on each of two nodes is one
 //! user with two connections, and every rule here (lingering included) treats them alike.
+//!
+//! Every change to a user carries the user's whole entry, every connection's meta in it, to
+//! every member. So the meta changes of a user's connections on this node share one budget per
+//! room ([`Presence::set_local_meta`]): beyond it a change is *held* (in the entry, so late
+//! joiners and snapshots see it, but not announced), and one update carries every held change
+//! when the budget allows ([`Presence::flush_held`]). One connection alone never meets it: its
+//! own budget, the same size, runs out first.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -19,6 +26,7 @@ use chorus_sdk::wire::{Json, PresenceConn, PresenceSnapshot, PresenceUser};
 
 use super::ConnId;
 use super::federation::ConnState;
+use super::publish::TokenBucket;
 
 /// A connection as presence knows it: the node that holds it (`HubConfig::node`) and its id
 /// there. Ordered by node, then id, so a user's connections are listed in the same order on
@@ -60,6 +68,16 @@ struct UserEntry {
     conns: LiteMap<ConnKey, ConnEntry>,
     /// Set while only lingering connections remain: when the user is announced as gone.
     leave_at: Option<Instant>,
+    /// This node's budget for announcing the user's meta changes; `None` until the first one
+    /// (boxed: most users never change their meta, and an entry is per user and room).
+    meta_budget: Option<Box<MetaBudget>>,
+}
+
+#[derive(Debug)]
+struct MetaBudget {
+    bucket: TokenBucket,
+    /// Some connection's change is held, and a flush is due.
+    held: bool,
 }
 
 #[derive(Debug)]
@@ -68,6 +86,8 @@ struct ConnEntry {
     meta: Json,
     since: u64,
     lingering: bool,
+    /// Its meta changed and was not announced yet (see [`Presence::set_local_meta`]).
+    held: bool,
 }
 
 impl ConnEntry {
@@ -99,6 +119,28 @@ impl UserEntry {
                 .collect(),
         }
     }
+}
+
+/// What became of a meta change of one of this node's connections.
+#[derive(Debug, PartialEq)]
+pub(crate) enum MetaChange {
+    /// Nothing changed: no such connection, or the meta it has already.
+    Unchanged,
+    /// Announce it now.
+    Announce(Change),
+    /// Held: the user's budget is spent. The first held change says when to flush.
+    Held(Option<Instant>),
+}
+
+/// What [`Presence::flush_held`] found.
+#[derive(Debug, PartialEq)]
+pub(crate) enum Flush {
+    /// Nothing is held (any more).
+    Nothing,
+    /// The budget has no token yet: try again then.
+    Retry(Instant),
+    /// Announce the update, and the connections whose changes it carries (for the other nodes).
+    Announce(Change, Vec<ConnKey>),
 }
 
 /// Everything needed to add a connection to presence.
@@ -160,6 +202,7 @@ impl Presence {
             meta: arrival.meta,
             since: arrival.since,
             lingering: false,
+            held: false,
         };
         match self.users.get_mut(arrival.user) {
             Some(entry) => {
@@ -178,6 +221,7 @@ impl Presence {
                     name: arrival.name.map(str::to_owned),
                     conns,
                     leave_at: None,
+                    meta_budget: None,
                 };
                 let wire = entry.to_wire(arrival.user);
                 self.users.insert(arrival.user.to_owned(), entry);
@@ -191,14 +235,92 @@ impl Presence {
         Some(&self.users.get(user)?.conns.get(conn)?.meta)
     }
 
-    /// Replaces one connection's meta.
+    /// Replaces the meta of one of this node's connections, announcing it if the user's budget
+    /// (`rate` per second, bursts of `burst`, shared by the user's connections here) allows,
+    /// holding it otherwise.
+    pub(crate) fn set_local_meta(
+        &mut self,
+        user: &str,
+        conn: &ConnKey,
+        meta: Json,
+        (now, rate, burst): (Instant, f64, f64),
+    ) -> MetaChange {
+        let Some(entry) = self.users.get_mut(user) else {
+            return MetaChange::Unchanged;
+        };
+        let Some(slot) = entry.conns.get_mut(conn).filter(|slot| slot.meta != meta) else {
+            return MetaChange::Unchanged;
+        };
+        slot.meta = meta;
+        let budget = entry.meta_budget.get_or_insert_with(|| {
+            Box::new(MetaBudget {
+                bucket: TokenBucket::full(burst, now),
+                held: false,
+            })
+        });
+        if budget.held {
+            slot.held = true;
+            return MetaChange::Held(None);
+        }
+        match budget.bucket.take(now, rate, burst) {
+            Ok(()) => {
+                let wire = entry.to_wire(user);
+                self.version += 1;
+                MetaChange::Announce(Change::Update(wire))
+            }
+            Err(wait) => {
+                slot.held = true;
+                budget.held = true;
+                MetaChange::Held(Some(now + wait))
+            }
+        }
+    }
+
+    /// Announces the user's held meta changes, all in one update, once its budget allows.
+    pub(crate) fn flush_held(
+        &mut self,
+        user: &str,
+        (now, rate, burst): (Instant, f64, f64),
+    ) -> Flush {
+        let Some(entry) = self.users.get_mut(user) else {
+            return Flush::Nothing;
+        };
+        let Some(budget) = entry.meta_budget.as_mut().filter(|budget| budget.held) else {
+            return Flush::Nothing;
+        };
+        if let Err(wait) = budget.bucket.take(now, rate, burst) {
+            return Flush::Retry(now + wait);
+        }
+        budget.held = false;
+        let mut held = Vec::new();
+        for (key, slot) in entry.conns.iter_mut().filter(|(_, slot)| slot.held) {
+            slot.held = false;
+            held.push(key.clone());
+        }
+        let wire = entry.to_wire(user);
+        self.version += 1;
+        Flush::Announce(Change::Update(wire), held)
+    }
+
+    /// Replaces one connection's meta (another node's: that node held it to its budget).
     pub(crate) fn set_meta(&mut self, user: &str, conn: &ConnKey, meta: Json) -> Option<Change> {
+        self.set_metas(user, vec![(conn.clone(), meta)])
+    }
+
+    /// Replaces the metas of some of a user's connections (another node's, which held them to
+    /// its budget and announces them together): one change, however many of them changed.
+    pub(crate) fn set_metas(&mut self, user: &str, metas: Vec<(ConnKey, Json)>) -> Option<Change> {
         let entry = self.users.get_mut(user)?;
-        let slot = entry.conns.get_mut(conn)?;
-        if slot.meta == meta {
+        let mut changed = false;
+        for (key, meta) in metas {
+            if let Some(slot) = entry.conns.get_mut(&key).filter(|slot| slot.meta != meta) {
+                slot.meta = meta;
+                changed = true;
+            }
+        }
+        if !changed {
             return None;
         }
-        slot.meta = meta;
         let wire = entry.to_wire(user);
         self.changed(Change::Update(wire))
     }
@@ -389,5 +511,95 @@ mod tests {
             version + 2,
             "every announced change bumps the version"
         );
+    }
+    #[test]
+    fn a_users_meta_changes_beyond_its_budget_are_held_and_announced_together() {
+        #[allow(clippy::disallowed_methods)] // Only the origin of virtual time.
+        let t0 = Instant::now();
+        let budget = |at: Duration| (t0 + at, 10.0, 2.0);
+        let meta = |n: u32| Json::from_text(format!("{{\"n\":{n}}}")).unwrap();
+        let metas = |change: &Change| match change {
+            Change::Update(user) => user
+                .conns
+                .iter()
+                .map(|c| c.meta.as_text().to_owned())
+                .collect::<Vec<_>>(),
+            other => panic!("expected an update, got {other:?}"),
+        };
+        let mut p = Presence::default();
+        arrive(&mut p, "ana", 1);
+        arrive(&mut p, "ana", 2);
+        let version = p.version();
+        let zero = Duration::ZERO;
+        assert!(matches!(
+            p.set_local_meta("ana", &key(1), meta(1), budget(zero)),
+            MetaChange::Announce(_)
+        ));
+        assert_eq!(
+            p.set_local_meta("ana", &key(1), meta(1), budget(zero)),
+            MetaChange::Unchanged,
+            "the same meta again"
+        );
+        assert!(matches!(
+            p.set_local_meta("ana", &key(2), meta(2), budget(zero)),
+            MetaChange::Announce(_)
+        ));
+        // The budget (bursts of 2) is spent: held, the first saying when a token is back.
+        let due = Duration::from_millis(100);
+        assert_eq!(
+            p.set_local_meta("ana", &key(1), meta(3), budget(zero)),
+            MetaChange::Held(Some(t0 + due))
+        );
+        assert_eq!(
+            p.set_local_meta("ana", &key(2), meta(4), budget(zero)),
+            MetaChange::Held(None)
+        );
+        assert_eq!(
+            p.set_local_meta("ana", &key(2), meta(5), budget(zero)),
+            MetaChange::Held(None)
+        );
+        assert_eq!(p.version(), version + 2, "held changes take no version");
+        let shown: Vec<_> = p.snapshot().users[0]
+            .conns
+            .iter()
+            .map(|c| c.meta.as_text().to_owned())
+            .collect();
+        assert_eq!(
+            shown,
+            [r#"{"n":3}"#, r#"{"n":5}"#],
+            "a snapshot shows them at once"
+        );
+        assert_eq!(
+            p.flush_held("ana", budget(due / 2)),
+            Flush::Retry(t0 + due),
+            "no token yet"
+        );
+        let Flush::Announce(change, held) = p.flush_held("ana", budget(due)) else {
+            panic!("a token is back: the held changes go");
+        };
+        assert_eq!(metas(&change), [r#"{"n":3}"#, r#"{"n":5}"#]);
+        assert_eq!(held, [key(1), key(2)]);
+        assert_eq!(p.version(), version + 3, "one version for all of them");
+        assert_eq!(p.flush_held("ana", budget(due)), Flush::Nothing);
+        // A held change of a connection that left goes with the others' next update; a user
+        // who left has nothing to flush.
+        assert!(matches!(
+            p.set_local_meta("ana", &key(1), meta(6), budget(due)),
+            MetaChange::Held(Some(_))
+        ));
+        p.remove("ana", &key(1), None);
+        let Flush::Announce(change, held) = p.flush_held("ana", budget(due * 2)) else {
+            panic!("still held");
+        };
+        assert_eq!(
+            (metas(&change), held),
+            (vec![r#"{"n":5}"#.to_owned()], vec![])
+        );
+        assert!(matches!(
+            p.set_local_meta("ana", &key(2), meta(7), budget(due * 2)),
+            MetaChange::Held(Some(_))
+        ));
+        p.remove("ana", &key(2), None);
+        assert_eq!(p.flush_held("ana", budget(due * 3)), Flush::Nothing);
     }
 }

@@ -913,6 +913,91 @@ fn typing_and_presence_frames_are_rate_limited_per_connection_and_no_op_typing_i
     assert_eq!(h.take(2), ["typing r ana on", "typing r ana on"]);
 }
 
+/// A presence change carries the user's whole entry, every connection's meta, to every member:
+/// so a user's tabs together have one connection's budget per room. Their changes beyond it
+/// are held, not dropped (no tab hears an error: each is within its own budget): a member who
+/// joins meanwhile sees them, and one update brings them all when a token is back.
+#[test]
+fn a_users_tabs_share_one_presence_budget_per_room_and_held_changes_arrive_together() {
+    let mut h = two_members_with(HubConfig {
+        signal_rate: 2.0,
+        signal_burst: 3.0,
+        ..HubConfig::default()
+    });
+    for tab in [3, 4] {
+        h.connect(tab, "ana");
+        h.send(tab, &join("r"));
+    }
+    for conn in [1, 2, 3, 4] {
+        h.take(conn);
+    }
+    let presence = |n: ConnId| format!(r#"{{"type":"presence","room":"r","meta":{{"n":{n}}}}}"#);
+    let updates = |h: &mut Harness, conn: ConnId| -> Vec<(u64, Vec<String>)> {
+        let frames = h.frames.remove(&conn).unwrap_or_default();
+        let diffs = frames.iter().filter_map(|frame| match frame {
+            ServerFrame::Presence(diff) => Some(diff),
+            _ => None,
+        });
+        diffs
+            .map(|diff| {
+                let metas = diff.updates.iter().flat_map(|user| &user.conns);
+                let metas = metas.map(|c| c.meta.as_text().to_owned()).collect();
+                (diff.version, metas)
+            })
+            .collect()
+    };
+    // Three changes from each tab: every tab within its own budget, nine in all.
+    for round in 0..3 {
+        for tab in [1, 3, 4] {
+            h.send(tab, &presence(round * 10 + tab));
+        }
+    }
+    for tab in [1, 3, 4] {
+        let own = h.take(tab);
+        assert!(own.iter().all(|f| f.starts_with("presence r")), "{own:?}");
+    }
+    let seen = updates(&mut h, 2);
+    assert_eq!(
+        seen.len(),
+        3,
+        "the user's budget, not three times it: {seen:?}"
+    );
+    let first = seen[0].0;
+    assert_eq!(
+        seen.iter().map(|u| u.0).collect::<Vec<_>>(),
+        [first, first + 1, first + 2]
+    );
+    // Someone who joins now sees the latest metas at once.
+    h.connect(5, "cat");
+    h.send(5, &join("r"));
+    let room = RoomName::parse("r").unwrap();
+    let snapshot = h.hub.presence(&room).expect("open");
+    let ana: Vec<_> = snapshot.users[0]
+        .conns
+        .iter()
+        .map(|c| c.meta.as_text())
+        .collect();
+    assert_eq!(ana, [r#"{"n":21}"#, r#"{"n":23}"#, r#"{"n":24}"#]);
+    h.take(2);
+    // A token is back after 1/rate: one update, one version, every held change in it.
+    h.advance(Duration::from_millis(499));
+    assert_eq!(updates(&mut h, 2), []);
+    h.advance(Duration::from_millis(1));
+    let flushed = updates(&mut h, 2);
+    let latest = [r#"{"n":21}"#, r#"{"n":23}"#, r#"{"n":24}"#]
+        .map(String::from)
+        .to_vec();
+    assert_eq!(
+        flushed,
+        [(first + 4, latest.clone())],
+        "after cat's join (v{})",
+        first + 3
+    );
+    assert_eq!(updates(&mut h, 5), [(first + 4, latest)]);
+    h.advance(Duration::from_secs(10));
+    assert_eq!(updates(&mut h, 2), [], "nothing is held any more");
+}
+
 /// A join is told to the whole room, so joins of rooms not joined yet draw from a bucket of
 /// their own: leaving and joining again without end is refused with `rate_limited`, the
 /// others hear nothing of the refused joins, and a token comes back with time.

@@ -10,6 +10,10 @@
 //! rest draw from a per-connection token bucket (`HubConfig::signal_rate`/`signal_burst`).
 //! A frame beyond the budget is dropped, and the connection hears `error rate_limited` once per
 //! burst (not once per dropped frame, which would be an amplifier of its own).
+//!
+//! A presence change carries the user's whole entry (every connection's meta), so a user's
+//! connections together are held to the same budget per room: their changes beyond it are
+//! held and announced together (`Timer::PresenceFlush`), not dropped (see `presence.rs`).
 
 use std::cmp::Reverse;
 
@@ -18,7 +22,7 @@ use chorus_sdk::wire::{
 };
 
 use super::federation::RoomSignal;
-use super::presence::Change;
+use super::presence::{Change, Flush, MetaChange};
 use super::{ConnId, Hub, Now, Timer, Transmit, Typist, encode};
 
 /// The shortest time between two forwarded typing refreshes of one user in one room: clients
@@ -154,24 +158,67 @@ impl Hub {
         {
             return;
         }
-        self.apply_meta(conn, &room_name, meta);
+        self.apply_meta(now, conn, &room_name, meta);
     }
 
-    /// Sets the meta of `conn` (a member of `room_name`) and tells the room when it changed
-    /// (a `presence` frame, or a `join` of a room already joined).
-    pub(super) fn apply_meta(&mut self, conn: ConnId, room_name: &RoomName, meta: Json) {
+    /// Sets the meta of `conn` (a member of `room_name`; a `presence` frame, or a `join` of a
+    /// room already joined) and tells the room when it changed, now or when the user's budget
+    /// allows.
+    pub(super) fn apply_meta(&mut self, now: Now, conn: ConnId, room_name: &RoomName, meta: Json) {
         let Some(state) = self.conns.get(&conn) else {
             return;
         };
         let user = state.identity.user.clone();
         let key = self.local_key(conn);
+        let budget = (
+            now.instant,
+            self.config.signal_rate,
+            self.config.signal_burst,
+        );
         let Some(room) = self.rooms.get_mut(room_name) else {
             return;
         };
-        if let Some(change) = room.presence.set_meta(&user, &key, meta) {
-            self.broadcast_presence(room_name, change, None);
-            if self.config.federated {
-                self.announce_conn(room_name, &user, &key);
+        match room.presence.set_local_meta(&user, &key, meta, budget) {
+            MetaChange::Unchanged | MetaChange::Held(None) => {}
+            MetaChange::Held(Some(at)) => {
+                let timer = Timer::PresenceFlush(room_name.clone(), user);
+                self.timers.push(Reverse((at, timer)));
+            }
+            MetaChange::Announce(change) => {
+                self.broadcast_presence(room_name, change, None);
+                if self.config.federated {
+                    self.announce_conn(room_name, &user, &key);
+                }
+            }
+        }
+    }
+
+    /// `Timer::PresenceFlush`: announces `user`'s held meta changes in the room, if any.
+    pub(super) fn presence_flush_timer(&mut self, now: Now, room_name: &RoomName, user: String) {
+        let budget = (
+            now.instant,
+            self.config.signal_rate,
+            self.config.signal_burst,
+        );
+        let Some(room) = self.rooms.get_mut(room_name) else {
+            return;
+        };
+        match room.presence.flush_held(&user, budget) {
+            Flush::Nothing => {}
+            Flush::Retry(at) => {
+                let timer = Timer::PresenceFlush(room_name.clone(), user);
+                self.timers.push(Reverse((at, timer)));
+            }
+            Flush::Announce(change, held) => {
+                let conns: Vec<_> = held
+                    .iter()
+                    .filter_map(|key| room.presence.conn_state(&user, key))
+                    .collect();
+                self.broadcast_presence(room_name, change, None);
+                // One signal: the other nodes announce the changes as one too.
+                if !conns.is_empty() {
+                    self.signal(room_name, &RoomSignal::Metas { conns });
+                }
             }
         }
     }

@@ -121,3 +121,77 @@ fn versions_agree_on_every_node_once_presence_does() {
 
     check_diffs_are_contiguous(&mut c);
 }
+
+/// A user's held meta changes (its tabs past the user's presence budget) reach the other nodes
+/// in one `metas` signal, announced there as one change too: the versions still agree, the
+/// diffs stay contiguous, and every node shows the latest metas.
+#[test]
+fn held_meta_changes_cross_nodes_as_one_change() {
+    let mut c = Cluster::new(2);
+    for tab in [1, 2] {
+        c.connect(0, tab, "ana");
+        c.send(0, tab, &join("r"));
+    }
+    c.connect(1, 3, "ben");
+    c.send(1, 3, &join("r"));
+    let (presence, _) = agreed(&c, "after the room opened on two nodes");
+    c.take(1, 3);
+    // Fifteen changes from each tab, thirty in all: the user's budget is bursts of 20.
+    for n in 0..15 {
+        for tab in [1, 2] {
+            let meta = format!(
+                r#"{{"type":"presence","room":"r","meta":{{"n":{}}}}}"#,
+                n * 10 + tab
+            );
+            c.send(0, tab, &meta);
+        }
+    }
+    let updates = |c: &mut Cluster| {
+        c.take(1, 3)
+            .into_iter()
+            .filter(|f| f.starts_with("presence r"))
+            .count()
+    };
+    assert_eq!(updates(&mut c), 20);
+    assert_eq!(agreed(&c, "while ten changes are held").0, presence + 20);
+    c.advance(Duration::from_millis(100));
+    assert_eq!(updates(&mut c), 1, "the held changes, as one");
+    assert_eq!(agreed(&c, "after the held changes went").0, presence + 21);
+    assert_eq!(c.presence_with_metas(1), c.presence_with_metas(0));
+    assert_eq!(
+        c.presence_with_metas(1),
+        [r#"ana[a-1={"n":141} a-2={"n":142}]"#, r#"ben[b-3=null]"#]
+    );
+    check_diffs_are_contiguous(&mut c);
+
+    let metas = RoomSignal::Metas {
+        conns: vec![ConnState {
+            conn: 1,
+            wire: "a-1".into(),
+            user: "ana".into(),
+            name: None,
+            meta: chorus_sdk::wire::Json::from_text(r#"{"n":1}"#).unwrap(),
+            since: 9,
+        }],
+    };
+    let bytes = metas.encode();
+    assert_eq!(
+        std::str::from_utf8(&bytes).unwrap(),
+        r#"{"v":1,"signal":{"metas":{"conns":[{"conn":1,"wire":"a-1","user":"ana","meta":{"n":1},"since":9}]}}}"#
+    );
+    assert_eq!(RoomSignal::decode("a", &bytes).unwrap(), metas);
+}
+
+#[test]
+fn a_metas_signal_lists_connections_of_one_user() {
+    let mut c = Cluster::new(2);
+    c.join(0, 1, "ana");
+    let room = RoomName::parse("r").unwrap();
+    let two_users = r#"{"v":1,"signal":{"metas":{"conns":[{"conn":1,"wire":"b-1","user":"u","meta":1,"since":1},{"conn":2,"wire":"b-2","user":"v","meta":1,"since":1}]}}}"#;
+    let now = c.now();
+    let err = c.nodes[0]
+        .hub
+        .handle_signal(now, room, "b", two_users.as_bytes())
+        .expect_err("refused");
+    assert!(err.to_string().contains("connections of one user"), "{err}");
+}
