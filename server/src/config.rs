@@ -204,6 +204,11 @@ pub struct Config {
     /// refuse every request).
     #[arg(long, env = "CHORUS_API_KEY", hide_env_values = true)]
     pub api_key: Option<String>,
+    /// `/metrics` answers only requests with the backend API key (`Authorization: Bearer <api
+    /// key>`), as `/v1/stats` does; needs `--api-key`. Off: anyone who reaches the port reads
+    /// it.
+    #[arg(long, env = "CHORUS_PRIVATE_METRICS")]
+    pub private_metrics: bool,
     /// Serve this directory (the plain-JS demo, `www/`) at `/demo/`.
     #[arg(long, env = "CHORUS_DEMO_DIR")]
     pub demo_dir: Option<PathBuf>,

@@ -125,6 +125,12 @@ pub async fn start(config: &Config, listener: TcpListener) -> Result<RunningServ
             ));
         }
     };
+    let api_key = config.api_key.clone().filter(|key| !key.is_empty());
+    if config.private_metrics && api_key.is_none() {
+        return Err(StartError::Config(
+            "--private-metrics needs --api-key: /metrics answers only requests with that key",
+        ));
+    }
     let (outcomes_tx, outcomes_rx) = tokio::sync::mpsc::unbounded_channel();
     let (inbound_tx, inbound_rx) = tokio::sync::mpsc::unbounded_channel();
     let node = format!("{:x}", store::random_epoch() & 0xffff_ffff);
@@ -251,7 +257,8 @@ pub async fn start(config: &Config, listener: TcpListener) -> Result<RunningServ
         sessions,
         node_stats: node_stats.clone(),
         auth: Authenticator::hs256(&secret),
-        api_key: config.api_key.clone().filter(|key| !key.is_empty()),
+        api_key,
+        private_metrics: config.private_metrics,
         limits: EdgeLimits {
             max_frame_bytes: config.max_frame_bytes,
             max_poll_body_bytes: config.max_poll_body_bytes,

@@ -311,6 +311,52 @@ async fn stats_readiness_and_prometheus_metrics_describe_the_server() {
     server.shutdown().await;
 }
 
+/// `--private-metrics`: `/metrics` answers only the backend API key, with the same 401 body as
+/// `/v1/stats`; and a server told to keep its metrics private without a key does not start.
+#[tokio::test]
+async fn private_metrics_answer_only_the_api_key() {
+    let mut config = support::backend_config();
+    config.private_metrics = true;
+    let server = support::start(&config).await;
+    let refused = http(&server, "GET", "/metrics", &[], None).await;
+    assert_eq!(refused.status, 401, "{}", refused.body);
+    let error = refused.json::<wire::ErrorBody>();
+    assert_eq!(error.code, ErrorCode::Unauthenticated, "{}", refused.body);
+    assert!(
+        error.message.contains("backend API key"),
+        "{}",
+        error.message
+    );
+    let wrong = [("Authorization", "Bearer not-the-key")];
+    assert_eq!(
+        http(&server, "GET", "/metrics", &wrong, None).await.status,
+        401
+    );
+    let key = key_header();
+    let auth = [("Authorization", key.as_str())];
+    let metrics = http(&server, "GET", "/metrics", &auth, None).await;
+    assert_eq!(metrics.status, 200);
+    assert!(
+        metrics.body.contains("chorus_connections "),
+        "{}",
+        metrics.body
+    );
+    server.shutdown().await;
+
+    let mut keyless = support::config();
+    keyless.private_metrics = true;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let err = chorus_server::start(&keyless, listener)
+        .await
+        .err()
+        .expect("refused");
+    assert!(
+        err.to_string()
+            .contains("--private-metrics needs --api-key"),
+        "{err}"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_tasks_gauge_counts_a_task_per_connection_and_closed_ones_leave_none_behind() {
     let server = support::start(&support::backend_config()).await;

@@ -75,6 +75,8 @@ pub struct AppStateInner {
     pub auth: Authenticator,
     /// The backend API key, if one is configured.
     pub api_key: Option<String>,
+    /// `/metrics` needs the API key (`--private-metrics`).
+    pub private_metrics: bool,
     /// Edge limits.
     pub limits: EdgeLimits,
     /// Open WebSocket connections, in total and per address.

@@ -365,7 +365,13 @@ async fn current_stats(state: &AppState) -> Result<Stats, ApiError> {
 }
 
 /// `GET /metrics`: Prometheus text exposition format.
-pub(super) async fn metrics(State(state): State<AppState>) -> Result<Response, ApiError> {
+pub(super) async fn metrics(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    if state.private_metrics {
+        backend_only(&state, &headers)?;
+    }
     let stats = current_stats(&state).await?;
     let mut body = super::metrics::render(&stats, &state.counters, &state.capacity);
     super::metrics::render_engine(
