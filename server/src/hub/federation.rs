@@ -20,6 +20,9 @@
 //!   connection of that node it still shows but the state leaves out as dropped (it lingers
 //!   for the grace period).
 //! - `conn`: one connection arrived or changed its meta (the same record as in `state`).
+//! - `metas`: some of one user's connections changed their meta, as one change: the changes
+//!   the sender held to the user's presence budget (see `presence.rs`). A receiver announces
+//!   the ones it shows live as one update, and adds any other as a `conn` would.
 //! - `gone`: one connection left the room; `linger` says whether it dropped (its user lingers
 //!   for the grace period, as for a dropped socket here) or left explicitly (gone at once).
 //! - `typing`: a user on the sender started (or refreshed) or stopped typing. Receivers expire
@@ -57,7 +60,8 @@
 //! the others apply carries one version everywhere, concurrent changes end on one version too
 //! (each node's count of changes is the same), and what ordering between nodes can still
 //! leave unequal (a grace period or a typing TTL ending a moment apart on two nodes, a
-//! receiver applying several changes from one `state`) is evened out by the next refresh:
+//! receiver applying several changes from one `state`, or from a `metas` naming connections
+//! it did not know) is evened out by the next refresh:
 //! the `state` every node sends every `HubConfig::federation_refresh` carries its versions
 //! and the others take the highest. Versions still only grow on each node. A member of a
 //! node whose presence version moved by more than one since the last change it was told

@@ -234,7 +234,7 @@ impl Hub {
                 .get(&room_name)
                 .is_some_and(|room| room.members.contains_key(&conn));
             // It re-sends the whole state, so it draws a join token as a first join does (and
-            // no presence token for a new meta).
+            // no connection presence token for a new meta; the user's presence budget applies).
             if joined_already && self.admit_join(now, conn, &room_name) {
                 self.apply_meta(now, conn, &room_name, join.meta);
                 self.send_joined(conn, &room_name);

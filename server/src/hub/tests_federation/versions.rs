@@ -195,3 +195,56 @@ fn a_metas_signal_lists_connections_of_one_user() {
         .expect_err("refused");
     assert!(err.to_string().contains("connections of one user"), "{err}");
 }
+
+/// Held changes of tabs that drop before their flush went with the departures: nothing is
+/// flushed, and the other nodes keep the user lingering (not live again) until the grace
+/// period ends, everywhere at once. A `metas` signal naming a connection the receiver does not
+/// know adds it, as a `conn` signal would.
+#[test]
+fn held_changes_of_dropped_tabs_are_not_flushed_and_unknown_ones_are_added() {
+    let mut c = Cluster::new(2);
+    for tab in [1, 2] {
+        c.connect(0, tab, "ana");
+        c.send(0, tab, &join("r"));
+    }
+    c.connect(1, 3, "ben");
+    c.send(1, 3, &join("r"));
+    // Cat keeps the room open on node a after ana's tabs drop.
+    c.connect(0, 4, "cat");
+    c.send(0, 4, &join("r"));
+    for n in 0..21 {
+        let meta = format!(r#"{{"type":"presence","room":"r","meta":{{"n":{n}}}}}"#);
+        c.send(0, 2 - n % 2, &meta);
+    }
+    let (held_at, _) = agreed(&c, "one change of tab 2 held");
+    c.disconnect(0, 1);
+    c.disconnect(0, 2);
+    let (dropped, _) = agreed(&c, "both tabs dropped");
+    assert_eq!(
+        dropped,
+        held_at + 1,
+        "the first drop is an update; the last lingers silently"
+    );
+    c.take(1, 3);
+    let grace = HubConfig::default().presence_grace;
+    c.advance(grace - Duration::from_millis(1));
+    assert_eq!(c.take(1, 3), Vec::<String>::new(), "no flush, no revival");
+    assert_eq!(agreed(&c, "while ana lingers").0, dropped);
+    c.advance(Duration::from_millis(1));
+    assert_eq!(c.take(1, 3), ["presence r -ana"]);
+    assert_eq!(c.presence(0), ["ben[b-3]", "cat[a-4]"]);
+    assert_eq!(c.presence(1), ["ben[b-3]", "cat[a-4]"]);
+
+    let unknown = r#"{"v":1,"signal":{"metas":{"conns":[{"conn":9,"wire":"a-9","user":"ana","meta":{"n":1},"since":1}]}}}"#;
+    let now = c.now();
+    let room = RoomName::parse("r").unwrap();
+    c.nodes[1]
+        .hub
+        .handle_signal(now, room, "a", unknown.as_bytes())
+        .expect("taken");
+    c.pump(1);
+    assert_eq!(
+        c.presence_with_metas(1),
+        [r#"ana[a-9={"n":1}]"#, "ben[b-3=null]", "cat[a-4=null]"]
+    );
+}
