@@ -170,19 +170,14 @@ impl Hub {
         };
         let user = state.identity.user.clone();
         let key = self.local_key(conn);
-        let budget = (
-            now.instant,
-            self.config.signal_rate,
-            self.config.signal_burst,
-        );
+        let budget = self.presence_budget(now);
         let Some(room) = self.rooms.get_mut(room_name) else {
             return;
         };
         match room.presence.set_local_meta(&user, &key, meta, budget) {
             MetaChange::Unchanged | MetaChange::Held(None) => {}
             MetaChange::Held(Some(at)) => {
-                let timer = Timer::PresenceFlush(room_name.clone(), user);
-                self.timers.push(Reverse((at, timer)));
+                self.arm_presence_flush(at, room_name, user);
             }
             MetaChange::Announce(change) => {
                 self.broadcast_presence(room_name, change, None);
@@ -193,21 +188,27 @@ impl Hub {
         }
     }
 
+    /// A user's presence budget as `Presence` takes it: now, and one connection's signal rate.
+    fn presence_budget(&self, now: Now) -> (std::time::Instant, f64, f64) {
+        let config = &self.config;
+        (now.instant, config.signal_rate, config.signal_burst)
+    }
+
+    fn arm_presence_flush(&mut self, at: std::time::Instant, room_name: &RoomName, user: String) {
+        let timer = Timer::PresenceFlush(room_name.clone(), user);
+        self.timers.push(Reverse((at, timer)));
+    }
+
     /// `Timer::PresenceFlush`: announces `user`'s held meta changes in the room, if any.
     pub(super) fn presence_flush_timer(&mut self, now: Now, room_name: &RoomName, user: String) {
-        let budget = (
-            now.instant,
-            self.config.signal_rate,
-            self.config.signal_burst,
-        );
+        let budget = self.presence_budget(now);
         let Some(room) = self.rooms.get_mut(room_name) else {
             return;
         };
         match room.presence.flush_held(&user, budget) {
             Flush::Nothing => {}
             Flush::Retry(at) => {
-                let timer = Timer::PresenceFlush(room_name.clone(), user);
-                self.timers.push(Reverse((at, timer)));
+                self.arm_presence_flush(at, room_name, user);
             }
             Flush::Announce(change, held) => {
                 let conns: Vec<_> = held

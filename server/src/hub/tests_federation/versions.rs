@@ -122,11 +122,8 @@ fn versions_agree_on_every_node_once_presence_does() {
     check_diffs_are_contiguous(&mut c);
 }
 
-/// A user's held meta changes (its tabs past the user's presence budget) reach the other nodes
-/// in one `metas` signal, announced there as one change too: the versions still agree, the
-/// diffs stay contiguous, and every node shows the latest metas.
-#[test]
-fn held_meta_changes_cross_nodes_as_one_change() {
+/// Two nodes: ana's tabs 1 and 2 on node a, ben's connection 3 on node b, all in room `r`.
+fn ana_with_two_tabs_on_a_and_ben_on_b() -> Cluster {
     let mut c = Cluster::new(2);
     for tab in [1, 2] {
         c.connect(0, tab, "ana");
@@ -134,6 +131,15 @@ fn held_meta_changes_cross_nodes_as_one_change() {
     }
     c.connect(1, 3, "ben");
     c.send(1, 3, &join("r"));
+    c
+}
+
+/// A user's held meta changes (its tabs past the user's presence budget) reach the other nodes
+/// in one `metas` signal, announced there as one change too: the versions still agree, the
+/// diffs stay contiguous, and every node shows the latest metas.
+#[test]
+fn held_meta_changes_cross_nodes_as_one_change() {
+    let mut c = ana_with_two_tabs_on_a_and_ben_on_b();
     let (presence, _) = agreed(&c, "after the room opened on two nodes");
     c.take(1, 3);
     // Fifteen changes from each tab, thirty in all: the user's budget is bursts of 20.
@@ -202,13 +208,7 @@ fn a_metas_signal_lists_connections_of_one_user() {
 /// know adds it, as a `conn` signal would.
 #[test]
 fn held_changes_of_dropped_tabs_are_not_flushed_and_unknown_ones_are_added() {
-    let mut c = Cluster::new(2);
-    for tab in [1, 2] {
-        c.connect(0, tab, "ana");
-        c.send(0, tab, &join("r"));
-    }
-    c.connect(1, 3, "ben");
-    c.send(1, 3, &join("r"));
+    let mut c = ana_with_two_tabs_on_a_and_ben_on_b();
     // Cat keeps the room open on node a after ana's tabs drop.
     c.connect(0, 4, "cat");
     c.send(0, 4, &join("r"));
