@@ -199,12 +199,7 @@ impl Drop for ConnectionPermit {
         if open.0 == 0 {
             self.limiter.all_closed.notify_waiters();
         }
-        if let Some(count) = open.1.get_mut(&self.ip) {
-            *count -= 1;
-            if *count == 0 {
-                open.1.remove(&self.ip);
-            }
-        }
+        release(&mut open.1, &self.ip);
     }
 }
 
@@ -238,11 +233,7 @@ impl UserLimiter {
     /// refusal's sentence).
     pub fn acquire(self: &Arc<Self>, user: &str) -> Result<UserPermit, String> {
         let mut open = self.open.lock().expect("limiter lock");
-        if open
-            .get(user)
-            .is_some_and(|&count| count >= self.max_per_user)
-            || self.max_per_user == 0
-        {
+        if open.get(user).copied().unwrap_or(0) >= self.max_per_user {
             let max = self.max_per_user;
             return Err(format!(
                 "a user may hold at most {max} connections to this server; close one (another tab) and retry"
@@ -259,11 +250,16 @@ impl UserLimiter {
 impl Drop for UserPermit {
     fn drop(&mut self) {
         let mut open = self.limiter.open.lock().expect("limiter lock");
-        if let Some(count) = open.get_mut(&self.user) {
-            *count -= 1;
-            if *count == 0 {
-                open.remove(&self.user);
-            }
+        release(&mut open, &self.user);
+    }
+}
+
+/// Gives back one of `key`'s slots, forgetting a key with none left.
+fn release<K: std::hash::Hash + Eq>(open: &mut HashMap<K, usize>, key: &K) {
+    if let Some(count) = open.get_mut(key) {
+        *count -= 1;
+        if *count == 0 {
+            open.remove(key);
         }
     }
 }

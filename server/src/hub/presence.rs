@@ -71,14 +71,7 @@ struct UserEntry {
     leave_at: Option<Instant>,
     /// This node's budget for announcing the user's meta changes; `None` until the first one
     /// (boxed: most users never change their meta, and an entry is per user and room).
-    meta_budget: Option<Box<MetaBudget>>,
-}
-
-#[derive(Debug)]
-struct MetaBudget {
-    bucket: TokenBucket,
-    /// Some connection's change is held, and a flush is due.
-    held: bool,
+    meta_budget: Option<Box<TokenBucket>>,
 }
 
 #[derive(Debug)]
@@ -87,7 +80,8 @@ struct ConnEntry {
     meta: Json,
     since: u64,
     lingering: bool,
-    /// Its meta changed and was not announced yet (see [`Presence::set_local_meta`]).
+    /// Its meta changed and was not announced yet (see [`Presence::set_local_meta`]); never
+    /// set on a lingering connection. While any is set, a flush is due.
     held: bool,
 }
 
@@ -253,21 +247,18 @@ impl Presence {
         let Some(entry) = self.users.get_mut(user) else {
             return MetaChange::Unchanged;
         };
+        let flush_due = entry.conns.values().any(|slot| slot.held);
         let Some(slot) = entry.conns.get_mut(conn).filter(|slot| slot.meta != meta) else {
             return MetaChange::Unchanged;
         };
         slot.meta = meta;
-        let budget = entry.meta_budget.get_or_insert_with(|| {
-            Box::new(MetaBudget {
-                bucket: TokenBucket::full(burst, now),
-                held: false,
-            })
-        });
-        if budget.held {
+        if flush_due {
             slot.held = true;
             return MetaChange::Held(None);
         }
-        match budget.bucket.take(now, rate, burst) {
+        let budget =
+            (entry.meta_budget).get_or_insert_with(|| Box::new(TokenBucket::full(burst, now)));
+        match budget.take(now, rate, burst) {
             Ok(()) => {
                 let wire = entry.to_wire(user);
                 self.version += 1;
@@ -275,7 +266,6 @@ impl Presence {
             }
             Err(wait) => {
                 slot.held = true;
-                budget.held = true;
                 MetaChange::Held(Some(now + wait.max(MIN_WAIT)))
             }
         }
@@ -290,23 +280,15 @@ impl Presence {
         let Some(entry) = self.users.get_mut(user) else {
             return Flush::Nothing;
         };
-        let Some(budget) = entry.meta_budget.as_mut().filter(|budget| budget.held) else {
+        // Held changes of connections gone since (or lingering: gone for the other nodes) are
+        // not announced: nothing is left to flush.
+        let flush_due = entry.conns.values().any(|slot| slot.held);
+        let Some(budget) = entry.meta_budget.as_mut().filter(|_| flush_due) else {
             return Flush::Nothing;
         };
-        // Held changes of connections gone since (or lingering: gone for the other nodes)
-        // went with their departure's update: nothing is left to announce.
-        if !entry
-            .conns
-            .values()
-            .any(|slot| slot.held && !slot.lingering)
-        {
-            budget.held = false;
-            return Flush::Nothing;
-        }
-        if let Err(wait) = budget.bucket.take(now, rate, burst) {
+        if let Err(wait) = budget.take(now, rate, burst) {
             return Flush::Retry(now + wait.max(MIN_WAIT));
         }
-        budget.held = false;
         let mut held = Vec::new();
         for (key, slot) in entry.conns.iter_mut().filter(|(_, slot)| slot.held) {
             slot.held = false;
@@ -319,12 +301,16 @@ impl Presence {
 
     /// Replaces one connection's meta (another node's: that node held it to its budget).
     pub(crate) fn set_meta(&mut self, user: &str, conn: &ConnKey, meta: Json) -> Option<Change> {
-        self.set_metas(user, vec![(conn.clone(), meta)])
+        self.set_metas(user, [(conn.clone(), meta)])
     }
 
     /// Replaces the metas of some of a user's connections (another node's, which held them to
     /// its budget and announces them together): one change, however many of them changed.
-    pub(crate) fn set_metas(&mut self, user: &str, metas: Vec<(ConnKey, Json)>) -> Option<Change> {
+    pub(crate) fn set_metas(
+        &mut self,
+        user: &str,
+        metas: impl IntoIterator<Item = (ConnKey, Json)>,
+    ) -> Option<Change> {
         let entry = self.users.get_mut(user)?;
         let mut changed = false;
         for (key, meta) in metas {
