@@ -3,9 +3,15 @@
 mod support;
 
 use chorus_sdk::client::{ClientConfig, ClientEvent, ConnectionState, Transport, TransportMode};
-use chorus_sdk::native::{MemoryStorage, NativeClient};
+use chorus_sdk::native::{Events, MemoryStorage, NativeClient};
 use chorus_sdk::wire::{Json, RoomName};
 use support::wait_for;
+
+/// A native client of `user` on the server at `base`, its outbox in memory.
+fn client(base: &str, user: &str, config: ClientConfig) -> (NativeClient, Events) {
+    let storage = Box::new(MemoryStorage::default());
+    NativeClient::start(base, support::token(user), config, storage)
+}
 
 async fn round_trip(mode: TransportMode, expected: Transport) {
     let server = support::start(&support::config()).await;
@@ -14,18 +20,8 @@ async fn round_trip(mode: TransportMode, expected: Transport) {
         transport: mode,
         ..ClientConfig::default()
     };
-    let (ana, mut ana_events) = NativeClient::start(
-        &base,
-        support::token("ana"),
-        config.clone(),
-        Box::new(MemoryStorage::default()),
-    );
-    let (ben, mut ben_events) = NativeClient::start(
-        &base,
-        support::token("ben"),
-        config,
-        Box::new(MemoryStorage::default()),
-    );
+    let (ana, mut ana_events) = client(&base, "ana", config.clone());
+    let (ben, mut ben_events) = client(&base, "ben", config);
     let room = RoomName::parse("r").unwrap();
     ana.join(room.clone(), Json::null());
     ben.join(room.clone(), Json::null());
@@ -97,12 +93,7 @@ async fn an_auto_client_past_its_users_connection_cap_is_told_and_carries_on_ove
     let server = support::start(&config).await;
     let _first = support::Client::connect(&server, "ana").await;
     let base = format!("http://{}", server.local_addr());
-    let (ana, mut events) = NativeClient::start(
-        &base,
-        support::token("ana"),
-        ClientConfig::default(),
-        Box::new(MemoryStorage::default()),
-    );
+    let (ana, mut events) = client(&base, "ana", ClientConfig::default());
     let room = RoomName::parse("r").unwrap();
     ana.join(room.clone(), Json::null());
     wait_for(&mut events, "the refusal", |e| {
